@@ -1,0 +1,230 @@
+//! Multi-head attention that takes any [`AttentionMask`] (padding, causal, prefix, arbitrary
+//! `[batch, query, key]` or per-head) and gives zeros, not NaN, for a query that may see no key.
+
+use burn::nn::{Dropout, DropoutConfig, Initializer, Linear, LinearConfig};
+use burn::prelude::*;
+use burn::tensor::activation::softmax;
+
+use super::mask::AttentionMask;
+use crate::error::Error;
+
+/// Configuration of [`MultiHeadAttention`].
+#[derive(Config, Debug)]
+pub struct MultiHeadAttentionConfig {
+    /// Model width.
+    pub hidden_size: usize,
+    /// Number of heads; must divide `hidden_size`.
+    pub num_heads: usize,
+    /// Dropout on the attention weights. Default 0.1.
+    #[config(default = 0.1)]
+    pub dropout: f64,
+    /// Standard deviation of the normal initialisation of the projections. Default 0.02.
+    #[config(default = 0.02)]
+    pub init_std: f64,
+}
+
+/// Scaled dot-product attention over `num_heads` heads.
+#[derive(Module, Debug)]
+pub struct MultiHeadAttention {
+    query: Linear,
+    key: Linear,
+    value: Linear,
+    output: Linear,
+    dropout: Dropout,
+    num_heads: usize,
+    head_size: usize,
+}
+
+impl MultiHeadAttentionConfig {
+    /// Checks the head count.
+    pub fn validate(&self) -> crate::Result<()> {
+        if self.num_heads == 0 || self.hidden_size % self.num_heads != 0 {
+            return Err(Error::HeadsDoNotDivide {
+                hidden: self.hidden_size,
+                heads: self.num_heads,
+            });
+        }
+        crate::error::check_rate("attention dropout", self.dropout)
+    }
+
+    /// Builds the module.
+    pub fn init(&self, device: &Device) -> crate::Result<MultiHeadAttention> {
+        self.validate()?;
+        let linear = || {
+            LinearConfig::new(self.hidden_size, self.hidden_size)
+                .with_initializer(Initializer::Normal {
+                    mean: 0.0,
+                    std: self.init_std,
+                })
+                .init(device)
+        };
+        Ok(MultiHeadAttention {
+            query: linear(),
+            key: linear(),
+            value: linear(),
+            output: linear(),
+            dropout: DropoutConfig::new(self.dropout).init(),
+            num_heads: self.num_heads,
+            head_size: self.hidden_size / self.num_heads,
+        })
+    }
+}
+
+impl MultiHeadAttention {
+    /// Attends from `queries` `[batch, q, hidden]` to `keys_values` `[batch, k, hidden]`.
+    /// Self-attention passes the same tensor twice.
+    pub fn forward(
+        &self,
+        queries: Tensor<3>,
+        keys_values: Tensor<3>,
+        mask: Option<&AttentionMask>,
+    ) -> Tensor<3> {
+        let [batch, q_len, hidden] = queries.dims();
+        let k_len = keys_values.dims()[1];
+        let heads = |x: Tensor<3>, len: usize| {
+            x.reshape([batch, len, self.num_heads, self.head_size])
+                .swap_dims(1, 2)
+        };
+        let q = heads(self.query.forward(queries), q_len);
+        let k = heads(self.key.forward(keys_values.clone()), k_len);
+        let v = heads(self.value.forward(keys_values), k_len);
+
+        let scale = (self.head_size as f64).powf(-0.5);
+        let scores = q.matmul(k.swap_dims(2, 3)).mul_scalar(scale);
+        let weights = match mask {
+            Some(mask) => {
+                let blocked = mask.blocked([batch, self.num_heads, q_len, k_len]);
+                // A finite fill keeps a fully blocked row finite through softmax; zeroing the
+                // blocked weights afterwards turns that row into zeros instead of a uniform mix.
+                let scores = scores.mask_fill(blocked.clone(), -1.0e9);
+                softmax(scores, 3).mask_fill(blocked, 0.0)
+            }
+            None => softmax(scores, 3),
+        };
+        let context = self
+            .dropout
+            .forward(weights)
+            .matmul(v)
+            .swap_dims(1, 2)
+            .reshape([batch, q_len, hidden]);
+        self.output.forward(context)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use burn::tensor::Distribution;
+
+    fn setup() -> (Device, MultiHeadAttention) {
+        let device = Device::flex();
+        let attn = MultiHeadAttentionConfig::new(16, 4)
+            .with_dropout(0.0)
+            .init(&device)
+            .unwrap();
+        (device, attn)
+    }
+
+    fn max_abs_diff(a: Tensor<3>, b: Tensor<3>) -> f32 {
+        (a - b).abs().max().into_scalar::<f32>()
+    }
+
+    #[test]
+    fn perturbing_a_padded_key_leaves_outputs_unchanged() {
+        let (device, attn) = setup();
+        let x = Tensor::<3>::random([2, 5, 16], Distribution::Normal(0.0, 1.0), &device);
+        let pad = Tensor::<2, Bool>::from_bool(
+            TensorData::new(
+                vec![false, false, false, true, true, false, false, false, false, true],
+                [2, 5],
+            ),
+            &device,
+        );
+        let mask = AttentionMask::padding(pad);
+        let base = attn.forward(x.clone(), x.clone(), Some(&mask));
+        let noise = Tensor::<3>::random([2, 5, 16], Distribution::Normal(0.0, 5.0), &device);
+        let keep = Tensor::<3>::from_data(
+            TensorData::new(
+                (0..10)
+                    .flat_map(|i| {
+                        let v = if [3, 4, 9].contains(&i) { 1.0f32 } else { 0.0 };
+                        std::iter::repeat_n(v, 16)
+                    })
+                    .collect::<Vec<_>>(),
+                [2, 5, 16],
+            ),
+            &device,
+        );
+        let perturbed = x.clone() + noise * keep;
+        let out = attn.forward(perturbed.clone(), perturbed, Some(&mask));
+        // Compare only the queries that are real tokens.
+        let real = |t: Tensor<3>| {
+            Tensor::cat(vec![t.clone().slice([0..1, 0..3]), t.slice([1..2, 0..4])], 1)
+        };
+        assert!(max_abs_diff(real(base.clone()), real(out.clone())) < 1e-5);
+        // And the perturbation does change the padded queries themselves (the test can fail).
+        assert!(max_abs_diff(base, out) > 1e-3);
+    }
+
+    #[test]
+    fn causal_outputs_ignore_later_tokens() {
+        let (device, attn) = setup();
+        let x = Tensor::<3>::random([1, 6, 16], Distribution::Normal(0.0, 1.0), &device);
+        let mask = AttentionMask::causal(6, &device);
+        let base = attn.forward(x.clone(), x.clone(), Some(&mask));
+        let changed = Tensor::cat(
+            vec![
+                x.clone().slice([0..1, 0..4]),
+                Tensor::<3>::random([1, 2, 16], Distribution::Normal(0.0, 3.0), &device),
+            ],
+            1,
+        );
+        let out = attn.forward(changed.clone(), changed, Some(&mask));
+        let first = |t: Tensor<3>| t.slice([0..1, 0..4]);
+        assert!(max_abs_diff(first(base.clone()), first(out.clone())) < 1e-5);
+        assert!(max_abs_diff(base, out) > 1e-3);
+    }
+
+    #[test]
+    fn a_fully_masked_row_gives_zeros_not_nan() {
+        let (device, attn) = setup();
+        let x = Tensor::<3>::random([1, 3, 16], Distribution::Normal(0.0, 1.0), &device);
+        let mut blocked = vec![false; 9];
+        blocked[3..6].fill(true); // query 1 may see nothing
+        let mask = AttentionMask::from_blocked(Tensor::<3, Bool>::from_bool(
+            TensorData::new(blocked, [1, 3, 3]),
+            &device,
+        ));
+        let out = attn.forward(x.clone(), x, Some(&mask));
+        let values: Vec<f32> = out.clone().into_data().to_vec().unwrap();
+        assert!(values.iter().all(|v| v.is_finite()));
+        // The row's context is zero, so its output is exactly the output projection's bias.
+        let row: Vec<f32> = out.slice([0..1, 1..2]).into_data().to_vec().unwrap();
+        let bias: Vec<f32> = attn
+            .output
+            .bias
+            .as_ref()
+            .unwrap()
+            .val()
+            .into_data()
+            .to_vec()
+            .unwrap();
+        for (a, b) in row.iter().zip(&bias) {
+            assert!((a - b).abs() < 1e-6);
+        }
+    }
+
+    #[test]
+    fn heads_must_divide_hidden() {
+        let err = MultiHeadAttentionConfig::new(10, 4)
+            .init(&Device::flex())
+            .unwrap_err();
+        assert!(matches!(
+            err,
+            Error::HeadsDoNotDivide {
+                hidden: 10,
+                heads: 4
+            }
+        ));
+    }
+}

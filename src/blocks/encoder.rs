@@ -1,0 +1,263 @@
+//! The Transformer encoder: a layer (self-attention + feed-forward, post-LN as BERT or pre-LN
+//! as GPT-2), a stack of them over [`Embeddings`], and the [`EncoderBackbone`] capability that
+//! objectives ask of it.
+//!
+//! A causal language model is this same encoder under a causal mask (x-transformers' `Decoder`
+//! is its `Encoder` with `causal = True`), so one backbone serves MLM and CLM alike.
+
+use burn::nn::{Dropout, DropoutConfig, LayerNorm, LayerNormConfig};
+use burn::prelude::*;
+
+use super::attention::{MultiHeadAttention, MultiHeadAttentionConfig};
+use super::embedding::{Embeddings, EmbeddingsConfig, PositionEncoding};
+use super::feed_forward::{FeedForward, FeedForwardConfig};
+use super::mask::AttentionMask;
+use crate::error::Error;
+
+/// Configuration of a [`TransformerEncoder`] backbone.
+#[derive(Config, Debug)]
+pub struct TransformerEncoderConfig {
+    /// Vocabulary size; must equal the tokenizer's.
+    pub vocab_size: usize,
+    /// Model width.
+    pub hidden_size: usize,
+    /// Number of layers.
+    pub num_layers: usize,
+    /// Attention heads per layer; must divide `hidden_size`.
+    pub num_heads: usize,
+    /// Inner width of the feed-forward networks.
+    pub ffn_size: usize,
+    /// Longest sequence. Default 512.
+    #[config(default = 512)]
+    pub max_positions: usize,
+    /// Position encoding. Default learned.
+    #[config(default = "PositionEncoding::Learned")]
+    pub positions: PositionEncoding,
+    /// Segment ids the embeddings know (0 for none). Default 2.
+    #[config(default = 2)]
+    pub num_segments: usize,
+    /// Dropout everywhere (embeddings, attention weights, residual branches). Default 0.1.
+    #[config(default = 0.1)]
+    pub dropout: f64,
+    /// LayerNorm before each sub-layer (GPT-2) instead of after the residual (BERT). Default false.
+    #[config(default = false)]
+    pub norm_first: bool,
+    /// LayerNorm epsilon. Default 1e-12.
+    #[config(default = 1e-12)]
+    pub layer_norm_eps: f64,
+}
+
+/// One encoder layer.
+#[derive(Module, Debug)]
+pub struct EncoderLayer {
+    attention: MultiHeadAttention,
+    attention_norm: LayerNorm,
+    ffn: FeedForward,
+    ffn_norm: LayerNorm,
+    dropout: Dropout,
+    norm_first: bool,
+}
+
+impl EncoderLayer {
+    /// Applies the layer to `[batch, len, hidden]`.
+    pub fn forward(&self, x: Tensor<3>, mask: Option<&AttentionMask>) -> Tensor<3> {
+        if self.norm_first {
+            let h = self.attention_norm.forward(x.clone());
+            let x = x + self.dropout.forward(self.attention.forward(h.clone(), h, mask));
+            let h = self.ffn_norm.forward(x.clone());
+            x + self.dropout.forward(self.ffn.forward(h))
+        } else {
+            let a = self.attention.forward(x.clone(), x.clone(), mask);
+            let x = self.attention_norm.forward(x + self.dropout.forward(a));
+            let f = self.ffn.forward(x.clone());
+            self.ffn_norm.forward(x + self.dropout.forward(f))
+        }
+    }
+}
+
+/// Embeddings followed by a stack of encoder layers.
+#[derive(Module, Debug)]
+pub struct TransformerEncoder {
+    /// Token, position and segment embeddings.
+    pub embeddings: Embeddings,
+    layers: Vec<EncoderLayer>,
+    /// Final LayerNorm, present with pre-LN layers.
+    final_norm: Option<LayerNorm>,
+    hidden_size: usize,
+}
+
+/// What an encoder objective needs of its backbone: hidden states for token ids under a mask,
+/// and the token table a tied output head reuses.
+pub trait EncoderBackbone {
+    /// Hidden states `[batch, len, hidden]` for `ids` `[batch, len]`.
+    fn encode(
+        &self,
+        ids: Tensor<2, Int>,
+        segments: Option<Tensor<2, Int>>,
+        mask: Option<&AttentionMask>,
+    ) -> Tensor<3>;
+    /// The token embedding table `[vocab, embedding]`, shared with a tied LM head.
+    fn token_embedding(&self) -> Tensor<2>;
+    /// Width of the hidden states.
+    fn hidden_size(&self) -> usize;
+    /// Vocabulary size.
+    fn vocab_size(&self) -> usize;
+    /// Longest sequence accepted.
+    fn max_positions(&self) -> usize;
+}
+
+impl TransformerEncoderConfig {
+    /// Checks sizes and rates.
+    pub fn validate(&self) -> crate::Result<()> {
+        for (name, value) in [
+            ("vocab_size", self.vocab_size),
+            ("hidden_size", self.hidden_size),
+            ("num_layers", self.num_layers),
+            ("num_heads", self.num_heads),
+            ("ffn_size", self.ffn_size),
+            ("max_positions", self.max_positions),
+        ] {
+            if value == 0 {
+                return Err(Error::InvalidConfig(format!("{name} must be positive")));
+            }
+        }
+        crate::error::check_rate("dropout", self.dropout)?;
+        self.attention().validate()
+    }
+
+    fn attention(&self) -> MultiHeadAttentionConfig {
+        MultiHeadAttentionConfig::new(self.hidden_size, self.num_heads).with_dropout(self.dropout)
+    }
+
+    /// Builds the backbone.
+    pub fn init(&self, device: &Device) -> crate::Result<TransformerEncoder> {
+        self.validate()?;
+        let norm = || {
+            LayerNormConfig::new(self.hidden_size)
+                .with_epsilon(self.layer_norm_eps)
+                .init(device)
+        };
+        let layers = (0..self.num_layers)
+            .map(|_| {
+                Ok(EncoderLayer {
+                    attention: self.attention().init(device)?,
+                    attention_norm: norm(),
+                    ffn: FeedForwardConfig::new(self.hidden_size, self.ffn_size)
+                        .with_dropout(self.dropout)
+                        .init(device),
+                    ffn_norm: norm(),
+                    dropout: DropoutConfig::new(self.dropout).init(),
+                    norm_first: self.norm_first,
+                })
+            })
+            .collect::<crate::Result<Vec<_>>>()?;
+        Ok(TransformerEncoder {
+            embeddings: EmbeddingsConfig::new(self.vocab_size, self.hidden_size)
+                .with_max_positions(self.max_positions)
+                .with_positions(self.positions)
+                .with_num_segments(self.num_segments)
+                .with_dropout(self.dropout)
+                .with_layer_norm_eps(self.layer_norm_eps)
+                .init(device),
+            layers,
+            final_norm: self.norm_first.then(norm),
+            hidden_size: self.hidden_size,
+        })
+    }
+
+    /// Parameters of the backbone by the arithmetic of its shapes (no LM head).
+    pub fn num_params(&self) -> usize {
+        let (v, h, f) = (self.vocab_size, self.hidden_size, self.ffn_size);
+        let positions = match self.positions {
+            PositionEncoding::Learned => self.max_positions * h,
+            PositionEncoding::Sinusoidal => 0,
+        };
+        let embeddings = v * h + positions + self.num_segments * h + 2 * h;
+        let layer = 4 * (h * h + h) + (h * f + f) + (f * h + h) + 2 * 2 * h;
+        let final_norm = if self.norm_first { 2 * h } else { 0 };
+        embeddings + self.num_layers * layer + final_norm
+    }
+}
+
+impl EncoderBackbone for TransformerEncoder {
+    fn encode(
+        &self,
+        ids: Tensor<2, Int>,
+        segments: Option<Tensor<2, Int>>,
+        mask: Option<&AttentionMask>,
+    ) -> Tensor<3> {
+        let mut x = self.embeddings.forward(ids, segments);
+        for layer in &self.layers {
+            x = layer.forward(x, mask);
+        }
+        match &self.final_norm {
+            Some(norm) => norm.forward(x),
+            None => x,
+        }
+    }
+
+    fn token_embedding(&self) -> Tensor<2> {
+        self.embeddings.tokens.weight.val()
+    }
+
+    fn hidden_size(&self) -> usize {
+        self.hidden_size
+    }
+
+    fn vocab_size(&self) -> usize {
+        self.embeddings.vocab_size()
+    }
+
+    fn max_positions(&self) -> usize {
+        self.embeddings.max_positions()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parameter_count_matches_the_arithmetic() {
+        let device = Device::flex();
+        for norm_first in [false, true] {
+            let cfg = TransformerEncoderConfig::new(100, 32, 2, 4, 64).with_norm_first(norm_first);
+            assert_eq!(cfg.init(&device).unwrap().num_params(), cfg.num_params());
+        }
+    }
+
+    #[test]
+    fn zero_layers_or_bad_heads_are_typed_errors() {
+        let device = Device::flex();
+        assert!(matches!(
+            TransformerEncoderConfig::new(100, 30, 2, 4, 64).init(&device),
+            Err(Error::HeadsDoNotDivide { .. })
+        ));
+        assert!(matches!(
+            TransformerEncoderConfig::new(100, 32, 0, 4, 64).init(&device),
+            Err(Error::InvalidConfig(_))
+        ));
+    }
+
+    #[test]
+    fn a_causal_stack_never_looks_ahead() {
+        let device = Device::flex();
+        let model = TransformerEncoderConfig::new(50, 32, 2, 4, 64)
+            .with_dropout(0.0)
+            .init(&device)
+            .unwrap();
+        let mask = AttentionMask::causal(6, &device);
+        let a = Tensor::<2, Int>::from_ints([[5, 6, 7, 8, 9, 10]], &device);
+        let b = Tensor::<2, Int>::from_ints([[5, 6, 7, 8, 40, 41]], &device);
+        let ha = model.encode(a, None, Some(&mask));
+        let hb = model.encode(b, None, Some(&mask));
+        let diff = |r: std::ops::Range<usize>| {
+            (ha.clone().slice([0..1, r.clone()]) - hb.clone().slice([0..1, r]))
+                .abs()
+                .max()
+                .into_scalar::<f32>()
+        };
+        assert!(diff(0..4) < 1e-5, "prefix changed by later tokens");
+        assert!(diff(4..6) > 1e-3, "later positions did not react");
+    }
+}

@@ -1,0 +1,55 @@
+//! The position-wise feed-forward network: linear, GELU, dropout, linear.
+
+use burn::nn::{Dropout, DropoutConfig, Initializer, Linear, LinearConfig};
+use burn::prelude::*;
+use burn::tensor::activation::gelu;
+
+/// Configuration of [`FeedForward`].
+#[derive(Config, Debug)]
+pub struct FeedForwardConfig {
+    /// Model width.
+    pub hidden_size: usize,
+    /// Inner width (usually 4 × hidden).
+    pub ffn_size: usize,
+    /// Dropout after the activation. Default 0.1.
+    #[config(default = 0.1)]
+    pub dropout: f64,
+    /// Standard deviation of the normal initialisation. Default 0.02.
+    #[config(default = 0.02)]
+    pub init_std: f64,
+}
+
+/// Two linear maps with a GELU between them.
+#[derive(Module, Debug)]
+pub struct FeedForward {
+    up: Linear,
+    down: Linear,
+    dropout: Dropout,
+}
+
+impl FeedForwardConfig {
+    /// Builds the module.
+    pub fn init(&self, device: &Device) -> FeedForward {
+        let init = Initializer::Normal {
+            mean: 0.0,
+            std: self.init_std,
+        };
+        FeedForward {
+            up: LinearConfig::new(self.hidden_size, self.ffn_size)
+                .with_initializer(init.clone())
+                .init(device),
+            down: LinearConfig::new(self.ffn_size, self.hidden_size)
+                .with_initializer(init)
+                .init(device),
+            dropout: DropoutConfig::new(self.dropout).init(),
+        }
+    }
+}
+
+impl FeedForward {
+    /// Applies the network to `[batch, len, hidden]`.
+    pub fn forward(&self, x: Tensor<3>) -> Tensor<3> {
+        self.down
+            .forward(self.dropout.forward(gelu(self.up.forward(x))))
+    }
+}

@@ -1,0 +1,67 @@
+//! The language-model head: BERT's transform (dense, GELU, LayerNorm) then a projection tied to
+//! the token embedding, evaluated only at the positions that carry a target.
+//!
+//! Projecting only the ~15 % of positions MLM predicts is what makes the head cheap: the vocab
+//! projection is the largest matmul of a small model.
+
+use burn::nn::{Initializer, LayerNorm, LayerNormConfig, Linear, LinearConfig};
+use burn::module::Param;
+use burn::prelude::*;
+use burn::tensor::activation::gelu;
+
+/// Configuration of [`LmHead`].
+#[derive(Config, Debug)]
+pub struct LmHeadConfig {
+    /// Width of the backbone's hidden states.
+    pub hidden_size: usize,
+    /// Width of the token embedding the output is tied to.
+    pub embedding_size: usize,
+    /// Vocabulary size.
+    pub vocab_size: usize,
+    /// LayerNorm epsilon. Default 1e-12.
+    #[config(default = 1e-12)]
+    pub layer_norm_eps: f64,
+}
+
+/// Transform + tied output projection + output bias.
+#[derive(Module, Debug)]
+pub struct LmHead {
+    dense: Linear,
+    norm: LayerNorm,
+    bias: Param<Tensor<1>>,
+}
+
+impl LmHeadConfig {
+    /// Builds the head.
+    pub fn init(&self, device: &Device) -> LmHead {
+        LmHead {
+            dense: LinearConfig::new(self.hidden_size, self.embedding_size)
+                .with_initializer(Initializer::Normal {
+                    mean: 0.0,
+                    std: 0.02,
+                })
+                .init(device),
+            norm: LayerNormConfig::new(self.embedding_size)
+                .with_epsilon(self.layer_norm_eps)
+                .init(device),
+            bias: Param::from_tensor(Tensor::zeros([self.vocab_size], device)),
+        }
+    }
+}
+
+impl LmHead {
+    /// Logits `[n, vocab]` for the hidden states at `positions`, given as flat indices into
+    /// `hidden` `[batch, len, width]` (`b * len + t`); `embedding` is the tied table
+    /// `[vocab, embedding_size]`.
+    pub fn forward_at(
+        &self,
+        hidden: Tensor<3>,
+        positions: Tensor<1, Int>,
+        embedding: Tensor<2>,
+    ) -> Tensor<2> {
+        let [batch, len, width] = hidden.dims();
+        let picked = hidden.reshape([batch * len, width]).select(0, positions);
+        let h = self.norm.forward(gelu(self.dense.forward(picked)));
+        h.matmul(embedding.transpose()) + self.bias.val().unsqueeze_dim(0)
+    }
+}

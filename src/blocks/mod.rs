@@ -1,0 +1,15 @@
+//! Composable Transformer blocks: burn modules, each with a `Config` and `init(&device)`.
+
+pub mod attention;
+pub mod embedding;
+pub mod encoder;
+pub mod feed_forward;
+pub mod lm_head;
+pub mod mask;
+
+pub use attention::{MultiHeadAttention, MultiHeadAttentionConfig};
+pub use embedding::{Embeddings, EmbeddingsConfig, PositionEncoding};
+pub use encoder::{EncoderBackbone, EncoderLayer, TransformerEncoder, TransformerEncoderConfig};
+pub use feed_forward::{FeedForward, FeedForwardConfig};
+pub use lm_head::{LmHead, LmHeadConfig};
+pub use mask::AttentionMask;

@@ -1,0 +1,369 @@
+//! Plain-text corpora: files → documents → sentences, with a train/validation split by document.
+//!
+//! Document boundaries are kept because sentence-level objectives (NSP, SOP) and BART's sentence
+//! permutation need them. Sentences are found by a small rule-based splitter: good enough for
+//! pretraining data, and deterministic.
+
+use std::path::{Path, PathBuf};
+
+use crate::error::{Error, Result};
+
+/// One document: a name (its file, or file and paragraph) and its sentences in order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Document {
+    /// Where the document came from, e.g. `brown/ca01.txt`; also the key of the train/validation
+    /// split, so a document stays on its side of the split whatever the file order.
+    pub name: String,
+    /// The document's sentences, in order.
+    pub sentences: Vec<String>,
+}
+
+/// How a text file is cut into documents.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum DocumentBoundary {
+    /// Each file is one document; its blank-line-separated paragraphs are joined.
+    #[default]
+    File,
+    /// Each blank-line-separated block of a file is one document.
+    BlankLine,
+}
+
+/// A collection of documents.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Corpus {
+    /// The documents, in the order they were read.
+    pub documents: Vec<Document>,
+}
+
+/// The folder of the corpus bundled with the crate (`data/` beside `Cargo.toml`).
+pub fn bundled_data_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("data")
+}
+
+impl Corpus {
+    /// The bundled pretraining corpus: the Brown corpus and Shakespeare's plays, one document per
+    /// file (see `data/README.md`).
+    pub fn bundled() -> Result<Self> {
+        let dir = bundled_data_dir();
+        let mut corpus = Corpus::from_dir(dir.join("brown"), DocumentBoundary::File)?;
+        corpus
+            .documents
+            .extend(Corpus::from_dir(dir.join("shakespeare"), DocumentBoundary::File)?.documents);
+        Ok(corpus)
+    }
+
+    /// Reads every `*.txt` file under `dir` (recursively, in sorted order).
+    pub fn from_dir(dir: impl AsRef<Path>, boundary: DocumentBoundary) -> Result<Self> {
+        let dir = dir.as_ref();
+        let mut files = Vec::new();
+        collect_txt_files(dir, &mut files)?;
+        if files.is_empty() {
+            return Err(Error::EmptyCorpus(format!(
+                "no .txt files under {}",
+                dir.display()
+            )));
+        }
+        let parent = dir.parent().unwrap_or(dir);
+        let mut corpus = Corpus::default();
+        for file in files {
+            let name = file
+                .strip_prefix(parent)
+                .unwrap_or(&file)
+                .to_string_lossy()
+                .into_owned();
+            let text = read_utf8(&file)?;
+            corpus.push_text(&name, &text, boundary);
+        }
+        corpus.non_empty(&dir.display().to_string())
+    }
+
+    /// Reads the given files.
+    pub fn from_files<P: AsRef<Path>>(files: &[P], boundary: DocumentBoundary) -> Result<Self> {
+        let mut corpus = Corpus::default();
+        for file in files {
+            let file = file.as_ref();
+            let text = read_utf8(file)?;
+            corpus.push_text(&file.to_string_lossy(), &text, boundary);
+        }
+        corpus.non_empty("the given files")
+    }
+
+    /// Builds a corpus from in-memory `(name, text)` pairs.
+    pub fn from_texts<'a>(
+        texts: impl IntoIterator<Item = (&'a str, &'a str)>,
+        boundary: DocumentBoundary,
+    ) -> Result<Self> {
+        let mut corpus = Corpus::default();
+        for (name, text) in texts {
+            corpus.push_text(name, text, boundary);
+        }
+        corpus.non_empty("the given texts")
+    }
+
+    fn push_text(&mut self, name: &str, text: &str, boundary: DocumentBoundary) {
+        let paragraphs = paragraphs(text);
+        match boundary {
+            DocumentBoundary::File => {
+                let sentences: Vec<String> =
+                    paragraphs.iter().flat_map(|p| split_sentences(p)).collect();
+                if !sentences.is_empty() {
+                    self.documents.push(Document {
+                        name: name.to_string(),
+                        sentences,
+                    });
+                }
+            }
+            DocumentBoundary::BlankLine => {
+                for (i, paragraph) in paragraphs.iter().enumerate() {
+                    let sentences = split_sentences(paragraph);
+                    if !sentences.is_empty() {
+                        self.documents.push(Document {
+                            name: format!("{name}#{i}"),
+                            sentences,
+                        });
+                    }
+                }
+            }
+        }
+    }
+
+    fn non_empty(self, what: &str) -> Result<Self> {
+        if self.documents.is_empty() {
+            Err(Error::EmptyCorpus(format!("{what} hold no text")))
+        } else {
+            Ok(self)
+        }
+    }
+
+    /// Number of documents.
+    pub fn len(&self) -> usize {
+        self.documents.len()
+    }
+
+    /// Whether the corpus has no documents.
+    pub fn is_empty(&self) -> bool {
+        self.documents.is_empty()
+    }
+
+    /// Splits by document into `(train, validation)`. A document goes to validation when a hash
+    /// of its name and `seed` falls below `valid_fraction`, so the split does not depend on file
+    /// order. Both sides get at least one document.
+    pub fn split(self, valid_fraction: f64, seed: u64) -> Result<(Corpus, Corpus)> {
+        crate::error::check_rate("valid_fraction", valid_fraction)?;
+        if self.documents.len() < 2 {
+            return Err(Error::EmptyCorpus(format!(
+                "a train/validation split needs at least 2 documents, the corpus has {}",
+                self.documents.len()
+            )));
+        }
+        let keyed: Vec<(f64, Document)> = self
+            .documents
+            .into_iter()
+            .map(|d| (unit_hash(&d.name, seed), d))
+            .collect();
+        let (mut valid, mut train): (Vec<_>, Vec<_>) =
+            keyed.into_iter().partition(|(h, _)| *h < valid_fraction);
+        // Guarantee a non-empty side by moving the document closest to the threshold.
+        let by_key = |a: &(f64, Document), b: &(f64, Document)| a.0.total_cmp(&b.0);
+        if valid.is_empty() {
+            train.sort_by(by_key);
+            valid.push(train.remove(0));
+        } else if train.is_empty() {
+            valid.sort_by(by_key);
+            train.push(valid.pop().expect("valid has at least 2 documents"));
+        }
+        let strip = |v: Vec<(f64, Document)>| Corpus {
+            documents: v.into_iter().map(|(_, d)| d).collect(),
+        };
+        Ok((strip(train), strip(valid)))
+    }
+}
+
+fn collect_txt_files(dir: &Path, out: &mut Vec<PathBuf>) -> Result<()> {
+    let entries = std::fs::read_dir(dir).map_err(|e| Error::io(dir, e))?;
+    let mut paths: Vec<PathBuf> = entries
+        .map(|e| e.map(|e| e.path()).map_err(|err| Error::io(dir, err)))
+        .collect::<Result<_>>()?;
+    paths.sort();
+    for path in paths {
+        if path.is_dir() {
+            collect_txt_files(&path, out)?;
+        } else if path.extension().is_some_and(|e| e == "txt") {
+            out.push(path);
+        }
+    }
+    Ok(())
+}
+
+/// Reads a file that must be UTF-8, naming the first bad byte otherwise.
+pub fn read_utf8(path: &Path) -> Result<String> {
+    let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+    String::from_utf8(bytes).map_err(|e| Error::NotUtf8 {
+        path: path.to_path_buf(),
+        offset: e.utf8_error().valid_up_to(),
+    })
+}
+
+/// Blank-line-separated blocks of a text, each with its lines joined by single spaces.
+fn paragraphs(text: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut current = String::new();
+    for line in text.lines() {
+        let line = line.trim();
+        if line.is_empty() {
+            if !current.is_empty() {
+                out.push(std::mem::take(&mut current));
+            }
+        } else {
+            if !current.is_empty() {
+                current.push(' ');
+            }
+            current.push_str(line);
+        }
+    }
+    if !current.is_empty() {
+        out.push(current);
+    }
+    out
+}
+
+/// Abbreviations after which a period does not end a sentence.
+const ABBREVIATIONS: &[&str] = &[
+    "mr", "mrs", "ms", "dr", "st", "jr", "sr", "prof", "gen", "gov", "sen", "rep", "col", "lt",
+    "capt", "sgt", "rev", "vs", "etc", "no", "co", "inc", "ltd", "mt", "ft", "u.s", "e.g", "i.e",
+];
+
+/// Splits a paragraph into sentences at `.`, `!` or `?` (with any closing quotes or brackets)
+/// followed by whitespace and an upper-case letter, digit or opening quote, except after a
+/// known abbreviation or a single initial.
+pub fn split_sentences(paragraph: &str) -> Vec<String> {
+    let chars: Vec<(usize, char)> = paragraph.char_indices().collect();
+    let mut sentences = Vec::new();
+    let mut start = 0usize;
+    let mut i = 0usize;
+    while i < chars.len() {
+        let (_, c) = chars[i];
+        if matches!(c, '.' | '!' | '?') {
+            let mut end = i + 1;
+            while end < chars.len() && matches!(chars[end].1, '"' | '\'' | ')' | ']') {
+                end += 1;
+            }
+            let next_starts = end + 1 < chars.len()
+                && chars[end].1.is_whitespace()
+                && {
+                    let n = chars[end + 1].1;
+                    n.is_uppercase() || n.is_ascii_digit() || matches!(n, '"' | '\'' | '(')
+                };
+            if next_starts && !(c == '.' && ends_with_abbreviation(paragraph, chars[i].0)) {
+                let end_byte = chars.get(end).map_or(paragraph.len(), |(b, _)| *b);
+                let sentence = paragraph[start..end_byte].trim();
+                if !sentence.is_empty() {
+                    sentences.push(sentence.to_string());
+                }
+                start = end_byte;
+                i = end;
+                continue;
+            }
+        }
+        i += 1;
+    }
+    let rest = paragraph[start..].trim();
+    if !rest.is_empty() {
+        sentences.push(rest.to_string());
+    }
+    sentences
+}
+
+fn ends_with_abbreviation(text: &str, period_byte: usize) -> bool {
+    let before = &text[..period_byte];
+    let word = before
+        .rsplit(|c: char| c.is_whitespace() || c == '(' || c == '"')
+        .next()
+        .unwrap_or("");
+    let lower = word.to_lowercase();
+    (word.chars().count() == 1 && word.chars().all(char::is_uppercase))
+        || ABBREVIATIONS.contains(&lower.as_str())
+}
+
+/// A hash of `(name, seed)` mapped to `[0, 1)`: FNV-1a, then a SplitMix64 finaliser.
+fn unit_hash(name: &str, seed: u64) -> f64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325 ^ seed;
+    for b in name.bytes() {
+        h ^= u64::from(b);
+        h = h.wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    (crate::noise::splitmix64(h) >> 11) as f64 / (1u64 << 53) as f64
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sentences_split_at_terminal_punctuation_but_not_abbreviations() {
+        let s = split_sentences("Mr. Smith went to Washington. He said \"Hi!\" Then J. Doe left? Yes.");
+        assert_eq!(
+            s,
+            vec![
+                "Mr. Smith went to Washington.",
+                "He said \"Hi!\"",
+                "Then J. Doe left?",
+                "Yes."
+            ]
+        );
+    }
+
+    #[test]
+    fn file_boundary_keeps_one_document_and_blank_line_boundary_makes_several() {
+        let text = "First para. Still first.\n\nSecond para.\n";
+        let one = Corpus::from_texts([("a", text)], DocumentBoundary::File).unwrap();
+        assert_eq!(one.len(), 1);
+        assert_eq!(one.documents[0].sentences.len(), 3);
+        let two = Corpus::from_texts([("a", text)], DocumentBoundary::BlankLine).unwrap();
+        assert_eq!(two.len(), 2);
+    }
+
+    #[test]
+    fn empty_text_is_an_error() {
+        let err = Corpus::from_texts([("a", "  \n\n ")], DocumentBoundary::File).unwrap_err();
+        assert!(matches!(err, Error::EmptyCorpus(_)), "{err}");
+    }
+
+    #[test]
+    fn non_utf8_file_is_a_typed_error() {
+        let dir = std::env::temp_dir().join(format!("pretext-utf8-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("bad.txt");
+        std::fs::write(&path, b"fine text \xff\xfe more").unwrap();
+        let err = Corpus::from_files(&[&path], DocumentBoundary::File).unwrap_err();
+        assert!(
+            matches!(err, Error::NotUtf8 { offset: 10, .. }),
+            "unexpected error: {err}"
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn split_is_by_document_and_stable_under_reordering() {
+        let texts: Vec<(String, String)> = (0..200)
+            .map(|i| (format!("doc{i}"), format!("Sentence {i}. Another one.")))
+            .collect();
+        let corpus = Corpus::from_texts(
+            texts.iter().map(|(n, t)| (n.as_str(), t.as_str())),
+            DocumentBoundary::File,
+        )
+        .unwrap();
+        let mut reversed = corpus.clone();
+        reversed.documents.reverse();
+        let (train, valid) = corpus.split(0.1, 7).unwrap();
+        let (_, valid_rev) = reversed.split(0.1, 7).unwrap();
+        assert_eq!(train.len() + valid.len(), 200);
+        assert!((5..=40).contains(&valid.len()), "valid has {}", valid.len());
+        let mut a: Vec<_> = valid.documents.iter().map(|d| &d.name).collect();
+        let mut b: Vec<_> = valid_rev.documents.iter().map(|d| &d.name).collect();
+        a.sort();
+        b.sort();
+        assert_eq!(a, b);
+        assert!(train.documents.iter().all(|d| !a.contains(&&d.name)));
+    }
+}

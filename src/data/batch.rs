@@ -1,0 +1,125 @@
+//! Padding and stacking token-level examples into tensors on a device.
+
+use burn::prelude::*;
+
+use crate::error::{Error, Result};
+use crate::noise::IGNORE_INDEX;
+
+/// One example for a token-level objective (masked or causal LM).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TokenExample {
+    /// Input ids, special tokens included.
+    pub input_ids: Vec<u32>,
+    /// Segment (token type) id of each input token.
+    pub segment_ids: Vec<u32>,
+    /// Per position, the id to predict or [`IGNORE_INDEX`].
+    pub targets: Vec<i64>,
+}
+
+/// A padded batch of [`TokenExample`]s.
+#[derive(Debug, Clone)]
+pub struct TokenBatch {
+    /// `[batch, len]` input ids, padded with the pad id.
+    pub input_ids: Tensor<2, Int>,
+    /// `[batch, len]` segment ids.
+    pub segment_ids: Tensor<2, Int>,
+    /// `[batch, len]`, `true` at padding.
+    pub padding: Tensor<2, Bool>,
+    /// Flat indices (`b * len + t`) of the positions that carry a target.
+    pub target_positions: Tensor<1, Int>,
+    /// The ids to predict at `target_positions`.
+    pub target_ids: Tensor<1, Int>,
+    /// Number of real (non-padding) tokens.
+    pub num_tokens: usize,
+    /// Number of targets.
+    pub num_targets: usize,
+}
+
+impl TokenBatch {
+    /// Pads `examples` to the longest one and moves them to `device`.
+    pub fn collate(examples: &[TokenExample], pad_id: u32, device: &Device) -> Result<Self> {
+        let batch = examples.len();
+        let len = examples.iter().map(|e| e.input_ids.len()).max().unwrap_or(0);
+        if batch == 0 || len == 0 {
+            return Err(Error::InvalidConfig("cannot collate an empty batch".into()));
+        }
+        let mut ids = vec![pad_id as i64; batch * len];
+        let mut segments = vec![0i64; batch * len];
+        let mut padding = vec![true; batch * len];
+        let mut positions = Vec::new();
+        let mut targets = Vec::new();
+        let mut num_tokens = 0;
+        for (b, e) in examples.iter().enumerate() {
+            if e.segment_ids.len() != e.input_ids.len() || e.targets.len() != e.input_ids.len() {
+                return Err(Error::InvalidConfig(format!(
+                    "example {b} has {} ids, {} segment ids and {} targets",
+                    e.input_ids.len(),
+                    e.segment_ids.len(),
+                    e.targets.len()
+                )));
+            }
+            num_tokens += e.input_ids.len();
+            for (t, (&id, (&seg, &target))) in e
+                .input_ids
+                .iter()
+                .zip(e.segment_ids.iter().zip(&e.targets))
+                .enumerate()
+            {
+                let flat = b * len + t;
+                ids[flat] = i64::from(id);
+                segments[flat] = i64::from(seg);
+                padding[flat] = false;
+                if target != IGNORE_INDEX {
+                    positions.push(flat as i64);
+                    targets.push(target);
+                }
+            }
+        }
+        if positions.is_empty() {
+            return Err(Error::InvalidConfig(
+                "the batch has no position to predict".into(),
+            ));
+        }
+        let n = positions.len();
+        Ok(Self {
+            input_ids: Tensor::from_data(TensorData::new(ids, [batch, len]), device),
+            segment_ids: Tensor::from_data(TensorData::new(segments, [batch, len]), device),
+            padding: Tensor::from_data(TensorData::new(padding, [batch, len]), device),
+            target_positions: Tensor::from_data(TensorData::new(positions, [n]), device),
+            target_ids: Tensor::from_data(TensorData::new(targets, [n]), device),
+            num_tokens,
+            num_targets: n,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn collate_pads_and_lists_targets() {
+        let device = Device::flex();
+        let examples = vec![
+            TokenExample {
+                input_ids: vec![2, 10, 11, 3],
+                segment_ids: vec![0; 4],
+                targets: vec![-100, 10, -100, -100],
+            },
+            TokenExample {
+                input_ids: vec![2, 12, 3],
+                segment_ids: vec![0; 3],
+                targets: vec![-100, -100, 3],
+            },
+        ];
+        let b = TokenBatch::collate(&examples, 0, &device).unwrap();
+        assert_eq!(b.input_ids.dims(), [2, 4]);
+        let ids: Vec<i64> = b.input_ids.into_data().convert::<i64>().to_vec().unwrap();
+        assert_eq!(ids, vec![2, 10, 11, 3, 2, 12, 3, 0]);
+        let pos: Vec<i64> = b.target_positions.into_data().convert::<i64>().to_vec().unwrap();
+        assert_eq!(pos, vec![1, 6]);
+        let pad: Vec<bool> = b.padding.into_data().to_vec().unwrap();
+        assert_eq!(pad, vec![false, false, false, false, false, false, false, true]);
+        assert_eq!((b.num_tokens, b.num_targets), (7, 2));
+    }
+}

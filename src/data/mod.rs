@@ -1,0 +1,34 @@
+//! From tokenized documents to batches: segments, example sources and collation.
+
+pub mod batch;
+pub mod segments;
+
+pub use batch::{TokenBatch, TokenExample};
+pub use segments::{Segment, TokenizedDocument, pack_segments, tokenize_corpus};
+
+use burn::prelude::Device;
+
+use crate::error::Result;
+use crate::noise::ExampleRng;
+
+/// The data side of an objective: how example `index` of a split is made, and how examples
+/// become a batch. Implementations are pure given the random stream they are handed, which the
+/// training loop derives from `(seed, epoch, index)`.
+pub trait Task: Send + Sync {
+    /// One example, on plain data.
+    type Example: Send;
+    /// A batch, as tensors on a device.
+    type Batch: Clone + Send;
+
+    /// Number of distinct examples in one epoch.
+    fn num_examples(&self) -> usize;
+
+    /// Makes example `index` (`< num_examples()`) with the given random stream.
+    fn example(&self, index: usize, rng: &mut ExampleRng) -> Result<Self::Example>;
+
+    /// Pads and stacks examples into a batch on `device`.
+    fn collate(&self, examples: &[Self::Example], device: &Device) -> Result<Self::Batch>;
+
+    /// Real (non-padding) tokens in a batch, for throughput figures.
+    fn batch_tokens(batch: &Self::Batch) -> usize;
+}

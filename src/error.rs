@@ -1,0 +1,115 @@
+//! The crate's one error type: every way user input (configs, files, token ids, lengths,
+//! checkpoints) can be wrong, each with a message that names the problem.
+
+use std::path::PathBuf;
+
+/// Everything that can go wrong in `pretext` because of its input.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// A configuration value is out of its valid range or inconsistent with another one.
+    #[error("invalid config: {0}")]
+    InvalidConfig(String),
+    /// The hidden size cannot be split evenly over the attention heads.
+    #[error("hidden size {hidden} is not divisible by the number of heads {heads}")]
+    HeadsDoNotDivide {
+        /// The model's hidden size.
+        hidden: usize,
+        /// The number of attention heads.
+        heads: usize,
+    },
+    /// A probability or rate lies outside `[0, 1]`.
+    #[error("{name} must lie in [0, 1], got {value}")]
+    RateOutOfRange {
+        /// Which rate.
+        name: &'static str,
+        /// The value given.
+        value: f64,
+    },
+    /// A sequence is longer than the model's position table.
+    #[error("sequence of {len} tokens is longer than the position table ({max} positions)")]
+    SequenceTooLong {
+        /// The sequence length asked for.
+        len: usize,
+        /// The number of positions the model has.
+        max: usize,
+    },
+    /// The tokenizer and the model disagree on the vocabulary size.
+    #[error("the tokenizer has {tokenizer} tokens but the model's vocabulary has {model}")]
+    VocabMismatch {
+        /// The tokenizer's vocabulary size.
+        tokenizer: usize,
+        /// The model's vocabulary size.
+        model: usize,
+    },
+    /// A token id does not exist in the vocabulary.
+    #[error("token id {id} is outside the vocabulary of {vocab} tokens")]
+    TokenOutOfRange {
+        /// The offending id.
+        id: u32,
+        /// The vocabulary size.
+        vocab: usize,
+    },
+    /// The tokenizer lacks a special token the crate needs.
+    #[error("the tokenizer has no special token {0} (pretext needs [PAD] [UNK] [CLS] [SEP] [MASK])")]
+    MissingSpecialToken(String),
+    /// A corpus (or one split of it) holds no text.
+    #[error("empty corpus: {0}")]
+    EmptyCorpus(String),
+    /// A text file is not UTF-8.
+    #[error("{path} is not valid UTF-8 (first bad byte at offset {offset})")]
+    NotUtf8 {
+        /// The file.
+        path: PathBuf,
+        /// Byte offset of the first invalid sequence.
+        offset: usize,
+    },
+    /// A checkpoint is missing, truncated or does not fit the model.
+    #[error("checkpoint {path}: {reason}")]
+    Checkpoint {
+        /// The checkpoint file or directory.
+        path: PathBuf,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// The `tokenizers` crate failed.
+    #[error("tokenizer: {0}")]
+    Tokenizer(String),
+    /// A file could not be read or written.
+    #[error("{path}: {source}")]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// The underlying error.
+        source: std::io::Error,
+    },
+    /// A JSON file (config, state) could not be parsed or written.
+    #[error("{path}: {message}")]
+    Json {
+        /// The file.
+        path: PathBuf,
+        /// What went wrong.
+        message: String,
+    },
+}
+
+/// `Result` with the crate's [`Error`].
+pub type Result<T> = std::result::Result<T, Error>;
+
+impl Error {
+    /// Wraps an I/O error with the path it concerns.
+    pub fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+        Error::Io {
+            path: path.into(),
+            source,
+        }
+    }
+}
+
+/// Checks that `value` is a probability, naming it in the error.
+pub(crate) fn check_rate(name: &'static str, value: f64) -> Result<()> {
+    if (0.0..=1.0).contains(&value) {
+        Ok(())
+    } else {
+        Err(Error::RateOutOfRange { name, value })
+    }
+}

@@ -1,0 +1,29 @@
+//! # pretext
+//!
+//! Pretraining Transformer language models with pluggable self-supervised objectives, on burn.
+//!
+//! The crate follows the way data flow: [`corpus`] (text files → documents → sentences),
+//! [`tokenize`] (WordPiece with word starts), [`noise`] (pure, seeded corruption such as MLM
+//! masking), [`data`] (segments, examples and batches), [`blocks`] (Transformer modules),
+//! [`objectives`] (heads and losses behind one [`Objective`] trait), [`Pretrainer`] (a backbone
+//! paired with an objective) and [`train`] (one loop for every objective).
+//!
+//! Attention masks follow burn's convention, `true` = blocked, and only travel as
+//! [`blocks::AttentionMask`]. Targets use one ignore value, [`noise::IGNORE_INDEX`].
+
+pub mod blocks;
+pub mod corpus;
+pub mod data;
+pub mod error;
+pub mod noise;
+pub mod objectives;
+pub mod preset;
+pub mod pretrainer;
+pub mod tokenize;
+pub mod train;
+
+pub use error::{Error, Result};
+pub use objectives::{Objective, ObjectiveOutput};
+pub use preset::Preset;
+pub use pretrainer::Pretrainer;
+pub use tokenize::Tokenizer;

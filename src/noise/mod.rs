@@ -1,0 +1,31 @@
+//! Data noising: pure, seeded functions from token ids to corrupted inputs and targets.
+//!
+//! Nothing here touches tensors: noisers work on plain slices, so they are fast, property-tested
+//! and benchmarked on their own. Every example gets its own random stream derived from
+//! `(seed, epoch, example index)`, as fairseq does, so the data do not depend on the number of
+//! loader threads and a resumed run sees exactly the batches it would have seen.
+
+pub mod mlm;
+
+pub use mlm::{MlmMasker, MlmMasking};
+
+use rand::SeedableRng;
+
+/// The target value of a position that carries no prediction (the value HF uses).
+pub const IGNORE_INDEX: i64 = -100;
+
+/// The random stream of one example: a xoshiro256++ generator, portable and fast.
+pub type ExampleRng = rand::rngs::Xoshiro256PlusPlus;
+
+/// SplitMix64's finaliser: a bijective 64-bit mix with good avalanche.
+pub fn splitmix64(x: u64) -> u64 {
+    let mut z = x.wrapping_add(0x9e37_79b9_7f4a_7c15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^ (z >> 31)
+}
+
+/// The random stream of example `index` in epoch `epoch` of a run seeded with `seed`.
+pub fn example_rng(seed: u64, epoch: u64, index: u64) -> ExampleRng {
+    ExampleRng::seed_from_u64(splitmix64(splitmix64(splitmix64(seed) ^ epoch) ^ index))
+}

@@ -1,0 +1,102 @@
+//! Causal language modelling (GPT): predict each token from the ones before it.
+//!
+//! Data: segments framed as `[CLS] … [SEP]`; the input drops the last token and the targets drop
+//! the first, so `[SEP]` (end of text) is predicted and kept in the loss. Padding is excluded by
+//! length, never by token id, so an end-of-text token can never be mistaken for padding. Model:
+//! the backbone under a causal + padding mask, then the tied [`LmHead`].
+
+use burn::prelude::*;
+
+use super::{Objective, ObjectiveOutput, predict_tokens};
+use crate::blocks::{AttentionMask, EncoderBackbone, LmHead, LmHeadConfig};
+use crate::data::{Segment, Task, TokenBatch, TokenExample, TokenizedDocument, pack_segments};
+
+use crate::noise::ExampleRng;
+use crate::objectives::mlm::body_len;
+use crate::tokenize::{SpecialTokens, Tokenizer};
+
+/// Configuration of the [`Clm`] head.
+#[derive(Config, Debug)]
+pub struct ClmConfig {
+    /// LayerNorm epsilon of the head. Default 1e-12.
+    #[config(default = 1e-12)]
+    pub layer_norm_eps: f64,
+}
+
+/// The causal-LM objective: an LM head tied to the backbone's token embedding.
+#[derive(Module, Debug)]
+pub struct Clm {
+    head: LmHead,
+}
+
+impl ClmConfig {
+    /// Builds the head for `backbone`.
+    pub fn init<M: EncoderBackbone>(&self, backbone: &M, device: &Device) -> Clm {
+        let embedding = backbone.token_embedding().dims()[1];
+        Clm {
+            head: LmHeadConfig::new(backbone.hidden_size(), embedding, backbone.vocab_size())
+                .with_layer_norm_eps(self.layer_norm_eps)
+                .init(device),
+        }
+    }
+}
+
+impl<M: EncoderBackbone> Objective<M> for Clm {
+    type Batch = TokenBatch;
+
+    fn forward(&self, backbone: &M, batch: TokenBatch) -> ObjectiveOutput {
+        let len = batch.input_ids.dims()[1];
+        let mask = AttentionMask::causal(len, &batch.input_ids.device())
+            .or(AttentionMask::padding(batch.padding.clone()));
+        let p = predict_tokens(backbone, &self.head, batch, &mask);
+        ObjectiveOutput {
+            metrics: vec![p.perplexity("ppl"), p.accuracy("clm_acc")],
+            loss: p.loss,
+        }
+    }
+}
+
+/// The data side of [`Clm`]: shifted segments.
+#[derive(Debug, Clone)]
+pub struct ClmTask {
+    segments: Vec<Segment>,
+    special: SpecialTokens,
+}
+
+impl ClmTask {
+    /// Segments whose framed length is at most `seq_len + 1`, so that inputs and targets are
+    /// `seq_len` long.
+    pub fn new(documents: &[TokenizedDocument], tokenizer: &Tokenizer, seq_len: usize) -> crate::Result<Self> {
+        Ok(Self {
+            segments: pack_segments(documents, body_len(seq_len + 1)?)?,
+            special: tokenizer.special(),
+        })
+    }
+}
+
+impl Task for ClmTask {
+    type Example = TokenExample;
+    type Batch = TokenBatch;
+
+    fn num_examples(&self) -> usize {
+        self.segments.len()
+    }
+
+    fn example(&self, index: usize, _rng: &mut ExampleRng) -> crate::Result<TokenExample> {
+        let (ids, _) = self.segments[index].framed(self.special.cls, self.special.sep);
+        let n = ids.len() - 1;
+        Ok(TokenExample {
+            input_ids: ids[..n].to_vec(),
+            segment_ids: vec![0; n],
+            targets: ids[1..].iter().map(|&t| i64::from(t)).collect(),
+        })
+    }
+
+    fn collate(&self, examples: &[TokenExample], device: &Device) -> crate::Result<TokenBatch> {
+        TokenBatch::collate(examples, self.special.pad, device)
+    }
+
+    fn batch_tokens(batch: &TokenBatch) -> usize {
+        batch.num_tokens
+    }
+}

@@ -1,0 +1,89 @@
+//! The one masked cross-entropy every objective calls, with accuracy alongside.
+//!
+//! burn's `CrossEntropyLoss` has no ignore index; this one skips targets equal to
+//! [`IGNORE_INDEX`] and averages over the rest.
+
+use burn::prelude::*;
+use burn::tensor::activation::log_softmax;
+
+use super::Metric;
+use crate::noise::IGNORE_INDEX;
+
+/// Cross-entropy of a set of predictions, with what metrics need.
+#[derive(Debug, Clone)]
+pub struct Predictions {
+    /// Mean negative log-likelihood over the counted targets (differentiable).
+    pub loss: Tensor<1>,
+    /// Summed negative log-likelihood (detached).
+    pub nll_sum: Tensor<1>,
+    /// Number of targets whose arg-max prediction is right (detached).
+    pub correct: Tensor<1>,
+    /// Number of counted targets.
+    pub count: Tensor<1>,
+}
+
+impl Predictions {
+    /// Accuracy as a metric named `name`.
+    pub fn accuracy(&self, name: &str) -> Metric {
+        Metric::mean(name, self.correct.clone(), self.count.clone())
+    }
+
+    /// Perplexity (exp of the mean NLL) as a metric named `name`.
+    pub fn perplexity(&self, name: &str) -> Metric {
+        Metric::exp_mean(name, self.nll_sum.clone(), self.count.clone())
+    }
+}
+
+/// Cross-entropy of `logits` `[n, classes]` against `targets` `[n]`, skipping [`IGNORE_INDEX`].
+pub fn masked_cross_entropy(logits: Tensor<2>, targets: Tensor<1, Int>) -> Predictions {
+    let [n, _] = logits.dims();
+    let ignored = targets.clone().equal_elem(IGNORE_INDEX);
+    let valid = ignored.clone().bool_not().float();
+    let safe_targets = targets.clone().mask_fill(ignored.clone(), 0);
+    let log_probs = log_softmax(logits.clone(), 1);
+    let picked = log_probs.gather(1, safe_targets.reshape([n, 1])).reshape([n]);
+    let nll_sum = picked.mul(valid.clone()).sum().neg();
+    let count = valid.clone().sum();
+    let loss = nll_sum.clone() / count.clone().clamp_min(1.0);
+    let hits = logits
+        .detach()
+        .argmax(1)
+        .reshape([n])
+        .equal(targets)
+        .float()
+        .mul(valid);
+    Predictions {
+        loss,
+        nll_sum: nll_sum.detach(),
+        correct: hits.sum(),
+        count: count.detach(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ignored_targets_do_not_count() {
+        let device = Device::flex();
+        let logits = Tensor::<2>::from_floats([[2.0, 0.0, 0.0], [0.0, 3.0, 0.0], [9.0, 0.0, 0.0]], &device);
+        let targets = Tensor::<1, Int>::from_ints([0, 2, IGNORE_INDEX], &device);
+        let p = masked_cross_entropy(logits, targets);
+        let lse = |a: f64, b: f64, c: f64| (a.exp() + b.exp() + c.exp()).ln();
+        let expected = ((lse(2.0, 0.0, 0.0) - 2.0) + (lse(0.0, 3.0, 0.0) - 0.0)) / 2.0;
+        assert!((p.loss.into_scalar::<f32>() as f64 - expected).abs() < 1e-5);
+        assert_eq!(p.count.into_scalar::<f32>(), 2.0);
+        assert_eq!(p.correct.into_scalar::<f32>(), 1.0);
+    }
+
+    #[test]
+    fn uniform_logits_give_ln_of_the_class_count() {
+        let device = Device::flex();
+        let p = masked_cross_entropy(
+            Tensor::<2>::zeros([4, 100], &device),
+            Tensor::<1, Int>::from_ints([1, 2, 3, 4], &device),
+        );
+        assert!((p.loss.into_scalar::<f32>() - (100f32).ln()).abs() < 1e-5);
+    }
+}

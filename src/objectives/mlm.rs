@@ -1,0 +1,114 @@
+//! Masked language modelling (BERT, RoBERTa): predict masked tokens from both sides.
+//!
+//! Data: segments of whole sentences framed as `[CLS] … [SEP]`, masked dynamically (a new mask
+//! every epoch) by [`MlmMasker`]. Model: the backbone under a padding mask, then the tied
+//! [`LmHead`] at the masked positions only.
+
+use burn::prelude::*;
+
+use super::{Objective, ObjectiveOutput, predict_tokens};
+use crate::blocks::{AttentionMask, EncoderBackbone, LmHead, LmHeadConfig};
+use crate::data::{Segment, Task, TokenBatch, TokenExample, TokenizedDocument, pack_segments};
+use crate::error::Error;
+use crate::noise::{ExampleRng, MlmMasker, MlmMasking};
+use crate::tokenize::{SpecialTokens, Tokenizer};
+
+/// Configuration of the [`Mlm`] head.
+#[derive(Config, Debug)]
+pub struct MlmConfig {
+    /// LayerNorm epsilon of the head. Default 1e-12.
+    #[config(default = 1e-12)]
+    pub layer_norm_eps: f64,
+}
+
+/// The masked-LM objective: an LM head tied to the backbone's token embedding.
+#[derive(Module, Debug)]
+pub struct Mlm {
+    head: LmHead,
+}
+
+impl MlmConfig {
+    /// Builds the head for `backbone`.
+    pub fn init<M: EncoderBackbone>(&self, backbone: &M, device: &Device) -> Mlm {
+        let embedding = backbone.token_embedding().dims()[1];
+        Mlm {
+            head: LmHeadConfig::new(backbone.hidden_size(), embedding, backbone.vocab_size())
+                .with_layer_norm_eps(self.layer_norm_eps)
+                .init(device),
+        }
+    }
+}
+
+impl<M: EncoderBackbone> Objective<M> for Mlm {
+    type Batch = TokenBatch;
+
+    fn forward(&self, backbone: &M, batch: TokenBatch) -> ObjectiveOutput {
+        let mask = AttentionMask::padding(batch.padding.clone());
+        let p = predict_tokens(backbone, &self.head, batch, &mask);
+        ObjectiveOutput {
+            metrics: vec![p.accuracy("mlm_acc"), p.perplexity("mlm_ppl")],
+            loss: p.loss,
+        }
+    }
+}
+
+/// The data side of [`Mlm`]: masked segments.
+#[derive(Debug, Clone)]
+pub struct MlmTask {
+    segments: Vec<Segment>,
+    masker: MlmMasker,
+    special: SpecialTokens,
+}
+
+impl MlmTask {
+    /// Segments of at most `seq_len` tokens (specials included) from `documents`, masked with
+    /// `masking` over `tokenizer`'s vocabulary.
+    pub fn new(
+        documents: &[TokenizedDocument],
+        tokenizer: &Tokenizer,
+        masking: MlmMasking,
+        seq_len: usize,
+    ) -> crate::Result<Self> {
+        Ok(Self {
+            segments: pack_segments(documents, body_len(seq_len)?)?,
+            masker: MlmMasker::for_tokenizer(masking, tokenizer)?,
+            special: tokenizer.special(),
+        })
+    }
+}
+
+/// Room left for text in a sequence of `seq_len` once `[CLS]` and `[SEP]` are in.
+pub(crate) fn body_len(seq_len: usize) -> crate::Result<usize> {
+    seq_len.checked_sub(2).filter(|&n| n > 0).ok_or_else(|| {
+        Error::InvalidConfig(format!(
+            "a sequence length of {seq_len} leaves no room for text besides [CLS] and [SEP]"
+        ))
+    })
+}
+
+impl Task for MlmTask {
+    type Example = TokenExample;
+    type Batch = TokenBatch;
+
+    fn num_examples(&self) -> usize {
+        self.segments.len()
+    }
+
+    fn example(&self, index: usize, rng: &mut ExampleRng) -> crate::Result<TokenExample> {
+        let (ids, starts) = self.segments[index].framed(self.special.cls, self.special.sep);
+        let masked = self.masker.mask(&ids, &starts, rng)?;
+        Ok(TokenExample {
+            segment_ids: vec![0; ids.len()],
+            input_ids: masked.input,
+            targets: masked.targets,
+        })
+    }
+
+    fn collate(&self, examples: &[TokenExample], device: &Device) -> crate::Result<TokenBatch> {
+        TokenBatch::collate(examples, self.special.pad, device)
+    }
+
+    fn batch_tokens(batch: &TokenBatch) -> usize {
+        batch.num_tokens
+    }
+}

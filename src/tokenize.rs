@@ -1,0 +1,261 @@
+//! Tokenization: a thin wrapper over the `tokenizers` crate that trains a WordPiece vocabulary
+//! offline, loads and saves `tokenizer.json`, and gives each token's word start.
+//!
+//! Word starts come from the tokenizer's own word ids (one per pre-tokenized word), not from the
+//! `##` prefix, so whole-word and span masking also work for vocabularies without it.
+
+use std::path::Path;
+
+use tokenizers::models::wordpiece::{WordPiece, WordPieceTrainer};
+use tokenizers::normalizers::BertNormalizer;
+use tokenizers::pre_tokenizers::bert::BertPreTokenizer;
+use tokenizers::AddedToken;
+use tokenizers::models::TrainerWrapper;
+
+use crate::error::{Error, Result};
+
+/// The special tokens every `pretext` tokenizer must have, in the order they take the first ids
+/// of a vocabulary trained here.
+pub const SPECIAL_TOKENS: [&str; 5] = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"];
+
+/// Ids of the special tokens.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SpecialTokens {
+    /// Padding, never attended to and never a target.
+    pub pad: u32,
+    /// Unknown piece.
+    pub unk: u32,
+    /// Start of a sequence (its state is the pooled one).
+    pub cls: u32,
+    /// End of a segment; also the end-of-text token of causal LM.
+    pub sep: u32,
+    /// The `[MASK]` that masked LM puts in place of hidden tokens.
+    pub mask: u32,
+}
+
+/// Token ids of a text together with which of them start a word.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Encoded {
+    /// Token ids, without special tokens.
+    pub ids: Vec<u32>,
+    /// `word_starts[i]` is true when token `i` begins a new word.
+    pub word_starts: Vec<bool>,
+}
+
+impl Encoded {
+    /// Number of tokens.
+    pub fn len(&self) -> usize {
+        self.ids.len()
+    }
+
+    /// Whether there are no tokens.
+    pub fn is_empty(&self) -> bool {
+        self.ids.is_empty()
+    }
+}
+
+/// A tokenizer with the special tokens `pretext` relies on.
+#[derive(Clone)]
+pub struct Tokenizer {
+    inner: tokenizers::Tokenizer,
+    special: SpecialTokens,
+}
+
+impl std::fmt::Debug for Tokenizer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Tokenizer")
+            .field("vocab_size", &self.vocab_size())
+            .field("special", &self.special)
+            .finish()
+    }
+}
+
+fn tk_err(e: impl std::fmt::Display) -> Error {
+    Error::Tokenizer(e.to_string())
+}
+
+impl Tokenizer {
+    /// Wraps a `tokenizers::Tokenizer`, checking that it has every token of [`SPECIAL_TOKENS`].
+    pub fn new(inner: tokenizers::Tokenizer) -> Result<Self> {
+        let id = |t: &str| {
+            inner
+                .token_to_id(t)
+                .ok_or_else(|| Error::MissingSpecialToken(t.to_string()))
+        };
+        let special = SpecialTokens {
+            pad: id("[PAD]")?,
+            unk: id("[UNK]")?,
+            cls: id("[CLS]")?,
+            sep: id("[SEP]")?,
+            mask: id("[MASK]")?,
+        };
+        Ok(Self { inner, special })
+    }
+
+    /// Loads a `tokenizer.json`.
+    pub fn from_file(path: impl AsRef<Path>) -> Result<Self> {
+        let path = path.as_ref();
+        let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+        let inner = tokenizers::Tokenizer::from_bytes(&bytes)
+            .map_err(|e| Error::Tokenizer(format!("{}: {e}", path.display())))?;
+        Self::new(inner)
+    }
+
+    /// The tokenizer bundled with the crate (`data/tokenizer.json`, 8192 WordPiece tokens
+    /// trained on the bundled corpus, lower-cased).
+    pub fn bundled() -> Result<Self> {
+        Self::from_file(crate::corpus::bundled_data_dir().join("tokenizer.json"))
+    }
+
+    /// Trains a lower-casing BERT-style WordPiece vocabulary of at most `vocab_size` tokens on
+    /// the given text files, with [`SPECIAL_TOKENS`] as ids 0 to 4. Runs offline.
+    pub fn train_wordpiece<P: AsRef<Path>>(files: &[P], vocab_size: usize) -> Result<Self> {
+        if vocab_size <= SPECIAL_TOKENS.len() {
+            return Err(Error::InvalidConfig(format!(
+                "a vocabulary of {vocab_size} tokens has no room beyond the special tokens"
+            )));
+        }
+        let files: Vec<String> = files
+            .iter()
+            .map(|f| f.as_ref().to_string_lossy().into_owned())
+            .collect();
+        if files.is_empty() {
+            return Err(Error::EmptyCorpus("no files to train a tokenizer on".into()));
+        }
+        let model = WordPiece::builder()
+            .unk_token("[UNK]".into())
+            .build()
+            .map_err(tk_err)?;
+        let mut inner = tokenizers::Tokenizer::new(model);
+        inner.with_normalizer(Some(BertNormalizer::default()));
+        inner.with_pre_tokenizer(Some(BertPreTokenizer));
+        inner.with_decoder(Some(tokenizers::decoders::wordpiece::WordPiece::default()));
+        let trainer = WordPieceTrainer::builder()
+            .vocab_size(vocab_size)
+            .min_frequency(2)
+            .show_progress(false)
+            .special_tokens(
+                SPECIAL_TOKENS
+                    .iter()
+                    .map(|t| AddedToken::from(*t, true))
+                    .collect(),
+            )
+            .build();
+        let mut trainer = TrainerWrapper::WordPieceTrainer(trainer);
+        inner.train_from_files(&mut trainer, files).map_err(tk_err)?;
+        Self::new(inner)
+    }
+
+    /// Saves as `tokenizer.json`.
+    pub fn save(&self, path: impl AsRef<Path>) -> Result<()> {
+        self.inner.save(path.as_ref(), false).map_err(tk_err)
+    }
+
+    /// Vocabulary size, added tokens included: the `vocab_size` a model needs.
+    pub fn vocab_size(&self) -> usize {
+        self.inner.get_vocab_size(true)
+    }
+
+    /// Ids of the special tokens.
+    pub fn special(&self) -> SpecialTokens {
+        self.special
+    }
+
+    /// Whether `id` is one of the special (added) tokens.
+    pub fn is_special(&self, id: u32) -> bool {
+        let s = self.special;
+        id == s.pad || id == s.unk || id == s.cls || id == s.sep || id == s.mask
+    }
+
+    /// The wrapped `tokenizers::Tokenizer`.
+    pub fn inner(&self) -> &tokenizers::Tokenizer {
+        &self.inner
+    }
+
+    /// Tokenizes one text, without special tokens.
+    pub fn encode(&self, text: &str) -> Result<Encoded> {
+        let encoding = self.inner.encode(text, false).map_err(tk_err)?;
+        Ok(from_encoding(&encoding))
+    }
+
+    /// Tokenizes many texts in parallel.
+    pub fn encode_batch(&self, texts: &[&str]) -> Result<Vec<Encoded>> {
+        let encodings = self
+            .inner
+            .encode_batch(texts.to_vec(), false)
+            .map_err(tk_err)?;
+        Ok(encodings.iter().map(from_encoding).collect())
+    }
+
+    /// Turns ids back into text, leaving out special tokens.
+    pub fn decode(&self, ids: &[u32]) -> Result<String> {
+        self.inner.decode(ids, true).map_err(tk_err)
+    }
+
+    /// The token string of `id`, if any (special tokens included).
+    pub fn id_to_token(&self, id: u32) -> Option<String> {
+        self.inner.id_to_token(id)
+    }
+}
+
+fn from_encoding(encoding: &tokenizers::Encoding) -> Encoded {
+    let mut previous = None;
+    let word_starts = encoding
+        .get_word_ids()
+        .iter()
+        .map(|w| {
+            let start = w.is_none() || *w != previous;
+            previous = *w;
+            start
+        })
+        .collect();
+    Encoded {
+        ids: encoding.get_ids().to_vec(),
+        word_starts,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tiny_tokenizer() -> Tokenizer {
+        let dir = std::env::temp_dir().join(format!("pretext-tok-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("text.txt");
+        let text = "the temperate wind blows. the temperature falls. winds are temperate.\n".repeat(50);
+        std::fs::write(&file, text).unwrap();
+        let tok = Tokenizer::train_wordpiece(&[&file], 60).unwrap();
+        std::fs::remove_dir_all(&dir).unwrap();
+        tok
+    }
+
+    #[test]
+    fn trained_vocabulary_has_the_specials_first() {
+        let tok = tiny_tokenizer();
+        let s = tok.special();
+        assert_eq!([s.pad, s.unk, s.cls, s.sep, s.mask], [0, 1, 2, 3, 4]);
+        assert!(tok.vocab_size() <= 60);
+    }
+
+    #[test]
+    fn word_starts_follow_words_not_pieces() {
+        let tok = tiny_tokenizer();
+        let e = tok.encode("Temperate winds.").unwrap();
+        assert_eq!(e.ids.len(), e.word_starts.len());
+        assert!(e.word_starts[0]);
+        // "temperate" and "winds" may be several pieces each, "." is its own word: 3 words.
+        assert_eq!(e.word_starts.iter().filter(|&&s| s).count(), 3);
+    }
+
+    #[test]
+    fn a_tokenizer_without_mask_is_rejected() {
+        let model = WordPiece::builder()
+            .vocab([("[PAD]".to_string(), 0), ("[UNK]".to_string(), 1)].into_iter().collect())
+            .unk_token("[UNK]".into())
+            .build()
+            .unwrap();
+        let err = Tokenizer::new(tokenizers::Tokenizer::new(model)).unwrap_err();
+        assert!(matches!(err, Error::MissingSpecialToken(ref t) if t == "[CLS]"), "{err}");
+    }
+}

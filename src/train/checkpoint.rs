@@ -1,0 +1,116 @@
+//! Atomic checkpoints: model, optimizer state and training state in one directory, written
+//! beside the old one and swapped in by renames, so a crash never leaves a half-written
+//! checkpoint where the last good one was.
+//!
+//! No random-number state needs saving: every random draw of a run (example order, masking,
+//! dropout) derives from the seed and the step, so the step *is* the RNG state.
+
+use std::path::{Path, PathBuf};
+
+use burn::module::Module;
+use burn::optim::ModuleOptimizer;
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+
+/// The directory name of the current checkpoint inside a run directory.
+pub const CHECKPOINT_DIR: &str = "checkpoint";
+const MODEL_FILE: &str = "model.bpk";
+const OPTIMIZER_FILE: &str = "optimizer.bpk";
+const STATE_FILE: &str = "state.json";
+
+/// Where training stands, saved beside the weights.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct TrainState {
+    /// Optimizer updates done.
+    pub step: usize,
+    /// The run's seed.
+    pub seed: u64,
+    /// Real tokens seen so far.
+    pub tokens_seen: u64,
+}
+
+fn ckpt_err(path: &Path, reason: impl std::fmt::Display) -> Error {
+    Error::Checkpoint {
+        path: path.to_path_buf(),
+        reason: reason.to_string(),
+    }
+}
+
+/// Writes `model`, `optimizer` and `state` as the checkpoint of run directory `dir`.
+pub fn save<M: Module>(
+    dir: &Path,
+    model: &M,
+    optimizer: &ModuleOptimizer,
+    state: &TrainState,
+) -> Result<PathBuf> {
+    let target = dir.join(CHECKPOINT_DIR);
+    let tmp = dir.join(format!("{CHECKPOINT_DIR}.tmp"));
+    let old = dir.join(format!("{CHECKPOINT_DIR}.old"));
+    if tmp.exists() {
+        std::fs::remove_dir_all(&tmp).map_err(|e| Error::io(&tmp, e))?;
+    }
+    std::fs::create_dir_all(&tmp).map_err(|e| Error::io(&tmp, e))?;
+    model
+        .clone()
+        .save_file(tmp.join(MODEL_FILE))
+        .map_err(|e| ckpt_err(&tmp, e))?;
+    optimizer
+        .save(tmp.join(OPTIMIZER_FILE))
+        .map_err(|e| ckpt_err(&tmp, e))?;
+    let json = serde_json::to_vec_pretty(state).map_err(|e| ckpt_err(&tmp, e))?;
+    std::fs::write(tmp.join(STATE_FILE), json).map_err(|e| Error::io(&tmp, e))?;
+    for file in [MODEL_FILE, OPTIMIZER_FILE, STATE_FILE] {
+        let path = tmp.join(file);
+        std::fs::File::open(&path)
+            .and_then(|f| f.sync_all())
+            .map_err(|e| Error::io(&path, e))?;
+    }
+    if target.exists() {
+        if old.exists() {
+            std::fs::remove_dir_all(&old).map_err(|e| Error::io(&old, e))?;
+        }
+        std::fs::rename(&target, &old).map_err(|e| Error::io(&target, e))?;
+    }
+    std::fs::rename(&tmp, &target).map_err(|e| Error::io(&tmp, e))?;
+    if old.exists() {
+        std::fs::remove_dir_all(&old).map_err(|e| Error::io(&old, e))?;
+    }
+    Ok(target)
+}
+
+/// The checkpoint directory of run `dir`: the current one, or the previous one if a crash
+/// interrupted the swap.
+pub fn locate(dir: &Path) -> Option<PathBuf> {
+    [CHECKPOINT_DIR.to_string(), format!("{CHECKPOINT_DIR}.old")]
+        .iter()
+        .map(|name| dir.join(name))
+        .find(|p| p.join(STATE_FILE).is_file())
+}
+
+/// Reads the training state of checkpoint directory `ckpt`.
+pub fn load_state(ckpt: &Path) -> Result<TrainState> {
+    let path = ckpt.join(STATE_FILE);
+    let bytes = std::fs::read(&path).map_err(|e| ckpt_err(&path, e))?;
+    serde_json::from_slice(&bytes).map_err(|e| ckpt_err(&path, e))
+}
+
+/// Loads the weights of checkpoint `ckpt` into `model`.
+pub fn load_model<M: Module>(ckpt: &Path, model: M) -> Result<M> {
+    let path = ckpt.join(MODEL_FILE);
+    if !path.is_file() {
+        return Err(ckpt_err(&path, "missing"));
+    }
+    model
+        .try_load_file(&path)
+        .map_err(|e| ckpt_err(&path, e))
+}
+
+/// Loads the optimizer state of checkpoint `ckpt` into `optimizer`.
+pub fn load_optimizer(ckpt: &Path, optimizer: ModuleOptimizer) -> Result<ModuleOptimizer> {
+    let path = ckpt.join(OPTIMIZER_FILE);
+    if !path.is_file() {
+        return Err(ckpt_err(&path, "missing"));
+    }
+    optimizer.load(&path).map_err(|e| ckpt_err(&path, e))
+}

@@ -1,0 +1,99 @@
+//! Gradient scaling and global-norm clipping over a whole module, as PyTorch's
+//! `clip_grad_norm_` does (burn's own clipping works one tensor at a time).
+
+use burn::module::{Module, ModuleVisitor, Param, ParamId};
+use burn::optim::GradientsParams;
+use burn::prelude::*;
+
+struct Ids(Vec<(ParamId, usize)>);
+
+impl ModuleVisitor for Ids {
+    fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
+        self.0.push((param.id, D));
+    }
+}
+
+fn float_ids<M: Module>(module: &M) -> Vec<(ParamId, usize)> {
+    let mut ids = Ids(Vec::new());
+    module.visit(&mut ids);
+    ids.0
+}
+
+macro_rules! for_rank {
+    ($rank:expr, $body:ident) => {
+        match $rank {
+            1 => $body!(1),
+            2 => $body!(2),
+            3 => $body!(3),
+            4 => $body!(4),
+            r => panic!("parameters of rank {r} are not supported"),
+        }
+    };
+}
+
+/// The L2 norm of all gradients of `module` taken together.
+pub fn global_norm<M: Module>(module: &M, grads: &GradientsParams) -> f64 {
+    let mut total: Option<Tensor<1>> = None;
+    for (id, rank) in float_ids(module) {
+        macro_rules! sq {
+            ($d:literal) => {
+                grads.get::<$d>(id).map(|g| g.powf_scalar(2.0).sum())
+            };
+        }
+        if let Some(s) = for_rank!(rank, sq) {
+            total = Some(match total {
+                Some(t) => t + s,
+                None => s,
+            });
+        }
+    }
+    total.map_or(0.0, |t| f64::from(t.into_scalar::<f32>()).sqrt())
+}
+
+/// Multiplies every gradient of `module` by `factor`.
+pub fn scale<M: Module>(module: &M, grads: &mut GradientsParams, factor: f64) {
+    if factor == 1.0 {
+        return;
+    }
+    for (id, rank) in float_ids(module) {
+        macro_rules! mul {
+            ($d:literal) => {
+                if let Some(g) = grads.remove::<$d>(id) {
+                    grads.register::<$d>(id, g.mul_scalar(factor));
+                }
+            };
+        }
+        for_rank!(rank, mul);
+    }
+}
+
+/// Scales gradients so that their global norm is at most `max_norm` (no-op for `max_norm <= 0`);
+/// returns the norm before clipping.
+pub fn clip_global_norm<M: Module>(module: &M, grads: &mut GradientsParams, max_norm: f64) -> f64 {
+    let norm = global_norm(module, grads);
+    if max_norm > 0.0 && norm > max_norm {
+        scale(module, grads, max_norm / (norm + 1e-6));
+    }
+    norm
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use burn::nn::{Linear, LinearConfig};
+
+    #[test]
+    fn clipping_brings_the_global_norm_to_the_limit() {
+        let device = Device::flex().autodiff();
+        let model: Linear = LinearConfig::new(4, 3).init(&device);
+        let x = Tensor::<2>::ones([2, 4], &device).mul_scalar(10.0);
+        let loss = model.forward(x).sum();
+        let mut grads = GradientsParams::from_grads(loss.backward(), &model);
+        let before = global_norm(&model, &grads);
+        assert!(before > 1.0);
+        let reported = clip_global_norm(&model, &mut grads, 1.0);
+        assert!((reported - before).abs() < 1e-6 * before);
+        let after = global_norm(&model, &grads);
+        assert!((after - 1.0).abs() < 1e-4, "norm after clipping {after}");
+    }
+}

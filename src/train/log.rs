@@ -1,0 +1,197 @@
+//! Metrics as JSON lines and a progress line on the terminal.
+
+use std::collections::BTreeMap;
+use std::io::{IsTerminal, Write};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use crate::error::{Error, Result};
+use crate::objectives::{Metric, Reduce};
+
+/// Which split a record is about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Split {
+    /// Training batches.
+    Train,
+    /// The validation split.
+    Valid,
+}
+
+impl Split {
+    /// `"train"` or `"valid"`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Split::Train => "train",
+            Split::Valid => "valid",
+        }
+    }
+}
+
+/// One line of `metrics.jsonl`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LogRecord {
+    /// Optimizer updates done.
+    pub step: usize,
+    /// Train or validation.
+    pub split: Split,
+    /// Mean loss over the batches the record covers.
+    pub loss: f64,
+    /// Real tokens per second of training (0 for validation).
+    pub tokens_per_s: f64,
+    /// Learning rate of the last update.
+    pub lr: f64,
+    /// The objective's metrics, e.g. `mlm_acc`.
+    pub metrics: BTreeMap<String, f64>,
+}
+
+impl LogRecord {
+    /// The record as one JSON object.
+    pub fn to_json(&self) -> serde_json::Value {
+        let mut map = serde_json::Map::new();
+        map.insert("step".into(), self.step.into());
+        map.insert("split".into(), self.split.as_str().into());
+        map.insert("loss".into(), self.loss.into());
+        map.insert("tokens_per_s".into(), self.tokens_per_s.round().into());
+        map.insert("lr".into(), self.lr.into());
+        for (k, v) in &self.metrics {
+            map.insert(k.clone(), (*v).into());
+        }
+        serde_json::Value::Object(map)
+    }
+}
+
+/// Running (sum, count) totals of metrics and loss over several batches.
+#[derive(Debug, Default, Clone)]
+pub struct MetricTotals {
+    sums: BTreeMap<String, (f64, f64, Reduce)>,
+    loss_sum: f64,
+    batches: usize,
+}
+
+impl MetricTotals {
+    /// Adds one batch (reads its tensors back).
+    pub fn add(&mut self, loss: f64, metrics: &[Metric]) {
+        self.loss_sum += loss;
+        self.batches += 1;
+        for m in metrics {
+            let sum = f64::from(m.sum.clone().into_scalar::<f32>());
+            let count = f64::from(m.count.clone().into_scalar::<f32>());
+            let entry = self.sums.entry(m.name.clone()).or_insert((0.0, 0.0, m.reduce));
+            entry.0 += sum;
+            entry.1 += count;
+        }
+    }
+
+    /// Batches added.
+    pub fn batches(&self) -> usize {
+        self.batches
+    }
+
+    /// Mean loss over the batches.
+    pub fn mean_loss(&self) -> f64 {
+        self.loss_sum / self.batches.max(1) as f64
+    }
+
+    /// The metric values.
+    pub fn values(&self) -> BTreeMap<String, f64> {
+        self.sums
+            .iter()
+            .filter(|(_, (_, count, _))| *count > 0.0)
+            .map(|(k, (sum, count, reduce))| {
+                let mean = sum / count;
+                let v = match reduce {
+                    Reduce::Mean => mean,
+                    Reduce::ExpMean => mean.exp(),
+                };
+                (k.clone(), v)
+            })
+            .collect()
+    }
+}
+
+/// Appends records to `metrics.jsonl` and shows progress on stderr.
+#[derive(Debug)]
+pub struct Logger {
+    path: Option<PathBuf>,
+    progress: bool,
+    terminal: bool,
+}
+
+impl Logger {
+    /// Logs to `dir/metrics.jsonl` when `dir` is given. On resume, lines after `keep_until`
+    /// (steps the checkpoint never saw) are dropped so the file matches the replayed run.
+    pub fn new(dir: Option<&Path>, progress: bool, keep_until: Option<usize>) -> Result<Self> {
+        let path = dir.map(|d| d.join("metrics.jsonl"));
+        if let Some(path) = &path {
+            match keep_until {
+                Some(step) if path.exists() => {
+                    let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+                    let kept: String = text
+                        .lines()
+                        .filter(|l| {
+                            serde_json::from_str::<serde_json::Value>(l)
+                                .ok()
+                                .and_then(|v| v["step"].as_u64())
+                                .is_some_and(|s| s as usize <= step)
+                        })
+                        .map(|l| format!("{l}\n"))
+                        .collect();
+                    std::fs::write(path, kept).map_err(|e| Error::io(path, e))?;
+                }
+                _ => std::fs::write(path, "").map_err(|e| Error::io(path, e))?,
+            }
+        }
+        Ok(Self {
+            path,
+            progress,
+            terminal: std::io::stderr().is_terminal(),
+        })
+    }
+
+    /// Writes one record.
+    pub fn record(&self, record: &LogRecord) -> Result<()> {
+        if let Some(path) = &self.path {
+            let mut file = std::fs::OpenOptions::new()
+                .append(true)
+                .create(true)
+                .open(path)
+                .map_err(|e| Error::io(path, e))?;
+            writeln!(file, "{}", record.to_json()).map_err(|e| Error::io(path, e))?;
+        }
+        if self.progress {
+            let metrics: Vec<String> = record
+                .metrics
+                .iter()
+                .map(|(k, v)| format!("{k} {v:.4}"))
+                .collect();
+            let line = format!(
+                "step {:>6} {:<5} loss {:.4} | {} | {:.0} tok/s | lr {:.2e}",
+                record.step,
+                record.split.as_str(),
+                record.loss,
+                metrics.join(" "),
+                record.tokens_per_s,
+                record.lr
+            );
+            if self.terminal {
+                eprintln!("\r\x1b[2K{line}");
+            } else {
+                eprintln!("{line}");
+            }
+        }
+        Ok(())
+    }
+
+    /// Redraws the progress line (terminal only).
+    pub fn progress(&self, step: usize, total: usize, loss: f64, tokens_per_s: f64, eta: Duration) {
+        if self.progress && self.terminal {
+            let secs = eta.as_secs();
+            eprint!(
+                "\r\x1b[2K[{step}/{total}] loss {loss:.4} | {tokens_per_s:.0} tok/s | eta {}m{:02}s",
+                secs / 60,
+                secs % 60
+            );
+            let _ = std::io::stderr().flush();
+        }
+    }
+}

@@ -1,0 +1,345 @@
+//! One training loop for every objective: AdamW, warmup + linear decay, global-norm gradient
+//! clipping, gradient accumulation, validation every N steps, metrics as JSON lines, progress
+//! with tokens/s, atomic checkpoints and exact resume.
+//!
+//! The loop is step-based rather than burn-train's epoch-based `Learner`: pretraining counts
+//! optimizer updates, validates every N of them and must resume mid-epoch exactly, which is
+//! simplest when every random draw derives from `(seed, step)`. The device is a parameter, so
+//! the same loop runs on any burn backend.
+
+pub mod checkpoint;
+pub mod grads;
+pub mod log;
+pub mod schedule;
+
+pub use checkpoint::TrainState;
+pub use log::{LogRecord, Logger, MetricTotals, Split};
+
+use std::path::Path;
+use std::time::Instant;
+
+use burn::optim::{AdamWConfig, GradientsAccumulator, GradientsParams, ModuleOptimizer};
+use burn::prelude::*;
+
+use crate::data::Task;
+use crate::error::Error;
+use crate::noise::{ExampleRng, example_rng, splitmix64};
+use crate::objectives::Objective;
+use crate::pretrainer::Pretrainer;
+
+/// Settings of a training run.
+#[derive(Config, Debug)]
+pub struct TrainConfig {
+    /// Optimizer updates to run.
+    pub steps: usize,
+    /// Examples per micro-batch.
+    pub batch_size: usize,
+    /// Peak learning rate. Default 5e-4.
+    #[config(default = 5e-4)]
+    pub learning_rate: f64,
+    /// Share of the steps spent warming up linearly from 0. Default 0.1.
+    #[config(default = 0.1)]
+    pub warmup_fraction: f64,
+    /// AdamW decoupled weight decay. Default 0.01.
+    #[config(default = 0.01)]
+    pub weight_decay: f64,
+    /// Clip the global gradient norm to this (0 disables). Default 1.0.
+    #[config(default = 1.0)]
+    pub max_grad_norm: f64,
+    /// Micro-batches per optimizer update. Default 1.
+    #[config(default = 1)]
+    pub grad_accumulation: usize,
+    /// Validate every this many steps (and at the end). Default 50.
+    #[config(default = 50)]
+    pub valid_every: usize,
+    /// Validation batches (always the same ones). Default 8.
+    #[config(default = 8)]
+    pub valid_batches: usize,
+    /// Log training metrics every this many steps. Default 10.
+    #[config(default = 10)]
+    pub log_every: usize,
+    /// Checkpoint every this many steps (and at the end; 0 = only at the end). Default 100.
+    #[config(default = 100)]
+    pub checkpoint_every: usize,
+    /// Seed of every random draw of the run. Default 42.
+    #[config(default = 42)]
+    pub seed: u64,
+    /// Print progress on stderr. Default true.
+    #[config(default = true)]
+    pub progress: bool,
+}
+
+impl TrainConfig {
+    /// Checks counts and rates.
+    pub fn validate(&self) -> crate::Result<()> {
+        for (name, value) in [
+            ("steps", self.steps),
+            ("batch_size", self.batch_size),
+            ("grad_accumulation", self.grad_accumulation),
+            ("valid_every", self.valid_every),
+            ("log_every", self.log_every),
+        ] {
+            if value == 0 {
+                return Err(Error::InvalidConfig(format!("{name} must be positive")));
+            }
+        }
+        if !(self.learning_rate > 0.0 && self.learning_rate.is_finite()) {
+            return Err(Error::InvalidConfig(format!(
+                "learning_rate must be positive, got {}",
+                self.learning_rate
+            )));
+        }
+        crate::error::check_rate("warmup_fraction", self.warmup_fraction)
+    }
+
+    fn warmup_steps(&self) -> usize {
+        (self.warmup_fraction * self.steps as f64).round() as usize
+    }
+}
+
+/// What a finished run returns.
+#[derive(Debug)]
+pub struct TrainReport<M: Module, O: Module> {
+    /// The trained model (on the training device).
+    pub model: Pretrainer<M, O>,
+    /// Every record logged by this call, train and validation.
+    pub history: Vec<LogRecord>,
+    /// Where training ended.
+    pub state: TrainState,
+}
+
+/// Orders the examples of each epoch by a seeded shuffle and hands out micro-batches.
+struct Sampler {
+    seed: u64,
+    len: usize,
+    epoch: u64,
+    order: Vec<usize>,
+}
+
+impl Sampler {
+    fn new(seed: u64, len: usize) -> Self {
+        Self {
+            seed,
+            len,
+            epoch: u64::MAX,
+            order: Vec::new(),
+        }
+    }
+
+    /// `(epoch, example index)` of the `n`-th example the run draws.
+    fn get(&mut self, n: u64) -> (u64, usize) {
+        let epoch = n / self.len as u64;
+        if epoch != self.epoch {
+            use rand::seq::SliceRandom;
+            self.order = (0..self.len).collect();
+            self.order
+                .shuffle(&mut example_rng(self.seed, epoch, u64::MAX));
+            self.epoch = epoch;
+        }
+        (epoch, self.order[(n % self.len as u64) as usize])
+    }
+}
+
+fn make_batch<T: Task>(
+    task: &T,
+    seed: u64,
+    picks: impl Iterator<Item = (u64, usize)>,
+    device: &Device,
+) -> crate::Result<T::Batch> {
+    let examples = picks
+        .map(|(epoch, index)| {
+            let mut rng: ExampleRng = example_rng(seed, epoch, index as u64);
+            task.example(index, &mut rng)
+        })
+        .collect::<crate::Result<Vec<_>>>()?;
+    task.collate(&examples, device)
+}
+
+/// Trains `model` (built on the autodiff `device`) on `train`, validating on `valid`.
+///
+/// With `dir`, writes `dir/metrics.jsonl` and checkpoints to `dir/checkpoint/`; with `resume`
+/// as well, continues from that checkpoint exactly where it stopped (the same batches, masks,
+/// dropout and optimizer state as an uninterrupted run).
+pub fn train<M, O, T>(
+    model: Pretrainer<M, O>,
+    train: &T,
+    valid: &T,
+    config: &TrainConfig,
+    dir: Option<&Path>,
+    resume: bool,
+    device: &Device,
+) -> crate::Result<TrainReport<M, O>>
+where
+    M: Module,
+    O: Objective<M, Batch = T::Batch>,
+    Pretrainer<M, O>: Module,
+    T: Task,
+{
+    config.validate()?;
+    if train.num_examples() == 0 || valid.num_examples() == 0 {
+        return Err(Error::EmptyCorpus(
+            "the train or validation split has no example".into(),
+        ));
+    }
+    if !device.is_autodiff() {
+        return Err(Error::InvalidConfig(
+            "training needs an autodiff device: pass `device.autodiff()`".into(),
+        ));
+    }
+    if let Some(dir) = dir {
+        std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+    }
+    let mut model = model;
+    let mut optimizer: ModuleOptimizer = AdamWConfig::new()
+        .with_weight_decay(config.weight_decay as f32)
+        .with_epsilon(1e-6)
+        .init();
+    let mut state = TrainState {
+        step: 0,
+        seed: config.seed,
+        tokens_seen: 0,
+    };
+    if resume {
+        let dir = dir.ok_or_else(|| Error::InvalidConfig("resuming needs a run directory".into()))?;
+        let ckpt = checkpoint::locate(dir).ok_or_else(|| Error::Checkpoint {
+            path: dir.join(checkpoint::CHECKPOINT_DIR),
+            reason: "no checkpoint to resume from".into(),
+        })?;
+        state = checkpoint::load_state(&ckpt)?;
+        if state.seed != config.seed {
+            return Err(Error::InvalidConfig(format!(
+                "the checkpoint was trained with seed {}, not {}",
+                state.seed, config.seed
+            )));
+        }
+        model = checkpoint::load_model(&ckpt, model)?;
+        optimizer = checkpoint::load_optimizer(&ckpt, optimizer)?;
+    }
+    let logger = Logger::new(dir, config.progress, resume.then_some(state.step))?;
+    let valid_device = device.clone().inner();
+    let mut sampler = Sampler::new(config.seed, train.num_examples());
+    let per_step = (config.batch_size * config.grad_accumulation) as u64;
+    let warmup = config.warmup_steps();
+    let mut history = Vec::new();
+    let mut totals = MetricTotals::default();
+    let mut window_tokens = 0usize;
+    let mut window_start = Instant::now();
+    let run_start = Instant::now();
+    let first_step = state.step;
+
+    while state.step < config.steps {
+        let step = state.step;
+        let lr = schedule::warmup_linear_decay(config.learning_rate, step, warmup, config.steps);
+        let mut accumulator = GradientsAccumulator::<Pretrainer<M, O>>::new();
+        for micro in 0..config.grad_accumulation {
+            let first = step as u64 * per_step + (micro * config.batch_size) as u64;
+            let picks: Vec<(u64, usize)> = (first..first + config.batch_size as u64)
+                .map(|n| sampler.get(n))
+                .collect();
+            let batch = make_batch(train, config.seed, picks.into_iter(), device)?;
+            window_tokens += T::batch_tokens(&batch);
+            // Dropout draws from the backend's generator: seed it from the step so that a
+            // resumed run drops the same units.
+            device.seed(splitmix64(config.seed ^ splitmix64((step * 1024 + micro) as u64)));
+            let output = model.forward(batch);
+            let loss_value = f64::from(output.loss.clone().into_scalar::<f32>());
+            if !loss_value.is_finite() {
+                return Err(Error::InvalidConfig(format!(
+                    "the loss became {loss_value} at step {}; lower the learning rate",
+                    step + 1
+                )));
+            }
+            totals.add(loss_value, &output.metrics);
+            let grads = GradientsParams::from_grads(output.loss.backward(), &model);
+            accumulator.accumulate(&model, grads);
+        }
+        let mut grads = accumulator.grads();
+        grads::scale(&model, &mut grads, 1.0 / config.grad_accumulation as f64);
+        grads::clip_global_norm(&model, &mut grads, config.max_grad_norm);
+        model = optimizer.step(lr, model, grads);
+        state.step += 1;
+        state.tokens_seen += window_tokens as u64;
+
+        let elapsed = window_start.elapsed().as_secs_f64().max(1e-9);
+        let done = state.step - first_step;
+        let eta = run_start.elapsed().mul_f64((config.steps - state.step) as f64 / done as f64);
+        logger.progress(
+            state.step,
+            config.steps,
+            totals.mean_loss(),
+            window_tokens as f64 / elapsed,
+            eta,
+        );
+        if state.step % config.log_every == 0 || state.step == 1 || state.step == config.steps {
+            let record = LogRecord {
+                step: state.step,
+                split: Split::Train,
+                loss: totals.mean_loss(),
+                tokens_per_s: window_tokens as f64 / elapsed,
+                lr,
+                metrics: totals.values(),
+            };
+            logger.record(&record)?;
+            history.push(record);
+            totals = MetricTotals::default();
+            window_tokens = 0;
+            window_start = Instant::now();
+        }
+        if state.step % config.valid_every == 0 || state.step == config.steps {
+            let record = validate(&model, valid, config, state.step, lr, &valid_device)?;
+            logger.record(&record)?;
+            history.push(record);
+            window_start = Instant::now();
+        }
+        let checkpoint_due = config.checkpoint_every > 0 && state.step % config.checkpoint_every == 0;
+        if let Some(dir) = dir
+            && (checkpoint_due || state.step == config.steps)
+        {
+            checkpoint::save(dir, &model, &optimizer, &state)?;
+            window_start = Instant::now();
+        }
+    }
+    Ok(TrainReport {
+        model,
+        history,
+        state,
+    })
+}
+
+/// Scores the fixed validation batches with `model` in inference mode.
+pub fn validate<M, O, T>(
+    model: &Pretrainer<M, O>,
+    valid: &T,
+    config: &TrainConfig,
+    step: usize,
+    lr: f64,
+    device: &Device,
+) -> crate::Result<LogRecord>
+where
+    M: Module,
+    O: Objective<M, Batch = T::Batch>,
+    Pretrainer<M, O>: Module,
+    T: Task,
+{
+    let inference = model.valid();
+    let n = valid.num_examples();
+    let batches = config.valid_batches.max(1).min(n.div_ceil(config.batch_size));
+    let mut totals = MetricTotals::default();
+    for b in 0..batches {
+        let picks = (b * config.batch_size..((b + 1) * config.batch_size).min(n)).map(|i| (0, i));
+        let batch = make_batch(valid, config.seed, picks, device)?;
+        let output = inference.forward(batch);
+        totals.add(
+            f64::from(output.loss.into_scalar::<f32>()),
+            &output.metrics,
+        );
+    }
+    Ok(LogRecord {
+        step,
+        split: Split::Valid,
+        loss: totals.mean_loss(),
+        tokens_per_s: 0.0,
+        lr,
+        metrics: totals.values(),
+    })
+}
