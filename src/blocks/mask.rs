@@ -24,7 +24,7 @@ impl AttentionMask {
     /// Blocks every key after the query (left-to-right attention), for any batch.
     pub fn causal(len: usize, device: &Device) -> Self {
         Self {
-            blocked: Tensor::<2, Bool>::triu_mask([len, len], 1, device).reshape([1, 1, len, len]),
+            blocked: Tensor::<2, Bool>::tril_mask([len, len], 0, device).reshape([1, 1, len, len]),
         }
     }
 
@@ -73,7 +73,7 @@ mod tests {
     fn causal_blocks_exactly_the_future() {
         let device = Device::flex();
         let m = AttentionMask::causal(3, &device).blocked([1, 1, 3, 3]);
-        let got: Vec<bool> = m.into_data().to_vec().unwrap();
+        let got: Vec<bool> = m.into_data().try_to_vec().unwrap();
         assert_eq!(
             got,
             vec![false, true, true, false, false, true, false, false, false]
@@ -90,7 +90,7 @@ mod tests {
         let m = AttentionMask::padding(pad)
             .or(AttentionMask::causal(3, &device))
             .blocked([1, 2, 3, 3]);
-        let got: Vec<bool> = m.into_data().to_vec().unwrap();
+        let got: Vec<bool> = m.into_data().try_to_vec().unwrap();
         let one_head = vec![false, true, true, false, false, true, false, false, true];
         assert_eq!(got, [one_head.clone(), one_head].concat());
     }
