@@ -51,10 +51,18 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     for input in &inputs {
         txt_files(input, &mut files)?;
     }
-    eprintln!("training a {}-token WordPiece vocabulary on {} files", args.vocab_size, files.len());
+    eprintln!(
+        "training a {}-token WordPiece vocabulary on {} files",
+        args.vocab_size,
+        files.len()
+    );
     let tokenizer = Tokenizer::train_wordpiece(&files, args.vocab_size)?;
     let out = args.out.unwrap_or_else(|| data.join("tokenizer.json"));
     tokenizer.save(&out)?;
-    eprintln!("wrote {} ({} tokens)", out.display(), tokenizer.vocab_size());
+    eprintln!(
+        "wrote {} ({} tokens)",
+        out.display(),
+        tokenizer.vocab_size()
+    );
     Ok(())
 }

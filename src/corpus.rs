@@ -248,12 +248,10 @@ pub fn split_sentences(paragraph: &str) -> Vec<String> {
             while end < chars.len() && matches!(chars[end].1, '"' | '\'' | ')' | ']') {
                 end += 1;
             }
-            let next_starts = end + 1 < chars.len()
-                && chars[end].1.is_whitespace()
-                && {
-                    let n = chars[end + 1].1;
-                    n.is_uppercase() || n.is_ascii_digit() || matches!(n, '"' | '\'' | '(')
-                };
+            let next_starts = end + 1 < chars.len() && chars[end].1.is_whitespace() && {
+                let n = chars[end + 1].1;
+                n.is_uppercase() || n.is_ascii_digit() || matches!(n, '"' | '\'' | '(')
+            };
             if next_starts && !(c == '.' && ends_with_abbreviation(paragraph, chars[i].0)) {
                 let end_byte = chars.get(end).map_or(paragraph.len(), |(b, _)| *b);
                 let sentence = paragraph[start..end_byte].trim();
@@ -301,7 +299,8 @@ mod tests {
 
     #[test]
     fn sentences_split_at_terminal_punctuation_but_not_abbreviations() {
-        let s = split_sentences("Mr. Smith went to Washington. He said \"Hi!\" Then J. Doe left? Yes.");
+        let s =
+            split_sentences("Mr. Smith went to Washington. He said \"Hi!\" Then J. Doe left? Yes.");
         assert_eq!(
             s,
             vec![

@@ -50,7 +50,9 @@ pub enum Error {
         vocab: usize,
     },
     /// The tokenizer lacks a special token the crate needs.
-    #[error("the tokenizer has no special token {0} (pretext needs [PAD] [UNK] [CLS] [SEP] [MASK])")]
+    #[error(
+        "the tokenizer has no special token {0} (pretext needs [PAD] [UNK] [CLS] [SEP] [MASK])"
+    )]
     MissingSpecialToken(String),
     /// A corpus (or one split of it) holds no text.
     #[error("empty corpus: {0}")]

@@ -6,11 +6,11 @@
 
 use std::path::Path;
 
+use tokenizers::AddedToken;
+use tokenizers::models::TrainerWrapper;
 use tokenizers::models::wordpiece::{WordPiece, WordPieceTrainer};
 use tokenizers::normalizers::BertNormalizer;
 use tokenizers::pre_tokenizers::bert::BertPreTokenizer;
-use tokenizers::AddedToken;
-use tokenizers::models::TrainerWrapper;
 
 use crate::error::{Error, Result};
 
@@ -120,7 +120,9 @@ impl Tokenizer {
             .map(|f| f.as_ref().to_string_lossy().into_owned())
             .collect();
         if files.is_empty() {
-            return Err(Error::EmptyCorpus("no files to train a tokenizer on".into()));
+            return Err(Error::EmptyCorpus(
+                "no files to train a tokenizer on".into(),
+            ));
         }
         let model = WordPiece::builder()
             .unk_token("[UNK]".into())
@@ -142,7 +144,9 @@ impl Tokenizer {
             )
             .build();
         let mut trainer = TrainerWrapper::WordPieceTrainer(trainer);
-        inner.train_from_files(&mut trainer, files).map_err(tk_err)?;
+        inner
+            .train_from_files(&mut trainer, files)
+            .map_err(tk_err)?;
         Self::new(inner)
     }
 
@@ -227,7 +231,8 @@ mod tests {
         ));
         std::fs::create_dir_all(&dir).unwrap();
         let file = dir.join("text.txt");
-        let text = "the temperate wind blows. the temperature falls. winds are temperate.\n".repeat(50);
+        let text =
+            "the temperate wind blows. the temperature falls. winds are temperate.\n".repeat(50);
         std::fs::write(&file, text).unwrap();
         let tok = Tokenizer::train_wordpiece(&[&file], 60).unwrap();
         std::fs::remove_dir_all(&dir).unwrap();
@@ -255,6 +260,9 @@ mod tests {
     #[test]
     fn a_tokenizer_without_the_special_tokens_is_rejected() {
         let err = Tokenizer::new(tokenizers::Tokenizer::new(WordPiece::default())).unwrap_err();
-        assert!(matches!(err, Error::MissingSpecialToken(ref t) if t == "[PAD]"), "{err}");
+        assert!(
+            matches!(err, Error::MissingSpecialToken(ref t) if t == "[PAD]"),
+            "{err}"
+        );
     }
 }

@@ -137,7 +137,9 @@ mod tests {
         let x = Tensor::<3>::random([2, 5, 16], Distribution::Normal(0.0, 1.0), &device);
         let pad = Tensor::<2, Bool>::from_bool(
             TensorData::new(
-                vec![false, false, false, true, true, false, false, false, false, true],
+                vec![
+                    false, false, false, true, true, false, false, false, false, true,
+                ],
                 [2, 5],
             ),
             &device,
@@ -161,7 +163,10 @@ mod tests {
         let out = attn.forward(perturbed.clone(), perturbed, Some(&mask));
         // Compare only the queries that are real tokens.
         let real = |t: Tensor<3>| {
-            Tensor::cat(vec![t.clone().slice([0..1, 0..3]), t.slice([1..2, 0..4])], 1)
+            Tensor::cat(
+                vec![t.clone().slice([0..1, 0..3]), t.slice([1..2, 0..4])],
+                1,
+            )
         };
         assert!(max_abs_diff(real(base.clone()), real(out.clone())) < 1e-5);
         // And the perturbation does change the padded queries themselves (the test can fail).

@@ -134,7 +134,14 @@ mod tests {
     fn token_table_starts_small() {
         let device = Device::flex();
         let e = EmbeddingsConfig::new(1000, 64).init(&device);
-        let std = e.tokens.weight.val().var(0).mean().sqrt().into_scalar::<f32>();
+        let std = e
+            .tokens
+            .weight
+            .val()
+            .var(0)
+            .mean()
+            .sqrt()
+            .into_scalar::<f32>();
         assert!((std - 0.02).abs() < 0.003, "token embedding std {std}");
     }
 

@@ -63,7 +63,9 @@ impl EncoderLayer {
     pub fn forward(&self, x: Tensor<3>, mask: Option<&AttentionMask>) -> Tensor<3> {
         if self.norm_first {
             let h = self.attention_norm.forward(x.clone());
-            let x = x + self.dropout.forward(self.attention.forward(h.clone(), h, mask));
+            let x = x + self
+                .dropout
+                .forward(self.attention.forward(h.clone(), h, mask));
             let h = self.ffn_norm.forward(x.clone());
             x + self.dropout.forward(self.ffn.forward(h))
         } else {

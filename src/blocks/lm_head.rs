@@ -4,8 +4,8 @@
 //! Projecting only the ~15 % of positions MLM predicts is what makes the head cheap: the vocab
 //! projection is the largest matmul of a small model.
 
-use burn::nn::{Initializer, LayerNorm, LayerNormConfig, Linear, LinearConfig};
 use burn::module::Param;
+use burn::nn::{Initializer, LayerNorm, LayerNormConfig, Linear, LinearConfig};
 use burn::prelude::*;
 use burn::tensor::activation::gelu;
 

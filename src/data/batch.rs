@@ -39,7 +39,11 @@ impl TokenBatch {
     /// Pads `examples` to the longest one and moves them to `device`.
     pub fn collate(examples: &[TokenExample], pad_id: u32, device: &Device) -> Result<Self> {
         let batch = examples.len();
-        let len = examples.iter().map(|e| e.input_ids.len()).max().unwrap_or(0);
+        let len = examples
+            .iter()
+            .map(|e| e.input_ids.len())
+            .max()
+            .unwrap_or(0);
         if batch == 0 || len == 0 {
             return Err(Error::InvalidConfig("cannot collate an empty batch".into()));
         }
@@ -114,12 +118,25 @@ mod tests {
         ];
         let b = TokenBatch::collate(&examples, 0, &device).unwrap();
         assert_eq!(b.input_ids.dims(), [2, 4]);
-        let ids: Vec<i64> = b.input_ids.into_data().convert::<i64>().try_to_vec().unwrap();
+        let ids: Vec<i64> = b
+            .input_ids
+            .into_data()
+            .convert::<i64>()
+            .try_to_vec()
+            .unwrap();
         assert_eq!(ids, vec![2, 10, 11, 3, 2, 12, 3, 0]);
-        let pos: Vec<i64> = b.target_positions.into_data().convert::<i64>().try_to_vec().unwrap();
+        let pos: Vec<i64> = b
+            .target_positions
+            .into_data()
+            .convert::<i64>()
+            .try_to_vec()
+            .unwrap();
         assert_eq!(pos, vec![1, 6]);
         let pad: Vec<bool> = b.padding.into_data().try_to_vec().unwrap();
-        assert_eq!(pad, vec![false, false, false, false, false, false, false, true]);
+        assert_eq!(
+            pad,
+            vec![false, false, false, false, false, false, false, true]
+        );
         assert_eq!((b.num_tokens, b.num_targets), (7, 2));
     }
 }

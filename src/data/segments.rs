@@ -75,7 +75,9 @@ pub fn pack_segments(documents: &[TokenizedDocument], max_tokens: usize) -> Resu
         ));
     }
     if documents.is_empty() {
-        return Err(Error::EmptyCorpus("no documents to cut into segments".into()));
+        return Err(Error::EmptyCorpus(
+            "no documents to cut into segments".into(),
+        ));
     }
     let mut segments = Vec::new();
     for doc in documents {

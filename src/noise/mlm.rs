@@ -83,12 +83,10 @@ impl MlmMasker {
         masking.validate()?;
         let mut special = vec![false; vocab_size];
         for &id in special_ids.iter().chain(std::iter::once(&mask_id)) {
-            let slot = special
-                .get_mut(id as usize)
-                .ok_or(Error::TokenOutOfRange {
-                    id,
-                    vocab: vocab_size,
-                })?;
+            let slot = special.get_mut(id as usize).ok_or(Error::TokenOutOfRange {
+                id,
+                vocab: vocab_size,
+            })?;
             *slot = true;
         }
         let replacements: Vec<u32> = (0..vocab_size as u32)
@@ -299,7 +297,10 @@ mod tests {
                         kept += 1;
                     } else {
                         random += 1;
-                        assert!(out.input[k] > MASK, "random replacement drew a special token");
+                        assert!(
+                            out.input[k] > MASK,
+                            "random replacement drew a special token"
+                        );
                     }
                 } else {
                     assert_eq!(out.input[k], ids[k], "a non-target position changed");
@@ -309,10 +310,22 @@ mod tests {
         let rate = selected as f64 / maskable as f64;
         assert!((rate - 0.15).abs() < 0.005, "masked share {rate}");
         let share = |n: usize| n as f64 / selected as f64;
-        assert!((share(masked) - 0.8).abs() < 0.01, "mask share {}", share(masked));
+        assert!(
+            (share(masked) - 0.8).abs() < 0.01,
+            "mask share {}",
+            share(masked)
+        );
         // A random draw equals the original 1 time in 995; it then counts as kept.
-        assert!((share(random) - 0.1).abs() < 0.01, "random share {}", share(random));
-        assert!((share(kept) - 0.1).abs() < 0.01, "kept share {}", share(kept));
+        assert!(
+            (share(random) - 0.1).abs() < 0.01,
+            "random share {}",
+            share(random)
+        );
+        assert!(
+            (share(kept) - 0.1).abs() < 0.01,
+            "kept share {}",
+            share(kept)
+        );
     }
 
     #[test]
@@ -335,7 +348,10 @@ mod tests {
                     end += 1;
                 }
                 let hit: Vec<bool> = (k..end).map(|p| out.targets[p] != IGNORE_INDEX).collect();
-                assert!(hit.iter().all(|&h| h == hit[0]), "word {k}..{end} split: {hit:?}");
+                assert!(
+                    hit.iter().all(|&h| h == hit[0]),
+                    "word {k}..{end} split: {hit:?}"
+                );
                 k = end;
             }
         }

@@ -66,7 +66,11 @@ pub struct ClmTask {
 impl ClmTask {
     /// Segments whose framed length is at most `seq_len + 1`, so that inputs and targets are
     /// `seq_len` long.
-    pub fn new(documents: &[TokenizedDocument], tokenizer: &Tokenizer, seq_len: usize) -> crate::Result<Self> {
+    pub fn new(
+        documents: &[TokenizedDocument],
+        tokenizer: &Tokenizer,
+        seq_len: usize,
+    ) -> crate::Result<Self> {
         Ok(Self {
             segments: pack_segments(documents, body_len(seq_len + 1)?)?,
             special: tokenizer.special(),

@@ -41,7 +41,9 @@ pub fn masked_cross_entropy(logits: Tensor<2>, targets: Tensor<1, Int>) -> Predi
     let valid = ignored.clone().bool_not().float();
     let safe_targets = targets.clone().mask_fill(ignored.clone(), 0);
     let log_probs = log_softmax(logits.clone(), 1);
-    let picked = log_probs.gather(1, safe_targets.reshape([n, 1])).reshape([n]);
+    let picked = log_probs
+        .gather(1, safe_targets.reshape([n, 1]))
+        .reshape([n]);
     let nll_sum = picked.mul(valid.clone()).sum().neg();
     let count = valid.clone().sum();
     let loss = nll_sum.clone() / count.clone().clamp_min(1.0);
@@ -67,7 +69,8 @@ mod tests {
     #[test]
     fn ignored_targets_do_not_count() {
         let device = Device::flex();
-        let logits = Tensor::<2>::from_floats([[2.0, 0.0, 0.0], [0.0, 3.0, 0.0], [9.0, 0.0, 0.0]], &device);
+        let logits =
+            Tensor::<2>::from_floats([[2.0, 0.0, 0.0], [0.0, 3.0, 0.0], [9.0, 0.0, 0.0]], &device);
         let targets = Tensor::<1, Int>::from_ints([0, 2, IGNORE_INDEX], &device);
         let p = masked_cross_entropy(logits, targets);
         let lse = |a: f64, b: f64, c: f64| (a.exp() + b.exp() + c.exp()).ln();

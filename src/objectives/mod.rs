@@ -13,6 +13,7 @@ pub use clm::{Clm, ClmConfig, ClmTask};
 pub use loss::{Predictions, masked_cross_entropy};
 pub use mlm::{Mlm, MlmConfig, MlmTask};
 
+use burn::module::ModuleDisplay;
 use burn::prelude::*;
 
 use crate::blocks::{AttentionMask, EncoderBackbone, LmHead};
@@ -75,7 +76,7 @@ pub struct ObjectiveOutput {
 ///
 /// Implement it for a module holding your heads to plug in an objective of your own; the
 /// training loop, checkpoints and metrics work unchanged.
-pub trait Objective<M>: Module {
+pub trait Objective<M>: Module + ModuleDisplay {
     /// The batch this objective scores.
     type Batch: Clone + Send;
 

@@ -101,9 +101,7 @@ pub fn load_model<M: Module>(ckpt: &Path, model: M) -> Result<M> {
     if !path.is_file() {
         return Err(ckpt_err(&path, "missing"));
     }
-    model
-        .try_load_file(&path)
-        .map_err(|e| ckpt_err(&path, e))
+    model.try_load_file(&path).map_err(|e| ckpt_err(&path, e))
 }
 
 /// Loads the optimizer state of checkpoint `ckpt` into `optimizer`.

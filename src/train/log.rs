@@ -76,7 +76,10 @@ impl MetricTotals {
         for m in metrics {
             let sum = f64::from(m.sum.clone().into_scalar::<f32>());
             let count = f64::from(m.count.clone().into_scalar::<f32>());
-            let entry = self.sums.entry(m.name.clone()).or_insert((0.0, 0.0, m.reduce));
+            let entry = self
+                .sums
+                .entry(m.name.clone())
+                .or_insert((0.0, 0.0, m.reduce));
             entry.0 += sum;
             entry.1 += count;
         }

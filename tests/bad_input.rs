@@ -1,0 +1,160 @@
+//! Bad input gets a typed error, never a panic.
+
+mod common;
+
+use burn::prelude::*;
+use pretext::corpus::{Corpus, DocumentBoundary};
+use pretext::noise::{MlmMasker, MlmMasking};
+use pretext::objectives::{MlmConfig, MlmTask};
+use pretext::pretrainer::check_compatible;
+use pretext::train::train;
+use pretext::{Error, Preset, Pretrainer, Tokenizer};
+
+#[test]
+fn hidden_size_not_divisible_by_heads() {
+    let mut cfg = Preset::Tiny.encoder(100);
+    cfg.num_heads = 3;
+    let err = cfg.init(&Device::flex()).unwrap_err();
+    assert!(
+        matches!(
+            err,
+            Error::HeadsDoNotDivide {
+                hidden: 64,
+                heads: 3
+            }
+        ),
+        "{err}"
+    );
+}
+
+#[test]
+fn mask_rate_outside_the_unit_interval() {
+    let tokenizer = Tokenizer::bundled().unwrap();
+    for rate in [-0.1, 1.01, f64::NAN] {
+        let masking = MlmMasking {
+            mask_prob: rate,
+            ..MlmMasking::default()
+        };
+        let err = MlmMasker::for_tokenizer(masking, &tokenizer).unwrap_err();
+        assert!(
+            matches!(
+                err,
+                Error::RateOutOfRange {
+                    name: "mask_prob",
+                    ..
+                }
+            ),
+            "{err}"
+        );
+    }
+}
+
+#[test]
+fn sequence_longer_than_the_position_table() {
+    let tokenizer = Tokenizer::bundled().unwrap();
+    let backbone = common::tiny_backbone(&tokenizer, &Device::flex());
+    let err = check_compatible(&tokenizer, &backbone, 129).unwrap_err();
+    assert!(
+        matches!(err, Error::SequenceTooLong { len: 129, max: 128 }),
+        "{err}"
+    );
+    assert!(check_compatible(&tokenizer, &backbone, 128).is_ok());
+}
+
+#[test]
+fn tokenizer_vocab_differs_from_the_model_vocab() {
+    let tokenizer = Tokenizer::bundled().unwrap();
+    let backbone = Preset::Tiny.encoder(5000).init(&Device::flex()).unwrap();
+    let err = check_compatible(&tokenizer, &backbone, 64).unwrap_err();
+    assert!(
+        matches!(
+            err,
+            Error::VocabMismatch {
+                tokenizer: 8192,
+                model: 5000
+            }
+        ),
+        "{err}"
+    );
+}
+
+#[test]
+fn empty_corpus_files_and_folders() {
+    let dir = common::temp_dir("empty-corpus");
+    let err = Corpus::from_dir(&dir, DocumentBoundary::File).unwrap_err();
+    assert!(matches!(err, Error::EmptyCorpus(_)), "{err}");
+    std::fs::write(dir.join("blank.txt"), "\n   \n").unwrap();
+    let err = Corpus::from_dir(&dir, DocumentBoundary::File).unwrap_err();
+    assert!(matches!(err, Error::EmptyCorpus(_)), "{err}");
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[test]
+fn non_utf8_corpus_file() {
+    let dir = common::temp_dir("latin1");
+    std::fs::write(dir.join("a.txt"), "Good text.\n").unwrap();
+    std::fs::write(dir.join("b.txt"), b"caf\xe9 au lait\n").unwrap();
+    let err = Corpus::from_dir(&dir, DocumentBoundary::File).unwrap_err();
+    assert!(
+        matches!(err, Error::NotUtf8 { ref path, offset: 3 } if path.ends_with("b.txt")),
+        "{err}"
+    );
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[test]
+fn tokenizer_file_without_the_special_tokens() {
+    let dir = common::temp_dir("no-specials");
+    let mut json: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(pretext::corpus::bundled_data_dir().join("tokenizer.json")).unwrap(),
+    )
+    .unwrap();
+    json["added_tokens"] = serde_json::json!([]);
+    json["model"]["vocab"]
+        .as_object_mut()
+        .unwrap()
+        .remove("[MASK]");
+    let path = dir.join("tokenizer.json");
+    std::fs::write(&path, json.to_string()).unwrap();
+    let err = Tokenizer::from_file(&path).unwrap_err();
+    assert!(
+        matches!(err, Error::MissingSpecialToken(ref t) if t == "[MASK]"),
+        "{err}"
+    );
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[test]
+fn truncated_and_missing_checkpoints() {
+    let (tokenizer, train_docs, valid_docs) = common::real_text();
+    let device = Device::flex().autodiff();
+    let task = MlmTask::new(&train_docs, &tokenizer, MlmMasking::default(), 32).unwrap();
+    let valid = MlmTask::new(&valid_docs, &tokenizer, MlmMasking::default(), 32).unwrap();
+    let model = || {
+        let backbone = common::tiny_backbone(&tokenizer, &device);
+        let head = MlmConfig::new().init(&backbone, &device);
+        Pretrainer::new(backbone, head)
+    };
+    let config = common::quick_config(2);
+    let dir = common::temp_dir("truncated");
+
+    let err = train(model(), &task, &valid, &config, Some(&dir), true, &device).unwrap_err();
+    assert!(matches!(err, Error::Checkpoint { .. }), "{err}");
+
+    train(model(), &task, &valid, &config, Some(&dir), false, &device).unwrap();
+    let weights = dir.join("checkpoint").join("model.bpk");
+    let bytes = std::fs::read(&weights).unwrap();
+    std::fs::write(&weights, &bytes[..bytes.len() / 2]).unwrap();
+    let mut config = config;
+    config.steps = 4;
+    let err = train(model(), &task, &valid, &config, Some(&dir), true, &device).unwrap_err();
+    assert!(
+        matches!(err, Error::Checkpoint { ref path, .. } if path.ends_with("model.bpk")),
+        "{err}"
+    );
+
+    std::fs::write(dir.join("checkpoint").join("state.json"), "{\"step\": ").unwrap();
+    let err = train(model(), &task, &valid, &config, Some(&dir), true, &device).unwrap_err();
+    assert!(matches!(err, Error::Checkpoint { .. }), "{err}");
+    std::fs::remove_dir_all(dir).unwrap();
+}

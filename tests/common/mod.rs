@@ -1,0 +1,58 @@
+//! Shared set-up of the integration tests: a slice of the bundled corpus and a tiny model.
+
+#![allow(dead_code)]
+
+use burn::prelude::*;
+use pretext::blocks::{TransformerEncoder, TransformerEncoderConfig};
+use pretext::corpus::{Corpus, DocumentBoundary, bundled_data_dir};
+use pretext::data::{TokenizedDocument, tokenize_corpus};
+use pretext::train::TrainConfig;
+use pretext::{Preset, Tokenizer};
+
+/// The bundled tokenizer and a few real documents, tokenized: `(tokenizer, train, valid)`.
+pub fn real_text() -> (Tokenizer, Vec<TokenizedDocument>, Vec<TokenizedDocument>) {
+    let tokenizer = Tokenizer::bundled().expect("bundled tokenizer");
+    let mut corpus = Corpus::from_dir(
+        bundled_data_dir().join("shakespeare"),
+        DocumentBoundary::File,
+    )
+    .expect("bundled Shakespeare");
+    corpus.documents.truncate(6);
+    let valid = Corpus {
+        documents: corpus.documents.split_off(5),
+    };
+    (
+        tokenizer.clone(),
+        tokenize_corpus(&corpus, &tokenizer).unwrap(),
+        tokenize_corpus(&valid, &tokenizer).unwrap(),
+    )
+}
+
+/// A 2-layer, width-64 encoder over the bundled vocabulary.
+pub fn tiny_encoder(tokenizer: &Tokenizer) -> TransformerEncoderConfig {
+    Preset::Tiny.encoder(tokenizer.vocab_size())
+}
+
+/// Builds the tiny encoder on `device` with a fixed seed.
+pub fn tiny_backbone(tokenizer: &Tokenizer, device: &Device) -> TransformerEncoder {
+    device.seed(7);
+    tiny_encoder(tokenizer).init(device).unwrap()
+}
+
+/// A short quiet run.
+pub fn quick_config(steps: usize) -> TrainConfig {
+    TrainConfig::new(steps, 8)
+        .with_learning_rate(2e-3)
+        .with_log_every(1)
+        .with_valid_every(steps)
+        .with_valid_batches(2)
+        .with_progress(false)
+}
+
+/// A fresh temporary directory for `name`.
+pub fn temp_dir(name: &str) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("pretext-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
