@@ -22,8 +22,14 @@ pub mod pretrainer;
 pub mod tokenize;
 pub mod train;
 
+pub use burn;
 pub use error::{Error, Result};
 pub use objectives::{Objective, ObjectiveOutput};
 pub use preset::Preset;
 pub use pretrainer::Pretrainer;
 pub use tokenize::Tokenizer;
+
+/// The README's code blocks, compiled as doctests so that its example keeps building.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;

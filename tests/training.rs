@@ -90,3 +90,61 @@ fn clm_loss_falls_on_real_text() {
         .unwrap();
     assert!(valid.metrics["ppl"] < tokenizer.vocab_size() as f64 / 2.0);
 }
+
+#[test]
+fn gradients_reach_every_parameter() {
+    use burn::module::{Module, ModuleVisitor, Param};
+    use burn::optim::GradientsParams;
+    use pretext::data::Task;
+    use pretext::noise::example_rng;
+
+    struct Check<'a> {
+        grads: &'a GradientsParams,
+        path: Vec<String>,
+        missing: Vec<String>,
+        seen: usize,
+    }
+    impl ModuleVisitor for Check<'_> {
+        fn enter_module(&mut self, name: &str, _: &str) {
+            self.path.push(name.to_string());
+        }
+        fn exit_module(&mut self, _: &str, _: &str) {
+            self.path.pop();
+        }
+        fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
+            self.seen += 1;
+            let reached = self
+                .grads
+                .get::<D>(param.id)
+                .is_some_and(|g| g.abs().sum().into_scalar::<f32>() > 0.0);
+            if !reached {
+                self.missing.push(self.path.join("."));
+            }
+        }
+    }
+
+    let (tokenizer, train_docs, _) = common::real_text();
+    let device = Device::flex().autodiff();
+    let backbone = common::tiny_backbone(&tokenizer, &device);
+    let head = MlmConfig::new().init(&backbone, &device);
+    let model = Pretrainer::new(backbone, head);
+    let task = MlmTask::new(&train_docs, &tokenizer, MlmMasking::default(), 64).unwrap();
+    let examples: Vec<_> = (0..8)
+        .map(|i| task.example(i, &mut example_rng(0, 0, i as u64)).unwrap())
+        .collect();
+    let output = model.forward(task.collate(&examples, &device).unwrap());
+    let grads = GradientsParams::from_grads(output.loss.backward(), &model);
+    let mut check = Check {
+        grads: &grads,
+        path: Vec::new(),
+        missing: Vec::new(),
+        seen: 0,
+    };
+    model.visit(&mut check);
+    assert!(check.seen > 20, "visited only {} parameters", check.seen);
+    assert!(
+        check.missing.is_empty(),
+        "no gradient reached {:?}",
+        check.missing
+    );
+}

@@ -69,6 +69,9 @@ pub struct MlmMasker {
     mask_id: u32,
     special: Vec<bool>,
     replacements: Vec<u32>,
+    /// A uniform `u32` below this becomes `[MASK]`; below `random_cut`, a random token.
+    mask_cut: u64,
+    random_cut: u64,
 }
 
 impl MlmMasker {
@@ -97,11 +100,14 @@ impl MlmMasker {
                 "the vocabulary has no non-special token to draw replacements from".into(),
             ));
         }
+        let cut = |p: f64| (p * (1u64 << 32) as f64) as u64;
         Ok(Self {
             masking,
             mask_id,
             special,
             replacements,
+            mask_cut: cut(masking.mask_replace_prob),
+            random_cut: cut(masking.mask_replace_prob + masking.random_replace_prob),
         })
     }
 
@@ -141,15 +147,23 @@ impl MlmMasker {
                 word_starts.len()
             )));
         }
-        if let Some(&id) = ids.iter().find(|&&id| id as usize >= self.special.len()) {
-            return Err(Error::TokenOutOfRange {
-                id,
-                vocab: self.special.len(),
-            });
+        // One pass finds the maskable positions and checks every id.
+        let mut candidates: Vec<u32> = Vec::with_capacity(ids.len());
+        for (i, &id) in ids.iter().enumerate() {
+            match self.special.get(id as usize) {
+                Some(false) => candidates.push(i as u32),
+                Some(true) => {}
+                None => {
+                    return Err(Error::TokenOutOfRange {
+                        id,
+                        vocab: self.special.len(),
+                    });
+                }
+            }
         }
         let mut input = ids.to_vec();
         let mut targets = vec![IGNORE_INDEX; ids.len()];
-        let maskable = ids.iter().filter(|&&id| !self.special[id as usize]).count();
+        let maskable = candidates.len();
         let budget = ((self.masking.mask_prob * maskable as f64) + rng.random::<f64>()) as usize;
         // At least one target when the rate is positive (BERT's rule), so that no example is
         // wasted; at most every maskable token.
@@ -159,19 +173,13 @@ impl MlmMasker {
             return Ok(Masked { input, targets });
         }
         if self.masking.whole_word {
-            // Word spans [start, end) of maskable tokens.
-            let mut words: Vec<(u32, u32)> = Vec::with_capacity(ids.len());
-            for (i, &id) in ids.iter().enumerate() {
-                if self.special[id as usize] {
-                    continue;
-                }
-                let continues = !word_starts[i]
-                    && i > 0
-                    && !self.special[ids[i - 1] as usize]
-                    && words.last().is_some_and(|w| w.1 as usize == i);
+            // Word spans [start, end): a maskable token continues the word of the maskable
+            // token just before it unless it starts a word itself.
+            let mut words: Vec<(u32, u32)> = Vec::with_capacity(maskable);
+            for &pos in &candidates {
                 match words.last_mut() {
-                    Some(w) if continues => w.1 += 1,
-                    _ => words.push((i as u32, i as u32 + 1)),
+                    Some(w) if w.1 == pos && !word_starts[pos as usize] => w.1 += 1,
+                    _ => words.push((pos, pos + 1)),
                 }
             }
             let mut left = budget;
@@ -192,12 +200,8 @@ impl MlmMasker {
                 }
             }
         } else {
-            let mut candidates: Vec<u32> = (0..ids.len() as u32)
-                .filter(|&i| !self.special[ids[i as usize] as usize])
-                .collect();
-            let n = candidates.len();
             for k in 0..budget {
-                let j = rng.random_range(k..n);
+                let j = rng.random_range(k..maskable);
                 candidates.swap(k, j);
                 self.replace(candidates[k] as usize, &mut input, &mut targets, ids, rng);
             }
@@ -215,10 +219,10 @@ impl MlmMasker {
         rng: &mut ExampleRng,
     ) {
         targets[pos] = i64::from(ids[pos]);
-        let r = rng.random::<f64>();
-        if r < self.masking.mask_replace_prob {
+        let r = u64::from(rng.random::<u32>());
+        if r < self.mask_cut {
             input[pos] = self.mask_id;
-        } else if r < self.masking.mask_replace_prob + self.masking.random_replace_prob {
+        } else if r < self.random_cut {
             input[pos] = self.replacements[rng.random_range(0..self.replacements.len())];
         }
     }

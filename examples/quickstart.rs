@@ -1,0 +1,40 @@
+//! The README's library example: pretrain a small BERT-style model with masked LM on the
+//! bundled corpus, in about 20 lines.
+//!
+//! `cargo run --release --example quickstart`
+
+use pretext::burn::prelude::*;
+use pretext::corpus::Corpus;
+use pretext::data::tokenize_corpus;
+use pretext::noise::MlmMasking;
+use pretext::objectives::{MlmConfig, MlmTask};
+use pretext::train::{TrainConfig, train};
+use pretext::{Preset, Pretrainer, Tokenizer};
+
+fn main() -> pretext::Result<()> {
+    let tokenizer = Tokenizer::bundled()?;
+    let (train_docs, valid_docs) = Corpus::bundled()?.split(0.05, 0)?;
+    let train_docs = tokenize_corpus(&train_docs, &tokenizer)?;
+    let valid_docs = tokenize_corpus(&valid_docs, &tokenizer)?;
+
+    let device = Device::flex().autodiff();
+    let backbone = Preset::Tiny.encoder(tokenizer.vocab_size()).init(&device)?;
+    let mlm = MlmConfig::new().init(&backbone, &device);
+    let masking = MlmMasking::default(); // 15 %, 80/10/10
+    let train_task = MlmTask::new(&train_docs, &tokenizer, masking, 64)?;
+    let valid_task = MlmTask::new(&valid_docs, &tokenizer, masking, 64)?;
+
+    let config = TrainConfig::new(100, 16).with_learning_rate(2e-3);
+    let model = Pretrainer::new(backbone, mlm);
+    let report = train(
+        model,
+        &train_task,
+        &valid_task,
+        &config,
+        None,
+        false,
+        &device,
+    )?;
+    println!("last validation: {:?}", report.history.last());
+    Ok(())
+}
