@@ -1,10 +1,11 @@
 //! Multi-head attention that takes any [`AttentionMask`] (padding, causal, prefix, arbitrary
 //! `[batch, query, key]` or per-head) and gives zeros, not NaN, for a query that may see no key.
 
-use burn::nn::{Dropout, DropoutConfig, Initializer, Linear, LinearConfig};
+use burn::nn::{Initializer, Linear, LinearConfig};
 use burn::prelude::*;
 use burn::tensor::activation::softmax;
 
+use super::dropout::Dropout;
 use super::mask::AttentionMask;
 use crate::error::Error;
 
@@ -63,7 +64,7 @@ impl MultiHeadAttentionConfig {
             key: linear(),
             value: linear(),
             output: linear(),
-            dropout: DropoutConfig::new(self.dropout).init(),
+            dropout: Dropout::new(self.dropout),
             num_heads: self.num_heads,
             head_size: self.hidden_size / self.num_heads,
         })

@@ -1,10 +1,10 @@
 //! Input embeddings: token, position (learned or sinusoidal) and segment, summed, then
 //! LayerNorm and dropout, as BERT does.
 
-use burn::nn::{
-    Dropout, DropoutConfig, Embedding, EmbeddingConfig, Initializer, LayerNorm, LayerNormConfig,
-};
+use burn::nn::{Embedding, EmbeddingConfig, Initializer, LayerNorm, LayerNormConfig};
 use burn::prelude::*;
+
+use super::dropout::Dropout;
 
 /// How positions are encoded.
 #[derive(Config, Debug, PartialEq, Copy)]
@@ -75,7 +75,7 @@ impl EmbeddingsConfig {
             norm: LayerNormConfig::new(self.hidden_size)
                 .with_epsilon(self.layer_norm_eps)
                 .init(device),
-            dropout: DropoutConfig::new(self.dropout).init(),
+            dropout: Dropout::new(self.dropout),
             max_positions: self.max_positions,
         }
     }

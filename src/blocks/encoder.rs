@@ -5,10 +5,11 @@
 //! A causal language model is this same encoder under a causal mask (x-transformers' `Decoder`
 //! is its `Encoder` with `causal = True`), so one backbone serves MLM and CLM alike.
 
-use burn::nn::{Dropout, DropoutConfig, LayerNorm, LayerNormConfig};
+use burn::nn::{LayerNorm, LayerNormConfig};
 use burn::prelude::*;
 
 use super::attention::{MultiHeadAttention, MultiHeadAttentionConfig};
+use super::dropout::Dropout;
 use super::embedding::{Embeddings, EmbeddingsConfig, PositionEncoding};
 use super::feed_forward::{FeedForward, FeedForwardConfig};
 use super::mask::AttentionMask;
@@ -144,11 +145,9 @@ impl TransformerEncoderConfig {
                 Ok(EncoderLayer {
                     attention: self.attention().init(device)?,
                     attention_norm: norm(),
-                    ffn: FeedForwardConfig::new(self.hidden_size, self.ffn_size)
-                        .with_dropout(self.dropout)
-                        .init(device),
+                    ffn: FeedForwardConfig::new(self.hidden_size, self.ffn_size).init(device),
                     ffn_norm: norm(),
-                    dropout: DropoutConfig::new(self.dropout).init(),
+                    dropout: Dropout::new(self.dropout),
                     norm_first: self.norm_first,
                 })
             })

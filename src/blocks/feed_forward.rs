@@ -1,6 +1,9 @@
-//! The position-wise feed-forward network: linear, GELU, dropout, linear.
+//! The position-wise feed-forward network: linear, GELU, linear.
+//!
+//! No dropout inside: as in BERT, dropout follows the whole network on the residual branch
+//! (in the encoder layer).
 
-use burn::nn::{Dropout, DropoutConfig, Initializer, Linear, LinearConfig};
+use burn::nn::{Initializer, Linear, LinearConfig};
 use burn::prelude::*;
 use burn::tensor::activation::gelu;
 
@@ -11,9 +14,6 @@ pub struct FeedForwardConfig {
     pub hidden_size: usize,
     /// Inner width (usually 4 × hidden).
     pub ffn_size: usize,
-    /// Dropout after the activation. Default 0.1.
-    #[config(default = 0.1)]
-    pub dropout: f64,
     /// Standard deviation of the normal initialisation. Default 0.02.
     #[config(default = 0.02)]
     pub init_std: f64,
@@ -24,7 +24,6 @@ pub struct FeedForwardConfig {
 pub struct FeedForward {
     up: Linear,
     down: Linear,
-    dropout: Dropout,
 }
 
 impl FeedForwardConfig {
@@ -41,7 +40,6 @@ impl FeedForwardConfig {
             down: LinearConfig::new(self.ffn_size, self.hidden_size)
                 .with_initializer(init)
                 .init(device),
-            dropout: DropoutConfig::new(self.dropout).init(),
         }
     }
 }
@@ -49,7 +47,6 @@ impl FeedForwardConfig {
 impl FeedForward {
     /// Applies the network to `[batch, len, hidden]`.
     pub fn forward(&self, x: Tensor<3>) -> Tensor<3> {
-        self.down
-            .forward(self.dropout.forward(gelu(self.up.forward(x))))
+        self.down.forward(gelu(self.up.forward(x)))
     }
 }

@@ -1,6 +1,7 @@
 //! Composable Transformer blocks: burn modules, each with a `Config` and `init(&device)`.
 
 pub mod attention;
+pub mod dropout;
 pub mod embedding;
 pub mod encoder;
 pub mod feed_forward;
@@ -8,6 +9,7 @@ pub mod lm_head;
 pub mod mask;
 
 pub use attention::{MultiHeadAttention, MultiHeadAttentionConfig};
+pub use dropout::{Dropout, seed_dropout};
 pub use embedding::{Embeddings, EmbeddingsConfig, PositionEncoding};
 pub use encoder::{EncoderBackbone, EncoderLayer, TransformerEncoder, TransformerEncoderConfig};
 pub use feed_forward::{FeedForward, FeedForwardConfig};

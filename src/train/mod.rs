@@ -244,11 +244,11 @@ where
                 .collect();
             let batch = make_batch(train, config.seed, picks.into_iter(), device)?;
             window_tokens += T::batch_tokens(&batch);
-            // Dropout draws from the backend's generator: seed it from the step so that a
-            // resumed run drops the same units.
-            device.seed(splitmix64(
-                config.seed ^ splitmix64((step * 1024 + micro) as u64),
-            ));
+            // Seed dropout from the step so that a resumed run drops the same units.
+            crate::blocks::seed_dropout(
+                device,
+                splitmix64(config.seed ^ splitmix64((step * 1024 + micro) as u64)),
+            );
             let output = model.forward(batch);
             let loss_value = f64::from(output.loss.clone().into_scalar::<f32>());
             if !loss_value.is_finite() {
