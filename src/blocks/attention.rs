@@ -91,14 +91,19 @@ impl MultiHeadAttention {
         let v = heads(self.value.forward(keys_values), k_len);
 
         let scale = (self.head_size as f64).powf(-0.5);
-        let scores = q.matmul(k.swap_dims(2, 3)).mul_scalar(scale);
+        let scores = q.mul_scalar(scale).matmul(k.swap_dims(2, 3));
         let weights = match mask {
             Some(mask) => {
+                // A finite fill keeps a fully blocked row finite through softmax; such rows
+                // (possible only with arbitrary masks) are then zeroed instead of left as a
+                // uniform mix.
                 let blocked = mask.blocked([batch, self.num_heads, q_len, k_len]);
-                // A finite fill keeps a fully blocked row finite through softmax; zeroing the
-                // blocked weights afterwards turns that row into zeros instead of a uniform mix.
-                let scores = scores.mask_fill(blocked.clone(), -1.0e9);
-                softmax(scores, 3).mask_fill(blocked, 0.0)
+                let weights = softmax(scores.mask_fill(blocked.clone(), -1.0e9), 3);
+                if mask.may_block_whole_rows() {
+                    weights.mask_fill(blocked, 0.0)
+                } else {
+                    weights
+                }
             }
             None => softmax(scores, 3),
         };

@@ -10,6 +10,10 @@ use burn::prelude::*;
 #[derive(Debug, Clone)]
 pub struct AttentionMask {
     blocked: Tensor<4, Bool>,
+    /// Whether every query may see key 0. True of padding masks (a sequence starts with a real
+    /// token) and causal masks, and of their union; then no query is left with nothing to
+    /// attend to, and the attention can skip zeroing such rows.
+    keeps_first_key: bool,
 }
 
 impl AttentionMask {
@@ -18,6 +22,7 @@ impl AttentionMask {
         let [batch, keys] = padding.dims();
         Self {
             blocked: padding.reshape([batch, 1, 1, keys]),
+            keeps_first_key: true,
         }
     }
 
@@ -25,6 +30,7 @@ impl AttentionMask {
     pub fn causal(len: usize, device: &Device) -> Self {
         Self {
             blocked: Tensor::<2, Bool>::tril_mask([len, len], 0, device).reshape([1, 1, len, len]),
+            keeps_first_key: true,
         }
     }
 
@@ -33,6 +39,7 @@ impl AttentionMask {
         let [b, q, k] = blocked.dims();
         Self {
             blocked: blocked.reshape([b, 1, q, k]),
+            keeps_first_key: false,
         }
     }
 
@@ -43,7 +50,10 @@ impl AttentionMask {
 
     /// From a per-head `[batch, heads, queries, keys]` mask where `true` means *blocked*.
     pub fn per_head_blocked(blocked: Tensor<4, Bool>) -> Self {
-        Self { blocked }
+        Self {
+            blocked,
+            keeps_first_key: false,
+        }
     }
 
     /// A key is blocked when either mask blocks it (shapes broadcast over size-1 dimensions).
@@ -56,7 +66,13 @@ impl AttentionMask {
                 .blocked
                 .expand(shape)
                 .bool_or(other.blocked.expand(shape)),
+            keeps_first_key: self.keeps_first_key && other.keeps_first_key,
         }
+    }
+
+    /// Whether some query may be left with no key to attend to.
+    pub fn may_block_whole_rows(&self) -> bool {
+        !self.keeps_first_key
     }
 
     /// The mask broadcast to `[batch, heads, queries, keys]`, `true` = blocked.
