@@ -9,6 +9,8 @@ use burn::nn::{Initializer, LayerNorm, LayerNormConfig, Linear, LinearConfig};
 use burn::prelude::*;
 use burn::tensor::activation::gelu;
 
+use super::encoder::EncoderBackbone;
+
 /// Configuration of [`LmHead`].
 #[derive(Config, Debug)]
 pub struct LmHeadConfig {
@@ -32,6 +34,12 @@ pub struct LmHead {
 }
 
 impl LmHeadConfig {
+    /// The head that fits `backbone`: its width, its token table's width and its vocabulary.
+    pub fn for_backbone<M: EncoderBackbone>(backbone: &M) -> Self {
+        let embedding = backbone.token_embedding().dims()[1];
+        Self::new(backbone.hidden_size(), embedding, backbone.vocab_size())
+    }
+
     /// Builds the head.
     pub fn init(&self, device: &Device) -> LmHead {
         LmHead {

@@ -32,9 +32,8 @@ pub struct Clm {
 impl ClmConfig {
     /// Builds the head for `backbone`.
     pub fn init<M: EncoderBackbone>(&self, backbone: &M, device: &Device) -> Clm {
-        let embedding = backbone.token_embedding().dims()[1];
         Clm {
-            head: LmHeadConfig::new(backbone.hidden_size(), embedding, backbone.vocab_size())
+            head: LmHeadConfig::for_backbone(backbone)
                 .with_layer_norm_eps(self.layer_norm_eps)
                 .init(device),
         }

@@ -30,9 +30,8 @@ pub struct Mlm {
 impl MlmConfig {
     /// Builds the head for `backbone`.
     pub fn init<M: EncoderBackbone>(&self, backbone: &M, device: &Device) -> Mlm {
-        let embedding = backbone.token_embedding().dims()[1];
         Mlm {
-            head: LmHeadConfig::new(backbone.hidden_size(), embedding, backbone.vocab_size())
+            head: LmHeadConfig::for_backbone(backbone)
                 .with_layer_norm_eps(self.layer_norm_eps)
                 .init(device),
         }

@@ -18,6 +18,7 @@ pub use log::{LogRecord, Logger, MetricTotals, Split};
 use std::path::Path;
 use std::time::Instant;
 
+use burn::module::ParamGroup;
 use burn::optim::{AdamWConfig, GradientsAccumulator, GradientsParams, ModuleOptimizer};
 use burn::prelude::*;
 
@@ -99,6 +100,20 @@ impl TrainConfig {
     fn warmup_steps(&self) -> usize {
         (self.warmup_fraction * self.steps as f64).round() as usize
     }
+}
+
+/// AdamW with BERT's settings: epsilon 1e-6, and no weight decay on LayerNorm parameters and
+/// biases (their paths contain `norm` or `bias`).
+pub fn adamw(weight_decay: f64) -> ModuleOptimizer {
+    let adamw = |decay: f64| {
+        AdamWConfig::new()
+            .with_weight_decay(decay as f32)
+            .with_epsilon(1e-6)
+    };
+    let no_decay = ParamGroup::from_regex(r"(norm|bias)").expect("a valid regex");
+    adamw(weight_decay)
+        .init()
+        .with_group(no_decay, adamw(0.0).build(), None)
 }
 
 /// What a finished run returns.
@@ -194,10 +209,7 @@ where
         std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
     }
     let mut model = model;
-    let mut optimizer: ModuleOptimizer = AdamWConfig::new()
-        .with_weight_decay(config.weight_decay as f32)
-        .with_epsilon(1e-6)
-        .init();
+    let mut optimizer = adamw(config.weight_decay);
     let mut state = TrainState {
         step: 0,
         seed: config.seed,
@@ -376,5 +388,52 @@ pub fn tune_allocator() {
             mallopt(M_MMAP_MAX, 0);
             mallopt(M_TRIM_THRESHOLD, 1 << 30);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use burn::nn::{LayerNorm, LayerNormConfig, Linear, LinearConfig};
+
+    #[derive(Module, Debug)]
+    struct Block {
+        dense: Linear,
+        norm: LayerNorm,
+    }
+
+    #[test]
+    fn adamw_decays_weights_but_not_norms_or_biases() {
+        let device = Device::flex().autodiff();
+        let block = Block {
+            dense: LinearConfig::new(4, 4).init(&device),
+            norm: LayerNormConfig::new(4).init(&device),
+        };
+        let sum = |t: Tensor<1>| t.abs().sum().into_scalar::<f32>();
+        let before = (
+            sum(block.dense.weight.val().flatten(0, 1)),
+            sum(block.dense.bias.as_ref().unwrap().val()),
+            sum(block.norm.gamma.val()),
+        );
+        let x = Tensor::<2>::ones([2, 4], &device);
+        // A zero loss: every gradient is zero, so only weight decay moves parameters.
+        let loss = block
+            .norm
+            .forward(block.dense.forward(x))
+            .sum()
+            .mul_scalar(0.0);
+        let grads = GradientsParams::from_grads(loss.backward(), &block);
+        let block = adamw(0.5).step(0.1, block, grads);
+        let after = (
+            sum(block.dense.weight.val().flatten(0, 1)),
+            sum(block.dense.bias.as_ref().unwrap().val()),
+            sum(block.norm.gamma.val()),
+        );
+        assert!(
+            (after.0 - before.0 * 0.95).abs() < 1e-4,
+            "{before:?} -> {after:?}"
+        );
+        assert!((after.1 - before.1).abs() < 1e-6, "bias decayed");
+        assert!((after.2 - before.2).abs() < 1e-6, "LayerNorm decayed");
     }
 }
