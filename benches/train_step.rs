@@ -8,7 +8,7 @@
 
 use std::time::Duration;
 
-use burn::optim::{AdamWConfig, GradientsParams};
+use burn::optim::GradientsParams;
 use burn::prelude::*;
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use pretext::data::Task;
@@ -37,7 +37,7 @@ fn mlm_step(c: &mut Criterion) {
     let backbone = encoder.init(&device).unwrap();
     let head = MlmConfig::new().init(&backbone, &device);
     let mut model = Pretrainer::new(backbone, head);
-    let mut optim = AdamWConfig::new().init();
+    let mut optim = pretext::train::adamw(0.01);
 
     // Full-length segments of real text, so every sequence is 128 tokens.
     let mut corpus = pretext::corpus::Corpus::from_dir(

@@ -92,6 +92,10 @@ struct Args {
     /// Micro-batches per update.
     #[arg(long, default_value_t = 1)]
     grad_accumulation: usize,
+    /// LayerNorm before each sub-layer (GPT-2) instead of after (BERT); default: true for clm,
+    /// false for mlm.
+    #[arg(long)]
+    norm_first: Option<bool>,
     /// Dropout (default 0.1).
     #[arg(long, default_value_t = 0.1)]
     dropout: f64,
@@ -188,7 +192,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let encoder = preset
         .encoder(tokenizer.vocab_size())
         .with_dropout(args.dropout)
-        .with_norm_first(matches!(args.objective, ObjectiveName::Clm));
+        .with_norm_first(
+            args.norm_first
+                .unwrap_or(matches!(args.objective, ObjectiveName::Clm)),
+        );
     let config = TrainConfig::new(args.steps, args.batch_size.unwrap_or(preset.batch_size()))
         .with_learning_rate(args.lr.unwrap_or(preset.learning_rate()))
         .with_seed(args.seed)

@@ -11,6 +11,8 @@
 //! Attention masks follow burn's convention, `true` = blocked, and only travel as
 //! [`blocks::AttentionMask`]. Targets use one ignore value, [`noise::IGNORE_INDEX`].
 
+#![warn(missing_docs)]
+
 pub mod blocks;
 pub mod corpus;
 pub mod data;
@@ -22,6 +24,7 @@ pub mod pretrainer;
 pub mod tokenize;
 pub mod train;
 
+/// The burn pretext is built on, re-exported so that users need no separate dependency.
 pub use burn;
 pub use error::{Error, Result};
 pub use objectives::{Objective, ObjectiveOutput};
