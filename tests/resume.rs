@@ -89,6 +89,7 @@ fn resume_replays_the_uninterrupted_run_exactly() {
             "step {step}: uninterrupted {a}, resumed {b}"
         );
     }
+    assert_eq!(resumed.state.tokens_seen, straight.state.tokens_seen);
     // The resumed run's metrics file holds each step once, as the uninterrupted one does.
     let lines = |dir: &std::path::Path| {
         std::fs::read_to_string(dir.join("metrics.jsonl"))

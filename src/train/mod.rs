@@ -239,8 +239,9 @@ where
     let warmup = config.warmup_steps();
     let mut history = Vec::new();
     let mut totals = MetricTotals::default();
+    // Throughput counts training work only, not validation or checkpoint writing.
     let mut window_tokens = 0usize;
-    let mut window_start = Instant::now();
+    let mut window_time = 0.0f64;
     let run_start = Instant::now();
     let first_step = state.step;
 
@@ -248,6 +249,8 @@ where
     while state.step < stop {
         let step = state.step;
         let lr = schedule::warmup_linear_decay(config.learning_rate, step, warmup, config.steps);
+        let step_start = Instant::now();
+        let mut step_tokens = 0usize;
         let mut accumulator = GradientsAccumulator::<Pretrainer<M, O>>::new();
         for micro in 0..config.grad_accumulation {
             let first = step as u64 * per_step + (micro * config.batch_size) as u64;
@@ -255,7 +258,7 @@ where
                 .map(|n| sampler.get(n))
                 .collect();
             let batch = make_batch(train, config.seed, picks.into_iter(), device)?;
-            window_tokens += T::batch_tokens(&batch);
+            step_tokens += T::batch_tokens(&batch);
             // Seed dropout from the step so that a resumed run drops the same units.
             crate::blocks::seed_dropout(
                 device,
@@ -278,9 +281,11 @@ where
         grads::clip_global_norm(&model, &mut grads, config.max_grad_norm);
         model = optimizer.step(lr, model, grads);
         state.step += 1;
-        state.tokens_seen += window_tokens as u64;
+        state.tokens_seen += step_tokens as u64;
+        window_tokens += step_tokens;
+        window_time += step_start.elapsed().as_secs_f64();
+        let tokens_per_s = window_tokens as f64 / window_time.max(1e-9);
 
-        let elapsed = window_start.elapsed().as_secs_f64().max(1e-9);
         let done = state.step - first_step;
         let eta = run_start
             .elapsed()
@@ -289,7 +294,7 @@ where
             state.step,
             config.steps,
             totals.mean_loss(),
-            window_tokens as f64 / elapsed,
+            tokens_per_s,
             eta,
         );
         if state.step % config.log_every == 0 || state.step == 1 || state.step == config.steps {
@@ -297,7 +302,7 @@ where
                 step: state.step,
                 split: Split::Train,
                 loss: totals.mean_loss(),
-                tokens_per_s: window_tokens as f64 / elapsed,
+                tokens_per_s,
                 lr,
                 metrics: totals.values(),
             };
@@ -305,13 +310,12 @@ where
             history.push(record);
             totals = MetricTotals::default();
             window_tokens = 0;
-            window_start = Instant::now();
+            window_time = 0.0;
         }
         if state.step % config.valid_every == 0 || state.step == config.steps {
             let record = validate(&model, valid, config, state.step, lr, &valid_device)?;
             logger.record(&record)?;
             history.push(record);
-            window_start = Instant::now();
         }
         let checkpoint_due =
             config.checkpoint_every > 0 && state.step % config.checkpoint_every == 0;
@@ -319,7 +323,6 @@ where
             && (checkpoint_due || state.step == stop)
         {
             checkpoint::save(dir, &model, &optimizer, &state)?;
-            window_start = Instant::now();
         }
     }
     Ok(TrainReport {
