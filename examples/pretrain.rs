@@ -8,18 +8,18 @@
 //!
 //! Writes `OUT/config.json`, `OUT/metrics.jsonl` (one JSON object per line) and `OUT/checkpoint/`.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use burn::prelude::*;
 use clap::{Parser, ValueEnum};
 use pretext::blocks::{EncoderBackbone, TransformerEncoder};
 use pretext::corpus::{Corpus, DocumentBoundary};
-use pretext::data::{Task, tokenize_corpus};
+use pretext::data::{Task, TokenizedDocument, tokenize_corpus};
 use pretext::noise::MlmMasking;
 use pretext::objectives::{ClmConfig, ClmTask, MlmConfig, MlmTask, Objective};
 use pretext::pretrainer::check_compatible;
-use pretext::train::{TrainConfig, TrainReport, train};
+use pretext::train::{LogRecord, TrainConfig, train};
 use pretext::{Preset, Pretrainer, Tokenizer};
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -126,34 +126,48 @@ fn device(name: DeviceName) -> Result<Device, String> {
     }
 }
 
-fn run<O, T>(
-    model: Pretrainer<TransformerEncoder, O>,
-    train_task: &T,
-    valid_task: &T,
-    config: &TrainConfig,
-    args: &Args,
-    out: &PathBuf,
-    device: &Device,
-) -> pretext::Result<TrainReport<TransformerEncoder, O>>
-where
-    O: Objective<TransformerEncoder, Batch = T::Batch>,
-    T: Task,
-{
-    eprintln!(
-        "{} train / {} validation examples; {} parameters",
-        train_task.num_examples(),
-        valid_task.num_examples(),
-        model.num_params()
-    );
-    train(
-        model,
-        train_task,
-        valid_task,
-        config,
-        Some(out),
-        args.resume,
-        device,
-    )
+/// What every objective's run shares.
+struct Run<'a> {
+    config: &'a TrainConfig,
+    resume: bool,
+    out: &'a Path,
+    device: &'a Device,
+    train_docs: &'a [TokenizedDocument],
+    valid_docs: &'a [TokenizedDocument],
+}
+
+impl Run<'_> {
+    /// Trains `head` on `backbone` with the task `make_task` builds for each split.
+    fn train<O, T>(
+        &self,
+        backbone: TransformerEncoder,
+        head: O,
+        make_task: impl Fn(&[TokenizedDocument]) -> pretext::Result<T>,
+    ) -> pretext::Result<Vec<LogRecord>>
+    where
+        O: Objective<TransformerEncoder, Batch = T::Batch>,
+        T: Task,
+    {
+        let train_task = make_task(self.train_docs)?;
+        let valid_task = make_task(self.valid_docs)?;
+        let model = Pretrainer::new(backbone, head);
+        eprintln!(
+            "{} train / {} validation examples; {} parameters",
+            train_task.num_examples(),
+            valid_task.num_examples(),
+            model.num_params()
+        );
+        let report = train(
+            model,
+            &train_task,
+            &valid_task,
+            self.config,
+            Some(self.out),
+            self.resume,
+            self.device,
+        )?;
+        Ok(report.history)
+    }
 }
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -225,42 +239,30 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let backbone = encoder.init(&device)?;
     check_compatible(&tokenizer, &backbone, seq_len)?;
     let vocab = backbone.vocab_size();
-    let report_history = match args.objective {
+    let run = Run {
+        config: &config,
+        resume: args.resume,
+        out: &out,
+        device: &device,
+        train_docs: &train_docs,
+        valid_docs: &valid_docs,
+    };
+    let history = match args.objective {
         ObjectiveName::Mlm => {
             let head = MlmConfig::new().init(&backbone, &device);
-            let train_task = MlmTask::new(&train_docs, &tokenizer, masking, seq_len)?;
-            let valid_task = MlmTask::new(&valid_docs, &tokenizer, masking, seq_len)?;
-            let model = Pretrainer::new(backbone, head);
-            run(
-                model,
-                &train_task,
-                &valid_task,
-                &config,
-                &args,
-                &out,
-                &device,
-            )?
-            .history
+            run.train(backbone, head, |docs| {
+                MlmTask::new(docs, &tokenizer, masking, seq_len)
+            })?
         }
         ObjectiveName::Clm => {
             let head = ClmConfig::new().init(&backbone, &device);
-            let train_task = ClmTask::new(&train_docs, &tokenizer, seq_len)?;
-            let valid_task = ClmTask::new(&valid_docs, &tokenizer, seq_len)?;
-            let model = Pretrainer::new(backbone, head);
-            run(
-                model,
-                &train_task,
-                &valid_task,
-                &config,
-                &args,
-                &out,
-                &device,
-            )?
-            .history
+            run.train(backbone, head, |docs| {
+                ClmTask::new(docs, &tokenizer, seq_len)
+            })?
         }
     };
 
-    let valid: Vec<_> = report_history
+    let valid: Vec<_> = history
         .iter()
         .filter(|r| r.split == pretext::train::Split::Valid)
         .collect();
