@@ -46,6 +46,7 @@ fn mlm_loss_starts_near_ln_vocab_and_falls_on_real_text() {
         losses[0]
     );
     let (head, tail) = (mean(&losses[..5]), mean(&losses[losses.len() - 5..]));
+    eprintln!("loss {head:.3} -> {tail:.3}");
     assert!(
         tail < 0.85 * head,
         "MLM loss did not fall: {head} -> {tail}"
@@ -79,6 +80,7 @@ fn clm_loss_falls_on_real_text() {
     .unwrap();
     let losses = train_losses(&report.history);
     let (head, tail) = (mean(&losses[..5]), mean(&losses[losses.len() - 5..]));
+    eprintln!("loss {head:.3} -> {tail:.3}");
     assert!(
         tail < 0.85 * head,
         "CLM loss did not fall: {head} -> {tail}"
