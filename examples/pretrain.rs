@@ -96,6 +96,12 @@ struct Args {
     /// false for mlm.
     #[arg(long)]
     norm_first: Option<bool>,
+    /// Factorized embedding width (ALBERT), below the model width.
+    #[arg(long)]
+    embedding_size: Option<usize>,
+    /// Share one layer's weights across the depth (ALBERT).
+    #[arg(long)]
+    share_layers: bool,
     /// Dropout (default 0.1).
     #[arg(long, default_value_t = 0.1)]
     dropout: f64,
@@ -206,6 +212,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let encoder = preset
         .encoder(tokenizer.vocab_size())
         .with_dropout(args.dropout)
+        .with_embedding_size(args.embedding_size)
+        .with_share_layers(args.share_layers)
         .with_norm_first(
             args.norm_first
                 .unwrap_or(matches!(args.objective, ObjectiveName::Clm)),

@@ -150,3 +150,35 @@ fn gradients_reach_every_parameter() {
         check.missing
     );
 }
+
+#[test]
+fn an_albert_backbone_factorized_and_shared_trains_with_mlm() {
+    let (tokenizer, train_docs, valid_docs) = common::real_text();
+    let device = Device::flex().autodiff();
+    device.seed(7);
+    let backbone = common::tiny_encoder(&tokenizer)
+        .with_embedding_size(Some(32))
+        .with_share_layers(true)
+        .init(&device)
+        .unwrap();
+    let head = MlmConfig::new().init(&backbone, &device);
+    let train_task = MlmTask::new(&train_docs, &tokenizer, MlmMasking::default(), 64).unwrap();
+    let valid_task = MlmTask::new(&valid_docs, &tokenizer, MlmMasking::default(), 64).unwrap();
+    let report = train(
+        Pretrainer::new(backbone, head),
+        &train_task,
+        &valid_task,
+        &common::quick_config(60),
+        None,
+        false,
+        &device,
+    )
+    .unwrap();
+    let losses = train_losses(&report.history);
+    let (head, tail) = (mean(&losses[..5]), mean(&losses[losses.len() - 5..]));
+    eprintln!("loss {head:.3} -> {tail:.3}");
+    assert!(
+        tail < 0.85 * head,
+        "ALBERT MLM loss did not fall: {head} -> {tail}"
+    );
+}

@@ -5,7 +5,7 @@
 //! A causal language model is this same encoder under a causal mask (x-transformers' `Decoder`
 //! is its `Encoder` with `causal = True`), so one backbone serves MLM and CLM alike.
 
-use burn::nn::{LayerNorm, LayerNormConfig};
+use burn::nn::{Initializer, LayerNorm, LayerNormConfig, Linear, LinearConfig};
 use burn::prelude::*;
 
 use super::attention::{MultiHeadAttention, MultiHeadAttentionConfig};
@@ -46,6 +46,14 @@ pub struct TransformerEncoderConfig {
     /// LayerNorm epsilon. Default 1e-12.
     #[config(default = 1e-12)]
     pub layer_norm_eps: f64,
+    /// Factorized embedding (ALBERT): embedding tables of this width, projected up to
+    /// `hidden_size`. Default none (tables as wide as the model).
+    #[config(default = "None")]
+    pub embedding_size: Option<usize>,
+    /// Cross-layer parameter sharing (ALBERT): one layer's weights applied `num_layers` times.
+    /// Default false.
+    #[config(default = false)]
+    pub share_layers: bool,
 }
 
 /// One encoder layer.
@@ -83,7 +91,11 @@ impl EncoderLayer {
 pub struct TransformerEncoder {
     /// Token, position and segment embeddings.
     pub embeddings: Embeddings,
+    /// Projection from a factorized embedding width up to the model width (ALBERT).
+    projection: Option<Linear>,
+    /// The layers: one per depth, or a single one applied `depth` times when shared.
     layers: Vec<EncoderLayer>,
+    depth: usize,
     /// Final LayerNorm, present with pre-LN layers.
     final_norm: Option<LayerNorm>,
     hidden_size: usize,
@@ -124,6 +136,11 @@ impl TransformerEncoderConfig {
                 return Err(Error::InvalidConfig(format!("{name} must be positive")));
             }
         }
+        if self.embedding_size == Some(0) {
+            return Err(Error::InvalidConfig(
+                "embedding_size must be positive".into(),
+            ));
+        }
         crate::error::check_rate("dropout", self.dropout)?;
         self.attention().validate()
     }
@@ -140,7 +157,12 @@ impl TransformerEncoderConfig {
                 .with_epsilon(self.layer_norm_eps)
                 .init(device)
         };
-        let layers = (0..self.num_layers)
+        let distinct = if self.share_layers {
+            1
+        } else {
+            self.num_layers
+        };
+        let layers = (0..distinct)
             .map(|_| {
                 Ok(EncoderLayer {
                     attention: self.attention().init(device)?,
@@ -152,8 +174,17 @@ impl TransformerEncoderConfig {
                 })
             })
             .collect::<crate::Result<Vec<_>>>()?;
+        let width = self.embedding_width();
         Ok(TransformerEncoder {
-            embeddings: EmbeddingsConfig::new(self.vocab_size, self.hidden_size)
+            projection: self.embedding_size.map(|e| {
+                LinearConfig::new(e, self.hidden_size)
+                    .with_initializer(Initializer::Normal {
+                        mean: 0.0,
+                        std: 0.02,
+                    })
+                    .init(device)
+            }),
+            embeddings: EmbeddingsConfig::new(self.vocab_size, width)
                 .with_max_positions(self.max_positions)
                 .with_positions(self.positions)
                 .with_num_segments(self.num_segments)
@@ -161,22 +192,39 @@ impl TransformerEncoderConfig {
                 .with_layer_norm_eps(self.layer_norm_eps)
                 .init(device),
             layers,
+            depth: self.num_layers,
             final_norm: self.norm_first.then(norm),
             hidden_size: self.hidden_size,
         })
     }
 
+    /// Width of the embedding tables: `embedding_size`, or `hidden_size` when not factorized.
+    pub fn embedding_width(&self) -> usize {
+        self.embedding_size.unwrap_or(self.hidden_size)
+    }
+
     /// Parameters of the backbone by the arithmetic of its shapes (no LM head).
     pub fn num_params(&self) -> usize {
-        let (v, h, f) = (self.vocab_size, self.hidden_size, self.ffn_size);
+        let (v, h, f, e) = (
+            self.vocab_size,
+            self.hidden_size,
+            self.ffn_size,
+            self.embedding_width(),
+        );
         let positions = match self.positions {
-            PositionEncoding::Learned => self.max_positions * h,
+            PositionEncoding::Learned => self.max_positions * e,
             PositionEncoding::Sinusoidal => 0,
         };
-        let embeddings = v * h + positions + self.num_segments * h + 2 * h;
+        let embeddings = v * e + positions + self.num_segments * e + 2 * e;
+        let projection = self.embedding_size.map_or(0, |e| e * h + h);
         let layer = 4 * (h * h + h) + (h * f + f) + (f * h + h) + 2 * 2 * h;
+        let distinct = if self.share_layers {
+            1
+        } else {
+            self.num_layers
+        };
         let final_norm = if self.norm_first { 2 * h } else { 0 };
-        embeddings + self.num_layers * layer + final_norm
+        embeddings + projection + distinct * layer + final_norm
     }
 }
 
@@ -188,8 +236,11 @@ impl EncoderBackbone for TransformerEncoder {
         mask: Option<&AttentionMask>,
     ) -> Tensor<3> {
         let mut x = self.embeddings.forward(ids, segments);
-        for layer in &self.layers {
-            x = layer.forward(x, mask);
+        if let Some(projection) = &self.projection {
+            x = projection.forward(x);
+        }
+        for i in 0..self.depth {
+            x = self.layers[i % self.layers.len()].forward(x, mask);
         }
         match &self.final_norm {
             Some(norm) => norm.forward(x),
@@ -225,6 +276,38 @@ mod tests {
             let cfg = TransformerEncoderConfig::new(100, 32, 2, 4, 64).with_norm_first(norm_first);
             assert_eq!(cfg.init(&device).unwrap().num_params(), cfg.num_params());
         }
+    }
+
+    #[test]
+    fn factorized_and_shared_parameter_count_matches_the_hand_arithmetic() {
+        let device = Device::flex();
+        let cfg = TransformerEncoderConfig::new(100, 32, 3, 4, 64).with_embedding_size(Some(16));
+        // Embeddings 100*16 + 512*16 + 2*16 + LayerNorm 2*16 = 9,856; projection 16*32 + 32 =
+        // 544; one layer 4*(32*32 + 32) + (32*64 + 64) + (64*32 + 32) + 2*2*32 = 8,544.
+        assert_eq!(cfg.num_params(), 9_856 + 544 + 3 * 8_544);
+        assert_eq!(cfg.init(&device).unwrap().num_params(), cfg.num_params());
+        let shared = cfg.with_share_layers(true);
+        assert_eq!(shared.num_params(), 9_856 + 544 + 8_544);
+        assert_eq!(
+            shared.init(&device).unwrap().num_params(),
+            shared.num_params()
+        );
+    }
+
+    #[test]
+    fn a_shared_layer_is_applied_at_every_depth() {
+        let device = Device::flex();
+        let cfg = TransformerEncoderConfig::new(50, 32, 1, 4, 64)
+            .with_dropout(0.0)
+            .with_share_layers(true);
+        let one = cfg.init(&device).unwrap();
+        let mut three = one.clone();
+        three.depth = 3;
+        let ids = Tensor::<2, Int>::from_ints([[5, 6, 7]], &device);
+        let a = one.encode(ids.clone(), None, None);
+        let b = three.encode(ids, None, None);
+        assert_eq!(one.num_params(), three.num_params());
+        assert!((a - b).abs().max().into_scalar::<f32>() > 1e-3);
     }
 
     #[test]
