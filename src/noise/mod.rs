@@ -6,8 +6,10 @@
 //! loader threads and a resumed run sees exactly the batches it would have seen.
 
 pub mod mlm;
+pub mod pairs;
 
 pub use mlm::{MlmMasker, MlmMasking};
+pub use pairs::{PairSampler, PairTask, SentencePair};
 
 use rand::SeedableRng;
 
