@@ -5,10 +5,10 @@ mod common;
 use burn::prelude::*;
 use pretext::corpus::{Corpus, DocumentBoundary};
 use pretext::noise::{MlmMasker, MlmMasking};
-use pretext::objectives::{MlmConfig, MlmTask};
+use pretext::objectives::MlmTask;
 use pretext::pretrainer::check_compatible;
 use pretext::train::train;
-use pretext::{Error, Preset, Pretrainer, Tokenizer};
+use pretext::{Error, Preset, Tokenizer};
 
 #[test]
 fn hidden_size_not_divisible_by_heads() {
@@ -130,11 +130,7 @@ fn truncated_and_missing_checkpoints() {
     let device = Device::flex().autodiff();
     let task = MlmTask::new(&train_docs, &tokenizer, MlmMasking::default(), 32).unwrap();
     let valid = MlmTask::new(&valid_docs, &tokenizer, MlmMasking::default(), 32).unwrap();
-    let model = || {
-        let backbone = common::tiny_backbone(&tokenizer, &device);
-        let head = MlmConfig::new().init(&backbone, &device);
-        Pretrainer::new(backbone, head)
-    };
+    let model = || common::tiny_mlm(&tokenizer, &device);
     let config = common::quick_config(2);
     let dir = common::temp_dir("truncated");
 

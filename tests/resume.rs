@@ -6,9 +6,8 @@
 mod common;
 
 use burn::prelude::*;
-use pretext::Pretrainer;
 use pretext::noise::MlmMasking;
-use pretext::objectives::{MlmConfig, MlmTask};
+use pretext::objectives::MlmTask;
 use pretext::train::{Split, TrainConfig, train};
 
 #[test]
@@ -17,11 +16,7 @@ fn resume_replays_the_uninterrupted_run_exactly() {
     let device = Device::flex().autodiff();
     let train_task = MlmTask::new(&train_docs, &tokenizer, MlmMasking::default(), 48).unwrap();
     let valid_task = MlmTask::new(&valid_docs, &tokenizer, MlmMasking::default(), 48).unwrap();
-    let fresh = || {
-        let backbone = common::tiny_backbone(&tokenizer, &device);
-        let head = MlmConfig::new().init(&backbone, &device);
-        Pretrainer::new(backbone, head)
-    };
+    let fresh = || common::tiny_mlm(&tokenizer, &device);
     let config: TrainConfig = common::quick_config(12)
         .with_checkpoint_every(0)
         .with_grad_accumulation(2);
@@ -61,9 +56,8 @@ fn resume_replays_the_uninterrupted_run_exactly() {
     // A different initialisation proves the weights come from the checkpoint.
     device.seed(12345);
     let backbone = common::tiny_encoder(&tokenizer).init(&device).unwrap();
-    let head = MlmConfig::new().init(&backbone, &device);
     let resumed = train(
-        Pretrainer::new(backbone, head),
+        common::with_mlm(backbone, &device),
         &train_task,
         &valid_task,
         &config,

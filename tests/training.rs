@@ -5,7 +5,7 @@ mod common;
 use burn::prelude::*;
 use pretext::Pretrainer;
 use pretext::noise::MlmMasking;
-use pretext::objectives::{ClmConfig, ClmTask, MlmConfig, MlmTask};
+use pretext::objectives::{ClmConfig, ClmTask, MlmTask};
 use pretext::train::{Split, train};
 
 fn train_losses(history: &[pretext::train::LogRecord]) -> Vec<f64> {
@@ -30,12 +30,11 @@ fn train_mlm(
     let (tokenizer, train_docs, valid_docs) = common::real_text();
     let device = Device::flex().autodiff();
     device.seed(7);
-    let backbone = encoder.init(&device).unwrap();
-    let head = MlmConfig::new().init(&backbone, &device);
+    let model = common::with_mlm(encoder.init(&device).unwrap(), &device);
     let train_task = MlmTask::new(&train_docs, &tokenizer, MlmMasking::default(), 64).unwrap();
     let valid_task = MlmTask::new(&valid_docs, &tokenizer, MlmMasking::default(), 64).unwrap();
     let report = train(
-        Pretrainer::new(backbone, head),
+        model,
         &train_task,
         &valid_task,
         &common::quick_config(60),
@@ -146,9 +145,7 @@ fn gradients_reach_every_parameter() {
 
     let (tokenizer, train_docs, _) = common::real_text();
     let device = Device::flex().autodiff();
-    let backbone = common::tiny_backbone(&tokenizer, &device);
-    let head = MlmConfig::new().init(&backbone, &device);
-    let model = Pretrainer::new(backbone, head);
+    let model = common::tiny_mlm(&tokenizer, &device);
     let task = MlmTask::new(&train_docs, &tokenizer, MlmMasking::default(), 64).unwrap();
     let examples: Vec<_> = (0..8)
         .map(|i| task.example(i, &mut example_rng(0, 0, i as u64)).unwrap())

@@ -60,9 +60,31 @@ impl Segment {
         (ids, starts)
     }
 
-    fn push(&mut self, ids: &[u32], starts: &[bool]) {
+    /// Appends tokens with their word starts.
+    pub fn push(&mut self, ids: &[u32], starts: &[bool]) {
         self.ids.extend_from_slice(ids);
         self.word_starts.extend_from_slice(starts);
+    }
+
+    /// Keeps only tokens `range`; a token left first counts as a word start.
+    pub fn keep(&mut self, range: std::ops::Range<usize>) {
+        self.ids.truncate(range.end);
+        self.word_starts.truncate(range.end);
+        self.ids.drain(..range.start);
+        self.word_starts.drain(..range.start);
+        if let Some(first) = self.word_starts.first_mut() {
+            *first = true;
+        }
+    }
+
+    /// Number of tokens.
+    pub fn len(&self) -> usize {
+        self.ids.len()
+    }
+
+    /// Whether there is no token.
+    pub fn is_empty(&self) -> bool {
+        self.ids.is_empty()
     }
 }
 

@@ -21,7 +21,7 @@
 use rand::RngExt;
 
 use super::ExampleRng;
-use crate::data::TokenizedDocument;
+use crate::data::{Segment, TokenizedDocument};
 use crate::error::{Error, Result, check_rate};
 use crate::tokenize::SpecialTokens;
 
@@ -59,20 +59,6 @@ pub struct PairSampler {
     max_tokens: usize,
     short_seq_prob: f64,
     special: SpecialTokens,
-}
-
-/// A run of tokens with word starts, cut from sentences.
-#[derive(Debug, Default, Clone)]
-struct Run {
-    ids: Vec<u32>,
-    starts: Vec<bool>,
-}
-
-impl Run {
-    fn extend(&mut self, ids: &[u32], starts: &[bool]) {
-        self.ids.extend_from_slice(ids);
-        self.starts.extend_from_slice(starts);
-    }
 }
 
 impl PairSampler {
@@ -160,13 +146,13 @@ impl PairSampler {
         } else {
             1
         };
-        let mut a = Run::default();
+        let mut a = Segment::default();
         for s in &chunk[..a_end] {
-            a.extend(&s.ids, &s.word_starts);
+            a.push(&s.ids, &s.word_starts);
         }
-        let mut b = Run::default();
+        let mut b = Segment::default();
         for s in &chunk[a_end..] {
-            b.extend(&s.ids, &s.word_starts);
+            b.push(&s.ids, &s.word_starts);
         }
         let mut label = 0u8;
         match self.task {
@@ -179,15 +165,15 @@ impl PairSampler {
             PairTask::SentenceOrder => {
                 if b.ids.is_empty() {
                     // One sentence: split it at a random word start (any token if none).
-                    let cuts: Vec<usize> = (1..a.ids.len()).filter(|&i| a.starts[i]).collect();
+                    let cuts: Vec<usize> = (1..a.ids.len()).filter(|&i| a.word_starts[i]).collect();
                     let cut = if cuts.is_empty() {
                         rng.random_range(1..a.ids.len())
                     } else {
                         cuts[rng.random_range(0..cuts.len())]
                     };
                     b.ids = a.ids.split_off(cut);
-                    b.starts = a.starts.split_off(cut);
-                    b.starts[0] = true;
+                    b.word_starts = a.word_starts.split_off(cut);
+                    b.word_starts[0] = true;
                 }
                 if rng.random::<f64>() < 0.5 {
                     std::mem::swap(&mut a, &mut b);
@@ -201,7 +187,7 @@ impl PairSampler {
 
     /// Sentences of a random other document (the same one if there is no other), from a
     /// random sentence on, until `target` tokens.
-    fn random_segment(&self, not: usize, target: usize, rng: &mut ExampleRng) -> Run {
+    fn random_segment(&self, not: usize, target: usize, rng: &mut ExampleRng) -> Segment {
         let n = self.documents.len();
         let mut doc = rng.random_range(0..n);
         for _ in 0..10 {
@@ -214,9 +200,9 @@ impl PairSampler {
             doc = not;
         }
         let sentences = &self.documents[doc].sentences;
-        let mut run = Run::default();
+        let mut run = Segment::default();
         for s in &sentences[rng.random_range(0..sentences.len())..] {
-            run.extend(&s.ids, &s.word_starts);
+            run.push(&s.ids, &s.word_starts);
             if run.ids.len() >= target {
                 break;
             }
@@ -224,7 +210,7 @@ impl PairSampler {
         run
     }
 
-    fn frame(&self, a: Run, b: Run, label: u8, document: usize) -> SentencePair {
+    fn frame(&self, a: Segment, b: Segment, label: u8, document: usize) -> SentencePair {
         let s = self.special;
         let n = a.ids.len() + b.ids.len() + 3;
         let mut input_ids = Vec::with_capacity(n);
@@ -232,12 +218,12 @@ impl PairSampler {
         input_ids.push(s.cls);
         word_starts.push(true);
         input_ids.extend_from_slice(&a.ids);
-        word_starts.extend_from_slice(&a.starts);
+        word_starts.extend_from_slice(&a.word_starts);
         input_ids.push(s.sep);
         word_starts.push(true);
         let b_start = input_ids.len();
         input_ids.extend_from_slice(&b.ids);
-        word_starts.extend_from_slice(&b.starts);
+        word_starts.extend_from_slice(&b.word_starts);
         input_ids.push(s.sep);
         word_starts.push(true);
         let segment_ids = (0..n).map(|i| u32::from(i >= b_start)).collect();
@@ -252,25 +238,30 @@ impl PairSampler {
 }
 
 /// BERT's `truncate_seq_pair`: drop a token from a random end of the longer segment (B on a
-/// tie) until both fit in `max_tokens`; neither is emptied.
-fn truncate_pair(a: &mut Run, b: &mut Run, max_tokens: usize, rng: &mut ExampleRng) {
-    while a.ids.len() + b.ids.len() > max_tokens {
-        let longer = if a.ids.len() > b.ids.len() {
-            &mut *a
+/// tie) until both fit in `max_tokens`; neither is emptied. The trimming moves window bounds
+/// and cuts each segment once.
+fn truncate_pair(a: &mut Segment, b: &mut Segment, max_tokens: usize, rng: &mut ExampleRng) {
+    let (mut a_lo, mut a_hi, mut b_lo, mut b_hi) = (0, a.len(), 0, b.len());
+    while (a_hi - a_lo) + (b_hi - b_lo) > max_tokens {
+        let (lo, hi) = if a_hi - a_lo > b_hi - b_lo {
+            (&mut a_lo, &mut a_hi)
         } else {
-            &mut *b
+            (&mut b_lo, &mut b_hi)
         };
-        if longer.ids.len() <= 1 {
+        if *hi - *lo <= 1 {
             break;
         }
         if rng.random::<bool>() {
-            longer.ids.remove(0);
-            longer.starts.remove(0);
-            longer.starts[0] = true;
+            *lo += 1;
         } else {
-            longer.ids.pop();
-            longer.starts.pop();
+            *hi -= 1;
         }
+    }
+    if a_lo > 0 || a_hi < a.len() {
+        a.keep(a_lo..a_hi);
+    }
+    if b_lo > 0 || b_hi < b.len() {
+        b.keep(b_lo..b_hi);
     }
 }
 

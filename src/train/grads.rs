@@ -33,8 +33,12 @@ macro_rules! for_rank {
 
 /// The L2 norm of all gradients of `module` taken together.
 pub fn global_norm<M: Module>(module: &M, grads: &GradientsParams) -> f64 {
+    norm_of(&float_ids(module), grads)
+}
+
+fn norm_of(ids: &[(ParamId, usize)], grads: &GradientsParams) -> f64 {
     let mut total: Option<Tensor<1>> = None;
-    for (id, rank) in float_ids(module) {
+    for &(id, rank) in ids {
         macro_rules! sq {
             ($d:literal) => {
                 grads.get::<$d>(id).map(|g| g.powf_scalar(2.0).sum())
@@ -50,12 +54,11 @@ pub fn global_norm<M: Module>(module: &M, grads: &GradientsParams) -> f64 {
     total.map_or(0.0, |t| f64::from(t.into_scalar::<f32>()).sqrt())
 }
 
-/// Multiplies every gradient of `module` by `factor`.
-pub fn scale<M: Module>(module: &M, grads: &mut GradientsParams, factor: f64) {
+fn scale(ids: &[(ParamId, usize)], grads: &mut GradientsParams, factor: f64) {
     if factor == 1.0 {
         return;
     }
-    for (id, rank) in float_ids(module) {
+    for &(id, rank) in ids {
         macro_rules! mul {
             ($d:literal) => {
                 if let Some(g) = grads.remove::<$d>(id) {
@@ -67,13 +70,24 @@ pub fn scale<M: Module>(module: &M, grads: &mut GradientsParams, factor: f64) {
     }
 }
 
-/// Scales gradients so that their global norm is at most `max_norm` (no-op for `max_norm <= 0`);
-/// returns the norm before clipping.
-pub fn clip_global_norm<M: Module>(module: &M, grads: &mut GradientsParams, max_norm: f64) -> f64 {
-    let norm = global_norm(module, grads);
-    if max_norm > 0.0 && norm > max_norm {
-        scale(module, grads, max_norm / (norm + 1e-6));
-    }
+/// Turns gradients summed over `micro_batches` into their mean and scales them so that their
+/// global norm is at most `max_norm` (no clipping for `max_norm <= 0`), in one pass over the
+/// parameters; returns the norm of the mean before clipping.
+pub fn average_and_clip<M: Module>(
+    module: &M,
+    grads: &mut GradientsParams,
+    micro_batches: usize,
+    max_norm: f64,
+) -> f64 {
+    let ids = float_ids(module);
+    let mean = 1.0 / micro_batches.max(1) as f64;
+    let norm = norm_of(&ids, grads) * mean;
+    let clip = if max_norm > 0.0 && norm > max_norm {
+        max_norm / (norm + 1e-6)
+    } else {
+        1.0
+    };
+    scale(&ids, grads, mean * clip);
     norm
 }
 
@@ -91,7 +105,7 @@ mod tests {
         let mut grads = GradientsParams::from_grads(loss.backward(), &model);
         let before = global_norm(&model, &grads);
         assert!(before > 1.0);
-        let reported = clip_global_norm(&model, &mut grads, 1.0);
+        let reported = average_and_clip(&model, &mut grads, 1, 1.0);
         assert!((reported - before).abs() < 1e-6 * before);
         let after = global_norm(&model, &grads);
         assert!((after - 1.0).abs() < 1e-4, "norm after clipping {after}");

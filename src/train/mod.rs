@@ -277,8 +277,12 @@ where
             accumulator.accumulate(&model, grads);
         }
         let mut grads = accumulator.grads();
-        grads::scale(&model, &mut grads, 1.0 / config.grad_accumulation as f64);
-        grads::clip_global_norm(&model, &mut grads, config.max_grad_norm);
+        grads::average_and_clip(
+            &model,
+            &mut grads,
+            config.grad_accumulation,
+            config.max_grad_norm,
+        );
         model = optimizer.step(lr, model, grads);
         state.step += 1;
         state.tokens_seen += step_tokens as u64;

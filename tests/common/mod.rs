@@ -6,8 +6,9 @@ use burn::prelude::*;
 use pretext::blocks::{TransformerEncoder, TransformerEncoderConfig};
 use pretext::corpus::{Corpus, DocumentBoundary, bundled_data_dir};
 use pretext::data::{TokenizedDocument, tokenize_corpus};
+use pretext::objectives::{Mlm, MlmConfig};
 use pretext::train::TrainConfig;
-use pretext::{Preset, Tokenizer};
+use pretext::{Preset, Pretrainer, Tokenizer};
 
 /// The bundled tokenizer and a few real documents, tokenized: `(tokenizer, train, valid)`.
 pub fn real_text() -> (Tokenizer, Vec<TokenizedDocument>, Vec<TokenizedDocument>) {
@@ -37,6 +38,20 @@ pub fn tiny_encoder(tokenizer: &Tokenizer) -> TransformerEncoderConfig {
 pub fn tiny_backbone(tokenizer: &Tokenizer, device: &Device) -> TransformerEncoder {
     device.seed(7);
     tiny_encoder(tokenizer).init(device).unwrap()
+}
+
+/// `backbone` paired with an MLM head.
+pub fn with_mlm(
+    backbone: TransformerEncoder,
+    device: &Device,
+) -> Pretrainer<TransformerEncoder, Mlm> {
+    let head = MlmConfig::new().init(&backbone, device);
+    Pretrainer::new(backbone, head)
+}
+
+/// The tiny encoder with an MLM head, seeded.
+pub fn tiny_mlm(tokenizer: &Tokenizer, device: &Device) -> Pretrainer<TransformerEncoder, Mlm> {
+    with_mlm(tiny_backbone(tokenizer, device), device)
 }
 
 /// A short quiet run.
