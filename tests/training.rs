@@ -96,9 +96,7 @@ fn clm_loss_falls_on_real_text() {
         &device,
     )
     .unwrap();
-    let losses = train_losses(&report.history);
-    let (head, tail) = (mean(&losses[..5]), mean(&losses[losses.len() - 5..]));
-    eprintln!("loss {head:.3} -> {tail:.3}");
+    let (head, tail) = head_and_tail(&report.history);
     assert!(
         tail < 0.85 * head,
         "CLM loss did not fall: {head} -> {tail}"

@@ -126,26 +126,38 @@ pub fn pack_segments(documents: &[TokenizedDocument], max_tokens: usize) -> Resu
     Ok(segments)
 }
 
+/// A synthetic document for tests: sentences of the given lengths whose tokens count up from
+/// `first_id`, with a word start every `word_len` tokens.
+#[cfg(test)]
+pub(crate) fn numbered_document(
+    name: &str,
+    first_id: u32,
+    lengths: &[usize],
+    word_len: usize,
+) -> TokenizedDocument {
+    let mut next = first_id;
+    TokenizedDocument {
+        name: name.into(),
+        sentences: lengths
+            .iter()
+            .map(|&n| {
+                let ids: Vec<u32> = (next..next + n as u32).collect();
+                next += n as u32;
+                Encoded {
+                    ids,
+                    word_starts: (0..n).map(|k| k % word_len == 0).collect(),
+                }
+            })
+            .collect(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     fn doc(name: &str, lens: &[usize]) -> TokenizedDocument {
-        let mut next = 10;
-        TokenizedDocument {
-            name: name.into(),
-            sentences: lens
-                .iter()
-                .map(|&n| {
-                    let ids: Vec<u32> = (next..next + n as u32).collect();
-                    next += n as u32;
-                    Encoded {
-                        ids,
-                        word_starts: vec![true; n],
-                    }
-                })
-                .collect(),
-        }
+        numbered_document(name, 10, lens, 1)
     }
 
     #[test]

@@ -268,8 +268,8 @@ fn truncate_pair(a: &mut Segment, b: &mut Segment, max_tokens: usize, rng: &mut 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::data::segments::numbered_document;
     use crate::noise::example_rng;
-    use crate::tokenize::Encoded;
 
     const SPECIAL: SpecialTokens = SpecialTokens {
         pad: 0,
@@ -285,23 +285,7 @@ mod tests {
         lengths
             .iter()
             .enumerate()
-            .map(|(d, lens)| {
-                let mut next = 1000 * (d as u32 + 1);
-                TokenizedDocument {
-                    name: format!("doc{d}"),
-                    sentences: lens
-                        .iter()
-                        .map(|&n| {
-                            let ids: Vec<u32> = (next..next + n as u32).collect();
-                            next += n as u32;
-                            Encoded {
-                                ids,
-                                word_starts: (0..n).map(|k| k % 2 == 0).collect(),
-                            }
-                        })
-                        .collect(),
-                }
-            })
+            .map(|(d, lens)| numbered_document(&format!("doc{d}"), 1000 * (d as u32 + 1), lens, 2))
             .collect()
     }
 
