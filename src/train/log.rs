@@ -167,13 +167,17 @@ impl Logger {
                 .iter()
                 .map(|(k, v)| format!("{k} {v:.4}"))
                 .collect();
+            // Validation is not timed, so its line shows no throughput.
+            let speed = match record.split {
+                Split::Train => format!(" | {:.0} tok/s", record.tokens_per_s),
+                Split::Valid => String::new(),
+            };
             let line = format!(
-                "step {:>6} {:<5} loss {:.4} | {} | {:.0} tok/s | lr {:.2e}",
+                "step {:>6} {:<5} loss {:.4} | {}{speed} | lr {:.2e}",
                 record.step,
                 record.split.as_str(),
                 record.loss,
                 metrics.join(" "),
-                record.tokens_per_s,
                 record.lr
             );
             if self.terminal {

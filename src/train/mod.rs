@@ -357,9 +357,13 @@ where
         .valid_batches
         .max(1)
         .min(n.div_ceil(config.batch_size));
+    // Spread the picks evenly over the split: its examples are in document order, so the
+    // first few batches would all come from its first documents.
+    let picked = (batches * config.batch_size).min(n);
     let mut totals = MetricTotals::default();
     for b in 0..batches {
-        let picks = (b * config.batch_size..((b + 1) * config.batch_size).min(n)).map(|i| (0, i));
+        let picks = (b * config.batch_size..((b + 1) * config.batch_size).min(picked))
+            .map(|k| (0, k * n / picked));
         let batch = make_batch(valid, config.seed, picks, device)?;
         let output = inference.forward(batch);
         totals.add(f64::from(output.loss.into_scalar::<f32>()), &output.metrics);
