@@ -3,6 +3,8 @@
 //! ```text
 //! cargo run --release --example pretrain                       # MLM, mini preset, ~10 min on 2 cores
 //! cargo run --release --example pretrain -- --objective clm --preset tiny --steps 200 --out runs/clm
+//! cargo run --release --example pretrain -- --objective bert     # mlm + next-sentence prediction
+//! cargo run --release --example pretrain -- --objective albert   # mlm + sentence order, ALBERT backbone
 //! cargo run --release --example pretrain -- --out runs/clm --resume   # continue a stopped run
 //! ```
 //!
@@ -16,8 +18,10 @@ use clap::{Parser, ValueEnum};
 use pretext::blocks::{EncoderBackbone, TransformerEncoder};
 use pretext::corpus::{Corpus, DocumentBoundary};
 use pretext::data::{Task, TokenizedDocument, tokenize_corpus};
-use pretext::noise::MlmMasking;
-use pretext::objectives::{ClmConfig, ClmTask, MlmConfig, MlmTask, Objective};
+use pretext::noise::{MlmMasking, PairKind};
+use pretext::objectives::{
+    ClmConfig, ClmTask, Mix, MlmConfig, MlmTask, Objective, PairHeadConfig, SentencePairTask,
+};
 use pretext::pretrainer::check_compatible;
 use pretext::train::{LogRecord, TrainConfig, train};
 use pretext::{Preset, Pretrainer, Tokenizer};
@@ -28,6 +32,15 @@ enum ObjectiveName {
     Mlm,
     /// Causal LM (GPT).
     Clm,
+    /// Next-sentence prediction alone.
+    Nsp,
+    /// Sentence-order prediction alone.
+    Sop,
+    /// BERT: masked LM + next-sentence prediction.
+    Bert,
+    /// ALBERT: masked LM (whole words) + sentence-order prediction, on a factorized embedding
+    /// (width 128, or half the model width if that is less) and shared layers.
+    Albert,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -53,9 +66,10 @@ struct Args {
     /// Model size and training defaults: tiny, mini, small or base.
     #[arg(long, default_value = "mini")]
     preset: String,
-    /// Optimizer updates.
-    #[arg(long, default_value_t = 300)]
-    steps: usize,
+    /// Optimizer updates (default 300; 1000 for the sentence-level objectives, whose single
+    /// label per pair needs longer to learn from).
+    #[arg(long)]
+    steps: Option<usize>,
     /// Examples per batch (default: the preset's).
     #[arg(long)]
     batch_size: Option<usize>,
@@ -77,12 +91,18 @@ struct Args {
     /// Device to train on.
     #[arg(long, value_enum, default_value = "flex")]
     device: DeviceName,
-    /// Mask whole words (mlm).
+    /// Mask whole words (mlm, bert; always on for albert).
     #[arg(long)]
     whole_word: bool,
+    /// Weight of the sentence-level loss against the MLM loss's 1 (bert, albert).
+    #[arg(long, default_value_t = 1.0)]
+    pair_weight: f64,
     /// Validate every N steps.
     #[arg(long, default_value_t = 50)]
     valid_every: usize,
+    /// Validation batches (the same ones each time).
+    #[arg(long, default_value_t = 16)]
+    valid_batches: usize,
     /// Log train metrics every N steps.
     #[arg(long, default_value_t = 10)]
     log_every: usize,
@@ -99,7 +119,7 @@ struct Args {
     /// Factorized embedding width (ALBERT), below the model width.
     #[arg(long)]
     embedding_size: Option<usize>,
-    /// Share one layer's weights across the depth (ALBERT).
+    /// Share one layer's weights across the depth (ALBERT; always on for albert).
     #[arg(long)]
     share_layers: bool,
     /// Dropout (default 0.1).
@@ -111,6 +131,14 @@ struct Args {
     /// tokenizer.json to use (default: the bundled one).
     #[arg(long)]
     tokenizer: Option<PathBuf>,
+}
+
+/// The sentence-level task an objective trains: order for ALBERT's, next sentence otherwise.
+fn pair_kind(objective: ObjectiveName) -> PairKind {
+    match objective {
+        ObjectiveName::Sop | ObjectiveName::Albert => PairKind::SentenceOrder,
+        _ => PairKind::NextSentence,
+    }
 }
 
 fn device(name: DeviceName) -> Result<Device, String> {
@@ -209,24 +237,34 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     );
 
     let seq_len = args.seq_len.unwrap_or(preset.seq_len());
-    let encoder = preset
-        .encoder(tokenizer.vocab_size())
+    let albert = matches!(args.objective, ObjectiveName::Albert);
+    let encoder = preset.encoder(tokenizer.vocab_size());
+    let embedding_size = match args.embedding_size {
+        None if albert => Some(128.min(encoder.hidden_size / 2)),
+        given => given,
+    };
+    let encoder = encoder
         .with_dropout(args.dropout)
-        .with_embedding_size(args.embedding_size)
-        .with_share_layers(args.share_layers)
+        .with_embedding_size(embedding_size)
+        .with_share_layers(args.share_layers || albert)
         .with_norm_first(
             args.norm_first
                 .unwrap_or(matches!(args.objective, ObjectiveName::Clm)),
         );
-    let config = TrainConfig::new(args.steps, args.batch_size.unwrap_or(preset.batch_size()))
+    let steps = args.steps.unwrap_or(match args.objective {
+        ObjectiveName::Mlm | ObjectiveName::Clm => 300,
+        _ => 1000,
+    });
+    let config = TrainConfig::new(steps, args.batch_size.unwrap_or(preset.batch_size()))
         .with_learning_rate(args.lr.unwrap_or(preset.learning_rate()))
         .with_seed(args.seed)
         .with_valid_every(args.valid_every)
+        .with_valid_batches(args.valid_batches)
         .with_log_every(args.log_every)
         .with_checkpoint_every(args.checkpoint_every)
         .with_grad_accumulation(args.grad_accumulation);
     let masking = MlmMasking {
-        whole_word: args.whole_word,
+        whole_word: args.whole_word || albert,
         ..MlmMasking::default()
     };
     std::fs::create_dir_all(&out)?;
@@ -266,6 +304,22 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             let head = ClmConfig::new().init(&backbone, &device);
             run.train(backbone, head, |docs| {
                 ClmTask::new(docs, &tokenizer, seq_len)
+            })?
+        }
+        ObjectiveName::Nsp | ObjectiveName::Sop => {
+            let kind = pair_kind(args.objective);
+            let head = PairHeadConfig::new(kind).init(&backbone, &device);
+            run.train(backbone, head, |docs| {
+                SentencePairTask::new(docs, &tokenizer, kind, seq_len, None)
+            })?
+        }
+        ObjectiveName::Bert | ObjectiveName::Albert => {
+            let kind = pair_kind(args.objective);
+            let mlm = MlmConfig::new().init(&backbone, &device);
+            let pair = PairHeadConfig::new(kind).init(&backbone, &device);
+            let mix = Mix::new(mlm, 1.0, pair, args.pair_weight)?;
+            run.train(backbone, mix, |docs| {
+                SentencePairTask::new(docs, &tokenizer, kind, seq_len, Some(masking))
             })?
         }
     };

@@ -24,6 +24,9 @@ pub mod pretrainer;
 pub mod tokenize;
 pub mod train;
 
+#[cfg(test)]
+mod test_support;
+
 /// The burn pretext is built on, re-exported so that users need no separate dependency.
 pub use burn;
 pub use error::{Error, Result};

@@ -4,8 +4,9 @@ mod common;
 
 use burn::prelude::*;
 use pretext::corpus::{Corpus, DocumentBoundary};
-use pretext::noise::{MlmMasker, MlmMasking};
-use pretext::objectives::MlmTask;
+use pretext::data::tokenize_corpus;
+use pretext::noise::{MlmMasker, MlmMasking, PairKind};
+use pretext::objectives::{Mix, MlmConfig, MlmTask, PairHeadConfig, SentencePairTask};
 use pretext::pretrainer::check_compatible;
 use pretext::train::train;
 use pretext::{Error, Preset, Tokenizer};
@@ -100,6 +101,49 @@ fn non_utf8_corpus_file() {
         "{err}"
     );
     std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[test]
+fn sentence_pairs_from_single_sentence_documents_or_too_short_sequences() {
+    let tokenizer = Tokenizer::bundled().unwrap();
+    let single = Corpus::from_texts(
+        [
+            ("a", "The rain fell on the hills all night."),
+            ("b", "Nobody in the village slept."),
+        ],
+        DocumentBoundary::File,
+    )
+    .unwrap();
+    let docs = tokenize_corpus(&single, &tokenizer).unwrap();
+    for kind in [PairKind::NextSentence, PairKind::SentenceOrder] {
+        let err = SentencePairTask::new(&docs, &tokenizer, kind, 64, None).unwrap_err();
+        assert!(matches!(err, Error::EmptyCorpus(_)), "{err}");
+    }
+    let (_, train_docs, _) = common::real_text();
+    for seq_len in [0, 3, 4] {
+        let err = SentencePairTask::new(
+            &train_docs,
+            &tokenizer,
+            PairKind::NextSentence,
+            seq_len,
+            None,
+        )
+        .unwrap_err();
+        assert!(matches!(err, Error::InvalidConfig(_)), "{seq_len}: {err}");
+    }
+}
+
+#[test]
+fn objective_weights_negative_or_all_zero() {
+    let tokenizer = Tokenizer::bundled().unwrap();
+    let device = Device::flex();
+    let backbone = common::tiny_backbone(&tokenizer, &device);
+    for (a, b) in [(1.0, -0.5), (0.0, 0.0), (f64::NAN, 1.0)] {
+        let mlm = MlmConfig::new().init(&backbone, &device);
+        let nsp = PairHeadConfig::new(PairKind::NextSentence).init(&backbone, &device);
+        let err = Mix::new(mlm, a, nsp, b).unwrap_err();
+        assert!(matches!(err, Error::InvalidConfig(_)), "{a}, {b}: {err}");
+    }
 }
 
 #[test]

@@ -3,10 +3,14 @@
 mod common;
 
 use burn::prelude::*;
-use pretext::Pretrainer;
-use pretext::noise::MlmMasking;
-use pretext::objectives::{ClmConfig, ClmTask, MlmTask};
-use pretext::train::{Split, train};
+use pretext::blocks::{TransformerEncoder, TransformerEncoderConfig};
+use pretext::data::{Task, TokenizedDocument};
+use pretext::noise::{MlmMasking, PairKind};
+use pretext::objectives::{
+    ClmConfig, ClmTask, Mix, Mlm, MlmConfig, MlmTask, Objective, PairHeadConfig, SentencePairTask,
+};
+use pretext::train::{Split, TrainReport, train};
+use pretext::{Pretrainer, Tokenizer};
 
 fn train_losses(history: &[pretext::train::LogRecord]) -> Vec<f64> {
     history
@@ -20,30 +24,77 @@ fn mean(xs: &[f64]) -> f64 {
     xs.iter().sum::<f64>() / xs.len() as f64
 }
 
-/// Trains `encoder` with MLM for 60 steps on real text; returns the report and ln V.
-fn train_mlm(
-    encoder: pretext::blocks::TransformerEncoderConfig,
-) -> (
-    pretext::train::TrainReport<pretext::blocks::TransformerEncoder, pretext::objectives::Mlm>,
-    f64,
-) {
+/// Trains `model` for `steps` on the task `make_task` builds from each split of real text.
+fn train_on<O, T>(
+    model: Pretrainer<TransformerEncoder, O>,
+    steps: usize,
+    make_task: impl Fn(&Tokenizer, &[TokenizedDocument]) -> T,
+) -> TrainReport<TransformerEncoder, O>
+where
+    O: Objective<TransformerEncoder, Batch = T::Batch>,
+    T: Task,
+{
     let (tokenizer, train_docs, valid_docs) = common::real_text();
-    let device = Device::flex().autodiff();
-    device.seed(7);
-    let model = common::with_mlm(encoder.init(&device).unwrap(), &device);
-    let train_task = MlmTask::new(&train_docs, &tokenizer, MlmMasking::default(), 64).unwrap();
-    let valid_task = MlmTask::new(&valid_docs, &tokenizer, MlmMasking::default(), 64).unwrap();
     let report = train(
         model,
-        &train_task,
-        &valid_task,
-        &common::quick_config(60),
+        &make_task(&tokenizer, &train_docs),
+        &make_task(&tokenizer, &valid_docs),
+        &common::quick_config(steps),
         None,
         false,
-        &device,
-    )
-    .unwrap();
-    (report, (tokenizer.vocab_size() as f64).ln())
+        &model_device(),
+    );
+    report.unwrap()
+}
+
+fn model_device() -> Device {
+    Device::flex().autodiff()
+}
+
+/// Trains `encoder` with MLM for 60 steps on real text; returns the report and ln V.
+fn train_mlm(encoder: TransformerEncoderConfig) -> (TrainReport<TransformerEncoder, Mlm>, f64) {
+    let device = model_device();
+    device.seed(7);
+    let model = common::with_mlm(encoder.init(&device).unwrap(), &device);
+    let report = train_on(model, 60, |tokenizer, docs| {
+        MlmTask::new(docs, tokenizer, MlmMasking::default(), 64).unwrap()
+    });
+    let vocab = Tokenizer::bundled().unwrap().vocab_size();
+    (report, (vocab as f64).ln())
+}
+
+/// Trains MLM + the `kind` pair head on `encoder` for 60 steps; returns the last validation
+/// metrics after checking that the loss fell.
+fn train_mlm_with_pairs(
+    encoder: TransformerEncoderConfig,
+    kind: PairKind,
+) -> std::collections::BTreeMap<String, f64> {
+    let device = model_device();
+    device.seed(7);
+    let backbone = encoder.init(&device).unwrap();
+    let mlm = MlmConfig::new().init(&backbone, &device);
+    let pairs = PairHeadConfig::new(kind).init(&backbone, &device);
+    let model = Pretrainer::new(backbone, Mix::new(mlm, 1.0, pairs, 1.0).unwrap());
+    let masking = Some(MlmMasking {
+        whole_word: kind == PairKind::SentenceOrder,
+        ..MlmMasking::default()
+    });
+    let report = train_on(model, 60, |tokenizer, docs| {
+        SentencePairTask::new(docs, tokenizer, kind, 64, masking).unwrap()
+    });
+    let (head, tail) = head_and_tail(&report.history);
+    assert!(
+        tail < 0.9 * head,
+        "{} mix loss did not fall: {head} -> {tail}",
+        kind.name()
+    );
+    report
+        .history
+        .iter()
+        .rfind(|r| r.split == Split::Valid)
+        .unwrap()
+        .metrics
+        .clone()
 }
 
 /// Mean of the first and of the last five train losses.
@@ -56,7 +107,7 @@ fn head_and_tail(history: &[pretext::train::LogRecord]) -> (f64, f64) {
 
 #[test]
 fn mlm_loss_starts_near_ln_vocab_and_falls_on_real_text() {
-    let tokenizer = pretext::Tokenizer::bundled().unwrap();
+    let tokenizer = Tokenizer::bundled().unwrap();
     let (report, ln_v) = train_mlm(common::tiny_encoder(&tokenizer));
     let losses = train_losses(&report.history);
     assert!(
@@ -80,22 +131,13 @@ fn mlm_loss_starts_near_ln_vocab_and_falls_on_real_text() {
 
 #[test]
 fn clm_loss_falls_on_real_text() {
-    let (tokenizer, train_docs, valid_docs) = common::real_text();
-    let device = Device::flex().autodiff();
+    let tokenizer = Tokenizer::bundled().unwrap();
+    let device = model_device();
     let backbone = common::tiny_backbone(&tokenizer, &device);
     let head = ClmConfig::new().init(&backbone, &device);
-    let train_task = ClmTask::new(&train_docs, &tokenizer, 64).unwrap();
-    let valid_task = ClmTask::new(&valid_docs, &tokenizer, 64).unwrap();
-    let report = train(
-        Pretrainer::new(backbone, head),
-        &train_task,
-        &valid_task,
-        &common::quick_config(40),
-        None,
-        false,
-        &device,
-    )
-    .unwrap();
+    let report = train_on(Pretrainer::new(backbone, head), 40, |tokenizer, docs| {
+        ClmTask::new(docs, tokenizer, 64).unwrap()
+    });
     let (head, tail) = head_and_tail(&report.history);
     assert!(
         tail < 0.85 * head,
@@ -167,7 +209,7 @@ fn gradients_reach_every_parameter() {
 
 #[test]
 fn an_albert_backbone_factorized_and_shared_trains_with_mlm() {
-    let tokenizer = pretext::Tokenizer::bundled().unwrap();
+    let tokenizer = Tokenizer::bundled().unwrap();
     let encoder = common::tiny_encoder(&tokenizer)
         .with_embedding_size(Some(32))
         .with_share_layers(true);
@@ -179,4 +221,25 @@ fn an_albert_backbone_factorized_and_shared_trains_with_mlm() {
         tail < 0.9 * head,
         "ALBERT MLM loss did not fall: {head} -> {tail}"
     );
+}
+
+#[test]
+fn bert_mlm_plus_nsp_trains_on_real_text() {
+    let tokenizer = Tokenizer::bundled().unwrap();
+    let metrics = train_mlm_with_pairs(common::tiny_encoder(&tokenizer), PairKind::NextSentence);
+    for key in ["mlm_acc", "mlm_ppl", "nsp_acc", "nsp_loss"] {
+        assert!(metrics.contains_key(key), "{key} missing from {metrics:?}");
+    }
+}
+
+#[test]
+fn albert_mlm_plus_sop_trains_on_a_factorized_shared_backbone() {
+    let tokenizer = Tokenizer::bundled().unwrap();
+    let encoder = common::tiny_encoder(&tokenizer)
+        .with_embedding_size(Some(32))
+        .with_share_layers(true);
+    let metrics = train_mlm_with_pairs(encoder, PairKind::SentenceOrder);
+    for key in ["mlm_acc", "sop_acc", "sop_loss"] {
+        assert!(metrics.contains_key(key), "{key} missing from {metrics:?}");
+    }
 }

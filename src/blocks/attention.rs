@@ -1,12 +1,13 @@
 //! Multi-head attention that takes any [`AttentionMask`] (padding, causal, prefix, arbitrary
 //! `[batch, query, key]` or per-head) and gives zeros, not NaN, for a query that may see no key.
 
-use burn::nn::{Initializer, Linear, LinearConfig};
+use burn::nn::Linear;
 use burn::prelude::*;
 use burn::tensor::activation::softmax;
 
 use super::dropout::Dropout;
 use super::mask::AttentionMask;
+use super::normal_linear;
 use crate::error::Error;
 
 /// Configuration of [`MultiHeadAttention`].
@@ -51,14 +52,7 @@ impl MultiHeadAttentionConfig {
     /// Builds the module.
     pub fn init(&self, device: &Device) -> crate::Result<MultiHeadAttention> {
         self.validate()?;
-        let linear = || {
-            LinearConfig::new(self.hidden_size, self.hidden_size)
-                .with_initializer(Initializer::Normal {
-                    mean: 0.0,
-                    std: self.init_std,
-                })
-                .init(device)
-        };
+        let linear = || normal_linear(self.hidden_size, self.hidden_size, self.init_std, device);
         Ok(MultiHeadAttention {
             query: linear(),
             key: linear(),

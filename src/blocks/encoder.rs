@@ -5,7 +5,7 @@
 //! A causal language model is this same encoder under a causal mask (x-transformers' `Decoder`
 //! is its `Encoder` with `causal = True`), so one backbone serves MLM and CLM alike.
 
-use burn::nn::{Initializer, LayerNorm, LayerNormConfig, Linear, LinearConfig};
+use burn::nn::{LayerNorm, LayerNormConfig, Linear};
 use burn::prelude::*;
 
 use super::attention::{MultiHeadAttention, MultiHeadAttentionConfig};
@@ -13,6 +13,7 @@ use super::dropout::Dropout;
 use super::embedding::{Embeddings, EmbeddingsConfig, PositionEncoding};
 use super::feed_forward::{FeedForward, FeedForwardConfig};
 use super::mask::AttentionMask;
+use super::normal_linear;
 use crate::error::Error;
 
 /// Configuration of a [`TransformerEncoder`] backbone.
@@ -176,14 +177,9 @@ impl TransformerEncoderConfig {
             .collect::<crate::Result<Vec<_>>>()?;
         let width = self.embedding_width();
         Ok(TransformerEncoder {
-            projection: self.embedding_size.map(|e| {
-                LinearConfig::new(e, self.hidden_size)
-                    .with_initializer(Initializer::Normal {
-                        mean: 0.0,
-                        std: 0.02,
-                    })
-                    .init(device)
-            }),
+            projection: self
+                .embedding_size
+                .map(|e| normal_linear(e, self.hidden_size, 0.02, device)),
             embeddings: EmbeddingsConfig::new(self.vocab_size, width)
                 .with_max_positions(self.max_positions)
                 .with_positions(self.positions)

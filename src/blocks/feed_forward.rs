@@ -3,9 +3,11 @@
 //! No dropout inside: as in BERT, dropout follows the whole network on the residual branch
 //! (in the encoder layer).
 
-use burn::nn::{Initializer, Linear, LinearConfig};
+use burn::nn::Linear;
 use burn::prelude::*;
 use burn::tensor::activation::gelu;
+
+use super::normal_linear;
 
 /// Configuration of [`FeedForward`].
 #[derive(Config, Debug)]
@@ -29,17 +31,9 @@ pub struct FeedForward {
 impl FeedForwardConfig {
     /// Builds the module.
     pub fn init(&self, device: &Device) -> FeedForward {
-        let init = Initializer::Normal {
-            mean: 0.0,
-            std: self.init_std,
-        };
         FeedForward {
-            up: LinearConfig::new(self.hidden_size, self.ffn_size)
-                .with_initializer(init.clone())
-                .init(device),
-            down: LinearConfig::new(self.ffn_size, self.hidden_size)
-                .with_initializer(init)
-                .init(device),
+            up: normal_linear(self.hidden_size, self.ffn_size, self.init_std, device),
+            down: normal_linear(self.ffn_size, self.hidden_size, self.init_std, device),
         }
     }
 }

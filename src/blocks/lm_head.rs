@@ -5,11 +5,12 @@
 //! projection is the largest matmul of a small model.
 
 use burn::module::Param;
-use burn::nn::{Initializer, LayerNorm, LayerNormConfig, Linear, LinearConfig};
+use burn::nn::{LayerNorm, LayerNormConfig, Linear};
 use burn::prelude::*;
 use burn::tensor::activation::gelu;
 
 use super::encoder::EncoderBackbone;
+use super::normal_linear;
 
 /// Configuration of [`LmHead`].
 #[derive(Config, Debug)]
@@ -43,12 +44,7 @@ impl LmHeadConfig {
     /// Builds the head.
     pub fn init(&self, device: &Device) -> LmHead {
         LmHead {
-            dense: LinearConfig::new(self.hidden_size, self.embedding_size)
-                .with_initializer(Initializer::Normal {
-                    mean: 0.0,
-                    std: 0.02,
-                })
-                .init(device),
+            dense: normal_linear(self.hidden_size, self.embedding_size, 0.02, device),
             norm: LayerNormConfig::new(self.embedding_size)
                 .with_epsilon(self.layer_norm_eps)
                 .init(device),

@@ -7,6 +7,7 @@ pub mod encoder;
 pub mod feed_forward;
 pub mod lm_head;
 pub mod mask;
+pub mod pooler;
 
 pub use attention::{MultiHeadAttention, MultiHeadAttentionConfig};
 pub use dropout::{Dropout, seed_dropout};
@@ -15,3 +16,15 @@ pub use encoder::{EncoderBackbone, EncoderLayer, TransformerEncoder, Transformer
 pub use feed_forward::{FeedForward, FeedForwardConfig};
 pub use lm_head::{LmHead, LmHeadConfig};
 pub use mask::AttentionMask;
+pub use pooler::{Pooler, PoolerConfig};
+
+use burn::nn::{Initializer, Linear, LinearConfig};
+use burn::prelude::Device;
+
+/// A `d_in → d_out` linear map with weights from `Normal(0, std)`, as BERT initialises every
+/// dense layer (burn's default is Kaiming-uniform).
+pub fn normal_linear(d_in: usize, d_out: usize, std: f64, device: &Device) -> Linear {
+    LinearConfig::new(d_in, d_out)
+        .with_initializer(Initializer::Normal { mean: 0.0, std })
+        .init(device)
+}

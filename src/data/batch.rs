@@ -5,7 +5,8 @@ use burn::prelude::*;
 use crate::error::{Error, Result};
 use crate::noise::IGNORE_INDEX;
 
-/// One example for a token-level objective (masked or causal LM).
+/// One example for an encoder objective: token-level targets, and a label for the whole
+/// sequence where a sentence-level objective (NSP, SOP) needs one.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TokenExample {
     /// Input ids, special tokens included.
@@ -14,6 +15,8 @@ pub struct TokenExample {
     pub segment_ids: Vec<u32>,
     /// Per position, the id to predict or [`IGNORE_INDEX`].
     pub targets: Vec<i64>,
+    /// Class of the whole sequence, if the objective predicts one.
+    pub label: Option<u32>,
 }
 
 /// A padded batch of [`TokenExample`]s.
@@ -33,10 +36,13 @@ pub struct TokenBatch {
     pub num_tokens: usize,
     /// Number of targets.
     pub num_targets: usize,
+    /// `[batch]` sequence labels, when the examples carry them.
+    pub labels: Option<Tensor<1, Int>>,
 }
 
 impl TokenBatch {
-    /// Pads `examples` to the longest one and moves them to `device`.
+    /// Pads `examples` to the longest one and moves them to `device`. Either every example
+    /// carries a label or none does, and the batch must have something to predict.
     pub fn collate(examples: &[TokenExample], pad_id: u32, device: &Device) -> Result<Self> {
         let batch = examples.len();
         let len = examples
@@ -79,9 +85,19 @@ impl TokenBatch {
                 }
             }
         }
-        if positions.is_empty() {
+        let labels: Vec<i64> = examples
+            .iter()
+            .filter_map(|e| e.label.map(i64::from))
+            .collect();
+        if !labels.is_empty() && labels.len() != batch {
+            return Err(Error::InvalidConfig(format!(
+                "{} of {batch} examples carry a sequence label; all or none must",
+                labels.len()
+            )));
+        }
+        if positions.is_empty() && labels.is_empty() {
             return Err(Error::InvalidConfig(
-                "the batch has no position to predict".into(),
+                "the batch has no position or label to predict".into(),
             ));
         }
         let n = positions.len();
@@ -93,6 +109,8 @@ impl TokenBatch {
             target_ids: Tensor::from_data(TensorData::new(targets, [n]), device),
             num_tokens,
             num_targets: n,
+            labels: (!labels.is_empty())
+                .then(|| Tensor::from_data(TensorData::new(labels, [batch]), device)),
         })
     }
 }
@@ -109,11 +127,13 @@ mod tests {
                 input_ids: vec![2, 10, 11, 3],
                 segment_ids: vec![0; 4],
                 targets: vec![-100, 10, -100, -100],
+                label: None,
             },
             TokenExample {
                 input_ids: vec![2, 12, 3],
                 segment_ids: vec![0; 3],
                 targets: vec![-100, -100, 3],
+                label: None,
             },
         ];
         let b = TokenBatch::collate(&examples, 0, &device).unwrap();
@@ -138,5 +158,28 @@ mod tests {
             vec![false, false, false, false, false, false, false, true]
         );
         assert_eq!((b.num_tokens, b.num_targets), (7, 2));
+        assert!(b.labels.is_none());
+    }
+
+    #[test]
+    fn labels_are_all_or_none_and_may_stand_alone() {
+        let device = Device::flex();
+        let example = |label| TokenExample {
+            input_ids: vec![2, 10, 3],
+            segment_ids: vec![0, 0, 1],
+            targets: vec![IGNORE_INDEX; 3],
+            label,
+        };
+        let b = TokenBatch::collate(&[example(Some(1)), example(Some(0))], 0, &device).unwrap();
+        let labels: Vec<i64> = b
+            .labels
+            .unwrap()
+            .into_data()
+            .convert::<i64>()
+            .try_to_vec()
+            .unwrap();
+        assert_eq!((labels, b.num_targets), (vec![1, 0], 0));
+        assert!(TokenBatch::collate(&[example(Some(1)), example(None)], 0, &device).is_err());
+        assert!(TokenBatch::collate(&[example(None)], 0, &device).is_err());
     }
 }

@@ -9,7 +9,7 @@ pub mod mlm;
 pub mod pairs;
 
 pub use mlm::{MlmMasker, MlmMasking};
-pub use pairs::{PairSampler, PairTask, SentencePair};
+pub use pairs::{DEFAULT_SHORT_SEQ_PROB, PairKind, PairSampler, SentencePair};
 
 use rand::SeedableRng;
 

@@ -14,24 +14,42 @@
 //!   random document, this splits that sentence at a random word start instead, so that SOP
 //!   never crosses documents.
 //!
+//! BERT puts the sentences a random B displaced back, to start its next example; here the chunks
+//! are fixed so that any example can be made alone, and those sentences wait for an epoch that
+//! draws a different split or label for their chunk.
+//!
 //! Finally the longer segment loses tokens from a random end until the pair fits, each side
 //! keeping at least one (BERT's `truncate_seq_pair`), and the pair is framed as
 //! `[CLS] A [SEP] B [SEP]` with segment ids 0 then 1.
 
 use rand::RngExt;
+use serde::{Deserialize, Serialize};
 
 use super::ExampleRng;
 use crate::data::{Segment, TokenizedDocument};
 use crate::error::{Error, Result, check_rate};
 use crate::tokenize::SpecialTokens;
 
+/// BERT's and ALBERT's share of examples given a shorter target length.
+pub const DEFAULT_SHORT_SEQ_PROB: f64 = 0.1;
+
 /// Which sentence-level task the pairs are for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum PairTask {
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum PairKind {
     /// Next-sentence prediction: is B the continuation of A (0) or random text (1)?
     NextSentence,
     /// Sentence-order prediction: are A and B in order (0) or swapped (1)?
     SentenceOrder,
+}
+
+impl PairKind {
+    /// The objective's short name, which prefixes its metrics: `"nsp"` or `"sop"`.
+    pub fn name(self) -> &'static str {
+        match self {
+            PairKind::NextSentence => "nsp",
+            PairKind::SentenceOrder => "sop",
+        }
+    }
 }
 
 /// A framed sentence pair with its label.
@@ -55,7 +73,7 @@ pub struct PairSampler {
     documents: Vec<TokenizedDocument>,
     /// `(document, first sentence)` of each chunk.
     chunks: Vec<(usize, usize)>,
-    task: PairTask,
+    task: PairKind,
     max_tokens: usize,
     short_seq_prob: f64,
     special: SpecialTokens,
@@ -63,10 +81,10 @@ pub struct PairSampler {
 
 impl PairSampler {
     /// Pairs of at most `seq_len` tokens (specials included) from `documents`, with BERT's
-    /// `short_seq_prob` (default 0.1) of shorter targets.
+    /// `short_seq_prob` ([`DEFAULT_SHORT_SEQ_PROB`]) of shorter targets.
     pub fn new(
         documents: Vec<TokenizedDocument>,
-        task: PairTask,
+        task: PairKind,
         seq_len: usize,
         short_seq_prob: f64,
         special: SpecialTokens,
@@ -98,6 +116,12 @@ impl PairSampler {
         if chunks.is_empty() {
             return Err(Error::EmptyCorpus(
                 "no document has two tokens to make a sentence pair from".into(),
+            ));
+        }
+        if documents.iter().all(|d| d.sentences.len() < 2) {
+            return Err(Error::EmptyCorpus(
+                "every document has a single sentence, so there is no sentence pair to learn                  from (is the text split into sentences?)"
+                    .into(),
             ));
         }
         Ok(Self {
@@ -156,13 +180,13 @@ impl PairSampler {
         }
         let mut label = 0u8;
         match self.task {
-            PairTask::NextSentence => {
+            PairKind::NextSentence => {
                 if chunk.len() == 1 || rng.random::<f64>() < 0.5 {
                     label = 1;
                     b = self.random_segment(doc, target.saturating_sub(a.ids.len()).max(1), rng);
                 }
             }
-            PairTask::SentenceOrder => {
+            PairKind::SentenceOrder => {
                 if b.ids.is_empty() {
                     // One sentence: split it at a random word start (any token if none).
                     let cuts: Vec<usize> = (1..a.ids.len()).filter(|&i| a.word_starts[i]).collect();
@@ -320,7 +344,7 @@ mod tests {
 
     #[test]
     fn sop_never_crosses_a_document_and_nsp_positives_continue_a() {
-        for task in [PairTask::SentenceOrder, PairTask::NextSentence] {
+        for task in [PairKind::SentenceOrder, PairKind::NextSentence] {
             let s = PairSampler::new(many_docs(), task, 40, 0.1, SPECIAL).unwrap();
             for i in 0..s.len() {
                 for epoch in 0..5 {
@@ -329,19 +353,19 @@ mod tests {
                     assert!(!a.is_empty() && !b.is_empty());
                     assert!(p.input_ids.len() <= 40);
                     let same_doc = a.iter().chain(&b).all(|&t| doc_of(t) == p.document);
-                    if task == PairTask::SentenceOrder || p.label == 0 {
+                    if task == PairKind::SentenceOrder || p.label == 0 {
                         assert!(same_doc, "{task:?} pair crosses documents");
                     }
                     // Each segment is contiguous text; in order, B comes after A in the
                     // document (truncation only trims outer ends); swapped, A comes after B.
                     let contiguous = |v: &[u32]| v.windows(2).all(|w| w[1] == w[0] + 1);
-                    let (first, second) = if task == PairTask::SentenceOrder && p.label == 1 {
+                    let (first, second) = if task == PairKind::SentenceOrder && p.label == 1 {
                         (&b, &a)
                     } else {
                         (&a, &b)
                     };
                     assert!(contiguous(first), "a segment is not contiguous: {first:?}");
-                    if same_doc && (task == PairTask::SentenceOrder || p.label == 0) {
+                    if same_doc && (task == PairKind::SentenceOrder || p.label == 0) {
                         assert!(
                             contiguous(second),
                             "a segment is not contiguous: {second:?}"
@@ -355,7 +379,7 @@ mod tests {
 
     #[test]
     fn labels_are_balanced() {
-        for task in [PairTask::SentenceOrder, PairTask::NextSentence] {
+        for task in [PairKind::SentenceOrder, PairKind::NextSentence] {
             let s = PairSampler::new(many_docs(), task, 40, 0.0, SPECIAL).unwrap();
             let (mut ones, mut n) = (0, 0);
             for epoch in 0..200 {
@@ -375,8 +399,8 @@ mod tests {
     #[test]
     fn a_one_sentence_document_follows_the_rules() {
         let docs = corpus(&[&[9], &[5, 5, 5]]);
-        let nsp = PairSampler::new(docs.clone(), PairTask::NextSentence, 40, 0.0, SPECIAL).unwrap();
-        let sop = PairSampler::new(docs, PairTask::SentenceOrder, 40, 0.0, SPECIAL).unwrap();
+        let nsp = PairSampler::new(docs.clone(), PairKind::NextSentence, 40, 0.0, SPECIAL).unwrap();
+        let sop = PairSampler::new(docs, PairKind::SentenceOrder, 40, 0.0, SPECIAL).unwrap();
         assert_eq!(nsp.chunks[0], (0, 0));
         for k in 0..50 {
             // NSP, as BERT: a one-sentence chunk always gets a random B (from the other document).
@@ -397,7 +421,7 @@ mod tests {
     #[test]
     fn truncation_keeps_both_segments_and_the_length_limit() {
         let docs = corpus(&[&[30, 2], &[50], &[3, 40, 40]]);
-        for task in [PairTask::SentenceOrder, PairTask::NextSentence] {
+        for task in [PairKind::SentenceOrder, PairKind::NextSentence] {
             let s = PairSampler::new(docs.clone(), task, 16, 0.3, SPECIAL).unwrap();
             for k in 0..200 {
                 for i in 0..s.len() {
@@ -413,22 +437,28 @@ mod tests {
 
     #[test]
     fn same_stream_same_pair_and_bad_settings_are_errors() {
-        let s = PairSampler::new(many_docs(), PairTask::NextSentence, 40, 0.1, SPECIAL).unwrap();
+        let s = PairSampler::new(many_docs(), PairKind::NextSentence, 40, 0.1, SPECIAL).unwrap();
         assert_eq!(
             s.pair(3, &mut example_rng(5, 1, 3)),
             s.pair(3, &mut example_rng(5, 1, 3))
         );
         assert!(matches!(
-            PairSampler::new(many_docs(), PairTask::NextSentence, 4, 0.1, SPECIAL),
+            PairSampler::new(many_docs(), PairKind::NextSentence, 4, 0.1, SPECIAL),
             Err(Error::InvalidConfig(_))
         ));
         assert!(matches!(
-            PairSampler::new(many_docs(), PairTask::NextSentence, 40, 1.5, SPECIAL),
+            PairSampler::new(many_docs(), PairKind::NextSentence, 40, 1.5, SPECIAL),
             Err(Error::RateOutOfRange { .. })
         ));
         assert!(matches!(
-            PairSampler::new(corpus(&[&[1]]), PairTask::SentenceOrder, 40, 0.1, SPECIAL),
+            PairSampler::new(corpus(&[&[1]]), PairKind::SentenceOrder, 40, 0.1, SPECIAL),
             Err(Error::EmptyCorpus(_))
         ));
+        for kind in [PairKind::NextSentence, PairKind::SentenceOrder] {
+            assert!(matches!(
+                PairSampler::new(corpus(&[&[8], &[5], &[9]]), kind, 40, 0.1, SPECIAL),
+                Err(Error::EmptyCorpus(_))
+            ));
+        }
     }
 }

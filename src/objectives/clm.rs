@@ -7,7 +7,7 @@
 
 use burn::prelude::*;
 
-use super::{Objective, ObjectiveOutput, predict_tokens};
+use super::{Objective, ObjectiveOutput, encode, predict_tokens};
 use crate::blocks::{AttentionMask, EncoderBackbone, LmHead, LmHeadConfig};
 use crate::data::{Segment, Task, TokenBatch, TokenExample, TokenizedDocument, pack_segments};
 
@@ -47,7 +47,8 @@ impl<M: EncoderBackbone> Objective<M> for Clm {
         let len = batch.input_ids.dims()[1];
         let mask = AttentionMask::causal(len, &batch.input_ids.device())
             .or(AttentionMask::padding(batch.padding.clone()));
-        let p = predict_tokens(backbone, &self.head, batch, &mask);
+        let hidden = encode(backbone, &batch, &mask);
+        let p = predict_tokens(backbone, &self.head, hidden, &batch);
         ObjectiveOutput {
             metrics: vec![p.perplexity("ppl"), p.accuracy("clm_acc")],
             loss: p.loss,
@@ -92,6 +93,7 @@ impl Task for ClmTask {
             input_ids: ids[..n].to_vec(),
             segment_ids: vec![0; n],
             targets: ids[1..].iter().map(|&t| i64::from(t)).collect(),
+            label: None,
         })
     }
 

@@ -28,6 +28,11 @@ impl Predictions {
         Metric::mean(name, self.correct.clone(), self.count.clone())
     }
 
+    /// Mean negative log-likelihood as a metric named `name`.
+    pub fn mean_loss(&self, name: &str) -> Metric {
+        Metric::mean(name, self.nll_sum.clone(), self.count.clone())
+    }
+
     /// Perplexity (exp of the mean NLL) as a metric named `name`.
     pub fn perplexity(&self, name: &str) -> Metric {
         Metric::exp_mean(name, self.nll_sum.clone(), self.count.clone())

@@ -6,8 +6,8 @@
 
 use burn::prelude::*;
 
-use super::{Objective, ObjectiveOutput, predict_tokens};
-use crate::blocks::{AttentionMask, EncoderBackbone, LmHead, LmHeadConfig};
+use super::{EncoderHead, Objective, ObjectiveOutput, forward_encoder_head, predict_tokens};
+use crate::blocks::{EncoderBackbone, LmHead, LmHeadConfig};
 use crate::data::{Segment, Task, TokenBatch, TokenExample, TokenizedDocument, pack_segments};
 use crate::error::Error;
 use crate::noise::{ExampleRng, MlmMasker, MlmMasking};
@@ -42,8 +42,13 @@ impl<M: EncoderBackbone> Objective<M> for Mlm {
     type Batch = TokenBatch;
 
     fn forward(&self, backbone: &M, batch: TokenBatch) -> ObjectiveOutput {
-        let mask = AttentionMask::padding(batch.padding.clone());
-        let p = predict_tokens(backbone, &self.head, batch, &mask);
+        forward_encoder_head(self, backbone, batch)
+    }
+}
+
+impl<M: EncoderBackbone> EncoderHead<M> for Mlm {
+    fn score(&self, backbone: &M, hidden: Tensor<3>, batch: &TokenBatch) -> ObjectiveOutput {
+        let p = predict_tokens(backbone, &self.head, hidden, batch);
         ObjectiveOutput {
             metrics: vec![p.accuracy("mlm_acc"), p.perplexity("mlm_ppl")],
             loss: p.loss,
@@ -100,6 +105,7 @@ impl Task for MlmTask {
             segment_ids: vec![0; ids.len()],
             input_ids: masked.input,
             targets: masked.targets,
+            label: None,
         })
     }
 

@@ -1,17 +1,24 @@
 //! Pretraining objectives behind one [`Objective`] trait.
 //!
 //! An objective owns its heads and its loss; the backbone it trains is handed to it, and the
-//! trait's type parameter says which capability it needs (`mlm` and `clm` take any
-//! [`EncoderBackbone`](crate::blocks::EncoderBackbone)). Its data side is a
-//! [`Task`](crate::data::Task) that turns documents into examples and batches.
+//! trait's type parameter says which capability it needs (`mlm`, `clm`, `nsp` and `sop` take
+//! any [`EncoderBackbone`]). Its data side is a [`Task`](crate::data::Task) that turns
+//! documents into examples and batches.
+//!
+//! Objectives that read one bidirectional encoder pass over a [`TokenBatch`] (`mlm`, `nsp`,
+//! `sop`) are also [`EncoderHead`]s, which is what lets a [`Mix`] of them share that pass.
 
 pub mod clm;
 pub mod loss;
+pub mod mix;
 pub mod mlm;
+pub mod sentence_pair;
 
 pub use clm::{Clm, ClmConfig, ClmTask};
 pub use loss::{Predictions, masked_cross_entropy};
+pub use mix::Mix;
 pub use mlm::{Mlm, MlmConfig, MlmTask};
+pub use sentence_pair::{PairHead, PairHeadConfig, SentencePairTask};
 
 use burn::module::ModuleDisplay;
 use burn::prelude::*;
@@ -84,15 +91,54 @@ pub trait Objective<M>: Module + ModuleDisplay {
     fn forward(&self, backbone: &M, batch: Self::Batch) -> ObjectiveOutput;
 }
 
-/// Runs `backbone` under `mask` and scores `head`'s predictions at the batch's targets: the
-/// shared path of masked and causal LM.
+/// A head over one bidirectional encoder pass: given the hidden states of a [`TokenBatch`],
+/// it scores its own part. Heads that read the same batch can share one pass in a [`Mix`]; each
+/// is an [`Objective`] alone through [`forward_encoder_head`].
+pub trait EncoderHead<M>: Module + ModuleDisplay {
+    /// Scores `hidden` `[batch, len, width]`, the backbone's states for `batch`.
+    fn score(&self, backbone: &M, hidden: Tensor<3>, batch: &TokenBatch) -> ObjectiveOutput;
+}
+
+/// Runs `backbone` over `batch` under `mask`.
+pub fn encode<M: EncoderBackbone>(
+    backbone: &M,
+    batch: &TokenBatch,
+    mask: &AttentionMask,
+) -> Tensor<3> {
+    backbone.encode(
+        batch.input_ids.clone(),
+        Some(batch.segment_ids.clone()),
+        Some(mask),
+    )
+}
+
+/// The [`Objective::forward`] of an [`EncoderHead`]: one bidirectional pass (only padding
+/// hidden), then the head.
+pub fn forward_encoder_head<M: EncoderBackbone, H: EncoderHead<M>>(
+    head: &H,
+    backbone: &M,
+    batch: TokenBatch,
+) -> ObjectiveOutput {
+    let hidden = encode(
+        backbone,
+        &batch,
+        &AttentionMask::padding(batch.padding.clone()),
+    );
+    head.score(backbone, hidden, &batch)
+}
+
+/// Scores `head`'s predictions from `hidden` at the batch's token targets: the shared path of
+/// masked and causal LM.
 pub fn predict_tokens<M: EncoderBackbone>(
     backbone: &M,
     head: &LmHead,
-    batch: TokenBatch,
-    mask: &AttentionMask,
+    hidden: Tensor<3>,
+    batch: &TokenBatch,
 ) -> Predictions {
-    let hidden = backbone.encode(batch.input_ids, Some(batch.segment_ids), Some(mask));
-    let logits = head.forward_at(hidden, batch.target_positions, backbone.token_embedding());
-    masked_cross_entropy(logits, batch.target_ids)
+    let logits = head.forward_at(
+        hidden,
+        batch.target_positions.clone(),
+        backbone.token_embedding(),
+    );
+    masked_cross_entropy(logits, batch.target_ids.clone())
 }

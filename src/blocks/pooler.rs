@@ -1,0 +1,65 @@
+//! BERT's pooler: the first (`[CLS]`) position's hidden state through a dense layer and `tanh`,
+//! one vector per sequence for sentence-level heads (NSP, SOP, sequence classification).
+
+use burn::nn::Linear;
+use burn::prelude::*;
+
+use super::normal_linear;
+
+/// Configuration of [`Pooler`].
+#[derive(Config, Debug)]
+pub struct PoolerConfig {
+    /// Width of the backbone's hidden states.
+    pub hidden_size: usize,
+}
+
+/// `tanh(dense(h[:, 0]))`.
+#[derive(Module, Debug)]
+pub struct Pooler {
+    dense: Linear,
+}
+
+impl PoolerConfig {
+    /// Builds the module.
+    pub fn init(&self, device: &Device) -> Pooler {
+        Pooler {
+            dense: normal_linear(self.hidden_size, self.hidden_size, 0.02, device),
+        }
+    }
+}
+
+impl Pooler {
+    /// Pools `hidden` `[batch, len, hidden]` into `[batch, hidden]`.
+    pub fn forward(&self, hidden: Tensor<3>) -> Tensor<2> {
+        let [batch, _, width] = hidden.dims();
+        let first = hidden
+            .slice([0..batch, 0..1, 0..width])
+            .reshape([batch, width]);
+        self.dense.forward(first).tanh()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use burn::tensor::Distribution;
+
+    #[test]
+    fn only_the_first_position_matters() {
+        let device = Device::flex();
+        let pooler = PoolerConfig::new(8).init(&device);
+        let hidden = Tensor::<3>::random([3, 5, 8], Distribution::Default, &device);
+        let noise = |shape: [usize; 3]| Tensor::<3>::random(shape, Distribution::Default, &device);
+        let later_changed = hidden
+            .clone()
+            .slice_assign([0..3, 1..5, 0..8], noise([3, 4, 8]));
+        let first_changed = hidden
+            .clone()
+            .slice_assign([0..3, 0..1, 0..8], noise([3, 1, 8]));
+        let pooled = pooler.forward(hidden);
+        assert_eq!(pooled.dims(), [3, 8]);
+        let diff = |other: Tensor<2>| (pooled.clone() - other).abs().max().into_scalar::<f32>();
+        assert_eq!(diff(pooler.forward(later_changed)), 0.0);
+        assert!(diff(pooler.forward(first_changed)) > 1e-4);
+    }
+}

@@ -1,0 +1,215 @@
+//! Sentence-level objectives: next-sentence prediction (BERT) and sentence-order prediction
+//! (ALBERT), one binary head on the pooled `[CLS]` state.
+//!
+//! Data: [`PairSampler`] pairs framed as `[CLS] A [SEP] B [SEP]` with segment ids, labelled
+//! `1` = B is random (NSP) or A and B are swapped (SOP), `0` = in order; optionally masked for
+//! MLM as well, so that `bert` (mlm + nsp) and `albert` (mlm + sop) read one batch. Model:
+//! BERT's pooler (`tanh(dense(h[CLS]))`) then a `[hidden → 2]` classifier, softmax
+//! cross-entropy averaged over the batch.
+
+use burn::nn::Linear;
+use burn::prelude::*;
+
+use super::{EncoderHead, Objective, ObjectiveOutput, forward_encoder_head, masked_cross_entropy};
+use crate::blocks::{EncoderBackbone, Pooler, PoolerConfig, normal_linear};
+use crate::data::{Task, TokenBatch, TokenExample, TokenizedDocument};
+use crate::noise::{
+    DEFAULT_SHORT_SEQ_PROB, ExampleRng, IGNORE_INDEX, MlmMasker, MlmMasking, PairKind, PairSampler,
+};
+use crate::tokenize::{SpecialTokens, Tokenizer};
+
+/// Configuration of a [`PairHead`].
+#[derive(Config, Debug)]
+pub struct PairHeadConfig {
+    /// NSP or SOP: names the metrics (`nsp_acc`, `nsp_loss` or `sop_acc`, `sop_loss`).
+    pub kind: PairKind,
+}
+
+/// Pooler + binary classifier over the `[CLS]` state.
+#[derive(Module, Debug)]
+pub struct PairHead {
+    pooler: Pooler,
+    classifier: Linear,
+    #[module(skip)]
+    kind: PairKind,
+}
+
+impl PairHeadConfig {
+    /// Builds the head for `backbone`.
+    pub fn init<M: EncoderBackbone>(&self, backbone: &M, device: &Device) -> PairHead {
+        let hidden = backbone.hidden_size();
+        PairHead {
+            pooler: PoolerConfig::new(hidden).init(device),
+            classifier: normal_linear(hidden, 2, 0.02, device),
+            kind: self.kind,
+        }
+    }
+}
+
+impl PairHead {
+    /// Logits `[batch, 2]` from the hidden states `[batch, len, hidden]`.
+    pub fn logits(&self, hidden: Tensor<3>) -> Tensor<2> {
+        self.classifier.forward(self.pooler.forward(hidden))
+    }
+}
+
+impl<M: EncoderBackbone> Objective<M> for PairHead {
+    type Batch = TokenBatch;
+
+    fn forward(&self, backbone: &M, batch: TokenBatch) -> ObjectiveOutput {
+        forward_encoder_head(self, backbone, batch)
+    }
+}
+
+impl<M: EncoderBackbone> EncoderHead<M> for PairHead {
+    /// # Panics
+    ///
+    /// If `batch` carries no labels: the head was paired with a task that makes none (use
+    /// [`SentencePairTask`]).
+    fn score(&self, _backbone: &M, hidden: Tensor<3>, batch: &TokenBatch) -> ObjectiveOutput {
+        let labels = batch.labels.clone().unwrap_or_else(|| {
+            panic!(
+                "the {} head needs sequence labels; its batches must come from a \
+                 SentencePairTask",
+                self.kind.name()
+            )
+        });
+        let p = masked_cross_entropy(self.logits(hidden), labels);
+        let name = self.kind.name();
+        ObjectiveOutput {
+            metrics: vec![
+                p.accuracy(&format!("{name}_acc")),
+                p.mean_loss(&format!("{name}_loss")),
+            ],
+            loss: p.loss,
+        }
+    }
+}
+
+/// The data side of [`PairHead`]: labelled sentence pairs, masked for MLM too when a mix
+/// (`bert`, `albert`) asks for it.
+#[derive(Debug, Clone)]
+pub struct SentencePairTask {
+    sampler: PairSampler,
+    masker: Option<MlmMasker>,
+    special: SpecialTokens,
+}
+
+impl SentencePairTask {
+    /// `kind` pairs of at most `seq_len` tokens from `documents`, with BERT's share of shorter
+    /// ones; masked with `masking` if given.
+    pub fn new(
+        documents: &[TokenizedDocument],
+        tokenizer: &Tokenizer,
+        kind: PairKind,
+        seq_len: usize,
+        masking: Option<MlmMasking>,
+    ) -> crate::Result<Self> {
+        let sampler = PairSampler::new(
+            documents.to_vec(),
+            kind,
+            seq_len,
+            DEFAULT_SHORT_SEQ_PROB,
+            tokenizer.special(),
+        )?;
+        Self::from_sampler(sampler, tokenizer, masking)
+    }
+
+    /// Pairs from a sampler configured by hand (another `short_seq_prob`, say).
+    pub fn from_sampler(
+        sampler: PairSampler,
+        tokenizer: &Tokenizer,
+        masking: Option<MlmMasking>,
+    ) -> crate::Result<Self> {
+        Ok(Self {
+            sampler,
+            masker: masking
+                .map(|m| MlmMasker::for_tokenizer(m, tokenizer))
+                .transpose()?,
+            special: tokenizer.special(),
+        })
+    }
+}
+
+impl Task for SentencePairTask {
+    type Example = TokenExample;
+    type Batch = TokenBatch;
+
+    fn num_examples(&self) -> usize {
+        self.sampler.len()
+    }
+
+    fn example(&self, index: usize, rng: &mut ExampleRng) -> crate::Result<TokenExample> {
+        let pair = self.sampler.pair(index, rng);
+        let (input_ids, targets) = match &self.masker {
+            Some(masker) => {
+                let masked = masker.mask(&pair.input_ids, &pair.word_starts, rng)?;
+                (masked.input, masked.targets)
+            }
+            None => {
+                let n = pair.input_ids.len();
+                (pair.input_ids, vec![IGNORE_INDEX; n])
+            }
+        };
+        Ok(TokenExample {
+            input_ids,
+            segment_ids: pair.segment_ids,
+            targets,
+            label: Some(u32::from(pair.label)),
+        })
+    }
+
+    fn collate(&self, examples: &[TokenExample], device: &Device) -> crate::Result<TokenBatch> {
+        TokenBatch::collate(examples, self.special.pad, device)
+    }
+
+    fn batch_tokens(batch: &TokenBatch) -> usize {
+        batch.num_tokens
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::data::segments::numbered_document;
+    use crate::noise::example_rng;
+
+    #[test]
+    fn examples_carry_the_pair_and_its_label_and_are_masked_only_when_asked() {
+        let tokenizer = Tokenizer::bundled().unwrap();
+        let docs: Vec<_> = (0..4)
+            .map(|d| numbered_document(&format!("d{d}"), 1000 + 100 * d, &[6, 7, 8, 5, 9], 1))
+            .collect();
+        let kind = PairKind::SentenceOrder;
+        let plain = SentencePairTask::new(&docs, &tokenizer, kind, 24, None).unwrap();
+        let masked =
+            SentencePairTask::new(&docs, &tokenizer, kind, 24, Some(MlmMasking::default()))
+                .unwrap();
+        let mut masked_targets = 0;
+        for i in 0..plain.num_examples() {
+            let rng = || example_rng(1, 0, i as u64);
+            let pair = plain.sampler.pair(i, &mut rng());
+            let e = plain.example(i, &mut rng()).unwrap();
+            assert_eq!(e.label, Some(u32::from(pair.label)));
+            assert_eq!(
+                (&e.input_ids, &e.segment_ids),
+                (&pair.input_ids, &pair.segment_ids)
+            );
+            assert!(e.targets.iter().all(|&t| t == IGNORE_INDEX));
+
+            let m = masked.example(i, &mut rng()).unwrap();
+            assert_eq!((m.label, &m.segment_ids), (e.label, &e.segment_ids));
+            for (t, &target) in m.targets.iter().enumerate() {
+                if target != IGNORE_INDEX {
+                    assert_eq!(
+                        target,
+                        i64::from(e.input_ids[t]),
+                        "target is not the original"
+                    );
+                    masked_targets += 1;
+                }
+            }
+        }
+        assert!(masked_targets > 0);
+    }
+}

@@ -1,0 +1,37 @@
+//! Fixtures for the unit tests: a one-layer encoder over a 40-token vocabulary, its heads, and a
+//! small labelled batch.
+
+use burn::prelude::*;
+
+use crate::blocks::{TransformerEncoder, TransformerEncoderConfig};
+use crate::data::{TokenBatch, TokenExample};
+use crate::noise::{IGNORE_INDEX, PairKind};
+use crate::objectives::{Mlm, MlmConfig, PairHead, PairHeadConfig};
+
+/// A seeded width-16 encoder without dropout, with an MLM and an NSP head.
+pub fn tiny_parts(device: &Device) -> (TransformerEncoder, Mlm, PairHead) {
+    device.seed(3);
+    let backbone = TransformerEncoderConfig::new(40, 16, 1, 2, 32)
+        .with_dropout(0.0)
+        .init(device)
+        .unwrap();
+    let mlm = MlmConfig::new().init(&backbone, device);
+    let nsp = PairHeadConfig::new(PairKind::NextSentence).init(&backbone, device);
+    (backbone, mlm, nsp)
+}
+
+/// Two five-token pairs with two MLM targets each and NSP labels 0 and 1; `variant` changes
+/// one token so that batches differ.
+pub fn pair_batch(device: &Device, variant: u32) -> TokenBatch {
+    let example = |ids: Vec<u32>, label| TokenExample {
+        segment_ids: vec![0, 0, 0, 1, 1],
+        targets: vec![IGNORE_INDEX, 9, IGNORE_INDEX, IGNORE_INDEX, 12],
+        input_ids: ids,
+        label: Some(label),
+    };
+    let examples = [
+        example(vec![2, 4, 3, 7 + variant, 3], 0),
+        example(vec![2, 4, 3, 8, 3], 1),
+    ];
+    TokenBatch::collate(&examples, 0, device).unwrap()
+}
