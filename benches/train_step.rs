@@ -4,16 +4,20 @@
 //! masked positions only. Criterion reports tokens/s; the achieved GFLOP/s is that rate times
 //! the FLOPs per token printed at start.
 //!
+//! Two variants: the whole batch on the calling thread (burn's kernels spread over the cores
+//! as they can), and the batch in one shard per core ([`Shards`]), as `pretrain` runs on a CPU.
+//!
 //! `cargo bench --bench train_step`
 
 use std::time::Duration;
 
-use burn::optim::GradientsParams;
+use burn::optim::GradientsAccumulator;
 use burn::prelude::*;
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use pretext::data::Task;
 use pretext::noise::{MlmMasking, example_rng};
 use pretext::objectives::{MlmConfig, MlmTask};
+use pretext::train::Shards;
 use pretext::{Preset, Pretrainer, Tokenizer};
 
 const BATCH: usize = 16;
@@ -56,6 +60,7 @@ fn mlm_step(c: &mut Criterion) {
         .take(BATCH)
         .collect();
     let batch = task.collate(&examples, &device).unwrap();
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
 
     let tokens = (BATCH * SEQ_LEN) as f64;
     let flops = train_flops(256.0, 1024.0, 4.0, 8192.0, tokens, batch.num_targets as f64);
@@ -72,13 +77,23 @@ fn mlm_step(c: &mut Criterion) {
     group.warm_up_time(Duration::from_secs(5));
     group.measurement_time(Duration::from_secs(30));
     group.throughput(Throughput::Elements(tokens as u64));
-    group.bench_function("mlm_reference_tokens", |b| {
-        b.iter(|| {
-            let output = model.forward(batch.clone());
-            let grads = GradientsParams::from_grads(output.loss.backward(), &model);
-            model = optim.step(1e-4, model.clone(), grads);
-        })
-    });
+    for n in [1, cores] {
+        let shards = Shards::new(n).unwrap();
+        let parts: Vec<_> = examples
+            .chunks(BATCH.div_ceil(n))
+            .map(|part| task.collate(part, &device).unwrap())
+            .collect();
+        let seeds: Vec<u64> = (0..n as u64).collect();
+        group.bench_function(format!("mlm_reference_tokens_{n}_shards"), |b| {
+            b.iter(|| {
+                let mut grads = GradientsAccumulator::new();
+                for shard in shards.run(&model, parts.clone(), &seeds, &device) {
+                    grads.accumulate(&model, shard.grads);
+                }
+                model = optim.step(1e-4, model.clone(), grads.grads());
+            })
+        });
+    }
     group.finish();
 }
 

@@ -109,6 +109,10 @@ struct Args {
     /// Checkpoint every N steps (and at the end).
     #[arg(long, default_value_t = 100)]
     checkpoint_every: usize,
+    /// Parts each batch is split into, run at once on their own threads (default: the
+    /// number of cores on the CPU backend, 1 on a GPU).
+    #[arg(long)]
+    shards: Option<usize>,
     /// Micro-batches per update.
     #[arg(long, default_value_t = 1)]
     grad_accumulation: usize,
@@ -262,7 +266,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .with_valid_batches(args.valid_batches)
         .with_log_every(args.log_every)
         .with_checkpoint_every(args.checkpoint_every)
-        .with_grad_accumulation(args.grad_accumulation);
+        .with_grad_accumulation(args.grad_accumulation)
+        .with_shards(args.shards.unwrap_or(match args.device {
+            DeviceName::Flex => std::thread::available_parallelism().map_or(1, |n| n.get()),
+            _ => 1,
+        }));
     let masking = MlmMasking {
         whole_word: args.whole_word || albert,
         ..MlmMasking::default()

@@ -7,7 +7,7 @@
 //! training loop calls every step so that a resumed run drops the same units.
 //! Dropout is active only on an autodiff device (training), as burn's is.
 
-use std::sync::Mutex;
+use std::cell::RefCell;
 
 use burn::prelude::*;
 use burn::tensor::Distribution;
@@ -15,12 +15,16 @@ use rand::{Rng, SeedableRng};
 
 use crate::noise::ExampleRng;
 
-static CPU_RNG: Mutex<Option<ExampleRng>> = Mutex::new(None);
+thread_local! {
+    // One stream per thread, so that shards running at once each draw their own, seeded, masks.
+    static CPU_RNG: RefCell<Option<ExampleRng>> = const { RefCell::new(None) };
+}
 
-/// Seeds every dropout draw that follows, on `device` and on the CPU path.
+/// Seeds every dropout draw that follows: on `device`, and on the CPU path for the calling
+/// thread.
 pub fn seed_dropout(device: &Device, seed: u64) {
     device.seed(seed);
-    *CPU_RNG.lock().unwrap_or_else(|e| e.into_inner()) = Some(ExampleRng::seed_from_u64(seed));
+    CPU_RNG.with(|rng| *rng.borrow_mut() = Some(ExampleRng::seed_from_u64(seed)));
 }
 
 /// Zeroes each element with probability `prob` during training and scales the rest by
@@ -53,9 +57,9 @@ impl Dropout {
         // Drop when a uniform 16-bit draw falls below prob * 2^16.
         let cut = (self.prob * 65536.0).round() as u64;
         let mut mask = vec![0f32; n];
-        {
-            let mut guard = CPU_RNG.lock().unwrap_or_else(|e| e.into_inner());
-            let rng = guard.get_or_insert_with(|| ExampleRng::seed_from_u64(0));
+        CPU_RNG.with(|rng| {
+            let mut rng = rng.borrow_mut();
+            let rng = rng.get_or_insert_with(|| ExampleRng::seed_from_u64(0));
             for chunk in mask.chunks_mut(4) {
                 let bits = rng.next_u64();
                 for (j, m) in chunk.iter_mut().enumerate() {
@@ -64,7 +68,7 @@ impl Dropout {
                     }
                 }
             }
-        }
+        });
         x * Tensor::from_data(TensorData::new(mask, shape), &device)
     }
 }

@@ -11,15 +11,17 @@ pub mod checkpoint;
 pub mod grads;
 pub mod log;
 pub mod schedule;
+pub mod shards;
 
 pub use checkpoint::TrainState;
 pub use log::{LogRecord, Logger, MetricTotals, Split};
+pub use shards::{ShardOutput, Shards};
 
 use std::path::Path;
 use std::time::Instant;
 
 use burn::module::ParamGroup;
-use burn::optim::{AdamWConfig, GradientsAccumulator, GradientsParams, ModuleOptimizer};
+use burn::optim::{AdamWConfig, GradientsAccumulator, ModuleOptimizer};
 use burn::prelude::*;
 
 use crate::data::Task;
@@ -50,6 +52,11 @@ pub struct TrainConfig {
     /// Micro-batches per optimizer update. Default 1.
     #[config(default = 1)]
     pub grad_accumulation: usize,
+    /// Parts each micro-batch is split into, run at once on their own threads (see
+    /// [`Shards`]); their gradients add up as accumulated micro-batches do. On a CPU backend,
+    /// the number of cores; on a GPU, 1. Default 1.
+    #[config(default = 1)]
+    pub shards: usize,
     /// Validate every this many steps (and at the end). Default 50.
     #[config(default = 50)]
     pub valid_every: usize,
@@ -81,6 +88,7 @@ impl TrainConfig {
             ("steps", self.steps),
             ("batch_size", self.batch_size),
             ("grad_accumulation", self.grad_accumulation),
+            ("shards", self.shards),
             ("valid_every", self.valid_every),
             ("log_every", self.log_every),
         ] {
@@ -235,6 +243,7 @@ where
     let logger = Logger::new(dir, config.progress, resume.then_some(state.step))?;
     let valid_device = device.clone().inner();
     let mut sampler = Sampler::new(config.seed, train.num_examples());
+    let shards = Shards::new(config.shards.min(config.batch_size))?;
     let per_step = (config.batch_size * config.grad_accumulation) as u64;
     let warmup = config.warmup_steps();
     let mut history = Vec::new();
@@ -252,37 +261,36 @@ where
         let step_start = Instant::now();
         let mut step_tokens = 0usize;
         let mut accumulator = GradientsAccumulator::<Pretrainer<M, O>>::new();
+        let mut parts = 0;
         for micro in 0..config.grad_accumulation {
             let first = step as u64 * per_step + (micro * config.batch_size) as u64;
             let picks: Vec<(u64, usize)> = (first..first + config.batch_size as u64)
                 .map(|n| sampler.get(n))
                 .collect();
-            let batch = make_batch(train, config.seed, picks.into_iter(), device)?;
-            step_tokens += T::batch_tokens(&batch);
+            let batches = picks
+                .chunks(config.batch_size.div_ceil(shards.len()))
+                .map(|part| make_batch(train, config.seed, part.iter().copied(), device))
+                .collect::<crate::Result<Vec<_>>>()?;
+            step_tokens += batches.iter().map(T::batch_tokens).sum::<usize>();
             // Seed dropout from the step so that a resumed run drops the same units.
-            crate::blocks::seed_dropout(
-                device,
-                splitmix64(config.seed ^ splitmix64((step * 1024 + micro) as u64)),
-            );
-            let output = model.forward(batch);
-            let loss_value = f64::from(output.loss.clone().into_scalar::<f32>());
-            if !loss_value.is_finite() {
-                return Err(Error::InvalidConfig(format!(
-                    "the loss became {loss_value} at step {}; lower the learning rate",
-                    step + 1
-                )));
+            let seeds: Vec<u64> = (0..batches.len() as u64)
+                .map(|k| splitmix64(config.seed ^ splitmix64((step * 1024 + micro) as u64) ^ k))
+                .collect();
+            for shard in shards.run(&model, batches, &seeds, device) {
+                if !shard.loss.is_finite() {
+                    return Err(Error::InvalidConfig(format!(
+                        "the loss became {} at step {}; lower the learning rate",
+                        shard.loss,
+                        step + 1
+                    )));
+                }
+                totals.add(shard.loss, &shard.metrics);
+                accumulator.accumulate(&model, shard.grads);
+                parts += 1;
             }
-            totals.add(loss_value, &output.metrics);
-            let grads = GradientsParams::from_grads(output.loss.backward(), &model);
-            accumulator.accumulate(&model, grads);
         }
         let mut grads = accumulator.grads();
-        grads::average_and_clip(
-            &model,
-            &mut grads,
-            config.grad_accumulation,
-            config.max_grad_norm,
-        );
+        grads::average_and_clip(&model, &mut grads, parts, config.max_grad_norm);
         model = optimizer.step(lr, model, grads);
         state.step += 1;
         state.tokens_seen += step_tokens as u64;
@@ -406,6 +414,7 @@ pub fn tune_allocator() {
 mod tests {
     use super::*;
     use burn::nn::{LayerNorm, LayerNormConfig, Linear, LinearConfig};
+    use burn::optim::GradientsParams;
 
     #[derive(Module, Debug)]
     struct Block {
