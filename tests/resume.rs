@@ -1,7 +1,8 @@
-//! A run paused at a checkpoint and resumed gives the same next losses as an uninterrupted run.
+//! A run paused at a checkpoint and resumed gives the same next losses as an uninterrupted run,
+//! with accumulated micro-batches each split into shards run at once.
 //!
-//! Alone in its test binary: dropout draws from the backend's process-wide generator, which
-//! tests running in parallel threads would otherwise share.
+//! Alone in its test binary: weight initialisation draws from the backend's process-wide
+//! generator, which tests running in parallel threads would otherwise share.
 
 mod common;
 
@@ -19,7 +20,8 @@ fn resume_replays_the_uninterrupted_run_exactly() {
     let fresh = || common::tiny_mlm(&tokenizer, &device);
     let config: TrainConfig = common::quick_config(12)
         .with_checkpoint_every(0)
-        .with_grad_accumulation(2);
+        .with_grad_accumulation(2)
+        .with_shards(2);
     let losses = |history: &[pretext::train::LogRecord]| -> Vec<(usize, f64)> {
         history
             .iter()
