@@ -268,7 +268,7 @@ where
                 .map(|n| sampler.get(n))
                 .collect();
             let batches = picks
-                .chunks(config.batch_size.div_ceil(shards.len()))
+                .chunks(config.batch_size.div_ceil(shards.count()))
                 .map(|part| make_batch(train, config.seed, part.iter().copied(), device))
                 .collect::<crate::Result<Vec<_>>>()?;
             step_tokens += batches.iter().map(T::batch_tokens).sum::<usize>();

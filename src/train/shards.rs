@@ -35,7 +35,7 @@ pub struct Shards {
 
 impl std::fmt::Debug for Shards {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "Shards({})", self.pools.len())
+        write!(f, "Shards({})", self.count())
     }
 }
 
@@ -62,17 +62,12 @@ impl Shards {
         Ok(Self { pools })
     }
 
-    /// Number of shards.
-    pub fn len(&self) -> usize {
+    /// Number of shards (at least one).
+    pub fn count(&self) -> usize {
         self.pools.len().max(1)
     }
 
-    /// Always false: there is at least one shard.
-    pub fn is_empty(&self) -> bool {
-        false
-    }
-
-    /// Forward and backward of `model` on each of `batches` (at most [`len`](Self::len)),
+    /// Forward and backward of `model` on each of `batches` (at most [`count`](Self::count)),
     /// batch `k`'s dropout seeded with `dropout_seeds[k]`.
     pub fn run<M, O>(
         &self,
@@ -87,10 +82,10 @@ impl Shards {
         Pretrainer<M, O>: Module,
     {
         assert!(
-            batches.len() <= self.len() && batches.len() <= dropout_seeds.len(),
+            batches.len() <= self.count() && batches.len() <= dropout_seeds.len(),
             "{} batches for {} shards and {} seeds",
             batches.len(),
-            self.len(),
+            self.count(),
             dropout_seeds.len()
         );
         if self.pools.is_empty() || batches.len() == 1 {
