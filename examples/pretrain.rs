@@ -273,6 +273,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             DeviceName::Flex => std::thread::available_parallelism().map_or(1, |n| n.get()),
             _ => 1,
         }));
+    let pair_weight = args.pair_weight.unwrap_or(if albert { 5.0 } else { 1.0 });
     let masking = MlmMasking {
         whole_word: args.whole_word || albert,
         ..MlmMasking::default()
@@ -285,6 +286,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "encoder": serde_json::from_str::<serde_json::Value>(&encoder.to_string())?,
         "train": serde_json::from_str::<serde_json::Value>(&config.to_string())?,
         "masking": masking,
+        "pair_weight": pair_weight,
     });
     std::fs::write(
         out.join("config.json"),
@@ -327,8 +329,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             let kind = pair_kind(args.objective);
             let mlm = MlmConfig::new().init(&backbone, &device);
             let pair = PairHeadConfig::new(kind).init(&backbone, &device);
-            let weight = args.pair_weight.unwrap_or(if albert { 5.0 } else { 1.0 });
-            let mix = Mix::new(mlm, 1.0, pair, weight)?;
+            let mix = Mix::new(mlm, 1.0, pair, pair_weight)?;
             run.train(backbone, mix, |docs| {
                 SentencePairTask::new(docs, &tokenizer, kind, seq_len, Some(masking))
             })?
