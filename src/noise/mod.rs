@@ -4,7 +4,13 @@
 //! and benchmarked on their own. Every example gets its own random stream derived from
 //! `(seed, epoch, example index)`, as fairseq does, so the data do not depend on the number of
 //! loader threads and a resumed run sees exactly the batches it would have seen.
+//!
+//! - [`mlm`]: BERT's masking, token-level or whole-word.
+//! - [`pairs`]: NSP and SOP sentence pairs.
+//! - [`bart`]: BART's transforms: token masking and deletion, text infilling, sentence
+//!   permutation, document rotation.
 
+pub mod bart;
 pub mod mlm;
 pub mod pairs;
 
@@ -30,4 +36,17 @@ pub fn splitmix64(x: u64) -> u64 {
 /// The random stream of example `index` in epoch `epoch` of a run seeded with `seed`.
 pub fn example_rng(seed: u64, epoch: u64, index: u64) -> ExampleRng {
     ExampleRng::seed_from_u64(splitmix64(splitmix64(splitmix64(seed) ^ epoch) ^ index))
+}
+
+/// `k` distinct indices below `n` (`k <= n`), drawn uniformly, in draw order: a partial
+/// Fisher–Yates shuffle.
+pub fn choose(n: usize, k: usize, rng: &mut ExampleRng) -> Vec<usize> {
+    use rand::RngExt;
+    let mut all: Vec<usize> = (0..n).collect();
+    for i in 0..k {
+        let j = rng.random_range(i..n);
+        all.swap(i, j);
+    }
+    all.truncate(k);
+    all
 }

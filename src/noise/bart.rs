@@ -1,0 +1,331 @@
+//! BART's noise transforms (fairseq's `DenoisingDataset`): token masking, token deletion, text
+//! infilling, sentence permutation and document rotation.
+//!
+//! Each is a pure function of the text, its rate and a random stream, so they compose in any
+//! order, as BART applies them. They work on the body of a text (no `[CLS]`/`[SEP]`, which
+//! framing adds afterwards) and carry word starts along, so that infilling can stay
+//! word-aligned after other transforms ran. Counts round up, as fairseq's do
+//! (`ceil(rate * n)`).
+
+use rand::RngExt;
+
+use super::{ExampleRng, choose};
+use crate::error::{Error, Result, check_rate};
+
+/// Token ids with the word start of each.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Text {
+    /// Token ids.
+    pub ids: Vec<u32>,
+    /// `true` where a token begins a word.
+    pub word_starts: Vec<bool>,
+}
+
+impl Text {
+    /// Pairs `ids` with `word_starts`; their lengths must agree.
+    pub fn new(ids: Vec<u32>, word_starts: Vec<bool>) -> Result<Self> {
+        if ids.len() != word_starts.len() {
+            return Err(Error::InvalidConfig(format!(
+                "{} ids but {} word starts",
+                ids.len(),
+                word_starts.len()
+            )));
+        }
+        Ok(Self { ids, word_starts })
+    }
+
+    /// Number of tokens.
+    pub fn len(&self) -> usize {
+        self.ids.len()
+    }
+
+    /// Whether there is no token.
+    pub fn is_empty(&self) -> bool {
+        self.ids.is_empty()
+    }
+
+    /// `[start, end)` token ranges of the words; a text that opens mid-word (after rotation,
+    /// say) opens with a word.
+    pub fn words(&self) -> Vec<(usize, usize)> {
+        let mut words: Vec<(usize, usize)> = Vec::new();
+        for (i, &start) in self.word_starts.iter().enumerate() {
+            match words.last_mut() {
+                Some(w) if !start => w.1 = i + 1,
+                _ => words.push((i, i + 1)),
+            }
+        }
+        words
+    }
+
+    fn push(&mut self, id: u32, word_start: bool) {
+        self.ids.push(id);
+        self.word_starts.push(word_start);
+    }
+}
+
+/// `ceil(rate * n)`, after checking `rate`.
+fn budget(name: &'static str, rate: f64, n: usize) -> Result<usize> {
+    check_rate(name, rate)?;
+    Ok(((rate * n as f64).ceil() as usize).min(n))
+}
+
+/// A Poisson(`lambda`) draw by Knuth's method, capped at 127 as fairseq's table is.
+pub fn poisson(lambda: f64, rng: &mut ExampleRng) -> usize {
+    let floor = (-lambda).exp();
+    let mut product = 1.0;
+    for k in 0..128 {
+        product *= rng.random::<f64>();
+        if product <= floor {
+            return k;
+        }
+    }
+    127
+}
+
+/// Token masking: `ceil(rate * n)` tokens, drawn uniformly, become `mask`.
+pub fn mask_tokens(text: &Text, rate: f64, mask: u32, rng: &mut ExampleRng) -> Result<Text> {
+    let n = budget("token masking rate", rate, text.len())?;
+    let mut out = text.clone();
+    for i in choose(text.len(), n, rng) {
+        out.ids[i] = mask;
+    }
+    Ok(out)
+}
+
+/// Token deletion: `ceil(rate * n)` tokens, drawn uniformly, are removed.
+pub fn delete_tokens(text: &Text, rate: f64, rng: &mut ExampleRng) -> Result<Text> {
+    let n = budget("token deletion rate", rate, text.len())?;
+    let mut keep = vec![true; text.len()];
+    for i in choose(text.len(), n, rng) {
+        keep[i] = false;
+    }
+    let mut out = Text::default();
+    for (i, _) in keep.iter().enumerate().filter(|(_, k)| **k) {
+        out.push(text.ids[i], text.word_starts[i]);
+    }
+    Ok(out)
+}
+
+/// Text infilling: spans of whole words with Poisson(`lambda`) lengths (in words), drawn until
+/// they cover `ceil(rate * words)`, each replaced by one `mask`; a zero-length span inserts a
+/// `mask` before a random word instead (at most one insertion per word, so that a tiny
+/// `lambda` cannot draw forever). Span starts are distinct words drawn uniformly; a span that
+/// runs into another's start swallows it, so spans that overlap leave one `mask`, and the share
+/// of words removed can fall below `rate` (as in fairseq). `lambda` must be positive.
+pub fn infill(
+    text: &Text,
+    rate: f64,
+    lambda: f64,
+    mask: u32,
+    rng: &mut ExampleRng,
+) -> Result<Text> {
+    if !(lambda > 0.0 && lambda.is_finite()) {
+        return Err(Error::InvalidConfig(format!(
+            "the Poisson span length mean must be finite and positive, got {lambda}"
+        )));
+    }
+    let words = text.words();
+    let target = budget("text infilling rate", rate, words.len())?;
+    if target == 0 {
+        return Ok(text.clone());
+    }
+    // A small `lambda` draws mostly empty spans; past one insertion per word, stop drawing.
+    let mut lengths = Vec::new();
+    let mut covered = 0;
+    let mut empty = 0;
+    while covered < target && empty < words.len() {
+        let len = poisson(lambda, rng).min(target - covered);
+        lengths.push(len);
+        covered += len;
+        empty += usize::from(len == 0);
+    }
+    let spans: Vec<usize> = lengths.iter().copied().filter(|&l| l > 0).collect();
+    let inserts = lengths.len() - spans.len();
+    // Per word: does a span start here, and is it inside another span (after its start)?
+    let mut starts = vec![false; words.len()];
+    let mut inside = vec![false; words.len()];
+    for (start, len) in choose(words.len(), spans.len(), rng).into_iter().zip(spans) {
+        starts[start] = true;
+        for w in inside
+            .iter_mut()
+            .take((start + len).min(words.len()))
+            .skip(start + 1)
+        {
+            *w = true;
+        }
+    }
+    let mut out = Text::default();
+    for (w, &(from, to)) in words.iter().enumerate() {
+        if inside[w] {
+            continue;
+        }
+        if starts[w] {
+            out.push(mask, true);
+        } else {
+            for i in from..to {
+                out.push(text.ids[i], text.word_starts[i]);
+            }
+        }
+    }
+    for _ in 0..inserts {
+        let at = out.words();
+        let before = rng.random_range(0..=at.len());
+        let pos = at.get(before).map_or(out.len(), |w| w.0);
+        out.ids.insert(pos, mask);
+        out.word_starts.insert(pos, true);
+    }
+    Ok(out)
+}
+
+/// Sentence permutation: `ceil(rate * n)` of the `n` sentences, drawn uniformly, are shuffled
+/// among their own places; the others stay put (`rate = 1` shuffles all, BART's recipe).
+pub fn permute_sentences<T>(sentences: &mut [T], rate: f64, rng: &mut ExampleRng) -> Result<()> {
+    let n = budget("sentence permutation rate", rate, sentences.len())?;
+    let mut places = choose(sentences.len(), n, rng);
+    places.sort_unstable();
+    for i in (1..places.len()).rev() {
+        let j = rng.random_range(0..=i);
+        sentences.swap(places[i], places[j]);
+    }
+    Ok(())
+}
+
+/// Document rotation: the text restarts at a token drawn uniformly from all but the first, and
+/// what preceded it moves to the end. A text of fewer than two tokens is left as it is.
+pub fn rotate(text: &Text, rng: &mut ExampleRng) -> Text {
+    if text.len() < 2 {
+        return text.clone();
+    }
+    let offset = rng.random_range(1..text.len());
+    let mut out = text.clone();
+    out.ids.rotate_left(offset);
+    out.word_starts.rotate_left(offset);
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::noise::example_rng;
+
+    const MASK: u32 = 4;
+
+    /// Words of `lens` tokens with ids counting up from 100, so that each id is unique.
+    fn text(lens: &[usize]) -> Text {
+        let mut t = Text::default();
+        let mut id = 100;
+        for &n in lens {
+            for k in 0..n {
+                t.push(id, k == 0);
+                id += 1;
+            }
+        }
+        t
+    }
+
+    fn long_text() -> Text {
+        text(&(0..60).map(|w| 1 + w % 3).collect::<Vec<_>>())
+    }
+
+    #[test]
+    fn masking_and_deletion_touch_exactly_their_budget() {
+        let t = long_text();
+        for seed in 0..20 {
+            let m = mask_tokens(&t, 0.3, MASK, &mut example_rng(seed, 0, 0)).unwrap();
+            let masked = m.ids.iter().filter(|&&id| id == MASK).count();
+            assert_eq!(masked, (0.3 * t.len() as f64).ceil() as usize);
+            assert!(m.ids.iter().zip(&t.ids).all(|(a, b)| a == b || *a == MASK));
+
+            let d = delete_tokens(&t, 0.3, &mut example_rng(seed, 0, 0)).unwrap();
+            assert_eq!(d.len(), t.len() - (0.3 * t.len() as f64).ceil() as usize);
+            let mut rest = t.ids.iter();
+            assert!(
+                d.ids.iter().all(|id| rest.any(|x| x == id)),
+                "not a subsequence"
+            );
+        }
+        assert!(mask_tokens(&t, 1.2, MASK, &mut example_rng(0, 0, 0)).is_err());
+    }
+
+    #[test]
+    fn infilling_removes_whole_words_and_leaves_one_mask_per_span() {
+        let t = long_text();
+        let words = t.words();
+        let mut removed_share = 0.0;
+        for seed in 0..200 {
+            let out = infill(&t, 0.3, 3.0, MASK, &mut example_rng(seed, 0, 0)).unwrap();
+            // Walking the output against the input: every non-mask token is the next kept
+            // input token; every mask stands for zero or more whole words.
+            let mut w = 0;
+            let mut i = 0;
+            let mut removed = 0;
+            while i < out.len() {
+                if out.ids[i] == MASK {
+                    i += 1;
+                    // Skip whole input words until the next kept token (or the end).
+                    let next = out.ids[i..].iter().copied().find(|&id| id != MASK);
+                    while w < words.len() && Some(t.ids[words[w].0]) != next {
+                        removed += 1;
+                        w += 1;
+                    }
+                } else {
+                    let (from, to) = words[w];
+                    assert_eq!(&out.ids[i..i + (to - from)], &t.ids[from..to], "word split");
+                    i += to - from;
+                    w += 1;
+                }
+            }
+            assert_eq!(w, words.len(), "input words lost without a mask");
+            assert!(removed <= (0.3 * words.len() as f64).ceil() as usize);
+            assert!(out.ids.iter().any(|&id| id == MASK));
+            removed_share += removed as f64 / words.len() as f64;
+        }
+        let mean = removed_share / 200.0;
+        assert!((0.15..=0.3).contains(&mean), "mean removed share {mean}");
+    }
+
+    #[test]
+    fn zero_length_spans_only_insert_masks() {
+        // With a tiny mean nearly every span is empty: masks are inserted, one per word at
+        // most, and no text is removed.
+        let t = long_text();
+        let out = infill(&t, 0.25, 1e-4, MASK, &mut example_rng(1, 0, 0)).unwrap();
+        let kept: Vec<u32> = out.ids.iter().copied().filter(|&id| id != MASK).collect();
+        assert_eq!(kept, t.ids);
+        assert_eq!(out.len() - t.len(), t.words().len());
+        for lambda in [0.0, -1.0, f64::NAN] {
+            assert!(infill(&t, 0.3, lambda, MASK, &mut example_rng(1, 0, 0)).is_err());
+        }
+    }
+
+    #[test]
+    fn poisson_draws_have_the_right_mean() {
+        let mut rng = example_rng(9, 0, 0);
+        let mean = (0..20_000).map(|_| poisson(3.0, &mut rng)).sum::<usize>() as f64 / 20_000.0;
+        assert!((mean - 3.0).abs() < 0.08, "mean {mean}");
+    }
+
+    #[test]
+    fn permutation_moves_only_the_chosen_sentences_and_rotation_is_a_rotation() {
+        for seed in 0..20 {
+            let mut all: Vec<usize> = (0..10).collect();
+            permute_sentences(&mut all, 1.0, &mut example_rng(seed, 0, 0)).unwrap();
+            let mut sorted = all.clone();
+            sorted.sort_unstable();
+            assert_eq!(sorted, (0..10).collect::<Vec<_>>());
+
+            let mut some: Vec<usize> = (0..10).collect();
+            permute_sentences(&mut some, 0.3, &mut example_rng(seed, 0, 0)).unwrap();
+            assert!(some.iter().enumerate().filter(|(i, s)| *i != **s).count() <= 3);
+
+            let t = long_text();
+            let r = rotate(&t, &mut example_rng(seed, 0, 0));
+            let offset = t.ids.iter().position(|&id| id == r.ids[0]).unwrap();
+            assert!(offset > 0);
+            assert_eq!(r.ids, [&t.ids[offset..], &t.ids[..offset]].concat());
+        }
+        let mut none: Vec<usize> = (0..5).collect();
+        permute_sentences(&mut none, 0.0, &mut example_rng(0, 0, 0)).unwrap();
+        assert_eq!(none, (0..5).collect::<Vec<_>>());
+    }
+}
