@@ -9,10 +9,12 @@
 //! - [`pairs`]: NSP and SOP sentence pairs.
 //! - [`bart`]: BART's transforms: token masking and deletion, text infilling, sentence
 //!   permutation, document rotation.
+//! - [`t5`]: T5's span corruption with sentinels, and its length arithmetic.
 
 pub mod bart;
 pub mod mlm;
 pub mod pairs;
+pub mod t5;
 
 pub use mlm::{MlmMasker, MlmMasking};
 pub use pairs::{DEFAULT_SHORT_SEQ_PROB, PairKind, PairSampler, SentencePair};
