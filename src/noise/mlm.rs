@@ -209,8 +209,10 @@ impl MlmMasker {
         Ok(Masked { input, targets })
     }
 
+    /// Makes position `pos` of `input` a target: its original (`ids[pos]`) goes to `targets`,
+    /// and the input becomes `[MASK]`, a random token or stays, in the masking's shares.
     #[inline]
-    fn replace(
+    pub(crate) fn replace(
         &self,
         pos: usize,
         input: &mut [u32],

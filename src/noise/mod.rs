@@ -9,9 +9,11 @@
 //! - [`pairs`]: NSP and SOP sentence pairs.
 //! - [`bart`]: BART's transforms: token masking and deletion, text infilling, sentence
 //!   permutation, document rotation.
+//! - [`mass`]: MASS's one-span masking and the decoder's shifted inputs.
 //! - [`t5`]: T5's span corruption with sentinels, and its length arithmetic.
 
 pub mod bart;
+pub mod mass;
 pub mod mlm;
 pub mod pairs;
 pub mod t5;
