@@ -1,6 +1,7 @@
 //! Data-side throughput, in examples/s: MLM masking of a batch of 32 × 128 real tokens (HF's
 //! `DataCollatorForLanguageModeling` does ~20,000 on this kind of machine), and NSP / SOP
-//! sentence-pair sampling of 32 pairs of up to 128 tokens.
+//! sentence-pair sampling of 32 pairs of up to 128 tokens, and the denoising transforms (BART's
+//! five, MASS, T5 span corruption) on the same 32 × 128 batch.
 //!
 //! `cargo bench --bench noise`
 
@@ -8,8 +9,11 @@ use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use pretext::Tokenizer;
 use pretext::corpus::{Corpus, DocumentBoundary, bundled_data_dir};
 use pretext::data::{Segment, TokenizedDocument, pack_segments, tokenize_corpus};
+use pretext::noise::bart::{self, Text};
+use pretext::noise::mass::{DEFAULT_MASS_SHARE, mass_mask};
 use pretext::noise::{
-    DEFAULT_SHORT_SEQ_PROB, MlmMasker, MlmMasking, PairKind, PairSampler, example_rng,
+    DEFAULT_SHORT_SEQ_PROB, ExampleRng, MlmMasker, MlmMasking, PairKind, PairSampler, example_rng,
+    t5,
 };
 
 const BATCH: usize = 32;
@@ -103,5 +107,66 @@ fn pair_sampling(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, masking, pair_sampling);
+fn denoising(c: &mut Criterion) {
+    let tokenizer = Tokenizer::bundled().unwrap();
+    let batch: Vec<Text> = real_batch(&tokenizer)
+        .into_iter()
+        .map(|(ids, starts)| Text::new(ids, starts).unwrap())
+        .collect();
+    let mask = tokenizer.special().mask;
+    let masker = MlmMasker::for_tokenizer(MlmMasking::default(), &tokenizer).unwrap();
+    let sentinels: Vec<u32> = (0..64).map(|k| 8191 - k).collect();
+    let mut group = c.benchmark_group("denoising_32x128");
+    group.throughput(Throughput::Elements(BATCH as u64));
+    let mut epoch = 0u64;
+    let mut bench = |name: &str, noise: &dyn Fn(&Text, &mut ExampleRng) -> usize| {
+        group.bench_function(name, |b| {
+            b.iter(|| {
+                epoch += 1;
+                batch
+                    .iter()
+                    .enumerate()
+                    .map(|(i, text)| noise(text, &mut example_rng(0, epoch, i as u64)))
+                    .sum::<usize>()
+            })
+        });
+    };
+    bench("token_masking", &|t, rng| {
+        bart::mask_tokens(t, 0.3, mask, rng).unwrap().len()
+    });
+    bench("token_deletion", &|t, rng| {
+        bart::delete_tokens(t, 0.3, rng).unwrap().len()
+    });
+    bench("text_infilling", &|t, rng| {
+        bart::infill(t, 0.3, 3.0, mask, rng).unwrap().len()
+    });
+    bench("sentence_permutation_8", &|t, rng| {
+        let mut sentences: Vec<&[u32]> = t.ids.chunks(16).collect();
+        bart::permute_sentences(&mut sentences, 1.0, rng).unwrap();
+        sentences.len()
+    });
+    bench("document_rotation", &|t, rng| bart::rotate(t, rng).len());
+    bench("mass", &|t, rng| {
+        mass_mask(&t.ids, DEFAULT_MASS_SHARE, &masker, rng)
+            .unwrap()
+            .targets
+            .len()
+    });
+    bench("t5_span_corruption", &|t, rng| {
+        let noise = t5::random_spans_noise_mask(
+            t.len(),
+            t5::DEFAULT_NOISE_DENSITY,
+            t5::DEFAULT_MEAN_SPAN_LENGTH,
+            rng,
+        )
+        .unwrap();
+        t5::corrupt_spans(&t.ids, &noise, &sentinels)
+            .unwrap()
+            .0
+            .len()
+    });
+    group.finish();
+}
+
+criterion_group!(benches, masking, pair_sampling, denoising);
 criterion_main!(benches);
