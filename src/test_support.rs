@@ -21,11 +21,17 @@ pub fn tiny_parts(device: &Device) -> (TransformerEncoder, Mlm, PairHead) {
 }
 
 /// Two five-token pairs with two MLM targets each and NSP labels 0 and 1; `variant` changes
-/// one token so that batches differ.
+/// one input token and one target, so that batches differ clearly even to an untrained model.
 pub fn pair_batch(device: &Device, variant: u32) -> TokenBatch {
     let example = |ids: Vec<u32>, label| TokenExample {
         segment_ids: vec![0, 0, 0, 1, 1],
-        targets: vec![IGNORE_INDEX, 9, IGNORE_INDEX, IGNORE_INDEX, 12],
+        targets: vec![
+            IGNORE_INDEX,
+            9 + i64::from(variant),
+            IGNORE_INDEX,
+            IGNORE_INDEX,
+            12,
+        ],
         input_ids: ids,
         label: Some(label),
     };
