@@ -5,7 +5,8 @@
 //!
 //! `cargo bench --bench noise`
 
-use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use criterion::measurement::WallTime;
+use criterion::{BenchmarkGroup, Criterion, Throughput, criterion_group, criterion_main};
 use pretext::Tokenizer;
 use pretext::corpus::{Corpus, DocumentBoundary, bundled_data_dir};
 use pretext::data::{Segment, TokenizedDocument, pack_segments, tokenize_corpus};
@@ -42,6 +43,26 @@ fn real_batch(tokenizer: &Tokenizer) -> Vec<(Vec<u32>, Vec<bool>)> {
         .collect()
 }
 
+/// Benches `noise` over `batch`, each example with its own stream, a new epoch per iteration.
+fn bench_batch<T>(
+    group: &mut BenchmarkGroup<'_, WallTime>,
+    name: &str,
+    batch: &[T],
+    noise: impl Fn(&T, &mut ExampleRng) -> usize,
+) {
+    let mut epoch = 0u64;
+    group.bench_function(name, |b| {
+        b.iter(|| {
+            epoch += 1;
+            batch
+                .iter()
+                .enumerate()
+                .map(|(i, x)| noise(x, &mut example_rng(0, epoch, i as u64)))
+                .sum::<usize>()
+        })
+    });
+}
+
 fn masking(c: &mut Criterion) {
     let tokenizer = Tokenizer::bundled().unwrap();
     let batch = real_batch(&tokenizer);
@@ -58,19 +79,8 @@ fn masking(c: &mut Criterion) {
         )
         .unwrap();
         let name = if whole_word { "whole_word" } else { "token" };
-        let mut epoch = 0u64;
-        group.bench_function(name, |b| {
-            b.iter(|| {
-                epoch += 1;
-                batch
-                    .iter()
-                    .enumerate()
-                    .map(|(i, (ids, starts))| {
-                        let mut rng = example_rng(0, epoch, i as u64);
-                        masker.mask(ids, starts, &mut rng).unwrap().targets.len()
-                    })
-                    .sum::<usize>()
-            })
+        bench_batch(&mut group, name, &batch, |(ids, starts), rng| {
+            masker.mask(ids, starts, rng).unwrap().targets.len()
         });
     }
     group.finish();
@@ -118,18 +128,8 @@ fn denoising(c: &mut Criterion) {
     let sentinels: Vec<u32> = (0..64).map(|k| 8191 - k).collect();
     let mut group = c.benchmark_group("denoising_32x128");
     group.throughput(Throughput::Elements(BATCH as u64));
-    let mut epoch = 0u64;
     let mut bench = |name: &str, noise: &dyn Fn(&Text, &mut ExampleRng) -> usize| {
-        group.bench_function(name, |b| {
-            b.iter(|| {
-                epoch += 1;
-                batch
-                    .iter()
-                    .enumerate()
-                    .map(|(i, text)| noise(text, &mut example_rng(0, epoch, i as u64)))
-                    .sum::<usize>()
-            })
-        });
+        bench_batch(&mut group, name, &batch, noise)
     };
     bench("token_masking", &|t, rng| {
         bart::mask_tokens(t, 0.3, mask, rng).unwrap().len()
