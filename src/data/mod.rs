@@ -18,7 +18,7 @@ pub trait Task: Send + Sync {
     /// One example, on plain data.
     type Example: Send;
     /// A batch, as tensors on a device.
-    type Batch: Clone + Send;
+    type Batch: Batch;
 
     /// Number of distinct examples in one epoch.
     fn num_examples(&self) -> usize;
@@ -28,7 +28,16 @@ pub trait Task: Send + Sync {
 
     /// Pads and stacks examples into a batch on `device`.
     fn collate(&self, examples: &[Self::Example], device: &Device) -> Result<Self::Batch>;
+}
 
-    /// Real (non-padding) tokens in a batch, for throughput figures.
-    fn batch_tokens(batch: &Self::Batch) -> usize;
+/// What the training loop needs of any batch.
+pub trait Batch: Clone + Send {
+    /// Real (non-padding) tokens, for throughput figures.
+    fn num_tokens(&self) -> usize;
+}
+
+impl Batch for TokenBatch {
+    fn num_tokens(&self) -> usize {
+        self.num_tokens
+    }
 }

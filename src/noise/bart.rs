@@ -154,8 +154,17 @@ pub fn infill(
             *w = true;
         }
     }
+    // Empty spans: masks inserted before random words (slot `words.len()` = at the end),
+    // drawn up front so that the output is built in one pass.
+    let mut inserted = vec![0usize; words.len() + 1];
+    for _ in 0..inserts {
+        inserted[rng.random_range(0..=words.len())] += 1;
+    }
     let mut out = Text::default();
     for (w, &(from, to)) in words.iter().enumerate() {
+        for _ in 0..inserted[w] {
+            out.push(mask, true);
+        }
         if inside[w] {
             continue;
         }
@@ -167,12 +176,8 @@ pub fn infill(
             }
         }
     }
-    for _ in 0..inserts {
-        let at = out.words();
-        let before = rng.random_range(0..=at.len());
-        let pos = at.get(before).map_or(out.len(), |w| w.0);
-        out.ids.insert(pos, mask);
-        out.word_starts.insert(pos, true);
+    for _ in 0..inserted[words.len()] {
+        out.push(mask, true);
     }
     Ok(out)
 }

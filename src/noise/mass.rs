@@ -60,9 +60,8 @@ pub fn mass_mask(
         rng.random_range(0..=last)
     };
     let mut encoder_input = ids.to_vec();
-    let mut unused = vec![0; ids.len()];
     for pos in start..start + span {
-        masker.replace(pos, &mut encoder_input, &mut unused, ids, rng);
+        encoder_input[pos] = masker.replacement(ids[pos], rng);
     }
     Ok(MassExample {
         encoder_input,

@@ -209,10 +209,10 @@ impl MlmMasker {
         Ok(Masked { input, targets })
     }
 
-    /// Makes position `pos` of `input` a target: its original (`ids[pos]`) goes to `targets`,
-    /// and the input becomes `[MASK]`, a random token or stays, in the masking's shares.
+    /// Makes position `pos` of `input` a target: its original (`ids[pos]`) goes to `targets`
+    /// and the input gets its [`replacement`](Self::replacement).
     #[inline]
-    pub(crate) fn replace(
+    fn replace(
         &self,
         pos: usize,
         input: &mut [u32],
@@ -221,11 +221,20 @@ impl MlmMasker {
         rng: &mut ExampleRng,
     ) {
         targets[pos] = i64::from(ids[pos]);
+        input[pos] = self.replacement(ids[pos], rng);
+    }
+
+    /// What a selected token becomes in the input: `[MASK]`, a random non-special token or
+    /// `original`, in the masking's shares.
+    #[inline]
+    pub fn replacement(&self, original: u32, rng: &mut ExampleRng) -> u32 {
         let r = u64::from(rng.random::<u32>());
         if r < self.mask_cut {
-            input[pos] = self.mask_id;
+            self.mask_id
         } else if r < self.random_cut {
-            input[pos] = self.replacements[rng.random_range(0..self.replacements.len())];
+            self.replacements[rng.random_range(0..self.replacements.len())]
+        } else {
+            original
         }
     }
 }

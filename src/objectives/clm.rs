@@ -100,8 +100,4 @@ impl Task for ClmTask {
     fn collate(&self, examples: &[TokenExample], device: &Device) -> crate::Result<TokenBatch> {
         TokenBatch::collate(examples, self.special.pad, device)
     }
-
-    fn batch_tokens(batch: &TokenBatch) -> usize {
-        batch.num_tokens
-    }
 }

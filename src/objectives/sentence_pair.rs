@@ -162,10 +162,6 @@ impl Task for SentencePairTask {
     fn collate(&self, examples: &[TokenExample], device: &Device) -> crate::Result<TokenBatch> {
         TokenBatch::collate(examples, self.special.pad, device)
     }
-
-    fn batch_tokens(batch: &TokenBatch) -> usize {
-        batch.num_tokens
-    }
 }
 
 #[cfg(test)]

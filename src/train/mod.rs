@@ -24,7 +24,7 @@ use burn::module::ParamGroup;
 use burn::optim::{AdamWConfig, GradientsAccumulator, ModuleOptimizer};
 use burn::prelude::*;
 
-use crate::data::Task;
+use crate::data::{Batch, Task};
 use crate::error::Error;
 use crate::noise::{ExampleRng, example_rng, splitmix64};
 use crate::objectives::Objective;
@@ -271,7 +271,7 @@ where
                 .chunks(config.batch_size.div_ceil(shards.count()))
                 .map(|part| make_batch(train, config.seed, part.iter().copied(), device))
                 .collect::<crate::Result<Vec<_>>>()?;
-            step_tokens += batches.iter().map(T::batch_tokens).sum::<usize>();
+            step_tokens += batches.iter().map(Batch::num_tokens).sum::<usize>();
             // Seed dropout from the step so that a resumed run drops the same units.
             let seeds: Vec<u64> = (0..batches.len() as u64)
                 .map(|k| splitmix64(config.seed ^ splitmix64((step * 1024 + micro) as u64) ^ k))
