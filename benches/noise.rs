@@ -10,7 +10,7 @@ use criterion::{BenchmarkGroup, Criterion, Throughput, criterion_group, criterio
 use pretext::Tokenizer;
 use pretext::corpus::{Corpus, DocumentBoundary, bundled_data_dir};
 use pretext::data::{Segment, TokenizedDocument, pack_segments, tokenize_corpus};
-use pretext::noise::bart::{self, Text};
+use pretext::noise::bart;
 use pretext::noise::mass::{DEFAULT_MASS_SHARE, mass_mask};
 use pretext::noise::{
     DEFAULT_SHORT_SEQ_PROB, ExampleRng, MlmMasker, MlmMasking, PairKind, PairSampler, example_rng,
@@ -119,16 +119,16 @@ fn pair_sampling(c: &mut Criterion) {
 
 fn denoising(c: &mut Criterion) {
     let tokenizer = Tokenizer::bundled().unwrap();
-    let batch: Vec<Text> = real_batch(&tokenizer)
+    let batch: Vec<Segment> = real_batch(&tokenizer)
         .into_iter()
-        .map(|(ids, starts)| Text::new(ids, starts).unwrap())
+        .map(|(ids, word_starts)| Segment { ids, word_starts })
         .collect();
     let mask = tokenizer.special().mask;
     let masker = MlmMasker::for_tokenizer(MlmMasking::default(), &tokenizer).unwrap();
     let sentinels: Vec<u32> = (0..64).map(|k| 8191 - k).collect();
     let mut group = c.benchmark_group("denoising_32x128");
     group.throughput(Throughput::Elements(BATCH as u64));
-    let mut bench = |name: &str, noise: &dyn Fn(&Text, &mut ExampleRng) -> usize| {
+    let mut bench = |name: &str, noise: &dyn Fn(&Segment, &mut ExampleRng) -> usize| {
         bench_batch(&mut group, name, &batch, noise)
     };
     bench("token_masking", &|t, rng| {

@@ -5,25 +5,33 @@
 //! cargo run --release --example pretrain -- --objective clm --preset tiny --steps 200 --out runs/clm
 //! cargo run --release --example pretrain -- --objective bert     # mlm + next-sentence prediction
 //! cargo run --release --example pretrain -- --objective albert   # mlm + sentence order, ALBERT backbone
+//! cargo run --release --example pretrain -- --objective bart     # denoising encoder-decoder
+//! cargo run --release --example pretrain -- --objective bart --noise rotate   # one transform
+//! cargo run --release --example pretrain -- --objective t5       # span corruption, sentinels
 //! cargo run --release --example pretrain -- --out runs/clm --resume   # continue a stopped run
 //! ```
 //!
 //! Writes `OUT/config.json`, `OUT/metrics.jsonl` (one JSON object per line) and `OUT/checkpoint/`.
+//! The encoder-decoder objectives end by printing a few validation examples: the corrupted
+//! input, the model's greedy output and the target.
 
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use burn::prelude::*;
 use clap::{Parser, ValueEnum};
-use pretext::blocks::{EncoderBackbone, TransformerEncoder};
+use pretext::blocks::{EncoderDecoder, EncoderDecoderConfig, TransformerEncoder};
 use pretext::corpus::{Corpus, DocumentBoundary};
-use pretext::data::{Task, TokenizedDocument, tokenize_corpus};
-use pretext::noise::{MlmMasking, PairKind};
+use pretext::data::{Seq2SeqBatch, Seq2SeqExample, Task, TokenizedDocument, tokenize_corpus};
+use pretext::noise::bart::BartNoise;
+use pretext::noise::mass::DEFAULT_MASS_SHARE;
+use pretext::noise::{MlmMasking, PairKind, example_rng};
 use pretext::objectives::{
-    ClmConfig, ClmTask, Mix, MlmConfig, MlmTask, Objective, PairHeadConfig, SentencePairTask,
+    BartTask, ClmConfig, ClmTask, MassTask, Mix, MlmConfig, MlmTask, Objective, PairHeadConfig,
+    SentencePairTask, Seq2Seq, Seq2SeqConfig, SpanCorruption, T5Task,
 };
 use pretext::pretrainer::check_compatible;
-use pretext::train::{LogRecord, TrainConfig, train};
+use pretext::train::{TrainConfig, TrainReport, train};
 use pretext::{Preset, Pretrainer, Tokenizer};
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -41,7 +49,16 @@ enum ObjectiveName {
     /// ALBERT: masked LM (whole words) + sentence-order prediction, on a factorized embedding
     /// (width 128, or half the model width if that is less) and shared layers.
     Albert,
+    /// BART: an encoder-decoder that reconstructs text noised as --noise says.
+    Bart,
+    /// MASS: an encoder-decoder that predicts the masked half of a segment.
+    Mass,
+    /// T5: an encoder-decoder that predicts the spans its input hides behind sentinels.
+    T5,
 }
+
+/// T5's number of sentinel tokens, added to the vocabulary for `t5`.
+const T5_SENTINELS: usize = 100;
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
 enum DeviceName {
@@ -99,6 +116,16 @@ struct Args {
     /// 1000-step mini run (0.54), and at 5 it learns (0.58) at some cost to MLM.
     #[arg(long)]
     pair_weight: Option<f64>,
+    /// BART's noise: bart (infilling 30 % of the words + every sentence permuted, as
+    /// BART-large), or one transform alone: mask, delete, infill, permute, rotate.
+    #[arg(long, default_value = "bart")]
+    noise: String,
+    /// Decoder layers of the encoder-decoder objectives (default: as many as the encoder's).
+    #[arg(long)]
+    decoder_layers: Option<usize>,
+    /// Validation examples the encoder-decoder objectives print at the end.
+    #[arg(long, default_value_t = 3)]
+    show: usize,
     /// Validate every N steps.
     #[arg(long, default_value_t = 50)]
     valid_every: usize,
@@ -178,14 +205,16 @@ struct Run<'a> {
 
 impl Run<'_> {
     /// Trains `head` on `backbone` with the task `make_task` builds for each split.
-    fn train<O, T>(
+    fn train<M, O, T>(
         &self,
-        backbone: TransformerEncoder,
+        backbone: M,
         head: O,
         make_task: impl Fn(&[TokenizedDocument]) -> pretext::Result<T>,
-    ) -> pretext::Result<Vec<LogRecord>>
+    ) -> pretext::Result<TrainReport<M, O>>
     where
-        O: Objective<TransformerEncoder, Batch = T::Batch>,
+        M: Module,
+        O: Objective<M, Batch = T::Batch>,
+        Pretrainer<M, O>: Module,
         T: Task,
     {
         let train_task = make_task(self.train_docs)?;
@@ -197,7 +226,7 @@ impl Run<'_> {
             valid_task.num_examples(),
             model.num_params()
         );
-        let report = train(
+        train(
             model,
             &train_task,
             &valid_task,
@@ -205,8 +234,48 @@ impl Run<'_> {
             Some(self.out),
             self.resume,
             self.device,
-        )?;
-        Ok(report.history)
+        )
+    }
+
+    /// Trains an encoder-decoder with the task `make_task` builds, then prints `show`
+    /// validation examples: input, greedy output (up to `end`, if given) and target.
+    fn seq2seq<T>(
+        &self,
+        backbone: EncoderDecoder,
+        tokenizer: &Tokenizer,
+        show: usize,
+        end: Option<u32>,
+        make_task: impl Fn(&[TokenizedDocument]) -> pretext::Result<T>,
+    ) -> pretext::Result<TrainReport<EncoderDecoder, Seq2Seq>>
+    where
+        T: Task<Example = Seq2SeqExample, Batch = Seq2SeqBatch>,
+    {
+        let head = Seq2SeqConfig::new().init(&backbone, self.device);
+        let report = self.train(backbone, head, &make_task)?;
+        let valid = make_task(self.valid_docs)?;
+        let count = show.min(valid.num_examples());
+        if count == 0 {
+            return Ok(report);
+        }
+        let model = report.model.valid();
+        let step = valid.num_examples() / count;
+        let examples = (0..count)
+            .map(|k| valid.example(k * step, &mut example_rng(0, 0, (k * step) as u64)))
+            .collect::<pretext::Result<Vec<_>>>()?;
+        let device = self.device.clone().inner();
+        let batch = valid.collate(&examples, &device)?;
+        let longest = examples.iter().map(|e| e.targets.len()).max().unwrap_or(0);
+        let outputs = model
+            .objective
+            .generate(&model.backbone, &batch, longest, end);
+        let show = |ids: &[u32]| tokenizer.decode_keeping_specials(ids);
+        for (e, out) in examples.iter().zip(outputs) {
+            let out = &out[..out.len().min(e.targets.len())];
+            eprintln!("\ninput:  {}", show(&e.source)?);
+            eprintln!("output: {}", show(out)?);
+            eprintln!("target: {}", show(&e.targets)?);
+        }
+        Ok(report)
     }
 }
 
@@ -226,6 +295,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         Some(path) => Tokenizer::from_file(path)?,
         None => Tokenizer::bundled()?,
     };
+    let tokenizer = match args.objective {
+        ObjectiveName::T5 => tokenizer.with_sentinels(T5_SENTINELS)?,
+        _ => tokenizer,
+    };
     let corpus = match &args.data {
         Some(dir) => Corpus::from_dir(dir, DocumentBoundary::File)?,
         None => Corpus::bundled()?,
@@ -244,6 +317,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     let seq_len = args.seq_len.unwrap_or(preset.seq_len());
     let albert = matches!(args.objective, ObjectiveName::Albert);
+    let seq2seq = matches!(
+        args.objective,
+        ObjectiveName::Bart | ObjectiveName::Mass | ObjectiveName::T5
+    );
     let encoder = preset.encoder(tokenizer.vocab_size());
     let embedding_size = match args.embedding_size {
         None if albert => Some(128.min(encoder.hidden_size / 2)),
@@ -253,13 +330,17 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .with_dropout(args.dropout)
         .with_embedding_size(embedding_size)
         .with_share_layers(args.share_layers || albert)
+        // The encoder-decoders read one segment, with no segment ids.
+        .with_num_segments(if seq2seq { 0 } else { 2 })
         .with_norm_first(
             args.norm_first
                 .unwrap_or(matches!(args.objective, ObjectiveName::Clm)),
         );
     let steps = args.steps.unwrap_or(match args.objective {
-        ObjectiveName::Mlm | ObjectiveName::Clm => 300,
-        _ => 1000,
+        ObjectiveName::Nsp | ObjectiveName::Sop | ObjectiveName::Bert | ObjectiveName::Albert => {
+            1000
+        }
+        _ => 300,
     });
     let config = TrainConfig::new(steps, args.batch_size.unwrap_or(preset.batch_size()))
         .with_learning_rate(args.lr.unwrap_or(preset.learning_rate()))
@@ -278,8 +359,14 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         whole_word: args.whole_word || albert,
         ..MlmMasking::default()
     };
+    let noise = BartNoise::preset(&args.noise)?;
+    let corruption = SpanCorruption::default();
+    let seq2seq_config = EncoderDecoderConfig::new(
+        encoder.clone(),
+        args.decoder_layers.unwrap_or(encoder.num_layers),
+    );
     std::fs::create_dir_all(&out)?;
-    let saved = serde_json::json!({
+    let mut saved = serde_json::json!({
         "objective": objective,
         "preset": preset.name(),
         "seq_len": seq_len,
@@ -288,15 +375,22 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "masking": masking,
         "pair_weight": pair_weight,
     });
+    match args.objective {
+        ObjectiveName::Bart => saved["noise"] = serde_json::to_value(noise)?,
+        ObjectiveName::Mass => saved["mass_share"] = DEFAULT_MASS_SHARE.into(),
+        ObjectiveName::T5 => saved["span_corruption"] = serde_json::to_value(corruption)?,
+        _ => {}
+    }
+    if seq2seq {
+        saved["decoder_layers"] = seq2seq_config.decoder_layers.into();
+    }
     std::fs::write(
         out.join("config.json"),
         serde_json::to_string_pretty(&saved)?,
     )?;
 
     device.seed(args.seed);
-    let backbone = encoder.init(&device)?;
-    check_compatible(&tokenizer, &backbone, seq_len)?;
-    let vocab = backbone.vocab_size();
+    let vocab = tokenizer.vocab_size();
     let run = Run {
         config: &config,
         resume: args.resume,
@@ -305,27 +399,45 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         train_docs: &train_docs,
         valid_docs: &valid_docs,
     };
+    let encoder_only = || -> pretext::Result<TransformerEncoder> {
+        let backbone = encoder.init(&device)?;
+        check_compatible(&tokenizer, &backbone, seq_len)?;
+        Ok(backbone)
+    };
+    let encoder_decoder = || -> pretext::Result<EncoderDecoder> {
+        let backbone = seq2seq_config.init(&device)?;
+        check_compatible(&tokenizer, &backbone, seq_len)?;
+        Ok(backbone)
+    };
+    let special = tokenizer.special();
     let history = match args.objective {
         ObjectiveName::Mlm => {
+            let backbone = encoder_only()?;
             let head = MlmConfig::new().init(&backbone, &device);
             run.train(backbone, head, |docs| {
                 MlmTask::new(docs, &tokenizer, masking, seq_len)
             })?
+            .history
         }
         ObjectiveName::Clm => {
+            let backbone = encoder_only()?;
             let head = ClmConfig::new().init(&backbone, &device);
             run.train(backbone, head, |docs| {
                 ClmTask::new(docs, &tokenizer, seq_len)
             })?
+            .history
         }
         ObjectiveName::Nsp | ObjectiveName::Sop => {
+            let backbone = encoder_only()?;
             let kind = pair_kind(args.objective);
             let head = PairHeadConfig::new(kind).init(&backbone, &device);
             run.train(backbone, head, |docs| {
                 SentencePairTask::new(docs, &tokenizer, kind, seq_len, None)
             })?
+            .history
         }
         ObjectiveName::Bert | ObjectiveName::Albert => {
+            let backbone = encoder_only()?;
             let kind = pair_kind(args.objective);
             let mlm = MlmConfig::new().init(&backbone, &device);
             let pair = PairHeadConfig::new(kind).init(&backbone, &device);
@@ -333,6 +445,33 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             run.train(backbone, mix, |docs| {
                 SentencePairTask::new(docs, &tokenizer, kind, seq_len, Some(masking))
             })?
+            .history
+        }
+        ObjectiveName::Bart => {
+            run.seq2seq(
+                encoder_decoder()?,
+                &tokenizer,
+                args.show,
+                Some(special.sep),
+                |docs| BartTask::new(docs, &tokenizer, noise, seq_len),
+            )?
+            .history
+        }
+        ObjectiveName::Mass => {
+            run.seq2seq(encoder_decoder()?, &tokenizer, args.show, None, |docs| {
+                MassTask::new(docs, &tokenizer, DEFAULT_MASS_SHARE, seq_len)
+            })?
+            .history
+        }
+        ObjectiveName::T5 => {
+            run.seq2seq(
+                encoder_decoder()?,
+                &tokenizer,
+                args.show,
+                Some(special.sep),
+                |docs| T5Task::new(docs, &tokenizer, corruption, seq_len),
+            )?
+            .history
         }
     };
 

@@ -54,6 +54,27 @@ pub enum Error {
         "the tokenizer has no special token {0} (pretext needs [PAD] [UNK] [CLS] [SEP] [MASK])"
     )]
     MissingSpecialToken(String),
+    /// Span corruption needs more sentinel tokens than the tokenizer has.
+    #[error(
+        "span corruption needs {needed} sentinel tokens (<extra_id_0> ...) but the tokenizer \
+         has {found}; add them with Tokenizer::with_sentinels"
+    )]
+    NotEnoughSentinels {
+        /// Sentinels the longest example needs.
+        needed: usize,
+        /// Sentinels the tokenizer has.
+        found: usize,
+    },
+    /// A text is too short for the noise asked of it.
+    #[error("a text of {len} tokens is too short for {what} (it needs at least {min})")]
+    TextTooShort {
+        /// The noise.
+        what: &'static str,
+        /// The text's length.
+        len: usize,
+        /// The shortest text it takes.
+        min: usize,
+    },
     /// A corpus (or one split of it) holds no text.
     #[error("empty corpus: {0}")]
     EmptyCorpus(String),

@@ -171,6 +171,32 @@ impl Tokenizer {
         id == s.pad || id == s.unk || id == s.cls || id == s.sep || id == s.mask
     }
 
+    /// This tokenizer with T5's sentinel tokens `<extra_id_0>` … `<extra_id_{n-1}>` added as
+    /// special tokens at the end of the vocabulary, `<extra_id_0>` last (T5 counts sentinels
+    /// down from the last id). Sentinels it already has are kept, not added twice.
+    pub fn with_sentinels(mut self, n: usize) -> Result<Self> {
+        let missing: Vec<AddedToken> = (0..n)
+            .rev()
+            .map(sentinel)
+            .filter(|t| self.inner.token_to_id(t).is_none())
+            .map(|t| AddedToken::from(t, true))
+            .collect();
+        self.inner.add_special_tokens(&missing);
+        let found = self.sentinels().len();
+        if found < n {
+            return Err(Error::NotEnoughSentinels { needed: n, found });
+        }
+        Ok(self)
+    }
+
+    /// Ids of the sentinel tokens `<extra_id_0>`, `<extra_id_1>`, … as far as they run
+    /// without a gap.
+    pub fn sentinels(&self) -> Vec<u32> {
+        (0..)
+            .map_while(|k| self.inner.token_to_id(&sentinel(k)))
+            .collect()
+    }
+
     /// The wrapped `tokenizers::Tokenizer`.
     pub fn inner(&self) -> &tokenizers::Tokenizer {
         &self.inner
@@ -196,10 +222,27 @@ impl Tokenizer {
         self.inner.decode(ids, true).map_err(tk_err)
     }
 
+    /// Turns ids back into text, special tokens (`[MASK]`, sentinels) included but `[PAD]`,
+    /// `[CLS]` and `[SEP]` left out: how a corrupted input reads.
+    pub fn decode_keeping_specials(&self, ids: &[u32]) -> Result<String> {
+        let s = self.special;
+        let kept: Vec<u32> = ids
+            .iter()
+            .copied()
+            .filter(|&id| id != s.pad && id != s.cls && id != s.sep)
+            .collect();
+        self.inner.decode(&kept, false).map_err(tk_err)
+    }
+
     /// The token string of `id`, if any (special tokens included).
     pub fn id_to_token(&self, id: u32) -> Option<String> {
         self.inner.id_to_token(id)
     }
+}
+
+/// T5's name of sentinel `k`.
+fn sentinel(k: usize) -> String {
+    format!("<extra_id_{k}>")
 }
 
 fn from_encoding(encoding: &tokenizers::Encoding) -> Encoded {
@@ -255,6 +298,22 @@ mod tests {
         assert!(e.word_starts[0]);
         // "temperate" and "winds" may be several pieces each, "." is its own word: 3 words.
         assert_eq!(e.word_starts.iter().filter(|&&s| s).count(), 3);
+    }
+
+    #[test]
+    fn sentinels_are_added_at_the_end_counting_down_and_only_once() {
+        let tok = tiny_tokenizer();
+        let vocab = tok.vocab_size();
+        assert!(tok.sentinels().is_empty());
+        let tok = tok.with_sentinels(3).unwrap();
+        assert_eq!(tok.vocab_size(), vocab + 3);
+        let last = (vocab + 2) as u32;
+        assert_eq!(tok.sentinels(), vec![last, last - 1, last - 2]);
+        assert_eq!(tok.id_to_token(last).as_deref(), Some("<extra_id_0>"));
+        // Sentinels are whole tokens, and never split by the model.
+        assert_eq!(tok.encode("<extra_id_1>").unwrap().ids, vec![last - 1]);
+        let again = tok.with_sentinels(3).unwrap();
+        assert_eq!(again.vocab_size(), vocab + 3);
     }
 
     #[test]

@@ -1,5 +1,8 @@
 //! Input embeddings: token, position (learned or sinusoidal) and segment, summed, then
 //! LayerNorm and dropout, as BERT does.
+//!
+//! The part after the token lookup is its own module, [`InputEncoding`], so that a decoder can
+//! look tokens up in the encoder's table (shared embeddings) and still have positions of its own.
 
 use burn::nn::{Embedding, EmbeddingConfig, Initializer, LayerNorm, LayerNormConfig};
 use burn::prelude::*;
@@ -48,6 +51,13 @@ pub struct EmbeddingsConfig {
 pub struct Embeddings {
     /// The token table `[vocab, hidden]`, also the weight of a tied LM head.
     pub tokens: Embedding,
+    input: InputEncoding,
+}
+
+/// What is added to token vectors (position and segment embeddings), then LayerNorm and
+/// dropout.
+#[derive(Module, Debug)]
+pub struct InputEncoding {
     positions: Option<Embedding>,
     segments: Option<Embedding>,
     norm: LayerNorm,
@@ -58,26 +68,34 @@ pub struct Embeddings {
 impl EmbeddingsConfig {
     /// Builds the module.
     pub fn init(&self, device: &Device) -> Embeddings {
-        let init = Initializer::Normal {
-            mean: 0.0,
-            std: self.init_std,
-        };
-        let table = |n: usize| {
-            EmbeddingConfig::new(n, self.hidden_size)
-                .with_initializer(init.clone())
-                .init(device)
-        };
         Embeddings {
-            tokens: table(self.vocab_size),
+            tokens: self.table(self.vocab_size, device),
+            input: self.init_input(device),
+        }
+    }
+
+    /// Builds only what follows the token lookup (`vocab_size` is not used), for a module
+    /// that looks its tokens up in another's table.
+    pub fn init_input(&self, device: &Device) -> InputEncoding {
+        InputEncoding {
             positions: (self.positions == PositionEncoding::Learned)
-                .then(|| table(self.max_positions)),
-            segments: (self.num_segments > 0).then(|| table(self.num_segments)),
+                .then(|| self.table(self.max_positions, device)),
+            segments: (self.num_segments > 0).then(|| self.table(self.num_segments, device)),
             norm: LayerNormConfig::new(self.hidden_size)
                 .with_epsilon(self.layer_norm_eps)
                 .init(device),
             dropout: Dropout::new(self.dropout),
             max_positions: self.max_positions,
         }
+    }
+
+    fn table(&self, n: usize, device: &Device) -> Embedding {
+        EmbeddingConfig::new(n, self.hidden_size)
+            .with_initializer(Initializer::Normal {
+                mean: 0.0,
+                std: self.init_std,
+            })
+            .init(device)
     }
 }
 
@@ -87,29 +105,50 @@ impl Embeddings {
     /// `len` must not exceed `max_positions`; callers check lengths up front
     /// (see [`crate::Error::SequenceTooLong`]).
     pub fn forward(&self, ids: Tensor<2, Int>, segments: Option<Tensor<2, Int>>) -> Tensor<3> {
-        let [batch, len] = ids.dims();
-        let device = ids.device();
-        let mut x = self.tokens.forward(ids);
-        let hidden = x.dims()[2];
-        let positions = match &self.positions {
-            Some(table) => table.forward(Tensor::arange(0..len as i64, &device).reshape([1, len])),
-            None => sinusoidal_table(len, hidden, &device).reshape([1, len, hidden]),
-        };
-        x = x + positions.expand([batch, len, hidden]);
-        if let (Some(table), Some(segments)) = (&self.segments, segments) {
-            x = x + table.forward(segments);
-        }
-        self.dropout.forward(self.norm.forward(x))
+        self.input.forward(self.tokens.forward(ids), None, segments)
     }
 
     /// Longest sequence accepted.
     pub fn max_positions(&self) -> usize {
-        self.max_positions
+        self.input.max_positions
     }
 
     /// Vocabulary size.
     pub fn vocab_size(&self) -> usize {
         self.tokens.weight.shape().dims::<2>()[0]
+    }
+}
+
+impl InputEncoding {
+    /// Adds position and segment embeddings to `tokens` `[batch, len, hidden]`, then
+    /// normalises. `positions` `[batch, len]` defaults to `0..len` in every row; given, they
+    /// place tokens anywhere in the table (MASS's decoder sees only a masked span, at its own
+    /// positions). Every position must be below `max_positions`.
+    pub fn forward(
+        &self,
+        tokens: Tensor<3>,
+        positions: Option<Tensor<2, Int>>,
+        segments: Option<Tensor<2, Int>>,
+    ) -> Tensor<3> {
+        let [batch, len, hidden] = tokens.dims();
+        let device = tokens.device();
+        let position_vectors = match (&self.positions, positions) {
+            (Some(table), None) => table
+                .forward(Tensor::arange(0..len as i64, &device).reshape([1, len]))
+                .expand([batch, len, hidden]),
+            (Some(table), Some(positions)) => table.forward(positions),
+            (None, None) => sinusoidal_table(len, hidden, &device)
+                .reshape([1, len, hidden])
+                .expand([batch, len, hidden]),
+            (None, Some(positions)) => sinusoidal_table(self.max_positions, hidden, &device)
+                .select(0, positions.reshape([batch * len]))
+                .reshape([batch, len, hidden]),
+        };
+        let mut x = tokens + position_vectors;
+        if let (Some(table), Some(segments)) = (&self.segments, segments) {
+            x = x + table.forward(segments);
+        }
+        self.dropout.forward(self.norm.forward(x))
     }
 }
 

@@ -71,19 +71,27 @@ pub struct EncoderLayer {
 impl EncoderLayer {
     /// Applies the layer to `[batch, len, hidden]`.
     pub fn forward(&self, x: Tensor<3>, mask: Option<&AttentionMask>) -> Tensor<3> {
-        if self.norm_first {
-            let h = self.attention_norm.forward(x.clone());
-            let x = x + self
-                .dropout
-                .forward(self.attention.forward(h.clone(), h, mask));
-            let h = self.ffn_norm.forward(x.clone());
-            x + self.dropout.forward(self.ffn.forward(h))
-        } else {
-            let a = self.attention.forward(x.clone(), x.clone(), mask);
-            let x = self.attention_norm.forward(x + self.dropout.forward(a));
-            let f = self.ffn.forward(x.clone());
-            self.ffn_norm.forward(x + self.dropout.forward(f))
-        }
+        let (dropout, first) = (&self.dropout, self.norm_first);
+        let x = residual(x, &self.attention_norm, dropout, first, |h| {
+            self.attention.forward(h.clone(), h, mask)
+        });
+        residual(x, &self.ffn_norm, dropout, first, |h| self.ffn.forward(h))
+    }
+}
+
+/// One residual sub-layer: `x + dropout(f(norm(x)))` when `norm_first` (pre-LN, GPT-2),
+/// `norm(x + dropout(f(x)))` otherwise (post-LN, BERT and the original Transformer).
+pub(crate) fn residual(
+    x: Tensor<3>,
+    norm: &LayerNorm,
+    dropout: &Dropout,
+    norm_first: bool,
+    f: impl FnOnce(Tensor<3>) -> Tensor<3>,
+) -> Tensor<3> {
+    if norm_first {
+        x.clone() + dropout.forward(f(norm.forward(x)))
+    } else {
+        norm.forward(x.clone() + dropout.forward(f(x)))
     }
 }
 
@@ -146,18 +154,37 @@ impl TransformerEncoderConfig {
         self.attention().validate()
     }
 
-    fn attention(&self) -> MultiHeadAttentionConfig {
+    /// The attention every layer of this shape uses.
+    pub(crate) fn attention(&self) -> MultiHeadAttentionConfig {
         MultiHeadAttentionConfig::new(self.hidden_size, self.num_heads).with_dropout(self.dropout)
+    }
+
+    /// A LayerNorm over the model width.
+    pub(crate) fn layer_norm(&self, device: &Device) -> LayerNorm {
+        LayerNormConfig::new(self.hidden_size)
+            .with_epsilon(self.layer_norm_eps)
+            .init(device)
+    }
+
+    /// The feed-forward network every layer of this shape uses.
+    pub(crate) fn ffn(&self, device: &Device) -> FeedForward {
+        FeedForwardConfig::new(self.hidden_size, self.ffn_size).init(device)
+    }
+
+    /// The embeddings' configuration at `width`.
+    pub(crate) fn embeddings(&self, width: usize) -> EmbeddingsConfig {
+        EmbeddingsConfig::new(self.vocab_size, width)
+            .with_max_positions(self.max_positions)
+            .with_positions(self.positions)
+            .with_num_segments(self.num_segments)
+            .with_dropout(self.dropout)
+            .with_layer_norm_eps(self.layer_norm_eps)
     }
 
     /// Builds the backbone.
     pub fn init(&self, device: &Device) -> crate::Result<TransformerEncoder> {
         self.validate()?;
-        let norm = || {
-            LayerNormConfig::new(self.hidden_size)
-                .with_epsilon(self.layer_norm_eps)
-                .init(device)
-        };
+        let norm = || self.layer_norm(device);
         let distinct = if self.share_layers {
             1
         } else {
@@ -168,7 +195,7 @@ impl TransformerEncoderConfig {
                 Ok(EncoderLayer {
                     attention: self.attention().init(device)?,
                     attention_norm: norm(),
-                    ffn: FeedForwardConfig::new(self.hidden_size, self.ffn_size).init(device),
+                    ffn: self.ffn(device),
                     ffn_norm: norm(),
                     dropout: Dropout::new(self.dropout),
                     norm_first: self.norm_first,
@@ -180,13 +207,7 @@ impl TransformerEncoderConfig {
             projection: self
                 .embedding_size
                 .map(|e| normal_linear(e, self.hidden_size, 0.02, device)),
-            embeddings: EmbeddingsConfig::new(self.vocab_size, width)
-                .with_max_positions(self.max_positions)
-                .with_positions(self.positions)
-                .with_num_segments(self.num_segments)
-                .with_dropout(self.dropout)
-                .with_layer_norm_eps(self.layer_norm_eps)
-                .init(device),
+            embeddings: self.embeddings(width).init(device),
             layers,
             depth: self.num_layers,
             final_norm: self.norm_first.then(norm),

@@ -26,6 +26,17 @@ impl AttentionMask {
         }
     }
 
+    /// Blocks the keys marked `true` in `blocked` `[batch, keys]` for every query. Unlike
+    /// [`padding`](Self::padding), any key may be blocked, the first included, so a row with
+    /// nothing to see gives zeros.
+    pub fn keys(blocked: Tensor<2, Bool>) -> Self {
+        let [batch, keys] = blocked.dims();
+        Self {
+            blocked: blocked.reshape([batch, 1, 1, keys]),
+            keeps_first_key: false,
+        }
+    }
+
     /// Blocks every key after the query (left-to-right attention), for any batch.
     pub fn causal(len: usize, device: &Device) -> Self {
         Self {

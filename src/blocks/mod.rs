@@ -1,18 +1,22 @@
 //! Composable Transformer blocks: burn modules, each with a `Config` and `init(&device)`.
 
 pub mod attention;
+pub mod decoder;
 pub mod dropout;
 pub mod embedding;
 pub mod encoder;
+pub mod encoder_decoder;
 pub mod feed_forward;
 pub mod lm_head;
 pub mod mask;
 pub mod pooler;
 
 pub use attention::{MultiHeadAttention, MultiHeadAttentionConfig};
+pub use decoder::{DecoderLayer, TransformerDecoder};
 pub use dropout::{Dropout, seed_dropout};
-pub use embedding::{Embeddings, EmbeddingsConfig, PositionEncoding};
+pub use embedding::{Embeddings, EmbeddingsConfig, InputEncoding, PositionEncoding};
 pub use encoder::{EncoderBackbone, EncoderLayer, TransformerEncoder, TransformerEncoderConfig};
+pub use encoder_decoder::{EncoderDecoder, EncoderDecoderConfig, Seq2SeqBackbone};
 pub use feed_forward::{FeedForward, FeedForwardConfig};
 pub use lm_head::{LmHead, LmHeadConfig};
 pub use mask::AttentionMask;

@@ -2,9 +2,11 @@
 
 pub mod batch;
 pub mod segments;
+pub mod seq2seq;
 
 pub use batch::{TokenBatch, TokenExample};
-pub use segments::{Segment, TokenizedDocument, pack_segments, tokenize_corpus};
+pub use segments::{Segment, TokenizedDocument, pack_segments, pack_sentences, tokenize_corpus};
+pub use seq2seq::{Seq2SeqBatch, Seq2SeqExample};
 
 use burn::prelude::Device;
 

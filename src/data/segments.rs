@@ -66,6 +66,28 @@ impl Segment {
         self.word_starts.extend_from_slice(starts);
     }
 
+    /// `[start, end)` token ranges of the words; a segment that opens mid-word (after a
+    /// rotation, say) opens with a word.
+    pub fn words(&self) -> Vec<(usize, usize)> {
+        let mut words: Vec<(usize, usize)> = Vec::new();
+        for (i, &start) in self.word_starts.iter().enumerate() {
+            match words.last_mut() {
+                Some(w) if !start => w.1 = i + 1,
+                _ => words.push((i, i + 1)),
+            }
+        }
+        words
+    }
+
+    /// The segments one after the other.
+    pub fn concat(parts: &[Segment]) -> Segment {
+        let mut out = Segment::default();
+        for part in parts {
+            out.push(&part.ids, &part.word_starts);
+        }
+        out
+    }
+
     /// Keeps only tokens `range`; a token left first counts as a word start.
     pub fn keep(&mut self, range: std::ops::Range<usize>) {
         self.ids.truncate(range.end);
@@ -91,6 +113,18 @@ impl Segment {
 /// Packs each document's sentences greedily into segments of at most `max_tokens` tokens,
 /// never across documents. A sentence longer than `max_tokens` is cut into pieces.
 pub fn pack_segments(documents: &[TokenizedDocument], max_tokens: usize) -> Result<Vec<Segment>> {
+    Ok(pack_sentences(documents, max_tokens)?
+        .iter()
+        .map(|sentences| Segment::concat(sentences))
+        .collect())
+}
+
+/// The same packing as [`pack_segments`], each segment kept as its sentences (or pieces of a
+/// long one), for objectives that move sentences around (BART's permutation).
+pub fn pack_sentences(
+    documents: &[TokenizedDocument],
+    max_tokens: usize,
+) -> Result<Vec<Vec<Segment>>> {
     if max_tokens == 0 {
         return Err(Error::InvalidConfig(
             "segments need room for at least one token".into(),
@@ -101,29 +135,31 @@ pub fn pack_segments(documents: &[TokenizedDocument], max_tokens: usize) -> Resu
             "no documents to cut into segments".into(),
         ));
     }
-    let mut segments = Vec::new();
+    let mut groups = Vec::new();
     for doc in documents {
-        let mut current = Segment::default();
+        let mut current: Vec<Segment> = Vec::new();
+        let mut tokens = 0;
         for sentence in &doc.sentences {
-            if current.ids.len() + sentence.len() > max_tokens && !current.ids.is_empty() {
-                segments.push(std::mem::take(&mut current));
-            }
             for (ids, starts) in sentence
                 .ids
                 .chunks(max_tokens)
                 .zip(sentence.word_starts.chunks(max_tokens))
             {
-                if current.ids.len() + ids.len() > max_tokens {
-                    segments.push(std::mem::take(&mut current));
+                if tokens + ids.len() > max_tokens && !current.is_empty() {
+                    groups.push(std::mem::take(&mut current));
+                    tokens = 0;
                 }
-                current.push(ids, starts);
+                let mut piece = Segment::default();
+                piece.push(ids, starts);
+                current.push(piece);
+                tokens += ids.len();
             }
         }
-        if !current.ids.is_empty() {
-            segments.push(current);
+        if !current.is_empty() {
+            groups.push(current);
         }
     }
-    Ok(segments)
+    Ok(groups)
 }
 
 /// A synthetic document for tests: sentences of the given lengths whose tokens count up from

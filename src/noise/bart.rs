@@ -10,58 +10,8 @@
 use rand::RngExt;
 
 use super::{ExampleRng, choose};
+use crate::data::Segment;
 use crate::error::{Error, Result, check_rate};
-
-/// Token ids with the word start of each.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct Text {
-    /// Token ids.
-    pub ids: Vec<u32>,
-    /// `true` where a token begins a word.
-    pub word_starts: Vec<bool>,
-}
-
-impl Text {
-    /// Pairs `ids` with `word_starts`; their lengths must agree.
-    pub fn new(ids: Vec<u32>, word_starts: Vec<bool>) -> Result<Self> {
-        if ids.len() != word_starts.len() {
-            return Err(Error::InvalidConfig(format!(
-                "{} ids but {} word starts",
-                ids.len(),
-                word_starts.len()
-            )));
-        }
-        Ok(Self { ids, word_starts })
-    }
-
-    /// Number of tokens.
-    pub fn len(&self) -> usize {
-        self.ids.len()
-    }
-
-    /// Whether there is no token.
-    pub fn is_empty(&self) -> bool {
-        self.ids.is_empty()
-    }
-
-    /// `[start, end)` token ranges of the words; a text that opens mid-word (after rotation,
-    /// say) opens with a word.
-    pub fn words(&self) -> Vec<(usize, usize)> {
-        let mut words: Vec<(usize, usize)> = Vec::new();
-        for (i, &start) in self.word_starts.iter().enumerate() {
-            match words.last_mut() {
-                Some(w) if !start => w.1 = i + 1,
-                _ => words.push((i, i + 1)),
-            }
-        }
-        words
-    }
-
-    fn push(&mut self, id: u32, word_start: bool) {
-        self.ids.push(id);
-        self.word_starts.push(word_start);
-    }
-}
 
 /// `ceil(rate * n)`, after checking `rate`.
 fn budget(name: &'static str, rate: f64, n: usize) -> Result<usize> {
@@ -83,7 +33,7 @@ pub fn poisson(lambda: f64, rng: &mut ExampleRng) -> usize {
 }
 
 /// Token masking: `ceil(rate * n)` tokens, drawn uniformly, become `mask`.
-pub fn mask_tokens(text: &Text, rate: f64, mask: u32, rng: &mut ExampleRng) -> Result<Text> {
+pub fn mask_tokens(text: &Segment, rate: f64, mask: u32, rng: &mut ExampleRng) -> Result<Segment> {
     let n = budget("token masking rate", rate, text.len())?;
     let mut out = text.clone();
     for i in choose(text.len(), n, rng) {
@@ -93,37 +43,33 @@ pub fn mask_tokens(text: &Text, rate: f64, mask: u32, rng: &mut ExampleRng) -> R
 }
 
 /// Token deletion: `ceil(rate * n)` tokens, drawn uniformly, are removed.
-pub fn delete_tokens(text: &Text, rate: f64, rng: &mut ExampleRng) -> Result<Text> {
+pub fn delete_tokens(text: &Segment, rate: f64, rng: &mut ExampleRng) -> Result<Segment> {
     let n = budget("token deletion rate", rate, text.len())?;
     let mut keep = vec![true; text.len()];
     for i in choose(text.len(), n, rng) {
         keep[i] = false;
     }
-    let mut out = Text::default();
+    let mut out = Segment::default();
     for (i, _) in keep.iter().enumerate().filter(|(_, k)| **k) {
-        out.push(text.ids[i], text.word_starts[i]);
+        out.push(&[text.ids[i]], &[text.word_starts[i]]);
     }
     Ok(out)
 }
 
-/// Text infilling: spans of whole words with Poisson(`lambda`) lengths (in words), drawn until
+/// Segment infilling: spans of whole words with Poisson(`lambda`) lengths (in words), drawn until
 /// they cover `ceil(rate * words)`, each replaced by one `mask`; a zero-length span inserts a
 /// `mask` before a random word instead (at most one insertion per word, so that a tiny
 /// `lambda` cannot draw forever). Span starts are distinct words drawn uniformly; a span that
 /// runs into another's start swallows it, so spans that overlap leave one `mask`, and the share
 /// of words removed can fall below `rate` (as in fairseq). `lambda` must be positive.
 pub fn infill(
-    text: &Text,
+    text: &Segment,
     rate: f64,
     lambda: f64,
     mask: u32,
     rng: &mut ExampleRng,
-) -> Result<Text> {
-    if !(lambda > 0.0 && lambda.is_finite()) {
-        return Err(Error::InvalidConfig(format!(
-            "the Poisson span length mean must be finite and positive, got {lambda}"
-        )));
-    }
+) -> Result<Segment> {
+    check_lambda(lambda)?;
     let words = text.words();
     let target = budget("text infilling rate", rate, words.len())?;
     if target == 0 {
@@ -160,24 +106,22 @@ pub fn infill(
     for _ in 0..inserts {
         inserted[rng.random_range(0..=words.len())] += 1;
     }
-    let mut out = Text::default();
+    let mut out = Segment::default();
     for (w, &(from, to)) in words.iter().enumerate() {
         for _ in 0..inserted[w] {
-            out.push(mask, true);
+            out.push(&[mask], &[true]);
         }
         if inside[w] {
             continue;
         }
         if starts[w] {
-            out.push(mask, true);
+            out.push(&[mask], &[true]);
         } else {
-            for i in from..to {
-                out.push(text.ids[i], text.word_starts[i]);
-            }
+            out.push(&text.ids[from..to], &text.word_starts[from..to]);
         }
     }
     for _ in 0..inserted[words.len()] {
-        out.push(mask, true);
+        out.push(&[mask], &[true]);
     }
     Ok(out)
 }
@@ -197,7 +141,7 @@ pub fn permute_sentences<T>(sentences: &mut [T], rate: f64, rng: &mut ExampleRng
 
 /// Document rotation: the text restarts at a token drawn uniformly from all but the first, and
 /// what preceded it moves to the end. A text of fewer than two tokens is left as it is.
-pub fn rotate(text: &Text, rng: &mut ExampleRng) -> Text {
+pub fn rotate(text: &Segment, rng: &mut ExampleRng) -> Segment {
     if text.len() < 2 {
         return text.clone();
     }
@@ -208,6 +152,130 @@ pub fn rotate(text: &Text, rng: &mut ExampleRng) -> Text {
     out
 }
 
+/// BART's noise: which transforms run on a text, and how much. They run in fairseq's order:
+/// sentence permutation, token masking, token deletion, text infilling, document rotation.
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct BartNoise {
+    /// Share of the sentences shuffled among their places (1 = all).
+    pub permute: f64,
+    /// Share of the tokens replaced by `[MASK]`, one each.
+    pub mask: f64,
+    /// Share of the tokens deleted.
+    pub delete: f64,
+    /// Share of the words removed by text infilling.
+    pub infill: f64,
+    /// Mean length, in words, of an infilled span (Poisson λ).
+    pub poisson_lambda: f64,
+    /// Probability that the text is rotated.
+    pub rotate: f64,
+}
+
+/// The span length mean of BART's paper (the posted BART-large command used 3.5).
+pub const DEFAULT_POISSON_LAMBDA: f64 = 3.0;
+
+impl BartNoise {
+    /// No noise at all; the starting point of the single-transform presets.
+    pub const NONE: Self = Self {
+        permute: 0.0,
+        mask: 0.0,
+        delete: 0.0,
+        infill: 0.0,
+        poisson_lambda: DEFAULT_POISSON_LAMBDA,
+        rotate: 0.0,
+    };
+
+    /// BART-large's published recipe: text infilling of 30 % of the words (λ = 3) and every
+    /// sentence permuted.
+    pub const BART: Self = Self {
+        permute: 1.0,
+        infill: 0.3,
+        ..Self::NONE
+    };
+
+    /// The preset named `name`: `bart`, or one transform alone as in BART's comparison of
+    /// them (`mask`, `delete` and `infill` at 30 %, `permute` of every sentence, `rotate`
+    /// always).
+    pub fn preset(name: &str) -> Result<Self> {
+        let none = Self::NONE;
+        Ok(match name {
+            "bart" => Self::BART,
+            "mask" => Self { mask: 0.3, ..none },
+            "delete" => Self {
+                delete: 0.3,
+                ..none
+            },
+            "infill" => Self {
+                infill: 0.3,
+                ..none
+            },
+            "permute" => Self {
+                permute: 1.0,
+                ..none
+            },
+            "rotate" => Self {
+                rotate: 1.0,
+                ..none
+            },
+            other => {
+                return Err(Error::InvalidConfig(format!(
+                    "unknown BART noise {other:?} (expected bart, mask, delete, infill, \
+                     permute or rotate)"
+                )));
+            }
+        })
+    }
+
+    /// Checks every rate and λ.
+    pub fn validate(&self) -> Result<()> {
+        check_rate("sentence permutation rate", self.permute)?;
+        check_rate("token masking rate", self.mask)?;
+        check_rate("token deletion rate", self.delete)?;
+        check_rate("text infilling rate", self.infill)?;
+        check_rate("rotation probability", self.rotate)?;
+        check_lambda(self.poisson_lambda)
+    }
+
+    /// The noisy version of the text made of `sentences` (in order). Transforms whose rate is
+    /// 0 draw nothing.
+    pub fn apply(&self, sentences: &[Segment], mask: u32, rng: &mut ExampleRng) -> Result<Segment> {
+        self.validate()?;
+        let mut text = if self.permute > 0.0 {
+            let mut order: Vec<&Segment> = sentences.iter().collect();
+            permute_sentences(&mut order, self.permute, rng)?;
+            let mut out = Segment::default();
+            for s in order {
+                out.push(&s.ids, &s.word_starts);
+            }
+            out
+        } else {
+            Segment::concat(sentences)
+        };
+        if self.mask > 0.0 {
+            text = mask_tokens(&text, self.mask, mask, rng)?;
+        }
+        if self.delete > 0.0 {
+            text = delete_tokens(&text, self.delete, rng)?;
+        }
+        if self.infill > 0.0 {
+            text = infill(&text, self.infill, self.poisson_lambda, mask, rng)?;
+        }
+        if self.rotate > 0.0 && rng.random::<f64>() < self.rotate {
+            text = rotate(&text, rng);
+        }
+        Ok(text)
+    }
+}
+
+fn check_lambda(lambda: f64) -> Result<()> {
+    if lambda > 0.0 && lambda.is_finite() {
+        Ok(())
+    } else {
+        Err(Error::InvalidConfig(format!(
+            "the Poisson span length mean must be finite and positive, got {lambda}"
+        )))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -216,19 +284,19 @@ mod tests {
     const MASK: u32 = 4;
 
     /// Words of `lens` tokens with ids counting up from 100, so that each id is unique.
-    fn text(lens: &[usize]) -> Text {
-        let mut t = Text::default();
+    fn text(lens: &[usize]) -> Segment {
+        let mut t = Segment::default();
         let mut id = 100;
         for &n in lens {
             for k in 0..n {
-                t.push(id, k == 0);
+                t.push(&[id], &[k == 0]);
                 id += 1;
             }
         }
         t
     }
 
-    fn long_text() -> Text {
+    fn long_text() -> Segment {
         text(&(0..60).map(|w| 1 + w % 3).collect::<Vec<_>>())
     }
 
@@ -301,6 +369,113 @@ mod tests {
         for lambda in [0.0, -1.0, f64::NAN] {
             assert!(infill(&t, 0.3, lambda, MASK, &mut example_rng(1, 0, 0)).is_err());
         }
+    }
+
+    #[test]
+    fn infilled_spans_follow_the_poisson_mean_and_the_rate_over_many_draws() {
+        // 3000 one-token words at 10 %: spans rarely overlap, so each run of removed words is
+        // one span, and masks beyond one per run are empty spans (insertions).
+        let t = text(&[1; 3000]);
+        let (mut removed, mut runs, mut masks) = (0, 0, 0);
+        for seed in 0..20 {
+            let out = infill(&t, 0.1, 3.0, MASK, &mut example_rng(seed, 0, 0)).unwrap();
+            let kept: Vec<u32> = out.ids.iter().copied().filter(|&id| id != MASK).collect();
+            masks += out.len() - kept.len();
+            removed += t.len() - kept.len();
+            // A run of removed words ends wherever consecutive kept ids jump.
+            let mut previous = 99;
+            for &id in kept.iter().chain([&3100]) {
+                runs += usize::from(id != previous + 1);
+                previous = id;
+            }
+        }
+        let rate = removed as f64 / (20.0 * 300.0);
+        let mean = removed as f64 / runs as f64;
+        let inserts = (masks - runs) as f64 / masks as f64;
+        assert!((0.9..=1.0).contains(&rate), "removed {rate} of the budget");
+        // E[Poisson(3) | > 0] = 3 / (1 - e^-3) = 3.16; the last span of each text is cut short.
+        assert!((2.9..=3.45).contains(&mean), "mean span {mean}");
+        // P(0) = e^-3 = 0.05 of the draws are empty spans.
+        assert!(
+            (0.02..=0.09).contains(&inserts),
+            "share of insertions {inserts}"
+        );
+    }
+
+    #[test]
+    fn the_presets_and_their_composition() {
+        // Sentences of distinct ids.
+        let sentences: Vec<Segment> = (0..8u32)
+            .map(|k| {
+                let mut s = text(&[1 + k as usize % 3, 2, 1]);
+                s.ids.iter_mut().for_each(|id| *id += 100 * k);
+                s
+            })
+            .collect();
+        let original = Segment::concat(&sentences);
+        for seed in 0..20 {
+            let mut rng = example_rng(seed, 0, 0);
+            // Permutation alone keeps every sentence whole: the same multiset of sentences.
+            let permuted = BartNoise::preset("permute").unwrap();
+            let out = permuted.apply(&sentences, MASK, &mut rng).unwrap();
+            let mut at = 0;
+            let mut seen = Vec::new();
+            while at < out.len() {
+                let s = sentences
+                    .iter()
+                    .position(|s| s.ids[0] == out.ids[at])
+                    .unwrap();
+                assert_eq!(&out.ids[at..at + sentences[s].len()], &sentences[s].ids[..]);
+                at += sentences[s].len();
+                seen.push(s);
+            }
+            seen.sort_unstable();
+            assert_eq!(seen, (0..8).collect::<Vec<_>>());
+            // BART's recipe: the kept tokens are original tokens, each once; masks replace
+            // the rest.
+            let out = BartNoise::BART.apply(&sentences, MASK, &mut rng).unwrap();
+            let mut kept: Vec<u32> = out.ids.iter().copied().filter(|&id| id != MASK).collect();
+            kept.sort_unstable();
+            kept.dedup();
+            assert_eq!(kept.len(), out.ids.iter().filter(|&&id| id != MASK).count());
+            assert!(kept.iter().all(|id| original.ids.contains(id)));
+            assert!(out.ids.contains(&MASK));
+            // No noise: the text itself.
+            let none = BartNoise::NONE.apply(&sentences, MASK, &mut rng).unwrap();
+            assert_eq!(none, original);
+        }
+    }
+
+    #[test]
+    fn bad_rates_lambdas_and_names_are_errors() {
+        let s = [text(&[1, 2])];
+        let mut rng = example_rng(0, 0, 0);
+        for noise in [
+            BartNoise {
+                mask: 1.5,
+                ..BartNoise::NONE
+            },
+            BartNoise {
+                delete: -0.1,
+                ..BartNoise::NONE
+            },
+            BartNoise {
+                rotate: f64::NAN,
+                ..BartNoise::NONE
+            },
+            BartNoise {
+                poisson_lambda: 0.0,
+                ..BartNoise::BART
+            },
+            BartNoise {
+                poisson_lambda: -2.0,
+                ..BartNoise::BART
+            },
+        ] {
+            assert!(noise.validate().is_err(), "{noise:?}");
+            assert!(noise.apply(&s, MASK, &mut rng).is_err());
+        }
+        assert!(BartNoise::preset("shuffle").is_err());
     }
 
     #[test]

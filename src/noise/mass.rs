@@ -29,6 +29,17 @@ pub struct MassExample {
     pub targets: Vec<u32>,
 }
 
+/// Checks that a span share lies in (0, 1].
+pub fn check_share(share: f64) -> Result<()> {
+    if share > 0.0 && share <= 1.0 {
+        Ok(())
+    } else {
+        Err(Error::InvalidConfig(format!(
+            "the MASS span share must lie in (0, 1], got {share}"
+        )))
+    }
+}
+
 /// Masks `ids` (`[CLS] body [SEP]`) with one contiguous span of `round(share · body)` tokens
 /// (at least one). `masker` supplies the 80/10/10 replacement.
 pub fn mass_mask(
@@ -37,11 +48,7 @@ pub fn mass_mask(
     masker: &MlmMasker,
     rng: &mut ExampleRng,
 ) -> Result<MassExample> {
-    if !(share > 0.0 && share <= 1.0) {
-        return Err(Error::InvalidConfig(format!(
-            "the MASS span share must lie in (0, 1], got {share}"
-        )));
-    }
+    check_share(share)?;
     let body = ids.len().saturating_sub(2);
     if body == 0 {
         return Err(Error::InvalidConfig(format!(

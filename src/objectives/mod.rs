@@ -5,20 +5,32 @@
 //! any [`EncoderBackbone`]). Its data side is a [`Task`](crate::data::Task) that turns
 //! documents into examples and batches.
 //!
+//! `bart`, `mass` and `t5` share one model side, [`Seq2Seq`] over a
+//! [`Seq2SeqBackbone`](crate::blocks::Seq2SeqBackbone), and differ in their tasks
+//! ([`BartTask`], [`MassTask`], [`T5Task`]).
+//!
 //! Objectives that read one bidirectional encoder pass over a [`TokenBatch`] (`mlm`, `nsp`,
 //! `sop`) are also [`EncoderHead`]s, which is what lets a [`Mix`] of them share that pass.
 
+pub mod bart;
 pub mod clm;
 pub mod loss;
+pub mod mass;
 pub mod mix;
 pub mod mlm;
 pub mod sentence_pair;
+pub mod seq2seq;
+pub mod t5;
 
+pub use bart::BartTask;
 pub use clm::{Clm, ClmConfig, ClmTask};
 pub use loss::{Predictions, masked_cross_entropy};
+pub use mass::MassTask;
 pub use mix::Mix;
 pub use mlm::{Mlm, MlmConfig, MlmTask};
 pub use sentence_pair::{PairHead, PairHeadConfig, SentencePairTask};
+pub use seq2seq::{Seq2Seq, Seq2SeqConfig};
+pub use t5::{SpanCorruption, T5Task};
 
 use burn::module::ModuleDisplay;
 use burn::prelude::*;

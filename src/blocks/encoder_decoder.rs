@@ -1,0 +1,266 @@
+//! The encoder-decoder (BART, MASS, T5): a [`TransformerEncoder`] and a [`TransformerDecoder`]
+//! that share one token table, which a tied output head reuses as well; and the
+//! [`Seq2SeqBackbone`] capability that sequence-to-sequence objectives ask of it.
+//!
+//! It is also an [`EncoderBackbone`] (its encoder), so encoder heads and fine-tuning take it as
+//! they take a plain encoder.
+
+use burn::prelude::*;
+
+use super::decoder::TransformerDecoder;
+use super::encoder::{EncoderBackbone, TransformerEncoder, TransformerEncoderConfig};
+use super::mask::AttentionMask;
+use crate::error::Error;
+
+/// Configuration of an [`EncoderDecoder`].
+#[derive(Config, Debug)]
+pub struct EncoderDecoderConfig {
+    /// The encoder; the decoder layers take its width, heads, feed-forward size, dropout,
+    /// LayerNorm placement and position encoding. Factorized embeddings and shared layers are
+    /// not supported here.
+    pub encoder: TransformerEncoderConfig,
+    /// Number of decoder layers.
+    pub decoder_layers: usize,
+}
+
+/// An encoder and a decoder over one shared token table.
+#[derive(Module, Debug)]
+pub struct EncoderDecoder {
+    /// The encoder, which owns the shared token table.
+    pub encoder: TransformerEncoder,
+    /// The decoder.
+    pub decoder: TransformerDecoder,
+}
+
+/// What a sequence-to-sequence objective needs of its backbone: the encoder's states for a
+/// source, and the decoder's states for a target prefix reading them.
+pub trait Seq2SeqBackbone: EncoderBackbone {
+    /// Decoder states `[batch, len, hidden]` for `ids` `[batch, len]` at `positions` (default
+    /// `0..len`), each seeing itself and the ids before it, and `memory` (the encoder's states)
+    /// under `memory_mask`.
+    fn decode(
+        &self,
+        ids: Tensor<2, Int>,
+        positions: Option<Tensor<2, Int>>,
+        memory: Tensor<3>,
+        memory_mask: &AttentionMask,
+    ) -> Tensor<3>;
+}
+
+impl EncoderDecoderConfig {
+    /// Checks sizes and what the encoder-decoder does not support.
+    pub fn validate(&self) -> crate::Result<()> {
+        self.encoder.validate()?;
+        if self.decoder_layers == 0 {
+            return Err(Error::InvalidConfig(
+                "decoder_layers must be positive".into(),
+            ));
+        }
+        if self.encoder.embedding_width() != self.encoder.hidden_size {
+            return Err(Error::InvalidConfig(
+                "an encoder-decoder needs embeddings as wide as the model (no embedding_size)"
+                    .into(),
+            ));
+        }
+        if self.encoder.share_layers {
+            return Err(Error::InvalidConfig(
+                "an encoder-decoder does not share layers across depth (share_layers)".into(),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Builds the model.
+    pub fn init(&self, device: &Device) -> crate::Result<EncoderDecoder> {
+        self.validate()?;
+        Ok(EncoderDecoder {
+            encoder: self.encoder.init(device)?,
+            decoder: TransformerDecoder::new(&self.encoder, self.decoder_layers, device)?,
+        })
+    }
+
+    /// Parameters by the arithmetic of the shapes (no output head).
+    pub fn num_params(&self) -> usize {
+        let e = &self.encoder;
+        let h = e.hidden_size;
+        let positions = match e.positions {
+            super::PositionEncoding::Learned => e.max_positions * h,
+            super::PositionEncoding::Sinusoidal => 0,
+        };
+        let attention = 4 * (h * h + h);
+        let layer =
+            2 * attention + (h * e.ffn_size + e.ffn_size) + (e.ffn_size * h + h) + 3 * 2 * h;
+        let final_norm = if e.norm_first { 2 * h } else { 0 };
+        e.num_params() + positions + 2 * h + self.decoder_layers * layer + final_norm
+    }
+}
+
+impl EncoderBackbone for EncoderDecoder {
+    fn encode(
+        &self,
+        ids: Tensor<2, Int>,
+        segments: Option<Tensor<2, Int>>,
+        mask: Option<&AttentionMask>,
+    ) -> Tensor<3> {
+        self.encoder.encode(ids, segments, mask)
+    }
+
+    fn token_embedding(&self) -> Tensor<2> {
+        self.encoder.token_embedding()
+    }
+
+    fn hidden_size(&self) -> usize {
+        self.encoder.hidden_size()
+    }
+
+    fn vocab_size(&self) -> usize {
+        self.encoder.vocab_size()
+    }
+
+    fn max_positions(&self) -> usize {
+        self.encoder.max_positions()
+    }
+}
+
+impl Seq2SeqBackbone for EncoderDecoder {
+    fn decode(
+        &self,
+        ids: Tensor<2, Int>,
+        positions: Option<Tensor<2, Int>>,
+        memory: Tensor<3>,
+        memory_mask: &AttentionMask,
+    ) -> Tensor<3> {
+        let tokens = self.encoder.embeddings.tokens.forward(ids);
+        self.decoder.forward(tokens, positions, memory, memory_mask)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn model(norm_first: bool) -> (Device, EncoderDecoder) {
+        let device = Device::flex();
+        device.seed(5);
+        let encoder = TransformerEncoderConfig::new(60, 32, 2, 4, 64)
+            .with_dropout(0.0)
+            .with_num_segments(0)
+            .with_norm_first(norm_first);
+        let model = EncoderDecoderConfig::new(encoder, 2).init(&device).unwrap();
+        (device, model)
+    }
+
+    fn ids(device: &Device, rows: &[&[i64]]) -> Tensor<2, Int> {
+        let len = rows[0].len();
+        let flat: Vec<i64> = rows.iter().flat_map(|r| r.iter().copied()).collect();
+        Tensor::from_data(TensorData::new(flat, [rows.len(), len]), device)
+    }
+
+    fn max_diff(a: Tensor<3>, b: Tensor<3>) -> f32 {
+        (a - b).abs().max().into_scalar::<f32>()
+    }
+
+    /// Encoder states for a source whose last two tokens are padding, with their mask.
+    fn memory(
+        model: &EncoderDecoder,
+        device: &Device,
+        tail: [i64; 2],
+    ) -> (Tensor<3>, AttentionMask) {
+        let source = ids(device, &[&[2, 10, 11, 12, tail[0], tail[1]]]);
+        let pad = Tensor::<2, Bool>::from_bool(
+            TensorData::new(vec![false, false, false, false, true, true], [1, 6]),
+            device,
+        );
+        let mask = AttentionMask::padding(pad);
+        (model.encode(source, None, Some(&mask)), mask)
+    }
+
+    #[test]
+    fn the_decoder_never_looks_ahead() {
+        for norm_first in [false, true] {
+            let (device, model) = model(norm_first);
+            let (memory, mask) = memory(&model, &device, [0, 0]);
+            let a = model.decode(
+                ids(&device, &[&[3, 20, 21, 22, 23]]),
+                None,
+                memory.clone(),
+                &mask,
+            );
+            let b = model.decode(ids(&device, &[&[3, 20, 21, 40, 41]]), None, memory, &mask);
+            let part = |t: Tensor<3>, r: std::ops::Range<usize>| t.slice([0..1, r]);
+            assert!(max_diff(part(a.clone(), 0..3), part(b.clone(), 0..3)) < 1e-5);
+            assert!(max_diff(part(a, 3..5), part(b, 3..5)) > 1e-3);
+        }
+    }
+
+    #[test]
+    fn cross_attention_ignores_padded_source_positions_and_reads_the_rest() {
+        let (device, model) = model(false);
+        let target = ids(&device, &[&[3, 20, 21]]);
+        let (m1, mask) = memory(&model, &device, [0, 0]);
+        let (m2, _) = memory(&model, &device, [50, 51]);
+        // The padded encoder states themselves differ, but the decoder cannot see them.
+        assert!(
+            max_diff(
+                m1.clone().slice([0..1, 4..6]),
+                m2.clone().slice([0..1, 4..6])
+            ) > 1e-3
+        );
+        let a = model.decode(target.clone(), None, m1.clone(), &mask);
+        let b = model.decode(target.clone(), None, m2, &mask);
+        assert!(max_diff(a.clone(), b) < 1e-5);
+        // A change to a real source token does reach every decoder position.
+        let source = ids(&device, &[&[2, 10, 30, 12, 0, 0]]);
+        let m3 = model.encode(source, None, Some(&mask));
+        let c = model.decode(target, None, m3, &mask);
+        assert!(max_diff(a.slice([0..1, 0..1]), c.slice([0..1, 0..1])) > 1e-3);
+    }
+
+    #[test]
+    fn explicit_positions_equal_the_default_ones_and_move_the_states() {
+        let (device, model) = model(false);
+        let (memory, mask) = memory(&model, &device, [0, 0]);
+        let target = ids(&device, &[&[3, 20, 21]]);
+        let default = model.decode(target.clone(), None, memory.clone(), &mask);
+        let same = model.decode(
+            target.clone(),
+            Some(ids(&device, &[&[0, 1, 2]])),
+            memory.clone(),
+            &mask,
+        );
+        let moved = model.decode(target, Some(ids(&device, &[&[4, 5, 6]])), memory, &mask);
+        assert!(max_diff(default.clone(), same) < 1e-6);
+        assert!(max_diff(default, moved) > 1e-3);
+    }
+
+    #[test]
+    fn one_token_table_and_the_parameter_count_matches_the_arithmetic() {
+        for norm_first in [false, true] {
+            let (_, model) = model(norm_first);
+            let encoder = TransformerEncoderConfig::new(60, 32, 2, 4, 64)
+                .with_num_segments(0)
+                .with_norm_first(norm_first);
+            let config = EncoderDecoderConfig::new(encoder, 2);
+            assert_eq!(model.num_params(), config.num_params());
+            // The decoder's own parameters, by hand: positions 512 * 32 + LayerNorm 2 * 32,
+            // then per layer two attentions 2 * 4 * (32 * 32 + 32), the feed-forward
+            // (32 * 64 + 64) + (64 * 32 + 32) and three LayerNorms 3 * 2 * 32 = 12,832; a final
+            // LayerNorm with pre-LN. No token table: it is the encoder's.
+            let own = 16_384 + 64 + 2 * 12_832 + if norm_first { 64 } else { 0 };
+            assert_eq!(model.num_params() - model.encoder.num_params(), own);
+        }
+    }
+
+    #[test]
+    fn unsupported_or_empty_shapes_are_typed_errors() {
+        let device = Device::flex();
+        let encoder = || TransformerEncoderConfig::new(60, 32, 2, 4, 64);
+        for config in [
+            EncoderDecoderConfig::new(encoder(), 0),
+            EncoderDecoderConfig::new(encoder().with_embedding_size(Some(16)), 2),
+            EncoderDecoderConfig::new(encoder().with_share_layers(true), 2),
+        ] {
+            assert!(matches!(config.init(&device), Err(Error::InvalidConfig(_))));
+        }
+    }
+}

@@ -1,0 +1,185 @@
+//! Sequence-to-sequence denoising (BART, MASS, T5): the encoder reads a corrupted text, the
+//! decoder predicts the original (or the part hidden from the encoder) token by token under
+//! teacher forcing; greedy decoding reconstructs it at inference.
+//!
+//! One objective serves the three: they differ only in their data (see [`super::bart`],
+//! [`super::mass`], [`super::t5`]). The output head is the tied [`LmHead`], evaluated at the
+//! decoder steps that carry a target. Its dense + GELU + LayerNorm transform is BERT's, which
+//! BART's plain tied projection does not have; it keeps one LM head for every objective.
+
+use burn::prelude::*;
+
+use super::{Objective, ObjectiveOutput, masked_cross_entropy};
+use crate::blocks::{AttentionMask, LmHead, LmHeadConfig, Seq2SeqBackbone};
+use crate::data::Seq2SeqBatch;
+
+/// Configuration of the [`Seq2Seq`] head.
+#[derive(Config, Debug)]
+pub struct Seq2SeqConfig {
+    /// LayerNorm epsilon of the head. Default 1e-12.
+    #[config(default = 1e-12)]
+    pub layer_norm_eps: f64,
+}
+
+/// The denoising objective: an LM head over the decoder, tied to the shared token table.
+#[derive(Module, Debug)]
+pub struct Seq2Seq {
+    head: LmHead,
+}
+
+impl Seq2SeqConfig {
+    /// Builds the head for `backbone`.
+    pub fn init<M: Seq2SeqBackbone>(&self, backbone: &M, device: &Device) -> Seq2Seq {
+        Seq2Seq {
+            head: LmHeadConfig::for_backbone(backbone)
+                .with_layer_norm_eps(self.layer_norm_eps)
+                .init(device),
+        }
+    }
+}
+
+impl<M: Seq2SeqBackbone> Objective<M> for Seq2Seq {
+    type Batch = Seq2SeqBatch;
+
+    fn forward(&self, backbone: &M, batch: Seq2SeqBatch) -> ObjectiveOutput {
+        let (memory, memory_mask) = encode_source(backbone, &batch);
+        let hidden = backbone.decode(
+            batch.decoder_ids.clone(),
+            batch.decoder_positions.clone(),
+            memory,
+            &memory_mask,
+        );
+        let logits = self.head.forward_at(
+            hidden,
+            batch.target_positions.clone(),
+            backbone.token_embedding(),
+        );
+        let p = masked_cross_entropy(logits, batch.target_ids.clone());
+        ObjectiveOutput {
+            metrics: vec![p.accuracy("token_acc"), p.perplexity("ppl")],
+            loss: p.loss,
+        }
+    }
+}
+
+/// The encoder's states for the batch's sources, and the mask the decoder reads them under.
+fn encode_source<M: Seq2SeqBackbone>(
+    backbone: &M,
+    batch: &Seq2SeqBatch,
+) -> (Tensor<3>, AttentionMask) {
+    let memory = backbone.encode(
+        batch.source_ids.clone(),
+        None,
+        Some(&AttentionMask::padding(batch.source_padding.clone())),
+    );
+    (memory, AttentionMask::keys(batch.memory_blocked.clone()))
+}
+
+impl Seq2Seq {
+    /// Greedy decoding of each source of `batch`: starting from the batch's first decoder
+    /// input token (at its first decoder position), appends the most likely next token until
+    /// `end` is produced (not included) or `max_len` tokens are out.
+    ///
+    /// It recomputes the whole prefix at every step (no key/value cache): meant for showing
+    /// reconstructions, not for serving.
+    pub fn generate<M: Seq2SeqBackbone>(
+        &self,
+        backbone: &M,
+        batch: &Seq2SeqBatch,
+        max_len: usize,
+        end: Option<u32>,
+    ) -> Vec<Vec<u32>> {
+        let (memory, memory_mask) = encode_source(backbone, batch);
+        let [rows, _] = batch.decoder_ids.dims();
+        let device = batch.decoder_ids.device();
+        let mut ids = batch.decoder_ids.clone().slice([0..rows, 0..1]);
+        let mut positions = batch
+            .decoder_positions
+            .clone()
+            .map(|p| p.slice([0..rows, 0..1]));
+        let mut out = vec![Vec::new(); rows];
+        let mut done = vec![false; rows];
+        for len in 1..=max_len {
+            let hidden =
+                backbone.decode(ids.clone(), positions.clone(), memory.clone(), &memory_mask);
+            let last: Vec<i64> = (0..rows).map(|b| (b * len + len - 1) as i64).collect();
+            let last = Tensor::from_data(TensorData::new(last, [rows]), &device);
+            let logits = self
+                .head
+                .forward_at(hidden, last, backbone.token_embedding());
+            let next = logits.argmax(1).reshape([rows, 1]);
+            let values: Vec<i64> = next
+                .to_data()
+                .convert::<i64>()
+                .try_to_vec()
+                .unwrap_or_default();
+            for (b, &id) in values.iter().enumerate() {
+                let id = id as u32;
+                if done[b] || Some(id) == end {
+                    done[b] = true;
+                } else {
+                    out[b].push(id);
+                }
+            }
+            if done.iter().all(|&d| d) {
+                break;
+            }
+            ids = Tensor::cat(vec![ids, next], 1);
+            positions = positions.map(|p| {
+                let following = p.clone().slice([0..rows, len - 1..len]).add_scalar(1);
+                Tensor::cat(vec![p, following], 1)
+            });
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::blocks::{EncoderBackbone, EncoderDecoderConfig, TransformerEncoderConfig};
+    use crate::data::Seq2SeqExample;
+
+    #[test]
+    fn greedy_decoding_follows_the_teacher_forced_argmax() {
+        let device = Device::flex();
+        device.seed(11);
+        let encoder = TransformerEncoderConfig::new(30, 16, 1, 2, 32)
+            .with_dropout(0.0)
+            .with_num_segments(0);
+        let model = EncoderDecoderConfig::new(encoder, 1).init(&device).unwrap();
+        let head = Seq2SeqConfig::new().init(&model, &device);
+        let source = vec![2, 7, 8, 9, 3];
+        let start = Seq2SeqExample::shifted(source.clone(), vec![5], 3);
+        let batch = Seq2SeqBatch::collate(&[start], 0, &device).unwrap();
+        let generated = head.generate(&model, &batch, 4, None);
+        assert_eq!(generated[0].len(), 4);
+        // Teacher-forcing the generated tokens must give back the same argmax at every step.
+        let forced = Seq2SeqExample::shifted(source, generated[0].clone(), 3);
+        let batch = Seq2SeqBatch::collate(&[forced], 0, &device).unwrap();
+        let (memory, mask) = encode_source(&model, &batch);
+        let hidden = model.decode(batch.decoder_ids.clone(), None, memory, &mask);
+        let logits = head.head.forward_at(
+            hidden,
+            batch.target_positions.clone(),
+            model.token_embedding(),
+        );
+        let argmax: Vec<i64> = logits
+            .argmax(1)
+            .into_data()
+            .convert::<i64>()
+            .try_to_vec()
+            .unwrap();
+        let generated: Vec<i64> = generated[0].iter().map(|&t| i64::from(t)).collect();
+        assert_eq!(argmax, generated);
+        // Stopping at an end token: nothing after the first one it produced.
+        let end = generated[1] as u32;
+        let stopped = head.generate(&model, &batch, 4, Some(end));
+        let expected: Vec<u32> = generated
+            .iter()
+            .map(|&t| t as u32)
+            .take_while(|&t| t != end)
+            .collect();
+        assert_eq!(stopped[0], expected);
+    }
+}
