@@ -5,8 +5,12 @@ mod common;
 use burn::prelude::*;
 use pretext::corpus::{Corpus, DocumentBoundary};
 use pretext::data::tokenize_corpus;
+use pretext::noise::bart::BartNoise;
 use pretext::noise::{MlmMasker, MlmMasking, PairKind};
-use pretext::objectives::{Mix, MlmConfig, MlmTask, PairHeadConfig, SentencePairTask};
+use pretext::objectives::{
+    BartTask, MassTask, Mix, MlmConfig, MlmTask, PairHeadConfig, SentencePairTask, SpanCorruption,
+    T5Task,
+};
 use pretext::pretrainer::check_compatible;
 use pretext::train::train;
 use pretext::{Error, Preset, Tokenizer};
@@ -131,6 +135,93 @@ fn sentence_pairs_from_single_sentence_documents_or_too_short_sequences() {
         .unwrap_err();
         assert!(matches!(err, Error::InvalidConfig(_)), "{seq_len}: {err}");
     }
+}
+
+#[test]
+fn denoising_rates_outside_the_unit_interval_or_a_non_positive_lambda() {
+    let (tokenizer, docs, _) = common::real_text();
+    let none = BartNoise::NONE;
+    for noise in [
+        BartNoise {
+            infill: 1.3,
+            ..none
+        },
+        BartNoise { mask: -0.2, ..none },
+        BartNoise {
+            permute: 2.0,
+            ..none
+        },
+        BartNoise {
+            rotate: -1.0,
+            ..none
+        },
+    ] {
+        let err = BartTask::new(&docs, &tokenizer, noise, 64).unwrap_err();
+        assert!(
+            matches!(err, Error::RateOutOfRange { .. }),
+            "{noise:?}: {err}"
+        );
+    }
+    for lambda in [0.0, -3.0, f64::INFINITY] {
+        let noise = BartNoise {
+            poisson_lambda: lambda,
+            ..BartNoise::BART
+        };
+        let err = BartTask::new(&docs, &tokenizer, noise, 64).unwrap_err();
+        assert!(matches!(err, Error::InvalidConfig(_)), "{lambda}: {err}");
+    }
+    for share in [0.0, 1.5, f64::NAN] {
+        let err = MassTask::new(&docs, &tokenizer, share, 64).unwrap_err();
+        assert!(matches!(err, Error::InvalidConfig(_)), "{share}: {err}");
+    }
+    let tokenizer = tokenizer.with_sentinels(100).unwrap();
+    for corruption in [
+        SpanCorruption {
+            noise_density: 1.5,
+            mean_span_length: 3.0,
+        },
+        SpanCorruption {
+            noise_density: 0.15,
+            mean_span_length: 0.0,
+        },
+    ] {
+        assert!(
+            T5Task::new(&docs, &tokenizer, corruption, 64).is_err(),
+            "{corruption:?}"
+        );
+    }
+}
+
+#[test]
+fn documents_too_short_to_mask_and_too_few_sentinels() {
+    let tokenizer = Tokenizer::bundled().unwrap();
+    // One-token documents: nothing for span corruption to both hide and keep.
+    let words =
+        Corpus::from_texts([("a", "Rain"), ("b", "Snow")], DocumentBoundary::File).unwrap();
+    let short = tokenize_corpus(&words, &tokenizer).unwrap();
+    let t5 = tokenizer.clone().with_sentinels(100).unwrap();
+    let err = T5Task::new(&short, &t5, SpanCorruption::default(), 64).unwrap_err();
+    assert!(matches!(err, Error::EmptyCorpus(_)), "{err}");
+    // Sequences with no room for text besides [CLS] and [SEP].
+    for seq_len in [0, 2] {
+        let err = MassTask::new(&short, &tokenizer, 0.5, seq_len).unwrap_err();
+        assert!(matches!(err, Error::InvalidConfig(_)), "{seq_len}: {err}");
+        let err = BartTask::new(&short, &tokenizer, BartNoise::BART, seq_len).unwrap_err();
+        assert!(matches!(err, Error::InvalidConfig(_)), "{seq_len}: {err}");
+    }
+    // The bundled vocabulary has no sentinels; 128-token inputs need 7.
+    let (_, docs, _) = common::real_text();
+    let err = T5Task::new(&docs, &tokenizer, SpanCorruption::default(), 128).unwrap_err();
+    assert!(
+        matches!(
+            err,
+            Error::NotEnoughSentinels {
+                needed: 7,
+                found: 0
+            }
+        ),
+        "{err}"
+    );
 }
 
 #[test]

@@ -2,12 +2,19 @@
 
 mod common;
 
+use burn::module::{Module, ModuleVisitor, Param};
+use burn::optim::GradientsParams;
 use burn::prelude::*;
-use pretext::blocks::{TransformerEncoder, TransformerEncoderConfig};
-use pretext::data::{Task, TokenizedDocument};
+use pretext::blocks::{
+    EncoderDecoder, EncoderDecoderConfig, TransformerEncoder, TransformerEncoderConfig,
+};
+use pretext::data::{Seq2SeqBatch, Task, TokenizedDocument};
+use pretext::noise::bart::BartNoise;
+use pretext::noise::example_rng;
 use pretext::noise::{MlmMasking, PairKind};
 use pretext::objectives::{
-    ClmConfig, ClmTask, Mix, Mlm, MlmConfig, MlmTask, Objective, PairHeadConfig, SentencePairTask,
+    BartTask, ClmConfig, ClmTask, MassTask, Mix, Mlm, MlmConfig, MlmTask, Objective,
+    PairHeadConfig, SentencePairTask, Seq2Seq, Seq2SeqConfig, SpanCorruption, T5Task,
 };
 use pretext::train::{Split, TrainReport, train};
 use pretext::{Pretrainer, Tokenizer};
@@ -25,13 +32,15 @@ fn mean(xs: &[f64]) -> f64 {
 }
 
 /// Trains `model` for `steps` on the task `make_task` builds from each split of real text.
-fn train_on<O, T>(
-    model: Pretrainer<TransformerEncoder, O>,
+fn train_on<M, O, T>(
+    model: Pretrainer<M, O>,
     steps: usize,
     make_task: impl Fn(&Tokenizer, &[TokenizedDocument]) -> T,
-) -> TrainReport<TransformerEncoder, O>
+) -> TrainReport<M, O>
 where
-    O: Objective<TransformerEncoder, Batch = T::Batch>,
+    M: Module,
+    O: Objective<M, Batch = T::Batch>,
+    Pretrainer<M, O>: Module,
     T: Task,
 {
     let (tokenizer, train_docs, valid_docs) = common::real_text();
@@ -151,13 +160,9 @@ fn clm_loss_falls_on_real_text() {
     assert!(valid.metrics["ppl"] < tokenizer.vocab_size() as f64 / 2.0);
 }
 
-#[test]
-fn gradients_reach_every_parameter() {
-    use burn::module::{Module, ModuleVisitor, Param};
-    use burn::optim::GradientsParams;
-    use pretext::data::Task;
-    use pretext::noise::example_rng;
-
+/// Paths of the float parameters of `model` that `grads` has no non-zero gradient for, and
+/// how many parameters there are.
+fn unreached_parameters<M: Module>(model: &M, grads: &GradientsParams) -> (Vec<String>, usize) {
     struct Check<'a> {
         grads: &'a GradientsParams,
         path: Vec<String>,
@@ -182,7 +187,18 @@ fn gradients_reach_every_parameter() {
             }
         }
     }
+    let mut check = Check {
+        grads,
+        path: Vec::new(),
+        missing: Vec::new(),
+        seen: 0,
+    };
+    model.visit(&mut check);
+    (check.missing, check.seen)
+}
 
+#[test]
+fn gradients_reach_every_parameter() {
     let (tokenizer, train_docs, _) = common::real_text();
     let device = Device::flex().autodiff();
     let model = common::tiny_mlm(&tokenizer, &device);
@@ -192,19 +208,85 @@ fn gradients_reach_every_parameter() {
         .collect();
     let output = model.forward(task.collate(&examples, &device).unwrap());
     let grads = GradientsParams::from_grads(output.loss.backward(), &model);
-    let mut check = Check {
-        grads: &grads,
-        path: Vec::new(),
-        missing: Vec::new(),
-        seen: 0,
-    };
-    model.visit(&mut check);
-    assert!(check.seen > 20, "visited only {} parameters", check.seen);
+    let (missing, seen) = unreached_parameters(&model, &grads);
+    assert!(seen > 20, "visited only {seen} parameters");
+    assert!(missing.is_empty(), "no gradient reached {missing:?}");
+}
+
+/// The tiny encoder-decoder (2 + 2 layers, width 64) over `vocab` tokens, with its head.
+fn tiny_seq2seq(vocab: usize, device: &Device) -> Pretrainer<EncoderDecoder, Seq2Seq> {
+    device.seed(7);
+    let encoder = pretext::Preset::Tiny.encoder(vocab).with_num_segments(0);
+    let backbone = EncoderDecoderConfig::new(encoder, 2).init(device).unwrap();
+    let head = Seq2SeqConfig::new().init(&backbone, device);
+    Pretrainer::new(backbone, head)
+}
+
+/// Trains the tiny encoder-decoder on `make_task`'s data; checks that its loss falls and that
+/// the batches reach every parameter.
+fn train_seq2seq<T>(
+    name: &str,
+    vocab: usize,
+    make_task: impl Fn(&Tokenizer, &[TokenizedDocument]) -> T,
+) where
+    T: Task<Batch = Seq2SeqBatch>,
+{
+    let device = model_device();
+    let model = tiny_seq2seq(vocab, &device);
+    let (tokenizer, train_docs, _) = common::real_text();
+    let task = make_task(&tokenizer, &train_docs);
+    let examples: Vec<_> = (0..8)
+        .map(|i| task.example(i, &mut example_rng(0, 0, i as u64)).unwrap())
+        .collect();
+    let output = model.forward(task.collate(&examples, &device).unwrap());
+    let grads = GradientsParams::from_grads(output.loss.backward(), &model);
+    let (missing, _) = unreached_parameters(&model, &grads);
     assert!(
-        check.missing.is_empty(),
-        "no gradient reached {:?}",
-        check.missing
+        missing.is_empty(),
+        "{name}: no gradient reached {missing:?}"
     );
+
+    let report = train_on(model, 60, make_task);
+    let (head, tail) = head_and_tail(&report.history);
+    assert!(
+        tail < 0.85 * head,
+        "{name} loss did not fall: {head} -> {tail}"
+    );
+    let valid = report
+        .history
+        .iter()
+        .rfind(|r| r.split == Split::Valid)
+        .unwrap();
+    assert!(
+        valid.metrics["token_acc"] > 0.05,
+        "{name}: {:?}",
+        valid.metrics
+    );
+}
+
+#[test]
+fn bart_trains_an_encoder_decoder_on_real_text() {
+    let vocab = Tokenizer::bundled().unwrap().vocab_size();
+    train_seq2seq("bart", vocab, |tokenizer, docs| {
+        BartTask::new(docs, tokenizer, BartNoise::BART, 64).unwrap()
+    });
+}
+
+#[test]
+fn mass_trains_an_encoder_decoder_on_real_text() {
+    let vocab = Tokenizer::bundled().unwrap().vocab_size();
+    train_seq2seq("mass", vocab, |tokenizer, docs| {
+        MassTask::new(docs, tokenizer, 0.5, 64).unwrap()
+    });
+}
+
+#[test]
+fn t5_trains_an_encoder_decoder_on_real_text() {
+    let vocab = Tokenizer::bundled().unwrap().vocab_size() + 100;
+    train_seq2seq("t5", vocab, |tokenizer, docs| {
+        let tokenizer = tokenizer.clone().with_sentinels(100).unwrap();
+        T5Task::new(docs, &tokenizer, SpanCorruption::default(), 64).unwrap()
+    });
 }
 
 #[test]
