@@ -146,6 +146,21 @@ fn denoising(c: &mut Criterion) {
         sentences.len()
     });
     bench("document_rotation", &|t, rng| bart::rotate(t, rng).len());
+    bench("bart_recipe_8_sentences", &|t, rng| {
+        let sentences: Vec<Segment> = t
+            .ids
+            .chunks(16)
+            .zip(t.word_starts.chunks(16))
+            .map(|(ids, starts)| Segment {
+                ids: ids.to_vec(),
+                word_starts: starts.to_vec(),
+            })
+            .collect();
+        bart::BartNoise::BART
+            .apply(&sentences, mask, rng)
+            .unwrap()
+            .len()
+    });
     bench("mass", &|t, rng| {
         mass_mask(&t.ids, DEFAULT_MASS_SHARE, &masker, rng)
             .unwrap()

@@ -196,8 +196,7 @@ fn denoising_rates_outside_the_unit_interval_or_a_non_positive_lambda() {
 fn documents_too_short_to_mask_and_too_few_sentinels() {
     let tokenizer = Tokenizer::bundled().unwrap();
     // One-token documents: nothing for span corruption to both hide and keep.
-    let words =
-        Corpus::from_texts([("a", "Rain"), ("b", "Snow")], DocumentBoundary::File).unwrap();
+    let words = Corpus::from_texts([("a", "Rain"), ("b", "Snow")], DocumentBoundary::File).unwrap();
     let short = tokenize_corpus(&words, &tokenizer).unwrap();
     let t5 = tokenizer.clone().with_sentinels(100).unwrap();
     let err = T5Task::new(&short, &t5, SpanCorruption::default(), 64).unwrap_err();

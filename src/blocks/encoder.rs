@@ -222,26 +222,44 @@ impl TransformerEncoderConfig {
 
     /// Parameters of the backbone by the arithmetic of its shapes (no LM head).
     pub fn num_params(&self) -> usize {
-        let (v, h, f, e) = (
-            self.vocab_size,
-            self.hidden_size,
-            self.ffn_size,
-            self.embedding_width(),
-        );
-        let positions = match self.positions {
-            PositionEncoding::Learned => self.max_positions * e,
-            PositionEncoding::Sinusoidal => 0,
-        };
-        let embeddings = v * e + positions + self.num_segments * e + 2 * e;
+        let (h, e) = (self.hidden_size, self.embedding_width());
+        let embeddings = (self.vocab_size + self.num_segments) * e + self.input_params(e);
         let projection = self.embedding_size.map_or(0, |e| e * h + h);
-        let layer = 4 * (h * h + h) + (h * f + f) + (f * h + h) + 2 * 2 * h;
         let distinct = if self.share_layers {
             1
         } else {
             self.num_layers
         };
-        let final_norm = if self.norm_first { 2 * h } else { 0 };
-        embeddings + projection + distinct * layer + final_norm
+        embeddings + projection + distinct * self.layer_params() + self.final_norm_params()
+    }
+
+    /// Parameters of the position table (if learned) and the embedding LayerNorm at `width`.
+    pub(crate) fn input_params(&self, width: usize) -> usize {
+        let positions = match self.positions {
+            PositionEncoding::Learned => self.max_positions * width,
+            PositionEncoding::Sinusoidal => 0,
+        };
+        positions + 2 * width
+    }
+
+    /// Parameters of one attention.
+    pub(crate) fn attention_params(&self) -> usize {
+        4 * (self.hidden_size * self.hidden_size + self.hidden_size)
+    }
+
+    /// Parameters of one encoder layer: attention, feed-forward, two LayerNorms.
+    pub(crate) fn layer_params(&self) -> usize {
+        let (h, f) = (self.hidden_size, self.ffn_size);
+        self.attention_params() + (h * f + f) + (f * h + h) + 2 * 2 * h
+    }
+
+    /// Parameters of the final LayerNorm pre-LN stacks end with.
+    pub(crate) fn final_norm_params(&self) -> usize {
+        if self.norm_first {
+            2 * self.hidden_size
+        } else {
+            0
+        }
     }
 }
 

@@ -82,16 +82,12 @@ impl EncoderDecoderConfig {
     /// Parameters by the arithmetic of the shapes (no output head).
     pub fn num_params(&self) -> usize {
         let e = &self.encoder;
-        let h = e.hidden_size;
-        let positions = match e.positions {
-            super::PositionEncoding::Learned => e.max_positions * h,
-            super::PositionEncoding::Sinusoidal => 0,
-        };
-        let attention = 4 * (h * h + h);
-        let layer =
-            2 * attention + (h * e.ffn_size + e.ffn_size) + (e.ffn_size * h + h) + 3 * 2 * h;
-        let final_norm = if e.norm_first { 2 * h } else { 0 };
-        e.num_params() + positions + 2 * h + self.decoder_layers * layer + final_norm
+        // A decoder layer is an encoder layer plus cross-attention and its LayerNorm.
+        let layer = e.layer_params() + e.attention_params() + 2 * e.hidden_size;
+        e.num_params()
+            + e.input_params(e.hidden_size)
+            + self.decoder_layers * layer
+            + e.final_norm_params()
     }
 }
 
