@@ -197,17 +197,32 @@ fn unreached_parameters<M: Module>(model: &M, grads: &GradientsParams) -> (Vec<S
     (check.missing, check.seen)
 }
 
+/// The gradients of `model`'s loss on the first 8 examples of `task`.
+fn first_batch_grads<M, O, T>(
+    model: &Pretrainer<M, O>,
+    task: &T,
+    device: &Device,
+) -> GradientsParams
+where
+    M: Module,
+    O: Objective<M, Batch = T::Batch>,
+    Pretrainer<M, O>: Module,
+    T: Task,
+{
+    let examples: Vec<_> = (0..8)
+        .map(|i| task.example(i, &mut example_rng(0, 0, i as u64)).unwrap())
+        .collect();
+    let output = model.forward(task.collate(&examples, device).unwrap());
+    GradientsParams::from_grads(output.loss.backward(), model)
+}
+
 #[test]
 fn gradients_reach_every_parameter() {
     let (tokenizer, train_docs, _) = common::real_text();
     let device = Device::flex().autodiff();
     let model = common::tiny_mlm(&tokenizer, &device);
     let task = MlmTask::new(&train_docs, &tokenizer, MlmMasking::default(), 64).unwrap();
-    let examples: Vec<_> = (0..8)
-        .map(|i| task.example(i, &mut example_rng(0, 0, i as u64)).unwrap())
-        .collect();
-    let output = model.forward(task.collate(&examples, &device).unwrap());
-    let grads = GradientsParams::from_grads(output.loss.backward(), &model);
+    let grads = first_batch_grads(&model, &task, &device);
     let (missing, seen) = unreached_parameters(&model, &grads);
     assert!(seen > 20, "visited only {seen} parameters");
     assert!(missing.is_empty(), "no gradient reached {missing:?}");
@@ -234,12 +249,7 @@ fn train_seq2seq<T>(
     let device = model_device();
     let model = tiny_seq2seq(vocab, &device);
     let (tokenizer, train_docs, _) = common::real_text();
-    let task = make_task(&tokenizer, &train_docs);
-    let examples: Vec<_> = (0..8)
-        .map(|i| task.example(i, &mut example_rng(0, 0, i as u64)).unwrap())
-        .collect();
-    let output = model.forward(task.collate(&examples, &device).unwrap());
-    let grads = GradientsParams::from_grads(output.loss.backward(), &model);
+    let grads = first_batch_grads(&model, &make_task(&tokenizer, &train_docs), &device);
     let (missing, _) = unreached_parameters(&model, &grads);
     assert!(
         missing.is_empty(),

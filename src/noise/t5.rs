@@ -76,9 +76,8 @@ pub fn random_spans_noise_mask(
         return Ok(vec![false; length]);
     }
     let n = length.max(2);
-    let noise = round(n as f64 * noise_density).clamp(1, n - 1);
+    let (noise, spans) = noise_and_spans(n, noise_density, mean_span_length);
     let kept = n - noise;
-    let spans = round(noise as f64 / mean_span_length).clamp(1, noise.min(kept));
     let noise_lengths = random_composition(noise, spans, rng);
     let kept_lengths = random_composition(kept, spans, rng);
     let mut mask = Vec::with_capacity(n);
@@ -88,6 +87,22 @@ pub fn random_spans_noise_mask(
     }
     mask.truncate(length);
     Ok(mask)
+}
+
+/// Noise tokens and noise spans of a text of `n >= 2` tokens (density above 0).
+fn noise_and_spans(n: usize, noise_density: f64, mean_span_length: f64) -> (usize, usize) {
+    let noise = round(n as f64 * noise_density).clamp(1, n - 1);
+    let spans = round(noise as f64 / mean_span_length).clamp(1, noise.min(n - noise));
+    (noise, spans)
+}
+
+/// The sentinels span corruption of a text of `length` tokens uses: one per noise span.
+pub fn num_noise_spans(length: usize, noise_density: f64, mean_span_length: f64) -> Result<usize> {
+    check(noise_density, mean_span_length)?;
+    if noise_density == 0.0 || length == 0 {
+        return Ok(0);
+    }
+    Ok(noise_and_spans(length.max(2), noise_density, mean_span_length).1)
 }
 
 /// A uniformly random way to write `n` as `parts` positive numbers, in order.

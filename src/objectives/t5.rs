@@ -14,7 +14,9 @@ use burn::prelude::*;
 use crate::data::{Segment, Seq2SeqBatch, Seq2SeqExample, Task, TokenizedDocument, pack_segments};
 use crate::error::{Error, Result};
 use crate::noise::ExampleRng;
-use crate::noise::t5::{corrupt_spans, random_spans_noise_mask, span_corruption_lengths};
+use crate::noise::t5::{
+    corrupt_spans, num_noise_spans, random_spans_noise_mask, span_corruption_lengths,
+};
 use crate::tokenize::{SpecialTokens, Tokenizer};
 
 /// How much T5's span corruption hides.
@@ -72,9 +74,13 @@ impl T5Task {
                 "no segment has the {MIN_TOKENS} tokens span corruption needs"
             )));
         }
+        // Span counts grow with length, so the longest segment needs the most sentinels.
         let longest = segments.iter().map(Segment::len).max().unwrap_or(0);
-        let noise = (longest as f64 * corruption.noise_density).round_ties_even();
-        let needed = ((noise / corruption.mean_span_length).round_ties_even() as usize).max(1);
+        let needed = num_noise_spans(
+            longest,
+            corruption.noise_density,
+            corruption.mean_span_length,
+        )?;
         let sentinels = tokenizer.sentinels();
         if sentinels.len() < needed {
             return Err(Error::NotEnoughSentinels {
