@@ -5,6 +5,9 @@
 //! - `mlm_*`: 15 % masking, tied head evaluated at the masked positions only. Criterion's
 //!   rate is tokens/s; the achieved GFLOP/s is that rate times the FLOPs per token printed at
 //!   start.
+//! - `electra_*`: the same encoder as discriminator, with ELECTRA's masking and a generator
+//!   a quarter as wide sharing its embeddings; tokens counted as for MLM, so the two compare
+//!   directly.
 //! - `bart_*`: an encoder-decoder of 4 + 4 such layers on BART's noise (infilling 30 % +
 //!   sentence permutation), the decoder predicting every target token. Its tokens are the
 //!   source's and the decoder's together.
@@ -25,7 +28,9 @@ use pretext::blocks::EncoderDecoderConfig;
 use pretext::data::{Batch, Task, TokenizedDocument};
 use pretext::noise::bart::BartNoise;
 use pretext::noise::{MlmMasking, example_rng};
-use pretext::objectives::{BartTask, MlmConfig, MlmTask, Objective, Seq2SeqConfig};
+use pretext::objectives::{
+    BartTask, ElectraConfig, ElectraTask, MlmConfig, MlmTask, Objective, Seq2SeqConfig,
+};
 use pretext::train::Shards;
 use pretext::{Preset, Pretrainer, Tokenizer};
 
@@ -128,6 +133,25 @@ fn train_steps(c: &mut Criterion) {
         flops / tokens / 1e6,
     );
     bench_steps(&mut group, "mlm_reference", mlm, &task, &batch, &device);
+
+    device.seed(0);
+    let backbone = encoder.init(&device).unwrap();
+    let head = ElectraConfig::new().init(&backbone, 4, &device).unwrap();
+    let electra = Pretrainer::new(backbone, head);
+    let task = ElectraTask::new(&docs, &tokenizer, MlmMasking::electra(), SEQ_LEN).unwrap();
+    let batch = examples(&task, |e| e.tokens.input_ids.len() == SEQ_LEN);
+    eprintln!(
+        "reference ELECTRA step: {} parameters",
+        electra.num_params()
+    );
+    bench_steps(
+        &mut group,
+        "electra_reference",
+        electra,
+        &task,
+        &batch,
+        &device,
+    );
 
     device.seed(0);
     let config = EncoderDecoderConfig::new(encoder.clone().with_num_segments(0), 4);

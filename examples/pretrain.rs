@@ -8,11 +8,13 @@
 //! cargo run --release --example pretrain -- --objective bart     # denoising encoder-decoder
 //! cargo run --release --example pretrain -- --objective bart --noise rotate   # one transform
 //! cargo run --release --example pretrain -- --objective t5       # span corruption, sentinels
+//! cargo run --release --example pretrain -- --objective electra  # replaced-token detection
 //! cargo run --release --example pretrain -- --out runs/clm --resume   # continue a stopped run
 //! ```
 //!
 //! Writes `OUT/config.json`, `OUT/metrics.jsonl` (one JSON object per line) and `OUT/checkpoint/`.
-//! The encoder-decoder objectives end by printing a few validation examples: the corrupted
+//! `electra` also writes `OUT/discriminator.bpk`, the discriminator alone (the model one
+//! fine-tunes). The encoder-decoder objectives end by printing a few validation examples: the corrupted
 //! input, the model's greedy output and the target.
 
 use std::path::{Path, PathBuf};
@@ -27,10 +29,11 @@ use pretext::noise::bart::BartNoise;
 use pretext::noise::mass::DEFAULT_MASS_SHARE;
 use pretext::noise::{MlmMasking, PairKind, example_rng};
 use pretext::objectives::{
-    BartTask, ClmConfig, ClmTask, MassTask, Mix, MlmConfig, MlmTask, Objective, PairHeadConfig,
-    SentencePairTask, Seq2Seq, Seq2SeqConfig, SpanCorruption, T5Task,
+    BartTask, ClmConfig, ClmTask, ElectraConfig, ElectraTask, MassTask, Mix, MlmConfig, MlmTask,
+    Objective, PairHeadConfig, SentencePairTask, Seq2Seq, Seq2SeqConfig, SpanCorruption, T5Task,
 };
 use pretext::pretrainer::check_compatible;
+use pretext::train::checkpoint::save_weights;
 use pretext::train::{TrainConfig, TrainReport, train};
 use pretext::{Preset, Pretrainer, Tokenizer};
 
@@ -55,6 +58,9 @@ enum ObjectiveName {
     Mass,
     /// T5: an encoder-decoder that predicts the spans its input hides behind sentinels.
     T5,
+    /// ELECTRA: a small generator fills masked positions, the encoder tells replaced tokens
+    /// from original ones.
+    Electra,
 }
 
 /// T5's number of sentinel tokens, added to the vocabulary for `t5`.
@@ -120,6 +126,16 @@ struct Args {
     /// BART-large), or one transform alone: mask, delete, infill, permute, rotate.
     #[arg(long, default_value = "bart")]
     noise: String,
+    /// ELECTRA's generator width as a share of the encoder's (0.25 as ELECTRA; its released
+    /// Small used 1.0).
+    #[arg(long, default_value_t = 0.25)]
+    generator_size: f64,
+    /// Weight of ELECTRA's discriminator loss against the generator's 1.
+    #[arg(long, default_value_t = 50.0)]
+    disc_weight: f64,
+    /// Softmax temperature of ELECTRA's generator samples (higher: more random replacements).
+    #[arg(long, default_value_t = 1.0)]
+    temperature: f64,
     /// Decoder layers of the encoder-decoder objectives (default: as many as the encoder's).
     #[arg(long)]
     decoder_layers: Option<usize>,
@@ -360,6 +376,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         ..MlmMasking::default()
     };
     let noise = BartNoise::preset(&args.noise)?;
+    let electra = ElectraConfig::new()
+        .with_generator_size(args.generator_size)
+        .with_disc_weight(args.disc_weight)
+        .with_temperature(args.temperature)
+        .with_dropout(args.dropout);
     let corruption = SpanCorruption::default();
     let seq2seq_config = EncoderDecoderConfig::new(
         encoder.clone(),
@@ -379,6 +400,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         ObjectiveName::Bart => saved["noise"] = serde_json::to_value(noise)?,
         ObjectiveName::Mass => saved["mass_share"] = DEFAULT_MASS_SHARE.into(),
         ObjectiveName::T5 => saved["span_corruption"] = serde_json::to_value(corruption)?,
+        ObjectiveName::Electra => {
+            saved["electra"] = serde_json::from_str::<serde_json::Value>(&electra.to_string())?;
+            saved["masking"] = serde_json::to_value(MlmMasking::electra())?;
+        }
         _ => {}
     }
     if seq2seq {
@@ -462,6 +487,17 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 MassTask::new(docs, &tokenizer, DEFAULT_MASS_SHARE, seq_len)
             })?
             .history
+        }
+        ObjectiveName::Electra => {
+            let backbone = encoder_only()?;
+            let head = electra.init(&backbone, encoder.num_layers, &device)?;
+            let report = run.train(backbone, head, |docs| {
+                ElectraTask::new(docs, &tokenizer, MlmMasking::electra(), seq_len)
+            })?;
+            let path = out.join("discriminator.bpk");
+            save_weights(&report.model.backbone, &path)?;
+            eprintln!("discriminator saved to {}", path.display());
+            report.history
         }
         ObjectiveName::T5 => {
             run.seq2seq(

@@ -8,8 +8,8 @@ use pretext::data::tokenize_corpus;
 use pretext::noise::bart::BartNoise;
 use pretext::noise::{MlmMasker, MlmMasking, PairKind};
 use pretext::objectives::{
-    BartTask, MassTask, Mix, MlmConfig, MlmTask, PairHeadConfig, SentencePairTask, SpanCorruption,
-    T5Task,
+    BartTask, ElectraConfig, MassTask, Mix, MlmConfig, MlmTask, PairHeadConfig, SentencePairTask,
+    SpanCorruption, T5Task,
 };
 use pretext::pretrainer::check_compatible;
 use pretext::train::train;
@@ -217,6 +217,42 @@ fn documents_too_short_to_mask_and_too_few_sentinels() {
             Error::NotEnoughSentinels {
                 needed: 7,
                 found: 0
+            }
+        ),
+        "{err}"
+    );
+}
+
+#[test]
+fn electra_generator_larger_than_the_discriminator_or_negative_weight() {
+    let tokenizer = Tokenizer::bundled().unwrap();
+    let device = Device::flex();
+    let backbone = common::tiny_backbone(&tokenizer, &device);
+    for config in [
+        ElectraConfig::new().with_generator_size(2.0),
+        ElectraConfig::new().with_generator_layers(1.5),
+        ElectraConfig::new().with_disc_weight(-1.0),
+        ElectraConfig::new().with_disc_weight(f64::NAN),
+    ] {
+        let err = config.init(&backbone, 2, &device).unwrap_err();
+        assert!(matches!(err, Error::InvalidConfig(_)), "{config:?}: {err}");
+    }
+    // A generator 0.9 as wide as a 300-wide discriminator is 270 wide, with 270 / 64 = 4
+    // heads, which do not divide it.
+    let wide =
+        pretext::blocks::TransformerEncoderConfig::new(tokenizer.vocab_size(), 300, 1, 3, 64)
+            .init(&device)
+            .unwrap();
+    let err = ElectraConfig::new()
+        .with_generator_size(0.9)
+        .init(&wide, 1, &device)
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            Error::HeadsDoNotDivide {
+                hidden: 270,
+                heads: 4
             }
         ),
         "{err}"

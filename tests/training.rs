@@ -13,8 +13,9 @@ use pretext::noise::bart::BartNoise;
 use pretext::noise::example_rng;
 use pretext::noise::{MlmMasking, PairKind};
 use pretext::objectives::{
-    BartTask, ClmConfig, ClmTask, MassTask, Mix, Mlm, MlmConfig, MlmTask, Objective,
-    PairHeadConfig, SentencePairTask, Seq2Seq, Seq2SeqConfig, SpanCorruption, T5Task,
+    BartTask, ClmConfig, ClmTask, ElectraConfig, ElectraTask, MassTask, Mix, Mlm, MlmConfig,
+    MlmTask, Objective, PairHeadConfig, SentencePairTask, Seq2Seq, Seq2SeqConfig, SpanCorruption,
+    T5Task,
 };
 use pretext::train::{Split, TrainReport, train};
 use pretext::{Pretrainer, Tokenizer};
@@ -334,4 +335,32 @@ fn albert_mlm_plus_sop_trains_on_a_factorized_shared_backbone() {
     for key in ["mlm_acc", "sop_acc", "sop_loss"] {
         assert!(metrics.contains_key(key), "{key} missing from {metrics:?}");
     }
+}
+
+#[test]
+fn electra_trains_generator_and_discriminator_on_real_text() {
+    let tokenizer = Tokenizer::bundled().unwrap();
+    let device = model_device();
+    let backbone = common::tiny_backbone(&tokenizer, &device);
+    let electra = ElectraConfig::new().init(&backbone, 2, &device).unwrap();
+    let model = Pretrainer::new(backbone, electra);
+    let report = train_on(model, 60, |tokenizer, docs| {
+        ElectraTask::new(docs, tokenizer, MlmMasking::electra(), 64).unwrap()
+    });
+    let (head, tail) = head_and_tail(&report.history);
+    assert!(
+        tail < 0.85 * head,
+        "ELECTRA loss did not fall: {head} -> {tail}"
+    );
+    let valid = report
+        .history
+        .iter()
+        .rfind(|r| r.split == Split::Valid)
+        .unwrap();
+    let m = &valid.metrics;
+    for key in ["gen_acc", "disc_acc", "replaced_frac", "disc_loss"] {
+        assert!(m.contains_key(key), "{key} missing from {m:?}");
+    }
+    // Most masked positions get a token other than the original from an untrained generator.
+    assert!((0.08..0.16).contains(&m["replaced_frac"]), "{m:?}");
 }

@@ -113,6 +113,9 @@ pub struct TransformerEncoder {
 /// What an encoder objective needs of its backbone: hidden states for token ids under a mask,
 /// and the token table a tied output head reuses.
 pub trait EncoderBackbone {
+    /// The input embeddings `[batch, len, embedding]` of `ids` (tokens, positions, segments,
+    /// normalised): what a model sharing this backbone's embeddings reads (ELECTRA's generator).
+    fn embed(&self, ids: Tensor<2, Int>, segments: Option<Tensor<2, Int>>) -> Tensor<3>;
     /// Hidden states `[batch, len, hidden]` for `ids` `[batch, len]`.
     fn encode(
         &self,
@@ -171,6 +174,18 @@ impl TransformerEncoderConfig {
         FeedForwardConfig::new(self.hidden_size, self.ffn_size).init(device)
     }
 
+    /// One encoder layer of this shape.
+    pub fn layer(&self, device: &Device) -> crate::Result<EncoderLayer> {
+        Ok(EncoderLayer {
+            attention: self.attention().init(device)?,
+            attention_norm: self.layer_norm(device),
+            ffn: self.ffn(device),
+            ffn_norm: self.layer_norm(device),
+            dropout: Dropout::new(self.dropout),
+            norm_first: self.norm_first,
+        })
+    }
+
     /// The embeddings' configuration at `width`.
     pub(crate) fn embeddings(&self, width: usize) -> EmbeddingsConfig {
         EmbeddingsConfig::new(self.vocab_size, width)
@@ -184,23 +199,13 @@ impl TransformerEncoderConfig {
     /// Builds the backbone.
     pub fn init(&self, device: &Device) -> crate::Result<TransformerEncoder> {
         self.validate()?;
-        let norm = || self.layer_norm(device);
         let distinct = if self.share_layers {
             1
         } else {
             self.num_layers
         };
         let layers = (0..distinct)
-            .map(|_| {
-                Ok(EncoderLayer {
-                    attention: self.attention().init(device)?,
-                    attention_norm: norm(),
-                    ffn: self.ffn(device),
-                    ffn_norm: norm(),
-                    dropout: Dropout::new(self.dropout),
-                    norm_first: self.norm_first,
-                })
-            })
+            .map(|_| self.layer(device))
             .collect::<crate::Result<Vec<_>>>()?;
         let width = self.embedding_width();
         Ok(TransformerEncoder {
@@ -210,7 +215,7 @@ impl TransformerEncoderConfig {
             embeddings: self.embeddings(width).init(device),
             layers,
             depth: self.num_layers,
-            final_norm: self.norm_first.then(norm),
+            final_norm: self.norm_first.then(|| self.layer_norm(device)),
             hidden_size: self.hidden_size,
         })
     }
@@ -264,6 +269,10 @@ impl TransformerEncoderConfig {
 }
 
 impl EncoderBackbone for TransformerEncoder {
+    fn embed(&self, ids: Tensor<2, Int>, segments: Option<Tensor<2, Int>>) -> Tensor<3> {
+        self.embeddings.forward(ids, segments)
+    }
+
     fn encode(
         &self,
         ids: Tensor<2, Int>,

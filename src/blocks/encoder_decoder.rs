@@ -92,6 +92,10 @@ impl EncoderDecoderConfig {
 }
 
 impl EncoderBackbone for EncoderDecoder {
+    fn embed(&self, ids: Tensor<2, Int>, segments: Option<Tensor<2, Int>>) -> Tensor<3> {
+        self.encoder.embed(ids, segments)
+    }
+
     fn encode(
         &self,
         ids: Tensor<2, Int>,

@@ -37,6 +37,17 @@ impl Default for MlmMasking {
 }
 
 impl MlmMasking {
+    /// ELECTRA's masking: 15 % of the tokens, of which 85 % become `[MASK]` and 15 % stay as
+    /// they are; no random tokens (the generator supplies the replacements).
+    pub fn electra() -> Self {
+        Self {
+            mask_prob: 0.15,
+            mask_replace_prob: 0.85,
+            random_replace_prob: 0.0,
+            whole_word: false,
+        }
+    }
+
     /// Checks that the rates are probabilities and the replacement shares add up to at most 1.
     pub fn validate(&self) -> Result<()> {
         check_rate("mask_prob", self.mask_prob)?;
@@ -275,12 +286,17 @@ mod tests {
 
     #[test]
     fn special_and_padding_tokens_are_never_touched() {
-        for whole_word in [false, true] {
-            let m = masker(MlmMasking {
-                mask_prob: 0.9,
-                whole_word,
-                ..Default::default()
-            });
+        let bert = |whole_word| MlmMasking {
+            mask_prob: 0.9,
+            whole_word,
+            ..Default::default()
+        };
+        let electra = MlmMasking {
+            mask_prob: 0.9,
+            ..MlmMasking::electra()
+        };
+        for masking in [bert(false), bert(true), electra] {
+            let m = masker(masking);
             for i in 0..300 {
                 let (ids, starts) = example(i, 64);
                 let out = m.mask(&ids, &starts, &mut example_rng(1, 0, i)).unwrap();
@@ -296,7 +312,18 @@ mod tests {
 
     #[test]
     fn masked_share_and_80_10_10_split_match_the_rates() {
-        let m = masker(MlmMasking::default());
+        check_shares(MlmMasking::default(), [0.8, 0.1, 0.1]);
+    }
+
+    #[test]
+    fn electra_masks_85_and_keeps_15_percent_with_no_random_tokens() {
+        check_shares(MlmMasking::electra(), [0.85, 0.0, 0.15]);
+    }
+
+    /// Over many examples: the masked share is `mask_prob` and the targets split into
+    /// `[MASK]`, random and kept as `expected` says.
+    fn check_shares(masking: MlmMasking, expected: [f64; 3]) {
+        let m = masker(masking);
         let (mut maskable, mut selected, mut masked, mut random, mut kept) = (0, 0, 0, 0, 0);
         for i in 0..4000 {
             let (ids, starts) = example(i, 128);
@@ -325,22 +352,17 @@ mod tests {
         let rate = selected as f64 / maskable as f64;
         assert!((rate - 0.15).abs() < 0.005, "masked share {rate}");
         let share = |n: usize| n as f64 / selected as f64;
-        assert!(
-            (share(masked) - 0.8).abs() < 0.01,
-            "mask share {}",
-            share(masked)
-        );
         // A random draw equals the original 1 time in 995; it then counts as kept.
-        assert!(
-            (share(random) - 0.1).abs() < 0.01,
-            "random share {}",
-            share(random)
-        );
-        assert!(
-            (share(kept) - 0.1).abs() < 0.01,
-            "kept share {}",
-            share(kept)
-        );
+        for (name, n, want) in [
+            ("mask", masked, expected[0]),
+            ("random", random, expected[1]),
+            ("kept", kept, expected[2]),
+        ] {
+            assert!((share(n) - want).abs() < 0.01, "{name} share {}", share(n));
+        }
+        if expected[1] == 0.0 {
+            assert_eq!(random, 0, "random tokens drawn");
+        }
     }
 
     #[test]

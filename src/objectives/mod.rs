@@ -14,6 +14,7 @@
 
 pub mod bart;
 pub mod clm;
+pub mod electra;
 pub mod loss;
 pub mod mass;
 pub mod mix;
@@ -24,6 +25,7 @@ pub mod t5;
 
 pub use bart::BartTask;
 pub use clm::{Clm, ClmConfig, ClmTask};
+pub use electra::{Electra, ElectraBatch, ElectraConfig, ElectraTask};
 pub use loss::{Predictions, masked_cross_entropy};
 pub use mass::MassTask;
 pub use mix::Mix;

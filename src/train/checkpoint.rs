@@ -79,6 +79,28 @@ pub fn save<M: Module>(
     Ok(target)
 }
 
+/// Writes the weights of `module` alone to `path` (a `.bpk` file), through a temporary file
+/// renamed into place: ELECTRA's discriminator without its generator, say.
+pub fn save_weights<M: Module>(module: &M, path: &Path) -> Result<()> {
+    let tmp = path.with_extension("tmp.bpk");
+    module
+        .clone()
+        .save_file(&tmp)
+        .map_err(|e| ckpt_err(&tmp, e))?;
+    std::fs::File::open(&tmp)
+        .and_then(|f| f.sync_all())
+        .map_err(|e| Error::io(&tmp, e))?;
+    std::fs::rename(&tmp, path).map_err(|e| Error::io(path, e))
+}
+
+/// Loads weights written by [`save_weights`] into `module`, which must have the same shape.
+pub fn load_weights<M: Module>(path: &Path, module: M) -> Result<M> {
+    if !path.is_file() {
+        return Err(ckpt_err(path, "missing"));
+    }
+    module.try_load_file(path).map_err(|e| ckpt_err(path, e))
+}
+
 /// The checkpoint directory of run `dir`: the current one, or the previous one if a crash
 /// interrupted the swap.
 pub fn locate(dir: &Path) -> Option<PathBuf> {
@@ -97,11 +119,7 @@ pub fn load_state(ckpt: &Path) -> Result<TrainState> {
 
 /// Loads the weights of checkpoint `ckpt` into `model`.
 pub fn load_model<M: Module>(ckpt: &Path, model: M) -> Result<M> {
-    let path = ckpt.join(MODEL_FILE);
-    if !path.is_file() {
-        return Err(ckpt_err(&path, "missing"));
-    }
-    model.try_load_file(&path).map_err(|e| ckpt_err(&path, e))
+    load_weights(&ckpt.join(MODEL_FILE), model)
 }
 
 /// Loads the optimizer state of checkpoint `ckpt` into `optimizer`.
