@@ -1,5 +1,7 @@
 //! Padding and stacking token-level examples into tensors on a device.
 
+use std::borrow::Borrow;
+
 use burn::prelude::*;
 
 use crate::error::{Error, Result};
@@ -41,9 +43,15 @@ pub struct TokenBatch {
 }
 
 impl TokenBatch {
-    /// Pads `examples` to the longest one and moves them to `device`. Either every example
-    /// carries a label or none does, and the batch must have something to predict.
-    pub fn collate(examples: &[TokenExample], pad_id: u32, device: &Device) -> Result<Self> {
+    /// Pads `examples` (owned or borrowed) to the longest one and moves them to `device`.
+    /// Either every example carries a label or none does, and the batch must have something to
+    /// predict.
+    pub fn collate<E: Borrow<TokenExample>>(
+        examples: &[E],
+        pad_id: u32,
+        device: &Device,
+    ) -> Result<Self> {
+        let examples: Vec<&TokenExample> = examples.iter().map(Borrow::borrow).collect();
         let batch = examples.len();
         let len = examples
             .iter()

@@ -114,13 +114,9 @@ impl Seq2SeqBatch {
                 )));
             }
         }
-        let ints = |v: Vec<u32>| v.into_iter().map(i64::from).collect::<Vec<i64>>();
+        let ints = |v: &[u32]| v.iter().map(|&x| i64::from(x)).collect::<Vec<i64>>();
         let pad = i64::from(pad_id);
-        let source = pad_rows(
-            examples.iter().map(|e| ints(e.source.clone())),
-            source_len,
-            pad,
-        );
+        let source = pad_rows(examples.iter().map(|e| ints(&e.source)), source_len, pad);
         let padding = pad_rows(
             examples.iter().map(|e| vec![false; e.source.len()]),
             source_len,
@@ -136,7 +132,7 @@ impl Seq2SeqBatch {
             true,
         );
         let decoder = pad_rows(
-            examples.iter().map(|e| ints(e.decoder_input.clone())),
+            examples.iter().map(|e| ints(&e.decoder_input)),
             target_len,
             pad,
         );
@@ -144,7 +140,7 @@ impl Seq2SeqBatch {
             pad_rows(
                 examples
                     .iter()
-                    .map(|e| ints(e.decoder_positions.clone().unwrap_or_default())),
+                    .map(|e| ints(e.decoder_positions.as_deref().unwrap_or_default())),
                 target_len,
                 0,
             )

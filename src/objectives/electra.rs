@@ -344,6 +344,7 @@ impl Batch for ElectraBatch {
 #[derive(Debug, Clone)]
 pub struct ElectraTask {
     mlm: MlmTask,
+    pad: u32,
 }
 
 impl ElectraTask {
@@ -357,6 +358,7 @@ impl ElectraTask {
     ) -> crate::Result<Self> {
         Ok(Self {
             mlm: MlmTask::new(documents, tokenizer, masking, seq_len)?,
+            pad: tokenizer.special().pad,
         })
     }
 }
@@ -381,11 +383,14 @@ impl Task for ElectraTask {
     }
 
     fn collate(&self, examples: &[ElectraExample], device: &Device) -> crate::Result<ElectraBatch> {
-        let tokens: Vec<TokenExample> = examples.iter().map(|e| e.tokens.clone()).collect();
-        let uniforms: Vec<f32> = examples.iter().flat_map(|e| e.uniforms.clone()).collect();
+        let tokens: Vec<&TokenExample> = examples.iter().map(|e| &e.tokens).collect();
+        let uniforms: Vec<f32> = examples
+            .iter()
+            .flat_map(|e| e.uniforms.iter().copied())
+            .collect();
         let n = uniforms.len();
         Ok(ElectraBatch {
-            tokens: self.mlm.collate(&tokens, device)?,
+            tokens: TokenBatch::collate(&tokens, self.pad, device)?,
             uniforms: Tensor::from_data(TensorData::new(uniforms, [n]), device),
         })
     }
