@@ -11,6 +11,8 @@
 //! - `bart_*`: an encoder-decoder of 4 + 4 such layers on BART's noise (infilling 30 % +
 //!   sentence permutation), the decoder predicting every target token. Its tokens are the
 //!   source's and the decoder's together.
+//! - `xlnet_*`: the MLM encoder run as two streams (XLNet's query stream for a sixth of the
+//!   tokens, in spans), the tied head on the query stream; tokens counted as for MLM.
 //!
 //! Each in two variants: the whole batch on the calling thread (burn's kernels spread over
 //! the cores as they can), and the batch in one shard per core ([`Shards`]), as `pretrain`
@@ -27,9 +29,10 @@ use criterion::{BenchmarkGroup, Criterion, Throughput, criterion_group, criterio
 use pretext::blocks::EncoderDecoderConfig;
 use pretext::data::{Batch, Task, TokenizedDocument};
 use pretext::noise::bart::BartNoise;
-use pretext::noise::{MlmMasking, example_rng};
+use pretext::noise::{MlmMasking, PermutationMasking, example_rng};
 use pretext::objectives::{
-    BartTask, ElectraConfig, ElectraTask, MlmConfig, MlmTask, Objective, Seq2SeqConfig,
+    BartTask, ElectraConfig, ElectraTask, MlmConfig, MlmTask, Objective, PermutationTask,
+    PermutedLmConfig, Seq2SeqConfig,
 };
 use pretext::train::Shards;
 use pretext::{Preset, Pretrainer, Tokenizer};
@@ -152,6 +155,15 @@ fn train_steps(c: &mut Criterion) {
         &batch,
         &device,
     );
+
+    device.seed(0);
+    let backbone = encoder.init(&device).unwrap();
+    let head = PermutedLmConfig::new().init(&backbone, &device);
+    let xlnet = Pretrainer::new(backbone, head);
+    let task =
+        PermutationTask::xlnet(&docs, &tokenizer, PermutationMasking::XLNET, SEQ_LEN).unwrap();
+    let batch = examples(&task, |e| e.ids.len() == SEQ_LEN);
+    bench_steps(&mut group, "xlnet_reference", xlnet, &task, &batch, &device);
 
     device.seed(0);
     let config = EncoderDecoderConfig::new(encoder.clone().with_num_segments(0), 4);

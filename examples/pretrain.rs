@@ -9,6 +9,7 @@
 //! cargo run --release --example pretrain -- --objective bart --noise rotate   # one transform
 //! cargo run --release --example pretrain -- --objective t5       # span corruption, sentinels
 //! cargo run --release --example pretrain -- --objective electra  # replaced-token detection
+//! cargo run --release --example pretrain -- --objective xlnet    # permuted LM, two streams
 //! cargo run --release --example pretrain -- --out runs/clm --resume   # continue a stopped run
 //! ```
 //!
@@ -27,10 +28,11 @@ use pretext::corpus::{Corpus, DocumentBoundary};
 use pretext::data::{Seq2SeqBatch, Seq2SeqExample, Task, TokenizedDocument, tokenize_corpus};
 use pretext::noise::bart::BartNoise;
 use pretext::noise::mass::DEFAULT_MASS_SHARE;
-use pretext::noise::{MlmMasking, PairKind, example_rng};
+use pretext::noise::{MlmMasking, PairKind, PermutationMasking, example_rng};
 use pretext::objectives::{
     BartTask, ClmConfig, ClmTask, ElectraConfig, ElectraTask, MassTask, Mix, MlmConfig, MlmTask,
-    Objective, PairHeadConfig, SentencePairTask, Seq2Seq, Seq2SeqConfig, SpanCorruption, T5Task,
+    Objective, PairHeadConfig, PermutationTask, PermutedLmConfig, SentencePairTask, Seq2Seq,
+    Seq2SeqConfig, SpanCorruption, T5Task,
 };
 use pretext::pretrainer::check_compatible;
 use pretext::train::checkpoint::save_weights;
@@ -61,6 +63,12 @@ enum ObjectiveName {
     /// ELECTRA: a small generator fills masked positions, the encoder tells replaced tokens
     /// from original ones.
     Electra,
+    /// XLNet: permuted LM; the query stream predicts the last sixth of a random factorization
+    /// order, in spans of up to 5 tokens.
+    Xlnet,
+    /// MPNet: permuted LM over 15 % of the tokens, with every prediction seeing the positions of
+    /// all tokens.
+    Mpnet,
 }
 
 /// T5's number of sentinel tokens, added to the vocabulary for `t5`.
@@ -400,6 +408,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         ObjectiveName::Bart => saved["noise"] = serde_json::to_value(noise)?,
         ObjectiveName::Mass => saved["mass_share"] = DEFAULT_MASS_SHARE.into(),
         ObjectiveName::T5 => saved["span_corruption"] = serde_json::to_value(corruption)?,
+        ObjectiveName::Xlnet => saved["masking"] = serde_json::to_value(PermutationMasking::XLNET)?,
+        ObjectiveName::Mpnet => saved["masking"] = serde_json::to_value(PermutationMasking::MPNET)?,
         ObjectiveName::Electra => {
             saved["electra"] = serde_json::from_str::<serde_json::Value>(&electra.to_string())?;
             saved["masking"] = serde_json::to_value(MlmMasking::electra())?;
@@ -498,6 +508,19 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             save_weights(&report.model.backbone, &path)?;
             eprintln!("discriminator saved to {}", path.display());
             report.history
+        }
+        ObjectiveName::Xlnet | ObjectiveName::Mpnet => {
+            let backbone = encoder_only()?;
+            let head = PermutedLmConfig::new().init(&backbone, &device);
+            let xlnet = matches!(args.objective, ObjectiveName::Xlnet);
+            run.train(backbone, head, |docs| {
+                if xlnet {
+                    PermutationTask::xlnet(docs, &tokenizer, PermutationMasking::XLNET, seq_len)
+                } else {
+                    PermutationTask::mpnet(docs, &tokenizer, PermutationMasking::MPNET, seq_len)
+                }
+            })?
+            .history
         }
         ObjectiveName::T5 => {
             run.seq2seq(

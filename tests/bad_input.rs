@@ -6,10 +6,10 @@ use burn::prelude::*;
 use pretext::corpus::{Corpus, DocumentBoundary};
 use pretext::data::tokenize_corpus;
 use pretext::noise::bart::BartNoise;
-use pretext::noise::{MlmMasker, MlmMasking, PairKind};
+use pretext::noise::{MlmMasker, MlmMasking, PairKind, PermutationMasking, example_rng};
 use pretext::objectives::{
-    BartTask, ElectraConfig, MassTask, Mix, MlmConfig, MlmTask, PairHeadConfig, SentencePairTask,
-    SpanCorruption, T5Task,
+    BartTask, ElectraConfig, MassTask, Mix, MlmConfig, MlmTask, PairHeadConfig, PermutationTask,
+    SentencePairTask, SpanCorruption, T5Task,
 };
 use pretext::pretrainer::check_compatible;
 use pretext::train::train;
@@ -257,6 +257,41 @@ fn electra_generator_larger_than_the_discriminator_or_negative_weight() {
         ),
         "{err}"
     );
+}
+
+#[test]
+fn permuted_lm_share_outside_the_unit_interval_span_zero_or_nothing_to_predict() {
+    let (tokenizer, docs, _) = common::real_text();
+    for masking in [
+        PermutationMasking {
+            predict_share: 0.0,
+            max_span: 5,
+        },
+        PermutationMasking {
+            predict_share: 1.2,
+            max_span: 5,
+        },
+        PermutationMasking {
+            predict_share: f64::NAN,
+            max_span: 5,
+        },
+        PermutationMasking {
+            predict_share: 0.2,
+            max_span: 0,
+        },
+    ] {
+        let err = PermutationTask::xlnet(&docs, &tokenizer, masking, 64).unwrap_err();
+        assert!(matches!(err, Error::InvalidConfig(_)), "{masking:?}: {err}");
+        let err = PermutationTask::mpnet(&docs, &tokenizer, masking, 64).unwrap_err();
+        assert!(matches!(err, Error::InvalidConfig(_)), "{masking:?}: {err}");
+    }
+    // No room for text, or a sequence of special tokens only.
+    let err = PermutationTask::xlnet(&docs, &tokenizer, PermutationMasking::XLNET, 2).unwrap_err();
+    assert!(matches!(err, Error::InvalidConfig(_)), "{err}");
+    let err = PermutationMasking::XLNET
+        .sample(&[false, false], &mut example_rng(0, 0, 0))
+        .unwrap_err();
+    assert!(matches!(err, Error::TextTooShort { .. }), "{err}");
 }
 
 #[test]

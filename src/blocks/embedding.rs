@@ -108,6 +108,18 @@ impl Embeddings {
         self.input.forward(self.tokens.forward(ids), None, segments)
     }
 
+    /// Embeds `ids` at explicit `positions` `[batch, len]`, each below `max_positions`
+    /// (tokens need not sit at their index: XLNet's query stream, MPNet's appended masks).
+    pub fn forward_at(
+        &self,
+        ids: Tensor<2, Int>,
+        positions: Tensor<2, Int>,
+        segments: Option<Tensor<2, Int>>,
+    ) -> Tensor<3> {
+        self.input
+            .forward(self.tokens.forward(ids), Some(positions), segments)
+    }
+
     /// Longest sequence accepted.
     pub fn max_positions(&self) -> usize {
         self.input.max_positions

@@ -71,9 +71,30 @@ pub struct EncoderLayer {
 impl EncoderLayer {
     /// Applies the layer to `[batch, len, hidden]`.
     pub fn forward(&self, x: Tensor<3>, mask: Option<&AttentionMask>) -> Tensor<3> {
+        let len = x.dims()[1];
+        self.forward_two_stream(x, len, mask)
+    }
+
+    /// Applies the layer to `x` `[batch, len, hidden]` in which every position queries but
+    /// only the first `keys` are attended to: two-stream attention (XLNet), with the content
+    /// stream first and the query stream behind it. Both streams share every weight; the
+    /// query stream reads the content stream and is never read, and `mask` is
+    /// `[batch, 1, len, keys]`. With `keys == len` this is ordinary self-attention.
+    pub fn forward_two_stream(
+        &self,
+        x: Tensor<3>,
+        keys: usize,
+        mask: Option<&AttentionMask>,
+    ) -> Tensor<3> {
         let (dropout, first) = (&self.dropout, self.norm_first);
         let x = residual(x, &self.attention_norm, dropout, first, |h| {
-            self.attention.forward(h.clone(), h, mask)
+            let [batch, len, width] = h.dims();
+            let content = if keys < len {
+                h.clone().slice([0..batch, 0..keys, 0..width])
+            } else {
+                h.clone()
+            };
+            self.attention.forward(h, content, mask)
         });
         residual(x, &self.ffn_norm, dropout, first, |h| self.ffn.forward(h))
     }
@@ -268,6 +289,29 @@ impl TransformerEncoderConfig {
     }
 }
 
+impl TransformerEncoder {
+    /// Everything after the embeddings: the projection (if factorized), every layer with the
+    /// first `keys` positions as keys (see [`EncoderLayer::forward_two_stream`]), and the
+    /// final LayerNorm of a pre-LN stack.
+    pub(crate) fn stack(
+        &self,
+        mut x: Tensor<3>,
+        keys: usize,
+        mask: Option<&AttentionMask>,
+    ) -> Tensor<3> {
+        if let Some(projection) = &self.projection {
+            x = projection.forward(x);
+        }
+        for i in 0..self.depth {
+            x = self.layers[i % self.layers.len()].forward_two_stream(x, keys, mask);
+        }
+        match &self.final_norm {
+            Some(norm) => norm.forward(x),
+            None => x,
+        }
+    }
+}
+
 impl EncoderBackbone for TransformerEncoder {
     fn embed(&self, ids: Tensor<2, Int>, segments: Option<Tensor<2, Int>>) -> Tensor<3> {
         self.embeddings.forward(ids, segments)
@@ -279,17 +323,9 @@ impl EncoderBackbone for TransformerEncoder {
         segments: Option<Tensor<2, Int>>,
         mask: Option<&AttentionMask>,
     ) -> Tensor<3> {
-        let mut x = self.embeddings.forward(ids, segments);
-        if let Some(projection) = &self.projection {
-            x = projection.forward(x);
-        }
-        for i in 0..self.depth {
-            x = self.layers[i % self.layers.len()].forward(x, mask);
-        }
-        match &self.final_norm {
-            Some(norm) => norm.forward(x),
-            None => x,
-        }
+        let x = self.embeddings.forward(ids, segments);
+        let len = x.dims()[1];
+        self.stack(x, len, mask)
     }
 
     fn token_embedding(&self) -> Tensor<2> {

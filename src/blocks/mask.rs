@@ -67,6 +67,32 @@ impl AttentionMask {
         }
     }
 
+    /// Attention by rank in a factorization order (XLNet's and MPNet's two streams): row `i`
+    /// of `rows` `[batch, queries]` may see key `j` of `keys` `[batch, keys]` when
+    /// `keys[j] <= rows[i]`; where `slots` `[batch, keys]` marks a key, the rule flips and the
+    /// row sees it when `keys[j] > rows[i]` (MPNet's `[MASK]` slots, which later predictions
+    /// show to earlier ones). A key ranked above every row is blocked for all (padding).
+    pub fn by_rank(
+        rows: Tensor<2, Int>,
+        keys: Tensor<2, Int>,
+        slots: Option<Tensor<2, Bool>>,
+    ) -> Self {
+        let [batch, q] = rows.dims();
+        let k = keys.dims()[1];
+        let shape = [batch, q, k];
+        let rows = rows.reshape([batch, q, 1]).expand(shape);
+        let keys = keys.reshape([batch, 1, k]);
+        let blocked = match slots {
+            None => keys.expand(shape).greater(rows),
+            // Blocked: an ordinary key ranked above the row, or a slot ranked at or below it.
+            Some(slots) => keys
+                .expand(shape)
+                .lower_equal(rows)
+                .equal(slots.reshape([batch, 1, k]).expand(shape)),
+        };
+        Self::from_blocked(blocked)
+    }
+
     /// A key is blocked when either mask blocks it (shapes broadcast over size-1 dimensions).
     pub fn or(self, other: AttentionMask) -> Self {
         let a = self.blocked.dims();
@@ -105,6 +131,42 @@ mod tests {
             got,
             vec![false, true, true, false, false, true, false, false, false]
         );
+    }
+
+    fn bools<const D: usize>(t: Tensor<D, Bool>) -> Vec<bool> {
+        t.into_data().try_to_vec().unwrap()
+    }
+
+    #[test]
+    fn by_rank_follows_the_order_and_flips_for_slots() {
+        let device = Device::flex();
+        // Keys: context (-2), two targets ranked 0 and 2 in a doubled scale, one slot ranked 2.
+        let keys = Tensor::<2, Int>::from_ints([[-2, 0, 2, 2]], &device);
+        let slots = Tensor::<2, Bool>::from_bool(
+            TensorData::new(vec![false, false, false, true], [1, 4]),
+            &device,
+        );
+        // Rows: a context row (-1), the first target's content (0), the second target's query
+        // (1: it sees the first target but not itself) and its content (2).
+        let rows = Tensor::<2, Int>::from_ints([[-1, 0, 1, 2]], &device);
+        let plain = AttentionMask::by_rank(rows.clone(), keys.clone(), None).blocked([1, 1, 4, 4]);
+        #[rustfmt::skip]
+        let expected = vec![
+            false, true, true, true,
+            false, false, true, true,
+            false, false, true, true,
+            false, false, false, false,
+        ];
+        assert_eq!(bools(plain), expected);
+        let with_slots = AttentionMask::by_rank(rows, keys, Some(slots)).blocked([1, 1, 4, 4]);
+        #[rustfmt::skip]
+        let expected = vec![
+            false, true, true, false,
+            false, false, true, false,
+            false, false, true, false,
+            false, false, false, true,
+        ];
+        assert_eq!(bools(with_slots), expected);
     }
 
     #[test]

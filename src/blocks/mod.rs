@@ -10,6 +10,7 @@ pub mod feed_forward;
 pub mod lm_head;
 pub mod mask;
 pub mod pooler;
+pub mod two_stream;
 
 pub use attention::{MultiHeadAttention, MultiHeadAttentionConfig};
 pub use decoder::{DecoderLayer, TransformerDecoder};
@@ -21,6 +22,7 @@ pub use feed_forward::{FeedForward, FeedForwardConfig};
 pub use lm_head::{LmHead, LmHeadConfig};
 pub use mask::AttentionMask;
 pub use pooler::{Pooler, PoolerConfig};
+pub use two_stream::{StreamInput, TwoStreamBackbone};
 
 use burn::nn::{Initializer, Linear, LinearConfig};
 use burn::prelude::Device;

@@ -1,10 +1,12 @@
 //! From tokenized documents to batches: segments, example sources and collation.
 
 pub mod batch;
+pub mod permutation;
 pub mod segments;
 pub mod seq2seq;
 
 pub use batch::{TokenBatch, TokenExample};
+pub use permutation::{PermutationBatch, PermutationExample};
 pub use segments::{Segment, TokenizedDocument, pack_segments, pack_sentences, tokenize_corpus};
 pub use seq2seq::{Seq2SeqBatch, Seq2SeqExample};
 

@@ -11,15 +11,18 @@
 //!   permutation, document rotation.
 //! - [`mass`]: MASS's one-span masking and the decoder's shifted inputs.
 //! - [`t5`]: T5's span corruption with sentinels, and its length arithmetic.
+//! - [`permutation`]: factorization orders for permuted LM (XLNet, MPNet).
 
 pub mod bart;
 pub mod mass;
 pub mod mlm;
 pub mod pairs;
+pub mod permutation;
 pub mod t5;
 
 pub use mlm::{MlmMasker, MlmMasking};
 pub use pairs::{DEFAULT_SHORT_SEQ_PROB, PairKind, PairSampler, SentencePair};
+pub use permutation::{FactorizationOrder, PermutationMasking};
 
 use rand::SeedableRng;
 
