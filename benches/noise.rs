@@ -15,7 +15,7 @@ use pretext::data::{Segment, TokenizedDocument, pack_segments, tokenize_corpus};
 use pretext::noise::bart;
 use pretext::noise::mass::{DEFAULT_MASS_SHARE, mass_mask};
 use pretext::noise::{
-    DEFAULT_SHORT_SEQ_PROB, ExampleRng, MlmMasker, MlmMasking, PairKind, PairSampler,
+    DEFAULT_SHORT_SEQ_PROB, ExampleRng, MaskUnit, MlmMasker, MlmMasking, PairKind, PairSampler,
     PermutationMasking, example_rng, t5,
 };
 
@@ -71,16 +71,14 @@ fn masking(c: &mut Criterion) {
     assert_eq!(batch.len(), BATCH);
     let mut group = c.benchmark_group("mlm_masking_32x128");
     group.throughput(Throughput::Elements(BATCH as u64));
-    for whole_word in [false, true] {
-        let masker = MlmMasker::for_tokenizer(
-            MlmMasking {
-                whole_word,
-                ..MlmMasking::default()
-            },
-            &tokenizer,
-        )
-        .unwrap();
-        let name = if whole_word { "whole_word" } else { "token" };
+    for (name, unit) in [
+        ("token", MaskUnit::Token),
+        ("whole_word", MaskUnit::WholeWord),
+        ("ngram_albert", MaskUnit::ALBERT),
+        ("span_spanbert", MaskUnit::SPANBERT),
+    ] {
+        let masker =
+            MlmMasker::for_tokenizer(MlmMasking::default().with_unit(unit), &tokenizer).unwrap();
         bench_batch(&mut group, name, &batch, |(ids, starts), rng| {
             masker.mask(ids, starts, rng).unwrap().targets.len()
         });

@@ -28,7 +28,7 @@ use pretext::corpus::{Corpus, DocumentBoundary};
 use pretext::data::{Seq2SeqBatch, Seq2SeqExample, Task, TokenizedDocument, tokenize_corpus};
 use pretext::noise::bart::BartNoise;
 use pretext::noise::mass::DEFAULT_MASS_SHARE;
-use pretext::noise::{MlmMasking, PairKind, PermutationMasking, example_rng};
+use pretext::noise::{MaskUnit, MlmMasking, PairKind, PermutationMasking, example_rng};
 use pretext::objectives::{
     BartTask, ClmConfig, ClmTask, ElectraConfig, ElectraTask, MassTask, Mix, MlmConfig, MlmTask,
     Objective, PairHeadConfig, PermutationTask, PermutedLmConfig, SentencePairTask, Seq2Seq,
@@ -69,6 +69,29 @@ enum ObjectiveName {
     /// MPNet: permuted LM over 15 % of the tokens, with every prediction seeing the positions of
     /// all tokens.
     Mpnet,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum MaskUnitName {
+    /// Single tokens (BERT).
+    Token,
+    /// Whole words.
+    Word,
+    /// n-grams of up to 3 whole words, p ∝ 1/n (ALBERT).
+    Ngram,
+    /// Spans of whole words, geometric p = 0.2, at most 10 (SpanBERT).
+    Span,
+}
+
+impl MaskUnitName {
+    fn unit(self) -> MaskUnit {
+        match self {
+            Self::Token => MaskUnit::Token,
+            Self::Word => MaskUnit::WholeWord,
+            Self::Ngram => MaskUnit::ALBERT,
+            Self::Span => MaskUnit::SPANBERT,
+        }
+    }
 }
 
 /// T5's number of sentinel tokens, added to the vocabulary for `t5`.
@@ -122,9 +145,11 @@ struct Args {
     /// Device to train on.
     #[arg(long, value_enum, default_value = "flex")]
     device: DeviceName,
-    /// Mask whole words (mlm, bert; always on for albert).
-    #[arg(long)]
-    whole_word: bool,
+    /// What MLM masking selects at a time (mlm, bert, albert): single tokens, whole words,
+    /// ALBERT's n-grams of up to 3 words, or SpanBERT's geometric spans of words (default:
+    /// ngram for albert, token otherwise).
+    #[arg(long, value_enum)]
+    mask_unit: Option<MaskUnitName>,
     /// Weight of the sentence-level loss against the MLM loss's 1 (bert, albert). Default 1
     /// for bert, as BERT; 5 for albert: with ALBERT's 1:1, SOP stays at chance through a
     /// 1000-step mini run (0.54), and at 5 it learns (0.58) at some cost to MLM.
@@ -379,10 +404,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             _ => 1,
         }));
     let pair_weight = args.pair_weight.unwrap_or(if albert { 5.0 } else { 1.0 });
-    let masking = MlmMasking {
-        whole_word: args.whole_word || albert,
-        ..MlmMasking::default()
+    let default_unit = if albert {
+        MaskUnitName::Ngram
+    } else {
+        MaskUnitName::Token
     };
+    let masking = MlmMasking::default().with_unit(args.mask_unit.unwrap_or(default_unit).unit());
     let noise = BartNoise::preset(&args.noise)?;
     let electra = ElectraConfig::new()
         .with_generator_size(args.generator_size)

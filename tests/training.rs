@@ -11,7 +11,7 @@ use pretext::blocks::{
 use pretext::data::{Seq2SeqBatch, Task, TokenizedDocument};
 use pretext::noise::bart::BartNoise;
 use pretext::noise::example_rng;
-use pretext::noise::{MlmMasking, PairKind, PermutationMasking};
+use pretext::noise::{MaskUnit, MlmMasking, PairKind, PermutationMasking};
 use pretext::objectives::{
     BartTask, ClmConfig, ClmTask, ElectraConfig, ElectraTask, MassTask, Mix, Mlm, MlmConfig,
     MlmTask, Objective, PairHeadConfig, PermutationTask, PermutedLmConfig, SentencePairTask,
@@ -86,7 +86,11 @@ fn train_mlm_with_pairs(
     let pairs = PairHeadConfig::new(kind).init(&backbone, &device);
     let model = Pretrainer::new(backbone, Mix::new(mlm, 1.0, pairs, 1.0).unwrap());
     let masking = Some(MlmMasking {
-        whole_word: kind == PairKind::SentenceOrder,
+        unit: if kind == PairKind::SentenceOrder {
+            MaskUnit::ALBERT
+        } else {
+            MaskUnit::Token
+        },
         ..MlmMasking::default()
     });
     let report = train_on(model, 60, |tokenizer, docs| {

@@ -5,7 +5,7 @@
 //! `(seed, epoch, example index)`, as fairseq does, so the data do not depend on the number of
 //! loader threads and a resumed run sees exactly the batches it would have seen.
 //!
-//! - [`mlm`]: BERT's masking, token-level or whole-word.
+//! - [`mlm`]: BERT's masking, by tokens, whole words, ALBERT's n-grams or SpanBERT's spans.
 //! - [`pairs`]: NSP and SOP sentence pairs.
 //! - [`bart`]: BART's transforms: token masking and deletion, text infilling, sentence
 //!   permutation, document rotation.
@@ -20,7 +20,7 @@ pub mod pairs;
 pub mod permutation;
 pub mod t5;
 
-pub use mlm::{MlmMasker, MlmMasking};
+pub use mlm::{MaskUnit, MlmMasker, MlmMasking};
 pub use pairs::{DEFAULT_SHORT_SEQ_PROB, PairKind, PairSampler, SentencePair};
 pub use permutation::{FactorizationOrder, PermutationMasking};
 
