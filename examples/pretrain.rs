@@ -10,6 +10,7 @@
 //! cargo run --release --example pretrain -- --objective t5       # span corruption, sentinels
 //! cargo run --release --example pretrain -- --objective electra  # replaced-token detection
 //! cargo run --release --example pretrain -- --objective xlnet    # permuted LM, two streams
+//! cargo run --release --example pretrain -- --objective spanbert # span masking + boundary objective
 //! cargo run --release --example pretrain -- --out runs/clm --resume   # continue a stopped run
 //! ```
 //!
@@ -31,8 +32,8 @@ use pretext::noise::mass::DEFAULT_MASS_SHARE;
 use pretext::noise::{MaskUnit, MlmMasking, PairKind, PermutationMasking, example_rng};
 use pretext::objectives::{
     BartTask, ClmConfig, ClmTask, ElectraConfig, ElectraTask, MassTask, Mix, MlmConfig, MlmTask,
-    Objective, PairHeadConfig, PermutationTask, PermutedLmConfig, SentencePairTask, Seq2Seq,
-    Seq2SeqConfig, SpanCorruption, T5Task,
+    Objective, PairHeadConfig, PermutationTask, PermutedLmConfig, SboHeadConfig, SentencePairTask,
+    Seq2Seq, Seq2SeqConfig, SpanBert, SpanBertTask, SpanCorruption, T5Task,
 };
 use pretext::pretrainer::check_compatible;
 use pretext::train::checkpoint::save_weights;
@@ -69,6 +70,8 @@ enum ObjectiveName {
     /// MPNet: permuted LM over 15 % of the tokens, with every prediction seeing the positions of
     /// all tokens.
     Mpnet,
+    /// SpanBERT: masked LM over geometric spans of whole words + the span-boundary objective.
+    Spanbert,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -147,7 +150,7 @@ struct Args {
     device: DeviceName,
     /// What MLM masking selects at a time (mlm, bert, albert): single tokens, whole words,
     /// ALBERT's n-grams of up to 3 words, or SpanBERT's geometric spans of words (default:
-    /// ngram for albert, token otherwise).
+    /// ngram for albert, span for spanbert, token otherwise).
     #[arg(long, value_enum)]
     mask_unit: Option<MaskUnitName>,
     /// Weight of the sentence-level loss against the MLM loss's 1 (bert, albert). Default 1
@@ -404,10 +407,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             _ => 1,
         }));
     let pair_weight = args.pair_weight.unwrap_or(if albert { 5.0 } else { 1.0 });
-    let default_unit = if albert {
-        MaskUnitName::Ngram
-    } else {
-        MaskUnitName::Token
+    let default_unit = match args.objective {
+        ObjectiveName::Albert => MaskUnitName::Ngram,
+        ObjectiveName::Spanbert => MaskUnitName::Span,
+        _ => MaskUnitName::Token,
     };
     let masking = MlmMasking::default().with_unit(args.mask_unit.unwrap_or(default_unit).unit());
     let noise = BartNoise::preset(&args.noise)?;
@@ -546,6 +549,15 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 } else {
                     PermutationTask::mpnet(docs, &tokenizer, PermutationMasking::MPNET, seq_len)
                 }
+            })?
+            .history
+        }
+        ObjectiveName::Spanbert => {
+            let backbone = encoder_only()?;
+            let sbo = SboHeadConfig::new();
+            let head = SpanBert::new(&backbone, sbo.clone(), 1.0, &device)?;
+            run.train(backbone, head, |docs| {
+                SpanBertTask::new(docs, &tokenizer, masking, sbo.max_targets, seq_len)
             })?
             .history
         }

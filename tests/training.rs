@@ -14,8 +14,8 @@ use pretext::noise::example_rng;
 use pretext::noise::{MaskUnit, MlmMasking, PairKind, PermutationMasking};
 use pretext::objectives::{
     BartTask, ClmConfig, ClmTask, ElectraConfig, ElectraTask, MassTask, Mix, Mlm, MlmConfig,
-    MlmTask, Objective, PairHeadConfig, PermutationTask, PermutedLmConfig, SentencePairTask,
-    Seq2Seq, Seq2SeqConfig, SpanCorruption, T5Task,
+    MlmTask, Objective, PairHeadConfig, PermutationTask, PermutedLmConfig, SboHeadConfig,
+    SentencePairTask, Seq2Seq, Seq2SeqConfig, SpanBert, SpanBertTask, SpanCorruption, T5Task,
 };
 use pretext::train::{Split, TrainReport, train};
 use pretext::{Pretrainer, Tokenizer};
@@ -415,4 +415,35 @@ fn mpnet_trains_through_the_query_stream_on_real_text() {
         PermutationTask::mpnet(docs, tokenizer, PermutationMasking::MPNET, 64).unwrap()
     });
     assert!(metrics["plm_acc"] > 0.02, "{metrics:?}");
+}
+
+#[test]
+fn spanbert_trains_mlm_and_the_boundary_objective_on_real_text() {
+    let tokenizer = Tokenizer::bundled().unwrap();
+    let device = model_device();
+    let backbone = common::tiny_backbone(&tokenizer, &device);
+    let head = SpanBert::new(&backbone, SboHeadConfig::new(), 1.0, &device).unwrap();
+    let model = Pretrainer::new(backbone, head);
+    let make_task = |tokenizer: &Tokenizer, docs: &[TokenizedDocument]| {
+        SpanBertTask::new(docs, tokenizer, MlmMasking::spanbert(), 15, 64).unwrap()
+    };
+    let (_, docs, _) = common::real_text();
+    let grads = first_batch_grads(&model, &make_task(&tokenizer, &docs), &device);
+    let (missing, _) = unreached_parameters(&model, &grads);
+    assert!(missing.is_empty(), "no gradient reached {missing:?}");
+    let report = train_on(model, 60, make_task);
+    let (head, tail) = head_and_tail(&report.history);
+    assert!(
+        tail < 0.85 * head,
+        "SpanBERT loss did not fall: {head} -> {tail}"
+    );
+    let m = &report
+        .history
+        .iter()
+        .rfind(|r| r.split == Split::Valid)
+        .unwrap()
+        .metrics;
+    for key in ["mlm_acc", "sbo_acc", "sbo_loss"] {
+        assert!(m.contains_key(key), "{key} missing from {m:?}");
+    }
 }

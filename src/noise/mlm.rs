@@ -139,6 +139,12 @@ impl MlmMasking {
         }
     }
 
+    /// SpanBERT's masking: 15 % of the tokens in geometric spans of whole words (p = 0.2, at
+    /// most 10), 80/10/10 decided once per span.
+    pub fn spanbert() -> Self {
+        Self::default().with_unit(MaskUnit::SPANBERT)
+    }
+
     /// This masking with `unit` as what it selects.
     pub fn with_unit(self, unit: MaskUnit) -> Self {
         Self { unit, ..self }

@@ -22,6 +22,7 @@ pub mod mlm;
 pub mod plm;
 pub mod sentence_pair;
 pub mod seq2seq;
+pub mod spanbert;
 pub mod t5;
 
 pub use bart::BartTask;
@@ -34,6 +35,7 @@ pub use mlm::{Mlm, MlmConfig, MlmTask};
 pub use plm::{PermutationTask, PermutedLm, PermutedLmConfig};
 pub use sentence_pair::{PairHead, PairHeadConfig, SentencePairTask};
 pub use seq2seq::{Seq2Seq, Seq2SeqConfig};
+pub use spanbert::{SboHead, SboHeadConfig, SpanBert, SpanBertTask};
 pub use t5::{SpanCorruption, T5Task};
 
 use burn::module::ModuleDisplay;
