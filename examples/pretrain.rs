@@ -11,6 +11,7 @@
 //! cargo run --release --example pretrain -- --objective electra  # replaced-token detection
 //! cargo run --release --example pretrain -- --objective xlnet    # permuted LM, two streams
 //! cargo run --release --example pretrain -- --objective spanbert # span masking + boundary objective
+//! cargo run --release --example pretrain -- --objective unilm    # four attention masks, one model
 //! cargo run --release --example pretrain -- --out runs/clm --resume   # continue a stopped run
 //! ```
 //!
@@ -30,10 +31,12 @@ use pretext::data::{Seq2SeqBatch, Seq2SeqExample, Task, TokenizedDocument, token
 use pretext::noise::bart::BartNoise;
 use pretext::noise::mass::DEFAULT_MASS_SHARE;
 use pretext::noise::{MaskUnit, MlmMasking, PairKind, PermutationMasking, example_rng};
+use pretext::objectives::unilm::UNILM_SEGMENTS;
 use pretext::objectives::{
     BartTask, ClmConfig, ClmTask, ElectraConfig, ElectraTask, MassTask, Mix, MlmConfig, MlmTask,
     Objective, PairHeadConfig, PermutationTask, PermutedLmConfig, SboHeadConfig, SentencePairTask,
-    Seq2Seq, Seq2SeqConfig, SpanBert, SpanBertTask, SpanCorruption, T5Task,
+    Seq2Seq, Seq2SeqConfig, SpanBert, SpanBertTask, SpanCorruption, T5Task, Unilm, UnilmShares,
+    UnilmTask,
 };
 use pretext::pretrainer::check_compatible;
 use pretext::train::checkpoint::save_weights;
@@ -72,6 +75,9 @@ enum ObjectiveName {
     Mpnet,
     /// SpanBERT: masked LM over geometric spans of whole words + the span-boundary objective.
     Spanbert,
+    /// UniLM: cloze masked LM under a bidirectional, left-to-right, right-to-left or
+    /// sequence-to-sequence attention mask drawn per batch.
+    Unilm,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -382,8 +388,13 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .with_dropout(args.dropout)
         .with_embedding_size(embedding_size)
         .with_share_layers(args.share_layers || albert)
-        // The encoder-decoders read one segment, with no segment ids.
-        .with_num_segments(if seq2seq { 0 } else { 2 })
+        // The encoder-decoders read one segment, with no segment ids; UniLM's segment ids
+        // name its mask types.
+        .with_num_segments(match args.objective {
+            _ if seq2seq => 0,
+            ObjectiveName::Unilm => UNILM_SEGMENTS,
+            _ => 2,
+        })
         .with_norm_first(
             args.norm_first
                 .unwrap_or(matches!(args.objective, ObjectiveName::Clm)),
@@ -438,6 +449,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         ObjectiveName::Bart => saved["noise"] = serde_json::to_value(noise)?,
         ObjectiveName::Mass => saved["mass_share"] = DEFAULT_MASS_SHARE.into(),
         ObjectiveName::T5 => saved["span_corruption"] = serde_json::to_value(corruption)?,
+        ObjectiveName::Unilm => {
+            saved["unilm_shares"] = serde_json::to_value(UnilmShares::default())?;
+        }
         ObjectiveName::Xlnet => saved["masking"] = serde_json::to_value(PermutationMasking::XLNET)?,
         ObjectiveName::Mpnet => saved["masking"] = serde_json::to_value(PermutationMasking::MPNET)?,
         ObjectiveName::Electra => {
@@ -558,6 +572,14 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             let head = SpanBert::new(&backbone, sbo.clone(), 1.0, &device)?;
             run.train(backbone, head, |docs| {
                 SpanBertTask::new(docs, &tokenizer, masking, sbo.max_targets, seq_len)
+            })?
+            .history
+        }
+        ObjectiveName::Unilm => {
+            let backbone = encoder_only()?;
+            let head = Unilm::new(&backbone, &device)?;
+            run.train(backbone, head, |docs| {
+                UnilmTask::new(docs, &tokenizer, masking, UnilmShares::default(), seq_len)
             })?
             .history
         }

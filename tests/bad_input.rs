@@ -6,10 +6,10 @@ use burn::prelude::*;
 use pretext::corpus::{Corpus, DocumentBoundary};
 use pretext::data::tokenize_corpus;
 use pretext::noise::bart::BartNoise;
-use pretext::noise::{MlmMasker, MlmMasking, PairKind, PermutationMasking, example_rng};
+use pretext::noise::{MaskUnit, MlmMasker, MlmMasking, PairKind, PermutationMasking, example_rng};
 use pretext::objectives::{
     BartTask, ElectraConfig, MassTask, Mix, MlmConfig, MlmTask, PairHeadConfig, PermutationTask,
-    SentencePairTask, SpanCorruption, T5Task,
+    SentencePairTask, SpanCorruption, T5Task, UnilmShares, UnilmTask,
 };
 use pretext::pretrainer::check_compatible;
 use pretext::train::train;
@@ -292,6 +292,45 @@ fn permuted_lm_share_outside_the_unit_interval_span_zero_or_nothing_to_predict()
         .sample(&[false, false], &mut example_rng(0, 0, 0))
         .unwrap_err();
     assert!(matches!(err, Error::TextTooShort { .. }), "{err}");
+}
+
+#[test]
+fn span_masking_and_unilm_settings_out_of_range() {
+    let (tokenizer, docs, _) = common::real_text();
+    for unit in [
+        MaskUnit::Span {
+            p: 0.0,
+            max_words: 10,
+        },
+        MaskUnit::Span {
+            p: 1.0,
+            max_words: 10,
+        },
+        MaskUnit::Span {
+            p: 0.2,
+            max_words: 0,
+        },
+        MaskUnit::NGram { max_n: 0 },
+    ] {
+        let masking = MlmMasking::default().with_unit(unit);
+        let err = MlmTask::new(&docs, &tokenizer, masking, 64).unwrap_err();
+        assert!(matches!(err, Error::InvalidConfig(_)), "{unit:?}: {err}");
+    }
+    let shares = UnilmShares {
+        seq2seq: 0.5,
+        ..Default::default()
+    };
+    let err = UnilmTask::new(&docs, &tokenizer, MlmMasking::default(), shares, 64).unwrap_err();
+    assert!(matches!(err, Error::InvalidConfig(_)), "{err}");
+    let err = UnilmTask::new(
+        &docs,
+        &tokenizer,
+        MlmMasking::default(),
+        UnilmShares::default(),
+        3,
+    )
+    .unwrap_err();
+    assert!(matches!(err, Error::InvalidConfig(_)), "{err}");
 }
 
 #[test]

@@ -16,6 +16,7 @@ use pretext::objectives::{
     BartTask, ClmConfig, ClmTask, ElectraConfig, ElectraTask, MassTask, Mix, Mlm, MlmConfig,
     MlmTask, Objective, PairHeadConfig, PermutationTask, PermutedLmConfig, SboHeadConfig,
     SentencePairTask, Seq2Seq, Seq2SeqConfig, SpanBert, SpanBertTask, SpanCorruption, T5Task,
+    Unilm, UnilmShares, UnilmTask,
 };
 use pretext::train::{Split, TrainReport, train};
 use pretext::{Pretrainer, Tokenizer};
@@ -446,4 +447,32 @@ fn spanbert_trains_mlm_and_the_boundary_objective_on_real_text() {
     for key in ["mlm_acc", "sbo_acc", "sbo_loss"] {
         assert!(m.contains_key(key), "{key} missing from {m:?}");
     }
+}
+
+#[test]
+fn unilm_trains_one_model_under_all_four_masks_on_real_text() {
+    let tokenizer = Tokenizer::bundled().unwrap();
+    let device = model_device();
+    device.seed(7);
+    let backbone = common::tiny_encoder(&tokenizer)
+        .with_num_segments(pretext::objectives::unilm::UNILM_SEGMENTS)
+        .init(&device)
+        .unwrap();
+    let head = Unilm::new(&backbone, &device).unwrap();
+    let model = Pretrainer::new(backbone, head);
+    let report = train_on(model, 60, |tokenizer, docs| {
+        UnilmTask::new(
+            docs,
+            tokenizer,
+            MlmMasking::default(),
+            UnilmShares::default(),
+            64,
+        )
+        .unwrap()
+    });
+    let (head, tail) = head_and_tail(&report.history);
+    assert!(
+        tail < 0.85 * head,
+        "UniLM loss did not fall: {head} -> {tail}"
+    );
 }

@@ -125,6 +125,14 @@ impl Embeddings {
         self.input.max_positions
     }
 
+    /// Segment ids the table holds (0 for none).
+    pub fn num_segments(&self) -> usize {
+        self.input
+            .segments
+            .as_ref()
+            .map_or(0, |t| t.weight.dims()[0])
+    }
+
     /// Vocabulary size.
     pub fn vocab_size(&self) -> usize {
         self.tokens.weight.shape().dims::<2>()[0]

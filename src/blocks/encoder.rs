@@ -148,6 +148,8 @@ pub trait EncoderBackbone {
     fn token_embedding(&self) -> Tensor<2>;
     /// Width of the hidden states.
     fn hidden_size(&self) -> usize;
+    /// Segment ids the embeddings know (0 for none).
+    fn num_segments(&self) -> usize;
     /// Vocabulary size.
     fn vocab_size(&self) -> usize;
     /// Longest sequence accepted.
@@ -334,6 +336,10 @@ impl EncoderBackbone for TransformerEncoder {
 
     fn hidden_size(&self) -> usize {
         self.hidden_size
+    }
+
+    fn num_segments(&self) -> usize {
+        self.embeddings.num_segments()
     }
 
     fn vocab_size(&self) -> usize {

@@ -113,6 +113,10 @@ impl EncoderBackbone for EncoderDecoder {
         self.encoder.hidden_size()
     }
 
+    fn num_segments(&self) -> usize {
+        self.encoder.num_segments()
+    }
+
     fn vocab_size(&self) -> usize {
         self.encoder.vocab_size()
     }

@@ -45,6 +45,40 @@ impl AttentionMask {
         }
     }
 
+    /// Blocks every key before the query (right-to-left attention), for any batch.
+    pub fn anti_causal(len: usize, device: &Device) -> Self {
+        Self {
+            blocked: Tensor::<2, Bool>::triu_mask([len, len], 0, device).reshape([1, 1, len, len]),
+            // The last key, not the first, is the one every query sees; padding keys are
+            // blocked on top, so a row may be left with none.
+            keeps_first_key: false,
+        }
+    }
+
+    /// Prefix LM (UniLM's sequence-to-sequence mask): every query sees the first
+    /// `prefix[b]` keys of its row (the source) and the keys after the prefix up to itself
+    /// (the target, left to right); source queries see no target key.
+    pub fn prefix(prefix: Tensor<1, Int>, len: usize) -> Self {
+        let batch = prefix.dims()[0];
+        let device = prefix.device();
+        let shape = [batch, len, len];
+        let keys = Tensor::<1, Int>::arange(0..len as i64, &device)
+            .reshape([1, 1, len])
+            .expand(shape);
+        let queries = Tensor::<1, Int>::arange(0..len as i64, &device)
+            .reshape([1, len, 1])
+            .expand(shape);
+        let in_target = keys
+            .clone()
+            .greater_equal(prefix.reshape([batch, 1, 1]).expand(shape));
+        Self {
+            blocked: in_target
+                .bool_and(keys.greater(queries))
+                .reshape([batch, 1, len, len]),
+            keeps_first_key: true,
+        }
+    }
+
     /// From a `[batch, queries, keys]` mask where `true` means *blocked*.
     pub fn from_blocked(blocked: Tensor<3, Bool>) -> Self {
         let [b, q, k] = blocked.dims();
@@ -167,6 +201,35 @@ mod tests {
             false, false, false, true,
         ];
         assert_eq!(bools(with_slots), expected);
+    }
+
+    #[test]
+    fn right_to_left_and_prefix_masks_are_the_unilm_matrices() {
+        let device = Device::flex();
+        let r2l = AttentionMask::anti_causal(3, &device).blocked([1, 1, 3, 3]);
+        #[rustfmt::skip]
+        let expected = vec![
+            false, false, false,
+            true, false, false,
+            true, true, false,
+        ];
+        assert_eq!(bools(r2l), expected);
+        // Two rows of 4: prefixes of 2 and 1 ([CLS] alone would be 1).
+        let prefix = Tensor::<1, Int>::from_ints([2, 1], &device);
+        let s2s = AttentionMask::prefix(prefix, 4).blocked([2, 1, 4, 4]);
+        #[rustfmt::skip]
+        let expected = vec![
+            false, false, true, true,
+            false, false, true, true,
+            false, false, false, true,
+            false, false, false, false,
+
+            false, true, true, true,
+            false, false, true, true,
+            false, false, false, true,
+            false, false, false, false,
+        ];
+        assert_eq!(bools(s2s), expected);
     }
 
     #[test]

@@ -24,6 +24,7 @@ pub mod sentence_pair;
 pub mod seq2seq;
 pub mod spanbert;
 pub mod t5;
+pub mod unilm;
 
 pub use bart::BartTask;
 pub use clm::{Clm, ClmConfig, ClmTask};
@@ -37,6 +38,7 @@ pub use sentence_pair::{PairHead, PairHeadConfig, SentencePairTask};
 pub use seq2seq::{Seq2Seq, Seq2SeqConfig};
 pub use spanbert::{SboHead, SboHeadConfig, SpanBert, SpanBertTask};
 pub use t5::{SpanCorruption, T5Task};
+pub use unilm::{Unilm, UnilmMask, UnilmShares, UnilmTask};
 
 use burn::module::ModuleDisplay;
 use burn::prelude::*;
