@@ -103,13 +103,16 @@ fn train_mlm_with_pairs(
         "{} mix loss did not fall: {head} -> {tail}",
         kind.name()
     );
-    report
-        .history
+    last_valid(&report.history).clone()
+}
+
+/// The metrics of the last validation in `history`.
+fn last_valid(history: &[pretext::train::LogRecord]) -> &std::collections::BTreeMap<String, f64> {
+    &history
         .iter()
         .rfind(|r| r.split == Split::Valid)
-        .unwrap()
+        .expect("a validation record")
         .metrics
-        .clone()
 }
 
 /// Mean of the first and of the last five train losses.
@@ -268,16 +271,8 @@ fn train_seq2seq<T>(
         tail < 0.85 * head,
         "{name} loss did not fall: {head} -> {tail}"
     );
-    let valid = report
-        .history
-        .iter()
-        .rfind(|r| r.split == Split::Valid)
-        .unwrap();
-    assert!(
-        valid.metrics["token_acc"] > 0.05,
-        "{name}: {:?}",
-        valid.metrics
-    );
+    let metrics = last_valid(&report.history);
+    assert!(metrics["token_acc"] > 0.05, "{name}: {metrics:?}");
 }
 
 #[test]
@@ -357,12 +352,7 @@ fn electra_trains_generator_and_discriminator_on_real_text() {
         tail < 0.85 * head,
         "ELECTRA loss did not fall: {head} -> {tail}"
     );
-    let valid = report
-        .history
-        .iter()
-        .rfind(|r| r.split == Split::Valid)
-        .unwrap();
-    let m = &valid.metrics;
+    let m = last_valid(&report.history);
     for key in ["gen_acc", "disc_acc", "replaced_frac", "disc_loss"] {
         assert!(m.contains_key(key), "{key} missing from {m:?}");
     }
@@ -393,13 +383,7 @@ fn train_plm(
         tail < 0.85 * head,
         "permuted LM loss did not fall: {head} -> {tail}"
     );
-    report
-        .history
-        .iter()
-        .rfind(|r| r.split == Split::Valid)
-        .unwrap()
-        .metrics
-        .clone()
+    last_valid(&report.history).clone()
 }
 
 #[test]
@@ -438,12 +422,7 @@ fn spanbert_trains_mlm_and_the_boundary_objective_on_real_text() {
         tail < 0.85 * head,
         "SpanBERT loss did not fall: {head} -> {tail}"
     );
-    let m = &report
-        .history
-        .iter()
-        .rfind(|r| r.split == Split::Valid)
-        .unwrap()
-        .metrics;
+    let m = last_valid(&report.history);
     for key in ["mlm_acc", "sbo_acc", "sbo_loss"] {
         assert!(m.contains_key(key), "{key} missing from {m:?}");
     }
