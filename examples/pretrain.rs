@@ -31,6 +31,7 @@ use pretext::data::{Seq2SeqBatch, Seq2SeqExample, Task, TokenizedDocument, token
 use pretext::noise::bart::BartNoise;
 use pretext::noise::mass::DEFAULT_MASS_SHARE;
 use pretext::noise::{MaskUnit, MlmMasking, PairKind, PermutationMasking, example_rng};
+use pretext::objectives::multitask::read_tasks;
 use pretext::objectives::unilm::UNILM_SEGMENTS;
 use pretext::objectives::{
     BartTask, ClmConfig, ClmTask, ElectraConfig, ElectraTask, MassTask, Mix, MlmConfig, MlmTask,
@@ -38,6 +39,7 @@ use pretext::objectives::{
     Seq2Seq, Seq2SeqConfig, SpanBert, SpanBertTask, SpanCorruption, T5Task, Unilm, UnilmShares,
     UnilmTask,
 };
+use pretext::objectives::{MultiTask, MultiTaskData};
 use pretext::pretrainer::check_compatible;
 use pretext::train::checkpoint::save_weights;
 use pretext::train::{TrainConfig, TrainReport, train};
@@ -126,6 +128,12 @@ struct Args {
     /// Pretraining objective.
     #[arg(long, value_enum, default_value = "mlm")]
     objective: ObjectiveName,
+    /// A JSON file of objectives to pretrain at once (ERNIE 2.0-style multi-task), in place of
+    /// --objective: `[{"objective": "mlm", "weight": 1}, {"objective": "sop", "weight": 0.5,
+    /// "start_step": 100}]`; objectives mlm, clm, nsp, sop, bert, albert. See
+    /// examples/ernie2.json.
+    #[arg(long)]
+    objectives: Option<PathBuf>,
     /// Model size and training defaults: tiny, mini, small or base.
     #[arg(long, default_value = "mini")]
     preset: String,
@@ -337,10 +345,25 @@ impl Run<'_> {
     }
 }
 
-fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let args = Args::parse();
+fn main() -> std::process::ExitCode {
+    match run(Args::parse()) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            // Display, not Debug: the errors are written to be read.
+            eprintln!("error: {e}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     let preset: Preset = args.preset.parse()?;
-    let objective = format!("{:?}", args.objective).to_lowercase();
+    // A bad objectives file fails here, before any tokenizing.
+    let tasks = args.objectives.as_deref().map(read_tasks).transpose()?;
+    let objective = match tasks {
+        Some(_) => "multitask".to_string(),
+        None => format!("{:?}", args.objective).to_lowercase(),
+    };
     let out = args
         .out
         .clone()
@@ -391,6 +414,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         // The encoder-decoders read one segment, with no segment ids; UniLM's segment ids
         // name its mask types.
         .with_num_segments(match args.objective {
+            // Each task of a mix reads a pair of segment ids of its own.
+            _ if tasks.is_some() => 2 * tasks.as_ref().map_or(0, Vec::len),
             _ if seq2seq => 0,
             ObjectiveName::Unilm => UNILM_SEGMENTS,
             _ => 2,
@@ -460,6 +485,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         }
         _ => {}
     }
+    if let Some(specs) = &tasks {
+        saved["objectives"] = serde_json::to_value(specs)?;
+    }
     if seq2seq {
         saved["decoder_layers"] = seq2seq_config.decoder_layers.into();
     }
@@ -489,109 +517,118 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         Ok(backbone)
     };
     let special = tokenizer.special();
-    let history = match args.objective {
-        ObjectiveName::Mlm => {
-            let backbone = encoder_only()?;
-            let head = MlmConfig::new().init(&backbone, &device);
-            run.train(backbone, head, |docs| {
-                MlmTask::new(docs, &tokenizer, masking, seq_len)
-            })?
-            .history
-        }
-        ObjectiveName::Clm => {
-            let backbone = encoder_only()?;
-            let head = ClmConfig::new().init(&backbone, &device);
-            run.train(backbone, head, |docs| {
-                ClmTask::new(docs, &tokenizer, seq_len)
-            })?
-            .history
-        }
-        ObjectiveName::Nsp | ObjectiveName::Sop => {
-            let backbone = encoder_only()?;
-            let kind = pair_kind(args.objective);
-            let head = PairHeadConfig::new(kind).init(&backbone, &device);
-            run.train(backbone, head, |docs| {
-                SentencePairTask::new(docs, &tokenizer, kind, seq_len, None)
-            })?
-            .history
-        }
-        ObjectiveName::Bert | ObjectiveName::Albert => {
-            let backbone = encoder_only()?;
-            let kind = pair_kind(args.objective);
-            let mlm = MlmConfig::new().init(&backbone, &device);
-            let pair = PairHeadConfig::new(kind).init(&backbone, &device);
-            let mix = Mix::new(mlm, 1.0, pair, pair_weight)?;
-            run.train(backbone, mix, |docs| {
-                SentencePairTask::new(docs, &tokenizer, kind, seq_len, Some(masking))
-            })?
-            .history
-        }
-        ObjectiveName::Bart => {
-            run.seq2seq(
-                encoder_decoder()?,
-                &tokenizer,
-                args.show,
-                Some(special.sep),
-                |docs| BartTask::new(docs, &tokenizer, noise, seq_len),
-            )?
-            .history
-        }
-        ObjectiveName::Mass => {
-            run.seq2seq(encoder_decoder()?, &tokenizer, args.show, None, |docs| {
-                MassTask::new(docs, &tokenizer, DEFAULT_MASS_SHARE, seq_len)
-            })?
-            .history
-        }
-        ObjectiveName::Electra => {
-            let backbone = encoder_only()?;
-            let head = electra.init(&backbone, encoder.num_layers, &device)?;
-            let report = run.train(backbone, head, |docs| {
-                ElectraTask::new(docs, &tokenizer, MlmMasking::electra(), seq_len)
-            })?;
-            let path = out.join("discriminator.bpk");
-            save_weights(&report.model.backbone, &path)?;
-            eprintln!("discriminator saved to {}", path.display());
-            report.history
-        }
-        ObjectiveName::Xlnet | ObjectiveName::Mpnet => {
-            let backbone = encoder_only()?;
-            let head = PermutedLmConfig::new().init(&backbone, &device);
-            let xlnet = matches!(args.objective, ObjectiveName::Xlnet);
-            run.train(backbone, head, |docs| {
-                if xlnet {
-                    PermutationTask::xlnet(docs, &tokenizer, PermutationMasking::XLNET, seq_len)
-                } else {
-                    PermutationTask::mpnet(docs, &tokenizer, PermutationMasking::MPNET, seq_len)
-                }
-            })?
-            .history
-        }
-        ObjectiveName::Spanbert => {
-            let backbone = encoder_only()?;
-            let sbo = SboHeadConfig::new();
-            let head = SpanBert::new(&backbone, sbo.clone(), 1.0, &device)?;
-            run.train(backbone, head, |docs| {
-                SpanBertTask::new(docs, &tokenizer, masking, sbo.max_targets, seq_len)
-            })?
-            .history
-        }
-        ObjectiveName::Unilm => {
-            let backbone = encoder_only()?;
-            let head = Unilm::new(&backbone, &device)?;
-            run.train(backbone, head, |docs| {
-                UnilmTask::new(docs, &tokenizer, masking, UnilmShares::default(), seq_len)
-            })?
-            .history
-        }
-        ObjectiveName::T5 => {
-            run.seq2seq(
-                encoder_decoder()?,
-                &tokenizer,
-                args.show,
-                Some(special.sep),
-                |docs| T5Task::new(docs, &tokenizer, corruption, seq_len),
-            )?
-            .history
+    let history = if let Some(specs) = &tasks {
+        let backbone = encoder_only()?;
+        let head = MultiTask::new(&backbone, specs, &device)?;
+        run.train(backbone, head, |docs| {
+            MultiTaskData::new(specs, docs, &tokenizer, seq_len)
+        })?
+        .history
+    } else {
+        match args.objective {
+            ObjectiveName::Mlm => {
+                let backbone = encoder_only()?;
+                let head = MlmConfig::new().init(&backbone, &device);
+                run.train(backbone, head, |docs| {
+                    MlmTask::new(docs, &tokenizer, masking, seq_len)
+                })?
+                .history
+            }
+            ObjectiveName::Clm => {
+                let backbone = encoder_only()?;
+                let head = ClmConfig::new().init(&backbone, &device);
+                run.train(backbone, head, |docs| {
+                    ClmTask::new(docs, &tokenizer, seq_len)
+                })?
+                .history
+            }
+            ObjectiveName::Nsp | ObjectiveName::Sop => {
+                let backbone = encoder_only()?;
+                let kind = pair_kind(args.objective);
+                let head = PairHeadConfig::new(kind).init(&backbone, &device);
+                run.train(backbone, head, |docs| {
+                    SentencePairTask::new(docs, &tokenizer, kind, seq_len, None)
+                })?
+                .history
+            }
+            ObjectiveName::Bert | ObjectiveName::Albert => {
+                let backbone = encoder_only()?;
+                let kind = pair_kind(args.objective);
+                let mlm = MlmConfig::new().init(&backbone, &device);
+                let pair = PairHeadConfig::new(kind).init(&backbone, &device);
+                let mix = Mix::new(mlm, 1.0, pair, pair_weight)?;
+                run.train(backbone, mix, |docs| {
+                    SentencePairTask::new(docs, &tokenizer, kind, seq_len, Some(masking))
+                })?
+                .history
+            }
+            ObjectiveName::Bart => {
+                run.seq2seq(
+                    encoder_decoder()?,
+                    &tokenizer,
+                    args.show,
+                    Some(special.sep),
+                    |docs| BartTask::new(docs, &tokenizer, noise, seq_len),
+                )?
+                .history
+            }
+            ObjectiveName::Mass => {
+                run.seq2seq(encoder_decoder()?, &tokenizer, args.show, None, |docs| {
+                    MassTask::new(docs, &tokenizer, DEFAULT_MASS_SHARE, seq_len)
+                })?
+                .history
+            }
+            ObjectiveName::Electra => {
+                let backbone = encoder_only()?;
+                let head = electra.init(&backbone, encoder.num_layers, &device)?;
+                let report = run.train(backbone, head, |docs| {
+                    ElectraTask::new(docs, &tokenizer, MlmMasking::electra(), seq_len)
+                })?;
+                let path = out.join("discriminator.bpk");
+                save_weights(&report.model.backbone, &path)?;
+                eprintln!("discriminator saved to {}", path.display());
+                report.history
+            }
+            ObjectiveName::Xlnet | ObjectiveName::Mpnet => {
+                let backbone = encoder_only()?;
+                let head = PermutedLmConfig::new().init(&backbone, &device);
+                let xlnet = matches!(args.objective, ObjectiveName::Xlnet);
+                run.train(backbone, head, |docs| {
+                    if xlnet {
+                        PermutationTask::xlnet(docs, &tokenizer, PermutationMasking::XLNET, seq_len)
+                    } else {
+                        PermutationTask::mpnet(docs, &tokenizer, PermutationMasking::MPNET, seq_len)
+                    }
+                })?
+                .history
+            }
+            ObjectiveName::Spanbert => {
+                let backbone = encoder_only()?;
+                let sbo = SboHeadConfig::new();
+                let head = SpanBert::new(&backbone, sbo.clone(), 1.0, &device)?;
+                run.train(backbone, head, |docs| {
+                    SpanBertTask::new(docs, &tokenizer, masking, sbo.max_targets, seq_len)
+                })?
+                .history
+            }
+            ObjectiveName::Unilm => {
+                let backbone = encoder_only()?;
+                let head = Unilm::new(&backbone, &device)?;
+                run.train(backbone, head, |docs| {
+                    UnilmTask::new(docs, &tokenizer, masking, UnilmShares::default(), seq_len)
+                })?
+                .history
+            }
+            ObjectiveName::T5 => {
+                run.seq2seq(
+                    encoder_decoder()?,
+                    &tokenizer,
+                    args.show,
+                    Some(special.sep),
+                    |docs| T5Task::new(docs, &tokenizer, corruption, seq_len),
+                )?
+                .history
+            }
         }
     };
 

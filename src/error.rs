@@ -75,6 +75,19 @@ pub enum Error {
         /// The shortest text it takes.
         min: usize,
     },
+    /// A file of objectives (`pretrain --objectives`) is not valid JSON or names something
+    /// that cannot be trained.
+    #[error("{path}:{line}:{column}: {reason}")]
+    ObjectivesFile {
+        /// The file.
+        path: std::path::PathBuf,
+        /// Line of the fault, from 1.
+        line: usize,
+        /// Column of the fault, from 1.
+        column: usize,
+        /// What is wrong.
+        reason: String,
+    },
     /// A corpus (or one split of it) holds no text.
     #[error("empty corpus: {0}")]
     EmptyCorpus(String),

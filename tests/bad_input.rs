@@ -334,6 +334,40 @@ fn span_masking_and_unilm_settings_out_of_range() {
 }
 
 #[test]
+fn an_objectives_file_that_is_not_json_or_names_an_unknown_objective() {
+    let dir = std::env::temp_dir().join(format!("pretext-objectives-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    for (name, text, bad_line) in [
+        (
+            "not_json",
+            "[\n  {\"objective\": \"mlm\"\n  {\"objective\": \"sop\"}\n]\n",
+            3,
+        ),
+        (
+            "unknown",
+            "[\n  {\"objective\": \"mlm\"},\n  {\"objective\": \"gpt5\"}\n]\n",
+            3,
+        ),
+        (
+            "negative",
+            "[\n  {\"objective\": \"mlm\", \"weight\": -2}\n]\n",
+            2,
+        ),
+    ] {
+        let path = dir.join(format!("{name}.json"));
+        std::fs::write(&path, text).unwrap();
+        let err = pretext::objectives::multitask::read_tasks(&path).unwrap_err();
+        match err {
+            Error::ObjectivesFile { line, .. } => assert_eq!(line, bad_line, "{name}: {err}"),
+            other => panic!("{name}: {other}"),
+        }
+    }
+    let missing = pretext::objectives::multitask::read_tasks(&dir.join("absent.json"));
+    assert!(matches!(missing, Err(Error::Io { .. })));
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[test]
 fn objective_weights_negative_or_all_zero() {
     let tokenizer = Tokenizer::bundled().unwrap();
     let device = Device::flex();

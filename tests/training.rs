@@ -14,9 +14,9 @@ use pretext::noise::example_rng;
 use pretext::noise::{MaskUnit, MlmMasking, PairKind, PermutationMasking};
 use pretext::objectives::{
     BartTask, ClmConfig, ClmTask, ElectraConfig, ElectraTask, MassTask, Mix, Mlm, MlmConfig,
-    MlmTask, Objective, PairHeadConfig, PermutationTask, PermutedLmConfig, SboHeadConfig,
-    SentencePairTask, Seq2Seq, Seq2SeqConfig, SpanBert, SpanBertTask, SpanCorruption, T5Task,
-    Unilm, UnilmShares, UnilmTask,
+    MlmTask, MultiTask, MultiTaskData, Objective, PairHeadConfig, PermutationTask,
+    PermutedLmConfig, SboHeadConfig, SentencePairTask, Seq2Seq, Seq2SeqConfig, SpanBert,
+    SpanBertTask, SpanCorruption, T5Task, Unilm, UnilmShares, UnilmTask,
 };
 use pretext::train::{Split, TrainReport, train};
 use pretext::{Pretrainer, Tokenizer};
@@ -454,4 +454,33 @@ fn unilm_trains_one_model_under_all_four_masks_on_real_text() {
         tail < 0.85 * head,
         "UniLM loss did not fall: {head} -> {tail}"
     );
+}
+
+#[test]
+fn a_multitask_mix_trains_each_task_through_its_own_head() {
+    let tokenizer = Tokenizer::bundled().unwrap();
+    let specs = pretext::objectives::multitask::parse_tasks(
+        r#"[{"objective": "mlm"}, {"objective": "nsp", "weight": 0.5}]"#,
+    )
+    .unwrap();
+    let device = model_device();
+    device.seed(7);
+    let backbone = common::tiny_encoder(&tokenizer)
+        .with_num_segments(4)
+        .init(&device)
+        .unwrap();
+    let head = MultiTask::new(&backbone, &specs, &device).unwrap();
+    let model = Pretrainer::new(backbone, head);
+    let report = train_on(model, 60, |tokenizer, docs| {
+        MultiTaskData::new(&specs, docs, tokenizer, 64).unwrap()
+    });
+    let (head, tail) = head_and_tail(&report.history);
+    assert!(
+        tail < 0.85 * head,
+        "multi-task loss did not fall: {head} -> {tail}"
+    );
+    let m = last_valid(&report.history);
+    for key in ["mlm_acc", "nsp_acc"] {
+        assert!(m.contains_key(key), "{key} missing from {m:?}");
+    }
 }

@@ -32,6 +32,11 @@ pub trait Task: Send + Sync {
 
     /// Pads and stacks examples into a batch on `device`.
     fn collate(&self, examples: &[Self::Example], device: &Device) -> Result<Self::Batch>;
+
+    /// Tells the task which optimizer step the next examples are for (the training loop calls
+    /// it before each step and each validation). Tasks whose data follow a schedule, such as
+    /// [`MultiTaskData`](crate::objectives::multitask::MultiTaskData), read it; others need not.
+    fn set_step(&self, _step: usize) {}
 }
 
 /// What the training loop needs of any batch.

@@ -260,6 +260,7 @@ where
         let lr = schedule::warmup_linear_decay(config.learning_rate, step, warmup, config.steps);
         let step_start = Instant::now();
         let mut step_tokens = 0usize;
+        train.set_step(step);
         let mut accumulator = GradientsAccumulator::<Pretrainer<M, O>>::new();
         let mut parts = 0;
         for micro in 0..config.grad_accumulation {
@@ -359,6 +360,7 @@ where
     Pretrainer<M, O>: Module,
     T: Task,
 {
+    valid.set_step(step);
     let inference = model.valid();
     let n = valid.num_examples();
     let batches = config

@@ -1,0 +1,566 @@
+//! Multi-task pretraining in the spirit of ERNIE 2.0: several objectives train one backbone,
+//! each example drawn from one task in proportion to the tasks' weights, tasks joining the mix
+//! at their own start step (all at once when every start is 0, or added over time as ERNIE 2.0's
+//! continual multi-task learning).
+//!
+//! Tasks are the encoder objectives whose data are token batches: `mlm`, `clm`, `nsp`, `sop`,
+//! and the mixes `bert` (mlm + nsp) and `albert` (n-gram mlm + sop), which are [`Mix`]es of
+//! heads over one pass. A batch holds examples of several tasks; each task's examples go
+//! through its own head, and the loss is the mean over examples, so a task weighs as much as
+//! its share of the examples.
+//!
+//! ERNIE 2.0 adds a task embedding to the input. Here each task `t` reads the segment ids
+//! `2t` and `2t + 1` instead of 0 and 1: its own pair of segment embeddings, which holds the
+//! task embedding (the backbone needs `2 × tasks` of them).
+//!
+//! A mix can be written as JSON (`pretrain --objectives FILE`):
+//!
+//! ```
+//! let tasks = pretext::objectives::multitask::parse_tasks(r#"[
+//!     {"objective": "mlm", "weight": 1.0},
+//!     {"objective": "sop", "weight": 0.5, "start_step": 200}
+//! ]"#).unwrap();
+//! assert_eq!(tasks[1].start_step, 200);
+//! ```
+
+use std::path::Path;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use burn::prelude::*;
+use rand::RngExt;
+use serde::{Deserialize, Deserializer, Serialize};
+
+use super::{Clm, ClmConfig, ClmTask, Mix, Mlm, MlmConfig, MlmTask, Objective, ObjectiveOutput};
+use super::{PairHead, PairHeadConfig, SentencePairTask};
+use crate::blocks::EncoderBackbone;
+use crate::data::{Batch, Task, TokenBatch, TokenExample, TokenizedDocument};
+use crate::error::Error;
+use crate::noise::{ExampleRng, MaskUnit, MlmMasking, PairKind};
+use crate::tokenize::Tokenizer;
+
+/// An objective that can be a task of a [`MultiTask`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TaskKind {
+    /// Masked LM.
+    Mlm,
+    /// Causal LM.
+    Clm,
+    /// Next-sentence prediction.
+    Nsp,
+    /// Sentence-order prediction.
+    Sop,
+    /// Masked LM + next-sentence prediction.
+    Bert,
+    /// n-gram masked LM + sentence-order prediction.
+    Albert,
+}
+
+/// One task of a mix: which objective, how often it is drawn, from which step on.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TaskSpec {
+    /// The objective.
+    pub objective: TaskKind,
+    /// Relative weight: the task's share of the examples once it has started. Positive and
+    /// finite; default 1.
+    #[serde(default = "one", deserialize_with = "positive_weight")]
+    pub weight: f64,
+    /// The optimizer step from which the task is drawn. Default 0.
+    #[serde(default)]
+    pub start_step: usize,
+}
+
+fn one() -> f64 {
+    1.0
+}
+
+fn positive_weight<'de, D: Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
+    let w = f64::deserialize(d)?;
+    if w > 0.0 && w.is_finite() {
+        Ok(w)
+    } else {
+        Err(serde::de::Error::custom(format!(
+            "a task's weight must be positive and finite, got {w}"
+        )))
+    }
+}
+
+/// The list as a whole must start with something to train.
+fn task_list<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<TaskSpec>, D::Error> {
+    let tasks = Vec::<TaskSpec>::deserialize(d)?;
+    if tasks.is_empty() {
+        return Err(serde::de::Error::custom("the list of objectives is empty"));
+    }
+    if tasks.iter().all(|t| t.start_step > 0) {
+        return Err(serde::de::Error::custom(
+            "no objective starts at step 0: the first steps would have nothing to train",
+        ));
+    }
+    Ok(tasks)
+}
+
+#[derive(Deserialize)]
+struct TaskList(#[serde(deserialize_with = "task_list")] Vec<TaskSpec>);
+
+/// Parses a JSON list of [`TaskSpec`]s; errors name the line and column at fault.
+pub fn parse_tasks(json: &str) -> crate::Result<Vec<TaskSpec>> {
+    parse_tasks_from(json, Path::new("<string>"))
+}
+
+/// Reads and parses a JSON file of [`TaskSpec`]s.
+pub fn read_tasks(path: &Path) -> crate::Result<Vec<TaskSpec>> {
+    let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+    parse_tasks_from(&text, path)
+}
+
+fn parse_tasks_from(json: &str, path: &Path) -> crate::Result<Vec<TaskSpec>> {
+    serde_json::from_str::<TaskList>(json)
+        .map(|list| list.0)
+        .map_err(|e| Error::ObjectivesFile {
+            path: path.to_path_buf(),
+            line: e.line(),
+            column: e.column(),
+            reason: e.to_string(),
+        })
+}
+
+/// The head of one task.
+#[derive(Module, Debug)]
+pub enum TaskHead {
+    /// `mlm`.
+    Mlm(Mlm),
+    /// `clm`.
+    Clm(Clm),
+    /// `nsp` or `sop`.
+    Pair(PairHead),
+    /// `bert` or `albert`.
+    MlmPair(Mix<Mlm, PairHead>),
+}
+
+impl TaskKind {
+    /// The pair task of the kind, if it has one.
+    fn pair(self) -> Option<PairKind> {
+        match self {
+            Self::Nsp | Self::Bert => Some(PairKind::NextSentence),
+            Self::Sop | Self::Albert => Some(PairKind::SentenceOrder),
+            Self::Mlm | Self::Clm => None,
+        }
+    }
+
+    /// The masking of the kind's MLM part.
+    fn masking(self) -> MlmMasking {
+        match self {
+            Self::Albert => MlmMasking::default().with_unit(MaskUnit::ALBERT),
+            _ => MlmMasking::default(),
+        }
+    }
+
+    /// A fresh head of this kind for `backbone`.
+    pub fn head<M: EncoderBackbone>(
+        self,
+        backbone: &M,
+        device: &Device,
+    ) -> crate::Result<TaskHead> {
+        let pair = |kind| PairHeadConfig::new(kind).init(backbone, device);
+        Ok(match self {
+            Self::Mlm => TaskHead::Mlm(MlmConfig::new().init(backbone, device)),
+            Self::Clm => TaskHead::Clm(ClmConfig::new().init(backbone, device)),
+            Self::Nsp | Self::Sop => TaskHead::Pair(pair(self.pair().expect("pair kind"))),
+            Self::Bert | Self::Albert => TaskHead::MlmPair(Mix::new(
+                MlmConfig::new().init(backbone, device),
+                1.0,
+                pair(self.pair().expect("pair kind")),
+                1.0,
+            )?),
+        })
+    }
+
+    /// The kind's data over `documents`, sequences of at most `seq_len` tokens.
+    pub fn task(
+        self,
+        documents: &[TokenizedDocument],
+        tokenizer: &Tokenizer,
+        seq_len: usize,
+    ) -> crate::Result<Box<dyn TokenTask>> {
+        Ok(match self {
+            Self::Mlm => Box::new(MlmTask::new(documents, tokenizer, self.masking(), seq_len)?),
+            Self::Clm => Box::new(ClmTask::new(documents, tokenizer, seq_len)?),
+            Self::Nsp | Self::Sop | Self::Bert | Self::Albert => {
+                let masked = matches!(self, Self::Bert | Self::Albert).then(|| self.masking());
+                let kind = self.pair().expect("pair kind");
+                Box::new(SentencePairTask::new(
+                    documents, tokenizer, kind, seq_len, masked,
+                )?)
+            }
+        })
+    }
+}
+
+/// The data side of a task: token examples and batches.
+pub trait TokenTask: Task<Example = TokenExample, Batch = TokenBatch> {}
+
+impl<T: Task<Example = TokenExample, Batch = TokenBatch>> TokenTask for T {}
+
+impl<M: EncoderBackbone> Objective<M> for TaskHead {
+    type Batch = TokenBatch;
+
+    fn forward(&self, backbone: &M, batch: TokenBatch) -> ObjectiveOutput {
+        match self {
+            Self::Mlm(h) => h.forward(backbone, batch),
+            Self::Clm(h) => h.forward(backbone, batch),
+            Self::Pair(h) => h.forward(backbone, batch),
+            Self::MlmPair(h) => h.forward(backbone, batch),
+        }
+    }
+}
+
+/// Several tasks' heads over one backbone.
+#[derive(Module, Debug)]
+pub struct MultiTask {
+    heads: Vec<TaskHead>,
+}
+
+impl MultiTask {
+    /// One head per task of `specs`, for `backbone`, which needs `2 × tasks` segment
+    /// embeddings (see the module's documentation).
+    pub fn new<M: EncoderBackbone>(
+        backbone: &M,
+        specs: &[TaskSpec],
+        device: &Device,
+    ) -> crate::Result<Self> {
+        let needed = 2 * specs.len();
+        if backbone.num_segments() < needed {
+            return Err(Error::InvalidConfig(format!(
+                "{} tasks read segment ids 0 to {}; the backbone has {} segment embeddings \
+                 (build it with num_segments {needed})",
+                specs.len(),
+                needed - 1,
+                backbone.num_segments()
+            )));
+        }
+        Ok(Self {
+            heads: specs
+                .iter()
+                .map(|s| s.objective.head(backbone, device))
+                .collect::<crate::Result<_>>()?,
+        })
+    }
+}
+
+impl<M: EncoderBackbone> Objective<M> for MultiTask {
+    type Batch = MultiTaskBatch;
+
+    fn forward(&self, backbone: &M, batch: MultiTaskBatch) -> ObjectiveOutput {
+        let total: usize = batch.parts.iter().map(|p| p.examples).sum();
+        let mut loss = None;
+        let mut metrics = Vec::new();
+        for part in batch.parts {
+            let out = self.heads[part.task].forward(backbone, part.tokens);
+            let weighted = out.loss.mul_scalar(part.examples as f64 / total as f64);
+            loss = Some(match loss {
+                None => weighted,
+                Some(sum) => sum + weighted,
+            });
+            metrics.extend(out.metrics);
+        }
+        ObjectiveOutput {
+            loss: loss.expect("a batch has at least one part"),
+            metrics,
+        }
+    }
+}
+
+/// One example of a [`MultiTaskData`]: the task it was drawn for, and its tokens.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MultiTaskExample {
+    /// Index of the task.
+    pub task: usize,
+    /// The example, segment ids offset to the task's.
+    pub tokens: TokenExample,
+}
+
+/// The examples of one task in a batch.
+#[derive(Debug, Clone)]
+pub struct TaskPart {
+    /// Index of the task.
+    pub task: usize,
+    /// How many examples.
+    pub examples: usize,
+    /// Their batch.
+    pub tokens: TokenBatch,
+}
+
+/// A batch of several tasks' examples, one part per task present.
+#[derive(Debug, Clone)]
+pub struct MultiTaskBatch {
+    /// The parts, in task order.
+    pub parts: Vec<TaskPart>,
+}
+
+impl Batch for MultiTaskBatch {
+    fn num_tokens(&self) -> usize {
+        self.parts.iter().map(|p| p.tokens.num_tokens).sum()
+    }
+}
+
+/// The data side of [`MultiTask`]: each example drawn from one of the tasks started by the
+/// current step, in proportion to their weights.
+pub struct MultiTaskData {
+    tasks: Vec<Box<dyn TokenTask>>,
+    specs: Vec<TaskSpec>,
+    step: AtomicUsize,
+}
+
+impl std::fmt::Debug for MultiTaskData {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MultiTaskData")
+            .field("specs", &self.specs)
+            .field("step", &self.step)
+            .finish()
+    }
+}
+
+impl MultiTaskData {
+    /// Each task of `specs` over `documents`, sequences of at most `seq_len` tokens.
+    pub fn new(
+        specs: &[TaskSpec],
+        documents: &[TokenizedDocument],
+        tokenizer: &Tokenizer,
+        seq_len: usize,
+    ) -> crate::Result<Self> {
+        Self::from_tasks(
+            specs,
+            specs
+                .iter()
+                .map(|s| s.objective.task(documents, tokenizer, seq_len))
+                .collect::<crate::Result<_>>()?,
+        )
+    }
+
+    /// The mix of ready-made `tasks`, one per spec.
+    pub fn from_tasks(specs: &[TaskSpec], tasks: Vec<Box<dyn TokenTask>>) -> crate::Result<Self> {
+        if specs.len() != tasks.len() || specs.is_empty() {
+            return Err(Error::InvalidConfig(format!(
+                "{} task specs for {} tasks",
+                specs.len(),
+                tasks.len()
+            )));
+        }
+        Ok(Self {
+            tasks,
+            specs: specs.to_vec(),
+            step: AtomicUsize::new(0),
+        })
+    }
+
+    /// The task a uniform draw `u` picks among those started by `step`.
+    pub fn pick(&self, u: f64, step: usize) -> usize {
+        let started = |s: &TaskSpec| s.start_step <= step;
+        let total: f64 = self
+            .specs
+            .iter()
+            .filter(|s| started(s))
+            .map(|s| s.weight)
+            .sum();
+        let mut acc = 0.0;
+        let mut last = 0;
+        for (t, s) in self.specs.iter().enumerate().filter(|(_, s)| started(s)) {
+            acc += s.weight / total;
+            last = t;
+            if u < acc {
+                return t;
+            }
+        }
+        last
+    }
+}
+
+impl Task for MultiTaskData {
+    type Example = MultiTaskExample;
+    type Batch = MultiTaskBatch;
+
+    fn num_examples(&self) -> usize {
+        self.tasks
+            .iter()
+            .map(|t| t.num_examples())
+            .max()
+            .unwrap_or(0)
+    }
+
+    fn set_step(&self, step: usize) {
+        self.step.store(step, Ordering::Relaxed);
+    }
+
+    fn example(&self, index: usize, rng: &mut ExampleRng) -> crate::Result<MultiTaskExample> {
+        let task = self.pick(rng.random(), self.step.load(Ordering::Relaxed));
+        let data = &self.tasks[task];
+        let mut tokens = data.example(index % data.num_examples(), rng)?;
+        for s in &mut tokens.segment_ids {
+            *s += 2 * task as u32;
+        }
+        Ok(MultiTaskExample { task, tokens })
+    }
+
+    fn collate(
+        &self,
+        examples: &[MultiTaskExample],
+        device: &Device,
+    ) -> crate::Result<MultiTaskBatch> {
+        let mut parts = Vec::new();
+        for task in 0..self.tasks.len() {
+            let mine: Vec<TokenExample> = examples
+                .iter()
+                .filter(|e| e.task == task)
+                .map(|e| e.tokens.clone())
+                .collect();
+            if !mine.is_empty() {
+                parts.push(TaskPart {
+                    task,
+                    examples: mine.len(),
+                    tokens: self.tasks[task].collate(&mine, device)?,
+                });
+            }
+        }
+        if parts.is_empty() {
+            return Err(Error::InvalidConfig("cannot collate an empty batch".into()));
+        }
+        Ok(MultiTaskBatch { parts })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::data::segments::numbered_document;
+    use crate::noise::example_rng;
+
+    fn specs(json: &str) -> Vec<TaskSpec> {
+        parse_tasks(json).unwrap()
+    }
+
+    #[test]
+    fn a_file_parses_with_defaults() {
+        let tasks = specs(
+            r#"[{"objective": "mlm"}, {"objective": "sop", "weight": 0.5, "start_step": 10}]"#,
+        );
+        assert_eq!(
+            tasks,
+            vec![
+                TaskSpec {
+                    objective: TaskKind::Mlm,
+                    weight: 1.0,
+                    start_step: 0
+                },
+                TaskSpec {
+                    objective: TaskKind::Sop,
+                    weight: 0.5,
+                    start_step: 10
+                }
+            ]
+        );
+    }
+
+    #[test]
+    fn errors_name_the_line_at_fault() {
+        let line_of = |json: &str| match parse_tasks(json) {
+            Err(Error::ObjectivesFile { line, reason, .. }) => (line, reason),
+            other => panic!("{other:?}"),
+        };
+        let (line, reason) =
+            line_of("[\n  {\"objective\": \"mlm\"},\n  {\"objective\": \"xlnet\"}\n]");
+        assert_eq!(line, 3, "{reason}");
+        assert!(reason.contains("xlnet"), "{reason}");
+        let (line, _) = line_of("[\n  {\"objective\": \"mlm\",\n   \"weight\": -1}\n]");
+        assert_eq!(line, 3);
+        let (line, _) = line_of("[\n  {\"objective\": \"mlm\"\n  {\"objective\": \"sop\"}\n]");
+        assert_eq!(line, 3, "not valid JSON");
+        let (line, _) = line_of("[\n  {\"objective\": \"mlm\", \"wieght\": 2}\n]");
+        assert_eq!(line, 2, "unknown field");
+        assert!(parse_tasks("[]").is_err());
+        assert!(parse_tasks(r#"[{"objective": "mlm", "start_step": 5}]"#).is_err());
+    }
+
+    fn data(json: &str) -> MultiTaskData {
+        let docs = [numbered_document("d", 1000, &[5, 7, 4, 9, 6, 8, 7, 5], 2)];
+        MultiTaskData::new(&specs(json), &docs, &Tokenizer::bundled().unwrap(), 16).unwrap()
+    }
+
+    #[test]
+    fn tasks_join_at_their_start_step_and_are_drawn_by_weight() {
+        let d =
+            data(r#"[{"objective": "mlm", "weight": 3}, {"objective": "nsp", "start_step": 5}]"#);
+        let draw = |step: usize| {
+            d.set_step(step);
+            let n = 4000;
+            let hits = (0..n)
+                .filter(|&i| {
+                    let e = d.example(i % d.num_examples(), &mut example_rng(0, i as u64, 0));
+                    e.unwrap().task == 1
+                })
+                .count();
+            hits as f64 / n as f64
+        };
+        assert_eq!(draw(0), 0.0, "nsp drawn before its start");
+        let share = draw(5);
+        assert!((share - 0.25).abs() < 0.03, "nsp share {share}");
+    }
+
+    #[test]
+    fn each_task_reads_its_own_segment_ids() {
+        let d = data(r#"[{"objective": "mlm"}, {"objective": "nsp"}]"#);
+        for i in 0..40 {
+            let e = d
+                .example(i % d.num_examples(), &mut example_rng(0, 0, i as u64))
+                .unwrap();
+            let want = [2 * e.task as u32, 2 * e.task as u32 + 1];
+            assert!(
+                e.tokens.segment_ids.iter().all(|s| want.contains(s)),
+                "{e:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_batch_splits_by_task_and_the_loss_weighs_tasks_by_examples() {
+        let device = Device::flex();
+        let d = data(r#"[{"objective": "mlm"}, {"objective": "clm"}]"#);
+        let examples: Vec<_> = (0..8)
+            .map(|i| {
+                d.example(i % d.num_examples(), &mut example_rng(1, 0, i as u64))
+                    .unwrap()
+            })
+            .collect();
+        let batch = d.collate(&examples, &device).unwrap();
+        let counts: usize = batch.parts.iter().map(|p| p.examples).sum();
+        assert_eq!(counts, 8);
+        let backbone = crate::blocks::TransformerEncoderConfig::new(
+            Tokenizer::bundled().unwrap().vocab_size(),
+            16,
+            1,
+            2,
+            32,
+        )
+        .with_num_segments(4)
+        .with_dropout(0.0)
+        .init(&device)
+        .unwrap();
+        let specs = specs(r#"[{"objective": "mlm"}, {"objective": "clm"}]"#);
+        let model = MultiTask::new(&backbone, &specs, &device).unwrap();
+        let out = model.forward(&backbone, batch.clone());
+        let expected: f32 = batch
+            .parts
+            .iter()
+            .map(|p| {
+                let alone = model.heads[p.task].forward(&backbone, p.tokens.clone());
+                alone.loss.into_scalar::<f32>() * p.examples as f32 / 8.0
+            })
+            .sum();
+        assert!((out.loss.into_scalar::<f32>() - expected).abs() < 1e-4);
+        // Too few segment embeddings for two tasks.
+        let narrow = crate::blocks::TransformerEncoderConfig::new(50, 16, 1, 2, 32)
+            .init(&device)
+            .unwrap();
+        assert!(MultiTask::new(&narrow, &specs, &device).is_err());
+    }
+}
