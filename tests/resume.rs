@@ -1,5 +1,6 @@
 //! A run paused at a checkpoint and resumed gives the same next losses as an uninterrupted run,
-//! with accumulated micro-batches each split into shards run at once.
+//! with accumulated micro-batches each split into shards run at once: for MLM, for ELECTRA
+//! (whose replacements are sampled) and for a multi-task mix whose second task joins midway.
 //!
 //! Alone in its test binary: weight initialisation draws from the backend's process-wide
 //! generator, which tests running in parallel threads would otherwise share.
@@ -7,17 +8,31 @@
 mod common;
 
 use burn::prelude::*;
+use pretext::Pretrainer;
+use pretext::blocks::TransformerEncoder;
+use pretext::data::Task;
 use pretext::noise::MlmMasking;
-use pretext::objectives::MlmTask;
+use pretext::objectives::multitask::parse_tasks;
+use pretext::objectives::{
+    ElectraConfig, ElectraTask, MlmTask, MultiTask, MultiTaskData, Objective,
+};
 use pretext::train::{Split, TrainConfig, train};
 
-#[test]
-fn resume_replays_the_uninterrupted_run_exactly() {
-    let (tokenizer, train_docs, valid_docs) = common::real_text();
+/// Trains 12 steps straight, then 5 steps paused and resumed from the checkpoint into a model
+/// initialised otherwise (`other`), and checks that both give the same losses step by step.
+fn check_resume<M, O, T>(
+    name: &str,
+    fresh: impl Fn() -> Pretrainer<M, O>,
+    other: impl Fn() -> Pretrainer<M, O>,
+    train_task: &T,
+    valid_task: &T,
+) where
+    M: Module,
+    O: Objective<M, Batch = T::Batch>,
+    Pretrainer<M, O>: Module,
+    T: Task,
+{
     let device = Device::flex().autodiff();
-    let train_task = MlmTask::new(&train_docs, &tokenizer, MlmMasking::default(), 48).unwrap();
-    let valid_task = MlmTask::new(&valid_docs, &tokenizer, MlmMasking::default(), 48).unwrap();
-    let fresh = || common::tiny_mlm(&tokenizer, &device);
     let config: TrainConfig = common::quick_config(12)
         .with_checkpoint_every(0)
         .with_grad_accumulation(2)
@@ -30,11 +45,11 @@ fn resume_replays_the_uninterrupted_run_exactly() {
             .collect()
     };
 
-    let straight_dir = common::temp_dir("resume-straight");
+    let straight_dir = common::temp_dir(&format!("resume-straight-{name}"));
     let straight = train(
         fresh(),
-        &train_task,
-        &valid_task,
+        train_task,
+        valid_task,
         &config,
         Some(&straight_dir),
         false,
@@ -42,12 +57,12 @@ fn resume_replays_the_uninterrupted_run_exactly() {
     )
     .unwrap();
 
-    let paused_dir = common::temp_dir("resume-paused");
+    let paused_dir = common::temp_dir(&format!("resume-paused-{name}"));
     let paused = config.clone().with_pause_after(Some(5));
     let first = train(
         fresh(),
-        &train_task,
-        &valid_task,
+        train_task,
+        valid_task,
         &paused,
         Some(&paused_dir),
         false,
@@ -55,13 +70,10 @@ fn resume_replays_the_uninterrupted_run_exactly() {
     )
     .unwrap();
     assert_eq!(first.state.step, 5);
-    // A different initialisation proves the weights come from the checkpoint.
-    device.seed(12345);
-    let backbone = common::tiny_encoder(&tokenizer).init(&device).unwrap();
     let resumed = train(
-        common::with_mlm(backbone, &device),
-        &train_task,
-        &valid_task,
+        other(),
+        train_task,
+        valid_task,
         &config,
         Some(&paused_dir),
         true,
@@ -74,7 +86,7 @@ fn resume_replays_the_uninterrupted_run_exactly() {
         .into_iter()
         .chain(losses(&resumed.history))
         .collect();
-    assert_eq!(expected.len(), 12);
+    assert_eq!(expected.len(), 12, "{name}");
     assert_eq!(
         got.iter().map(|p| p.0).collect::<Vec<_>>(),
         (1..=12).collect::<Vec<_>>()
@@ -82,7 +94,7 @@ fn resume_replays_the_uninterrupted_run_exactly() {
     for ((step, a), (_, b)) in expected.iter().zip(&got) {
         assert!(
             (a - b).abs() < 1e-5,
-            "step {step}: uninterrupted {a}, resumed {b}"
+            "{name}, step {step}: uninterrupted {a}, resumed {b}"
         );
     }
     assert_eq!(resumed.state.tokens_seen, straight.state.tokens_seen);
@@ -96,4 +108,67 @@ fn resume_replays_the_uninterrupted_run_exactly() {
     assert_eq!(lines(&paused_dir), lines(&straight_dir));
     std::fs::remove_dir_all(straight_dir).unwrap();
     std::fs::remove_dir_all(paused_dir).unwrap();
+}
+
+/// One test runs every case in turn: they share the backend's generator.
+#[test]
+fn resume_replays_the_uninterrupted_run_exactly() {
+    let (tokenizer, train_docs, valid_docs) = common::real_text();
+    let device = Device::flex().autodiff();
+    // A different initialisation proves the weights come from the checkpoint.
+    let other_backbone = |segments: usize| {
+        device.seed(12345);
+        common::tiny_encoder(&tokenizer)
+            .with_num_segments(segments)
+            .init(&device)
+            .unwrap()
+    };
+
+    let mlm = |docs| MlmTask::new(docs, &tokenizer, MlmMasking::default(), 48).unwrap();
+    check_resume(
+        "mlm",
+        || common::tiny_mlm(&tokenizer, &device),
+        || common::with_mlm(other_backbone(2), &device),
+        &mlm(&train_docs),
+        &mlm(&valid_docs),
+    );
+
+    // ELECTRA's replacements come from uniforms drawn in the data pipeline.
+    let electra_task =
+        |docs| ElectraTask::new(docs, &tokenizer, MlmMasking::electra(), 48).unwrap();
+    let electra = |backbone: TransformerEncoder| {
+        let head = ElectraConfig::new().init(&backbone, 2, &device).unwrap();
+        Pretrainer::new(backbone, head)
+    };
+    check_resume(
+        "electra",
+        || electra(common::tiny_backbone(&tokenizer, &device)),
+        || electra(other_backbone(2)),
+        &electra_task(&train_docs),
+        &electra_task(&valid_docs),
+    );
+
+    // A task joining at step 3 of a multi-task mix: the resumed run must know the step.
+    let specs =
+        parse_tasks(r#"[{"objective": "mlm"}, {"objective": "clm", "start_step": 3}]"#).unwrap();
+    let multi_task = |docs| MultiTaskData::new(&specs, docs, &tokenizer, 48).unwrap();
+    let multi = |backbone: TransformerEncoder| {
+        let head = MultiTask::new(&backbone, &specs, &device).unwrap();
+        Pretrainer::new(backbone, head)
+    };
+    check_resume(
+        "multitask",
+        || {
+            device.seed(7);
+            multi(
+                common::tiny_encoder(&tokenizer)
+                    .with_num_segments(4)
+                    .init(&device)
+                    .unwrap(),
+            )
+        },
+        || multi(other_backbone(4)),
+        &multi_task(&train_docs),
+        &multi_task(&valid_docs),
+    );
 }
