@@ -302,23 +302,22 @@ impl Task for UnilmTask {
             .first()
             .ok_or_else(|| Error::InvalidConfig("cannot collate an empty batch".into()))?;
         let mask = self.shares.pick(first.draw);
-        let [source, target] = mask.segments();
-        let tokens: Vec<TokenExample> = examples
+        let tokens: Vec<&TokenExample> = examples.iter().map(|e| &e.tokens).collect();
+        let mut tokens = TokenBatch::collate(&tokens, self.special.pad, device)?;
+        // The mask type decides the segment ids: source ones up to each source length,
+        // target ones after (padding included, which nothing attends to).
+        let [source, target] = mask.segments().map(i64::from);
+        let len = tokens.input_ids.dims()[1];
+        let segments: Vec<i64> = examples
             .iter()
-            .map(|e| {
-                let n = e.tokens.input_ids.len();
-                TokenExample {
-                    segment_ids: (0..n)
-                        .map(|t| if t < e.source_len { source } else { target })
-                        .collect(),
-                    ..e.tokens.clone()
-                }
-            })
+            .flat_map(|e| (0..len).map(move |t| if t < e.source_len { source } else { target }))
             .collect();
+        tokens.segment_ids =
+            Tensor::from_data(TensorData::new(segments, [examples.len(), len]), device);
         let lens: Vec<i64> = examples.iter().map(|e| e.source_len as i64).collect();
         let n = lens.len();
         Ok(UnilmBatch {
-            tokens: TokenBatch::collate(&tokens, self.special.pad, device)?,
+            tokens,
             source_lens: Tensor::from_data(TensorData::new(lens, [n]), device),
             mask,
         })
