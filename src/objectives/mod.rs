@@ -13,6 +13,7 @@
 //! `sop`) are also [`EncoderHead`]s, which is what lets a [`Mix`] of them share that pass.
 
 pub mod bart;
+pub mod classifier;
 pub mod clm;
 pub mod electra;
 pub mod loss;
@@ -28,6 +29,7 @@ pub mod t5;
 pub mod unilm;
 
 pub use bart::BartTask;
+pub use classifier::{SequenceClassifier, SequenceClassifierConfig};
 pub use clm::{Clm, ClmConfig, ClmTask};
 pub use electra::{Electra, ElectraBatch, ElectraConfig, ElectraTask};
 pub use loss::{Predictions, masked_cross_entropy};

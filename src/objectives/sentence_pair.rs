@@ -7,11 +7,10 @@
 //! BERT's pooler (`tanh(dense(h[CLS]))`) then a `[hidden → 2]` classifier, softmax
 //! cross-entropy averaged over the batch.
 
-use burn::nn::Linear;
 use burn::prelude::*;
 
-use super::{EncoderHead, Objective, ObjectiveOutput, forward_encoder_head, masked_cross_entropy};
-use crate::blocks::{EncoderBackbone, Pooler, PoolerConfig, normal_linear};
+use super::{SequenceClassifier, SequenceClassifierConfig};
+use crate::blocks::EncoderBackbone;
 use crate::data::{Task, TokenBatch, TokenExample, TokenizedDocument};
 use crate::noise::{
     DEFAULT_SHORT_SEQ_PROB, ExampleRng, IGNORE_INDEX, MlmMasker, MlmMasking, PairKind, PairSampler,
@@ -25,64 +24,15 @@ pub struct PairHeadConfig {
     pub kind: PairKind,
 }
 
-/// Pooler + binary classifier over the `[CLS]` state.
-#[derive(Module, Debug)]
-pub struct PairHead {
-    pooler: Pooler,
-    classifier: Linear,
-    #[module(skip)]
-    kind: PairKind,
-}
+/// The NSP or SOP head: a two-class [`SequenceClassifier`] over the `[CLS]` state.
+pub type PairHead = SequenceClassifier;
 
 impl PairHeadConfig {
     /// Builds the head for `backbone`.
     pub fn init<M: EncoderBackbone>(&self, backbone: &M, device: &Device) -> PairHead {
-        let hidden = backbone.hidden_size();
-        PairHead {
-            pooler: PoolerConfig::new(hidden).init(device),
-            classifier: normal_linear(hidden, 2, 0.02, device),
-            kind: self.kind,
-        }
-    }
-}
-
-impl PairHead {
-    /// Logits `[batch, 2]` from the hidden states `[batch, len, hidden]`.
-    pub fn logits(&self, hidden: Tensor<3>) -> Tensor<2> {
-        self.classifier.forward(self.pooler.forward(hidden))
-    }
-}
-
-impl<M: EncoderBackbone> Objective<M> for PairHead {
-    type Batch = TokenBatch;
-
-    fn forward(&self, backbone: &M, batch: TokenBatch) -> ObjectiveOutput {
-        forward_encoder_head(self, backbone, batch)
-    }
-}
-
-impl<M: EncoderBackbone> EncoderHead<M> for PairHead {
-    /// # Panics
-    ///
-    /// If `batch` carries no labels: the head was paired with a task that makes none (use
-    /// [`SentencePairTask`]).
-    fn score(&self, _backbone: &M, hidden: Tensor<3>, batch: &TokenBatch) -> ObjectiveOutput {
-        let labels = batch.labels.clone().unwrap_or_else(|| {
-            panic!(
-                "the {} head needs sequence labels; its batches must come from a \
-                 SentencePairTask",
-                self.kind.name()
-            )
-        });
-        let p = masked_cross_entropy(self.logits(hidden), labels);
-        let name = self.kind.name();
-        ObjectiveOutput {
-            metrics: vec![
-                p.accuracy(&format!("{name}_acc")),
-                p.mean_loss(&format!("{name}_loss")),
-            ],
-            loss: p.loss,
-        }
+        SequenceClassifierConfig::new(2, self.kind.name().to_string())
+            .init(backbone, device)
+            .expect("two classes, no dropout")
     }
 }
 

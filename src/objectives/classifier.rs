@@ -1,0 +1,102 @@
+//! A sequence classifier: BERT's pooler on the `[CLS]` state, dropout, then a linear layer to
+//! the classes, trained with cross-entropy on the batch's sequence labels. NSP and SOP are
+//! two-class instances ([`PairHeadConfig`](super::PairHeadConfig)); fine-tuning puts one with
+//! the downstream task's classes on a pretrained backbone.
+
+use burn::nn::Linear;
+use burn::prelude::*;
+
+use super::{EncoderHead, Objective, ObjectiveOutput, forward_encoder_head, masked_cross_entropy};
+use crate::blocks::{Dropout, EncoderBackbone, Pooler, PoolerConfig, normal_linear};
+use crate::data::TokenBatch;
+
+/// Configuration of a [`SequenceClassifier`].
+#[derive(Config, Debug)]
+pub struct SequenceClassifierConfig {
+    /// Number of classes, at least 2.
+    pub num_classes: usize,
+    /// Prefix of the metric names: `{name}_acc`, `{name}_loss`.
+    pub name: String,
+    /// Dropout on the pooled vector. Default 0 (BERT's pretraining heads have none; its
+    /// fine-tuning uses 0.1).
+    #[config(default = 0.0)]
+    pub dropout: f64,
+}
+
+/// Pooler, dropout and a classifier over the `[CLS]` state.
+#[derive(Module, Debug)]
+pub struct SequenceClassifier {
+    pooler: Pooler,
+    dropout: Dropout,
+    classifier: Linear,
+    #[module(skip)]
+    name: String,
+}
+
+impl SequenceClassifierConfig {
+    /// Builds the head for `backbone`.
+    pub fn init<M: EncoderBackbone>(
+        &self,
+        backbone: &M,
+        device: &Device,
+    ) -> crate::Result<SequenceClassifier> {
+        if self.num_classes < 2 {
+            return Err(crate::Error::InvalidConfig(format!(
+                "a classifier needs at least 2 classes, got {}",
+                self.num_classes
+            )));
+        }
+        crate::error::check_rate("classifier dropout", self.dropout)?;
+        let hidden = backbone.hidden_size();
+        Ok(SequenceClassifier {
+            pooler: PoolerConfig::new(hidden).init(device),
+            dropout: Dropout::new(self.dropout),
+            classifier: normal_linear(hidden, self.num_classes, 0.02, device),
+            name: self.name.clone(),
+        })
+    }
+}
+
+impl SequenceClassifier {
+    /// Logits `[batch, classes]` from the hidden states `[batch, len, hidden]`.
+    pub fn logits(&self, hidden: Tensor<3>) -> Tensor<2> {
+        self.classifier
+            .forward(self.dropout.forward(self.pooler.forward(hidden)))
+    }
+
+    /// The metric names' prefix.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+}
+
+impl<M: EncoderBackbone> Objective<M> for SequenceClassifier {
+    type Batch = TokenBatch;
+
+    fn forward(&self, backbone: &M, batch: TokenBatch) -> ObjectiveOutput {
+        forward_encoder_head(self, backbone, batch)
+    }
+}
+
+impl<M: EncoderBackbone> EncoderHead<M> for SequenceClassifier {
+    /// # Panics
+    ///
+    /// If `batch` carries no labels: the head was paired with a task that makes none.
+    fn score(&self, _backbone: &M, hidden: Tensor<3>, batch: &TokenBatch) -> ObjectiveOutput {
+        let labels = batch.labels.clone().unwrap_or_else(|| {
+            panic!(
+                "the {} head needs sequence labels; its batches come from a task without them",
+                self.name
+            )
+        });
+        let p = masked_cross_entropy(self.logits(hidden), labels);
+        let name = &self.name;
+        ObjectiveOutput {
+            metrics: vec![
+                p.accuracy(&format!("{name}_acc")),
+                p.mean_loss(&format!("{name}_loss")),
+            ],
+            loss: p.loss,
+        }
+    }
+}
