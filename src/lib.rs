@@ -17,6 +17,7 @@ pub mod blocks;
 pub mod corpus;
 pub mod data;
 pub mod error;
+pub mod finetune;
 pub mod noise;
 pub mod objectives;
 pub mod preset;

@@ -64,6 +64,11 @@ impl SequenceClassifier {
             .forward(self.dropout.forward(self.pooler.forward(hidden)))
     }
 
+    /// Number of classes.
+    pub fn num_classes(&self) -> usize {
+        self.classifier.weight.dims()[1]
+    }
+
     /// The metric names' prefix.
     pub fn name(&self) -> &str {
         &self.name

@@ -1,0 +1,275 @@
+//! Fine-tuning a pretrained backbone on a downstream task: a [`SequenceClassifier`] on the
+//! pooled `[CLS]` state, trained by the same loop as pretraining (its own learning rate and
+//! schedule through its own [`TrainConfig`](crate::train::TrainConfig)), and scored by accuracy
+//! and macro-F1.
+//!
+//! - [`load_backbone`]: the weights a pretraining run saved (`OUT/backbone.bpk`) into a
+//!   backbone of the same shape, with a typed error when the shapes differ.
+//! - [`ClassificationTask`]: labelled texts as `[CLS] text [SEP]` batches.
+//! - [`evaluate`]: accuracy and macro-F1 over a whole split.
+//! - [`genre`]: the bundled Brown-corpus genre task and the documents it holds out of
+//!   pretraining.
+
+pub mod genre;
+
+use std::path::Path;
+
+use burn::module::{ModuleVisitor, Param};
+use burn::prelude::*;
+
+use crate::blocks::EncoderBackbone;
+use crate::data::{Task, TokenBatch, TokenExample};
+use crate::error::Error;
+use crate::noise::{ExampleRng, IGNORE_INDEX};
+use crate::objectives::SequenceClassifier;
+use crate::tokenize::Tokenizer;
+
+/// A text with its class.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LabelledText {
+    /// The document it comes from (splits and leakage checks go by it).
+    pub document: String,
+    /// The text.
+    pub text: String,
+    /// Its class, below the task's number of classes.
+    pub label: u32,
+}
+
+/// Labelled texts, tokenized and framed as `[CLS] text [SEP]`, cut to the sequence length.
+#[derive(Debug, Clone)]
+pub struct ClassificationTask {
+    examples: Vec<(Vec<u32>, u32)>,
+    pad: u32,
+}
+
+impl ClassificationTask {
+    /// `texts` over `tokenizer`, labels below `num_classes`, at most `seq_len` tokens each.
+    pub fn new(
+        texts: &[LabelledText],
+        tokenizer: &Tokenizer,
+        num_classes: usize,
+        seq_len: usize,
+    ) -> crate::Result<Self> {
+        if texts.is_empty() {
+            return Err(Error::EmptyCorpus("no labelled text to classify".into()));
+        }
+        let room = crate::objectives::mlm::body_len(seq_len)?;
+        if let Some(bad) = texts.iter().find(|t| t.label as usize >= num_classes) {
+            return Err(Error::InvalidConfig(format!(
+                "a text of {} has label {}, but the task has {num_classes} classes",
+                bad.document, bad.label
+            )));
+        }
+        let strings: Vec<&str> = texts.iter().map(|t| t.text.as_str()).collect();
+        let special = tokenizer.special();
+        let examples = tokenizer
+            .encode_batch(&strings)?
+            .into_iter()
+            .zip(texts)
+            .map(|(encoded, t)| {
+                let body = &encoded.ids[..encoded.ids.len().min(room)];
+                let mut ids = Vec::with_capacity(body.len() + 2);
+                ids.push(special.cls);
+                ids.extend_from_slice(body);
+                ids.push(special.sep);
+                (ids, t.label)
+            })
+            .collect();
+        Ok(Self {
+            examples,
+            pad: special.pad,
+        })
+    }
+
+    /// The labels, in example order.
+    pub fn labels(&self) -> Vec<u32> {
+        self.examples.iter().map(|e| e.1).collect()
+    }
+}
+
+impl Task for ClassificationTask {
+    type Example = TokenExample;
+    type Batch = TokenBatch;
+
+    fn num_examples(&self) -> usize {
+        self.examples.len()
+    }
+
+    fn example(&self, index: usize, _rng: &mut ExampleRng) -> crate::Result<TokenExample> {
+        let (ids, label) = &self.examples[index];
+        Ok(TokenExample {
+            input_ids: ids.clone(),
+            segment_ids: vec![0; ids.len()],
+            targets: vec![IGNORE_INDEX; ids.len()],
+            label: Some(*label),
+        })
+    }
+
+    fn collate(&self, examples: &[TokenExample], device: &Device) -> crate::Result<TokenBatch> {
+        TokenBatch::collate(examples, self.pad, device)
+    }
+}
+
+/// Accuracy and macro-F1 of a classifier on a split.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Scores {
+    /// Share of examples classified right.
+    pub accuracy: f64,
+    /// F1 averaged over the classes that occur as a label or a prediction.
+    pub macro_f1: f64,
+    /// Examples scored.
+    pub examples: usize,
+}
+
+/// Accuracy and macro-F1 of `predicted` against `actual` over `num_classes` classes.
+pub fn scores(actual: &[u32], predicted: &[u32], num_classes: usize) -> Scores {
+    let mut tp = vec![0usize; num_classes];
+    let mut fp = vec![0usize; num_classes];
+    let mut fn_ = vec![0usize; num_classes];
+    for (&a, &p) in actual.iter().zip(predicted) {
+        if a == p {
+            tp[a as usize] += 1;
+        } else {
+            fp[p as usize] += 1;
+            fn_[a as usize] += 1;
+        }
+    }
+    let f1s: Vec<f64> = (0..num_classes)
+        .filter(|&c| tp[c] + fp[c] + fn_[c] > 0)
+        .map(|c| 2.0 * tp[c] as f64 / (2 * tp[c] + fp[c] + fn_[c]) as f64)
+        .collect();
+    let n = actual.len();
+    Scores {
+        accuracy: tp.iter().sum::<usize>() as f64 / n.max(1) as f64,
+        macro_f1: f1s.iter().sum::<f64>() / f1s.len().max(1) as f64,
+        examples: n,
+    }
+}
+
+/// Scores `head` on `backbone` over every example of `task`, in batches of `batch_size`,
+/// on `device` (pass modules in inference mode, `model.valid()`).
+pub fn evaluate<M: EncoderBackbone>(
+    backbone: &M,
+    head: &SequenceClassifier,
+    task: &ClassificationTask,
+    batch_size: usize,
+    device: &Device,
+) -> crate::Result<Scores> {
+    let mut predicted = Vec::with_capacity(task.num_examples());
+    let mut rng = crate::noise::example_rng(0, 0, 0);
+    for start in (0..task.num_examples()).step_by(batch_size.max(1)) {
+        let end = (start + batch_size.max(1)).min(task.num_examples());
+        let examples = (start..end)
+            .map(|i| task.example(i, &mut rng))
+            .collect::<crate::Result<Vec<_>>>()?;
+        let batch = task.collate(&examples, device)?;
+        let hidden = crate::objectives::encode(
+            backbone,
+            &batch,
+            &crate::blocks::AttentionMask::padding(batch.padding.clone()),
+        );
+        let classes: Vec<i64> = head
+            .logits(hidden)
+            .argmax(1)
+            .into_data()
+            .convert::<i64>()
+            .try_to_vec()
+            .map_err(|e| Error::InvalidConfig(format!("reading predictions: {e:?}")))?;
+        predicted.extend(classes.into_iter().map(|c| c as u32));
+    }
+    let classes = head.num_classes();
+    Ok(scores(&task.labels(), &predicted, classes))
+}
+
+/// Shapes of every parameter of a module, in visiting order.
+fn shapes<M: Module>(module: &M) -> Vec<Vec<usize>> {
+    struct Shapes(Vec<Vec<usize>>);
+    impl ModuleVisitor for Shapes {
+        fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
+            self.0.push(param.shape().dims::<D>().to_vec());
+        }
+    }
+    let mut visitor = Shapes(Vec::new());
+    module.visit(&mut visitor);
+    visitor.0
+}
+
+/// Loads backbone weights saved by a pretraining run (`backbone.bpk`) into `template`, a
+/// backbone of the configuration the run used. Weights of another vocabulary or size are a
+/// typed error, not a silent reshape.
+pub fn load_backbone<M: Module>(path: &Path, template: M) -> crate::Result<M> {
+    let expected = shapes(&template);
+    let loaded = crate::train::checkpoint::load_weights(path, template)?;
+    let found = shapes(&loaded);
+    if found != expected {
+        let first = expected
+            .iter()
+            .zip(&found)
+            .position(|(a, b)| a != b)
+            .unwrap_or(expected.len().min(found.len()));
+        return Err(Error::Checkpoint {
+            path: path.to_path_buf(),
+            reason: format!(
+                "its weights do not fit this backbone: parameter {first} is {:?} in the file \
+                 and {:?} here ({} parameters against {}); was it pretrained with another \
+                 vocabulary or size?",
+                found.get(first),
+                expected.get(first),
+                found.len(),
+                expected.len()
+            ),
+        });
+    }
+    Ok(loaded)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn macro_f1_averages_the_classes() {
+        // Class 0: tp 2, fn 1; class 1: tp 1, fp 1; class 2 absent.
+        let s = scores(&[0, 0, 0, 1], &[0, 0, 1, 1], 3);
+        assert!((s.accuracy - 0.75).abs() < 1e-12);
+        let f1_0 = 2.0 * 2.0 / (4.0 + 0.0 + 1.0);
+        let f1_1 = 2.0 * 1.0 / (2.0 + 1.0 + 0.0);
+        assert!((s.macro_f1 - (f1_0 + f1_1) / 2.0).abs() < 1e-12);
+        let perfect = scores(&[2, 1], &[2, 1], 3);
+        assert_eq!((perfect.accuracy, perfect.macro_f1), (1.0, 1.0));
+    }
+
+    #[test]
+    fn texts_are_framed_cut_and_labelled() {
+        let tokenizer = Tokenizer::bundled().unwrap();
+        let s = tokenizer.special();
+        let texts = [
+            LabelledText {
+                document: "a".into(),
+                text: "The rain in Spain falls mainly on the plain, they say.".into(),
+                label: 1,
+            },
+            LabelledText {
+                document: "b".into(),
+                text: "Short.".into(),
+                label: 0,
+            },
+        ];
+        let task = ClassificationTask::new(&texts, &tokenizer, 2, 6).unwrap();
+        let e = task
+            .example(0, &mut crate::noise::example_rng(0, 0, 0))
+            .unwrap();
+        assert_eq!(e.input_ids.len(), 6);
+        assert_eq!((e.input_ids[0], e.input_ids[5]), (s.cls, s.sep));
+        assert_eq!(e.label, Some(1));
+        assert_eq!(task.labels(), vec![1, 0]);
+        assert!(matches!(
+            ClassificationTask::new(&texts, &tokenizer, 1, 6),
+            Err(Error::InvalidConfig(_))
+        ));
+        assert!(matches!(
+            ClassificationTask::new(&[], &tokenizer, 2, 6),
+            Err(Error::EmptyCorpus(_))
+        ));
+    }
+}

@@ -1,0 +1,150 @@
+//! Fine-tuning: the genre task's held-out documents never reach pretraining, a saved backbone
+//! loads whole into the fine-tuning model and a mismatched one is refused, and a classifier
+//! fine-tunes on real labelled passages.
+
+mod common;
+
+use std::collections::BTreeSet;
+
+use burn::module::Module;
+use burn::prelude::*;
+use pretext::blocks::{EncoderBackbone, TransformerEncoderConfig};
+use pretext::finetune::genre::{GenreData, held_out_documents, pretraining_corpus};
+use pretext::finetune::{ClassificationTask, evaluate, load_backbone};
+use pretext::objectives::SequenceClassifierConfig;
+use pretext::train::checkpoint::save_weights;
+use pretext::train::{Split, train};
+use pretext::{Error, Pretrainer, Tokenizer};
+
+#[test]
+fn held_out_genre_documents_never_reach_pretraining() {
+    let held_out = held_out_documents().unwrap();
+    let data = GenreData::load(100).unwrap();
+    let docs = |texts: &[pretext::finetune::LabelledText]| -> BTreeSet<String> {
+        texts.iter().map(|t| t.document.clone()).collect()
+    };
+    let (train_docs, valid_docs, test_docs) =
+        (docs(&data.train), docs(&data.valid), docs(&data.test));
+    assert!(valid_docs.is_subset(&held_out) && test_docs.is_subset(&held_out));
+    assert!(train_docs.is_disjoint(&held_out));
+    assert_eq!(valid_docs.len() + test_docs.len(), held_out.len());
+    let pretraining: BTreeSet<String> = pretraining_corpus()
+        .unwrap()
+        .documents
+        .into_iter()
+        .map(|d| d.name)
+        .collect();
+    assert!(
+        pretraining.is_disjoint(&held_out),
+        "a held-out document is pretrained on"
+    );
+    // Everything else is still there: the genre train documents and Shakespeare.
+    assert!(train_docs.is_subset(&pretraining));
+    assert!(pretraining.iter().any(|n| n.starts_with("shakespeare/")));
+    assert_eq!(data.labels.len(), 15);
+}
+
+#[test]
+fn a_saved_backbone_loads_whole_and_a_mismatched_one_is_refused() {
+    let tokenizer = Tokenizer::bundled().unwrap();
+    let device = Device::flex();
+    let config = common::tiny_encoder(&tokenizer);
+    device.seed(1);
+    let pretrained = config.init(&device).unwrap();
+    let dir = common::temp_dir("finetune-load");
+    let path = dir.join("encoder.bpk");
+    save_weights(&pretrained, &path).unwrap();
+
+    device.seed(2);
+    let fresh = config.init(&device).unwrap();
+    let loaded = load_backbone(&path, fresh.clone()).unwrap();
+    assert_eq!(loaded.num_params(), pretrained.num_params());
+    // Every parameter comes from the file: the outputs are the pretrained model's.
+    let ids = Tensor::<2, Int>::from_ints([[2, 40, 41, 3]], &device);
+    let out = |m: &pretext::blocks::TransformerEncoder| m.valid().encode(ids.clone(), None, None);
+    assert!(
+        (out(&loaded) - out(&pretrained))
+            .abs()
+            .max()
+            .into_scalar::<f32>()
+            < 1e-6
+    );
+    assert!(
+        (out(&fresh) - out(&pretrained))
+            .abs()
+            .max()
+            .into_scalar::<f32>()
+            > 1e-3
+    );
+    // The head is built fresh: it is not in the file, and it has the task's classes.
+    let head = SequenceClassifierConfig::new(15, "genre".into())
+        .init(&loaded, &device)
+        .unwrap();
+    assert_eq!(head.num_classes(), 15);
+
+    for other in [
+        TransformerEncoderConfig::new(tokenizer.vocab_size() + 1, 64, 2, 2, 256),
+        TransformerEncoderConfig::new(tokenizer.vocab_size(), 32, 2, 2, 256),
+        TransformerEncoderConfig::new(tokenizer.vocab_size(), 64, 3, 2, 256),
+    ] {
+        let err = load_backbone(&path, other.init(&device).unwrap()).unwrap_err();
+        assert!(matches!(err, Error::Checkpoint { .. }), "{err}");
+    }
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[test]
+fn a_classifier_fine_tunes_on_genre_passages() {
+    let tokenizer = Tokenizer::bundled().unwrap();
+    let data = GenreData::load(100).unwrap();
+    let classes = data.labels.len();
+    let few = |texts: &[pretext::finetune::LabelledText], n: usize| -> Vec<_> {
+        let step = (texts.len() / n).max(1);
+        texts.iter().step_by(step).take(n).cloned().collect()
+    };
+    let train_task =
+        ClassificationTask::new(&few(&data.train, 256), &tokenizer, classes, 64).unwrap();
+    let valid_task =
+        ClassificationTask::new(&few(&data.valid, 64), &tokenizer, classes, 64).unwrap();
+    let device = Device::flex().autodiff();
+    let backbone = common::tiny_backbone(&tokenizer, &device);
+    let head = SequenceClassifierConfig::new(classes, "genre".into())
+        .with_dropout(0.1)
+        .init(&backbone, &device)
+        .unwrap();
+    let report = train(
+        Pretrainer::new(backbone, head),
+        &train_task,
+        &valid_task,
+        &common::quick_config(60),
+        None,
+        false,
+        &device,
+    )
+    .unwrap();
+    let losses: Vec<f64> = report
+        .history
+        .iter()
+        .filter(|r| r.split == Split::Train)
+        .map(|r| r.loss)
+        .collect();
+    let (head_loss, tail_loss) = (losses[0], losses[losses.len() - 1]);
+    assert!(
+        tail_loss < head_loss,
+        "fine-tuning loss {head_loss} -> {tail_loss}"
+    );
+    let model = report.model.valid();
+    let scores = evaluate(
+        &model.backbone,
+        &model.objective,
+        &valid_task,
+        16,
+        &Device::flex(),
+    )
+    .unwrap();
+    assert_eq!(
+        scores.examples,
+        pretext::data::Task::num_examples(&valid_task)
+    );
+    assert!((0.0..=1.0).contains(&scores.accuracy) && (0.0..=1.0).contains(&scores.macro_f1));
+}
