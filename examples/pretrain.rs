@@ -15,9 +15,10 @@
 //! cargo run --release --example pretrain -- --out runs/clm --resume   # continue a stopped run
 //! ```
 //!
-//! Writes `OUT/config.json`, `OUT/metrics.jsonl` (one JSON object per line) and `OUT/checkpoint/`.
-//! `electra` also writes `OUT/discriminator.bpk`, the discriminator alone (the model one
-//! fine-tunes). The encoder-decoder objectives end by printing a few validation examples: the corrupted
+//! Writes `OUT/config.json`, `OUT/metrics.jsonl` (one JSON object per line), `OUT/checkpoint/`
+//! and, at the end, `OUT/encoder.bpk`: the encoder one fine-tunes (the discriminator of
+//! `electra`, the encoder of an encoder-decoder). On the bundled corpus, the Brown documents of
+//! the genre task's validation and test splits are left out. The encoder-decoder objectives end by printing a few validation examples: the corrupted
 //! input, the model's greedy output and the target.
 
 use std::path::{Path, PathBuf};
@@ -28,6 +29,7 @@ use clap::{Parser, ValueEnum};
 use pretext::blocks::{EncoderDecoder, EncoderDecoderConfig, TransformerEncoder};
 use pretext::corpus::{Corpus, DocumentBoundary};
 use pretext::data::{Seq2SeqBatch, Seq2SeqExample, Task, TokenizedDocument, tokenize_corpus};
+use pretext::finetune::genre::pretraining_corpus;
 use pretext::noise::bart::BartNoise;
 use pretext::noise::mass::DEFAULT_MASS_SHARE;
 use pretext::noise::{MaskUnit, MlmMasking, PairKind, PermutationMasking, example_rng};
@@ -259,6 +261,23 @@ fn device(name: DeviceName) -> Result<Device, String> {
     }
 }
 
+/// A backbone whose encoder is what fine-tuning takes.
+trait HasEncoder {
+    fn encoder(&self) -> &TransformerEncoder;
+}
+
+impl HasEncoder for TransformerEncoder {
+    fn encoder(&self) -> &TransformerEncoder {
+        self
+    }
+}
+
+impl HasEncoder for EncoderDecoder {
+    fn encoder(&self) -> &TransformerEncoder {
+        &self.encoder
+    }
+}
+
 /// What every objective's run shares.
 struct Run<'a> {
     config: &'a TrainConfig,
@@ -270,7 +289,8 @@ struct Run<'a> {
 }
 
 impl Run<'_> {
-    /// Trains `head` on `backbone` with the task `make_task` builds for each split.
+    /// Trains `head` on `backbone` with the task `make_task` builds for each split, then saves
+    /// the encoder to `OUT/encoder.bpk`.
     fn train<M, O, T>(
         &self,
         backbone: M,
@@ -278,7 +298,7 @@ impl Run<'_> {
         make_task: impl Fn(&[TokenizedDocument]) -> pretext::Result<T>,
     ) -> pretext::Result<TrainReport<M, O>>
     where
-        M: Module,
+        M: Module + HasEncoder,
         O: Objective<M, Batch = T::Batch>,
         Pretrainer<M, O>: Module,
         T: Task,
@@ -292,7 +312,7 @@ impl Run<'_> {
             valid_task.num_examples(),
             model.num_params()
         );
-        train(
+        let report = train(
             model,
             &train_task,
             &valid_task,
@@ -300,7 +320,11 @@ impl Run<'_> {
             Some(self.out),
             self.resume,
             self.device,
-        )
+        )?;
+        let path = self.out.join("encoder.bpk");
+        save_weights(report.model.backbone.encoder(), &path)?;
+        eprintln!("encoder saved to {}", path.display());
+        Ok(report)
     }
 
     /// Trains an encoder-decoder with the task `make_task` builds, then prints `show`
@@ -382,7 +406,8 @@ fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     };
     let corpus = match &args.data {
         Some(dir) => Corpus::from_dir(dir, DocumentBoundary::File)?,
-        None => Corpus::bundled()?,
+        // The genre task's evaluation documents stay unseen (see pretext::finetune::genre).
+        None => pretraining_corpus()?,
     };
     // The split seed is fixed so that every run, whatever its --seed, validates on the same
     // documents.
@@ -581,13 +606,10 @@ fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
             ObjectiveName::Electra => {
                 let backbone = encoder_only()?;
                 let head = electra.init(&backbone, encoder.num_layers, &device)?;
-                let report = run.train(backbone, head, |docs| {
+                run.train(backbone, head, |docs| {
                     ElectraTask::new(docs, &tokenizer, MlmMasking::electra(), seq_len)
-                })?;
-                let path = out.join("discriminator.bpk");
-                save_weights(&report.model.backbone, &path)?;
-                eprintln!("discriminator saved to {}", path.display());
-                report.history
+                })?
+                .history
             }
             ObjectiveName::Xlnet | ObjectiveName::Mpnet => {
                 let backbone = encoder_only()?;
