@@ -370,14 +370,7 @@ impl Run<'_> {
 }
 
 fn main() -> std::process::ExitCode {
-    match run(Args::parse()) {
-        Ok(()) => std::process::ExitCode::SUCCESS,
-        Err(e) => {
-            // Display, not Debug: the errors are written to be read.
-            eprintln!("error: {e}");
-            std::process::ExitCode::FAILURE
-        }
-    }
+    pretext::exit_with(run(Args::parse()))
 }
 
 fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {

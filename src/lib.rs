@@ -36,6 +36,20 @@ pub use preset::Preset;
 pub use pretrainer::Pretrainer;
 pub use tokenize::Tokenizer;
 
+/// An example's exit: success, or the error printed as text (its `Display`, written to be read,
+/// rather than the `Debug` a `main` returning `Result` prints) and a failure code.
+pub fn exit_with(
+    result: std::result::Result<(), Box<dyn std::error::Error>>,
+) -> std::process::ExitCode {
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
 /// The README's code blocks, compiled as doctests so that its example keeps building.
 #[cfg(doctest)]
 #[doc = include_str!("../README.md")]
