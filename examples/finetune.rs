@@ -99,11 +99,6 @@ fn pretrained_config(args: &Args) -> Result<Option<serde_json::Value>, Box<dyn s
     Ok(Some(serde_json::from_str(&text)?))
 }
 
-/// The objective the checkpoint was pretrained with.
-fn pretrained_objective(args: &Args) -> Result<Option<String>, Box<dyn std::error::Error>> {
-    Ok(pretrained_config(args)?.and_then(|c| c["objective"].as_str().map(str::to_string)))
-}
-
 /// `n` items spread evenly over `items`.
 fn spread(items: &[LabelledText], n: Option<usize>) -> Vec<LabelledText> {
     match n {
@@ -117,13 +112,15 @@ fn spread(items: &[LabelledText], n: Option<usize>) -> Vec<LabelledText> {
     }
 }
 
-/// The encoder: the checkpoint's, or a fresh one of the preset's shape.
+/// The encoder: the checkpoint's (`pretrained` is its run's `config.json`), or a fresh one of
+/// the preset's shape.
 fn encoder(
     args: &Args,
+    pretrained: Option<&serde_json::Value>,
     tokenizer: &Tokenizer,
     device: &Device,
 ) -> Result<TransformerEncoder, Box<dyn std::error::Error>> {
-    let backbone = match (&args.checkpoint, pretrained_config(args)?) {
+    let backbone = match (&args.checkpoint, pretrained) {
         (Some(dir), Some(config)) => {
             let encoder: TransformerEncoderConfig =
                 serde_json::from_value(config["encoder"].clone())
@@ -155,9 +152,10 @@ fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     let out = args.out.clone().unwrap_or_else(|| {
         PathBuf::from(format!("runs/finetune-{:?}-{source}", args.task).to_lowercase())
     });
+    let pretrained = pretrained_config(&args)?;
     let tokenizer = Tokenizer::bundled()?;
     // T5 pretrains with its sentinels in the vocabulary; the encoder keeps their rows.
-    let tokenizer = match pretrained_objective(&args)?.as_deref() {
+    let tokenizer = match pretrained.as_ref().and_then(|c| c["objective"].as_str()) {
         Some("t5") => tokenizer.with_sentinels(T5_SENTINELS)?,
         _ => tokenizer,
     };
@@ -180,7 +178,7 @@ fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
 
     let device = Device::flex().autodiff();
     device.seed(args.seed);
-    let backbone = encoder(&args, &tokenizer, &device)?;
+    let backbone = encoder(&args, pretrained.as_ref(), &tokenizer, &device)?;
     let head = SequenceClassifierConfig::new(classes, format!("{:?}", args.task).to_lowercase())
         .with_dropout(args.dropout)
         .init(&backbone, &device)?;

@@ -59,7 +59,7 @@ enum ObjectiveName {
     Sop,
     /// BERT: masked LM + next-sentence prediction.
     Bert,
-    /// ALBERT: masked LM (whole words) + sentence-order prediction, on a factorized embedding
+    /// ALBERT: masked LM (n-grams of words) + sentence-order prediction, on a factorized embedding
     /// (width 128, or half the model width if that is less) and shared layers.
     Albert,
     /// BART: an encoder-decoder that reconstructs text noised as --noise says.
@@ -431,11 +431,11 @@ fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
         .with_share_layers(args.share_layers || albert)
         // The encoder-decoders read one segment, with no segment ids; UniLM's segment ids
         // name its mask types.
-        .with_num_segments(match args.objective {
+        .with_num_segments(match (&tasks, args.objective) {
             // Each task of a mix reads a pair of segment ids of its own.
-            _ if tasks.is_some() => 2 * tasks.as_ref().map_or(0, Vec::len),
+            (Some(tasks), _) => 2 * tasks.len(),
             _ if seq2seq => 0,
-            ObjectiveName::Unilm => UNILM_SEGMENTS,
+            (None, ObjectiveName::Unilm) => UNILM_SEGMENTS,
             _ => 2,
         })
         .with_norm_first(

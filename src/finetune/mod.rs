@@ -163,11 +163,7 @@ pub fn evaluate<M: EncoderBackbone>(
             .map(|i| task.example(i, &mut rng))
             .collect::<crate::Result<Vec<_>>>()?;
         let batch = task.collate(&examples, device)?;
-        let hidden = crate::objectives::encode(
-            backbone,
-            &batch,
-            &crate::blocks::AttentionMask::padding(batch.padding.clone()),
-        );
+        let hidden = crate::objectives::encode_bidirectional(backbone, &batch);
         let classes: Vec<i64> = head
             .logits(hidden)
             .argmax(1)

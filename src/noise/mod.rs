@@ -45,6 +45,23 @@ pub fn example_rng(seed: u64, epoch: u64, index: u64) -> ExampleRng {
     ExampleRng::seed_from_u64(splitmix64(splitmix64(splitmix64(seed) ^ epoch) ^ index))
 }
 
+/// The index a uniform draw `u` in [0, 1) picks from `weights` (non-negative, not all zero):
+/// each index with probability proportional to its weight. A draw that rounding leaves past
+/// the last cumulative weight picks the last index that has any.
+pub fn pick_weighted(weights: &[f64], u: f64) -> usize {
+    let target = u * weights.iter().sum::<f64>();
+    let mut acc = 0.0;
+    let mut last = 0;
+    for (i, &w) in weights.iter().enumerate().filter(|(_, w)| **w > 0.0) {
+        acc += w;
+        last = i;
+        if target < acc {
+            return i;
+        }
+    }
+    last
+}
+
 /// `k` distinct indices below `n` (`k <= n`), drawn uniformly, in draw order: a partial
 /// Fisher–Yates shuffle.
 pub fn choose(n: usize, k: usize, rng: &mut ExampleRng) -> Vec<usize> {
@@ -56,4 +73,20 @@ pub fn choose(n: usize, k: usize, rng: &mut ExampleRng) -> Vec<usize> {
     }
     all.truncate(k);
     all
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn weighted_picks_follow_the_weights_and_skip_zero_ones() {
+        let weights = [0.0, 3.0, 0.0, 1.0];
+        assert_eq!(pick_weighted(&weights, 0.0), 1);
+        assert_eq!(pick_weighted(&weights, 0.74), 1);
+        assert_eq!(pick_weighted(&weights, 0.76), 3);
+        // A draw at the very top still lands on a weighted index.
+        assert_eq!(pick_weighted(&weights, 1.0), 3);
+        assert_eq!(pick_weighted(&[2.0, 0.0], 0.999), 0);
+    }
 }

@@ -136,6 +136,15 @@ pub fn encode<M: EncoderBackbone>(
     )
 }
 
+/// Runs `backbone` over `batch` bidirectionally: only padding is hidden.
+pub fn encode_bidirectional<M: EncoderBackbone>(backbone: &M, batch: &TokenBatch) -> Tensor<3> {
+    encode(
+        backbone,
+        batch,
+        &AttentionMask::padding(batch.padding.clone()),
+    )
+}
+
 /// The [`Objective::forward`] of an [`EncoderHead`]: one bidirectional pass (only padding
 /// hidden), then the head.
 pub fn forward_encoder_head<M: EncoderBackbone, H: EncoderHead<M>>(
@@ -143,11 +152,7 @@ pub fn forward_encoder_head<M: EncoderBackbone, H: EncoderHead<M>>(
     backbone: &M,
     batch: TokenBatch,
 ) -> ObjectiveOutput {
-    let hidden = encode(
-        backbone,
-        &batch,
-        &AttentionMask::padding(batch.padding.clone()),
-    );
+    let hidden = encode_bidirectional(backbone, &batch);
     head.score(backbone, hidden, &batch)
 }
 

@@ -35,7 +35,7 @@ use super::{PairHead, PairHeadConfig, SentencePairTask};
 use crate::blocks::EncoderBackbone;
 use crate::data::{Batch, Task, TokenBatch, TokenExample, TokenizedDocument};
 use crate::error::Error;
-use crate::noise::{ExampleRng, MaskUnit, MlmMasking, PairKind};
+use crate::noise::{ExampleRng, MaskUnit, MlmMasking, PairKind, pick_weighted};
 use crate::tokenize::Tokenizer;
 
 /// An objective that can be a task of a [`MultiTask`].
@@ -310,6 +310,7 @@ pub struct MultiTaskData {
     tasks: Vec<Box<dyn TokenTask>>,
     specs: Vec<TaskSpec>,
     step: AtomicUsize,
+    pad: u32,
 }
 
 impl std::fmt::Debug for MultiTaskData {
@@ -335,11 +336,16 @@ impl MultiTaskData {
                 .iter()
                 .map(|s| s.objective.task(documents, tokenizer, seq_len))
                 .collect::<crate::Result<_>>()?,
+            tokenizer.special().pad,
         )
     }
 
-    /// The mix of ready-made `tasks`, one per spec.
-    pub fn from_tasks(specs: &[TaskSpec], tasks: Vec<Box<dyn TokenTask>>) -> crate::Result<Self> {
+    /// The mix of ready-made `tasks`, one per spec, padded with `pad`.
+    pub fn from_tasks(
+        specs: &[TaskSpec],
+        tasks: Vec<Box<dyn TokenTask>>,
+        pad: u32,
+    ) -> crate::Result<Self> {
         if specs.len() != tasks.len() || specs.is_empty() {
             return Err(Error::InvalidConfig(format!(
                 "{} task specs for {} tasks",
@@ -351,28 +357,18 @@ impl MultiTaskData {
             tasks,
             specs: specs.to_vec(),
             step: AtomicUsize::new(0),
+            pad,
         })
     }
 
-    /// The task a uniform draw `u` picks among those started by `step`.
+    /// The task a uniform draw `u` in [0, 1) picks among those started by `step`.
     pub fn pick(&self, u: f64, step: usize) -> usize {
-        let started = |s: &TaskSpec| s.start_step <= step;
-        let total: f64 = self
+        let weights: Vec<f64> = self
             .specs
             .iter()
-            .filter(|s| started(s))
-            .map(|s| s.weight)
-            .sum();
-        let mut acc = 0.0;
-        let mut last = 0;
-        for (t, s) in self.specs.iter().enumerate().filter(|(_, s)| started(s)) {
-            acc += s.weight / total;
-            last = t;
-            if u < acc {
-                return t;
-            }
-        }
-        last
+            .map(|s| if s.start_step <= step { s.weight } else { 0.0 })
+            .collect();
+        pick_weighted(&weights, u)
     }
 }
 
@@ -407,18 +403,19 @@ impl Task for MultiTaskData {
         examples: &[MultiTaskExample],
         device: &Device,
     ) -> crate::Result<MultiTaskBatch> {
+        // Token tasks all pad the same way, so the parts collate here, from borrowed examples.
         let mut parts = Vec::new();
         for task in 0..self.tasks.len() {
-            let mine: Vec<TokenExample> = examples
+            let mine: Vec<&TokenExample> = examples
                 .iter()
                 .filter(|e| e.task == task)
-                .map(|e| e.tokens.clone())
+                .map(|e| &e.tokens)
                 .collect();
             if !mine.is_empty() {
                 parts.push(TaskPart {
                     task,
                     examples: mine.len(),
-                    tokens: self.tasks[task].collate(&mine, device)?,
+                    tokens: TokenBatch::collate(&mine, self.pad, device)?,
                 });
             }
         }

@@ -15,7 +15,7 @@ use burn::prelude::*;
 use burn::tensor::activation::gelu;
 
 use super::{EncoderHead, Objective, ObjectiveOutput, masked_cross_entropy};
-use crate::blocks::{AttentionMask, EncoderBackbone, normal_linear};
+use crate::blocks::{EncoderBackbone, normal_linear};
 use crate::data::{Batch, Task, TokenBatch, TokenExample, TokenizedDocument};
 use crate::noise::{ExampleRng, IGNORE_INDEX, MlmMasking};
 use crate::objectives::{Mlm, MlmConfig, MlmTask};
@@ -150,11 +150,7 @@ impl<M: EncoderBackbone> Objective<M> for SpanBert {
 
     fn forward(&self, backbone: &M, batch: SpanBatch) -> ObjectiveOutput {
         let tokens = &batch.tokens;
-        let hidden = super::encode(
-            backbone,
-            tokens,
-            &AttentionMask::padding(tokens.padding.clone()),
-        );
+        let hidden = super::encode_bidirectional(backbone, tokens);
         let mlm = self.mlm.score(backbone, hidden.clone(), tokens);
         let logits = self
             .sbo

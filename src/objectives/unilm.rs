@@ -24,7 +24,7 @@ use crate::data::{
     Batch, Segment, Task, TokenBatch, TokenExample, TokenizedDocument, pack_sentences,
 };
 use crate::error::Error;
-use crate::noise::{ExampleRng, MlmMasker, MlmMasking};
+use crate::noise::{ExampleRng, MlmMasker, MlmMasking, pick_weighted};
 use crate::objectives::{Mlm, MlmConfig};
 use crate::tokenize::{SpecialTokens, Tokenizer};
 
@@ -120,20 +120,7 @@ impl UnilmShares {
 
     /// The mask type a uniform draw `u` in [0, 1) picks.
     pub fn pick(&self, u: f64) -> UnilmMask {
-        let mut acc = 0.0;
-        // Rounding can leave u just above the last cumulative share: the last type drawn at
-        // all takes it.
-        let mut last = UnilmMask::Bidirectional;
-        for (share, mask) in self.as_array().into_iter().zip(UnilmMask::ALL) {
-            if share > 0.0 {
-                last = mask;
-            }
-            acc += share;
-            if u < acc {
-                return mask;
-            }
-        }
-        last
+        UnilmMask::ALL[pick_weighted(&self.as_array(), u)]
     }
 }
 
