@@ -6,6 +6,7 @@
 //! cargo run --release --example finetune -- --checkpoint runs/mlm-mini --task genre
 //! cargo run --release --example finetune -- --from-scratch --task genre    # the baseline
 //! cargo run --release --example finetune -- --checkpoint runs/mlm-mini --train-examples 300
+//! cargo run --release --example finetune -- --checkpoint runs/mlm-mini --task spam
 //! ```
 //!
 //! Writes `OUT/metrics.jsonl` like `pretrain` (train and validation records of the fine-tuning
@@ -19,8 +20,8 @@ use burn::prelude::*;
 use clap::{Parser, ValueEnum};
 use pretext::blocks::{TransformerEncoder, TransformerEncoderConfig};
 use pretext::data::Task;
-use pretext::finetune::genre::GenreData;
 use pretext::finetune::{ClassificationTask, LabelledText, evaluate, load_backbone};
+use pretext::finetune::{genre, spam};
 use pretext::objectives::SequenceClassifierConfig;
 use pretext::pretrainer::check_compatible;
 use pretext::train::{TrainConfig, train};
@@ -30,6 +31,8 @@ use pretext::{Preset, Pretrainer, Tokenizer};
 enum TaskName {
     /// Brown-corpus passages, 15 genres.
     Genre,
+    /// SpamAssassin e-mail bodies, spam or ham.
+    Spam,
 }
 
 /// Fine-tune an encoder on a downstream classification task.
@@ -160,7 +163,8 @@ fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
         _ => tokenizer,
     };
     let data = match args.task {
-        TaskName::Genre => GenreData::load(args.passage_words)?,
+        TaskName::Genre => genre::load(args.passage_words)?,
+        TaskName::Spam => spam::load()?,
     };
     let classes = data.labels.len();
     let train_texts = spread(&data.train, args.train_examples);

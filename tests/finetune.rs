@@ -9,7 +9,7 @@ use std::collections::BTreeSet;
 use burn::module::Module;
 use burn::prelude::*;
 use pretext::blocks::{EncoderBackbone, TransformerEncoderConfig};
-use pretext::finetune::genre::{GenreData, held_out_documents, pretraining_corpus};
+use pretext::finetune::genre::{self, held_out_documents, pretraining_corpus};
 use pretext::finetune::{ClassificationTask, evaluate, load_backbone};
 use pretext::objectives::SequenceClassifierConfig;
 use pretext::train::checkpoint::save_weights;
@@ -19,7 +19,7 @@ use pretext::{Error, Pretrainer, Tokenizer};
 #[test]
 fn held_out_genre_documents_never_reach_pretraining() {
     let held_out = held_out_documents().unwrap();
-    let data = GenreData::load(100).unwrap();
+    let data = genre::load(100).unwrap();
     let docs = |texts: &[pretext::finetune::LabelledText]| -> BTreeSet<String> {
         texts.iter().map(|t| t.document.clone()).collect()
     };
@@ -96,7 +96,7 @@ fn a_saved_backbone_loads_whole_and_a_mismatched_one_is_refused() {
 #[test]
 fn a_classifier_fine_tunes_on_genre_passages() {
     let tokenizer = Tokenizer::bundled().unwrap();
-    let data = GenreData::load(100).unwrap();
+    let data = genre::load(100).unwrap();
     let classes = data.labels.len();
     let few = |texts: &[pretext::finetune::LabelledText], n: usize| -> Vec<_> {
         let step = (texts.len() / n).max(1);

@@ -10,35 +10,13 @@
 
 use std::collections::BTreeSet;
 
-use super::LabelledText;
+use super::{LabelledData, LabelledText, Subset};
 use crate::corpus::{Corpus, DocumentBoundary, bundled_data_dir, read_utf8};
 use crate::error::Error;
 
-/// Which side of the genre split a document is on.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum GenreSplit {
-    /// Fine-tuning data.
-    Train,
-    /// Model selection.
-    Valid,
-    /// The reported score.
-    Test,
-}
-
-impl GenreSplit {
-    /// The split of the document of rank `rank` within its genre.
-    pub fn of_rank(rank: usize) -> Self {
-        match rank % 10 {
-            0 | 5 => Self::Test,
-            3 => Self::Valid,
-            _ => Self::Train,
-        }
-    }
-}
-
 /// `(document name, genre, split)` for every Brown document, names as the corpus gives them
 /// (`brown/ca01.txt`).
-pub fn brown_genres() -> crate::Result<Vec<(String, String, GenreSplit)>> {
+pub fn brown_genres() -> crate::Result<Vec<(String, String, Subset)>> {
     let path = bundled_data_dir().join("brown_genres");
     let text = read_utf8(&path)?;
     let mut rows: Vec<(String, String)> = Vec::new();
@@ -65,7 +43,7 @@ pub fn brown_genres() -> crate::Result<Vec<(String, String, GenreSplit)>> {
         .into_iter()
         .map(|(id, genre)| {
             let rank = rank_in_genre.entry(genre.clone()).or_insert(0);
-            let split = GenreSplit::of_rank(*rank);
+            let split = Subset::of_rank(*rank);
             *rank += 1;
             (format!("brown/{id}.txt"), genre, split)
         })
@@ -76,7 +54,7 @@ pub fn brown_genres() -> crate::Result<Vec<(String, String, GenreSplit)>> {
 pub fn held_out_documents() -> crate::Result<BTreeSet<String>> {
     Ok(brown_genres()?
         .into_iter()
-        .filter(|(_, _, split)| *split != GenreSplit::Train)
+        .filter(|(_, _, split)| *split != Subset::Train)
         .map(|(name, _, _)| name)
         .collect())
 }
@@ -90,84 +68,65 @@ pub fn pretraining_corpus() -> crate::Result<Corpus> {
     Ok(corpus)
 }
 
-/// The genre task's passages.
-#[derive(Debug, Clone)]
-pub struct GenreData {
-    /// Genre names; a label indexes this list.
-    pub labels: Vec<String>,
-    /// Training passages.
-    pub train: Vec<LabelledText>,
-    /// Validation passages.
-    pub valid: Vec<LabelledText>,
-    /// Test passages.
-    pub test: Vec<LabelledText>,
-}
-
-impl GenreData {
-    /// Every Brown document cut into passages of whole consecutive sentences of at most
-    /// `max_words` words (a longer sentence is a passage alone), labelled with its genre.
-    pub fn load(max_words: usize) -> crate::Result<Self> {
-        if max_words == 0 {
-            return Err(Error::InvalidConfig(
-                "passages need room for at least one word".into(),
-            ));
-        }
-        let genres = brown_genres()?;
-        let labels: Vec<String> = genres
+/// The genre task: every Brown document cut into passages of whole consecutive sentences of
+/// at most `max_words` words (a longer sentence is a passage alone), labelled with its genre.
+pub fn load(max_words: usize) -> crate::Result<LabelledData> {
+    if max_words == 0 {
+        return Err(Error::InvalidConfig(
+            "passages need room for at least one word".into(),
+        ));
+    }
+    let genres = brown_genres()?;
+    let labels: Vec<String> = genres
+        .iter()
+        .map(|(_, g, _)| g.clone())
+        .collect::<BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    let corpus = Corpus::from_dir(bundled_data_dir().join("brown"), DocumentBoundary::File)?;
+    let mut data = LabelledData {
+        labels,
+        train: Vec::new(),
+        valid: Vec::new(),
+        test: Vec::new(),
+    };
+    for (name, genre, split) in &genres {
+        let document = corpus
+            .documents
             .iter()
-            .map(|(_, g, _)| g.clone())
-            .collect::<BTreeSet<_>>()
-            .into_iter()
-            .collect();
-        let corpus = Corpus::from_dir(bundled_data_dir().join("brown"), DocumentBoundary::File)?;
-        let mut data = Self {
-            labels,
-            train: Vec::new(),
-            valid: Vec::new(),
-            test: Vec::new(),
-        };
-        for (name, genre, split) in &genres {
-            let document = corpus
-                .documents
-                .iter()
-                .find(|d| &d.name == name)
-                .ok_or_else(|| {
-                    Error::EmptyCorpus(format!("{name} is in brown_genres but not in data/"))
-                })?;
-            let label = data.labels.iter().position(|l| l == genre).expect("listed") as u32;
-            let side = match split {
-                GenreSplit::Train => &mut data.train,
-                GenreSplit::Valid => &mut data.valid,
-                GenreSplit::Test => &mut data.test,
-            };
-            let mut passage = String::new();
-            let mut words = 0;
-            for sentence in &document.sentences {
-                let n = sentence.split_whitespace().count();
-                if words > 0 && words + n > max_words {
-                    side.push(LabelledText {
-                        document: name.clone(),
-                        text: std::mem::take(&mut passage),
-                        label,
-                    });
-                    words = 0;
-                }
-                if words > 0 {
-                    passage.push(' ');
-                }
-                passage.push_str(sentence);
-                words += n;
-            }
-            if words > 0 {
+            .find(|d| &d.name == name)
+            .ok_or_else(|| {
+                Error::EmptyCorpus(format!("{name} is in brown_genres but not in data/"))
+            })?;
+        let label = data.labels.iter().position(|l| l == genre).expect("listed") as u32;
+        let side = data.subset_mut(*split);
+        let mut passage = String::new();
+        let mut words = 0;
+        for sentence in &document.sentences {
+            let n = sentence.split_whitespace().count();
+            if words > 0 && words + n > max_words {
                 side.push(LabelledText {
                     document: name.clone(),
-                    text: passage,
+                    text: std::mem::take(&mut passage),
                     label,
                 });
+                words = 0;
             }
+            if words > 0 {
+                passage.push(' ');
+            }
+            passage.push_str(sentence);
+            words += n;
         }
-        Ok(data)
+        if words > 0 {
+            side.push(LabelledText {
+                document: name.clone(),
+                text: passage,
+                label,
+            });
+        }
     }
+    Ok(data)
 }
 
 #[cfg(test)]
@@ -181,15 +140,15 @@ mod tests {
         let names: BTreeSet<&String> = genres.iter().map(|(_, g, _)| g).collect();
         assert_eq!(names.len(), 15);
         for genre in names {
-            for split in [GenreSplit::Valid, GenreSplit::Test, GenreSplit::Train] {
+            for split in [Subset::Valid, Subset::Test, Subset::Train] {
                 assert!(
                     genres.iter().any(|(_, g, s)| g == genre && *s == split),
                     "{genre} has no {split:?} document"
                 );
             }
         }
-        let test = genres.iter().filter(|g| g.2 == GenreSplit::Test).count();
-        let valid = genres.iter().filter(|g| g.2 == GenreSplit::Valid).count();
+        let test = genres.iter().filter(|g| g.2 == Subset::Test).count();
+        let valid = genres.iter().filter(|g| g.2 == Subset::Valid).count();
         assert!(
             (90..=110).contains(&test) && (40..=60).contains(&valid),
             "{test} {valid}"

@@ -8,9 +8,10 @@
 //! - [`ClassificationTask`]: labelled texts as `[CLS] text [SEP]` batches.
 //! - [`evaluate`]: accuracy and macro-F1 over a whole split.
 //! - [`genre`]: the bundled Brown-corpus genre task and the documents it holds out of
-//!   pretraining.
+//!   pretraining; [`spam`]: the bundled SpamAssassin e-mails, spam or ham.
 
 pub mod genre;
+pub mod spam;
 
 use std::path::Path;
 
@@ -33,6 +34,54 @@ pub struct LabelledText {
     pub text: String,
     /// Its class, below the task's number of classes.
     pub label: u32,
+}
+
+/// Which part of a labelled dataset an item belongs to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Subset {
+    /// Fine-tuning data.
+    Train,
+    /// Model selection.
+    Valid,
+    /// The reported score.
+    Test,
+}
+
+impl Subset {
+    /// The bundled tasks' stratified split: within a class (or genre), in a fixed order, the
+    /// item of rank `rank` goes to test when `rank % 10` is 0 or 5, to validation when it is
+    /// 3, and to train otherwise (70 / 10 / 20).
+    pub fn of_rank(rank: usize) -> Self {
+        match rank % 10 {
+            0 | 5 => Self::Test,
+            3 => Self::Valid,
+            _ => Self::Train,
+        }
+    }
+}
+
+/// A classification dataset: its class names and its three subsets.
+#[derive(Debug, Clone, Default)]
+pub struct LabelledData {
+    /// Class names; a label indexes this list.
+    pub labels: Vec<String>,
+    /// Training texts.
+    pub train: Vec<LabelledText>,
+    /// Validation texts.
+    pub valid: Vec<LabelledText>,
+    /// Test texts.
+    pub test: Vec<LabelledText>,
+}
+
+impl LabelledData {
+    /// The texts of `subset`, to add to.
+    pub fn subset_mut(&mut self, subset: Subset) -> &mut Vec<LabelledText> {
+        match subset {
+            Subset::Train => &mut self.train,
+            Subset::Valid => &mut self.valid,
+            Subset::Test => &mut self.test,
+        }
+    }
 }
 
 /// Labelled texts, tokenized and framed as `[CLS] text [SEP]`, cut to the sequence length.

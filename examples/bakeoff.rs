@@ -1,0 +1,600 @@
+//! The objective bake-off: pretrains the same backbone with each objective for the same
+//! budget, fine-tunes every result (and a model from scratch) on the same downstream task over
+//! several seeds, and writes what it found.
+//!
+//! ```text
+//! cargo run --release --example bakeoff                      # the default (mini) budget
+//! cargo run --release --example bakeoff -- --budget tiny     # a smoke run of a few minutes
+//! cargo run --release --example bakeoff -- --objectives mlm,spanbert,bart --seeds 5
+//! ```
+//!
+//! Equal compute means the same text: every objective runs the same number of updates over
+//! batches of the same size and sequence length, so each sees the same number of corpus
+//! tokens (what an update costs differs between objectives, and the table gives each one's
+//! time). Fine-tuning is the same for every source: the same labelled examples, steps,
+//! learning rate and seeds.
+//!
+//! It runs the `pretrain` and `finetune` examples (building them first when started through
+//! `cargo run`) and writes into `OUT` (default `runs/bakeoff-BUDGET`):
+//!
+//! - `pretrain-OBJECTIVE/` and `finetune-SOURCE-sSEED/`: each run's own directory and log;
+//! - `results.md`: the table;
+//! - `pretraining.svg`: each objective's training and validation loss against the step;
+//! - `downstream.svg`: each source's test accuracy, seed by seed, and their mean.
+//!
+//! Finished runs are kept: started again, the bake-off reuses them and runs only what is
+//! missing (`--fresh` starts over).
+
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::Instant;
+
+use clap::{Parser, ValueEnum};
+use plotters::prelude::*;
+use serde_json::Value;
+
+type Result<T> = std::result::Result<T, Box<dyn std::error::Error>>;
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum Budget {
+    /// The tiny preset, 60 pretraining and 40 fine-tuning updates, 2 seeds: minutes, for CI.
+    Tiny,
+    /// The mini preset, 300 pretraining updates (the `pretrain` default) and 200 fine-tuning
+    /// updates, 3 seeds.
+    Mini,
+}
+
+/// What a budget runs.
+struct Plan {
+    preset: &'static str,
+    pretrain_steps: usize,
+    finetune_steps: usize,
+    train_examples: usize,
+    seeds: u64,
+    objectives: &'static [&'static str],
+}
+
+impl Budget {
+    fn plan(self) -> Plan {
+        match self {
+            Budget::Tiny => Plan {
+                preset: "tiny",
+                pretrain_steps: 60,
+                finetune_steps: 40,
+                train_examples: 200,
+                seeds: 2,
+                objectives: &["mlm", "electra", "clm"],
+            },
+            // One objective of each family: masked, replaced-token detection,
+            // autoregressive and permuted.
+            Budget::Mini => Plan {
+                preset: "mini",
+                pretrain_steps: 300,
+                finetune_steps: 200,
+                train_examples: 300,
+                seeds: 3,
+                objectives: &["mlm", "electra", "clm", "xlnet"],
+            },
+        }
+    }
+}
+
+/// The objectives whose encoder a classifier can be fine-tuned on.
+const COMPARABLE: [&str; 12] = [
+    "mlm", "clm", "electra", "spanbert", "xlnet", "mpnet", "unilm", "bart", "mass", "t5", "bert",
+    "albert",
+];
+
+/// Compare pretraining objectives by how well their encoders fine-tune.
+#[derive(Parser, Debug)]
+struct Args {
+    /// How much to run.
+    #[arg(long, value_enum, default_value = "mini")]
+    budget: Budget,
+    /// Objectives to compare, comma-separated (default: the budget's).
+    #[arg(long, value_delimiter = ',')]
+    objectives: Option<Vec<String>>,
+    /// Fine-tuning seeds per source (default: the budget's).
+    #[arg(long)]
+    seeds: Option<u64>,
+    /// The downstream task: genre or spam.
+    #[arg(long, default_value = "genre")]
+    task: String,
+    /// Labelled training examples (default: the budget's; the low-data regime).
+    #[arg(long)]
+    train_examples: Option<usize>,
+    /// Output directory (default: runs/bakeoff-BUDGET).
+    #[arg(long)]
+    out: Option<PathBuf>,
+    /// Run everything again instead of reusing finished runs.
+    #[arg(long)]
+    fresh: bool,
+}
+
+fn main() -> std::process::ExitCode {
+    pretext::exit_with(run(Args::parse()))
+}
+
+/// One pretraining run's outcome.
+struct Pretrained {
+    objective: String,
+    dir: PathBuf,
+    /// `(step, loss)` of the train and validation records.
+    train: Vec<(f64, f64)>,
+    valid: Vec<(f64, f64)>,
+    seconds: f64,
+}
+
+/// One source's fine-tuning outcomes, one per seed.
+struct Downstream {
+    source: String,
+    accuracy: Vec<f64>,
+    macro_f1: Vec<f64>,
+}
+
+fn run(args: Args) -> Result<()> {
+    let plan = args.budget.plan();
+    let objectives: Vec<String> = args
+        .objectives
+        .clone()
+        .unwrap_or_else(|| plan.objectives.iter().map(|s| s.to_string()).collect());
+    if let Some(bad) = objectives
+        .iter()
+        .find(|o| !COMPARABLE.contains(&o.as_str()))
+    {
+        return Err(format!(
+            "--objectives: {bad} is not one whose encoder fine-tunes; choose from {}",
+            COMPARABLE.join(", ")
+        )
+        .into());
+    }
+    if !["genre", "spam"].contains(&args.task.as_str()) {
+        return Err(format!("--task: {} is not genre or spam", args.task).into());
+    }
+    let seeds = args.seeds.unwrap_or(plan.seeds);
+    if seeds == 0 {
+        return Err("--seeds must be at least 1".into());
+    }
+    let train_examples = args.train_examples.unwrap_or(plan.train_examples);
+    let out = args
+        .out
+        .clone()
+        .unwrap_or_else(|| PathBuf::from(format!("runs/bakeoff-{:?}", args.budget).to_lowercase()));
+    if args.fresh && out.exists() {
+        std::fs::remove_dir_all(&out)?;
+    }
+    std::fs::create_dir_all(&out)?;
+    let (pretrain, finetune) = (example("pretrain")?, example("finetune")?);
+    let started = Instant::now();
+    let total = objectives.len() + (objectives.len() + 1) * seeds as usize;
+    let mut done = 0;
+    let mut progress = |what: &str, result: &str| {
+        done += 1;
+        eprintln!(
+            "[{done}/{total}] {what}: {result} ({:.0} s in all)",
+            started.elapsed().as_secs_f64()
+        );
+    };
+
+    let mut pretrained = Vec::new();
+    for objective in &objectives {
+        let dir = out.join(format!("pretrain-{objective}"));
+        let steps = plan.pretrain_steps.to_string();
+        let every = (plan.pretrain_steps / 6).max(1).to_string();
+        let seconds = run_once(&pretrain, &dir, "encoder.bpk", |dir| {
+            vec![
+                "--objective".into(),
+                objective.clone(),
+                "--preset".into(),
+                plan.preset.into(),
+                "--steps".into(),
+                steps.clone(),
+                "--valid-every".into(),
+                every.clone(),
+                "--checkpoint-every".into(),
+                steps.clone(),
+                "--out".into(),
+                dir.display().to_string(),
+            ]
+        })?;
+        let records = read_records(&dir.join("metrics.jsonl"))?;
+        let curve = |split: &str| -> Vec<(f64, f64)> {
+            records
+                .iter()
+                .filter(|r| r["split"] == split)
+                .filter_map(|r| Some((r["step"].as_f64()?, r["loss"].as_f64()?)))
+                .collect()
+        };
+        let run = Pretrained {
+            objective: objective.clone(),
+            dir: dir.clone(),
+            train: curve("train"),
+            valid: curve("valid"),
+            seconds,
+        };
+        let last = run.valid.last().map_or(f64::NAN, |v| v.1);
+        progress(
+            &format!("pretrain {objective}"),
+            &format!("validation loss {last:.3}"),
+        );
+        pretrained.push(run);
+    }
+
+    let mut downstream = Vec::new();
+    let sources: Vec<Option<&Pretrained>> = std::iter::once(None)
+        .chain(pretrained.iter().map(Some))
+        .collect();
+    for source in sources {
+        let name = source.map_or("scratch".to_string(), |p| p.objective.clone());
+        let mut scores = Downstream {
+            source: name.clone(),
+            accuracy: Vec::new(),
+            macro_f1: Vec::new(),
+        };
+        for seed in 1..=seeds {
+            let dir = out.join(format!("finetune-{name}-s{seed}"));
+            run_once(&finetune, &dir, "metrics.jsonl", |dir| {
+                let mut a: Vec<String> = match source {
+                    Some(p) => vec!["--checkpoint".into(), p.dir.display().to_string()],
+                    None => vec![
+                        "--from-scratch".into(),
+                        "--preset".into(),
+                        plan.preset.into(),
+                    ],
+                };
+                let steps = plan.finetune_steps.to_string();
+                a.extend(
+                    [
+                        "--task",
+                        &args.task,
+                        "--train-examples",
+                        &train_examples.to_string(),
+                        "--steps",
+                        &steps,
+                        "--valid-every",
+                        &steps,
+                        "--seed",
+                        &seed.to_string(),
+                        "--out",
+                        &dir.display().to_string(),
+                    ]
+                    .map(String::from),
+                );
+                a
+            })?;
+            let test = read_records(&dir.join("metrics.jsonl"))?
+                .into_iter()
+                .find(|r| r["split"] == "test")
+                .ok_or_else(|| format!("{}: no test record", dir.display()))?;
+            let (acc, f1) = (
+                test["accuracy"].as_f64().unwrap_or(f64::NAN),
+                test["macro_f1"].as_f64().unwrap_or(f64::NAN),
+            );
+            scores.accuracy.push(acc);
+            scores.macro_f1.push(f1);
+            progress(
+                &format!("fine-tune {name}, seed {seed}"),
+                &format!("test accuracy {:.2} %, macro-F1 {f1:.3}", 100.0 * acc),
+            );
+        }
+        downstream.push(scores);
+    }
+
+    let table = results(
+        &args,
+        &plan,
+        seeds,
+        train_examples,
+        &pretrained,
+        &downstream,
+    );
+    std::fs::write(out.join("results.md"), &table)?;
+    plot_pretraining(&out.join("pretraining.svg"), &pretrained)?;
+    plot_downstream(&out.join("downstream.svg"), &args.task, &downstream)?;
+    println!("{table}");
+    eprintln!(
+        "done in {:.0} s; results.md, pretraining.svg and downstream.svg in {}",
+        started.elapsed().as_secs_f64(),
+        out.display()
+    );
+    Ok(())
+}
+
+/// The path of a sibling example binary, built first when the bake-off runs under cargo.
+fn example(name: &str) -> Result<PathBuf> {
+    let dir = std::env::current_exe()?
+        .parent()
+        .ok_or("the bake-off's binary has no directory")?
+        .to_path_buf();
+    if let Ok(cargo) = std::env::var("CARGO") {
+        let mut build = Command::new(cargo);
+        build.args(["build", "--example", name, "--manifest-path"]);
+        build.arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("Cargo.toml"));
+        if !cfg!(debug_assertions) {
+            build.arg("--release");
+        }
+        if !build.status()?.success() {
+            return Err(format!("building the {name} example failed").into());
+        }
+    }
+    let path = dir.join(format!("{name}{}", std::env::consts::EXE_SUFFIX));
+    if !path.exists() {
+        return Err(format!(
+            "{} is missing: build it with `cargo build --release --examples`",
+            path.display()
+        )
+        .into());
+    }
+    Ok(path)
+}
+
+/// Runs `binary` with `arguments(dir)` into `dir` unless a finished run (one holding
+/// `marker`, and for `metrics.jsonl` a test record) is there already; output goes to
+/// `dir/log.txt`. Returns the seconds it took (read back for a reused run).
+fn run_once(
+    binary: &Path,
+    dir: &Path,
+    marker: &str,
+    arguments: impl Fn(&Path) -> Vec<String>,
+) -> Result<f64> {
+    let timing = dir.join("seconds.txt");
+    let finished = dir.join(marker).exists()
+        && (marker != "metrics.jsonl"
+            || read_records(&dir.join(marker))?
+                .iter()
+                .any(|r| r["split"] == "test"));
+    if finished && let Ok(text) = std::fs::read_to_string(&timing) {
+        return Ok(text.trim().parse().unwrap_or(f64::NAN));
+    }
+    if dir.exists() {
+        std::fs::remove_dir_all(dir)?;
+    }
+    std::fs::create_dir_all(dir)?;
+    let log = std::fs::File::create(dir.join("log.txt"))?;
+    let started = Instant::now();
+    let status = Command::new(binary)
+        .args(arguments(dir))
+        .stdout(Stdio::from(log.try_clone()?))
+        .stderr(Stdio::from(log))
+        .status()?;
+    if !status.success() {
+        return Err(format!(
+            "{} failed ({status}); its output is in {}",
+            binary.display(),
+            dir.join("log.txt").display()
+        )
+        .into());
+    }
+    let seconds = started.elapsed().as_secs_f64();
+    std::fs::write(&timing, format!("{seconds:.1}\n"))?;
+    Ok(seconds)
+}
+
+/// The JSON records of a `metrics.jsonl`.
+fn read_records(path: &Path) -> Result<Vec<Value>> {
+    let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    text.lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| serde_json::from_str(l).map_err(|e| format!("{}: {e}", path.display()).into()))
+        .collect()
+}
+
+/// Mean and sample standard deviation.
+fn mean_sd(values: &[f64]) -> (f64, f64) {
+    let n = values.len() as f64;
+    let mean = values.iter().sum::<f64>() / n;
+    let var = values.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / (n - 1.0).max(1.0);
+    (mean, var.sqrt())
+}
+
+/// The CPU's model name and core count, for the record.
+fn hardware() -> String {
+    let cpu = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|t| {
+            t.lines()
+                .find(|l| l.starts_with("model name"))
+                .and_then(|l| l.split(':').nth(1))
+                .map(|m| m.trim().to_string())
+        })
+        .unwrap_or_else(|| std::env::consts::ARCH.to_string());
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    format!("{cpu}, {cores} cores, the CPU (flex) backend")
+}
+
+/// `results.md`.
+fn results(
+    args: &Args,
+    plan: &Plan,
+    seeds: u64,
+    train_examples: usize,
+    pretrained: &[Pretrained],
+    downstream: &[Downstream],
+) -> String {
+    let mut s = String::new();
+    let config = pretrained
+        .first()
+        .and_then(|p| std::fs::read_to_string(p.dir.join("config.json")).ok())
+        .and_then(|t| serde_json::from_str::<Value>(&t).ok());
+    let (batch, seq_len) = config.as_ref().map_or((0, 0), |c| {
+        (
+            c["train"]["batch_size"].as_u64().unwrap_or(0),
+            c["seq_len"].as_u64().unwrap_or(0),
+        )
+    });
+    let _ = writeln!(s, "# Objective bake-off ({:?} budget)\n", args.budget);
+    let _ = writeln!(
+        s,
+        "- Pretraining: the `{}` preset, {} updates of {batch} sequences of {seq_len} tokens \
+         for every objective ({} tokens of text each), on the bundled corpus without the \
+         genre task's held-out documents.",
+        plan.preset,
+        plan.pretrain_steps,
+        plan.pretrain_steps as u64 * batch * seq_len
+    );
+    let _ = writeln!(
+        s,
+        "- Fine-tuning: task `{}`, {train_examples} labelled training examples, {} updates, \
+         learning rate 1e-4, {seeds} seeds (1..={seeds}); scored on the whole test split.",
+        args.task, plan.finetune_steps
+    );
+    let _ = writeln!(s, "- Hardware: {}.", hardware());
+    let _ = writeln!(
+        s,
+        "- Pretraining losses are each objective's own (validation, last evaluation) and do \
+         not compare across objectives; ELECTRA's is generator + 50 x discriminator.\n"
+    );
+    let _ = writeln!(
+        s,
+        "| Pretraining | Pretraining loss | Pretraining time | Test accuracy (mean ± sd) | \
+         Test macro-F1 (mean ± sd) | Accuracy per seed |"
+    );
+    let _ = writeln!(s, "|---|---:|---:|---:|---:|---|");
+    for d in downstream {
+        let p = pretrained.iter().find(|p| p.objective == d.source);
+        let (acc, acc_sd) = mean_sd(&d.accuracy);
+        let (f1, f1_sd) = mean_sd(&d.macro_f1);
+        let per_seed: Vec<String> = d
+            .accuracy
+            .iter()
+            .map(|a| format!("{:.1}", 100.0 * a))
+            .collect();
+        let _ = writeln!(
+            s,
+            "| {} | {} | {} | {:.1} ± {:.1} % | {:.3} ± {:.3} | {} |",
+            p.map_or("none (from scratch)".to_string(), |p| p.objective.clone()),
+            p.and_then(|p| p.valid.last())
+                .map_or("–".into(), |v| format!("{:.3}", v.1)),
+            p.map_or("–".into(), |p| format!("{:.0} s", p.seconds)),
+            100.0 * acc,
+            100.0 * acc_sd,
+            f1,
+            f1_sd,
+            per_seed.join(", ")
+        );
+    }
+    let _ = writeln!(
+        s,
+        "\nReproduce: `cargo run --release --example bakeoff -- --budget {}`.",
+        format!("{:?}", args.budget).to_lowercase()
+    );
+    s
+}
+
+/// Colours for the series, one per objective.
+fn colour(i: usize) -> RGBColor {
+    const PALETTE: [RGBColor; 8] = [
+        RGBColor(31, 119, 180),
+        RGBColor(255, 127, 14),
+        RGBColor(44, 160, 44),
+        RGBColor(214, 39, 40),
+        RGBColor(148, 103, 189),
+        RGBColor(140, 86, 75),
+        RGBColor(227, 119, 194),
+        RGBColor(127, 127, 127),
+    ];
+    PALETTE[i % PALETTE.len()]
+}
+
+/// `pretraining.svg`: one panel per objective (their losses have different scales), train
+/// loss as a line and validation loss as points.
+fn plot_pretraining(path: &Path, runs: &[Pretrained]) -> Result<()> {
+    let columns = runs.len().clamp(1, 3);
+    let rows = runs.len().div_ceil(columns).max(1);
+    let root = SVGBackend::new(path, (360 * columns as u32, 280 * rows as u32)).into_drawing_area();
+    root.fill(&WHITE)?;
+    for (i, (run, area)) in runs
+        .iter()
+        .zip(root.split_evenly((rows, columns)))
+        .enumerate()
+    {
+        let points = run.train.iter().chain(&run.valid);
+        let (lo, hi) = points.fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), p| {
+            (lo.min(p.1), hi.max(p.1))
+        });
+        let last = run.train.iter().map(|p| p.0).fold(1.0, f64::max);
+        let margin = ((hi - lo) * 0.05).max(1e-3);
+        let mut chart = ChartBuilder::on(&area)
+            .caption(&run.objective, ("sans-serif", 18))
+            .margin(10)
+            .x_label_area_size(30)
+            .y_label_area_size(45)
+            .build_cartesian_2d(0.0..last, (lo - margin)..(hi + margin))?;
+        chart
+            .configure_mesh()
+            .x_desc("step")
+            .y_desc("loss")
+            .light_line_style(WHITE)
+            .draw()?;
+        chart
+            .draw_series(LineSeries::new(run.train.iter().copied(), colour(i)))?
+            .label("train")
+            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 16, y)], colour(i)));
+        chart
+            .draw_series(run.valid.iter().map(|&p| Circle::new(p, 4, BLACK.filled())))?
+            .label("validation")
+            .legend(|(x, y)| Circle::new((x + 8, y), 4, BLACK.filled()));
+        chart
+            .configure_series_labels()
+            .border_style(BLACK)
+            .background_style(WHITE)
+            .draw()?;
+    }
+    root.present()?;
+    Ok(())
+}
+
+/// `downstream.svg`: each source's test accuracy per seed (points) and their mean (a bar).
+fn plot_downstream(path: &Path, task: &str, sources: &[Downstream]) -> Result<()> {
+    let root = SVGBackend::new(path, (120 * sources.len() as u32 + 160, 400)).into_drawing_area();
+    root.fill(&WHITE)?;
+    let top = sources
+        .iter()
+        .flat_map(|s| s.accuracy.iter().copied())
+        .fold(0.0, f64::max);
+    let names: Vec<String> = sources.iter().map(|s| s.source.clone()).collect();
+    let mut chart = ChartBuilder::on(&root)
+        .caption(
+            format!("{task}: test accuracy after fine-tuning"),
+            ("sans-serif", 18),
+        )
+        .margin(15)
+        .x_label_area_size(35)
+        .y_label_area_size(55)
+        .build_cartesian_2d(
+            -0.5..(sources.len() as f64 - 0.5),
+            0.0..(top * 1.15).max(0.01),
+        )?;
+    chart
+        .configure_mesh()
+        .x_labels(sources.len())
+        .x_label_formatter(&|x| {
+            let i = x.round();
+            if (x - i).abs() < 1e-6 && i >= 0.0 {
+                names.get(i as usize).cloned().unwrap_or_default()
+            } else {
+                String::new()
+            }
+        })
+        .y_label_formatter(&|y| format!("{:.0} %", 100.0 * y))
+        .y_desc("accuracy")
+        .light_line_style(WHITE)
+        .draw()?;
+    for (i, source) in sources.iter().enumerate() {
+        let x = i as f64;
+        let (mean, _) = mean_sd(&source.accuracy);
+        chart.draw_series(std::iter::once(Rectangle::new(
+            [(x - 0.3, 0.0), (x + 0.3, mean)],
+            colour(i).mix(0.35).filled(),
+        )))?;
+        let n = source.accuracy.len().max(1) as f64;
+        chart.draw_series(source.accuracy.iter().enumerate().map(|(k, &a)| {
+            // Seeds side by side, so that equal scores stay visible.
+            let dx = (k as f64 - (n - 1.0) / 2.0) * 0.08;
+            Circle::new((x + dx, a), 4, colour(i).filled())
+        }))?;
+    }
+    root.present()?;
+    Ok(())
+}
