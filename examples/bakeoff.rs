@@ -98,7 +98,7 @@ struct Args {
     /// Fine-tuning seeds per source (default: the budget's).
     #[arg(long)]
     seeds: Option<u64>,
-    /// The downstream task: genre or spam.
+    /// The downstream task: genre, spam or pos.
     #[arg(long, default_value = "genre")]
     task: String,
     /// Labelled training examples (default: the budget's; the low-data regime).
@@ -149,8 +149,8 @@ fn run(args: Args) -> Result<()> {
         )
         .into());
     }
-    if !["genre", "spam"].contains(&args.task.as_str()) {
-        return Err(format!("--task: {} is not genre or spam", args.task).into());
+    if !["genre", "spam", "pos"].contains(&args.task.as_str()) {
+        return Err(format!("--task: {} is not genre, spam or pos", args.task).into());
     }
     let seeds = args.seeds.unwrap_or(plan.seeds);
     if seeds == 0 {
@@ -524,6 +524,7 @@ fn plot_pretraining(path: &Path, runs: &[Pretrained]) -> Result<()> {
         chart
             .configure_mesh()
             .x_desc("step")
+            .x_label_formatter(&|x| format!("{x:.0}"))
             .y_desc("loss")
             .light_line_style(WHITE)
             .draw()?;

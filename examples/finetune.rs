@@ -7,6 +7,7 @@
 //! cargo run --release --example finetune -- --from-scratch --task genre    # the baseline
 //! cargo run --release --example finetune -- --checkpoint runs/mlm-mini --train-examples 300
 //! cargo run --release --example finetune -- --checkpoint runs/mlm-mini --task spam
+//! cargo run --release --example finetune -- --checkpoint runs/mlm-mini --task pos  # tagging
 //! ```
 //!
 //! Writes `OUT/metrics.jsonl` like `pretrain` (train and validation records of the fine-tuning
@@ -20,9 +21,12 @@ use burn::prelude::*;
 use clap::{Parser, ValueEnum};
 use pretext::blocks::{TransformerEncoder, TransformerEncoderConfig};
 use pretext::data::Task;
-use pretext::finetune::{ClassificationTask, LabelledText, evaluate, load_backbone};
-use pretext::finetune::{genre, spam};
-use pretext::objectives::SequenceClassifierConfig;
+use pretext::data::{TokenBatch, TokenExample};
+use pretext::finetune::{
+    ClassificationTask, Classifier, LabelledText, Scores, TaggedSentence, TaggingTask, evaluate,
+    genre, load_backbone, pos, spam,
+};
+use pretext::objectives::{Objective, SequenceClassifierConfig, TokenClassifierConfig};
 use pretext::pretrainer::check_compatible;
 use pretext::train::{TrainConfig, train};
 use pretext::{Preset, Pretrainer, Tokenizer};
@@ -33,6 +37,8 @@ enum TaskName {
     Genre,
     /// SpamAssassin e-mail bodies, spam or ham.
     Spam,
+    /// Brown sentences, a universal part of speech for every word (token classification).
+    Pos,
 }
 
 /// Fine-tune an encoder on a downstream classification task.
@@ -103,7 +109,7 @@ fn pretrained_config(args: &Args) -> Result<Option<serde_json::Value>, Box<dyn s
 }
 
 /// `n` items spread evenly over `items`.
-fn spread(items: &[LabelledText], n: Option<usize>) -> Vec<LabelledText> {
+fn spread<T: Clone>(items: &[T], n: Option<usize>) -> Vec<T> {
     match n {
         Some(n) if n < items.len() => {
             let step = items.len() as f64 / n as f64;
@@ -162,70 +168,63 @@ fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
         Some("t5") => tokenizer.with_sentinels(T5_SENTINELS)?,
         _ => tokenizer,
     };
-    let data = match args.task {
-        TaskName::Genre => genre::load(args.passage_words)?,
-        TaskName::Spam => spam::load()?,
-    };
-    let classes = data.labels.len();
-    let train_texts = spread(&data.train, args.train_examples);
-    let task =
-        |texts: &[LabelledText]| ClassificationTask::new(texts, &tokenizer, classes, args.seq_len);
-    let (train_task, valid_task, test_task) =
-        (task(&train_texts)?, task(&data.valid)?, task(&data.test)?);
-    eprintln!(
-        "{:?}: {classes} classes; {} train / {} validation / {} test examples",
-        args.task,
-        train_task.num_examples(),
-        valid_task.num_examples(),
-        test_task.num_examples()
-    );
-
     let device = Device::flex().autodiff();
     device.seed(args.seed);
     let backbone = encoder(&args, pretrained.as_ref(), &tokenizer, &device)?;
-    let head = SequenceClassifierConfig::new(classes, format!("{:?}", args.task).to_lowercase())
-        .with_dropout(args.dropout)
-        .init(&backbone, &device)?;
-    let config = TrainConfig::new(args.steps, args.batch_size)
-        .with_learning_rate(args.lr)
-        .with_seed(args.seed)
-        .with_valid_every(args.valid_every)
-        .with_valid_batches(valid_task.num_examples().div_ceil(args.batch_size))
-        .with_checkpoint_every(0)
-        .with_shards(std::thread::available_parallelism().map_or(1, |n| n.get()));
+    let name = format!("{:?}", args.task).to_lowercase();
     std::fs::create_dir_all(&out)?;
-    let report = train(
-        Pretrainer::new(backbone, head),
-        &train_task,
-        &valid_task,
-        &config,
-        Some(&out),
-        false,
-        &device,
-    )?;
+    let (scores, train_examples) = match args.task {
+        TaskName::Genre | TaskName::Spam => {
+            let data = match args.task {
+                TaskName::Genre => genre::load(args.passage_words)?,
+                _ => spam::load()?,
+            };
+            let classes = data.labels.len();
+            let task = |texts: &[LabelledText]| {
+                ClassificationTask::new(texts, &tokenizer, classes, args.seq_len)
+            };
+            let tasks = [
+                task(&spread(&data.train, args.train_examples))?,
+                task(&data.valid)?,
+                task(&data.test)?,
+            ];
+            let head = SequenceClassifierConfig::new(classes, name)
+                .with_dropout(args.dropout)
+                .init(&backbone, &device)?;
+            fine_tune(&args, &out, backbone, head, &tasks, classes, &device)?
+        }
+        TaskName::Pos => {
+            let data = pos::load()?;
+            let classes = data.labels.len();
+            let task = |sentences: &[TaggedSentence]| {
+                TaggingTask::new(sentences, &tokenizer, classes, args.seq_len)
+            };
+            let tasks = [
+                task(&spread(&data.train, args.train_examples))?,
+                task(&data.valid)?,
+                task(&data.test)?,
+            ];
+            let head = TokenClassifierConfig::new(classes, name)
+                .with_dropout(args.dropout)
+                .init(&backbone, &device)?;
+            fine_tune(&args, &out, backbone, head, &tasks, classes, &device)?
+        }
+    };
 
-    let model = report.model.valid();
-    let scores = evaluate(
-        &model.backbone,
-        &model.objective,
-        &test_task,
-        64,
-        &device.clone().inner(),
-    )?;
     let line = serde_json::json!({
         "split": "test",
         "accuracy": scores.accuracy,
         "macro_f1": scores.macro_f1,
         "examples": scores.examples,
         "source": source,
-        "train_examples": train_task.num_examples(),
+        "train_examples": train_examples,
     });
     let metrics = out.join("metrics.jsonl");
     let mut text = std::fs::read_to_string(&metrics).unwrap_or_default();
     text.push_str(&format!("{line}\n"));
     std::fs::write(&metrics, text)?;
     eprintln!(
-        "test: accuracy {:.4}, macro-F1 {:.4} over {} passages; done in {:.1}s; metrics in {}",
+        "test: accuracy {:.4}, macro-F1 {:.4} over {} predictions; done in {:.1}s; metrics in {}",
         scores.accuracy,
         scores.macro_f1,
         scores.examples,
@@ -233,4 +232,54 @@ fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
         metrics.display()
     );
     Ok(())
+}
+
+/// Trains `head` on `backbone` over `tasks` (train, validation, test) into `out` and scores it
+/// on the test task; returns the scores and the number of training examples.
+fn fine_tune<H, T>(
+    args: &Args,
+    out: &std::path::Path,
+    backbone: TransformerEncoder,
+    head: H,
+    [train_task, valid_task, test_task]: &[T; 3],
+    classes: usize,
+    device: &Device,
+) -> Result<(Scores, usize), Box<dyn std::error::Error>>
+where
+    H: Classifier + Objective<TransformerEncoder, Batch = TokenBatch>,
+    Pretrainer<TransformerEncoder, H>: Module,
+    T: Task<Example = TokenExample, Batch = TokenBatch>,
+{
+    eprintln!(
+        "{:?}: {classes} classes; {} train / {} validation / {} test examples",
+        args.task,
+        train_task.num_examples(),
+        valid_task.num_examples(),
+        test_task.num_examples()
+    );
+    let config = TrainConfig::new(args.steps, args.batch_size)
+        .with_learning_rate(args.lr)
+        .with_seed(args.seed)
+        .with_valid_every(args.valid_every)
+        .with_valid_batches(valid_task.num_examples().div_ceil(args.batch_size))
+        .with_checkpoint_every(0)
+        .with_shards(std::thread::available_parallelism().map_or(1, |n| n.get()));
+    let report = train(
+        Pretrainer::new(backbone, head),
+        train_task,
+        valid_task,
+        &config,
+        Some(out),
+        false,
+        device,
+    )?;
+    let model = report.model.valid();
+    let scores = evaluate(
+        &model.backbone,
+        &model.objective,
+        test_task,
+        64,
+        &device.clone().inner(),
+    )?;
+    Ok((scores, train_task.num_examples()))
 }

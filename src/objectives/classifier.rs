@@ -1,13 +1,17 @@
-//! A sequence classifier: BERT's pooler on the `[CLS]` state, dropout, then a linear layer to
-//! the classes, trained with cross-entropy on the batch's sequence labels. NSP and SOP are
-//! two-class instances ([`PairHeadConfig`](super::PairHeadConfig)); fine-tuning puts one with
-//! the downstream task's classes on a pretrained backbone.
+//! Classifier heads.
+//!
+//! - [`SequenceClassifier`]: BERT's pooler on the `[CLS]` state, dropout, then a linear layer
+//!   to the classes, trained with cross-entropy on the batch's sequence labels. NSP and SOP
+//!   are two-class instances ([`PairHeadConfig`](super::PairHeadConfig)); fine-tuning puts one
+//!   with the downstream task's classes on a pretrained backbone.
+//! - [`TokenClassifier`]: dropout and a linear layer on the state of every labelled token
+//!   (the batch's targets), as BERT's tagging heads.
 
 use burn::nn::Linear;
 use burn::prelude::*;
 
 use super::{EncoderHead, Objective, ObjectiveOutput, forward_encoder_head, masked_cross_entropy};
-use crate::blocks::{Dropout, EncoderBackbone, Pooler, PoolerConfig, normal_linear};
+use crate::blocks::{Dropout, EncoderBackbone, Pooler, PoolerConfig, normal_linear, states_at};
 use crate::data::TokenBatch;
 
 /// Configuration of a [`SequenceClassifier`].
@@ -21,6 +25,27 @@ pub struct SequenceClassifierConfig {
     /// fine-tuning uses 0.1).
     #[config(default = 0.0)]
     pub dropout: f64,
+}
+
+/// The loss of `p` with its `{name}_acc` and `{name}_loss` metrics.
+fn named_output(p: super::Predictions, name: &str) -> ObjectiveOutput {
+    ObjectiveOutput {
+        metrics: vec![
+            p.accuracy(&format!("{name}_acc")),
+            p.mean_loss(&format!("{name}_loss")),
+        ],
+        loss: p.loss,
+    }
+}
+
+/// Checks a classifier head's settings.
+fn check_head(num_classes: usize, dropout: f64) -> crate::Result<()> {
+    if num_classes < 2 {
+        return Err(crate::Error::InvalidConfig(format!(
+            "a classifier needs at least 2 classes, got {num_classes}"
+        )));
+    }
+    crate::error::check_rate("classifier dropout", dropout)
 }
 
 /// Pooler, dropout and a classifier over the `[CLS]` state.
@@ -40,13 +65,7 @@ impl SequenceClassifierConfig {
         backbone: &M,
         device: &Device,
     ) -> crate::Result<SequenceClassifier> {
-        if self.num_classes < 2 {
-            return Err(crate::Error::InvalidConfig(format!(
-                "a classifier needs at least 2 classes, got {}",
-                self.num_classes
-            )));
-        }
-        crate::error::check_rate("classifier dropout", self.dropout)?;
+        check_head(self.num_classes, self.dropout)?;
         let hidden = backbone.hidden_size();
         Ok(SequenceClassifier {
             pooler: PoolerConfig::new(hidden).init(device),
@@ -94,14 +113,79 @@ impl<M: EncoderBackbone> EncoderHead<M> for SequenceClassifier {
                 self.name
             )
         });
-        let p = masked_cross_entropy(self.logits(hidden), labels);
-        let name = &self.name;
-        ObjectiveOutput {
-            metrics: vec![
-                p.accuracy(&format!("{name}_acc")),
-                p.mean_loss(&format!("{name}_loss")),
-            ],
-            loss: p.loss,
-        }
+        named_output(
+            masked_cross_entropy(self.logits(hidden), labels),
+            &self.name,
+        )
+    }
+}
+
+/// Configuration of a [`TokenClassifier`].
+#[derive(Config, Debug)]
+pub struct TokenClassifierConfig {
+    /// Number of classes, at least 2.
+    pub num_classes: usize,
+    /// Prefix of the metric names: `{name}_acc`, `{name}_loss`.
+    pub name: String,
+    /// Dropout on each token's state. Default 0.1 (BERT's fine-tuning).
+    #[config(default = 0.1)]
+    pub dropout: f64,
+}
+
+/// Dropout and a classifier over the state of each labelled token.
+#[derive(Module, Debug)]
+pub struct TokenClassifier {
+    dropout: Dropout,
+    classifier: Linear,
+    #[module(skip)]
+    name: String,
+}
+
+impl TokenClassifierConfig {
+    /// Builds the head for `backbone`.
+    pub fn init<M: EncoderBackbone>(
+        &self,
+        backbone: &M,
+        device: &Device,
+    ) -> crate::Result<TokenClassifier> {
+        check_head(self.num_classes, self.dropout)?;
+        Ok(TokenClassifier {
+            dropout: Dropout::new(self.dropout),
+            classifier: normal_linear(backbone.hidden_size(), self.num_classes, 0.02, device),
+            name: self.name.clone(),
+        })
+    }
+}
+
+impl TokenClassifier {
+    /// Logits `[n, classes]` of the tokens at flat `positions` of `hidden`
+    /// `[batch, len, hidden]`.
+    pub fn logits_at(&self, hidden: Tensor<3>, positions: Tensor<1, Int>) -> Tensor<2> {
+        self.classifier
+            .forward(self.dropout.forward(states_at(hidden, positions)))
+    }
+
+    /// Number of classes.
+    pub fn num_classes(&self) -> usize {
+        self.classifier.weight.dims()[1]
+    }
+}
+
+impl<M: EncoderBackbone> Objective<M> for TokenClassifier {
+    type Batch = TokenBatch;
+
+    fn forward(&self, backbone: &M, batch: TokenBatch) -> ObjectiveOutput {
+        forward_encoder_head(self, backbone, batch)
+    }
+}
+
+impl<M: EncoderBackbone> EncoderHead<M> for TokenClassifier {
+    /// The batch's targets are the labelled tokens and their classes.
+    fn score(&self, _backbone: &M, hidden: Tensor<3>, batch: &TokenBatch) -> ObjectiveOutput {
+        let logits = self.logits_at(hidden, batch.target_positions.clone());
+        named_output(
+            masked_cross_entropy(logits, batch.target_ids.clone()),
+            &self.name,
+        )
     }
 }

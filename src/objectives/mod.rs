@@ -29,7 +29,9 @@ pub mod t5;
 pub mod unilm;
 
 pub use bart::BartTask;
-pub use classifier::{SequenceClassifier, SequenceClassifierConfig};
+pub use classifier::{
+    SequenceClassifier, SequenceClassifierConfig, TokenClassifier, TokenClassifierConfig,
+};
 pub use clm::{Clm, ClmConfig, ClmTask};
 pub use electra::{Electra, ElectraBatch, ElectraConfig, ElectraTask};
 pub use loss::{Predictions, masked_cross_entropy};
