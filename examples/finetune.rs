@@ -23,8 +23,8 @@ use pretext::blocks::{TransformerEncoder, TransformerEncoderConfig};
 use pretext::data::Task;
 use pretext::data::{TokenBatch, TokenExample};
 use pretext::finetune::{
-    ClassificationTask, Classifier, LabelledText, Scores, TaggedSentence, TaggingTask, evaluate,
-    genre, load_backbone, pos, spam,
+    ClassificationTask, Classifier, LabelledData, LabelledText, Scores, TaggedSentence,
+    TaggingTask, evaluate, genre, load_backbone, pos, spam,
 };
 use pretext::objectives::{Objective, SequenceClassifierConfig, TokenClassifierConfig};
 use pretext::pretrainer::check_compatible;
@@ -121,6 +121,20 @@ fn spread<T: Clone>(items: &[T], n: Option<usize>) -> Vec<T> {
     }
 }
 
+/// The train (`train_examples` of it, spread evenly), validation and test tasks `task` makes
+/// of `data`'s subsets.
+fn subsets<I: Clone, T>(
+    data: &LabelledData<I>,
+    train_examples: Option<usize>,
+    task: impl Fn(&[I]) -> pretext::Result<T>,
+) -> pretext::Result<[T; 3]> {
+    Ok([
+        task(&spread(&data.train, train_examples))?,
+        task(&data.valid)?,
+        task(&data.test)?,
+    ])
+}
+
 /// The encoder: the checkpoint's (`pretrained` is its run's `config.json`), or a fresh one of
 /// the preset's shape.
 fn encoder(
@@ -180,14 +194,9 @@ fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
                 _ => spam::load()?,
             };
             let classes = data.labels.len();
-            let task = |texts: &[LabelledText]| {
+            let tasks = subsets(&data, args.train_examples, |texts: &[LabelledText]| {
                 ClassificationTask::new(texts, &tokenizer, classes, args.seq_len)
-            };
-            let tasks = [
-                task(&spread(&data.train, args.train_examples))?,
-                task(&data.valid)?,
-                task(&data.test)?,
-            ];
+            })?;
             let head = SequenceClassifierConfig::new(classes, name)
                 .with_dropout(args.dropout)
                 .init(&backbone, &device)?;
@@ -196,14 +205,13 @@ fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
         TaskName::Pos => {
             let data = pos::load()?;
             let classes = data.labels.len();
-            let task = |sentences: &[TaggedSentence]| {
-                TaggingTask::new(sentences, &tokenizer, classes, args.seq_len)
-            };
-            let tasks = [
-                task(&spread(&data.train, args.train_examples))?,
-                task(&data.valid)?,
-                task(&data.test)?,
-            ];
+            let tasks = subsets(
+                &data,
+                args.train_examples,
+                |sentences: &[TaggedSentence]| {
+                    TaggingTask::new(sentences, &tokenizer, classes, args.seq_len)
+                },
+            )?;
             let head = TokenClassifierConfig::new(classes, name)
                 .with_dropout(args.dropout)
                 .init(&backbone, &device)?;

@@ -8,10 +8,14 @@ use std::collections::BTreeSet;
 
 use burn::module::Module;
 use burn::prelude::*;
+use pretext::blocks::TransformerEncoder;
 use pretext::blocks::{EncoderBackbone, TransformerEncoderConfig};
+use pretext::data::{Task, TokenBatch, TokenExample};
 use pretext::finetune::genre::{self, held_out_documents, pretraining_corpus};
-use pretext::finetune::{ClassificationTask, TaggingTask, evaluate, load_backbone, pos};
-use pretext::objectives::{SequenceClassifierConfig, TokenClassifierConfig};
+use pretext::finetune::{
+    ClassificationTask, Classifier, Scores, TaggingTask, evaluate, load_backbone, pos,
+};
+use pretext::objectives::{Objective, SequenceClassifierConfig, TokenClassifierConfig};
 use pretext::train::checkpoint::save_weights;
 use pretext::train::{Split, train};
 use pretext::{Error, Pretrainer, Tokenizer};
@@ -93,6 +97,50 @@ fn a_saved_backbone_loads_whole_and_a_mismatched_one_is_refused() {
     std::fs::remove_dir_all(dir).unwrap();
 }
 
+/// Fine-tunes the head `make_head` builds on the tiny backbone for 60 steps over `train_task`;
+/// returns the train losses and the scores on `valid_task`.
+fn fine_tune_tiny<H, T>(
+    make_head: impl FnOnce(&TransformerEncoder, &Device) -> H,
+    train_task: &T,
+    valid_task: &T,
+) -> (Vec<f64>, Scores)
+where
+    H: Classifier + Objective<TransformerEncoder, Batch = TokenBatch>,
+    Pretrainer<TransformerEncoder, H>: Module,
+    T: Task<Example = TokenExample, Batch = TokenBatch>,
+{
+    let tokenizer = Tokenizer::bundled().unwrap();
+    let device = Device::flex().autodiff();
+    let backbone = common::tiny_backbone(&tokenizer, &device);
+    let head = make_head(&backbone, &device);
+    let report = train(
+        Pretrainer::new(backbone, head),
+        train_task,
+        valid_task,
+        &common::quick_config(60),
+        None,
+        false,
+        &device,
+    )
+    .unwrap();
+    let losses = report
+        .history
+        .iter()
+        .filter(|r| r.split == Split::Train)
+        .map(|r| r.loss)
+        .collect();
+    let model = report.model.valid();
+    let scores = evaluate(
+        &model.backbone,
+        &model.objective,
+        valid_task,
+        16,
+        &Device::flex(),
+    )
+    .unwrap();
+    (losses, scores)
+}
+
 #[test]
 fn a_classifier_fine_tunes_on_genre_passages() {
     let tokenizer = Tokenizer::bundled().unwrap();
@@ -106,46 +154,22 @@ fn a_classifier_fine_tunes_on_genre_passages() {
         ClassificationTask::new(&few(&data.train, 256), &tokenizer, classes, 64).unwrap();
     let valid_task =
         ClassificationTask::new(&few(&data.valid, 64), &tokenizer, classes, 64).unwrap();
-    let device = Device::flex().autodiff();
-    let backbone = common::tiny_backbone(&tokenizer, &device);
-    let head = SequenceClassifierConfig::new(classes, "genre".into())
-        .with_dropout(0.1)
-        .init(&backbone, &device)
-        .unwrap();
-    let report = train(
-        Pretrainer::new(backbone, head),
+    let (losses, scores) = fine_tune_tiny(
+        |backbone, device| {
+            SequenceClassifierConfig::new(classes, "genre".into())
+                .with_dropout(0.1)
+                .init(backbone, device)
+                .unwrap()
+        },
         &train_task,
         &valid_task,
-        &common::quick_config(60),
-        None,
-        false,
-        &device,
-    )
-    .unwrap();
-    let losses: Vec<f64> = report
-        .history
-        .iter()
-        .filter(|r| r.split == Split::Train)
-        .map(|r| r.loss)
-        .collect();
+    );
     let (head_loss, tail_loss) = (losses[0], losses[losses.len() - 1]);
     assert!(
         tail_loss < head_loss,
         "fine-tuning loss {head_loss} -> {tail_loss}"
     );
-    let model = report.model.valid();
-    let scores = evaluate(
-        &model.backbone,
-        &model.objective,
-        &valid_task,
-        16,
-        &Device::flex(),
-    )
-    .unwrap();
-    assert_eq!(
-        scores.examples,
-        pretext::data::Task::num_examples(&valid_task)
-    );
+    assert_eq!(scores.examples, valid_task.num_examples());
     assert!((0.0..=1.0).contains(&scores.accuracy) && (0.0..=1.0).contains(&scores.macro_f1));
 }
 
@@ -156,38 +180,17 @@ fn a_token_classifier_fine_tunes_on_tagged_sentences() {
     let classes = data.labels.len();
     let train_task = TaggingTask::new(&data.train[..256], &tokenizer, classes, 64).unwrap();
     let valid_task = TaggingTask::new(&data.valid, &tokenizer, classes, 64).unwrap();
-    let device = Device::flex().autodiff();
-    let backbone = common::tiny_backbone(&tokenizer, &device);
-    let head = TokenClassifierConfig::new(classes, "pos".into())
-        .init(&backbone, &device)
-        .unwrap();
-    let report = train(
-        Pretrainer::new(backbone, head),
+    let (losses, scores) = fine_tune_tiny(
+        |backbone, device| {
+            TokenClassifierConfig::new(classes, "pos".into())
+                .init(backbone, device)
+                .unwrap()
+        },
         &train_task,
         &valid_task,
-        &common::quick_config(60),
-        None,
-        false,
-        &device,
-    )
-    .unwrap();
-    let losses: Vec<f64> = report
-        .history
-        .iter()
-        .filter(|r| r.split == Split::Train)
-        .map(|r| r.loss)
-        .collect();
+    );
     let (first, last) = (losses[0], losses[losses.len() - 1]);
     assert!(last < 0.8 * first, "tagging loss {first} -> {last}");
-    let model = report.model.valid();
-    let scores = evaluate(
-        &model.backbone,
-        &model.objective,
-        &valid_task,
-        16,
-        &Device::flex(),
-    )
-    .unwrap();
     // Every word of the validation sentences is scored (none is cut at 64 tokens here).
     let words: usize = data.valid.iter().map(|s| s.words.len()).sum();
     assert!(scores.examples > words * 9 / 10 && scores.examples <= words);

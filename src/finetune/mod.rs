@@ -130,6 +130,29 @@ impl<T> LabelledData<T> {
     }
 }
 
+/// The JSON objects of a data file, one a line (blank lines skipped), each with its line
+/// number from 1; a line that does not parse is an [`Error::Json`] naming it.
+fn json_lines<T: serde::de::DeserializeOwned>(path: &Path) -> crate::Result<Vec<(usize, T)>> {
+    let text = crate::corpus::read_utf8(path)?;
+    text.lines()
+        .enumerate()
+        .filter(|(_, l)| !l.trim().is_empty())
+        .map(|(i, line)| {
+            serde_json::from_str(line)
+                .map(|item| (i + 1, item))
+                .map_err(|e| line_fault(path, i + 1, e.to_string()))
+        })
+        .collect()
+}
+
+/// An [`Error::Json`] at `line` of the data file `path`.
+fn line_fault(path: &Path, line: usize, message: String) -> Error {
+    Error::Json {
+        path: path.to_path_buf(),
+        message: format!("line {line}: {message}"),
+    }
+}
+
 /// Labelled texts, tokenized and framed as `[CLS] text [SEP]`, cut to the sequence length.
 #[derive(Debug, Clone)]
 pub struct ClassificationTask {

@@ -8,9 +8,8 @@ use std::path::Path;
 
 use serde::Deserialize;
 
-use super::{LabelledData, Subset, TaggedSentence};
-use crate::corpus::{bundled_data_dir, read_utf8};
-use crate::error::Error;
+use super::{LabelledData, Subset, TaggedSentence, json_lines, line_fault};
+use crate::corpus::bundled_data_dir;
 
 /// The tags, in label order.
 pub const TAGS: [&str; 12] = [
@@ -35,22 +34,13 @@ pub fn load() -> crate::Result<LabelledData<TaggedSentence>> {
 /// `document`, `split` (`train`, `valid` or `test`), `words` and `tags` (one of [`TAGS`] a
 /// word).
 pub fn load_from(path: &Path) -> crate::Result<LabelledData<TaggedSentence>> {
-    let text = read_utf8(path)?;
     let mut data = LabelledData {
         labels: TAGS.iter().map(|t| t.to_string()).collect(),
         ..LabelledData::default()
     };
-    let fault = |line: usize, message: String| Error::Json {
-        path: path.to_path_buf(),
-        message: format!("line {line}: {message}"),
-    };
-    for (i, line) in text
-        .lines()
-        .enumerate()
-        .filter(|(_, l)| !l.trim().is_empty())
-    {
-        let parsed: Line = serde_json::from_str(line).map_err(|e| fault(i + 1, e.to_string()))?;
-        let subset = Subset::parse(&parsed.split).map_err(|e| fault(i + 1, e))?;
+    for (line, parsed) in json_lines::<Line>(path)? {
+        let fault = |m: String| line_fault(path, line, m);
+        let subset = Subset::parse(&parsed.split).map_err(fault)?;
         let tags = parsed
             .tags
             .iter()
@@ -58,14 +48,15 @@ pub fn load_from(path: &Path) -> crate::Result<LabelledData<TaggedSentence>> {
                 TAGS.iter()
                     .position(|known| known == t)
                     .map(|p| p as u32)
-                    .ok_or_else(|| fault(i + 1, format!("tag {t:?} is not one of {TAGS:?}")))
+                    .ok_or_else(|| fault(format!("tag {t:?} is not one of {TAGS:?}")))
             })
             .collect::<crate::Result<Vec<u32>>>()?;
         if tags.len() != parsed.words.len() {
-            return Err(fault(
-                i + 1,
-                format!("{} words but {} tags", parsed.words.len(), tags.len()),
-            ));
+            return Err(fault(format!(
+                "{} words but {} tags",
+                parsed.words.len(),
+                tags.len()
+            )));
         }
         data.subset_mut(subset).push(TaggedSentence {
             document: parsed.document,

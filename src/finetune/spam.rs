@@ -9,9 +9,8 @@ use std::path::Path;
 
 use serde::Deserialize;
 
-use super::{LabelledData, LabelledText, Subset};
-use crate::corpus::{bundled_data_dir, read_utf8};
-use crate::error::Error;
+use super::{LabelledData, LabelledText, Subset, json_lines, line_fault};
+use crate::corpus::bundled_data_dir;
 
 /// The classes, in label order.
 pub const LABELS: [&str; 2] = ["ham", "spam"];
@@ -33,32 +32,17 @@ pub fn load() -> crate::Result<LabelledData> {
 /// E-mails from a file in the bundled format: one JSON object a line with `id`, `label`
 /// (`ham` or `spam`), `split` (`train`, `valid` or `test`) and `text`.
 pub fn load_from(path: &Path) -> crate::Result<LabelledData> {
-    let text = read_utf8(path)?;
     let mut data = LabelledData {
         labels: LABELS.iter().map(|l| l.to_string()).collect(),
         ..LabelledData::default()
     };
-    let fault = |line: usize, message: String| Error::Json {
-        path: path.to_path_buf(),
-        message: format!("line {line}: {message}"),
-    };
-    for (i, line) in text
-        .lines()
-        .enumerate()
-        .filter(|(_, l)| !l.trim().is_empty())
-    {
-        let message: Message =
-            serde_json::from_str(line).map_err(|e| fault(i + 1, e.to_string()))?;
+    for (line, message) in json_lines::<Message>(path)? {
+        let fault = |m: String| line_fault(path, line, m);
         let label = LABELS
             .iter()
             .position(|l| *l == message.label)
-            .ok_or_else(|| {
-                fault(
-                    i + 1,
-                    format!("label {:?} is not ham or spam", message.label),
-                )
-            })?;
-        let subset = Subset::parse(&message.split).map_err(|e| fault(i + 1, e))?;
+            .ok_or_else(|| fault(format!("label {:?} is not ham or spam", message.label)))?;
+        let subset = Subset::parse(&message.split).map_err(fault)?;
         data.subset_mut(subset).push(LabelledText {
             document: message.id,
             text: message.text,
@@ -72,6 +56,7 @@ pub fn load_from(path: &Path) -> crate::Result<LabelledData> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::error::Error;
 
     #[test]
     fn the_bundled_emails_are_balanced_and_split() {
