@@ -6,7 +6,7 @@ mod common;
 
 use std::collections::BTreeSet;
 
-use burn::module::Module;
+use burn::module::{Module, ModuleVisitor, Param};
 use burn::prelude::*;
 use pretext::blocks::TransformerEncoder;
 use pretext::blocks::{EncoderBackbone, TransformerEncoderConfig};
@@ -48,6 +48,20 @@ fn held_out_genre_documents_never_reach_pretraining() {
     assert_eq!(data.labels.len(), 15);
 }
 
+/// Every float parameter of `module`, flattened, in visiting order.
+fn params<M: Module>(module: &M) -> Vec<Vec<f32>> {
+    struct Values(Vec<Vec<f32>>);
+    impl ModuleVisitor for Values {
+        fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
+            let data = param.val().into_data().convert::<f32>();
+            self.0.push(data.try_to_vec().unwrap());
+        }
+    }
+    let mut visitor = Values(Vec::new());
+    module.visit(&mut visitor);
+    visitor.0
+}
+
 #[test]
 fn a_saved_backbone_loads_whole_and_a_mismatched_one_is_refused() {
     let tokenizer = Tokenizer::bundled().unwrap();
@@ -63,6 +77,21 @@ fn a_saved_backbone_loads_whole_and_a_mismatched_one_is_refused() {
     let fresh = config.init(&device).unwrap();
     let loaded = load_backbone(&path, fresh.clone()).unwrap();
     assert_eq!(loaded.num_params(), pretrained.num_params());
+    // Parameter by parameter: every tensor of the loaded backbone is the saved one. The tiny
+    // encoder has 37: token, position and segment tables and the LayerNorm's scale and shift
+    // (5), and per layer the weights and biases of four attention and two feed-forward linears
+    // and of two LayerNorms (16, twice). The 27 randomly initialised ones (the tables, and the
+    // linears' weights and biases) differ from the fresh model's; the 10 LayerNorm tensors
+    // start as ones and zeros in both.
+    let (saved, fresh_values, mapped) = (params(&pretrained), params(&fresh), params(&loaded));
+    assert_eq!(mapped.len(), 37);
+    assert_eq!(mapped, saved);
+    let replaced = mapped
+        .iter()
+        .zip(&fresh_values)
+        .filter(|(a, b)| a != b)
+        .count();
+    assert_eq!(replaced, 27);
     // Every parameter comes from the file: the outputs are the pretrained model's.
     let ids = Tensor::<2, Int>::from_ints([[2, 40, 41, 3]], &device);
     let out = |m: &pretext::blocks::TransformerEncoder| m.valid().encode(ids.clone(), None, None);
