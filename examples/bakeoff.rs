@@ -423,7 +423,8 @@ fn results(
             c["seq_len"].as_u64().unwrap_or(0),
         )
     });
-    let _ = writeln!(s, "# Objective bake-off ({:?} budget)\n", args.budget);
+    let budget = format!("{:?}", args.budget).to_lowercase();
+    let _ = writeln!(s, "# Objective bake-off (`{budget}` budget)\n");
     let _ = writeln!(
         s,
         "- Pretraining: the `{}` preset, {} updates of {batch} sequences of {seq_len} tokens \
@@ -476,8 +477,7 @@ fn results(
     }
     let _ = writeln!(
         s,
-        "\nReproduce: `cargo run --release --example bakeoff -- --budget {}`.",
-        format!("{:?}", args.budget).to_lowercase()
+        "\nReproduce: `cargo run --release --example bakeoff -- --budget {budget}`."
     );
     s
 }
