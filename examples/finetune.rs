@@ -24,11 +24,11 @@ use pretext::data::Task;
 use pretext::data::{TokenBatch, TokenExample};
 use pretext::finetune::{
     ClassificationTask, Classifier, LabelledData, LabelledText, Scores, TaggedSentence,
-    TaggingTask, evaluate, genre, load_backbone, pos, spam,
+    TaggingTask, fine_tune, genre, load_backbone, pos, spam,
 };
 use pretext::objectives::{Objective, SequenceClassifierConfig, TokenClassifierConfig};
 use pretext::pretrainer::check_compatible;
-use pretext::train::{TrainConfig, train};
+use pretext::train::TrainConfig;
 use pretext::{Preset, Pretrainer, Tokenizer};
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -200,7 +200,7 @@ fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
             let head = SequenceClassifierConfig::new(classes, name)
                 .with_dropout(args.dropout)
                 .init(&backbone, &device)?;
-            fine_tune(&args, &out, backbone, head, &tasks, classes, &device)?
+            run_task(&args, &out, backbone, head, &tasks, classes, &device)?
         }
         TaskName::Pos => {
             let data = pos::load()?;
@@ -215,7 +215,7 @@ fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
             let head = TokenClassifierConfig::new(classes, name)
                 .with_dropout(args.dropout)
                 .init(&backbone, &device)?;
-            fine_tune(&args, &out, backbone, head, &tasks, classes, &device)?
+            run_task(&args, &out, backbone, head, &tasks, classes, &device)?
         }
     };
 
@@ -244,7 +244,7 @@ fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
 
 /// Trains `head` on `backbone` over `tasks` (train, validation, test) into `out` and scores it
 /// on the test task; returns the scores and the number of training examples.
-fn fine_tune<H, T>(
+fn run_task<H, T>(
     args: &Args,
     out: &std::path::Path,
     backbone: TransformerEncoder,
@@ -272,22 +272,13 @@ where
         .with_valid_batches(valid_task.num_examples().div_ceil(args.batch_size))
         .with_checkpoint_every(0)
         .with_shards(std::thread::available_parallelism().map_or(1, |n| n.get()));
-    let report = train(
-        Pretrainer::new(backbone, head),
-        train_task,
-        valid_task,
+    let (_, scores) = fine_tune(
+        backbone,
+        head,
+        [train_task, valid_task, test_task],
         &config,
         Some(out),
-        false,
         device,
-    )?;
-    let model = report.model.valid();
-    let scores = evaluate(
-        &model.backbone,
-        &model.objective,
-        test_task,
-        64,
-        &device.clone().inner(),
     )?;
     Ok((scores, train_task.num_examples()))
 }

@@ -13,11 +13,11 @@ use pretext::blocks::{EncoderBackbone, TransformerEncoderConfig};
 use pretext::data::{Task, TokenBatch, TokenExample};
 use pretext::finetune::genre::{self, held_out_documents, pretraining_corpus};
 use pretext::finetune::{
-    ClassificationTask, Classifier, Scores, TaggingTask, evaluate, load_backbone, pos,
+    ClassificationTask, Classifier, Scores, TaggingTask, fine_tune, load_backbone, pos,
 };
 use pretext::objectives::{Objective, SequenceClassifierConfig, TokenClassifierConfig};
+use pretext::train::Split;
 use pretext::train::checkpoint::save_weights;
-use pretext::train::{Split, train};
 use pretext::{Error, Pretrainer, Tokenizer};
 
 #[test]
@@ -142,13 +142,12 @@ where
     let device = Device::flex().autodiff();
     let backbone = common::tiny_backbone(&tokenizer, &device);
     let head = make_head(&backbone, &device);
-    let report = train(
-        Pretrainer::new(backbone, head),
-        train_task,
-        valid_task,
+    let (report, scores) = fine_tune(
+        backbone,
+        head,
+        [train_task, valid_task, valid_task],
         &common::quick_config(60),
         None,
-        false,
         &device,
     )
     .unwrap();
@@ -158,15 +157,6 @@ where
         .filter(|r| r.split == Split::Train)
         .map(|r| r.loss)
         .collect();
-    let model = report.model.valid();
-    let scores = evaluate(
-        &model.backbone,
-        &model.objective,
-        valid_task,
-        16,
-        &Device::flex(),
-    )
-    .unwrap();
     (losses, scores)
 }
 

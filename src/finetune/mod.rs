@@ -6,7 +6,8 @@
 //! - [`load_backbone`]: the weights a pretraining run saved (`OUT/backbone.bpk`) into a
 //!   backbone of the same shape, with a typed error when the shapes differ.
 //! - [`ClassificationTask`]: labelled texts as `[CLS] text [SEP]` batches.
-//! - [`evaluate`]: accuracy and macro-F1 over a whole split.
+//! - [`fine_tune`]: trains a head and its backbone, then scores the test split;
+//!   [`evaluate`]: accuracy and macro-F1 over a whole split.
 //! - [`TaggingTask`]: tagged sentences for a [`TokenClassifier`], each word's class on its
 //!   first token.
 //! - [`genre`]: the bundled Brown-corpus genre task and the documents it holds out of
@@ -334,6 +335,43 @@ where
         predicted.extend(ints(p)?);
     }
     Ok(scores(&actual, &predicted, head.num_classes()))
+}
+
+/// Fine-tunes `head` on `backbone`: trains both over `train` with `config` (validating on
+/// `valid`, logging into `dir` when given), then scores the result on `test`. Returns the
+/// training report and the test scores.
+pub fn fine_tune<M, H, T>(
+    backbone: M,
+    head: H,
+    [train, valid, test]: [&T; 3],
+    config: &crate::train::TrainConfig,
+    dir: Option<&Path>,
+    device: &Device,
+) -> crate::Result<(crate::train::TrainReport<M, H>, Scores)>
+where
+    M: EncoderBackbone + Module,
+    H: Classifier + crate::objectives::Objective<M, Batch = TokenBatch>,
+    crate::Pretrainer<M, H>: Module,
+    T: Task<Example = TokenExample, Batch = TokenBatch>,
+{
+    let report = crate::train::train(
+        crate::Pretrainer::new(backbone, head),
+        train,
+        valid,
+        config,
+        dir,
+        false,
+        device,
+    )?;
+    let model = report.model.valid();
+    let scores = evaluate(
+        &model.backbone,
+        &model.objective,
+        test,
+        64,
+        &device.clone().inner(),
+    )?;
+    Ok((report, scores))
 }
 
 /// Shapes of every parameter of a module, in visiting order.
