@@ -2,9 +2,9 @@
 //! of `shared/reference/performance.md`: vocab 8192, hidden 256, 4 layers, 4 heads, ffn 1024,
 //! sequences of 128, batches of 16, dropout 0.1, on real bundled text.
 //!
-//! - `mlm_*`: 15 % masking, tied head evaluated at the masked positions only. Criterion's
-//!   rate is tokens/s; the achieved GFLOP/s is that rate times the FLOPs per token printed at
-//!   start.
+//! - `matmul_*`: a square f32 matmul on the plain `flex` device, the rate the steps' achieved
+//!   GFLOP/s compare against (criterion's Gelem/s there are GFLOP/s).
+//! - `mlm_*`: 15 % masking, tied head evaluated at the masked positions only.
 //! - `electra_*`: the same encoder as discriminator, with ELECTRA's masking and a generator
 //!   a quarter as wide sharing its embeddings; tokens counted as for MLM, so the two compare
 //!   directly.
@@ -14,16 +14,20 @@
 //! - `xlnet_*`: the MLM encoder run as two streams (XLNet's query stream for a sixth of the
 //!   tokens, in spans), the tied head on the query stream; tokens counted as for MLM.
 //!
-//! Each in two variants: the whole batch on the calling thread (burn's kernels spread over
-//! the cores as they can), and the batch in one shard per core ([`Shards`]), as `pretrain`
-//! runs on a CPU.
+//! Each step in two variants: the whole batch on the calling thread (burn's kernels spread
+//! over the cores as they can), and the batch in one shard per core ([`Shards`]), as
+//! `pretrain` runs on a CPU. Criterion's rate is tokens/s; after each variant a line gives
+//! its median step, tokens/s, achieved GFLOP/s (the matmul FLOPs of the step, counted from
+//! the shapes, over the median time) and the process's peak resident memory so far (run one
+//! objective alone, e.g. with the filter `mlm`, to read its peak).
 //!
 //! `cargo bench --bench train_step`
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use burn::optim::GradientsAccumulator;
 use burn::prelude::*;
+use burn::tensor::Distribution;
 use criterion::measurement::WallTime;
 use criterion::{BenchmarkGroup, Criterion, Throughput, criterion_group, criterion_main};
 use pretext::blocks::EncoderDecoderConfig;
@@ -40,13 +44,17 @@ use pretext::{Preset, Pretrainer, Tokenizer};
 const BATCH: usize = 16;
 const SEQ_LEN: usize = 128;
 
-/// Training FLOPs of one MLM step (3 × forward): matmuls of the layers, attention scores and
-/// mixing, and the vocab projection at `targets` positions.
-fn train_flops(hidden: f64, ffn: f64, layers: f64, vocab: f64, tokens: f64, targets: f64) -> f64 {
-    let per_layer = 2.0 * tokens * (4.0 * hidden * hidden + 2.0 * hidden * ffn)
-        + 2.0 * 2.0 * tokens * SEQ_LEN as f64 * hidden;
-    let head = 2.0 * targets * (hidden * hidden + hidden * vocab);
-    3.0 * (layers * per_layer + head)
+/// Forward FLOPs of the matmuls of one Transformer layer of width `h` and feed-forward `ffn`
+/// on `queries` tokens that attend to `keys` keys each (projections, feed-forward, attention
+/// scores and mixing). Training costs 3 × forward.
+fn layer_flops(queries: f64, keys: f64, h: f64, ffn: f64) -> f64 {
+    2.0 * queries * (4.0 * h * h + 2.0 * h * ffn) + 4.0 * queries * keys * h
+}
+
+/// Forward FLOPs of the tied LM head at `targets` positions: the transform from `hidden` to
+/// `embedding`, then the projection onto the vocabulary.
+fn head_flops(targets: f64, hidden: f64, embedding: f64, vocab: f64) -> f64 {
+    2.0 * targets * (hidden * embedding + embedding * vocab)
 }
 
 /// Two long documents of real text, tokenized.
@@ -76,6 +84,7 @@ fn bench_steps<M, O, T>(
     mut model: Pretrainer<M, O>,
     task: &T,
     examples: &[T::Example],
+    flops: f64,
     device: &Device,
 ) where
     M: Module,
@@ -95,15 +104,86 @@ fn bench_steps<M, O, T>(
             .map(|part| task.collate(part, device).unwrap())
             .collect();
         let seeds: Vec<u64> = (0..n as u64).collect();
-        group.bench_function(format!("{name}_tokens_{n}_shards"), |b| {
-            b.iter(|| {
-                let mut grads = GradientsAccumulator::new();
-                for shard in shards.run(&model, parts.clone(), &seeds, device) {
-                    grads.accumulate(&model, shard.grads);
+        let id = format!("{name}_tokens_{n}_shards");
+        let mut steps = Vec::new();
+        group.bench_function(&id, |b| {
+            b.iter_custom(|iters| {
+                let start = Instant::now();
+                for _ in 0..iters {
+                    let step = Instant::now();
+                    let mut grads = GradientsAccumulator::new();
+                    for shard in shards.run(&model, parts.clone(), &seeds, device) {
+                        grads.accumulate(&model, shard.grads);
+                    }
+                    model = optim.step(1e-4, model.clone(), grads.grads());
+                    steps.push(step.elapsed().as_secs_f64());
                 }
-                model = optim.step(1e-4, model.clone(), grads.grads());
+                start.elapsed()
             })
         });
+        report(&id, &mut steps, tokens, flops);
+    }
+}
+
+/// Prints the median step of `steps` (the second half, past warm-up) as s/step, tokens/s
+/// (unless `tokens` is 0) and achieved GFLOP/s, with the process's peak resident memory so far.
+fn report(id: &str, steps: &mut Vec<f64>, tokens: usize, flops: f64) {
+    if steps.is_empty() {
+        return; // filtered out
+    }
+    let mut measured = steps.split_off(steps.len() / 2);
+    measured.sort_by(f64::total_cmp);
+    let median = measured[measured.len() / 2];
+    eprintln!(
+        "{id}: median {median:.3} s/step over {} steps,{} {:.1} GFLOP/s achieved \
+         ({:.1} GFLOP/step); peak resident memory so far {}",
+        measured.len(),
+        match tokens {
+            0 => String::new(),
+            n => format!(" {:.0} tokens/s,", n as f64 / median),
+        },
+        flops / median / 1e9,
+        flops / 1e9,
+        peak_memory(),
+    );
+}
+
+/// The process's peak resident set (`VmHWM`), where `/proc` tells it.
+fn peak_memory() -> String {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|status| {
+            let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+            let kb: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
+            Some(format!("{:.0} MB", kb / 1024.0))
+        })
+        .unwrap_or_else(|| "unknown".into())
+}
+
+/// The matmul rate burn reaches here on a square f32 product, forward only: the ceiling the
+/// training steps' GFLOP/s compare against.
+fn matmul_ceiling(group: &mut BenchmarkGroup<'_, WallTime>) {
+    let device = Device::flex();
+    for n in [1024usize, 2048] {
+        let a = Tensor::<2>::random([n, n], Distribution::Default, &device);
+        let b = Tensor::<2>::random([n, n], Distribution::Default, &device);
+        let flops = 2.0 * (n as f64).powi(3);
+        group.throughput(Throughput::Elements(flops as u64));
+        let id = format!("matmul_{n}_flop");
+        let mut steps = Vec::new();
+        group.bench_function(&id, |bench| {
+            bench.iter_custom(|iters| {
+                let start = Instant::now();
+                for _ in 0..iters {
+                    let step = Instant::now();
+                    let c = a.clone().matmul(b.clone());
+                    std::hint::black_box(c.into_data());
+                    steps.push(step.elapsed().as_secs_f64());
+                }
+                start.elapsed()
+            })
+        });
+        report(&id, &mut steps, 0, flops);
     }
 }
 
@@ -119,6 +199,14 @@ fn train_steps(c: &mut Criterion) {
     group.warm_up_time(Duration::from_secs(5));
     group.measurement_time(Duration::from_secs(30));
 
+    matmul_ceiling(&mut group);
+
+    // The reference encoder's shape, for the FLOP counts.
+    let (h, ffn, layers) = (256.0, 1024.0, 4.0);
+    let vocab = tokenizer.vocab_size() as f64;
+    let seq = SEQ_LEN as f64;
+    let tokens = (BATCH * SEQ_LEN) as f64;
+
     // Full-length segments, so every sequence is 128 tokens.
     device.seed(0);
     let backbone = encoder.init(&device).unwrap();
@@ -126,26 +214,46 @@ fn train_steps(c: &mut Criterion) {
     let mlm = Pretrainer::new(backbone, head);
     let task = MlmTask::new(&docs, &tokenizer, MlmMasking::default(), SEQ_LEN).unwrap();
     let batch = examples(&task, |e| e.input_ids.len() == SEQ_LEN);
-    let targets = task.collate(&batch, &device).unwrap().num_targets;
-    let tokens = (BATCH * SEQ_LEN) as f64;
-    let flops = train_flops(256.0, 1024.0, 4.0, 8192.0, tokens, targets as f64);
+    let targets = task.collate(&batch, &device).unwrap().num_targets as f64;
+    let encoder_flops = layers * layer_flops(tokens, seq, h, ffn);
+    let flops = 3.0 * (encoder_flops + head_flops(targets, h, h, vocab));
     eprintln!(
-        "reference MLM step: {} parameters, {:.1} GFLOP per step ({:.2} MFLOP per token, {targets} targets)",
+        "reference MLM step: {} parameters, {:.1} GFLOP per step ({targets} targets)",
         mlm.num_params(),
         flops / 1e9,
-        flops / tokens / 1e6,
     );
-    bench_steps(&mut group, "mlm_reference", mlm, &task, &batch, &device);
+    bench_steps(
+        &mut group,
+        "mlm_reference",
+        mlm,
+        &task,
+        &batch,
+        flops,
+        &device,
+    );
 
     device.seed(0);
     let backbone = encoder.init(&device).unwrap();
-    let head = ElectraConfig::new().init(&backbone, 4, &device).unwrap();
+    let config = ElectraConfig::new();
+    let generator = config.generator_encoder(&backbone, 4);
+    let head = config.init(&backbone, 4, &device).unwrap();
     let electra = Pretrainer::new(backbone, head);
     let task = ElectraTask::new(&docs, &tokenizer, MlmMasking::electra(), SEQ_LEN).unwrap();
     let batch = examples(&task, |e| e.tokens.input_ids.len() == SEQ_LEN);
+    let targets = task.collate(&batch, &device).unwrap().tokens.num_targets as f64;
+    // Discriminator: the encoder and its dense + one-logit head on every token. Generator:
+    // the embedding projected to its width, its layers, and its tied head at the targets.
+    let g = generator.hidden_size as f64;
+    let flops = 3.0
+        * (encoder_flops
+            + 2.0 * tokens * (h * h + h)
+            + 2.0 * tokens * h * g
+            + generator.num_layers as f64 * layer_flops(tokens, seq, g, generator.ffn_size as f64)
+            + head_flops(targets, g, h, vocab));
     eprintln!(
-        "reference ELECTRA step: {} parameters",
-        electra.num_params()
+        "reference ELECTRA step: {} parameters, {:.1} GFLOP per step",
+        electra.num_params(),
+        flops / 1e9,
     );
     bench_steps(
         &mut group,
@@ -153,6 +261,7 @@ fn train_steps(c: &mut Criterion) {
         electra,
         &task,
         &batch,
+        flops,
         &device,
     );
 
@@ -163,7 +272,23 @@ fn train_steps(c: &mut Criterion) {
     let task =
         PermutationTask::xlnet(&docs, &tokenizer, PermutationMasking::XLNET, SEQ_LEN).unwrap();
     let batch = examples(&task, |e| e.ids.len() == SEQ_LEN);
-    bench_steps(&mut group, "xlnet_reference", xlnet, &task, &batch, &device);
+    let collated = task.collate(&batch, &device).unwrap();
+    let queries = collated.query_ids.dims().iter().product::<usize>() as f64;
+    let targets = collated.target_ids.dims()[0] as f64;
+    // The content stream as MLM's encoder; the query stream's own query and output projections,
+    // feed-forward and attention over the content keys; the head at the targets.
+    let query_stream = 2.0 * queries * (2.0 * h * h + 2.0 * h * ffn) + 4.0 * queries * seq * h;
+    let flops = 3.0 * (encoder_flops + layers * query_stream + head_flops(targets, h, h, vocab));
+    eprintln!("reference XLNet step: {:.1} GFLOP per step", flops / 1e9);
+    bench_steps(
+        &mut group,
+        "xlnet_reference",
+        xlnet,
+        &task,
+        &batch,
+        flops,
+        &device,
+    );
 
     device.seed(0);
     let config = EncoderDecoderConfig::new(encoder.clone().with_num_segments(0), 4);
@@ -172,8 +297,34 @@ fn train_steps(c: &mut Criterion) {
     let bart = Pretrainer::new(backbone, head);
     let task = BartTask::new(&docs, &tokenizer, BartNoise::BART, SEQ_LEN).unwrap();
     let batch = examples(&task, |e| e.targets.len() == SEQ_LEN);
-    eprintln!("reference BART step: {} parameters", bart.num_params());
-    bench_steps(&mut group, "bart_reference", bart, &task, &batch, &device);
+    let collated = task.collate(&batch, &device).unwrap();
+    let [_, source_len] = collated.source_ids.dims();
+    let [_, decoder_len] = collated.decoder_ids.dims();
+    let source = (BATCH * source_len) as f64;
+    let decoder = (BATCH * decoder_len) as f64;
+    // Encoder layers on the source; decoder layers with self-attention, and cross-attention
+    // whose keys and values are projected from the source; the head at every target.
+    let cross = 2.0 * decoder * 2.0 * h * h
+        + 2.0 * source * 2.0 * h * h
+        + 4.0 * decoder * source_len as f64 * h;
+    let flops = 3.0
+        * (layers * layer_flops(source, source_len as f64, h, ffn)
+            + layers * (layer_flops(decoder, decoder_len as f64, h, ffn) + cross)
+            + head_flops(collated.num_targets as f64, h, h, vocab));
+    eprintln!(
+        "reference BART step: {} parameters, {:.1} GFLOP per step",
+        bart.num_params(),
+        flops / 1e9
+    );
+    bench_steps(
+        &mut group,
+        "bart_reference",
+        bart,
+        &task,
+        &batch,
+        flops,
+        &device,
+    );
     group.finish();
 }
 
