@@ -44,7 +44,7 @@ use pretext::objectives::{
 use pretext::objectives::{MultiTask, MultiTaskData};
 use pretext::pretrainer::check_compatible;
 use pretext::train::checkpoint::save_weights;
-use pretext::train::{TrainConfig, TrainReport, train};
+use pretext::train::{TrainConfig, TrainReport, train_data_parallel};
 use pretext::{Preset, Pretrainer, Tokenizer};
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -210,6 +210,10 @@ struct Args {
     /// number of cores on the CPU backend, 1 on a GPU).
     #[arg(long)]
     shards: Option<usize>,
+    /// GPUs to train on at once (`--device cuda` or `rocm`): devices 0..N, each running its
+    /// share of every batch, gradients summed on device 0.
+    #[arg(long, default_value_t = 1)]
+    devices: usize,
     /// Micro-batches per update.
     #[arg(long, default_value_t = 1)]
     grad_accumulation: usize,
@@ -242,15 +246,29 @@ fn pair_kind(objective: ObjectiveName) -> PairKind {
     }
 }
 
-fn device(name: DeviceName) -> Result<Device, String> {
+/// The autodiff devices to train on: `count` GPUs of an indexed backend, or one device.
+fn devices(name: DeviceName, count: usize) -> Result<Vec<Device>, String> {
+    let indexed = matches!(name, DeviceName::Cuda | DeviceName::Rocm);
+    if count == 0 || (count > 1 && !indexed) {
+        return Err(format!(
+            "--devices {count}: several devices need `--device cuda` or `rocm` (on the CPU, \
+             `--shards` splits batches over the cores)"
+        ));
+    }
+    (0..count)
+        .map(|index| device(name, index).map(Device::autodiff))
+        .collect()
+}
+
+fn device(name: DeviceName, #[allow(unused)] index: usize) -> Result<Device, String> {
     match name {
         DeviceName::Flex => Ok(Device::flex()),
         #[cfg(feature = "cuda")]
-        DeviceName::Cuda => Ok(Device::cuda(0)),
+        DeviceName::Cuda => Ok(Device::cuda(index)),
         #[cfg(feature = "wgpu")]
         DeviceName::Wgpu => Ok(Device::wgpu(Default::default())),
         #[cfg(feature = "rocm")]
-        DeviceName::Rocm => Ok(Device::rocm(0)),
+        DeviceName::Rocm => Ok(Device::rocm(index)),
         #[cfg(feature = "metal")]
         DeviceName::Metal => Ok(Device::metal(Default::default())),
         #[allow(unreachable_patterns)]
@@ -283,7 +301,10 @@ struct Run<'a> {
     config: &'a TrainConfig,
     resume: bool,
     out: &'a Path,
+    /// The main device, where the model lives.
     device: &'a Device,
+    /// Every device a batch is split over (the main one first).
+    devices: &'a [Device],
     train_docs: &'a [TokenizedDocument],
     valid_docs: &'a [TokenizedDocument],
 }
@@ -312,14 +333,14 @@ impl Run<'_> {
             valid_task.num_examples(),
             model.num_params()
         );
-        let report = train(
+        let report = train_data_parallel(
             model,
             &train_task,
             &valid_task,
             self.config,
             Some(self.out),
             self.resume,
-            self.device,
+            self.devices,
         )?;
         let path = self.out.join("encoder.bpk");
         save_weights(report.model.backbone.encoder(), &path)?;
@@ -385,7 +406,8 @@ fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
         .out
         .clone()
         .unwrap_or_else(|| PathBuf::from(format!("runs/{objective}-{}", preset.name())));
-    let device = device(args.device)?.autodiff();
+    let devices = devices(args.device, args.devices)?;
+    let device = devices[0].clone();
     pretext::train::tune_allocator();
 
     let started = Instant::now();
@@ -521,6 +543,7 @@ fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
         resume: args.resume,
         out: &out,
         device: &device,
+        devices: &devices,
         train_docs: &train_docs,
         valid_docs: &valid_docs,
     };

@@ -1,6 +1,8 @@
 //! A run paused at a checkpoint and resumed gives the same next losses as an uninterrupted run,
 //! with accumulated micro-batches each split into shards run at once: for MLM, for ELECTRA
 //! (whose replacements are sampled) and for a multi-task mix whose second task joins midway.
+//! The resumed half runs data-parallel over two devices (the CPU twice, the only device at
+//! hand), so the per-device path must also replay the run that shared one device.
 //!
 //! Alone in its test binary: weight initialisation draws from the backend's process-wide
 //! generator, which tests running in parallel threads would otherwise share.
@@ -16,10 +18,11 @@ use pretext::objectives::multitask::parse_tasks;
 use pretext::objectives::{
     ElectraConfig, ElectraTask, MlmTask, MultiTask, MultiTaskData, Objective,
 };
-use pretext::train::{Split, TrainConfig, train};
+use pretext::train::{Split, TrainConfig, train, train_data_parallel};
 
 /// Trains 12 steps straight, then 5 steps paused and resumed from the checkpoint into a model
-/// initialised otherwise (`other`), and checks that both give the same losses step by step.
+/// initialised otherwise (`other`) on two devices, and checks that both give the same losses
+/// step by step.
 fn check_resume<M, O, T>(
     name: &str,
     fresh: impl Fn() -> Pretrainer<M, O>,
@@ -70,14 +73,14 @@ fn check_resume<M, O, T>(
     )
     .unwrap();
     assert_eq!(first.state.step, 5);
-    let resumed = train(
+    let resumed = train_data_parallel(
         other(),
         train_task,
         valid_task,
         &config,
         Some(&paused_dir),
         true,
-        &device,
+        &[device.clone(), device.clone()],
     )
     .unwrap();
 

@@ -202,6 +202,53 @@ where
     Pretrainer<M, O>: Module,
     T: Task,
 {
+    train_data_parallel(
+        model,
+        train,
+        valid,
+        config,
+        dir,
+        resume,
+        std::slice::from_ref(device),
+    )
+}
+
+/// [`train`] with each batch split over several autodiff `devices` (GPUs), one shard per
+/// device; `config.shards` then does not apply. The model, the optimizer and validation stay
+/// on the first device, where every shard's gradients are summed before the update. With one
+/// device this is [`train`].
+///
+/// ```no_run
+/// # fn run<M, O, T>(model: pretext::Pretrainer<M, O>, task: &T, valid: &T) -> pretext::Result<()>
+/// # where M: burn::module::Module, O: pretext::objectives::Objective<M, Batch = T::Batch>,
+/// #   pretext::Pretrainer<M, O>: burn::module::Module, T: pretext::data::Task {
+/// use burn::prelude::Device;
+/// use pretext::train::{TrainConfig, train_data_parallel};
+///
+/// // Two GPUs (with the `cuda` feature): `Device::cuda(0).autodiff()`, `Device::cuda(1).autodiff()`.
+/// let devices = [Device::flex().autodiff()];
+/// let config = TrainConfig::new(1000, 32);
+/// train_data_parallel(model, task, valid, &config, None, false, &devices)?;
+/// # Ok(()) }
+/// ```
+pub fn train_data_parallel<M, O, T>(
+    model: Pretrainer<M, O>,
+    train: &T,
+    valid: &T,
+    config: &TrainConfig,
+    dir: Option<&Path>,
+    resume: bool,
+    devices: &[Device],
+) -> crate::Result<TrainReport<M, O>>
+where
+    M: Module,
+    O: Objective<M, Batch = T::Batch>,
+    Pretrainer<M, O>: Module,
+    T: Task,
+{
+    let Some(device) = devices.first() else {
+        return Err(Error::InvalidConfig("training needs a device".into()));
+    };
     config.validate()?;
     if train.num_examples() == 0 || valid.num_examples() == 0 {
         return Err(Error::EmptyCorpus(
@@ -243,7 +290,19 @@ where
     let logger = Logger::new(dir, config.progress, resume.then_some(state.step))?;
     let valid_device = device.clone().inner();
     let mut sampler = Sampler::new(config.seed, train.num_examples());
-    let shards = Shards::new(config.shards.min(config.batch_size))?;
+    let shards = if devices.len() > 1 {
+        if devices.len() > config.batch_size {
+            return Err(Error::InvalidConfig(format!(
+                "{} devices need batches of at least {} examples, not {}",
+                devices.len(),
+                devices.len(),
+                config.batch_size
+            )));
+        }
+        Shards::on_devices(devices.to_vec())?
+    } else {
+        Shards::new(config.shards.min(config.batch_size))?
+    };
     let per_step = (config.batch_size * config.grad_accumulation) as u64;
     let warmup = config.warmup_steps();
     let mut history = Vec::new();
@@ -270,7 +329,11 @@ where
                 .collect();
             let batches = picks
                 .chunks(config.batch_size.div_ceil(shards.count()))
-                .map(|part| make_batch(train, config.seed, part.iter().copied(), device))
+                .enumerate()
+                .map(|(k, part)| {
+                    let shard_device = shards.device(k, device);
+                    make_batch(train, config.seed, part.iter().copied(), shard_device)
+                })
                 .collect::<crate::Result<Vec<_>>>()?;
             step_tokens += batches.iter().map(Batch::num_tokens).sum::<usize>();
             // Seed dropout from the step so that a resumed run drops the same units.

@@ -1,5 +1,6 @@
 //! Data parallelism inside one process: a batch split into shards whose forward and backward
-//! passes run at once, each on its own thread with a one-thread compute pool.
+//! passes run at once, each on its own thread with a one-thread compute pool, and either all on
+//! one device (the CPU's cores) or one per device (several GPUs).
 //!
 //! burn's CPU backend spreads only its large matmuls over the cores, so one training step on two
 //! cores keeps about 1.2 of them busy; two half-batches, each on one core, keep both busy. Each
@@ -7,6 +8,10 @@
 //! sharing leaves would have their graphs merged into one graph behind one lock, and their
 //! backward passes would take turns. Gradients come back keyed by parameter id, so they add up
 //! on the original model as accumulated micro-batches do.
+//!
+//! On several devices each shard's replica and batch live on its own device, and its gradients
+//! come back to the main device (the first), where the optimizer steps: burn's
+//! `MultiDevice` strategy with the optimizer on the main device, for this crate's own loop.
 
 use burn::optim::GradientsParams;
 use burn::prelude::*;
@@ -28,9 +33,12 @@ pub struct ShardOutput {
     pub grads: GradientsParams,
 }
 
-/// One-thread compute pools, one per shard.
+/// One-thread compute pools, one per shard, and the device of each shard.
 pub struct Shards {
     pools: Vec<ThreadPool>,
+    /// One per shard when the shards run on devices of their own; empty when every shard runs
+    /// on the caller's device.
+    devices: Vec<Device>,
 }
 
 impl std::fmt::Debug for Shards {
@@ -46,20 +54,31 @@ impl Shards {
         if n == 0 {
             return Err(Error::InvalidConfig("shards must be positive".into()));
         }
-        let pools = if n == 1 {
-            Vec::new()
-        } else {
-            (0..n)
-                .map(|k| {
-                    ThreadPoolBuilder::new()
-                        .num_threads(1)
-                        .thread_name(move |_| format!("pretext-shard-{k}"))
-                        .build()
-                        .map_err(|e| Error::InvalidConfig(format!("cannot start shard {k}: {e}")))
-                })
-                .collect::<Result<_>>()?
-        };
-        Ok(Self { pools })
+        let pools = if n == 1 { Vec::new() } else { pools(n)? };
+        Ok(Self {
+            pools,
+            devices: Vec::new(),
+        })
+    }
+
+    /// One shard per device of `devices` (autodiff devices, at least one), each on its own
+    /// thread. The first device is the main one: the model lives there, and every shard's
+    /// gradients come back to it.
+    pub fn on_devices(devices: Vec<Device>) -> Result<Self> {
+        if devices.is_empty() {
+            return Err(Error::InvalidConfig(
+                "data parallelism needs a device".into(),
+            ));
+        }
+        if let Some(device) = devices.iter().find(|d| !d.is_autodiff()) {
+            return Err(Error::InvalidConfig(format!(
+                "training needs autodiff devices: pass `device.autodiff()` for {device:?}"
+            )));
+        }
+        Ok(Self {
+            pools: pools(devices.len())?,
+            devices,
+        })
     }
 
     /// Number of shards (at least one).
@@ -67,8 +86,14 @@ impl Shards {
         self.pools.len().max(1)
     }
 
-    /// Forward and backward of `model` on each of `batches` (at most [`count`](Self::count)),
-    /// batch `k`'s dropout seeded with `dropout_seeds[k]`.
+    /// The device shard `k` runs on: its own, or `main` when the shards share one.
+    pub fn device<'a>(&'a self, k: usize, main: &'a Device) -> &'a Device {
+        self.devices.get(k).unwrap_or(main)
+    }
+
+    /// Forward and backward of `model` (on `device`) on each of `batches` (at most
+    /// [`count`](Self::count)), batch `k` on [`device(k)`](Self::device) with its dropout
+    /// seeded with `dropout_seeds[k]`. The gradients come back on `device`.
     pub fn run<M, O>(
         &self,
         model: &Pretrainer<M, O>,
@@ -88,7 +113,7 @@ impl Shards {
             self.count(),
             dropout_seeds.len()
         );
-        if self.pools.is_empty() || batches.len() == 1 {
+        if self.pools.is_empty() || (batches.len() == 1 && self.device(0, device) == device) {
             return batches
                 .into_iter()
                 .zip(dropout_seeds)
@@ -100,10 +125,18 @@ impl Shards {
                 .into_iter()
                 .zip(dropout_seeds)
                 .zip(&self.pools)
-                .map(|((batch, &seed), pool)| {
-                    let replica = model.clone().fork(device);
+                .enumerate()
+                .map(|(k, ((batch, &seed), pool))| {
+                    let shard_device = self.device(k, device);
+                    let replica = model.clone().fork(shard_device);
                     scope.spawn(move || {
-                        pool.install(move || forward_backward(&replica, batch, seed, device))
+                        pool.install(move || {
+                            let mut output = forward_backward(&replica, batch, seed, shard_device);
+                            if shard_device != device {
+                                output.grads = output.grads.to_device(device, &replica);
+                            }
+                            output
+                        })
                     })
                 })
                 .collect();
@@ -113,6 +146,19 @@ impl Shards {
                 .collect()
         })
     }
+}
+
+/// `n` one-thread pools, named after their shard.
+fn pools(n: usize) -> Result<Vec<ThreadPool>> {
+    (0..n)
+        .map(|k| {
+            ThreadPoolBuilder::new()
+                .num_threads(1)
+                .thread_name(move |_| format!("pretext-shard-{k}"))
+                .build()
+                .map_err(|e| Error::InvalidConfig(format!("cannot start shard {k}: {e}")))
+        })
+        .collect()
 }
 
 fn forward_backward<M, O>(
@@ -169,7 +215,41 @@ mod tests {
     }
 
     #[test]
+    fn shards_on_devices_give_what_shards_on_one_device_give() {
+        // The CPU is one device, so this runs the per-device path (replicas forked to each
+        // shard's device, gradients brought back) where the answer is known: it must match
+        // the shards that share the device.
+        let device = Device::flex().autodiff();
+        let (backbone, mlm, nsp) = tiny_parts(&device);
+        let model = Pretrainer::new(backbone, Mix::new(mlm, 1.0, nsp, 1.0).unwrap());
+        let batches = vec![pair_batch(&device, 0), pair_batch(&device, 5)];
+        let seeds = [1, 2];
+        let shared = Shards::new(2)
+            .unwrap()
+            .run(&model, batches.clone(), &seeds, &device);
+        let own = Shards::on_devices(vec![device.clone(), device.clone()]).unwrap();
+        assert_eq!(own.count(), 2);
+        let per_device = own.run(&model, batches, &seeds, &device);
+        for (k, (a, b)) in shared.iter().zip(&per_device).enumerate() {
+            assert!((a.loss - b.loss).abs() < 1e-6, "shard {k} loss");
+            let (na, nb) = (global_norm(&model, &a.grads), global_norm(&model, &b.grads));
+            assert!(
+                na > 0.0 && (na - nb).abs() < 1e-5 * na,
+                "shard {k}: {na} vs {nb}"
+            );
+        }
+    }
+
+    #[test]
     fn zero_shards_is_an_error() {
         assert!(matches!(Shards::new(0), Err(Error::InvalidConfig(_))));
+        assert!(matches!(
+            Shards::on_devices(Vec::new()),
+            Err(Error::InvalidConfig(_))
+        ));
+        assert!(matches!(
+            Shards::on_devices(vec![Device::flex()]),
+            Err(Error::InvalidConfig(_))
+        ));
     }
 }
