@@ -2,8 +2,9 @@
 //! of `shared/reference/performance.md`: vocab 8192, hidden 256, 4 layers, 4 heads, ffn 1024,
 //! sequences of 128, batches of 16, dropout 0.1, on real bundled text.
 //!
-//! - `matmul_*`: a square f32 matmul on the plain `flex` device, the rate the steps' achieved
-//!   GFLOP/s compare against (criterion's Gelem/s there are GFLOP/s).
+//! - `matmul_*`: a square matmul on the plain `flex` device, in f32 the rate the steps'
+//!   achieved GFLOP/s compare against, and in bf16 and f16 (criterion's Gelem/s there are
+//!   GFLOP/s).
 //! - `mlm_*`: 15 % masking, tied head evaluated at the masked positions only.
 //! - `electra_*`: the same encoder as discriminator, with ELECTRA's masking and a generator
 //!   a quarter as wide sharing its embeddings; tokens counted as for MLM, so the two compare
@@ -27,7 +28,7 @@ use std::time::{Duration, Instant};
 
 use burn::optim::GradientsAccumulator;
 use burn::prelude::*;
-use burn::tensor::Distribution;
+use burn::tensor::{Distribution, FloatDType};
 use criterion::measurement::WallTime;
 use criterion::{BenchmarkGroup, Criterion, Throughput, criterion_group, criterion_main};
 use pretext::blocks::EncoderDecoderConfig;
@@ -160,16 +161,22 @@ fn peak_memory() -> String {
         .unwrap_or_else(|| "unknown".into())
 }
 
-/// The matmul rate burn reaches here on a square f32 product, forward only: the ceiling the
-/// training steps' GFLOP/s compare against.
+/// The matmul rate burn reaches here on a square product, forward only: the ceiling the
+/// training steps' GFLOP/s compare against in f32, and the rates of the half-precision types
+/// that mixed precision would run its matmuls in.
 fn matmul_ceiling(group: &mut BenchmarkGroup<'_, WallTime>) {
     let device = Device::flex();
-    for n in [1024usize, 2048] {
-        let a = Tensor::<2>::random([n, n], Distribution::Default, &device);
-        let b = Tensor::<2>::random([n, n], Distribution::Default, &device);
+    for (n, dtype) in [
+        (2048, FloatDType::F32),
+        (1024, FloatDType::F32),
+        (1024, FloatDType::BF16),
+        (1024, FloatDType::F16),
+    ] {
+        let a = Tensor::<2>::random([n, n], Distribution::Default, &device).cast(dtype);
+        let b = Tensor::<2>::random([n, n], Distribution::Default, &device).cast(dtype);
         let flops = 2.0 * (n as f64).powi(3);
         group.throughput(Throughput::Elements(flops as u64));
-        let id = format!("matmul_{n}_flop");
+        let id = format!("matmul_{n}_{dtype:?}_flop").to_lowercase();
         let mut steps = Vec::new();
         group.bench_function(&id, |bench| {
             bench.iter_custom(|iters| {
