@@ -12,7 +12,7 @@ use pretext::objectives::{
     SentencePairTask, SpanCorruption, T5Task, UnilmShares, UnilmTask,
 };
 use pretext::pretrainer::check_compatible;
-use pretext::train::train;
+use pretext::train::{train, train_data_parallel};
 use pretext::{Error, Preset, Tokenizer};
 
 #[test]
@@ -431,4 +431,30 @@ fn truncated_and_missing_checkpoints() {
     let err = train(model(), &task, &valid, &config, Some(&dir), true, &device).unwrap_err();
     assert!(matches!(err, Error::Checkpoint { .. }), "{err}");
     std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[test]
+fn no_device_more_devices_than_examples_or_a_device_without_autodiff() {
+    let (tokenizer, train_docs, valid_docs) = common::real_text();
+    let device = Device::flex().autodiff();
+    let task = MlmTask::new(&train_docs, &tokenizer, MlmMasking::default(), 32).unwrap();
+    let valid = MlmTask::new(&valid_docs, &tokenizer, MlmMasking::default(), 32).unwrap();
+    let model = || common::tiny_mlm(&tokenizer, &device);
+    let mut config = common::quick_config(2);
+    config.batch_size = 2;
+    let run = |devices: &[Device]| {
+        train_data_parallel(model(), &task, &valid, &config, None, false, devices).unwrap_err()
+    };
+    let err = run(&[]);
+    assert!(matches!(err, Error::InvalidConfig(_)), "{err}");
+    let err = run(&[device.clone(), device.clone(), device.clone()]);
+    assert!(
+        matches!(err, Error::InvalidConfig(ref m) if m.contains("3 devices")),
+        "{err}"
+    );
+    let err = run(&[device.clone(), Device::flex()]);
+    assert!(
+        matches!(err, Error::InvalidConfig(ref m) if m.contains("autodiff")),
+        "{err}"
+    );
 }

@@ -250,6 +250,14 @@ where
         return Err(Error::InvalidConfig("training needs a device".into()));
     };
     config.validate()?;
+    if devices.len() > config.batch_size {
+        return Err(Error::InvalidConfig(format!(
+            "{} devices need batches of at least {} examples, not {}",
+            devices.len(),
+            devices.len(),
+            config.batch_size
+        )));
+    }
     if train.num_examples() == 0 || valid.num_examples() == 0 {
         return Err(Error::EmptyCorpus(
             "the train or validation split has no example".into(),
@@ -291,14 +299,6 @@ where
     let valid_device = device.clone().inner();
     let mut sampler = Sampler::new(config.seed, train.num_examples());
     let shards = if devices.len() > 1 {
-        if devices.len() > config.batch_size {
-            return Err(Error::InvalidConfig(format!(
-                "{} devices need batches of at least {} examples, not {}",
-                devices.len(),
-                devices.len(),
-                config.batch_size
-            )));
-        }
         Shards::on_devices(devices.to_vec())?
     } else {
         Shards::new(config.shards.min(config.batch_size))?
