@@ -25,6 +25,7 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use burn::prelude::*;
+use burn::tensor::FloatDType;
 use clap::{Parser, ValueEnum};
 use pretext::blocks::{EncoderDecoder, EncoderDecoderConfig, TransformerEncoder};
 use pretext::corpus::{Corpus, DocumentBoundary};
@@ -214,6 +215,10 @@ struct Args {
     /// share of every batch, gradients summed on device 0.
     #[arg(long, default_value_t = 1)]
     devices: usize,
+    /// Floating-point type of every tensor (weights, activations, gradients): f32, or bf16 /
+    /// f16 where the device computes them faster (GPUs; CPUs with AMX).
+    #[arg(long, value_enum, default_value_t = FloatName::F32)]
+    float: FloatName,
     /// Micro-batches per update.
     #[arg(long, default_value_t = 1)]
     grad_accumulation: usize,
@@ -246,8 +251,16 @@ fn pair_kind(objective: ObjectiveName) -> PairKind {
     }
 }
 
-/// The autodiff devices to train on: `count` GPUs of an indexed backend, or one device.
-fn devices(name: DeviceName, count: usize) -> Result<Vec<Device>, String> {
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum FloatName {
+    F32,
+    Bf16,
+    F16,
+}
+
+/// The autodiff devices to train on: `count` GPUs of an indexed backend, or one device, each
+/// computing in `float`.
+fn devices(name: DeviceName, count: usize, float: FloatName) -> Result<Vec<Device>, String> {
     let indexed = matches!(name, DeviceName::Cuda | DeviceName::Rocm);
     if count == 0 || (count > 1 && !indexed) {
         return Err(format!(
@@ -255,8 +268,19 @@ fn devices(name: DeviceName, count: usize) -> Result<Vec<Device>, String> {
              `--shards` splits batches over the cores)"
         ));
     }
+    let dtype = match float {
+        FloatName::F32 => FloatDType::F32,
+        FloatName::Bf16 => FloatDType::BF16,
+        FloatName::F16 => FloatDType::F16,
+    };
     (0..count)
-        .map(|index| device(name, index).map(Device::autodiff))
+        .map(|index| {
+            let mut device = device(name, index)?;
+            device
+                .configure(dtype)
+                .map_err(|e| format!("--float {float:?} on {device:?}: {e:?}"))?;
+            Ok(device.autodiff())
+        })
         .collect()
 }
 
@@ -406,7 +430,7 @@ fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
         .out
         .clone()
         .unwrap_or_else(|| PathBuf::from(format!("runs/{objective}-{}", preset.name())));
-    let devices = devices(args.device, args.devices)?;
+    let devices = devices(args.device, args.devices, args.float)?;
     let device = devices[0].clone();
     pretext::train::tune_allocator();
 

@@ -7,8 +7,10 @@
 
 use std::path::{Path, PathBuf};
 
-use burn::module::Module;
+use burn::module::{Module, ModuleMapper, ModuleVisitor, Param};
 use burn::optim::ModuleOptimizer;
+use burn::prelude::*;
+use burn::tensor::DType;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
@@ -94,11 +96,45 @@ pub fn save_weights<M: Module>(module: &M, path: &Path) -> Result<()> {
 }
 
 /// Loads weights written by [`save_weights`] into `module`, which must have the same shape.
+/// Weights saved in another float type (a `--float bf16` run) are cast to `module`'s.
 pub fn load_weights<M: Module>(path: &Path, module: M) -> Result<M> {
     if !path.is_file() {
         return Err(ckpt_err(path, "missing"));
     }
-    module.try_load_file(path).map_err(|e| ckpt_err(path, e))
+    let mut float = FloatType(None);
+    module.visit(&mut float);
+    let loaded = module.try_load_file(path).map_err(|e| ckpt_err(path, e))?;
+    Ok(match float.0 {
+        Some(dtype) => loaded.map(&mut CastFloats(dtype)),
+        None => loaded,
+    })
+}
+
+/// Finds the float type of a module's parameters.
+struct FloatType(Option<DType>);
+
+impl ModuleVisitor for FloatType {
+    fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
+        self.0.get_or_insert_with(|| param.val().dtype());
+    }
+}
+
+/// Casts every float parameter to one type.
+struct CastFloats(DType);
+
+impl ModuleMapper for CastFloats {
+    fn map_float<const D: usize>(&mut self, param: Param<Tensor<D>>) -> Param<Tensor<D>> {
+        let dtype = self.0;
+        param.map(|t| {
+            if t.dtype() == dtype {
+                return t;
+            }
+            // A cast parameter must stay a leaf of the autodiff graph, as loaded ones are.
+            let trainable = t.is_require_grad();
+            let cast = t.cast(dtype).detach();
+            if trainable { cast.require_grad() } else { cast }
+        })
+    }
 }
 
 /// The checkpoint directory of run `dir`: the current one, or the previous one if a crash
