@@ -30,7 +30,7 @@ use burn::optim::GradientsAccumulator;
 use burn::prelude::*;
 use burn::tensor::{Distribution, FloatDType};
 use criterion::measurement::WallTime;
-use criterion::{BenchmarkGroup, Criterion, Throughput, criterion_group, criterion_main};
+use criterion::{Bencher, BenchmarkGroup, Criterion, Throughput, criterion_group, criterion_main};
 use pretext::blocks::EncoderDecoderConfig;
 use pretext::data::{Batch, Task, TokenizedDocument};
 use pretext::noise::bart::BartNoise;
@@ -108,22 +108,29 @@ fn bench_steps<M, O, T>(
         let id = format!("{name}_tokens_{n}_shards");
         let mut steps = Vec::new();
         group.bench_function(&id, |b| {
-            b.iter_custom(|iters| {
-                let start = Instant::now();
-                for _ in 0..iters {
-                    let step = Instant::now();
-                    let mut grads = GradientsAccumulator::new();
-                    for shard in shards.run(&model, parts.clone(), &seeds, device) {
-                        grads.accumulate(&model, shard.grads);
-                    }
-                    model = optim.step(1e-4, model.clone(), grads.grads());
-                    steps.push(step.elapsed().as_secs_f64());
+            timed(b, &mut steps, || {
+                let mut grads = GradientsAccumulator::new();
+                for shard in shards.run(&model, parts.clone(), &seeds, device) {
+                    grads.accumulate(&model, shard.grads);
                 }
-                start.elapsed()
+                model = optim.step(1e-4, model.clone(), grads.grads());
             })
         });
         report(&id, &mut steps, tokens, flops);
     }
+}
+
+/// Runs `step` as often as criterion asks, recording each run's seconds in `steps`.
+fn timed(bencher: &mut Bencher<'_, WallTime>, steps: &mut Vec<f64>, mut step: impl FnMut()) {
+    bencher.iter_custom(|iters| {
+        let start = Instant::now();
+        for _ in 0..iters {
+            let one = Instant::now();
+            step();
+            steps.push(one.elapsed().as_secs_f64());
+        }
+        start.elapsed()
+    })
 }
 
 /// Prints the median step of `steps` (the second half, past warm-up) as s/step, tokens/s
@@ -179,15 +186,8 @@ fn matmul_ceiling(group: &mut BenchmarkGroup<'_, WallTime>) {
         let id = format!("matmul_{n}_{dtype:?}_flop").to_lowercase();
         let mut steps = Vec::new();
         group.bench_function(&id, |bench| {
-            bench.iter_custom(|iters| {
-                let start = Instant::now();
-                for _ in 0..iters {
-                    let step = Instant::now();
-                    let c = a.clone().matmul(b.clone());
-                    std::hint::black_box(c.into_data());
-                    steps.push(step.elapsed().as_secs_f64());
-                }
-                start.elapsed()
+            timed(bench, &mut steps, || {
+                std::hint::black_box(a.clone().matmul(b.clone()).into_data());
             })
         });
         report(&id, &mut steps, 0, flops);

@@ -16,7 +16,6 @@ use pretext::finetune::{
     ClassificationTask, Classifier, Scores, TaggingTask, fine_tune, load_backbone, pos,
 };
 use pretext::objectives::{Objective, SequenceClassifierConfig, TokenClassifierConfig};
-use pretext::train::Split;
 use pretext::train::checkpoint::save_weights;
 use pretext::{Error, Pretrainer, Tokenizer};
 
@@ -151,12 +150,7 @@ where
         &device,
     )
     .unwrap();
-    let losses = report
-        .history
-        .iter()
-        .filter(|r| r.split == Split::Train)
-        .map(|r| r.loss)
-        .collect();
+    let losses = common::train_losses(&report.history);
     (losses, scores)
 }
 

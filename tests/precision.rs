@@ -15,7 +15,7 @@ use pretext::finetune::load_backbone;
 use pretext::noise::MlmMasking;
 use pretext::objectives::MlmTask;
 use pretext::train::checkpoint::save_weights;
-use pretext::train::{Split, train};
+use pretext::train::train;
 
 const CHILD: &str = "PRETEXT_FLOAT";
 const STEPS: usize = 20;
@@ -36,12 +36,7 @@ fn run(device: &Device) -> (Vec<f64>, TransformerEncoder) {
         device,
     )
     .unwrap();
-    let losses = report
-        .history
-        .iter()
-        .filter(|r| r.split == Split::Train)
-        .map(|r| r.loss)
-        .collect();
+    let losses = common::train_losses(&report.history);
     (losses, report.model.backbone)
 }
 

@@ -21,14 +21,6 @@ use pretext::objectives::{
 use pretext::train::{Split, TrainReport, train};
 use pretext::{Pretrainer, Tokenizer};
 
-fn train_losses(history: &[pretext::train::LogRecord]) -> Vec<f64> {
-    history
-        .iter()
-        .filter(|r| r.split == Split::Train)
-        .map(|r| r.loss)
-        .collect()
-}
-
 fn mean(xs: &[f64]) -> f64 {
     xs.iter().sum::<f64>() / xs.len() as f64
 }
@@ -117,7 +109,7 @@ fn last_valid(history: &[pretext::train::LogRecord]) -> &std::collections::BTree
 
 /// Mean of the first and of the last five train losses.
 fn head_and_tail(history: &[pretext::train::LogRecord]) -> (f64, f64) {
-    let losses = train_losses(history);
+    let losses = common::train_losses(history);
     let (head, tail) = (mean(&losses[..5]), mean(&losses[losses.len() - 5..]));
     eprintln!("loss {head:.3} -> {tail:.3}");
     (head, tail)
@@ -127,7 +119,7 @@ fn head_and_tail(history: &[pretext::train::LogRecord]) -> (f64, f64) {
 fn mlm_loss_starts_near_ln_vocab_and_falls_on_real_text() {
     let tokenizer = Tokenizer::bundled().unwrap();
     let (report, ln_v) = train_mlm(common::tiny_encoder(&tokenizer));
-    let losses = train_losses(&report.history);
+    let losses = common::train_losses(&report.history);
     assert!(
         (losses[0] - ln_v).abs() < 0.3,
         "untrained loss {} vs ln V {ln_v}",

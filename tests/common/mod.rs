@@ -71,3 +71,12 @@ pub fn temp_dir(name: &str) -> std::path::PathBuf {
     std::fs::create_dir_all(&dir).unwrap();
     dir
 }
+
+/// The train-split losses of a run's history, step by step.
+pub fn train_losses(history: &[pretext::train::LogRecord]) -> Vec<f64> {
+    history
+        .iter()
+        .filter(|r| r.split == pretext::train::Split::Train)
+        .map(|r| r.loss)
+        .collect()
+}
