@@ -209,7 +209,8 @@ fn train_steps(c: &mut Criterion) {
     matmul_ceiling(&mut group);
 
     // The reference encoder's shape, for the FLOP counts.
-    let (h, ffn, layers) = (256.0, 1024.0, 4.0);
+    let (h, ffn) = (encoder.hidden_size as f64, encoder.ffn_size as f64);
+    let layers = encoder.num_layers as f64;
     let vocab = tokenizer.vocab_size() as f64;
     let seq = SEQ_LEN as f64;
     let tokens = (BATCH * SEQ_LEN) as f64;
@@ -242,8 +243,8 @@ fn train_steps(c: &mut Criterion) {
     device.seed(0);
     let backbone = encoder.init(&device).unwrap();
     let config = ElectraConfig::new();
-    let generator = config.generator_encoder(&backbone, 4);
-    let head = config.init(&backbone, 4, &device).unwrap();
+    let generator = config.generator_encoder(&backbone, encoder.num_layers);
+    let head = config.init(&backbone, encoder.num_layers, &device).unwrap();
     let electra = Pretrainer::new(backbone, head);
     let task = ElectraTask::new(&docs, &tokenizer, MlmMasking::electra(), SEQ_LEN).unwrap();
     let batch = examples(&task, |e| e.tokens.input_ids.len() == SEQ_LEN);
@@ -298,7 +299,8 @@ fn train_steps(c: &mut Criterion) {
     );
 
     device.seed(0);
-    let config = EncoderDecoderConfig::new(encoder.clone().with_num_segments(0), 4);
+    let config =
+        EncoderDecoderConfig::new(encoder.clone().with_num_segments(0), encoder.num_layers);
     let backbone = config.init(&device).unwrap();
     let head = Seq2SeqConfig::new().init(&backbone, &device);
     let bart = Pretrainer::new(backbone, head);

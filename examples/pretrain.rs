@@ -325,15 +325,18 @@ struct Run<'a> {
     config: &'a TrainConfig,
     resume: bool,
     out: &'a Path,
-    /// The main device, where the model lives.
-    device: &'a Device,
-    /// Every device a batch is split over (the main one first).
+    /// Every device a batch is split over; the first is the main one, where the model lives.
     devices: &'a [Device],
     train_docs: &'a [TokenizedDocument],
     valid_docs: &'a [TokenizedDocument],
 }
 
 impl Run<'_> {
+    /// The main device.
+    fn device(&self) -> &Device {
+        &self.devices[0]
+    }
+
     /// Trains `head` on `backbone` with the task `make_task` builds for each split, then saves
     /// the encoder to `OUT/encoder.bpk`.
     fn train<M, O, T>(
@@ -385,7 +388,7 @@ impl Run<'_> {
     where
         T: Task<Example = Seq2SeqExample, Batch = Seq2SeqBatch>,
     {
-        let head = Seq2SeqConfig::new().init(&backbone, self.device);
+        let head = Seq2SeqConfig::new().init(&backbone, self.device());
         let report = self.train(backbone, head, &make_task)?;
         let valid = make_task(self.valid_docs)?;
         let count = show.min(valid.num_examples());
@@ -397,7 +400,7 @@ impl Run<'_> {
         let examples = (0..count)
             .map(|k| valid.example(k * step, &mut example_rng(0, 0, (k * step) as u64)))
             .collect::<pretext::Result<Vec<_>>>()?;
-        let device = self.device.clone().inner();
+        let device = self.device().clone().inner();
         let batch = valid.collate(&examples, &device)?;
         let longest = examples.iter().map(|e| e.targets.len()).max().unwrap_or(0);
         let outputs = model
@@ -566,7 +569,6 @@ fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
         config: &config,
         resume: args.resume,
         out: &out,
-        device: &device,
         devices: &devices,
         train_docs: &train_docs,
         valid_docs: &valid_docs,
