@@ -406,8 +406,8 @@ fn tokenizer_file_without_the_special_tokens() {
 fn truncated_and_missing_checkpoints() {
     let (tokenizer, train_docs, valid_docs) = common::real_text();
     let device = Device::flex().autodiff();
-    let task = MlmTask::new(&train_docs, &tokenizer, MlmMasking::default(), 32).unwrap();
-    let valid = MlmTask::new(&valid_docs, &tokenizer, MlmMasking::default(), 32).unwrap();
+    let task = common::mlm_task(&tokenizer, &train_docs, 32);
+    let valid = common::mlm_task(&tokenizer, &valid_docs, 32);
     let model = || common::tiny_mlm(&tokenizer, &device);
     let config = common::quick_config(2);
     let dir = common::temp_dir("truncated");
@@ -437,8 +437,8 @@ fn truncated_and_missing_checkpoints() {
 fn no_device_more_devices_than_examples_or_a_device_without_autodiff() {
     let (tokenizer, train_docs, valid_docs) = common::real_text();
     let device = Device::flex().autodiff();
-    let task = MlmTask::new(&train_docs, &tokenizer, MlmMasking::default(), 32).unwrap();
-    let valid = MlmTask::new(&valid_docs, &tokenizer, MlmMasking::default(), 32).unwrap();
+    let task = common::mlm_task(&tokenizer, &train_docs, 32);
+    let valid = common::mlm_task(&tokenizer, &valid_docs, 32);
     let model = || common::tiny_mlm(&tokenizer, &device);
     let mut config = common::quick_config(2);
     config.batch_size = 2;

@@ -12,8 +12,6 @@ use burn::prelude::*;
 use burn::tensor::FloatDType;
 use pretext::blocks::{EncoderBackbone, TransformerEncoder};
 use pretext::finetune::load_backbone;
-use pretext::noise::MlmMasking;
-use pretext::objectives::MlmTask;
 use pretext::train::checkpoint::save_weights;
 use pretext::train::train;
 
@@ -23,8 +21,8 @@ const STEPS: usize = 20;
 /// The train losses of the tiny MLM run on `device`, and its trained encoder.
 fn run(device: &Device) -> (Vec<f64>, TransformerEncoder) {
     let (tokenizer, train_docs, valid_docs) = common::real_text();
-    let task = MlmTask::new(&train_docs, &tokenizer, MlmMasking::default(), 48).unwrap();
-    let valid = MlmTask::new(&valid_docs, &tokenizer, MlmMasking::default(), 48).unwrap();
+    let task = common::mlm_task(&tokenizer, &train_docs, 48);
+    let valid = common::mlm_task(&tokenizer, &valid_docs, 48);
     let model = common::tiny_mlm(&tokenizer, device);
     let report = train(
         model,

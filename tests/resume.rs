@@ -15,9 +15,7 @@ use pretext::blocks::TransformerEncoder;
 use pretext::data::Task;
 use pretext::noise::MlmMasking;
 use pretext::objectives::multitask::parse_tasks;
-use pretext::objectives::{
-    ElectraConfig, ElectraTask, MlmTask, MultiTask, MultiTaskData, Objective,
-};
+use pretext::objectives::{ElectraConfig, ElectraTask, MultiTask, MultiTaskData, Objective};
 use pretext::train::{Split, TrainConfig, train, train_data_parallel};
 
 /// Trains 12 steps straight, then 5 steps paused and resumed from the checkpoint into a model
@@ -127,7 +125,7 @@ fn resume_replays_the_uninterrupted_run_exactly() {
             .unwrap()
     };
 
-    let mlm = |docs| MlmTask::new(docs, &tokenizer, MlmMasking::default(), 48).unwrap();
+    let mlm = |docs| common::mlm_task(&tokenizer, docs, 48);
     check_resume(
         "mlm",
         || common::tiny_mlm(&tokenizer, &device),

@@ -14,9 +14,9 @@ use pretext::noise::example_rng;
 use pretext::noise::{MaskUnit, MlmMasking, PairKind, PermutationMasking};
 use pretext::objectives::{
     BartTask, ClmConfig, ClmTask, ElectraConfig, ElectraTask, MassTask, Mix, Mlm, MlmConfig,
-    MlmTask, MultiTask, MultiTaskData, Objective, PairHeadConfig, PermutationTask,
-    PermutedLmConfig, SboHeadConfig, SentencePairTask, Seq2Seq, Seq2SeqConfig, SpanBert,
-    SpanBertTask, SpanCorruption, T5Task, Unilm, UnilmShares, UnilmTask,
+    MultiTask, MultiTaskData, Objective, PairHeadConfig, PermutationTask, PermutedLmConfig,
+    SboHeadConfig, SentencePairTask, Seq2Seq, Seq2SeqConfig, SpanBert, SpanBertTask,
+    SpanCorruption, T5Task, Unilm, UnilmShares, UnilmTask,
 };
 use pretext::train::{Split, TrainReport, train};
 use pretext::{Pretrainer, Tokenizer};
@@ -60,7 +60,7 @@ fn train_mlm(encoder: TransformerEncoderConfig) -> (TrainReport<TransformerEncod
     device.seed(7);
     let model = common::with_mlm(encoder.init(&device).unwrap(), &device);
     let report = train_on(model, 60, |tokenizer, docs| {
-        MlmTask::new(docs, tokenizer, MlmMasking::default(), 64).unwrap()
+        common::mlm_task(tokenizer, docs, 64)
     });
     let vocab = Tokenizer::bundled().unwrap().vocab_size();
     (report, (vocab as f64).ln())
@@ -222,7 +222,7 @@ fn gradients_reach_every_parameter() {
     let (tokenizer, train_docs, _) = common::real_text();
     let device = Device::flex().autodiff();
     let model = common::tiny_mlm(&tokenizer, &device);
-    let task = MlmTask::new(&train_docs, &tokenizer, MlmMasking::default(), 64).unwrap();
+    let task = common::mlm_task(&tokenizer, &train_docs, 64);
     let grads = first_batch_grads(&model, &task, &device);
     let (missing, seen) = unreached_parameters(&model, &grads);
     assert!(seen > 20, "visited only {seen} parameters");

@@ -185,16 +185,28 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::objectives::Mix;
+    use crate::blocks::TransformerEncoder;
+    use crate::data::TokenBatch;
+    use crate::objectives::{Mix, Mlm, PairHead};
     use crate::test_support::{pair_batch, tiny_parts};
     use crate::train::grads::global_norm;
+
+    /// The tiny MLM + NSP model and two batches that score apart.
+    fn mix_and_two_batches(
+        device: &Device,
+    ) -> (
+        Pretrainer<TransformerEncoder, Mix<Mlm, PairHead>>,
+        Vec<TokenBatch>,
+    ) {
+        let (backbone, mlm, nsp) = tiny_parts(device);
+        let model = Pretrainer::new(backbone, Mix::new(mlm, 1.0, nsp, 1.0).unwrap());
+        (model, vec![pair_batch(device, 0), pair_batch(device, 5)])
+    }
 
     #[test]
     fn shards_at_once_give_what_one_after_the_other_gives() {
         let device = Device::flex().autodiff();
-        let (backbone, mlm, nsp) = tiny_parts(&device);
-        let model = Pretrainer::new(backbone, Mix::new(mlm, 1.0, nsp, 1.0).unwrap());
-        let batches = vec![pair_batch(&device, 0), pair_batch(&device, 5)];
+        let (model, batches) = mix_and_two_batches(&device);
         let seeds = [1, 2];
         let together = Shards::new(2)
             .unwrap()
@@ -220,9 +232,7 @@ mod tests {
         // shard's device, gradients brought back) where the answer is known: it must match
         // the shards that share the device.
         let device = Device::flex().autodiff();
-        let (backbone, mlm, nsp) = tiny_parts(&device);
-        let model = Pretrainer::new(backbone, Mix::new(mlm, 1.0, nsp, 1.0).unwrap());
-        let batches = vec![pair_batch(&device, 0), pair_batch(&device, 5)];
+        let (model, batches) = mix_and_two_batches(&device);
         let seeds = [1, 2];
         let shared = Shards::new(2)
             .unwrap()

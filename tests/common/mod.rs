@@ -6,7 +6,8 @@ use burn::prelude::*;
 use pretext::blocks::{TransformerEncoder, TransformerEncoderConfig};
 use pretext::corpus::{Corpus, DocumentBoundary, bundled_data_dir};
 use pretext::data::{TokenizedDocument, tokenize_corpus};
-use pretext::objectives::{Mlm, MlmConfig};
+use pretext::noise::MlmMasking;
+use pretext::objectives::{Mlm, MlmConfig, MlmTask};
 use pretext::train::TrainConfig;
 use pretext::{Preset, Pretrainer, Tokenizer};
 
@@ -27,6 +28,11 @@ pub fn real_text() -> (Tokenizer, Vec<TokenizedDocument>, Vec<TokenizedDocument>
         tokenize_corpus(&corpus, &tokenizer).unwrap(),
         tokenize_corpus(&valid, &tokenizer).unwrap(),
     )
+}
+
+/// BERT-masked segments of at most `seq_len` tokens from `docs`.
+pub fn mlm_task(tokenizer: &Tokenizer, docs: &[TokenizedDocument], seq_len: usize) -> MlmTask {
+    MlmTask::new(docs, tokenizer, MlmMasking::default(), seq_len).unwrap()
 }
 
 /// A 2-layer, width-64 encoder over the bundled vocabulary.
