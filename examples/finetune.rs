@@ -19,7 +19,7 @@ use std::time::Instant;
 
 use burn::prelude::*;
 use clap::{Parser, ValueEnum};
-use pretext::blocks::{TransformerEncoder, TransformerEncoderConfig};
+use pretext::blocks::TransformerEncoder;
 use pretext::data::Task;
 use pretext::data::{TokenBatch, TokenExample};
 use pretext::finetune::{
@@ -29,7 +29,7 @@ use pretext::finetune::{
 use pretext::objectives::{Objective, SequenceClassifierConfig, TokenClassifierConfig};
 use pretext::pretrainer::check_compatible;
 use pretext::train::TrainConfig;
-use pretext::{Preset, Pretrainer, Tokenizer};
+use pretext::{Preset, Pretrainer, Recipe, Tokenizer};
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
 enum TaskName {
@@ -44,7 +44,7 @@ enum TaskName {
 /// Fine-tune an encoder on a downstream classification task.
 #[derive(Parser, Debug)]
 struct Args {
-    /// A pretraining run's directory (its config.json and encoder.bpk).
+    /// A pretraining run's directory (its recipe, config.json, and encoder.bpk).
     #[arg(
         long,
         conflicts_with = "from_scratch",
@@ -94,18 +94,12 @@ struct Args {
     out: Option<PathBuf>,
 }
 
-/// T5's sentinel count, as `pretrain` adds them.
-const T5_SENTINELS: usize = 100;
-
-/// The run's `config.json`, when fine-tuning a checkpoint.
-fn pretrained_config(args: &Args) -> Result<Option<serde_json::Value>, Box<dyn std::error::Error>> {
-    let Some(dir) = &args.checkpoint else {
-        return Ok(None);
-    };
-    let path = dir.join("config.json");
-    let text = std::fs::read_to_string(&path)
-        .map_err(|e| format!("{}: {e} (is it a pretrain run directory?)", path.display()))?;
-    Ok(Some(serde_json::from_str(&text)?))
+/// The pretraining run's recipe (its `config.json`), when fine-tuning a checkpoint.
+fn pretrained_recipe(args: &Args) -> pretext::Result<Option<Recipe>> {
+    args.checkpoint
+        .as_ref()
+        .map(|dir| Recipe::from_file(dir.join("config.json")))
+        .transpose()
 }
 
 /// `n` items spread evenly over `items`.
@@ -135,20 +129,17 @@ fn subsets<I: Clone, T>(
     ])
 }
 
-/// The encoder: the checkpoint's (`pretrained` is its run's `config.json`), or a fresh one of
-/// the preset's shape.
+/// The encoder: the checkpoint's, shaped as its recipe says, or a fresh one of the preset's
+/// shape.
 fn encoder(
     args: &Args,
-    pretrained: Option<&serde_json::Value>,
+    pretrained: Option<&Recipe>,
     tokenizer: &Tokenizer,
     device: &Device,
 ) -> Result<TransformerEncoder, Box<dyn std::error::Error>> {
     let backbone = match (&args.checkpoint, pretrained) {
-        (Some(dir), Some(config)) => {
-            let encoder: TransformerEncoderConfig =
-                serde_json::from_value(config["encoder"].clone())
-                    .map_err(|e| format!("{}: no encoder configuration: {e}", dir.display()))?;
-            let encoder = encoder.with_dropout(0.1);
+        (Some(dir), Some(recipe)) => {
+            let encoder = recipe.encoder.clone().with_dropout(0.1);
             load_backbone(&dir.join("encoder.bpk"), encoder.init(device)?)?
         }
         _ => {
@@ -175,12 +166,11 @@ fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     let out = args.out.clone().unwrap_or_else(|| {
         PathBuf::from(format!("runs/finetune-{:?}-{source}", args.task).to_lowercase())
     });
-    let pretrained = pretrained_config(&args)?;
-    let tokenizer = Tokenizer::bundled()?;
-    // T5 pretrains with its sentinels in the vocabulary; the encoder keeps their rows.
-    let tokenizer = match pretrained.as_ref().and_then(|c| c["objective"].as_str()) {
-        Some("t5") => tokenizer.with_sentinels(T5_SENTINELS)?,
-        _ => tokenizer,
+    let pretrained = pretrained_recipe(&args)?;
+    // The pretraining run's tokenizer (T5's has its sentinels, whose rows the encoder keeps).
+    let tokenizer = match &pretrained {
+        Some(recipe) => recipe.tokenizer.load()?,
+        None => Tokenizer::bundled()?,
     };
     let device = Device::flex().autodiff();
     device.seed(args.seed);

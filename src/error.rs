@@ -75,16 +75,24 @@ pub enum Error {
         /// The shortest text it takes.
         min: usize,
     },
-    /// A file of objectives (`pretrain --objectives`) is not valid JSON or names something
-    /// that cannot be trained.
+    /// A JSON file (a recipe, a list of objectives) is not valid JSON, names a field that does
+    /// not exist, holds a value of the wrong type or names something that cannot be trained.
     #[error("{path}:{line}:{column}: {reason}")]
-    ObjectivesFile {
+    ConfigFile {
         /// The file.
         path: std::path::PathBuf,
         /// Line of the fault, from 1.
         line: usize,
         /// Column of the fault, from 1.
         column: usize,
+        /// What is wrong.
+        reason: String,
+    },
+    /// A field of a recipe is invalid or disagrees with another part of the recipe.
+    #[error("recipe field `{field}`: {reason}")]
+    Recipe {
+        /// The field's dotted path, e.g. `encoder.vocab_size`.
+        field: String,
         /// What is wrong.
         reason: String,
     },
@@ -137,6 +145,17 @@ impl Error {
         Error::Io {
             path: path.into(),
             source,
+        }
+    }
+
+    /// This error as one of the recipe field `field` (an error of a field stays as it is).
+    pub fn in_field(self, field: &str) -> Self {
+        match self {
+            Error::Recipe { .. } => self,
+            other => Error::Recipe {
+                field: field.to_string(),
+                reason: other.to_string(),
+            },
         }
     }
 }

@@ -6,7 +6,8 @@
 //! [`tokenize`] (WordPiece with word starts), [`noise`] (pure, seeded corruption such as MLM
 //! masking), [`data`] (segments, examples and batches), [`blocks`] (Transformer modules),
 //! [`objectives`] (heads and losses behind one [`Objective`] trait), [`Pretrainer`] (a backbone
-//! paired with an objective) and [`train`] (one loop for every objective).
+//! paired with an objective), [`train`] (one loop for every objective) and [`recipe`] (a whole
+//! run as one serialisable value, and the registry of named objectives).
 //!
 //! Attention masks follow burn's convention, `true` = blocked, and only travel as
 //! [`blocks::AttentionMask`]. Targets use one ignore value, [`noise::IGNORE_INDEX`].
@@ -16,12 +17,14 @@
 pub mod blocks;
 pub mod corpus;
 pub mod data;
+pub mod device;
 pub mod error;
 pub mod finetune;
 pub mod noise;
 pub mod objectives;
 pub mod preset;
 pub mod pretrainer;
+pub mod recipe;
 pub mod tokenize;
 pub mod train;
 
@@ -34,6 +37,7 @@ pub use error::{Error, Result};
 pub use objectives::{Objective, ObjectiveOutput};
 pub use preset::Preset;
 pub use pretrainer::Pretrainer;
+pub use recipe::Recipe;
 pub use tokenize::Tokenizer;
 
 /// An example's exit: success, or the error printed as text (its `Display`, written to be read,

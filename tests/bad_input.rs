@@ -358,7 +358,7 @@ fn an_objectives_file_that_is_not_json_or_names_an_unknown_objective() {
         std::fs::write(&path, text).unwrap();
         let err = pretext::objectives::multitask::read_tasks(&path).unwrap_err();
         match err {
-            Error::ObjectivesFile { line, .. } => assert_eq!(line, bad_line, "{name}: {err}"),
+            Error::ConfigFile { line, .. } => assert_eq!(line, bad_line, "{name}: {err}"),
             other => panic!("{name}: {other}"),
         }
     }

@@ -101,6 +101,23 @@ impl MaskUnit {
     }
 }
 
+impl std::str::FromStr for MaskUnit {
+    type Err = Error;
+
+    /// `token`, `word`, `ngram` (ALBERT's, up to 3 words) or `span` (SpanBERT's).
+    fn from_str(name: &str) -> Result<Self> {
+        match name {
+            "token" => Ok(Self::Token),
+            "word" => Ok(Self::WholeWord),
+            "ngram" => Ok(Self::ALBERT),
+            "span" => Ok(Self::SPANBERT),
+            other => Err(Error::InvalidConfig(format!(
+                "unknown mask unit {other:?} (expected token, word, ngram or span)"
+            ))),
+        }
+    }
+}
+
 /// How tokens are chosen and replaced for masked LM.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct MlmMasking {

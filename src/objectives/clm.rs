@@ -8,11 +8,15 @@
 use burn::prelude::*;
 
 use super::{Objective, ObjectiveOutput, encode, predict_tokens};
-use crate::blocks::{AttentionMask, EncoderBackbone, LmHead, LmHeadConfig};
+use crate::blocks::{AttentionMask, EncoderBackbone, LmHead, LmHeadConfig, TransformerEncoder};
 use crate::data::{Segment, Task, TokenBatch, TokenExample, TokenizedDocument, pack_segments};
-
 use crate::noise::ExampleRng;
 use crate::objectives::mlm::body_len;
+use crate::objectives::multitask::{TaskHead, TokenTask};
+use crate::preset::Preset;
+use crate::recipe::{
+    ObjectiveRecipe, ObjectiveSettings, Recipe, Run, RunReport, TokenTaskSettings,
+};
 use crate::tokenize::{SpecialTokens, Tokenizer};
 
 /// Configuration of the [`Clm`] head.
@@ -75,6 +79,51 @@ impl ClmTask {
             segments: pack_segments(documents, body_len(seq_len + 1)?)?,
             special: tokenizer.special(),
         })
+    }
+}
+
+/// The recipe settings of `clm`: none beyond the recipe's own.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClmRecipe {}
+
+/// `clm`'s recipe: GPT-2's pre-LN encoder.
+pub fn recipe(preset: Preset) -> crate::Result<Recipe> {
+    let mut recipe = Recipe::new(ObjectiveRecipe::Clm(ClmRecipe {}), preset)?;
+    recipe.encoder.norm_first = true;
+    Ok(recipe)
+}
+
+impl ObjectiveSettings for ClmRecipe {
+    fn check(&self, _: &Recipe, _: &Tokenizer) -> crate::Result<()> {
+        Ok(())
+    }
+
+    fn run(&self, run: &Run) -> crate::Result<RunReport> {
+        let backbone = run.encoder()?;
+        let head = ClmConfig::new().init(&backbone, run.device());
+        run.train(backbone, head, |docs| {
+            ClmTask::new(docs, run.tokenizer, run.seq_len())
+        })
+    }
+
+    fn token_task(&self) -> Option<&dyn TokenTaskSettings> {
+        Some(self)
+    }
+}
+
+impl TokenTaskSettings for ClmRecipe {
+    fn head(&self, backbone: &TransformerEncoder, device: &Device) -> crate::Result<TaskHead> {
+        Ok(TaskHead::Clm(ClmConfig::new().init(backbone, device)))
+    }
+
+    fn task(
+        &self,
+        documents: &[TokenizedDocument],
+        tokenizer: &Tokenizer,
+        seq_len: usize,
+    ) -> crate::Result<Box<dyn TokenTask>> {
+        Ok(Box::new(ClmTask::new(documents, tokenizer, seq_len)?))
     }
 }
 

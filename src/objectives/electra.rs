@@ -423,6 +423,43 @@ impl Task for ElectraTask {
     }
 }
 
+/// The recipe settings of `electra`.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ElectraRecipe {
+    /// The masking the generator fills.
+    pub masking: MlmMasking,
+    /// The generator's shape, λ and sampling temperature.
+    pub electra: ElectraConfig,
+}
+
+/// `electra`'s recipe: ELECTRA's masking (15 %, 85 % of it `[MASK]`, no random tokens), a
+/// generator a quarter as wide, λ = 50, temperature 1.
+pub fn recipe(preset: crate::Preset) -> crate::Result<crate::recipe::Recipe> {
+    let settings = ElectraRecipe {
+        masking: MlmMasking::electra(),
+        electra: ElectraConfig::new(),
+    };
+    crate::recipe::Recipe::new(crate::recipe::ObjectiveRecipe::Electra(settings), preset)
+}
+
+impl crate::recipe::ObjectiveSettings for ElectraRecipe {
+    fn check(&self, _: &crate::recipe::Recipe, _: &Tokenizer) -> crate::Result<()> {
+        use crate::recipe::registry::in_setting;
+        in_setting(self.masking.validate(), "masking")?;
+        in_setting(self.electra.validate(), "electra")
+    }
+
+    fn run(&self, run: &crate::recipe::Run) -> crate::Result<crate::recipe::RunReport> {
+        let backbone = run.encoder()?;
+        let layers = run.recipe.encoder.num_layers;
+        let head = self.electra.init(&backbone, layers, run.device())?;
+        run.train(backbone, head, |docs| {
+            ElectraTask::new(docs, run.tokenizer, self.masking, run.seq_len())
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

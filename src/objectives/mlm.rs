@@ -7,10 +7,16 @@
 use burn::prelude::*;
 
 use super::{EncoderHead, Objective, ObjectiveOutput, forward_encoder_head, predict_tokens};
-use crate::blocks::{EncoderBackbone, LmHead, LmHeadConfig};
+use crate::blocks::{EncoderBackbone, LmHead, LmHeadConfig, TransformerEncoder};
 use crate::data::{Segment, Task, TokenBatch, TokenExample, TokenizedDocument, pack_segments};
 use crate::error::Error;
 use crate::noise::{ExampleRng, MlmMasker, MlmMasking};
+use crate::objectives::multitask::{TaskHead, TokenTask};
+use crate::preset::Preset;
+use crate::recipe::registry::in_setting;
+use crate::recipe::{
+    ObjectiveRecipe, ObjectiveSettings, Recipe, Run, RunReport, TokenTaskSettings,
+};
 use crate::tokenize::{SpecialTokens, Tokenizer};
 
 /// Configuration of the [`Mlm`] head.
@@ -88,6 +94,58 @@ pub(crate) fn body_len(seq_len: usize) -> crate::Result<usize> {
             "a sequence length of {seq_len} leaves no room for text besides [CLS] and [SEP]"
         ))
     })
+}
+
+/// The recipe settings of `mlm`.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MlmRecipe {
+    /// What is masked and how.
+    pub masking: MlmMasking,
+}
+
+/// `mlm`'s recipe: BERT's masking (15 % of the tokens, 80/10/10).
+pub fn recipe(preset: Preset) -> crate::Result<Recipe> {
+    let masking = MlmMasking::default();
+    Recipe::new(ObjectiveRecipe::Mlm(MlmRecipe { masking }), preset)
+}
+
+impl ObjectiveSettings for MlmRecipe {
+    fn check(&self, _: &Recipe, _: &Tokenizer) -> crate::Result<()> {
+        in_setting(self.masking.validate(), "masking")
+    }
+
+    fn run(&self, run: &Run) -> crate::Result<RunReport> {
+        let backbone = run.encoder()?;
+        let head = MlmConfig::new().init(&backbone, run.device());
+        run.train(backbone, head, |docs| {
+            MlmTask::new(docs, run.tokenizer, self.masking, run.seq_len())
+        })
+    }
+
+    fn token_task(&self) -> Option<&dyn TokenTaskSettings> {
+        Some(self)
+    }
+}
+
+impl TokenTaskSettings for MlmRecipe {
+    fn head(&self, backbone: &TransformerEncoder, device: &Device) -> crate::Result<TaskHead> {
+        Ok(TaskHead::Mlm(MlmConfig::new().init(backbone, device)))
+    }
+
+    fn task(
+        &self,
+        documents: &[TokenizedDocument],
+        tokenizer: &Tokenizer,
+        seq_len: usize,
+    ) -> crate::Result<Box<dyn TokenTask>> {
+        Ok(Box::new(MlmTask::new(
+            documents,
+            tokenizer,
+            self.masking,
+            seq_len,
+        )?))
+    }
 }
 
 impl Task for MlmTask {

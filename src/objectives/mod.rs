@@ -38,7 +38,7 @@ pub use loss::{Predictions, masked_cross_entropy};
 pub use mass::MassTask;
 pub use mix::Mix;
 pub use mlm::{Mlm, MlmConfig, MlmTask};
-pub use multitask::{MultiTask, MultiTaskData, TaskKind, TaskSpec};
+pub use multitask::{MultiTask, MultiTaskData, TaskSpec};
 pub use plm::{PermutationTask, PermutedLm, PermutedLmConfig};
 pub use sentence_pair::{PairHead, PairHeadConfig, SentencePairTask};
 pub use seq2seq::{Seq2Seq, Seq2SeqConfig};

@@ -5,7 +5,8 @@
 //!
 //! Tasks are the encoder objectives whose data are token batches: `mlm`, `clm`, `nsp`, `sop`,
 //! and the mixes `bert` (mlm + nsp) and `albert` (n-gram mlm + sop), which are [`Mix`]es of
-//! heads over one pass. A batch holds examples of several tasks; each task's examples go
+//! heads over one pass; each takes its settings from the recipe registry (so `albert`'s pair
+//! loss weighs 5), or from a task written in full. A batch holds examples of several tasks; each task's examples go
 //! through its own head, and the loss is the mean over examples, so a task weighs as much as
 //! its share of the examples.
 //!
@@ -28,40 +29,30 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use burn::prelude::*;
 use rand::RngExt;
+use serde::de::{self, MapAccess, Visitor};
 use serde::{Deserialize, Deserializer, Serialize};
 
-use super::{Clm, ClmConfig, ClmTask, Mix, Mlm, MlmConfig, MlmTask, Objective, ObjectiveOutput};
-use super::{PairHead, PairHeadConfig, SentencePairTask};
-use crate::blocks::EncoderBackbone;
+use super::{Clm, Mix, Mlm, Objective, ObjectiveOutput, PairHead};
+use crate::blocks::{EncoderBackbone, TransformerEncoder};
 use crate::data::{Batch, Task, TokenBatch, TokenExample, TokenizedDocument};
 use crate::error::Error;
-use crate::noise::{ExampleRng, MaskUnit, MlmMasking, PairKind, pick_weighted};
+use crate::noise::{ExampleRng, pick_weighted};
+use crate::preset::Preset;
+use crate::recipe::registry::{self, OBJECTIVES};
+use crate::recipe::{
+    ObjectiveRecipe, ObjectiveSettings, Recipe, Run, RunReport, TokenTaskSettings,
+};
 use crate::tokenize::Tokenizer;
 
-/// An objective that can be a task of a [`MultiTask`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum TaskKind {
-    /// Masked LM.
-    Mlm,
-    /// Causal LM.
-    Clm,
-    /// Next-sentence prediction.
-    Nsp,
-    /// Sentence-order prediction.
-    Sop,
-    /// Masked LM + next-sentence prediction.
-    Bert,
-    /// n-gram masked LM + sentence-order prediction.
-    Albert,
-}
-
 /// One task of a mix: which objective, how often it is drawn, from which step on.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TaskSpec {
-    /// The objective.
-    pub objective: TaskKind,
+    /// The objective and its settings: in a file, its name (for the registry's defaults, e.g.
+    /// `"albert"`) or a whole `{"name": …, "settings": {…}}`. One over token batches: `mlm`,
+    /// `clm`, `nsp`, `sop`, `bert` or `albert`.
+    #[serde(deserialize_with = "task_objective")]
+    pub objective: ObjectiveRecipe,
     /// Relative weight: the task's share of the examples once it has started. Positive and
     /// finite; default 1.
     #[serde(default = "one", deserialize_with = "positive_weight")]
@@ -69,6 +60,24 @@ pub struct TaskSpec {
     /// The optimizer step from which the task is drawn. Default 0.
     #[serde(default)]
     pub start_step: usize,
+}
+
+impl TaskSpec {
+    /// The registry's objective `name` as a task of weight 1 from step 0.
+    pub fn named(name: &str) -> crate::Result<Self> {
+        Ok(Self {
+            objective: task_objective_named(name)?,
+            weight: 1.0,
+            start_step: 0,
+        })
+    }
+
+    fn settings(&self) -> &dyn TokenTaskSettings {
+        self.objective
+            .settings()
+            .token_task()
+            .expect("tasks are checked to be token tasks when made")
+    }
 }
 
 fn one() -> f64 {
@@ -80,23 +89,82 @@ fn positive_weight<'de, D: Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
     if w > 0.0 && w.is_finite() {
         Ok(w)
     } else {
-        Err(serde::de::Error::custom(format!(
+        Err(de::Error::custom(format!(
             "a task's weight must be positive and finite, got {w}"
         )))
     }
 }
 
+/// The registry's defaults of `name`, if it can be a task.
+fn task_objective_named(name: &str) -> crate::Result<ObjectiveRecipe> {
+    let objective = (registry::find(name)?.recipe)(Preset::Mini)?.objective;
+    check_token_task(&objective)?;
+    Ok(objective)
+}
+
+fn check_token_task(objective: &ObjectiveRecipe) -> crate::Result<()> {
+    if objective.settings().token_task().is_some() {
+        return Ok(());
+    }
+    let tasks: Vec<&str> = OBJECTIVES
+        .iter()
+        .filter_map(|e| {
+            let objective = (e.recipe)(Preset::Tiny).ok()?.objective;
+            objective.settings().token_task().map(|_| e.name)
+        })
+        .collect();
+    Err(Error::Recipe {
+        field: "objective".into(),
+        reason: format!(
+            "{} cannot be a task of a multi-task mix; its tasks are objectives over token \
+             batches: {}",
+            objective.name(),
+            tasks.join(", ")
+        ),
+    })
+}
+
+/// A task's objective: a name, or a whole `{"name": …, "settings": {…}}`.
+fn task_objective<'de, D: Deserializer<'de>>(d: D) -> Result<ObjectiveRecipe, D::Error> {
+    struct NameOrRecipe;
+    impl<'de> Visitor<'de> for NameOrRecipe {
+        type Value = ObjectiveRecipe;
+
+        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+            f.write_str("an objective's name or {\"name\": …, \"settings\": {…}}")
+        }
+
+        fn visit_str<E: de::Error>(self, name: &str) -> Result<ObjectiveRecipe, E> {
+            task_objective_named(name).map_err(E::custom)
+        }
+
+        fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<ObjectiveRecipe, A::Error> {
+            let objective =
+                ObjectiveRecipe::deserialize(de::value::MapAccessDeserializer::new(map))?;
+            check_token_task(&objective).map_err(de::Error::custom)?;
+            Ok(objective)
+        }
+    }
+    d.deserialize_any(NameOrRecipe)
+}
+
+/// Checks that a list of tasks has something to train from the first step.
+fn check_tasks(tasks: &[TaskSpec]) -> Result<(), String> {
+    if tasks.is_empty() {
+        return Err("the list of objectives is empty".into());
+    }
+    if tasks.iter().all(|t| t.start_step > 0) {
+        return Err(
+            "no objective starts at step 0: the first steps would have nothing to train".into(),
+        );
+    }
+    Ok(())
+}
+
 /// The list as a whole must start with something to train.
 fn task_list<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<TaskSpec>, D::Error> {
     let tasks = Vec::<TaskSpec>::deserialize(d)?;
-    if tasks.is_empty() {
-        return Err(serde::de::Error::custom("the list of objectives is empty"));
-    }
-    if tasks.iter().all(|t| t.start_step > 0) {
-        return Err(serde::de::Error::custom(
-            "no objective starts at step 0: the first steps would have nothing to train",
-        ));
-    }
+    check_tasks(&tasks).map_err(de::Error::custom)?;
     Ok(tasks)
 }
 
@@ -117,12 +185,77 @@ pub fn read_tasks(path: &Path) -> crate::Result<Vec<TaskSpec>> {
 fn parse_tasks_from(json: &str, path: &Path) -> crate::Result<Vec<TaskSpec>> {
     serde_json::from_str::<TaskList>(json)
         .map(|list| list.0)
-        .map_err(|e| Error::ObjectivesFile {
+        .map_err(|e| Error::ConfigFile {
             path: path.to_path_buf(),
             line: e.line(),
             column: e.column(),
             reason: e.to_string(),
         })
+}
+
+/// The recipe settings of `multitask`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MultiTaskRecipe {
+    /// The tasks.
+    pub tasks: Vec<TaskSpec>,
+}
+
+/// `multitask`'s recipe: mlm and sop, each drawn half the time from the first step.
+pub fn recipe(preset: Preset) -> crate::Result<Recipe> {
+    recipe_of(
+        vec![TaskSpec::named("mlm")?, TaskSpec::named("sop")?],
+        preset,
+    )
+}
+
+/// The recipe of a mix of `tasks` (as `pretrain --objectives FILE` reads them) at `preset`'s
+/// size: an encoder with a pair of segment embeddings per task.
+pub fn recipe_of(tasks: Vec<TaskSpec>, preset: Preset) -> crate::Result<Recipe> {
+    let segments = 2 * tasks.len();
+    let mut recipe = Recipe::new(
+        ObjectiveRecipe::Multitask(MultiTaskRecipe { tasks }),
+        preset,
+    )?;
+    recipe.encoder.num_segments = segments;
+    Ok(recipe)
+}
+
+impl ObjectiveSettings for MultiTaskRecipe {
+    fn segments(&self) -> usize {
+        2 * self.tasks.len()
+    }
+
+    fn check(&self, recipe: &Recipe, tokenizer: &Tokenizer) -> crate::Result<()> {
+        let field = |reason| Error::Recipe {
+            field: "objective.settings.tasks".into(),
+            reason,
+        };
+        check_tasks(&self.tasks).map_err(field)?;
+        for (i, task) in self.tasks.iter().enumerate() {
+            let in_task = |e: Error| e.in_field(&format!("objective.settings.tasks.{i}"));
+            check_token_task(&task.objective).map_err(in_task)?;
+            if !(task.weight > 0.0 && task.weight.is_finite()) {
+                return Err(field(format!(
+                    "task {i}'s weight must be positive, got {}",
+                    task.weight
+                )));
+            }
+            task.objective
+                .settings()
+                .check(recipe, tokenizer)
+                .map_err(in_task)?;
+        }
+        Ok(())
+    }
+
+    fn run(&self, run: &Run) -> crate::Result<RunReport> {
+        let backbone = run.encoder()?;
+        let head = MultiTask::new(&backbone, &self.tasks, run.device())?;
+        run.train(backbone, head, |docs| {
+            MultiTaskData::new(&self.tasks, docs, run.tokenizer, run.seq_len())
+        })
+    }
 }
 
 /// The head of one task.
@@ -136,65 +269,6 @@ pub enum TaskHead {
     Pair(PairHead),
     /// `bert` or `albert`.
     MlmPair(Mix<Mlm, PairHead>),
-}
-
-impl TaskKind {
-    /// The pair task of the kind, if it has one.
-    fn pair(self) -> Option<PairKind> {
-        match self {
-            Self::Nsp | Self::Bert => Some(PairKind::NextSentence),
-            Self::Sop | Self::Albert => Some(PairKind::SentenceOrder),
-            Self::Mlm | Self::Clm => None,
-        }
-    }
-
-    /// The masking of the kind's MLM part.
-    fn masking(self) -> MlmMasking {
-        match self {
-            Self::Albert => MlmMasking::default().with_unit(MaskUnit::ALBERT),
-            _ => MlmMasking::default(),
-        }
-    }
-
-    /// A fresh head of this kind for `backbone`.
-    pub fn head<M: EncoderBackbone>(
-        self,
-        backbone: &M,
-        device: &Device,
-    ) -> crate::Result<TaskHead> {
-        let pair = |kind| PairHeadConfig::new(kind).init(backbone, device);
-        Ok(match self {
-            Self::Mlm => TaskHead::Mlm(MlmConfig::new().init(backbone, device)),
-            Self::Clm => TaskHead::Clm(ClmConfig::new().init(backbone, device)),
-            Self::Nsp | Self::Sop => TaskHead::Pair(pair(self.pair().expect("pair kind"))),
-            Self::Bert | Self::Albert => TaskHead::MlmPair(Mix::new(
-                MlmConfig::new().init(backbone, device),
-                1.0,
-                pair(self.pair().expect("pair kind")),
-                1.0,
-            )?),
-        })
-    }
-
-    /// The kind's data over `documents`, sequences of at most `seq_len` tokens.
-    pub fn task(
-        self,
-        documents: &[TokenizedDocument],
-        tokenizer: &Tokenizer,
-        seq_len: usize,
-    ) -> crate::Result<Box<dyn TokenTask>> {
-        Ok(match self {
-            Self::Mlm => Box::new(MlmTask::new(documents, tokenizer, self.masking(), seq_len)?),
-            Self::Clm => Box::new(ClmTask::new(documents, tokenizer, seq_len)?),
-            Self::Nsp | Self::Sop | Self::Bert | Self::Albert => {
-                let masked = matches!(self, Self::Bert | Self::Albert).then(|| self.masking());
-                let kind = self.pair().expect("pair kind");
-                Box::new(SentencePairTask::new(
-                    documents, tokenizer, kind, seq_len, masked,
-                )?)
-            }
-        })
-    }
 }
 
 /// The data side of a task: token examples and batches.
@@ -224,8 +298,8 @@ pub struct MultiTask {
 impl MultiTask {
     /// One head per task of `specs`, for `backbone`, which needs `2 × tasks` segment
     /// embeddings (see the module's documentation).
-    pub fn new<M: EncoderBackbone>(
-        backbone: &M,
+    pub fn new(
+        backbone: &TransformerEncoder,
         specs: &[TaskSpec],
         device: &Device,
     ) -> crate::Result<Self> {
@@ -242,7 +316,7 @@ impl MultiTask {
         Ok(Self {
             heads: specs
                 .iter()
-                .map(|s| s.objective.head(backbone, device))
+                .map(|s| s.settings().head(backbone, device))
                 .collect::<crate::Result<_>>()?,
         })
     }
@@ -334,7 +408,7 @@ impl MultiTaskData {
             specs,
             specs
                 .iter()
-                .map(|s| s.objective.task(documents, tokenizer, seq_len))
+                .map(|s| s.settings().task(documents, tokenizer, seq_len))
                 .collect::<crate::Result<_>>()?,
             tokenizer.special().pad,
         )
@@ -441,27 +515,21 @@ mod tests {
         let tasks = specs(
             r#"[{"objective": "mlm"}, {"objective": "sop", "weight": 0.5, "start_step": 10}]"#,
         );
-        assert_eq!(
-            tasks,
-            vec![
-                TaskSpec {
-                    objective: TaskKind::Mlm,
-                    weight: 1.0,
-                    start_step: 0
-                },
-                TaskSpec {
-                    objective: TaskKind::Sop,
-                    weight: 0.5,
-                    start_step: 10
-                }
-            ]
-        );
+        let summary: Vec<_> = tasks
+            .iter()
+            .map(|t| (t.objective.name(), t.weight, t.start_step))
+            .collect();
+        assert_eq!(summary, [("mlm", 1.0, 0), ("sop", 0.5, 10)]);
+        // A task's settings in full, as config.json writes them.
+        let json = serde_json::to_string(&tasks).unwrap();
+        let again = specs(&json);
+        assert_eq!(serde_json::to_string(&again).unwrap(), json);
     }
 
     #[test]
     fn errors_name_the_line_at_fault() {
         let line_of = |json: &str| match parse_tasks(json) {
-            Err(Error::ObjectivesFile { line, reason, .. }) => (line, reason),
+            Err(Error::ConfigFile { line, reason, .. }) => (line, reason),
             other => panic!("{other:?}"),
         };
         let (line, reason) =

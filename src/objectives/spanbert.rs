@@ -319,6 +319,53 @@ impl Task for SpanBertTask {
     }
 }
 
+/// The recipe settings of `spanbert`.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SpanBertRecipe {
+    /// The span masking.
+    pub masking: MlmMasking,
+    /// The span-boundary head.
+    pub sbo: SboHeadConfig,
+    /// Weight of SBO's loss against MLM's 1.
+    pub sbo_weight: f64,
+}
+
+/// `spanbert`'s recipe: geometric spans of whole words (p = 0.2, at most 10), SBO over spans
+/// of up to 15 tokens, weighted 1.
+pub fn recipe(preset: crate::Preset) -> crate::Result<crate::recipe::Recipe> {
+    let settings = SpanBertRecipe {
+        masking: MlmMasking::spanbert(),
+        sbo: SboHeadConfig::new(),
+        sbo_weight: 1.0,
+    };
+    crate::recipe::Recipe::new(crate::recipe::ObjectiveRecipe::Spanbert(settings), preset)
+}
+
+impl crate::recipe::ObjectiveSettings for SpanBertRecipe {
+    fn check(&self, _: &crate::recipe::Recipe, _: &Tokenizer) -> crate::Result<()> {
+        use crate::recipe::registry::in_setting;
+        in_setting(self.masking.validate(), "masking")?;
+        in_setting(self.sbo.validate(), "sbo")
+    }
+
+    fn run(&self, run: &crate::recipe::Run) -> crate::Result<crate::recipe::RunReport> {
+        let backbone = run.encoder()?;
+        let head = SpanBert::new(&backbone, self.sbo.clone(), self.sbo_weight, run.device())
+            .map_err(|e| e.in_field("objective.settings.sbo_weight"))?;
+        run.train(backbone, head, |docs| {
+            let max_targets = self.sbo.max_targets;
+            SpanBertTask::new(
+                docs,
+                run.tokenizer,
+                self.masking,
+                max_targets,
+                run.seq_len(),
+            )
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,0 +1,364 @@
+//! Recipes: a whole pretraining run as one serialisable value — the objective and its
+//! settings, the backbone, the tokenizer, the data, the sequence length, the float type and the
+//! training config — that checks and runs itself.
+//!
+//! [`Recipe::named`] gives an objective's reference defaults from the [`registry`]; a run
+//! writes its complete recipe as `OUT/config.json`, and [`Recipe::from_file`] reads it back, so
+//! a run's `config.json` replays it exactly.
+//!
+//! ```no_run
+//! use pretext::burn::prelude::*;
+//! use pretext::Preset;
+//! use pretext::recipe::{Recipe, RunOptions};
+//!
+//! # fn main() -> pretext::Result<()> {
+//! let mut recipe = Recipe::named("electra", Preset::Tiny)?; // ELECTRA's reference defaults
+//! recipe.train.steps = 100; // one changed field
+//! let report = recipe.run(&RunOptions::new("runs/electra", Device::flex().autodiff()))?;
+//! println!("{:?}", report.history.last());
+//! # Ok(()) }
+//! ```
+
+mod json;
+pub mod registry;
+pub mod run;
+
+pub use registry::{Entry, OBJECTIVES, ObjectiveRecipe, ObjectiveSettings, TokenTaskSettings};
+pub use run::{HasEncoder, Run, RunOptions, RunReport, Sample};
+
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::blocks::TransformerEncoderConfig;
+use crate::corpus::{Corpus, DocumentBoundary};
+use crate::device::FloatType;
+use crate::error::{Error, Result};
+use crate::preset::Preset;
+use crate::tokenize::Tokenizer;
+use crate::train::TrainConfig;
+
+/// Where a run's tokenizer comes from.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TokenizerSource {
+    /// A `tokenizer.json`; `None` for the bundled one.
+    pub file: Option<PathBuf>,
+    /// T5's sentinel tokens `<extra_id_0>` … added to its vocabulary (0 for none).
+    pub sentinels: usize,
+}
+
+impl TokenizerSource {
+    /// Loads the tokenizer, sentinels added.
+    pub fn load(&self) -> Result<Tokenizer> {
+        let tokenizer = match &self.file {
+            Some(path) => Tokenizer::from_file(path).map_err(|e| e.in_field("tokenizer.file"))?,
+            None => Tokenizer::bundled()?,
+        };
+        if self.sentinels == 0 {
+            return Ok(tokenizer);
+        }
+        tokenizer
+            .with_sentinels(self.sentinels)
+            .map_err(|e| e.in_field("tokenizer.sentinels"))
+    }
+}
+
+/// Where a run's text comes from, and how much of it validates.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DataSource {
+    /// A folder of `.txt` files, one document per file; `None` for the bundled corpus, less the
+    /// documents the genre task evaluates on (see [`crate::finetune::genre`]).
+    pub dir: Option<PathBuf>,
+    /// Share of the documents held out for validation, drawn with a fixed seed so that every
+    /// run validates on the same documents whatever its own seed. Default 0.05.
+    pub valid_fraction: f64,
+}
+
+impl Default for DataSource {
+    fn default() -> Self {
+        Self {
+            dir: None,
+            valid_fraction: 0.05,
+        }
+    }
+}
+
+impl DataSource {
+    /// The train and validation documents.
+    pub fn load(&self) -> Result<(Corpus, Corpus)> {
+        let corpus = match &self.dir {
+            Some(dir) => Corpus::from_dir(dir, DocumentBoundary::File)?,
+            None => crate::finetune::genre::pretraining_corpus()?,
+        };
+        corpus.split(self.valid_fraction, 0)
+    }
+}
+
+/// A whole pretraining run. Its JSON form is what `pretrain` writes as `config.json` and reads
+/// with `--config`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Recipe {
+    /// The objective, by name, and its settings.
+    pub objective: ObjectiveRecipe,
+    /// The backbone (an encoder-decoder objective adds its decoder to this encoder).
+    pub encoder: TransformerEncoderConfig,
+    /// The tokenizer; its vocabulary must be the encoder's.
+    pub tokenizer: TokenizerSource,
+    /// The text.
+    pub data: DataSource,
+    /// Tokens per example, special tokens included; at most the encoder's positions.
+    pub seq_len: usize,
+    /// The float type of every tensor.
+    pub float: FloatType,
+    /// Steps, batches, optimizer, schedule, validation, checkpoints and seed.
+    pub train: TrainConfig,
+}
+
+impl Recipe {
+    /// The recipe of `objective` at the size and training defaults of `preset`: the bundled
+    /// tokenizer and corpus, 300 steps, one shard per core. Named recipes start here and
+    /// change what their objective needs.
+    pub fn new(objective: ObjectiveRecipe, preset: Preset) -> Result<Self> {
+        let tokenizer = TokenizerSource::default();
+        let vocab = tokenizer.load()?.vocab_size();
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        Ok(Self {
+            objective,
+            encoder: preset.encoder(vocab),
+            tokenizer,
+            data: DataSource::default(),
+            seq_len: preset.seq_len(),
+            float: FloatType::F32,
+            train: TrainConfig::new(300, preset.batch_size())
+                .with_learning_rate(preset.learning_rate())
+                .with_valid_batches(16)
+                .with_shards(cores),
+        })
+    }
+
+    /// The reference defaults of the objective called `name` in the [`registry`] (`mlm`,
+    /// `albert`, `electra`, …) at the size of `preset`.
+    pub fn named(name: &str, preset: Preset) -> Result<Self> {
+        (registry::find(name)?.recipe)(preset)
+    }
+
+    /// This recipe with another tokenizer, the encoder's vocabulary resized to it.
+    pub fn with_tokenizer(mut self, tokenizer: TokenizerSource) -> Result<Self> {
+        self.encoder.vocab_size = tokenizer.load()?.vocab_size();
+        self.tokenizer = tokenizer;
+        Ok(self)
+    }
+
+    /// Parses a recipe from JSON; faults name their line and column.
+    pub fn parse(json: &str) -> Result<Self> {
+        Self::parse_at(json, Path::new("<string>"))
+    }
+
+    /// Reads the recipe file at `path` and checks it ([`Recipe::check`]); faults name their
+    /// line and column in the file.
+    pub fn from_file(path: impl AsRef<Path>) -> Result<Self> {
+        let path = path.as_ref();
+        let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+        let recipe = Self::parse_at(&text, path)?;
+        match recipe.check() {
+            Ok(_) => Ok(recipe),
+            Err(Error::Recipe { field, reason }) => {
+                let (line, column) = json::locate(&text, &field);
+                Err(Error::ConfigFile {
+                    path: path.to_path_buf(),
+                    line,
+                    column,
+                    reason: format!("`{field}`: {reason}"),
+                })
+            }
+            Err(other) => Err(other),
+        }
+    }
+
+    fn parse_at(text: &str, path: &Path) -> Result<Self> {
+        let at = |line, column, reason| Error::ConfigFile {
+            path: path.to_path_buf(),
+            line,
+            column,
+            reason,
+        };
+        let recipe: Recipe =
+            serde_json::from_str(text).map_err(|e| at(e.line(), e.column(), e.to_string()))?;
+        let given: Value =
+            serde_json::from_str(text).map_err(|e| at(e.line(), e.column(), e.to_string()))?;
+        if let Some(field) = json::unknown_field(&given, &recipe.to_value(), "") {
+            let (line, column) = json::locate(text, &field);
+            return Err(at(line, column, format!("unknown field `{field}`")));
+        }
+        Ok(recipe)
+    }
+
+    /// The recipe as JSON.
+    pub fn to_value(&self) -> Value {
+        serde_json::to_value(self).expect("a recipe serializes")
+    }
+
+    /// The recipe as pretty-printed JSON, as `config.json` holds it.
+    pub fn to_json(&self) -> String {
+        serde_json::to_string_pretty(self).expect("a recipe serializes")
+    }
+
+    /// Sets the field at the dotted `path` (e.g. `train.steps`,
+    /// `objective.settings.masking.unit`) to `value`: how a command line overrides any field.
+    /// A path that names no field, or a value of the wrong type, is an error naming it.
+    pub fn set(&mut self, path: &str, value: Value) -> Result<()> {
+        let field = |reason: String| Error::Recipe {
+            field: path.to_string(),
+            reason,
+        };
+        let mut json = self.to_value();
+        json::set_path(&mut json, path, value).map_err(field)?;
+        *self = serde_json::from_value(json).map_err(|e| field(e.to_string()))?;
+        Ok(())
+    }
+
+    /// Checks that the parts agree — the tokenizer's vocabulary is the encoder's, sequences fit
+    /// its positions, it has the segment embeddings the objective reads, every setting is in
+    /// range — before any text is read. Returns the loaded tokenizer. Errors name the field.
+    pub fn check(&self) -> Result<Tokenizer> {
+        let tokenizer = self.tokenizer.load()?;
+        self.encoder.validate().map_err(|e| e.in_field("encoder"))?;
+        if self.encoder.vocab_size != tokenizer.vocab_size() {
+            return Err(Error::Recipe {
+                field: "encoder.vocab_size".into(),
+                reason: format!(
+                    "the encoder has {} tokens but the tokenizer ({} sentinels added) has {}",
+                    self.encoder.vocab_size,
+                    self.tokenizer.sentinels,
+                    tokenizer.vocab_size()
+                ),
+            });
+        }
+        if self.seq_len > self.encoder.max_positions || self.seq_len < 8 {
+            return Err(Error::Recipe {
+                field: "seq_len".into(),
+                reason: format!(
+                    "{} tokens: a sequence needs at least 8 and at most the encoder's {} \
+                     positions",
+                    self.seq_len, self.encoder.max_positions
+                ),
+            });
+        }
+        self.train.validate().map_err(|e| e.in_field("train"))?;
+        if let Some(dir) = &self.data.dir
+            && !dir.is_dir()
+        {
+            return Err(Error::Recipe {
+                field: "data.dir".into(),
+                reason: format!("{} is not a directory", dir.display()),
+            });
+        }
+        let fraction = self.data.valid_fraction;
+        if !(fraction > 0.0 && fraction < 1.0) {
+            return Err(Error::Recipe {
+                field: "data.valid_fraction".into(),
+                reason: format!("must lie in (0, 1), got {fraction}"),
+            });
+        }
+        let settings = self.objective.settings();
+        let segments = settings.segments();
+        if self.encoder.num_segments < segments {
+            return Err(Error::Recipe {
+                field: "encoder.num_segments".into(),
+                reason: format!(
+                    "{} reads segment ids 0 to {}, but the encoder has {} segment embeddings",
+                    self.objective.name(),
+                    segments - 1,
+                    self.encoder.num_segments
+                ),
+            });
+        }
+        settings.check(self, &tokenizer)?;
+        Ok(tokenizer)
+    }
+
+    /// Runs the recipe: checks it, writes it as `OUT/config.json`, reads and tokenizes the
+    /// text, builds the backbone and the objective, trains, and saves the encoder one
+    /// fine-tunes as `OUT/encoder.bpk`.
+    pub fn run(&self, options: &RunOptions) -> Result<RunReport> {
+        let tokenizer = self.check()?;
+        Run::start(self, &tokenizer, options)?.go()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_named_recipe_round_trips_through_json_and_passes_its_checks() {
+        for entry in registry::OBJECTIVES {
+            let recipe = Recipe::named(entry.name, Preset::Tiny).unwrap();
+            assert_eq!(recipe.objective.name(), entry.name);
+            recipe
+                .check()
+                .unwrap_or_else(|e| panic!("{}: {e}", entry.name));
+            let again = Recipe::parse(&recipe.to_json()).unwrap();
+            assert_eq!(again.to_value(), recipe.to_value(), "{}", entry.name);
+        }
+        assert!(matches!(
+            Recipe::named("gpt5", Preset::Tiny),
+            Err(Error::Recipe { .. })
+        ));
+    }
+
+    #[test]
+    fn the_named_defaults_are_the_references() {
+        let albert = Recipe::named("albert", Preset::Mini).unwrap();
+        assert_eq!(albert.encoder.embedding_size, Some(128));
+        assert!(albert.encoder.share_layers);
+        assert_eq!(albert.train.steps, 1000);
+        let t5 = Recipe::named("t5", Preset::Tiny).unwrap();
+        assert_eq!(t5.tokenizer.sentinels, 100);
+        assert_eq!(
+            t5.encoder.vocab_size,
+            Tokenizer::bundled().unwrap().vocab_size() + 100
+        );
+        assert!(
+            Recipe::named("clm", Preset::Tiny)
+                .unwrap()
+                .encoder
+                .norm_first
+        );
+        assert_eq!(
+            Recipe::named("unilm", Preset::Tiny)
+                .unwrap()
+                .encoder
+                .num_segments,
+            6
+        );
+    }
+
+    #[test]
+    fn set_changes_one_field_and_names_a_bad_one() {
+        let mut recipe = Recipe::named("albert", Preset::Tiny).unwrap();
+        recipe.set("train.steps", 7.into()).unwrap();
+        recipe
+            .set("objective.settings.pair_weight", 2.5.into())
+            .unwrap();
+        assert_eq!(recipe.train.steps, 7);
+        let ObjectiveRecipe::Albert(settings) = &recipe.objective else {
+            panic!("{:?}", recipe.objective)
+        };
+        assert_eq!(settings.pair_weight, 2.5);
+        for (path, value) in [
+            ("train.stepz", Value::from(1)),
+            ("train.steps", Value::from("many")),
+            ("objective.settings.noise", Value::from(1)),
+        ] {
+            match recipe.set(path, value) {
+                Err(Error::Recipe { field, .. }) => assert_eq!(field, path),
+                other => panic!("{path}: {other:?}"),
+            }
+        }
+    }
+}

@@ -1,0 +1,238 @@
+//! The registry of named objectives: the one list of their names, what each means in one line,
+//! where its reference defaults come from, and the settings a recipe holds for it.
+//!
+//! Adding an objective: its file in `objectives/` defines its settings (a serde struct that
+//! implements [`ObjectiveSettings`]) and a function giving its recipe; it then takes one
+//! variant of [`ObjectiveRecipe`] and one [`Entry`] here.
+
+use serde::{Deserialize, Serialize};
+
+use super::{Recipe, Run, RunReport};
+use crate::blocks::TransformerEncoder;
+use crate::data::TokenizedDocument;
+use crate::error::{Error, Result};
+use crate::objectives::multitask::{MultiTaskRecipe, TaskHead, TokenTask};
+use crate::objectives::{
+    bart, clm, electra, mass, mlm, multitask, plm, sentence_pair, spanbert, t5, unilm,
+};
+use crate::preset::Preset;
+use crate::tokenize::Tokenizer;
+use burn::prelude::Device;
+
+/// The recipe side of an objective: what it checks, and how a run of it goes.
+pub trait ObjectiveSettings {
+    /// The segment ids its examples read: the encoder needs this many segment embeddings.
+    /// Default 2 (`[CLS] A [SEP] B [SEP]`).
+    fn segments(&self) -> usize {
+        2
+    }
+
+    /// Checks the settings against the rest of `recipe`, before any text is read; errors name
+    /// the field ([`Error::Recipe`]).
+    fn check(&self, recipe: &Recipe, tokenizer: &Tokenizer) -> Result<()>;
+
+    /// Builds the backbone and the objective's heads, trains them on the run's text and saves
+    /// the encoder.
+    fn run(&self, run: &Run) -> Result<RunReport>;
+
+    /// The objective as a task of a multi-task mix, if its data are token batches over an
+    /// encoder.
+    fn token_task(&self) -> Option<&dyn TokenTaskSettings> {
+        None
+    }
+}
+
+/// An objective that can be a task of a multi-task mix: a head over token batches.
+pub trait TokenTaskSettings {
+    /// A fresh head for `backbone`.
+    fn head(&self, backbone: &TransformerEncoder, device: &Device) -> Result<TaskHead>;
+
+    /// Its data over `documents`, sequences of at most `seq_len` tokens.
+    fn task(
+        &self,
+        documents: &[TokenizedDocument],
+        tokenizer: &Tokenizer,
+        seq_len: usize,
+    ) -> Result<Box<dyn TokenTask>>;
+}
+
+/// A named objective and its settings. In JSON: `{"name": "albert", "settings": {…}}`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(tag = "name", content = "settings", rename_all = "lowercase")]
+#[serde(deny_unknown_fields)]
+pub enum ObjectiveRecipe {
+    /// Masked LM.
+    Mlm(mlm::MlmRecipe),
+    /// Causal LM.
+    Clm(clm::ClmRecipe),
+    /// Next-sentence prediction.
+    Nsp(sentence_pair::PairRecipe),
+    /// Sentence-order prediction.
+    Sop(sentence_pair::PairRecipe),
+    /// Masked LM + next-sentence prediction.
+    Bert(sentence_pair::BertRecipe),
+    /// n-gram masked LM + sentence-order prediction on a factorized, shared backbone.
+    Albert(sentence_pair::BertRecipe),
+    /// Denoising encoder-decoder.
+    Bart(bart::BartRecipe),
+    /// Masked sequence-to-sequence.
+    Mass(mass::MassRecipe),
+    /// Span corruption with sentinels.
+    T5(t5::T5Recipe),
+    /// Replaced-token detection.
+    Electra(electra::ElectraRecipe),
+    /// Permuted LM, two streams.
+    Xlnet(plm::PermutedRecipe),
+    /// Masked and permuted LM.
+    Mpnet(plm::PermutedRecipe),
+    /// Span masking + span-boundary objective.
+    Spanbert(spanbert::SpanBertRecipe),
+    /// Cloze under four attention masks.
+    Unilm(unilm::UnilmRecipe),
+    /// Several objectives over one backbone (ERNIE 2.0).
+    Multitask(MultiTaskRecipe),
+}
+
+impl ObjectiveRecipe {
+    /// The objective's name and its settings.
+    pub fn parts(&self) -> (&'static str, &dyn ObjectiveSettings) {
+        match self {
+            Self::Mlm(s) => ("mlm", s),
+            Self::Clm(s) => ("clm", s),
+            Self::Nsp(s) => ("nsp", s),
+            Self::Sop(s) => ("sop", s),
+            Self::Bert(s) => ("bert", s),
+            Self::Albert(s) => ("albert", s),
+            Self::Bart(s) => ("bart", s),
+            Self::Mass(s) => ("mass", s),
+            Self::T5(s) => ("t5", s),
+            Self::Electra(s) => ("electra", s),
+            Self::Xlnet(s) => ("xlnet", s),
+            Self::Mpnet(s) => ("mpnet", s),
+            Self::Spanbert(s) => ("spanbert", s),
+            Self::Unilm(s) => ("unilm", s),
+            Self::Multitask(s) => ("multitask", s),
+        }
+    }
+
+    /// The objective's name, as the registry and `config.json` spell it.
+    pub fn name(&self) -> &'static str {
+        self.parts().0
+    }
+
+    /// The objective's settings, as the run sees them.
+    pub fn settings(&self) -> &dyn ObjectiveSettings {
+        self.parts().1
+    }
+}
+
+/// One named objective of the registry.
+#[derive(Debug, Clone, Copy)]
+pub struct Entry {
+    /// The name (`pretrain --objective NAME`).
+    pub name: &'static str,
+    /// What it is, in one line.
+    pub about: &'static str,
+    /// Its recipe with the reference defaults, at a preset's size.
+    pub recipe: fn(Preset) -> Result<Recipe>,
+}
+
+/// Every named objective.
+pub const OBJECTIVES: [Entry; 15] = [
+    Entry {
+        name: "mlm",
+        about: "masked LM (BERT, RoBERTa): 15 % of the tokens, 80/10/10",
+        recipe: mlm::recipe,
+    },
+    Entry {
+        name: "clm",
+        about: "causal LM (GPT): next-token prediction on a pre-LN encoder",
+        recipe: clm::recipe,
+    },
+    Entry {
+        name: "nsp",
+        about: "next-sentence prediction alone",
+        recipe: sentence_pair::nsp_recipe,
+    },
+    Entry {
+        name: "sop",
+        about: "sentence-order prediction alone",
+        recipe: sentence_pair::sop_recipe,
+    },
+    Entry {
+        name: "bert",
+        about: "BERT: masked LM + next-sentence prediction",
+        recipe: sentence_pair::bert_recipe,
+    },
+    Entry {
+        name: "albert",
+        about: "ALBERT: n-gram masked LM + 5 x sentence order, factorized embedding, shared layers",
+        recipe: sentence_pair::albert_recipe,
+    },
+    Entry {
+        name: "bart",
+        about: "BART: an encoder-decoder rebuilds text infilled (30 %) and sentence-permuted",
+        recipe: bart::recipe,
+    },
+    Entry {
+        name: "mass",
+        about: "MASS: an encoder-decoder predicts the masked half of a segment",
+        recipe: mass::recipe,
+    },
+    Entry {
+        name: "t5",
+        about: "T5: an encoder-decoder predicts the spans its input hides behind sentinels",
+        recipe: t5::recipe,
+    },
+    Entry {
+        name: "electra",
+        about: "ELECTRA: a small generator fills masked tokens, the encoder finds the replaced ones",
+        recipe: electra::recipe,
+    },
+    Entry {
+        name: "xlnet",
+        about: "XLNet: permuted LM through two-stream attention, the last sixth predicted",
+        recipe: plm::xlnet_recipe,
+    },
+    Entry {
+        name: "mpnet",
+        about: "MPNet: permuted LM over 15 % of the tokens, every position visible",
+        recipe: plm::mpnet_recipe,
+    },
+    Entry {
+        name: "spanbert",
+        about: "SpanBERT: masked LM over geometric spans of words + the span-boundary objective",
+        recipe: spanbert::recipe,
+    },
+    Entry {
+        name: "unilm",
+        about: "UniLM: cloze under a bidirectional, left-to-right, right-to-left or seq2seq mask",
+        recipe: unilm::recipe,
+    },
+    Entry {
+        name: "multitask",
+        about: "ERNIE 2.0-style mix of token objectives (mlm + sop by default; see --objectives)",
+        recipe: multitask::recipe,
+    },
+];
+
+/// The registry entry called `name`.
+pub fn find(name: &str) -> Result<&'static Entry> {
+    OBJECTIVES
+        .iter()
+        .find(|e| e.name == name)
+        .ok_or_else(|| Error::Recipe {
+            field: "objective.name".into(),
+            reason: format!("unknown objective {name:?}; the named ones: {}", names()),
+        })
+}
+
+/// Every name, comma-separated.
+pub fn names() -> String {
+    OBJECTIVES.map(|e| e.name).join(", ")
+}
+
+/// `result`, its error made one of the objective's setting `name`.
+pub(crate) fn in_setting<T>(result: Result<T>, name: &str) -> Result<T> {
+    result.map_err(|e| e.in_field(&format!("objective.settings.{name}")))
+}

@@ -1,0 +1,321 @@
+//! A recipe's run: what every objective's run shares — the checked recipe, its tokenizer and
+//! tokenized text, the devices and the run directory — and the one way to train a backbone
+//! with a head and save the encoder that fine-tuning loads.
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use burn::prelude::*;
+
+use super::Recipe;
+use crate::blocks::{EncoderDecoder, EncoderDecoderConfig, TransformerEncoder};
+use crate::data::{Seq2SeqBatch, Seq2SeqExample, Task, TokenizedDocument, tokenize_corpus};
+use crate::error::{Error, Result};
+use crate::noise::example_rng;
+use crate::objectives::{Objective, Seq2Seq, Seq2SeqConfig};
+use crate::pretrainer::{Pretrainer, check_compatible};
+use crate::tokenize::Tokenizer;
+use crate::train::checkpoint::save_weights;
+use crate::train::{LogRecord, TrainReport, TrainState, train_data_parallel};
+
+/// Where and on what a recipe runs: none of it changes the result.
+#[derive(Debug, Clone)]
+pub struct RunOptions {
+    /// The run directory: `config.json`, `metrics.jsonl`, `checkpoint/`, `encoder.bpk`.
+    pub out: PathBuf,
+    /// Continue the run in `out` from its checkpoint.
+    pub resume: bool,
+    /// Autodiff devices computing in the recipe's float type; each takes a share of every
+    /// batch, the first holds the model.
+    pub devices: Vec<Device>,
+    /// Validation examples an encoder-decoder objective decodes at the end (see
+    /// [`RunReport::samples`]). Default 3.
+    pub show: usize,
+}
+
+impl RunOptions {
+    /// A fresh run in `out` on one autodiff `device`.
+    pub fn new(out: impl Into<PathBuf>, device: Device) -> Self {
+        Self {
+            out: out.into(),
+            resume: false,
+            devices: vec![device],
+            show: 3,
+        }
+    }
+}
+
+/// One validation example an encoder-decoder rebuilt: input, greedy output and target, decoded
+/// with special tokens kept.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Sample {
+    /// The corrupted input.
+    pub input: String,
+    /// The model's greedy output.
+    pub output: String,
+    /// What it should have produced.
+    pub target: String,
+}
+
+/// What a recipe's run returns.
+#[derive(Debug, Clone)]
+pub struct RunReport {
+    /// Every record logged by this run, train and validation.
+    pub history: Vec<LogRecord>,
+    /// Where training ended.
+    pub state: TrainState,
+    /// Decoded validation examples (encoder-decoder objectives; empty for the others).
+    pub samples: Vec<Sample>,
+}
+
+impl<M: Module, O: Module> From<TrainReport<M, O>> for RunReport {
+    fn from(report: TrainReport<M, O>) -> Self {
+        Self {
+            history: report.history,
+            state: report.state,
+            samples: Vec::new(),
+        }
+    }
+}
+
+/// A backbone whose encoder is what fine-tuning takes.
+pub trait HasEncoder {
+    /// The encoder.
+    fn encoder(&self) -> &TransformerEncoder;
+}
+
+impl HasEncoder for TransformerEncoder {
+    fn encoder(&self) -> &TransformerEncoder {
+        self
+    }
+}
+
+impl HasEncoder for EncoderDecoder {
+    fn encoder(&self) -> &TransformerEncoder {
+        &self.encoder
+    }
+}
+
+/// A recipe's run in progress: what an objective's [`run`](super::ObjectiveSettings::run)
+/// builds its model and tasks from.
+pub struct Run<'a> {
+    /// The recipe.
+    pub recipe: &'a Recipe,
+    /// Its tokenizer.
+    pub tokenizer: &'a Tokenizer,
+    /// The training documents, tokenized.
+    pub train_docs: Vec<TokenizedDocument>,
+    /// The validation documents, tokenized.
+    pub valid_docs: Vec<TokenizedDocument>,
+    options: &'a RunOptions,
+}
+
+impl<'a> Run<'a> {
+    /// Checks the devices, writes `config.json` and reads and tokenizes the text.
+    pub(super) fn start(
+        recipe: &'a Recipe,
+        tokenizer: &'a Tokenizer,
+        options: &'a RunOptions,
+    ) -> Result<Self> {
+        let Some(device) = options.devices.first() else {
+            return Err(Error::InvalidConfig("a run needs a device".into()));
+        };
+        let wanted = recipe.float.dtype();
+        if let Some(other) = options
+            .devices
+            .iter()
+            .find(|d| d.settings().float_dtype != wanted)
+        {
+            return Err(Error::Recipe {
+                field: "float".into(),
+                reason: format!(
+                    "the recipe computes in {wanted:?} but {other:?} in {:?}; configure the \
+                     devices with it (DeviceKind::autodiff_devices)",
+                    other.settings().float_dtype
+                ),
+            });
+        }
+        let out = &options.out;
+        std::fs::create_dir_all(out).map_err(|e| Error::io(out, e))?;
+        write_atomically(&out.join("config.json"), &recipe.to_json())?;
+        let started = Instant::now();
+        let (train, valid) = recipe.data.load()?;
+        let train_docs = tokenize_corpus(&train, tokenizer)?;
+        let valid_docs = tokenize_corpus(&valid, tokenizer)?;
+        if recipe.train.progress {
+            eprintln!(
+                "tokenized {} train and {} validation documents in {:.1}s",
+                train_docs.len(),
+                valid_docs.len(),
+                started.elapsed().as_secs_f64()
+            );
+        }
+        device.seed(recipe.train.seed);
+        Ok(Self {
+            recipe,
+            tokenizer,
+            train_docs,
+            valid_docs,
+            options,
+        })
+    }
+
+    /// Runs the recipe's objective.
+    pub(super) fn go(&self) -> Result<RunReport> {
+        self.recipe.objective.settings().run(self)
+    }
+
+    /// The main device, where the model lives.
+    pub fn device(&self) -> &Device {
+        &self.options.devices[0]
+    }
+
+    /// The recipe's sequence length.
+    pub fn seq_len(&self) -> usize {
+        self.recipe.seq_len
+    }
+
+    /// A fresh encoder of the recipe's shape.
+    pub fn encoder(&self) -> Result<TransformerEncoder> {
+        let backbone = self.recipe.encoder.init(self.device())?;
+        check_compatible(self.tokenizer, &backbone, self.seq_len())?;
+        Ok(backbone)
+    }
+
+    /// A fresh encoder-decoder: the recipe's encoder and `decoder_layers` decoder layers.
+    pub fn encoder_decoder(&self, decoder_layers: usize) -> Result<EncoderDecoder> {
+        let config = EncoderDecoderConfig::new(self.recipe.encoder.clone(), decoder_layers);
+        let backbone = config.init(self.device())?;
+        check_compatible(self.tokenizer, &backbone, self.seq_len())?;
+        Ok(backbone)
+    }
+
+    /// Trains `head` on `backbone` with the task `make_task` builds for each split, then saves
+    /// the encoder to `OUT/encoder.bpk`.
+    pub fn fit<M, O, T>(
+        &self,
+        backbone: M,
+        head: O,
+        make_task: impl Fn(&[TokenizedDocument]) -> Result<T>,
+    ) -> Result<TrainReport<M, O>>
+    where
+        M: Module + HasEncoder,
+        O: Objective<M, Batch = T::Batch>,
+        Pretrainer<M, O>: Module,
+        T: Task,
+    {
+        let train_task = make_task(&self.train_docs)?;
+        let valid_task = make_task(&self.valid_docs)?;
+        let model = Pretrainer::new(backbone, head);
+        let progress = self.recipe.train.progress;
+        if progress {
+            eprintln!(
+                "{} train / {} validation examples; {} parameters",
+                train_task.num_examples(),
+                valid_task.num_examples(),
+                model.num_params()
+            );
+        }
+        let out = &self.options.out;
+        let report = train_data_parallel(
+            model,
+            &train_task,
+            &valid_task,
+            &self.recipe.train,
+            Some(out),
+            self.options.resume,
+            &self.options.devices,
+        )?;
+        let path = out.join("encoder.bpk");
+        save_weights(report.model.backbone.encoder(), &path)?;
+        if progress {
+            eprintln!("encoder saved to {}", path.display());
+        }
+        Ok(report)
+    }
+
+    /// [`Run::fit`], reporting the history only.
+    pub fn train<M, O, T>(
+        &self,
+        backbone: M,
+        head: O,
+        make_task: impl Fn(&[TokenizedDocument]) -> Result<T>,
+    ) -> Result<RunReport>
+    where
+        M: Module + HasEncoder,
+        O: Objective<M, Batch = T::Batch>,
+        Pretrainer<M, O>: Module,
+        T: Task,
+    {
+        Ok(self.fit(backbone, head, make_task)?.into())
+    }
+
+    /// Trains an encoder-decoder of `decoder_layers` decoder layers with the task `make_task`
+    /// builds, then decodes a few validation examples greedily (up to `end`, if given) into
+    /// [`RunReport::samples`].
+    pub fn seq2seq<T>(
+        &self,
+        decoder_layers: usize,
+        end: Option<u32>,
+        make_task: impl Fn(&[TokenizedDocument]) -> Result<T>,
+    ) -> Result<RunReport>
+    where
+        T: Task<Example = Seq2SeqExample, Batch = Seq2SeqBatch>,
+    {
+        let backbone = self.encoder_decoder(decoder_layers)?;
+        let head = Seq2SeqConfig::new().init(&backbone, self.device());
+        let report = self.fit(backbone, head, &make_task)?;
+        let valid = make_task(&self.valid_docs)?;
+        let samples = self.samples(&report, &valid, end)?;
+        Ok(RunReport {
+            samples,
+            ..report.into()
+        })
+    }
+
+    fn samples<T>(
+        &self,
+        report: &TrainReport<EncoderDecoder, Seq2Seq>,
+        valid: &T,
+        end: Option<u32>,
+    ) -> Result<Vec<Sample>>
+    where
+        T: Task<Example = Seq2SeqExample, Batch = Seq2SeqBatch>,
+    {
+        let count = self.options.show.min(valid.num_examples());
+        if count == 0 {
+            return Ok(Vec::new());
+        }
+        let model = report.model.valid();
+        let step = valid.num_examples() / count;
+        let examples = (0..count)
+            .map(|k| valid.example(k * step, &mut example_rng(0, 0, (k * step) as u64)))
+            .collect::<Result<Vec<_>>>()?;
+        let device = self.device().clone().inner();
+        let batch = valid.collate(&examples, &device)?;
+        let longest = examples.iter().map(|e| e.targets.len()).max().unwrap_or(0);
+        let outputs = model
+            .objective
+            .generate(&model.backbone, &batch, longest, end);
+        let show = |ids: &[u32]| self.tokenizer.decode_keeping_specials(ids);
+        examples
+            .iter()
+            .zip(outputs)
+            .map(|(e, out)| {
+                Ok(Sample {
+                    input: show(&e.source)?,
+                    output: show(&out[..out.len().min(e.targets.len())])?,
+                    target: show(&e.targets)?,
+                })
+            })
+            .collect()
+    }
+}
+
+/// Writes `text` to `path` through a temporary file and a rename, so that a crash leaves the
+/// old file or the new one, never half of one.
+fn write_atomically(path: &Path, text: &str) -> Result<()> {
+    let tmp = path.with_extension("tmp");
+    std::fs::write(&tmp, text).map_err(|e| Error::io(&tmp, e))?;
+    std::fs::rename(&tmp, path).map_err(|e| Error::io(path, e))
+}
