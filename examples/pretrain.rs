@@ -8,7 +8,7 @@
 //! cargo run --release --example pretrain -- --objective albert --print   # the recipe, as JSON
 //! cargo run --release --example pretrain -- --config runs/clm/config.json --out runs/clm2  # replay
 //! cargo run --release --example pretrain -- --objective bart --noise rotate   # one transform
-//! cargo run --release --example pretrain -- --objective electra --set objective.settings.electra.disc_weight=20
+//! cargo run --release --example pretrain -- --objective electra --set objective.settings.electra.temperature=2
 //! cargo run --release --example pretrain -- --objectives examples/ernie2.json  # multi-task
 //! cargo run --release --example pretrain -- --out runs/clm --resume   # continue a stopped run
 //! ```
@@ -29,36 +29,33 @@ use pretext::noise::MaskUnit;
 use pretext::noise::bart::BartNoise;
 use pretext::objectives::multitask::{read_tasks, recipe_of};
 use pretext::recipe::{OBJECTIVES, Recipe, RunOptions, TokenizerSource};
-use pretext::train::Split;
 use serde_json::Value;
 
 type Result<T> = std::result::Result<T, Box<dyn std::error::Error>>;
 
-/// Pretrain a Transformer language model. Flags change fields of the named recipe (or of the
-/// --config file); --set changes any field.
+/// Pretrain a Transformer language model. The flags change fields of the named recipe (or of
+/// the --config file); --set changes any field (--print shows them all).
 #[derive(Parser, Debug)]
 struct Args {
     /// The objective, by its registry name (default mlm; --list names them all).
     #[arg(long, conflicts_with_all = ["config", "objectives"])]
     objective: Option<String>,
-    /// A JSON list of objectives to pretrain at once (ERNIE 2.0-style multi-task):
-    /// `[{"objective": "mlm", "weight": 1}, {"objective": "sop", "weight": 0.5, "start_step":
-    /// 100}]`; objectives mlm, clm, nsp, sop, bert, albert. See examples/ernie2.json.
+    /// A JSON list of objectives trained at once (ERNIE 2.0 style; see examples/ernie2.json).
     #[arg(long, conflicts_with = "config")]
     objectives: Option<PathBuf>,
-    /// A recipe file to run, such as a run's own config.json; with --out, it replays the run.
+    /// A recipe file to run, such as a run's own config.json (with a fresh --out: a replay).
     #[arg(long, conflicts_with = "preset", requires = "out")]
     config: Option<PathBuf>,
-    /// Print every named objective with a line about it, and exit.
+    /// Print every named objective, with a line about it.
     #[arg(long)]
     list: bool,
     /// Print the complete recipe as JSON instead of running it.
     #[arg(long)]
     print: bool,
-    /// Model size and training defaults of a named recipe: tiny, mini, small or base.
+    /// Size and training defaults of a named recipe: tiny, mini (default), small or base.
     #[arg(long)]
     preset: Option<String>,
-    /// Optimizer updates (named recipes: 300; 1000 for the sentence-level objectives).
+    /// Optimizer updates (named recipes: 300; 1000 for the sentence-level ones).
     #[arg(long)]
     steps: Option<usize>,
     /// Examples per batch.
@@ -76,75 +73,40 @@ struct Args {
     /// Validate every N steps.
     #[arg(long)]
     valid_every: Option<usize>,
-    /// Validation batches (the same ones each time).
-    #[arg(long)]
-    valid_batches: Option<usize>,
-    /// Log train metrics every N steps.
-    #[arg(long)]
-    log_every: Option<usize>,
     /// Checkpoint every N steps (and at the end).
     #[arg(long)]
     checkpoint_every: Option<usize>,
-    /// Micro-batches per update.
-    #[arg(long)]
-    grad_accumulation: Option<usize>,
-    /// Parts each batch is split into, run at once on their own threads (named recipes: one
-    /// per core; 1 on a GPU).
+    /// Parts each batch is split into, each on a thread of its own (default: one per core;
+    /// 1 on a GPU).
     #[arg(long)]
     shards: Option<usize>,
-    /// Dropout of the encoder.
-    #[arg(long)]
-    dropout: Option<f64>,
-    /// LayerNorm before each sub-layer (GPT-2) instead of after (BERT).
-    #[arg(long)]
-    norm_first: Option<bool>,
-    /// Factorized embedding width (ALBERT), below the model width.
-    #[arg(long)]
-    embedding_size: Option<usize>,
-    /// Share one layer's weights across the depth (ALBERT).
-    #[arg(long)]
-    share_layers: bool,
-    /// A folder of .txt files to pretrain on, one document per file (default: the bundled corpus).
+    /// A folder of .txt files, one document per file (default: the bundled corpus).
     #[arg(long)]
     data: Option<PathBuf>,
-    /// tokenizer.json to use (default: the bundled one); the encoder's vocabulary follows it.
+    /// A tokenizer.json (default: the bundled one); the encoder's vocabulary follows it.
     #[arg(long)]
     tokenizer: Option<PathBuf>,
     /// What MLM masking selects: token, word, ngram (ALBERT's) or span (SpanBERT's).
     #[arg(long)]
-    mask_unit: Option<String>,
+    mask_unit: Option<MaskUnit>,
     /// Weight of the sentence-level loss against MLM's 1 (bert, albert).
     #[arg(long)]
     pair_weight: Option<f64>,
-    /// BART's noise: bart (infilling 30 % of the words + every sentence permuted), or one
-    /// transform alone: mask, delete, infill, permute, rotate.
-    #[arg(long)]
-    noise: Option<String>,
-    /// ELECTRA's generator width as a share of the encoder's.
-    #[arg(long)]
-    generator_size: Option<f64>,
-    /// Weight λ of ELECTRA's discriminator loss against the generator's 1.
-    #[arg(long)]
-    disc_weight: Option<f64>,
-    /// Softmax temperature of ELECTRA's generator samples.
-    #[arg(long)]
-    temperature: Option<f64>,
-    /// Decoder layers of the encoder-decoder objectives.
-    #[arg(long)]
-    decoder_layers: Option<usize>,
-    /// Any field of the recipe: `--set PATH=JSON`, e.g. `--set train.warmup_fraction=0.06`
-    /// (a value that is not JSON is taken as a string). Repeatable; applied last.
+    /// BART's noise: bart (30 % infilled + sentences permuted), or one transform alone: mask,
+    /// delete, infill, permute or rotate.
+    #[arg(long, value_parser = BartNoise::preset)]
+    noise: Option<BartNoise>,
+    /// Any field: `--set PATH=JSON`, e.g. `--set train.warmup_fraction=0.06` (a value that is
+    /// not JSON is a string). Repeatable; applied last.
     #[arg(long, value_name = "PATH=JSON")]
     set: Vec<String>,
-    /// Floating-point type of every tensor: f32, or bf16 / f16 where the device computes them
-    /// faster (GPUs; CPUs with AMX).
+    /// Float type of every tensor: f32, or bf16 / f16 where the device is faster in them.
     #[arg(long)]
-    float: Option<String>,
-    /// Device to train on: flex (CPU), cuda, wgpu, rocm or metal (GPUs need the cargo
-    /// feature of the same name).
+    float: Option<FloatType>,
+    /// flex (the CPU), cuda, wgpu, rocm or metal (GPUs need the cargo feature of that name).
     #[arg(long, default_value = "flex")]
-    device: String,
-    /// GPUs to train on at once (cuda, rocm): devices 0..N each run a share of every batch.
+    device: DeviceKind,
+    /// GPUs at once (cuda, rocm): devices 0..N each run a share of every batch.
     #[arg(long, default_value_t = 1)]
     devices: usize,
     /// Run directory (default: runs/OBJECTIVE-PRESET).
@@ -162,15 +124,8 @@ fn main() -> std::process::ExitCode {
     pretext::exit_with(run(Args::parse()))
 }
 
-/// Replaces `field` with `value`, if given.
-fn overwrite<T>(field: &mut T, value: Option<T>) {
-    if let Some(value) = value {
-        *field = value;
-    }
-}
-
 /// The recipe the flags describe: the named one (or the file), then each flag's field.
-fn recipe(args: &Args, device: DeviceKind) -> Result<Recipe> {
+fn recipe(args: &Args) -> Result<Recipe> {
     let preset: Preset = args.preset.as_deref().unwrap_or("mini").parse()?;
     let mut recipe = match (&args.config, &args.objectives) {
         (Some(file), _) => Recipe::from_file(file)?,
@@ -182,85 +137,48 @@ fn recipe(args: &Args, device: DeviceKind) -> Result<Recipe> {
         let file = Some(file.clone());
         recipe = recipe.with_tokenizer(TokenizerSource { file, sentinels })?;
     }
-    if args.data.is_some() {
-        recipe.data.dir = args.data.clone();
+    // A GPU takes a whole batch at once; splitting it over threads only helps the CPU.
+    let shards = args.shards.or((!args.device.is_cpu()).then_some(1));
+    let to_json = |v: Option<Value>, path: &'static str| v.map(|v| (path, v));
+    let fields = [
+        to_json(args.steps.map(Value::from), "train.steps"),
+        to_json(args.batch_size.map(Value::from), "train.batch_size"),
+        to_json(args.lr.map(Value::from), "train.learning_rate"),
+        to_json(args.seed.map(Value::from), "train.seed"),
+        to_json(args.valid_every.map(Value::from), "train.valid_every"),
+        to_json(
+            args.checkpoint_every.map(Value::from),
+            "train.checkpoint_every",
+        ),
+        to_json(shards.map(Value::from), "train.shards"),
+        to_json(args.seq_len.map(Value::from), "seq_len"),
+        to_json(
+            args.data.as_ref().map(|d| d.display().to_string().into()),
+            "data.dir",
+        ),
+        to_json(args.float.map(serde_json::to_value).transpose()?, "float"),
+    ];
+    for (path, value) in fields.into_iter().flatten() {
+        recipe.set(path, value)?;
     }
-    overwrite(&mut recipe.seq_len, args.seq_len);
-    overwrite(
-        &mut recipe.float,
-        args.float
-            .as_deref()
-            .map(str::parse::<FloatType>)
-            .transpose()?,
-    );
-    let encoder = &mut recipe.encoder;
-    overwrite(&mut encoder.dropout, args.dropout);
-    overwrite(&mut encoder.norm_first, args.norm_first);
-    encoder.share_layers |= args.share_layers;
-    if args.embedding_size.is_some() {
-        encoder.embedding_size = args.embedding_size;
-    }
-    let train = &mut recipe.train;
-    overwrite(&mut train.steps, args.steps);
-    overwrite(&mut train.batch_size, args.batch_size);
-    overwrite(&mut train.learning_rate, args.lr);
-    overwrite(&mut train.seed, args.seed);
-    overwrite(&mut train.valid_every, args.valid_every);
-    overwrite(&mut train.valid_batches, args.valid_batches);
-    overwrite(&mut train.log_every, args.log_every);
-    overwrite(&mut train.checkpoint_every, args.checkpoint_every);
-    overwrite(&mut train.grad_accumulation, args.grad_accumulation);
-    // A GPU takes the whole batch at once; splitting it over threads only helps a CPU.
-    overwrite(
-        &mut train.shards,
-        args.shards.or((!device.is_cpu()).then_some(1)),
-    );
-
-    let json = |v: Option<f64>| v.map(Value::from);
-    let unit = args
-        .mask_unit
-        .as_deref()
-        .map(str::parse::<MaskUnit>)
-        .transpose()?;
-    let noise = args.noise.as_deref().map(BartNoise::preset).transpose()?;
     let settings = [
         (
             "--mask-unit",
             "masking.unit",
-            unit.map(|u| serde_json::to_value(u)).transpose()?,
-        ),
-        ("--pair-weight", "pair_weight", json(args.pair_weight)),
-        (
-            "--noise",
-            "noise",
-            noise.map(|n| serde_json::to_value(n)).transpose()?,
+            args.mask_unit.map(serde_json::to_value),
         ),
         (
-            "--generator-size",
-            "electra.generator_size",
-            json(args.generator_size),
+            "--pair-weight",
+            "pair_weight",
+            args.pair_weight.map(|w| Ok(w.into())),
         ),
-        (
-            "--disc-weight",
-            "electra.disc_weight",
-            json(args.disc_weight),
-        ),
-        (
-            "--temperature",
-            "electra.temperature",
-            json(args.temperature),
-        ),
-        (
-            "--decoder-layers",
-            "decoder_layers",
-            args.decoder_layers.map(Value::from),
-        ),
+        ("--noise", "noise", args.noise.map(serde_json::to_value)),
     ];
     for (flag, path, value) in settings {
         if let Some(value) = value {
             let name = recipe.objective.name();
             recipe
-                .set(&format!("objective.settings.{path}"), value)
+                .set(&format!("objective.settings.{path}"), value?)
                 .map_err(|e| format!("{flag} does not apply to {name}: {e}"))?;
         }
     }
@@ -281,8 +199,7 @@ fn run(args: Args) -> Result<()> {
         }
         return Ok(());
     }
-    let device: DeviceKind = args.device.parse()?;
-    let recipe = recipe(&args, device)?;
+    let recipe = recipe(&args)?;
     if args.print {
         println!("{}", recipe.to_json());
         return Ok(());
@@ -291,9 +208,9 @@ fn run(args: Args) -> Result<()> {
         let preset = args.preset.as_deref().unwrap_or("mini");
         PathBuf::from(format!("runs/{}-{preset}", recipe.objective.name()))
     });
-    // A bad recipe fails here, before any device is touched or text is read.
+    // A bad recipe fails here, before any device is touched or any text is read.
     recipe.check()?;
-    let devices = device.autodiff_devices(args.devices, recipe.float)?;
+    let devices = args.device.autodiff_devices(args.devices, recipe.float)?;
     pretext::train::tune_allocator();
     let started = Instant::now();
     let options = RunOptions {
@@ -303,26 +220,12 @@ fn run(args: Args) -> Result<()> {
         show: args.show,
     };
     let report = recipe.run(&options)?;
-
-    let valid: Vec<_> = report
-        .history
-        .iter()
-        .filter(|r| r.split == Split::Valid)
-        .collect();
-    if let (Some(first), Some(last)) = (valid.first(), valid.last()) {
-        let vocab = recipe.encoder.vocab_size;
-        eprintln!(
-            "validation loss {:.3} -> {:.3} (ln vocab = {:.3}); {:?}",
-            first.loss,
-            last.loss,
-            (vocab as f64).ln(),
-            last.metrics
-        );
+    if let Some(summary) = report.summary() {
+        let ln_vocab = (recipe.encoder.vocab_size as f64).ln();
+        eprintln!("{summary} (ln vocab = {ln_vocab:.3})");
     }
     for sample in &report.samples {
-        eprintln!("\ninput:  {}", sample.input);
-        eprintln!("output: {}", sample.output);
-        eprintln!("target: {}", sample.target);
+        eprintln!("\n{sample}");
     }
     eprintln!(
         "done in {:.1}s; metrics in {}",

@@ -61,8 +61,9 @@ pub(crate) fn set_path(value: &mut Value, path: &str, new: Value) -> Result<(), 
         at = match at {
             Value::Object(map) => {
                 let fields: Vec<String> = map.keys().cloned().collect();
-                map.get_mut(key).ok_or_else(|| {
-                    format!("no such field (the fields here: {})", fields.join(", "))
+                map.get_mut(key).ok_or_else(|| match fields.is_empty() {
+                    true => "no such field (there are none here)".to_string(),
+                    false => format!("no such field (the fields here: {})", fields.join(", ")),
                 })?
             }
             Value::Array(items) => key

@@ -16,7 +16,7 @@ use crate::objectives::{Objective, Seq2Seq, Seq2SeqConfig};
 use crate::pretrainer::{Pretrainer, check_compatible};
 use crate::tokenize::Tokenizer;
 use crate::train::checkpoint::save_weights;
-use crate::train::{LogRecord, TrainReport, TrainState, train_data_parallel};
+use crate::train::{LogRecord, Split, TrainReport, TrainState, train_data_parallel};
 
 /// Where and on what a recipe runs: none of it changes the result.
 #[derive(Debug, Clone)]
@@ -66,6 +66,30 @@ pub struct RunReport {
     pub state: TrainState,
     /// Decoded validation examples (encoder-decoder objectives; empty for the others).
     pub samples: Vec<Sample>,
+}
+
+impl std::fmt::Display for Sample {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "input:  {}\noutput: {}\ntarget: {}",
+            self.input, self.output, self.target
+        )
+    }
+}
+
+impl RunReport {
+    /// The first and the last validation loss of the run, and the last validation metrics, in
+    /// one line; `None` if the run validated nothing.
+    pub fn summary(&self) -> Option<String> {
+        let mut valid = self.history.iter().filter(|r| r.split == Split::Valid);
+        let first = valid.next()?;
+        let last = valid.last().unwrap_or(first);
+        Some(format!(
+            "validation loss {:.3} -> {:.3}; {:?}",
+            first.loss, last.loss, last.metrics
+        ))
+    }
 }
 
 impl<M: Module, O: Module> From<TrainReport<M, O>> for RunReport {

@@ -1,0 +1,242 @@
+//! Recipes replay and refuse bad input: every named objective (and the multi-task file of the
+//! examples) run from its recipe, then run again from the `config.json` the first run wrote,
+//! gives the same train losses bit for bit; a recipe file with an unknown field, an unknown
+//! objective, a value of the wrong type or parts that disagree is a typed error naming the
+//! field, its line and its column, before any text is read.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+
+use burn::prelude::*;
+use pretext::corpus::bundled_data_dir;
+use pretext::error::Error;
+use pretext::objectives::multitask::{read_tasks, recipe_of};
+use pretext::recipe::{OBJECTIVES, Recipe, RunOptions, TokenizerSource};
+use pretext::{Preset, Tokenizer};
+
+/// A folder of six Shakespeare plays: real text, read in a second.
+fn small_corpus(dir: &Path) -> PathBuf {
+    let corpus = dir.join("corpus");
+    std::fs::create_dir_all(&corpus).unwrap();
+    let plays = bundled_data_dir().join("shakespeare");
+    let mut files: Vec<_> = std::fs::read_dir(&plays)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    files.sort();
+    for file in files.iter().take(6) {
+        std::fs::copy(file, corpus.join(file.file_name().unwrap())).unwrap();
+    }
+    corpus
+}
+
+/// The train losses `metrics.jsonl` in `dir` holds, as written.
+fn train_losses(dir: &Path) -> Vec<String> {
+    std::fs::read_to_string(dir.join("metrics.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|line| serde_json::from_str::<serde_json::Value>(line).unwrap())
+        .filter(|r| r["split"] == "train")
+        .map(|r| r["loss"].to_string())
+        .collect()
+}
+
+/// `recipe` shrunk to a 12-step tiny run on `corpus`, validating every 6 steps.
+fn short(mut recipe: Recipe, corpus: &Path) -> Recipe {
+    recipe.data.dir = Some(corpus.to_path_buf());
+    recipe.data.valid_fraction = 0.2;
+    recipe.train.steps = 12;
+    recipe.train.valid_every = 6;
+    recipe.train.valid_batches = 2;
+    recipe.train.log_every = 1;
+    recipe.train.progress = false;
+    recipe
+}
+
+#[test]
+fn every_recipe_replays_from_its_config_json() {
+    let dir = common::temp_dir("recipes-replay");
+    let corpus = small_corpus(&dir);
+    let device = Device::flex().autodiff();
+    let mut recipes: Vec<Recipe> = OBJECTIVES
+        .iter()
+        .filter(|e| e.name != "multitask")
+        .map(|e| Recipe::named(e.name, Preset::Tiny).unwrap())
+        .collect();
+    let ernie = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/ernie2.json");
+    recipes.push(recipe_of(read_tasks(&ernie).unwrap(), Preset::Tiny).unwrap());
+    assert_eq!(recipes.len(), 15);
+    for (k, recipe) in recipes.into_iter().enumerate() {
+        let name = recipe.objective.name();
+        let first = dir.join(format!("{k}-{name}"));
+        let recipe = short(recipe, &corpus);
+        recipe
+            .run(&RunOptions::new(&first, device.clone()))
+            .unwrap_or_else(|e| panic!("{name}: {e}"));
+        let replay = Recipe::from_file(first.join("config.json")).unwrap();
+        assert_eq!(replay.to_value(), recipe.to_value(), "{name}");
+        let second = dir.join(format!("{k}-{name}-replay"));
+        replay
+            .run(&RunOptions::new(&second, device.clone()))
+            .unwrap();
+        let losses = train_losses(&first);
+        assert_eq!(losses.len(), 12, "{name}");
+        assert_eq!(losses, train_losses(&second), "{name}");
+        assert!(second.join("encoder.bpk").exists(), "{name}");
+    }
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+/// The error of reading `text` as a recipe file: `(line, column, reason)`.
+fn file_error(dir: &Path, text: &str) -> (usize, usize, String) {
+    let path = dir.join("recipe.json");
+    std::fs::write(&path, text).unwrap();
+    match Recipe::from_file(&path) {
+        Err(Error::ConfigFile {
+            line,
+            column,
+            reason,
+            ..
+        }) => (line, column, reason),
+        other => panic!("{other:?}"),
+    }
+}
+
+/// The tiny mlm recipe as a file's text, with `edit` applied to its JSON.
+fn edited(edit: impl FnOnce(&mut serde_json::Value)) -> String {
+    let mut json = Recipe::named("mlm", Preset::Tiny).unwrap().to_value();
+    edit(&mut json);
+    serde_json::to_string_pretty(&json).unwrap()
+}
+
+/// Line and column (from 1) of the first `needle` in `text`.
+fn position(text: &str, needle: &str) -> (usize, usize) {
+    let at = text.find(needle).unwrap();
+    let line = text[..at].matches('\n').count() + 1;
+    (line, at - text[..at].rfind('\n').map_or(0, |i| i + 1) + 1)
+}
+
+#[test]
+fn an_unknown_field_is_named_with_its_line_and_column() {
+    let dir = common::temp_dir("recipes-unknown-field");
+    // At the top, where serde itself refuses it.
+    let text = edited(|j| j["sequence_length"] = 64.into());
+    let (line, _, reason) = file_error(&dir, &text);
+    assert_eq!(line, position(&text, "\"sequence_length\"").0, "{reason}");
+    assert!(reason.contains("sequence_length"), "{reason}");
+    // Inside burn's encoder config, which accepts unknown keys on its own.
+    let text = edited(|j| j["encoder"]["hiden_size"] = 64.into());
+    let (line, column, reason) = file_error(&dir, &text);
+    assert_eq!(
+        (line, column),
+        position(&text, "\"hiden_size\""),
+        "{reason}"
+    );
+    assert!(reason.contains("encoder.hiden_size"), "{reason}");
+    // In the objective's settings.
+    let text = edited(|j| j["objective"]["settings"]["maskin"] = 1.into());
+    let (_, _, reason) = file_error(&dir, &text);
+    assert!(reason.contains("maskin"), "{reason}");
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[test]
+fn an_unknown_objective_is_named() {
+    let dir = common::temp_dir("recipes-unknown-objective");
+    let text = edited(|j| j["objective"]["name"] = "gpt5".into());
+    let (line, _, reason) = file_error(&dir, &text);
+    assert_eq!(line, position(&text, "gpt5").0, "{reason}");
+    assert!(reason.contains("gpt5"), "{reason}");
+    assert!(matches!(
+        Recipe::named("gpt5", Preset::Tiny),
+        Err(Error::Recipe { field, .. }) if field == "objective.name"
+    ));
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[test]
+fn a_field_of_the_wrong_type_is_named() {
+    let dir = common::temp_dir("recipes-wrong-type");
+    let text = edited(|j| j["train"]["steps"] = "many".into());
+    let (line, _, reason) = file_error(&dir, &text);
+    assert_eq!(line, position(&text, "\"many\"").0, "{reason}");
+    assert!(reason.contains("invalid type"), "{reason}");
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+/// Checks that `Recipe::from_file` refuses `text` naming `field`, at the line of its key.
+fn disagreement(dir: &Path, text: &str, field: &str) {
+    let (line, _, reason) = file_error(dir, text);
+    assert!(reason.starts_with(&format!("`{field}`")), "{reason}");
+    let key = field.rsplit('.').next().unwrap();
+    let (want, _) = position(text, &format!("\"{key}\""));
+    assert_eq!(line, want, "{field}: {reason}");
+}
+
+#[test]
+fn parts_that_disagree_are_refused_before_any_text_is_read() {
+    let dir = common::temp_dir("recipes-disagree");
+    // The data folder holds a file that is not UTF-8: reading it would fail, so a check that
+    // names the field instead shows that no text was read.
+    let data = dir.join("bad-data");
+    std::fs::create_dir_all(&data).unwrap();
+    std::fs::write(data.join("broken.txt"), [0xff, 0xfe, 0x41]).unwrap();
+    let data = data.display().to_string();
+    let with_data = |edit: &dyn Fn(&mut serde_json::Value)| {
+        edited(|j| {
+            j["data"]["dir"] = data.clone().into();
+            edit(j)
+        })
+    };
+    // A sequence longer than the positions.
+    let text = with_data(&|j| j["seq_len"] = 4096.into());
+    disagreement(&dir, &text, "seq_len");
+    // A vocabulary that is not the tokenizer's.
+    let text = with_data(&|j| j["encoder"]["vocab_size"] = 100.into());
+    disagreement(&dir, &text, "encoder.vocab_size");
+    // T5 without its sentinels (the vocabulary resized to match, so only they are missing).
+    let mut t5 = Recipe::named("t5", Preset::Tiny).unwrap();
+    t5.data.dir = Some(data.clone().into());
+    let t5 = t5.with_tokenizer(TokenizerSource::default()).unwrap();
+    disagreement(&dir, &t5.to_json(), "tokenizer.sentinels");
+    // UniLM's six mask segments on an encoder with two segment embeddings.
+    let mut unilm = Recipe::named("unilm", Preset::Tiny).unwrap();
+    unilm.encoder.num_segments = 2;
+    disagreement(&dir, &unilm.to_json(), "encoder.num_segments");
+    // A setting out of range.
+    let text = with_data(&|j| j["objective"]["settings"]["masking"]["mask_prob"] = 1.5.into());
+    disagreement(&dir, &text, "objective.settings.masking");
+    // With nothing wrong but the data, the data is what fails, when it is read.
+    let recipe = Recipe::parse(&with_data(&|_| {})).unwrap();
+    recipe.check().unwrap();
+    let err = recipe
+        .run(&RunOptions::new(dir.join("run"), Device::flex().autodiff()))
+        .unwrap_err();
+    assert!(matches!(err, Error::NotUtf8 { .. }), "{err}");
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[test]
+fn a_named_recipe_with_one_changed_field_runs() {
+    let dir = common::temp_dir("recipes-one-field");
+    let corpus = small_corpus(&dir);
+    let mut recipe = short(Recipe::named("spanbert", Preset::Tiny).unwrap(), &corpus);
+    recipe
+        .set("objective.settings.sbo_weight", 2.0.into())
+        .unwrap();
+    let report = recipe
+        .run(&RunOptions::new(dir.join("run"), Device::flex().autodiff()))
+        .unwrap();
+    assert_eq!(report.state.step, 12);
+    let written = Recipe::from_file(dir.join("run/config.json")).unwrap();
+    assert_eq!(
+        written.to_value()["objective"]["settings"]["sbo_weight"],
+        2.0
+    );
+    assert_eq!(
+        Tokenizer::bundled().unwrap().vocab_size(),
+        written.encoder.vocab_size
+    );
+    std::fs::remove_dir_all(dir).unwrap();
+}
