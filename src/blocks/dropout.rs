@@ -21,9 +21,12 @@ thread_local! {
 }
 
 /// Seeds every dropout draw that follows: on `device`, and on the CPU path for the calling
-/// thread.
+/// thread. On the CPU backend the device's own stream is left alone: dropout does not draw
+/// from it there, and another run in the same process may be initializing a model from it.
 pub fn seed_dropout(device: &Device, seed: u64) {
-    device.seed(seed);
+    if *device != Device::flex() {
+        device.seed(seed);
+    }
     CPU_RNG.with(|rng| *rng.borrow_mut() = Some(ExampleRng::seed_from_u64(seed)));
 }
 

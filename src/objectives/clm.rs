@@ -14,9 +14,7 @@ use crate::noise::ExampleRng;
 use crate::objectives::mlm::body_len;
 use crate::objectives::multitask::{TaskHead, TokenTask};
 use crate::preset::Preset;
-use crate::recipe::{
-    ObjectiveRecipe, ObjectiveSettings, Recipe, Run, RunReport, TokenTaskSettings,
-};
+use crate::recipe::{ObjectiveRecipe, ObjectiveSettings, Recipe, TokenTaskSettings};
 use crate::tokenize::{SpecialTokens, Tokenizer};
 
 /// Configuration of the [`Clm`] head.
@@ -95,18 +93,6 @@ pub fn recipe(preset: Preset) -> crate::Result<Recipe> {
 }
 
 impl ObjectiveSettings for ClmRecipe {
-    fn check(&self, _: &Recipe, _: &Tokenizer) -> crate::Result<()> {
-        Ok(())
-    }
-
-    fn run(&self, run: &Run) -> crate::Result<RunReport> {
-        let backbone = run.encoder()?;
-        let head = ClmConfig::new().init(&backbone, run.device());
-        run.train(backbone, head, |docs| {
-            ClmTask::new(docs, run.tokenizer, run.seq_len())
-        })
-    }
-
     fn token_task(&self) -> Option<&dyn TokenTaskSettings> {
         Some(self)
     }

@@ -14,9 +14,7 @@ use crate::noise::{ExampleRng, MlmMasker, MlmMasking};
 use crate::objectives::multitask::{TaskHead, TokenTask};
 use crate::preset::Preset;
 use crate::recipe::registry::in_setting;
-use crate::recipe::{
-    ObjectiveRecipe, ObjectiveSettings, Recipe, Run, RunReport, TokenTaskSettings,
-};
+use crate::recipe::{ObjectiveRecipe, ObjectiveSettings, Recipe, TokenTaskSettings};
 use crate::tokenize::{SpecialTokens, Tokenizer};
 
 /// Configuration of the [`Mlm`] head.
@@ -113,14 +111,6 @@ pub fn recipe(preset: Preset) -> crate::Result<Recipe> {
 impl ObjectiveSettings for MlmRecipe {
     fn check(&self, _: &Recipe, _: &Tokenizer) -> crate::Result<()> {
         in_setting(self.masking.validate(), "masking")
-    }
-
-    fn run(&self, run: &Run) -> crate::Result<RunReport> {
-        let backbone = run.encoder()?;
-        let head = MlmConfig::new().init(&backbone, run.device());
-        run.train(backbone, head, |docs| {
-            MlmTask::new(docs, run.tokenizer, self.masking, run.seq_len())
-        })
     }
 
     fn token_task(&self) -> Option<&dyn TokenTaskSettings> {

@@ -276,6 +276,37 @@ pub trait TokenTask: Task<Example = TokenExample, Batch = TokenBatch> {}
 
 impl<T: Task<Example = TokenExample, Batch = TokenBatch>> TokenTask for T {}
 
+impl Task for Box<dyn TokenTask> {
+    type Example = TokenExample;
+    type Batch = TokenBatch;
+
+    fn num_examples(&self) -> usize {
+        self.as_ref().num_examples()
+    }
+
+    fn example(&self, index: usize, rng: &mut ExampleRng) -> crate::Result<TokenExample> {
+        self.as_ref().example(index, rng)
+    }
+
+    fn collate(&self, examples: &[TokenExample], device: &Device) -> crate::Result<TokenBatch> {
+        self.as_ref().collate(examples, device)
+    }
+
+    fn set_step(&self, step: usize) {
+        self.as_ref().set_step(step)
+    }
+}
+
+/// The run of an objective over token batches, alone: a fresh encoder, the objective's head
+/// and its task, as a multi-task mix would build them for it.
+pub fn run_token_task(objective: &dyn TokenTaskSettings, run: &Run) -> crate::Result<RunReport> {
+    let backbone = run.encoder()?;
+    let head = objective.head(&backbone, run.device())?;
+    run.train(backbone, head, |docs| {
+        objective.task(docs, run.tokenizer, run.seq_len())
+    })
+}
+
 impl<M: EncoderBackbone> Objective<M> for TaskHead {
     type Batch = TokenBatch;
 

@@ -20,9 +20,7 @@ use crate::noise::{
 use crate::objectives::Mix;
 use crate::preset::Preset;
 use crate::recipe::registry::in_setting;
-use crate::recipe::{
-    ObjectiveRecipe, ObjectiveSettings, Recipe, Run, RunReport, TokenTaskSettings,
-};
+use crate::recipe::{ObjectiveRecipe, ObjectiveSettings, Recipe, TokenTaskSettings};
 use crate::tokenize::{SpecialTokens, Tokenizer};
 
 /// Updates of a sentence-level recipe: one label per pair takes longer to learn from than a
@@ -100,18 +98,6 @@ pub fn albert_recipe(preset: Preset) -> crate::Result<Recipe> {
 }
 
 impl ObjectiveSettings for PairRecipe {
-    fn check(&self, _: &Recipe, _: &Tokenizer) -> crate::Result<()> {
-        Ok(())
-    }
-
-    fn run(&self, run: &Run) -> crate::Result<RunReport> {
-        let backbone = run.encoder()?;
-        let head = PairHeadConfig::new(self.kind).init(&backbone, run.device());
-        run.train(backbone, head, |docs| {
-            SentencePairTask::new(docs, run.tokenizer, self.kind, run.seq_len(), None)
-        })
-    }
-
     fn token_task(&self) -> Option<&dyn TokenTaskSettings> {
         Some(self)
     }
@@ -161,20 +147,6 @@ impl ObjectiveSettings for BertRecipe {
             );
         }
         Ok(())
-    }
-
-    fn run(&self, run: &Run) -> crate::Result<RunReport> {
-        let backbone = run.encoder()?;
-        let head = self.mix(&backbone, run.device())?;
-        run.train(backbone, head, |docs| {
-            SentencePairTask::new(
-                docs,
-                run.tokenizer,
-                self.kind,
-                run.seq_len(),
-                Some(self.masking),
-            )
-        })
     }
 
     fn token_task(&self) -> Option<&dyn TokenTaskSettings> {

@@ -11,7 +11,7 @@ use super::{Recipe, Run, RunReport};
 use crate::blocks::TransformerEncoder;
 use crate::data::TokenizedDocument;
 use crate::error::{Error, Result};
-use crate::objectives::multitask::{MultiTaskRecipe, TaskHead, TokenTask};
+use crate::objectives::multitask::{MultiTaskRecipe, TaskHead, TokenTask, run_token_task};
 use crate::objectives::{
     bart, clm, electra, mass, mlm, multitask, plm, sentence_pair, spanbert, t5, unilm,
 };
@@ -28,12 +28,22 @@ pub trait ObjectiveSettings {
     }
 
     /// Checks the settings against the rest of `recipe`, before any text is read; errors name
-    /// the field ([`Error::Recipe`]).
-    fn check(&self, recipe: &Recipe, tokenizer: &Tokenizer) -> Result<()>;
+    /// the field ([`Error::Recipe`]). Default: nothing to check.
+    fn check(&self, _recipe: &Recipe, _tokenizer: &Tokenizer) -> Result<()> {
+        Ok(())
+    }
 
     /// Builds the backbone and the objective's heads, trains them on the run's text and saves
-    /// the encoder.
-    fn run(&self, run: &Run) -> Result<RunReport>;
+    /// the encoder. Default: the run of its [`token_task`](Self::token_task), for the
+    /// objectives over token batches; every other objective implements its own.
+    fn run(&self, run: &Run) -> Result<RunReport> {
+        match self.token_task() {
+            Some(task) => run_token_task(task, run),
+            None => Err(Error::InvalidConfig(
+                "this objective has neither a run of its own nor a token task".into(),
+            )),
+        }
+    }
 
     /// The objective as a task of a multi-task mix, if its data are token batches over an
     /// encoder.

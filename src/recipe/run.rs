@@ -2,7 +2,9 @@
 //! tokenized text, the devices and the run directory — and the one way to train a backbone
 //! with a head and save the encoder that fine-tuning loads.
 
+use std::cell::RefCell;
 use std::path::{Path, PathBuf};
+use std::sync::{Mutex, MutexGuard};
 use std::time::Instant;
 
 use burn::prelude::*;
@@ -84,7 +86,7 @@ impl RunReport {
     pub fn summary(&self) -> Option<String> {
         let mut valid = self.history.iter().filter(|r| r.split == Split::Valid);
         let first = valid.next()?;
-        let last = valid.last().unwrap_or(first);
+        let last = valid.next_back().unwrap_or(first);
         Some(format!(
             "validation loss {:.3} -> {:.3}; {:?}",
             first.loss, last.loss, last.metrics
@@ -120,6 +122,11 @@ impl HasEncoder for EncoderDecoder {
     }
 }
 
+/// Held from seeding the device until the model is built: burn's initializers draw from the
+/// device's one random stream, so two runs building models at once in one process would
+/// interleave their draws and neither would replay.
+static MODEL_INIT: Mutex<()> = Mutex::new(());
+
 /// A recipe's run in progress: what an objective's [`run`](super::ObjectiveSettings::run)
 /// builds its model and tasks from.
 pub struct Run<'a> {
@@ -132,6 +139,8 @@ pub struct Run<'a> {
     /// The validation documents, tokenized.
     pub valid_docs: Vec<TokenizedDocument>,
     options: &'a RunOptions,
+    /// [`MODEL_INIT`], from seeding until training starts.
+    init: RefCell<Option<MutexGuard<'static, ()>>>,
 }
 
 impl<'a> Run<'a> {
@@ -174,6 +183,7 @@ impl<'a> Run<'a> {
                 started.elapsed().as_secs_f64()
             );
         }
+        let init = MODEL_INIT.lock().unwrap_or_else(|e| e.into_inner());
         device.seed(recipe.train.seed);
         Ok(Self {
             recipe,
@@ -181,6 +191,7 @@ impl<'a> Run<'a> {
             train_docs,
             valid_docs,
             options,
+            init: RefCell::new(Some(init)),
         })
     }
 
@@ -228,6 +239,8 @@ impl<'a> Run<'a> {
         Pretrainer<M, O>: Module,
         T: Task,
     {
+        // The model is built: other runs may draw from the device's stream now.
+        self.init.borrow_mut().take();
         let train_task = make_task(&self.train_docs)?;
         let valid_task = make_task(&self.valid_docs)?;
         let model = Pretrainer::new(backbone, head);
