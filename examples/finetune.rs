@@ -98,7 +98,7 @@ struct Args {
 fn pretrained_recipe(args: &Args) -> pretext::Result<Option<Recipe>> {
     args.checkpoint
         .as_ref()
-        .map(|dir| Recipe::from_file(dir.join("config.json")))
+        .map(|dir| Recipe::read(dir.join("config.json")))
         .transpose()
 }
 

@@ -240,3 +240,34 @@ fn a_named_recipe_with_one_changed_field_runs() {
     );
     std::fs::remove_dir_all(dir).unwrap();
 }
+
+#[test]
+fn read_parses_strictly_and_leaves_the_checks_to_from_file() {
+    let dir = common::temp_dir("recipes-read");
+    let path = dir.join("recipe.json");
+    // Parts that disagree: `read` (what fine-tuning uses for the encoder's shape) takes it,
+    // `from_file` does not.
+    std::fs::write(&path, edited(|j| j["data"]["dir"] = "/no/such/dir".into())).unwrap();
+    assert!(Recipe::read(&path).is_ok());
+    assert!(matches!(
+        Recipe::from_file(&path),
+        Err(Error::ConfigFile { reason, .. }) if reason.starts_with("`data.dir`")
+    ));
+    // An unknown field is refused by both, also inside a multi-task file's task settings.
+    std::fs::write(&path, edited(|j| j["float"] = "f64".into())).unwrap();
+    assert!(matches!(Recipe::read(&path), Err(Error::ConfigFile { .. })));
+    let tasks = dir.join("tasks.json");
+    std::fs::write(
+        &tasks,
+        "[\n  {\"objective\": \"mlm\"},\n  {\"objective\": {\"name\": \"mlm\", \"settings\": {\"masking\":\n    {\"mask_prob\": 0.2, \"mask_replace_prob\": 0.8, \"random_replace_prob\": 0.1,\n     \"unit\": \"Token\", \"spans\": 3}}}}\n]\n",
+    )
+    .unwrap();
+    match read_tasks(&tasks) {
+        Err(Error::ConfigFile { line, reason, .. }) => {
+            assert_eq!(line, 5, "{reason}");
+            assert!(reason.contains("spans"), "{reason}");
+        }
+        other => panic!("{other:?}"),
+    }
+    std::fs::remove_dir_all(dir).unwrap();
+}

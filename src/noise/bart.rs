@@ -155,6 +155,7 @@ pub fn rotate(text: &Segment, rng: &mut ExampleRng) -> Segment {
 /// BART's noise: which transforms run on a text, and how much. They run in fairseq's order:
 /// sentence permutation, token masking, token deletion, text infilling, document rotation.
 #[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct BartNoise {
     /// Share of the sentences shuffled among their places (1 = all).
     pub permute: f64,

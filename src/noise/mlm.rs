@@ -13,6 +13,7 @@ use crate::error::{Error, Result, check_rate};
 
 /// What masking selects at a time.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub enum MaskUnit {
     /// Single tokens (BERT, RoBERTa).
     Token,
@@ -120,6 +121,7 @@ impl std::str::FromStr for MaskUnit {
 
 /// How tokens are chosen and replaced for masked LM.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct MlmMasking {
     /// Share of the maskable (non-special) tokens that become targets. Default 0.15.
     pub mask_prob: f64,

@@ -22,6 +22,7 @@ use crate::error::{Error, Result};
 
 /// How targets are chosen for permuted LM.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct PermutationMasking {
     /// Share of the maskable tokens predicted (XLNet's `1/K`), in (0, 1].
     pub predict_share: f64,

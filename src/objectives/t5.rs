@@ -87,6 +87,7 @@ impl ObjectiveSettings for T5Recipe {
 
 /// How much T5's span corruption hides.
 #[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct SpanCorruption {
     /// Share of the tokens that are noise. T5: 0.15.
     pub noise_density: f64,

@@ -67,6 +67,7 @@ impl UnilmMask {
 
 /// How often each mask type is drawn; the shares sum to 1.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct UnilmShares {
     /// Bidirectional. Default 1/3.
     pub bidirectional: f64,

@@ -158,6 +158,14 @@ impl Recipe {
         Self::parse_at(json, Path::new("<string>"))
     }
 
+    /// Reads the recipe file at `path` without checking that its parts agree: what a program
+    /// that only needs some of it (the encoder's shape, the tokenizer) reads.
+    pub fn read(path: impl AsRef<Path>) -> Result<Self> {
+        let path = path.as_ref();
+        let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+        Self::parse_at(&text, path)
+    }
+
     /// Reads the recipe file at `path` and checks it ([`Recipe::check`]); faults name their
     /// line and column in the file.
     pub fn from_file(path: impl AsRef<Path>) -> Result<Self> {
