@@ -96,6 +96,15 @@ pub enum Error {
         /// What is wrong.
         reason: String,
     },
+    /// A Hugging Face model directory is missing a file, holds a model pretext cannot build, or
+    /// its weights do not fit (a tensor missing or of the wrong shape, a damaged file).
+    #[error("Hugging Face model {path}: {reason}")]
+    HfModel {
+        /// The model directory.
+        path: PathBuf,
+        /// What is wrong.
+        reason: String,
+    },
     /// A corpus (or one split of it) holds no text.
     #[error("empty corpus: {0}")]
     EmptyCorpus(String),

@@ -20,6 +20,7 @@ pub mod data;
 pub mod device;
 pub mod error;
 pub mod finetune;
+pub mod hf;
 pub mod noise;
 pub mod objectives;
 pub mod preset;

@@ -42,6 +42,13 @@ impl MlmConfig {
     }
 }
 
+impl Mlm {
+    /// The LM head.
+    pub fn head(&self) -> &LmHead {
+        &self.head
+    }
+}
+
 impl<M: EncoderBackbone> Objective<M> for Mlm {
     type Batch = TokenBatch;
 

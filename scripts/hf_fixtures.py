@@ -1,0 +1,97 @@
+"""Builds the Hugging Face parity fixtures under tests/fixtures/hf/: tiny random models saved with
+`save_pretrained` (config.json + model.safetensors), their inputs, and `transformers`' outputs
+as JSON, so that the Rust tests hold pretext's import against the reference without Python.
+
+Widths are odd, a row is padded, several token types appear, and the weights are drawn wider
+than the default initialisation so that LayerNorms, biases and the attention pattern matter.
+
+Needs torch and transformers in a throwaway venv (they are not crate dependencies):
+
+    python3 -m venv /tmp/hfvenv && /tmp/hfvenv/bin/pip install torch transformers safetensors
+    /tmp/hfvenv/bin/python scripts/hf_fixtures.py
+"""
+
+import json
+import pathlib
+
+import torch
+import transformers
+from transformers import BertConfig, BertForPreTraining
+
+OUT = pathlib.Path(__file__).resolve().parent.parent / "tests" / "fixtures" / "hf"
+
+
+def widen(model, seed):
+    """Redraws every parameter: weights N(0, 0.3), biases N(0, 0.2), LayerNorm gains 1 + N(0, 0.2)."""
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            noise = torch.randn(p.shape, generator=g)
+            if "LayerNorm.weight" in name or "layer_norm.weight" in name:
+                p.copy_(1.0 + 0.2 * noise)
+            elif name.endswith("bias"):
+                p.copy_(0.2 * noise)
+            else:
+                p.copy_(0.3 * noise)
+
+
+def inputs(vocab, types, seed):
+    """Two rows of 11 tokens, the second padded after 7; token types drawn from all of them."""
+    g = torch.Generator().manual_seed(seed)
+    ids = torch.randint(4, vocab, (2, 11), generator=g)
+    mask = torch.ones(2, 11, dtype=torch.long)
+    mask[1, 7:] = 0
+    ids[1, 7:] = 0
+    token_types = torch.randint(0, types, (2, 11), generator=g)
+    token_types[1, 7:] = 0
+    return ids, token_types, mask
+
+
+def rounded(t):
+    return [round(float(x), 6) for x in t.flatten()]
+
+
+def bert():
+    config = BertConfig(
+        vocab_size=101,
+        hidden_size=36,
+        num_hidden_layers=2,
+        num_attention_heads=3,
+        intermediate_size=52,
+        hidden_act="gelu",
+        max_position_embeddings=40,
+        type_vocab_size=3,
+        layer_norm_eps=1e-12,
+        pad_token_id=0,
+        attn_implementation="eager",
+    )
+    torch.manual_seed(0)
+    model = BertForPreTraining(config).eval()
+    widen(model, 1)
+    model.tie_weights()
+    ids, types, mask = inputs(config.vocab_size, config.type_vocab_size, 2)
+    with torch.no_grad():
+        out = model(input_ids=ids, token_type_ids=types, attention_mask=mask)
+    directory = OUT / "bert"
+    model.save_pretrained(directory)
+    kept = mask.flatten().nonzero().flatten()
+    mlm = out.prediction_logits.reshape(-1, config.vocab_size)[kept]
+    expected = {
+        "transformers": transformers.__version__,
+        "input_ids": ids.tolist(),
+        "token_type_ids": types.tolist(),
+        "attention_mask": mask.tolist(),
+        "positions": kept.tolist(),
+        "mlm_logits": rounded(mlm),
+        "nsp_logits": rounded(out.seq_relationship_logits),
+    }
+    (directory / "expected.json").write_text(json.dumps(expected))
+    # The same encoder as a bare BertModel: keys without the `bert.` prefix, no heads.
+    model.bert.save_pretrained(OUT / "bert-model")
+
+
+if __name__ == "__main__":
+    bert()
+    for path in sorted(OUT.rglob("*")):
+        if path.is_file():
+            print(f"{path.relative_to(OUT)}: {path.stat().st_size} bytes")

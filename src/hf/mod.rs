@@ -1,0 +1,263 @@
+//! Hugging Face model directories in: a `config.json` and a `model.safetensors` written by
+//! `transformers`' `save_pretrained`, loaded into pretext's own backbone and the heads the file
+//! carries, through burn's store with one table of key patterns per part of a model family.
+//!
+//! Families so far: BERT (`BertModel`, `BertForMaskedLM`, `BertForPreTraining`): the encoder,
+//! the MLM head and the NSP head. A head the file does not hold is initialised afresh, and the
+//! [`LoadReport`] says so.
+//!
+//! ```no_run
+//! use pretext::burn::prelude::*;
+//! # fn main() -> pretext::Result<()> {
+//! let bert = pretext::hf::load_bert("models/bert-base-uncased".as_ref(), &Device::flex())?;
+//! println!("{}", bert.report);
+//! # Ok(()) }
+//! ```
+
+mod bert;
+
+pub use bert::{HfBert, load_bert};
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+
+use burn::module::Module;
+use burn::prelude::Device;
+use burn::store::{
+    FloatCastAdapter, KeyRemapper, ModuleAdapter, ModuleSnapshot, ModuleStore,
+    PyTorchToBurnAdapter, SafetensorsStore,
+};
+use burn::tensor::DType;
+use serde::Deserialize;
+
+use crate::blocks::TransformerEncoderConfig;
+use crate::error::{Error, Result};
+
+/// The weights file of a model directory.
+pub const WEIGHTS_FILE: &str = "model.safetensors";
+
+/// The fields of a Hugging Face `config.json` that pretext reads (the file holds many more,
+/// which are ignored).
+#[derive(Debug, Clone, Deserialize)]
+pub struct HfConfig {
+    /// The family: `bert`, …
+    pub model_type: String,
+    /// The classes the checkpoint was saved from, e.g. `BertForPreTraining`.
+    #[serde(default)]
+    pub architectures: Vec<String>,
+    /// Vocabulary size.
+    pub vocab_size: usize,
+    /// Model width.
+    pub hidden_size: usize,
+    /// Layers.
+    pub num_hidden_layers: usize,
+    /// Attention heads.
+    pub num_attention_heads: usize,
+    /// Feed-forward width.
+    pub intermediate_size: usize,
+    /// The activation: `gelu` (exact) is what pretext's blocks compute.
+    #[serde(default = "gelu")]
+    pub hidden_act: String,
+    /// Positions.
+    pub max_position_embeddings: usize,
+    /// Token types (segments).
+    #[serde(default = "two")]
+    pub type_vocab_size: usize,
+    /// LayerNorm epsilon.
+    #[serde(default = "bert_eps")]
+    pub layer_norm_eps: f64,
+    /// Dropout of the hidden states.
+    #[serde(default = "tenth")]
+    pub hidden_dropout_prob: f64,
+    /// `absolute` positions are the only kind pretext has.
+    #[serde(default)]
+    pub position_embedding_type: Option<String>,
+}
+
+fn gelu() -> String {
+    "gelu".into()
+}
+
+fn two() -> usize {
+    2
+}
+
+fn bert_eps() -> f64 {
+    1e-12
+}
+
+fn tenth() -> f64 {
+    0.1
+}
+
+impl HfConfig {
+    /// Reads `dir/config.json`.
+    pub fn read(dir: &Path) -> Result<Self> {
+        let path = dir.join("config.json");
+        let text = std::fs::read_to_string(&path)
+            .map_err(|e| model_error(dir, &format!("config.json: {e}")))?;
+        serde_json::from_str(&text).map_err(|e| Error::ConfigFile {
+            path,
+            line: e.line(),
+            column: e.column(),
+            reason: e.to_string(),
+        })
+    }
+
+    /// The pretext encoder of this shape, or an error naming what pretext's blocks cannot
+    /// compute.
+    pub fn encoder(&self, dir: &Path) -> Result<TransformerEncoderConfig> {
+        if self.hidden_act != "gelu" {
+            return Err(model_error(
+                dir,
+                &format!(
+                    "hidden_act {:?}: pretext's blocks compute the exact GELU (\"gelu\") only",
+                    self.hidden_act
+                ),
+            ));
+        }
+        if let Some(kind) = self.position_embedding_type.as_deref()
+            && kind != "absolute"
+        {
+            return Err(model_error(
+                dir,
+                &format!("position_embedding_type {kind:?}: only absolute positions load"),
+            ));
+        }
+        let encoder = TransformerEncoderConfig::new(
+            self.vocab_size,
+            self.hidden_size,
+            self.num_hidden_layers,
+            self.num_attention_heads,
+            self.intermediate_size,
+        )
+        .with_max_positions(self.max_position_embeddings)
+        .with_num_segments(self.type_vocab_size)
+        .with_layer_norm_eps(self.layer_norm_eps)
+        .with_dropout(self.hidden_dropout_prob);
+        encoder.validate().map_err(|e| model_error(dir, &e))?;
+        Ok(encoder)
+    }
+}
+
+/// An error about the model directory `dir`.
+fn model_error(dir: &Path, reason: &dyn std::fmt::Display) -> Error {
+    Error::HfModel {
+        path: dir.to_path_buf(),
+        reason: reason.to_string(),
+    }
+}
+
+/// What a load took from the file, what it initialised afresh and what it left unread.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct LoadReport {
+    /// The parts read from the file (`encoder`, `mlm head`, …).
+    pub loaded: Vec<String>,
+    /// The parts the file does not hold, initialised afresh.
+    pub initialised: Vec<String>,
+    /// Tensors of the file that no part read.
+    pub unused: Vec<String>,
+}
+
+impl std::fmt::Display for LoadReport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "loaded: {}", self.loaded.join(", "))?;
+        if !self.initialised.is_empty() {
+            write!(f, "; initialised afresh: {}", self.initialised.join(", "))?;
+        }
+        if !self.unused.is_empty() {
+            write!(f, "; unused tensors: {}", self.unused.join(", "))?;
+        }
+        Ok(())
+    }
+}
+
+/// Loads the parts of one model from a weights file, each through its own key table, and keeps
+/// the report.
+pub(crate) struct Loader {
+    dir: PathBuf,
+    file: PathBuf,
+    dtype: DType,
+    report: LoadReport,
+    /// The file's tensors that no part has read yet.
+    unread: BTreeSet<String>,
+}
+
+impl Loader {
+    /// A loader of `dir/model.safetensors` into modules on `device` (weights cast to its float
+    /// type).
+    pub(crate) fn new(dir: &Path, device: &Device) -> Result<Self> {
+        let file = dir.join(WEIGHTS_FILE);
+        if !file.is_file() {
+            return Err(model_error(dir, &format!("no {WEIGHTS_FILE}")));
+        }
+        let unread = SafetensorsStore::from_file(&file)
+            .keys()
+            .map_err(|e| model_error(dir, &format!("{WEIGHTS_FILE}: {e}")))?
+            .into_iter()
+            .collect();
+        Ok(Self {
+            dir: dir.to_path_buf(),
+            file,
+            dtype: DType::from(device.settings().float_dtype),
+            report: LoadReport::default(),
+            unread,
+        })
+    }
+
+    /// Fills the part called `part` of `module` from the file, its keys renamed by `patterns`
+    /// (HF key regex → pretext path; the part is the module paths these write to). A part none
+    /// of whose tensors the file holds keeps its fresh weights unless `required`; one the file
+    /// holds only some of is an error naming the missing tensors.
+    pub(crate) fn part<M: Module>(
+        &mut self,
+        part: &str,
+        module: &mut M,
+        patterns: &[(&str, &str)],
+        required: bool,
+    ) -> Result<()> {
+        let remapper = KeyRemapper::from_patterns(patterns.to_vec())
+            .expect("the key tables are valid regexes");
+        let regexes = remapper.to_regex_pairs();
+        let adapter = PyTorchToBurnAdapter.chain(FloatCastAdapter::to(self.dtype));
+        let mut store = SafetensorsStore::from_file(&self.file)
+            .with_from_adapter(adapter)
+            .remap(remapper)
+            .allow_partial(true);
+        let result = module
+            .load_from(&mut store)
+            .map_err(|e| model_error(&self.dir, &format!("{part}: {e}")))?;
+        // The part is the module paths its table writes to; the module's others are not its.
+        let prefixes: Vec<&str> = patterns
+            .iter()
+            .map(|(_, to)| to.split('$').next().unwrap_or_default())
+            .collect();
+        let mine = |path: &&str| prefixes.iter().any(|p| path.starts_with(p));
+        if !result.applied.iter().map(String::as_str).any(|p| mine(&p)) && !required {
+            self.report.initialised.push(part.to_string());
+            return Ok(());
+        }
+        let missing: Vec<&str> = result
+            .missing
+            .iter()
+            .map(|(path, _)| path.as_str())
+            .filter(mine)
+            .collect();
+        if !missing.is_empty() {
+            return Err(model_error(
+                &self.dir,
+                &format!("{part}: {WEIGHTS_FILE} lacks {}", missing.join(", ")),
+            ));
+        }
+        self.unread
+            .retain(|key| !regexes.iter().any(|(regex, _)| regex.is_match(key)));
+        self.report.loaded.push(part.to_string());
+        Ok(())
+    }
+
+    /// The report of every part loaded.
+    pub(crate) fn finish(mut self) -> LoadReport {
+        self.report.unused = std::mem::take(&mut self.unread).into_iter().collect();
+        self.report
+    }
+}

@@ -1,0 +1,154 @@
+//! Hugging Face checkpoints in, held against `transformers`: the fixtures under
+//! `tests/fixtures/hf/` are tiny random models that `scripts/hf_fixtures.py` saved with
+//! `save_pretrained`, with their inputs and the logits `transformers` computed for them. Bad
+//! model directories are typed errors naming what is wrong.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+
+use burn::prelude::*;
+use pretext::blocks::{AttentionMask, EncoderBackbone};
+use pretext::error::Error;
+use pretext::hf::load_bert;
+use serde_json::Value;
+
+fn fixture(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/hf")
+        .join(name)
+}
+
+fn expected(name: &str) -> Value {
+    let text = std::fs::read_to_string(fixture(name).join("expected.json")).unwrap();
+    serde_json::from_str(&text).unwrap()
+}
+
+/// A `[rows, cols]` integer tensor from a JSON list of lists.
+fn ints(value: &Value, device: &Device) -> Tensor<2, Int> {
+    let rows: Vec<Vec<i64>> = serde_json::from_value(value.clone()).unwrap();
+    let shape = [rows.len(), rows[0].len()];
+    Tensor::from_data(TensorData::new(rows.concat(), shape), device)
+}
+
+fn floats(value: &Value) -> Vec<f32> {
+    serde_json::from_value(value.clone()).unwrap()
+}
+
+fn max_abs_diff(ours: Tensor<2>, theirs: &[f32]) -> f32 {
+    let ours: Vec<f32> = ours.into_data().convert::<f32>().try_to_vec().unwrap();
+    assert_eq!(ours.len(), theirs.len());
+    ours.iter()
+        .zip(theirs)
+        .map(|(a, b)| (a - b).abs())
+        .fold(0.0, f32::max)
+}
+
+#[test]
+fn bert_for_pretraining_matches_transformers_mlm_and_nsp_logits() {
+    let device = Device::flex();
+    let bert = load_bert(&fixture("bert"), &device).unwrap();
+    assert_eq!(
+        bert.report.loaded,
+        ["encoder", "MLM head", "pooler", "NSP classifier"]
+    );
+    assert!(bert.report.initialised.is_empty(), "{}", bert.report);
+    assert!(bert.report.unused.is_empty(), "{}", bert.report);
+    let want = expected("bert");
+    let ids = ints(&want["input_ids"], &device);
+    let types = ints(&want["token_type_ids"], &device);
+    let padding = ints(&want["attention_mask"], &device).equal_elem(0);
+    let hidden = bert
+        .encoder
+        .encode(ids, Some(types), Some(&AttentionMask::padding(padding)));
+    let positions: Vec<i64> = serde_json::from_value(want["positions"].clone()).unwrap();
+    let count = positions.len();
+    let positions = Tensor::from_data(TensorData::new(positions, [count]), &device);
+    let mlm = bert
+        .mlm
+        .head()
+        .forward_at(hidden.clone(), positions, bert.encoder.token_embedding());
+    let mlm_diff = max_abs_diff(mlm, &floats(&want["mlm_logits"]));
+    assert!(mlm_diff < 1e-4, "MLM logits differ by {mlm_diff}");
+    let nsp_diff = max_abs_diff(bert.nsp.logits(hidden), &floats(&want["nsp_logits"]));
+    assert!(nsp_diff < 1e-4, "NSP logits differ by {nsp_diff}");
+}
+
+/// A copy of the BERT fixture in a fresh directory, with `edit` applied to its config.
+fn edited_copy(name: &str, edit: impl FnOnce(&mut Value)) -> PathBuf {
+    let dir = common::temp_dir(name);
+    let source = fixture("bert");
+    std::fs::copy(
+        source.join("model.safetensors"),
+        dir.join("model.safetensors"),
+    )
+    .unwrap();
+    let mut config: Value =
+        serde_json::from_str(&std::fs::read_to_string(source.join("config.json")).unwrap())
+            .unwrap();
+    edit(&mut config);
+    std::fs::write(dir.join("config.json"), config.to_string()).unwrap();
+    dir
+}
+
+/// The reason of the `HfModel` error loading `dir` gives.
+fn model_error(dir: &Path) -> String {
+    match load_bert(dir, &Device::flex()) {
+        Err(Error::HfModel { reason, .. }) => reason,
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn a_directory_without_a_config_or_weights_is_named() {
+    let dir = common::temp_dir("hf-empty");
+    assert!(model_error(&dir).contains("config.json"));
+    let dir = edited_copy("hf-no-weights", |_| {});
+    std::fs::remove_file(dir.join("model.safetensors")).unwrap();
+    assert!(model_error(&dir).contains("model.safetensors"));
+}
+
+#[test]
+fn an_unknown_model_type_or_activation_is_refused() {
+    let dir = edited_copy("hf-model-type", |c| c["model_type"] = "gpt_neo".into());
+    assert!(model_error(&dir).contains("gpt_neo"));
+    let dir = edited_copy("hf-act", |c| c["hidden_act"] = "relu".into());
+    assert!(model_error(&dir).contains("relu"));
+}
+
+#[test]
+fn a_tensor_of_the_wrong_shape_or_a_missing_one_is_named() {
+    let dir = edited_copy("hf-shape", |c| c["intermediate_size"] = 50.into());
+    let reason = model_error(&dir);
+    assert!(reason.contains("ffn.up"), "{reason}");
+    let dir = edited_copy("hf-missing", |c| c["num_hidden_layers"] = 3.into());
+    let reason = model_error(&dir);
+    assert!(reason.contains("layers.2"), "{reason}");
+}
+
+#[test]
+fn a_truncated_weights_file_is_an_error() {
+    let dir = edited_copy("hf-truncated", |_| {});
+    let file = dir.join("model.safetensors");
+    let bytes = std::fs::read(&file).unwrap();
+    std::fs::write(&file, &bytes[..bytes.len() / 2]).unwrap();
+    let reason = model_error(&dir);
+    assert!(reason.contains("model.safetensors"), "{reason}");
+}
+
+#[test]
+fn a_file_without_heads_loads_its_encoder_and_says_the_heads_are_fresh() {
+    // `BertModel`: the same encoder and pooler, keys without the `bert.` prefix, no heads.
+    let device = Device::flex();
+    let full = load_bert(&fixture("bert"), &device).unwrap();
+    let bare = load_bert(&fixture("bert-model"), &device).unwrap();
+    assert_eq!(bare.report.loaded, ["encoder", "pooler"]);
+    assert_eq!(bare.report.initialised, ["MLM head", "NSP classifier"]);
+    let ids = Tensor::<2, Int>::from_data(TensorData::new(vec![5i64, 9, 30, 2], [1, 4]), &device);
+    let diff = (bare.encoder.encode(ids.clone(), None, None)
+        - full.encoder.encode(ids, None, None))
+    .abs()
+    .max()
+    .into_scalar::<f32>();
+    assert_eq!(diff, 0.0);
+}
