@@ -8,6 +8,7 @@
 //! cargo run --release --example finetune -- --checkpoint runs/mlm-mini --train-examples 300
 //! cargo run --release --example finetune -- --checkpoint runs/mlm-mini --task spam
 //! cargo run --release --example finetune -- --checkpoint runs/mlm-mini --task pos  # tagging
+//! cargo run --release --example finetune -- --checkpoint models/bert-dir   # a Hugging Face BERT
 //! ```
 //!
 //! Writes `OUT/metrics.jsonl` like `pretrain` (train and validation records of the fine-tuning
@@ -44,7 +45,8 @@ enum TaskName {
 /// Fine-tune an encoder on a downstream classification task.
 #[derive(Parser, Debug)]
 struct Args {
-    /// A pretraining run's directory (its recipe, config.json, and encoder.bpk).
+    /// A pretraining run's directory (its recipe, config.json, and encoder.bpk), or a Hugging
+    /// Face BERT directory (config.json, model.safetensors, tokenizer.json).
     #[arg(
         long,
         conflicts_with = "from_scratch",
@@ -94,14 +96,6 @@ struct Args {
     out: Option<PathBuf>,
 }
 
-/// The pretraining run's recipe (its `config.json`), when fine-tuning a checkpoint.
-fn pretrained_recipe(args: &Args) -> pretext::Result<Option<Recipe>> {
-    args.checkpoint
-        .as_ref()
-        .map(|dir| Recipe::read(dir.join("config.json")))
-        .transpose()
-}
-
 /// `n` items spread evenly over `items`.
 fn spread<T: Clone>(items: &[T], n: Option<usize>) -> Vec<T> {
     match n {
@@ -129,26 +123,39 @@ fn subsets<I: Clone, T>(
     ])
 }
 
-/// The encoder: the checkpoint's, shaped as its recipe says, or a fresh one of the preset's
-/// shape.
+/// The tokenizer and the encoder: a pretext run's (shaped as its recipe says, with its
+/// tokenizer), a Hugging Face BERT directory's, or a fresh one of the preset's shape.
 fn encoder(
     args: &Args,
-    pretrained: Option<&Recipe>,
-    tokenizer: &Tokenizer,
     device: &Device,
-) -> Result<TransformerEncoder, Box<dyn std::error::Error>> {
-    let backbone = match (&args.checkpoint, pretrained) {
-        (Some(dir), Some(recipe)) => {
-            let encoder = recipe.encoder.clone().with_dropout(0.1);
-            load_backbone(&dir.join("encoder.bpk"), encoder.init(device)?)?
+) -> Result<(Tokenizer, TransformerEncoder), Box<dyn std::error::Error>> {
+    let (tokenizer, backbone) = match &args.checkpoint {
+        Some(dir) if dir.join(pretext::hf::WEIGHTS_FILE).exists() => {
+            let tokenizer = Tokenizer::from_file(dir.join("tokenizer.json"))?;
+            let mut shape = pretext::hf::HfConfig::read(dir)?.encoder(dir)?;
+            shape.dropout = 0.1;
+            let mut backbone = shape.init(device)?;
+            let report = pretext::hf::load_bert_encoder(dir, &mut backbone, device)?;
+            eprintln!("{}: {report}", dir.display());
+            (tokenizer, backbone)
         }
-        _ => {
+        Some(dir) => {
+            let recipe = Recipe::read(dir.join("config.json"))?;
+            // The run's tokenizer (T5's has its sentinels, whose rows the encoder keeps).
+            let tokenizer = recipe.tokenizer.load()?;
+            let encoder = recipe.encoder.with_dropout(0.1);
+            let backbone = load_backbone(&dir.join("encoder.bpk"), encoder.init(device)?)?;
+            (tokenizer, backbone)
+        }
+        None => {
+            let tokenizer = Tokenizer::bundled()?;
             let preset: Preset = args.preset.parse()?;
-            preset.encoder(tokenizer.vocab_size()).init(device)?
+            let backbone = preset.encoder(tokenizer.vocab_size()).init(device)?;
+            (tokenizer, backbone)
         }
     };
-    check_compatible(tokenizer, &backbone, args.seq_len)?;
-    Ok(backbone)
+    check_compatible(&tokenizer, &backbone, args.seq_len)?;
+    Ok((tokenizer, backbone))
 }
 
 fn main() -> std::process::ExitCode {
@@ -166,15 +173,9 @@ fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     let out = args.out.clone().unwrap_or_else(|| {
         PathBuf::from(format!("runs/finetune-{:?}-{source}", args.task).to_lowercase())
     });
-    let pretrained = pretrained_recipe(&args)?;
-    // The pretraining run's tokenizer (T5's has its sentinels, whose rows the encoder keeps).
-    let tokenizer = match &pretrained {
-        Some(recipe) => recipe.tokenizer.load()?,
-        None => Tokenizer::bundled()?,
-    };
     let device = Device::flex().autodiff();
     device.seed(args.seed);
-    let backbone = encoder(&args, pretrained.as_ref(), &tokenizer, &device)?;
+    let (tokenizer, backbone) = encoder(&args, &device)?;
     let name = format!("{:?}", args.task).to_lowercase();
     std::fs::create_dir_all(&out)?;
     let (scores, train_examples) = match args.task {

@@ -10,6 +10,7 @@
 //! cargo run --release --example pretrain -- --objective bart --noise rotate   # one transform
 //! cargo run --release --example pretrain -- --objective electra --set objective.settings.electra.temperature=2
 //! cargo run --release --example pretrain -- --objectives examples/ernie2.json  # multi-task
+//! cargo run --release --example pretrain -- --init-from models/minilm --objective electra  # a BERT
 //! cargo run --release --example pretrain -- --out runs/clm --resume   # continue a stopped run
 //! ```
 //!
@@ -86,6 +87,9 @@ struct Args {
     /// A tokenizer.json (default: the bundled one); the encoder's vocabulary follows it.
     #[arg(long)]
     tokenizer: Option<PathBuf>,
+    /// Continue pretraining a Hugging Face BERT directory: its shape, weights and tokenizer.
+    #[arg(long, conflicts_with = "tokenizer")]
+    init_from: Option<PathBuf>,
     /// What MLM masking selects: token, word, ngram (ALBERT's) or span (SpanBERT's).
     #[arg(long)]
     mask_unit: Option<MaskUnit>,
@@ -132,6 +136,9 @@ fn recipe(args: &Args) -> Result<Recipe> {
         (None, Some(file)) => recipe_of(read_tasks(file)?, preset)?,
         (None, None) => Recipe::named(args.objective.as_deref().unwrap_or("mlm"), preset)?,
     };
+    if let Some(dir) = &args.init_from {
+        recipe = recipe.init_from(dir)?;
+    }
     if let Some(file) = &args.tokenizer {
         let sentinels = recipe.tokenizer.sentinels;
         let file = Some(file.clone());

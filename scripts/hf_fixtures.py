@@ -90,8 +90,30 @@ def bert():
     model.bert.save_pretrained(OUT / "bert-model")
 
 
+def bert_bundled_vocab():
+    """A BertForMaskedLM over pretext's bundled vocabulary, with its tokenizer.json: what
+    continued pretraining starts from in the tests."""
+    tokenizer = OUT.parent.parent.parent / "data" / "tokenizer.json"
+    vocab = len(json.loads(tokenizer.read_text())["model"]["vocab"])
+    config = BertConfig(
+        vocab_size=vocab,
+        hidden_size=16,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=24,
+        max_position_embeddings=128,
+        attn_implementation="eager",
+    )
+    torch.manual_seed(3)
+    model = transformers.BertForMaskedLM(config).eval()
+    directory = OUT / "bert-bundled-vocab"
+    model.save_pretrained(directory)
+    (directory / "tokenizer.json").write_text(tokenizer.read_text())
+
+
 if __name__ == "__main__":
     bert()
+    bert_bundled_vocab()
     for path in sorted(OUT.rglob("*")):
         if path.is_file():
             print(f"{path.relative_to(OUT)}: {path.stat().st_size} bytes")

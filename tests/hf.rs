@@ -152,3 +152,84 @@ fn a_file_without_heads_loads_its_encoder_and_says_the_heads_are_fresh() {
     .into_scalar::<f32>();
     assert_eq!(diff, 0.0);
 }
+
+/// Six Shakespeare plays in a folder of their own.
+fn small_corpus(dir: &Path) -> PathBuf {
+    let corpus = dir.join("corpus");
+    std::fs::create_dir_all(&corpus).unwrap();
+    let plays = pretext::corpus::bundled_data_dir().join("shakespeare");
+    let mut files: Vec<_> = std::fs::read_dir(&plays)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    files.sort();
+    for file in files.iter().take(6) {
+        std::fs::copy(file, corpus.join(file.file_name().unwrap())).unwrap();
+    }
+    corpus
+}
+
+#[test]
+fn a_recipe_continues_pretraining_a_bert_checkpoint() {
+    use pretext::recipe::{Recipe, RunOptions};
+    let dir = common::temp_dir("hf-continue");
+    let checkpoint = fixture("bert-bundled-vocab");
+    let mut recipe = Recipe::named("mlm", pretext::Preset::Tiny)
+        .unwrap()
+        .init_from(&checkpoint)
+        .unwrap();
+    assert_eq!(recipe.encoder.hidden_size, 16);
+    assert_eq!(recipe.init.as_deref(), Some(checkpoint.as_path()));
+    recipe.data.dir = Some(small_corpus(&dir));
+    recipe.data.valid_fraction = 0.2;
+    recipe.train.steps = 1;
+    recipe.train.progress = false;
+    // A step too small to move the weights: the saved encoder is the checkpoint's.
+    recipe.train.learning_rate = 1e-12;
+    let device = Device::flex().autodiff();
+    recipe
+        .run(&RunOptions::new(dir.join("run"), device.clone()))
+        .unwrap();
+    let saved = pretext::finetune::load_backbone(
+        &dir.join("run/encoder.bpk"),
+        recipe.encoder.init(&device.clone().inner()).unwrap(),
+    )
+    .unwrap();
+    let original = load_bert(&checkpoint, &Device::flex()).unwrap().encoder;
+    let diff = (saved.token_embedding() - original.token_embedding())
+        .abs()
+        .max()
+        .into_scalar::<f32>();
+    assert!(diff < 1e-6, "{diff}");
+    // The run's config.json names the checkpoint, so it replays from it.
+    let replay = Recipe::from_file(dir.join("run/config.json")).unwrap();
+    assert_eq!(replay.init, recipe.init);
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[test]
+fn a_checkpoint_that_cannot_start_the_recipe_is_refused_by_field() {
+    use pretext::Preset;
+    use pretext::recipe::Recipe;
+    let checkpoint = fixture("bert-bundled-vocab");
+    let field = |name: &str| {
+        let recipe = Recipe::named(name, Preset::Tiny).unwrap();
+        match recipe
+            .init_from(&checkpoint)
+            .and_then(|r| r.check().map(|_| ()))
+        {
+            Err(Error::Recipe { field, .. }) => field,
+            other => panic!("{name}: {other:?}"),
+        }
+    };
+    // An encoder-decoder, and an objective that reads more segment ids than BERT has.
+    assert_eq!(field("bart"), "init");
+    assert_eq!(field("unilm"), "encoder.num_segments");
+    // A recipe whose encoder was changed after init_from no longer fits the checkpoint.
+    let mut recipe = Recipe::named("mlm", Preset::Tiny)
+        .unwrap()
+        .init_from(&checkpoint)
+        .unwrap();
+    recipe.encoder.num_layers = 3;
+    assert!(matches!(recipe.check(), Err(Error::Recipe { field, .. }) if field == "init"));
+}

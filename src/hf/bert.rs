@@ -9,7 +9,7 @@ use std::path::Path;
 
 use burn::prelude::Device;
 
-use super::{HfConfig, LoadReport, Loader, model_error};
+use super::{HfConfig, LoadReport, Loader};
 use crate::blocks::TransformerEncoder;
 use crate::error::Result;
 use crate::noise::PairKind;
@@ -87,18 +87,21 @@ pub struct HfBert {
     pub report: LoadReport,
 }
 
+/// Loads the encoder weights of the BERT model directory `dir` into `encoder`, which must have
+/// the checkpoint's shape ([`HfConfig::encoder`]).
+pub fn load_bert_encoder(
+    dir: &Path,
+    encoder: &mut TransformerEncoder,
+    device: &Device,
+) -> Result<LoadReport> {
+    let mut loader = Loader::new(dir, device)?;
+    loader.part("encoder", encoder, ENCODER, true)?;
+    Ok(loader.finish())
+}
+
 /// Loads the BERT model directory `dir` (`config.json`, `model.safetensors`) onto `device`.
 pub fn load_bert(dir: &Path, device: &Device) -> Result<HfBert> {
     let config = HfConfig::read(dir)?;
-    if config.model_type != "bert" {
-        return Err(model_error(
-            dir,
-            &format!(
-                "model_type {:?} is not one pretext loads (bert)",
-                config.model_type
-            ),
-        ));
-    }
     let mut encoder = config.encoder(dir)?.init(device)?;
     let mut mlm = MlmConfig::new()
         .with_layer_norm_eps(config.layer_norm_eps)

@@ -16,7 +16,7 @@
 
 mod bert;
 
-pub use bert::{HfBert, load_bert};
+pub use bert::{HfBert, load_bert, load_bert_encoder};
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
@@ -107,6 +107,15 @@ impl HfConfig {
     /// The pretext encoder of this shape, or an error naming what pretext's blocks cannot
     /// compute.
     pub fn encoder(&self, dir: &Path) -> Result<TransformerEncoderConfig> {
+        if self.model_type != "bert" {
+            return Err(model_error(
+                dir,
+                &format!(
+                    "model_type {:?} is not one pretext loads (bert)",
+                    self.model_type
+                ),
+            ));
+        }
         if self.hidden_act != "gelu" {
             return Err(model_error(
                 dir,

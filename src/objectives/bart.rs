@@ -46,6 +46,10 @@ impl ObjectiveSettings for BartRecipe {
         0
     }
 
+    fn encoder_decoder(&self) -> bool {
+        true
+    }
+
     fn check(&self, recipe: &Recipe, _: &Tokenizer) -> crate::Result<()> {
         in_setting(self.noise.validate(), "noise")?;
         check_decoder(recipe, self.decoder_layers)

@@ -46,6 +46,10 @@ impl ObjectiveSettings for MassRecipe {
         0
     }
 
+    fn encoder_decoder(&self) -> bool {
+        true
+    }
+
     fn check(&self, recipe: &Recipe, _: &Tokenizer) -> crate::Result<()> {
         in_setting(check_share(self.share), "share")?;
         check_decoder(recipe, self.decoder_layers)

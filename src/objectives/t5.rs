@@ -55,6 +55,10 @@ impl ObjectiveSettings for T5Recipe {
         0
     }
 
+    fn encoder_decoder(&self) -> bool {
+        true
+    }
+
     /// Besides the shapes, the tokenizer needs a sentinel for every span of the longest
     /// segment the sequence length allows.
     fn check(&self, recipe: &Recipe, tokenizer: &Tokenizer) -> Result<()> {

@@ -116,6 +116,10 @@ pub struct Recipe {
     pub float: FloatType,
     /// Steps, batches, optimizer, schedule, validation, checkpoints and seed.
     pub train: TrainConfig,
+    /// A Hugging Face BERT directory whose weights start the encoder (continued pretraining);
+    /// `None` for random weights. [`Recipe::init_from`] sets it with the encoder's shape and
+    /// the tokenizer to match.
+    pub init: Option<PathBuf>,
 }
 
 impl Recipe {
@@ -137,6 +141,7 @@ impl Recipe {
                 .with_learning_rate(preset.learning_rate())
                 .with_valid_batches(16)
                 .with_shards(cores),
+            init: None,
         })
     }
 
@@ -151,6 +156,32 @@ impl Recipe {
         self.encoder.vocab_size = tokenizer.load()?.vocab_size();
         self.tokenizer = tokenizer;
         Ok(self)
+    }
+
+    /// This recipe continuing the pretraining of the Hugging Face BERT checkpoint in `dir`: its
+    /// encoder takes the checkpoint's shape (dropout and LayerNorm placement as the checkpoint
+    /// has them) and weights, and the directory's `tokenizer.json` (its sentinels added, if the
+    /// recipe has any). The objective's heads start afresh.
+    pub fn init_from(mut self, dir: impl Into<PathBuf>) -> Result<Self> {
+        let dir = dir.into();
+        self.encoder = crate::hf::HfConfig::read(&dir)?.encoder(&dir)?;
+        let tokenizer = TokenizerSource {
+            file: Some(dir.join("tokenizer.json")),
+            sentinels: self.tokenizer.sentinels,
+        };
+        self.init = Some(dir);
+        let vocab = self.encoder.vocab_size;
+        let recipe = self.with_tokenizer(tokenizer)?;
+        if recipe.encoder.vocab_size != vocab {
+            return Err(Error::Recipe {
+                field: "tokenizer.file".into(),
+                reason: format!(
+                    "the checkpoint's vocabulary has {vocab} tokens but its tokenizer {}",
+                    recipe.encoder.vocab_size
+                ),
+            });
+        }
+        Ok(recipe)
     }
 
     /// Parses a recipe from JSON; faults name their line and column.
@@ -273,6 +304,9 @@ impl Recipe {
             });
         }
         let settings = self.objective.settings();
+        if let Some(dir) = &self.init {
+            self.check_init(dir, settings.encoder_decoder())?;
+        }
         let segments = settings.segments();
         if self.encoder.num_segments < segments {
             return Err(Error::Recipe {
@@ -287,6 +321,51 @@ impl Recipe {
         }
         settings.check(self, &tokenizer)?;
         Ok(tokenizer)
+    }
+
+    /// Checks that the checkpoint in `dir` can start this recipe's encoder.
+    fn check_init(&self, dir: &Path, encoder_decoder: bool) -> Result<()> {
+        let field = |reason: String| Error::Recipe {
+            field: "init".into(),
+            reason,
+        };
+        if encoder_decoder {
+            return Err(field(format!(
+                "{} trains an encoder-decoder; a BERT checkpoint starts encoders only",
+                self.objective.name()
+            )));
+        }
+        let theirs = crate::hf::HfConfig::read(dir)
+            .and_then(|c| c.encoder(dir))
+            .map_err(|e| field(e.to_string()))?;
+        let shape = |c: &TransformerEncoderConfig| {
+            let (v, h, l, a, f) = (
+                c.vocab_size,
+                c.hidden_size,
+                c.num_layers,
+                c.num_heads,
+                c.ffn_size,
+            );
+            (
+                v,
+                h,
+                l,
+                a,
+                f,
+                c.max_positions,
+                c.num_segments,
+                c.embedding_size,
+                c.share_layers,
+            )
+        };
+        if shape(&theirs) != shape(&self.encoder) || self.encoder.norm_first {
+            return Err(field(format!(
+                "the checkpoint's encoder is {}, the recipe's {}: build the recipe with \
+                 Recipe::init_from (pretrain --init-from)",
+                theirs, self.encoder
+            )));
+        }
+        Ok(())
     }
 
     /// Runs the recipe: checks it, writes it as `OUT/config.json`, reads and tokenizes the

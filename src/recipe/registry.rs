@@ -27,6 +27,12 @@ pub trait ObjectiveSettings {
         2
     }
 
+    /// Whether its backbone is an encoder-decoder (which no BERT checkpoint can start).
+    /// Default false.
+    fn encoder_decoder(&self) -> bool {
+        false
+    }
+
     /// Checks the settings against the rest of `recipe`, before any text is read; errors name
     /// the field ([`Error::Recipe`]). Default: nothing to check.
     fn check(&self, _recipe: &Recipe, _tokenizer: &Tokenizer) -> Result<()> {

@@ -210,10 +210,20 @@ impl<'a> Run<'a> {
         self.recipe.seq_len
     }
 
-    /// A fresh encoder of the recipe's shape.
+    /// A fresh encoder of the recipe's shape, with the weights of its `init` checkpoint if it
+    /// has one.
     pub fn encoder(&self) -> Result<TransformerEncoder> {
-        let backbone = self.recipe.encoder.init(self.device())?;
+        let mut backbone = self.recipe.encoder.init(self.device())?;
         check_compatible(self.tokenizer, &backbone, self.seq_len())?;
+        if let Some(dir) = &self.recipe.init {
+            let report = crate::hf::load_bert_encoder(dir, &mut backbone, self.device())?;
+            if self.recipe.train.progress {
+                eprintln!(
+                    "{}: {report}; the objective's heads start afresh",
+                    dir.display()
+                );
+            }
+        }
         Ok(backbone)
     }
 
