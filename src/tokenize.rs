@@ -76,7 +76,13 @@ fn tk_err(e: impl std::fmt::Display) -> Error {
 
 impl Tokenizer {
     /// Wraps a `tokenizers::Tokenizer`, checking that it has every token of [`SPECIAL_TOKENS`].
-    pub fn new(inner: tokenizers::Tokenizer) -> Result<Self> {
+    /// Its own padding and truncation are turned off (a `tokenizer.json` saved for inference
+    /// often pads every text to a fixed length): pretext frames, cuts and pads examples itself.
+    pub fn new(mut inner: tokenizers::Tokenizer) -> Result<Self> {
+        inner.with_padding(None);
+        inner
+            .with_truncation(None)
+            .map_err(|e| Error::Tokenizer(e.to_string()))?;
         let id = |t: &str| {
             inner
                 .token_to_id(t)
@@ -280,6 +286,30 @@ mod tests {
         let tok = Tokenizer::train_wordpiece(&[&file], 60).unwrap();
         std::fs::remove_dir_all(&dir).unwrap();
         tok
+    }
+
+    #[test]
+    fn a_tokenizer_saved_to_pad_and_truncate_does_neither_here() {
+        use tokenizers::{PaddingParams, PaddingStrategy, TruncationParams};
+        let mut inner = Tokenizer::bundled().unwrap().inner().clone();
+        inner.with_padding(Some(PaddingParams {
+            strategy: PaddingStrategy::Fixed(16),
+            ..Default::default()
+        }));
+        inner
+            .with_truncation(Some(TruncationParams {
+                max_length: 8,
+                ..Default::default()
+            }))
+            .unwrap();
+        let tok = Tokenizer::new(inner).unwrap();
+        assert_eq!(tok.encode("the cat sat").unwrap().len(), 3);
+        assert!(
+            tok.encode(&"the cat sat on the mat. ".repeat(5))
+                .unwrap()
+                .len()
+                > 16
+        );
     }
 
     #[test]
