@@ -7,7 +7,8 @@
 //! masking), [`data`] (segments, examples and batches), [`blocks`] (Transformer modules),
 //! [`objectives`] (heads and losses behind one [`Objective`] trait), [`Pretrainer`] (a backbone
 //! paired with an objective), [`train`] (one loop for every objective) and [`recipe`] (a whole
-//! run as one serialisable value, and the registry of named objectives).
+//! run as one serialisable value, and the registry of named objectives). [`hf`] loads Hugging
+//! Face checkpoints.
 //!
 //! Attention masks follow burn's convention, `true` = blocked, and only travel as
 //! [`blocks::AttentionMask`]. Targets use one ignore value, [`noise::IGNORE_INDEX`].
