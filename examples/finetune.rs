@@ -135,7 +135,7 @@ fn encoder(
             let mut shape = pretext::hf::HfConfig::read(dir)?.encoder(dir)?;
             shape.dropout = 0.1;
             let mut backbone = shape.init(device)?;
-            let report = pretext::hf::load_bert_encoder(dir, &mut backbone, device)?;
+            let report = pretext::hf::load_encoder(dir, &mut backbone, device)?;
             eprintln!("{}: {report}", dir.display());
             (tokenizer, backbone)
         }

@@ -16,7 +16,13 @@ import pathlib
 
 import torch
 import transformers
-from transformers import BertConfig, BertForPreTraining
+from transformers import (
+    BertConfig,
+    BertForPreTraining,
+    ElectraConfig,
+    ElectraForMaskedLM,
+    ElectraForPreTraining,
+)
 
 OUT = pathlib.Path(__file__).resolve().parent.parent / "tests" / "fixtures" / "hf"
 
@@ -90,6 +96,50 @@ def bert():
     model.bert.save_pretrained(OUT / "bert-model")
 
 
+def electra():
+    """ELECTRA's discriminator (factorized: embeddings 14 wide, projected to 30) and a generator
+    a third as wide whose embeddings are the discriminator's, as ELECTRA shares them."""
+    shape = dict(
+        vocab_size=97,
+        embedding_size=14,
+        num_hidden_layers=2,
+        max_position_embeddings=40,
+        type_vocab_size=2,
+        attn_implementation="eager",
+    )
+    disc_config = ElectraConfig(
+        hidden_size=30, num_attention_heads=3, intermediate_size=40, **shape
+    )
+    gen_config = ElectraConfig(
+        hidden_size=10, num_attention_heads=1, intermediate_size=40, **shape
+    )
+    torch.manual_seed(0)
+    disc = ElectraForPreTraining(disc_config).eval()
+    gen = ElectraForMaskedLM(gen_config).eval()
+    widen(disc, 4)
+    widen(gen, 5)
+    gen.electra.embeddings.load_state_dict(disc.electra.embeddings.state_dict())
+    gen.tie_weights()
+    ids, types, mask = inputs(disc_config.vocab_size, disc_config.type_vocab_size, 6)
+    with torch.no_grad():
+        disc_logits = disc(input_ids=ids, token_type_ids=types, attention_mask=mask).logits
+        gen_logits = gen(input_ids=ids, token_type_ids=types, attention_mask=mask).logits
+    directory = OUT / "electra"
+    disc.save_pretrained(directory / "discriminator")
+    gen.save_pretrained(directory / "generator")
+    kept = mask.flatten().nonzero().flatten()
+    expected = {
+        "transformers": transformers.__version__,
+        "input_ids": ids.tolist(),
+        "token_type_ids": types.tolist(),
+        "attention_mask": mask.tolist(),
+        "positions": kept.tolist(),
+        "discriminator_logits": rounded(disc_logits.flatten()[kept]),
+        "generator_logits": rounded(gen_logits.reshape(-1, gen_config.vocab_size)[kept]),
+    }
+    (directory / "expected.json").write_text(json.dumps(expected))
+
+
 def bert_bundled_vocab():
     """A BertForMaskedLM over pretext's bundled vocabulary, with its tokenizer.json: what
     continued pretraining starts from in the tests."""
@@ -113,6 +163,7 @@ def bert_bundled_vocab():
 
 if __name__ == "__main__":
     bert()
+    electra()
     bert_bundled_vocab()
     for path in sorted(OUT.rglob("*")):
         if path.is_file():

@@ -233,3 +233,95 @@ fn a_checkpoint_that_cannot_start_the_recipe_is_refused_by_field() {
     recipe.encoder.num_layers = 3;
     assert!(matches!(recipe.check(), Err(Error::Recipe { field, .. }) if field == "init"));
 }
+
+#[test]
+fn electra_matches_transformers_discriminator_and_generator_logits() {
+    let device = Device::flex();
+    let dir = fixture("electra");
+    let electra = pretext::hf::load_electra(
+        &dir.join("discriminator"),
+        Some(&dir.join("generator")),
+        &device,
+    )
+    .unwrap();
+    let report = &electra.report;
+    assert_eq!(
+        report.loaded,
+        ["discriminator", "discriminator head", "generator"]
+    );
+    // The generator's own copy of the shared embeddings is all it leaves unread.
+    assert!(
+        report
+            .unused
+            .iter()
+            .all(|k| k.contains("electra.embeddings.")),
+        "{report}"
+    );
+    let want = expected("electra");
+    let ids = ints(&want["input_ids"], &device);
+    let types = ints(&want["token_type_ids"], &device);
+    let mask = AttentionMask::padding(ints(&want["attention_mask"], &device).equal_elem(0));
+    let positions: Vec<i64> = serde_json::from_value(want["positions"].clone()).unwrap();
+    let count = positions.len();
+    let positions = Tensor::<1, Int>::from_data(TensorData::new(positions, [count]), &device);
+    let hidden = electra
+        .encoder
+        .encode(ids.clone(), Some(types.clone()), Some(&mask));
+    let disc = electra
+        .electra
+        .discriminator_logits(hidden)
+        .reshape([1, 22])
+        .select(1, positions.clone());
+    let disc_diff = max_abs_diff(disc, &floats(&want["discriminator_logits"]));
+    assert!(
+        disc_diff < 1e-4,
+        "discriminator logits differ by {disc_diff}"
+    );
+    let generator =
+        electra
+            .electra
+            .generator_logits(&electra.encoder, ids, Some(types), &mask, positions);
+    let gen_diff = max_abs_diff(generator, &floats(&want["generator_logits"]));
+    assert!(gen_diff < 1e-4, "generator logits differ by {gen_diff}");
+}
+
+#[test]
+fn continued_pretraining_reads_an_electra_discriminator_and_refuses_a_misshapen_generator() {
+    let device = Device::flex();
+    let dir = fixture("electra");
+    let full = pretext::hf::load_electra(&dir.join("discriminator"), None, &device).unwrap();
+    assert_eq!(full.report.initialised, ["generator"]);
+    // What `Recipe::init_from` loads: the discriminator's encoder alone.
+    let discriminator = dir.join("discriminator");
+    let config = pretext::hf::HfConfig::read(&discriminator).unwrap();
+    let mut encoder = config
+        .encoder(&discriminator)
+        .unwrap()
+        .init(&device)
+        .unwrap();
+    let report = pretext::hf::load_encoder(&discriminator, &mut encoder, &device).unwrap();
+    assert_eq!(report.loaded, ["encoder"]);
+    let ids = Tensor::<2, Int>::from_data(TensorData::new(vec![5i64, 9, 30, 2], [1, 4]), &device);
+    let diff = (encoder.encode(ids.clone(), None, None) - full.encoder.encode(ids, None, None))
+        .abs()
+        .max()
+        .into_scalar::<f32>();
+    assert_eq!(diff, 0.0);
+    // A generator with more heads than pretext gives one of its width.
+    let generator = common::temp_dir("hf-generator-heads");
+    let source = dir.join("generator");
+    std::fs::copy(
+        source.join("model.safetensors"),
+        generator.join("model.safetensors"),
+    )
+    .unwrap();
+    let mut config: Value =
+        serde_json::from_str(&std::fs::read_to_string(source.join("config.json")).unwrap())
+            .unwrap();
+    config["num_attention_heads"] = 2.into();
+    std::fs::write(generator.join("config.json"), config.to_string()).unwrap();
+    match pretext::hf::load_electra(&discriminator, Some(&generator), &device) {
+        Err(Error::HfModel { reason, .. }) => assert!(reason.contains("heads"), "{reason}"),
+        other => panic!("{other:?}"),
+    }
+}

@@ -9,55 +9,18 @@ use std::path::Path;
 
 use burn::prelude::Device;
 
-use super::{HfConfig, LoadReport, Loader};
+use super::{HfConfig, LoadReport, Loader, embeddings_table, layers_table, table};
 use crate::blocks::TransformerEncoder;
 use crate::error::Result;
 use crate::noise::PairKind;
 use crate::objectives::{Mlm, MlmConfig, PairHead, PairHeadConfig};
 
 /// The encoder: HF key (with or without the `bert.` prefix a head class adds) → pretext path.
-const ENCODER: &[(&str, &str)] = &[
-    (
-        r"^(?:bert\.)?embeddings\.word_embeddings\.",
-        "embeddings.tokens.",
-    ),
-    (
-        r"^(?:bert\.)?embeddings\.position_embeddings\.",
-        "embeddings.input.positions.",
-    ),
-    (
-        r"^(?:bert\.)?embeddings\.token_type_embeddings\.",
-        "embeddings.input.segments.",
-    ),
-    (
-        r"^(?:bert\.)?embeddings\.LayerNorm\.",
-        "embeddings.input.norm.",
-    ),
-    (
-        r"^(?:bert\.)?encoder\.layer\.([0-9]+)\.attention\.self\.(query|key|value)\.",
-        "layers.$1.attention.$2.",
-    ),
-    (
-        r"^(?:bert\.)?encoder\.layer\.([0-9]+)\.attention\.output\.dense\.",
-        "layers.$1.attention.output.",
-    ),
-    (
-        r"^(?:bert\.)?encoder\.layer\.([0-9]+)\.attention\.output\.LayerNorm\.",
-        "layers.$1.attention_norm.",
-    ),
-    (
-        r"^(?:bert\.)?encoder\.layer\.([0-9]+)\.intermediate\.dense\.",
-        "layers.$1.ffn.up.",
-    ),
-    (
-        r"^(?:bert\.)?encoder\.layer\.([0-9]+)\.output\.dense\.",
-        "layers.$1.ffn.down.",
-    ),
-    (
-        r"^(?:bert\.)?encoder\.layer\.([0-9]+)\.output\.LayerNorm\.",
-        "layers.$1.ffn_norm.",
-    ),
-];
+pub(crate) fn encoder_table() -> Vec<(String, String)> {
+    let mut table = embeddings_table("bert");
+    table.extend(layers_table("bert", "layers."));
+    table
+}
 
 /// The MLM head (`BertForMaskedLM`, `BertForPreTraining`).
 const MLM_HEAD: &[(&str, &str)] = &[
@@ -87,31 +50,20 @@ pub struct HfBert {
     pub report: LoadReport,
 }
 
-/// Loads the encoder weights of the BERT model directory `dir` into `encoder`, which must have
-/// the checkpoint's shape ([`HfConfig::encoder`]).
-pub fn load_bert_encoder(
-    dir: &Path,
-    encoder: &mut TransformerEncoder,
-    device: &Device,
-) -> Result<LoadReport> {
-    let mut loader = Loader::new(dir, device)?;
-    loader.part("encoder", encoder, ENCODER, true)?;
-    Ok(loader.finish())
-}
-
 /// Loads the BERT model directory `dir` (`config.json`, `model.safetensors`) onto `device`.
 pub fn load_bert(dir: &Path, device: &Device) -> Result<HfBert> {
     let config = HfConfig::read(dir)?;
+    super::check_family(&config, "bert", dir)?;
     let mut encoder = config.encoder(dir)?.init(device)?;
     let mut mlm = MlmConfig::new()
         .with_layer_norm_eps(config.layer_norm_eps)
         .init(&encoder, device);
     let mut nsp = PairHeadConfig::new(PairKind::NextSentence).init(&encoder, device);
     let mut loader = Loader::new(dir, device)?;
-    loader.part("encoder", &mut encoder, ENCODER, true)?;
-    loader.part("MLM head", &mut mlm, MLM_HEAD, false)?;
-    loader.part("pooler", &mut nsp, POOLER, false)?;
-    loader.part("NSP classifier", &mut nsp, NSP_CLASSIFIER, false)?;
+    loader.part("encoder", &mut encoder, &encoder_table(), true)?;
+    loader.part("MLM head", &mut mlm, &table(MLM_HEAD), false)?;
+    loader.part("pooler", &mut nsp, &table(POOLER), false)?;
+    loader.part("NSP classifier", &mut nsp, &table(NSP_CLASSIFIER), false)?;
     Ok(HfBert {
         config,
         encoder,

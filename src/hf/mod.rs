@@ -3,8 +3,9 @@
 //! carries, through burn's store with one table of key patterns per part of a model family.
 //!
 //! Families so far: BERT (`BertModel`, `BertForMaskedLM`, `BertForPreTraining`): the encoder,
-//! the MLM head and the NSP head. A head the file does not hold is initialised afresh, and the
-//! [`LoadReport`] says so.
+//! the MLM head and the NSP head; ELECTRA (`ElectraForPreTraining` and `ElectraForMaskedLM`):
+//! the discriminator, its head, and the generator over the discriminator's embeddings. A head
+//! the file does not hold is initialised afresh, and the [`LoadReport`] says so.
 //!
 //! ```no_run
 //! use pretext::burn::prelude::*;
@@ -15,8 +16,10 @@
 //! ```
 
 mod bert;
+mod electra;
 
-pub use bert::{HfBert, load_bert, load_bert_encoder};
+pub use bert::{HfBert, load_bert};
+pub use electra::{HfElectra, load_electra};
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
@@ -30,7 +33,7 @@ use burn::store::{
 use burn::tensor::DType;
 use serde::Deserialize;
 
-use crate::blocks::TransformerEncoderConfig;
+use crate::blocks::{TransformerEncoder, TransformerEncoderConfig};
 use crate::error::{Error, Result};
 
 /// The weights file of a model directory.
@@ -40,7 +43,7 @@ pub const WEIGHTS_FILE: &str = "model.safetensors";
 /// which are ignored).
 #[derive(Debug, Clone, Deserialize)]
 pub struct HfConfig {
-    /// The family: `bert`, …
+    /// The family: `bert` or `electra`.
     pub model_type: String,
     /// The classes the checkpoint was saved from, e.g. `BertForPreTraining`.
     #[serde(default)]
@@ -49,6 +52,9 @@ pub struct HfConfig {
     pub vocab_size: usize,
     /// Model width.
     pub hidden_size: usize,
+    /// Width of the embedding tables (ELECTRA), projected up to `hidden_size` when it differs.
+    #[serde(default)]
+    pub embedding_size: Option<usize>,
     /// Layers.
     pub num_hidden_layers: usize,
     /// Attention heads.
@@ -107,11 +113,11 @@ impl HfConfig {
     /// The pretext encoder of this shape, or an error naming what pretext's blocks cannot
     /// compute.
     pub fn encoder(&self, dir: &Path) -> Result<TransformerEncoderConfig> {
-        if self.model_type != "bert" {
+        if !["bert", "electra"].contains(&self.model_type.as_str()) {
             return Err(model_error(
                 dir,
                 &format!(
-                    "model_type {:?} is not one pretext loads (bert)",
+                    "model_type {:?} is not one pretext loads (bert, electra)",
                     self.model_type
                 ),
             ));
@@ -140,6 +146,7 @@ impl HfConfig {
             self.num_attention_heads,
             self.intermediate_size,
         )
+        .with_embedding_size(self.embedding_size.filter(|&e| e != self.hidden_size))
         .with_max_positions(self.max_position_embeddings)
         .with_num_segments(self.type_vocab_size)
         .with_layer_norm_eps(self.layer_norm_eps)
@@ -147,6 +154,37 @@ impl HfConfig {
         encoder.validate().map_err(|e| model_error(dir, &e))?;
         Ok(encoder)
     }
+}
+
+/// Checks that `config` is of the family `family`.
+pub(crate) fn check_family(config: &HfConfig, family: &str, dir: &Path) -> Result<()> {
+    if config.model_type == family {
+        return Ok(());
+    }
+    Err(model_error(
+        dir,
+        &format!(
+            "model_type {:?} where {family} was expected",
+            config.model_type
+        ),
+    ))
+}
+
+/// Loads the encoder weights of the model directory `dir` (a BERT, or ELECTRA's
+/// discriminator) into `encoder`, which must have the checkpoint's shape
+/// ([`HfConfig::encoder`]): what continued pretraining starts from.
+pub fn load_encoder(
+    dir: &Path,
+    encoder: &mut TransformerEncoder,
+    device: &Device,
+) -> Result<LoadReport> {
+    let table = match HfConfig::read(dir)?.model_type.as_str() {
+        "electra" => electra::encoder_table(),
+        _ => bert::encoder_table(),
+    };
+    let mut loader = Loader::new(dir, device)?;
+    loader.part("encoder", encoder, &table, true)?;
+    Ok(loader.finish())
 }
 
 /// An error about the model directory `dir`.
@@ -222,7 +260,7 @@ impl Loader {
         &mut self,
         part: &str,
         module: &mut M,
-        patterns: &[(&str, &str)],
+        patterns: &[(String, String)],
         required: bool,
     ) -> Result<()> {
         let remapper = KeyRemapper::from_patterns(patterns.to_vec())
@@ -269,4 +307,48 @@ impl Loader {
         self.report.unused = std::mem::take(&mut self.unread).into_iter().collect();
         self.report
     }
+}
+
+/// A key table from literal pairs.
+pub(crate) fn table(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+    pairs
+        .iter()
+        .map(|(hf, ours)| (hf.to_string(), ours.to_string()))
+        .collect()
+}
+
+/// The embeddings of a BERT-shaped model whose keys start with `prefix.` (optional: a
+/// base-model file has no prefix).
+pub(crate) fn embeddings_table(prefix: &str) -> Vec<(String, String)> {
+    [
+        ("word_embeddings", "embeddings.tokens."),
+        ("position_embeddings", "embeddings.input.positions."),
+        ("token_type_embeddings", "embeddings.input.segments."),
+        ("LayerNorm", "embeddings.input.norm."),
+    ]
+    .iter()
+    .map(|(hf, ours)| {
+        let from = format!(r"^(?:{prefix}\.)?embeddings\.{hf}\.");
+        (from, ours.to_string())
+    })
+    .collect()
+}
+
+/// The layers of a BERT-shaped encoder whose keys start with `prefix.` (optional), into the
+/// module's layers at `to` (`layers.`, `generator.layers.`).
+pub(crate) fn layers_table(prefix: &str, to: &str) -> Vec<(String, String)> {
+    [
+        (r"attention\.self\.(query|key|value)\.", "attention.$2."),
+        (r"attention\.output\.dense\.", "attention.output."),
+        (r"attention\.output\.LayerNorm\.", "attention_norm."),
+        (r"intermediate\.dense\.", "ffn.up."),
+        (r"output\.dense\.", "ffn.down."),
+        (r"output\.LayerNorm\.", "ffn_norm."),
+    ]
+    .iter()
+    .map(|(hf, ours)| {
+        let from = format!(r"^(?:{prefix}\.)?encoder\.layer\.([0-9]+)\.{hf}");
+        (from, format!("{to}$1.{ours}"))
+    })
+    .collect()
 }

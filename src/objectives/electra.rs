@@ -225,35 +225,57 @@ fn binary_cross_entropy(logits: Tensor<2>, labels: Tensor<2>) -> Tensor<2> {
 }
 
 impl Electra {
+    /// The generator's logits `[targets, vocab]` at `positions` (flat indices into
+    /// `[batch, len]`) of `ids` under `mask`: the backbone's shared embeddings, the generator's
+    /// projection and layers, its head tied to the shared token table.
+    pub fn generator_logits<M: EncoderBackbone>(
+        &self,
+        backbone: &M,
+        ids: Tensor<2, Int>,
+        segments: Option<Tensor<2, Int>>,
+        mask: &AttentionMask,
+        positions: Tensor<1, Int>,
+    ) -> Tensor<2> {
+        let mut x = backbone.embed(ids, segments);
+        if let Some(projection) = &self.generator.projection {
+            x = projection.forward(x);
+        }
+        for layer in &self.generator.layers {
+            x = layer.forward(x, Some(mask));
+        }
+        self.generator
+            .head
+            .forward_at(x, positions, backbone.token_embedding())
+    }
+
+    /// The discriminator's logit `[batch, len]` that each token of `hidden` (the backbone's
+    /// states) was replaced.
+    pub fn discriminator_logits(&self, hidden: Tensor<3>) -> Tensor<2> {
+        let [rows, len, _] = hidden.dims();
+        let head = &self.discriminator;
+        head.output
+            .forward(gelu(head.dense.forward(hidden)))
+            .reshape([rows, len])
+    }
+
     /// Runs the generator, samples replacements, runs the discriminator on them.
     pub fn parts<M: EncoderBackbone>(&self, backbone: &M, batch: &ElectraBatch) -> ElectraParts {
         let tokens = &batch.tokens;
         let mask = AttentionMask::padding(tokens.padding.clone());
         let segments = Some(tokens.segment_ids.clone());
-
-        let mut x = backbone.embed(tokens.input_ids.clone(), segments.clone());
-        if let Some(projection) = &self.generator.projection {
-            x = projection.forward(x);
-        }
-        for layer in &self.generator.layers {
-            x = layer.forward(x, Some(&mask));
-        }
-        let logits = self.generator.head.forward_at(
-            x,
+        let logits = self.generator_logits(
+            backbone,
+            tokens.input_ids.clone(),
+            segments.clone(),
+            &mask,
             tokens.target_positions.clone(),
-            backbone.token_embedding(),
         );
         let sampled = sample_tokens(logits.clone(), batch.uniforms.clone(), self.temperature);
         let generator = masked_cross_entropy(logits, tokens.target_ids.clone());
 
         let (ids, replaced) = replace_tokens(tokens, sampled);
         let hidden = backbone.encode(ids, segments, Some(&mask));
-        let [rows, len, _] = hidden.dims();
-        let head = &self.discriminator;
-        let disc_logits = head
-            .output
-            .forward(gelu(head.dense.forward(hidden)))
-            .reshape([rows, len]);
+        let disc_logits = self.discriminator_logits(hidden);
         let real = tokens.padding.clone().bool_not().float();
         let bce = binary_cross_entropy(disc_logits.clone(), replaced.clone()) * real.clone();
         let disc_loss = bce.sum() / real.clone().sum().clamp_min(1.0);

@@ -116,7 +116,8 @@ pub struct Recipe {
     pub float: FloatType,
     /// Steps, batches, optimizer, schedule, validation, checkpoints and seed.
     pub train: TrainConfig,
-    /// A Hugging Face BERT directory whose weights start the encoder (continued pretraining);
+    /// A Hugging Face directory (a BERT, or ELECTRA's discriminator) whose weights start the
+    /// encoder (continued pretraining);
     /// `None` for random weights. [`Recipe::init_from`] sets it with the encoder's shape and
     /// the tokenizer to match.
     pub init: Option<PathBuf>,
@@ -158,7 +159,8 @@ impl Recipe {
         Ok(self)
     }
 
-    /// This recipe continuing the pretraining of the Hugging Face BERT checkpoint in `dir`: its
+    /// This recipe continuing the pretraining of the Hugging Face checkpoint in `dir` (a BERT,
+    /// or ELECTRA's discriminator): its
     /// encoder takes the checkpoint's shape (dropout and LayerNorm placement as the checkpoint
     /// has them) and weights, and the directory's `tokenizer.json` (its sentinels added, if the
     /// recipe has any). The objective's heads start afresh.
@@ -331,7 +333,7 @@ impl Recipe {
         };
         if encoder_decoder {
             return Err(field(format!(
-                "{} trains an encoder-decoder; a BERT checkpoint starts encoders only",
+                "{} trains an encoder-decoder; a BERT or ELECTRA checkpoint starts encoders only",
                 self.objective.name()
             )));
         }

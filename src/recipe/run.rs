@@ -216,7 +216,7 @@ impl<'a> Run<'a> {
         let mut backbone = self.recipe.encoder.init(self.device())?;
         check_compatible(self.tokenizer, &backbone, self.seq_len())?;
         if let Some(dir) = &self.recipe.init {
-            let report = crate::hf::load_bert_encoder(dir, &mut backbone, self.device())?;
+            let report = crate::hf::load_encoder(dir, &mut backbone, self.device())?;
             if self.recipe.train.progress {
                 eprintln!(
                     "{}: {report}; the objective's heads start afresh",

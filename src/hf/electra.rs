@@ -1,0 +1,127 @@
+//! ELECTRA: the discriminator (`ElectraForPreTraining`: the encoder, factorized when its
+//! embeddings are narrower than its layers, and the replaced-token head) and the generator
+//! (`ElectraForMaskedLM`: its projection, layers and MLM head; its embeddings are the
+//! discriminator's, which ELECTRA shares between the two).
+
+use std::path::Path;
+
+use burn::prelude::Device;
+
+use super::{HfConfig, LoadReport, Loader, embeddings_table, layers_table, model_error, table};
+use crate::blocks::TransformerEncoder;
+use crate::error::Result;
+use crate::objectives::{Electra, ElectraConfig};
+
+/// The discriminator's encoder: embeddings, their projection, layers.
+pub(crate) fn encoder_table() -> Vec<(String, String)> {
+    let mut table = embeddings_table("electra");
+    table.push((
+        r"^(?:electra\.)?embeddings_project\.".into(),
+        "projection.".into(),
+    ));
+    table.extend(layers_table("electra", "layers."));
+    table
+}
+
+/// The discriminator's head: dense + activation, then one logit per token.
+const DISCRIMINATOR_HEAD: &[(&str, &str)] = &[
+    (
+        r"^discriminator_predictions\.dense\.",
+        "discriminator.dense.",
+    ),
+    (
+        r"^discriminator_predictions\.dense_prediction\.",
+        "discriminator.output.",
+    ),
+];
+
+/// The generator but for its embeddings: projection, layers, MLM head.
+fn generator_table() -> Vec<(String, String)> {
+    let mut table = table(&[
+        (
+            r"^(?:electra\.)?embeddings_project\.",
+            "generator.projection.",
+        ),
+        (r"^generator_predictions\.dense\.", "generator.head.dense."),
+        (
+            r"^generator_predictions\.LayerNorm\.",
+            "generator.head.norm.",
+        ),
+        (r"^generator_lm_head\.bias$", "generator.head.bias"),
+    ]);
+    table.extend(layers_table("electra", "generator.layers."));
+    table
+}
+
+/// An ELECTRA checkpoint in pretext's modules.
+#[derive(Debug)]
+pub struct HfElectra {
+    /// The discriminator's `config.json`.
+    pub config: HfConfig,
+    /// The discriminator: the encoder one fine-tunes.
+    pub encoder: TransformerEncoder,
+    /// The objective: the generator (afresh without a generator directory) and the
+    /// discriminator's head.
+    pub electra: Electra,
+    /// What came from the files.
+    pub report: LoadReport,
+}
+
+/// Loads ELECTRA's discriminator directory `discriminator` and, if given, its generator
+/// directory, onto `device`. The generator's shape must be the one pretext derives from its
+/// width and depth shares (heads = width / 64, feed-forward 4 × width, as ELECTRA's own).
+pub fn load_electra(
+    discriminator: &Path,
+    generator: Option<&Path>,
+    device: &Device,
+) -> Result<HfElectra> {
+    let config = HfConfig::read(discriminator)?;
+    super::check_family(&config, "electra", discriminator)?;
+    let mut encoder = config.encoder(discriminator)?.init(device)?;
+    let mut objective = ElectraConfig::new();
+    let generator_config = generator.map(HfConfig::read).transpose()?;
+    if let Some(g) = &generator_config {
+        objective = objective
+            .with_generator_size(g.hidden_size as f64 / config.hidden_size as f64)
+            .with_generator_layers(g.num_hidden_layers as f64 / config.num_hidden_layers as f64);
+    }
+    let mut electra = objective.init(&encoder, config.num_hidden_layers, device)?;
+    let mut loader = Loader::new(discriminator, device)?;
+    loader.part("discriminator", &mut encoder, &encoder_table(), true)?;
+    loader.part(
+        "discriminator head",
+        &mut electra,
+        &table(DISCRIMINATOR_HEAD),
+        false,
+    )?;
+    let mut report = loader.finish();
+    match (generator, &generator_config) {
+        (Some(dir), Some(g)) => {
+            super::check_family(g, "electra", dir)?;
+            let ours = objective.generator_encoder(&encoder, config.num_hidden_layers);
+            let theirs = (g.num_attention_heads, g.intermediate_size);
+            if theirs != (ours.num_heads, ours.ffn_size) {
+                return Err(model_error(
+                    dir,
+                    &format!(
+                        "a generator of width {} has {} heads and a feed-forward {} wide; \
+                         pretext's generator of that width has {} and {}",
+                        g.hidden_size, theirs.0, theirs.1, ours.num_heads, ours.ffn_size
+                    ),
+                ));
+            }
+            let mut loader = Loader::new(dir, device)?;
+            loader.part("generator", &mut electra, &generator_table(), true)?;
+            let generator_report = loader.finish();
+            report.loaded.extend(generator_report.loaded);
+            report.unused.extend(generator_report.unused);
+        }
+        _ => report.initialised.push("generator".into()),
+    }
+    Ok(HfElectra {
+        config,
+        encoder,
+        electra,
+        report,
+    })
+}
