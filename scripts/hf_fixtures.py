@@ -57,6 +57,24 @@ def rounded(t):
     return [round(float(x), 6) for x in t.flatten()]
 
 
+def write_expected(directory, ids, types, mask, **outputs):
+    """The inputs, the flat indices of the real (unpadded) tokens, and each output at them
+    (an output of shape [batch, len, ...] is taken at those tokens)."""
+    kept = mask.flatten().nonzero().flatten()
+    expected = {
+        "transformers": transformers.__version__,
+        "input_ids": ids.tolist(),
+        "token_type_ids": types.tolist(),
+        "attention_mask": mask.tolist(),
+        "positions": kept.tolist(),
+    }
+    for name, value in outputs.items():
+        if value.dim() >= 2 and value.shape[:2] == ids.shape:
+            value = value.reshape(ids.numel(), -1)[kept]
+        expected[name] = rounded(value)
+    (directory / "expected.json").write_text(json.dumps(expected))
+
+
 def bert():
     config = BertConfig(
         vocab_size=101,
@@ -80,18 +98,14 @@ def bert():
         out = model(input_ids=ids, token_type_ids=types, attention_mask=mask)
     directory = OUT / "bert"
     model.save_pretrained(directory)
-    kept = mask.flatten().nonzero().flatten()
-    mlm = out.prediction_logits.reshape(-1, config.vocab_size)[kept]
-    expected = {
-        "transformers": transformers.__version__,
-        "input_ids": ids.tolist(),
-        "token_type_ids": types.tolist(),
-        "attention_mask": mask.tolist(),
-        "positions": kept.tolist(),
-        "mlm_logits": rounded(mlm),
-        "nsp_logits": rounded(out.seq_relationship_logits),
-    }
-    (directory / "expected.json").write_text(json.dumps(expected))
+    write_expected(
+        directory,
+        ids,
+        types,
+        mask,
+        mlm_logits=out.prediction_logits,
+        nsp_logits=out.seq_relationship_logits,
+    )
     # The same encoder as a bare BertModel: keys without the `bert.` prefix, no heads.
     model.bert.save_pretrained(OUT / "bert-model")
 
@@ -127,17 +141,14 @@ def electra():
     directory = OUT / "electra"
     disc.save_pretrained(directory / "discriminator")
     gen.save_pretrained(directory / "generator")
-    kept = mask.flatten().nonzero().flatten()
-    expected = {
-        "transformers": transformers.__version__,
-        "input_ids": ids.tolist(),
-        "token_type_ids": types.tolist(),
-        "attention_mask": mask.tolist(),
-        "positions": kept.tolist(),
-        "discriminator_logits": rounded(disc_logits.flatten()[kept]),
-        "generator_logits": rounded(gen_logits.reshape(-1, gen_config.vocab_size)[kept]),
-    }
-    (directory / "expected.json").write_text(json.dumps(expected))
+    write_expected(
+        directory,
+        ids,
+        types,
+        mask,
+        discriminator_logits=disc_logits,
+        generator_logits=gen_logits,
+    )
 
 
 def bert_bundled_vocab():

@@ -76,8 +76,12 @@ fn bert_for_pretraining_matches_transformers_mlm_and_nsp_logits() {
 
 /// A copy of the BERT fixture in a fresh directory, with `edit` applied to its config.
 fn edited_copy(name: &str, edit: impl FnOnce(&mut Value)) -> PathBuf {
+    edited_copy_of(&fixture("bert"), name, edit)
+}
+
+/// A copy of the model directory `source` in a fresh directory, `edit` applied to its config.
+fn edited_copy_of(source: &Path, name: &str, edit: impl FnOnce(&mut Value)) -> PathBuf {
     let dir = common::temp_dir(name);
-    let source = fixture("bert");
     std::fs::copy(
         source.join("model.safetensors"),
         dir.join("model.safetensors"),
@@ -153,22 +157,6 @@ fn a_file_without_heads_loads_its_encoder_and_says_the_heads_are_fresh() {
     assert_eq!(diff, 0.0);
 }
 
-/// Six Shakespeare plays in a folder of their own.
-fn small_corpus(dir: &Path) -> PathBuf {
-    let corpus = dir.join("corpus");
-    std::fs::create_dir_all(&corpus).unwrap();
-    let plays = pretext::corpus::bundled_data_dir().join("shakespeare");
-    let mut files: Vec<_> = std::fs::read_dir(&plays)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .collect();
-    files.sort();
-    for file in files.iter().take(6) {
-        std::fs::copy(file, corpus.join(file.file_name().unwrap())).unwrap();
-    }
-    corpus
-}
-
 #[test]
 fn a_recipe_continues_pretraining_a_bert_checkpoint() {
     use pretext::recipe::{Recipe, RunOptions};
@@ -180,7 +168,7 @@ fn a_recipe_continues_pretraining_a_bert_checkpoint() {
         .unwrap();
     assert_eq!(recipe.encoder.hidden_size, 16);
     assert_eq!(recipe.init.as_deref(), Some(checkpoint.as_path()));
-    recipe.data.dir = Some(small_corpus(&dir));
+    recipe.data.dir = Some(common::small_corpus(&dir));
     recipe.data.valid_fraction = 0.2;
     recipe.train.steps = 1;
     recipe.train.progress = false;

@@ -6,30 +6,13 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use burn::prelude::*;
-use pretext::corpus::bundled_data_dir;
 use pretext::error::Error;
 use pretext::objectives::multitask::{read_tasks, recipe_of};
 use pretext::recipe::{OBJECTIVES, Recipe, RunOptions, TokenizerSource};
 use pretext::{Preset, Tokenizer};
-
-/// A folder of six Shakespeare plays: real text, read in a second.
-fn small_corpus(dir: &Path) -> PathBuf {
-    let corpus = dir.join("corpus");
-    std::fs::create_dir_all(&corpus).unwrap();
-    let plays = bundled_data_dir().join("shakespeare");
-    let mut files: Vec<_> = std::fs::read_dir(&plays)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .collect();
-    files.sort();
-    for file in files.iter().take(6) {
-        std::fs::copy(file, corpus.join(file.file_name().unwrap())).unwrap();
-    }
-    corpus
-}
 
 /// The train losses `metrics.jsonl` in `dir` holds, as written.
 fn train_losses(dir: &Path) -> Vec<String> {
@@ -57,7 +40,7 @@ fn short(mut recipe: Recipe, corpus: &Path) -> Recipe {
 #[test]
 fn every_recipe_replays_from_its_config_json() {
     let dir = common::temp_dir("recipes-replay");
-    let corpus = small_corpus(&dir);
+    let corpus = common::small_corpus(&dir);
     let device = Device::flex().autodiff();
     let mut recipes: Vec<Recipe> = OBJECTIVES
         .iter()
@@ -220,7 +203,7 @@ fn parts_that_disagree_are_refused_before_any_text_is_read() {
 #[test]
 fn a_named_recipe_with_one_changed_field_runs() {
     let dir = common::temp_dir("recipes-one-field");
-    let corpus = small_corpus(&dir);
+    let corpus = common::small_corpus(&dir);
     let mut recipe = short(Recipe::named("spanbert", Preset::Tiny).unwrap(), &corpus);
     recipe
         .set("objective.settings.sbo_weight", 2.0.into())

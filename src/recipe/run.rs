@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard};
 use std::time::Instant;
 
+use burn::module::{ModuleVisitor, Param};
 use burn::prelude::*;
 
 use super::Recipe;
@@ -249,11 +250,14 @@ impl<'a> Run<'a> {
         Pretrainer<M, O>: Module,
         T: Task,
     {
-        // The model is built: other runs may draw from the device's stream now.
+        let model = Pretrainer::new(backbone, head);
+        // burn draws a parameter's initial values when it is first read: read them all now,
+        // in the module's order (the order a forked replica reads them), and only then let
+        // other runs draw from the device's stream.
+        materialize(&model);
         self.init.borrow_mut().take();
         let train_task = make_task(&self.train_docs)?;
         let valid_task = make_task(&self.valid_docs)?;
-        let model = Pretrainer::new(backbone, head);
         let progress = self.recipe.train.progress;
         if progress {
             eprintln!(
@@ -357,6 +361,17 @@ impl<'a> Run<'a> {
             })
             .collect()
     }
+}
+
+/// Draws the initial values of every parameter of `module` that is still lazy.
+fn materialize<M: Module>(module: &M) {
+    struct Draw;
+    impl ModuleVisitor for Draw {
+        fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
+            let _ = param.val();
+        }
+    }
+    module.visit(&mut Draw);
 }
 
 /// Writes `text` to `path` through a temporary file and a rename, so that a crash leaves the

@@ -86,3 +86,19 @@ pub fn train_losses(history: &[pretext::train::LogRecord]) -> Vec<f64> {
         .map(|r| r.loss)
         .collect()
 }
+
+/// A folder of six Shakespeare plays under `dir`: real text, read in a second.
+pub fn small_corpus(dir: &std::path::Path) -> std::path::PathBuf {
+    let corpus = dir.join("corpus");
+    std::fs::create_dir_all(&corpus).unwrap();
+    let plays = bundled_data_dir().join("shakespeare");
+    let mut files: Vec<_> = std::fs::read_dir(&plays)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    files.sort();
+    for file in files.iter().take(6) {
+        std::fs::copy(file, corpus.join(file.file_name().unwrap())).unwrap();
+    }
+    corpus
+}
