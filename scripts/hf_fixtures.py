@@ -22,6 +22,8 @@ from transformers import (
     ElectraConfig,
     ElectraForMaskedLM,
     ElectraForPreTraining,
+    RobertaConfig,
+    RobertaForMaskedLM,
 )
 
 OUT = pathlib.Path(__file__).resolve().parent.parent / "tests" / "fixtures" / "hf"
@@ -41,13 +43,14 @@ def widen(model, seed):
                 p.copy_(0.3 * noise)
 
 
-def inputs(vocab, types, seed):
-    """Two rows of 11 tokens, the second padded after 7; token types drawn from all of them."""
+def inputs(vocab, types, seed, pad=0):
+    """Two rows of 11 tokens, the second padded (with `pad`) after 7; token types drawn from
+    all of them."""
     g = torch.Generator().manual_seed(seed)
     ids = torch.randint(4, vocab, (2, 11), generator=g)
     mask = torch.ones(2, 11, dtype=torch.long)
     mask[1, 7:] = 0
-    ids[1, 7:] = 0
+    ids[1, 7:] = pad
     token_types = torch.randint(0, types, (2, 11), generator=g)
     token_types[1, 7:] = 0
     return ids, token_types, mask
@@ -108,6 +111,33 @@ def bert():
     )
     # The same encoder as a bare BertModel: keys without the `bert.` prefix, no heads.
     model.bert.save_pretrained(OUT / "bert-model")
+
+
+def roberta():
+    """RoBERTa: BERT with positions numbered from the padding id + 1 (a 40-row table, 38
+    positions), one token type, LayerNorm epsilon 1e-5 and its MLM head named lm_head."""
+    config = RobertaConfig(
+        vocab_size=99,
+        hidden_size=30,
+        num_hidden_layers=2,
+        num_attention_heads=3,
+        intermediate_size=46,
+        max_position_embeddings=40,
+        type_vocab_size=1,
+        layer_norm_eps=1e-5,
+        pad_token_id=1,
+        attn_implementation="eager",
+    )
+    torch.manual_seed(0)
+    model = RobertaForMaskedLM(config).eval()
+    widen(model, 7)
+    model.tie_weights()
+    ids, types, mask = inputs(config.vocab_size, 1, 8, pad=config.pad_token_id)
+    with torch.no_grad():
+        out = model(input_ids=ids, token_type_ids=types, attention_mask=mask)
+    directory = OUT / "roberta"
+    model.save_pretrained(directory)
+    write_expected(directory, ids, types, mask, mlm_logits=out.logits)
 
 
 def electra():
@@ -174,6 +204,7 @@ def bert_bundled_vocab():
 
 if __name__ == "__main__":
     bert()
+    roberta()
     electra()
     bert_bundled_vocab()
     for path in sorted(OUT.rglob("*")):

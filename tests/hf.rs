@@ -44,17 +44,12 @@ fn max_abs_diff(ours: Tensor<2>, theirs: &[f32]) -> f32 {
         .fold(0.0, f32::max)
 }
 
-#[test]
-fn bert_for_pretraining_matches_transformers_mlm_and_nsp_logits() {
+/// The fixture `name` loaded, and its encoder's states and MLM logits at the real tokens of
+/// its inputs, checked against `transformers`' within 1e-4.
+fn check_mlm_logits(name: &str) -> (pretext::hf::HfBert, Tensor<3>, Value) {
     let device = Device::flex();
-    let bert = load_bert(&fixture("bert"), &device).unwrap();
-    assert_eq!(
-        bert.report.loaded,
-        ["encoder", "MLM head", "pooler", "NSP classifier"]
-    );
-    assert!(bert.report.initialised.is_empty(), "{}", bert.report);
-    assert!(bert.report.unused.is_empty(), "{}", bert.report);
-    let want = expected("bert");
+    let bert = load_bert(&fixture(name), &device).unwrap();
+    let want = expected(name);
     let ids = ints(&want["input_ids"], &device);
     let types = ints(&want["token_type_ids"], &device);
     let padding = ints(&want["attention_mask"], &device).equal_elem(0);
@@ -69,9 +64,30 @@ fn bert_for_pretraining_matches_transformers_mlm_and_nsp_logits() {
         .head()
         .forward_at(hidden.clone(), positions, bert.encoder.token_embedding());
     let mlm_diff = max_abs_diff(mlm, &floats(&want["mlm_logits"]));
-    assert!(mlm_diff < 1e-4, "MLM logits differ by {mlm_diff}");
+    assert!(mlm_diff < 1e-4, "{name}: MLM logits differ by {mlm_diff}");
+    (bert, hidden, want)
+}
+
+#[test]
+fn bert_for_pretraining_matches_transformers_mlm_and_nsp_logits() {
+    let (bert, hidden, want) = check_mlm_logits("bert");
+    assert_eq!(
+        bert.report.loaded,
+        ["encoder", "MLM head", "pooler", "NSP classifier"]
+    );
+    assert!(bert.report.initialised.is_empty(), "{}", bert.report);
+    assert!(bert.report.unused.is_empty(), "{}", bert.report);
     let nsp_diff = max_abs_diff(bert.nsp.logits(hidden), &floats(&want["nsp_logits"]));
     assert!(nsp_diff < 1e-4, "NSP logits differ by {nsp_diff}");
+}
+
+#[test]
+fn roberta_matches_transformers_mlm_logits_with_positions_past_the_padding_id() {
+    let (roberta, _, _) = check_mlm_logits("roberta");
+    assert_eq!(roberta.report.loaded, ["encoder", "MLM head"]);
+    assert_eq!(roberta.report.initialised, ["pooler", "NSP classifier"]);
+    // A 40-row position table from row 2: sequences of up to 38 tokens.
+    assert_eq!(roberta.encoder.max_positions(), 38);
 }
 
 /// A copy of the BERT fixture in a fresh directory, with `edit` applied to its config.

@@ -31,6 +31,11 @@ pub struct EmbeddingsConfig {
     /// Position encoding. Default learned.
     #[config(default = "PositionEncoding::Learned")]
     pub positions: PositionEncoding,
+    /// Index of the first position's vector in the table (RoBERTa's tables start after the
+    /// padding id, at 2); sequences may then be `max_positions - position_offset` long.
+    /// Default 0.
+    #[config(default = 0)]
+    pub position_offset: usize,
     /// Number of segment (token type) ids; 0 for none. Default 2.
     #[config(default = 2)]
     pub num_segments: usize,
@@ -63,6 +68,7 @@ pub struct InputEncoding {
     norm: LayerNorm,
     dropout: Dropout,
     max_positions: usize,
+    position_offset: usize,
 }
 
 impl EmbeddingsConfig {
@@ -86,6 +92,7 @@ impl EmbeddingsConfig {
                 .init(device),
             dropout: Dropout::new(self.dropout),
             max_positions: self.max_positions,
+            position_offset: self.position_offset,
         }
     }
 
@@ -120,9 +127,9 @@ impl Embeddings {
             .forward(self.tokens.forward(ids), Some(positions), segments)
     }
 
-    /// Longest sequence accepted.
+    /// Longest sequence accepted: the table's rows after the position offset.
     pub fn max_positions(&self) -> usize {
-        self.input.max_positions
+        self.input.max_positions - self.input.position_offset
     }
 
     /// Segment ids the table holds (0 for none).
@@ -152,12 +159,15 @@ impl InputEncoding {
     ) -> Tensor<3> {
         let [batch, len, hidden] = tokens.dims();
         let device = tokens.device();
+        let offset = self.position_offset as i64;
+        let positions = positions.map(|p| if offset > 0 { p.add_scalar(offset) } else { p });
         let position_vectors = match (&self.positions, positions) {
             (Some(table), None) => table
-                .forward(Tensor::arange(0..len as i64, &device).reshape([1, len]))
+                .forward(Tensor::arange(offset..offset + len as i64, &device).reshape([1, len]))
                 .expand([batch, len, hidden]),
             (Some(table), Some(positions)) => table.forward(positions),
-            (None, None) => sinusoidal_table(len, hidden, &device)
+            (None, None) => sinusoidal_table(len + offset as usize, hidden, &device)
+                .slice([offset as usize..offset as usize + len, 0..hidden])
                 .reshape([1, len, hidden])
                 .expand([batch, len, hidden]),
             (None, Some(positions)) => sinusoidal_table(self.max_positions, hidden, &device)
@@ -188,6 +198,40 @@ pub fn sinusoidal_table(len: usize, hidden: usize, device: &Device) -> Tensor<2>
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_offset_moves_every_position_along_the_table() {
+        let device = Device::flex();
+        let config = EmbeddingsConfig::new(50, 8)
+            .with_max_positions(10)
+            .with_dropout(0.0);
+        let plain = config.init(&device);
+        let shifted = Embeddings {
+            tokens: plain.tokens.clone(),
+            input: InputEncoding {
+                position_offset: 2,
+                ..plain.input.clone()
+            },
+        };
+        assert_eq!(shifted.max_positions(), 8);
+        let ids = Tensor::<2, Int>::from_ints([[7, 8, 9]], &device);
+        // Position k of the shifted table is row k + 2: what the plain one gives at 2, 3, 4.
+        let at = Tensor::<2, Int>::from_ints([[2, 3, 4]], &device);
+        let diff = (shifted.forward(ids.clone(), None) - plain.forward_at(ids.clone(), at, None))
+            .abs()
+            .max()
+            .into_scalar::<f32>();
+        assert_eq!(diff, 0.0);
+        let zero = Tensor::<2, Int>::from_ints([[0, 1, 2]], &device);
+        let explicit = (shifted.forward(ids.clone(), None) - shifted.forward_at(ids, zero, None))
+            .abs()
+            .max()
+            .into_scalar::<f32>();
+        assert_eq!(
+            explicit, 0.0,
+            "explicit positions count from the offset too"
+        );
+    }
 
     #[test]
     fn token_table_starts_small() {

@@ -35,6 +35,10 @@ pub struct TransformerEncoderConfig {
     /// Position encoding. Default learned.
     #[config(default = "PositionEncoding::Learned")]
     pub positions: PositionEncoding,
+    /// Table row of the first position (RoBERTa: 2, after its padding id); sequences may be
+    /// `max_positions - position_offset` long. Default 0.
+    #[config(default = 0)]
+    pub position_offset: usize,
     /// Segment ids the embeddings know (0 for none). Default 2.
     #[config(default = 2)]
     pub num_segments: usize,
@@ -171,6 +175,12 @@ impl TransformerEncoderConfig {
                 return Err(Error::InvalidConfig(format!("{name} must be positive")));
             }
         }
+        if self.position_offset >= self.max_positions {
+            return Err(Error::InvalidConfig(format!(
+                "position_offset {} leaves no row of the {} positions",
+                self.position_offset, self.max_positions
+            )));
+        }
         if self.embedding_size == Some(0) {
             return Err(Error::InvalidConfig(
                 "embedding_size must be positive".into(),
@@ -213,6 +223,7 @@ impl TransformerEncoderConfig {
     pub(crate) fn embeddings(&self, width: usize) -> EmbeddingsConfig {
         EmbeddingsConfig::new(self.vocab_size, width)
             .with_max_positions(self.max_positions)
+            .with_position_offset(self.position_offset)
             .with_positions(self.positions)
             .with_num_segments(self.num_segments)
             .with_dropout(self.dropout)

@@ -1,5 +1,7 @@
-//! BERT (`BertModel`, `BertForMaskedLM`, `BertForPreTraining`): the encoder, the MLM head and
-//! the NSP head, each through its table of Hugging Face key patterns.
+//! BERT (`BertModel`, `BertForMaskedLM`, `BertForPreTraining`) and RoBERTa (`RobertaModel`,
+//! `RobertaForMaskedLM`): the encoder, the MLM head and (BERT) the NSP head, each through its
+//! table of Hugging Face key patterns. RoBERTa is BERT with its positions offset past the
+//! padding id and its MLM head named `lm_head`.
 //!
 //! HF's blocks are pretext's: post-LN layers, exact GELU, the LM head's dense + GELU + LayerNorm
 //! transform with its output tied to the token table (`save_pretrained` keeps
@@ -15,12 +17,20 @@ use crate::error::Result;
 use crate::noise::PairKind;
 use crate::objectives::{Mlm, MlmConfig, PairHead, PairHeadConfig};
 
-/// The encoder: HF key (with or without the `bert.` prefix a head class adds) → pretext path.
-pub(crate) fn encoder_table() -> Vec<(String, String)> {
-    let mut table = embeddings_table("bert");
-    table.extend(layers_table("bert", "layers."));
+/// The encoder: HF key (with or without the `prefix.` a head class adds: `bert`, `roberta`)
+/// → pretext path.
+pub(crate) fn encoder_table(prefix: &str) -> Vec<(String, String)> {
+    let mut table = embeddings_table(prefix);
+    table.extend(layers_table(prefix, "layers."));
     table
 }
+
+/// RoBERTa's MLM head (`RobertaForMaskedLM`).
+const ROBERTA_MLM_HEAD: &[(&str, &str)] = &[
+    (r"^lm_head\.dense\.", "head.dense."),
+    (r"^lm_head\.layer_norm\.", "head.norm."),
+    (r"^lm_head\.bias$", "head.bias"),
+];
 
 /// The MLM head (`BertForMaskedLM`, `BertForPreTraining`).
 const MLM_HEAD: &[(&str, &str)] = &[
@@ -29,13 +39,16 @@ const MLM_HEAD: &[(&str, &str)] = &[
     (r"^cls\.predictions\.bias$", "head.bias"),
 ];
 
-/// The pooler of the NSP head (`BertModel`, `BertForPreTraining`).
-const POOLER: &[(&str, &str)] = &[(r"^(?:bert\.)?pooler\.dense\.", "pooler.dense.")];
+/// The pooler of the NSP head (`BertModel`, `BertForPreTraining`, `RobertaModel`).
+fn pooler_table(prefix: &str) -> Vec<(String, String)> {
+    let from = format!(r"^(?:{prefix}\.)?pooler\.dense\.");
+    vec![(from, "pooler.dense.".into())]
+}
 
 /// The two-way classifier of the NSP head (`BertForPreTraining`).
 const NSP_CLASSIFIER: &[(&str, &str)] = &[(r"^cls\.seq_relationship\.", "classifier.")];
 
-/// A BERT checkpoint in pretext's modules.
+/// A BERT or RoBERTa checkpoint in pretext's modules.
 #[derive(Debug)]
 pub struct HfBert {
     /// Its `config.json`.
@@ -44,25 +57,33 @@ pub struct HfBert {
     pub encoder: TransformerEncoder,
     /// The MLM head (afresh if the file has none).
     pub mlm: Mlm,
-    /// The NSP head (afresh if the file has none).
+    /// The NSP head (afresh if the file has none; RoBERTa has none).
     pub nsp: PairHead,
     /// What came from the file.
     pub report: LoadReport,
 }
 
-/// Loads the BERT model directory `dir` (`config.json`, `model.safetensors`) onto `device`.
+/// Loads the BERT or RoBERTa model directory `dir` (`config.json`, `model.safetensors`) onto
+/// `device`.
 pub fn load_bert(dir: &Path, device: &Device) -> Result<HfBert> {
     let config = HfConfig::read(dir)?;
-    super::check_family(&config, "bert", dir)?;
+    let roberta = config.model_type == "roberta";
+    if !roberta {
+        super::check_family(&config, "bert", dir)?;
+    }
+    let (prefix, mlm_head) = match roberta {
+        true => ("roberta", ROBERTA_MLM_HEAD),
+        false => ("bert", MLM_HEAD),
+    };
     let mut encoder = config.encoder(dir)?.init(device)?;
     let mut mlm = MlmConfig::new()
         .with_layer_norm_eps(config.layer_norm_eps)
         .init(&encoder, device);
     let mut nsp = PairHeadConfig::new(PairKind::NextSentence).init(&encoder, device);
     let mut loader = Loader::new(dir, device)?;
-    loader.part("encoder", &mut encoder, &encoder_table(), true)?;
-    loader.part("MLM head", &mut mlm, &table(MLM_HEAD), false)?;
-    loader.part("pooler", &mut nsp, &table(POOLER), false)?;
+    loader.part("encoder", &mut encoder, &encoder_table(prefix), true)?;
+    loader.part("MLM head", &mut mlm, &table(mlm_head), false)?;
+    loader.part("pooler", &mut nsp, &pooler_table(prefix), false)?;
     loader.part("NSP classifier", &mut nsp, &table(NSP_CLASSIFIER), false)?;
     Ok(HfBert {
         config,

@@ -3,7 +3,8 @@
 //! carries, through burn's store with one table of key patterns per part of a model family.
 //!
 //! Families so far: BERT (`BertModel`, `BertForMaskedLM`, `BertForPreTraining`): the encoder,
-//! the MLM head and the NSP head; ELECTRA (`ElectraForPreTraining` and `ElectraForMaskedLM`):
+//! the MLM head and the NSP head; RoBERTa (`RobertaModel`, `RobertaForMaskedLM`): the encoder,
+//! its positions offset past the padding id, and the MLM head; ELECTRA (`ElectraForPreTraining` and `ElectraForMaskedLM`):
 //! the discriminator, its head, and the generator over the discriminator's embeddings. A head
 //! the file does not hold is initialised afresh, and the [`LoadReport`] says so.
 //!
@@ -43,7 +44,7 @@ pub const WEIGHTS_FILE: &str = "model.safetensors";
 /// which are ignored).
 #[derive(Debug, Clone, Deserialize)]
 pub struct HfConfig {
-    /// The family: `bert` or `electra`.
+    /// The family: `bert`, `roberta` or `electra`.
     pub model_type: String,
     /// The classes the checkpoint was saved from, e.g. `BertForPreTraining`.
     #[serde(default)]
@@ -78,6 +79,9 @@ pub struct HfConfig {
     /// `absolute` positions are the only kind pretext has.
     #[serde(default)]
     pub position_embedding_type: Option<String>,
+    /// The padding id: RoBERTa's positions start just after it.
+    #[serde(default)]
+    pub pad_token_id: Option<usize>,
 }
 
 fn gelu() -> String {
@@ -113,15 +117,20 @@ impl HfConfig {
     /// The pretext encoder of this shape, or an error naming what pretext's blocks cannot
     /// compute.
     pub fn encoder(&self, dir: &Path) -> Result<TransformerEncoderConfig> {
-        if !["bert", "electra"].contains(&self.model_type.as_str()) {
+        if !["bert", "roberta", "electra"].contains(&self.model_type.as_str()) {
             return Err(model_error(
                 dir,
                 &format!(
-                    "model_type {:?} is not one pretext loads (bert, electra)",
+                    "model_type {:?} is not one pretext loads (bert, roberta, electra)",
                     self.model_type
                 ),
             ));
         }
+        // RoBERTa numbers positions from the padding id + 1 (fairseq's make_positions).
+        let position_offset = match self.model_type.as_str() {
+            "roberta" => self.pad_token_id.unwrap_or(1) + 1,
+            _ => 0,
+        };
         if self.hidden_act != "gelu" {
             return Err(model_error(
                 dir,
@@ -148,6 +157,7 @@ impl HfConfig {
         )
         .with_embedding_size(self.embedding_size.filter(|&e| e != self.hidden_size))
         .with_max_positions(self.max_position_embeddings)
+        .with_position_offset(position_offset)
         .with_num_segments(self.type_vocab_size)
         .with_layer_norm_eps(self.layer_norm_eps)
         .with_dropout(self.hidden_dropout_prob);
@@ -170,7 +180,7 @@ pub(crate) fn check_family(config: &HfConfig, family: &str, dir: &Path) -> Resul
     ))
 }
 
-/// Loads the encoder weights of the model directory `dir` (a BERT, or ELECTRA's
+/// Loads the encoder weights of the model directory `dir` (a BERT, a RoBERTa or ELECTRA's
 /// discriminator) into `encoder`, which must have the checkpoint's shape
 /// ([`HfConfig::encoder`]): what continued pretraining starts from.
 pub fn load_encoder(
@@ -180,7 +190,8 @@ pub fn load_encoder(
 ) -> Result<LoadReport> {
     let table = match HfConfig::read(dir)?.model_type.as_str() {
         "electra" => electra::encoder_table(),
-        _ => bert::encoder_table(),
+        "roberta" => bert::encoder_table("roberta"),
+        _ => bert::encoder_table("bert"),
     };
     let mut loader = Loader::new(dir, device)?;
     loader.part("encoder", encoder, &table, true)?;

@@ -116,7 +116,7 @@ pub struct Recipe {
     pub float: FloatType,
     /// Steps, batches, optimizer, schedule, validation, checkpoints and seed.
     pub train: TrainConfig,
-    /// A Hugging Face directory (a BERT, or ELECTRA's discriminator) whose weights start the
+    /// A Hugging Face directory (a BERT, a RoBERTa or ELECTRA's discriminator) whose weights start the
     /// encoder (continued pretraining);
     /// `None` for random weights. [`Recipe::init_from`] sets it with the encoder's shape and
     /// the tokenizer to match.
@@ -160,7 +160,7 @@ impl Recipe {
     }
 
     /// This recipe continuing the pretraining of the Hugging Face checkpoint in `dir` (a BERT,
-    /// or ELECTRA's discriminator): its
+    /// a RoBERTa or ELECTRA's discriminator): its
     /// encoder takes the checkpoint's shape (dropout and LayerNorm placement as the checkpoint
     /// has them) and weights, and the directory's `tokenizer.json` (its sentinels added, if the
     /// recipe has any). The objective's heads start afresh.
@@ -279,13 +279,17 @@ impl Recipe {
                 ),
             });
         }
-        if self.seq_len > self.encoder.max_positions || self.seq_len < 8 {
+        let positions = self
+            .encoder
+            .max_positions
+            .saturating_sub(self.encoder.position_offset);
+        if self.seq_len > positions || self.seq_len < 8 {
             return Err(Error::Recipe {
                 field: "seq_len".into(),
                 reason: format!(
                     "{} tokens: a sequence needs at least 8 and at most the encoder's {} \
                      positions",
-                    self.seq_len, self.encoder.max_positions
+                    self.seq_len, positions
                 ),
             });
         }
@@ -354,7 +358,7 @@ impl Recipe {
                 l,
                 a,
                 f,
-                c.max_positions,
+                (c.max_positions, c.position_offset),
                 c.num_segments,
                 c.embedding_size,
                 c.share_layers,
