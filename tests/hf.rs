@@ -329,3 +329,74 @@ fn continued_pretraining_reads_an_electra_discriminator_and_refuses_a_misshapen_
         other => panic!("{other:?}"),
     }
 }
+
+/// Every float parameter of `module`, in order, as plain numbers.
+fn parameters<M: burn::module::Module>(module: &M) -> Vec<f32> {
+    use burn::module::{ModuleVisitor, Param};
+    struct Collect(Vec<f32>);
+    impl ModuleVisitor for Collect {
+        fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
+            let values: Vec<f32> = param
+                .val()
+                .into_data()
+                .convert::<f32>()
+                .try_to_vec()
+                .unwrap();
+            self.0.extend(values);
+        }
+    }
+    let mut collect = Collect(Vec::new());
+    module.visit(&mut collect);
+    collect.0
+}
+
+#[test]
+fn export_then_import_gives_the_same_model_bit_for_bit() {
+    let device = Device::flex();
+    let source = fixture("bert");
+    let bert = load_bert(&source, &device).unwrap();
+    let config = bert.config.encoder(&source).unwrap();
+    // The fixture has no tokenizer: the bundled one's vocabulary is not the model's.
+    let bundled = pretext::Tokenizer::bundled().unwrap();
+    let elsewhere = common::temp_dir("hf-export-vocab");
+    let err = pretext::hf::export_bert(&config, &bert.encoder, None, &bundled, &elsewhere, false);
+    assert!(matches!(err, Err(Error::VocabMismatch { .. })), "{err:?}");
+    let out = common::temp_dir("hf-export");
+    let small = small_tokenizer(config.vocab_size);
+    pretext::hf::export_bert(&config, &bert.encoder, Some(&bert.mlm), &small, &out, false).unwrap();
+    let again = load_bert(&out, &device).unwrap();
+    assert_eq!(again.report.loaded, ["encoder", "MLM head"]);
+    assert!(again.report.unused.is_empty(), "{}", again.report);
+    assert_eq!(parameters(&again.encoder), parameters(&bert.encoder));
+    assert_eq!(parameters(&again.mlm), parameters(&bert.mlm));
+    // Not over a directory that holds something, unless forced.
+    let export =
+        |force| pretext::hf::export_bert(&config, &bert.encoder, None, &small, &out, force);
+    assert!(matches!(export(false), Err(Error::HfModel { .. })));
+    export(true).unwrap();
+    let bare = load_bert(&out, &device).unwrap();
+    assert_eq!(bare.report.loaded, ["encoder"]);
+    assert_eq!(parameters(&bare.encoder), parameters(&bert.encoder));
+    // A pre-LN encoder has no BERT form.
+    let pre_ln = config.clone().with_norm_first(true);
+    let model = pre_ln.init(&device).unwrap();
+    let err = pretext::hf::export_bert(&pre_ln, &model, None, &small, &out, true).unwrap_err();
+    assert!(err.to_string().contains("pre-LN"), "{err}");
+}
+
+/// A WordPiece tokenizer of exactly `size` tokens (the specials, then letters and pieces).
+fn small_tokenizer(size: usize) -> pretext::Tokenizer {
+    let dir = common::temp_dir(&format!("hf-tokenizer-{size}"));
+    let file = dir.join("text.txt");
+    let words: Vec<String> = (0..4000)
+        .map(|i| format!("w{}{}", (b'a' + (i % 26) as u8) as char, i % 97))
+        .collect();
+    std::fs::write(&file, words.join(" ")).unwrap();
+    let tokenizer = pretext::Tokenizer::train_wordpiece(&[&file], size).unwrap();
+    assert_eq!(
+        tokenizer.vocab_size(),
+        size,
+        "the training text yields enough pieces"
+    );
+    tokenizer
+}

@@ -18,9 +18,11 @@
 
 mod bert;
 mod electra;
+mod export;
 
 pub use bert::{HfBert, load_bert};
 pub use electra::{HfElectra, load_electra};
+pub use export::export_bert;
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};

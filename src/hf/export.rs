@@ -1,0 +1,179 @@
+//! Pretext encoders out, as Hugging Face BERT directories `transformers` loads with no missing
+//! or unexpected keys: `config.json`, `model.safetensors` (HF key names and layouts, the tied
+//! decoder left out as `save_pretrained` leaves it, metadata `format: pt`) and the tokenizer.
+
+use std::path::Path;
+
+use burn::store::{BurnToPyTorchAdapter, KeyRemapper, ModuleSnapshot, SafetensorsStore};
+use serde_json::json;
+
+use super::model_error;
+use crate::blocks::{PositionEncoding, TransformerEncoder, TransformerEncoderConfig};
+use crate::error::{Error, Result};
+use crate::objectives::Mlm;
+use crate::pretrainer::Pretrainer;
+use crate::tokenize::Tokenizer;
+
+/// pretext path → HF key for an encoder at the module path `root` (`backbone\.` beside an MLM
+/// head at `objective.`, or nothing), its keys under `prefix` (`bert.` with a head, none for a
+/// bare `BertModel`).
+fn export_table(root: &str, prefix: &str) -> Vec<(String, String)> {
+    let layer = format!("{prefix}encoder.layer.$1.");
+    [
+        (r"embeddings\.tokens\.", "embeddings.word_embeddings."),
+        (
+            r"embeddings\.input\.positions\.",
+            "embeddings.position_embeddings.",
+        ),
+        (
+            r"embeddings\.input\.segments\.",
+            "embeddings.token_type_embeddings.",
+        ),
+        (r"embeddings\.input\.norm\.", "embeddings.LayerNorm."),
+    ]
+    .iter()
+    .map(|(ours, hf)| (format!("^{root}{ours}"), format!("{prefix}{hf}")))
+    .chain(
+        [
+            (r"attention\.(query|key|value)\.", "attention.self.$2."),
+            (r"attention\.output\.", "attention.output.dense."),
+            (r"attention_norm\.", "attention.output.LayerNorm."),
+            (r"ffn\.up\.", "intermediate.dense."),
+            (r"ffn\.down\.", "output.dense."),
+            (r"ffn_norm\.", "output.LayerNorm."),
+        ]
+        .iter()
+        .map(|(ours, hf)| {
+            let from = format!(r"^{root}layers\.([0-9]+)\.{ours}");
+            (from, format!("{layer}{hf}"))
+        }),
+    )
+    .chain(
+        [
+            (
+                r"^objective\.head\.dense\.",
+                "cls.predictions.transform.dense.",
+            ),
+            (
+                r"^objective\.head\.norm\.",
+                "cls.predictions.transform.LayerNorm.",
+            ),
+            (r"^objective\.head\.bias$", "cls.predictions.bias"),
+        ]
+        .iter()
+        .map(|(ours, hf)| (ours.to_string(), hf.to_string())),
+    )
+    .collect()
+}
+
+/// Writes `encoder` (of shape `config`) and, if given, its MLM head as a Hugging Face
+/// `BertForMaskedLM` (or `BertModel` without a head) directory `dir`, with `tokenizer`. An
+/// existing `dir` that is not empty is refused unless `force`. An encoder BERT cannot express
+/// (pre-LN layers, factorized or shared layers, sinusoidal or offset positions) is an error
+/// naming what does not fit.
+pub fn export_bert(
+    config: &TransformerEncoderConfig,
+    encoder: &TransformerEncoder,
+    mlm: Option<&Mlm>,
+    tokenizer: &Tokenizer,
+    dir: &Path,
+    force: bool,
+) -> Result<()> {
+    let unfit = [
+        (config.norm_first, "pre-LN layers"),
+        (config.embedding_size.is_some(), "a factorized embedding"),
+        (config.share_layers, "shared layers"),
+        (
+            config.positions != PositionEncoding::Learned,
+            "sinusoidal positions",
+        ),
+        (config.position_offset != 0, "offset positions"),
+        (config.num_segments == 0, "no segment embeddings"),
+    ];
+    if let Some((_, what)) = unfit.iter().find(|(bad, _)| *bad) {
+        return Err(model_error(
+            dir,
+            &format!("BERT has no {what}; this encoder cannot be exported as BERT"),
+        ));
+    }
+    if tokenizer.vocab_size() != config.vocab_size {
+        return Err(Error::VocabMismatch {
+            tokenizer: tokenizer.vocab_size(),
+            model: config.vocab_size,
+        });
+    }
+    let occupied = std::fs::read_dir(dir).is_ok_and(|mut entries| entries.next().is_some());
+    if occupied && !force {
+        return Err(model_error(
+            dir,
+            &"the directory is not empty; export over it with force (--force)",
+        ));
+    }
+    std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+    let weights = dir.join(super::WEIGHTS_FILE);
+    if weights.exists() {
+        std::fs::remove_file(&weights).map_err(|e| Error::io(&weights, e))?;
+    }
+    let (root, prefix) = match mlm {
+        Some(_) => (r"backbone\.", "bert."),
+        None => ("", ""),
+    };
+    let remapper = KeyRemapper::from_patterns(export_table(root, prefix))
+        .expect("the export table holds valid regexes");
+    let mut store = SafetensorsStore::from_file(&weights)
+        .with_to_adapter(BurnToPyTorchAdapter)
+        .remap(remapper)
+        .clear_metadata()
+        .metadata("format", "pt");
+    let saved = match mlm {
+        Some(mlm) => Pretrainer {
+            backbone: encoder.clone(),
+            objective: mlm.clone(),
+        }
+        .save_into(&mut store),
+        None => encoder.save_into(&mut store),
+    };
+    saved.map_err(|e| model_error(dir, &format!("{}: {e}", super::WEIGHTS_FILE)))?;
+    let special = tokenizer.special();
+    let architecture = if mlm.is_some() {
+        "BertForMaskedLM"
+    } else {
+        "BertModel"
+    };
+    let hf_config = json!({
+        "model_type": "bert",
+        "architectures": [architecture],
+        "vocab_size": config.vocab_size,
+        "hidden_size": config.hidden_size,
+        "num_hidden_layers": config.num_layers,
+        "num_attention_heads": config.num_heads,
+        "intermediate_size": config.ffn_size,
+        "hidden_act": "gelu",
+        "hidden_dropout_prob": config.dropout,
+        "attention_probs_dropout_prob": config.dropout,
+        "max_position_embeddings": config.max_positions,
+        "type_vocab_size": config.num_segments,
+        "layer_norm_eps": config.layer_norm_eps,
+        "pad_token_id": special.pad,
+        "position_embedding_type": "absolute",
+        "tie_word_embeddings": true,
+    });
+    let tokenizer_config = json!({
+        "tokenizer_class": "BertTokenizerFast",
+        "model_max_length": config.max_positions,
+        "pad_token": "[PAD]",
+        "unk_token": "[UNK]",
+        "cls_token": "[CLS]",
+        "sep_token": "[SEP]",
+        "mask_token": "[MASK]",
+    });
+    for (name, value) in [
+        ("config.json", hf_config),
+        ("tokenizer_config.json", tokenizer_config),
+    ] {
+        let path = dir.join(name);
+        let text = serde_json::to_string_pretty(&value).expect("JSON values serialize");
+        std::fs::write(&path, text).map_err(|e| Error::io(&path, e))?;
+    }
+    tokenizer.save(dir.join("tokenizer.json"))
+}
