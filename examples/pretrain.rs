@@ -11,6 +11,7 @@
 //! cargo run --release --example pretrain -- --objective electra --set objective.settings.electra.temperature=2
 //! cargo run --release --example pretrain -- --objectives examples/ernie2.json  # multi-task
 //! cargo run --release --example pretrain -- --init-from models/minilm --objective electra  # a BERT
+//! cargo run --release --example pretrain -- --preset tiny --export-hf runs/mlm-tiny-hf  # out to HF
 //! cargo run --release --example pretrain -- --out runs/clm --resume   # continue a stopped run
 //! ```
 //!
@@ -119,6 +120,12 @@ struct Args {
     /// Continue the run in --out from its checkpoint.
     #[arg(long)]
     resume: bool,
+    /// At the end, write the encoder as a Hugging Face BertModel directory here.
+    #[arg(long)]
+    export_hf: Option<PathBuf>,
+    /// Let --export-hf write over a directory that is not empty.
+    #[arg(long)]
+    force: bool,
     /// Validation examples the encoder-decoder objectives print at the end.
     #[arg(long, default_value_t = 3)]
     show: usize,
@@ -217,6 +224,9 @@ fn run(args: Args) -> Result<()> {
     });
     // A bad recipe fails here, before any device is touched or any text is read.
     recipe.check()?;
+    if let (Some(dir), Some(what)) = (&args.export_hf, pretext::hf::bert_misfit(&recipe.encoder)) {
+        return Err(format!("--export-hf {}: BERT has no {what}", dir.display()).into());
+    }
     let devices = args.device.autodiff_devices(args.devices, recipe.float)?;
     pretext::train::tune_allocator();
     let started = Instant::now();
@@ -233,6 +243,10 @@ fn run(args: Args) -> Result<()> {
     }
     for sample in &report.samples {
         eprintln!("\n{sample}");
+    }
+    if let Some(dir) = &args.export_hf {
+        recipe.export_hf(&out, dir, args.force)?;
+        eprintln!("exported to {} (transformers: BertModel)", dir.display());
     }
     eprintln!(
         "done in {:.1}s; metrics in {}",

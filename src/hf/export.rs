@@ -66,6 +66,27 @@ fn export_table(root: &str, prefix: &str) -> Vec<(String, String)> {
     .collect()
 }
 
+/// What an encoder of shape `config` has that BERT has not (pre-LN layers, a factorized
+/// embedding, shared layers, sinusoidal or offset positions, no segments), if anything.
+pub fn bert_misfit(config: &TransformerEncoderConfig) -> Option<&'static str> {
+    [
+        (config.norm_first, "pre-LN layers"),
+        (config.embedding_size.is_some(), "factorized embedding"),
+        (config.share_layers, "shared layers"),
+        (
+            config.positions != PositionEncoding::Learned,
+            "sinusoidal positions",
+        ),
+        (config.position_offset != 0, "offset positions"),
+        (
+            config.num_segments == 0,
+            "encoder without segment embeddings",
+        ),
+    ]
+    .into_iter()
+    .find_map(|(misfit, what)| misfit.then_some(what))
+}
+
 /// Writes `encoder` (of shape `config`) and, if given, its MLM head as a Hugging Face
 /// `BertForMaskedLM` (or `BertModel` without a head) directory `dir`, with `tokenizer`. An
 /// existing `dir` that is not empty is refused unless `force`. An encoder BERT cannot express
@@ -79,18 +100,7 @@ pub fn export_bert(
     dir: &Path,
     force: bool,
 ) -> Result<()> {
-    let unfit = [
-        (config.norm_first, "pre-LN layers"),
-        (config.embedding_size.is_some(), "a factorized embedding"),
-        (config.share_layers, "shared layers"),
-        (
-            config.positions != PositionEncoding::Learned,
-            "sinusoidal positions",
-        ),
-        (config.position_offset != 0, "offset positions"),
-        (config.num_segments == 0, "no segment embeddings"),
-    ];
-    if let Some((_, what)) = unfit.iter().find(|(bad, _)| *bad) {
+    if let Some(what) = bert_misfit(config) {
         return Err(model_error(
             dir,
             &format!("BERT has no {what}; this encoder cannot be exported as BERT"),

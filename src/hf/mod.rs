@@ -22,7 +22,7 @@ mod export;
 
 pub use bert::{HfBert, load_bert};
 pub use electra::{HfElectra, load_electra};
-pub use export::export_bert;
+pub use export::{bert_misfit, export_bert};
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};

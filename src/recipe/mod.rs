@@ -374,6 +374,19 @@ impl Recipe {
         Ok(())
     }
 
+    /// Writes the encoder a run of this recipe saved in `run_dir` (`encoder.bpk`) as a Hugging
+    /// Face `BertModel` directory `out`, with the recipe's tokenizer (see
+    /// [`crate::hf::export_bert`]); an encoder BERT cannot express is an error naming why.
+    pub fn export_hf(&self, run_dir: &Path, out: &Path, force: bool) -> Result<()> {
+        let tokenizer = self.tokenizer.load()?;
+        let device = burn::prelude::Device::flex();
+        let encoder = crate::finetune::load_backbone(
+            &run_dir.join("encoder.bpk"),
+            self.encoder.init(&device)?,
+        )?;
+        crate::hf::export_bert(&self.encoder, &encoder, None, &tokenizer, out, force)
+    }
+
     /// Runs the recipe: checks it, writes it as `OUT/config.json`, reads and tokenizes the
     /// text, builds the backbone and the objective, trains, and saves the encoder one
     /// fine-tunes as `OUT/encoder.bpk`.
