@@ -43,6 +43,15 @@ def widen(model, seed):
                 p.copy_(0.3 * noise)
 
 
+def build(model_class, config, seed):
+    """A model of `config`, its weights redrawn wide with `seed`, the output tied again."""
+    torch.manual_seed(0)
+    model = model_class(config).eval()
+    widen(model, seed)
+    model.tie_weights()
+    return model
+
+
 def inputs(vocab, types, seed, pad=0):
     """Two rows of 11 tokens, the second padded (with `pad`) after 7; token types drawn from
     all of them."""
@@ -92,10 +101,7 @@ def bert():
         pad_token_id=0,
         attn_implementation="eager",
     )
-    torch.manual_seed(0)
-    model = BertForPreTraining(config).eval()
-    widen(model, 1)
-    model.tie_weights()
+    model = build(BertForPreTraining, config, 1)
     ids, types, mask = inputs(config.vocab_size, config.type_vocab_size, 2)
     with torch.no_grad():
         out = model(input_ids=ids, token_type_ids=types, attention_mask=mask)
@@ -128,10 +134,7 @@ def roberta():
         pad_token_id=1,
         attn_implementation="eager",
     )
-    torch.manual_seed(0)
-    model = RobertaForMaskedLM(config).eval()
-    widen(model, 7)
-    model.tie_weights()
+    model = build(RobertaForMaskedLM, config, 7)
     ids, types, mask = inputs(config.vocab_size, 1, 8, pad=config.pad_token_id)
     with torch.no_grad():
         out = model(input_ids=ids, token_type_ids=types, attention_mask=mask)
