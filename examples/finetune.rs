@@ -132,10 +132,7 @@ fn encoder(
     let (tokenizer, backbone) = match &args.checkpoint {
         Some(dir) if dir.join(pretext::hf::WEIGHTS_FILE).exists() => {
             let tokenizer = Tokenizer::from_file(dir.join("tokenizer.json"))?;
-            let mut shape = pretext::hf::HfConfig::read(dir)?.encoder(dir)?;
-            shape.dropout = 0.1;
-            let mut backbone = shape.init(device)?;
-            let report = pretext::hf::load_encoder(dir, &mut backbone, device)?;
+            let (backbone, report) = pretext::hf::load_encoder_from(dir, device)?;
             eprintln!("{}: {report}", dir.display());
             (tokenizer, backbone)
         }

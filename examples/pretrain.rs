@@ -153,27 +153,22 @@ fn recipe(args: &Args) -> Result<Recipe> {
     }
     // A GPU takes a whole batch at once; splitting it over threads only helps the CPU.
     let shards = args.shards.or((!args.device.is_cpu()).then_some(1));
-    let to_json = |v: Option<Value>, path: &'static str| v.map(|v| (path, v));
-    let fields = [
-        to_json(args.steps.map(Value::from), "train.steps"),
-        to_json(args.batch_size.map(Value::from), "train.batch_size"),
-        to_json(args.lr.map(Value::from), "train.learning_rate"),
-        to_json(args.seed.map(Value::from), "train.seed"),
-        to_json(args.valid_every.map(Value::from), "train.valid_every"),
-        to_json(
-            args.checkpoint_every.map(Value::from),
-            "train.checkpoint_every",
-        ),
-        to_json(shards.map(Value::from), "train.shards"),
-        to_json(args.seq_len.map(Value::from), "seq_len"),
-        to_json(
-            args.data.as_ref().map(|d| d.display().to_string().into()),
-            "data.dir",
-        ),
-        to_json(args.float.map(serde_json::to_value).transpose()?, "float"),
-    ];
-    for (path, value) in fields.into_iter().flatten() {
-        recipe.set(path, value)?;
+    let train = &mut recipe.train;
+    for (field, value) in [
+        (&mut train.steps, args.steps),
+        (&mut train.batch_size, args.batch_size),
+        (&mut train.valid_every, args.valid_every),
+        (&mut train.checkpoint_every, args.checkpoint_every),
+        (&mut train.shards, shards),
+        (&mut recipe.seq_len, args.seq_len),
+    ] {
+        *field = value.unwrap_or(*field);
+    }
+    recipe.train.learning_rate = args.lr.unwrap_or(recipe.train.learning_rate);
+    recipe.train.seed = args.seed.unwrap_or(recipe.train.seed);
+    recipe.float = args.float.unwrap_or(recipe.float);
+    if args.data.is_some() {
+        recipe.data.dir = args.data.clone();
     }
     let settings = [
         (

@@ -177,3 +177,14 @@ pub(crate) fn check_rate(name: &'static str, value: f64) -> Result<()> {
         Err(Error::RateOutOfRange { name, value })
     }
 }
+
+/// Checks that `value` can weigh a loss (finite and at least 0), naming it in the error.
+pub(crate) fn check_weight(name: &str, value: f64) -> Result<()> {
+    if value >= 0.0 && value.is_finite() {
+        Ok(())
+    } else {
+        Err(Error::InvalidConfig(format!(
+            "{name} must be finite and at least 0, got {value}"
+        )))
+    }
+}

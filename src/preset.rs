@@ -23,14 +23,24 @@ pub enum Preset {
 impl Preset {
     /// The backbone configuration for a vocabulary of `vocab_size`.
     pub fn encoder(self, vocab_size: usize) -> TransformerEncoderConfig {
-        let (hidden, layers, heads, ffn, positions) = match self {
+        let (hidden, layers, heads, ffn, positions) = self.shape();
+        TransformerEncoderConfig::new(vocab_size, hidden, layers, heads, ffn)
+            .with_max_positions(positions)
+    }
+
+    /// Layers of the backbone (and of an encoder-decoder's decoder).
+    pub fn num_layers(self) -> usize {
+        self.shape().1
+    }
+
+    /// Width, layers, heads, feed-forward width and positions.
+    fn shape(self) -> (usize, usize, usize, usize, usize) {
+        match self {
             Preset::Tiny => (64, 2, 2, 256, 128),
             Preset::Mini => (256, 4, 4, 1024, 512),
             Preset::Small => (512, 4, 8, 2048, 512),
             Preset::Base => (768, 12, 12, 3072, 512),
-        };
-        TransformerEncoderConfig::new(vocab_size, hidden, layers, heads, ffn)
-            .with_max_positions(positions)
+        }
     }
 
     /// Default sequence length.

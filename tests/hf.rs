@@ -44,25 +44,41 @@ fn max_abs_diff(ours: Tensor<2>, theirs: &[f32]) -> f32 {
         .fold(0.0, f32::max)
 }
 
+/// A fixture's inputs as `transformers` read them: ids, token types, the padding mask, and the
+/// flat indices of the real tokens, at which its outputs were kept.
+struct Inputs {
+    ids: Tensor<2, Int>,
+    types: Tensor<2, Int>,
+    mask: AttentionMask,
+    positions: Tensor<1, Int>,
+}
+
+fn inputs(want: &Value, device: &Device) -> Inputs {
+    let positions: Vec<i64> = serde_json::from_value(want["positions"].clone()).unwrap();
+    let count = positions.len();
+    Inputs {
+        ids: ints(&want["input_ids"], device),
+        types: ints(&want["token_type_ids"], device),
+        mask: AttentionMask::padding(ints(&want["attention_mask"], device).equal_elem(0)),
+        positions: Tensor::from_data(TensorData::new(positions, [count]), device),
+    }
+}
+
 /// The fixture `name` loaded, and its encoder's states and MLM logits at the real tokens of
 /// its inputs, checked against `transformers`' within 1e-4.
 fn check_mlm_logits(name: &str) -> (pretext::hf::HfBert, Tensor<3>, Value) {
     let device = Device::flex();
     let bert = load_bert(&fixture(name), &device).unwrap();
     let want = expected(name);
-    let ids = ints(&want["input_ids"], &device);
-    let types = ints(&want["token_type_ids"], &device);
-    let padding = ints(&want["attention_mask"], &device).equal_elem(0);
+    let input = inputs(&want, &device);
     let hidden = bert
         .encoder
-        .encode(ids, Some(types), Some(&AttentionMask::padding(padding)));
-    let positions: Vec<i64> = serde_json::from_value(want["positions"].clone()).unwrap();
-    let count = positions.len();
-    let positions = Tensor::from_data(TensorData::new(positions, [count]), &device);
-    let mlm = bert
-        .mlm
-        .head()
-        .forward_at(hidden.clone(), positions, bert.encoder.token_embedding());
+        .encode(input.ids, Some(input.types), Some(&input.mask));
+    let mlm = bert.mlm.head().forward_at(
+        hidden.clone(),
+        input.positions,
+        bert.encoder.token_embedding(),
+    );
     let mlm_diff = max_abs_diff(mlm, &floats(&want["mlm_logits"]));
     assert!(mlm_diff < 1e-4, "{name}: MLM logits differ by {mlm_diff}");
     (bert, hidden, want)
@@ -262,12 +278,12 @@ fn electra_matches_transformers_discriminator_and_generator_logits() {
         "{report}"
     );
     let want = expected("electra");
-    let ids = ints(&want["input_ids"], &device);
-    let types = ints(&want["token_type_ids"], &device);
-    let mask = AttentionMask::padding(ints(&want["attention_mask"], &device).equal_elem(0));
-    let positions: Vec<i64> = serde_json::from_value(want["positions"].clone()).unwrap();
-    let count = positions.len();
-    let positions = Tensor::<1, Int>::from_data(TensorData::new(positions, [count]), &device);
+    let Inputs {
+        ids,
+        types,
+        mask,
+        positions,
+    } = inputs(&want, &device);
     let hidden = electra
         .encoder
         .encode(ids.clone(), Some(types.clone()), Some(&mask));
@@ -297,13 +313,8 @@ fn continued_pretraining_reads_an_electra_discriminator_and_refuses_a_misshapen_
     assert_eq!(full.report.initialised, ["generator"]);
     // What `Recipe::init_from` loads: the discriminator's encoder alone.
     let discriminator = dir.join("discriminator");
-    let config = pretext::hf::HfConfig::read(&discriminator).unwrap();
-    let mut encoder = config
-        .encoder(&discriminator)
-        .unwrap()
-        .init(&device)
-        .unwrap();
-    let report = pretext::hf::load_encoder(&discriminator, &mut encoder, &device).unwrap();
+    let (encoder, report) = pretext::hf::load_encoder_from(&discriminator, &device).unwrap();
+
     assert_eq!(report.loaded, ["encoder"]);
     let ids = Tensor::<2, Int>::from_data(TensorData::new(vec![5i64, 9, 30, 2], [1, 4]), &device);
     let diff = (encoder.encode(ids.clone(), None, None) - full.encoder.encode(ids, None, None))

@@ -11,42 +11,32 @@ use std::path::Path;
 
 use burn::prelude::Device;
 
-use super::{HfConfig, LoadReport, Loader, embeddings_table, layers_table, table};
+use super::{HfConfig, LoadReport, Loader, encoder_table, prefixed, table};
 use crate::blocks::TransformerEncoder;
 use crate::error::Result;
 use crate::noise::PairKind;
 use crate::objectives::{Mlm, MlmConfig, PairHead, PairHeadConfig};
 
-/// The encoder: HF key (with or without the `prefix.` a head class adds: `bert`, `roberta`)
-/// → pretext path.
-pub(crate) fn encoder_table(prefix: &str) -> Vec<(String, String)> {
-    let mut table = embeddings_table(prefix);
-    table.extend(layers_table(prefix, "layers."));
-    table
-}
-
 /// RoBERTa's MLM head (`RobertaForMaskedLM`).
 const ROBERTA_MLM_HEAD: &[(&str, &str)] = &[
-    (r"^lm_head\.dense\.", "head.dense."),
-    (r"^lm_head\.layer_norm\.", "head.norm."),
-    (r"^lm_head\.bias$", "head.bias"),
+    ("lm_head.dense.", "head.dense."),
+    ("lm_head.layer_norm.", "head.norm."),
+    ("lm_head.bias", "head.bias"),
 ];
 
-/// The MLM head (`BertForMaskedLM`, `BertForPreTraining`).
-const MLM_HEAD: &[(&str, &str)] = &[
-    (r"^cls\.predictions\.transform\.dense\.", "head.dense."),
-    (r"^cls\.predictions\.transform\.LayerNorm\.", "head.norm."),
-    (r"^cls\.predictions\.bias$", "head.bias"),
+/// The MLM head (`BertForMaskedLM`, `BertForPreTraining`); export writes it back the same way.
+pub(crate) const MLM_HEAD: &[(&str, &str)] = &[
+    ("cls.predictions.transform.dense.", "head.dense."),
+    ("cls.predictions.transform.LayerNorm.", "head.norm."),
+    ("cls.predictions.bias", "head.bias"),
 ];
 
-/// The pooler of the NSP head (`BertModel`, `BertForPreTraining`, `RobertaModel`).
-fn pooler_table(prefix: &str) -> Vec<(String, String)> {
-    let from = format!(r"^(?:{prefix}\.)?pooler\.dense\.");
-    vec![(from, "pooler.dense.".into())]
-}
+/// The pooler of the NSP head (`BertModel`, `BertForPreTraining`, `RobertaModel`), under the
+/// model's prefix.
+const POOLER: &[(&str, &str)] = &[("pooler.dense.", "pooler.dense.")];
 
 /// The two-way classifier of the NSP head (`BertForPreTraining`).
-const NSP_CLASSIFIER: &[(&str, &str)] = &[(r"^cls\.seq_relationship\.", "classifier.")];
+const NSP_CLASSIFIER: &[(&str, &str)] = &[("cls.seq_relationship.", "classifier.")];
 
 /// A BERT or RoBERTa checkpoint in pretext's modules.
 #[derive(Debug)]
@@ -81,9 +71,10 @@ pub fn load_bert(dir: &Path, device: &Device) -> Result<HfBert> {
         .init(&encoder, device);
     let mut nsp = PairHeadConfig::new(PairKind::NextSentence).init(&encoder, device);
     let mut loader = Loader::new(dir, device)?;
-    loader.part("encoder", &mut encoder, &encoder_table(prefix), true)?;
+    let encoder_table = encoder_table(prefix).expect("bert and roberta load");
+    loader.part("encoder", &mut encoder, &encoder_table, true)?;
     loader.part("MLM head", &mut mlm, &table(mlm_head), false)?;
-    loader.part("pooler", &mut nsp, &pooler_table(prefix), false)?;
+    loader.part("pooler", &mut nsp, &prefixed(prefix, POOLER), false)?;
     loader.part("NSP classifier", &mut nsp, &table(NSP_CLASSIFIER), false)?;
     Ok(HfBert {
         config,

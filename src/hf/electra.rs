@@ -7,48 +7,34 @@ use std::path::Path;
 
 use burn::prelude::Device;
 
-use super::{HfConfig, LoadReport, Loader, embeddings_table, layers_table, model_error, table};
+use super::{
+    HfConfig, KeyTable, LoadReport, Loader, encoder_table, layers_table, model_error, prefixed,
+    table,
+};
 use crate::blocks::TransformerEncoder;
 use crate::error::Result;
 use crate::objectives::{Electra, ElectraConfig};
 
-/// The discriminator's encoder: embeddings, their projection, layers.
-pub(crate) fn encoder_table() -> Vec<(String, String)> {
-    let mut table = embeddings_table("electra");
-    table.push((
-        r"^(?:electra\.)?embeddings_project\.".into(),
-        "projection.".into(),
-    ));
-    table.extend(layers_table("electra", "layers."));
-    table
-}
-
 /// The discriminator's head: dense + activation, then one logit per token.
 const DISCRIMINATOR_HEAD: &[(&str, &str)] = &[
+    ("discriminator_predictions.dense.", "discriminator.dense."),
     (
-        r"^discriminator_predictions\.dense\.",
-        "discriminator.dense.",
-    ),
-    (
-        r"^discriminator_predictions\.dense_prediction\.",
+        "discriminator_predictions.dense_prediction.",
         "discriminator.output.",
     ),
 ];
 
 /// The generator but for its embeddings: projection, layers, MLM head.
-fn generator_table() -> Vec<(String, String)> {
-    let mut table = table(&[
-        (
-            r"^(?:electra\.)?embeddings_project\.",
-            "generator.projection.",
-        ),
-        (r"^generator_predictions\.dense\.", "generator.head.dense."),
-        (
-            r"^generator_predictions\.LayerNorm\.",
-            "generator.head.norm.",
-        ),
-        (r"^generator_lm_head\.bias$", "generator.head.bias"),
-    ]);
+fn generator_table() -> KeyTable {
+    let mut table = prefixed(
+        "electra",
+        &[("embeddings_project.", "generator.projection.")],
+    );
+    table.extend(super::table(&[
+        ("generator_predictions.dense.", "generator.head.dense."),
+        ("generator_predictions.LayerNorm.", "generator.head.norm."),
+        ("generator_lm_head.bias", "generator.head.bias"),
+    ]));
     table.extend(layers_table("electra", "generator.layers."));
     table
 }
@@ -87,7 +73,8 @@ pub fn load_electra(
     }
     let mut electra = objective.init(&encoder, config.num_hidden_layers, device)?;
     let mut loader = Loader::new(discriminator, device)?;
-    loader.part("discriminator", &mut encoder, &encoder_table(), true)?;
+    let encoder_table = encoder_table("electra").expect("electra loads");
+    loader.part("discriminator", &mut encoder, &encoder_table, true)?;
     loader.part(
         "discriminator head",
         &mut electra,

@@ -7,63 +7,32 @@ use std::path::Path;
 use burn::store::{BurnToPyTorchAdapter, KeyRemapper, ModuleSnapshot, SafetensorsStore};
 use serde_json::json;
 
-use super::model_error;
+use super::bert::MLM_HEAD;
+use super::{EMBEDDINGS, KeyTable, LAYER, literal, model_error};
 use crate::blocks::{PositionEncoding, TransformerEncoder, TransformerEncoderConfig};
 use crate::error::{Error, Result};
 use crate::objectives::Mlm;
 use crate::pretrainer::Pretrainer;
 use crate::tokenize::Tokenizer;
 
-/// pretext path → HF key for an encoder at the module path `root` (`backbone\.` beside an MLM
-/// head at `objective.`, or nothing), its keys under `prefix` (`bert.` with a head, none for a
-/// bare `BertModel`).
-fn export_table(root: &str, prefix: &str) -> Vec<(String, String)> {
-    let layer = format!("{prefix}encoder.layer.$1.");
-    [
-        (r"embeddings\.tokens\.", "embeddings.word_embeddings."),
-        (
-            r"embeddings\.input\.positions\.",
-            "embeddings.position_embeddings.",
-        ),
-        (
-            r"embeddings\.input\.segments\.",
-            "embeddings.token_type_embeddings.",
-        ),
-        (r"embeddings\.input\.norm\.", "embeddings.LayerNorm."),
-    ]
-    .iter()
-    .map(|(ours, hf)| (format!("^{root}{ours}"), format!("{prefix}{hf}")))
-    .chain(
-        [
-            (r"attention\.(query|key|value)\.", "attention.self.$2."),
-            (r"attention\.output\.", "attention.output.dense."),
-            (r"attention_norm\.", "attention.output.LayerNorm."),
-            (r"ffn\.up\.", "intermediate.dense."),
-            (r"ffn\.down\.", "output.dense."),
-            (r"ffn_norm\.", "output.LayerNorm."),
-        ]
-        .iter()
-        .map(|(ours, hf)| {
-            let from = format!(r"^{root}layers\.([0-9]+)\.{ours}");
-            (from, format!("{layer}{hf}"))
-        }),
-    )
-    .chain(
-        [
-            (
-                r"^objective\.head\.dense\.",
-                "cls.predictions.transform.dense.",
-            ),
-            (
-                r"^objective\.head\.norm\.",
-                "cls.predictions.transform.LayerNorm.",
-            ),
-            (r"^objective\.head\.bias$", "cls.predictions.bias"),
-        ]
-        .iter()
-        .map(|(ours, hf)| (ours.to_string(), hf.to_string())),
-    )
-    .collect()
+/// pretext path → HF key, the import tables read backwards: an encoder at the module path
+/// `root` (`backbone.` beside an MLM head at `objective.`, or nothing) with its keys under
+/// `prefix` (`bert.` beside a head, none for a bare `BertModel`).
+fn export_table(root: &str, prefix: &str) -> KeyTable {
+    let embeddings = EMBEDDINGS.iter().map(|(hf, ours)| {
+        let from = format!("^{}", literal(&format!("{root}{ours}")));
+        (from, format!("{prefix}{hf}"))
+    });
+    let layers = LAYER.iter().map(|(hf, ours)| {
+        let root = root.replace('.', r"\.");
+        let from = format!(r"^{root}layers\.([0-9]+)\.{}", literal(ours));
+        (from, format!("{prefix}encoder.layer.$1.{hf}"))
+    });
+    let head = MLM_HEAD.iter().map(|(hf, ours)| {
+        let from = format!("^{}", literal(&format!("objective.{ours}")));
+        (from, hf.to_string())
+    });
+    embeddings.chain(layers).chain(head).collect()
 }
 
 /// What an encoder of shape `config` has that BERT has not (pre-LN layers, a factorized
@@ -125,7 +94,7 @@ pub fn export_bert(
         std::fs::remove_file(&weights).map_err(|e| Error::io(&weights, e))?;
     }
     let (root, prefix) = match mlm {
-        Some(_) => (r"backbone\.", "bert."),
+        Some(_) => ("backbone.", "bert."),
         None => ("", ""),
     };
     let remapper = KeyRemapper::from_patterns(export_table(root, prefix))

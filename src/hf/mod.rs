@@ -119,7 +119,7 @@ impl HfConfig {
     /// The pretext encoder of this shape, or an error naming what pretext's blocks cannot
     /// compute.
     pub fn encoder(&self, dir: &Path) -> Result<TransformerEncoderConfig> {
-        if !["bert", "roberta", "electra"].contains(&self.model_type.as_str()) {
+        if encoder_table(&self.model_type).is_none() {
             return Err(model_error(
                 dir,
                 &format!(
@@ -190,14 +190,20 @@ pub fn load_encoder(
     encoder: &mut TransformerEncoder,
     device: &Device,
 ) -> Result<LoadReport> {
-    let table = match HfConfig::read(dir)?.model_type.as_str() {
-        "electra" => electra::encoder_table(),
-        "roberta" => bert::encoder_table("roberta"),
-        _ => bert::encoder_table("bert"),
-    };
+    let config = HfConfig::read(dir)?;
+    config.encoder(dir)?;
+    let table = encoder_table(&config.model_type).expect("a family HfConfig::encoder accepts");
     let mut loader = Loader::new(dir, device)?;
     loader.part("encoder", encoder, &table, true)?;
     Ok(loader.finish())
+}
+
+/// A fresh encoder of the shape of the model directory `dir` (a BERT, a RoBERTa or ELECTRA's
+/// discriminator) on `device`, with its weights: what fine-tuning a checkpoint starts from.
+pub fn load_encoder_from(dir: &Path, device: &Device) -> Result<(TransformerEncoder, LoadReport)> {
+    let mut encoder = HfConfig::read(dir)?.encoder(dir)?.init(device)?;
+    let report = load_encoder(dir, &mut encoder, device)?;
+    Ok((encoder, report))
 }
 
 /// An error about the model directory `dir`.
@@ -273,7 +279,7 @@ impl Loader {
         &mut self,
         part: &str,
         module: &mut M,
-        patterns: &[(String, String)],
+        patterns: &KeyTable,
         required: bool,
     ) -> Result<()> {
         let remapper = KeyRemapper::from_patterns(patterns.to_vec())
@@ -322,46 +328,94 @@ impl Loader {
     }
 }
 
-/// A key table from literal pairs.
-pub(crate) fn table(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+/// A key table: a regex over a file's keys, and the pretext path a matching key becomes.
+pub(crate) type KeyTable = Vec<(String, String)>;
+
+/// The embeddings of a BERT-shaped model: HF name (under the model's prefix), pretext path.
+/// Import and export both read this one list.
+pub(crate) const EMBEDDINGS: &[(&str, &str)] = &[
+    ("embeddings.word_embeddings.", "embeddings.tokens."),
+    (
+        "embeddings.position_embeddings.",
+        "embeddings.input.positions.",
+    ),
+    (
+        "embeddings.token_type_embeddings.",
+        "embeddings.input.segments.",
+    ),
+    ("embeddings.LayerNorm.", "embeddings.input.norm."),
+];
+
+/// One layer of a BERT-shaped encoder: HF name after `encoder.layer.N.`, pretext path after
+/// `layers.N.`.
+pub(crate) const LAYER: &[(&str, &str)] = &[
+    ("attention.self.query.", "attention.query."),
+    ("attention.self.key.", "attention.key."),
+    ("attention.self.value.", "attention.value."),
+    ("attention.output.dense.", "attention.output."),
+    ("attention.output.LayerNorm.", "attention_norm."),
+    ("intermediate.dense.", "ffn.up."),
+    ("output.dense.", "ffn.down."),
+    ("output.LayerNorm.", "ffn_norm."),
+];
+
+/// A regex matching `name` literally: as a prefix when it ends in a dot (a module), to its
+/// end otherwise (one tensor).
+pub(crate) fn literal(name: &str) -> String {
+    let escaped = name.replace('.', r"\.");
+    if name.ends_with('.') {
+        escaped
+    } else {
+        format!("{escaped}$")
+    }
+}
+
+/// HF names → pretext paths, each HF name at the start of a key.
+pub(crate) fn table(pairs: &[(&str, &str)]) -> KeyTable {
     pairs
         .iter()
-        .map(|(hf, ours)| (hf.to_string(), ours.to_string()))
+        .map(|(hf, ours)| (format!("^{}", literal(hf)), ours.to_string()))
         .collect()
 }
 
-/// The embeddings of a BERT-shaped model whose keys start with `prefix.` (optional: a
-/// base-model file has no prefix).
-pub(crate) fn embeddings_table(prefix: &str) -> Vec<(String, String)> {
-    [
-        ("word_embeddings", "embeddings.tokens."),
-        ("position_embeddings", "embeddings.input.positions."),
-        ("token_type_embeddings", "embeddings.input.segments."),
-        ("LayerNorm", "embeddings.input.norm."),
-    ]
-    .iter()
-    .map(|(hf, ours)| {
-        let from = format!(r"^(?:{prefix}\.)?embeddings\.{hf}\.");
-        (from, ours.to_string())
-    })
-    .collect()
+/// HF names → pretext paths, each HF name after an optional `prefix.` (a head class stores its
+/// base model under it; a base-model file has none).
+pub(crate) fn prefixed(prefix: &str, pairs: &[(&str, &str)]) -> KeyTable {
+    pairs
+        .iter()
+        .map(|(hf, ours)| {
+            let from = format!(r"^(?:{prefix}\.)?{}", literal(hf));
+            (from, ours.to_string())
+        })
+        .collect()
 }
 
-/// The layers of a BERT-shaped encoder whose keys start with `prefix.` (optional), into the
-/// module's layers at `to` (`layers.`, `generator.layers.`).
-pub(crate) fn layers_table(prefix: &str, to: &str) -> Vec<(String, String)> {
-    [
-        (r"attention\.self\.(query|key|value)\.", "attention.$2."),
-        (r"attention\.output\.dense\.", "attention.output."),
-        (r"attention\.output\.LayerNorm\.", "attention_norm."),
-        (r"intermediate\.dense\.", "ffn.up."),
-        (r"output\.dense\.", "ffn.down."),
-        (r"output\.LayerNorm\.", "ffn_norm."),
-    ]
-    .iter()
-    .map(|(hf, ours)| {
-        let from = format!(r"^(?:{prefix}\.)?encoder\.layer\.([0-9]+)\.{hf}");
-        (from, format!("{to}$1.{ours}"))
-    })
-    .collect()
+/// The layers of a BERT-shaped encoder under an optional `prefix.`, into the module's layers at
+/// `to` (`layers.`, `generator.layers.`).
+pub(crate) fn layers_table(prefix: &str, to: &str) -> KeyTable {
+    LAYER
+        .iter()
+        .map(|(hf, ours)| {
+            let from = format!(r"^(?:{prefix}\.)?encoder\.layer\.([0-9]+)\.{}", literal(hf));
+            (from, format!("{to}$1.{ours}"))
+        })
+        .collect()
+}
+
+/// The encoder of the family `model_type`: BERT-shaped embeddings and layers under the
+/// family's prefix, and ELECTRA's projection up from narrower embeddings; `None` for a family
+/// pretext does not load.
+pub(crate) fn encoder_table(model_type: &str) -> Option<KeyTable> {
+    if !["bert", "roberta", "electra"].contains(&model_type) {
+        return None;
+    }
+    let mut table = prefixed(model_type, EMBEDDINGS);
+    if model_type == "electra" {
+        table.extend(prefixed(
+            model_type,
+            &[("embeddings_project.", "projection.")],
+        ));
+    }
+    table.extend(layers_table(model_type, "layers."));
+    Some(table)
 }

@@ -30,7 +30,7 @@ pub struct BartRecipe {
 /// `bart`'s recipe: BART-large's noise (text infilling of 30 % of the words, every sentence
 /// permuted), as many decoder layers as encoder layers.
 pub fn recipe(preset: Preset) -> crate::Result<Recipe> {
-    let decoder_layers = preset.encoder(1).num_layers;
+    let decoder_layers = preset.num_layers();
     let noise = BartNoise::BART;
     seq2seq_recipe(
         ObjectiveRecipe::Bart(BartRecipe {

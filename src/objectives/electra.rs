@@ -98,12 +98,7 @@ impl ElectraConfig {
                 )));
             }
         }
-        if !(self.disc_weight >= 0.0 && self.disc_weight.is_finite()) {
-            return Err(crate::Error::InvalidConfig(format!(
-                "disc_weight must be finite and at least 0, got {}",
-                self.disc_weight
-            )));
-        }
+        crate::error::check_weight("disc_weight", self.disc_weight)?;
         if !(self.temperature > 0.0 && self.temperature.is_finite()) {
             return Err(crate::Error::InvalidConfig(format!(
                 "temperature must be positive, got {}",

@@ -31,7 +31,7 @@ pub struct MassRecipe {
 
 /// `mass`'s recipe: half of each segment masked, as many decoder layers as encoder layers.
 pub fn recipe(preset: Preset) -> crate::Result<Recipe> {
-    let decoder_layers = preset.encoder(1).num_layers;
+    let decoder_layers = preset.num_layers();
     seq2seq_recipe(
         ObjectiveRecipe::Mass(MassRecipe {
             share: DEFAULT_MASS_SHARE,

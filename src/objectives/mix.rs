@@ -27,10 +27,8 @@ impl<A: Module, B: Module> Mix<A, B> {
     /// non-negative, and not both zero.
     pub fn new(first: A, first_weight: f64, second: B, second_weight: f64) -> Result<Self> {
         let weights = [first_weight, second_weight];
-        if let Some(w) = weights.iter().find(|w| !w.is_finite() || **w < 0.0) {
-            return Err(Error::InvalidConfig(format!(
-                "objective weights must be finite and non-negative, got {w}"
-            )));
+        for w in weights {
+            crate::error::check_weight("an objective's weight", w)?;
         }
         if weights.iter().all(|&w| w == 0.0) {
             return Err(Error::InvalidConfig(

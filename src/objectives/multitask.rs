@@ -72,11 +72,8 @@ impl TaskSpec {
         })
     }
 
-    fn settings(&self) -> &dyn TokenTaskSettings {
-        self.objective
-            .settings()
-            .token_task()
-            .expect("tasks are checked to be token tasks when made")
+    fn settings(&self) -> crate::Result<&dyn TokenTaskSettings> {
+        token_task(&self.objective)
     }
 }
 
@@ -98,13 +95,14 @@ fn positive_weight<'de, D: Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
 /// The registry's defaults of `name`, if it can be a task.
 fn task_objective_named(name: &str) -> crate::Result<ObjectiveRecipe> {
     let objective = (registry::find(name)?.recipe)(Preset::Mini)?.objective;
-    check_token_task(&objective)?;
+    token_task(&objective)?;
     Ok(objective)
 }
 
-fn check_token_task(objective: &ObjectiveRecipe) -> crate::Result<()> {
-    if objective.settings().token_task().is_some() {
-        return Ok(());
+/// `objective` as a task of a mix, or an error naming the objectives that can be one.
+fn token_task(objective: &ObjectiveRecipe) -> crate::Result<&dyn TokenTaskSettings> {
+    if let Some(task) = objective.settings().token_task() {
+        return Ok(task);
     }
     let tasks: Vec<&str> = OBJECTIVES
         .iter()
@@ -141,7 +139,7 @@ fn task_objective<'de, D: Deserializer<'de>>(d: D) -> Result<ObjectiveRecipe, D:
         fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<ObjectiveRecipe, A::Error> {
             let objective =
                 ObjectiveRecipe::deserialize(de::value::MapAccessDeserializer::new(map))?;
-            check_token_task(&objective).map_err(de::Error::custom)?;
+            token_task(&objective).map_err(de::Error::custom)?;
             Ok(objective)
         }
     }
@@ -234,7 +232,7 @@ impl ObjectiveSettings for MultiTaskRecipe {
         check_tasks(&self.tasks).map_err(field)?;
         for (i, task) in self.tasks.iter().enumerate() {
             let in_task = |e: Error| e.in_field(&format!("objective.settings.tasks.{i}"));
-            check_token_task(&task.objective).map_err(in_task)?;
+            token_task(&task.objective).map_err(in_task)?;
             if !(task.weight > 0.0 && task.weight.is_finite()) {
                 return Err(field(format!(
                     "task {i}'s weight must be positive, got {}",
@@ -347,7 +345,7 @@ impl MultiTask {
         Ok(Self {
             heads: specs
                 .iter()
-                .map(|s| s.settings().head(backbone, device))
+                .map(|s| s.settings()?.head(backbone, device))
                 .collect::<crate::Result<_>>()?,
         })
     }
@@ -439,7 +437,7 @@ impl MultiTaskData {
             specs,
             specs
                 .iter()
-                .map(|s| s.settings().task(documents, tokenizer, seq_len))
+                .map(|s| s.settings()?.task(documents, tokenizer, seq_len))
                 .collect::<crate::Result<_>>()?,
             tokenizer.special().pad,
         )

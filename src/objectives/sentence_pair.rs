@@ -137,16 +137,10 @@ impl BertRecipe {
 impl ObjectiveSettings for BertRecipe {
     fn check(&self, _: &Recipe, _: &Tokenizer) -> crate::Result<()> {
         in_setting(self.masking.validate(), "masking")?;
-        if !(self.pair_weight >= 0.0 && self.pair_weight.is_finite()) {
-            return in_setting(
-                Err(crate::Error::InvalidConfig(format!(
-                    "must be finite and at least 0, got {}",
-                    self.pair_weight
-                ))),
-                "pair_weight",
-            );
-        }
-        Ok(())
+        in_setting(
+            crate::error::check_weight("pair_weight", self.pair_weight),
+            "pair_weight",
+        )
     }
 
     fn token_task(&self) -> Option<&dyn TokenTaskSettings> {

@@ -127,11 +127,7 @@ impl SpanBert {
         sbo_weight: f64,
         device: &Device,
     ) -> crate::Result<Self> {
-        if !(sbo_weight >= 0.0 && sbo_weight.is_finite()) {
-            return Err(crate::Error::InvalidConfig(format!(
-                "the SBO weight must be finite and non-negative, got {sbo_weight}"
-            )));
-        }
+        crate::error::check_weight("the SBO weight", sbo_weight)?;
         Ok(Self {
             mlm: MlmConfig::new().init(backbone, device),
             sbo: sbo.init(backbone, device)?,
@@ -346,13 +342,16 @@ impl crate::recipe::ObjectiveSettings for SpanBertRecipe {
     fn check(&self, _: &crate::recipe::Recipe, _: &Tokenizer) -> crate::Result<()> {
         use crate::recipe::registry::in_setting;
         in_setting(self.masking.validate(), "masking")?;
-        in_setting(self.sbo.validate(), "sbo")
+        in_setting(self.sbo.validate(), "sbo")?;
+        in_setting(
+            crate::error::check_weight("sbo_weight", self.sbo_weight),
+            "sbo_weight",
+        )
     }
 
     fn run(&self, run: &crate::recipe::Run) -> crate::Result<crate::recipe::RunReport> {
         let backbone = run.encoder()?;
-        let head = SpanBert::new(&backbone, self.sbo.clone(), self.sbo_weight, run.device())
-            .map_err(|e| e.in_field("objective.settings.sbo_weight"))?;
+        let head = SpanBert::new(&backbone, self.sbo.clone(), self.sbo_weight, run.device())?;
         run.train(backbone, head, |docs| {
             let max_targets = self.sbo.max_targets;
             SpanBertTask::new(

@@ -39,7 +39,7 @@ pub struct T5Recipe {
 /// `t5`'s recipe: 15 % of the tokens in spans of mean length 3, the bundled tokenizer with
 /// T5's 100 sentinels, as many decoder layers as encoder layers.
 pub fn recipe(preset: Preset) -> Result<Recipe> {
-    let decoder_layers = preset.encoder(1).num_layers;
+    let decoder_layers = preset.num_layers();
     let settings = T5Recipe {
         corruption: SpanCorruption::default(),
         decoder_layers,

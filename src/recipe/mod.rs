@@ -195,15 +195,14 @@ impl Recipe {
     /// that only needs some of it (the encoder's shape, the tokenizer) reads.
     pub fn read(path: impl AsRef<Path>) -> Result<Self> {
         let path = path.as_ref();
-        let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
-        Self::parse_at(&text, path)
+        Self::parse_at(&read_text(path)?, path)
     }
 
     /// Reads the recipe file at `path` and checks it ([`Recipe::check`]); faults name their
     /// line and column in the file.
     pub fn from_file(path: impl AsRef<Path>) -> Result<Self> {
         let path = path.as_ref();
-        let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+        let text = read_text(path)?;
         let recipe = Self::parse_at(&text, path)?;
         match recipe.check() {
             Ok(_) => Ok(recipe),
@@ -343,32 +342,14 @@ impl Recipe {
         }
         let theirs = crate::hf::HfConfig::read(dir)
             .and_then(|c| c.encoder(dir))
-            .map_err(|e| field(e.to_string()))?;
-        let shape = |c: &TransformerEncoderConfig| {
-            let (v, h, l, a, f) = (
-                c.vocab_size,
-                c.hidden_size,
-                c.num_layers,
-                c.num_heads,
-                c.ffn_size,
-            );
-            (
-                v,
-                h,
-                l,
-                a,
-                f,
-                (c.max_positions, c.position_offset),
-                c.num_segments,
-                c.embedding_size,
-                c.share_layers,
-            )
-        };
-        if shape(&theirs) != shape(&self.encoder) || self.encoder.norm_first {
+            .map_err(|e| field(e.to_string()))?
+            .with_dropout(self.encoder.dropout);
+        // Every field but dropout, which a run may set as it likes, is the checkpoint's.
+        if theirs.to_string() != self.encoder.to_string() {
             return Err(field(format!(
-                "the checkpoint's encoder is {}, the recipe's {}: build the recipe with \
+                "the checkpoint's encoder is {theirs}, the recipe's {}: build the recipe with \
                  Recipe::init_from (pretrain --init-from)",
-                theirs, self.encoder
+                self.encoder
             )));
         }
         Ok(())
@@ -394,6 +375,10 @@ impl Recipe {
         let tokenizer = self.check()?;
         Run::start(self, &tokenizer, options)?.go()
     }
+}
+
+fn read_text(path: &Path) -> Result<String> {
+    std::fs::read_to_string(path).map_err(|e| Error::io(path, e))
 }
 
 #[cfg(test)]
