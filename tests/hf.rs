@@ -93,8 +93,65 @@ fn bert_for_pretraining_matches_transformers_mlm_and_nsp_logits() {
     );
     assert!(bert.report.initialised.is_empty(), "{}", bert.report);
     assert!(bert.report.unused.is_empty(), "{}", bert.report);
-    let nsp_diff = max_abs_diff(bert.nsp.logits(hidden), &floats(&want["nsp_logits"]));
+    let nsp_diff = max_abs_diff(bert.pair.logits(hidden), &floats(&want["nsp_logits"]));
     assert!(nsp_diff < 1e-4, "NSP logits differ by {nsp_diff}");
+}
+
+#[test]
+fn albert_matches_transformers_mlm_and_sop_logits_with_its_shared_layer_and_tanh_gelu() {
+    let (albert, hidden, want) = check_mlm_logits("albert");
+    assert_eq!(
+        albert.report.loaded,
+        ["encoder", "MLM head", "pooler", "SOP classifier"]
+    );
+    assert!(albert.report.unused.is_empty(), "{}", albert.report);
+    let config = albert.config.encoder(&fixture("albert")).unwrap();
+    assert!(config.share_layers && config.embedding_size == Some(14));
+    assert_eq!(config.activation, pretext::blocks::Activation::GeluTanh);
+    let sop_diff = max_abs_diff(albert.pair.logits(hidden), &floats(&want["sop_logits"]));
+    assert!(sop_diff < 1e-4, "SOP logits differ by {sop_diff}");
+}
+
+#[test]
+fn gpt2_matches_transformers_lm_logits_through_its_split_conv1d_attention() {
+    let device = Device::flex();
+    let gpt2 = pretext::hf::load_gpt2(&fixture("gpt2"), &device).unwrap();
+    assert_eq!(gpt2.report.loaded, ["decoder"]);
+    assert!(gpt2.report.unused.is_empty(), "{}", gpt2.report);
+    let want = expected("gpt2");
+    let input = inputs(&want, &device);
+    let len = input.ids.dims()[1];
+    let mask = AttentionMask::causal(len, &device).or(input.mask);
+    let hidden = gpt2.encoder.encode(input.ids, None, Some(&mask));
+    let logits =
+        gpt2.clm
+            .head()
+            .forward_at(hidden, input.positions, gpt2.encoder.token_embedding());
+    let diff = max_abs_diff(logits, &floats(&want["lm_logits"]));
+    assert!(diff < 1e-4, "GPT-2 logits differ by {diff}");
+}
+
+#[test]
+fn bart_matches_transformers_seq2seq_logits() {
+    use pretext::blocks::Seq2SeqBackbone;
+    let device = Device::flex();
+    let bart = pretext::hf::load_bart(&fixture("bart"), &device).unwrap();
+    assert_eq!(bart.report.loaded, ["encoder-decoder", "LM head bias"]);
+    assert!(bart.report.unused.is_empty(), "{}", bart.report);
+    let want = expected("bart");
+    let input = inputs(&want, &device);
+    let memory = bart.model.encode(input.ids, None, Some(&input.mask));
+    let decoder_ids = ints(&want["decoder_input_ids"], &device);
+    let [rows, len] = decoder_ids.dims();
+    let keys = AttentionMask::keys(ints(&want["attention_mask"], &device).equal_elem(0));
+    let hidden = bart.model.decode(decoder_ids, None, memory, &keys);
+    let every = Tensor::<1, Int>::arange(0..(rows * len) as i64, &device);
+    let logits = bart
+        .seq2seq
+        .head()
+        .forward_at(hidden, every, bart.model.token_embedding());
+    let diff = max_abs_diff(logits, &floats(&want["seq2seq_logits"]));
+    assert!(diff < 1e-4, "BART logits differ by {diff}");
 }
 
 #[test]

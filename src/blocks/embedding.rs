@@ -49,6 +49,12 @@ pub struct EmbeddingsConfig {
     /// would make a tied LM head start near loss 59 instead of ln V.
     #[config(default = 0.02)]
     pub init_std: f64,
+    /// LayerNorm over the sum (BERT, BART); GPT-2 has none. Default true.
+    #[config(default = true)]
+    pub norm: bool,
+    /// Factor on the token vectors before the sum (BART's `scale_embedding`). Default 1.
+    #[config(default = 1.0)]
+    pub token_scale: f64,
 }
 
 /// Token + position + segment embeddings.
@@ -65,10 +71,11 @@ pub struct Embeddings {
 pub struct InputEncoding {
     positions: Option<Embedding>,
     segments: Option<Embedding>,
-    norm: LayerNorm,
+    norm: Option<LayerNorm>,
     dropout: Dropout,
     max_positions: usize,
     position_offset: usize,
+    token_scale: f64,
 }
 
 impl EmbeddingsConfig {
@@ -87,12 +94,15 @@ impl EmbeddingsConfig {
             positions: (self.positions == PositionEncoding::Learned)
                 .then(|| self.table(self.max_positions, device)),
             segments: (self.num_segments > 0).then(|| self.table(self.num_segments, device)),
-            norm: LayerNormConfig::new(self.hidden_size)
-                .with_epsilon(self.layer_norm_eps)
-                .init(device),
+            norm: self.norm.then(|| {
+                LayerNormConfig::new(self.hidden_size)
+                    .with_epsilon(self.layer_norm_eps)
+                    .init(device)
+            }),
             dropout: Dropout::new(self.dropout),
             max_positions: self.max_positions,
             position_offset: self.position_offset,
+            token_scale: self.token_scale,
         }
     }
 
@@ -147,8 +157,8 @@ impl Embeddings {
 }
 
 impl InputEncoding {
-    /// Adds position and segment embeddings to `tokens` `[batch, len, hidden]`, then
-    /// normalises. `positions` `[batch, len]` defaults to `0..len` in every row; given, they
+    /// Adds position and segment embeddings to `tokens` `[batch, len, hidden]` (scaled by the
+    /// token scale), then normalises (if the encoding has a LayerNorm). `positions` `[batch, len]` defaults to `0..len` in every row; given, they
     /// place tokens anywhere in the table (MASS's decoder sees only a masked span, at its own
     /// positions). Every position must be below `max_positions`.
     pub fn forward(
@@ -174,11 +184,19 @@ impl InputEncoding {
                 .select(0, positions.reshape([batch * len]))
                 .reshape([batch, len, hidden]),
         };
+        let tokens = if self.token_scale == 1.0 {
+            tokens
+        } else {
+            tokens.mul_scalar(self.token_scale)
+        };
         let mut x = tokens + position_vectors;
         if let (Some(table), Some(segments)) = (&self.segments, segments) {
             x = x + table.forward(segments);
         }
-        self.dropout.forward(self.norm.forward(x))
+        if let Some(norm) = &self.norm {
+            x = norm.forward(x);
+        }
+        self.dropout.forward(x)
     }
 }
 

@@ -11,7 +11,7 @@ use burn::prelude::*;
 use super::attention::{MultiHeadAttention, MultiHeadAttentionConfig};
 use super::dropout::Dropout;
 use super::embedding::{Embeddings, EmbeddingsConfig, PositionEncoding};
-use super::feed_forward::{FeedForward, FeedForwardConfig};
+use super::feed_forward::{Activation, FeedForward, FeedForwardConfig};
 use super::mask::AttentionMask;
 use super::normal_linear;
 use crate::error::Error;
@@ -59,6 +59,17 @@ pub struct TransformerEncoderConfig {
     /// Default false.
     #[config(default = false)]
     pub share_layers: bool,
+    /// The GELU of the feed-forward networks. Default exact (BERT); GPT-2 and ALBERT use the
+    /// tanh approximation.
+    #[config(default = "Activation::Gelu")]
+    pub activation: Activation,
+    /// LayerNorm over the summed embeddings (BERT, BART); GPT-2 has none. Default true.
+    #[config(default = true)]
+    pub embedding_norm: bool,
+    /// Factor on the token vectors before positions are added (BART with `scale_embedding`:
+    /// √width). Default 1.
+    #[config(default = 1.0)]
+    pub embedding_scale: f64,
 }
 
 /// One encoder layer.
@@ -181,6 +192,12 @@ impl TransformerEncoderConfig {
                 self.position_offset, self.max_positions
             )));
         }
+        if !(self.embedding_scale.is_finite() && self.embedding_scale > 0.0) {
+            return Err(Error::InvalidConfig(format!(
+                "embedding_scale must be positive, not {}",
+                self.embedding_scale
+            )));
+        }
         if self.embedding_size == Some(0) {
             return Err(Error::InvalidConfig(
                 "embedding_size must be positive".into(),
@@ -204,7 +221,9 @@ impl TransformerEncoderConfig {
 
     /// The feed-forward network every layer of this shape uses.
     pub(crate) fn ffn(&self, device: &Device) -> FeedForward {
-        FeedForwardConfig::new(self.hidden_size, self.ffn_size).init(device)
+        FeedForwardConfig::new(self.hidden_size, self.ffn_size)
+            .with_activation(self.activation)
+            .init(device)
     }
 
     /// One encoder layer of this shape.
@@ -228,6 +247,8 @@ impl TransformerEncoderConfig {
             .with_num_segments(self.num_segments)
             .with_dropout(self.dropout)
             .with_layer_norm_eps(self.layer_norm_eps)
+            .with_norm(self.embedding_norm)
+            .with_token_scale(self.embedding_scale)
     }
 
     /// Builds the backbone.
@@ -272,13 +293,15 @@ impl TransformerEncoderConfig {
         embeddings + projection + distinct * self.layer_params() + self.final_norm_params()
     }
 
-    /// Parameters of the position table (if learned) and the embedding LayerNorm at `width`.
+    /// Parameters of the position table (if learned) and the embedding LayerNorm (if any) at
+    /// `width`.
     pub(crate) fn input_params(&self, width: usize) -> usize {
         let positions = match self.positions {
             PositionEncoding::Learned => self.max_positions * width,
             PositionEncoding::Sinusoidal => 0,
         };
-        positions + 2 * width
+        let norm = if self.embedding_norm { 2 * width } else { 0 };
+        positions + norm
     }
 
     /// Parameters of one attention.

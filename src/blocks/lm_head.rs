@@ -1,15 +1,16 @@
-//! The language-model head: BERT's transform (dense, GELU, LayerNorm) then a projection tied to
-//! the token embedding, evaluated only at the positions that carry a target.
+//! The language-model head: BERT's transform (dense, GELU, LayerNorm; GPT-2 and BART have none)
+//! then a projection tied to the token embedding plus a bias, evaluated only at the positions
+//! that carry a target.
 //!
 //! Projecting only the ~15 % of positions MLM predicts is what makes the head cheap: the vocab
 //! projection is the largest matmul of a small model.
 
 use burn::module::Param;
-use burn::nn::{LayerNorm, LayerNormConfig, Linear};
+use burn::nn::{Gelu, LayerNorm, LayerNormConfig, Linear};
 use burn::prelude::*;
-use burn::tensor::activation::gelu;
 
 use super::encoder::EncoderBackbone;
+use super::feed_forward::Activation;
 use super::normal_linear;
 
 /// Configuration of [`LmHead`].
@@ -24,13 +25,22 @@ pub struct LmHeadConfig {
     /// LayerNorm epsilon. Default 1e-12.
     #[config(default = 1e-12)]
     pub layer_norm_eps: f64,
+    /// The GELU of the transform. Default exact.
+    #[config(default = "Activation::Gelu")]
+    pub activation: Activation,
+    /// BERT's transform before the projection; GPT-2 and BART project the hidden states
+    /// directly. Default true.
+    #[config(default = true)]
+    pub transform: bool,
 }
 
-/// Transform + tied output projection + output bias.
+/// Transform (if any) + tied output projection + output bias.
 #[derive(Module, Debug)]
 pub struct LmHead {
-    dense: Linear,
-    norm: LayerNorm,
+    /// The transform's dense map and LayerNorm: both or neither.
+    dense: Option<Linear>,
+    activation: Gelu,
+    norm: Option<LayerNorm>,
     bias: Param<Tensor<1>>,
 }
 
@@ -44,10 +54,15 @@ impl LmHeadConfig {
     /// Builds the head.
     pub fn init(&self, device: &Device) -> LmHead {
         LmHead {
-            dense: normal_linear(self.hidden_size, self.embedding_size, 0.02, device),
-            norm: LayerNormConfig::new(self.embedding_size)
-                .with_epsilon(self.layer_norm_eps)
-                .init(device),
+            dense: self
+                .transform
+                .then(|| normal_linear(self.hidden_size, self.embedding_size, 0.02, device)),
+            activation: self.activation.init(),
+            norm: self.transform.then(|| {
+                LayerNormConfig::new(self.embedding_size)
+                    .with_epsilon(self.layer_norm_eps)
+                    .init(device)
+            }),
             bias: Param::from_tensor(Tensor::zeros([self.vocab_size], device)),
         }
     }
@@ -63,8 +78,10 @@ impl LmHead {
         positions: Tensor<1, Int>,
         embedding: Tensor<2>,
     ) -> Tensor<2> {
-        let picked = states_at(hidden, positions);
-        let h = self.norm.forward(gelu(self.dense.forward(picked)));
+        let mut h = states_at(hidden, positions);
+        if let (Some(dense), Some(norm)) = (&self.dense, &self.norm) {
+            h = norm.forward(self.activation.forward(dense.forward(h)));
+        }
         h.matmul(embedding.transpose()) + self.bias.val().unsqueeze_dim(0)
     }
 }

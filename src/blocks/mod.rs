@@ -18,7 +18,7 @@ pub use dropout::{Dropout, seed_dropout};
 pub use embedding::{Embeddings, EmbeddingsConfig, InputEncoding, PositionEncoding};
 pub use encoder::{EncoderBackbone, EncoderLayer, TransformerEncoder, TransformerEncoderConfig};
 pub use encoder_decoder::{EncoderDecoder, EncoderDecoderConfig, Seq2SeqBackbone};
-pub use feed_forward::{FeedForward, FeedForwardConfig};
+pub use feed_forward::{Activation, FeedForward, FeedForwardConfig};
 pub use lm_head::{LmHead, LmHeadConfig, states_at};
 pub use mask::AttentionMask;
 pub use pooler::{Pooler, PoolerConfig};

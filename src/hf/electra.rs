@@ -7,10 +7,9 @@ use std::path::Path;
 
 use burn::prelude::Device;
 
-use super::{
-    HfConfig, KeyTable, LoadReport, Loader, encoder_table, layers_table, model_error, prefixed,
-    table,
-};
+use super::bert::{LAYER, encoder_table};
+use super::loader::{KeyTable, LoadReport, Loader, layers, prefixed, table};
+use super::{HfConfig, model_error};
 use crate::blocks::TransformerEncoder;
 use crate::error::Result;
 use crate::objectives::{Electra, ElectraConfig};
@@ -26,17 +25,22 @@ const DISCRIMINATOR_HEAD: &[(&str, &str)] = &[
 
 /// The generator but for its embeddings: projection, layers, MLM head.
 fn generator_table() -> KeyTable {
-    let mut table = prefixed(
+    let mut keys = prefixed(
         "electra",
         &[("embeddings_project.", "generator.projection.")],
     );
-    table.extend(super::table(&[
+    keys.extend(table(&[
         ("generator_predictions.dense.", "generator.head.dense."),
         ("generator_predictions.LayerNorm.", "generator.head.norm."),
         ("generator_lm_head.bias", "generator.head.bias"),
     ]));
-    table.extend(layers_table("electra", "generator.layers."));
-    table
+    keys.extend(layers(
+        "electra",
+        "encoder.layer",
+        LAYER,
+        "generator.layers.",
+    ));
+    keys
 }
 
 /// An ELECTRA checkpoint in pretext's modules.
@@ -62,7 +66,7 @@ pub fn load_electra(
     device: &Device,
 ) -> Result<HfElectra> {
     let config = HfConfig::read(discriminator)?;
-    super::check_family(&config, "electra", discriminator)?;
+    config.expect("electra", discriminator)?;
     let mut encoder = config.encoder(discriminator)?.init(device)?;
     let mut objective = ElectraConfig::new();
     let generator_config = generator.map(HfConfig::read).transpose()?;
@@ -73,8 +77,12 @@ pub fn load_electra(
     }
     let mut electra = objective.init(&encoder, config.num_hidden_layers, device)?;
     let mut loader = Loader::new(discriminator, device)?;
-    let encoder_table = encoder_table("electra").expect("electra loads");
-    loader.part("discriminator", &mut encoder, &encoder_table, true)?;
+    loader.part(
+        "discriminator",
+        &mut encoder,
+        &encoder_table("electra"),
+        true,
+    )?;
     loader.part(
         "discriminator head",
         &mut electra,
@@ -84,7 +92,7 @@ pub fn load_electra(
     let mut report = loader.finish();
     match (generator, &generator_config) {
         (Some(dir), Some(g)) => {
-            super::check_family(g, "electra", dir)?;
+            g.expect("electra", dir)?;
             let ours = objective.generator_encoder(&encoder, config.num_hidden_layers);
             let theirs = (g.num_attention_heads, g.intermediate_size);
             if theirs != (ours.num_heads, ours.ffn_size) {
@@ -99,9 +107,7 @@ pub fn load_electra(
             }
             let mut loader = Loader::new(dir, device)?;
             loader.part("generator", &mut electra, &generator_table(), true)?;
-            let generator_report = loader.finish();
-            report.loaded.extend(generator_report.loaded);
-            report.unused.extend(generator_report.unused);
+            report.extend(loader.finish());
         }
         _ => report.initialised.push("generator".into()),
     }

@@ -7,8 +7,9 @@ use std::path::Path;
 use burn::store::{BurnToPyTorchAdapter, KeyRemapper, ModuleSnapshot, SafetensorsStore};
 use serde_json::json;
 
-use super::bert::MLM_HEAD;
-use super::{EMBEDDINGS, KeyTable, LAYER, literal, model_error};
+use super::bert::{EMBEDDINGS, LAYER, MLM_HEAD};
+use super::loader::{KeyTable, literal};
+use super::model_error;
 use crate::blocks::{PositionEncoding, TransformerEncoder, TransformerEncoderConfig};
 use crate::error::{Error, Result};
 use crate::objectives::Mlm;

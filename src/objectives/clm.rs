@@ -23,6 +23,10 @@ pub struct ClmConfig {
     /// LayerNorm epsilon of the head. Default 1e-12.
     #[config(default = 1e-12)]
     pub layer_norm_eps: f64,
+    /// BERT's dense + GELU + LayerNorm before the tied projection. Default true; GPT-2's head
+    /// has none.
+    #[config(default = true)]
+    pub transform: bool,
 }
 
 /// The causal-LM objective: an LM head tied to the backbone's token embedding.
@@ -37,8 +41,16 @@ impl ClmConfig {
         Clm {
             head: LmHeadConfig::for_backbone(backbone)
                 .with_layer_norm_eps(self.layer_norm_eps)
+                .with_transform(self.transform)
                 .init(device),
         }
+    }
+}
+
+impl Clm {
+    /// The LM head.
+    pub fn head(&self) -> &LmHead {
+        &self.head
     }
 }
 

@@ -7,7 +7,7 @@
 use burn::prelude::*;
 
 use super::{EncoderHead, Objective, ObjectiveOutput, forward_encoder_head, predict_tokens};
-use crate::blocks::{EncoderBackbone, LmHead, LmHeadConfig, TransformerEncoder};
+use crate::blocks::{Activation, EncoderBackbone, LmHead, LmHeadConfig, TransformerEncoder};
 use crate::data::{Segment, Task, TokenBatch, TokenExample, TokenizedDocument, pack_segments};
 use crate::error::Error;
 use crate::noise::{ExampleRng, MlmMasker, MlmMasking};
@@ -23,6 +23,9 @@ pub struct MlmConfig {
     /// LayerNorm epsilon of the head. Default 1e-12.
     #[config(default = 1e-12)]
     pub layer_norm_eps: f64,
+    /// The GELU of the head's transform. Default exact; ALBERT's is the tanh approximation.
+    #[config(default = "Activation::Gelu")]
+    pub activation: Activation,
 }
 
 /// The masked-LM objective: an LM head tied to the backbone's token embedding.
@@ -37,6 +40,7 @@ impl MlmConfig {
         Mlm {
             head: LmHeadConfig::for_backbone(backbone)
                 .with_layer_norm_eps(self.layer_norm_eps)
+                .with_activation(self.activation)
                 .init(device),
         }
     }

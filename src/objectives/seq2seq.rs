@@ -19,6 +19,10 @@ pub struct Seq2SeqConfig {
     /// LayerNorm epsilon of the head. Default 1e-12.
     #[config(default = 1e-12)]
     pub layer_norm_eps: f64,
+    /// BERT's dense + GELU + LayerNorm before the tied projection. Default true; BART's head
+    /// has none.
+    #[config(default = true)]
+    pub transform: bool,
 }
 
 /// The denoising objective: an LM head over the decoder, tied to the shared token table.
@@ -33,8 +37,16 @@ impl Seq2SeqConfig {
         Seq2Seq {
             head: LmHeadConfig::for_backbone(backbone)
                 .with_layer_norm_eps(self.layer_norm_eps)
+                .with_transform(self.transform)
                 .init(device),
         }
+    }
+}
+
+impl Seq2Seq {
+    /// The LM head.
+    pub fn head(&self) -> &LmHead {
+        &self.head
     }
 }
 

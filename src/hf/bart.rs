@@ -1,0 +1,127 @@
+//! BART (`BartModel`, `BartForConditionalGeneration`): pretext's encoder-decoder over one shared
+//! token table (`model.shared`), with positions offset by 2 rows, a LayerNorm on each side's
+//! embeddings, post-LN layers, and the LM head tied to the table with no transform and
+//! `final_logits_bias` as its bias.
+
+use std::path::Path;
+
+use burn::prelude::Device;
+use burn::tensor::TensorData;
+
+use super::loader::{KeyTable, LoadReport, Loader, layers, prefixed, table};
+use super::{HfConfig, model_error};
+use crate::blocks::{EncoderDecoder, EncoderDecoderConfig};
+use crate::error::Result;
+use crate::objectives::{Seq2Seq, Seq2SeqConfig};
+
+/// The tables and embedding LayerNorms, under `model.` in `BartForConditionalGeneration`.
+const EMBEDDINGS: &[(&str, &str)] = &[
+    ("shared.", "encoder.embeddings.tokens."),
+    (
+        "encoder.embed_positions.",
+        "encoder.embeddings.input.positions.",
+    ),
+    (
+        "encoder.layernorm_embedding.",
+        "encoder.embeddings.input.norm.",
+    ),
+    ("decoder.embed_positions.", "decoder.input.positions."),
+    ("decoder.layernorm_embedding.", "decoder.input.norm."),
+];
+
+/// An encoder layer: HF name after `encoder.layers.N.`, pretext path after `layers.N.`.
+const ENCODER_LAYER: &[(&str, &str)] = &[
+    ("self_attn.q_proj.", "attention.query."),
+    ("self_attn.k_proj.", "attention.key."),
+    ("self_attn.v_proj.", "attention.value."),
+    ("self_attn.out_proj.", "attention.output."),
+    ("self_attn_layer_norm.", "attention_norm."),
+    ("fc1.", "ffn.up."),
+    ("fc2.", "ffn.down."),
+    ("final_layer_norm.", "ffn_norm."),
+];
+
+/// A decoder layer: HF name after `decoder.layers.N.`, pretext path after `layers.N.`.
+const DECODER_LAYER: &[(&str, &str)] = &[
+    ("self_attn.q_proj.", "self_attention.query."),
+    ("self_attn.k_proj.", "self_attention.key."),
+    ("self_attn.v_proj.", "self_attention.value."),
+    ("self_attn.out_proj.", "self_attention.output."),
+    ("self_attn_layer_norm.", "self_attention_norm."),
+    ("encoder_attn.q_proj.", "cross_attention.query."),
+    ("encoder_attn.k_proj.", "cross_attention.key."),
+    ("encoder_attn.v_proj.", "cross_attention.value."),
+    ("encoder_attn.out_proj.", "cross_attention.output."),
+    ("encoder_attn_layer_norm.", "cross_attention_norm."),
+    ("fc1.", "ffn.up."),
+    ("fc2.", "ffn.down."),
+    ("final_layer_norm.", "ffn_norm."),
+];
+
+/// The encoder-decoder: tables, embedding LayerNorms, both stacks.
+fn model_table() -> KeyTable {
+    let mut table = prefixed("model", EMBEDDINGS);
+    table.extend(layers(
+        "model",
+        "encoder.layers",
+        ENCODER_LAYER,
+        "encoder.layers.",
+    ));
+    table.extend(layers(
+        "model",
+        "decoder.layers",
+        DECODER_LAYER,
+        "decoder.layers.",
+    ));
+    table
+}
+
+/// A BART checkpoint in pretext's modules.
+#[derive(Debug)]
+pub struct HfBart {
+    /// Its `config.json`.
+    pub config: HfConfig,
+    /// The encoder-decoder.
+    pub model: EncoderDecoder,
+    /// The LM head over the decoder: the shared table, no transform, `final_logits_bias`
+    /// (zero if the file has none).
+    pub seq2seq: Seq2Seq,
+    /// What came from the file.
+    pub report: LoadReport,
+}
+
+/// Loads the BART model directory `dir` onto `device`.
+pub fn load_bart(dir: &Path, device: &Device) -> Result<HfBart> {
+    let config = HfConfig::read(dir)?;
+    config.expect("bart", dir)?;
+    let decoder_layers = config
+        .decoder_layers
+        .ok_or_else(|| model_error(dir, &"config.json has no decoder_layers"))?;
+    let mut model = EncoderDecoderConfig::new(config.encoder(dir)?, decoder_layers).init(device)?;
+    let mut seq2seq = Seq2SeqConfig::new()
+        .with_transform(false)
+        .init(&model, device);
+    let mut loader = Loader::new(dir, device)?;
+    // A [1, vocab] buffer in the file, a [vocab] bias here.
+    loader.rewrite(
+        |name| name == "final_logits_bias",
+        |name, data| {
+            let len = data.num_elements();
+            let values: Vec<f32> = data.try_to_vec().expect("rewrites see f32 data");
+            vec![(name.to_string(), TensorData::new(values, [len]))]
+        },
+    )?;
+    loader.part("encoder-decoder", &mut model, &model_table(), true)?;
+    loader.part(
+        "LM head bias",
+        &mut seq2seq,
+        &table(&[("final_logits_bias", "head.bias")]),
+        false,
+    )?;
+    Ok(HfBart {
+        config,
+        model,
+        seq2seq,
+        report: loader.finish(),
+    })
+}

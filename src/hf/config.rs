@@ -1,0 +1,266 @@
+//! A Hugging Face `config.json`, read into one shape for every family pretext loads: GPT-2's
+//! `n_embd`, BART's `d_model` and BERT's `hidden_size` are one field here, and each family's
+//! defaults fill what its file leaves out.
+
+use std::path::Path;
+
+use serde::Deserialize;
+
+use super::model_error;
+use crate::blocks::{Activation, TransformerEncoderConfig};
+use crate::error::{Error, Result};
+
+/// The families pretext loads, by `model_type`.
+pub const FAMILIES: &[&str] = &["bert", "roberta", "electra", "albert", "gpt2", "bart"];
+
+/// The fields of a Hugging Face `config.json` that pretext reads (the file holds many more,
+/// which are ignored), with each family's names and defaults resolved.
+#[derive(Debug, Clone)]
+pub struct HfConfig {
+    /// The family: one of [`FAMILIES`].
+    pub model_type: String,
+    /// The classes the checkpoint was saved from, e.g. `BertForPreTraining`.
+    pub architectures: Vec<String>,
+    /// Vocabulary size.
+    pub vocab_size: usize,
+    /// Model width (`n_embd`, `d_model`).
+    pub hidden_size: usize,
+    /// Width of the embedding tables (ELECTRA, ALBERT), projected up to `hidden_size`.
+    pub embedding_size: Option<usize>,
+    /// Layers (BART: encoder layers).
+    pub num_hidden_layers: usize,
+    /// Decoder layers (BART).
+    pub decoder_layers: Option<usize>,
+    /// Attention heads.
+    pub num_attention_heads: usize,
+    /// Feed-forward width (`n_inner`, 4 × width when GPT-2 leaves it null; BART's
+    /// `encoder_ffn_dim`).
+    pub intermediate_size: usize,
+    /// The activation (`hidden_act`, `activation_function`).
+    pub hidden_act: String,
+    /// Rows of the position table (BART's holds 2 more, for its offset).
+    pub max_position_embeddings: usize,
+    /// Token types (segments); 0 for GPT-2 and BART.
+    pub type_vocab_size: usize,
+    /// LayerNorm epsilon (BART's is fixed at 1e-5).
+    pub layer_norm_eps: f64,
+    /// Dropout of the hidden states.
+    pub hidden_dropout_prob: f64,
+    /// The padding id: RoBERTa's positions start just after it.
+    pub pad_token_id: Option<usize>,
+    /// BART: token vectors multiplied by √width.
+    pub scale_embedding: bool,
+    /// The token the decoder starts from (BART).
+    pub decoder_start_token_id: Option<usize>,
+}
+
+/// The file as written, every family's names accepted.
+#[derive(Deserialize)]
+struct RawConfig {
+    model_type: String,
+    #[serde(default)]
+    architectures: Vec<String>,
+    vocab_size: usize,
+    #[serde(alias = "n_embd", alias = "d_model")]
+    hidden_size: usize,
+    embedding_size: Option<usize>,
+    #[serde(alias = "n_layer", alias = "encoder_layers")]
+    num_hidden_layers: usize,
+    decoder_layers: Option<usize>,
+    #[serde(alias = "n_head", alias = "encoder_attention_heads")]
+    num_attention_heads: usize,
+    decoder_attention_heads: Option<usize>,
+    #[serde(alias = "n_inner", alias = "encoder_ffn_dim")]
+    intermediate_size: Option<usize>,
+    decoder_ffn_dim: Option<usize>,
+    #[serde(alias = "activation_function")]
+    hidden_act: Option<String>,
+    #[serde(alias = "n_positions")]
+    max_position_embeddings: Option<usize>,
+    type_vocab_size: Option<usize>,
+    #[serde(alias = "layer_norm_epsilon")]
+    layer_norm_eps: Option<f64>,
+    #[serde(alias = "resid_pdrop", alias = "dropout")]
+    hidden_dropout_prob: Option<f64>,
+    position_embedding_type: Option<String>,
+    pad_token_id: Option<usize>,
+    #[serde(default)]
+    scale_embedding: bool,
+    decoder_start_token_id: Option<usize>,
+    num_hidden_groups: Option<usize>,
+    inner_group_num: Option<usize>,
+}
+
+impl HfConfig {
+    /// Reads `dir/config.json`: a family of [`FAMILIES`] whose shape pretext's blocks compute,
+    /// or an error naming what does not fit.
+    pub fn read(dir: &Path) -> Result<Self> {
+        let path = dir.join("config.json");
+        let text = std::fs::read_to_string(&path)
+            .map_err(|e| model_error(dir, &format!("config.json: {e}")))?;
+        let raw: RawConfig = serde_json::from_str(&text).map_err(|e| Error::ConfigFile {
+            path: path.clone(),
+            line: e.line(),
+            column: e.column(),
+            reason: e.to_string(),
+        })?;
+        Self::resolve(raw, dir)
+    }
+
+    fn resolve(raw: RawConfig, dir: &Path) -> Result<Self> {
+        let family = raw.model_type.as_str();
+        if !FAMILIES.contains(&family) {
+            return Err(model_error(
+                dir,
+                &format!(
+                    "model_type {family:?} is not one pretext loads ({})",
+                    FAMILIES.join(", ")
+                ),
+            ));
+        }
+        let unsupported = |what: String| Err(model_error(dir, &what));
+        if let Some(kind) = raw.position_embedding_type.as_deref()
+            && kind != "absolute"
+        {
+            return unsupported(format!(
+                "position_embedding_type {kind:?}: only absolute positions load"
+            ));
+        }
+        // ALBERT's groups: pretext shares one layer across every depth, ALBERT's default.
+        if raw.num_hidden_groups.unwrap_or(1) != 1 || raw.inner_group_num.unwrap_or(1) != 1 {
+            return unsupported(
+                "num_hidden_groups and inner_group_num other than 1: pretext shares one layer \
+                 across every depth"
+                    .into(),
+            );
+        }
+        let heads = raw.num_attention_heads;
+        let ffn = match (family, raw.intermediate_size) {
+            ("gpt2", None) => 4 * raw.hidden_size,
+            (_, Some(size)) => size,
+            (_, None) => return unsupported("config.json has no intermediate_size".into()),
+        };
+        // BART's decoder layers take the encoder's shape: pretext builds both from one config.
+        for (name, theirs, ours) in [
+            (
+                "decoder_attention_heads",
+                raw.decoder_attention_heads,
+                heads,
+            ),
+            ("decoder_ffn_dim", raw.decoder_ffn_dim, ffn),
+        ] {
+            if let Some(theirs) = theirs
+                && theirs != ours
+            {
+                return unsupported(format!(
+                    "{name} {theirs} differs from the encoder's {ours}: pretext's decoder \
+                     layers are shaped as its encoder's"
+                ));
+            }
+        }
+        let (act, eps, types, positions) = match family {
+            "gpt2" => ("gelu_new", 1e-5, 0, 1024),
+            "bart" => ("gelu", 1e-5, 0, 1024),
+            "albert" => ("gelu_new", 1e-12, 2, 512),
+            _ => ("gelu", 1e-12, 2, 512),
+        };
+        let config = Self {
+            model_type: raw.model_type.clone(),
+            architectures: raw.architectures,
+            vocab_size: raw.vocab_size,
+            hidden_size: raw.hidden_size,
+            embedding_size: raw.embedding_size,
+            num_hidden_layers: raw.num_hidden_layers,
+            decoder_layers: raw.decoder_layers,
+            num_attention_heads: heads,
+            intermediate_size: ffn,
+            hidden_act: raw.hidden_act.unwrap_or_else(|| act.into()),
+            max_position_embeddings: raw.max_position_embeddings.unwrap_or(positions),
+            type_vocab_size: match family {
+                "gpt2" | "bart" => 0,
+                _ => raw.type_vocab_size.unwrap_or(types),
+            },
+            // BART's LayerNorms are nn.LayerNorm(d_model): 1e-5 whatever the file says.
+            layer_norm_eps: match family {
+                "bart" => eps,
+                _ => raw.layer_norm_eps.unwrap_or(eps),
+            },
+            hidden_dropout_prob: raw.hidden_dropout_prob.unwrap_or(0.1),
+            pad_token_id: raw.pad_token_id,
+            scale_embedding: raw.scale_embedding,
+            decoder_start_token_id: raw.decoder_start_token_id,
+        };
+        config.activation(dir)?;
+        config.encoder(dir)?;
+        Ok(config)
+    }
+
+    /// The activation of the layers, or an error naming one pretext's blocks do not compute.
+    pub fn activation(&self, dir: &Path) -> Result<Activation> {
+        Activation::from_hf(&self.hidden_act).ok_or_else(|| {
+            model_error(
+                dir,
+                &format!(
+                    "hidden_act {:?}: pretext's blocks compute gelu and gelu_new only",
+                    self.hidden_act
+                ),
+            )
+        })
+    }
+
+    /// The pretext encoder of this shape (BART: its encoder, whose shape the decoder layers
+    /// take too).
+    pub fn encoder(&self, dir: &Path) -> Result<TransformerEncoderConfig> {
+        let family = self.model_type.as_str();
+        // RoBERTa numbers positions from the padding id + 1 (fairseq's make_positions); BART's
+        // table holds two rows before its first position.
+        let (position_offset, extra_rows) = match family {
+            "roberta" => (self.pad_token_id.unwrap_or(1) + 1, 0),
+            "bart" => (2, 2),
+            _ => (0, 0),
+        };
+        // ALBERT always projects its embeddings up; ELECTRA only when they are narrower.
+        let embedding_size = match family {
+            "albert" => self.embedding_size,
+            _ => self.embedding_size.filter(|&e| e != self.hidden_size),
+        };
+        let scale = match self.scale_embedding {
+            true => (self.hidden_size as f64).sqrt(),
+            false => 1.0,
+        };
+        let encoder = TransformerEncoderConfig::new(
+            self.vocab_size,
+            self.hidden_size,
+            self.num_hidden_layers,
+            self.num_attention_heads,
+            self.intermediate_size,
+        )
+        .with_embedding_size(embedding_size)
+        .with_share_layers(family == "albert")
+        .with_max_positions(self.max_position_embeddings + extra_rows)
+        .with_position_offset(position_offset)
+        .with_num_segments(self.type_vocab_size)
+        .with_layer_norm_eps(self.layer_norm_eps)
+        .with_dropout(self.hidden_dropout_prob)
+        .with_activation(self.activation(dir)?)
+        .with_norm_first(family == "gpt2")
+        .with_embedding_norm(family != "gpt2")
+        .with_embedding_scale(scale);
+        encoder.validate().map_err(|e| model_error(dir, &e))?;
+        Ok(encoder)
+    }
+
+    /// Checks that this is of the family `family`.
+    pub(crate) fn expect(&self, family: &str, dir: &Path) -> Result<()> {
+        if self.model_type == family {
+            return Ok(());
+        }
+        Err(model_error(
+            dir,
+            &format!(
+                "model_type {:?} where {family} was expected",
+                self.model_type
+            ),
+        ))
+    }
+}

@@ -1,0 +1,100 @@
+//! GPT-2 (`GPT2Model`, `GPT2LMHeadModel`): pre-LN layers with a final LayerNorm, no LayerNorm
+//! on the embeddings, and the LM head tied to the token table with neither transform nor bias.
+//!
+//! Its linear maps are `Conv1D`s, stored `[in, out]` (burn's own layout, the transpose of
+//! `nn.Linear`'s), and its attention's query, key and value are one fused `c_attn`: the loader
+//! first rewrites them into three `nn.Linear`-shaped tensors, so that one key table and one
+//! adapter serve every family.
+
+use std::path::Path;
+
+use burn::prelude::Device;
+
+use super::HfConfig;
+use super::loader::{KeyTable, LoadReport, Loader, layers, prefixed, split_last, transposed};
+use crate::blocks::TransformerEncoder;
+use crate::error::Result;
+use crate::objectives::{Clm, ClmConfig};
+
+/// One block: HF name after `h.N.`, pretext path after `layers.N.` (`c_attn` after it is split).
+const LAYER: &[(&str, &str)] = &[
+    ("ln_1.", "attention_norm."),
+    ("attn.c_attn.query.", "attention.query."),
+    ("attn.c_attn.key.", "attention.key."),
+    ("attn.c_attn.value.", "attention.value."),
+    ("attn.c_proj.", "attention.output."),
+    ("ln_2.", "ffn_norm."),
+    ("mlp.c_fc.", "ffn.up."),
+    ("mlp.c_proj.", "ffn.down."),
+];
+
+/// The tables and the final LayerNorm, under `transformer.` in `GPT2LMHeadModel`.
+const EMBEDDINGS: &[(&str, &str)] = &[
+    ("wte.", "embeddings.tokens."),
+    ("wpe.", "embeddings.input.positions."),
+    ("ln_f.", "final_norm."),
+];
+
+/// The encoder: embeddings, blocks, final LayerNorm.
+pub(crate) fn encoder_table() -> KeyTable {
+    let mut table = prefixed("transformer", EMBEDDINGS);
+    table.extend(layers("transformer", "h", LAYER, "layers."));
+    table
+}
+
+/// Rewrites the Conv1D tensors as `nn.Linear` ones: every weight transposed to `[out, in]`,
+/// and `c_attn`'s q|k|v (concatenated along its output columns) split into three.
+pub(crate) fn rewrite(loader: &mut Loader) -> Result<()> {
+    let conv = |name: &str| {
+        ["attn.c_attn.", "attn.c_proj.", "mlp.c_fc.", "mlp.c_proj."]
+            .iter()
+            .any(|part| name.contains(part))
+    };
+    loader.rewrite(conv, |name, data| {
+        let (module, kind) = name.rsplit_once('.').expect("a tensor name has a module");
+        let linear = |data| match kind {
+            "weight" => transposed(&data),
+            _ => data,
+        };
+        if !module.ends_with("c_attn") {
+            return vec![(name.to_string(), linear(data))];
+        }
+        split_last(&data, 3)
+            .into_iter()
+            .zip(["query", "key", "value"])
+            .map(|(piece, part)| (format!("{module}.{part}.{kind}"), linear(piece)))
+            .collect()
+    })
+}
+
+/// A GPT-2 checkpoint in pretext's modules.
+#[derive(Debug)]
+pub struct HfGpt2 {
+    /// Its `config.json`.
+    pub config: HfConfig,
+    /// The decoder-only stack: pretext's encoder with pre-LN layers, run under a causal mask.
+    pub encoder: TransformerEncoder,
+    /// The causal-LM head: the token table itself, no transform, a zero bias.
+    pub clm: Clm,
+    /// What came from the file.
+    pub report: LoadReport,
+}
+
+/// Loads the GPT-2 model directory `dir` onto `device`.
+pub fn load_gpt2(dir: &Path, device: &Device) -> Result<HfGpt2> {
+    let config = HfConfig::read(dir)?;
+    config.expect("gpt2", dir)?;
+    let mut encoder = config.encoder(dir)?.init(device)?;
+    let clm = ClmConfig::new()
+        .with_transform(false)
+        .init(&encoder, device);
+    let mut loader = Loader::new(dir, device)?;
+    rewrite(&mut loader)?;
+    loader.part("decoder", &mut encoder, &encoder_table(), true)?;
+    Ok(HfGpt2 {
+        config,
+        encoder,
+        clm,
+        report: loader.finish(),
+    })
+}
