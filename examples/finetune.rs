@@ -131,7 +131,7 @@ fn encoder(
 ) -> Result<(Tokenizer, TransformerEncoder), Box<dyn std::error::Error>> {
     let (tokenizer, backbone) = match &args.checkpoint {
         Some(dir) if dir.join(pretext::hf::WEIGHTS_FILE).exists() => {
-            let tokenizer = Tokenizer::from_file(dir.join("tokenizer.json"))?;
+            let tokenizer = Tokenizer::from_model_dir(dir)?;
             let (backbone, report) = pretext::hf::load_encoder_from(dir, device)?;
             eprintln!("{}: {report}", dir.display());
             (tokenizer, backbone)

@@ -17,11 +17,17 @@ import pathlib
 import torch
 import transformers
 from transformers import (
+    AlbertConfig,
+    AlbertForPreTraining,
+    BartConfig,
+    BartForConditionalGeneration,
     BertConfig,
     BertForPreTraining,
     ElectraConfig,
     ElectraForMaskedLM,
     ElectraForPreTraining,
+    GPT2Config,
+    GPT2LMHeadModel,
     RobertaConfig,
     RobertaForMaskedLM,
 )
@@ -35,7 +41,8 @@ def widen(model, seed):
     with torch.no_grad():
         for name, p in model.named_parameters():
             noise = torch.randn(p.shape, generator=g)
-            if "LayerNorm.weight" in name or "layer_norm.weight" in name:
+            norm = ("LayerNorm", "layer_norm", "layernorm", "ln_")
+            if any(n in name for n in norm) and name.endswith("weight"):
                 p.copy_(1.0 + 0.2 * noise)
             elif name.endswith("bias"):
                 p.copy_(0.2 * noise)
@@ -81,6 +88,9 @@ def write_expected(directory, ids, types, mask, **outputs):
         "positions": kept.tolist(),
     }
     for name, value in outputs.items():
+        if value.dtype == torch.long:
+            expected[name] = value.tolist()
+            continue
         if value.dim() >= 2 and value.shape[:2] == ids.shape:
             value = value.reshape(ids.numel(), -1)[kept]
         expected[name] = rounded(value)
@@ -184,6 +194,104 @@ def electra():
     )
 
 
+def albert():
+    """ALBERT: a factorized embedding (14 wide, projected to 30), one layer shared by three
+    depths, the tanh GELU (gelu_new) in the layers and the MLM head, and the SOP head."""
+    config = AlbertConfig(
+        vocab_size=103,
+        embedding_size=14,
+        hidden_size=30,
+        num_hidden_layers=3,
+        num_attention_heads=3,
+        intermediate_size=44,
+        hidden_act="gelu_new",
+        max_position_embeddings=40,
+        type_vocab_size=2,
+        layer_norm_eps=1e-12,
+        pad_token_id=0,
+        attn_implementation="eager",
+    )
+    model = build(AlbertForPreTraining, config, 9)
+    ids, types, mask = inputs(config.vocab_size, config.type_vocab_size, 10)
+    with torch.no_grad():
+        out = model(input_ids=ids, token_type_ids=types, attention_mask=mask)
+    directory = OUT / "albert"
+    model.save_pretrained(directory)
+    write_expected(
+        directory,
+        ids,
+        types,
+        mask,
+        mlm_logits=out.prediction_logits,
+        sop_logits=out.sop_logits,
+    )
+
+
+def gpt2():
+    """GPT-2: pre-LN layers with a final LayerNorm, no embedding LayerNorm, Conv1D weights
+    stored [in, out], q|k|v fused in c_attn, the tanh GELU, epsilon 1e-5, the LM head tied to
+    the token table with no transform and no bias; right padding, no token types."""
+    config = GPT2Config(
+        vocab_size=97,
+        n_embd=30,
+        n_layer=2,
+        n_head=3,
+        n_inner=50,
+        n_positions=40,
+        activation_function="gelu_new",
+        layer_norm_epsilon=1e-5,
+        attn_implementation="eager",
+    )
+    model = build(GPT2LMHeadModel, config, 11)
+    ids, types, mask = inputs(config.vocab_size, 1, 12)
+    with torch.no_grad():
+        out = model(input_ids=ids, attention_mask=mask)
+    directory = OUT / "gpt2"
+    model.save_pretrained(directory)
+    write_expected(directory, ids, types, mask, lm_logits=out.logits)
+
+
+def bart():
+    """BART: encoder and decoder over one shared table, positions offset by 2, a LayerNorm on
+    the embeddings, post-LN layers, epsilon 1e-5, the LM head tied with no transform and a
+    final_logits_bias; the source padded with BART's pad id 1."""
+    config = BartConfig(
+        vocab_size=95,
+        d_model=30,
+        encoder_layers=2,
+        decoder_layers=2,
+        encoder_attention_heads=3,
+        decoder_attention_heads=3,
+        encoder_ffn_dim=44,
+        decoder_ffn_dim=44,
+        max_position_embeddings=40,
+        pad_token_id=1,
+        bos_token_id=0,
+        eos_token_id=2,
+        decoder_start_token_id=2,
+        attn_implementation="eager",
+    )
+    model = build(BartForConditionalGeneration, config, 13)
+    g = torch.Generator().manual_seed(15)
+    with torch.no_grad():
+        model.final_logits_bias.copy_(0.2 * torch.randn(model.final_logits_bias.shape, generator=g))
+    ids, types, mask = inputs(config.vocab_size, 1, 14, pad=config.pad_token_id)
+    decoder_ids = torch.randint(4, config.vocab_size, (2, 6), generator=g)
+    decoder_ids[:, 0] = config.decoder_start_token_id
+    with torch.no_grad():
+        out = model(input_ids=ids, attention_mask=mask, decoder_input_ids=decoder_ids)
+    directory = OUT / "bart"
+    model.save_pretrained(directory)
+    write_expected(
+        directory,
+        ids,
+        types,
+        mask,
+        decoder_input_ids=decoder_ids,
+        seq2seq_logits=out.logits,
+    )
+
+
 def bert_bundled_vocab():
     """A BertForMaskedLM over pretext's bundled vocabulary, with its tokenizer.json: what
     continued pretraining starts from in the tests."""
@@ -205,11 +313,127 @@ def bert_bundled_vocab():
     (directory / "tokenizer.json").write_text(tokenizer.read_text())
 
 
+def half_precision():
+    """The ALBERT fixture's weights saved as float16 and as bfloat16 (config and weights only):
+    pretext casts them to the run's float type as it loads them."""
+    model = AlbertForPreTraining.from_pretrained(OUT / "albert")
+    for name, dtype in [("albert-f16", torch.float16), ("albert-bf16", torch.bfloat16)]:
+        model.to(dtype).save_pretrained(OUT / name)
+
+
+def sentences(count=300):
+    """The first `count` lines of 30 to 300 characters of the bundled Brown corpus, in file
+    order: plain English with quotes, hyphens, numbers and punctuation."""
+    found = []
+    for path in sorted((OUT.parent.parent.parent / "data" / "brown").glob("*.txt")):
+        for line in path.read_text().splitlines():
+            line = line.strip()
+            if 30 <= len(line) <= 300:
+                found.append(line)
+                if len(found) == count:
+                    return found
+    return found
+
+
+def word_starts(encoding):
+    """Which tokens begin a word, from a fast tokenizer's word ids."""
+    starts, previous = [], object()
+    for word in encoding.word_ids():
+        starts.append(word is None or word != previous)
+        previous = word
+    return starts
+
+
+def tokenizers_():
+    """Tokenizer fixtures under tokenizers/, each with the ids (and word starts) that
+    `transformers` gives the bundled sentences, special tokens left out:
+
+    - bert-vocab: the bundled WordPiece vocabulary as a BERT `vocab.txt`, against the slow,
+      pure-Python `BertTokenizer`;
+    - roberta-bpe: a byte-level BPE of 1,000 tokens trained here with RoBERTa's special tokens,
+      as `tokenizer.json`, against the slow `RobertaTokenizer` over its vocab.json/merges.txt;
+    - minilm: all-MiniLM-L6-v2's `vocab.txt` (Apache-2.0), against its own fast tokenizer, when
+      scripts/fetch_minilm.sh has fetched the model."""
+    import tempfile
+
+    from tokenizers import ByteLevelBPETokenizer
+    from transformers import BertTokenizer, PreTrainedTokenizerFast, RobertaTokenizer
+
+    root = OUT / "tokenizers"
+    texts = sentences()
+
+    def write(directory, slow, fast=None):
+        expected = {
+            "transformers": transformers.__version__,
+            "sentences": texts,
+            "ids": [slow.encode(t, add_special_tokens=False) for t in texts],
+        }
+        if fast is not None:
+            expected["word_starts"] = [
+                word_starts(fast(t, add_special_tokens=False)) for t in texts
+            ]
+        (directory / "expected.json").write_text(json.dumps(expected))
+
+    bert_dir = root / "bert-vocab"
+    bert_dir.mkdir(parents=True, exist_ok=True)
+    bundled = json.loads((OUT.parent.parent.parent / "data" / "tokenizer.json").read_text())
+    vocab = sorted(bundled["model"]["vocab"].items(), key=lambda kv: kv[1])
+    (bert_dir / "vocab.txt").write_text("".join(token + "\n" for token, _ in vocab))
+    (bert_dir / "tokenizer_config.json").write_text(
+        json.dumps({"tokenizer_class": "BertTokenizer", "do_lower_case": True})
+    )
+    write(bert_dir, BertTokenizer(str(bert_dir / "vocab.txt"), do_lower_case=True))
+
+    bpe_dir = root / "roberta-bpe"
+    bpe_dir.mkdir(parents=True, exist_ok=True)
+    specials = ["<s>", "<pad>", "</s>", "<unk>", "<mask>"]
+    bpe = ByteLevelBPETokenizer()
+    brown = sorted(str(p) for p in (OUT.parent.parent.parent / "data" / "brown").glob("*.txt"))
+    bpe.train(brown, vocab_size=1000, min_frequency=2, special_tokens=specials)
+    bpe.save(str(bpe_dir / "tokenizer.json"))
+    (bpe_dir / "tokenizer_config.json").write_text(
+        json.dumps(
+            {
+                "tokenizer_class": "RobertaTokenizer",
+                "bos_token": "<s>",
+                "eos_token": "</s>",
+                "cls_token": "<s>",
+                "sep_token": "</s>",
+                "pad_token": "<pad>",
+                "unk_token": "<unk>",
+                "mask_token": {"content": "<mask>", "lstrip": True},
+            }
+        )
+    )
+    with tempfile.TemporaryDirectory() as tmp:
+        bpe.save_model(tmp)
+        slow = RobertaTokenizer(f"{tmp}/vocab.json", f"{tmp}/merges.txt")
+        fast = PreTrainedTokenizerFast(tokenizer_file=str(bpe_dir / "tokenizer.json"))
+        write(bpe_dir, slow, fast)
+
+    minilm = pathlib.Path.home() / ".cache/pretext/models/all-MiniLM-L6-v2"
+    if minilm.is_dir():
+        minilm_dir = root / "minilm"
+        minilm_dir.mkdir(parents=True, exist_ok=True)
+        for name in ["vocab.txt", "tokenizer_config.json", "special_tokens_map.json"]:
+            (minilm_dir / name).write_bytes((minilm / name).read_bytes())
+        fast = PreTrainedTokenizerFast(tokenizer_file=str(minilm / "tokenizer.json"))
+        write(minilm_dir, BertTokenizer(str(minilm / "vocab.txt"), do_lower_case=True), fast)
+
+
 if __name__ == "__main__":
     bert()
     roberta()
     electra()
+    albert()
+    gpt2()
+    bart()
     bert_bundled_vocab()
+    half_precision()
+    tokenizers_()
+    # save_pretrained writes a generation config for generative models; nothing reads it.
+    for path in OUT.rglob("generation_config.json"):
+        path.unlink()
     for path in sorted(OUT.rglob("*")):
         if path.is_file():
             print(f"{path.relative_to(OUT)}: {path.stat().st_size} bytes")

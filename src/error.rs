@@ -49,9 +49,12 @@ pub enum Error {
         /// The vocabulary size.
         vocab: usize,
     },
-    /// The tokenizer lacks a special token the crate needs.
+    /// The tokenizer lacks a special token the crate needs, by role (`pad`, `unk`, `cls`,
+    /// `sep`, `mask`).
     #[error(
-        "the tokenizer has no special token {0} (pretext needs [PAD] [UNK] [CLS] [SEP] [MASK])"
+        "the tokenizer has no {0} token: pretext needs pad, unk, cls, sep and mask tokens, \
+         named as its tokenizer_config.json declares them or [PAD] [UNK] [CLS] [SEP] [MASK] \
+         or <pad> <unk> <s> </s> <mask>"
     )]
     MissingSpecialToken(String),
     /// Span corruption needs more sentinel tokens than the tokenizer has.

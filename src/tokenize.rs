@@ -4,13 +4,13 @@
 //! Word starts come from the tokenizer's own word ids (one per pre-tokenized word), not from the
 //! `##` prefix, so whole-word and span masking also work for vocabularies without it.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
-use tokenizers::AddedToken;
 use tokenizers::models::TrainerWrapper;
 use tokenizers::models::wordpiece::{WordPiece, WordPieceTrainer};
 use tokenizers::normalizers::BertNormalizer;
 use tokenizers::pre_tokenizers::bert::BertPreTokenizer;
+use tokenizers::{AddedToken, Model};
 
 use crate::error::{Error, Result};
 
@@ -75,36 +75,90 @@ fn tk_err(e: impl std::fmt::Display) -> Error {
 }
 
 impl Tokenizer {
-    /// Wraps a `tokenizers::Tokenizer`, checking that it has every token of [`SPECIAL_TOKENS`].
-    /// Its own padding and truncation are turned off (a `tokenizer.json` saved for inference
-    /// often pads every text to a fixed length): pretext frames, cuts and pads examples itself.
-    pub fn new(mut inner: tokenizers::Tokenizer) -> Result<Self> {
+    /// Wraps a `tokenizers::Tokenizer`, finding its special tokens by role under the names
+    /// BERT (`[CLS]` …) or RoBERTa (`<s>` …) gives them. Its own padding and truncation are
+    /// turned off (a `tokenizer.json` saved for inference often pads every text to a fixed
+    /// length): pretext frames, cuts and pads examples itself.
+    pub fn new(inner: tokenizers::Tokenizer) -> Result<Self> {
+        Self::with_roles(inner, &Roles::default())
+    }
+
+    /// Wraps a `tokenizers::Tokenizer` whose special tokens are named in `declared` (what a
+    /// `tokenizer_config.json` says), each role falling back to BERT's then RoBERTa's name.
+    /// The special tokens are marked special in `inner`, so that `[MASK]` in a text is the
+    /// mask token, not three pieces.
+    pub fn with_roles(mut inner: tokenizers::Tokenizer, declared: &Roles) -> Result<Self> {
         inner.with_padding(None);
         inner
             .with_truncation(None)
             .map_err(|e| Error::Tokenizer(e.to_string()))?;
-        let id = |t: &str| {
-            inner
-                .token_to_id(t)
-                .ok_or_else(|| Error::MissingSpecialToken(t.to_string()))
+        let mut id = |role: &'static str| -> Result<u32> {
+            let candidates = declared.candidates(role);
+            let (token, id) = candidates
+                .iter()
+                .find_map(|t| inner.token_to_id(t).map(|id| (t.clone(), id)))
+                .ok_or_else(|| Error::MissingSpecialToken(role.to_string()))?;
+            let marked = inner
+                .get_added_tokens_decoder()
+                .get(&id)
+                .is_some_and(|t| t.special);
+            if !marked {
+                inner.add_special_tokens(&[AddedToken::from(token, true)]);
+            }
+            Ok(id)
         };
         let special = SpecialTokens {
-            pad: id("[PAD]")?,
-            unk: id("[UNK]")?,
-            cls: id("[CLS]")?,
-            sep: id("[SEP]")?,
-            mask: id("[MASK]")?,
+            pad: id("pad")?,
+            unk: id("unk")?,
+            cls: id("cls")?,
+            sep: id("sep")?,
+            mask: id("mask")?,
         };
         Ok(Self { inner, special })
     }
 
-    /// Loads a `tokenizer.json`.
+    /// Loads a `tokenizer.json`, or a BERT `vocab.txt` (a WordPiece vocabulary, one token a
+    /// line, under BERT's normalisation: lower-cased unless `do_lower_case` is false). Special
+    /// tokens are found by role as the `tokenizer_config.json` and `special_tokens_map.json`
+    /// beside the file name them (see [`Tokenizer::with_roles`]).
     pub fn from_file(path: impl AsRef<Path>) -> Result<Self> {
         let path = path.as_ref();
+        let dir = path.parent().unwrap_or(Path::new("."));
+        let roles = Roles::read(dir)?;
+        if path.extension().is_some_and(|e| e == "txt") {
+            return Self::from_vocab_txt(path, &roles);
+        }
         let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
         let inner = tokenizers::Tokenizer::from_bytes(&bytes)
             .map_err(|e| Error::Tokenizer(format!("{}: {e}", path.display())))?;
-        Self::new(inner)
+        Self::with_roles(inner, &roles)
+    }
+
+    /// The tokenizer of a Hugging Face model directory: its `tokenizer.json`, else its
+    /// `vocab.txt`.
+    pub fn from_model_dir(dir: &Path) -> Result<Self> {
+        Self::from_file(model_dir_file(dir))
+    }
+
+    fn from_vocab_txt(path: &Path, roles: &Roles) -> Result<Self> {
+        let unk = roles
+            .candidates("unk")
+            .into_iter()
+            .next()
+            .unwrap_or_else(|| "[UNK]".into());
+        let model = WordPiece::from_file(&path.to_string_lossy())
+            .unk_token(unk)
+            .build()
+            .map_err(|e| Error::Tokenizer(format!("{}: {e}", path.display())))?;
+        if model.get_vocab_size() == 0 {
+            return Err(Error::Tokenizer(format!("{}: no tokens", path.display())));
+        }
+        let mut inner = tokenizers::Tokenizer::new(model);
+        let lowercase = roles.lowercase.unwrap_or(true);
+        inner.with_normalizer(Some(BertNormalizer::new(true, true, None, lowercase)));
+        inner.with_pre_tokenizer(Some(BertPreTokenizer));
+        inner.with_decoder(Some(tokenizers::decoders::wordpiece::WordPiece::default()));
+        Self::with_roles(inner, roles)
     }
 
     /// The tokenizer bundled with the crate (`data/tokenizer.json`, 8192 WordPiece tokens
@@ -246,6 +300,84 @@ impl Tokenizer {
     }
 }
 
+/// The file a Hugging Face model directory's tokenizer is read from: `tokenizer.json`, else
+/// `vocab.txt` (the first when neither exists, for the error to name).
+pub fn model_dir_file(dir: &Path) -> PathBuf {
+    let json = dir.join("tokenizer.json");
+    let vocab = dir.join("vocab.txt");
+    if !json.exists() && vocab.exists() {
+        vocab
+    } else {
+        json
+    }
+}
+
+/// The special tokens a tokenizer's configuration names, by role, and whether it lower-cases.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Roles {
+    /// Token names by role (`cls`, `sep`, `pad`, `unk`, `mask`, `bos`, `eos`).
+    pub declared: Vec<(String, String)>,
+    /// `do_lower_case`, if the configuration says.
+    pub lowercase: Option<bool>,
+}
+
+impl Roles {
+    /// The roles `tokenizer_config.json` and `special_tokens_map.json` in `dir` declare (either
+    /// may be absent; the first wins where both name a role).
+    pub fn read(dir: &Path) -> Result<Self> {
+        let mut roles = Self::default();
+        for name in ["tokenizer_config.json", "special_tokens_map.json"] {
+            let path = dir.join(name);
+            let Ok(text) = std::fs::read_to_string(&path) else {
+                continue;
+            };
+            let value: serde_json::Value =
+                serde_json::from_str(&text).map_err(|e| Error::ConfigFile {
+                    path: path.clone(),
+                    line: e.line(),
+                    column: e.column(),
+                    reason: e.to_string(),
+                })?;
+            for role in ["cls", "sep", "pad", "unk", "mask", "bos", "eos"] {
+                // A token is a string, or an object with its `content` (an AddedToken).
+                let token = &value[format!("{role}_token")];
+                let token = token.as_str().or_else(|| token["content"].as_str());
+                if let Some(token) = token
+                    && roles.declared.iter().all(|(r, _)| r != role)
+                {
+                    roles.declared.push((role.into(), token.into()));
+                }
+            }
+            if roles.lowercase.is_none() {
+                roles.lowercase = value["do_lower_case"].as_bool();
+            }
+        }
+        Ok(roles)
+    }
+
+    /// The names to look for, in order, for `role`: what is declared for it (for `cls` and
+    /// `sep`, then what is declared for `bos` and `eos`), then BERT's and RoBERTa's names.
+    fn candidates(&self, role: &'static str) -> Vec<String> {
+        let declared = |r: &'static str| {
+            self.declared
+                .iter()
+                .filter(move |(name, _)| name == r)
+                .map(|(_, token)| token.clone())
+        };
+        let (fallback, defaults): (&str, [&str; 2]) = match role {
+            "pad" => ("", ["[PAD]", "<pad>"]),
+            "unk" => ("", ["[UNK]", "<unk>"]),
+            "cls" => ("bos", ["[CLS]", "<s>"]),
+            "sep" => ("eos", ["[SEP]", "</s>"]),
+            _ => ("", ["[MASK]", "<mask>"]),
+        };
+        declared(role)
+            .chain(declared(fallback))
+            .chain(defaults.iter().map(|t| t.to_string()))
+            .collect()
+    }
+}
+
 /// T5's name of sentinel `k`.
 fn sentinel(k: usize) -> String {
     format!("<extra_id_{k}>")
@@ -350,7 +482,7 @@ mod tests {
     fn a_tokenizer_without_the_special_tokens_is_rejected() {
         let err = Tokenizer::new(tokenizers::Tokenizer::new(WordPiece::default())).unwrap_err();
         assert!(
-            matches!(err, Error::MissingSpecialToken(ref t) if t == "[PAD]"),
+            matches!(err, Error::MissingSpecialToken(ref t) if t == "pad"),
             "{err}"
         );
     }

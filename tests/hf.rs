@@ -468,3 +468,118 @@ fn small_tokenizer(size: usize) -> pretext::Tokenizer {
     );
     tokenizer
 }
+
+/// Holds the tokenizer of the fixture directory `name` (under `tokenizers/`) against the ids
+/// (and, where saved, the word starts) `transformers` gave its sentences.
+fn check_tokenizer(name: &str) -> pretext::Tokenizer {
+    let dir = fixture("tokenizers").join(name);
+    let tokenizer = pretext::Tokenizer::from_model_dir(&dir).unwrap();
+    let want = expected(&format!("tokenizers/{name}"));
+    let sentences: Vec<String> = serde_json::from_value(want["sentences"].clone()).unwrap();
+    let ids: Vec<Vec<u32>> = serde_json::from_value(want["ids"].clone()).unwrap();
+    assert!(
+        sentences.len() >= 200,
+        "{name}: {} sentences",
+        sentences.len()
+    );
+    let starts: Option<Vec<Vec<bool>>> = serde_json::from_value(want["word_starts"].clone()).ok();
+    for (i, sentence) in sentences.iter().enumerate() {
+        let ours = tokenizer.encode(sentence).unwrap();
+        assert_eq!(ours.ids, ids[i], "{name}: {sentence:?}");
+        if let Some(starts) = &starts {
+            assert_eq!(ours.word_starts, starts[i], "{name}: {sentence:?}");
+        }
+    }
+    tokenizer
+}
+
+#[test]
+fn a_bert_vocab_txt_gives_the_ids_of_transformers_bert_tokenizer() {
+    let tokenizer = check_tokenizer("bert-vocab");
+    assert_eq!(tokenizer.vocab_size(), 8192);
+    let special = tokenizer.special();
+    assert_eq!((special.pad, special.cls, special.mask), (0, 2, 4));
+    // The mask token in a text is one token, not `[`, `mask`, `]`.
+    let ids = tokenizer.encode("the [MASK] sat").unwrap().ids;
+    assert_eq!(ids.len(), 3);
+    assert_eq!(ids[1], special.mask);
+}
+
+#[test]
+fn a_byte_level_bpe_maps_roberta_roles_and_word_starts_like_transformers() {
+    let tokenizer = check_tokenizer("roberta-bpe");
+    let special = tokenizer.special();
+    // <s> <pad> </s> <unk> <mask>, as its tokenizer_config.json names them.
+    assert_eq!(
+        [
+            special.cls,
+            special.pad,
+            special.sep,
+            special.unk,
+            special.mask
+        ],
+        [0, 1, 2, 3, 4]
+    );
+    // Word starts come from the pre-tokenizer's words (`Ġ`), not from `##`.
+    let encoded = tokenizer.encode("The unbelievably long word").unwrap();
+    let words = encoded.word_starts.iter().filter(|&&s| s).count();
+    assert_eq!(words, 4, "{encoded:?}");
+    assert!(encoded.len() > words, "the long word is several pieces");
+}
+
+#[test]
+fn minilm_vocab_txt_gives_the_ids_of_its_own_tokenizer() {
+    let tokenizer = check_tokenizer("minilm");
+    assert_eq!(tokenizer.vocab_size(), 30_522);
+    assert_eq!(tokenizer.special().cls, 101);
+}
+
+#[test]
+fn half_precision_weights_load_cast_to_the_run_float_type() {
+    let device = Device::flex();
+    let full = load_bert(&fixture("albert"), &device).unwrap();
+    let reference = parameters(&full.encoder);
+    for (name, relative) in [("albert-f16", 1e-3), ("albert-bf16", 8e-3)] {
+        let half = load_bert(&fixture(name), &device).unwrap();
+        assert_eq!(
+            half.encoder.token_embedding().dtype(),
+            full.encoder.token_embedding().dtype(),
+            "{name}"
+        );
+        let values = parameters(&half.encoder);
+        assert_eq!(values.len(), reference.len());
+        let worst = values
+            .iter()
+            .zip(&reference)
+            .map(|(h, f)| (h - f).abs() / f.abs().max(1e-3))
+            .fold(0.0, f32::max);
+        // Each weight is the f32 one rounded to the half type: 11 or 8 significant bits.
+        assert!(worst > 0.0 && worst < relative, "{name}: {worst}");
+    }
+}
+
+#[test]
+fn a_tokenizer_whose_vocabulary_is_not_the_checkpoints_is_refused() {
+    use pretext::recipe::Recipe;
+    let dir = common::temp_dir("hf-vocab-mismatch");
+    let source = fixture("bert-bundled-vocab");
+    for name in ["model.safetensors", "tokenizer.json"] {
+        std::fs::copy(source.join(name), dir.join(name)).unwrap();
+    }
+    let mut config: Value =
+        serde_json::from_str(&std::fs::read_to_string(source.join("config.json")).unwrap())
+            .unwrap();
+    config["vocab_size"] = 9000.into();
+    std::fs::write(dir.join("config.json"), config.to_string()).unwrap();
+    let recipe = Recipe::named("mlm", pretext::Preset::Tiny).unwrap();
+    match recipe.init_from(&dir) {
+        Err(Error::Recipe { field, reason }) => {
+            assert_eq!(field, "tokenizer.file");
+            assert!(
+                reason.contains("9000") && reason.contains("8192"),
+                "{reason}"
+            );
+        }
+        other => panic!("{other:?}"),
+    }
+}

@@ -52,6 +52,8 @@ pub fn bert_misfit(config: &TransformerEncoderConfig) -> Option<&'static str> {
             config.num_segments == 0,
             "encoder without segment embeddings",
         ),
+        (!config.embedding_norm, "embeddings without a LayerNorm"),
+        (config.embedding_scale != 1.0, "scaled token embeddings"),
     ]
     .into_iter()
     .find_map(|(misfit, what)| misfit.then_some(what))
@@ -128,7 +130,7 @@ pub fn export_bert(
         "num_hidden_layers": config.num_layers,
         "num_attention_heads": config.num_heads,
         "intermediate_size": config.ffn_size,
-        "hidden_act": "gelu",
+        "hidden_act": config.activation.hf_name(),
         "hidden_dropout_prob": config.dropout,
         "attention_probs_dropout_prob": config.dropout,
         "max_position_embeddings": config.max_positions,
@@ -138,14 +140,16 @@ pub fn export_bert(
         "position_embedding_type": "absolute",
         "tie_word_embeddings": true,
     });
+    // The special tokens by role, under the names this tokenizer gives them.
+    let name = |id| tokenizer.id_to_token(id).unwrap_or_default();
     let tokenizer_config = json!({
-        "tokenizer_class": "BertTokenizerFast",
+        "tokenizer_class": "PreTrainedTokenizerFast",
         "model_max_length": config.max_positions,
-        "pad_token": "[PAD]",
-        "unk_token": "[UNK]",
-        "cls_token": "[CLS]",
-        "sep_token": "[SEP]",
-        "mask_token": "[MASK]",
+        "pad_token": name(special.pad),
+        "unk_token": name(special.unk),
+        "cls_token": name(special.cls),
+        "sep_token": name(special.sep),
+        "mask_token": name(special.mask),
     });
     for (name, value) in [
         ("config.json", hf_config),

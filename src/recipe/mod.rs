@@ -168,7 +168,7 @@ impl Recipe {
         let dir = dir.into();
         self.encoder = crate::hf::HfConfig::read(&dir)?.encoder(&dir)?;
         let tokenizer = TokenizerSource {
-            file: Some(dir.join("tokenizer.json")),
+            file: Some(crate::tokenize::model_dir_file(&dir)),
             sentinels: self.tokenizer.sentinels,
         };
         self.init = Some(dir);
