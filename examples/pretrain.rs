@@ -120,7 +120,8 @@ struct Args {
     /// Continue the run in --out from its checkpoint.
     #[arg(long)]
     resume: bool,
-    /// At the end, write the encoder as a Hugging Face BertModel directory here.
+    /// At the end, write the encoder (with its MLM head, if the objective has one) as a Hugging
+    /// Face BERT directory here.
     #[arg(long)]
     export_hf: Option<PathBuf>,
     /// Let --export-hf write over a directory that is not empty.
@@ -240,8 +241,8 @@ fn run(args: Args) -> Result<()> {
         eprintln!("\n{sample}");
     }
     if let Some(dir) = &args.export_hf {
-        recipe.export_hf(&out, dir, args.force)?;
-        eprintln!("exported to {} (transformers: BertModel)", dir.display());
+        let class = recipe.export_hf(&out, dir, args.force)?;
+        eprintln!("exported to {} (transformers: {class})", dir.display());
     }
     eprintln!(
         "done in {:.1}s; metrics in {}",

@@ -311,6 +311,39 @@ def bert_bundled_vocab():
     directory = OUT / "bert-bundled-vocab"
     model.save_pretrained(directory)
     (directory / "tokenizer.json").write_text(tokenizer.read_text())
+    fill_mask_expected(model, directory)
+
+
+def fill_mask_expected(model, directory):
+    """The fill-mask pipeline's top 5 at each mask of three sentences, computed as it does
+    (the text framed by [CLS] and [SEP], one segment, a softmax over the vocabulary): the
+    bundled tokenizer.json has no post-processor for the pipeline to frame texts with."""
+    from tokenizers import Tokenizer
+
+    tokenizer = Tokenizer.from_file(str(directory / "tokenizer.json"))
+    cls, sep, mask = (tokenizer.token_to_id(t) for t in ["[CLS]", "[SEP]", "[MASK]"])
+    texts = [
+        "the [MASK] of the city was full of people.",
+        "it was the [MASK] day of the [MASK] year.",
+        "[MASK] said nothing.",
+    ]
+    out = []
+    for text in texts:
+        ids = [cls] + tokenizer.encode(text, add_special_tokens=False).ids + [sep]
+        with torch.no_grad():
+            logits = model(input_ids=torch.tensor([ids])).logits[0]
+        masks = []
+        for position in [i for i, t in enumerate(ids) if t == mask]:
+            probabilities = logits[position].softmax(-1)
+            top = probabilities.topk(5)
+            masks.append(
+                [
+                    {"token": tokenizer.id_to_token(int(i)), "id": int(i), "score": float(p)}
+                    for p, i in zip(top.values, top.indices)
+                ]
+            )
+        out.append({"text": text, "masks": masks})
+    (directory / "fill_mask.json").write_text(json.dumps(out, indent=1))
 
 
 def half_precision():

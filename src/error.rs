@@ -25,6 +25,14 @@ pub enum Error {
         /// The value given.
         value: f64,
     },
+    /// A text given to fill-mask holds no mask token.
+    #[error("{text:?} holds no mask token ({mask}) to fill")]
+    NothingToFill {
+        /// The text.
+        text: String,
+        /// The tokenizer's mask token.
+        mask: String,
+    },
     /// A sequence is longer than the model's position table.
     #[error("sequence of {len} tokens is longer than the position table ({max} positions)")]
     SequenceTooLong {

@@ -10,6 +10,7 @@ use tokenizers::models::TrainerWrapper;
 use tokenizers::models::wordpiece::{WordPiece, WordPieceTrainer};
 use tokenizers::normalizers::BertNormalizer;
 use tokenizers::pre_tokenizers::bert::BertPreTokenizer;
+use tokenizers::processors::template::TemplateProcessing;
 use tokenizers::{AddedToken, Model};
 
 use crate::error::{Error, Result};
@@ -213,6 +214,30 @@ impl Tokenizer {
     /// Saves as `tokenizer.json`.
     pub fn save(&self, path: impl AsRef<Path>) -> Result<()> {
         self.inner.save(path.as_ref(), false).map_err(tk_err)
+    }
+
+    /// Saves as `tokenizer.json` for `transformers`: with BERT's framing as its post-processor
+    /// (`[CLS] A [SEP]`, `[CLS] A [SEP] B [SEP]` with segments 0 and 1, under this tokenizer's
+    /// names for the two) unless it has one, so that `transformers` frames texts as pretext
+    /// does.
+    pub fn save_framed(&self, path: impl AsRef<Path>) -> Result<()> {
+        let mut inner = self.inner.clone();
+        if inner.get_post_processor().is_none() {
+            let name = |id| self.inner.id_to_token(id).unwrap_or_default();
+            let (cls, sep) = (name(self.special.cls), name(self.special.sep));
+            let framing = TemplateProcessing::builder()
+                .try_single(format!("{cls} $A {sep}"))
+                .and_then(|b| b.try_pair(format!("{cls} $A:0 {sep}:0 $B:1 {sep}:1")))
+                .map_err(tk_err)?
+                .special_tokens(vec![
+                    (cls.clone(), self.special.cls),
+                    (sep.clone(), self.special.sep),
+                ])
+                .build()
+                .map_err(tk_err)?;
+            inner.with_post_processor(Some(framing));
+        }
+        inner.save(path.as_ref(), false).map_err(tk_err)
     }
 
     /// Vocabulary size, added tokens included: the `vocab_size` a model needs.

@@ -583,3 +583,39 @@ fn a_tokenizer_whose_vocabulary_is_not_the_checkpoints_is_refused() {
         other => panic!("{other:?}"),
     }
 }
+
+#[test]
+fn fill_mask_gives_the_top_five_transformers_gives() {
+    use pretext::fill_mask::MaskedLm;
+    let dir = fixture("bert-bundled-vocab");
+    let model = MaskedLm::load(&dir, &Device::flex()).unwrap();
+    let text = std::fs::read_to_string(dir.join("fill_mask.json")).unwrap();
+    let cases: Value = serde_json::from_str(&text).unwrap();
+    for case in cases.as_array().unwrap() {
+        let text = case["text"].as_str().unwrap();
+        let masks = model.fill(text, 5).unwrap();
+        let want = case["masks"].as_array().unwrap();
+        assert_eq!(masks.len(), want.len(), "{text}");
+        for (ours, theirs) in masks.iter().zip(want) {
+            let theirs = theirs.as_array().unwrap();
+            for (p, q) in ours.iter().zip(theirs) {
+                assert_eq!(p.id as u64, q["id"].as_u64().unwrap(), "{text}");
+                assert_eq!(p.token, q["token"].as_str().unwrap());
+                let score = q["score"].as_f64().unwrap() as f32;
+                assert!(
+                    (p.score - score).abs() < 1e-4 * score,
+                    "{text}: {p:?} vs {score}"
+                );
+            }
+        }
+    }
+    match model.fill("no mask here", 5) {
+        Err(Error::NothingToFill { mask, .. }) => assert_eq!(mask, "[MASK]"),
+        other => panic!("{other:?}"),
+    }
+    // A file without an MLM head has nothing to fill masks with.
+    match MaskedLm::load(&fixture("bert-model"), &Device::flex()) {
+        Err(Error::HfModel { reason, .. }) => assert!(reason.contains("MLM head"), "{reason}"),
+        other => panic!("{other:?}"),
+    }
+}

@@ -63,7 +63,7 @@ pub fn bert_misfit(config: &TransformerEncoderConfig) -> Option<&'static str> {
 /// `BertForMaskedLM` (or `BertModel` without a head) directory `dir`, with `tokenizer`. An
 /// existing `dir` that is not empty is refused unless `force`. An encoder BERT cannot express
 /// (pre-LN layers, factorized or shared layers, sinusoidal or offset positions) is an error
-/// naming what does not fit.
+/// naming what does not fit. Returns the class written (`BertForMaskedLM` or `BertModel`).
 pub fn export_bert(
     config: &TransformerEncoderConfig,
     encoder: &TransformerEncoder,
@@ -71,7 +71,7 @@ pub fn export_bert(
     tokenizer: &Tokenizer,
     dir: &Path,
     force: bool,
-) -> Result<()> {
+) -> Result<&'static str> {
     if let Some(what) = bert_misfit(config) {
         return Err(model_error(
             dir,
@@ -159,5 +159,6 @@ pub fn export_bert(
         let text = serde_json::to_string_pretty(&value).expect("JSON values serialize");
         std::fs::write(&path, text).map_err(|e| Error::io(&path, e))?;
     }
-    tokenizer.save(dir.join("tokenizer.json"))
+    tokenizer.save_framed(dir.join("tokenizer.json"))?;
+    Ok(architecture)
 }

@@ -46,6 +46,11 @@ impl<A: Module, B: Module> Mix<A, B> {
     pub fn weights(&self) -> [f64; 2] {
         self.weights
     }
+
+    /// The first objective.
+    pub fn first(&self) -> &A {
+        &self.first
+    }
 }
 
 impl<M, A, B> EncoderHead<M> for Mix<A, B>

@@ -269,6 +269,17 @@ pub enum TaskHead {
     MlmPair(Mix<Mlm, PairHead>),
 }
 
+impl TaskHead {
+    /// The MLM head, if the task has one (`mlm`, `bert`, `albert`).
+    pub fn mlm(&self) -> Option<&Mlm> {
+        match self {
+            Self::Mlm(mlm) => Some(mlm),
+            Self::MlmPair(mix) => Some(mix.first()),
+            Self::Clm(_) | Self::Pair(_) => None,
+        }
+    }
+}
+
 /// The data side of a task: token examples and batches.
 pub trait TokenTask: Task<Example = TokenExample, Batch = TokenBatch> {}
 

@@ -31,11 +31,13 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::blocks::TransformerEncoderConfig;
+use crate::blocks::{TransformerEncoder, TransformerEncoderConfig};
 use crate::corpus::{Corpus, DocumentBoundary};
 use crate::device::FloatType;
 use crate::error::{Error, Result};
+use crate::objectives::multitask::TaskHead;
 use crate::preset::Preset;
+use crate::pretrainer::Pretrainer;
 use crate::tokenize::Tokenizer;
 use crate::train::TrainConfig;
 
@@ -355,12 +357,59 @@ impl Recipe {
         Ok(())
     }
 
-    /// Writes the encoder a run of this recipe saved in `run_dir` (`encoder.bpk`) as a Hugging
-    /// Face `BertModel` directory `out`, with the recipe's tokenizer (see
-    /// [`crate::hf::export_bert`]); an encoder BERT cannot express is an error naming why.
-    pub fn export_hf(&self, run_dir: &Path, out: &Path, force: bool) -> Result<()> {
+    /// The encoder and the objective's head that a run of this recipe left in `run_dir`'s
+    /// checkpoint, on `device`: token objectives only (`mlm`, `clm`, `nsp`, `sop`, `bert`,
+    /// `albert`), whose head one can name without the run.
+    pub fn load_trained(
+        &self,
+        run_dir: &Path,
+        device: &burn::prelude::Device,
+    ) -> Result<(TransformerEncoder, TaskHead)> {
+        let settings = self
+            .objective
+            .settings()
+            .token_task()
+            .ok_or_else(|| Error::Recipe {
+                field: "objective".into(),
+                reason: format!(
+                    "{} is not a token objective: only encoder.bpk of its run is read back",
+                    self.objective.name()
+                ),
+            })?;
+        let encoder = self.encoder.init(device)?;
+        let head = settings.head(&encoder, device)?;
+        let path = run_dir
+            .join(crate::train::checkpoint::CHECKPOINT_DIR)
+            .join(crate::train::checkpoint::MODEL_FILE);
+        let trained = crate::finetune::load_backbone(&path, Pretrainer::new(encoder, head))?;
+        Ok((trained.backbone, trained.objective))
+    }
+
+    /// Writes the encoder a run of this recipe saved in `run_dir` as a Hugging Face directory
+    /// `out` with the recipe's tokenizer (see [`crate::hf::export_bert`]): a
+    /// `BertForMaskedLM` when the objective has an MLM head (read from the run's checkpoint),
+    /// a `BertModel` (from `encoder.bpk`) otherwise. An encoder BERT cannot express is an error
+    /// naming why. Returns the class written.
+    pub fn export_hf(&self, run_dir: &Path, out: &Path, force: bool) -> Result<&'static str> {
         let tokenizer = self.tokenizer.load()?;
         let device = burn::prelude::Device::flex();
+        let with_mlm = self
+            .objective
+            .settings()
+            .token_task()
+            .map(|_| self.load_trained(run_dir, &device))
+            .transpose()?
+            .filter(|(_, head)| head.mlm().is_some());
+        if let Some((encoder, head)) = with_mlm {
+            return crate::hf::export_bert(
+                &self.encoder,
+                &encoder,
+                head.mlm(),
+                &tokenizer,
+                out,
+                force,
+            );
+        }
         let encoder = crate::finetune::load_backbone(
             &run_dir.join("encoder.bpk"),
             self.encoder.init(&device)?,

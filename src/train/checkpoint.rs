@@ -17,7 +17,8 @@ use crate::error::{Error, Result};
 
 /// The directory name of the current checkpoint inside a run directory.
 pub const CHECKPOINT_DIR: &str = "checkpoint";
-const MODEL_FILE: &str = "model.bpk";
+/// The model's file inside a checkpoint.
+pub const MODEL_FILE: &str = "model.bpk";
 const OPTIMIZER_FILE: &str = "optimizer.bpk";
 const STATE_FILE: &str = "state.json";
 
