@@ -120,8 +120,8 @@ struct Args {
     /// Continue the run in --out from its checkpoint.
     #[arg(long)]
     resume: bool,
-    /// At the end, write the encoder (with its MLM head, if the objective has one) as a Hugging
-    /// Face BERT directory here.
+    /// At the end, write the model as a Hugging Face directory here: BERT or ALBERT (with the
+    /// MLM head, if the objective has one), ELECTRA, or GPT-2 (a `clm` run shaped as GPT-2).
     #[arg(long)]
     export_hf: Option<PathBuf>,
     /// Let --export-hf write over a directory that is not empty.
@@ -220,8 +220,9 @@ fn run(args: Args) -> Result<()> {
     });
     // A bad recipe fails here, before any device is touched or any text is read.
     recipe.check()?;
-    if let (Some(dir), Some(what)) = (&args.export_hf, pretext::hf::bert_misfit(&recipe.encoder)) {
-        return Err(format!("--export-hf {}: BERT has no {what}", dir.display()).into());
+    if let (Some(dir), Some(what)) = (&args.export_hf, recipe.hf_misfit()) {
+        let dir = dir.display();
+        return Err(format!("--export-hf {dir}: the model would have {what}").into());
     }
     let devices = args.device.autodiff_devices(args.devices, recipe.float)?;
     pretext::train::tune_allocator();

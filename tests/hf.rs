@@ -619,3 +619,221 @@ fn fill_mask_gives_the_top_five_transformers_gives() {
         other => panic!("{other:?}"),
     }
 }
+
+/// A fresh directory for an export.
+fn export_dir(name: &str) -> PathBuf {
+    let dir = common::temp_dir(name);
+    std::fs::remove_dir_all(&dir).unwrap();
+    dir
+}
+
+#[test]
+fn albert_electra_gpt2_and_bart_export_and_import_again_bit_for_bit() {
+    use pretext::hf::{Exportable, export};
+    let device = Device::flex();
+    // ALBERT, with its MLM head: AlbertForMaskedLM.
+    let albert = load_bert(&fixture("albert"), &device).unwrap();
+    let config = albert.config.encoder(&fixture("albert")).unwrap();
+    let out = export_dir("hf-export-albert");
+    let model = Exportable::Encoder {
+        config: &config,
+        encoder: &albert.encoder,
+        mlm: Some(&albert.mlm),
+    };
+    let class = export(model, &small_tokenizer(config.vocab_size), &out, false).unwrap();
+    assert_eq!(class, "AlbertForMaskedLM");
+    let again = load_bert(&out, &device).unwrap();
+    assert_eq!(again.report.loaded, ["encoder", "MLM head"]);
+    assert!(again.report.unused.is_empty(), "{}", again.report);
+    assert_eq!(parameters(&again.encoder), parameters(&albert.encoder));
+    assert_eq!(parameters(&again.mlm), parameters(&albert.mlm));
+    // ELECTRA's discriminator and its head: ElectraForPreTraining.
+    let source = fixture("electra/discriminator");
+    let electra = pretext::hf::load_electra(&source, None, &device).unwrap();
+    let config = electra.config.encoder(&source).unwrap();
+    let out = export_dir("hf-export-electra");
+    let model = Exportable::Electra {
+        config: &config,
+        encoder: &electra.encoder,
+        electra: &electra.electra,
+    };
+    let class = export(model, &small_tokenizer(config.vocab_size), &out, false).unwrap();
+    assert_eq!(class, "ElectraForPreTraining");
+    let again = pretext::hf::load_electra(&out, None, &device).unwrap();
+    assert_eq!(again.report.loaded, ["discriminator", "discriminator head"]);
+    assert_eq!(parameters(&again.encoder), parameters(&electra.encoder));
+    let hidden = electra.encoder.encode(
+        Tensor::<2, Int>::from_data(TensorData::new(vec![5i64, 9, 30, 2], [1, 4]), &device),
+        None,
+        None,
+    );
+    let head = |e: &pretext::hf::HfElectra| {
+        let values: Vec<f32> = e
+            .electra
+            .discriminator_logits(hidden.clone())
+            .into_data()
+            .try_to_vec()
+            .unwrap();
+        values
+    };
+    assert_eq!(head(&again), head(&electra));
+    // GPT-2: its Conv1D weights transposed back and q|k|v fused again.
+    let gpt2 = pretext::hf::load_gpt2(&fixture("gpt2"), &device).unwrap();
+    let config = gpt2.config.encoder(&fixture("gpt2")).unwrap();
+    let out = export_dir("hf-export-gpt2");
+    let model = Exportable::Gpt2 {
+        config: &config,
+        encoder: &gpt2.encoder,
+        clm: &gpt2.clm,
+    };
+    let class = export(model, &bpe_tokenizer(config.vocab_size), &out, false).unwrap();
+    assert_eq!(class, "GPT2LMHeadModel");
+    let original = std::fs::read(fixture("gpt2/model.safetensors")).unwrap();
+    let again = pretext::hf::load_gpt2(&out, &device).unwrap();
+    assert!(again.report.unused.is_empty(), "{}", again.report);
+    assert_eq!(parameters(&again.encoder), parameters(&gpt2.encoder));
+    // The very tensors transformers saved, under the same names.
+    let names = |bytes: &[u8]| {
+        let mut names: Vec<String> = safetensors::SafeTensors::deserialize(bytes)
+            .unwrap()
+            .names()
+            .into_iter()
+            .map(str::to_string)
+            .collect();
+        names.sort();
+        names
+    };
+    let exported = std::fs::read(out.join("model.safetensors")).unwrap();
+    assert_eq!(names(&exported), names(&original));
+    // BART: the encoder-decoder and its final_logits_bias.
+    let bart = pretext::hf::load_bart(&fixture("bart"), &device).unwrap();
+    let encoder = bart.config.encoder(&fixture("bart")).unwrap();
+    let config = pretext::blocks::EncoderDecoderConfig::new(encoder, 2);
+    let out = export_dir("hf-export-bart");
+    let model = Exportable::Bart {
+        config: &config,
+        model: &bart.model,
+        seq2seq: &bart.seq2seq,
+    };
+    let class = export(
+        model,
+        &bpe_tokenizer(config.encoder.vocab_size),
+        &out,
+        false,
+    )
+    .unwrap();
+    assert_eq!(class, "BartForConditionalGeneration");
+    let again = pretext::hf::load_bart(&out, &device).unwrap();
+    assert_eq!(again.report.loaded, ["encoder-decoder", "LM head bias"]);
+    assert!(again.report.unused.is_empty(), "{}", again.report);
+    assert_eq!(parameters(&again.model), parameters(&bart.model));
+    assert_eq!(parameters(&again.seq2seq), parameters(&bart.seq2seq));
+    let exported = std::fs::read(out.join("model.safetensors")).unwrap();
+    let original = std::fs::read(fixture("bart/model.safetensors")).unwrap();
+    assert_eq!(names(&exported), names(&original));
+    // scripts/hf_export_check.py loads the exports in transformers when they are kept.
+    if std::env::var_os("PRETEXT_KEEP_EXPORTS").is_none() {
+        for family in ["albert", "electra", "gpt2", "bart"] {
+            let _ = std::fs::remove_dir_all(export_dir(&format!("hf-export-{family}")));
+        }
+    }
+}
+
+#[test]
+fn a_model_its_family_cannot_express_is_refused_naming_what_does_not_fit() {
+    use pretext::hf::{Exportable, export};
+    let device = Device::flex();
+    let tokenizer = pretext::Tokenizer::bundled().unwrap();
+    // pretext's own causal LM has segments, normalises its embeddings and transforms before
+    // its head; each is named in turn, and without them it is GPT-2.
+    let clm = pretext::Recipe::named("clm", pretext::Preset::Tiny)
+        .unwrap()
+        .encoder;
+    let gpt2_like = clm.clone().with_num_segments(0).with_embedding_norm(false);
+    for (config, transform, misfit) in [
+        (clm.clone(), true, Some("segment embeddings")),
+        (clm.with_num_segments(0), false, Some("embedding LayerNorm")),
+        (gpt2_like.clone(), true, Some("transform")),
+        (gpt2_like, false, None),
+    ] {
+        let encoder = config.init(&device).unwrap();
+        let head = pretext::objectives::ClmConfig::new()
+            .with_transform(transform)
+            .with_bias(transform)
+            .init(&encoder, &device);
+        let model = Exportable::Gpt2 {
+            config: &config,
+            encoder: &encoder,
+            clm: &head,
+        };
+        let result = export(model, &tokenizer, &export_dir("hf-misfit-gpt2"), false);
+        match (result, misfit) {
+            (Err(e), Some(what)) => assert!(e.to_string().contains(what), "{e}"),
+            (Ok(class), None) => assert_eq!(class, "GPT2LMHeadModel"),
+            (other, _) => panic!("{other:?} where {misfit:?} was expected"),
+        }
+    }
+}
+
+/// A byte-level BPE tokenizer of exactly `size` tokens: the fixture's, its vocabulary cut.
+fn bpe_tokenizer(size: usize) -> pretext::Tokenizer {
+    let path = fixture("tokenizers/roberta-bpe/tokenizer.json");
+    let mut json: Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    let vocab = json["model"]["vocab"].as_object_mut().unwrap();
+    vocab.retain(|_, id| id.as_u64().unwrap() < size as u64);
+    let kept: std::collections::HashSet<String> = vocab.keys().cloned().collect();
+    let merges = json["model"]["merges"].as_array_mut().unwrap();
+    merges.retain(|m| {
+        let pair: Vec<String> = serde_json::from_value(m.clone()).unwrap();
+        pair.iter().all(|p| kept.contains(p)) && kept.contains(&pair.concat())
+    });
+    let inner = tokenizers::Tokenizer::from_bytes(json.to_string().as_bytes()).unwrap();
+    let tokenizer = pretext::Tokenizer::new(inner).unwrap();
+    assert_eq!(tokenizer.vocab_size(), size);
+    tokenizer
+}
+
+/// all-MiniLM-L6-v2's hidden states against transformers' on 20 bundled sentences: run by
+/// `scripts/minilm_parity.py`, which fetches nothing (the model comes from
+/// `scripts/fetch_minilm.sh`) and writes transformers' states to `PRETEXT_MINILM_HIDDEN`.
+#[test]
+#[ignore = "needs the MiniLM checkpoint and transformers' states: scripts/minilm_parity.py"]
+fn minilm_hidden_states_match_transformers() {
+    let model = PathBuf::from(std::env::var("PRETEXT_MINILM").unwrap());
+    let want: Value = serde_json::from_str(
+        &std::fs::read_to_string(std::env::var("PRETEXT_MINILM_HIDDEN").unwrap()).unwrap(),
+    )
+    .unwrap();
+    let device = Device::flex();
+    let started = std::time::Instant::now();
+    let (encoder, report) = pretext::hf::load_encoder_from(&model, &device).unwrap();
+    eprintln!(
+        "loaded in {:.2} s: {report}",
+        started.elapsed().as_secs_f64()
+    );
+    let tokenizer = pretext::Tokenizer::from_model_dir(&model).unwrap();
+    let special = tokenizer.special();
+    let mut worst = 0.0f32;
+    for case in want["sentences"].as_array().unwrap() {
+        let text = case["text"].as_str().unwrap();
+        let ids: Vec<i64> = serde_json::from_value(case["input_ids"].clone()).unwrap();
+        let mut ours = vec![special.cls as i64];
+        ours.extend(
+            tokenizer
+                .encode(text)
+                .unwrap()
+                .ids
+                .iter()
+                .map(|&i| i as i64),
+        );
+        ours.push(special.sep as i64);
+        assert_eq!(ours, ids, "{text}");
+        let len = ids.len();
+        let input = Tensor::<2, Int>::from_data(TensorData::new(ids, [1, len]), &device);
+        let hidden = encoder.encode(input.clone(), Some(input.zeros_like()), None);
+        let diff = max_abs_diff(hidden.reshape([len, 384]), &floats(&case["hidden"]));
+        worst = worst.max(diff);
+    }
+    eprintln!("largest hidden-state difference {worst:.1e}");
+    assert!(worst < 1e-4, "{worst}");
+}

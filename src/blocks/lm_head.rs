@@ -1,6 +1,6 @@
 //! The language-model head: BERT's transform (dense, GELU, LayerNorm; GPT-2 and BART have none)
-//! then a projection tied to the token embedding plus a bias, evaluated only at the positions
-//! that carry a target.
+//! then a projection tied to the token embedding plus a bias (GPT-2 has none), evaluated only
+//! at the positions that carry a target.
 //!
 //! Projecting only the ~15 % of positions MLM predicts is what makes the head cheap: the vocab
 //! projection is the largest matmul of a small model.
@@ -32,6 +32,9 @@ pub struct LmHeadConfig {
     /// directly. Default true.
     #[config(default = true)]
     pub transform: bool,
+    /// A learned output bias; GPT-2 has none. Default true.
+    #[config(default = true)]
+    pub bias: bool,
 }
 
 /// Transform (if any) + tied output projection + output bias.
@@ -41,7 +44,7 @@ pub struct LmHead {
     dense: Option<Linear>,
     activation: Gelu,
     norm: Option<LayerNorm>,
-    bias: Param<Tensor<1>>,
+    bias: Option<Param<Tensor<1>>>,
 }
 
 impl LmHeadConfig {
@@ -63,7 +66,9 @@ impl LmHeadConfig {
                     .with_epsilon(self.layer_norm_eps)
                     .init(device)
             }),
-            bias: Param::from_tensor(Tensor::zeros([self.vocab_size], device)),
+            bias: self
+                .bias
+                .then(|| Param::from_tensor(Tensor::zeros([self.vocab_size], device))),
         }
     }
 }
@@ -82,7 +87,28 @@ impl LmHead {
         if let (Some(dense), Some(norm)) = (&self.dense, &self.norm) {
             h = norm.forward(self.activation.forward(dense.forward(h)));
         }
-        h.matmul(embedding.transpose()) + self.bias.val().unsqueeze_dim(0)
+        let logits = h.matmul(embedding.transpose());
+        match &self.bias {
+            Some(bias) => logits + bias.val().unsqueeze_dim(0),
+            None => logits,
+        }
+    }
+}
+
+impl LmHead {
+    /// The activation of BERT's transform, or `None` for a head without one (GPT-2, BART).
+    pub fn transform(&self) -> Option<Activation> {
+        self.dense
+            .as_ref()
+            .map(|_| match self.activation.approximate {
+                true => Activation::GeluTanh,
+                false => Activation::Gelu,
+            })
+    }
+
+    /// The output bias `[vocab]`, if the head has one.
+    pub fn bias(&self) -> Option<Tensor<1>> {
+        self.bias.as_ref().map(Param::val)
     }
 }
 

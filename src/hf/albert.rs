@@ -19,7 +19,7 @@ pub(crate) const LAYER: &[(&str, &str)] = &[
 ];
 
 /// Where the shared layer sits (ALBERT's first group, its first inner layer).
-const SHARED_LAYER: &str = "encoder.albert_layer_groups.0.albert_layers.0.";
+pub(crate) const SHARED_LAYER: &str = "encoder.albert_layer_groups.0.albert_layers.0.";
 
 /// The MLM head (`AlbertForMaskedLM`, `AlbertForPreTraining`): its dense map goes from the
 /// model width down to the embedding width, and the tied decoder is not stored.

@@ -8,6 +8,7 @@ use std::path::Path;
 use burn::prelude::Device;
 use burn::tensor::TensorData;
 
+use super::export::{outward, outward_layers};
 use super::loader::{KeyTable, LoadReport, Loader, layers, prefixed, table};
 use super::{HfConfig, model_error};
 use crate::blocks::{EncoderDecoder, EncoderDecoderConfig};
@@ -76,6 +77,36 @@ fn model_table() -> KeyTable {
     table
 }
 
+/// The export's names: pretext path (the model under `backbone.`, the head under
+/// `objective.`) → HF name.
+pub(crate) fn export_table() -> KeyTable {
+    let mut table = outward("backbone.", "model.", EMBEDDINGS);
+    for (side, pairs) in [("encoder", ENCODER_LAYER), ("decoder", DECODER_LAYER)] {
+        let stack = format!("{side}.layers");
+        table.extend(outward_layers("backbone.", &stack, "model.", &stack, pairs));
+    }
+    table.extend(outward(
+        "objective.",
+        "",
+        &[(FINAL_LOGITS_BIAS, "head.bias")],
+    ));
+    table
+}
+
+/// The head's bias `[vocab]` as BART keeps it: the `[1, vocab]` buffer `final_logits_bias`.
+pub(crate) fn bias_as_buffer(tensors: &mut [(String, TensorData)]) {
+    for (name, data) in tensors.iter_mut() {
+        if name == FINAL_LOGITS_BIAS {
+            let values: Vec<f32> = data.clone().try_to_vec().expect("f32 data");
+            let len = values.len();
+            *data = TensorData::new(values, [1, len]);
+        }
+    }
+}
+
+/// BART's logits bias, a buffer `[1, vocab]`.
+const FINAL_LOGITS_BIAS: &str = "final_logits_bias";
+
 /// A BART checkpoint in pretext's modules.
 #[derive(Debug)]
 pub struct HfBart {
@@ -104,7 +135,7 @@ pub fn load_bart(dir: &Path, device: &Device) -> Result<HfBart> {
     let mut loader = Loader::new(dir, device)?;
     // A [1, vocab] buffer in the file, a [vocab] bias here.
     loader.rewrite(
-        |name| name == "final_logits_bias",
+        |name| name == FINAL_LOGITS_BIAS,
         |name, data| {
             let len = data.num_elements();
             let values: Vec<f32> = data.try_to_vec().expect("rewrites see f32 data");
@@ -115,7 +146,7 @@ pub fn load_bart(dir: &Path, device: &Device) -> Result<HfBart> {
     loader.part(
         "LM head bias",
         &mut seq2seq,
-        &table(&[("final_logits_bias", "head.bias")]),
+        &table(&[(FINAL_LOGITS_BIAS, "head.bias")]),
         false,
     )?;
     Ok(HfBart {

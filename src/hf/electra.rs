@@ -15,7 +15,7 @@ use crate::error::Result;
 use crate::objectives::{Electra, ElectraConfig};
 
 /// The discriminator's head: dense + activation, then one logit per token.
-const DISCRIMINATOR_HEAD: &[(&str, &str)] = &[
+pub(crate) const DISCRIMINATOR_HEAD: &[(&str, &str)] = &[
     ("discriminator_predictions.dense.", "discriminator.dense."),
     (
         "discriminator_predictions.dense_prediction.",

@@ -11,7 +11,14 @@ use std::path::Path;
 use burn::prelude::Device;
 
 use super::HfConfig;
-use super::loader::{KeyTable, LoadReport, Loader, layers, prefixed, split_last, transposed};
+use std::collections::BTreeMap;
+
+use burn::tensor::TensorData;
+
+use super::export::{outward, outward_layers};
+use super::loader::{
+    KeyTable, LoadReport, Loader, concat_last, layers, prefixed, split_last, transposed,
+};
 use crate::blocks::TransformerEncoder;
 use crate::error::Result;
 use crate::objectives::{Clm, ClmConfig};
@@ -42,14 +49,16 @@ pub(crate) fn encoder_table() -> KeyTable {
     table
 }
 
+/// The Conv1D modules of a block.
+const CONV1D: [&str; 4] = ["attn.c_attn.", "attn.c_proj.", "mlp.c_fc.", "mlp.c_proj."];
+
+/// The parts of `c_attn`, in its column order.
+const QKV: [&str; 3] = ["query", "key", "value"];
+
 /// Rewrites the Conv1D tensors as `nn.Linear` ones: every weight transposed to `[out, in]`,
 /// and `c_attn`'s q|k|v (concatenated along its output columns) split into three.
 pub(crate) fn rewrite(loader: &mut Loader) -> Result<()> {
-    let conv = |name: &str| {
-        ["attn.c_attn.", "attn.c_proj.", "mlp.c_fc.", "mlp.c_proj."]
-            .iter()
-            .any(|part| name.contains(part))
-    };
+    let conv = |name: &str| CONV1D.iter().any(|part| name.contains(part));
     loader.rewrite(conv, |name, data| {
         let (module, kind) = name.rsplit_once('.').expect("a tensor name has a module");
         let linear = |data| match kind {
@@ -61,10 +70,46 @@ pub(crate) fn rewrite(loader: &mut Loader) -> Result<()> {
         }
         split_last(&data, 3)
             .into_iter()
-            .zip(["query", "key", "value"])
+            .zip(QKV)
             .map(|(piece, part)| (format!("{module}.{part}.{kind}"), linear(piece)))
             .collect()
     })
+}
+
+/// The export's names: pretext path → HF name, `c_attn`'s three parts still apart.
+pub(crate) fn export_table() -> KeyTable {
+    let mut table = outward("", "transformer.", EMBEDDINGS);
+    table.extend(outward_layers("", "layers", "transformer.", "h", LAYER));
+    table
+}
+
+/// The export's tensors in GPT-2's layout: every Conv1D weight `[in, out]`, and `c_attn`'s
+/// query, key and value joined along their output columns.
+pub(crate) fn fuse(tensors: &mut Vec<(String, TensorData)>) {
+    let mut fused: BTreeMap<String, [Option<TensorData>; 3]> = BTreeMap::new();
+    let mut out = Vec::with_capacity(tensors.len());
+    for (name, data) in tensors.drain(..) {
+        let (module, kind) = name.rsplit_once('.').expect("a tensor name has a module");
+        let data = match kind {
+            "weight" if CONV1D.iter().any(|c| name.contains(c)) => transposed(&data),
+            _ => data,
+        };
+        let part = module
+            .rsplit_once('.')
+            .filter(|(parent, _)| parent.ends_with("c_attn"))
+            .and_then(|(parent, part)| Some((parent, QKV.iter().position(|p| *p == part)?)));
+        match part {
+            Some((parent, index)) => {
+                fused.entry(format!("{parent}.{kind}")).or_default()[index] = Some(data)
+            }
+            None => out.push((name, data)),
+        }
+    }
+    for (name, parts) in fused {
+        let parts: Vec<TensorData> = parts.into_iter().map(|p| p.expect("q, k and v")).collect();
+        out.push((name, concat_last(&parts)));
+    }
+    *tensors = out;
 }
 
 /// A GPT-2 checkpoint in pretext's modules.
@@ -87,6 +132,7 @@ pub fn load_gpt2(dir: &Path, device: &Device) -> Result<HfGpt2> {
     let mut encoder = config.encoder(dir)?.init(device)?;
     let clm = ClmConfig::new()
         .with_transform(false)
+        .with_bias(false)
         .init(&encoder, device);
     let mut loader = Loader::new(dir, device)?;
     rewrite(&mut loader)?;

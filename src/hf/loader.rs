@@ -217,6 +217,29 @@ pub(crate) fn split_last(data: &TensorData, parts: usize) -> Vec<TensorData> {
         .collect()
 }
 
+/// `parts` joined along their last dimension, which they share every other dimension with:
+/// the inverse of [`split_last`].
+pub(crate) fn concat_last(parts: &[TensorData]) -> TensorData {
+    let mut shape = parts[0].shape().to_vec();
+    let widths: Vec<usize> = parts
+        .iter()
+        .map(|p| *p.shape().last().expect("a tensor has a dimension"))
+        .collect();
+    let values: Vec<Vec<f32>> = parts
+        .iter()
+        .map(|p| p.clone().convert::<f32>().try_to_vec().expect("f32 data"))
+        .collect();
+    let rows = values[0].len() / widths[0];
+    let mut out = Vec::with_capacity(values.iter().map(Vec::len).sum());
+    for r in 0..rows {
+        for (v, &w) in values.iter().zip(&widths) {
+            out.extend_from_slice(&v[r * w..(r + 1) * w]);
+        }
+    }
+    *shape.last_mut().expect("a tensor has a dimension") = widths.iter().sum();
+    TensorData::new(out, shape)
+}
+
 /// A regex matching `name` literally: as a prefix when it ends in a dot (a module), to its
 /// end otherwise (one tensor).
 pub(crate) fn literal(name: &str) -> String {
@@ -281,5 +304,6 @@ mod tests {
             .map(|p| p.try_to_vec().unwrap())
             .collect();
         assert_eq!(parts, [[1.0], [2.0], [3.0]]);
+        assert_eq!(concat_last(&pieces), data);
     }
 }

@@ -7,7 +7,7 @@
 //! and NSP heads), RoBERTa (positions offset past the padding id, the MLM head), ALBERT (a
 //! factorized embedding, one layer shared across depth, the MLM and SOP heads), ELECTRA (the
 //! discriminator and its head, the generator over the discriminator's embeddings), GPT-2
-//! (pre-LN layers, fused Conv1D attention, the tied LM head) and BART (the encoder-decoder and
+//! (pre-LN layers, fused Conv1D attention, the tied LM head without bias) and BART (the encoder-decoder and
 //! its tied LM head with `final_logits_bias`). A head the file does not hold is initialised
 //! afresh, and the [`LoadReport`] says so.
 //!
@@ -32,7 +32,9 @@ pub use bart::{HfBart, load_bart};
 pub use bert::{HfBert, load_bert};
 pub use config::{FAMILIES, HfConfig};
 pub use electra::{HfElectra, load_electra};
-pub use export::{bert_misfit, export_bert};
+pub use export::{
+    Exportable, bart_misfit, bert_misfit, electra_misfit, export, export_bert, gpt2_misfit,
+};
 pub use gpt2::{HfGpt2, load_gpt2};
 pub use loader::LoadReport;
 

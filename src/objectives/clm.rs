@@ -27,6 +27,9 @@ pub struct ClmConfig {
     /// has none.
     #[config(default = true)]
     pub transform: bool,
+    /// A learned output bias. Default true; GPT-2's head has none.
+    #[config(default = true)]
+    pub bias: bool,
 }
 
 /// The causal-LM objective: an LM head tied to the backbone's token embedding.
@@ -42,6 +45,7 @@ impl ClmConfig {
             head: LmHeadConfig::for_backbone(backbone)
                 .with_layer_norm_eps(self.layer_norm_eps)
                 .with_transform(self.transform)
+                .with_bias(self.bias)
                 .init(device),
         }
     }
@@ -95,16 +99,35 @@ impl ClmTask {
 /// The recipe settings of `clm`: none beyond the recipe's own.
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct ClmRecipe {}
+pub struct ClmRecipe {
+    /// GPT-2's head: the tied projection alone, without BERT's transform and without a bias
+    /// (what a GPT-2 export needs). Default false.
+    #[serde(default)]
+    pub gpt2_head: bool,
+}
 
 /// `clm`'s recipe: GPT-2's pre-LN encoder.
 pub fn recipe(preset: Preset) -> crate::Result<Recipe> {
-    let mut recipe = Recipe::new(ObjectiveRecipe::Clm(ClmRecipe {}), preset)?;
+    let mut recipe = Recipe::new(ObjectiveRecipe::Clm(ClmRecipe { gpt2_head: false }), preset)?;
     recipe.encoder.norm_first = true;
     Ok(recipe)
 }
 
 impl ObjectiveSettings for ClmRecipe {
+    /// One segment, id 0: an encoder without segment embeddings (GPT-2's) reads it as well.
+    fn segments(&self) -> usize {
+        0
+    }
+
+    fn hf_misfit(&self, recipe: &Recipe) -> Option<String> {
+        let head = (!self.gpt2_head).then_some(
+            "an LM head with BERT's transform and a bias (objective.settings.gpt2_head is false)",
+        );
+        crate::hf::gpt2_misfit(&recipe.encoder)
+            .or(head)
+            .map(|what| format!("{what}, which GPT-2 has not"))
+    }
+
     fn token_task(&self) -> Option<&dyn TokenTaskSettings> {
         Some(self)
     }
@@ -112,7 +135,9 @@ impl ObjectiveSettings for ClmRecipe {
 
 impl TokenTaskSettings for ClmRecipe {
     fn head(&self, backbone: &TransformerEncoder, device: &Device) -> crate::Result<TaskHead> {
-        Ok(TaskHead::Clm(ClmConfig::new().init(backbone, device)))
+        let plain = !self.gpt2_head;
+        let config = ClmConfig::new().with_transform(plain).with_bias(plain);
+        Ok(TaskHead::Clm(config.init(backbone, device)))
     }
 
     fn task(

@@ -475,6 +475,37 @@ impl crate::recipe::ObjectiveSettings for ElectraRecipe {
             ElectraTask::new(docs, run.tokenizer, self.masking, run.seq_len())
         })
     }
+
+    fn hf_misfit(&self, recipe: &crate::recipe::Recipe) -> Option<String> {
+        crate::hf::electra_misfit(&recipe.encoder)
+            .map(|what| format!("{what}, which ELECTRA has not"))
+    }
+
+    /// The discriminator and its head, read from the run's checkpoint, as
+    /// `ElectraForPreTraining`.
+    fn export_hf(
+        &self,
+        recipe: &crate::recipe::Recipe,
+        run_dir: &std::path::Path,
+        out: &std::path::Path,
+        force: bool,
+    ) -> crate::Result<&'static str> {
+        let device = Device::flex();
+        let config = &recipe.encoder;
+        let encoder = config.init(&device)?;
+        let electra = self.electra.init(&encoder, config.num_layers, &device)?;
+        let path = run_dir
+            .join(crate::train::checkpoint::CHECKPOINT_DIR)
+            .join(crate::train::checkpoint::MODEL_FILE);
+        let trained =
+            crate::finetune::load_backbone(&path, crate::Pretrainer::new(encoder, electra))?;
+        let model = crate::hf::Exportable::Electra {
+            config,
+            encoder: &trained.backbone,
+            electra: &trained.objective,
+        };
+        crate::hf::export(model, &recipe.tokenizer.load()?, out, force)
+    }
 }
 
 #[cfg(test)]

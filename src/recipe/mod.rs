@@ -385,36 +385,66 @@ impl Recipe {
         Ok((trained.backbone, trained.objective))
     }
 
-    /// Writes the encoder a run of this recipe saved in `run_dir` as a Hugging Face directory
-    /// `out` with the recipe's tokenizer (see [`crate::hf::export_bert`]): a
-    /// `BertForMaskedLM` when the objective has an MLM head (read from the run's checkpoint),
-    /// a `BertModel` (from `encoder.bpk`) otherwise. An encoder BERT cannot express is an error
-    /// naming why. Returns the class written.
+    /// What of the model a run of this recipe trains its Hugging Face family cannot express,
+    /// if anything (see [`ObjectiveSettings::hf_misfit`]).
+    pub fn hf_misfit(&self) -> Option<String> {
+        self.objective.settings().hf_misfit(self)
+    }
+
+    /// Writes the model a run of this recipe left in `run_dir` as a Hugging Face directory
+    /// `out` with the recipe's tokenizer (see [`crate::hf::export`]), as the objective says
+    /// ([`ObjectiveSettings::export_hf`]): an MLM run as `BertForMaskedLM` (or
+    /// `AlbertForMaskedLM`), ELECTRA as `ElectraForPreTraining`, a GPT-2-shaped `clm` run as
+    /// `GPT2LMHeadModel`, any other encoder as `BertModel`. What the family cannot express is
+    /// an error naming it. Returns the class written.
     pub fn export_hf(&self, run_dir: &Path, out: &Path, force: bool) -> Result<&'static str> {
+        if let Some(what) = self.hf_misfit() {
+            return Err(Error::HfModel {
+                path: out.to_path_buf(),
+                reason: format!("the model has {what}: it has no Hugging Face form"),
+            });
+        }
+        self.objective
+            .settings()
+            .export_hf(self, run_dir, out, force)
+    }
+
+    /// The default export of a run in `run_dir`: a token objective's trained encoder and head
+    /// (an MLM head as BERT or ALBERT, a causal LM as GPT-2), or `encoder.bpk` alone.
+    pub(crate) fn export_trained(
+        &self,
+        run_dir: &Path,
+        out: &Path,
+        force: bool,
+    ) -> Result<&'static str> {
+        use crate::hf::{Exportable, export};
         let tokenizer = self.tokenizer.load()?;
         let device = burn::prelude::Device::flex();
-        let with_mlm = self
-            .objective
-            .settings()
-            .token_task()
-            .map(|_| self.load_trained(run_dir, &device))
-            .transpose()?
-            .filter(|(_, head)| head.mlm().is_some());
-        if let Some((encoder, head)) = with_mlm {
-            return crate::hf::export_bert(
-                &self.encoder,
-                &encoder,
-                head.mlm(),
-                &tokenizer,
-                out,
-                force,
-            );
+        let config = &self.encoder;
+        if self.objective.settings().token_task().is_some() {
+            let (encoder, head) = self.load_trained(run_dir, &device)?;
+            let model = match &head {
+                TaskHead::Clm(clm) => Exportable::Gpt2 {
+                    config,
+                    encoder: &encoder,
+                    clm,
+                },
+                _ => Exportable::Encoder {
+                    config,
+                    encoder: &encoder,
+                    mlm: head.mlm(),
+                },
+            };
+            return export(model, &tokenizer, out, force);
         }
-        let encoder = crate::finetune::load_backbone(
-            &run_dir.join("encoder.bpk"),
-            self.encoder.init(&device)?,
-        )?;
-        crate::hf::export_bert(&self.encoder, &encoder, None, &tokenizer, out, force)
+        let encoder =
+            crate::finetune::load_backbone(&run_dir.join("encoder.bpk"), config.init(&device)?)?;
+        let model = Exportable::Encoder {
+            config,
+            encoder: &encoder,
+            mlm: None,
+        };
+        export(model, &tokenizer, out, force)
     }
 
     /// Runs the recipe: checks it, writes it as `OUT/config.json`, reads and tokenizes the

@@ -5,6 +5,8 @@
 //! implements [`ObjectiveSettings`]) and a function giving its recipe; it then takes one
 //! variant of [`ObjectiveRecipe`] and one [`Entry`] here.
 
+use std::path::Path;
+
 use serde::{Deserialize, Serialize};
 
 use super::{Recipe, Run, RunReport};
@@ -55,6 +57,32 @@ pub trait ObjectiveSettings {
     /// encoder.
     fn token_task(&self) -> Option<&dyn TokenTaskSettings> {
         None
+    }
+
+    /// What of the model a run of `recipe` trains its Hugging Face family cannot express, if
+    /// anything: checked before training when an export is asked for. Default: the encoder
+    /// as BERT (or ALBERT); an encoder-decoder's LM head has BERT's transform, which BART has
+    /// not.
+    fn hf_misfit(&self, recipe: &Recipe) -> Option<String> {
+        if self.encoder_decoder() {
+            return Some(
+                "an encoder-decoder whose LM head has BERT's transform, which BART has not".into(),
+            );
+        }
+        crate::hf::bert_misfit(&recipe.encoder).map(|what| format!("{what}, which BERT has not"))
+    }
+
+    /// Writes the model a run of `recipe` left in `run_dir` as a Hugging Face directory `out`
+    /// and returns its class. Default: a token objective's encoder with its MLM head, if it
+    /// has one (BERT, ALBERT), or as GPT-2 (`clm`); any other objective's encoder alone.
+    fn export_hf(
+        &self,
+        recipe: &Recipe,
+        run_dir: &Path,
+        out: &Path,
+        force: bool,
+    ) -> Result<&'static str> {
+        recipe.export_trained(run_dir, out, force)
     }
 }
 

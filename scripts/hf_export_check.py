@@ -1,0 +1,55 @@
+"""Loads pretext's exports of the parity fixtures in transformers and holds them against the
+fixtures' own outputs: no missing or unexpected keys, the same logits.
+
+The exports are what tests/hf.rs writes (`albert_electra_gpt2_and_bart_export_…` leaves them in
+the temporary directory); pass each with the fixture it came from:
+
+    /tmp/hfvenv/bin/python scripts/hf_export_check.py albert=/tmp/pretext-hf-export-albert-N \\
+        electra=/tmp/pretext-hf-export-electra-N gpt2=… bart=…
+"""
+
+import json
+import pathlib
+import sys
+
+import torch
+import transformers
+
+FIXTURES = pathlib.Path(__file__).resolve().parent.parent / "tests" / "fixtures" / "hf"
+
+# fixture → (class, expected.json of, output name there, logits of the model's output)
+CASES = {
+    "albert": ("AlbertForMaskedLM", "albert", "mlm_logits", lambda o: o.logits),
+    "electra": ("ElectraForPreTraining", "electra", "discriminator_logits", lambda o: o.logits),
+    "gpt2": ("GPT2LMHeadModel", "gpt2", "lm_logits", lambda o: o.logits),
+    "bart": ("BartForConditionalGeneration", "bart", "seq2seq_logits", lambda o: o.logits),
+}
+
+
+def check(name, directory):
+    class_name, fixture, output, logits_of = CASES[name]
+    model_class = getattr(transformers, class_name)
+    model, info = model_class.from_pretrained(directory, output_loading_info=True)
+    model.eval()
+    bad = {k: v for k, v in info.items() if v and k in ("missing_keys", "unexpected_keys")}
+    want = json.loads((FIXTURES / fixture / "expected.json").read_text())
+    ids = torch.tensor(want["input_ids"])
+    mask = torch.tensor(want["attention_mask"])
+    kwargs = dict(input_ids=ids, attention_mask=mask)
+    if name in ("albert", "electra"):
+        kwargs["token_type_ids"] = torch.tensor(want["token_type_ids"])
+    if name == "bart":
+        kwargs["decoder_input_ids"] = torch.tensor(want["decoder_input_ids"])
+    with torch.no_grad():
+        logits = logits_of(model(**kwargs))
+    if name != "bart":
+        kept = torch.tensor(want["positions"])
+        logits = logits.reshape(ids.numel(), -1)[kept]
+    diff = (logits.flatten() - torch.tensor(want[output])).abs().max().item()
+    print(f"{name}: {class_name}, loading problems {bad or 'none'}, max logit difference {diff:.1e}")
+    return not bad and diff < 1e-4
+
+
+if __name__ == "__main__":
+    results = [check(*arg.split("=", 1)) for arg in sys.argv[1:]]
+    sys.exit(0 if results and all(results) else 1)
