@@ -97,6 +97,16 @@ def write_expected(directory, ids, types, mask, **outputs):
     (directory / "expected.json").write_text(json.dumps(expected))
 
 
+def save(name, model, ids, types, mask, outputs, **model_inputs):
+    """Runs `model` on the inputs (and `model_inputs`), saves it as the fixture `name` with its
+    inputs and the outputs `outputs` picks (expected name → function of the model's output)."""
+    with torch.no_grad():
+        out = model(input_ids=ids, attention_mask=mask, **model_inputs)
+    model.save_pretrained(OUT / name)
+    picked = {key: pick(out) for key, pick in outputs.items()}
+    write_expected(OUT / name, ids, types, mask, **picked)
+
+
 def bert():
     config = BertConfig(
         vocab_size=101,
@@ -113,18 +123,11 @@ def bert():
     )
     model = build(BertForPreTraining, config, 1)
     ids, types, mask = inputs(config.vocab_size, config.type_vocab_size, 2)
-    with torch.no_grad():
-        out = model(input_ids=ids, token_type_ids=types, attention_mask=mask)
-    directory = OUT / "bert"
-    model.save_pretrained(directory)
-    write_expected(
-        directory,
-        ids,
-        types,
-        mask,
-        mlm_logits=out.prediction_logits,
-        nsp_logits=out.seq_relationship_logits,
+    outputs = dict(
+        mlm_logits=lambda o: o.prediction_logits,
+        nsp_logits=lambda o: o.seq_relationship_logits,
     )
+    save("bert", model, ids, types, mask, outputs, token_type_ids=types)
     # The same encoder as a bare BertModel: keys without the `bert.` prefix, no heads.
     model.bert.save_pretrained(OUT / "bert-model")
 
@@ -146,11 +149,8 @@ def roberta():
     )
     model = build(RobertaForMaskedLM, config, 7)
     ids, types, mask = inputs(config.vocab_size, 1, 8, pad=config.pad_token_id)
-    with torch.no_grad():
-        out = model(input_ids=ids, token_type_ids=types, attention_mask=mask)
-    directory = OUT / "roberta"
-    model.save_pretrained(directory)
-    write_expected(directory, ids, types, mask, mlm_logits=out.logits)
+    outputs = dict(mlm_logits=lambda o: o.logits)
+    save("roberta", model, ids, types, mask, outputs, token_type_ids=types)
 
 
 def electra():
@@ -213,18 +213,11 @@ def albert():
     )
     model = build(AlbertForPreTraining, config, 9)
     ids, types, mask = inputs(config.vocab_size, config.type_vocab_size, 10)
-    with torch.no_grad():
-        out = model(input_ids=ids, token_type_ids=types, attention_mask=mask)
-    directory = OUT / "albert"
-    model.save_pretrained(directory)
-    write_expected(
-        directory,
-        ids,
-        types,
-        mask,
-        mlm_logits=out.prediction_logits,
-        sop_logits=out.sop_logits,
+    outputs = dict(
+        mlm_logits=lambda o: o.prediction_logits,
+        sop_logits=lambda o: o.sop_logits,
     )
+    save("albert", model, ids, types, mask, outputs, token_type_ids=types)
 
 
 def gpt2():
@@ -244,11 +237,7 @@ def gpt2():
     )
     model = build(GPT2LMHeadModel, config, 11)
     ids, types, mask = inputs(config.vocab_size, 1, 12)
-    with torch.no_grad():
-        out = model(input_ids=ids, attention_mask=mask)
-    directory = OUT / "gpt2"
-    model.save_pretrained(directory)
-    write_expected(directory, ids, types, mask, lm_logits=out.logits)
+    save("gpt2", model, ids, types, mask, dict(lm_logits=lambda o: o.logits))
 
 
 def bart():
@@ -278,18 +267,11 @@ def bart():
     ids, types, mask = inputs(config.vocab_size, 1, 14, pad=config.pad_token_id)
     decoder_ids = torch.randint(4, config.vocab_size, (2, 6), generator=g)
     decoder_ids[:, 0] = config.decoder_start_token_id
-    with torch.no_grad():
-        out = model(input_ids=ids, attention_mask=mask, decoder_input_ids=decoder_ids)
-    directory = OUT / "bart"
-    model.save_pretrained(directory)
-    write_expected(
-        directory,
-        ids,
-        types,
-        mask,
-        decoder_input_ids=decoder_ids,
-        seq2seq_logits=out.logits,
+    outputs = dict(
+        decoder_input_ids=lambda o: decoder_ids,
+        seq2seq_logits=lambda o: o.logits,
     )
+    save("bart", model, ids, types, mask, outputs, decoder_input_ids=decoder_ids)
 
 
 def bert_bundled_vocab():
