@@ -6,7 +6,12 @@
 //! cargo run --release --example bakeoff                      # the default (mini) budget
 //! cargo run --release --example bakeoff -- --budget tiny     # a smoke run of a few minutes
 //! cargo run --release --example bakeoff -- --objectives mlm,spanbert,bart --seeds 5
+//! cargo run --release --example bakeoff -- --init-from ~/.cache/pretext/models/all-MiniLM-L6-v2 --objectives mlm
 //! ```
+//!
+//! With `--init-from DIR` (a Hugging Face checkpoint), every objective continues pretraining
+//! that checkpoint instead of a fresh `mini` model, and the checkpoint as it is is fine-tuned
+//! too: the table then compares it, its continued pretraining and a `mini` model from scratch.
 //!
 //! Equal compute means the same text: every objective runs the same number of updates over
 //! batches of the same size and sequence length, so each sees the same number of corpus
@@ -17,7 +22,7 @@
 //! It runs the `pretrain` and `finetune` examples (building them first when started through
 //! `cargo run`) and writes into `OUT` (default `runs/bakeoff-BUDGET`):
 //!
-//! - `pretrain-OBJECTIVE/` and `finetune-SOURCE-sSEED/`: each run's own directory and log;
+//! - `pretrain-OBJECTIVE/` and `finetune-TASK-SOURCE-sSEED/`: each run's own directory and log;
 //! - `results.md`: the table;
 //! - `pretraining.svg`: each objective's training and validation loss against the step;
 //! - `downstream.svg`: each source's test accuracy, seed by seed, and their mean.
@@ -105,6 +110,10 @@ struct Args {
     /// Run everything again instead of reusing finished runs.
     #[arg(long)]
     fresh: bool,
+    /// Continue every pretraining from this Hugging Face checkpoint, and fine-tune the
+    /// checkpoint as it is as well.
+    #[arg(long)]
+    init_from: Option<PathBuf>,
 }
 
 fn main() -> std::process::ExitCode {
@@ -119,6 +128,33 @@ struct Pretrained {
     train: Vec<(f64, f64)>,
     valid: Vec<(f64, f64)>,
     seconds: f64,
+}
+
+/// Where a fine-tuning run starts.
+enum Source<'a> {
+    /// A fresh model of the budget's preset.
+    Scratch,
+    /// A Hugging Face checkpoint as it is.
+    Checkpoint(&'a Path),
+    /// A pretraining run of the bake-off.
+    Pretrained(&'a Pretrained),
+}
+
+impl Source<'_> {
+    /// Its name in run directories and the table.
+    fn name(&self) -> String {
+        match self {
+            Source::Scratch => "scratch".into(),
+            Source::Checkpoint(dir) => checkpoint_name(dir),
+            Source::Pretrained(p) => p.objective.clone(),
+        }
+    }
+}
+
+/// A checkpoint directory's name.
+fn checkpoint_name(dir: &Path) -> String {
+    dir.file_name()
+        .map_or("checkpoint".into(), |n| n.to_string_lossy().into_owned())
 }
 
 /// One source's fine-tuning outcomes, one per seed.
@@ -156,7 +192,8 @@ fn run(args: Args) -> Result<()> {
     std::fs::create_dir_all(&out)?;
     let (pretrain, finetune) = (example("pretrain")?, example("finetune")?);
     let started = Instant::now();
-    let total = objectives.len() + (objectives.len() + 1) * seeds as usize;
+    let checkpoints = usize::from(args.init_from.is_some());
+    let total = objectives.len() + (objectives.len() + 1 + checkpoints) * seeds as usize;
     let mut done = 0;
     let mut progress = |what: &str, result: &str| {
         done += 1;
@@ -172,20 +209,26 @@ fn run(args: Args) -> Result<()> {
         let steps = plan.pretrain_steps.to_string();
         let every = (plan.pretrain_steps / 6).max(1).to_string();
         let seconds = run_once(&pretrain, &dir, "encoder.bpk", |dir| {
-            vec![
-                "--objective".into(),
-                objective.clone(),
-                "--preset".into(),
-                plan.preset.into(),
-                "--steps".into(),
-                steps.clone(),
-                "--valid-every".into(),
-                every.clone(),
-                "--checkpoint-every".into(),
-                steps.clone(),
-                "--out".into(),
-                dir.display().to_string(),
-            ]
+            let init: Vec<String> = match &args.init_from {
+                Some(checkpoint) => vec!["--init-from".into(), checkpoint.display().to_string()],
+                None => Vec::new(),
+            };
+            init.into_iter()
+                .chain([
+                    "--objective".into(),
+                    objective.clone(),
+                    "--preset".into(),
+                    plan.preset.into(),
+                    "--steps".into(),
+                    steps.clone(),
+                    "--valid-every".into(),
+                    every.clone(),
+                    "--checkpoint-every".into(),
+                    steps.clone(),
+                    "--out".into(),
+                    dir.display().to_string(),
+                ])
+                .collect()
         })?;
         let records = read_records(&dir.join("metrics.jsonl"))?;
         let curve = |split: &str| -> Vec<(f64, f64)> {
@@ -211,22 +254,28 @@ fn run(args: Args) -> Result<()> {
     }
 
     let mut downstream = Vec::new();
-    let sources: Vec<Option<&Pretrained>> = std::iter::once(None)
-        .chain(pretrained.iter().map(Some))
+    let sources: Vec<Source> = std::iter::once(Source::Scratch)
+        .chain(args.init_from.as_deref().map(Source::Checkpoint))
+        .chain(pretrained.iter().map(Source::Pretrained))
         .collect();
     for source in sources {
-        let name = source.map_or("scratch".to_string(), |p| p.objective.clone());
+        let name = source.name();
         let mut scores = Downstream {
             source: name.clone(),
             accuracy: Vec::new(),
             macro_f1: Vec::new(),
         };
         for seed in 1..=seeds {
-            let dir = out.join(format!("finetune-{name}-s{seed}"));
+            let dir = out.join(format!("finetune-{}-{name}-s{seed}", args.task));
             run_once(&finetune, &dir, "metrics.jsonl", |dir| {
-                let mut a: Vec<String> = match source {
-                    Some(p) => vec!["--checkpoint".into(), p.dir.display().to_string()],
-                    None => vec![
+                let mut a: Vec<String> = match &source {
+                    Source::Pretrained(p) => {
+                        vec!["--checkpoint".into(), p.dir.display().to_string()]
+                    }
+                    Source::Checkpoint(checkpoint) => {
+                        vec!["--checkpoint".into(), checkpoint.display().to_string()]
+                    }
+                    Source::Scratch => vec![
                         "--from-scratch".into(),
                         "--preset".into(),
                         plan.preset.into(),
@@ -392,6 +441,17 @@ fn hardware() -> String {
     format!("{cpu}, {cores} cores, the CPU (flex) backend")
 }
 
+/// A source's row label: the objective, continued from the checkpoint if there is one.
+fn source_label(args: &Args, d: &Downstream, p: Option<&Pretrained>) -> String {
+    let checkpoint = args.init_from.as_deref().map(checkpoint_name);
+    match (p, checkpoint) {
+        (Some(p), Some(c)) => format!("{c} + {}", p.objective),
+        (Some(p), None) => p.objective.clone(),
+        (None, Some(c)) if d.source == c => format!("{c} (as published)"),
+        (None, _) => format!("none (`{}` from scratch)", args.budget.plan().preset),
+    }
+}
+
 /// `results.md`.
 fn results(
     args: &Args,
@@ -416,10 +476,13 @@ fn results(
     let _ = writeln!(s, "# Objective bake-off (`{budget}` budget)\n");
     let _ = writeln!(
         s,
-        "- Pretraining: the `{}` preset, {} updates of {batch} sequences of {seq_len} tokens \
+        "- Pretraining: {}, {} updates of {batch} sequences of {seq_len} tokens \
          for every objective ({} tokens of text each), on the bundled corpus without the \
          genre task's held-out documents.",
-        plan.preset,
+        match &args.init_from {
+            Some(dir) => format!("continuing `{}`", checkpoint_name(dir)),
+            None => format!("the `{}` preset", plan.preset),
+        },
         plan.pretrain_steps,
         plan.pretrain_steps as u64 * batch * seq_len
     );
@@ -453,7 +516,7 @@ fn results(
         let _ = writeln!(
             s,
             "| {} | {} | {} | {:.1} ± {:.1} % | {:.3} ± {:.3} | {} |",
-            p.map_or("none (from scratch)".to_string(), |p| p.objective.clone()),
+            source_label(args, d, p),
             p.and_then(|p| p.valid.last())
                 .map_or("–".into(), |v| format!("{:.3}", v.1)),
             p.map_or("–".into(), |p| format!("{:.0} s", p.seconds)),
@@ -464,9 +527,11 @@ fn results(
             per_seed.join(", ")
         );
     }
+    let given: Vec<String> = std::env::args().skip(1).collect();
     let _ = writeln!(
         s,
-        "\nReproduce: `cargo run --release --example bakeoff -- --budget {budget}`."
+        "\nReproduce: `cargo run --release --example bakeoff -- {}`.",
+        given.join(" ")
     );
     s
 }
