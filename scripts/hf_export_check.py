@@ -1,11 +1,12 @@
 """Loads pretext's exports of the parity fixtures in transformers and holds them against the
 fixtures' own outputs: no missing or unexpected keys, the same logits.
 
-The exports are what tests/hf.rs writes (`albert_electra_gpt2_and_bart_export_…` leaves them in
-the temporary directory); pass each with the fixture it came from:
+The exports are what tests/hf.rs writes (`…_export_and_import_again_bit_for_bit` leaves them
+in the temporary directory when PRETEXT_KEEP_EXPORTS is set); pass each with its fixture:
 
+    PRETEXT_KEEP_EXPORTS=1 cargo test --release --test hf export_and_import_again
     /tmp/hfvenv/bin/python scripts/hf_export_check.py albert=/tmp/pretext-hf-export-albert-N \\
-        electra=/tmp/pretext-hf-export-electra-N gpt2=… bart=…
+        roberta=… electra=/tmp/pretext-hf-export-electra-N gpt2=… bart=…
 """
 
 import json
@@ -20,6 +21,7 @@ FIXTURES = pathlib.Path(__file__).resolve().parent.parent / "tests" / "fixtures"
 # fixture → (class, expected.json of, output name there, logits of the model's output)
 CASES = {
     "albert": ("AlbertForMaskedLM", "albert", "mlm_logits", lambda o: o.logits),
+    "roberta": ("RobertaForMaskedLM", "roberta", "mlm_logits", lambda o: o.logits),
     "electra": ("ElectraForPreTraining", "electra", "discriminator_logits", lambda o: o.logits),
     "gpt2": ("GPT2LMHeadModel", "gpt2", "lm_logits", lambda o: o.logits),
     "bart": ("BartForConditionalGeneration", "bart", "seq2seq_logits", lambda o: o.logits),
@@ -36,7 +38,7 @@ def check(name, directory):
     ids = torch.tensor(want["input_ids"])
     mask = torch.tensor(want["attention_mask"])
     kwargs = dict(input_ids=ids, attention_mask=mask)
-    if name in ("albert", "electra"):
+    if name in ("albert", "roberta", "electra"):
         kwargs["token_type_ids"] = torch.tensor(want["token_type_ids"])
     if name == "bart":
         kwargs["decoder_input_ids"] = torch.tensor(want["decoder_input_ids"])

@@ -628,7 +628,7 @@ fn export_dir(name: &str) -> PathBuf {
 }
 
 #[test]
-fn albert_electra_gpt2_and_bart_export_and_import_again_bit_for_bit() {
+fn albert_roberta_electra_gpt2_and_bart_export_and_import_again_bit_for_bit() {
     use pretext::hf::{Exportable, export};
     let device = Device::flex();
     // ALBERT, with its MLM head: AlbertForMaskedLM.
@@ -647,6 +647,25 @@ fn albert_electra_gpt2_and_bart_export_and_import_again_bit_for_bit() {
     assert!(again.report.unused.is_empty(), "{}", again.report);
     assert_eq!(parameters(&again.encoder), parameters(&albert.encoder));
     assert_eq!(parameters(&again.mlm), parameters(&albert.mlm));
+    // RoBERTa, its positions after the padding id (the BPE tokenizer's <pad> is 1).
+    let roberta = load_bert(&fixture("roberta"), &device).unwrap();
+    let config = roberta.config.encoder(&fixture("roberta")).unwrap();
+    let out = export_dir("hf-export-roberta");
+    let model = Exportable::Encoder {
+        config: &config,
+        encoder: &roberta.encoder,
+        mlm: Some(&roberta.mlm),
+    };
+    let class = export(model, &bpe_tokenizer(config.vocab_size), &out, false).unwrap();
+    assert_eq!(class, "RobertaForMaskedLM");
+    let again = load_bert(&out, &device).unwrap();
+    assert_eq!(again.report.loaded, ["encoder", "MLM head"]);
+    assert_eq!(parameters(&again.encoder), parameters(&roberta.encoder));
+    assert_eq!(parameters(&again.mlm), parameters(&roberta.mlm));
+    // With [PAD] at 0, an encoder offset by 2 is no RoBERTa.
+    let small = small_tokenizer(config.vocab_size);
+    let err = export(model, &small, &export_dir("hf-misfit-roberta"), false).unwrap_err();
+    assert!(err.to_string().contains("padding id"), "{err}");
     // ELECTRA's discriminator and its head: ElectraForPreTraining.
     let source = fixture("electra/discriminator");
     let electra = pretext::hf::load_electra(&source, None, &device).unwrap();
@@ -733,7 +752,7 @@ fn albert_electra_gpt2_and_bart_export_and_import_again_bit_for_bit() {
     assert_eq!(names(&exported), names(&original));
     // scripts/hf_export_check.py loads the exports in transformers when they are kept.
     if std::env::var_os("PRETEXT_KEEP_EXPORTS").is_none() {
-        for family in ["albert", "electra", "gpt2", "bart"] {
+        for family in ["albert", "roberta", "electra", "gpt2", "bart"] {
             let _ = std::fs::remove_dir_all(export_dir(&format!("hf-export-{family}")));
         }
     }

@@ -58,7 +58,7 @@ pub(crate) const MLM_HEAD: &[(&str, &str)] = &[
 ];
 
 /// RoBERTa's MLM head (`RobertaForMaskedLM`).
-const ROBERTA_MLM_HEAD: &[(&str, &str)] = &[
+pub(crate) const ROBERTA_MLM_HEAD: &[(&str, &str)] = &[
     ("lm_head.dense.", "head.dense."),
     ("lm_head.layer_norm.", "head.norm."),
     ("lm_head.bias", "head.bias"),

@@ -17,7 +17,7 @@ use burn::store::{BurnToPyTorchAdapter, KeyRemapper, ModuleSnapshot, bridge};
 use burn::tensor::TensorData;
 use serde_json::{Value, json};
 
-use super::bert::{EMBEDDINGS, LAYER, MLM_HEAD};
+use super::bert::{EMBEDDINGS, LAYER, MLM_HEAD, ROBERTA_MLM_HEAD};
 use super::loader::{KeyTable, literal};
 use super::{albert, bart, electra, gpt2, model_error};
 use crate::blocks::{
@@ -70,10 +70,11 @@ pub enum Exportable<'a> {
     },
 }
 
-/// What an encoder of shape `config` has that BERT (or, factorized and shared, ALBERT) has
-/// not, if anything.
+/// What an encoder of shape `config` has that BERT (or, factorized and shared, ALBERT; with
+/// positions offset past the padding id, RoBERTa) has not, if anything.
 pub fn bert_misfit(config: &TransformerEncoderConfig) -> Option<&'static str> {
     let factorized = config.embedding_size.is_some();
+    let offset = config.position_offset != 0;
     [
         (
             factorized && !config.share_layers,
@@ -82,6 +83,10 @@ pub fn bert_misfit(config: &TransformerEncoderConfig) -> Option<&'static str> {
         (
             config.share_layers && !factorized,
             "shared layers without a factorized embedding",
+        ),
+        (
+            offset && factorized,
+            "offset positions beside a factorized embedding",
         ),
     ]
     .into_iter()
@@ -98,7 +103,6 @@ fn encoder_misfit(config: &TransformerEncoderConfig) -> Option<&'static str> {
             config.positions != PositionEncoding::Learned,
             "sinusoidal positions",
         ),
-        (config.position_offset != 0, "offset positions"),
         (
             config.num_segments == 0,
             "an encoder without segment embeddings",
@@ -115,6 +119,7 @@ pub fn electra_misfit(config: &TransformerEncoderConfig) -> Option<&'static str>
     let tanh = config.activation != Activation::Gelu;
     let own = [
         (config.share_layers, "shared layers"),
+        (config.position_offset != 0, "offset positions"),
         (tanh, "the tanh GELU where its head computes the exact one"),
     ];
     own.into_iter()
@@ -288,34 +293,46 @@ pub fn export(
             if let Some(what) = bert_misfit(config) {
                 return refuse("BERT", what);
             }
-            let albert = config.share_layers;
-            let family = if albert { "albert" } else { "bert" };
-            if let Some(what) =
-                mlm.and_then(|m| head_misfit(m.head(), Some(config.activation), true))
-            {
+            let family = match (config.share_layers, config.position_offset) {
+                (true, _) => "albert",
+                (false, 0) => "bert",
+                (false, _) => "roberta",
+            };
+            let first = special.pad as usize + 1;
+            if family == "roberta" && config.position_offset != first {
+                let what = format!(
+                    "positions offset by {} rows where RoBERTa's start after the padding id, at {first}",
+                    config.position_offset
+                );
+                return refuse("RoBERTa", &what);
+            }
+            // RoBERTa's LM head computes the exact GELU whatever hidden_act says.
+            let activation = match family {
+                "roberta" => Activation::Gelu,
+                _ => config.activation,
+            };
+            if let Some(what) = mlm.and_then(|m| head_misfit(m.head(), Some(activation), true)) {
                 return refuse(family, &what);
             }
             bert_config(&mut hf, config, family);
-            let head = if albert { albert::MLM_HEAD } else { MLM_HEAD };
+            let (head, classes) = match family {
+                "albert" => (albert::MLM_HEAD, ["AlbertForMaskedLM", "AlbertModel"]),
+                "roberta" => (ROBERTA_MLM_HEAD, ["RobertaForMaskedLM", "RobertaModel"]),
+                _ => (MLM_HEAD, ["BertForMaskedLM", "BertModel"]),
+            };
             match mlm {
                 Some(mlm) => {
                     let mut table = encoder_out(config, "backbone.", &format!("{family}."), family);
                     table.extend(outward("objective.", "", head));
-                    let class = if albert {
-                        "AlbertForMaskedLM"
-                    } else {
-                        "BertForMaskedLM"
-                    };
                     let module = Pretrainer {
                         backbone: encoder.clone(),
                         objective: mlm.clone(),
                     };
-                    (class, Weights::of(&module, table, &[])?)
+                    (classes[0], Weights::of(&module, table, &[])?)
                 }
                 None => {
                     let table = encoder_out(config, "", "", family);
-                    let class = if albert { "AlbertModel" } else { "BertModel" };
-                    (class, Weights::of(encoder, table, &["pooler"])?)
+                    (classes[1], Weights::of(encoder, table, &[])?)
                 }
             }
         }
