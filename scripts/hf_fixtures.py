@@ -296,6 +296,35 @@ def bert_bundled_vocab():
     fill_mask_expected(model, directory)
 
 
+
+def gpt2_bundled_vocab():
+    """A tiny GPT2LMHeadModel over a 400-token byte-level BPE trained on the bundled corpus,
+    whose only special token is <|endoftext|> (no pad, no mask), as GPT-2's: what continued
+    causal pretraining starts from in the tests."""
+    from tokenizers import ByteLevelBPETokenizer
+
+    directory = OUT / "gpt2-bundled-vocab"
+    directory.mkdir(parents=True, exist_ok=True)
+    end = "<|endoftext|>"
+    bpe = ByteLevelBPETokenizer()
+    brown = sorted(str(p) for p in (OUT.parent.parent.parent / "data" / "brown").glob("*.txt"))
+    bpe.train(brown, vocab_size=400, min_frequency=2, special_tokens=[end])
+    bpe.save(str(directory / "tokenizer.json"))
+    roles = {"bos_token": end, "eos_token": end, "unk_token": end}
+    (directory / "tokenizer_config.json").write_text(json.dumps(roles))
+    config = GPT2Config(
+        vocab_size=bpe.get_vocab_size(),
+        n_embd=16,
+        n_layer=2,
+        n_head=2,
+        n_positions=128,
+        bos_token_id=0,
+        eos_token_id=0,
+        attn_implementation="eager",
+    )
+    torch.manual_seed(4)
+    GPT2LMHeadModel(config).eval().save_pretrained(directory)
+
 def fill_mask_expected(model, directory):
     """The fill-mask pipeline's top 5 at each mask of three sentences, computed as it does
     (the text framed by [CLS] and [SEP], one segment, a softmax over the vocabulary): the
@@ -444,6 +473,7 @@ if __name__ == "__main__":
     gpt2()
     bart()
     bert_bundled_vocab()
+    gpt2_bundled_vocab()
     half_precision()
     tokenizers_()
     # save_pretrained writes a generation config for generative models; nothing reads it.

@@ -61,8 +61,12 @@ impl MaskedLm {
                     reason: "the file holds no MLM head to fill masks with".into(),
                 });
             }
+            let tokenizer = Tokenizer::from_model_dir(dir)?;
+            if !tokenizer.has_mask() {
+                return Err(Error::MissingSpecialToken("mask".into()));
+            }
             return Ok(Self {
-                tokenizer: Tokenizer::from_model_dir(dir)?,
+                tokenizer,
                 encoder: bert.encoder,
                 mlm: bert.mlm,
             });

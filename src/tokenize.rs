@@ -30,7 +30,9 @@ pub struct SpecialTokens {
     pub cls: u32,
     /// End of a segment; also the end-of-text token of causal LM.
     pub sep: u32,
-    /// The `[MASK]` that masked LM puts in place of hidden tokens.
+    /// The `[MASK]` that masked LM puts in place of hidden tokens. A tokenizer without one
+    /// (GPT-2's) gives its unknown token here and [`Tokenizer::has_mask`] is false: objectives
+    /// that mask refuse it ([`crate::recipe::ObjectiveSettings::masks`]).
     pub mask: u32,
 }
 
@@ -60,6 +62,7 @@ impl Encoded {
 pub struct Tokenizer {
     inner: tokenizers::Tokenizer,
     special: SpecialTokens,
+    has_mask: bool,
 }
 
 impl std::fmt::Debug for Tokenizer {
@@ -87,7 +90,9 @@ impl Tokenizer {
     /// Wraps a `tokenizers::Tokenizer` whose special tokens are named in `declared` (what a
     /// `tokenizer_config.json` says), each role falling back to BERT's then RoBERTa's name.
     /// The special tokens are marked special in `inner`, so that `[MASK]` in a text is the
-    /// mask token, not three pieces.
+    /// mask token, not three pieces. As `transformers` does for GPT-2, a tokenizer without a
+    /// padding token pads with its end token; one without a mask token has none
+    /// ([`Tokenizer::has_mask`]).
     pub fn with_roles(mut inner: tokenizers::Tokenizer, declared: &Roles) -> Result<Self> {
         inner.with_padding(None);
         inner
@@ -108,14 +113,21 @@ impl Tokenizer {
             }
             Ok(id)
         };
+        let (unk, cls, sep) = (id("unk")?, id("cls")?, id("sep")?);
+        let pad = id("pad").unwrap_or(sep);
+        let mask = id("mask").ok();
         let special = SpecialTokens {
-            pad: id("pad")?,
-            unk: id("unk")?,
-            cls: id("cls")?,
-            sep: id("sep")?,
-            mask: id("mask")?,
+            pad,
+            unk,
+            cls,
+            sep,
+            mask: mask.unwrap_or(unk),
         };
-        Ok(Self { inner, special })
+        Ok(Self {
+            inner,
+            special,
+            has_mask: mask.is_some(),
+        })
     }
 
     /// Loads a `tokenizer.json`, or a BERT `vocab.txt` (a WordPiece vocabulary, one token a
@@ -243,6 +255,11 @@ impl Tokenizer {
     /// Vocabulary size, added tokens included: the `vocab_size` a model needs.
     pub fn vocab_size(&self) -> usize {
         self.inner.get_vocab_size(true)
+    }
+
+    /// Whether the tokenizer has a mask token (GPT-2's has none).
+    pub fn has_mask(&self) -> bool {
+        self.has_mask
     }
 
     /// Ids of the special tokens.
@@ -507,7 +524,7 @@ mod tests {
     fn a_tokenizer_without_the_special_tokens_is_rejected() {
         let err = Tokenizer::new(tokenizers::Tokenizer::new(WordPiece::default())).unwrap_err();
         assert!(
-            matches!(err, Error::MissingSpecialToken(ref t) if t == "pad"),
+            matches!(err, Error::MissingSpecialToken(ref t) if t == "unk"),
             "{err}"
         );
     }

@@ -383,22 +383,50 @@ fn objective_weights_negative_or_all_zero() {
 #[test]
 fn tokenizer_file_without_the_special_tokens() {
     let dir = common::temp_dir("no-specials");
-    let mut json: serde_json::Value = serde_json::from_slice(
-        &std::fs::read(pretext::corpus::bundled_data_dir().join("tokenizer.json")).unwrap(),
-    )
-    .unwrap();
-    json["added_tokens"] = serde_json::json!([]);
-    json["model"]["vocab"]
-        .as_object_mut()
-        .unwrap()
-        .remove("[MASK]");
-    let path = dir.join("tokenizer.json");
-    std::fs::write(&path, json.to_string()).unwrap();
-    let err = Tokenizer::from_file(&path).unwrap_err();
+    // The bundled tokenizer with `removed` taken out of its vocabulary.
+    let without = |removed: &str| {
+        let mut json: serde_json::Value = serde_json::from_slice(
+            &std::fs::read(pretext::corpus::bundled_data_dir().join("tokenizer.json")).unwrap(),
+        )
+        .unwrap();
+        json["added_tokens"] = serde_json::json!([]);
+        json["model"]["vocab"]
+            .as_object_mut()
+            .unwrap()
+            .remove(removed);
+        let path = dir.join(format!(
+            "tokenizer-{}.json",
+            removed.trim_matches(['[', ']'])
+        ));
+        std::fs::write(&path, json.to_string()).unwrap();
+        path
+    };
+    let err = Tokenizer::from_file(without("[SEP]")).unwrap_err();
     assert!(
-        matches!(err, Error::MissingSpecialToken(ref t) if t == "mask"),
+        matches!(err, Error::MissingSpecialToken(ref t) if t == "sep"),
         "{err}"
     );
+    // Without a mask token (as GPT-2's) it loads, and serves what does not mask.
+    let path = without("[MASK]");
+    assert!(!Tokenizer::from_file(&path).unwrap().has_mask());
+    let source = pretext::recipe::TokenizerSource {
+        file: Some(path),
+        sentinels: 0,
+    };
+    let recipe = |name: &str| {
+        pretext::Recipe::named(name, pretext::Preset::Tiny)
+            .unwrap()
+            .with_tokenizer(source.clone())
+            .unwrap()
+    };
+    match recipe("mlm").check() {
+        Err(Error::Recipe { field, reason }) => {
+            assert_eq!(field, "tokenizer");
+            assert!(reason.contains("mask"), "{reason}");
+        }
+        other => panic!("{other:?}"),
+    }
+    recipe("clm").check().unwrap();
     std::fs::remove_dir_all(dir).unwrap();
 }
 

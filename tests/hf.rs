@@ -856,3 +856,50 @@ fn minilm_hidden_states_match_transformers() {
     eprintln!("largest hidden-state difference {worst:.1e}");
     assert!(worst < 1e-4, "{worst}");
 }
+
+#[test]
+fn a_recipe_continues_pretraining_a_gpt2_checkpoint_whose_tokenizer_has_no_mask() {
+    use pretext::recipe::{Recipe, RunOptions};
+    let checkpoint = fixture("gpt2-bundled-vocab");
+    let tokenizer = pretext::Tokenizer::from_model_dir(&checkpoint).unwrap();
+    assert!(!tokenizer.has_mask());
+    let special = tokenizer.special();
+    // <|endoftext|> starts, ends and pads, as transformers has it for GPT-2.
+    assert_eq!([special.cls, special.sep, special.pad], [0, 0, 0]);
+    // MLM cannot start from it (no segment embeddings, no mask token: tests/bad_input.rs
+    // checks the second alone); the causal LM can.
+    let refused = Recipe::named("mlm", pretext::Preset::Tiny)
+        .unwrap()
+        .init_from(&checkpoint)
+        .and_then(|r| r.check().map(|_| ()));
+    assert!(matches!(refused, Err(Error::Recipe { .. })), "{refused:?}");
+    let dir = common::temp_dir("hf-continue-gpt2");
+    let mut recipe = Recipe::named("clm", pretext::Preset::Tiny)
+        .unwrap()
+        .init_from(&checkpoint)
+        .unwrap();
+    assert!(recipe.encoder.norm_first && !recipe.encoder.embedding_norm);
+    recipe.data.dir = Some(common::small_corpus(&dir));
+    recipe.data.valid_fraction = 0.2;
+    recipe.train.steps = 1;
+    recipe.train.progress = false;
+    recipe.train.learning_rate = 1e-12;
+    let device = Device::flex().autodiff();
+    recipe
+        .run(&RunOptions::new(dir.join("run"), device.clone()))
+        .unwrap();
+    let saved = pretext::finetune::load_backbone(
+        &dir.join("run/encoder.bpk"),
+        recipe.encoder.init(&device.clone().inner()).unwrap(),
+    )
+    .unwrap();
+    let original = pretext::hf::load_gpt2(&checkpoint, &Device::flex())
+        .unwrap()
+        .encoder;
+    let diff = (saved.token_embedding() - original.token_embedding())
+        .abs()
+        .max()
+        .into_scalar::<f32>();
+    assert!(diff < 1e-6, "{diff}");
+    std::fs::remove_dir_all(dir).unwrap();
+}

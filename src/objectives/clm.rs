@@ -119,6 +119,10 @@ impl ObjectiveSettings for ClmRecipe {
         0
     }
 
+    fn masks(&self) -> bool {
+        false
+    }
+
     fn hf_misfit(&self, recipe: &Recipe) -> Option<String> {
         let head = (!self.gpt2_head).then_some(
             "an LM head with BERT's transform and a bias (objective.settings.gpt2_head is false)",

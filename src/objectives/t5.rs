@@ -55,6 +55,11 @@ impl ObjectiveSettings for T5Recipe {
         0
     }
 
+    /// Spans become sentinels, never the mask token.
+    fn masks(&self) -> bool {
+        false
+    }
+
     fn encoder_decoder(&self) -> bool {
         true
     }

@@ -326,6 +326,15 @@ impl Recipe {
                 ),
             });
         }
+        if settings.masks() && !tokenizer.has_mask() {
+            return Err(Error::Recipe {
+                field: "tokenizer".into(),
+                reason: format!(
+                    "{} masks tokens, but the tokenizer has no mask token",
+                    self.objective.name()
+                ),
+            });
+        }
         settings.check(self, &tokenizer)?;
         Ok(tokenizer)
     }

@@ -53,6 +53,12 @@ pub trait ObjectiveSettings {
         }
     }
 
+    /// Whether its examples hold the tokenizer's mask token (a tokenizer without one, GPT-2's,
+    /// cannot serve it). Default true.
+    fn masks(&self) -> bool {
+        true
+    }
+
     /// The objective as a task of a multi-task mix, if its data are token batches over an
     /// encoder.
     fn token_task(&self) -> Option<&dyn TokenTaskSettings> {
