@@ -6,7 +6,7 @@ in the temporary directory when PRETEXT_KEEP_EXPORTS is set); pass each with its
 
     PRETEXT_KEEP_EXPORTS=1 cargo test --release --test hf export_and_import_again
     /tmp/hfvenv/bin/python scripts/hf_export_check.py albert=/tmp/pretext-hf-export-albert-N \\
-        roberta=… electra=/tmp/pretext-hf-export-electra-N gpt2=… bart=…
+        bert=/tmp/pretext-hf-export-bertforpretraining-N roberta=… electra=… gpt2=… bart=…
 """
 
 import json
@@ -20,7 +20,8 @@ FIXTURES = pathlib.Path(__file__).resolve().parent.parent / "tests" / "fixtures"
 
 # fixture → (class, expected.json of, output name there, logits of the model's output)
 CASES = {
-    "albert": ("AlbertForMaskedLM", "albert", "mlm_logits", lambda o: o.logits),
+    "albert": ("AlbertForPreTraining", "albert", "sop_logits", lambda o: o.sop_logits),
+    "bert": ("BertForPreTraining", "bert", "mlm_logits", lambda o: o.prediction_logits),
     "roberta": ("RobertaForMaskedLM", "roberta", "mlm_logits", lambda o: o.logits),
     "electra": ("ElectraForPreTraining", "electra", "discriminator_logits", lambda o: o.logits),
     "gpt2": ("GPT2LMHeadModel", "gpt2", "lm_logits", lambda o: o.logits),
@@ -38,13 +39,13 @@ def check(name, directory):
     ids = torch.tensor(want["input_ids"])
     mask = torch.tensor(want["attention_mask"])
     kwargs = dict(input_ids=ids, attention_mask=mask)
-    if name in ("albert", "roberta", "electra"):
+    if name in ("albert", "bert", "roberta", "electra"):
         kwargs["token_type_ids"] = torch.tensor(want["token_type_ids"])
     if name == "bart":
         kwargs["decoder_input_ids"] = torch.tensor(want["decoder_input_ids"])
     with torch.no_grad():
         logits = logits_of(model(**kwargs))
-    if name != "bart":
+    if name not in ("bart", "albert"):
         kept = torch.tensor(want["positions"])
         logits = logits.reshape(ids.numel(), -1)[kept]
     diff = (logits.flatten() - torch.tensor(want[output])).abs().max().item()

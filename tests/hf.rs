@@ -639,14 +639,49 @@ fn albert_roberta_electra_gpt2_and_bart_export_and_import_again_bit_for_bit() {
         config: &config,
         encoder: &albert.encoder,
         mlm: Some(&albert.mlm),
+        pair: Some(&albert.pair),
     };
     let class = export(model, &small_tokenizer(config.vocab_size), &out, false).unwrap();
-    assert_eq!(class, "AlbertForMaskedLM");
+    assert_eq!(class, "AlbertForPreTraining");
     let again = load_bert(&out, &device).unwrap();
-    assert_eq!(again.report.loaded, ["encoder", "MLM head"]);
+    assert_eq!(
+        again.report.loaded,
+        ["encoder", "MLM head", "pooler", "SOP classifier"]
+    );
     assert!(again.report.unused.is_empty(), "{}", again.report);
     assert_eq!(parameters(&again.encoder), parameters(&albert.encoder));
     assert_eq!(parameters(&again.mlm), parameters(&albert.mlm));
+    assert_eq!(parameters(&again.pair), parameters(&albert.pair));
+    // BERT with both heads is BertForPreTraining; the pooler alone stays with BertModel.
+    let bert = load_bert(&fixture("bert"), &device).unwrap();
+    let config = bert.config.encoder(&fixture("bert")).unwrap();
+    let small = small_tokenizer(config.vocab_size);
+    for (mlm, class, loaded) in [
+        (
+            Some(&bert.mlm),
+            "BertForPreTraining",
+            &["encoder", "MLM head", "pooler", "NSP classifier"][..],
+        ),
+        (None, "BertModel", &["encoder", "pooler"][..]),
+    ] {
+        let out = export_dir(&format!("hf-export-{}", class.to_lowercase()));
+        let model = Exportable::Encoder {
+            config: &config,
+            encoder: &bert.encoder,
+            mlm,
+            pair: Some(&bert.pair),
+        };
+        assert_eq!(export(model, &small, &out, false).unwrap(), class);
+        let again = load_bert(&out, &device).unwrap();
+        assert_eq!(again.report.loaded, loaded);
+        assert!(again.report.unused.is_empty(), "{}", again.report);
+        assert!(parameters(&again.encoder) == parameters(&bert.encoder));
+        // The pooler comes back either way; the classifier with the pre-training class only.
+        let pair = (parameters(&again.pair), parameters(&bert.pair));
+        let pooler = 36 * 36 + 36;
+        assert!(pair.0[..pooler] == pair.1[..pooler]);
+        assert_eq!(pair.0 == pair.1, mlm.is_some());
+    }
     // RoBERTa, its positions after the padding id (the BPE tokenizer's <pad> is 1).
     let roberta = load_bert(&fixture("roberta"), &device).unwrap();
     let config = roberta.config.encoder(&fixture("roberta")).unwrap();
@@ -655,6 +690,7 @@ fn albert_roberta_electra_gpt2_and_bart_export_and_import_again_bit_for_bit() {
         config: &config,
         encoder: &roberta.encoder,
         mlm: Some(&roberta.mlm),
+        pair: None,
     };
     let class = export(model, &bpe_tokenizer(config.vocab_size), &out, false).unwrap();
     assert_eq!(class, "RobertaForMaskedLM");
@@ -752,7 +788,15 @@ fn albert_roberta_electra_gpt2_and_bart_export_and_import_again_bit_for_bit() {
     assert_eq!(names(&exported), names(&original));
     // scripts/hf_export_check.py loads the exports in transformers when they are kept.
     if std::env::var_os("PRETEXT_KEEP_EXPORTS").is_none() {
-        for family in ["albert", "roberta", "electra", "gpt2", "bart"] {
+        for family in [
+            "albert",
+            "bertforpretraining",
+            "bertmodel",
+            "roberta",
+            "electra",
+            "gpt2",
+            "bart",
+        ] {
             let _ = std::fs::remove_dir_all(export_dir(&format!("hf-export-{family}")));
         }
     }

@@ -65,10 +65,10 @@ pub(crate) const ROBERTA_MLM_HEAD: &[(&str, &str)] = &[
 ];
 
 /// The pooler of BERT's NSP head, under the model's prefix.
-const POOLER: &[(&str, &str)] = &[("pooler.dense.", "pooler.dense.")];
+pub(crate) const POOLER: &[(&str, &str)] = &[("pooler.dense.", "pooler.dense.")];
 
 /// The two-way classifier of BERT's NSP head (`BertForPreTraining`).
-const NSP_CLASSIFIER: &[(&str, &str)] = &[("cls.seq_relationship.", "classifier.")];
+pub(crate) const NSP_CLASSIFIER: &[(&str, &str)] = &[("cls.seq_relationship.", "classifier.")];
 
 /// The encoder of a BERT, a RoBERTa or ELECTRA's discriminator under the family's prefix, with
 /// ELECTRA's projection up from narrower embeddings.

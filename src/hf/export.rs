@@ -17,7 +17,7 @@ use burn::store::{BurnToPyTorchAdapter, KeyRemapper, ModuleSnapshot, bridge};
 use burn::tensor::TensorData;
 use serde_json::{Value, json};
 
-use super::bert::{EMBEDDINGS, LAYER, MLM_HEAD, ROBERTA_MLM_HEAD};
+use super::bert::{EMBEDDINGS, LAYER, MLM_HEAD, NSP_CLASSIFIER, POOLER, ROBERTA_MLM_HEAD};
 use super::loader::{KeyTable, literal};
 use super::{albert, bart, electra, gpt2, model_error};
 use crate::blocks::{
@@ -25,7 +25,7 @@ use crate::blocks::{
     TransformerEncoderConfig,
 };
 use crate::error::{Error, Result};
-use crate::objectives::{Clm, Electra, Mlm, Seq2Seq};
+use crate::objectives::{Clm, Electra, Mlm, PairHead, Seq2Seq};
 use crate::pretrainer::Pretrainer;
 use crate::tokenize::Tokenizer;
 
@@ -40,6 +40,9 @@ pub enum Exportable<'a> {
         encoder: &'a TransformerEncoder,
         /// The MLM head (`BertForMaskedLM`); without it, `BertModel`.
         mlm: Option<&'a Mlm>,
+        /// The sentence-pair head (NSP, SOP): with the MLM head, `BertForPreTraining` or
+        /// `AlbertForPreTraining`; alone, the model's pooler.
+        pair: Option<&'a PairHead>,
     },
     /// ELECTRA's discriminator and its head (`ElectraForPreTraining`); the generator stays.
     Electra {
@@ -68,6 +71,58 @@ pub enum Exportable<'a> {
         /// The LM head: without transform, as BART's; its bias is `final_logits_bias`.
         seq2seq: &'a Seq2Seq,
     },
+}
+
+/// The parts of a BERT-shaped export, under the module paths its key tables read.
+#[derive(Module, Debug)]
+struct Parts {
+    backbone: TransformerEncoder,
+    mlm: Option<Mlm>,
+    pair: Option<PairHead>,
+}
+
+/// Where a BERT-shaped family keeps its heads, and its classes: with both heads, with the MLM
+/// head, with the pooler, bare.
+struct BertHeads {
+    mlm: &'static [(&'static str, &'static str)],
+    pooler: &'static [(&'static str, &'static str)],
+    classifier: &'static [(&'static str, &'static str)],
+    classes: [&'static str; 4],
+}
+
+impl BertHeads {
+    fn of(family: &str) -> Self {
+        match family {
+            "albert" => Self {
+                mlm: albert::MLM_HEAD,
+                pooler: albert::POOLER,
+                classifier: albert::SOP_CLASSIFIER,
+                classes: [
+                    "AlbertForPreTraining",
+                    "AlbertForMaskedLM",
+                    "AlbertModel",
+                    "AlbertModel",
+                ],
+            },
+            "roberta" => Self {
+                mlm: ROBERTA_MLM_HEAD,
+                pooler: POOLER,
+                classifier: &[],
+                classes: ["", "RobertaForMaskedLM", "RobertaModel", "RobertaModel"],
+            },
+            _ => Self {
+                mlm: MLM_HEAD,
+                pooler: POOLER,
+                classifier: NSP_CLASSIFIER,
+                classes: [
+                    "BertForPreTraining",
+                    "BertForMaskedLM",
+                    "BertModel",
+                    "BertModel",
+                ],
+            },
+        }
+    }
 }
 
 /// What an encoder of shape `config` has that BERT (or, factorized and shared, ALBERT; with
@@ -289,6 +344,7 @@ pub fn export(
             config,
             encoder,
             mlm,
+            pair,
         } => {
             if let Some(what) = bert_misfit(config) {
                 return refuse("BERT", what);
@@ -314,27 +370,36 @@ pub fn export(
             if let Some(what) = mlm.and_then(|m| head_misfit(m.head(), Some(activation), true)) {
                 return refuse(family, &what);
             }
-            bert_config(&mut hf, config, family);
-            let (head, classes) = match family {
-                "albert" => (albert::MLM_HEAD, ["AlbertForMaskedLM", "AlbertModel"]),
-                "roberta" => (ROBERTA_MLM_HEAD, ["RobertaForMaskedLM", "RobertaModel"]),
-                _ => (MLM_HEAD, ["BertForMaskedLM", "BertModel"]),
-            };
-            match mlm {
-                Some(mlm) => {
-                    let mut table = encoder_out(config, "backbone.", &format!("{family}."), family);
-                    table.extend(outward("objective.", "", head));
-                    let module = Pretrainer {
-                        backbone: encoder.clone(),
-                        objective: mlm.clone(),
-                    };
-                    (classes[0], Weights::of(&module, table, &[])?)
-                }
-                None => {
-                    let table = encoder_out(config, "", "", family);
-                    (classes[1], Weights::of(encoder, table, &[])?)
-                }
+            if pair.is_some() && family == "roberta" {
+                return refuse("RoBERTa", "a sentence-pair head");
             }
+            bert_config(&mut hf, config, family);
+            let heads = BertHeads::of(family);
+            // The classes with a prefix on the encoder's keys, and the bare model without.
+            let class = match (mlm.is_some(), pair.is_some()) {
+                (true, true) => heads.classes[0],
+                (true, false) => heads.classes[1],
+                (false, true) => heads.classes[2],
+                (false, false) => heads.classes[3],
+            };
+            let prefix = match (mlm, pair) {
+                (None, None) => String::new(),
+                _ => format!("{family}."),
+            };
+            let mut table = encoder_out(config, "backbone.", &prefix, family);
+            table.extend(outward("mlm.", "", heads.mlm));
+            table.extend(outward("pair.", &prefix, heads.pooler));
+            // The sentence-pair classifier goes with the pre-training class; alone, the
+            // encoder's class keeps the pooler.
+            if mlm.is_some() {
+                table.extend(outward("pair.", "", heads.classifier));
+            }
+            let parts = Parts {
+                backbone: encoder.clone(),
+                mlm: mlm.cloned(),
+                pair: pair.cloned(),
+            };
+            (class, Weights::of(&parts, table, &["pair.classifier."])?)
         }
         Exportable::Electra {
             config,
@@ -485,6 +550,7 @@ pub fn export_bert(
         config,
         encoder,
         mlm,
+        pair: None,
     };
     export(model, tokenizer, dir, force)
 }

@@ -51,6 +51,11 @@ impl<A: Module, B: Module> Mix<A, B> {
     pub fn first(&self) -> &A {
         &self.first
     }
+
+    /// The second objective.
+    pub fn second(&self) -> &B {
+        &self.second
+    }
 }
 
 impl<M, A, B> EncoderHead<M> for Mix<A, B>

@@ -278,6 +278,15 @@ impl TaskHead {
             Self::Clm(_) | Self::Pair(_) => None,
         }
     }
+
+    /// The sentence-pair head, if the task has one (`nsp`, `sop`, `bert`, `albert`).
+    pub fn pair(&self) -> Option<&PairHead> {
+        match self {
+            Self::Pair(pair) => Some(pair),
+            Self::MlmPair(mix) => Some(mix.second()),
+            Self::Mlm(_) | Self::Clm(_) => None,
+        }
+    }
 }
 
 /// The data side of a task: token examples and batches.

@@ -402,9 +402,10 @@ impl Recipe {
 
     /// Writes the model a run of this recipe left in `run_dir` as a Hugging Face directory
     /// `out` with the recipe's tokenizer (see [`crate::hf::export`]), as the objective says
-    /// ([`ObjectiveSettings::export_hf`]): an MLM run as `BertForMaskedLM` (or
-    /// `AlbertForMaskedLM`), ELECTRA as `ElectraForPreTraining`, a GPT-2-shaped `clm` run as
-    /// `GPT2LMHeadModel`, any other encoder as `BertModel`. What the family cannot express is
+    /// ([`ObjectiveSettings::export_hf`]): `bert` and `albert` runs as `BertForPreTraining` and
+    /// `AlbertForPreTraining`, an MLM run as `BertForMaskedLM`, ELECTRA as
+    /// `ElectraForPreTraining`, a GPT-2-shaped `clm` run as `GPT2LMHeadModel`, any other
+    /// encoder as `BertModel`. What the family cannot express is
     /// an error naming it. Returns the class written.
     pub fn export_hf(&self, run_dir: &Path, out: &Path, force: bool) -> Result<&'static str> {
         if let Some(what) = self.hf_misfit() {
@@ -442,6 +443,7 @@ impl Recipe {
                     config,
                     encoder: &encoder,
                     mlm: head.mlm(),
+                    pair: head.pair(),
                 },
             };
             return export(model, &tokenizer, out, force);
@@ -452,6 +454,7 @@ impl Recipe {
             config,
             encoder: &encoder,
             mlm: None,
+            pair: None,
         };
         export(model, &tokenizer, out, force)
     }
