@@ -248,20 +248,31 @@ fn a_file_without_heads_loads_its_encoder_and_says_the_heads_are_fresh() {
 
 #[test]
 fn a_recipe_continues_pretraining_a_bert_checkpoint() {
-    use pretext::recipe::{Recipe, RunOptions};
-    let dir = common::temp_dir("hf-continue");
     let checkpoint = fixture("bert-bundled-vocab");
-    let mut recipe = Recipe::named("mlm", pretext::Preset::Tiny)
-        .unwrap()
-        .init_from(&checkpoint)
-        .unwrap();
+    let original = load_bert(&checkpoint, &Device::flex()).unwrap().encoder;
+    let recipe = one_still_step("mlm", &checkpoint, &original);
     assert_eq!(recipe.encoder.hidden_size, 16);
-    assert_eq!(recipe.init.as_deref(), Some(checkpoint.as_path()));
+}
+
+/// Runs one step of `objective` from `checkpoint` on a small corpus, a step too small to move
+/// the weights, and checks that the saved encoder is `original` (the checkpoint's) and that
+/// the run's `config.json` names the checkpoint, so it replays from it. Returns the recipe.
+fn one_still_step(
+    objective: &str,
+    checkpoint: &Path,
+    original: &pretext::blocks::TransformerEncoder,
+) -> pretext::Recipe {
+    use pretext::recipe::{Recipe, RunOptions};
+    let dir = common::temp_dir(&format!("hf-continue-{objective}"));
+    let mut recipe = Recipe::named(objective, pretext::Preset::Tiny)
+        .unwrap()
+        .init_from(checkpoint)
+        .unwrap();
+    assert_eq!(recipe.init.as_deref(), Some(checkpoint));
     recipe.data.dir = Some(common::small_corpus(&dir));
     recipe.data.valid_fraction = 0.2;
     recipe.train.steps = 1;
     recipe.train.progress = false;
-    // A step too small to move the weights: the saved encoder is the checkpoint's.
     recipe.train.learning_rate = 1e-12;
     let device = Device::flex().autodiff();
     recipe
@@ -272,16 +283,15 @@ fn a_recipe_continues_pretraining_a_bert_checkpoint() {
         recipe.encoder.init(&device.clone().inner()).unwrap(),
     )
     .unwrap();
-    let original = load_bert(&checkpoint, &Device::flex()).unwrap().encoder;
     let diff = (saved.token_embedding() - original.token_embedding())
         .abs()
         .max()
         .into_scalar::<f32>();
     assert!(diff < 1e-6, "{diff}");
-    // The run's config.json names the checkpoint, so it replays from it.
     let replay = Recipe::from_file(dir.join("run/config.json")).unwrap();
     assert_eq!(replay.init, recipe.init);
     std::fs::remove_dir_all(dir).unwrap();
+    recipe
 }
 
 #[test]
@@ -903,7 +913,7 @@ fn minilm_hidden_states_match_transformers() {
 
 #[test]
 fn a_recipe_continues_pretraining_a_gpt2_checkpoint_whose_tokenizer_has_no_mask() {
-    use pretext::recipe::{Recipe, RunOptions};
+    use pretext::recipe::Recipe;
     let checkpoint = fixture("gpt2-bundled-vocab");
     let tokenizer = pretext::Tokenizer::from_model_dir(&checkpoint).unwrap();
     assert!(!tokenizer.has_mask());
@@ -917,33 +927,9 @@ fn a_recipe_continues_pretraining_a_gpt2_checkpoint_whose_tokenizer_has_no_mask(
         .init_from(&checkpoint)
         .and_then(|r| r.check().map(|_| ()));
     assert!(matches!(refused, Err(Error::Recipe { .. })), "{refused:?}");
-    let dir = common::temp_dir("hf-continue-gpt2");
-    let mut recipe = Recipe::named("clm", pretext::Preset::Tiny)
-        .unwrap()
-        .init_from(&checkpoint)
-        .unwrap();
-    assert!(recipe.encoder.norm_first && !recipe.encoder.embedding_norm);
-    recipe.data.dir = Some(common::small_corpus(&dir));
-    recipe.data.valid_fraction = 0.2;
-    recipe.train.steps = 1;
-    recipe.train.progress = false;
-    recipe.train.learning_rate = 1e-12;
-    let device = Device::flex().autodiff();
-    recipe
-        .run(&RunOptions::new(dir.join("run"), device.clone()))
-        .unwrap();
-    let saved = pretext::finetune::load_backbone(
-        &dir.join("run/encoder.bpk"),
-        recipe.encoder.init(&device.clone().inner()).unwrap(),
-    )
-    .unwrap();
     let original = pretext::hf::load_gpt2(&checkpoint, &Device::flex())
         .unwrap()
         .encoder;
-    let diff = (saved.token_embedding() - original.token_embedding())
-        .abs()
-        .max()
-        .into_scalar::<f32>();
-    assert!(diff < 1e-6, "{diff}");
-    std::fs::remove_dir_all(dir).unwrap();
+    let recipe = one_still_step("clm", &checkpoint, &original);
+    assert!(recipe.encoder.norm_first && !recipe.encoder.embedding_norm);
 }
