@@ -130,7 +130,7 @@ fn encoder(
     device: &Device,
 ) -> Result<(Tokenizer, TransformerEncoder), Box<dyn std::error::Error>> {
     let (tokenizer, backbone) = match &args.checkpoint {
-        Some(dir) if dir.join(pretext::hf::WEIGHTS_FILE).exists() => {
+        Some(dir) if pretext::hf::is_model_dir(dir) => {
             let tokenizer = Tokenizer::from_model_dir(dir)?;
             let (backbone, report) = pretext::hf::load_encoder_from(dir, device)?;
             eprintln!("{}: {report}", dir.display());

@@ -130,6 +130,10 @@ def bert():
     save("bert", model, ids, types, mask, outputs, token_type_ids=types)
     # The same encoder as a bare BertModel: keys without the `bert.` prefix, no heads.
     model.bert.save_pretrained(OUT / "bert-model")
+    # The same model as an older directory: PyTorch's pickled state dict, no safetensors.
+    (OUT / "bert-bin").mkdir(exist_ok=True)
+    (OUT / "bert-bin" / "config.json").write_text((OUT / "bert" / "config.json").read_text())
+    torch.save(model.state_dict(), OUT / "bert-bin" / "pytorch_model.bin")
 
 
 def roberta():

@@ -53,7 +53,7 @@ impl MaskedLm {
     /// MLM head must be in the file), or a pretext run directory whose objective has an MLM
     /// head (`mlm`, `bert`, `albert`), read from its checkpoint.
     pub fn load(dir: &Path, device: &Device) -> Result<Self> {
-        if dir.join(crate::hf::WEIGHTS_FILE).exists() {
+        if crate::hf::is_model_dir(dir) {
             let bert = crate::hf::load_bert(dir, device)?;
             if !bert.report.loaded.iter().any(|part| part == "MLM head") {
                 return Err(Error::HfModel {

@@ -933,3 +933,32 @@ fn a_recipe_continues_pretraining_a_gpt2_checkpoint_whose_tokenizer_has_no_mask(
     let recipe = one_still_step("clm", &checkpoint, &original);
     assert!(recipe.encoder.norm_first && !recipe.encoder.embedding_norm);
 }
+
+#[test]
+fn an_older_directory_with_pytorch_model_bin_loads_the_same_weights() {
+    let device = Device::flex();
+    let safetensors = load_bert(&fixture("bert"), &device).unwrap();
+    let pickled = load_bert(&fixture("bert-bin"), &device).unwrap();
+    assert_eq!(pickled.report.loaded, safetensors.report.loaded);
+    // torch.save keeps the tied decoder that save_pretrained leaves out.
+    assert!(
+        pickled
+            .report
+            .unused
+            .iter()
+            .all(|k| k.starts_with("cls.predictions.decoder.")),
+        "{}",
+        pickled.report
+    );
+    assert!(parameters(&pickled.encoder) == parameters(&safetensors.encoder));
+    assert!(parameters(&pickled.mlm) == parameters(&safetensors.mlm));
+    assert!(parameters(&pickled.pair) == parameters(&safetensors.pair));
+    // A truncated pickle is an error naming the file.
+    let dir = common::temp_dir("hf-bin-truncated");
+    std::fs::copy(fixture("bert-bin/config.json"), dir.join("config.json")).unwrap();
+    let bytes = std::fs::read(fixture("bert-bin/pytorch_model.bin")).unwrap();
+    std::fs::write(dir.join("pytorch_model.bin"), &bytes[..bytes.len() / 2]).unwrap();
+    let reason = model_error(&dir);
+    assert!(reason.contains("pytorch_model.bin"), "{reason}");
+    std::fs::remove_dir_all(dir).unwrap();
+}

@@ -11,11 +11,11 @@ use burn::prelude::Device;
 use burn::store::burn_pack::Tensor as PackTensor;
 use burn::store::{
     FloatCastAdapter, KeyRemapper, ModuleAdapter, ModuleSnapshot, ModuleStore,
-    PyTorchToBurnAdapter, SafetensorsStore, bridge,
+    PyTorchToBurnAdapter, PytorchStore, SafetensorsStore, bridge,
 };
 use burn::tensor::{DType, TensorData};
 
-use super::{WEIGHTS_FILE, model_error};
+use super::{PYTORCH_WEIGHTS_FILE, WEIGHTS_FILE, model_error};
 use crate::error::Result;
 
 /// What a load took from the file, what it initialised afresh and what it left unread.
@@ -58,6 +58,8 @@ pub(crate) type KeyTable = Vec<(String, String)>;
 /// the report.
 pub(crate) struct Loader {
     dir: PathBuf,
+    /// The weights file's name.
+    file: &'static str,
     dtype: DType,
     /// The file's tensors, under their (possibly rewritten) Hugging Face names.
     tensors: Vec<PackTensor>,
@@ -67,22 +69,32 @@ pub(crate) struct Loader {
 }
 
 impl Loader {
-    /// A loader of `dir/model.safetensors` into modules on `device` (weights of any float type
-    /// cast to the device's).
+    /// A loader of `dir/model.safetensors` (or, without it, PyTorch's `pytorch_model.bin`)
+    /// into modules on `device` (weights of any float type cast to the device's).
     pub(crate) fn new(dir: &Path, device: &Device) -> Result<Self> {
-        let file = dir.join(WEIGHTS_FILE);
-        if !file.is_file() {
-            return Err(model_error(dir, &format!("no {WEIGHTS_FILE}")));
-        }
-        let mut store = SafetensorsStore::from_file(&file);
-        let tensors: Vec<PackTensor> = store
-            .get_all_tensors()
-            .map_err(|e| model_error(dir, &format!("{WEIGHTS_FILE}: {e}")))?
-            .values()
-            .cloned()
-            .collect();
+        let safetensors = dir.join(WEIGHTS_FILE);
+        let pytorch = dir.join(PYTORCH_WEIGHTS_FILE);
+        let (file, all) = if safetensors.is_file() {
+            let mut store = SafetensorsStore::from_file(&safetensors);
+            let all = store
+                .get_all_tensors()
+                .map(|t| t.values().cloned().collect());
+            (WEIGHTS_FILE, all.map_err(|e| e.to_string()))
+        } else if pytorch.is_file() {
+            let mut store = PytorchStore::from_file(&pytorch);
+            let all = store
+                .get_all_tensors()
+                .map(|t| t.values().cloned().collect());
+            (PYTORCH_WEIGHTS_FILE, all.map_err(|e| e.to_string()))
+        } else {
+            let reason = format!("no {WEIGHTS_FILE} (nor {PYTORCH_WEIGHTS_FILE})");
+            return Err(model_error(dir, &reason));
+        };
+        let tensors: Vec<PackTensor> =
+            all.map_err(|e| model_error(dir, &format!("{file}: {e}")))?;
         Ok(Self {
             dir: dir.to_path_buf(),
+            file,
             dtype: DType::from(device.settings().float_dtype),
             unread: tensors.iter().map(|t| t.name.clone()).collect(),
             tensors,
@@ -106,7 +118,7 @@ impl Loader {
             }
             let name = tensor.name.clone();
             let data = bridge::into_data(tensor)
-                .map_err(|e| model_error(&self.dir, &format!("{WEIGHTS_FILE}: {name}: {e}")))?
+                .map_err(|e| model_error(&self.dir, &format!("{}: {name}: {e}", self.file)))?
                 .convert::<f32>();
             self.unread.remove(&name);
             for (new, data) in rewrite(&name, data) {
@@ -169,7 +181,7 @@ impl Loader {
         if !missing.is_empty() {
             return Err(model_error(
                 &self.dir,
-                &format!("{part}: {WEIGHTS_FILE} lacks {}", missing.join(", ")),
+                &format!("{part}: {} lacks {}", self.file, missing.join(", ")),
             ));
         }
         self.unread.retain(|key| !matched(key));

@@ -49,6 +49,14 @@ use loader::{KeyTable, Loader};
 /// The weights file of a model directory.
 pub const WEIGHTS_FILE: &str = "model.safetensors";
 
+/// The weights file of an older model directory, read when it has no [`WEIGHTS_FILE`].
+pub const PYTORCH_WEIGHTS_FILE: &str = "pytorch_model.bin";
+
+/// Whether `dir` holds a Hugging Face model's weights (rather than, say, a pretext run).
+pub fn is_model_dir(dir: &Path) -> bool {
+    dir.join(WEIGHTS_FILE).is_file() || dir.join(PYTORCH_WEIGHTS_FILE).is_file()
+}
+
 /// The encoder of the family `model_type`, with the rewrites its file needs first; `None` for
 /// an encoder-decoder (BART), whose encoder is not a [`TransformerEncoder`] on its own.
 fn encoder_table(model_type: &str) -> Option<KeyTable> {
