@@ -2,8 +2,7 @@
 //! `embedding_hidden_mapping_in`), one layer of group 0 shared by every depth, a bare-Linear
 //! pooler, the MLM head `predictions` and the SOP classifier. [`super::load_bert`] reads them.
 
-use super::bert::EMBEDDINGS;
-use super::loader::{KeyTable, prefixed};
+use super::keys::{EMBEDDINGS, KeyTable, prefixed};
 
 /// The one shared layer: HF name after `albert.encoder.albert_layer_groups.0.albert_layers.0.`,
 /// pretext path after `layers.0.`. `ffn_output` is listed before `ffn`, which is its prefix.

@@ -8,8 +8,8 @@ use std::path::Path;
 use burn::prelude::Device;
 use burn::tensor::TensorData;
 
-use super::export::{outward, outward_layers};
-use super::loader::{KeyTable, LoadReport, Loader, layers, prefixed, table};
+use super::keys::{KeyTable, layers, outward, outward_layers, prefixed, table};
+use super::loader::{LoadReport, Loader};
 use super::{HfConfig, model_error};
 use crate::blocks::{EncoderDecoder, EncoderDecoderConfig};
 use crate::error::Result;

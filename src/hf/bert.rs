@@ -14,27 +14,13 @@ use std::path::Path;
 
 use burn::prelude::Device;
 
-use super::loader::{KeyTable, LoadReport, Loader, layers, prefixed, table};
+use super::keys::{EMBEDDINGS, KeyTable, layers, prefixed, table};
+use super::loader::{LoadReport, Loader};
 use super::{HfConfig, albert, model_error};
 use crate::blocks::{Activation, TransformerEncoder};
 use crate::error::Result;
 use crate::noise::PairKind;
 use crate::objectives::{Mlm, MlmConfig, PairHead, PairHeadConfig};
-
-/// The embeddings of a BERT-shaped model: HF name (under the model's prefix), pretext path.
-/// Import and export both read this one list.
-pub(crate) const EMBEDDINGS: &[(&str, &str)] = &[
-    ("embeddings.word_embeddings.", "embeddings.tokens."),
-    (
-        "embeddings.position_embeddings.",
-        "embeddings.input.positions.",
-    ),
-    (
-        "embeddings.token_type_embeddings.",
-        "embeddings.input.segments.",
-    ),
-    ("embeddings.LayerNorm.", "embeddings.input.norm."),
-];
 
 /// One layer of a BERT-shaped encoder: HF name after `encoder.layer.N.`, pretext path after
 /// `layers.N.`.

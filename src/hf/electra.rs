@@ -8,7 +8,8 @@ use std::path::Path;
 use burn::prelude::Device;
 
 use super::bert::{LAYER, encoder_table};
-use super::loader::{KeyTable, LoadReport, Loader, layers, prefixed, table};
+use super::keys::{KeyTable, layers, prefixed, table};
+use super::loader::{LoadReport, Loader};
 use super::{HfConfig, model_error};
 use crate::blocks::TransformerEncoder;
 use crate::error::Result;

@@ -17,8 +17,8 @@ use burn::store::{BurnToPyTorchAdapter, KeyRemapper, ModuleSnapshot, bridge};
 use burn::tensor::TensorData;
 use serde_json::{Value, json};
 
-use super::bert::{EMBEDDINGS, LAYER, MLM_HEAD, NSP_CLASSIFIER, POOLER, ROBERTA_MLM_HEAD};
-use super::loader::{KeyTable, literal};
+use super::bert::{LAYER, MLM_HEAD, NSP_CLASSIFIER, POOLER, ROBERTA_MLM_HEAD};
+use super::keys::{EMBEDDINGS, KeyTable, literal, outward, outward_layers};
 use super::{albert, bart, electra, gpt2, model_error};
 use crate::blocks::{
     Activation, EncoderDecoder, EncoderDecoderConfig, LmHead, PositionEncoding, TransformerEncoder,
@@ -237,35 +237,6 @@ fn head_misfit(head: &LmHead, want: Option<Activation>, bias_allowed: bool) -> O
         });
     }
     (!bias_allowed && head.bias().is_some()).then(|| "an LM head with a bias".into())
-}
-
-/// pretext paths under `root` → HF names under `prefix`, for `pairs` (HF, pretext).
-pub(crate) fn outward(root: &str, prefix: &str, pairs: &[(&str, &str)]) -> KeyTable {
-    pairs
-        .iter()
-        .map(|(hf, ours)| {
-            let from = format!("^{}", literal(&format!("{root}{ours}")));
-            (from, format!("{prefix}{hf}"))
-        })
-        .collect()
-}
-
-/// A stack's layers: `{root}{layers}.N.{ours}` → `{prefix}{hf_layers}.N.{hf}`.
-pub(crate) fn outward_layers(
-    root: &str,
-    layers: &str,
-    prefix: &str,
-    hf_layers: &str,
-    pairs: &[(&str, &str)],
-) -> KeyTable {
-    let stack = format!("{root}{layers}.").replace('.', r"\.");
-    pairs
-        .iter()
-        .map(|(hf, ours)| {
-            let from = format!(r"^{stack}([0-9]+)\.{}", literal(ours));
-            (from, format!("{prefix}{hf_layers}.$1.{hf}"))
-        })
-        .collect()
 }
 
 /// The encoder of a BERT-shaped export (BERT, ALBERT, ELECTRA's discriminator) at module path

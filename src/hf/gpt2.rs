@@ -15,10 +15,8 @@ use std::collections::BTreeMap;
 
 use burn::tensor::TensorData;
 
-use super::export::{outward, outward_layers};
-use super::loader::{
-    KeyTable, LoadReport, Loader, concat_last, layers, prefixed, split_last, transposed,
-};
+use super::keys::{KeyTable, layers, outward, outward_layers, prefixed};
+use super::loader::{LoadReport, Loader, concat_last, split_last, transposed};
 use crate::blocks::TransformerEncoder;
 use crate::error::Result;
 use crate::objectives::{Clm, ClmConfig};

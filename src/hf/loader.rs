@@ -1,7 +1,7 @@
-//! Reading a `model.safetensors` into pretext's modules part by part: each part through a key
-//! table (a regex over Hugging Face names → the pretext path), with tensors whose layout
-//! differs from PyTorch's `nn.Linear` rewritten first (GPT-2's fused, `[in, out]` Conv1D), and
-//! a [`LoadReport`] of what came from the file.
+//! Reading a `model.safetensors` (or `pytorch_model.bin`) into pretext's modules part by part:
+//! each part through a key table (a regex over Hugging Face names → the pretext path), with
+//! tensors whose layout differs from PyTorch's `nn.Linear` rewritten first (GPT-2's fused,
+//! `[in, out]` Conv1D), and a [`LoadReport`] of what came from the file.
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
@@ -15,6 +15,7 @@ use burn::store::{
 };
 use burn::tensor::{DType, TensorData};
 
+use super::keys::KeyTable;
 use super::{PYTORCH_WEIGHTS_FILE, WEIGHTS_FILE, model_error};
 use crate::error::Result;
 
@@ -50,9 +51,6 @@ impl LoadReport {
         self.unused.extend(other.unused);
     }
 }
-
-/// A key table: a regex over a file's keys, and the pretext path a matching key becomes.
-pub(crate) type KeyTable = Vec<(String, String)>;
 
 /// Loads the parts of one model from a weights file, each through its own key table, and keeps
 /// the report.
@@ -250,50 +248,6 @@ pub(crate) fn concat_last(parts: &[TensorData]) -> TensorData {
     }
     *shape.last_mut().expect("a tensor has a dimension") = widths.iter().sum();
     TensorData::new(out, shape)
-}
-
-/// A regex matching `name` literally: as a prefix when it ends in a dot (a module), to its
-/// end otherwise (one tensor).
-pub(crate) fn literal(name: &str) -> String {
-    let escaped = name.replace('.', r"\.");
-    if name.ends_with('.') {
-        escaped
-    } else {
-        format!("{escaped}$")
-    }
-}
-
-/// HF names → pretext paths, each HF name at the start of a key.
-pub(crate) fn table(pairs: &[(&str, &str)]) -> KeyTable {
-    prefixed("", pairs)
-}
-
-/// HF names → pretext paths, each HF name after an optional `prefix.` (a head class stores its
-/// base model under it; a base-model file has none).
-pub(crate) fn prefixed(prefix: &str, pairs: &[(&str, &str)]) -> KeyTable {
-    pairs
-        .iter()
-        .map(|(hf, ours)| {
-            let from = match prefix {
-                "" => format!("^{}", literal(hf)),
-                _ => format!(r"^(?:{prefix}\.)?{}", literal(hf)),
-            };
-            (from, ours.to_string())
-        })
-        .collect()
-}
-
-/// The layers of a stack: each HF name of `pairs` after `{layers}.N.` (under an optional
-/// `prefix.`) into the module's layer N at `to` (`layers.`, `decoder.layers.`).
-pub(crate) fn layers(prefix: &str, layers: &str, pairs: &[(&str, &str)], to: &str) -> KeyTable {
-    let layers = layers.replace('.', r"\.");
-    pairs
-        .iter()
-        .map(|(hf, ours)| {
-            let from = format!(r"^(?:{prefix}\.)?{layers}\.([0-9]+)\.{}", literal(hf));
-            (from, format!("{to}$1.{ours}"))
-        })
-        .collect()
 }
 
 #[cfg(test)]

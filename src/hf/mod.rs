@@ -26,6 +26,7 @@ mod config;
 mod electra;
 mod export;
 mod gpt2;
+mod keys;
 mod loader;
 
 pub use bart::{HfBart, load_bart};
@@ -44,7 +45,8 @@ use burn::prelude::Device;
 
 use crate::blocks::TransformerEncoder;
 use crate::error::{Error, Result};
-use loader::{KeyTable, Loader};
+use keys::KeyTable;
+use loader::Loader;
 
 /// The weights file of a model directory.
 pub const WEIGHTS_FILE: &str = "model.safetensors";
