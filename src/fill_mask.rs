@@ -123,24 +123,30 @@ impl MaskedLm {
             .mlm
             .head()
             .forward_at(hidden, at, self.encoder.token_embedding());
-        let probabilities: Vec<f32> = softmax(logits, 1)
+        let probabilities = softmax(logits, 1);
+        let k = top_k.min(probabilities.dims()[1]);
+        if k == 0 {
+            return Ok(vec![Vec::new(); count]);
+        }
+        // Only the k best of each row leave the device, not the whole vocabulary.
+        let (scores, ids) = probabilities.topk_with_indices(k, 1);
+        let scores: Vec<f32> = scores
             .into_data()
             .convert::<f32>()
             .try_to_vec()
-            .expect("f32 probabilities");
-        let vocab = probabilities.len() / count;
-        Ok(probabilities
-            .chunks(vocab)
-            .map(|row| {
-                let mut order: Vec<usize> = (0..vocab).collect();
-                order.sort_by(|&a, &b| row[b].total_cmp(&row[a]));
-                order
-                    .into_iter()
-                    .take(top_k)
-                    .map(|id| Prediction {
+            .expect("f32");
+        let ids: Vec<i64> = ids.into_data().convert::<i64>().try_to_vec().expect("ids");
+        Ok(scores
+            .chunks(k)
+            .zip(ids.chunks(k))
+            .map(|(scores, ids)| {
+                scores
+                    .iter()
+                    .zip(ids)
+                    .map(|(&score, &id)| Prediction {
                         token: self.tokenizer.id_to_token(id as u32).unwrap_or_default(),
                         id: id as u32,
-                        score: row[id],
+                        score,
                     })
                     .collect()
             })

@@ -494,11 +494,8 @@ impl crate::recipe::ObjectiveSettings for ElectraRecipe {
         let config = &recipe.encoder;
         let encoder = config.init(&device)?;
         let electra = self.electra.init(&encoder, config.num_layers, &device)?;
-        let path = run_dir
-            .join(crate::train::checkpoint::CHECKPOINT_DIR)
-            .join(crate::train::checkpoint::MODEL_FILE);
-        let trained =
-            crate::finetune::load_backbone(&path, crate::Pretrainer::new(encoder, electra))?;
+        let template = crate::Pretrainer::new(encoder, electra);
+        let trained = crate::recipe::read_checkpoint(run_dir, template)?;
         let model = crate::hf::Exportable::Electra {
             config,
             encoder: &trained.backbone,

@@ -387,10 +387,7 @@ impl Recipe {
             })?;
         let encoder = self.encoder.init(device)?;
         let head = settings.head(&encoder, device)?;
-        let path = run_dir
-            .join(crate::train::checkpoint::CHECKPOINT_DIR)
-            .join(crate::train::checkpoint::MODEL_FILE);
-        let trained = crate::finetune::load_backbone(&path, Pretrainer::new(encoder, head))?;
+        let trained = read_checkpoint(run_dir, Pretrainer::new(encoder, head))?;
         Ok((trained.backbone, trained.objective))
     }
 
@@ -470,6 +467,18 @@ impl Recipe {
 
 fn read_text(path: &Path) -> Result<String> {
     std::fs::read_to_string(path).map_err(|e| Error::io(path, e))
+}
+
+/// The model the checkpoint of run `run_dir` holds, read into `template` (of the run's shape):
+/// the checkpoint as resuming finds it (the previous one if a crash interrupted the swap), its
+/// weights checked against `template`'s shapes.
+pub(crate) fn read_checkpoint<M: burn::module::Module>(run_dir: &Path, template: M) -> Result<M> {
+    use crate::train::checkpoint::{MODEL_FILE, locate};
+    let ckpt = locate(run_dir).ok_or_else(|| Error::Checkpoint {
+        path: run_dir.to_path_buf(),
+        reason: "the run has no checkpoint".into(),
+    })?;
+    crate::finetune::load_backbone(&ckpt.join(MODEL_FILE), template)
 }
 
 #[cfg(test)]
