@@ -25,6 +25,12 @@ pub enum Error {
         /// The value given.
         value: f64,
     },
+    /// A model asked to generate has no left-to-right LM head.
+    #[error(
+        "{0} has no causal LM head to generate with: generation needs a pretext `clm` run or \
+         a Hugging Face GPT-2"
+    )]
+    NoCausalPath(String),
     /// A text given to fill-mask holds no mask token.
     #[error("{text:?} holds no mask token ({mask}) to fill")]
     NothingToFill {

@@ -8,7 +8,8 @@
 //! [`objectives`] (heads and losses behind one [`Objective`] trait), [`Pretrainer`] (a backbone
 //! paired with an objective), [`train`] (one loop for every objective) and [`recipe`] (a whole
 //! run as one serialisable value, and the registry of named objectives). [`hf`] loads Hugging
-//! Face checkpoints and exports them back; [`fill_mask`] asks a masked LM for its guesses.
+//! Face checkpoints and exports them back; [`fill_mask`] asks a masked LM for its guesses, and
+//! [`generate`] samples from a causal one.
 //!
 //! Attention masks follow burn's convention, `true` = blocked, and only travel as
 //! [`blocks::AttentionMask`]. Targets use one ignore value, [`noise::IGNORE_INDEX`].
@@ -22,6 +23,7 @@ pub mod device;
 pub mod error;
 pub mod fill_mask;
 pub mod finetune;
+pub mod generate;
 pub mod hf;
 pub mod noise;
 pub mod objectives;

@@ -1,11 +1,13 @@
 //! Multi-head attention that takes any [`AttentionMask`] (padding, causal, prefix, arbitrary
-//! `[batch, query, key]` or per-head) and gives zeros, not NaN, for a query that may see no key.
+//! `[batch, query, key]` or per-head) and gives zeros, not NaN, for a query that may see no key;
+//! while decoding, it reads earlier positions' keys and values from a [`KvCache`](super::KvCache).
 
 use burn::nn::Linear;
 use burn::prelude::*;
 use burn::tensor::activation::softmax;
 
 use super::dropout::Dropout;
+use super::kv_cache::KeysValues;
 use super::mask::AttentionMask;
 use super::normal_linear;
 use crate::error::Error;
@@ -74,18 +76,70 @@ impl MultiHeadAttention {
         keys_values: Tensor<3>,
         mask: Option<&AttentionMask>,
     ) -> Tensor<3> {
-        let [batch, q_len, hidden] = queries.dims();
-        let k_len = keys_values.dims()[1];
-        let heads = |x: Tensor<3>, len: usize| {
-            x.reshape([batch, len, self.num_heads, self.head_size])
-                .swap_dims(1, 2)
-        };
-        let q = heads(self.query.forward(queries), q_len);
-        let k = heads(self.key.forward(keys_values.clone()), k_len);
-        let v = heads(self.value.forward(keys_values), k_len);
+        let kv = self.keys_values(keys_values);
+        self.attend(queries, &kv, mask)
+    }
 
+    /// Self-attention of the new positions `x` `[batch, new, hidden]` over the positions in
+    /// `cache` and themselves, under `mask` `[batch, _, new, cached + new]`; their keys and
+    /// values join the cache.
+    pub fn forward_cached(
+        &self,
+        x: Tensor<3>,
+        cache: &mut Option<KeysValues>,
+        mask: Option<&AttentionMask>,
+    ) -> Tensor<3> {
+        let new = self.keys_values(x.clone());
+        let kv = match cache.take() {
+            Some(old) => old.append(new),
+            None => new,
+        };
+        let out = self.attend(x, &kv, mask);
+        *cache = Some(kv);
+        out
+    }
+
+    /// Attention from `queries` to `memory` whose keys and values are computed on the first
+    /// call and read from `cache` after it (cross-attention while decoding: the encoder's
+    /// states do not change).
+    pub fn forward_memory(
+        &self,
+        queries: Tensor<3>,
+        memory: Tensor<3>,
+        cache: &mut Option<KeysValues>,
+        mask: Option<&AttentionMask>,
+    ) -> Tensor<3> {
+        let kv = cache.get_or_insert_with(|| self.keys_values(memory));
+        self.attend(queries, kv, mask)
+    }
+
+    /// `x` `[batch, len, hidden]` split into heads: `[batch, heads, len, head_size]`.
+    fn heads(&self, x: Tensor<3>) -> Tensor<4> {
+        let [batch, len, _] = x.dims();
+        x.reshape([batch, len, self.num_heads, self.head_size])
+            .swap_dims(1, 2)
+    }
+
+    /// The keys and values of `x` `[batch, len, hidden]`, split into heads.
+    fn keys_values(&self, x: Tensor<3>) -> KeysValues {
+        KeysValues {
+            keys: self.heads(self.key.forward(x.clone())),
+            values: self.heads(self.value.forward(x)),
+        }
+    }
+
+    /// Scaled dot-product attention of `queries` over `kv`.
+    fn attend(
+        &self,
+        queries: Tensor<3>,
+        kv: &KeysValues,
+        mask: Option<&AttentionMask>,
+    ) -> Tensor<3> {
+        let [batch, q_len, hidden] = queries.dims();
+        let k_len = kv.len();
+        let q = self.heads(self.query.forward(queries));
         let scale = (self.head_size as f64).powf(-0.5);
-        let scores = q.mul_scalar(scale).matmul(k.swap_dims(2, 3));
+        let scores = q.mul_scalar(scale).matmul(kv.keys.clone().swap_dims(2, 3));
         let weights = match mask {
             Some(mask) => {
                 // A finite fill keeps a fully blocked row finite through softmax; such rows
@@ -104,7 +158,7 @@ impl MultiHeadAttention {
         let context = self
             .dropout
             .forward(weights)
-            .matmul(v)
+            .matmul(kv.values.clone())
             .swap_dims(1, 2)
             .reshape([batch, q_len, hidden]);
         self.output.forward(context)

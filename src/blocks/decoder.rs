@@ -13,6 +13,7 @@ use super::dropout::Dropout;
 use super::embedding::InputEncoding;
 use super::encoder::{TransformerEncoderConfig, residual};
 use super::feed_forward::FeedForward;
+use super::kv_cache::{KeysValues, KvCache};
 use super::mask::AttentionMask;
 
 /// One decoder layer.
@@ -53,13 +54,46 @@ impl DecoderLayer {
         self_mask: &AttentionMask,
         memory_mask: &AttentionMask,
     ) -> Tensor<3> {
+        self.sublayers(
+            x,
+            |h| self.self_attention.forward(h.clone(), h, Some(self_mask)),
+            |h| self.cross_attention.forward(h, memory, Some(memory_mask)),
+        )
+    }
+
+    /// Applies the layer to new positions `x` `[batch, new, hidden]` that attend to the
+    /// positions in `cache` and to themselves under `self_mask` (none: every cached position
+    /// and themselves), and to `memory` under `memory_mask`, whose keys and values the cache
+    /// keeps after the first call.
+    pub fn forward_cached(
+        &self,
+        x: Tensor<3>,
+        memory: Tensor<3>,
+        self_mask: Option<&AttentionMask>,
+        memory_mask: &AttentionMask,
+        cache: (&mut Option<KeysValues>, &mut Option<KeysValues>),
+    ) -> Tensor<3> {
+        let (own, cross) = cache;
+        self.sublayers(
+            x,
+            |h| self.self_attention.forward_cached(h, own, self_mask),
+            |h| {
+                self.cross_attention
+                    .forward_memory(h, memory, cross, Some(memory_mask))
+            },
+        )
+    }
+
+    /// Self-attention through `attend`, cross-attention through `cross`, then feed-forward.
+    fn sublayers(
+        &self,
+        x: Tensor<3>,
+        attend: impl FnOnce(Tensor<3>) -> Tensor<3>,
+        cross: impl FnOnce(Tensor<3>) -> Tensor<3>,
+    ) -> Tensor<3> {
         let (dropout, first) = (&self.dropout, self.norm_first);
-        let x = residual(x, &self.self_attention_norm, dropout, first, |h| {
-            self.self_attention.forward(h.clone(), h, Some(self_mask))
-        });
-        let x = residual(x, &self.cross_attention_norm, dropout, first, |h| {
-            self.cross_attention.forward(h, memory, Some(memory_mask))
-        });
+        let x = residual(x, &self.self_attention_norm, dropout, first, attend);
+        let x = residual(x, &self.cross_attention_norm, dropout, first, cross);
         residual(x, &self.ffn_norm, dropout, first, |h| self.ffn.forward(h))
     }
 }
@@ -105,9 +139,45 @@ impl TransformerDecoder {
     ) -> Tensor<3> {
         let len = tokens.dims()[1];
         let causal = AttentionMask::causal(len, &tokens.device());
-        let mut x = self.input.forward(tokens, positions, None);
-        for layer in &self.layers {
-            x = layer.forward(x, memory.clone(), &causal, memory_mask);
+        let x = self.input.forward(tokens, positions, None);
+        self.stack_with(x, |_, layer, x| {
+            layer.forward(x, memory.clone(), &causal, memory_mask)
+        })
+    }
+
+    /// Hidden states `[batch, new, hidden]` for the token vectors `tokens` `[batch, new]` at
+    /// `positions`, which follow the positions already in `cache` (each new one sees those,
+    /// itself and the new ones before it), and `memory` under `memory_mask`; their keys and
+    /// values join the cache. Step by step it gives what [`forward`](Self::forward) gives on
+    /// the whole prefix.
+    pub fn forward_cached(
+        &self,
+        tokens: Tensor<3>,
+        positions: Tensor<2, Int>,
+        memory: Tensor<3>,
+        memory_mask: &AttentionMask,
+        cache: &mut KvCache,
+    ) -> Tensor<3> {
+        let [batch, new, _] = tokens.dims();
+        let device = tokens.device();
+        // One new position sees everything cached and itself: no mask needed.
+        let mask = (new > 1)
+            .then(|| AttentionMask::cached_causal(&vec![0; batch], cache.len(), new, &device));
+        let x = self.input.forward(tokens, Some(positions), None);
+        self.stack_with(x, |depth, layer, x| {
+            let slots = cache.layer(depth);
+            layer.forward_cached(x, memory.clone(), mask.as_ref(), memory_mask, slots)
+        })
+    }
+
+    /// `layer` applied at every depth, then the final LayerNorm of a pre-LN stack.
+    fn stack_with(
+        &self,
+        mut x: Tensor<3>,
+        mut layer: impl FnMut(usize, &DecoderLayer, Tensor<3>) -> Tensor<3>,
+    ) -> Tensor<3> {
+        for (depth, l) in self.layers.iter().enumerate() {
+            x = layer(depth, l, x);
         }
         match &self.final_norm {
             Some(norm) => norm.forward(x),

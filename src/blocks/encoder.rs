@@ -12,6 +12,7 @@ use super::attention::{MultiHeadAttention, MultiHeadAttentionConfig};
 use super::dropout::Dropout;
 use super::embedding::{Embeddings, EmbeddingsConfig, PositionEncoding};
 use super::feed_forward::{Activation, FeedForward, FeedForwardConfig};
+use super::kv_cache::{KeysValues, KvCache};
 use super::mask::AttentionMask;
 use super::normal_linear;
 use crate::error::Error;
@@ -101,8 +102,7 @@ impl EncoderLayer {
         keys: usize,
         mask: Option<&AttentionMask>,
     ) -> Tensor<3> {
-        let (dropout, first) = (&self.dropout, self.norm_first);
-        let x = residual(x, &self.attention_norm, dropout, first, |h| {
+        self.sublayers(x, |h| {
             let [batch, len, width] = h.dims();
             let content = if keys < len {
                 h.clone().slice([0..batch, 0..keys, 0..width])
@@ -110,7 +110,25 @@ impl EncoderLayer {
                 h.clone()
             };
             self.attention.forward(h, content, mask)
-        });
+        })
+    }
+
+    /// Applies the layer to new positions `x` `[batch, new, hidden]` that attend to the
+    /// positions in `cache` and to themselves under `mask`; their keys and values join the
+    /// cache (see [`MultiHeadAttention::forward_cached`]).
+    pub fn forward_cached(
+        &self,
+        x: Tensor<3>,
+        cache: &mut Option<KeysValues>,
+        mask: Option<&AttentionMask>,
+    ) -> Tensor<3> {
+        self.sublayers(x, |h| self.attention.forward_cached(h, cache, mask))
+    }
+
+    /// The attention sub-layer with `attend` as its attention, then the feed-forward one.
+    fn sublayers(&self, x: Tensor<3>, attend: impl FnOnce(Tensor<3>) -> Tensor<3>) -> Tensor<3> {
+        let (dropout, first) = (&self.dropout, self.norm_first);
+        let x = residual(x, &self.attention_norm, dropout, first, attend);
         residual(x, &self.ffn_norm, dropout, first, |h| self.ffn.forward(h))
     }
 }
@@ -331,15 +349,44 @@ impl TransformerEncoder {
     /// final LayerNorm of a pre-LN stack.
     pub(crate) fn stack(
         &self,
-        mut x: Tensor<3>,
+        x: Tensor<3>,
         keys: usize,
         mask: Option<&AttentionMask>,
+    ) -> Tensor<3> {
+        self.stack_with(x, |_, layer, x| layer.forward_two_stream(x, keys, mask))
+    }
+
+    /// Hidden states `[batch, new, hidden]` of `ids` `[batch, new]` at `positions`
+    /// `[batch, new]` (segment 0), which follow the positions already in `cache`, under `mask`
+    /// `[batch, _, new, cached + new]`; their keys and values join the cache. Called once on a
+    /// prompt (prefill) and then once per token, it gives what [`EncoderBackbone::encode`]
+    /// gives on the whole sequence under the same mask, for one position's work per token.
+    pub fn forward_cached(
+        &self,
+        ids: Tensor<2, Int>,
+        positions: Tensor<2, Int>,
+        mask: Option<&AttentionMask>,
+        cache: &mut KvCache,
+    ) -> Tensor<3> {
+        let segments = (self.num_segments() > 0).then(|| ids.zeros_like());
+        let x = self.embeddings.forward_at(ids, positions, segments);
+        self.stack_with(x, |depth, layer, x| {
+            layer.forward_cached(x, cache.own(depth), mask)
+        })
+    }
+
+    /// The projection (if factorized), `layer` applied at every depth, and the final
+    /// LayerNorm of a pre-LN stack.
+    fn stack_with(
+        &self,
+        mut x: Tensor<3>,
+        mut layer: impl FnMut(usize, &EncoderLayer, Tensor<3>) -> Tensor<3>,
     ) -> Tensor<3> {
         if let Some(projection) = &self.projection {
             x = projection.forward(x);
         }
-        for i in 0..self.depth {
-            x = self.layers[i % self.layers.len()].forward_two_stream(x, keys, mask);
+        for depth in 0..self.depth {
+            x = layer(depth, &self.layers[depth % self.layers.len()], x);
         }
         match &self.final_norm {
             Some(norm) => norm.forward(x),
@@ -441,6 +488,86 @@ mod tests {
             TransformerEncoderConfig::new(100, 32, 0, 4, 64).init(&device),
             Err(Error::InvalidConfig(_))
         ));
+    }
+
+    #[test]
+    fn cached_decoding_equals_the_full_forward_at_every_step() {
+        let device = Device::flex();
+        device.seed(3);
+        // Pre-LN with a factorized embedding and shared layers: every path of the stack.
+        let model = TransformerEncoderConfig::new(50, 32, 3, 4, 64)
+            .with_dropout(0.0)
+            .with_norm_first(true)
+            .with_embedding_size(Some(16))
+            .with_share_layers(true)
+            .init(&device)
+            .unwrap();
+        let rows: [&[i64]; 2] = [&[0, 0, 5, 6, 7, 8, 9, 10], &[1, 5, 8, 9, 11, 12, 13, 14]];
+        let pads = [2, 0];
+        let len = rows[0].len();
+        let flat: Vec<i64> = rows.iter().flat_map(|r| r.iter().copied()).collect();
+        let ids = Tensor::<2, Int>::from_data(TensorData::new(flat, [2, len]), &device);
+        let positions: Vec<i64> = pads
+            .iter()
+            .flat_map(|&p| (0..len).map(move |t| t.saturating_sub(p) as i64))
+            .collect();
+        let positions = Tensor::<2, Int>::from_data(TensorData::new(positions, [2, len]), &device);
+        let full = model.forward_cached(
+            ids.clone(),
+            positions.clone(),
+            Some(&AttentionMask::cached_causal(&pads, 0, len, &device)),
+            &mut KvCache::new(),
+        );
+        // Prefill four positions, then one at a time.
+        let mut cache = KvCache::new();
+        let prefill = 4;
+        let mut steps = vec![model.forward_cached(
+            ids.clone().slice([0..2, 0..prefill]),
+            positions.clone().slice([0..2, 0..prefill]),
+            Some(&AttentionMask::cached_causal(&pads, 0, prefill, &device)),
+            &mut cache,
+        )];
+        for t in prefill..len {
+            let mask = AttentionMask::cached_causal(&pads, t, 1, &device);
+            steps.push(model.forward_cached(
+                ids.clone().slice([0..2, t..t + 1]),
+                positions.clone().slice([0..2, t..t + 1]),
+                Some(&mask),
+                &mut cache,
+            ));
+            assert_eq!(cache.len(), t + 1);
+        }
+        let cached = Tensor::cat(steps, 1);
+        // Real positions only: a padding query's state is never read.
+        let real = |t: Tensor<3>| {
+            Tensor::cat(
+                vec![t.clone().slice([0..1, 2..len]), t.slice([1..2, 2..len])],
+                1,
+            )
+        };
+        assert!(
+            (real(full.clone()) - real(cached))
+                .abs()
+                .max()
+                .into_scalar::<f32>()
+                < 1e-5
+        );
+        // And the second row equals the ordinary causal forward of `encode`.
+        let unpadded = model.encode(
+            ids.slice([1..2, 0..len]),
+            Some(Tensor::zeros([1, len], &device)),
+            Some(&AttentionMask::causal(len, &device)),
+        );
+        let row = full.clone().slice([1..2, 0..len]);
+        assert!((unpadded - row).abs().max().into_scalar::<f32>() < 1e-5);
+        // The padded first row's real positions equal its prompt run alone.
+        let alone = model.encode(
+            Tensor::<2, Int>::from_ints([[5, 6, 7, 8, 9, 10]], &device),
+            Some(Tensor::zeros([1, len - 2], &device)),
+            Some(&AttentionMask::causal(len - 2, &device)),
+        );
+        let row = full.slice([0..1, 2..len]);
+        assert!((alone - row).abs().max().into_scalar::<f32>() < 1e-5);
     }
 
     #[test]

@@ -9,6 +9,7 @@ use burn::prelude::*;
 
 use super::decoder::TransformerDecoder;
 use super::encoder::{EncoderBackbone, TransformerEncoder, TransformerEncoderConfig};
+use super::kv_cache::KvCache;
 use super::mask::AttentionMask;
 use crate::error::Error;
 
@@ -44,6 +45,19 @@ pub trait Seq2SeqBackbone: EncoderBackbone {
         positions: Option<Tensor<2, Int>>,
         memory: Tensor<3>,
         memory_mask: &AttentionMask,
+    ) -> Tensor<3>;
+
+    /// Decoder states `[batch, new, hidden]` for `ids` `[batch, new]` at `positions`, which
+    /// follow the positions already in `cache`; their keys and values (and, on the first call,
+    /// `memory`'s) join the cache. Step by step it gives what [`decode`](Self::decode) gives on
+    /// the whole prefix, for one position's work per step.
+    fn decode_cached(
+        &self,
+        ids: Tensor<2, Int>,
+        positions: Tensor<2, Int>,
+        memory: Tensor<3>,
+        memory_mask: &AttentionMask,
+        cache: &mut KvCache,
     ) -> Tensor<3>;
 }
 
@@ -137,6 +151,19 @@ impl Seq2SeqBackbone for EncoderDecoder {
         let tokens = self.encoder.embeddings.tokens.forward(ids);
         self.decoder.forward(tokens, positions, memory, memory_mask)
     }
+
+    fn decode_cached(
+        &self,
+        ids: Tensor<2, Int>,
+        positions: Tensor<2, Int>,
+        memory: Tensor<3>,
+        memory_mask: &AttentionMask,
+        cache: &mut KvCache,
+    ) -> Tensor<3> {
+        let tokens = self.encoder.embeddings.tokens.forward(ids);
+        self.decoder
+            .forward_cached(tokens, positions, memory, memory_mask, cache)
+    }
 }
 
 #[cfg(test)]
@@ -218,6 +245,42 @@ mod tests {
         let m3 = model.encode(source, None, Some(&mask));
         let c = model.decode(target, None, m3, &mask);
         assert!(max_diff(a.slice([0..1, 0..1]), c.slice([0..1, 0..1])) > 1e-3);
+    }
+
+    #[test]
+    fn cached_decoding_equals_the_full_decoder_at_every_step() {
+        for norm_first in [false, true] {
+            let (device, model) = model(norm_first);
+            let (memory, mask) = memory(&model, &device, [0, 0]);
+            let target = ids(&device, &[&[3, 20, 21, 22, 23]]);
+            let positions = ids(&device, &[&[4, 5, 6, 7, 8]]);
+            let full = model.decode(
+                target.clone(),
+                Some(positions.clone()),
+                memory.clone(),
+                &mask,
+            );
+            let mut cache = KvCache::new();
+            // Two positions at once, then one at a time.
+            let mut steps = vec![model.decode_cached(
+                target.clone().slice([0..1, 0..2]),
+                positions.clone().slice([0..1, 0..2]),
+                memory.clone(),
+                &mask,
+                &mut cache,
+            )];
+            for t in 2..5 {
+                steps.push(model.decode_cached(
+                    target.clone().slice([0..1, t..t + 1]),
+                    positions.clone().slice([0..1, t..t + 1]),
+                    memory.clone(),
+                    &mask,
+                    &mut cache,
+                ));
+            }
+            assert_eq!(cache.len(), 5);
+            assert!(max_diff(full, Tensor::cat(steps, 1)) < 1e-5);
+        }
     }
 
     #[test]

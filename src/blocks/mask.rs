@@ -45,6 +45,31 @@ impl AttentionMask {
         }
     }
 
+    /// Left-to-right attention for `new` queries that follow `cached` positions already in a
+    /// [`KvCache`](super::KvCache), in rows that each start with `left_pads[b]` padding
+    /// positions: query `i` of row `b` sees keys `left_pads[b] ..= cached + i`. Called with
+    /// `cached = 0` it is the causal mask of the whole (left-padded) sequence. A padding query
+    /// sees nothing and gives zeros.
+    pub fn cached_causal(left_pads: &[usize], cached: usize, new: usize, device: &Device) -> Self {
+        let keys = cached + new;
+        let blocked: Vec<bool> = left_pads
+            .iter()
+            .flat_map(|&pad| {
+                (0..new).flat_map(move |i| (0..keys).map(move |j| j < pad || j > cached + i))
+            })
+            .collect();
+        let shape = [left_pads.len(), new, keys];
+        let blocked = Tensor::<3, Bool>::from_bool(TensorData::new(blocked, shape), device);
+        match left_pads.iter().any(|&pad| pad > 0) {
+            true => Self::from_blocked(blocked),
+            // Without padding every query sees key 0, so no row needs zeroing.
+            false => Self {
+                blocked: blocked.reshape([shape[0], 1, new, keys]),
+                keeps_first_key: true,
+            },
+        }
+    }
+
     /// Blocks every key before the query (right-to-left attention), for any batch.
     pub fn anti_causal(len: usize, device: &Device) -> Self {
         Self {
@@ -230,6 +255,31 @@ mod tests {
             false, false, false, false,
         ];
         assert_eq!(bools(s2s), expected);
+    }
+
+    #[test]
+    fn cached_causal_skips_left_padding_and_follows_the_cache() {
+        let device = Device::flex();
+        // Row 0 has one left pad; two positions are cached and one query is new.
+        let step = AttentionMask::cached_causal(&[1, 0], 2, 1, &device);
+        assert!(step.may_block_whole_rows());
+        assert_eq!(
+            bools(step.blocked([2, 1, 1, 3])),
+            vec![true, false, false, false, false, false]
+        );
+        // The prefill of the same rows: causal, with row 0's pad blocked as a key.
+        let prefill = AttentionMask::cached_causal(&[1, 0], 0, 2, &device).blocked([2, 1, 2, 2]);
+        assert_eq!(
+            bools(prefill),
+            vec![true, true, true, false, false, true, false, false]
+        );
+        // Without pads it is the plain causal mask.
+        let plain = AttentionMask::cached_causal(&[0], 0, 3, &device);
+        assert!(!plain.may_block_whole_rows());
+        assert_eq!(
+            bools(plain.blocked([1, 1, 3, 3])),
+            bools(AttentionMask::causal(3, &device).blocked([1, 1, 3, 3]))
+        );
     }
 
     #[test]

@@ -7,6 +7,7 @@ pub mod embedding;
 pub mod encoder;
 pub mod encoder_decoder;
 pub mod feed_forward;
+pub mod kv_cache;
 pub mod lm_head;
 pub mod mask;
 pub mod pooler;
@@ -19,6 +20,7 @@ pub use embedding::{Embeddings, EmbeddingsConfig, InputEncoding, PositionEncodin
 pub use encoder::{EncoderBackbone, EncoderLayer, TransformerEncoder, TransformerEncoderConfig};
 pub use encoder_decoder::{EncoderDecoder, EncoderDecoderConfig, Seq2SeqBackbone};
 pub use feed_forward::{Activation, FeedForward, FeedForwardConfig};
+pub use kv_cache::{KeysValues, KvCache};
 pub use lm_head::{LmHead, LmHeadConfig, states_at};
 pub use mask::AttentionMask;
 pub use pooler::{Pooler, PoolerConfig};

@@ -279,6 +279,14 @@ impl TaskHead {
         }
     }
 
+    /// The causal LM head, if the task is `clm`.
+    pub fn clm(&self) -> Option<&Clm> {
+        match self {
+            Self::Clm(clm) => Some(clm),
+            Self::Mlm(_) | Self::Pair(_) | Self::MlmPair(_) => None,
+        }
+    }
+
     /// The sentence-pair head, if the task has one (`nsp`, `sop`, `bert`, `albert`).
     pub fn pair(&self) -> Option<&PairHead> {
         match self {

@@ -10,7 +10,7 @@
 use burn::prelude::*;
 
 use super::{Objective, ObjectiveOutput, masked_cross_entropy};
-use crate::blocks::{AttentionMask, LmHead, LmHeadConfig, Seq2SeqBackbone};
+use crate::blocks::{AttentionMask, KvCache, LmHead, LmHeadConfig, Seq2SeqBackbone};
 use crate::data::Seq2SeqBatch;
 
 /// Configuration of the [`Seq2Seq`] head.
@@ -90,10 +90,8 @@ fn encode_source<M: Seq2SeqBackbone>(
 impl Seq2Seq {
     /// Greedy decoding of each source of `batch`: starting from the batch's first decoder
     /// input token (at its first decoder position), appends the most likely next token until
-    /// `end` is produced (not included) or `max_len` tokens are out.
-    ///
-    /// It recomputes the whole prefix at every step (no key/value cache): meant for showing
-    /// reconstructions, not for serving.
+    /// `end` is produced (not included) or `max_len` tokens are out. Each step runs the
+    /// decoder on the new token alone, reading earlier ones from a [`KvCache`].
     pub fn generate<M: Seq2SeqBackbone>(
         &self,
         backbone: &M,
@@ -105,20 +103,25 @@ impl Seq2Seq {
         let [rows, _] = batch.decoder_ids.dims();
         let device = batch.decoder_ids.device();
         let mut ids = batch.decoder_ids.clone().slice([0..rows, 0..1]);
-        let mut positions = batch
-            .decoder_positions
-            .clone()
-            .map(|p| p.slice([0..rows, 0..1]));
+        let mut positions = match &batch.decoder_positions {
+            Some(p) => p.clone().slice([0..rows, 0..1]),
+            None => Tensor::zeros([rows, 1], &device),
+        };
+        let each_row = Tensor::<1, Int>::arange(0..rows as i64, &device);
+        let mut cache = KvCache::new();
         let mut out = vec![Vec::new(); rows];
         let mut done = vec![false; rows];
-        for len in 1..=max_len {
-            let hidden =
-                backbone.decode(ids.clone(), positions.clone(), memory.clone(), &memory_mask);
-            let last: Vec<i64> = (0..rows).map(|b| (b * len + len - 1) as i64).collect();
-            let last = Tensor::from_data(TensorData::new(last, [rows]), &device);
+        for _ in 0..max_len {
+            let hidden = backbone.decode_cached(
+                ids,
+                positions.clone(),
+                memory.clone(),
+                &memory_mask,
+                &mut cache,
+            );
             let logits = self
                 .head
-                .forward_at(hidden, last, backbone.token_embedding());
+                .forward_at(hidden, each_row.clone(), backbone.token_embedding());
             let next = logits.argmax(1).reshape([rows, 1]);
             let values: Vec<i64> = next
                 .to_data()
@@ -136,11 +139,8 @@ impl Seq2Seq {
             if done.iter().all(|&d| d) {
                 break;
             }
-            ids = Tensor::cat(vec![ids, next], 1);
-            positions = positions.map(|p| {
-                let following = p.clone().slice([0..rows, len - 1..len]).add_scalar(1);
-                Tensor::cat(vec![p, following], 1)
-            });
+            ids = next;
+            positions = positions.add_scalar(1);
         }
         out
     }

@@ -1,0 +1,281 @@
+//! Generation from a causal language model: prompts of different lengths in one batch, left
+//! padded (each row's positions start at its first real token, padding hidden as keys), the
+//! prompt run in one pass (prefill) and then one token per step through a [`KvCache`]; greedy
+//! or sampled ([`SamplingConfig`]), each row stopping at the end-of-text token, with the
+//! log-probability of every token it drew.
+//!
+//! ```no_run
+//! use pretext::burn::prelude::*;
+//! use pretext::generate::{CausalLm, SamplingConfig};
+//! # fn main() -> pretext::Result<()> {
+//! let model = CausalLm::load("runs/clm".as_ref(), &Device::flex())?;
+//! let sampling = SamplingConfig::new().with_max_new_tokens(20).with_top_p(0.9).with_seed(1);
+//! for completion in model.complete(&["the jury said"], &sampling)? {
+//!     println!("{}", completion.text);
+//! }
+//! # Ok(()) }
+//! ```
+
+mod sampling;
+
+pub use sampling::SamplingConfig;
+
+use std::path::Path;
+
+use burn::prelude::*;
+use serde::Serialize;
+
+use crate::blocks::{AttentionMask, EncoderBackbone, KvCache, LmHead, TransformerEncoder};
+use crate::error::{Error, Result};
+use crate::noise::{example_rng, splitmix64};
+use crate::recipe::{ObjectiveRecipe, Recipe};
+use crate::tokenize::Tokenizer;
+
+/// A causal language model ready to generate: the backbone, its LM head and the tokens that
+/// frame a text.
+#[derive(Debug)]
+pub struct CausalLm {
+    /// The tokenizer.
+    pub tokenizer: Tokenizer,
+    /// The backbone, run left to right.
+    pub encoder: TransformerEncoder,
+    /// The LM head, tied to the backbone's token table.
+    pub head: LmHead,
+    /// The token put before every prompt: `[CLS]` for a pretext causal run (its texts were
+    /// framed so in training), none for GPT-2.
+    pub bos: Option<u32>,
+    /// The end-of-text token that stops a row.
+    pub eos: u32,
+}
+
+/// What [`CausalLm::generate`] returns, one entry per prompt.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Generated {
+    /// The new tokens, ending with the end-of-text token when the row stopped on it.
+    pub ids: Vec<Vec<u32>>,
+    /// Each new token's log-probability under the softmax of the logits divided by the
+    /// temperature (before top-k and top-p).
+    pub logprobs: Vec<Vec<f32>>,
+    /// Whether the row stopped on the end-of-text token (false: it reached
+    /// `max_new_tokens`).
+    pub finished: Vec<bool>,
+}
+
+/// One prompt's completion as text.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Completion {
+    /// The prompt.
+    pub prompt: String,
+    /// The new text, special tokens left out.
+    pub text: String,
+    /// The new token ids (the end-of-text token included when the row stopped on it).
+    pub ids: Vec<u32>,
+    /// Their log-probabilities (see [`Generated::logprobs`]).
+    pub logprobs: Vec<f32>,
+    /// Whether it stopped on the end-of-text token.
+    pub finished: bool,
+}
+
+impl CausalLm {
+    /// Loads `dir` onto `device`: a pretext run whose objective is `clm` (from its checkpoint),
+    /// or a Hugging Face GPT-2 directory.
+    pub fn load(dir: &Path, device: &Device) -> Result<Self> {
+        if crate::hf::is_model_dir(dir) {
+            let model_type = crate::hf::HfConfig::read(dir)?.model_type;
+            if model_type != "gpt2" {
+                return Err(Error::NoCausalPath(format!(
+                    "{} (a Hugging Face {model_type})",
+                    dir.display()
+                )));
+            }
+            let gpt2 = crate::hf::load_gpt2(dir, device)?;
+            let tokenizer = Tokenizer::from_model_dir(dir)?;
+            let eos = tokenizer.special().sep;
+            return Ok(Self {
+                tokenizer,
+                encoder: gpt2.encoder,
+                head: gpt2.clm.head().clone(),
+                bos: None,
+                eos,
+            });
+        }
+        let recipe = Recipe::read(dir.join("config.json"))?;
+        let name = recipe.objective.name();
+        let not_causal = || Error::NoCausalPath(format!("{} (a `{name}` run)", dir.display()));
+        // Asked before any weight is read, so that the answer is the reason, not a file.
+        if !matches!(recipe.objective, ObjectiveRecipe::Clm(_)) {
+            return Err(not_causal());
+        }
+        let (encoder, head) = recipe.load_trained(dir, device)?;
+        let head = head.clm().ok_or_else(not_causal)?.head().clone();
+        let tokenizer = recipe.tokenizer.load()?;
+        let special = tokenizer.special();
+        Ok(Self {
+            tokenizer,
+            encoder,
+            head,
+            bos: Some(special.cls),
+            eos: special.sep,
+        })
+    }
+
+    /// The ids a prompt text starts generation from: the start token (if the model has one)
+    /// and the text's tokens.
+    pub fn prompt_ids(&self, text: &str) -> Result<Vec<u32>> {
+        Ok(self
+            .bos
+            .into_iter()
+            .chain(self.tokenizer.encode(text)?.ids)
+            .collect())
+    }
+
+    /// Completes each text of `prompts` (see [`generate`](Self::generate)).
+    pub fn complete(&self, prompts: &[&str], sampling: &SamplingConfig) -> Result<Vec<Completion>> {
+        let ids = prompts
+            .iter()
+            .map(|p| self.prompt_ids(p))
+            .collect::<Result<Vec<_>>>()?;
+        let out = self.generate(&ids, sampling)?;
+        prompts
+            .iter()
+            .zip(out.ids)
+            .zip(out.logprobs)
+            .zip(out.finished)
+            .map(|(((prompt, ids), logprobs), finished)| {
+                Ok(Completion {
+                    prompt: prompt.to_string(),
+                    text: self.tokenizer.decode(&ids)?,
+                    ids,
+                    logprobs,
+                    finished,
+                })
+            })
+            .collect()
+    }
+
+    /// Generates up to `sampling.max_new_tokens` tokens after each of `prompts` (token ids,
+    /// the start token included), all in one batch.
+    pub fn generate(&self, prompts: &[Vec<u32>], sampling: &SamplingConfig) -> Result<Generated> {
+        sampling.validate()?;
+        let vocab = self.encoder.vocab_size();
+        let max = self.encoder.max_positions();
+        for (i, prompt) in prompts.iter().enumerate() {
+            if prompt.is_empty() {
+                return Err(Error::InvalidConfig(format!(
+                    "prompt {i} is empty: a model without a start token needs at least one token \
+                     to continue"
+                )));
+            }
+            if let Some(&id) = prompt.iter().find(|&&id| id as usize >= vocab) {
+                return Err(Error::TokenOutOfRange { id, vocab });
+            }
+            if prompt.len() + sampling.max_new_tokens > max {
+                return Err(Error::SequenceTooLong {
+                    len: prompt.len() + sampling.max_new_tokens,
+                    max,
+                });
+            }
+        }
+        let rows = prompts.len();
+        let mut out = Generated {
+            ids: vec![Vec::new(); rows],
+            logprobs: vec![Vec::new(); rows],
+            finished: vec![false; rows],
+        };
+        if rows == 0 || sampling.max_new_tokens == 0 {
+            return Ok(out);
+        }
+        let mut rngs = streams(prompts, sampling.seed);
+        let longest = prompts.iter().map(Vec::len).max().unwrap_or(0);
+        let pads: Vec<usize> = prompts.iter().map(|p| longest - p.len()).collect();
+        // Each row's tokens so far, left padded, and their positions (padding at 0).
+        let mut ids: Vec<Vec<i64>> = prompts
+            .iter()
+            .zip(&pads)
+            .map(|(p, &pad)| {
+                let pad_id = i64::from(self.tokenizer.special().pad);
+                std::iter::repeat_n(pad_id, pad)
+                    .chain(p.iter().map(|&id| i64::from(id)))
+                    .collect()
+            })
+            .collect();
+        let device = self.encoder.token_embedding().device();
+        let mut cache = KvCache::new();
+        for _ in 0..sampling.max_new_tokens {
+            if !sampling.use_cache {
+                cache = KvCache::new();
+            }
+            let logits = self.next_logits(&ids, &pads, &mut cache, &device);
+            for (b, row) in logits.chunks(vocab).enumerate() {
+                let next = if out.finished[b] {
+                    // A finished row keeps running as padding; what it reads is never used.
+                    i64::from(self.tokenizer.special().pad)
+                } else {
+                    let (id, logprob) = sampling.next_token(row, &mut rngs[b]);
+                    out.ids[b].push(id);
+                    out.logprobs[b].push(logprob);
+                    out.finished[b] = id == self.eos;
+                    i64::from(id)
+                };
+                ids[b].push(next);
+            }
+            if out.finished.iter().all(|&f| f) {
+                break;
+            }
+        }
+        Ok(out)
+    }
+
+    /// The logits `[rows × vocab]` after the last token of every row: the positions not yet in
+    /// `cache` run through the backbone and join it.
+    fn next_logits(
+        &self,
+        ids: &[Vec<i64>],
+        pads: &[usize],
+        cache: &mut KvCache,
+        device: &Device,
+    ) -> Vec<f32> {
+        let (rows, len, from) = (ids.len(), ids[0].len(), cache.len());
+        let new = len - from;
+        let flat: Vec<i64> = ids.iter().flat_map(|row| row[from..].to_vec()).collect();
+        let positions: Vec<i64> = pads
+            .iter()
+            .flat_map(|&pad| (from..len).map(move |t| t.saturating_sub(pad) as i64))
+            .collect();
+        let shape = [rows, new];
+        let input = Tensor::<2, Int>::from_data(TensorData::new(flat, shape), device);
+        let positions = Tensor::<2, Int>::from_data(TensorData::new(positions, shape), device);
+        let mask = AttentionMask::cached_causal(pads, from, new, device);
+        let hidden = self
+            .encoder
+            .forward_cached(input, positions, Some(&mask), cache);
+        let last: Vec<i64> = (0..rows).map(|b| (b * new + new - 1) as i64).collect();
+        let last = Tensor::<1, Int>::from_data(TensorData::new(last, [rows]), device);
+        self.head
+            .forward_at(hidden, last, self.encoder.token_embedding())
+            .into_data()
+            .convert::<f32>()
+            .try_into_vec()
+            .expect("logits are floats")
+    }
+}
+
+/// One random stream per prompt, from the seed, the prompt's tokens and how many identical
+/// prompts came before it, so that a prompt draws the same whatever else is in the batch.
+fn streams(prompts: &[Vec<u32>], seed: u64) -> Vec<crate::noise::ExampleRng> {
+    let mut seen = std::collections::HashMap::<&[u32], u64>::new();
+    prompts
+        .iter()
+        .map(|prompt| {
+            let tokens = prompt
+                .iter()
+                .fold(splitmix64(prompt.len() as u64), |h, &id| {
+                    splitmix64(h ^ u64::from(id))
+                });
+            let repeat = seen.entry(prompt.as_slice()).or_default();
+            let rng = example_rng(seed, tokens, *repeat);
+            *repeat += 1;
+            rng
+        })
+        .collect()
+}
