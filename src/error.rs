@@ -25,9 +25,22 @@ pub enum Error {
         /// The value given.
         value: f64,
     },
+    /// A prompt of instruction data leaves no room in a sequence for its answer.
+    #[error(
+        "the prompt of line {line} takes {len} of the {max} tokens of a sequence, leaving no \
+         room for its answer: shorten it or raise seq_len"
+    )]
+    PromptTooLong {
+        /// Its line in the data file.
+        line: usize,
+        /// Its tokens, the start token included.
+        len: usize,
+        /// Tokens per sequence.
+        max: usize,
+    },
     /// A model asked to generate has no left-to-right LM head.
     #[error(
-        "{0} has no causal LM head to generate with: generation needs a pretext `clm` run or \
+        "{0} has no causal LM head to generate with: generation needs a pretext `clm` or `sft` run or \
          a Hugging Face GPT-2"
     )]
     NoCausalPath(String),

@@ -356,6 +356,20 @@ impl TransformerEncoder {
         self.stack_with(x, |_, layer, x| layer.forward_two_stream(x, keys, mask))
     }
 
+    /// Hidden states `[batch, len, hidden]` of `ids` `[batch, len]` at explicit `positions`
+    /// `[batch, len]` (several texts packed in one row, each from position 0) under `mask`.
+    pub fn encode_at(
+        &self,
+        ids: Tensor<2, Int>,
+        positions: Tensor<2, Int>,
+        segments: Option<Tensor<2, Int>>,
+        mask: Option<&AttentionMask>,
+    ) -> Tensor<3> {
+        let x = self.embeddings.forward_at(ids, positions, segments);
+        let len = x.dims()[1];
+        self.stack(x, len, mask)
+    }
+
     /// Hidden states `[batch, new, hidden]` of `ids` `[batch, new]` at `positions`
     /// `[batch, new]` (segment 0), which follow the positions already in `cache`, under `mask`
     /// `[batch, _, new, cached + new]`; their keys and values join the cache. Called once on a

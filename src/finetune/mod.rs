@@ -12,9 +12,11 @@
 //!   first token.
 //! - [`genre`]: the bundled Brown-corpus genre task and the documents it holds out of
 //!   pretraining; [`spam`]: the bundled SpamAssassin e-mails, spam or ham; [`pos`]: Brown
-//!   sentences tagged with universal parts of speech.
+//!   sentences tagged with universal parts of speech; [`instructions`]: prompt/completion pairs
+//!   for supervised fine-tuning of a causal LM.
 
 pub mod genre;
+pub mod instructions;
 pub mod pos;
 pub mod spam;
 mod tagging;

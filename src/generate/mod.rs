@@ -77,8 +77,8 @@ pub struct Completion {
 }
 
 impl CausalLm {
-    /// Loads `dir` onto `device`: a pretext run whose objective is `clm` (from its checkpoint),
-    /// or a Hugging Face GPT-2 directory.
+    /// Loads `dir` onto `device`: a pretext run whose objective is `clm` or `sft` (from its
+    /// checkpoint), or a Hugging Face GPT-2 directory.
     pub fn load(dir: &Path, device: &Device) -> Result<Self> {
         if crate::hf::is_model_dir(dir) {
             let model_type = crate::hf::HfConfig::read(dir)?.model_type;
@@ -103,11 +103,17 @@ impl CausalLm {
         let name = recipe.objective.name();
         let not_causal = || Error::NoCausalPath(format!("{} (a `{name}` run)", dir.display()));
         // Asked before any weight is read, so that the answer is the reason, not a file.
-        if !matches!(recipe.objective, ObjectiveRecipe::Clm(_)) {
-            return Err(not_causal());
-        }
-        let (encoder, head) = recipe.load_trained(dir, device)?;
-        let head = head.clm().ok_or_else(not_causal)?.head().clone();
+        let (encoder, head) = match &recipe.objective {
+            ObjectiveRecipe::Clm(_) => {
+                let (encoder, head) = recipe.load_trained(dir, device)?;
+                (encoder, head.clm().ok_or_else(not_causal)?.head().clone())
+            }
+            ObjectiveRecipe::Sft(sft) => {
+                let (encoder, clm) = sft.load_trained(&recipe, dir, device)?;
+                (encoder, clm.head().clone())
+            }
+            _ => return Err(not_causal()),
+        };
         let tokenizer = recipe.tokenizer.load()?;
         let special = tokenizer.special();
         Ok(Self {

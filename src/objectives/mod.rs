@@ -24,6 +24,7 @@ pub mod multitask;
 pub mod plm;
 pub mod sentence_pair;
 pub mod seq2seq;
+pub mod sft;
 pub mod spanbert;
 pub mod t5;
 pub mod unilm;
@@ -42,6 +43,7 @@ pub use multitask::{MultiTask, MultiTaskData, TaskSpec};
 pub use plm::{PermutationTask, PermutedLm, PermutedLmConfig};
 pub use sentence_pair::{PairHead, PairHeadConfig, SentencePairTask};
 pub use seq2seq::{Seq2Seq, Seq2SeqConfig};
+pub use sft::{Sft, SftBatch, SftExample, SftTask};
 pub use spanbert::{SboHead, SboHeadConfig, SpanBert, SpanBertTask};
 pub use t5::{SpanCorruption, T5Task};
 pub use unilm::{Unilm, UnilmMask, UnilmShares, UnilmTask};
@@ -59,6 +61,8 @@ pub enum Reduce {
     Mean,
     /// `exp(sum / count)` (perplexity from summed NLL).
     ExpMean,
+    /// The sum alone, over the batches logged together (tokens trained on).
+    Sum,
 }
 
 /// A metric as a (sum, count) pair, so it averages correctly over batches and devices.
@@ -75,6 +79,17 @@ pub struct Metric {
 }
 
 impl Metric {
+    /// A metric whose value is the sum over the batches logged together.
+    pub fn sum(name: &str, sum: Tensor<1>) -> Self {
+        let count = sum.ones_like();
+        Self {
+            name: name.to_string(),
+            sum,
+            count,
+            reduce: Reduce::Sum,
+        }
+    }
+
     /// A metric whose value is `sum / count`.
     pub fn mean(name: &str, sum: Tensor<1>, count: Tensor<1>) -> Self {
         Self {

@@ -118,8 +118,8 @@ pub struct Recipe {
     pub float: FloatType,
     /// Steps, batches, optimizer, schedule, validation, checkpoints and seed.
     pub train: TrainConfig,
-    /// A Hugging Face directory (a BERT, a RoBERTa or ELECTRA's discriminator) whose weights start the
-    /// encoder (continued pretraining);
+    /// A Hugging Face directory (a BERT, a RoBERTa, ELECTRA's discriminator or a GPT-2) or a
+    /// pretext run directory whose weights start the encoder (continued pretraining, SFT);
     /// `None` for random weights. [`Recipe::init_from`] sets it with the encoder's shape and
     /// the tokenizer to match.
     pub init: Option<PathBuf>,
@@ -166,8 +166,22 @@ impl Recipe {
     /// encoder takes the checkpoint's shape (dropout and LayerNorm placement as the checkpoint
     /// has them) and weights, and the directory's `tokenizer.json` (its sentinels added, if the
     /// recipe has any). The objective's heads start afresh.
+    ///
+    /// `dir` may also be a pretext `clm` or `sft` run, which `sft` starts from: the encoder
+    /// then takes the run's shape (this recipe's dropout kept) and the run's tokenizer, and
+    /// `sft` the run's LM head.
     pub fn init_from(mut self, dir: impl Into<PathBuf>) -> Result<Self> {
         let dir = dir.into();
+        if let ObjectiveRecipe::Sft(sft) = &mut self.objective {
+            sft.gpt2_head = crate::objectives::sft::gpt2_head(&dir)?;
+        }
+        if !crate::hf::is_model_dir(&dir) && dir.join("config.json").is_file() {
+            let run = Recipe::read(dir.join("config.json"))?;
+            self.encoder = run.encoder.with_dropout(self.encoder.dropout);
+            self.tokenizer = run.tokenizer;
+            self.init = Some(dir);
+            return Ok(self);
+        }
         self.encoder = crate::hf::HfConfig::read(&dir)?.encoder(&dir)?;
         let tokenizer = TokenizerSource {
             file: Some(crate::tokenize::model_dir_file(&dir)),
@@ -351,8 +365,12 @@ impl Recipe {
                 self.objective.name()
             )));
         }
-        let theirs = crate::hf::HfConfig::read(dir)
-            .and_then(|c| c.encoder(dir))
+        let theirs = if crate::hf::is_model_dir(dir) {
+            crate::hf::HfConfig::read(dir).and_then(|c| c.encoder(dir))
+        } else {
+            Recipe::read(dir.join("config.json")).map(|run| run.encoder)
+        };
+        let theirs = theirs
             .map_err(|e| field(e.to_string()))?
             .with_dropout(self.encoder.dropout);
         // Every field but dropout, which a run may set as it likes, is the checkpoint's.

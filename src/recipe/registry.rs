@@ -15,7 +15,7 @@ use crate::data::TokenizedDocument;
 use crate::error::{Error, Result};
 use crate::objectives::multitask::{MultiTaskRecipe, TaskHead, TokenTask, run_token_task};
 use crate::objectives::{
-    bart, clm, electra, mass, mlm, multitask, plm, sentence_pair, spanbert, t5, unilm,
+    bart, clm, electra, mass, mlm, multitask, plm, sentence_pair, sft, spanbert, t5, unilm,
 };
 use crate::preset::Preset;
 use crate::tokenize::Tokenizer;
@@ -51,6 +51,12 @@ pub trait ObjectiveSettings {
                 "this objective has neither a run of its own nor a token task".into(),
             )),
         }
+    }
+
+    /// Whether a run reads the recipe's corpus (`data`); an objective with data of its own
+    /// (`sft`) does not. Default true.
+    fn reads_corpus(&self) -> bool {
+        true
     }
 
     /// Whether its examples hold the tokenizer's mask token (a tokenizer without one, GPT-2's,
@@ -141,6 +147,8 @@ pub enum ObjectiveRecipe {
     Unilm(unilm::UnilmRecipe),
     /// Several objectives over one backbone (ERNIE 2.0).
     Multitask(MultiTaskRecipe),
+    /// Supervised fine-tuning of a causal LM on prompt/completion pairs.
+    Sft(sft::SftRecipe),
 }
 
 impl ObjectiveRecipe {
@@ -162,6 +170,7 @@ impl ObjectiveRecipe {
             Self::Spanbert(s) => ("spanbert", s),
             Self::Unilm(s) => ("unilm", s),
             Self::Multitask(s) => ("multitask", s),
+            Self::Sft(s) => ("sft", s),
         }
     }
 
@@ -188,7 +197,7 @@ pub struct Entry {
 }
 
 /// Every named objective.
-pub const OBJECTIVES: [Entry; 15] = [
+pub const OBJECTIVES: [Entry; 16] = [
     Entry {
         name: "mlm",
         about: "masked LM (BERT, RoBERTa): 15 % of the tokens, 80/10/10",
@@ -263,6 +272,11 @@ pub const OBJECTIVES: [Entry; 15] = [
         name: "multitask",
         about: "ERNIE 2.0-style mix of token objectives (mlm + sop by default; see --objectives)",
         recipe: multitask::recipe,
+    },
+    Entry {
+        name: "sft",
+        about: "supervised fine-tuning of a causal LM on prompt/completion pairs (init: a clm run)",
+        recipe: sft::recipe,
     },
 ];
 

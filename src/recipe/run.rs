@@ -173,10 +173,14 @@ impl<'a> Run<'a> {
         std::fs::create_dir_all(out).map_err(|e| Error::io(out, e))?;
         write_atomically(&out.join("config.json"), &recipe.to_json())?;
         let started = Instant::now();
-        let (train, valid) = recipe.data.load()?;
-        let train_docs = tokenize_corpus(&train, tokenizer)?;
-        let valid_docs = tokenize_corpus(&valid, tokenizer)?;
-        if recipe.train.progress {
+        let (mut train_docs, mut valid_docs) = (Vec::new(), Vec::new());
+        let reads_corpus = recipe.objective.settings().reads_corpus();
+        if reads_corpus {
+            let (train, valid) = recipe.data.load()?;
+            train_docs = tokenize_corpus(&train, tokenizer)?;
+            valid_docs = tokenize_corpus(&valid, tokenizer)?;
+        }
+        if recipe.train.progress && reads_corpus {
             eprintln!(
                 "tokenized {} train and {} validation documents in {:.1}s",
                 train_docs.len(),
@@ -216,7 +220,21 @@ impl<'a> Run<'a> {
     pub fn encoder(&self) -> Result<TransformerEncoder> {
         let mut backbone = self.recipe.encoder.init(self.device())?;
         check_compatible(self.tokenizer, &backbone, self.seq_len())?;
-        if let Some(dir) = &self.recipe.init {
+        if let Some(dir) = self
+            .recipe
+            .init
+            .as_ref()
+            .filter(|d| !crate::hf::is_model_dir(d))
+        {
+            let path = dir.join("encoder.bpk");
+            backbone = crate::finetune::load_backbone(&path, backbone)?;
+            if self.recipe.train.progress {
+                eprintln!(
+                    "{}: the encoder loaded; the objective's heads start afresh",
+                    path.display()
+                );
+            }
+        } else if let Some(dir) = &self.recipe.init {
             let report = crate::hf::load_encoder(dir, &mut backbone, self.device())?;
             if self.recipe.train.progress {
                 eprintln!(
@@ -226,6 +244,14 @@ impl<'a> Run<'a> {
             }
         }
         Ok(backbone)
+    }
+
+    /// An encoder of the recipe's shape with the weights of `trained` (an encoder read from
+    /// another run, whose dropout may differ).
+    pub fn encoder_like(&self, trained: TransformerEncoder) -> Result<TransformerEncoder> {
+        let backbone = self.recipe.encoder.init(self.device())?;
+        check_compatible(self.tokenizer, &backbone, self.seq_len())?;
+        Ok(backbone.load_record(trained.into_record()))
     }
 
     /// A fresh encoder-decoder: the recipe's encoder and `decoder_layers` decoder layers.
@@ -250,14 +276,32 @@ impl<'a> Run<'a> {
         Pretrainer<M, O>: Module,
         T: Task,
     {
+        let train_task = make_task(&self.train_docs)?;
+        let valid_task = make_task(&self.valid_docs)?;
+        self.fit_tasks(backbone, head, train_task, valid_task)
+    }
+
+    /// Trains `head` on `backbone` with tasks of the objective's own making (for an objective
+    /// that does not read the corpus), then saves the encoder to `OUT/encoder.bpk`.
+    pub fn fit_tasks<M, O, T>(
+        &self,
+        backbone: M,
+        head: O,
+        train_task: T,
+        valid_task: T,
+    ) -> Result<TrainReport<M, O>>
+    where
+        M: Module + HasEncoder,
+        O: Objective<M, Batch = T::Batch>,
+        Pretrainer<M, O>: Module,
+        T: Task,
+    {
         let model = Pretrainer::new(backbone, head);
         // burn draws a parameter's initial values when it is first read: read them all now,
         // in the module's order (the order a forked replica reads them), and only then let
         // other runs draw from the device's stream.
         materialize(&model);
         self.init.borrow_mut().take();
-        let train_task = make_task(&self.train_docs)?;
-        let valid_task = make_task(&self.valid_docs)?;
         let progress = self.recipe.train.progress;
         if progress {
             eprintln!(

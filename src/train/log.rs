@@ -101,10 +101,10 @@ impl MetricTotals {
             .iter()
             .filter(|(_, (_, count, _))| *count > 0.0)
             .map(|(k, (sum, count, reduce))| {
-                let mean = sum / count;
                 let v = match reduce {
-                    Reduce::Mean => mean,
-                    Reduce::ExpMean => mean.exp(),
+                    Reduce::Mean => sum / count,
+                    Reduce::ExpMean => (sum / count).exp(),
+                    Reduce::Sum => *sum,
                 };
                 (k.clone(), v)
             })

@@ -1,0 +1,724 @@
+//! Supervised fine-tuning (SFT), the first step of InstructGPT's recipe: a causal LM taught to
+//! answer prompts from prompt/completion pairs ([`crate::finetune::instructions`]).
+//!
+//! Data, as TRL's `SFTTrainer` makes it: each pair becomes `[CLS] prompt rationale completion
+//! [SEP]` (the end-of-text token appended, so that the model learns to stop), shifted as causal
+//! LM shifts it, with the loss on the answer's tokens only (rationale, completion and the end
+//! of text; the prompt's and the padding's targets ignored), or on every token as an option. An
+//! answer too long for the sequence is cut at its end. With packing, consecutive pairs share a
+//! sequence, each at positions from 0 and attending only within itself, so that a packed batch
+//! scores exactly what the same pairs score unpacked. Model: the backbone left to right and
+//! [`Clm`]'s head, started from a pretext `clm` run or an imported GPT-2 (`init`).
+
+use std::path::{Path, PathBuf};
+
+use burn::prelude::*;
+use serde::{Deserialize, Serialize};
+
+use super::{Clm, ClmConfig, Metric, Objective, ObjectiveOutput, encode, predict_tokens};
+use crate::blocks::{AttentionMask, TransformerEncoder};
+use crate::data::{Batch, Task, TokenBatch, TokenExample};
+use crate::error::{Error, Result};
+use crate::finetune::instructions::{self, Instruction};
+use crate::noise::{ExampleRng, IGNORE_INDEX};
+use crate::preset::Preset;
+use crate::recipe::{ObjectiveRecipe, ObjectiveSettings, Recipe, Run, RunReport};
+use crate::tokenize::Tokenizer;
+
+/// The SFT objective: [`Clm`]'s head over the backbone run left to right, reporting TRL's
+/// `mean_token_accuracy` and `num_tokens`.
+#[derive(Module, Debug)]
+pub struct Sft {
+    clm: Clm,
+}
+
+impl Sft {
+    /// SFT with `clm`'s head (a fresh one, or a trained causal LM's).
+    pub fn new(clm: Clm) -> Self {
+        Self { clm }
+    }
+
+    /// The causal LM head.
+    pub fn clm(&self) -> &Clm {
+        &self.clm
+    }
+}
+
+impl Objective<TransformerEncoder> for Sft {
+    type Batch = SftBatch;
+
+    fn forward(&self, backbone: &TransformerEncoder, batch: SftBatch) -> ObjectiveOutput {
+        let tokens = &batch.tokens;
+        let hidden = match batch.packed {
+            Some((positions, blocked)) => backbone.encode_at(
+                tokens.input_ids.clone(),
+                positions,
+                Some(tokens.segment_ids.clone()),
+                Some(&AttentionMask::from_blocked(blocked)),
+            ),
+            None => {
+                let len = tokens.input_ids.dims()[1];
+                let mask = AttentionMask::causal(len, &tokens.input_ids.device())
+                    .or(AttentionMask::padding(tokens.padding.clone()));
+                encode(backbone, tokens, &mask)
+            }
+        };
+        let p = predict_tokens(backbone, self.clm.head(), hidden, tokens);
+        let device = p.count.device();
+        let num_tokens = Tensor::from_floats([tokens.num_tokens as f32], &device);
+        ObjectiveOutput {
+            metrics: vec![
+                p.accuracy("mean_token_accuracy"),
+                Metric::sum("num_tokens", num_tokens),
+            ],
+            loss: p.loss,
+        }
+    }
+}
+
+/// One sequence of SFT data: tokens and targets, and each token's position (from 0 at the
+/// start of every pair packed into it).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SftExample {
+    /// Inputs and targets; targets not trained on are [`IGNORE_INDEX`].
+    pub tokens: TokenExample,
+    /// Each input token's position.
+    pub positions: Vec<u32>,
+}
+
+/// A batch of [`SftExample`]s.
+#[derive(Debug, Clone)]
+pub struct SftBatch {
+    /// Tokens, padding and targets.
+    pub tokens: TokenBatch,
+    /// With packing: each token's position `[batch, len]`, and which keys each query may not
+    /// see `[batch, len, len]` (later tokens, and tokens of another pair).
+    pub packed: Option<(Tensor<2, Int>, Tensor<3, Bool>)>,
+}
+
+impl Batch for SftBatch {
+    fn num_tokens(&self) -> usize {
+        self.tokens.num_tokens
+    }
+}
+
+/// How SFT turns pairs into sequences.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SftFormat {
+    /// Tokens per sequence.
+    pub seq_len: usize,
+    /// The loss on the answer only (true) or on every token.
+    pub completion_only: bool,
+    /// Several pairs per sequence.
+    pub packing: bool,
+}
+
+/// The data side of [`Sft`]: instruction pairs as sequences.
+#[derive(Debug, Clone)]
+pub struct SftTask {
+    examples: Vec<SftExample>,
+    pad: u32,
+    packing: bool,
+    truncated: usize,
+}
+
+impl SftTask {
+    /// `pairs` tokenized by `tokenizer` and laid out as `format` says. A prompt that leaves no
+    /// room for its answer is an error naming its line.
+    pub fn new(pairs: &[Instruction], tokenizer: &Tokenizer, format: SftFormat) -> Result<Self> {
+        if pairs.is_empty() {
+            return Err(Error::EmptyCorpus("no instruction pair to train on".into()));
+        }
+        let special = tokenizer.special();
+        let mut truncated = 0;
+        let mut singles = Vec::with_capacity(pairs.len());
+        for pair in pairs {
+            let mut prompt = vec![special.cls];
+            prompt.extend(tokenizer.encode(&pair.prompt)?.ids);
+            if prompt.len() >= format.seq_len {
+                return Err(Error::PromptTooLong {
+                    line: pair.line,
+                    len: prompt.len(),
+                    max: format.seq_len,
+                });
+            }
+            let mut answer = tokenizer.encode(&pair.answer())?.ids;
+            answer.push(special.sep);
+            // Inputs are the sequence but its last token: at most seq_len of them.
+            let room = format.seq_len + 1 - prompt.len();
+            if answer.len() > room {
+                answer.truncate(room);
+                truncated += 1;
+            }
+            singles.push(shifted(&prompt, &answer, format.completion_only));
+        }
+        let examples = if format.packing {
+            pack(singles, format.seq_len)
+        } else {
+            singles
+        };
+        Ok(Self {
+            examples,
+            pad: special.pad,
+            packing: format.packing,
+            truncated,
+        })
+    }
+
+    /// How many answers were cut to fit the sequence length.
+    pub fn truncated(&self) -> usize {
+        self.truncated
+    }
+}
+
+/// `prompt` followed by `answer` as causal LM's inputs (all but the last token) and targets
+/// (all but the first), the prompt's targets ignored when `completion_only`.
+fn shifted(prompt: &[u32], answer: &[u32], completion_only: bool) -> SftExample {
+    let all: Vec<u32> = prompt.iter().chain(answer).copied().collect();
+    let n = all.len() - 1;
+    let targets = (0..n)
+        .map(|t| {
+            // Target t is token t + 1; it belongs to the answer from index prompt.len().
+            if completion_only && t + 1 < prompt.len() {
+                IGNORE_INDEX
+            } else {
+                i64::from(all[t + 1])
+            }
+        })
+        .collect();
+    SftExample {
+        tokens: TokenExample {
+            input_ids: all[..n].to_vec(),
+            segment_ids: vec![0; n],
+            targets,
+            label: None,
+        },
+        positions: (0..n as u32).collect(),
+    }
+}
+
+/// Consecutive examples joined while they fit `seq_len` tokens.
+fn pack(singles: Vec<SftExample>, seq_len: usize) -> Vec<SftExample> {
+    let mut packs: Vec<SftExample> = Vec::new();
+    for single in singles {
+        match packs.last_mut() {
+            Some(pack) if pack.positions.len() + single.positions.len() <= seq_len => {
+                pack.tokens.input_ids.extend(single.tokens.input_ids);
+                pack.tokens.segment_ids.extend(single.tokens.segment_ids);
+                pack.tokens.targets.extend(single.tokens.targets);
+                pack.positions.extend(single.positions);
+            }
+            _ => packs.push(single),
+        }
+    }
+    packs
+}
+
+impl Task for SftTask {
+    type Example = SftExample;
+    type Batch = SftBatch;
+
+    fn num_examples(&self) -> usize {
+        self.examples.len()
+    }
+
+    fn example(&self, index: usize, _rng: &mut ExampleRng) -> Result<SftExample> {
+        Ok(self.examples[index].clone())
+    }
+
+    fn collate(&self, examples: &[SftExample], device: &Device) -> Result<SftBatch> {
+        let tokens: Vec<&TokenExample> = examples.iter().map(|e| &e.tokens).collect();
+        let batch = TokenBatch::collate(&tokens, self.pad, device)?;
+        let packed = self.packing.then(|| packed_layout(examples, device));
+        Ok(SftBatch {
+            tokens: batch,
+            packed,
+        })
+    }
+}
+
+/// Positions `[batch, len]` and the blocked keys `[batch, len, len]` of packed examples: a
+/// query sees the keys of its own pair up to itself. Padding (at the end) is a pair of its own.
+fn packed_layout(examples: &[SftExample], device: &Device) -> (Tensor<2, Int>, Tensor<3, Bool>) {
+    let batch = examples.len();
+    let len = examples
+        .iter()
+        .map(|e| e.positions.len())
+        .max()
+        .unwrap_or(0);
+    let mut positions = vec![0i64; batch * len];
+    let mut blocked = vec![true; batch * len * len];
+    for (b, e) in examples.iter().enumerate() {
+        // Which pair each token belongs to: a new one wherever the position restarts.
+        let mut pair = 0usize;
+        let pairs: Vec<usize> = (0..len)
+            .map(|t| match e.positions.get(t) {
+                Some(0) if t > 0 => {
+                    pair += 1;
+                    pair
+                }
+                Some(_) => pair,
+                None => usize::MAX,
+            })
+            .collect();
+        for t in 0..len {
+            positions[b * len + t] = e.positions.get(t).map_or(0, |&p| i64::from(p));
+            for k in 0..=t {
+                blocked[(b * len + t) * len + k] = pairs[k] != pairs[t];
+            }
+        }
+    }
+    (
+        Tensor::from_data(TensorData::new(positions, [batch, len]), device),
+        Tensor::from_data(TensorData::new(blocked, [batch, len, len]), device),
+    )
+}
+
+/// The recipe settings of `sft`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SftRecipe {
+    /// The prompt/completion pairs (JSON lines); none: the bundled `data/instructions.jsonl`.
+    #[serde(default)]
+    pub data: Option<PathBuf>,
+    /// The loss on the answer's tokens only (rationale, completion, end of text); false: on
+    /// every token, the prompt's included. Default true.
+    #[serde(default = "yes")]
+    pub completion_only: bool,
+    /// Several short pairs per sequence, positions and attention reset at each. Default false.
+    #[serde(default)]
+    pub packing: bool,
+    /// GPT-2's head (the tied projection alone, no transform, no bias), as the causal model
+    /// SFT starts from has it; [`Recipe::init_from`] sets it. Default false.
+    #[serde(default)]
+    pub gpt2_head: bool,
+}
+
+fn yes() -> bool {
+    true
+}
+
+impl Default for SftRecipe {
+    fn default() -> Self {
+        Self {
+            data: None,
+            completion_only: true,
+            packing: false,
+            gpt2_head: false,
+        }
+    }
+}
+
+/// `sft`'s recipe: GPT-2's pre-LN encoder, as `clm` trains it; `init` names the causal model
+/// to start from.
+pub fn recipe(preset: Preset) -> Result<Recipe> {
+    let mut recipe = Recipe::new(ObjectiveRecipe::Sft(SftRecipe::default()), preset)?;
+    recipe.encoder.norm_first = true;
+    Ok(recipe)
+}
+
+impl SftRecipe {
+    /// The instruction file.
+    pub fn data_path(&self) -> PathBuf {
+        self.data.clone().unwrap_or_else(instructions::bundled_path)
+    }
+
+    /// The causal LM head of this shape for `encoder`.
+    fn fresh_head(&self, encoder: &TransformerEncoder, device: &Device) -> Clm {
+        let plain = !self.gpt2_head;
+        ClmConfig::new()
+            .with_transform(plain)
+            .with_bias(plain)
+            .init(encoder, device)
+    }
+
+    /// The encoder and head a run of `recipe` left in `run_dir`, on `device`.
+    pub fn load_trained(
+        &self,
+        recipe: &Recipe,
+        run_dir: &Path,
+        device: &Device,
+    ) -> Result<(TransformerEncoder, Clm)> {
+        let encoder = recipe.encoder.init(device)?;
+        let head = Sft::new(self.fresh_head(&encoder, device));
+        let trained = crate::recipe::read_checkpoint(
+            run_dir,
+            crate::pretrainer::Pretrainer::new(encoder, head),
+        )?;
+        Ok((trained.backbone, trained.objective.clm))
+    }
+}
+
+/// The encoder and causal head of the pretext run in `dir` (a `clm` or an `sft` run), built
+/// with `encoder`'s shape.
+fn causal_run(dir: &Path, device: &Device) -> Result<(TransformerEncoder, Clm)> {
+    let recipe = Recipe::read(dir.join("config.json"))?;
+    match &recipe.objective {
+        ObjectiveRecipe::Sft(sft) => sft.load_trained(&recipe, dir, device),
+        ObjectiveRecipe::Clm(_) => {
+            let (encoder, head) = recipe.load_trained(dir, device)?;
+            let clm = head.clm().cloned().expect("a clm run has a causal head");
+            Ok((encoder, clm))
+        }
+        other => Err(Error::NoCausalPath(format!(
+            "{} (a `{}` run)",
+            dir.display(),
+            other.name()
+        ))),
+    }
+}
+
+impl ObjectiveSettings for SftRecipe {
+    fn segments(&self) -> usize {
+        0
+    }
+
+    fn masks(&self) -> bool {
+        false
+    }
+
+    fn reads_corpus(&self) -> bool {
+        false
+    }
+
+    fn check(&self, recipe: &Recipe, _tokenizer: &Tokenizer) -> Result<()> {
+        let path = self.data_path();
+        if !path.is_file() {
+            return Err(Error::Recipe {
+                field: "objective.settings.data".into(),
+                reason: format!("{} is not a file", path.display()),
+            });
+        }
+        if let Some(dir) = &recipe.init {
+            let gpt2 = gpt2_head(dir)?;
+            if gpt2 != self.gpt2_head {
+                return Err(Error::Recipe {
+                    field: "objective.settings.gpt2_head".into(),
+                    reason: format!(
+                        "{} has {} LM head; build the recipe with Recipe::init_from",
+                        dir.display(),
+                        if gpt2 {
+                            "GPT-2's"
+                        } else {
+                            "BERT's transform in its"
+                        }
+                    ),
+                });
+            }
+        }
+        Ok(())
+    }
+
+    fn run(&self, run: &Run) -> Result<RunReport> {
+        let device = run.device();
+        let (encoder, clm) = match &run.recipe.init {
+            Some(dir) if !crate::hf::is_model_dir(dir) => {
+                let (trained, clm) = causal_run(dir, device)?;
+                // The recipe's own shape (its dropout), with the run's weights.
+                let encoder = run.encoder_like(trained)?;
+                (encoder, clm)
+            }
+            // A Hugging Face GPT-2 (its tied head has no weights of its own), or random.
+            _ => {
+                let encoder = run.encoder()?;
+                let clm = self.fresh_head(&encoder, device);
+                (encoder, clm)
+            }
+        };
+        let data = instructions::load_from(&self.data_path())?;
+        let format = SftFormat {
+            seq_len: run.seq_len(),
+            completion_only: self.completion_only,
+            packing: self.packing,
+        };
+        let tokenizer = run.tokenizer;
+        let train = SftTask::new(&data.train, tokenizer, format)?;
+        let valid = match data.valid.is_empty() {
+            true => train.clone(),
+            false => SftTask::new(&data.valid, tokenizer, format)?,
+        };
+        if run.recipe.train.progress && train.truncated() + valid.truncated() > 0 {
+            eprintln!(
+                "{} answers cut to fit sequences of {} tokens",
+                train.truncated() + valid.truncated(),
+                run.seq_len()
+            );
+        }
+        Ok(run.fit_tasks(encoder, Sft::new(clm), train, valid)?.into())
+    }
+
+    fn hf_misfit(&self, recipe: &Recipe) -> Option<String> {
+        let head = (!self.gpt2_head).then_some("an LM head with BERT's transform and a bias");
+        crate::hf::gpt2_misfit(&recipe.encoder)
+            .or(head)
+            .map(|what| format!("{what}, which GPT-2 has not"))
+    }
+
+    fn export_hf(
+        &self,
+        recipe: &Recipe,
+        run_dir: &Path,
+        out: &Path,
+        force: bool,
+    ) -> Result<&'static str> {
+        let device = Device::flex();
+        let (encoder, clm) = self.load_trained(recipe, run_dir, &device)?;
+        let model = crate::hf::Exportable::Gpt2 {
+            config: &recipe.encoder,
+            encoder: &encoder,
+            clm: &clm,
+        };
+        crate::hf::export(model, &recipe.tokenizer.load()?, out, force)
+    }
+}
+
+/// Whether the causal model in `dir` has GPT-2's head: a Hugging Face GPT-2 does; a pretext
+/// `clm` or `sft` run as its settings say. Anything else is not a causal model.
+pub(crate) fn gpt2_head(dir: &Path) -> Result<bool> {
+    if crate::hf::is_model_dir(dir) {
+        let model_type = crate::hf::HfConfig::read(dir)?.model_type;
+        return match model_type.as_str() {
+            "gpt2" => Ok(true),
+            _ => Err(Error::NoCausalPath(format!(
+                "{} (a Hugging Face {model_type})",
+                dir.display()
+            ))),
+        };
+    }
+    match Recipe::read(dir.join("config.json"))?.objective {
+        ObjectiveRecipe::Clm(clm) => Ok(clm.gpt2_head),
+        ObjectiveRecipe::Sft(sft) => Ok(sft.gpt2_head),
+        other => Err(Error::NoCausalPath(format!(
+            "{} (a `{}` run)",
+            dir.display(),
+            other.name()
+        ))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::blocks::EncoderBackbone;
+
+    fn pair(prompt: &str, completion: &str) -> Instruction {
+        Instruction {
+            task: "t".into(),
+            prompt: prompt.into(),
+            rationale: None,
+            completion: completion.into(),
+            line: 1,
+        }
+    }
+
+    fn format(completion_only: bool, packing: bool) -> SftFormat {
+        SftFormat {
+            seq_len: 32,
+            completion_only,
+            packing,
+        }
+    }
+
+    #[test]
+    fn only_the_answer_and_its_end_are_targets() {
+        let tokenizer = Tokenizer::bundled().unwrap();
+        let special = tokenizer.special();
+        let p = pair("say the word", "yes");
+        let task = SftTask::new(&[p.clone()], &tokenizer, format(true, false)).unwrap();
+        let e = task
+            .example(0, &mut crate::noise::example_rng(0, 0, 0))
+            .unwrap();
+        let prompt = tokenizer.encode(&p.prompt).unwrap().ids;
+        let answer = tokenizer.encode("yes").unwrap().ids;
+        let n = 1 + prompt.len() + answer.len();
+        assert_eq!(e.tokens.input_ids.len(), n);
+        assert_eq!(e.tokens.input_ids[0], special.cls);
+        let trained: Vec<i64> = e
+            .tokens
+            .targets
+            .iter()
+            .copied()
+            .filter(|&t| t != IGNORE_INDEX)
+            .collect();
+        let expected: Vec<i64> = answer
+            .iter()
+            .chain([&special.sep])
+            .map(|&t| i64::from(t))
+            .collect();
+        assert_eq!(trained, expected);
+        // The first target is the first answer token, read at the last prompt token.
+        assert_eq!(e.tokens.targets[prompt.len()], expected[0]);
+        // The whole sequence: every next token.
+        let all = SftTask::new(&[p], &tokenizer, format(false, false)).unwrap();
+        let e = all
+            .example(0, &mut crate::noise::example_rng(0, 0, 0))
+            .unwrap();
+        assert!(e.tokens.targets.iter().all(|&t| t != IGNORE_INDEX));
+    }
+
+    #[test]
+    fn prompt_labels_reach_the_loss_only_when_the_whole_sequence_is_trained() {
+        let device = Device::flex();
+        let (encoder, _, _) = crate::test_support::tiny_parts(&device);
+        let tokenizer = Tokenizer::bundled().unwrap();
+        let sft = Sft::new(ClmConfig::new().init(&encoder, &device));
+        // The bundled vocabulary is larger than the tiny encoder's: map ids into its 40.
+        let loss = |task: &SftTask, map: &dyn Fn(u32) -> u32| {
+            let mut e = task
+                .example(0, &mut crate::noise::example_rng(0, 0, 0))
+                .unwrap();
+            e.tokens.input_ids = e.tokens.input_ids.iter().map(|&i| map(i)).collect();
+            for t in e.tokens.targets.iter_mut().filter(|t| **t != IGNORE_INDEX) {
+                *t = i64::from(map(*t as u32));
+            }
+            let out = sft.forward(&encoder, task.collate(&[e], &device).unwrap());
+            out.loss.into_scalar::<f32>()
+        };
+        let ids = |p: &Instruction| {
+            let task = SftTask::new(std::slice::from_ref(p), &tokenizer, format(true, false));
+            task.unwrap()
+        };
+        let a = ids(&pair("say the word", "yes"));
+        // Completion only, the prompt's tokens carry no label, so no value given to one can
+        // reach the loss.
+        let prompt = tokenizer.encode("say the word").unwrap().ids.len();
+        let targets = &a.examples[0].tokens.targets;
+        assert!(targets[..prompt].iter().all(|&t| t == IGNORE_INDEX));
+        let whole = SftTask::new(
+            &[pair("say the word", "yes")],
+            &tokenizer,
+            format(false, false),
+        );
+        let mut whole = whole.unwrap();
+        for t in 0..prompt {
+            // Under the whole-sequence loss the same labels count: give them other ids.
+            whole.examples[0].tokens.targets[t] = 5 + t as i64;
+        }
+        let fold = |i: u32| i % 40;
+        let original = SftTask::new(
+            &[pair("say the word", "yes")],
+            &tokenizer,
+            format(false, false),
+        );
+        assert!((loss(&whole, &fold) - loss(&original.unwrap(), &fold)).abs() > 1e-4);
+    }
+
+    #[test]
+    fn a_prompt_without_room_is_named_and_a_long_answer_is_cut() {
+        let tokenizer = Tokenizer::bundled().unwrap();
+        let long = "word ".repeat(40);
+        let mut p = pair(&long, "yes");
+        p.line = 7;
+        let err = SftTask::new(&[p], &tokenizer, format(true, false)).unwrap_err();
+        assert!(matches!(err, Error::PromptTooLong { line: 7, .. }), "{err}");
+        let task = SftTask::new(&[pair("say", &long)], &tokenizer, format(true, false)).unwrap();
+        assert_eq!(task.truncated(), 1);
+        let e = task
+            .example(0, &mut crate::noise::example_rng(0, 0, 0))
+            .unwrap();
+        assert_eq!(e.tokens.input_ids.len(), 32);
+    }
+
+    #[test]
+    fn packing_joins_pairs_with_positions_and_attention_reset() {
+        let tokenizer = Tokenizer::bundled().unwrap();
+        let pairs = [pair("a b", "c"), pair("d", "e f"), pair("g h i", "j")];
+        let task = SftTask::new(&pairs, &tokenizer, format(true, true)).unwrap();
+        assert_eq!(task.num_examples(), 1);
+        let e = task
+            .example(0, &mut crate::noise::example_rng(0, 0, 0))
+            .unwrap();
+        let lens: Vec<usize> = pairs
+            .iter()
+            .map(|p| {
+                let prompt = tokenizer.encode(&p.prompt).unwrap().ids.len();
+                prompt + tokenizer.encode(&p.completion).unwrap().ids.len() + 1
+            })
+            .collect();
+        let expected: Vec<u32> = lens.iter().flat_map(|&n| 0..n as u32).collect();
+        assert_eq!(e.positions, expected);
+        let device = Device::flex();
+        let (positions, blocked) = packed_layout(&[e], &device);
+        assert_eq!(positions.dims(), [1, expected.len()]);
+        let blocked: Vec<bool> = blocked.into_data().try_to_vec().unwrap();
+        let len = expected.len();
+        let start = lens[0]; // first token of the second pair
+        // It sees itself, not the first pair; the token after it sees both of them.
+        assert!(!blocked[start * len + start]);
+        assert!(blocked[start * len + start - 1]);
+        assert!(!blocked[(start + 1) * len + start]);
+        assert!(blocked[(start + 1) * len + start + 2]);
+    }
+
+    #[test]
+    fn the_loss_is_the_hand_computed_mean_over_answer_tokens() {
+        let device = Device::flex();
+        let (encoder, _, _) = crate::test_support::tiny_parts(&device);
+        let clm = ClmConfig::new().init(&encoder, &device);
+        let sft = Sft::new(clm);
+        // Two sequences over the 40-token vocabulary: prompt targets ignored.
+        let example = |ids: Vec<u32>, targets: Vec<i64>| SftExample {
+            positions: (0..ids.len() as u32).collect(),
+            tokens: TokenExample {
+                segment_ids: vec![0; ids.len()],
+                input_ids: ids,
+                targets,
+                label: None,
+            },
+        };
+        let examples = [
+            example(vec![2, 5, 6, 7], vec![IGNORE_INDEX, IGNORE_INDEX, 7, 3]),
+            example(vec![2, 9, 10], vec![IGNORE_INDEX, 10, 3]),
+        ];
+        let task = SftTask {
+            examples: examples.to_vec(),
+            pad: 0,
+            packing: false,
+            truncated: 0,
+        };
+        let batch = task.collate(&examples, &device).unwrap();
+        let out = sft.forward(&encoder, batch.clone());
+        // By hand: every row alone, all logits, the log-softmax at the targets.
+        let mut nll = Vec::new();
+        for e in &examples {
+            let n = e.tokens.input_ids.len();
+            let ids: Vec<i64> = e.tokens.input_ids.iter().map(|&i| i64::from(i)).collect();
+            let ids = Tensor::<2, Int>::from_data(TensorData::new(ids, [1, n]), &device);
+            let hidden = encoder.encode(
+                ids.clone(),
+                Some(ids.zeros_like()),
+                Some(&AttentionMask::causal(n, &device)),
+            );
+            let all = Tensor::<1, Int>::arange(0..n as i64, &device);
+            let logits =
+                sft.clm
+                    .head()
+                    .forward_at(hidden, all, encoder.embeddings.tokens.weight.val());
+            let rows: Vec<f32> = burn::tensor::activation::log_softmax(logits, 1)
+                .into_data()
+                .try_to_vec()
+                .unwrap();
+            for (t, &target) in e.tokens.targets.iter().enumerate() {
+                if target != IGNORE_INDEX {
+                    nll.push(-rows[t * 40 + target as usize]);
+                }
+            }
+        }
+        let expected = nll.iter().sum::<f32>() / nll.len() as f32;
+        let loss = out.loss.into_scalar::<f32>();
+        assert!((loss - expected).abs() < 1e-5, "{loss} vs {expected}");
+        // And the packed batch of the same two gives the same loss.
+        let packed = SftTask {
+            examples: pack(examples.to_vec(), 16),
+            pad: 0,
+            packing: true,
+            truncated: 0,
+        };
+        assert_eq!(packed.num_examples(), 1);
+        let one = packed
+            .example(0, &mut crate::noise::example_rng(0, 0, 0))
+            .unwrap();
+        let out = sft.forward(&encoder, packed.collate(&[one], &device).unwrap());
+        assert!((out.loss.into_scalar::<f32>() - loss).abs() < 1e-5);
+    }
+}

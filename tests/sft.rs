@@ -1,0 +1,171 @@
+//! Supervised fine-tuning through a recipe: SFT started from a pretext causal run learns (its
+//! loss falls) and logs TRL's metrics, a paused SFT run resumed gives the losses of the run left
+//! alone, packing trains, generation reads an SFT run back, and a start that is not a causal
+//! model or data that are not there are typed errors before any training.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+
+use burn::prelude::*;
+use pretext::Preset;
+use pretext::error::Error;
+use pretext::generate::{CausalLm, SamplingConfig};
+use pretext::recipe::{Recipe, RunOptions};
+use pretext::train::Split;
+use serde_json::Value;
+
+fn records(dir: &Path) -> Vec<Value> {
+    std::fs::read_to_string(dir.join("metrics.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap())
+        .collect()
+}
+
+fn train_losses(dir: &Path) -> Vec<f64> {
+    records(dir)
+        .iter()
+        .filter(|r| r["split"] == "train")
+        .map(|r| r["loss"].as_f64().unwrap())
+        .collect()
+}
+
+/// A 10-step tiny causal run on a small corpus, to start SFT from.
+fn clm_run(dir: &Path) -> PathBuf {
+    let mut clm = Recipe::named("clm", Preset::Tiny).unwrap();
+    clm.data.dir = Some(common::small_corpus(dir));
+    clm.data.valid_fraction = 0.2;
+    clm.train.steps = 10;
+    clm.train.valid_every = 10;
+    clm.train.valid_batches = 1;
+    clm.train.progress = false;
+    let out = dir.join("clm");
+    clm.run(&RunOptions::new(&out, Device::flex().autodiff()))
+        .unwrap();
+    out
+}
+
+/// `sft` from `init` for `steps` steps, logging every step.
+fn sft(init: &Path, steps: usize) -> Recipe {
+    let mut recipe = Recipe::named("sft", Preset::Tiny)
+        .unwrap()
+        .init_from(init)
+        .unwrap();
+    recipe.train.steps = steps;
+    recipe.train.valid_every = steps;
+    recipe.train.valid_batches = 2;
+    recipe.train.log_every = 1;
+    recipe.train.checkpoint_every = steps;
+    recipe.train.progress = false;
+    recipe
+}
+
+#[test]
+fn sft_from_a_causal_run_learns_resumes_exactly_and_generates() {
+    let dir = common::temp_dir("sft");
+    let clm = clm_run(&dir);
+    let device = Device::flex().autodiff();
+    let recipe = sft(&clm, 24);
+    assert_eq!(recipe.init.as_deref(), Some(clm.as_path()));
+    let straight = dir.join("sft");
+    recipe
+        .run(&RunOptions::new(&straight, device.clone()))
+        .unwrap();
+    let losses = train_losses(&straight);
+    assert_eq!(losses.len(), 24);
+    let mean = |l: &[f64]| l.iter().sum::<f64>() / l.len() as f64;
+    assert!(
+        mean(&losses[20..]) < mean(&losses[..4]) - 0.5,
+        "the loss did not fall: {losses:?}"
+    );
+    let last = records(&straight).into_iter().last().unwrap();
+    assert_eq!(last["split"], "valid");
+    for metric in ["mean_token_accuracy", "num_tokens"] {
+        assert!(last[metric].as_f64().is_some(), "{metric} missing: {last}");
+    }
+
+    // Paused after 12 steps, then resumed: the same losses.
+    let mut paused = recipe.clone();
+    paused.train.pause_after = Some(12);
+    let resumed = dir.join("sft-resumed");
+    paused
+        .run(&RunOptions::new(&resumed, device.clone()))
+        .unwrap();
+    assert_eq!(train_losses(&resumed).len(), 12);
+    let mut options = RunOptions::new(&resumed, device.clone());
+    options.resume = true;
+    recipe.run(&options).unwrap();
+    assert_eq!(train_losses(&resumed), losses);
+
+    // The run reads back as a causal LM and answers.
+    let model = CausalLm::load(&straight, &Device::flex()).unwrap();
+    let greedy = SamplingConfig::new()
+        .with_greedy(true)
+        .with_max_new_tokens(6);
+    let out = model
+        .complete(&["Repeat the words: the jury said Answer:"], &greedy)
+        .unwrap();
+    assert!(!out[0].ids.is_empty());
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[test]
+fn packed_sft_and_whole_sequence_loss_train() {
+    let dir = common::temp_dir("sft-packed");
+    let device = Device::flex().autodiff();
+    for (name, packing, completion_only) in [("packed", true, true), ("whole", false, false)] {
+        let mut recipe = Recipe::named("sft", Preset::Tiny).unwrap();
+        recipe.train.steps = 6;
+        recipe.train.valid_every = 6;
+        recipe.train.valid_batches = 1;
+        recipe.train.progress = false;
+        let pretext::recipe::ObjectiveRecipe::Sft(settings) = &mut recipe.objective else {
+            unreachable!()
+        };
+        settings.packing = packing;
+        settings.completion_only = completion_only;
+        let report = recipe
+            .run(&RunOptions::new(dir.join(name), device.clone()))
+            .unwrap();
+        let valid: Vec<_> = report
+            .history
+            .iter()
+            .filter(|r| r.split == Split::Valid)
+            .collect();
+        assert!(valid[0].loss.is_finite(), "{name}");
+    }
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[test]
+fn sft_refuses_a_start_without_a_causal_head_and_missing_data() {
+    let dir = common::temp_dir("sft-refused");
+    std::fs::create_dir_all(&dir).unwrap();
+    let mlm = Recipe::named("mlm", Preset::Tiny).unwrap();
+    std::fs::write(dir.join("config.json"), mlm.to_json()).unwrap();
+    let err = Recipe::named("sft", Preset::Tiny)
+        .unwrap()
+        .init_from(&dir)
+        .unwrap_err();
+    assert!(matches!(err, Error::NoCausalPath(_)), "{err}");
+    let bert = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/hf/bert");
+    let err = Recipe::named("sft", Preset::Tiny)
+        .unwrap()
+        .init_from(&bert)
+        .unwrap_err();
+    assert!(matches!(err, Error::NoCausalPath(_)), "{err}");
+    let mut recipe = Recipe::named("sft", Preset::Tiny).unwrap();
+    recipe
+        .set(
+            "objective.settings.data",
+            "\"/no/such/file.jsonl\"".parse().unwrap(),
+        )
+        .unwrap();
+    let err = recipe.check().unwrap_err();
+    assert!(
+        matches!(&err, Error::Recipe { field, .. } if field == "objective.settings.data"),
+        "{err}"
+    );
+    std::fs::remove_dir_all(dir).unwrap();
+}
