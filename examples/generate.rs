@@ -15,6 +15,14 @@
 //! per prompt: `{"prompt", "text", "ids", "logprobs", "finished"}`, where `ids` are the new
 //! tokens (the end-of-text token included when the row stopped on it). The speed goes to
 //! standard error.
+//!
+//! `--eval FILE` scores the model instead: it answers every prompt of a split (`--split`,
+//! default test) of an instruction file, greedy with `--greedy`, and prints each task's
+//! exact-match accuracy:
+//!
+//! ```text
+//! cargo run --release --example generate -- --model runs/sft-mini --eval data/instructions.jsonl --greedy --max-new-tokens 40
+//! ```
 
 use std::path::PathBuf;
 use std::time::Instant;
@@ -59,6 +67,16 @@ struct Args {
     /// Print JSON, one line per prompt.
     #[arg(long)]
     json: bool,
+    /// Score the model instead: answer the prompts of this instruction file (JSON lines, as
+    /// SFT reads them) and print each task's exact-match accuracy.
+    #[arg(long, conflicts_with_all = ["prompt", "prompts"])]
+    eval: Option<PathBuf>,
+    /// The split of `--eval` to score: train, valid or test.
+    #[arg(long, default_value = "test")]
+    split: String,
+    /// With `--eval`: this many answers of each task printed beside the wanted ones.
+    #[arg(long, default_value_t = 0)]
+    show: usize,
 }
 
 fn main() -> std::process::ExitCode {
@@ -66,6 +84,9 @@ fn main() -> std::process::ExitCode {
 }
 
 fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
+    if let Some(file) = &args.eval {
+        return eval(&args, file);
+    }
     let mut prompts = args.prompt.clone();
     if let Some(file) = &args.prompts {
         let text = std::fs::read_to_string(file).map_err(|e| format!("{}: {e}", file.display()))?;
@@ -81,14 +102,7 @@ fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     if args.batch_size == 0 {
         return Err("--batch-size must be at least 1".into());
     }
-    let sampling = SamplingConfig::new()
-        .with_max_new_tokens(args.max_new_tokens)
-        .with_greedy(args.greedy)
-        .with_temperature(args.temperature)
-        .with_top_k(args.top_k)
-        .with_top_p(args.top_p)
-        .with_seed(args.seed);
-    sampling.validate()?;
+    let sampling = sampling(&args)?;
     let model = CausalLm::load(&args.model, &Device::flex())?;
     let started = Instant::now();
     let mut tokens = 0;
@@ -110,6 +124,79 @@ fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
         "{tokens} new tokens for {} prompts in {seconds:.2} s: {:.0} tokens/s",
         prompts.len(),
         tokens as f64 / seconds
+    );
+    Ok(())
+}
+
+/// The sampling the flags ask for.
+fn sampling(args: &Args) -> Result<SamplingConfig, Box<dyn std::error::Error>> {
+    let sampling = SamplingConfig::new()
+        .with_max_new_tokens(args.max_new_tokens)
+        .with_greedy(args.greedy)
+        .with_temperature(args.temperature)
+        .with_top_k(args.top_k)
+        .with_top_p(args.top_p)
+        .with_seed(args.seed);
+    sampling.validate()?;
+    Ok(sampling)
+}
+
+/// `--eval`: each task's exact-match accuracy on a split of an instruction file.
+fn eval(args: &Args, file: &std::path::Path) -> Result<(), Box<dyn std::error::Error>> {
+    let data = pretext::finetune::instructions::load_from(file)?;
+    let pairs = match args.split.as_str() {
+        "train" => &data.train,
+        "valid" => &data.valid,
+        "test" => &data.test,
+        other => return Err(format!("--split: {other:?} is not train, valid or test").into()),
+    };
+    if pairs.is_empty() {
+        return Err(format!("{} has no {} pairs", file.display(), args.split).into());
+    }
+    let sampling = sampling(args)?;
+    let model = CausalLm::load(&args.model, &Device::flex())?;
+    let started = Instant::now();
+    let mut shown = std::collections::HashMap::<String, usize>::new();
+    let scores = model.exact_match(pairs, &sampling, args.batch_size, |pair, answer, right| {
+        let count = shown.entry(pair.task.clone()).or_default();
+        if *count < args.show {
+            *count += 1;
+            eprintln!(
+                "[{}] {}\n  answer: {answer}\n  wanted: {}  {}",
+                pair.task,
+                pair.prompt,
+                pair.answer(),
+                if right { "(right)" } else { "(wrong)" }
+            );
+        }
+    })?;
+    let (correct, total) = scores
+        .iter()
+        .fold((0, 0), |(c, t), s| (c + s.correct, t + s.total));
+    for score in &scores {
+        if args.json {
+            println!("{}", serde_json::to_string(score)?);
+        } else {
+            println!(
+                "{:<10} {:>6.1} %  ({} of {})",
+                score.task,
+                100.0 * score.accuracy(),
+                score.correct,
+                score.total
+            );
+        }
+    }
+    if !args.json {
+        println!(
+            "{:<10} {:>6.1} %  ({correct} of {total})",
+            "all",
+            100.0 * correct as f64 / total as f64
+        );
+    }
+    eprintln!(
+        "{total} {} prompts answered in {:.1} s",
+        args.split,
+        started.elapsed().as_secs_f64()
     );
     Ok(())
 }

@@ -231,15 +231,23 @@ impl Tokenizer {
     /// Saves as `tokenizer.json` for `transformers`: with BERT's framing as its post-processor
     /// (`[CLS] A [SEP]`, `[CLS] A [SEP] B [SEP]` with segments 0 and 1, under this tokenizer's
     /// names for the two) unless it has one, so that `transformers` frames texts as pretext
-    /// does.
-    pub fn save_framed(&self, path: impl AsRef<Path>) -> Result<()> {
+    /// does. With `open_end` (a causal LM's tokenizer) a text is `[CLS] A`, the start a
+    /// generation continues from, as pretext's causal runs read prompts.
+    pub fn save_framed(&self, path: impl AsRef<Path>, open_end: bool) -> Result<()> {
         let mut inner = self.inner.clone();
         if inner.get_post_processor().is_none() {
             let name = |id| self.inner.id_to_token(id).unwrap_or_default();
             let (cls, sep) = (name(self.special.cls), name(self.special.sep));
+            let (single, pair) = match open_end {
+                true => (format!("{cls} $A"), format!("{cls} $A:0 $B:1")),
+                false => (
+                    format!("{cls} $A {sep}"),
+                    format!("{cls} $A:0 {sep}:0 $B:1 {sep}:1"),
+                ),
+            };
             let framing = TemplateProcessing::builder()
-                .try_single(format!("{cls} $A {sep}"))
-                .and_then(|b| b.try_pair(format!("{cls} $A:0 {sep}:0 $B:1 {sep}:1")))
+                .try_single(single)
+                .and_then(|b| b.try_pair(pair))
                 .map_err(tk_err)?
                 .special_tokens(vec![
                     (cls.clone(), self.special.cls),
@@ -308,6 +316,19 @@ impl Tokenizer {
     pub fn encode(&self, text: &str) -> Result<Encoded> {
         let encoding = self.inner.encode(text, false).map_err(tk_err)?;
         Ok(from_encoding(&encoding))
+    }
+
+    /// The tokens this tokenizer's own framing puts before a text (`[CLS]` for BERT's, `<s>`
+    /// for RoBERTa's, none for GPT-2's): what a causal model's prompts start with.
+    pub fn start_tokens(&self) -> Result<Vec<u32>> {
+        let probe = "a";
+        let framed = self.inner.encode(probe, true).map_err(tk_err)?;
+        let plain = self.inner.encode(probe, false).map_err(tk_err)?;
+        let (framed, plain) = (framed.get_ids(), plain.get_ids());
+        let at = (0..=framed.len().saturating_sub(plain.len()))
+            .find(|&i| framed[i..].starts_with(plain))
+            .unwrap_or(0);
+        Ok(framed[..at].to_vec())
     }
 
     /// Tokenizes many texts in parallel.

@@ -316,3 +316,71 @@ fn a_model_without_a_causal_head_is_refused() {
     assert!(err.to_string().contains("`mlm` run"), "{err}");
     std::fs::remove_dir_all(dir).unwrap();
 }
+
+#[test]
+fn a_causal_model_exported_as_gpt2_generates_what_it_generated_before() {
+    let device = Device::flex();
+    device.seed(8);
+    let tokenizer = Tokenizer::bundled().unwrap();
+    let config = Preset::Tiny
+        .encoder(tokenizer.vocab_size())
+        .with_norm_first(true)
+        .with_embedding_norm(false)
+        .with_num_segments(0)
+        .with_dropout(0.0);
+    let encoder = config.init(&device).unwrap();
+    let clm = ClmConfig::new()
+        .with_transform(false)
+        .with_bias(false)
+        .init(&encoder, &device);
+    let dir = common::temp_dir("generate-gpt2-export");
+    let model = pretext::hf::Exportable::Gpt2 {
+        config: &config,
+        encoder: &encoder,
+        clm: &clm,
+    };
+    pretext::hf::export(model, &tokenizer, &dir, true).unwrap();
+    let special = tokenizer.special();
+    let before = CausalLm {
+        head: clm.head().clone(),
+        encoder,
+        bos: Some(special.cls),
+        eos: special.sep,
+        tokenizer,
+    };
+    let after = CausalLm::load(&dir, &device).unwrap();
+    // The export's tokenizer puts the start token before a text, and nothing after it.
+    assert_eq!(after.bos, Some(special.cls));
+    assert_eq!(after.tokenizer.start_tokens().unwrap(), vec![special.cls]);
+    let sampling = SamplingConfig::new().with_max_new_tokens(8).with_seed(4);
+    let prompts = ["the jury said", "it was a"];
+    let a = before.complete(&prompts, &sampling).unwrap();
+    let b = after.complete(&prompts, &sampling).unwrap();
+    assert_eq!(a, b);
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[test]
+fn start_tokens_follow_each_tokenizers_framing() {
+    // The bundled tokenizer frames nothing: pretext's own runs add [CLS] themselves.
+    let bundled = Tokenizer::bundled().unwrap();
+    assert!(bundled.start_tokens().unwrap().is_empty());
+    // Nor does a byte-level BPE whose post-processor only maps offsets (GPT-2's kind).
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/hf/tokenizers");
+    let bpe = Tokenizer::from_model_dir(&dir.join("roberta-bpe")).unwrap();
+    assert!(bpe.start_tokens().unwrap().is_empty());
+    // Framed as BERT's, closed or open-ended, a text starts with [CLS].
+    let cls = bundled.special().cls;
+    let out = common::temp_dir("start-tokens");
+    for open_end in [false, true] {
+        let path = out.join(format!("tokenizer-{open_end}.json"));
+        bundled.save_framed(&path, open_end).unwrap();
+        let framed = Tokenizer::from_file(&path).unwrap();
+        assert_eq!(
+            framed.start_tokens().unwrap(),
+            vec![cls],
+            "open_end {open_end}"
+        );
+    }
+    std::fs::remove_dir_all(out).unwrap();
+}

@@ -27,6 +27,7 @@ use serde::Serialize;
 
 use crate::blocks::{AttentionMask, EncoderBackbone, KvCache, LmHead, TransformerEncoder};
 use crate::error::{Error, Result};
+use crate::finetune::instructions::Instruction;
 use crate::noise::{example_rng, splitmix64};
 use crate::recipe::{ObjectiveRecipe, Recipe};
 use crate::tokenize::Tokenizer;
@@ -42,7 +43,7 @@ pub struct CausalLm {
     /// The LM head, tied to the backbone's token table.
     pub head: LmHead,
     /// The token put before every prompt: `[CLS]` for a pretext causal run (its texts were
-    /// framed so in training), none for GPT-2.
+    /// framed so in training) and its export, none for GPT-2.
     pub bos: Option<u32>,
     /// The end-of-text token that stops a row.
     pub eos: u32,
@@ -91,11 +92,14 @@ impl CausalLm {
             let gpt2 = crate::hf::load_gpt2(dir, device)?;
             let tokenizer = Tokenizer::from_model_dir(dir)?;
             let eos = tokenizer.special().sep;
+            // GPT-2's own tokenizer puts nothing before a text; a pretext export puts the
+            // start token its run trained with.
+            let bos = tokenizer.start_tokens()?.first().copied();
             return Ok(Self {
                 tokenizer,
                 encoder: gpt2.encoder,
                 head: gpt2.clm.head().clone(),
-                bos: None,
+                bos,
                 eos,
             });
         }
@@ -157,6 +161,50 @@ impl CausalLm {
                 })
             })
             .collect()
+    }
+
+    /// Exact-match accuracy per task (in the order tasks first appear): each prompt of `pairs`
+    /// answered as `sampling` says (greedy, for a score), `batch` prompts at a time, and the
+    /// answer, which must end with the end-of-text token, compared as text with the pair's
+    /// rationale and completion as the tokenizer reads them (so case and spacing count only as
+    /// far as the vocabulary keeps them). `on_answer` sees each pair, the answer given and whether it matched.
+    pub fn exact_match(
+        &self,
+        pairs: &[Instruction],
+        sampling: &SamplingConfig,
+        batch: usize,
+        mut on_answer: impl FnMut(&Instruction, &str, bool),
+    ) -> Result<Vec<TaskScore>> {
+        let mut scores: Vec<TaskScore> = Vec::new();
+        for chunk in pairs.chunks(batch.max(1)) {
+            let prompts: Vec<&str> = chunk.iter().map(|p| p.prompt.as_str()).collect();
+            for (pair, completion) in chunk.iter().zip(self.complete(&prompts, sampling)?) {
+                let wanted = self.tokenizer.encode(&pair.answer())?.ids;
+                let given: Vec<u32> = completion
+                    .ids
+                    .iter()
+                    .copied()
+                    .take_while(|&id| id != self.eos)
+                    .collect();
+                let right = completion.finished
+                    && self.tokenizer.decode(&given)? == self.tokenizer.decode(&wanted)?;
+                on_answer(pair, &completion.text, right);
+                let at = match scores.iter().position(|s| s.task == pair.task) {
+                    Some(at) => at,
+                    None => {
+                        scores.push(TaskScore {
+                            task: pair.task.clone(),
+                            correct: 0,
+                            total: 0,
+                        });
+                        scores.len() - 1
+                    }
+                };
+                scores[at].total += 1;
+                scores[at].correct += usize::from(right);
+            }
+        }
+        Ok(scores)
     }
 
     /// Generates up to `sampling.max_new_tokens` tokens after each of `prompts` (token ids,
@@ -263,6 +311,24 @@ impl CausalLm {
             .convert::<f32>()
             .try_into_vec()
             .expect("logits are floats")
+    }
+}
+
+/// A task's exact-match score (see [`CausalLm::exact_match`]).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct TaskScore {
+    /// The task.
+    pub task: String,
+    /// Answers produced exactly.
+    pub correct: usize,
+    /// Pairs scored.
+    pub total: usize,
+}
+
+impl TaskScore {
+    /// `correct / total`.
+    pub fn accuracy(&self) -> f64 {
+        self.correct as f64 / self.total.max(1) as f64
     }
 }
 

@@ -502,7 +502,8 @@ pub fn export(
         let text = serde_json::to_string_pretty(&value).expect("JSON values serialize");
         std::fs::write(&path, text).map_err(|e| Error::io(&path, e))?;
     }
-    tokenizer.save_framed(dir.join("tokenizer.json"))?;
+    // A causal LM's texts are prompts to continue: no end token after them.
+    tokenizer.save_framed(dir.join("tokenizer.json"), class == "GPT2LMHeadModel")?;
     Ok(class)
 }
 

@@ -106,6 +106,16 @@ pub struct ClmRecipe {
     pub gpt2_head: bool,
 }
 
+/// What of a causal model of `recipe` (with GPT-2's head or not) GPT-2 cannot express.
+pub(crate) fn gpt2_misfit(recipe: &Recipe, gpt2_head: bool) -> Option<String> {
+    let head = (!gpt2_head).then_some(
+        "an LM head with BERT's transform and a bias (objective.settings.gpt2_head is false)",
+    );
+    crate::hf::gpt2_misfit(&recipe.encoder)
+        .or(head)
+        .map(|what| format!("{what}, which GPT-2 has not"))
+}
+
 /// `clm`'s recipe: GPT-2's pre-LN encoder.
 pub fn recipe(preset: Preset) -> crate::Result<Recipe> {
     let mut recipe = Recipe::new(ObjectiveRecipe::Clm(ClmRecipe { gpt2_head: false }), preset)?;
@@ -124,12 +134,7 @@ impl ObjectiveSettings for ClmRecipe {
     }
 
     fn hf_misfit(&self, recipe: &Recipe) -> Option<String> {
-        let head = (!self.gpt2_head).then_some(
-            "an LM head with BERT's transform and a bias (objective.settings.gpt2_head is false)",
-        );
-        crate::hf::gpt2_misfit(&recipe.encoder)
-            .or(head)
-            .map(|what| format!("{what}, which GPT-2 has not"))
+        gpt2_misfit(recipe, self.gpt2_head)
     }
 
     fn token_task(&self) -> Option<&dyn TokenTaskSettings> {

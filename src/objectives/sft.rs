@@ -448,10 +448,7 @@ impl ObjectiveSettings for SftRecipe {
     }
 
     fn hf_misfit(&self, recipe: &Recipe) -> Option<String> {
-        let head = (!self.gpt2_head).then_some("an LM head with BERT's transform and a bias");
-        crate::hf::gpt2_misfit(&recipe.encoder)
-            .or(head)
-            .map(|what| format!("{what}, which GPT-2 has not"))
+        super::clm::gpt2_misfit(recipe, self.gpt2_head)
     }
 
     fn export_hf(
