@@ -169,3 +169,37 @@ fn sft_refuses_a_start_without_a_causal_head_and_missing_data() {
     );
     std::fs::remove_dir_all(dir).unwrap();
 }
+
+#[test]
+fn sft_starts_from_an_imported_gpt2() {
+    let dir = common::temp_dir("sft-gpt2");
+    let gpt2 = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/hf/gpt2-bundled-vocab");
+    let mut recipe = sft(&gpt2, 4);
+    let pretext::recipe::ObjectiveRecipe::Sft(settings) = &mut recipe.objective else {
+        unreachable!()
+    };
+    assert!(
+        settings.gpt2_head,
+        "GPT-2's head has no transform and no bias"
+    );
+    // Pairs short enough for the fixture's 40 positions.
+    let data = dir.join("pairs.jsonl");
+    let pairs: String = ["the jury", "it was", "a man said"]
+        .iter()
+        .map(|p| format!("{{\"prompt\": \"Repeat: {p}\", \"completion\": \"{p}\"}}\n"))
+        .collect();
+    std::fs::write(&data, pairs).unwrap();
+    settings.data = Some(data);
+    recipe.seq_len = 40;
+    let out = dir.join("run");
+    recipe
+        .run(&RunOptions::new(&out, Device::flex().autodiff()))
+        .unwrap();
+    assert_eq!(train_losses(&out).len(), 4);
+    // Still GPT-2's shape: it exports as GPT-2.
+    assert_eq!(
+        recipe.export_hf(&out, &dir.join("hf"), false).unwrap(),
+        "GPT2LMHeadModel"
+    );
+    std::fs::remove_dir_all(dir).unwrap();
+}
