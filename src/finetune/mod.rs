@@ -13,11 +13,13 @@
 //! - [`genre`]: the bundled Brown-corpus genre task and the documents it holds out of
 //!   pretraining; [`spam`]: the bundled SpamAssassin e-mails, spam or ham; [`pos`]: Brown
 //!   sentences tagged with universal parts of speech; [`instructions`]: prompt/completion pairs
-//!   for supervised fine-tuning of a causal LM.
+//!   for supervised fine-tuning of a causal LM; [`preferences`]: preferred and dispreferred
+//!   answers for a reward model.
 
 pub mod genre;
 pub mod instructions;
 pub mod pos;
+pub mod preferences;
 pub mod spam;
 mod tagging;
 

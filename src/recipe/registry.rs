@@ -15,7 +15,7 @@ use crate::data::TokenizedDocument;
 use crate::error::{Error, Result};
 use crate::objectives::multitask::{MultiTaskRecipe, TaskHead, TokenTask, run_token_task};
 use crate::objectives::{
-    bart, clm, electra, mass, mlm, multitask, plm, sentence_pair, sft, spanbert, t5, unilm,
+    bart, clm, electra, mass, mlm, multitask, plm, reward, sentence_pair, sft, spanbert, t5, unilm,
 };
 use crate::preset::Preset;
 use crate::tokenize::Tokenizer;
@@ -149,6 +149,8 @@ pub enum ObjectiveRecipe {
     Multitask(MultiTaskRecipe),
     /// Supervised fine-tuning of a causal LM on prompt/completion pairs.
     Sft(sft::SftRecipe),
+    /// A reward model trained on preference pairs.
+    Reward(reward::RewardRecipe),
 }
 
 impl ObjectiveRecipe {
@@ -171,6 +173,7 @@ impl ObjectiveRecipe {
             Self::Unilm(s) => ("unilm", s),
             Self::Multitask(s) => ("multitask", s),
             Self::Sft(s) => ("sft", s),
+            Self::Reward(s) => ("reward", s),
         }
     }
 
@@ -197,7 +200,7 @@ pub struct Entry {
 }
 
 /// Every named objective.
-pub const OBJECTIVES: [Entry; 16] = [
+pub const OBJECTIVES: [Entry; 17] = [
     Entry {
         name: "mlm",
         about: "masked LM (BERT, RoBERTa): 15 % of the tokens, 80/10/10",
@@ -277,6 +280,11 @@ pub const OBJECTIVES: [Entry; 16] = [
         name: "sft",
         about: "supervised fine-tuning of a causal LM on prompt/completion pairs (init: a clm run)",
         recipe: sft::recipe,
+    },
+    Entry {
+        name: "reward",
+        about: "reward model: a scalar head at the last token, pairwise loss on preference pairs",
+        recipe: reward::recipe,
     },
 ];
 
