@@ -116,6 +116,10 @@ impl CausalLm {
                 let (encoder, clm) = sft.load_trained(&recipe, dir, device)?;
                 (encoder, clm.head().clone())
             }
+            ObjectiveRecipe::Dpo(dpo) => {
+                let (encoder, clm) = dpo.load_trained(&recipe, dir, device)?;
+                (encoder, clm.head().clone())
+            }
             _ => return Err(not_causal()),
         };
         let tokenizer = recipe.tokenizer.load()?;

@@ -9,12 +9,23 @@
 //! `rewards/margins` their mean difference, `rewards/accuracies` the share of pairs whose
 //! chosen reward is the higher.
 
+use std::path::{Path, PathBuf};
+
 use burn::prelude::*;
-use burn::tensor::activation::log_sigmoid;
+use burn::tensor::activation::{log_sigmoid, log_softmax};
 use serde::{Deserialize, Serialize};
 
-use super::{Metric, ObjectiveOutput};
+use super::sft::{SftExample, causal_head, causal_start, check_start, frame, shifted};
+use super::{Clm, Metric, Objective, ObjectiveOutput, encode};
+use crate::blocks::{AttentionMask, EncoderBackbone, LmHead, TransformerEncoder};
+use crate::data::{Batch, Task, TokenBatch, TokenExample};
 use crate::error::{Error, Result};
+use crate::finetune::preferences::{self, Preference};
+use crate::noise::{ExampleRng, IGNORE_INDEX};
+use crate::preset::Preset;
+use crate::pretrainer::Pretrainer;
+use crate::recipe::{ObjectiveRecipe, ObjectiveSettings, Recipe, Run, RunReport};
+use crate::tokenize::Tokenizer;
 
 /// Which preference loss.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -75,6 +86,349 @@ pub fn dpo_loss(
             Metric::mean("rewards/margins", margins.sum(), count()),
         ],
         loss,
+    }
+}
+
+/// Summed log-probabilities `[rows]` of each row's target tokens (those not ignored) under
+/// `head` over `backbone` read left to right; `owners` `[rows, targets]` has a 1 where a target
+/// (in the batch's order) belongs to a row.
+pub fn sequence_logps(
+    backbone: &TransformerEncoder,
+    head: &LmHead,
+    tokens: &TokenBatch,
+    owners: Tensor<2>,
+) -> Tensor<1> {
+    let [rows, len] = tokens.input_ids.dims();
+    let mask = AttentionMask::causal(len, &tokens.input_ids.device())
+        .or(AttentionMask::padding(tokens.padding.clone()));
+    let hidden = encode(backbone, tokens, &mask);
+    let logits = head.forward_at(
+        hidden,
+        tokens.target_positions.clone(),
+        backbone.token_embedding(),
+    );
+    let n = tokens.num_targets;
+    let picked = log_softmax(logits, 1)
+        .gather(1, tokens.target_ids.clone().reshape([n, 1]))
+        .reshape([n, 1]);
+    owners.matmul(picked).reshape([rows])
+}
+
+/// The DPO objective: a causal LM's head trained on preference pairs against the reference
+/// log-probabilities each pair carries.
+#[derive(Module, Debug)]
+pub struct Dpo {
+    clm: Clm,
+    beta: f64,
+    ipo: bool,
+}
+
+impl Dpo {
+    /// DPO (or IPO) at `beta` over `clm`'s head.
+    pub fn new(clm: Clm, beta: f64, kind: DpoLoss) -> Result<Self> {
+        check_beta(beta)?;
+        Ok(Self {
+            clm,
+            beta,
+            ipo: kind == DpoLoss::Ipo,
+        })
+    }
+
+    /// The causal LM head.
+    pub fn clm(&self) -> &Clm {
+        &self.clm
+    }
+}
+
+impl Objective<TransformerEncoder> for Dpo {
+    type Batch = DpoBatch;
+
+    fn forward(&self, backbone: &TransformerEncoder, batch: DpoBatch) -> ObjectiveOutput {
+        let rows = batch.tokens.input_ids.dims()[0];
+        let pairs = rows / 2;
+        let logps = sequence_logps(backbone, self.clm.head(), &batch.tokens, batch.owners);
+        let kind = if self.ipo {
+            DpoLoss::Ipo
+        } else {
+            DpoLoss::Sigmoid
+        };
+        dpo_loss(
+            logps.clone().slice([0..pairs]),
+            logps.slice([pairs..rows]),
+            batch.reference_chosen,
+            batch.reference_rejected,
+            self.beta,
+            kind,
+        )
+    }
+}
+
+/// One preference pair as causal LM sequences (targets on the answer only), with the
+/// reference's summed log-probabilities of each answer.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DpoExample {
+    /// `[CLS] prompt chosen [SEP]`, shifted.
+    pub chosen: SftExample,
+    /// `[CLS] prompt rejected [SEP]`, shifted.
+    pub rejected: SftExample,
+    /// The reference's log-probabilities of the chosen and the rejected answer.
+    pub reference: [f32; 2],
+}
+
+/// Pairs as a batch: every chosen sequence, then every rejected one.
+#[derive(Debug, Clone)]
+pub struct DpoBatch {
+    /// The `2 · pairs` sequences.
+    pub tokens: TokenBatch,
+    /// Which row each target belongs to `[2 · pairs, targets]`.
+    pub owners: Tensor<2>,
+    /// The reference's log-probabilities of the chosen answers `[pairs]`.
+    pub reference_chosen: Tensor<1>,
+    /// And of the rejected ones.
+    pub reference_rejected: Tensor<1>,
+}
+
+impl Batch for DpoBatch {
+    fn num_tokens(&self) -> usize {
+        self.tokens.num_tokens
+    }
+}
+
+/// The data side of [`Dpo`]: preference pairs and their reference log-probabilities.
+#[derive(Debug, Clone)]
+pub struct DpoTask {
+    examples: Vec<DpoExample>,
+    pad: u32,
+}
+
+impl DpoTask {
+    /// `pairs` as sequences of at most `seq_len` inputs, answers cut to fit, their reference
+    /// log-probabilities computed once by `reference` (the policy as it starts, frozen) on
+    /// `device`, `batch` pairs at a time.
+    pub fn new(
+        pairs: &[Preference],
+        tokenizer: &Tokenizer,
+        seq_len: usize,
+        reference: (&TransformerEncoder, &Clm),
+        device: &Device,
+    ) -> Result<Self> {
+        if pairs.is_empty() {
+            return Err(Error::EmptyCorpus("no preference pair to train on".into()));
+        }
+        let mut examples = Vec::with_capacity(pairs.len());
+        for pair in pairs {
+            let sequence = |answer: &str| -> Result<SftExample> {
+                let (prompt, answer, _) =
+                    frame(tokenizer, &pair.prompt, answer, seq_len, pair.line)?;
+                Ok(shifted(&prompt, &answer, true))
+            };
+            examples.push(DpoExample {
+                chosen: sequence(&pair.chosen)?,
+                rejected: sequence(&pair.rejected)?,
+                reference: [0.0; 2],
+            });
+        }
+        let mut task = Self {
+            examples,
+            pad: tokenizer.special().pad,
+        };
+        let (encoder, clm) = reference;
+        for start in (0..task.examples.len()).step_by(REFERENCE_BATCH) {
+            let end = (start + REFERENCE_BATCH).min(task.examples.len());
+            let batch = task.collate(&task.examples[start..end], device)?;
+            let logps: Vec<f32> = sequence_logps(encoder, clm.head(), &batch.tokens, batch.owners)
+                .into_data()
+                .convert::<f32>()
+                .try_to_vec()
+                .expect("log-probabilities are floats");
+            let pairs = end - start;
+            for (k, example) in task.examples[start..end].iter_mut().enumerate() {
+                example.reference = [logps[k], logps[pairs + k]];
+            }
+        }
+        Ok(task)
+    }
+}
+
+/// Pairs scored at a time when the reference's log-probabilities are computed.
+const REFERENCE_BATCH: usize = 32;
+
+impl Task for DpoTask {
+    type Example = DpoExample;
+    type Batch = DpoBatch;
+
+    fn num_examples(&self) -> usize {
+        self.examples.len()
+    }
+
+    fn example(&self, index: usize, _rng: &mut ExampleRng) -> Result<DpoExample> {
+        Ok(self.examples[index].clone())
+    }
+
+    fn collate(&self, examples: &[DpoExample], device: &Device) -> Result<DpoBatch> {
+        let rows: Vec<&TokenExample> = examples
+            .iter()
+            .map(|e| &e.chosen.tokens)
+            .chain(examples.iter().map(|e| &e.rejected.tokens))
+            .collect();
+        let tokens = TokenBatch::collate(&rows, self.pad, device)?;
+        // Targets come in row order; mark each one's row.
+        let n = tokens.num_targets;
+        let mut owners = vec![0.0f32; rows.len() * n];
+        let mut k = 0;
+        for (r, row) in rows.iter().enumerate() {
+            for _ in row.targets.iter().filter(|&&t| t != IGNORE_INDEX) {
+                owners[r * n + k] = 1.0;
+                k += 1;
+            }
+        }
+        let reference =
+            |i: usize| -> Vec<f32> { examples.iter().map(|e| e.reference[i]).collect() };
+        let pairs = examples.len();
+        Ok(DpoBatch {
+            owners: Tensor::from_data(TensorData::new(owners, [rows.len(), n]), device),
+            reference_chosen: Tensor::from_data(TensorData::new(reference(0), [pairs]), device),
+            reference_rejected: Tensor::from_data(TensorData::new(reference(1), [pairs]), device),
+            tokens,
+        })
+    }
+}
+
+/// The recipe settings of `dpo`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DpoRecipe {
+    /// The preference pairs (JSON lines); none: the bundled `data/preferences.jsonl`.
+    #[serde(default)]
+    pub data: Option<PathBuf>,
+    /// β: how far from the reference the policy may move for a preference. Default 0.1.
+    #[serde(default = "default_beta")]
+    pub beta: f64,
+    /// The loss: `sigmoid` (DPO) or `ipo`. Default sigmoid.
+    #[serde(default = "default_loss")]
+    pub loss: DpoLoss,
+    /// GPT-2's head, as the causal model DPO starts from has it; [`Recipe::init_from`] sets
+    /// it. Default false.
+    #[serde(default)]
+    pub gpt2_head: bool,
+}
+
+fn default_beta() -> f64 {
+    0.1
+}
+
+fn default_loss() -> DpoLoss {
+    DpoLoss::Sigmoid
+}
+
+impl Default for DpoRecipe {
+    fn default() -> Self {
+        Self {
+            data: None,
+            beta: default_beta(),
+            loss: default_loss(),
+            gpt2_head: false,
+        }
+    }
+}
+
+/// `dpo`'s recipe: the causal encoder `clm` and `sft` train (start it from an SFT run with
+/// `init`), the policy's reference its own starting weights, and no dropout (TRL's
+/// `disable_dropout`: with it, the policy would differ from its reference at the first step).
+pub fn recipe(preset: Preset) -> Result<Recipe> {
+    let mut recipe = Recipe::new(ObjectiveRecipe::Dpo(DpoRecipe::default()), preset)?;
+    recipe.encoder.norm_first = true;
+    recipe.encoder.dropout = 0.0;
+    Ok(recipe)
+}
+
+impl DpoRecipe {
+    /// The preference file.
+    pub fn data_path(&self) -> PathBuf {
+        self.data.clone().unwrap_or_else(preferences::bundled_path)
+    }
+
+    /// The encoder and head a run of `recipe` left in `run_dir`, on `device`.
+    pub fn load_trained(
+        &self,
+        recipe: &Recipe,
+        run_dir: &Path,
+        device: &Device,
+    ) -> Result<(TransformerEncoder, Clm)> {
+        let encoder = recipe.encoder.init(device)?;
+        let dpo = Dpo::new(
+            causal_head(&encoder, self.gpt2_head, device),
+            self.beta,
+            self.loss,
+        )?;
+        let trained = crate::recipe::read_checkpoint(run_dir, Pretrainer::new(encoder, dpo))?;
+        Ok((trained.backbone, trained.objective.clm))
+    }
+}
+
+impl ObjectiveSettings for DpoRecipe {
+    fn segments(&self) -> usize {
+        0
+    }
+
+    fn masks(&self) -> bool {
+        false
+    }
+
+    fn reads_corpus(&self) -> bool {
+        false
+    }
+
+    fn check(&self, recipe: &Recipe, _tokenizer: &Tokenizer) -> Result<()> {
+        let path = self.data_path();
+        if !path.is_file() {
+            return Err(Error::Recipe {
+                field: "objective.settings.data".into(),
+                reason: format!("{} is not a file", path.display()),
+            });
+        }
+        check_beta(self.beta).map_err(|e| e.in_field("objective.settings.beta"))?;
+        check_start(recipe, self.gpt2_head)
+    }
+
+    fn run(&self, run: &Run) -> Result<RunReport> {
+        let (encoder, clm) = causal_start(run, self.gpt2_head)?;
+        let data = preferences::load_from(&self.data_path())?;
+        // The reference is the policy as it starts: its log-probabilities, once, without
+        // gradients or dropout.
+        let inner = run.device().clone().inner();
+        let reference = (encoder.valid(), clm.valid());
+        let reference = (&reference.0, &reference.1);
+        let task = |pairs: &[Preference]| {
+            DpoTask::new(pairs, run.tokenizer, run.seq_len(), reference, &inner)
+        };
+        let train = task(&data.train)?;
+        let valid = match data.valid.is_empty() {
+            true => train.clone(),
+            false => task(&data.valid)?,
+        };
+        let dpo = Dpo::new(clm, self.beta, self.loss)?;
+        Ok(run.fit_tasks(encoder, dpo, train, valid)?.into())
+    }
+
+    fn hf_misfit(&self, recipe: &Recipe) -> Option<String> {
+        super::clm::gpt2_misfit(recipe, self.gpt2_head)
+    }
+
+    fn export_hf(
+        &self,
+        recipe: &Recipe,
+        run_dir: &Path,
+        out: &Path,
+        force: bool,
+    ) -> Result<&'static str> {
+        let (encoder, clm) = self.load_trained(recipe, run_dir, &Device::flex())?;
+        let model = crate::hf::Exportable::Gpt2 {
+            config: &recipe.encoder,
+            encoder: &encoder,
+            clm: &clm,
+        };
+        crate::hf::export(model, &recipe.tokenizer.load()?, out, force)
     }
 }
 

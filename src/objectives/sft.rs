@@ -133,23 +133,14 @@ impl SftTask {
         let mut truncated = 0;
         let mut singles = Vec::with_capacity(pairs.len());
         for pair in pairs {
-            let mut prompt = vec![special.cls];
-            prompt.extend(tokenizer.encode(&pair.prompt)?.ids);
-            if prompt.len() >= format.seq_len {
-                return Err(Error::PromptTooLong {
-                    line: pair.line,
-                    len: prompt.len(),
-                    max: format.seq_len,
-                });
-            }
-            let mut answer = tokenizer.encode(&pair.answer())?.ids;
-            answer.push(special.sep);
-            // Inputs are the sequence but its last token: at most seq_len of them.
-            let room = format.seq_len + 1 - prompt.len();
-            if answer.len() > room {
-                answer.truncate(room);
-                truncated += 1;
-            }
+            let (prompt, answer, cut) = frame(
+                tokenizer,
+                &pair.prompt,
+                &pair.answer(),
+                format.seq_len,
+                pair.line,
+            )?;
+            truncated += usize::from(cut);
             singles.push(shifted(&prompt, &answer, format.completion_only));
         }
         let examples = if format.packing {
@@ -171,9 +162,38 @@ impl SftTask {
     }
 }
 
+/// `[CLS] prompt` and `answer [SEP]` as token ids, the answer cut (and `true` returned) where
+/// the two would give more than `seq_len` inputs; a prompt that leaves no room for an answer
+/// is an error naming its `line`.
+pub(crate) fn frame(
+    tokenizer: &Tokenizer,
+    prompt: &str,
+    answer: &str,
+    seq_len: usize,
+    line: usize,
+) -> Result<(Vec<u32>, Vec<u32>, bool)> {
+    let special = tokenizer.special();
+    let mut ids = vec![special.cls];
+    ids.extend(tokenizer.encode(prompt)?.ids);
+    if ids.len() >= seq_len {
+        return Err(Error::PromptTooLong {
+            line,
+            len: ids.len(),
+            max: seq_len,
+        });
+    }
+    let mut answer = tokenizer.encode(answer)?.ids;
+    answer.push(special.sep);
+    // Inputs are the sequence but its last token: at most seq_len of them.
+    let room = seq_len + 1 - ids.len();
+    let cut = answer.len() > room;
+    answer.truncate(room);
+    Ok((ids, answer, cut))
+}
+
 /// `prompt` followed by `answer` as causal LM's inputs (all but the last token) and targets
 /// (all but the first), the prompt's targets ignored when `completion_only`.
-fn shifted(prompt: &[u32], answer: &[u32], completion_only: bool) -> SftExample {
+pub(crate) fn shifted(prompt: &[u32], answer: &[u32], completion_only: bool) -> SftExample {
     let all: Vec<u32> = prompt.iter().chain(answer).copied().collect();
     let n = all.len() - 1;
     let targets = (0..n)
@@ -323,15 +343,6 @@ impl SftRecipe {
         self.data.clone().unwrap_or_else(instructions::bundled_path)
     }
 
-    /// The causal LM head of this shape for `encoder`.
-    fn fresh_head(&self, encoder: &TransformerEncoder, device: &Device) -> Clm {
-        let plain = !self.gpt2_head;
-        ClmConfig::new()
-            .with_transform(plain)
-            .with_bias(plain)
-            .init(encoder, device)
-    }
-
     /// The encoder and head a run of `recipe` left in `run_dir`, on `device`.
     pub fn load_trained(
         &self,
@@ -340,7 +351,7 @@ impl SftRecipe {
         device: &Device,
     ) -> Result<(TransformerEncoder, Clm)> {
         let encoder = recipe.encoder.init(device)?;
-        let head = Sft::new(self.fresh_head(&encoder, device));
+        let head = Sft::new(causal_head(&encoder, self.gpt2_head, device));
         let trained = crate::recipe::read_checkpoint(
             run_dir,
             crate::pretrainer::Pretrainer::new(encoder, head),
@@ -349,12 +360,41 @@ impl SftRecipe {
     }
 }
 
-/// The encoder and causal head of the pretext run in `dir` (a `clm` or an `sft` run), built
-/// with `encoder`'s shape.
+/// The causal model a run of `run.recipe` starts from: the encoder and LM head of the pretext
+/// run its `init` names, the encoder of a Hugging Face GPT-2 (whose tied head has no weights
+/// of its own) with a head of that shape, or fresh ones.
+pub(crate) fn causal_start(run: &Run, gpt2_head: bool) -> Result<(TransformerEncoder, Clm)> {
+    let device = run.device();
+    match &run.recipe.init {
+        Some(dir) if !crate::hf::is_model_dir(dir) => {
+            let (trained, clm) = causal_run(dir, device)?;
+            // The recipe's own shape (its dropout), with the run's weights.
+            Ok((run.encoder_like(trained)?, clm))
+        }
+        _ => {
+            let encoder = run.encoder()?;
+            let clm = causal_head(&encoder, gpt2_head, device);
+            Ok((encoder, clm))
+        }
+    }
+}
+
+/// A fresh causal LM head for `encoder`: GPT-2's (the tied projection alone) or pretext's
+/// (BERT's transform and a bias).
+pub(crate) fn causal_head(encoder: &TransformerEncoder, gpt2_head: bool, device: &Device) -> Clm {
+    let plain = !gpt2_head;
+    ClmConfig::new()
+        .with_transform(plain)
+        .with_bias(plain)
+        .init(encoder, device)
+}
+
+/// The encoder and causal head of the pretext run in `dir` (a `clm` or an `sft` run).
 fn causal_run(dir: &Path, device: &Device) -> Result<(TransformerEncoder, Clm)> {
     let recipe = Recipe::read(dir.join("config.json"))?;
     match &recipe.objective {
         ObjectiveRecipe::Sft(sft) => sft.load_trained(&recipe, dir, device),
+        ObjectiveRecipe::Dpo(dpo) => dpo.load_trained(&recipe, dir, device),
         ObjectiveRecipe::Clm(_) => {
             let (encoder, head) = recipe.load_trained(dir, device)?;
             let clm = head.clm().cloned().expect("a clm run has a causal head");
@@ -389,42 +429,11 @@ impl ObjectiveSettings for SftRecipe {
                 reason: format!("{} is not a file", path.display()),
             });
         }
-        if let Some(dir) = &recipe.init {
-            let gpt2 = gpt2_head(dir)?;
-            if gpt2 != self.gpt2_head {
-                return Err(Error::Recipe {
-                    field: "objective.settings.gpt2_head".into(),
-                    reason: format!(
-                        "{} has {} LM head; build the recipe with Recipe::init_from",
-                        dir.display(),
-                        if gpt2 {
-                            "GPT-2's"
-                        } else {
-                            "BERT's transform in its"
-                        }
-                    ),
-                });
-            }
-        }
-        Ok(())
+        check_start(recipe, self.gpt2_head)
     }
 
     fn run(&self, run: &Run) -> Result<RunReport> {
-        let device = run.device();
-        let (encoder, clm) = match &run.recipe.init {
-            Some(dir) if !crate::hf::is_model_dir(dir) => {
-                let (trained, clm) = causal_run(dir, device)?;
-                // The recipe's own shape (its dropout), with the run's weights.
-                let encoder = run.encoder_like(trained)?;
-                (encoder, clm)
-            }
-            // A Hugging Face GPT-2 (its tied head has no weights of its own), or random.
-            _ => {
-                let encoder = run.encoder()?;
-                let clm = self.fresh_head(&encoder, device);
-                (encoder, clm)
-            }
-        };
+        let (encoder, clm) = causal_start(run, self.gpt2_head)?;
         let data = instructions::load_from(&self.data_path())?;
         let format = SftFormat {
             seq_len: run.seq_len(),
@@ -469,6 +478,29 @@ impl ObjectiveSettings for SftRecipe {
     }
 }
 
+/// Checks that the causal model `recipe.init` names (if any) has the head `gpt2_head` says.
+pub(crate) fn check_start(recipe: &Recipe, gpt2_head: bool) -> Result<()> {
+    let Some(dir) = &recipe.init else {
+        return Ok(());
+    };
+    let gpt2 = self::gpt2_head(dir)?;
+    if gpt2 != gpt2_head {
+        let has = if gpt2 {
+            "GPT-2's"
+        } else {
+            "BERT's transform in its"
+        };
+        return Err(Error::Recipe {
+            field: "objective.settings.gpt2_head".into(),
+            reason: format!(
+                "{} has {has} LM head; build the recipe with Recipe::init_from",
+                dir.display()
+            ),
+        });
+    }
+    Ok(())
+}
+
 /// Whether the causal model in `dir` has GPT-2's head: a Hugging Face GPT-2 does; a pretext
 /// `clm` or `sft` run as its settings say. Anything else is not a causal model.
 pub(crate) fn gpt2_head(dir: &Path) -> Result<bool> {
@@ -485,6 +517,7 @@ pub(crate) fn gpt2_head(dir: &Path) -> Result<bool> {
     match Recipe::read(dir.join("config.json"))?.objective {
         ObjectiveRecipe::Clm(clm) => Ok(clm.gpt2_head),
         ObjectiveRecipe::Sft(sft) => Ok(sft.gpt2_head),
+        ObjectiveRecipe::Dpo(dpo) => Ok(dpo.gpt2_head),
         other => Err(Error::NoCausalPath(format!(
             "{} (a `{}` run)",
             dir.display(),

@@ -172,8 +172,10 @@ impl Recipe {
     /// `sft` the run's LM head.
     pub fn init_from(mut self, dir: impl Into<PathBuf>) -> Result<Self> {
         let dir = dir.into();
-        if let ObjectiveRecipe::Sft(sft) = &mut self.objective {
-            sft.gpt2_head = crate::objectives::sft::gpt2_head(&dir)?;
+        match &mut self.objective {
+            ObjectiveRecipe::Sft(sft) => sft.gpt2_head = crate::objectives::sft::gpt2_head(&dir)?,
+            ObjectiveRecipe::Dpo(dpo) => dpo.gpt2_head = crate::objectives::sft::gpt2_head(&dir)?,
+            _ => {}
         }
         if !crate::hf::is_model_dir(&dir) && dir.join("config.json").is_file() {
             let run = Recipe::read(dir.join("config.json"))?;

@@ -15,7 +15,8 @@ use crate::data::TokenizedDocument;
 use crate::error::{Error, Result};
 use crate::objectives::multitask::{MultiTaskRecipe, TaskHead, TokenTask, run_token_task};
 use crate::objectives::{
-    bart, clm, electra, mass, mlm, multitask, plm, reward, sentence_pair, sft, spanbert, t5, unilm,
+    bart, clm, dpo, electra, mass, mlm, multitask, plm, reward, sentence_pair, sft, spanbert, t5,
+    unilm,
 };
 use crate::preset::Preset;
 use crate::tokenize::Tokenizer;
@@ -151,6 +152,8 @@ pub enum ObjectiveRecipe {
     Sft(sft::SftRecipe),
     /// A reward model trained on preference pairs.
     Reward(reward::RewardRecipe),
+    /// Direct preference optimisation of a causal LM.
+    Dpo(dpo::DpoRecipe),
 }
 
 impl ObjectiveRecipe {
@@ -174,6 +177,7 @@ impl ObjectiveRecipe {
             Self::Multitask(s) => ("multitask", s),
             Self::Sft(s) => ("sft", s),
             Self::Reward(s) => ("reward", s),
+            Self::Dpo(s) => ("dpo", s),
         }
     }
 
@@ -200,7 +204,7 @@ pub struct Entry {
 }
 
 /// Every named objective.
-pub const OBJECTIVES: [Entry; 17] = [
+pub const OBJECTIVES: [Entry; 18] = [
     Entry {
         name: "mlm",
         about: "masked LM (BERT, RoBERTa): 15 % of the tokens, 80/10/10",
@@ -285,6 +289,11 @@ pub const OBJECTIVES: [Entry; 17] = [
         name: "reward",
         about: "reward model: a scalar head at the last token, pairwise loss on preference pairs",
         recipe: reward::recipe,
+    },
+    Entry {
+        name: "dpo",
+        about: "DPO (or IPO) of a causal LM on preference pairs against its frozen start",
+        recipe: dpo::recipe,
     },
 ];
 

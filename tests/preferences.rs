@@ -1,0 +1,144 @@
+//! Learning from preferences through recipes. The reward model, trained on the bundled
+//! preference pairs, starts near ln 2 and leaves chance on held-out pairs; DPO from a causal
+//! run starts at exactly ln 2 with zero rewards (the policy is its reference) and learns the
+//! pairs; bad settings are typed errors naming the field.
+
+mod common;
+
+use std::path::Path;
+
+use burn::prelude::*;
+use pretext::Preset;
+use pretext::error::Error;
+use pretext::recipe::{ObjectiveRecipe, Recipe, RunOptions};
+use pretext::train::Split;
+
+#[test]
+fn a_reward_model_learns_the_bundled_preferences() {
+    let dir = common::temp_dir("reward");
+    let device = Device::flex().autodiff();
+    let mut recipe = Recipe::named("reward", Preset::Tiny).unwrap();
+    recipe.train.steps = 300;
+    recipe.train.valid_every = 300;
+    recipe.train.valid_batches = 8;
+    recipe.train.log_every = 1;
+    recipe.train.progress = false;
+    let report = recipe
+        .run(&RunOptions::new(dir.join("run"), device))
+        .unwrap();
+    let train: Vec<f64> = report
+        .history
+        .iter()
+        .filter(|r| r.split == Split::Train)
+        .map(|r| r.loss)
+        .collect();
+    let valid = report
+        .history
+        .iter()
+        .rfind(|r| r.split == Split::Valid)
+        .unwrap();
+    let accuracy = valid.metrics["accuracy"];
+    assert!(
+        (train[0] - std::f64::consts::LN_2).abs() < 0.1,
+        "a fresh head scores near 0: {train:?}"
+    );
+    eprintln!("validation loss {}, accuracy {accuracy}", valid.loss);
+    assert!(
+        valid.loss < std::f64::consts::LN_2 - 0.05,
+        "validation loss {}",
+        valid.loss
+    );
+    assert!(accuracy > 0.6, "held-out accuracy {accuracy}");
+    for metric in ["margin", "mean_reward"] {
+        assert!(valid.metrics.contains_key(metric), "{metric}");
+    }
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[test]
+fn bad_reward_settings_are_named() {
+    let mut recipe = Recipe::named("reward", Preset::Tiny).unwrap();
+    let ObjectiveRecipe::Reward(settings) = &mut recipe.objective else {
+        unreachable!()
+    };
+    settings.center_rewards_coefficient = -1.0;
+    let err = recipe.check().unwrap_err();
+    assert!(
+        matches!(&err, Error::Recipe { field, .. } if field.ends_with("center_rewards_coefficient")),
+        "{err}"
+    );
+    let ObjectiveRecipe::Reward(settings) = &mut recipe.objective else {
+        unreachable!()
+    };
+    settings.center_rewards_coefficient = 0.0;
+    settings.data = Some(Path::new("/no/such/pairs.jsonl").to_path_buf());
+    let err = recipe.check().unwrap_err();
+    assert!(
+        matches!(&err, Error::Recipe { field, .. } if field == "objective.settings.data"),
+        "{err}"
+    );
+}
+
+#[test]
+fn dpo_starts_at_ln_2_and_learns_the_preferences() {
+    let dir = common::temp_dir("dpo");
+    let device = Device::flex().autodiff();
+    // A short causal run to start from.
+    let mut clm = Recipe::named("clm", Preset::Tiny).unwrap();
+    clm.data.dir = Some(common::small_corpus(&dir));
+    clm.data.valid_fraction = 0.2;
+    clm.train.steps = 10;
+    clm.train.valid_every = 10;
+    clm.train.valid_batches = 1;
+    clm.train.progress = false;
+    clm.run(&RunOptions::new(dir.join("clm"), device.clone()))
+        .unwrap();
+    let mut recipe = Recipe::named("dpo", Preset::Tiny)
+        .unwrap()
+        .init_from(dir.join("clm"))
+        .unwrap();
+    assert_eq!(recipe.encoder.dropout, 0.0);
+    recipe.train.steps = 60;
+    recipe.train.valid_every = 60;
+    recipe.train.valid_batches = 4;
+    recipe.train.log_every = 1;
+    recipe.train.progress = false;
+    let report = recipe
+        .run(&RunOptions::new(dir.join("dpo"), device))
+        .unwrap();
+    let first = &report.history[0];
+    assert_eq!(first.step, 1);
+    // The policy is its reference at the first step: loss ln 2, every reward 0.
+    assert!(
+        (first.loss - std::f64::consts::LN_2).abs() < 1e-4,
+        "{}",
+        first.loss
+    );
+    assert!(first.metrics["rewards/margins"].abs() < 1e-3);
+    let valid = report
+        .history
+        .iter()
+        .rfind(|r| r.split == Split::Valid)
+        .unwrap();
+    eprintln!("DPO validation: {} {:?}", valid.loss, valid.metrics);
+    assert!(valid.loss < std::f64::consts::LN_2, "{}", valid.loss);
+    assert!(valid.metrics["rewards/accuracies"] > 0.6);
+    assert!(valid.metrics["rewards/margins"] > 0.0);
+    // It reads back as a causal LM.
+    let model = pretext::generate::CausalLm::load(&dir.join("dpo"), &Device::flex()).unwrap();
+    assert!(model.bos.is_some());
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[test]
+fn a_non_positive_beta_is_named() {
+    let mut recipe = Recipe::named("dpo", Preset::Tiny).unwrap();
+    recipe
+        .set("objective.settings.beta", serde_json::json!(0.0))
+        .unwrap();
+    let err = recipe.check().unwrap_err();
+    assert!(
+        matches!(&err, Error::Recipe { field, .. } if field == "objective.settings.beta"),
+        "{err}"
+    );
+}
