@@ -85,12 +85,7 @@ pub fn load_from(path: &Path) -> crate::Result<LabelledData<Instruction>> {
             line,
         });
     }
-    if data.train.is_empty() {
-        return Err(crate::Error::EmptyCorpus(format!(
-            "{} has no training pair (a line whose split is train, or has none)",
-            path.display()
-        )));
-    }
+    data.check_has_train(path)?;
     Ok(data)
 }
 

@@ -117,6 +117,18 @@ impl<T> LabelledData<T> {
         }
     }
 
+    /// An [`Error::EmptyCorpus`] naming `source` when it has no training item (a line whose
+    /// split is `train`, or names none); validation and test may be empty.
+    pub fn check_has_train(&self, source: &Path) -> crate::Result<()> {
+        if self.train.is_empty() {
+            return Err(Error::EmptyCorpus(format!(
+                "{} has no training item (a line whose split is train, or has none)",
+                source.display()
+            )));
+        }
+        Ok(())
+    }
+
     /// An [`Error::EmptyCorpus`] naming `source` when a subset is empty.
     pub fn check_nonempty(&self, source: &Path) -> crate::Result<()> {
         for (name, items) in [
@@ -133,6 +145,18 @@ impl<T> LabelledData<T> {
         }
         Ok(())
     }
+}
+
+/// Checks that a recipe's data file (`objective.settings.data`) is there, before any text is
+/// read.
+pub(crate) fn check_data_file(path: &Path) -> crate::Result<()> {
+    if !path.is_file() {
+        return Err(Error::Recipe {
+            field: "objective.settings.data".into(),
+            reason: format!("{} is not a file", path.display()),
+        });
+    }
+    Ok(())
 }
 
 /// The JSON objects of a data file, one a line (blank lines skipped), each with its line

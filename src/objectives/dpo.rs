@@ -15,7 +15,9 @@ use burn::prelude::*;
 use burn::tensor::activation::{log_sigmoid, log_softmax};
 use serde::{Deserialize, Serialize};
 
-use super::sft::{SftExample, causal_head, causal_start, check_start, frame, shifted};
+use super::sft::{
+    SftExample, causal_head, causal_start, check_start, export_causal, frame, shifted,
+};
 use super::{Clm, Metric, Objective, ObjectiveOutput, encode};
 use crate::blocks::{AttentionMask, EncoderBackbone, LmHead, TransformerEncoder};
 use crate::data::{Batch, Task, TokenBatch, TokenExample};
@@ -380,13 +382,7 @@ impl ObjectiveSettings for DpoRecipe {
     }
 
     fn check(&self, recipe: &Recipe, _tokenizer: &Tokenizer) -> Result<()> {
-        let path = self.data_path();
-        if !path.is_file() {
-            return Err(Error::Recipe {
-                field: "objective.settings.data".into(),
-                reason: format!("{} is not a file", path.display()),
-            });
-        }
+        crate::finetune::check_data_file(&self.data_path())?;
         check_beta(self.beta).map_err(|e| e.in_field("objective.settings.beta"))?;
         check_start(recipe, self.gpt2_head)
     }
@@ -423,12 +419,7 @@ impl ObjectiveSettings for DpoRecipe {
         force: bool,
     ) -> Result<&'static str> {
         let (encoder, clm) = self.load_trained(recipe, run_dir, &Device::flex())?;
-        let model = crate::hf::Exportable::Gpt2 {
-            config: &recipe.encoder,
-            encoder: &encoder,
-            clm: &clm,
-        };
-        crate::hf::export(model, &recipe.tokenizer.load()?, out, force)
+        export_causal(recipe, &encoder, &clm, out, force)
     }
 }
 

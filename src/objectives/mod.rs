@@ -23,6 +23,7 @@ pub mod mix;
 pub mod mlm;
 pub mod multitask;
 pub mod plm;
+pub mod ppo;
 pub mod reward;
 pub mod sentence_pair;
 pub mod seq2seq;

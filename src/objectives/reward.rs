@@ -329,13 +329,7 @@ impl ObjectiveSettings for RewardRecipe {
     }
 
     fn check(&self, _recipe: &Recipe, _tokenizer: &Tokenizer) -> crate::Result<()> {
-        let path = self.data_path();
-        if !path.is_file() {
-            return Err(Error::Recipe {
-                field: "objective.settings.data".into(),
-                reason: format!("{} is not a file", path.display()),
-            });
-        }
+        crate::finetune::check_data_file(&self.data_path())?;
         let c = self.center_rewards_coefficient;
         if !(c.is_finite() && c >= 0.0) {
             return Err(Error::Recipe {

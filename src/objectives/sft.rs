@@ -422,13 +422,7 @@ impl ObjectiveSettings for SftRecipe {
     }
 
     fn check(&self, recipe: &Recipe, _tokenizer: &Tokenizer) -> Result<()> {
-        let path = self.data_path();
-        if !path.is_file() {
-            return Err(Error::Recipe {
-                field: "objective.settings.data".into(),
-                reason: format!("{} is not a file", path.display()),
-            });
-        }
+        crate::finetune::check_data_file(&self.data_path())?;
         check_start(recipe, self.gpt2_head)
     }
 
@@ -467,15 +461,25 @@ impl ObjectiveSettings for SftRecipe {
         out: &Path,
         force: bool,
     ) -> Result<&'static str> {
-        let device = Device::flex();
-        let (encoder, clm) = self.load_trained(recipe, run_dir, &device)?;
-        let model = crate::hf::Exportable::Gpt2 {
-            config: &recipe.encoder,
-            encoder: &encoder,
-            clm: &clm,
-        };
-        crate::hf::export(model, &recipe.tokenizer.load()?, out, force)
+        let (encoder, clm) = self.load_trained(recipe, run_dir, &Device::flex())?;
+        export_causal(recipe, &encoder, &clm, out, force)
     }
+}
+
+/// Writes a causal model of `recipe` as `GPT2LMHeadModel` in `out`.
+pub(crate) fn export_causal(
+    recipe: &Recipe,
+    encoder: &TransformerEncoder,
+    clm: &Clm,
+    out: &Path,
+    force: bool,
+) -> Result<&'static str> {
+    let model = crate::hf::Exportable::Gpt2 {
+        config: &recipe.encoder,
+        encoder,
+        clm,
+    };
+    crate::hf::export(model, &recipe.tokenizer.load()?, out, force)
 }
 
 /// Checks that the causal model `recipe.init` names (if any) has the head `gpt2_head` says.
