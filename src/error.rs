@@ -38,6 +38,15 @@ pub enum Error {
         /// Tokens per sequence.
         max: usize,
     },
+    /// Two models that must read the same token ids (a policy and its reward model) have
+    /// different tokenizers.
+    #[error("the {what} tokenizers differ: {detail}")]
+    TokenizerMismatch {
+        /// Whose tokenizers.
+        what: String,
+        /// Where they differ.
+        detail: String,
+    },
     /// A model asked to generate has no left-to-right LM head.
     #[error(
         "{0} has no causal LM head to generate with: generation needs a pretext `clm` or `sft` run or \

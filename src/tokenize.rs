@@ -331,6 +331,35 @@ impl Tokenizer {
         Ok(framed[..at].to_vec())
     }
 
+    /// Where this tokenizer reads text differently from `other`, if anywhere: the vocabulary
+    /// (its size, or the first token whose id differs) or the special tokens' ids.
+    pub fn difference(&self, other: &Tokenizer) -> Option<String> {
+        if self.vocab_size() != other.vocab_size() {
+            return Some(format!(
+                "{} tokens against {}",
+                self.vocab_size(),
+                other.vocab_size()
+            ));
+        }
+        let theirs = other.inner.get_vocab(true);
+        let mut ours: Vec<(String, u32)> = self.inner.get_vocab(true).into_iter().collect();
+        ours.sort_by_key(|(_, id)| *id);
+        if let Some((token, id)) = ours
+            .iter()
+            .find(|(token, id)| theirs.get(token) != Some(id))
+        {
+            return Some(format!(
+                "token {token:?} is id {id} in one and not in the other"
+            ));
+        }
+        (self.special != other.special).then(|| {
+            format!(
+                "special tokens {:?} against {:?}",
+                self.special, other.special
+            )
+        })
+    }
+
     /// Tokenizes many texts in parallel.
     pub fn encode_batch(&self, texts: &[&str]) -> Result<Vec<Encoded>> {
         let encodings = self

@@ -10,6 +10,7 @@ use std::path::Path;
 use burn::prelude::*;
 use pretext::Preset;
 use pretext::error::Error;
+use pretext::objectives::reward::RewardModel;
 use pretext::recipe::{ObjectiveRecipe, Recipe, RunOptions};
 use pretext::train::Split;
 
@@ -141,4 +142,53 @@ fn a_non_positive_beta_is_named() {
         matches!(&err, Error::Recipe { field, .. } if field == "objective.settings.beta"),
         "{err}"
     );
+}
+
+#[test]
+fn a_trained_reward_model_scores_answers_and_refuses_another_tokenizer() {
+    let dir = common::temp_dir("reward-model");
+    let mut recipe = Recipe::named("reward", Preset::Tiny).unwrap();
+    recipe.train.steps = 30;
+    recipe.train.valid_every = 30;
+    recipe.train.valid_batches = 1;
+    recipe.train.progress = false;
+    recipe
+        .run(&RunOptions::new(dir.join("run"), Device::flex().autodiff()))
+        .unwrap();
+    let model = RewardModel::load(&dir.join("run"), &Device::flex()).unwrap();
+    let pairs = [
+        ("Repeat the words: the jury said Answer:", "the jury said"),
+        ("Repeat the words: the jury said Answer:", "the said jury"),
+        (
+            "What is the last word of: it was a long and quiet night Answer:",
+            "night",
+        ),
+    ];
+    let together = model.score(&pairs, 8).unwrap();
+    let one_by_one = model.score(&pairs, 1).unwrap();
+    assert_eq!(together.len(), 3);
+    for (a, b) in together.iter().zip(&one_by_one) {
+        assert!((a - b).abs() < 1e-5, "{together:?} {one_by_one:?}");
+    }
+    assert!(together.iter().all(|s| s.is_finite()));
+    assert!(
+        (together[0] - together[1]).abs() > 1e-6,
+        "answers tell apart"
+    );
+    model.check_tokenizer(&model.tokenizer).unwrap();
+    let gpt2 = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/hf/gpt2-bundled-vocab");
+    let other = pretext::Tokenizer::from_model_dir(&gpt2).unwrap();
+    let err = model.check_tokenizer(&other).unwrap_err();
+    assert!(matches!(err, Error::TokenizerMismatch { .. }), "{err}");
+    // A run of another objective is not a reward model, and says so before any weight.
+    let mlm = dir.join("mlm");
+    std::fs::create_dir_all(&mlm).unwrap();
+    let config = Recipe::named("mlm", Preset::Tiny).unwrap().to_json();
+    std::fs::write(mlm.join("config.json"), config).unwrap();
+    let err = RewardModel::load(&mlm, &Device::flex()).unwrap_err();
+    assert!(
+        matches!(&err, Error::Recipe { field, .. } if field == "objective"),
+        "{err}"
+    );
+    std::fs::remove_dir_all(dir).unwrap();
 }

@@ -7,7 +7,7 @@
 //! Sequences are `[CLS] prompt answer [SEP]`, as SFT frames them. The backbone reads them left
 //! to right (a causal model's view, the SFT model it usually starts from) or both ways.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use burn::nn::Linear;
 use burn::prelude::*;
@@ -242,32 +242,130 @@ impl Task for RewardTask {
         if examples.is_empty() {
             return Err(Error::InvalidConfig("cannot collate an empty batch".into()));
         }
-        let rows: Vec<&Vec<u32>> = examples
+        let rows: Vec<Vec<u32>> = examples
             .iter()
-            .map(|e| &e.chosen)
-            .chain(examples.iter().map(|e| &e.rejected))
+            .map(|e| e.chosen.clone())
+            .chain(examples.iter().map(|e| e.rejected.clone()))
             .collect();
-        let len = rows.iter().map(|r| r.len()).max().unwrap_or(0);
-        let mut ids = vec![i64::from(self.pad); rows.len() * len];
-        let mut padding = vec![true; rows.len() * len];
-        let mut last = Vec::with_capacity(rows.len());
-        for (r, row) in rows.iter().enumerate() {
-            for (t, &id) in row.iter().enumerate() {
-                ids[r * len + t] = i64::from(id);
-                padding[r * len + t] = false;
-            }
-            last.push((r * len + row.len() - 1) as i64);
-        }
-        let n = rows.len();
+        let (ids, padding, last) = pad_rows(&rows, self.pad, device);
         let margin: Vec<f32> = examples.iter().map(|e| e.margin as f32).collect();
         Ok(RewardBatch {
-            ids: Tensor::from_data(TensorData::new(ids, [n, len]), device),
-            padding: Tensor::from_data(TensorData::new(padding, [n, len]), device),
-            last: Tensor::from_data(TensorData::new(last, [n]), device),
+            ids,
+            padding,
+            last,
             margin: Tensor::from_data(TensorData::new(margin, [examples.len()]), device),
-            num_tokens: rows.iter().map(|r| r.len()).sum(),
+            num_tokens: rows.iter().map(Vec::len).sum(),
         })
     }
+}
+
+/// A trained reward model, ready to score answers to prompts (what PPO's rollouts are
+/// rewarded with).
+#[derive(Debug)]
+pub struct RewardModel {
+    /// The tokenizer; a policy it scores must read text the same way.
+    pub tokenizer: Tokenizer,
+    /// The backbone.
+    pub encoder: TransformerEncoder,
+    /// The scalar head.
+    pub head: RewardHead,
+    /// The longest sequence it was trained on; longer answers are cut, as in training.
+    pub seq_len: usize,
+}
+
+impl RewardModel {
+    /// The model a `reward` run left in `dir` (its checkpoint), on `device`.
+    pub fn load(dir: &Path, device: &Device) -> crate::Result<Self> {
+        let recipe = Recipe::read(dir.join("config.json"))?;
+        let ObjectiveRecipe::Reward(settings) = &recipe.objective else {
+            return Err(Error::Recipe {
+                field: "objective".into(),
+                reason: format!(
+                    "{} is a `{}` run, not a reward model",
+                    dir.display(),
+                    recipe.objective.name()
+                ),
+            });
+        };
+        let encoder = recipe.encoder.init(device)?;
+        let head = RewardHeadConfig::new()
+            .with_causal(settings.causal)
+            .with_center_rewards_coefficient(settings.center_rewards_coefficient)
+            .init(&encoder, device)?;
+        let trained =
+            crate::recipe::read_checkpoint(dir, crate::pretrainer::Pretrainer::new(encoder, head))?;
+        Ok(Self {
+            tokenizer: recipe.tokenizer.load()?,
+            encoder: trained.backbone,
+            head: trained.objective,
+            seq_len: recipe.seq_len,
+        })
+    }
+
+    /// Checks that `policy` (the tokenizer of the model whose answers this one scores) reads
+    /// text as this model's does: its token ids are what this model reads.
+    pub fn check_tokenizer(&self, policy: &Tokenizer) -> crate::Result<()> {
+        match self.tokenizer.difference(policy) {
+            Some(detail) => Err(Error::TokenizerMismatch {
+                what: "reward model's and policy's".into(),
+                detail,
+            }),
+            None => Ok(()),
+        }
+    }
+
+    /// The score of each `(prompt, answer)`, framed as in training, `batch` at a time.
+    pub fn score(&self, pairs: &[(&str, &str)], batch: usize) -> crate::Result<Vec<f32>> {
+        let device = self.encoder.token_embedding().device();
+        let special = self.tokenizer.special();
+        let mut scores = Vec::with_capacity(pairs.len());
+        for chunk in pairs.chunks(batch.max(1)) {
+            let mut rows = Vec::with_capacity(chunk.len());
+            for (prompt, answer) in chunk {
+                let mut ids = vec![special.cls];
+                ids.extend(self.tokenizer.encode(prompt)?.ids);
+                ids.extend(self.tokenizer.encode(answer)?.ids);
+                ids.truncate(self.seq_len - 1);
+                ids.push(special.sep);
+                rows.push(ids);
+            }
+            let (ids, padding, last) = pad_rows(&rows, special.pad, &device);
+            let out = self.head.scores(&self.encoder, ids, padding, last);
+            scores.extend(
+                out.into_data()
+                    .convert::<f32>()
+                    .try_to_vec::<f32>()
+                    .expect("floats"),
+            );
+        }
+        Ok(scores)
+    }
+}
+
+/// `rows` padded at the end into ids and padding `[rows, len]`, with each row's last real
+/// token as a flat index `[rows]`.
+fn pad_rows(
+    rows: &[Vec<u32>],
+    pad: u32,
+    device: &Device,
+) -> (Tensor<2, Int>, Tensor<2, Bool>, Tensor<1, Int>) {
+    let len = rows.iter().map(Vec::len).max().unwrap_or(0);
+    let n = rows.len();
+    let mut ids = vec![i64::from(pad); n * len];
+    let mut padding = vec![true; n * len];
+    let mut last = Vec::with_capacity(n);
+    for (r, row) in rows.iter().enumerate() {
+        for (t, &id) in row.iter().enumerate() {
+            ids[r * len + t] = i64::from(id);
+            padding[r * len + t] = false;
+        }
+        last.push((r * len + row.len() - 1) as i64);
+    }
+    (
+        Tensor::from_data(TensorData::new(ids, [n, len]), device),
+        Tensor::from_data(TensorData::new(padding, [n, len]), device),
+        Tensor::from_data(TensorData::new(last, [n]), device),
+    )
 }
 
 /// The recipe settings of `reward`.
