@@ -84,19 +84,10 @@ fn bad_reward_settings_are_named() {
 fn dpo_starts_at_ln_2_and_learns_the_preferences() {
     let dir = common::temp_dir("dpo");
     let device = Device::flex().autodiff();
-    // A short causal run to start from.
-    let mut clm = Recipe::named("clm", Preset::Tiny).unwrap();
-    clm.data.dir = Some(common::small_corpus(&dir));
-    clm.data.valid_fraction = 0.2;
-    clm.train.steps = 10;
-    clm.train.valid_every = 10;
-    clm.train.valid_batches = 1;
-    clm.train.progress = false;
-    clm.run(&RunOptions::new(dir.join("clm"), device.clone()))
-        .unwrap();
+    let clm = common::clm_run(&dir);
     let mut recipe = Recipe::named("dpo", Preset::Tiny)
         .unwrap()
-        .init_from(dir.join("clm"))
+        .init_from(clm)
         .unwrap();
     assert_eq!(recipe.encoder.dropout, 0.0);
     recipe.train.steps = 60;

@@ -5,7 +5,7 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use burn::prelude::*;
 use pretext::Preset;
@@ -31,21 +31,6 @@ fn train_losses(dir: &Path) -> Vec<f64> {
         .collect()
 }
 
-/// A 10-step tiny causal run on a small corpus, to start SFT from.
-fn clm_run(dir: &Path) -> PathBuf {
-    let mut clm = Recipe::named("clm", Preset::Tiny).unwrap();
-    clm.data.dir = Some(common::small_corpus(dir));
-    clm.data.valid_fraction = 0.2;
-    clm.train.steps = 10;
-    clm.train.valid_every = 10;
-    clm.train.valid_batches = 1;
-    clm.train.progress = false;
-    let out = dir.join("clm");
-    clm.run(&RunOptions::new(&out, Device::flex().autodiff()))
-        .unwrap();
-    out
-}
-
 /// `sft` from `init` for `steps` steps, logging every step.
 fn sft(init: &Path, steps: usize) -> Recipe {
     let mut recipe = Recipe::named("sft", Preset::Tiny)
@@ -64,7 +49,7 @@ fn sft(init: &Path, steps: usize) -> Recipe {
 #[test]
 fn sft_from_a_causal_run_learns_resumes_exactly_and_generates() {
     let dir = common::temp_dir("sft");
-    let clm = clm_run(&dir);
+    let clm = common::clm_run(&dir);
     let device = Device::flex().autodiff();
     let recipe = sft(&clm, 24);
     assert_eq!(recipe.init.as_deref(), Some(clm.as_path()));

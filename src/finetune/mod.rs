@@ -117,6 +117,20 @@ impl<T> LabelledData<T> {
         }
     }
 
+    /// The task `make` builds from the training items, and the one it builds from the
+    /// validation items, or the training task again when there are none.
+    pub fn tasks<K: Clone>(
+        &self,
+        make: impl Fn(&[T]) -> crate::Result<K>,
+    ) -> crate::Result<(K, K)> {
+        let train = make(&self.train)?;
+        let valid = match self.valid.is_empty() {
+            true => train.clone(),
+            false => make(&self.valid)?,
+        };
+        Ok((train, valid))
+    }
+
     /// An [`Error::EmptyCorpus`] naming `source` when it has no training item (a line whose
     /// split is `train`, or names none); validation and test may be empty.
     pub fn check_has_train(&self, source: &Path) -> crate::Result<()> {

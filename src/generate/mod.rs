@@ -29,7 +29,7 @@ use crate::blocks::{AttentionMask, EncoderBackbone, KvCache, LmHead, Transformer
 use crate::error::{Error, Result};
 use crate::finetune::instructions::Instruction;
 use crate::noise::{example_rng, splitmix64};
-use crate::recipe::{ObjectiveRecipe, Recipe};
+use crate::recipe::Recipe;
 use crate::tokenize::Tokenizer;
 
 /// A causal language model ready to generate: the backbone, its LM head and the tokens that
@@ -81,14 +81,9 @@ impl CausalLm {
     /// Loads `dir` onto `device`: a pretext run whose objective is `clm` or `sft` (from its
     /// checkpoint), or a Hugging Face GPT-2 directory.
     pub fn load(dir: &Path, device: &Device) -> Result<Self> {
+        // Refuses anything but a causal model before any weight is read.
+        crate::objectives::sft::gpt2_head(dir)?;
         if crate::hf::is_model_dir(dir) {
-            let model_type = crate::hf::HfConfig::read(dir)?.model_type;
-            if model_type != "gpt2" {
-                return Err(Error::NoCausalPath(format!(
-                    "{} (a Hugging Face {model_type})",
-                    dir.display()
-                )));
-            }
             let gpt2 = crate::hf::load_gpt2(dir, device)?;
             let tokenizer = Tokenizer::from_model_dir(dir)?;
             let eos = tokenizer.special().sep;
@@ -103,31 +98,13 @@ impl CausalLm {
                 eos,
             });
         }
-        let recipe = Recipe::read(dir.join("config.json"))?;
-        let name = recipe.objective.name();
-        let not_causal = || Error::NoCausalPath(format!("{} (a `{name}` run)", dir.display()));
-        // Asked before any weight is read, so that the answer is the reason, not a file.
-        let (encoder, head) = match &recipe.objective {
-            ObjectiveRecipe::Clm(_) => {
-                let (encoder, head) = recipe.load_trained(dir, device)?;
-                (encoder, head.clm().ok_or_else(not_causal)?.head().clone())
-            }
-            ObjectiveRecipe::Sft(sft) => {
-                let (encoder, clm) = sft.load_trained(&recipe, dir, device)?;
-                (encoder, clm.head().clone())
-            }
-            ObjectiveRecipe::Dpo(dpo) => {
-                let (encoder, clm) = dpo.load_trained(&recipe, dir, device)?;
-                (encoder, clm.head().clone())
-            }
-            _ => return Err(not_causal()),
-        };
-        let tokenizer = recipe.tokenizer.load()?;
+        let (encoder, clm) = crate::objectives::sft::causal_run(dir, device)?;
+        let tokenizer = Recipe::read(dir.join("config.json"))?.tokenizer.load()?;
         let special = tokenizer.special();
         Ok(Self {
             tokenizer,
             encoder,
-            head,
+            head: clm.head().clone(),
             bos: Some(special.cls),
             eos: special.sep,
         })

@@ -68,23 +68,21 @@ impl SamplingConfig {
             .iter()
             .map(|&l| f64::from(l) / self.temperature)
             .collect();
-        let max = scaled.iter().copied().fold(f64::NEG_INFINITY, f64::max);
-        let log_norm = max + scaled.iter().map(|s| (s - max).exp()).sum::<f64>().ln();
+        let (max, exps) = shifted_exps(&scaled);
+        let log_norm = max + exps.iter().sum::<f64>().ln();
         let id = if self.greedy {
             // The first of equal maxima, as argmax gives it.
             scaled.iter().position(|&s| s == max).unwrap_or(0)
         } else {
-            pick_weighted(&self.weights(&scaled), rng.random::<f64>())
+            pick_weighted(&self.truncate(&scaled, exps), rng.random::<f64>())
         };
         (id as u32, (scaled[id] - log_norm) as f32)
     }
 
-    /// Unnormalised probabilities of the tokens a draw may pick from `scaled` logits: the
-    /// `top_k` most likely, then of those the most likely until their probability reaches
-    /// `top_p`; zero elsewhere.
-    pub(crate) fn weights(&self, scaled: &[f64]) -> Vec<f64> {
-        let max = scaled.iter().copied().fold(f64::NEG_INFINITY, f64::max);
-        let mut weights: Vec<f64> = scaled.iter().map(|s| (s - max).exp()).collect();
+    /// The unnormalised probabilities `weights` (of `scaled` logits) of the tokens a draw may
+    /// pick: the `top_k` most likely, then of those the most likely until their probability
+    /// reaches `top_p`; zero elsewhere.
+    fn truncate(&self, scaled: &[f64], mut weights: Vec<f64>) -> Vec<f64> {
         let n = weights.len();
         if (self.top_k == 0 || self.top_k >= n) && self.top_p >= 1.0 {
             return weights;
@@ -117,6 +115,12 @@ impl SamplingConfig {
     }
 }
 
+/// The largest of `scaled` and `exp(s − max)` of each: the softmax before its normalisation.
+fn shifted_exps(scaled: &[f64]) -> (f64, Vec<f64>) {
+    let max = scaled.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+    (max, scaled.iter().map(|s| (s - max).exp()).collect())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -128,7 +132,8 @@ mod tests {
     }
 
     fn kept(config: &SamplingConfig, probs: &[f64]) -> Vec<usize> {
-        let w = config.weights(&logits(probs));
+        let scaled = logits(probs);
+        let w = config.truncate(&scaled, shifted_exps(&scaled).1);
         (0..w.len()).filter(|&i| w[i] > 0.0).collect()
     }
 

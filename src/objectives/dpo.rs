@@ -16,7 +16,8 @@ use burn::tensor::activation::{log_sigmoid, log_softmax};
 use serde::{Deserialize, Serialize};
 
 use super::sft::{
-    SftExample, causal_head, causal_start, check_start, export_causal, frame, shifted,
+    SftExample, causal_head, causal_start, check_start, export_causal, frame_answer, frame_prompt,
+    shifted,
 };
 use super::{Clm, Metric, Objective, ObjectiveOutput, encode};
 use crate::blocks::{AttentionMask, EncoderBackbone, LmHead, TransformerEncoder};
@@ -201,6 +202,7 @@ impl Batch for DpoBatch {
 pub struct DpoTask {
     examples: Vec<DpoExample>,
     pad: u32,
+    truncated: usize,
 }
 
 impl DpoTask {
@@ -218,10 +220,12 @@ impl DpoTask {
             return Err(Error::EmptyCorpus("no preference pair to train on".into()));
         }
         let mut examples = Vec::with_capacity(pairs.len());
+        let mut truncated = 0;
         for pair in pairs {
-            let sequence = |answer: &str| -> Result<SftExample> {
-                let (prompt, answer, _) =
-                    frame(tokenizer, &pair.prompt, answer, seq_len, pair.line)?;
+            let prompt = frame_prompt(tokenizer, &pair.prompt, seq_len, true, pair.line)?;
+            let mut sequence = |answer: &str| -> Result<SftExample> {
+                let (answer, cut) = frame_answer(tokenizer, prompt.len(), answer, seq_len, true)?;
+                truncated += usize::from(cut);
                 Ok(shifted(&prompt, &answer, true))
             };
             examples.push(DpoExample {
@@ -233,6 +237,7 @@ impl DpoTask {
         let mut task = Self {
             examples,
             pad: tokenizer.special().pad,
+            truncated,
         };
         let (encoder, clm) = reference;
         for start in (0..task.examples.len()).step_by(REFERENCE_BATCH) {
@@ -398,11 +403,8 @@ impl ObjectiveSettings for DpoRecipe {
         let task = |pairs: &[Preference]| {
             DpoTask::new(pairs, run.tokenizer, run.seq_len(), reference, &inner)
         };
-        let train = task(&data.train)?;
-        let valid = match data.valid.is_empty() {
-            true => train.clone(),
-            false => task(&data.valid)?,
-        };
+        let (train, valid) = data.tasks(task)?;
+        run.note_cut(train.truncated + valid.truncated);
         let dpo = Dpo::new(clm, self.beta, self.loss)?;
         Ok(run.fit_tasks(encoder, dpo, train, valid)?.into())
     }

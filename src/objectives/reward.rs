@@ -14,6 +14,7 @@ use burn::prelude::*;
 use burn::tensor::activation::log_sigmoid;
 use serde::{Deserialize, Serialize};
 
+use super::sft::{frame_answer, frame_prompt};
 use super::{Metric, Objective, ObjectiveOutput};
 use crate::blocks::{AttentionMask, EncoderBackbone, TransformerEncoder, normal_linear, states_at};
 use crate::data::{Batch, Task};
@@ -184,28 +185,14 @@ impl RewardTask {
         if pairs.is_empty() {
             return Err(Error::EmptyCorpus("no preference pair to train on".into()));
         }
-        let special = tokenizer.special();
         let mut truncated = 0;
         let mut examples = Vec::with_capacity(pairs.len());
         for pair in pairs {
-            let mut prompt = vec![special.cls];
-            prompt.extend(tokenizer.encode(&pair.prompt)?.ids);
-            if prompt.len() >= seq_len {
-                return Err(Error::PromptTooLong {
-                    line: pair.line,
-                    len: prompt.len(),
-                    max: seq_len,
-                });
-            }
+            let prompt = frame_prompt(tokenizer, &pair.prompt, seq_len, false, pair.line)?;
             let mut sequence = |answer: &str| -> crate::Result<Vec<u32>> {
-                let mut ids = prompt.clone();
-                ids.extend(tokenizer.encode(answer)?.ids);
-                ids.push(special.sep);
-                if ids.len() > seq_len {
-                    ids.truncate(seq_len);
-                    truncated += 1;
-                }
-                Ok(ids)
+                let (tail, cut) = frame_answer(tokenizer, prompt.len(), answer, seq_len, false)?;
+                truncated += usize::from(cut);
+                Ok([prompt.as_slice(), &tail].concat())
             };
             examples.push(RewardExample {
                 chosen: sequence(&pair.chosen)?,
@@ -215,7 +202,7 @@ impl RewardTask {
         }
         Ok(Self {
             examples,
-            pad: special.pad,
+            pad: tokenizer.special().pad,
             truncated,
         })
     }
@@ -314,7 +301,9 @@ impl RewardModel {
         }
     }
 
-    /// The score of each `(prompt, answer)`, framed as in training, `batch` at a time.
+    /// The score of each `(prompt, answer)`, framed and cut as in training, `batch` at a time.
+    /// A prompt too long for the model is [`Error::PromptTooLong`], its `line` the pair's place
+    /// in `pairs` from 1.
     pub fn score(&self, pairs: &[(&str, &str)], batch: usize) -> crate::Result<Vec<f32>> {
         let device = self.encoder.token_embedding().device();
         let special = self.tokenizer.special();
@@ -322,12 +311,11 @@ impl RewardModel {
         for chunk in pairs.chunks(batch.max(1)) {
             let mut rows = Vec::with_capacity(chunk.len());
             for (prompt, answer) in chunk {
-                let mut ids = vec![special.cls];
-                ids.extend(self.tokenizer.encode(prompt)?.ids);
-                ids.extend(self.tokenizer.encode(answer)?.ids);
-                ids.truncate(self.seq_len - 1);
-                ids.push(special.sep);
-                rows.push(ids);
+                let place = scores.len() + rows.len() + 1;
+                let ids = frame_prompt(&self.tokenizer, prompt, self.seq_len, false, place)?;
+                let (tail, _) =
+                    frame_answer(&self.tokenizer, ids.len(), answer, self.seq_len, false)?;
+                rows.push([ids.as_slice(), &tail].concat());
             }
             let (ids, padding, last) = pad_rows(&rows, special.pad, &device);
             let out = self.head.scores(&self.encoder, ids, padding, last);
@@ -445,18 +433,9 @@ impl ObjectiveSettings for RewardRecipe {
             .with_center_rewards_coefficient(self.center_rewards_coefficient)
             .init(&encoder, run.device())?;
         let data = preferences::load_from(&self.data_path())?;
-        let train = RewardTask::new(&data.train, run.tokenizer, run.seq_len())?;
-        let valid = match data.valid.is_empty() {
-            true => train.clone(),
-            false => RewardTask::new(&data.valid, run.tokenizer, run.seq_len())?,
-        };
-        if run.recipe.train.progress && train.truncated() + valid.truncated() > 0 {
-            eprintln!(
-                "{} answers cut to fit sequences of {} tokens",
-                train.truncated() + valid.truncated(),
-                run.seq_len()
-            );
-        }
+        let (train, valid) =
+            data.tasks(|pairs| RewardTask::new(pairs, run.tokenizer, run.seq_len()))?;
+        run.note_cut(train.truncated() + valid.truncated());
         Ok(run.fit_tasks(encoder, head, train, valid)?.into())
     }
 

@@ -133,12 +133,13 @@ impl SftTask {
         let mut truncated = 0;
         let mut singles = Vec::with_capacity(pairs.len());
         for pair in pairs {
-            let (prompt, answer, cut) = frame(
+            let prompt = frame_prompt(tokenizer, &pair.prompt, format.seq_len, true, pair.line)?;
+            let (answer, cut) = frame_answer(
                 tokenizer,
-                &pair.prompt,
+                prompt.len(),
                 &pair.answer(),
                 format.seq_len,
-                pair.line,
+                true,
             )?;
             truncated += usize::from(cut);
             singles.push(shifted(&prompt, &answer, format.completion_only));
@@ -162,33 +163,44 @@ impl SftTask {
     }
 }
 
-/// `[CLS] prompt` and `answer [SEP]` as token ids, the answer cut (and `true` returned) where
-/// the two would give more than `seq_len` inputs; a prompt that leaves no room for an answer
-/// is an error naming its `line`.
-pub(crate) fn frame(
+/// `[CLS] prompt` as token ids: how SFT, DPO and the reward model start every sequence. A
+/// sequence holds `seq_len` tokens, or one more when `shifted` (causal LM's inputs are all but
+/// its last token); a prompt that leaves no room for an answer token and the end of text is
+/// an error naming its `line`.
+pub(crate) fn frame_prompt(
     tokenizer: &Tokenizer,
     prompt: &str,
-    answer: &str,
     seq_len: usize,
+    shifted: bool,
     line: usize,
-) -> Result<(Vec<u32>, Vec<u32>, bool)> {
-    let special = tokenizer.special();
-    let mut ids = vec![special.cls];
+) -> Result<Vec<u32>> {
+    let mut ids = vec![tokenizer.special().cls];
     ids.extend(tokenizer.encode(prompt)?.ids);
-    if ids.len() >= seq_len {
+    if ids.len() + 2 > seq_len + usize::from(shifted) {
         return Err(Error::PromptTooLong {
             line,
             len: ids.len(),
             max: seq_len,
         });
     }
-    let mut answer = tokenizer.encode(answer)?.ids;
-    answer.push(special.sep);
-    // Inputs are the sequence but its last token: at most seq_len of them.
-    let room = seq_len + 1 - ids.len();
-    let cut = answer.len() > room;
-    answer.truncate(room);
-    Ok((ids, answer, cut))
+    Ok(ids)
+}
+
+/// `answer [SEP]` as token ids after a framed prompt of `prompt_len` tokens, cut at its end
+/// (and `true` returned) where the sequence would exceed its length (see [`frame_prompt`]).
+pub(crate) fn frame_answer(
+    tokenizer: &Tokenizer,
+    prompt_len: usize,
+    answer: &str,
+    seq_len: usize,
+    shifted: bool,
+) -> Result<(Vec<u32>, bool)> {
+    let mut ids = tokenizer.encode(answer)?.ids;
+    ids.push(tokenizer.special().sep);
+    let room = seq_len + usize::from(shifted) - prompt_len;
+    let cut = ids.len() > room;
+    ids.truncate(room);
+    Ok((ids, cut))
 }
 
 /// `prompt` followed by `answer` as causal LM's inputs (all but the last token) and targets
@@ -390,7 +402,7 @@ pub(crate) fn causal_head(encoder: &TransformerEncoder, gpt2_head: bool, device:
 }
 
 /// The encoder and causal head of the pretext run in `dir` (a `clm` or an `sft` run).
-fn causal_run(dir: &Path, device: &Device) -> Result<(TransformerEncoder, Clm)> {
+pub(crate) fn causal_run(dir: &Path, device: &Device) -> Result<(TransformerEncoder, Clm)> {
     let recipe = Recipe::read(dir.join("config.json"))?;
     match &recipe.objective {
         ObjectiveRecipe::Sft(sft) => sft.load_trained(&recipe, dir, device),
@@ -435,18 +447,8 @@ impl ObjectiveSettings for SftRecipe {
             packing: self.packing,
         };
         let tokenizer = run.tokenizer;
-        let train = SftTask::new(&data.train, tokenizer, format)?;
-        let valid = match data.valid.is_empty() {
-            true => train.clone(),
-            false => SftTask::new(&data.valid, tokenizer, format)?,
-        };
-        if run.recipe.train.progress && train.truncated() + valid.truncated() > 0 {
-            eprintln!(
-                "{} answers cut to fit sequences of {} tokens",
-                train.truncated() + valid.truncated(),
-                run.seq_len()
-            );
-        }
+        let (train, valid) = data.tasks(|pairs| SftTask::new(pairs, tokenizer, format))?;
+        run.note_cut(train.truncated() + valid.truncated());
         Ok(run.fit_tasks(encoder, Sft::new(clm), train, valid)?.into())
     }
 

@@ -246,6 +246,16 @@ impl<'a> Run<'a> {
         Ok(backbone)
     }
 
+    /// Says, when the run shows progress, that `cut` answers were cut to fit its sequences.
+    pub fn note_cut(&self, cut: usize) {
+        if self.recipe.train.progress && cut > 0 {
+            eprintln!(
+                "{cut} answers cut to fit sequences of {} tokens",
+                self.seq_len()
+            );
+        }
+    }
+
     /// An encoder of the recipe's shape with the weights of `trained` (an encoder read from
     /// another run, whose dropout may differ).
     pub fn encoder_like(&self, trained: TransformerEncoder) -> Result<TransformerEncoder> {
