@@ -9,6 +9,14 @@ pub enum Error {
     /// A configuration value is out of its valid range or inconsistent with another one.
     #[error("invalid config: {0}")]
     InvalidConfig(String),
+    /// The training loss stopped being a number.
+    #[error("the loss became {loss} at step {step}; lower the learning rate")]
+    Diverged {
+        /// The step (from 1) whose loss it was.
+        step: usize,
+        /// The loss.
+        loss: f64,
+    },
     /// The hidden size cannot be split evenly over the attention heads.
     #[error("hidden size {hidden} is not divisible by the number of heads {heads}")]
     HeadsDoNotDivide {

@@ -16,6 +16,7 @@
 
 #![warn(missing_docs)]
 
+pub mod align;
 pub mod blocks;
 pub mod corpus;
 pub mod data;

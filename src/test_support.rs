@@ -41,3 +41,24 @@ pub fn pair_batch(device: &Device, variant: u32) -> TokenBatch {
     ];
     TokenBatch::collate(&examples, 0, device).unwrap()
 }
+
+/// A seeded causal model of the tiny preset over the bundled vocabulary, without dropout.
+pub fn tiny_causal_lm(device: &Device) -> crate::generate::CausalLm {
+    device.seed(21);
+    let tokenizer = crate::tokenize::Tokenizer::bundled().unwrap();
+    let encoder = crate::Preset::Tiny
+        .encoder(tokenizer.vocab_size())
+        .with_norm_first(true)
+        .with_dropout(0.0)
+        .init(device)
+        .unwrap();
+    let clm = crate::objectives::ClmConfig::new().init(&encoder, device);
+    let special = tokenizer.special();
+    crate::generate::CausalLm {
+        head: clm.head().clone(),
+        encoder,
+        bos: Some(special.cls),
+        eos: special.sep,
+        tokenizer,
+    }
+}

@@ -68,6 +68,14 @@ impl MultiHeadAttentionConfig {
 }
 
 impl MultiHeadAttention {
+    /// The same attention without dropout on its weights.
+    pub(crate) fn without_dropout(self) -> Self {
+        Self {
+            dropout: Dropout::new(0.0),
+            ..self
+        }
+    }
+
     /// Attends from `queries` `[batch, q, hidden]` to `keys_values` `[batch, k, hidden]`.
     /// Self-attention passes the same tensor twice.
     pub fn forward(

@@ -117,6 +117,12 @@ impl EmbeddingsConfig {
 }
 
 impl Embeddings {
+    /// The same embeddings without dropout.
+    pub(crate) fn without_dropout(mut self) -> Self {
+        self.input.dropout = Dropout::new(0.0);
+        self
+    }
+
     /// Embeds `ids` `[batch, len]` with optional `segments` `[batch, len]`.
     ///
     /// `len` must not exceed `max_positions`; callers check lengths up front

@@ -85,6 +85,15 @@ pub struct EncoderLayer {
 }
 
 impl EncoderLayer {
+    /// The same layer without dropout, on its residual branches or its attention weights.
+    fn without_dropout(self) -> Self {
+        Self {
+            attention: self.attention.without_dropout(),
+            dropout: Dropout::new(0.0),
+            ..self
+        }
+    }
+
     /// Applies the layer to `[batch, len, hidden]`.
     pub fn forward(&self, x: Tensor<3>, mask: Option<&AttentionMask>) -> Tensor<3> {
         let len = x.dims()[1];
@@ -344,6 +353,21 @@ impl TransformerEncoderConfig {
 }
 
 impl TransformerEncoder {
+    /// The same encoder (the same weights) with every dropout off: what a policy and its
+    /// frozen reference must be in PPO and DPO, or the policy differs from its reference
+    /// before its first update (TRL's `disable_dropout`).
+    pub fn without_dropout(self) -> Self {
+        Self {
+            embeddings: self.embeddings.without_dropout(),
+            layers: self
+                .layers
+                .into_iter()
+                .map(EncoderLayer::without_dropout)
+                .collect(),
+            ..self
+        }
+    }
+
     /// Everything after the embeddings: the projection (if factorized), every layer with the
     /// first `keys` positions as keys (see [`EncoderLayer::forward_two_stream`]), and the
     /// final LayerNorm of a pre-LN stack.

@@ -136,7 +136,7 @@ pub struct TrainReport<M: Module, O: Module> {
 }
 
 /// Orders the examples of each epoch by a seeded shuffle and hands out micro-batches.
-struct Sampler {
+pub(crate) struct Sampler {
     seed: u64,
     len: usize,
     epoch: u64,
@@ -144,7 +144,7 @@ struct Sampler {
 }
 
 impl Sampler {
-    fn new(seed: u64, len: usize) -> Self {
+    pub(crate) fn new(seed: u64, len: usize) -> Self {
         Self {
             seed,
             len,
@@ -154,7 +154,7 @@ impl Sampler {
     }
 
     /// `(epoch, example index)` of the `n`-th example the run draws.
-    fn get(&mut self, n: u64) -> (u64, usize) {
+    pub(crate) fn get(&mut self, n: u64) -> (u64, usize) {
         let epoch = n / self.len as u64;
         if epoch != self.epoch {
             use rand::seq::SliceRandom;
@@ -342,11 +342,10 @@ where
                 .collect();
             for shard in shards.run(&model, batches, &seeds, device) {
                 if !shard.loss.is_finite() {
-                    return Err(Error::InvalidConfig(format!(
-                        "the loss became {} at step {}; lower the learning rate",
-                        shard.loss,
-                        step + 1
-                    )));
+                    return Err(Error::Diverged {
+                        step: step + 1,
+                        loss: shard.loss,
+                    });
                 }
                 totals.add(shard.loss, &shard.metrics);
                 accumulator.accumulate(&model, shard.grads);

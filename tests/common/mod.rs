@@ -105,12 +105,17 @@ pub fn small_corpus(dir: &std::path::Path) -> std::path::PathBuf {
 
 /// A 10-step tiny causal run in `dir/clm` on a small corpus: what SFT and DPO tests start from.
 pub fn clm_run(dir: &std::path::Path) -> std::path::PathBuf {
+    clm_run_of(dir, 10)
+}
+
+/// A tiny causal run of `steps` steps in `dir/clm` on a small corpus.
+pub fn clm_run_of(dir: &std::path::Path, steps: usize) -> std::path::PathBuf {
     use pretext::recipe::{Recipe, RunOptions};
     let mut clm = Recipe::named("clm", Preset::Tiny).unwrap();
     clm.data.dir = Some(small_corpus(dir));
     clm.data.valid_fraction = 0.2;
-    clm.train.steps = 10;
-    clm.train.valid_every = 10;
+    clm.train.steps = steps;
+    clm.train.valid_every = steps;
     clm.train.valid_batches = 1;
     clm.train.progress = false;
     let out = dir.join("clm");

@@ -1,0 +1,198 @@
+//! Responses scored token by token: prompts (left padded, as generation runs them) followed by
+//! the responses sampled after them (right padded), run through a causal backbone in one pass,
+//! and the log-probability of every response token read where it was predicted. PPO scores
+//! its rollouts under the policy, the reference and the value head this way; the evaluation
+//! of a policy measures its KL to a reference with it.
+
+use burn::prelude::*;
+use burn::tensor::activation::log_softmax;
+
+use crate::blocks::{AttentionMask, EncoderBackbone, LmHead, TransformerEncoder, states_at};
+use crate::error::{Error, Result};
+use crate::generate::CausalLm;
+
+/// Prompts and their responses as one batch, with the flat positions that predict each
+/// response token.
+#[derive(Debug, Clone)]
+pub struct ResponseBatch {
+    /// Token ids `[rows, prompt + response]`: each prompt left padded to the longest, each
+    /// response right padded to the longest.
+    pub ids: Tensor<2, Int>,
+    /// Positions `[rows, len]`, each row counting from its first real token.
+    pub positions: Tensor<2, Int>,
+    /// Left-to-right attention with the left padding hidden.
+    pub mask: AttentionMask,
+    /// Flat index (`row · len + column`) of the state that predicts each response token, the
+    /// tokens of row 0 first `[tokens]`.
+    pub at: Tensor<1, Int>,
+    /// The response tokens in the same order `[tokens]`.
+    pub targets: Tensor<1, Int>,
+    /// Each row's response length.
+    pub lengths: Vec<usize>,
+}
+
+impl ResponseBatch {
+    /// The batch of `prompts` (token ids, the start token included) and `responses`, padded
+    /// with `pad`. Every prompt and every response needs at least one token: a response's
+    /// first token is predicted from its prompt's last.
+    pub fn new(
+        prompts: &[&[u32]],
+        responses: &[&[u32]],
+        pad: u32,
+        device: &Device,
+    ) -> Result<Self> {
+        if prompts.len() != responses.len() || prompts.is_empty() {
+            return Err(Error::InvalidConfig(format!(
+                "{} prompts for {} responses: each response needs its prompt",
+                prompts.len(),
+                responses.len()
+            )));
+        }
+        if let Some(i) =
+            (0..prompts.len()).find(|&i| prompts[i].is_empty() || responses[i].is_empty())
+        {
+            return Err(Error::InvalidConfig(format!(
+                "row {i} has an empty prompt or response: nothing predicts its first token"
+            )));
+        }
+        let rows = prompts.len();
+        let prompt_len = prompts.iter().map(|p| p.len()).max().unwrap_or(0);
+        let response_len = responses.iter().map(|r| r.len()).max().unwrap_or(0);
+        let len = prompt_len + response_len;
+        let mut ids = vec![i64::from(pad); rows * len];
+        let mut positions = vec![0i64; rows * len];
+        let mut at = Vec::new();
+        let mut targets = Vec::new();
+        let mut pads = Vec::with_capacity(rows);
+        for (r, (prompt, response)) in prompts.iter().zip(responses).enumerate() {
+            let left = prompt_len - prompt.len();
+            pads.push(left);
+            let row = &mut ids[r * len..(r + 1) * len];
+            for (t, &id) in prompt.iter().chain(response.iter()).enumerate() {
+                row[left + t] = i64::from(id);
+            }
+            for (t, p) in positions[r * len..(r + 1) * len].iter_mut().enumerate() {
+                *p = t.saturating_sub(left) as i64;
+            }
+            for (j, &id) in response.iter().enumerate() {
+                at.push((r * len + prompt_len + j - 1) as i64);
+                targets.push(i64::from(id));
+            }
+        }
+        let n = at.len();
+        Ok(Self {
+            ids: Tensor::from_data(TensorData::new(ids, [rows, len]), device),
+            positions: Tensor::from_data(TensorData::new(positions, [rows, len]), device),
+            mask: AttentionMask::cached_causal(&pads, 0, len, device),
+            at: Tensor::from_data(TensorData::new(at, [n]), device),
+            targets: Tensor::from_data(TensorData::new(targets, [n]), device),
+            lengths: responses.iter().map(|r| r.len()).collect(),
+        })
+    }
+
+    /// The backbone's states `[tokens, width]` at the positions that predict the response
+    /// tokens, and the log-probability `[tokens]` of each response token under
+    /// `softmax(logits / temperature)` of `head`.
+    pub fn score(
+        &self,
+        encoder: &TransformerEncoder,
+        head: &LmHead,
+        temperature: f64,
+    ) -> (Tensor<2>, Tensor<1>) {
+        let segments = (encoder.num_segments() > 0).then(|| self.ids.zeros_like());
+        let hidden = encoder.encode_at(
+            self.ids.clone(),
+            self.positions.clone(),
+            segments,
+            Some(&self.mask),
+        );
+        let logits = head.forward_at(hidden.clone(), self.at.clone(), encoder.token_embedding());
+        let n = self.at.dims()[0];
+        let logprobs = log_softmax(logits.div_scalar(temperature), 1)
+            .gather(1, self.targets.clone().reshape([n, 1]))
+            .reshape([n]);
+        (states_at(hidden, self.at.clone()), logprobs)
+    }
+
+    /// `flat` (one value per response token, as [`score`](Self::score) orders them) cut into
+    /// one `Vec` per row.
+    pub fn split_rows(&self, flat: Tensor<1>) -> Vec<Vec<f32>> {
+        let values: Vec<f32> = flat
+            .into_data()
+            .convert::<f32>()
+            .try_to_vec()
+            .expect("floats");
+        let mut rows = Vec::with_capacity(self.lengths.len());
+        let mut from = 0;
+        for &n in &self.lengths {
+            rows.push(values[from..from + n].to_vec());
+            from += n;
+        }
+        rows
+    }
+}
+
+/// The log-probability of every token of each response after its prompt under `model`
+/// (`softmax(logits / temperature)`), `batch` rows at a time: what a frozen reference gives
+/// PPO's KL penalty, and what measures a policy's KL to it.
+pub fn response_logprobs(
+    model: &CausalLm,
+    prompts: &[Vec<u32>],
+    responses: &[Vec<u32>],
+    temperature: f64,
+    batch: usize,
+) -> Result<Vec<Vec<f32>>> {
+    let device = model.encoder.token_embedding().device();
+    let pad = model.tokenizer.special().pad;
+    let mut out = Vec::with_capacity(prompts.len());
+    for (p, r) in prompts
+        .chunks(batch.max(1))
+        .zip(responses.chunks(batch.max(1)))
+    {
+        let p: Vec<&[u32]> = p.iter().map(Vec::as_slice).collect();
+        let r: Vec<&[u32]> = r.iter().map(Vec::as_slice).collect();
+        let rows = ResponseBatch::new(&p, &r, pad, &device)?;
+        let (_, logprobs) = rows.score(&model.encoder, &model.head, temperature);
+        out.extend(rows.split_rows(logprobs));
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::generate::SamplingConfig;
+
+    #[test]
+    fn scored_responses_match_what_generation_drew_them_with() {
+        let device = Device::flex();
+        let model = crate::test_support::tiny_causal_lm(&device);
+        let prompts = vec![vec![2, 10, 11, 12], vec![2, 13]];
+        let sampling = SamplingConfig::new()
+            .with_max_new_tokens(6)
+            .with_temperature(0.7)
+            .with_seed(3);
+        let out = model.generate(&prompts, &sampling).unwrap();
+        // One pass over prompt and response gives the log-probabilities the cached,
+        // token-by-token generation drew with, whatever the padding of the other row.
+        let scored = response_logprobs(&model, &prompts, &out.ids, 0.7, 8).unwrap();
+        for (drawn, again) in out.logprobs.iter().zip(&scored) {
+            assert_eq!(drawn.len(), again.len());
+            for (a, b) in drawn.iter().zip(again) {
+                assert!((a - b).abs() < 1e-4, "{drawn:?} {again:?}");
+            }
+        }
+        // Row by row, alone, the same.
+        let alone = response_logprobs(&model, &prompts[1..], &out.ids[1..], 0.7, 8).unwrap();
+        for (a, b) in alone[0].iter().zip(&scored[1]) {
+            assert!((a - b).abs() < 1e-5);
+        }
+    }
+
+    #[test]
+    fn an_empty_response_is_an_error() {
+        let device = Device::flex();
+        let err = ResponseBatch::new(&[&[2, 5]], &[&[]], 0, &device).unwrap_err();
+        assert!(matches!(err, Error::InvalidConfig(_)), "{err}");
+    }
+}

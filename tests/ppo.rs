@@ -1,0 +1,310 @@
+//! PPO from a tiny causal run: against a rule that likes one letter, the score of the policy's
+//! samples rises while the KL to the start stays bounded, and the first update's ratio is 1
+//! (no dropout, the reference equal to the policy); against a tiny reward model, a resumed run replays the rollouts
+//! and updates of an uninterrupted one exactly; responses that never reach the end of text
+//! are penalised, not a crash; bad settings are typed errors.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+
+use burn::prelude::*;
+use pretext::Preset;
+use pretext::align::{PpoConfig, PpoOptions, Scorer, StyleScorer, load_policy, ppo};
+use pretext::blocks::EncoderBackbone;
+use pretext::error::Error;
+use pretext::objectives::reward::RewardModel;
+use pretext::recipe::{Recipe, RunOptions};
+use pretext::train::LogRecord;
+
+/// A 100-step causal run (sure enough of its words for a few PPO steps to move it) and a
+/// 30-step reward model started from it, under `dir`.
+fn runs(dir: &Path) -> (PathBuf, PathBuf) {
+    let clm = common::clm_run_of(dir, 100);
+    let mut reward = Recipe::named("reward", Preset::Tiny)
+        .unwrap()
+        .init_from(&clm)
+        .unwrap();
+    reward.train.steps = 30;
+    reward.train.valid_every = 30;
+    reward.train.valid_batches = 1;
+    reward.train.progress = false;
+    let out = dir.join("reward");
+    reward
+        .run(&RunOptions::new(&out, Device::flex().autodiff()))
+        .unwrap();
+    (clm, out)
+}
+
+/// A scorer of one's own, dense enough for a few steps to show: the share of a response's
+/// letters that are `e`.
+struct LikesE;
+
+impl Scorer for LikesE {
+    fn score(&self, pairs: &[(&str, &str)]) -> pretext::Result<Vec<f32>> {
+        Ok(pairs
+            .iter()
+            .map(|(_, response)| {
+                let letters = response.chars().filter(|c| c.is_alphabetic()).count();
+                let es = response.chars().filter(|&c| c == 'e').count();
+                es as f32 / letters.max(1) as f32
+            })
+            .collect())
+    }
+
+    fn name(&self) -> String {
+        "likes e".into()
+    }
+}
+
+fn prompts() -> Vec<String> {
+    let data = pretext::finetune::instructions::load().unwrap();
+    data.valid
+        .iter()
+        .take(64)
+        .map(|p| p.prompt.clone())
+        .collect()
+}
+
+fn config(steps: usize) -> PpoConfig {
+    PpoConfig {
+        steps,
+        batch_size: 16,
+        num_ppo_epochs: 4,
+        num_mini_batches: 2,
+        learning_rate: 1e-3,
+        response_length: 6,
+        temperature: 1.0,
+        kl_coef: 0.05,
+        progress: false,
+        ..PpoConfig::default()
+    }
+}
+
+fn metric(records: &[LogRecord], name: &str) -> Vec<f64> {
+    records.iter().map(|r| r.metrics[name]).collect()
+}
+
+/// A record without its timings, which differ run to run.
+fn untimed(record: &LogRecord) -> String {
+    let mut record = record.clone();
+    record.tokens_per_s = 0.0;
+    record.metrics.remove("eps");
+    format!("{record:?}")
+}
+
+#[test]
+fn ppo_raises_the_score_and_resumes_exactly() {
+    let dir = common::temp_dir("ppo");
+    let (policy, reward) = runs(&dir);
+    let reward = RewardModel::load(&reward, &Device::flex()).unwrap();
+    let prompts = prompts();
+    let device = Device::flex().autodiff();
+
+    let steps = 40;
+    let whole = ppo(
+        &policy,
+        &LikesE,
+        &prompts,
+        &PpoConfig {
+            missing_eos_penalty: 0.0,
+            ..config(steps)
+        },
+        &PpoOptions::new(dir.join("whole"), device.clone()),
+    )
+    .unwrap();
+    let history = &whole.history;
+    assert_eq!(history.len(), steps);
+    // The policy is its own reference at the first rollout, and nothing drops out: the
+    // first minibatch's ratio is 1 up to rounding, the KL 0.
+    let first = &history[0].metrics;
+    assert!(first["objective/kl"].abs() < 1e-3, "{first:?}");
+    for name in [
+        "objective/entropy",
+        "objective/rlhf_reward",
+        "objective/non_score_reward",
+        "policy/approxkl_avg",
+        "policy/clipfrac_avg",
+        "val/clipfrac_avg",
+        "val/ratio",
+        "loss/value_avg",
+        "eps",
+        "episode",
+    ] {
+        assert!(first.contains_key(name), "{name} missing");
+    }
+    let scores = metric(history, "objective/scores");
+    let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len() as f64;
+    let (early, late) = (mean(&scores[..6]), mean(&scores[steps - 6..]));
+    eprintln!(
+        "scores {scores:?}\nkl {:?}\neos {:?}",
+        metric(history, "objective/kl"),
+        metric(history, "val/num_eos_tokens")
+    );
+    assert!(late > early + 0.02, "the score rose from {early} to {late}");
+    let kl = metric(history, "objective/kl");
+    assert!(kl[steps - 1] < 10.0, "KL stays bounded: {kl:?}");
+    let ratio = metric(history, "val/ratio");
+    assert!(ratio.iter().all(|r| (r - 1.0).abs() < 0.2), "{ratio:?}");
+
+    // Against the reward model, interrupted after 3 steps, then resumed: the same records
+    // and the same weights as an uninterrupted run.
+    let steps = 6;
+    let whole = ppo(
+        &policy,
+        &reward,
+        &prompts,
+        &config(steps),
+        &PpoOptions::new(dir.join("whole-rm"), device.clone()),
+    )
+    .unwrap();
+    let history = &whole.history;
+    let halves = dir.join("halves");
+    let paused = PpoConfig {
+        pause_after: Some(3),
+        ..config(steps)
+    };
+    ppo(
+        &policy,
+        &reward,
+        &prompts,
+        &paused,
+        &PpoOptions::new(&halves, device.clone()),
+    )
+    .unwrap();
+    let resumed = ppo(
+        &policy,
+        &reward,
+        &prompts,
+        &config(steps),
+        &PpoOptions {
+            resume: true,
+            ..PpoOptions::new(&halves, device.clone())
+        },
+    )
+    .unwrap();
+    assert_eq!(resumed.history.len(), steps - 3);
+    for (a, b) in history[3..].iter().zip(&resumed.history) {
+        assert_eq!(untimed(a), untimed(b));
+    }
+    let weights = |m: &pretext::generate::CausalLm| -> Vec<f32> {
+        m.encoder
+            .token_embedding()
+            .into_data()
+            .convert::<f32>()
+            .try_to_vec()
+            .unwrap()
+    };
+    assert_eq!(weights(&whole.policy), weights(&resumed.policy));
+    // The run directory loads as a policy, the trained weights in it.
+    let loaded = load_policy(&halves, &Device::flex()).unwrap();
+    assert_eq!(weights(&loaded), weights(&whole.policy));
+
+    // Resuming with another KL coefficient is refused and names it.
+    let err = ppo(
+        &policy,
+        &reward,
+        &prompts,
+        &PpoConfig {
+            kl_coef: 0.5,
+            ..config(steps)
+        },
+        &PpoOptions {
+            resume: true,
+            ..PpoOptions::new(&halves, device.clone())
+        },
+    )
+    .unwrap_err();
+    assert!(
+        matches!(&err, Error::InvalidConfig(m) if m.contains("kl_coef")),
+        "{err}"
+    );
+
+    // Responses cut before the end of text lose the penalty, exactly: the first rollouts are
+    // the same with and without it.
+    let short = |penalty: f64, name: &str| {
+        let config = PpoConfig {
+            steps: 1,
+            response_length: 2,
+            missing_eos_penalty: penalty,
+            ..config(1)
+        };
+        let out = PpoOptions::new(dir.join(name), device.clone());
+        ppo(&policy, &reward, &prompts, &config, &out)
+            .unwrap()
+            .history[0]
+            .metrics
+            .clone()
+    };
+    let (free, penalised) = (short(0.0, "free"), short(3.0, "penalised"));
+    let unfinished = 1.0 - penalised["val/num_eos_tokens"] / 16.0;
+    assert!(
+        unfinished > 0.0,
+        "two tokens leave some responses unfinished"
+    );
+    let gap = free["objective/scores"] - penalised["objective/scores"];
+    assert!(
+        (gap - 3.0 * unfinished).abs() < 1e-4,
+        "{gap} vs {unfinished}"
+    );
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[test]
+fn bad_ppo_settings_are_typed_errors() {
+    let device = Device::flex().autodiff();
+    let dir = common::temp_dir("ppo-bad");
+    let prompts = vec!["Repeat the words: the jury Answer:".to_string()];
+    let nowhere = Path::new("/no/such/run");
+    let (judge, _) = StyleScorer::bundled_shakespeare().unwrap();
+    for (config, wanted) in [
+        (
+            PpoConfig {
+                kl_coef: -0.1,
+                ..PpoConfig::default()
+            },
+            "KL coefficient",
+        ),
+        (
+            PpoConfig {
+                num_mini_batches: 64,
+                ..PpoConfig::default()
+            },
+            "minibatches",
+        ),
+        (
+            PpoConfig {
+                temperature: 0.0,
+                ..PpoConfig::default()
+            },
+            "temperature",
+        ),
+    ] {
+        let err = ppo(
+            nowhere,
+            &judge,
+            &prompts,
+            &config,
+            &PpoOptions::new(dir.join("run"), device.clone()),
+        )
+        .unwrap_err();
+        assert!(
+            matches!(&err, Error::InvalidConfig(m) if m.contains(wanted)),
+            "{err}"
+        );
+    }
+    // A policy whose tokenizer reads text otherwise than the reward model's.
+    let (_, reward) = runs(&dir);
+    let reward = RewardModel::load(&reward, &Device::flex()).unwrap();
+    let gpt2 = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/hf/gpt2-bundled-vocab");
+    let err = ppo(
+        &gpt2,
+        &reward,
+        &prompts,
+        &PpoConfig::default(),
+        &PpoOptions::new(dir.join("run"), device.clone()),
+    )
+    .unwrap_err();
+    assert!(matches!(err, Error::TokenizerMismatch { .. }), "{err}");
+    std::fs::remove_dir_all(dir).unwrap();
+}
