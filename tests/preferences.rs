@@ -1,5 +1,6 @@
 //! Learning from preferences through recipes. The reward model, trained on the bundled
-//! preference pairs, starts near ln 2 and leaves chance on held-out pairs; DPO from a causal
+//! preference pairs, starts near ln 2 and leaves chance on held-out pairs, and trains on
+//! rankings of several answers beside pairs; DPO from a causal
 //! run starts at exactly ln 2 with zero rewards (the policy is its reference) and learns the
 //! pairs; bad settings are typed errors naming the field.
 
@@ -52,6 +53,69 @@ fn a_reward_model_learns_the_bundled_preferences() {
     assert!(accuracy > 0.6, "held-out accuracy {accuracy}");
     for metric in ["margin", "mean_reward"] {
         assert!(valid.metrics.contains_key(metric), "{metric}");
+    }
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[test]
+fn a_reward_model_trains_on_rankings_beside_pairs() {
+    let dir = common::temp_dir("reward-rankings");
+    let words = [
+        "the jury said",
+        "it was late",
+        "a quiet night",
+        "one careful doctor",
+    ];
+    let mut lines = Vec::new();
+    for (i, phrase) in words.iter().cycle().take(24).enumerate() {
+        let prompt = format!("Repeat the words: {phrase} Answer:");
+        let mut parts: Vec<&str> = phrase.split(' ').collect();
+        let dropped = parts[1..].join(" ");
+        parts.swap(0, 1);
+        let swapped = parts.join(" ");
+        let split = if i % 6 == 5 { "valid" } else { "train" };
+        // Every third line a pair, the others rankings of three: right, swapped, dropped.
+        let line = match i % 3 {
+            0 => serde_json::json!({
+                "prompt": prompt, "chosen": phrase, "rejected": dropped, "split": split,
+            }),
+            _ => serde_json::json!({
+                "prompt": prompt, "ranked": [phrase, swapped, dropped], "split": split,
+            }),
+        };
+        lines.push(line.to_string());
+    }
+    let data = dir.join("rankings.jsonl");
+    std::fs::write(&data, lines.join("\n")).unwrap();
+    let mut recipe = Recipe::named("reward", Preset::Tiny).unwrap();
+    let ObjectiveRecipe::Reward(settings) = &mut recipe.objective else {
+        unreachable!()
+    };
+    settings.data = Some(data);
+    recipe.train.steps = 40;
+    recipe.train.valid_every = 40;
+    recipe.train.valid_batches = 1;
+    recipe.train.log_every = 1;
+    recipe.train.progress = false;
+    let report = recipe
+        .run(&RunOptions::new(dir.join("run"), Device::flex().autodiff()))
+        .unwrap();
+    let train = common::train_losses(&report.history);
+    // A fresh head scores every answer near 0: each comparison, and so each ranking's mean
+    // of them, costs about ln 2.
+    assert!(
+        (train[0] - std::f64::consts::LN_2).abs() < 0.1,
+        "a fresh head scores near 0: {train:?}"
+    );
+    let last = train[train.len() - 5..].iter().sum::<f64>() / 5.0;
+    assert!(last < train[0] - 0.1, "the rankings are learnt: {train:?}");
+    let valid = report
+        .history
+        .iter()
+        .rfind(|r| r.split == Split::Valid)
+        .unwrap();
+    for metric in ["accuracy", "margin", "mean_reward"] {
+        assert!(valid.metrics[metric].is_finite(), "{metric}");
     }
     std::fs::remove_dir_all(dir).unwrap();
 }

@@ -1,8 +1,17 @@
 //! The reward model of InstructGPT's second step: a scalar head read at the last real token
 //! of each sequence (the end of text after the answer, never a padding position), trained on
-//! preference pairs ([`crate::finetune::preferences`]) with the pairwise loss
-//! `−log σ(r_chosen − r_rejected − margin)`, plus TRL's optional
-//! `center_rewards_coefficient · mean((r_chosen + r_rejected)²)`, which keeps rewards near 0.
+//! rankings of answers to a prompt ([`crate::finetune::preferences`]; a preference pair is a
+//! ranking of two) with the pairwise loss `−log σ(r_better − r_worse − margin)`, plus TRL's
+//! optional `center_rewards_coefficient · mean((r_better + r_worse)²)`, which keeps rewards
+//! near 0.
+//!
+//! As InstructGPT (Ouyang et al. 2022, §3.5), the C(K, 2) comparisons of a prompt's K ranked
+//! answers are one batch element, not C(K, 2) of them: its K sequences are scored once, and
+//! its comparisons share a weight of 1/C(K, 2), so that the loss is
+//! `−1/C(K,2) · Σ log σ(r_better − r_worse)` per prompt, averaged over the batch's prompts.
+//! Comparisons of one ranking are correlated; fed as separate elements they overfit after a
+//! single pass, and cost a forward pass of each answer per comparison it is in.
+//! On a batch of pairs (K = 2) this is [`pairwise_loss`] exactly.
 //!
 //! Sequences are `[CLS] prompt answer [SEP]`, as SFT frames them. The backbone reads them left
 //! to right (a causal model's view, the SFT model it usually starts from) or both ways.
@@ -19,7 +28,7 @@ use super::{Metric, Objective, ObjectiveOutput};
 use crate::blocks::{AttentionMask, EncoderBackbone, TransformerEncoder, normal_linear, states_at};
 use crate::data::{Batch, Task};
 use crate::error::Error;
-use crate::finetune::preferences::{self, Preference};
+use crate::finetune::preferences::{self, Ranking};
 use crate::noise::ExampleRng;
 use crate::preset::Preset;
 use crate::recipe::{ObjectiveRecipe, ObjectiveSettings, Recipe, Run, RunReport};
@@ -32,7 +41,7 @@ pub struct RewardHeadConfig {
     /// Default true.
     #[config(default = true)]
     pub causal: bool,
-    /// Weight of `mean((r_chosen + r_rejected)²)` in the loss (TRL's
+    /// Weight in the loss of the comparisons' weighted mean of `(r_better + r_worse)²` (TRL's
     /// `center_rewards_coefficient`); 0 for none. Default 0.
     #[config(default = 0.0)]
     pub center_rewards_coefficient: f64,
@@ -95,29 +104,67 @@ impl RewardHead {
 /// The pairwise loss of `chosen` and `rejected` scores `[pairs]`, each pair's `margin`
 /// subtracted from its difference, plus `center · mean((chosen + rejected)²)`; with the
 /// metrics `accuracy` (the share of pairs scored the right way round), `margin` (the mean
-/// difference) and `mean_reward` (the mean of all scores).
+/// difference) and `mean_reward` (the mean of all scores). It is [`ranking_loss`] on a batch
+/// of pairs, each its own group.
 pub fn pairwise_loss(
     chosen: Tensor<1>,
     rejected: Tensor<1>,
     margin: Tensor<1>,
     center: f64,
 ) -> ObjectiveOutput {
-    let pairs = chosen.dims()[0] as f32;
+    let pairs = chosen.dims()[0];
     let device = chosen.device();
-    let difference = chosen.clone() - rejected.clone();
-    let mut loss = log_sigmoid(difference.clone() - margin).neg().mean();
+    // Chosen scores are rows 0..pairs, rejected ones pairs..2·pairs.
+    let comparisons = Comparisons {
+        better: Tensor::arange(0..pairs as i64, &device),
+        worse: Tensor::arange(pairs as i64..2 * pairs as i64, &device),
+        margin,
+        weight: Tensor::full([pairs], 1.0 / pairs as f64, &device),
+    };
+    ranking_loss(Tensor::cat(vec![chosen, rejected], 0), comparisons, center)
+}
+
+/// The comparisons of a batch's scores `[rows]`: which row scores the better answer and which
+/// the worse, each `[pairs]`, with the pair's margin and weight.
+#[derive(Debug, Clone)]
+pub struct Comparisons {
+    /// The row of the better answer of each pair.
+    pub better: Tensor<1, Int>,
+    /// The row of the worse answer.
+    pub worse: Tensor<1, Int>,
+    /// How far the better should score above the worse.
+    pub margin: Tensor<1>,
+    /// The pair's share of the loss, 1/(C(K, 2) · groups) for a group of K answers; the
+    /// weights of a batch sum to 1.
+    pub weight: Tensor<1>,
+}
+
+/// The loss of `scores` `[rows]` over `comparisons`:
+/// `Σ weight · −log σ(r_better − r_worse − margin)` plus
+/// `center · Σ weight · (r_better + r_worse)²`; with the metrics `accuracy` (the share of
+/// pairs scored the right way round) and `margin` (the mean difference), each pair counted
+/// once, and `mean_reward` (the mean of all scores).
+pub fn ranking_loss(scores: Tensor<1>, comparisons: Comparisons, center: f64) -> ObjectiveOutput {
+    let device = scores.device();
+    let rows = scores.dims()[0] as f32;
+    let pairs = comparisons.better.dims()[0] as f32;
+    let better = scores.clone().select(0, comparisons.better);
+    let worse = scores.clone().select(0, comparisons.worse);
+    let weight = comparisons.weight;
+    let difference = better.clone() - worse.clone();
+    let nll = log_sigmoid(difference.clone() - comparisons.margin).neg();
+    let mut loss = (nll * weight.clone()).sum();
     if center > 0.0 {
-        let sum = chosen.clone() + rejected.clone();
-        loss = loss + (sum.clone() * sum).mean().mul_scalar(center);
+        let sum = better + worse;
+        loss = loss + (sum.clone() * sum * weight).sum().mul_scalar(center);
     }
-    let count = Tensor::from_floats([pairs], &device);
+    let count = |n: f32| Tensor::from_floats([n], &device);
     let right = difference.clone().detach().greater_elem(0.0).float().sum();
-    let scores = (chosen + rejected).detach().sum();
     ObjectiveOutput {
         metrics: vec![
-            Metric::mean("accuracy", right, count.clone()),
-            Metric::mean("margin", difference.detach().sum(), count.clone()),
-            Metric::mean("mean_reward", scores, count.mul_scalar(2.0)),
+            Metric::mean("accuracy", right, count(pairs)),
+            Metric::mean("margin", difference.detach().sum(), count(pairs)),
+            Metric::mean("mean_reward", scores.detach().sum(), count(rows)),
         ],
         loss,
     }
@@ -127,38 +174,32 @@ impl Objective<TransformerEncoder> for RewardHead {
     type Batch = RewardBatch;
 
     fn forward(&self, backbone: &TransformerEncoder, batch: RewardBatch) -> ObjectiveOutput {
-        let rows = batch.ids.dims()[0];
-        let pairs = rows / 2;
         let scores = self.scores(backbone, batch.ids, batch.padding, batch.last);
-        // Chosen answers fill the first half of the rows, their rejected ones the second.
-        let chosen = scores.clone().slice([0..pairs]);
-        let rejected = scores.slice([pairs..rows]);
-        pairwise_loss(chosen, rejected, batch.margin, self.center)
+        ranking_loss(scores, batch.comparisons, self.center)
     }
 }
 
-/// One preference pair as token ids: `[CLS] prompt answer [SEP]` for each answer.
+/// One ranking as token ids: `[CLS] prompt answer [SEP]` for each answer, best first.
 #[derive(Debug, Clone, PartialEq)]
 pub struct RewardExample {
-    /// The sequence with the preferred answer.
-    pub chosen: Vec<u32>,
-    /// The sequence with the other answer.
-    pub rejected: Vec<u32>,
-    /// How far the chosen should score above the rejected.
+    /// The sequences, the best answer's first; at least two.
+    pub sequences: Vec<Vec<u32>>,
+    /// How far each should score above the ones after it (a pair line's margin, else 0).
     pub margin: f64,
 }
 
-/// Pairs as a batch: `2 × pairs` rows, every chosen sequence, then every rejected one.
+/// Rankings as a batch: the sequences of every ranking, ranking after ranking (each best
+/// first), and the comparisons between them.
 #[derive(Debug, Clone)]
 pub struct RewardBatch {
-    /// Token ids `[2 · pairs, len]`, padded at the end.
+    /// Token ids `[rows, len]`, padded at the end.
     pub ids: Tensor<2, Int>,
-    /// Padding `[2 · pairs, len]`.
+    /// Padding `[rows, len]`.
     pub padding: Tensor<2, Bool>,
-    /// Flat index of each row's last real token `[2 · pairs]`.
+    /// Flat index of each row's last real token `[rows]`.
     pub last: Tensor<1, Int>,
-    /// Each pair's margin `[pairs]`.
-    pub margin: Tensor<1>,
+    /// The C(K, 2) comparisons of each ranking of K rows.
+    pub comparisons: Comparisons,
     /// Real tokens.
     pub num_tokens: usize,
 }
@@ -169,7 +210,8 @@ impl Batch for RewardBatch {
     }
 }
 
-/// The data side of a reward model: preference pairs as sequences.
+/// The data side of a reward model: rankings (and preference pairs, rankings of two) as
+/// sequences.
 #[derive(Debug, Clone)]
 pub struct RewardTask {
     examples: Vec<RewardExample>,
@@ -178,26 +220,32 @@ pub struct RewardTask {
 }
 
 impl RewardTask {
-    /// `pairs` tokenized by `tokenizer`, sequences of at most `seq_len` tokens; an answer too
-    /// long is cut (its score is then read at its last kept token), a prompt that leaves no
-    /// room for an answer is an error naming its line.
-    pub fn new(pairs: &[Preference], tokenizer: &Tokenizer, seq_len: usize) -> crate::Result<Self> {
-        if pairs.is_empty() {
-            return Err(Error::EmptyCorpus("no preference pair to train on".into()));
+    /// `rankings` tokenized by `tokenizer`, one example each, sequences of at most `seq_len`
+    /// tokens; an answer too long is cut (its score is then read at its last kept token), a
+    /// prompt that leaves no room for an answer is an error naming its line.
+    pub fn new(rankings: &[Ranking], tokenizer: &Tokenizer, seq_len: usize) -> crate::Result<Self> {
+        if rankings.is_empty() {
+            return Err(Error::EmptyCorpus(
+                "no preference pair or ranking to train on".into(),
+            ));
         }
         let mut truncated = 0;
-        let mut examples = Vec::with_capacity(pairs.len());
-        for pair in pairs {
-            let prompt = frame_prompt(tokenizer, &pair.prompt, seq_len, false, pair.line)?;
-            let mut sequence = |answer: &str| -> crate::Result<Vec<u32>> {
-                let (tail, cut) = frame_answer(tokenizer, prompt.len(), answer, seq_len, false)?;
-                truncated += usize::from(cut);
-                Ok([prompt.as_slice(), &tail].concat())
-            };
+        let mut examples = Vec::with_capacity(rankings.len());
+        for ranking in rankings {
+            let prompt = frame_prompt(tokenizer, &ranking.prompt, seq_len, false, ranking.line)?;
+            let sequences = ranking
+                .answers
+                .iter()
+                .map(|answer| {
+                    let (tail, cut) =
+                        frame_answer(tokenizer, prompt.len(), answer, seq_len, false)?;
+                    truncated += usize::from(cut);
+                    Ok([prompt.as_slice(), &tail].concat())
+                })
+                .collect::<crate::Result<_>>()?;
             examples.push(RewardExample {
-                chosen: sequence(&pair.chosen)?,
-                rejected: sequence(&pair.rejected)?,
-                margin: pair.margin,
+                sequences,
+                margin: ranking.margin,
             });
         }
         Ok(Self {
@@ -229,19 +277,43 @@ impl Task for RewardTask {
         if examples.is_empty() {
             return Err(Error::InvalidConfig("cannot collate an empty batch".into()));
         }
-        let rows: Vec<Vec<u32>> = examples
-            .iter()
-            .map(|e| e.chosen.clone())
-            .chain(examples.iter().map(|e| e.rejected.clone()))
-            .collect();
+        if let Some(e) = examples.iter().find(|e| e.sequences.len() < 2) {
+            return Err(Error::InvalidConfig(format!(
+                "a ranking of {} answer(s) compares nothing: it needs 2 or more",
+                e.sequences.len()
+            )));
+        }
+        let groups = examples.len() as f64;
+        let mut rows: Vec<&[u32]> = Vec::new();
+        let (mut better, mut worse) = (Vec::new(), Vec::new());
+        let (mut margin, mut weight) = (Vec::new(), Vec::new());
+        for example in examples {
+            let k = example.sequences.len();
+            // Each ranking weighs 1/groups, shared by its C(K, 2) comparisons.
+            let share = 1.0 / ((k * (k - 1) / 2) as f64 * groups);
+            for (b, w) in preferences::comparisons(k) {
+                better.push((rows.len() + b) as i64);
+                worse.push((rows.len() + w) as i64);
+                margin.push(example.margin as f32);
+                weight.push(share as f32);
+            }
+            rows.extend(example.sequences.iter().map(Vec::as_slice));
+        }
         let (ids, padding, last) = pad_rows(&rows, self.pad, device);
-        let margin: Vec<f32> = examples.iter().map(|e| e.margin as f32).collect();
+        let pairs = better.len();
+        let floats = |v: Vec<f32>| Tensor::from_data(TensorData::new(v, [pairs]), device);
+        let ints = |v: Vec<i64>| Tensor::from_data(TensorData::new(v, [pairs]), device);
         Ok(RewardBatch {
             ids,
             padding,
             last,
-            margin: Tensor::from_data(TensorData::new(margin, [examples.len()]), device),
-            num_tokens: rows.iter().map(Vec::len).sum(),
+            comparisons: Comparisons {
+                better: ints(better),
+                worse: ints(worse),
+                margin: floats(margin),
+                weight: floats(weight),
+            },
+            num_tokens: rows.iter().map(|r| r.len()).sum(),
         })
     }
 }
@@ -332,17 +404,17 @@ impl RewardModel {
 
 /// `rows` padded at the end into ids and padding `[rows, len]`, with each row's last real
 /// token as a flat index `[rows]`.
-fn pad_rows(
-    rows: &[Vec<u32>],
+fn pad_rows<R: AsRef<[u32]>>(
+    rows: &[R],
     pad: u32,
     device: &Device,
 ) -> (Tensor<2, Int>, Tensor<2, Bool>, Tensor<1, Int>) {
-    let len = rows.iter().map(Vec::len).max().unwrap_or(0);
+    let len = rows.iter().map(|r| r.as_ref().len()).max().unwrap_or(0);
     let n = rows.len();
     let mut ids = vec![i64::from(pad); n * len];
     let mut padding = vec![true; n * len];
     let mut last = Vec::with_capacity(n);
-    for (r, row) in rows.iter().enumerate() {
+    for (r, row) in rows.iter().map(AsRef::as_ref).enumerate() {
         for (t, &id) in row.iter().enumerate() {
             ids[r * len + t] = i64::from(id);
             padding[r * len + t] = false;
@@ -360,14 +432,15 @@ fn pad_rows(
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RewardRecipe {
-    /// The preference pairs (JSON lines); none: the bundled `data/preferences.jsonl`.
+    /// The preference pairs or rankings (JSON lines); none: the bundled
+    /// `data/preferences.jsonl`.
     #[serde(default)]
     pub data: Option<PathBuf>,
     /// Read sequences left to right, as the causal model it starts from. Default true.
     #[serde(default = "yes")]
     pub causal: bool,
-    /// TRL's `center_rewards_coefficient`: weight of `mean((r_chosen + r_rejected)²)`.
-    /// Default 0.
+    /// TRL's `center_rewards_coefficient`: weight of the comparisons' weighted mean of
+    /// `(r_better + r_worse)²`. Default 0.
     #[serde(default)]
     pub center_rewards_coefficient: f64,
 }
@@ -432,9 +505,9 @@ impl ObjectiveSettings for RewardRecipe {
             .with_causal(self.causal)
             .with_center_rewards_coefficient(self.center_rewards_coefficient)
             .init(&encoder, run.device())?;
-        let data = preferences::load_from(&self.data_path())?;
+        let data = preferences::load_rankings(&self.data_path())?;
         let (train, valid) =
-            data.tasks(|pairs| RewardTask::new(pairs, run.tokenizer, run.seq_len()))?;
+            data.tasks(|rankings| RewardTask::new(rankings, run.tokenizer, run.seq_len()))?;
         run.note_cut(train.truncated() + valid.truncated());
         Ok(run.fit_tasks(encoder, head, train, valid)?.into())
     }
@@ -479,42 +552,168 @@ mod tests {
         assert!((centred.loss.into_scalar::<f32>() as f64 - with).abs() < 1e-5);
     }
 
+    /// A task that only collates, padding with `pad`.
+    fn collator(pad: u32) -> RewardTask {
+        RewardTask {
+            examples: Vec::new(),
+            pad,
+            truncated: 0,
+        }
+    }
+
+    fn ints(t: Tensor<1, Int>) -> Vec<i64> {
+        t.into_data().convert::<i64>().try_to_vec().unwrap()
+    }
+
+    fn nll(d: f64) -> f64 {
+        (1.0 + (-d).exp()).ln()
+    }
+
+    #[test]
+    fn a_ranking_of_three_is_three_comparisons_of_a_third_each_on_hand_values() {
+        let device = Device::flex();
+        let three = RewardExample {
+            sequences: vec![vec![2, 5, 3], vec![2, 6, 3], vec![2, 7, 3]],
+            margin: 0.0,
+        };
+        let batch = collator(0)
+            .collate(std::slice::from_ref(&three), &device)
+            .unwrap();
+        let c = batch.comparisons;
+        assert_eq!(ints(c.better.clone()), [0, 0, 1]);
+        assert_eq!(ints(c.worse.clone()), [1, 2, 2]);
+        assert_eq!(values(c.weight.clone()), [1.0 / 3.0; 3]);
+        assert_eq!(values(c.margin.clone()), [0.0; 3]);
+        // Scores best first 2, 0.5, 1: differences 1.5, 1, -0.5; the second and third are
+        // the wrong way round.
+        let scores = || Tensor::<1>::from_floats([2.0, 0.5, 1.0], &device);
+        let expected = (nll(1.5) + nll(1.0) + nll(-0.5)) / 3.0;
+        let out = ranking_loss(scores(), c.clone(), 0.0);
+        assert!((out.loss.clone().into_scalar::<f32>() as f64 - expected).abs() < 1e-6);
+        assert!((metric(&out, "accuracy") - 2.0 / 3.0).abs() < 1e-6);
+        assert!((metric(&out, "margin") - 2.0 / 3.0).abs() < 1e-6);
+        assert!((metric(&out, "mean_reward") - 3.5 / 3.0).abs() < 1e-6);
+        // Centring adds 0.1 · mean of (2.5², 3², 1.5²) = 0.1 · 17.5/3.
+        let centred = ranking_loss(scores(), c, 0.1);
+        let with = expected + 0.1 * 17.5 / 3.0;
+        assert!((centred.loss.into_scalar::<f32>() as f64 - with).abs() < 1e-5);
+    }
+
+    #[test]
+    fn each_ranking_weighs_the_same_whatever_its_size() {
+        let device = Device::flex();
+        let three = RewardExample {
+            sequences: vec![vec![2, 5, 3], vec![2, 6, 3], vec![2, 7, 3]],
+            margin: 0.0,
+        };
+        let two = RewardExample {
+            sequences: vec![vec![2, 8, 9, 3], vec![2, 8, 3]],
+            margin: 0.5,
+        };
+        let batch = collator(0).collate(&[three, two], &device).unwrap();
+        assert_eq!(batch.num_tokens, 3 * 3 + 4 + 3);
+        let c = batch.comparisons;
+        assert_eq!(ints(c.better.clone()), [0, 0, 1, 3]);
+        assert_eq!(ints(c.worse.clone()), [1, 2, 2, 4]);
+        let sixth = 1.0 / 6.0;
+        assert_eq!(values(c.weight.clone()), [sixth, sixth, sixth, 0.5]);
+        assert_eq!(values(c.margin.clone()), [0.0, 0.0, 0.0, 0.5]);
+        // The pair scores 0 and 1 less its margin: difference -1.5.
+        let scores = Tensor::<1>::from_floats([2.0, 0.5, 1.0, 0.0, 1.0], &device);
+        let out = ranking_loss(scores, c, 0.0);
+        let expected = (nll(1.5) + nll(1.0) + nll(-0.5)) / 3.0 / 2.0 + nll(-1.5) / 2.0;
+        assert!((out.loss.clone().into_scalar::<f32>() as f64 - expected).abs() < 1e-6);
+        // Each pair counts once in the metrics; each sequence once in the mean reward.
+        assert!((metric(&out, "accuracy") - 2.0 / 4.0).abs() < 1e-6);
+        assert!((metric(&out, "margin") - 1.0 / 4.0).abs() < 1e-6);
+        assert!((metric(&out, "mean_reward") - 4.5 / 5.0).abs() < 1e-6);
+        let one = RewardExample {
+            sequences: vec![vec![2, 5, 3]],
+            margin: 0.0,
+        };
+        let err = collator(0).collate(&[one], &device).unwrap_err();
+        assert!(matches!(err, Error::InvalidConfig(_)), "{err}");
+    }
+
+    #[test]
+    fn on_rankings_of_two_the_reward_head_is_the_pairwise_loss() {
+        let device = Device::flex();
+        let (encoder, _, _) = crate::test_support::tiny_parts(&device);
+        let pairs = [
+            (vec![2, 7, 8, 3], vec![2, 5, 3], 0.0),
+            (vec![2, 9, 3], vec![2, 9, 10, 11, 3], 0.5),
+            (vec![2, 12, 13, 3], vec![2, 14, 3], 1.0),
+        ];
+        let examples: Vec<RewardExample> = pairs
+            .iter()
+            .map(|(chosen, rejected, margin)| RewardExample {
+                sequences: vec![chosen.clone(), rejected.clone()],
+                margin: *margin,
+            })
+            .collect();
+        let margins = Tensor::<1>::from_floats([0.0, 0.5, 1.0], &device);
+        for center in [0.0, 0.1] {
+            let head = RewardHeadConfig::new()
+                .with_center_rewards_coefficient(center)
+                .init(&encoder, &device)
+                .unwrap();
+            let batch = collator(0).collate(&examples, &device).unwrap();
+            let scores = head.scores(
+                &encoder,
+                batch.ids.clone(),
+                batch.padding.clone(),
+                batch.last.clone(),
+            );
+            // Rows are chosen, rejected, chosen, rejected, ….
+            let rows =
+                |first: i64| Tensor::<1, Int>::from_ints([first, first + 2, first + 4], &device);
+            let chosen = scores.clone().select(0, rows(0));
+            let rejected = scores.select(0, rows(1));
+            let pairwise = pairwise_loss(chosen, rejected, margins.clone(), center);
+            let ranked = head.forward(&encoder, batch);
+            let loss = |out: &ObjectiveOutput| out.loss.clone().into_scalar::<f32>();
+            assert!(
+                (loss(&ranked) - loss(&pairwise)).abs() < 1e-6,
+                "{} {}",
+                loss(&ranked),
+                loss(&pairwise)
+            );
+            for name in ["accuracy", "margin", "mean_reward"] {
+                let (a, b) = (metric(&ranked, name), metric(&pairwise, name));
+                assert!((a - b).abs() < 1e-6, "{name}: {a} {b}");
+            }
+        }
+    }
+
     #[test]
     fn the_score_is_read_at_the_last_real_token_whatever_the_padding() {
         let device = Device::flex();
         let (encoder, _, _) = crate::test_support::tiny_parts(&device);
         let head = RewardHeadConfig::new().init(&encoder, &device).unwrap();
-        let example = |chosen: Vec<u32>| RewardExample {
-            chosen,
-            rejected: vec![2, 5, 3],
+        let example = |best: Vec<u32>| RewardExample {
+            sequences: vec![best, vec![2, 5, 3], vec![2, 6, 6, 3]],
             margin: 0.0,
         };
-        let task = RewardTask {
-            examples: Vec::new(),
-            pad: 0,
-            truncated: 0,
-        };
+        let task = collator(0);
         let score = |task: &RewardTask, examples: &[RewardExample]| {
             let batch = task.collate(examples, &device).unwrap();
             values(head.scores(&encoder, batch.ids, batch.padding, batch.last))
         };
         let short = example(vec![2, 7, 8, 3]);
         let alone = score(&task, std::slice::from_ref(&short));
-        // Beside a longer pair, the short sequence is padded: its score does not move.
+        // Beside a longer ranking, the short sequence is padded: its score does not move.
         let long = example(vec![2, 9, 10, 11, 12, 13, 3]);
         let together = score(&task, &[short.clone(), long.clone()]);
         assert!(
             (alone[0] - together[0]).abs() < 1e-5,
             "{alone:?} {together:?}"
         );
-        // Rows: chosen of each pair first, then the rejected ones.
-        assert!((alone[1] - together[2]).abs() < 1e-5);
+        // Rows: each ranking's sequences, best first, ranking after ranking.
+        assert_eq!(together.len(), 6);
+        assert!((alone[1] - together[4]).abs() < 1e-5);
+        assert!((alone[2] - together[5]).abs() < 1e-5);
         // Nor does the padding's id.
-        let other_pad = RewardTask {
-            pad: 30,
-            ..task.clone()
-        };
-        let repadded = score(&other_pad, &[short, long]);
+        let repadded = score(&collator(30), &[short, long]);
         assert!((repadded[0] - together[0]).abs() < 1e-5);
         // The last token decides: change it and the score moves.
         let other = score(&task, &[example(vec![2, 7, 8, 4])]);
