@@ -428,17 +428,7 @@ fn mean_sd(values: &[f64]) -> (f64, f64) {
 
 /// The CPU's model name and core count, for the record.
 fn hardware() -> String {
-    let cpu = std::fs::read_to_string("/proc/cpuinfo")
-        .ok()
-        .and_then(|t| {
-            t.lines()
-                .find(|l| l.starts_with("model name"))
-                .and_then(|l| l.split(':').nth(1))
-                .map(|m| m.trim().to_string())
-        })
-        .unwrap_or_else(|| std::env::consts::ARCH.to_string());
-    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-    format!("{cpu}, {cores} cores, the CPU (flex) backend")
+    format!("{}, the CPU (flex) backend", pretext::device::host_cpu())
 }
 
 /// A source's row label: the objective, continued from the checkpoint if there is one.

@@ -8,7 +8,7 @@
 //! cargo run --release --example generate -- --model models/gpt2-dir --greedy --prompt "Hello"
 //! ```
 //!
-//! `--model` is a pretext `clm` run or a Hugging Face GPT-2 directory. `--prompts FILE` reads
+//! `--model` is a pretext `clm`, `sft`, `dpo` or PPO run, or a Hugging Face GPT-2 directory. `--prompts FILE` reads
 //! one prompt per line (blank lines skipped). Sampling draws from the whole softmax unless
 //! `--top-k` or `--top-p` narrow it; each prompt has its own seeded stream, so a prompt's
 //! completion does not depend on the others or on `--batch-size`. `--json` prints one object
@@ -103,7 +103,7 @@ fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
         return Err("--batch-size must be at least 1".into());
     }
     let sampling = sampling(&args)?;
-    let model = CausalLm::load(&args.model, &Device::flex())?;
+    let model = pretext::align::load_policy(&args.model, &Device::flex())?;
     let started = Instant::now();
     let mut tokens = 0;
     for batch in prompts.chunks(args.batch_size) {
@@ -154,7 +154,7 @@ fn eval(args: &Args, file: &std::path::Path) -> Result<(), Box<dyn std::error::E
         return Err(format!("{} has no {} pairs", file.display(), args.split).into());
     }
     let sampling = sampling(args)?;
-    let model = CausalLm::load(&args.model, &Device::flex())?;
+    let model = pretext::align::load_policy(&args.model, &Device::flex())?;
     let started = Instant::now();
     let mut shown = std::collections::HashMap::<String, usize>::new();
     let scores = model.exact_match(pairs, &sampling, args.batch_size, |pair, answer, right| {
