@@ -363,10 +363,10 @@ fn last_valid(dir: &Path, metric: &str) -> Option<f64> {
     std::fs::read_to_string(dir.join("metrics.jsonl"))
         .ok()?
         .lines()
+        .rev()
         .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
-        .filter(|v| v["split"] == "valid")
-        .filter_map(|v| v[metric].as_f64())
-        .last()
+        .find(|v| v["split"] == "valid")
+        .and_then(|v| v[metric].as_f64())
 }
 
 /// Prompts asking to continue the opening words (4 to 8) of Brown sentences in Shakespeare's
@@ -472,7 +472,10 @@ fn results(
     timings: &[(String, f64)],
 ) -> String {
     let mut md = String::new();
-    let _ = writeln!(md, "# Alignment on bundled data: SFT, reward model, PPO, DPO\n");
+    let _ = writeln!(
+        md,
+        "# Alignment on bundled data: SFT, reward model, PPO, DPO\n"
+    );
     let _ = writeln!(
         md,
         "Budget `{:?}`, seed {}, {} (the CPU backend). Command: `cargo run --release --example \
@@ -559,7 +562,10 @@ fn plot_frontier(path: &Path, judged: &[Judged]) -> Result<()> {
         groups.entry(j.method).or_default().push(j);
     }
     for (panel, (title, value)) in panels.iter().zip([
-        ("gold judge", (|j: &Judged| j.score.gold) as fn(&Judged) -> f64),
+        (
+            "gold judge",
+            (|j: &Judged| j.score.gold) as fn(&Judged) -> f64,
+        ),
         ("reward model", |j: &Judged| j.score.reward.unwrap_or(0.0)),
     ]) {
         let (lo, hi) = judged
@@ -586,20 +592,14 @@ fn plot_frontier(path: &Path, judged: &[Judged]) -> Result<()> {
             .draw()?;
         for (g, (method, members)) in groups.iter().enumerate() {
             let colour = Palette99::pick(g).to_rgba();
-            let mut points: Vec<(f64, f64)> = members
-                .iter()
-                .map(|j| (j.score.kl, value(j)))
-                .collect();
+            let mut points: Vec<(f64, f64)> =
+                members.iter().map(|j| (j.score.kl, value(j))).collect();
             points.sort_by(|a, b| a.0.total_cmp(&b.0));
             chart
                 .draw_series(LineSeries::new(points.clone(), colour))?
                 .label(method.to_uppercase())
                 .legend(move |(x, y)| Circle::new((x + 8, y), 4, colour.filled()));
-            chart.draw_series(
-                points
-                    .iter()
-                    .map(|&p| Circle::new(p, 4, colour.filled())),
-            )?;
+            chart.draw_series(points.iter().map(|&p| Circle::new(p, 4, colour.filled())))?;
             chart.draw_series(members.iter().map(|j| {
                 Text::new(
                     format!("{}", j.setting),

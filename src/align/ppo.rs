@@ -27,7 +27,8 @@
 //! let config = PpoConfig { steps: 100, kl_coef: 0.1, ..PpoConfig::default() };
 //! let options = PpoOptions::new("runs/ppo", Device::flex().autodiff());
 //! let report = ppo("runs/sft".as_ref(), &reward, &prompts, &config, &options)?;
-//! println!("{}", report.policy.complete(&[&prompts[0]], &Default::default())?[0].text);
+//! let sampling = pretext::generate::SamplingConfig::new();
+//! println!("{}", report.policy.complete(&[&prompts[0]], &sampling)?[0].text);
 //! # Ok(()) }
 //! ```
 
@@ -515,14 +516,14 @@ pub fn ppo(
             .elapsed()
             .mul_f64((config.steps - state.step) as f64 / (state.step - first_step) as f64);
         logger.progress(state.step, config.steps, loss, window.tokens_per_s(), eta);
-        if state.step % config.log_every == 0 || state.step == 1 || state.step == stop {
+        if state.step.is_multiple_of(config.log_every) || state.step == 1 || state.step == stop {
             let mut record = window.take(state.step, lr);
             let episodes = state.step * config.batch_size;
             record.metrics.insert("episode".into(), episodes as f64);
             logger.record(&record)?;
             history.push(record);
         }
-        let due = config.checkpoint_every > 0 && state.step % config.checkpoint_every == 0;
+        let due = config.checkpoint_every > 0 && state.step.is_multiple_of(config.checkpoint_every);
         if due || state.step == stop {
             checkpoint::save(out, &model, &optimizer, &state)?;
         }
