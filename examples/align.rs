@@ -154,6 +154,23 @@ fn run(args: Args) -> Result<()> {
         std::fs::remove_dir_all(&out)?;
     }
     std::fs::create_dir_all(&out)?;
+    // Finished runs are reused only for the settings they were made with.
+    let settings = json!({
+        "budget": format!("{:?}", args.budget),
+        "policy": args.policy,
+        "seed": args.seed,
+    });
+    let settings_path = out.join("align.json");
+    if let Ok(text) = std::fs::read_to_string(&settings_path)
+        && serde_json::from_str::<serde_json::Value>(&text)? != settings
+    {
+        return Err(format!(
+            "{} holds runs of other settings ({text}); pass --fresh or another --out",
+            out.display()
+        )
+        .into());
+    }
+    std::fs::write(&settings_path, settings.to_string())?;
     pretext::train::tune_allocator();
     let started = Instant::now();
     let train_device = Device::flex().autodiff();

@@ -29,7 +29,7 @@ use std::time::Instant;
 
 use burn::prelude::*;
 use clap::Parser;
-use pretext::generate::{CausalLm, SamplingConfig};
+use pretext::generate::SamplingConfig;
 
 /// Continue prompts with a causal LM.
 #[derive(Parser, Debug)]

@@ -313,8 +313,17 @@ pub struct PpoReport {
     pub state: TrainState,
 }
 
-/// One step's rollouts and what was computed from them, one entry per response.
+/// One step's prompts, as text and as the ids sampled from, and the responses drawn.
+struct Sampled<'a> {
+    texts: Vec<&'a str>,
+    prompts: Vec<Vec<u32>>,
+    drawn: crate::generate::Generated,
+}
+
+/// One step's rollouts and what was computed from them, one entry per response, with the
+/// rollout metrics under TRL's names.
 struct Rollouts {
+    metrics: BTreeMap<String, f64>,
     prompts: Vec<Vec<u32>>,
     responses: Vec<Vec<u32>>,
     logprobs: Vec<Vec<f32>>,
@@ -449,18 +458,20 @@ pub fn ppo(
             .with_temperature(config.temperature)
             .with_seed(splitmix64(config.seed ^ splitmix64(step as u64)));
         let drawn = sampler_lm.generate(&batch_prompts, &sampling)?;
-        let mut metrics = BTreeMap::new();
+        let sampled = Sampled {
+            texts: picks.iter().map(|&i| prompts[i].as_str()).collect(),
+            prompts: batch_prompts,
+            drawn,
+        };
         let rollouts = rollouts(
             &inference,
             &reference,
             reward,
             (&tokenizer, eos),
-            picks.iter().map(|&i| prompts[i].as_str()).collect(),
-            batch_prompts,
-            drawn,
+            sampled,
             config,
-            &mut metrics,
         )?;
+        let mut metrics = rollouts.metrics.clone();
         let tokens: usize = rollouts.responses.iter().map(Vec::len).sum();
         let mut losses = Vec::new();
         let mut stats: BTreeMap<&str, Vec<f64>> = BTreeMap::new();
@@ -483,19 +494,18 @@ pub fn ppo(
                     warmup,
                     total_updates,
                 );
-                let (loss, batch_stats) =
-                    minibatch_loss(&model, &rollouts, rows, pad, config, device)?;
-                if !loss.is_finite() {
+                let minibatch = minibatch_loss(&model, &rollouts, rows, pad, config, device)?;
+                if !minibatch.value.is_finite() {
                     return Err(Error::Diverged {
                         step: step + 1,
-                        loss,
+                        loss: minibatch.value,
                     });
                 }
-                losses.push(loss);
-                for (name, value) in batch_stats.0 {
+                losses.push(minibatch.value);
+                for (name, value) in minibatch.stats {
                     stats.entry(name).or_default().push(value);
                 }
-                let mut grads = GradientsParams::from_grads(batch_stats.1.backward(), &model);
+                let mut grads = GradientsParams::from_grads(minibatch.loss.backward(), &model);
                 grads::average_and_clip(&model, &mut grads, 1, config.max_grad_norm);
                 model = optimizer.step(lr, model, grads);
             }
@@ -552,18 +562,19 @@ const SCORE_BATCH: usize = 64;
 /// reference's log-probabilities, in one pass each; the reward model's scores; the per-token
 /// rewards, advantages (whitened over the batch) and returns; and the rollout metrics under
 /// TRL's names.
-#[allow(clippy::too_many_arguments)]
 fn rollouts(
     policy: &PolicyValue,
     reference: &CausalLm,
     reward: &dyn Scorer,
     (tokenizer, eos): (&crate::tokenize::Tokenizer, u32),
-    texts: Vec<&str>,
-    prompts: Vec<Vec<u32>>,
-    drawn: crate::generate::Generated,
+    sampled: Sampled,
     config: &PpoConfig,
-    metrics: &mut BTreeMap<String, f64>,
 ) -> Result<Rollouts> {
+    let Sampled {
+        texts,
+        prompts,
+        drawn,
+    } = sampled;
     let device = policy.encoder.token_embedding().device();
     let pad = tokenizer.special().pad;
     let responses = drawn.ids;
@@ -637,7 +648,7 @@ fn rollouts(
     let non_score = -config.kl_coef * kl;
     let scores = score_sum / rows;
     let eos_count = drawn.finished.iter().filter(|&&f| f).count() as f64;
-    for (name, value) in [
+    let metrics = [
         ("objective/kl", kl),
         ("objective/entropy", entropy / rows),
         ("objective/non_score_reward", non_score),
@@ -645,10 +656,12 @@ fn rollouts(
         ("objective/scores", scores),
         ("val/num_eos_tokens", eos_count),
         ("response_length", length / rows),
-    ] {
-        metrics.insert(name.to_string(), value);
-    }
+    ]
+    .into_iter()
+    .map(|(name, value)| (name.to_string(), value))
+    .collect();
     Ok(Rollouts {
+        metrics,
         prompts,
         responses,
         logprobs,
@@ -658,9 +671,14 @@ fn rollouts(
     })
 }
 
-/// The loss of one minibatch (`rows` of the rollouts) under the current model, with its
-/// diagnostics; the loss as a number and as the tensor to differentiate.
-#[allow(clippy::type_complexity)]
+/// One minibatch's loss, to differentiate, and its value and diagnostics.
+struct MinibatchLoss {
+    loss: Tensor<1>,
+    value: f64,
+    stats: Vec<(&'static str, f64)>,
+}
+
+/// The loss of one minibatch (`rows` of the rollouts) under the current model.
 fn minibatch_loss(
     model: &PolicyValue,
     rollouts: &Rollouts,
@@ -668,7 +686,7 @@ fn minibatch_loss(
     pad: u32,
     config: &PpoConfig,
     device: &Device,
-) -> Result<(f64, (Vec<(&'static str, f64)>, Tensor<1>))> {
+) -> Result<MinibatchLoss> {
     let prompts: Vec<&[u32]> = rows
         .iter()
         .map(|&r| rollouts.prompts[r].as_slice())
@@ -707,7 +725,11 @@ fn minibatch_loss(
         ("val/ratio", ratio_mean),
         ("val/ratio_var", ratio_var),
     ];
-    Ok((number(loss.clone().detach()), (stats, loss)))
+    Ok(MinibatchLoss {
+        value: number(loss.clone().detach()),
+        loss,
+        stats,
+    })
 }
 
 /// Metrics of the steps since the last record.
