@@ -163,6 +163,14 @@ pub enum Error {
         /// Byte offset of the first invalid sequence.
         offset: usize,
     },
+    /// A prepared dataset is missing a file, truncated, or of another format.
+    #[error("prepared dataset {path}: {reason}")]
+    Dataset {
+        /// The dataset directory or file.
+        path: PathBuf,
+        /// What is wrong with it.
+        reason: String,
+    },
     /// A checkpoint is missing, truncated or does not fit the model.
     #[error("checkpoint {path}: {reason}")]
     Checkpoint {

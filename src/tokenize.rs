@@ -331,6 +331,30 @@ impl Tokenizer {
         Ok(framed[..at].to_vec())
     }
 
+    /// A fingerprint of how this tokenizer maps text to ids: its vocabulary in id order, its
+    /// special tokens, normaliser and pre-tokeniser, hashed (64 bits, hex). Token ids stored
+    /// for later runs carry it, so that a run with another tokenizer is refused rather than
+    /// trained on ids that mean other tokens.
+    pub fn fingerprint(&self) -> String {
+        let mut vocab: Vec<(String, u32)> = self.inner.get_vocab(true).into_iter().collect();
+        vocab.sort_by_key(|(_, id)| *id);
+        let mut hash = 0xcbf2_9ce4_8422_2325u64;
+        let mut feed = |bytes: &[u8]| {
+            for &b in bytes {
+                hash = (hash ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
+            }
+            hash = crate::noise::splitmix64(hash);
+        };
+        for (token, id) in &vocab {
+            feed(&id.to_le_bytes());
+            feed(token.as_bytes());
+        }
+        feed(format!("{:?}", self.special).as_bytes());
+        feed(format!("{:?}", self.inner.get_normalizer()).as_bytes());
+        feed(format!("{:?}", self.inner.get_pre_tokenizer()).as_bytes());
+        format!("{hash:016x}")
+    }
+
     /// Where this tokenizer reads text differently from `other`, if anywhere: the vocabulary
     /// (its size, or the first token whose id differs) or the special tokens' ids.
     pub fn difference(&self, other: &Tokenizer) -> Option<String> {

@@ -2,11 +2,13 @@
 
 pub mod batch;
 pub mod permutation;
+pub mod prepared;
 pub mod segments;
 pub mod seq2seq;
 
 pub use batch::{TokenBatch, TokenExample};
 pub use permutation::{PermutationBatch, PermutationExample};
+pub use prepared::{Manifest, Prepared};
 pub use segments::{Segment, TokenizedDocument, pack_segments, pack_sentences, tokenize_corpus};
 pub use seq2seq::{Seq2SeqBatch, Seq2SeqExample};
 
