@@ -62,3 +62,11 @@ pub fn tiny_causal_lm(device: &Device) -> crate::generate::CausalLm {
         tokenizer,
     }
 }
+
+/// `text` written to a temporary file of this process named after `name` (tests run in
+/// parallel, so each test names its own).
+pub fn temp_file(name: &str, text: &str) -> std::path::PathBuf {
+    let path = std::env::temp_dir().join(format!("pretext-{name}-{}", std::process::id()));
+    std::fs::write(&path, text).unwrap();
+    path
+}

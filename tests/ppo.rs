@@ -25,10 +25,7 @@ fn runs(dir: &Path) -> (PathBuf, PathBuf) {
         .unwrap()
         .init_from(&clm)
         .unwrap();
-    reward.train.steps = 30;
-    reward.train.valid_every = 30;
-    reward.train.valid_batches = 1;
-    reward.train.progress = false;
+    reward = common::quiet(reward, 30, 1);
     let out = dir.join("reward");
     reward
         .run(&RunOptions::new(&out, Device::flex().autodiff()))

@@ -20,11 +20,7 @@ fn a_reward_model_learns_the_bundled_preferences() {
     let dir = common::temp_dir("reward");
     let device = Device::flex().autodiff();
     let mut recipe = Recipe::named("reward", Preset::Tiny).unwrap();
-    recipe.train.steps = 300;
-    recipe.train.valid_every = 300;
-    recipe.train.valid_batches = 8;
-    recipe.train.log_every = 1;
-    recipe.train.progress = false;
+    recipe = common::quiet(recipe, 300, 8);
     let report = recipe
         .run(&RunOptions::new(dir.join("run"), device))
         .unwrap();
@@ -92,11 +88,7 @@ fn a_reward_model_trains_on_rankings_beside_pairs() {
         unreachable!()
     };
     settings.data = Some(data);
-    recipe.train.steps = 40;
-    recipe.train.valid_every = 40;
-    recipe.train.valid_batches = 1;
-    recipe.train.log_every = 1;
-    recipe.train.progress = false;
+    recipe = common::quiet(recipe, 40, 1);
     let report = recipe
         .run(&RunOptions::new(dir.join("run"), Device::flex().autodiff()))
         .unwrap();
@@ -154,11 +146,7 @@ fn dpo_starts_at_ln_2_and_learns_the_preferences() {
         .init_from(clm)
         .unwrap();
     assert_eq!(recipe.encoder.dropout, 0.0);
-    recipe.train.steps = 60;
-    recipe.train.valid_every = 60;
-    recipe.train.valid_batches = 4;
-    recipe.train.log_every = 1;
-    recipe.train.progress = false;
+    recipe = common::quiet(recipe, 60, 4);
     let report = recipe
         .run(&RunOptions::new(dir.join("dpo"), device))
         .unwrap();
@@ -203,10 +191,7 @@ fn a_non_positive_beta_is_named() {
 fn a_trained_reward_model_scores_answers_and_refuses_another_tokenizer() {
     let dir = common::temp_dir("reward-model");
     let mut recipe = Recipe::named("reward", Preset::Tiny).unwrap();
-    recipe.train.steps = 30;
-    recipe.train.valid_every = 30;
-    recipe.train.valid_batches = 1;
-    recipe.train.progress = false;
+    recipe = common::quiet(recipe, 30, 1);
     recipe
         .run(&RunOptions::new(dir.join("run"), Device::flex().autodiff()))
         .unwrap();

@@ -37,12 +37,8 @@ fn sft(init: &Path, steps: usize) -> Recipe {
         .unwrap()
         .init_from(init)
         .unwrap();
-    recipe.train.steps = steps;
-    recipe.train.valid_every = steps;
-    recipe.train.valid_batches = 2;
-    recipe.train.log_every = 1;
+    recipe = common::quiet(recipe, steps, 2);
     recipe.train.checkpoint_every = steps;
-    recipe.train.progress = false;
     recipe
 }
 
@@ -101,10 +97,7 @@ fn packed_sft_and_whole_sequence_loss_train() {
     let device = Device::flex().autodiff();
     for (name, packing, completion_only) in [("packed", true, true), ("whole", false, false)] {
         let mut recipe = Recipe::named("sft", Preset::Tiny).unwrap();
-        recipe.train.steps = 6;
-        recipe.train.valid_every = 6;
-        recipe.train.valid_batches = 1;
-        recipe.train.progress = false;
+        recipe = common::quiet(recipe, 6, 1);
         let pretext::recipe::ObjectiveRecipe::Sft(settings) = &mut recipe.objective else {
             unreachable!()
         };

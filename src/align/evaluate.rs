@@ -67,24 +67,27 @@ pub fn evaluate(
     }
     let mut samples = Vec::with_capacity(prompts.len());
     for chunk in prompts.chunks(batch.max(1)) {
-        let texts: Vec<&str> = chunk.iter().map(String::as_str).collect();
-        let completions = policy.complete(&texts, sampling)?;
-        let ids: Vec<Vec<u32>> = texts
+        let ids: Vec<Vec<u32>> = chunk
             .iter()
             .map(|t| policy.prompt_ids(t))
             .collect::<Result<_>>()?;
-        let responses: Vec<Vec<u32>> = completions.iter().map(|c| c.ids.clone()).collect();
+        let drawn = policy.generate(&ids, sampling)?;
         let reference_logprobs =
-            response_logprobs(reference, &ids, &responses, sampling.temperature, batch)?;
-        let pairs: Vec<(&str, &str)> = completions
+            response_logprobs(reference, &ids, &drawn.ids, sampling.temperature, batch)?;
+        let texts = drawn
+            .ids
             .iter()
-            .map(|c| (c.prompt.as_str(), c.text.as_str()))
+            .map(|r| policy.tokenizer.decode(r))
+            .collect::<Result<Vec<_>>>()?;
+        let pairs: Vec<(&str, &str)> = chunk
+            .iter()
+            .map(String::as_str)
+            .zip(texts.iter().map(String::as_str))
             .collect();
         let golds = gold.score(&pairs)?;
         let rewards = reward.map(|r| r.score(&pairs)).transpose()?;
-        for (i, completion) in completions.into_iter().enumerate() {
-            let kl = completion
-                .logprobs
+        for (i, (prompt, text)) in chunk.iter().zip(texts).enumerate() {
+            let kl = drawn.logprobs[i]
                 .iter()
                 .zip(&reference_logprobs[i])
                 .map(|(p, r)| p - r)
@@ -93,9 +96,9 @@ pub fn evaluate(
                 gold: golds[i],
                 reward: rewards.as_ref().map(|r| r[i]),
                 kl,
-                finished: completion.finished,
-                prompt: completion.prompt,
-                text: completion.text,
+                finished: drawn.finished[i],
+                prompt: prompt.clone(),
+                text,
             });
         }
     }

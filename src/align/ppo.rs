@@ -389,7 +389,10 @@ pub fn ppo(
         reward: reward.name(),
         config: config.clone(),
     };
-    let (tokenizer, bos, eos) = (start.tokenizer.clone(), start.bos, start.eos);
+    let pad = start.tokenizer.special().pad;
+    // The policy as it stands, on the inner device, samples; its weights are swapped in at
+    // every step.
+    let mut current = reference.clone();
     let mut model = PolicyValue::new(start, device);
     let mut optimizer = adamw(config.weight_decay);
     let mut state = TrainState {
@@ -430,7 +433,6 @@ pub fn ppo(
     let updates = config.num_ppo_epochs * config.num_mini_batches;
     let total_updates = config.steps * updates;
     let warmup = (config.warmup_fraction * total_updates as f64).round() as usize;
-    let pad = tokenizer.special().pad;
     let mut history = Vec::new();
     let mut window = Window::default();
     let run_start = Instant::now();
@@ -445,19 +447,14 @@ pub fn ppo(
             .collect();
         // Sample with the policy as it stands, on the inner device: no graph is needed.
         let inference = model.valid();
-        let sampler_lm = CausalLm {
-            tokenizer: tokenizer.clone(),
-            encoder: inference.encoder.clone(),
-            head: inference.head.clone(),
-            bos,
-            eos,
-        };
+        current.encoder = inference.encoder.clone();
+        current.head = inference.head.clone();
         let batch_prompts: Vec<Vec<u32>> = picks.iter().map(|&i| prompt_ids[i].clone()).collect();
         let sampling = SamplingConfig::new()
             .with_max_new_tokens(config.response_length)
             .with_temperature(config.temperature)
             .with_seed(splitmix64(config.seed ^ splitmix64(step as u64)));
-        let drawn = sampler_lm.generate(&batch_prompts, &sampling)?;
+        let drawn = current.generate(&batch_prompts, &sampling)?;
         let sampled = Sampled {
             texts: picks.iter().map(|&i| prompts[i].as_str()).collect(),
             prompts: batch_prompts,
@@ -467,7 +464,7 @@ pub fn ppo(
             &inference,
             &reference,
             reward,
-            (&tokenizer, eos),
+            &current.tokenizer,
             sampled,
             config,
         )?;
@@ -539,14 +536,10 @@ pub fn ppo(
         }
     }
     let trained = model.valid();
+    current.encoder = trained.encoder;
+    current.head = trained.head;
     Ok(PpoReport {
-        policy: CausalLm {
-            tokenizer,
-            encoder: trained.encoder,
-            head: trained.head,
-            bos,
-            eos,
-        },
+        policy: current,
         history,
         state,
     })
@@ -566,7 +559,7 @@ fn rollouts(
     policy: &PolicyValue,
     reference: &CausalLm,
     reward: &dyn Scorer,
-    (tokenizer, eos): (&crate::tokenize::Tokenizer, u32),
+    tokenizer: &crate::tokenize::Tokenizer,
     sampled: Sampled,
     config: &PpoConfig,
 ) -> Result<Rollouts> {
@@ -578,6 +571,9 @@ fn rollouts(
     let device = policy.encoder.token_embedding().device();
     let pad = tokenizer.special().pad;
     let responses = drawn.ids;
+    // The policy runs over the responses once more, although sampling returned each token's
+    // log-probability: the value head needs this pass anyway, and log-probabilities from the
+    // same whole-sequence pass the updates make keep the first ratio at exactly 1.
     let mut logprobs = Vec::with_capacity(responses.len());
     let mut values = Vec::with_capacity(responses.len());
     for (p, r) in prompts
@@ -600,10 +596,7 @@ fn rollouts(
     )?;
     let answers = responses
         .iter()
-        .map(|ids| {
-            let text: Vec<u32> = ids.iter().copied().take_while(|&id| id != eos).collect();
-            tokenizer.decode(&text)
-        })
+        .map(|ids| tokenizer.decode(ids))
         .collect::<Result<Vec<_>>>()?;
     let pairs: Vec<(&str, &str)> = texts
         .iter()

@@ -94,11 +94,7 @@ mod tests {
     use super::*;
     use crate::error::Error;
 
-    fn file(name: &str, text: &str) -> PathBuf {
-        let path = std::env::temp_dir().join(format!("pretext-{name}-{}", std::process::id()));
-        std::fs::write(&path, text).unwrap();
-        path
-    }
+    use crate::test_support::temp_file as file;
 
     #[test]
     fn the_bundled_pairs_have_six_tasks_in_three_splits() {

@@ -195,12 +195,7 @@ mod tests {
     use super::*;
     use crate::error::Error;
 
-    /// `text` written to a file of this process named after `name` (tests run in parallel).
-    fn file(name: &str, text: &str) -> PathBuf {
-        let path = std::env::temp_dir().join(format!("pretext-{name}-{}", std::process::id()));
-        std::fs::write(&path, text).unwrap();
-        path
-    }
+    use crate::test_support::temp_file as file;
 
     #[test]
     fn the_bundled_pairs_differ_and_cover_six_tasks() {

@@ -34,7 +34,7 @@ use crate::tokenize::Tokenizer;
 
 /// A causal language model ready to generate: the backbone, its LM head and the tokens that
 /// frame a text.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct CausalLm {
     /// The tokenizer.
     pub tokenizer: Tokenizer,

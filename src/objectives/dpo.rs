@@ -16,8 +16,7 @@ use burn::tensor::activation::{log_sigmoid, log_softmax};
 use serde::{Deserialize, Serialize};
 
 use super::sft::{
-    SftExample, causal_head, causal_start, check_start, export_causal, frame_answer, frame_prompt,
-    shifted,
+    SftExample, causal_start, check_start, export_tuned_causal, frame_answer, frame_prompt, shifted,
 };
 use super::{Clm, Metric, Objective, ObjectiveOutput, encode};
 use crate::blocks::{AttentionMask, EncoderBackbone, LmHead, TransformerEncoder};
@@ -26,7 +25,6 @@ use crate::error::{Error, Result};
 use crate::finetune::preferences::{self, Preference};
 use crate::noise::{ExampleRng, IGNORE_INDEX};
 use crate::preset::Preset;
-use crate::pretrainer::Pretrainer;
 use crate::recipe::{ObjectiveRecipe, ObjectiveSettings, Recipe, Run, RunReport};
 use crate::tokenize::Tokenizer;
 
@@ -354,40 +352,14 @@ impl DpoRecipe {
     pub fn data_path(&self) -> PathBuf {
         self.data.clone().unwrap_or_else(preferences::bundled_path)
     }
-
-    /// The encoder and head a run of `recipe` left in `run_dir`, on `device`.
-    pub fn load_trained(
-        &self,
-        recipe: &Recipe,
-        run_dir: &Path,
-        device: &Device,
-    ) -> Result<(TransformerEncoder, Clm)> {
-        let encoder = recipe.encoder.init(device)?;
-        let dpo = Dpo::new(
-            causal_head(&encoder, self.gpt2_head, device),
-            self.beta,
-            self.loss,
-        )?;
-        let trained = crate::recipe::read_checkpoint(run_dir, Pretrainer::new(encoder, dpo))?;
-        Ok((trained.backbone, trained.objective.clm))
-    }
 }
 
 impl ObjectiveSettings for DpoRecipe {
-    fn segments(&self) -> usize {
-        0
-    }
-
-    fn masks(&self) -> bool {
-        false
-    }
-
-    fn reads_corpus(&self) -> bool {
-        false
+    fn data_file(&self) -> Option<PathBuf> {
+        Some(self.data_path())
     }
 
     fn check(&self, recipe: &Recipe, _tokenizer: &Tokenizer) -> Result<()> {
-        crate::finetune::check_data_file(&self.data_path())?;
         check_beta(self.beta).map_err(|e| e.in_field("objective.settings.beta"))?;
         check_start(recipe, self.gpt2_head)
     }
@@ -420,8 +392,7 @@ impl ObjectiveSettings for DpoRecipe {
         out: &Path,
         force: bool,
     ) -> Result<&'static str> {
-        let (encoder, clm) = self.load_trained(recipe, run_dir, &Device::flex())?;
-        export_causal(recipe, &encoder, &clm, out, force)
+        export_tuned_causal(recipe, self.gpt2_head, run_dir, out, force)
     }
 }
 

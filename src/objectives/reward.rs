@@ -63,20 +63,25 @@ impl RewardHeadConfig {
         backbone: &TransformerEncoder,
         device: &Device,
     ) -> crate::Result<RewardHead> {
-        let coefficient = self.center_rewards_coefficient;
-        if !(coefficient.is_finite() && coefficient >= 0.0) {
-            return Err(Error::InvalidConfig(format!(
-                "center_rewards_coefficient must be 0 or more, not {coefficient}"
-            )));
-        }
+        check_center(self.center_rewards_coefficient)?;
         let width = backbone.hidden_size();
         let std = 1.0 / ((width + 1) as f64).sqrt();
         Ok(RewardHead {
             score: normal_linear(width, 1, std, device),
             causal: self.causal,
-            center: coefficient,
+            center: self.center_rewards_coefficient,
         })
     }
+}
+
+/// Checks TRL's `center_rewards_coefficient`, which must be 0 or more.
+pub fn check_center(coefficient: f64) -> crate::Result<()> {
+    if !(coefficient.is_finite() && coefficient >= 0.0) {
+        return Err(Error::InvalidConfig(format!(
+            "center_rewards_coefficient must be 0 or more, not {coefficient}"
+        )));
+    }
+    Ok(())
 }
 
 impl RewardHead {
@@ -347,10 +352,7 @@ impl RewardModel {
             });
         };
         let encoder = recipe.encoder.init(device)?;
-        let head = RewardHeadConfig::new()
-            .with_causal(settings.causal)
-            .with_center_rewards_coefficient(settings.center_rewards_coefficient)
-            .init(&encoder, device)?;
+        let head = settings.head_config().init(&encoder, device)?;
         let trained =
             crate::recipe::read_checkpoint(dir, crate::pretrainer::Pretrainer::new(encoder, head))?;
         Ok(Self {
@@ -468,6 +470,13 @@ pub fn recipe(preset: Preset) -> crate::Result<Recipe> {
 }
 
 impl RewardRecipe {
+    /// The head these settings describe.
+    pub fn head_config(&self) -> RewardHeadConfig {
+        RewardHeadConfig::new()
+            .with_causal(self.causal)
+            .with_center_rewards_coefficient(self.center_rewards_coefficient)
+    }
+
     /// The preference file.
     pub fn data_path(&self) -> PathBuf {
         self.data.clone().unwrap_or_else(preferences::bundled_path)
@@ -475,36 +484,18 @@ impl RewardRecipe {
 }
 
 impl ObjectiveSettings for RewardRecipe {
-    fn segments(&self) -> usize {
-        0
-    }
-
-    fn masks(&self) -> bool {
-        false
-    }
-
-    fn reads_corpus(&self) -> bool {
-        false
+    fn data_file(&self) -> Option<PathBuf> {
+        Some(self.data_path())
     }
 
     fn check(&self, _recipe: &Recipe, _tokenizer: &Tokenizer) -> crate::Result<()> {
-        crate::finetune::check_data_file(&self.data_path())?;
-        let c = self.center_rewards_coefficient;
-        if !(c.is_finite() && c >= 0.0) {
-            return Err(Error::Recipe {
-                field: "objective.settings.center_rewards_coefficient".into(),
-                reason: format!("must be 0 or more, not {c}"),
-            });
-        }
-        Ok(())
+        check_center(self.center_rewards_coefficient)
+            .map_err(|e| e.in_field("objective.settings.center_rewards_coefficient"))
     }
 
     fn run(&self, run: &Run) -> crate::Result<RunReport> {
         let encoder = run.encoder()?;
-        let head = RewardHeadConfig::new()
-            .with_causal(self.causal)
-            .with_center_rewards_coefficient(self.center_rewards_coefficient)
-            .init(&encoder, run.device())?;
+        let head = self.head_config().init(&encoder, run.device())?;
         let data = preferences::load_rankings(&self.data_path())?;
         let (train, valid) =
             data.tasks(|rankings| RewardTask::new(rankings, run.tokenizer, run.seq_len()))?;

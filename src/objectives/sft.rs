@@ -15,6 +15,7 @@ use std::path::{Path, PathBuf};
 use burn::prelude::*;
 use serde::{Deserialize, Serialize};
 
+use super::dpo::DpoRecipe;
 use super::{Clm, ClmConfig, Metric, Objective, ObjectiveOutput, encode, predict_tokens};
 use crate::blocks::{AttentionMask, TransformerEncoder};
 use crate::data::{Batch, Task, TokenBatch, TokenExample};
@@ -354,22 +355,35 @@ impl SftRecipe {
     pub fn data_path(&self) -> PathBuf {
         self.data.clone().unwrap_or_else(instructions::bundled_path)
     }
+}
 
-    /// The encoder and head a run of `recipe` left in `run_dir`, on `device`.
-    pub fn load_trained(
-        &self,
-        recipe: &Recipe,
-        run_dir: &Path,
-        device: &Device,
-    ) -> Result<(TransformerEncoder, Clm)> {
-        let encoder = recipe.encoder.init(device)?;
-        let head = Sft::new(causal_head(&encoder, self.gpt2_head, device));
-        let trained = crate::recipe::read_checkpoint(
-            run_dir,
-            crate::pretrainer::Pretrainer::new(encoder, head),
-        )?;
-        Ok((trained.backbone, trained.objective.clm))
-    }
+/// The encoder and LM head that an `sft` or `dpo` run of `recipe` (with GPT-2's head when
+/// `gpt2_head`) left in `run_dir`, on `device`. Both runs hold the same record, the head under
+/// the objective's `clm` (DPO's β and loss are settings, not weights), so one template reads
+/// either.
+fn tuned_causal(
+    recipe: &Recipe,
+    gpt2_head: bool,
+    run_dir: &Path,
+    device: &Device,
+) -> Result<(TransformerEncoder, Clm)> {
+    let encoder = recipe.encoder.init(device)?;
+    let head = Sft::new(causal_head(&encoder, gpt2_head, device));
+    let trained =
+        crate::recipe::read_checkpoint(run_dir, crate::pretrainer::Pretrainer::new(encoder, head))?;
+    Ok((trained.backbone, trained.objective.clm))
+}
+
+/// Writes the `sft` or `dpo` run of `recipe` in `run_dir` as a Hugging Face GPT-2 in `out`.
+pub(crate) fn export_tuned_causal(
+    recipe: &Recipe,
+    gpt2_head: bool,
+    run_dir: &Path,
+    out: &Path,
+    force: bool,
+) -> Result<&'static str> {
+    let (encoder, clm) = tuned_causal(recipe, gpt2_head, run_dir, &Device::flex())?;
+    export_causal(recipe, &encoder, &clm, out, force)
 }
 
 /// The causal model a run of `run.recipe` starts from: the encoder and LM head of the pretext
@@ -405,8 +419,10 @@ pub(crate) fn causal_head(encoder: &TransformerEncoder, gpt2_head: bool, device:
 pub(crate) fn causal_run(dir: &Path, device: &Device) -> Result<(TransformerEncoder, Clm)> {
     let recipe = Recipe::read(dir.join("config.json"))?;
     match &recipe.objective {
-        ObjectiveRecipe::Sft(sft) => sft.load_trained(&recipe, dir, device),
-        ObjectiveRecipe::Dpo(dpo) => dpo.load_trained(&recipe, dir, device),
+        ObjectiveRecipe::Sft(SftRecipe { gpt2_head, .. })
+        | ObjectiveRecipe::Dpo(DpoRecipe { gpt2_head, .. }) => {
+            tuned_causal(&recipe, *gpt2_head, dir, device)
+        }
         ObjectiveRecipe::Clm(_) => {
             let (encoder, head) = recipe.load_trained(dir, device)?;
             let clm = head.clm().cloned().expect("a clm run has a causal head");
@@ -421,20 +437,11 @@ pub(crate) fn causal_run(dir: &Path, device: &Device) -> Result<(TransformerEnco
 }
 
 impl ObjectiveSettings for SftRecipe {
-    fn segments(&self) -> usize {
-        0
-    }
-
-    fn masks(&self) -> bool {
-        false
-    }
-
-    fn reads_corpus(&self) -> bool {
-        false
+    fn data_file(&self) -> Option<PathBuf> {
+        Some(self.data_path())
     }
 
     fn check(&self, recipe: &Recipe, _tokenizer: &Tokenizer) -> Result<()> {
-        crate::finetune::check_data_file(&self.data_path())?;
         check_start(recipe, self.gpt2_head)
     }
 
@@ -463,8 +470,7 @@ impl ObjectiveSettings for SftRecipe {
         out: &Path,
         force: bool,
     ) -> Result<&'static str> {
-        let (encoder, clm) = self.load_trained(recipe, run_dir, &Device::flex())?;
-        export_causal(recipe, &encoder, &clm, out, force)
+        export_tuned_causal(recipe, self.gpt2_head, run_dir, out, force)
     }
 }
 

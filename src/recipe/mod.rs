@@ -351,6 +351,9 @@ impl Recipe {
                 ),
             });
         }
+        if let Some(path) = settings.data_file() {
+            crate::finetune::check_data_file(&path)?;
+        }
         settings.check(self, &tokenizer)?;
         Ok(tokenizer)
     }

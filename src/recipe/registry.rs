@@ -5,7 +5,7 @@
 //! implements [`ObjectiveSettings`]) and a function giving its recipe; it then takes one
 //! variant of [`ObjectiveRecipe`] and one [`Entry`] here.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
@@ -24,10 +24,20 @@ use burn::prelude::Device;
 
 /// The recipe side of an objective: what it checks, and how a run of it goes.
 pub trait ObjectiveSettings {
+    /// A data file of its own (instruction or preference pairs, JSON lines) that a run reads
+    /// instead of the recipe's corpus; `Recipe::check` checks that it is a file. Default none.
+    fn data_file(&self) -> Option<PathBuf> {
+        None
+    }
+
     /// The segment ids its examples read: the encoder needs this many segment embeddings.
-    /// Default 2 (`[CLS] A [SEP] B [SEP]`).
+    /// Default 2 (`[CLS] A [SEP] B [SEP]`), or 0 for an objective with a data file of its own
+    /// (its texts are framed whole, `[CLS] prompt answer [SEP]`).
     fn segments(&self) -> usize {
-        2
+        match self.data_file() {
+            Some(_) => 0,
+            None => 2,
+        }
     }
 
     /// Whether its backbone is an encoder-decoder (which no BERT checkpoint can start).
@@ -54,16 +64,11 @@ pub trait ObjectiveSettings {
         }
     }
 
-    /// Whether a run reads the recipe's corpus (`data`); an objective with data of its own
-    /// (`sft`) does not. Default true.
-    fn reads_corpus(&self) -> bool {
-        true
-    }
-
     /// Whether its examples hold the tokenizer's mask token (a tokenizer without one, GPT-2's,
-    /// cannot serve it). Default true.
+    /// cannot serve it). Default true, false for an objective with a data file of its own
+    /// (it reads prompts and answers as they are).
     fn masks(&self) -> bool {
-        true
+        self.data_file().is_none()
     }
 
     /// The objective as a task of a multi-task mix, if its data are token batches over an

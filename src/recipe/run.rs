@@ -174,7 +174,7 @@ impl<'a> Run<'a> {
         write_atomically(&out.join("config.json"), &recipe.to_json())?;
         let started = Instant::now();
         let (mut train_docs, mut valid_docs) = (Vec::new(), Vec::new());
-        let reads_corpus = recipe.objective.settings().reads_corpus();
+        let reads_corpus = recipe.objective.settings().data_file().is_none();
         if reads_corpus {
             let (train, valid) = recipe.data.load()?;
             train_docs = tokenize_corpus(&train, tokenizer)?;

@@ -103,6 +103,21 @@ pub fn small_corpus(dir: &std::path::Path) -> std::path::PathBuf {
     corpus
 }
 
+/// `recipe` cut to `steps` quiet steps that log every step and validate at the end on
+/// `valid_batches` batches: what the recipe tests run.
+pub fn quiet(
+    mut recipe: pretext::recipe::Recipe,
+    steps: usize,
+    valid_batches: usize,
+) -> pretext::recipe::Recipe {
+    recipe.train.steps = steps;
+    recipe.train.valid_every = steps;
+    recipe.train.valid_batches = valid_batches;
+    recipe.train.log_every = 1;
+    recipe.train.progress = false;
+    recipe
+}
+
 /// A 10-step tiny causal run in `dir/clm` on a small corpus: what SFT and DPO tests start from.
 pub fn clm_run(dir: &std::path::Path) -> std::path::PathBuf {
     clm_run_of(dir, 10)
@@ -111,13 +126,9 @@ pub fn clm_run(dir: &std::path::Path) -> std::path::PathBuf {
 /// A tiny causal run of `steps` steps in `dir/clm` on a small corpus.
 pub fn clm_run_of(dir: &std::path::Path, steps: usize) -> std::path::PathBuf {
     use pretext::recipe::{Recipe, RunOptions};
-    let mut clm = Recipe::named("clm", Preset::Tiny).unwrap();
+    let mut clm = quiet(Recipe::named("clm", Preset::Tiny).unwrap(), steps, 1);
     clm.data.dir = Some(small_corpus(dir));
     clm.data.valid_fraction = 0.2;
-    clm.train.steps = steps;
-    clm.train.valid_every = steps;
-    clm.train.valid_batches = 1;
-    clm.train.progress = false;
     let out = dir.join("clm");
     clm.run(&RunOptions::new(&out, Device::flex().autodiff()))
         .unwrap();
