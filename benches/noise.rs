@@ -5,38 +5,45 @@
 //! permuted LM (XLNet's and MPNet's; HF's `DataCollatorForPermutationLanguageModeling` makes
 //! ~3,700 examples/s here, dense masks included; ours are built on the device from the order).
 //!
+//! And where examples come from: an MLM example (segment read, framed, masked) from a token
+//! store in memory against one memory-mapped from a prepared dataset, and against segments
+//! held as vectors as the tasks held them before prepared datasets, over the whole bundled
+//! pretraining corpus at spread indexes.
+//!
 //! `cargo bench --bench noise`
 
 use criterion::measurement::WallTime;
 use criterion::{BenchmarkGroup, Criterion, Throughput, criterion_group, criterion_main};
 use pretext::Tokenizer;
 use pretext::corpus::{Corpus, DocumentBoundary, bundled_data_dir};
-use pretext::data::{Segment, TokenizedDocument, pack_segments, tokenize_corpus};
+use pretext::data::prepare::{PrepareOptions, prepare_corpus};
+use pretext::data::{Documents, Prepared, Segment, Task, pack_segments};
 use pretext::noise::bart;
 use pretext::noise::mass::{DEFAULT_MASS_SHARE, mass_mask};
 use pretext::noise::{
     DEFAULT_SHORT_SEQ_PROB, ExampleRng, MaskUnit, MlmMasker, MlmMasking, PairKind, PairSampler,
     PermutationMasking, example_rng, t5,
 };
+use pretext::objectives::MlmTask;
 
 const BATCH: usize = 32;
 const SEQ_LEN: usize = 128;
 
 /// The first `n` Shakespeare plays, tokenized.
-fn plays(tokenizer: &Tokenizer, n: usize) -> Vec<TokenizedDocument> {
+fn plays(tokenizer: &Tokenizer, n: usize) -> Documents {
     let mut corpus = Corpus::from_dir(
         bundled_data_dir().join("shakespeare"),
         DocumentBoundary::File,
     )
     .unwrap();
     corpus.documents.truncate(n);
-    tokenize_corpus(&corpus, tokenizer).unwrap()
+    Documents::tokenize(&corpus, tokenizer).unwrap()
 }
 
 fn real_batch(tokenizer: &Tokenizer) -> Vec<(Vec<u32>, Vec<bool>)> {
     let docs = plays(tokenizer, 2);
     let s = tokenizer.special();
-    let segments: Vec<Segment> = pack_segments(&docs, SEQ_LEN - 2).unwrap();
+    let segments: Vec<Segment> = pack_segments(&docs, SEQ_LEN - 2).unwrap().iter().collect();
     segments
         .iter()
         .filter(|seg| seg.ids.len() == SEQ_LEN - 2)
@@ -202,8 +209,47 @@ fn permutation_orders(c: &mut Criterion) {
     group.finish();
 }
 
+/// MLM examples at 32 indexes spread over the whole corpus, a new epoch per iteration.
+fn example_sources(c: &mut Criterion) {
+    let tokenizer = Tokenizer::bundled().unwrap();
+    let corpus = pretext::finetune::genre::pretraining_corpus().unwrap();
+    let memory = Documents::tokenize(&corpus, &tokenizer).unwrap();
+    let dir = std::env::temp_dir().join(format!("pretext-bench-prepared-{}", std::process::id()));
+    let options = PrepareOptions {
+        progress: false,
+        ..PrepareOptions::default()
+    };
+    prepare_corpus(&corpus, "bundled", &dir, &tokenizer, &options).unwrap();
+    let prepared = Prepared::open(&dir, &tokenizer).unwrap().documents();
+    let masking = MlmMasking::default();
+    let in_memory = MlmTask::new(&memory, &tokenizer, masking, SEQ_LEN).unwrap();
+    let mapped = MlmTask::new(&prepared, &tokenizer, masking, SEQ_LEN).unwrap();
+    let n = in_memory.num_examples();
+    let indexes: Vec<usize> = (0..BATCH).map(|k| (k * 7919 + 13) % n).collect();
+    let vectors: Vec<Segment> = pack_segments(&memory, SEQ_LEN - 2)
+        .unwrap()
+        .iter()
+        .collect();
+    let masker = MlmMasker::for_tokenizer(masking, &tokenizer).unwrap();
+    let s = tokenizer.special();
+    let mut group = c.benchmark_group("mlm_examples_32x128");
+    group.throughput(Throughput::Elements(BATCH as u64));
+    bench_batch(&mut group, "segment_vectors", &indexes, |&i, rng| {
+        let (ids, starts) = vectors[i].framed(s.cls, s.sep);
+        masker.mask(&ids, &starts, rng).unwrap().targets.len()
+    });
+    for (name, task) in [("store_in_memory", &in_memory), ("store_mapped", &mapped)] {
+        bench_batch(&mut group, name, &indexes, |&i, rng| {
+            task.example(i, rng).unwrap().targets.len()
+        });
+    }
+    group.finish();
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
 criterion_group!(
     benches,
+    example_sources,
     masking,
     pair_sampling,
     denoising,

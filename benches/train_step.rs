@@ -32,7 +32,7 @@ use burn::tensor::{Distribution, FloatDType};
 use criterion::measurement::WallTime;
 use criterion::{Bencher, BenchmarkGroup, Criterion, Throughput, criterion_group, criterion_main};
 use pretext::blocks::EncoderDecoderConfig;
-use pretext::data::{Batch, Task, TokenizedDocument};
+use pretext::data::{Batch, Documents, Task};
 use pretext::noise::bart::BartNoise;
 use pretext::noise::{MlmMasking, PermutationMasking, example_rng};
 use pretext::objectives::{
@@ -59,14 +59,14 @@ fn head_flops(targets: f64, hidden: f64, embedding: f64, vocab: f64) -> f64 {
 }
 
 /// Two long documents of real text, tokenized.
-fn real_documents(tokenizer: &Tokenizer) -> Vec<TokenizedDocument> {
+fn real_documents(tokenizer: &Tokenizer) -> Documents {
     let mut corpus = pretext::corpus::Corpus::from_dir(
         pretext::corpus::bundled_data_dir().join("shakespeare"),
         pretext::corpus::DocumentBoundary::File,
     )
     .unwrap();
     corpus.documents.truncate(2);
-    pretext::data::tokenize_corpus(&corpus, tokenizer).unwrap()
+    Documents::tokenize(&corpus, tokenizer).unwrap()
 }
 
 /// The first `BATCH` examples of `task` that `full` accepts.

@@ -5,7 +5,7 @@
 
 use pretext::burn::prelude::*;
 use pretext::corpus::Corpus;
-use pretext::data::tokenize_corpus;
+use pretext::data::Documents;
 use pretext::noise::MlmMasking;
 use pretext::objectives::{MlmConfig, MlmTask};
 use pretext::train::{TrainConfig, train};
@@ -14,8 +14,8 @@ use pretext::{Preset, Pretrainer, Tokenizer};
 fn main() -> pretext::Result<()> {
     let tokenizer = Tokenizer::bundled()?;
     let (train_docs, valid_docs) = Corpus::bundled()?.split(0.05, 0)?;
-    let train_docs = tokenize_corpus(&train_docs, &tokenizer)?;
-    let valid_docs = tokenize_corpus(&valid_docs, &tokenizer)?;
+    let train_docs = Documents::tokenize(&train_docs, &tokenizer)?;
+    let valid_docs = Documents::tokenize(&valid_docs, &tokenizer)?;
 
     let device = Device::flex().autodiff();
     let backbone = Preset::Tiny.encoder(tokenizer.vocab_size()).init(&device)?;

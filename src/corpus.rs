@@ -56,23 +56,21 @@ impl Corpus {
     pub fn from_dir(dir: impl AsRef<Path>, boundary: DocumentBoundary) -> Result<Self> {
         let dir = dir.as_ref();
         let mut files = Vec::new();
-        collect_txt_files(dir, &mut files)?;
+        collect_files(
+            dir,
+            &|path| path.extension().is_some_and(|e| e == "txt"),
+            &mut files,
+        )?;
         if files.is_empty() {
             return Err(Error::EmptyCorpus(format!(
                 "no .txt files under {}",
                 dir.display()
             )));
         }
-        let parent = dir.parent().unwrap_or(dir);
         let mut corpus = Corpus::default();
         for file in files {
-            let name = file
-                .strip_prefix(parent)
-                .unwrap_or(&file)
-                .to_string_lossy()
-                .into_owned();
             let text = read_utf8(&file)?;
-            corpus.push_text(&name, &text, boundary);
+            corpus.push_text(&input_name(dir, &file), &text, boundary);
         }
         corpus.non_empty(&dir.display().to_string())
     }
@@ -103,25 +101,15 @@ impl Corpus {
     fn push_text(&mut self, name: &str, text: &str, boundary: DocumentBoundary) {
         let paragraphs = paragraphs(text);
         match boundary {
-            DocumentBoundary::File => {
-                let sentences: Vec<String> =
-                    paragraphs.iter().flat_map(|p| split_sentences(p)).collect();
-                if !sentences.is_empty() {
-                    self.documents.push(Document {
-                        name: name.to_string(),
-                        sentences,
-                    });
-                }
-            }
+            DocumentBoundary::File => self
+                .documents
+                .extend(document(name.to_string(), &paragraphs)),
             DocumentBoundary::BlankLine => {
                 for (i, paragraph) in paragraphs.iter().enumerate() {
-                    let sentences = split_sentences(paragraph);
-                    if !sentences.is_empty() {
-                        self.documents.push(Document {
-                            name: format!("{name}#{i}"),
-                            sentences,
-                        });
-                    }
+                    self.documents.extend(document(
+                        part_name(name, i as u64),
+                        std::slice::from_ref(paragraph),
+                    ));
                 }
             }
         }
@@ -149,37 +137,57 @@ impl Corpus {
     /// of its name and `seed` falls below `valid_fraction`, so the split does not depend on file
     /// order. Both sides get at least one document.
     pub fn split(self, valid_fraction: f64, seed: u64) -> Result<(Corpus, Corpus)> {
-        crate::error::check_rate("valid_fraction", valid_fraction)?;
-        if self.documents.len() < 2 {
-            return Err(Error::EmptyCorpus(format!(
-                "a train/validation split needs at least 2 documents, the corpus has {}",
-                self.documents.len()
-            )));
-        }
-        let keyed: Vec<(f64, Document)> = self
-            .documents
-            .into_iter()
-            .map(|d| (unit_hash(&d.name, seed), d))
-            .collect();
-        let (mut valid, mut train): (Vec<_>, Vec<_>) =
-            keyed.into_iter().partition(|(h, _)| *h < valid_fraction);
-        // Guarantee a non-empty side by moving the document closest to the threshold.
-        let by_key = |a: &(f64, Document), b: &(f64, Document)| a.0.total_cmp(&b.0);
-        if valid.is_empty() {
-            train.sort_by(by_key);
-            valid.push(train.remove(0));
-        } else if train.is_empty() {
-            valid.sort_by(by_key);
-            train.push(valid.pop().expect("valid has at least 2 documents"));
-        }
-        let strip = |v: Vec<(f64, Document)>| Corpus {
-            documents: v.into_iter().map(|(_, d)| d).collect(),
+        let names: Vec<&str> = self.documents.iter().map(|d| d.name.as_str()).collect();
+        let valid = validation_flags(&names, valid_fraction, seed)?;
+        let (valid, train): (Vec<_>, Vec<_>) =
+            self.documents.into_iter().zip(valid).partition(|(_, v)| *v);
+        let strip = |v: Vec<(Document, bool)>| Corpus {
+            documents: v.into_iter().map(|(d, _)| d).collect(),
         };
         Ok((strip(train), strip(valid)))
     }
 }
 
-fn collect_txt_files(dir: &Path, out: &mut Vec<PathBuf>) -> Result<()> {
+/// Which of the documents named `names` are held out for validation: those whose hash of name
+/// and `seed` falls below `valid_fraction`, so that a document's side depends on its name
+/// alone, not on file order or on which other documents there are. Both sides get at least
+/// one document: the one whose hash is nearest the threshold crosses over.
+pub(crate) fn validation_flags(
+    names: &[&str],
+    valid_fraction: f64,
+    seed: u64,
+) -> Result<Vec<bool>> {
+    crate::error::check_rate("valid_fraction", valid_fraction)?;
+    if names.len() < 2 {
+        return Err(Error::EmptyCorpus(format!(
+            "a train/validation split needs at least 2 documents, the corpus has {}",
+            names.len()
+        )));
+    }
+    let keys: Vec<f64> = names.iter().map(|n| unit_hash(n, seed)).collect();
+    let mut valid: Vec<bool> = keys.iter().map(|&k| k < valid_fraction).collect();
+    let nearest = |side: bool, pick: fn(f64, f64) -> bool| {
+        (0..keys.len())
+            .filter(|&i| valid[i] == side)
+            .reduce(|a, b| if pick(keys[b], keys[a]) { b } else { a })
+    };
+    if !valid.contains(&true) {
+        let lowest = nearest(false, |b, a| b < a).expect("every document is in train");
+        valid[lowest] = true;
+    } else if !valid.contains(&false) {
+        let highest = nearest(true, |b, a| b > a).expect("every document validates");
+        valid[highest] = false;
+    }
+    Ok(valid)
+}
+
+/// Appends the files under `dir` that `keep` accepts to `out`, recursively, in sorted path order
+/// (so that a corpus reads the same on every file system).
+pub(crate) fn collect_files(
+    dir: &Path,
+    keep: &dyn Fn(&Path) -> bool,
+    out: &mut Vec<PathBuf>,
+) -> Result<()> {
     let entries = std::fs::read_dir(dir).map_err(|e| Error::io(dir, e))?;
     let mut paths: Vec<PathBuf> = entries
         .map(|e| e.map(|e| e.path()).map_err(|err| Error::io(dir, err)))
@@ -187,12 +195,35 @@ fn collect_txt_files(dir: &Path, out: &mut Vec<PathBuf>) -> Result<()> {
     paths.sort();
     for path in paths {
         if path.is_dir() {
-            collect_txt_files(&path, out)?;
-        } else if path.extension().is_some_and(|e| e == "txt") {
+            collect_files(&path, keep, out)?;
+        } else if keep(&path) {
             out.push(path);
         }
     }
     Ok(())
+}
+
+/// The name of `file`, read from the input `input` (the file itself or a folder above it): its
+/// path relative to the input's parent, e.g. `brown/ca01.txt`, so that names, and with them the
+/// train/validation split, do not depend on where the corpus lies.
+pub(crate) fn input_name(input: &Path, file: &Path) -> String {
+    let parent = input.parent().unwrap_or(input);
+    file.strip_prefix(parent)
+        .unwrap_or(file)
+        .to_string_lossy()
+        .into_owned()
+}
+
+/// The name of part `index` (from 0) of the file named `name`: a blank-line-separated block, or a
+/// line of JSON.
+pub(crate) fn part_name(name: &str, index: u64) -> String {
+    format!("{name}#{index}")
+}
+
+/// The document `name` made of `paragraphs`' sentences; none if they hold no sentence.
+pub(crate) fn document(name: String, paragraphs: &[String]) -> Option<Document> {
+    let sentences: Vec<String> = paragraphs.iter().flat_map(|p| split_sentences(p)).collect();
+    (!sentences.is_empty()).then_some(Document { name, sentences })
 }
 
 /// Reads a file that must be UTF-8, naming the first bad byte otherwise.
@@ -205,26 +236,39 @@ pub fn read_utf8(path: &Path) -> Result<String> {
 }
 
 /// Blank-line-separated blocks of a text, each with its lines joined by single spaces.
-fn paragraphs(text: &str) -> Vec<String> {
-    let mut out = Vec::new();
-    let mut current = String::new();
-    for line in text.lines() {
+pub(crate) fn paragraphs(text: &str) -> Vec<String> {
+    let mut paragraph = Paragraph::default();
+    let mut out: Vec<String> = text
+        .lines()
+        .filter_map(|l| paragraph.push_line(l))
+        .collect();
+    out.extend(paragraph.finish());
+    out
+}
+
+/// A blank-line-separated block built a line at a time, so that a text read as a stream is cut
+/// as [`paragraphs`] cuts it whole.
+#[derive(Debug, Default)]
+pub(crate) struct Paragraph(String);
+
+impl Paragraph {
+    /// Adds a line (without its line ending); returns the block a blank line ends, if any.
+    pub(crate) fn push_line(&mut self, line: &str) -> Option<String> {
         let line = line.trim();
         if line.is_empty() {
-            if !current.is_empty() {
-                out.push(std::mem::take(&mut current));
-            }
-        } else {
-            if !current.is_empty() {
-                current.push(' ');
-            }
-            current.push_str(line);
+            return self.finish();
         }
+        if !self.0.is_empty() {
+            self.0.push(' ');
+        }
+        self.0.push_str(line);
+        None
     }
-    if !current.is_empty() {
-        out.push(current);
+
+    /// The block so far, if any, leaving this one empty: the last block of a text.
+    pub(crate) fn finish(&mut self) -> Option<String> {
+        (!self.0.is_empty()).then(|| std::mem::take(&mut self.0))
     }
-    out
 }
 
 /// Abbreviations after which a period does not end a sentence.

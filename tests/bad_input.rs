@@ -4,7 +4,7 @@ mod common;
 
 use burn::prelude::*;
 use pretext::corpus::{Corpus, DocumentBoundary};
-use pretext::data::tokenize_corpus;
+use pretext::data::Documents;
 use pretext::noise::bart::BartNoise;
 use pretext::noise::{MaskUnit, MlmMasker, MlmMasking, PairKind, PermutationMasking, example_rng};
 use pretext::objectives::{
@@ -118,7 +118,7 @@ fn sentence_pairs_from_single_sentence_documents_or_too_short_sequences() {
         DocumentBoundary::File,
     )
     .unwrap();
-    let docs = tokenize_corpus(&single, &tokenizer).unwrap();
+    let docs = Documents::tokenize(&single, &tokenizer).unwrap();
     for kind in [PairKind::NextSentence, PairKind::SentenceOrder] {
         let err = SentencePairTask::new(&docs, &tokenizer, kind, 64, None).unwrap_err();
         assert!(matches!(err, Error::EmptyCorpus(_)), "{err}");
@@ -197,7 +197,7 @@ fn documents_too_short_to_mask_and_too_few_sentinels() {
     let tokenizer = Tokenizer::bundled().unwrap();
     // One-token documents: nothing for span corruption to both hide and keep.
     let words = Corpus::from_texts([("a", "Rain"), ("b", "Snow")], DocumentBoundary::File).unwrap();
-    let short = tokenize_corpus(&words, &tokenizer).unwrap();
+    let short = Documents::tokenize(&words, &tokenizer).unwrap();
     let t5 = tokenizer.clone().with_sentinels(100).unwrap();
     let err = T5Task::new(&short, &t5, SpanCorruption::default(), 64).unwrap_err();
     assert!(matches!(err, Error::EmptyCorpus(_)), "{err}");

@@ -8,7 +8,7 @@ use burn::prelude::*;
 use pretext::blocks::{
     EncoderDecoder, EncoderDecoderConfig, TransformerEncoder, TransformerEncoderConfig,
 };
-use pretext::data::{Seq2SeqBatch, Task, TokenizedDocument};
+use pretext::data::{Documents, Seq2SeqBatch, Task};
 use pretext::noise::bart::BartNoise;
 use pretext::noise::example_rng;
 use pretext::noise::{MaskUnit, MlmMasking, PairKind, PermutationMasking};
@@ -29,7 +29,7 @@ fn mean(xs: &[f64]) -> f64 {
 fn train_on<M, O, T>(
     model: Pretrainer<M, O>,
     steps: usize,
-    make_task: impl Fn(&Tokenizer, &[TokenizedDocument]) -> T,
+    make_task: impl Fn(&Tokenizer, &Documents) -> T,
 ) -> TrainReport<M, O>
 where
     M: Module,
@@ -240,11 +240,8 @@ fn tiny_seq2seq(vocab: usize, device: &Device) -> Pretrainer<EncoderDecoder, Seq
 
 /// Trains the tiny encoder-decoder on `make_task`'s data; checks that its loss falls and that
 /// the batches reach every parameter.
-fn train_seq2seq<T>(
-    name: &str,
-    vocab: usize,
-    make_task: impl Fn(&Tokenizer, &[TokenizedDocument]) -> T,
-) where
+fn train_seq2seq<T>(name: &str, vocab: usize, make_task: impl Fn(&Tokenizer, &Documents) -> T)
+where
     T: Task<Batch = Seq2SeqBatch>,
 {
     let device = model_device();
@@ -358,7 +355,7 @@ fn electra_trains_generator_and_discriminator_on_real_text() {
 /// Trains the tiny encoder with permuted LM on the task `make_task` builds; checks on the way
 /// that the first batch's gradients reach every parameter.
 fn train_plm(
-    make_task: fn(&[TokenizedDocument], &Tokenizer) -> PermutationTask,
+    make_task: fn(&Documents, &Tokenizer) -> PermutationTask,
 ) -> std::collections::BTreeMap<String, f64> {
     let tokenizer = Tokenizer::bundled().unwrap();
     let device = model_device();
@@ -404,7 +401,7 @@ fn spanbert_trains_mlm_and_the_boundary_objective_on_real_text() {
     let backbone = common::tiny_backbone(&tokenizer, &device);
     let head = SpanBert::new(&backbone, SboHeadConfig::new(), 1.0, &device).unwrap();
     let model = Pretrainer::new(backbone, head);
-    let make_task = |tokenizer: &Tokenizer, docs: &[TokenizedDocument]| {
+    let make_task = |tokenizer: &Tokenizer, docs: &Documents| {
         SpanBertTask::new(docs, tokenizer, MlmMasking::spanbert(), 15, 64).unwrap()
     };
     let (_, docs, _) = common::real_text();

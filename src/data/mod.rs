@@ -1,16 +1,24 @@
 //! From tokenized documents to batches: segments, example sources and collation.
 
 pub mod batch;
+pub mod documents;
+pub(crate) mod index;
 pub mod permutation;
+pub mod prepare;
 pub mod prepared;
 pub mod segments;
 pub mod seq2seq;
+pub mod sources;
+pub mod store;
 
 pub use batch::{TokenBatch, TokenExample};
+pub use documents::Documents;
 pub use permutation::{PermutationBatch, PermutationExample};
 pub use prepared::{Manifest, Prepared};
-pub use segments::{Segment, TokenizedDocument, pack_segments, pack_sentences, tokenize_corpus};
+pub use segments::{Segment, Segments, TokenizedDocument, pack_segments, tokenize_corpus};
 pub use seq2seq::{Seq2SeqBatch, Seq2SeqExample};
+pub use sources::{Format, Position, Reader, Skipped, Source, list_sources};
+pub use store::TokenStore;
 
 use burn::prelude::Device;
 

@@ -12,15 +12,20 @@
 //! - `dataset.json`: the manifest (format version, the tokenizer's fingerprint, the counts),
 //!   written last, so that a directory without it is an unfinished preparation.
 
-use std::io::{BufWriter, Write};
-use std::path::{Path, PathBuf};
+use std::io::{BufWriter, Seek, SeekFrom, Write};
+use std::path::Path;
+use std::sync::Arc;
 
 use memmap2::Mmap;
 use serde::{Deserialize, Serialize};
 
+use super::documents::Documents;
+use super::prepare::Provenance;
 use super::segments::TokenizedDocument;
+use super::sources::Skipped;
+use super::store::{Bytes, StoreFiles, StoreWriter, TokenStore, WriterState, u64_at};
 use crate::error::{Error, Result};
-use crate::tokenize::{Encoded, Tokenizer};
+use crate::tokenize::Tokenizer;
 
 /// The manifest's file name.
 pub const MANIFEST: &str = "dataset.json";
@@ -50,6 +55,31 @@ pub struct Manifest {
     pub sentences: u64,
     /// Documents stored.
     pub documents: u64,
+    /// Bytes of sentence text tokenized (whitespace between sentences not counted).
+    #[serde(default)]
+    pub text_bytes: u64,
+    /// The train/validation split the preparation made, for the record: a run splits by the
+    /// same hash of names with its own `valid_fraction`, so with the same fraction it holds
+    /// out these documents.
+    #[serde(default)]
+    pub split: Option<SplitRecord>,
+    /// Lines left out because they were not UTF-8.
+    #[serde(default)]
+    pub skipped: Skipped,
+    /// What was prepared, from what, with which tokenizer (`None` for a dataset written from
+    /// documents in memory).
+    #[serde(default)]
+    pub provenance: Option<Provenance>,
+}
+
+/// The train/validation split recorded in a manifest.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SplitRecord {
+    /// Share of documents held out.
+    pub valid_fraction: f64,
+    /// Documents held out.
+    pub valid_documents: u64,
 }
 
 fn fault(path: &Path, reason: impl std::fmt::Display) -> Error {
@@ -59,123 +89,164 @@ fn fault(path: &Path, reason: impl std::fmt::Display) -> Error {
     }
 }
 
+/// The files of a prepared dataset in `dir`, created empty (or cut back to `state`'s lengths
+/// to resume a preparation).
+pub(crate) fn create_files(
+    dir: &Path,
+    id_bytes: usize,
+    state: Option<&WriterState>,
+) -> Result<StoreFiles<BufWriter<std::fs::File>>> {
+    std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+    let lengths = state.map(|s| s.file_lengths(id_bytes));
+    let open = |name: &str, k: usize| -> Result<BufWriter<std::fs::File>> {
+        let path = dir.join(name);
+        let mut file = std::fs::OpenOptions::new()
+            .create(true)
+            .write(true)
+            .truncate(lengths.is_none())
+            .open(&path)
+            .map_err(|e| Error::io(&path, e))?;
+        if let Some(lengths) = lengths {
+            let have = file.metadata().map_err(|e| Error::io(&path, e))?.len();
+            if have < lengths[k] {
+                return Err(fault(&path, "shorter than its preparation's record"));
+            }
+            file.set_len(lengths[k]).map_err(|e| Error::io(&path, e))?;
+            file.seek(SeekFrom::End(0))
+                .map_err(|e| Error::io(&path, e))?;
+        }
+        Ok(BufWriter::with_capacity(1 << 20, file))
+    };
+    Ok(StoreFiles {
+        tokens: open(TOKENS, 0)?,
+        starts: open(STARTS, 1)?,
+        sentences: open(SENTENCES, 2)?,
+        documents: open(DOCUMENTS, 3)?,
+        names: open(NAMES, 4)?,
+    })
+}
+
+/// Flushes every file of a store being written to disk, so that its state can be recorded.
+pub(crate) fn sync_files(
+    dir: &Path,
+    files: &mut StoreFiles<BufWriter<std::fs::File>>,
+) -> Result<()> {
+    for out in [
+        &mut files.tokens,
+        &mut files.starts,
+        &mut files.sentences,
+        &mut files.documents,
+        &mut files.names,
+    ] {
+        out.flush().map_err(|e| Error::io(dir, e))?;
+        out.get_ref().sync_data().map_err(|e| Error::io(dir, e))?;
+    }
+    Ok(())
+}
+
+/// Bytes per stored id for a vocabulary of `vocab` tokens.
+pub(crate) fn id_bytes(vocab: usize) -> usize {
+    if vocab <= 1 << 16 { 2 } else { 4 }
+}
+
+/// Checks that a document's name can be a line of `names.txt`.
+pub(crate) fn check_name(dir: &Path, name: &str) -> Result<()> {
+    if name.contains('\n') {
+        return Err(fault(
+            dir,
+            format!("document name {name:?} holds a line break"),
+        ));
+    }
+    Ok(())
+}
+
 /// Writes `documents` (tokenized by `tokenizer`) as a prepared dataset in `dir`, streaming:
 /// nothing but the current document is held in memory. Documents without a token are
-/// skipped; none at all is [`Error::EmptyCorpus`].
+/// skipped; none at all is [`Error::EmptyCorpus`]. For raw text, with progress and resume,
+/// see [`prepare`](super::prepare).
 pub fn write(
     dir: &Path,
     documents: impl IntoIterator<Item = TokenizedDocument>,
     tokenizer: &Tokenizer,
 ) -> Result<Manifest> {
-    std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
-    // A manifest left from an earlier preparation must not vouch for the files rewritten now.
-    let manifest_path = dir.join(MANIFEST);
-    if manifest_path.exists() {
-        std::fs::remove_file(&manifest_path).map_err(|e| Error::io(&manifest_path, e))?;
-    }
+    remove_manifest(dir)?;
     // Asked once: the tokenizer counts its vocabulary afresh each time.
     let vocab = tokenizer.vocab_size();
-    let id_bytes = if vocab <= 1 << 16 { 2 } else { 4 };
-    let create = |name: &str| -> Result<(PathBuf, BufWriter<std::fs::File>)> {
-        let path = dir.join(name);
-        let file = std::fs::File::create(&path).map_err(|e| Error::io(&path, e))?;
-        Ok((path, BufWriter::new(file)))
-    };
-    let mut tokens = create(TOKENS)?;
-    let mut starts = create(STARTS)?;
-    let mut sentences = create(SENTENCES)?;
-    let mut documents_out = create(DOCUMENTS)?;
-    let mut names = create(NAMES)?;
-    let put = |(path, out): &mut (PathBuf, BufWriter<std::fs::File>), bytes: &[u8]| {
-        out.write_all(bytes).map_err(|e| Error::io(&*path, e))
-    };
-    let (mut n_tokens, mut n_sentences, mut n_documents) = (0u64, 0u64, 0u64);
-    // Word-start bits are packed a byte at a time across sentence boundaries.
-    let (mut byte, mut bits) = (0u8, 0u32);
-    put(&mut sentences, &0u64.to_le_bytes())?;
-    put(&mut documents_out, &0u64.to_le_bytes())?;
+    let width = id_bytes(vocab);
+    let files = create_files(dir, width, None)?;
+    let mut writer = StoreWriter::new(files, width, Some(vocab), dir)?;
     for document in documents {
-        let kept: Vec<&Encoded> = document
-            .sentences
-            .iter()
-            .filter(|s| !s.is_empty())
-            .collect();
-        if kept.is_empty() {
-            continue;
-        }
-        if document.name.contains('\n') {
-            return Err(fault(
-                dir,
-                format!("document name {:?} holds a line break", document.name),
-            ));
-        }
-        for sentence in kept {
-            for (&id, &start) in sentence.ids.iter().zip(&sentence.word_starts) {
-                if id as usize >= vocab {
-                    return Err(Error::TokenOutOfRange { id, vocab });
-                }
-                match id_bytes {
-                    2 => put(&mut tokens, &(id as u16).to_le_bytes())?,
-                    _ => put(&mut tokens, &id.to_le_bytes())?,
-                }
-                byte |= u8::from(start) << bits;
-                bits += 1;
-                if bits == 8 {
-                    put(&mut starts, &[byte])?;
-                    (byte, bits) = (0, 0);
-                }
-            }
-            n_tokens += sentence.ids.len() as u64;
-            n_sentences += 1;
-            put(&mut sentences, &n_tokens.to_le_bytes())?;
-        }
-        n_documents += 1;
-        put(&mut documents_out, &n_sentences.to_le_bytes())?;
-        put(&mut names, format!("{}\n", document.name).as_bytes())?;
+        check_name(dir, &document.name)?;
+        writer.push(&document)?;
     }
-    if bits > 0 {
-        put(&mut starts, &[byte])?;
-    }
-    if n_documents == 0 {
+    let (mut files, state) = writer.finish()?;
+    if state.documents == 0 {
         return Err(Error::EmptyCorpus("no document has any token".into()));
     }
-    for (path, out) in [tokens, starts, sentences, documents_out, names] {
-        let file = out
-            .into_inner()
-            .map_err(|e| Error::io(&path, e.into_error()))?;
-        file.sync_all().map_err(|e| Error::io(&path, e))?;
-    }
-    let manifest = Manifest {
-        version: FORMAT_VERSION,
-        tokenizer: tokenizer.fingerprint(),
-        vocab_size: vocab,
-        id_bytes,
-        tokens: n_tokens,
-        sentences: n_sentences,
-        documents: n_documents,
-    };
-    let tmp = dir.join(format!("{MANIFEST}.tmp"));
-    let json = serde_json::to_string_pretty(&manifest).expect("a manifest serialises");
-    std::fs::write(&tmp, json).map_err(|e| Error::io(&tmp, e))?;
-    std::fs::rename(&tmp, &manifest_path).map_err(|e| Error::io(&manifest_path, e))?;
+    sync_files(dir, &mut files)?;
+    let manifest = Manifest::new(tokenizer.fingerprint(), vocab, width, &state);
+    manifest.write(dir)?;
     Ok(manifest)
+}
+
+/// Removes `dir`'s manifest and cached indexes, so that files rewritten now are not vouched
+/// for or indexed by what described the old ones.
+pub(crate) fn remove_manifest(dir: &Path) -> Result<()> {
+    let path = dir.join(MANIFEST);
+    match std::fs::remove_file(&path) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(Error::io(&path, e)),
+        _ => {}
+    }
+    let index = dir.join(super::index::INDEX_DIR);
+    match std::fs::remove_dir_all(&index) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(Error::io(&index, e)),
+        _ => Ok(()),
+    }
+}
+
+impl Manifest {
+    /// The manifest of a finished store.
+    pub(crate) fn new(
+        tokenizer: String,
+        vocab_size: usize,
+        id_bytes: usize,
+        state: &WriterState,
+    ) -> Self {
+        Self {
+            version: FORMAT_VERSION,
+            tokenizer,
+            vocab_size,
+            id_bytes,
+            tokens: state.tokens,
+            sentences: state.sentences,
+            documents: state.documents,
+            text_bytes: 0,
+            split: None,
+            skipped: Skipped::default(),
+            provenance: None,
+        }
+    }
+
+    /// Writes it into `dir` atomically: its presence says the preparation finished.
+    pub(crate) fn write(&self, dir: &Path) -> Result<()> {
+        let path = dir.join(MANIFEST);
+        let tmp = dir.join(format!("{MANIFEST}.tmp"));
+        let json = serde_json::to_string_pretty(self).expect("a manifest serialises");
+        std::fs::write(&tmp, json).map_err(|e| Error::io(&tmp, e))?;
+        std::fs::rename(&tmp, &path).map_err(|e| Error::io(&path, e))
+    }
 }
 
 /// A prepared dataset, open for reading: its files memory-mapped, nothing else loaded but the
 /// document names.
 #[derive(Debug)]
 pub struct Prepared {
-    dir: PathBuf,
     manifest: Manifest,
-    tokens: Mmap,
-    starts: Mmap,
-    sentences: Mmap,
-    documents: Mmap,
-    names: Vec<String>,
+    store: Arc<TokenStore>,
 }
 
 /// Maps `path` read-only, checking that it holds exactly `len` bytes.
-fn map(path: &Path, len: u64) -> Result<Mmap> {
+fn map(path: &Path, len: u64) -> Result<Bytes> {
     let file = std::fs::File::open(path).map_err(|e| fault(path, e))?;
     let actual = file.metadata().map_err(|e| fault(path, e))?.len();
     if actual != len {
@@ -184,10 +255,16 @@ fn map(path: &Path, len: u64) -> Result<Mmap> {
             format!("holds {actual} bytes where the manifest counts {len}: truncated or rewritten"),
         ));
     }
+    if len == 0 {
+        // An empty file cannot be mapped.
+        return Ok(Bytes::Owned(Vec::new()));
+    }
     // SAFETY: the map is read-only and the files of a finished preparation are never written
     // again (a new preparation removes the manifest first, and readers open through it); a
     // file changed by another program under a running reader is outside what we can guard.
-    unsafe { Mmap::map(&file) }.map_err(|e| fault(path, e))
+    unsafe { Mmap::map(&file) }
+        .map(Bytes::Mapped)
+        .map_err(|e| fault(path, e))
 }
 
 impl Prepared {
@@ -195,24 +272,7 @@ impl Prepared {
     /// preparation, another format version or a file of the wrong size is
     /// [`Error::Dataset`]; ids from another tokenizer are [`Error::TokenizerMismatch`].
     pub fn open(dir: &Path, tokenizer: &Tokenizer) -> Result<Self> {
-        let manifest_path = dir.join(MANIFEST);
-        let text = std::fs::read_to_string(&manifest_path).map_err(|_| {
-            fault(
-                dir,
-                format!("no {MANIFEST}: not a prepared dataset, or its preparation did not finish"),
-            )
-        })?;
-        let manifest: Manifest =
-            serde_json::from_str(&text).map_err(|e| fault(&manifest_path, e))?;
-        if manifest.version != FORMAT_VERSION {
-            return Err(fault(
-                &manifest_path,
-                format!(
-                    "format version {}, this build reads {FORMAT_VERSION}",
-                    manifest.version
-                ),
-            ));
-        }
+        let manifest = Manifest::read(dir)?;
         if manifest.tokenizer != tokenizer.fingerprint() {
             return Err(Error::TokenizerMismatch {
                 what: "prepared dataset's and run's".into(),
@@ -223,12 +283,6 @@ impl Prepared {
                     tokenizer.fingerprint()
                 ),
             });
-        }
-        if !matches!(manifest.id_bytes, 2 | 4) {
-            return Err(fault(
-                &manifest_path,
-                format!("{} bytes per id", manifest.id_bytes),
-            ));
         }
         let names_path = dir.join(NAMES);
         let names: Vec<String> = std::fs::read_to_string(&names_path)
@@ -242,7 +296,7 @@ impl Prepared {
                 format!("{} names for {} documents", names.len(), manifest.documents),
             ));
         }
-        let prepared = Self {
+        let store = TokenStore {
             tokens: map(
                 &dir.join(TOKENS),
                 manifest.tokens * manifest.id_bytes as u64,
@@ -250,18 +304,21 @@ impl Prepared {
             starts: map(&dir.join(STARTS), manifest.tokens.div_ceil(8))?,
             sentences: map(&dir.join(SENTENCES), (manifest.sentences + 1) * 8)?,
             documents: map(&dir.join(DOCUMENTS), (manifest.documents + 1) * 8)?,
-            dir: dir.to_path_buf(),
+            id_bytes: manifest.id_bytes,
             names,
-            manifest,
+            dir: Some(dir.to_path_buf()),
         };
         let ends = (
-            prepared.offset(&prepared.sentences, prepared.manifest.sentences as usize),
-            prepared.offset(&prepared.documents, prepared.manifest.documents as usize),
+            u64_at(&store.sentences, manifest.sentences as usize),
+            u64_at(&store.documents, manifest.documents as usize),
         );
-        if ends != (prepared.manifest.tokens, prepared.manifest.sentences) {
+        if ends != (manifest.tokens, manifest.sentences) {
             return Err(fault(dir, "its indexes end elsewhere than its counts"));
         }
-        Ok(prepared)
+        Ok(Self {
+            manifest,
+            store: Arc::new(store),
+        })
     }
 
     /// The manifest.
@@ -271,59 +328,54 @@ impl Prepared {
 
     /// The directory it was opened from.
     pub fn dir(&self) -> &Path {
-        &self.dir
+        self.store
+            .dir
+            .as_deref()
+            .expect("a prepared store has a directory")
     }
 
-    /// Documents stored.
-    pub fn num_documents(&self) -> usize {
-        self.names.len()
+    /// The token store.
+    pub fn store(&self) -> &Arc<TokenStore> {
+        &self.store
     }
 
-    /// Document `index`'s name.
-    pub fn name(&self, index: usize) -> &str {
-        &self.names[index]
+    /// Every document.
+    pub fn documents(&self) -> Documents {
+        Documents::all(self.store.clone())
     }
 
-    /// The `index`-th `u64` of an offset file.
-    fn offset(&self, file: &Mmap, index: usize) -> u64 {
-        let at = index * 8;
-        u64::from_le_bytes(file[at..at + 8].try_into().expect("8 bytes"))
+    /// `(train, validation)` documents, split by name as
+    /// [`Corpus::split`](crate::corpus::Corpus::split) splits a corpus with `seed`, so that
+    /// the two paths hold out the same documents.
+    pub fn split(&self, valid_fraction: f64, seed: u64) -> Result<(Documents, Documents)> {
+        Documents::split(self.store.clone(), valid_fraction, seed)
     }
+}
 
-    /// The sentences `[first, end)` of document `index`.
-    pub fn sentence_range(&self, index: usize) -> std::ops::Range<usize> {
-        let first = self.offset(&self.documents, index) as usize;
-        let end = self.offset(&self.documents, index + 1) as usize;
-        first..end
-    }
-
-    /// Sentence `index` (counted over the whole dataset) with its word starts.
-    pub fn sentence(&self, index: usize) -> Encoded {
-        let first = self.offset(&self.sentences, index) as usize;
-        let end = self.offset(&self.sentences, index + 1) as usize;
-        let width = self.manifest.id_bytes;
-        let ids = self.tokens[first * width..end * width]
-            .chunks_exact(width)
-            .map(|b| match width {
-                2 => u32::from(u16::from_le_bytes([b[0], b[1]])),
-                _ => u32::from_le_bytes([b[0], b[1], b[2], b[3]]),
-            })
-            .collect();
-        let word_starts = (first..end)
-            .map(|t| self.starts[t / 8] >> (t % 8) & 1 == 1)
-            .collect();
-        Encoded { ids, word_starts }
-    }
-
-    /// Document `index`, its sentences read from the maps.
-    pub fn document(&self, index: usize) -> TokenizedDocument {
-        TokenizedDocument {
-            name: self.names[index].clone(),
-            sentences: self
-                .sentence_range(index)
-                .map(|s| self.sentence(s))
-                .collect(),
+impl Manifest {
+    /// Reads and checks `dir`'s manifest.
+    pub fn read(dir: &Path) -> Result<Self> {
+        let path = dir.join(MANIFEST);
+        let text = std::fs::read_to_string(&path).map_err(|_| {
+            fault(
+                dir,
+                format!("no {MANIFEST}: not a prepared dataset, or its preparation did not finish"),
+            )
+        })?;
+        let manifest: Manifest = serde_json::from_str(&text).map_err(|e| fault(&path, e))?;
+        if manifest.version != FORMAT_VERSION {
+            return Err(fault(
+                &path,
+                format!(
+                    "format version {}, this build reads {FORMAT_VERSION}",
+                    manifest.version
+                ),
+            ));
         }
+        if !matches!(manifest.id_bytes, 2 | 4) {
+            return Err(fault(&path, format!("{} bytes per id", manifest.id_bytes)));
+        }
+        Ok(manifest)
     }
 }
 
@@ -332,8 +384,9 @@ mod tests {
     use super::*;
     use crate::corpus::{Corpus, DocumentBoundary, bundled_data_dir};
     use crate::data::tokenize_corpus;
+    use crate::tokenize::Encoded;
 
-    fn temp(name: &str) -> PathBuf {
+    fn temp(name: &str) -> std::path::PathBuf {
         let dir =
             std::env::temp_dir().join(format!("pretext-prepared-{name}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
@@ -366,9 +419,9 @@ mod tests {
         assert_eq!(size(TOKENS), 2 * tokens);
         assert_eq!(size(STARTS), tokens.div_ceil(8));
         let prepared = Prepared::open(&dir, &tokenizer).unwrap();
-        assert_eq!(prepared.num_documents(), docs.len());
+        assert_eq!(prepared.store().num_documents(), docs.len());
         for (i, doc) in docs.iter().enumerate() {
-            assert_eq!(&prepared.document(i), doc, "document {i}");
+            assert_eq!(&prepared.store().document(i), doc, "document {i}");
         }
         std::fs::remove_dir_all(dir).unwrap();
     }
@@ -389,7 +442,13 @@ mod tests {
         };
         let dir = temp("wide");
         assert_eq!(write(&dir, [doc.clone()], &tokenizer).unwrap().id_bytes, 4);
-        assert_eq!(Prepared::open(&dir, &tokenizer).unwrap().document(0), doc);
+        assert_eq!(
+            Prepared::open(&dir, &tokenizer)
+                .unwrap()
+                .store()
+                .document(0),
+            doc
+        );
         std::fs::remove_dir_all(dir).unwrap();
     }
 

@@ -1,6 +1,11 @@
 //! Tokenized documents and their packing into segments: runs of whole consecutive sentences of
 //! one document that fill a token budget, as BERT's data builder fills its target length.
 
+use std::sync::Arc;
+
+use super::documents::Documents;
+use super::index::Table;
+use super::prepare::tokenize_documents;
 use crate::corpus::Corpus;
 use crate::error::{Error, Result};
 use crate::tokenize::{Encoded, Tokenizer};
@@ -14,21 +19,17 @@ pub struct TokenizedDocument {
     pub sentences: Vec<Encoded>,
 }
 
-/// Tokenizes every sentence of `corpus` (in parallel, through `tokenizers`).
+/// Tokenizes every sentence of `corpus` (in parallel, through `tokenizers`, a few megabytes
+/// of text at a time), dropping sentences without a token and then documents left without one.
 pub fn tokenize_corpus(corpus: &Corpus, tokenizer: &Tokenizer) -> Result<Vec<TokenizedDocument>> {
     let mut out = Vec::with_capacity(corpus.len());
-    for doc in &corpus.documents {
-        let texts: Vec<&str> = doc.sentences.iter().map(String::as_str).collect();
-        let sentences: Vec<Encoded> = tokenizer
-            .encode_batch(&texts)?
-            .into_iter()
-            .filter(|e| !e.is_empty())
-            .collect();
-        if !sentences.is_empty() {
-            out.push(TokenizedDocument {
-                name: doc.name.clone(),
-                sentences,
-            });
+    let mut batch = 0;
+    let mut bytes = 0;
+    for (i, doc) in corpus.documents.iter().enumerate() {
+        bytes += doc.sentences.iter().map(String::len).sum::<usize>();
+        if bytes >= BATCH_BYTES || i + 1 == corpus.len() {
+            out.extend(tokenize_documents(&corpus.documents[batch..=i], tokenizer)?);
+            (batch, bytes) = (i + 1, 0);
         }
     }
     if out.is_empty() {
@@ -36,6 +37,10 @@ pub fn tokenize_corpus(corpus: &Corpus, tokenizer: &Tokenizer) -> Result<Vec<Tok
     }
     Ok(out)
 }
+
+/// Text tokenized per call: enough to keep every core busy, little enough that the
+/// tokenizer's intermediate encodings stay small.
+const BATCH_BYTES: usize = 4 << 20;
 
 /// A run of tokens from one document.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -110,56 +115,130 @@ impl Segment {
     }
 }
 
-/// Packs each document's sentences greedily into segments of at most `max_tokens` tokens,
-/// never across documents. A sentence longer than `max_tokens` is cut into pieces.
-pub fn pack_segments(documents: &[TokenizedDocument], max_tokens: usize) -> Result<Vec<Segment>> {
-    Ok(pack_sentences(documents, max_tokens)?
-        .iter()
-        .map(|sentences| Segment::concat(sentences))
-        .collect())
+/// Each document's sentences packed greedily into segments of at most `max_tokens` tokens,
+/// never across documents, as BERT's data builder fills its target length; a sentence longer
+/// than `max_tokens` is cut into pieces. The packing is an index of token ranges (built once,
+/// and cached beside a prepared dataset), so segment `i` is read in O(1).
+#[derive(Debug, Clone)]
+pub struct Segments {
+    documents: Documents,
+    /// Rows `[first token, end token, first sentence]`.
+    table: Arc<Table>,
+    max_tokens: usize,
 }
 
-/// The same packing as [`pack_segments`], each segment kept as its sentences (or pieces of a
-/// long one), for objectives that move sentences around (BART's permutation).
-pub fn pack_sentences(
-    documents: &[TokenizedDocument],
-    max_tokens: usize,
-) -> Result<Vec<Vec<Segment>>> {
-    if max_tokens == 0 {
-        return Err(Error::InvalidConfig(
-            "segments need room for at least one token".into(),
-        ));
-    }
-    if documents.is_empty() {
-        return Err(Error::EmptyCorpus(
-            "no documents to cut into segments".into(),
-        ));
-    }
-    let mut groups = Vec::new();
-    for doc in documents {
-        let mut current: Vec<Segment> = Vec::new();
-        let mut tokens = 0;
-        for sentence in &doc.sentences {
-            for (ids, starts) in sentence
-                .ids
-                .chunks(max_tokens)
-                .zip(sentence.word_starts.chunks(max_tokens))
-            {
-                if tokens + ids.len() > max_tokens && !current.is_empty() {
-                    groups.push(std::mem::take(&mut current));
-                    tokens = 0;
+/// [`Segments::pack`] keeping every segment.
+pub fn pack_segments(documents: &Documents, max_tokens: usize) -> Result<Segments> {
+    Segments::pack(documents, max_tokens, 1)
+}
+
+impl Segments {
+    /// Packs `documents` into segments of at most `max_tokens` tokens, leaving out those
+    /// shorter than `min_tokens`.
+    pub fn pack(documents: &Documents, max_tokens: usize, min_tokens: usize) -> Result<Self> {
+        if max_tokens == 0 {
+            return Err(Error::InvalidConfig(
+                "segments need room for at least one token".into(),
+            ));
+        }
+        if documents.is_empty() {
+            return Err(Error::EmptyCorpus(
+                "no documents to cut into segments".into(),
+            ));
+        }
+        let name = format!("segments-{max_tokens}-{min_tokens}");
+        let table = Table::build(documents, &name, 3, |rows| {
+            let mut longest = 0;
+            let mut emit = |start: usize, end: usize, sentence: usize| -> Result<()> {
+                if end - start >= min_tokens {
+                    longest = longest.max(end - start);
+                    rows.push(&[start as u64, end as u64, sentence as u64])?;
                 }
-                let mut piece = Segment::default();
-                piece.push(ids, starts);
-                current.push(piece);
-                tokens += ids.len();
+                Ok(())
+            };
+            for d in 0..documents.len() {
+                // The segment being filled: first token, first sentence, tokens so far.
+                let (mut start, mut first, mut tokens) = (0, 0, 0);
+                for s in documents.sentences(d) {
+                    let range = documents.store().sentence_tokens(s);
+                    for piece in range.clone().step_by(max_tokens) {
+                        let len = max_tokens.min(range.end - piece);
+                        if tokens + len > max_tokens && tokens > 0 {
+                            emit(start, piece, first)?;
+                            tokens = 0;
+                        }
+                        if tokens == 0 {
+                            (start, first) = (piece, s);
+                        }
+                        tokens += len;
+                    }
+                }
+                if tokens > 0 {
+                    emit(start, start + tokens, first)?;
+                }
             }
-        }
-        if !current.is_empty() {
-            groups.push(current);
-        }
+            Ok(longest as u64)
+        })?;
+        Ok(Self {
+            documents: documents.clone(),
+            table: Arc::new(table),
+            max_tokens,
+        })
     }
-    Ok(groups)
+
+    /// Number of segments.
+    pub fn len(&self) -> usize {
+        self.table.len()
+    }
+
+    /// Whether there is no segment.
+    pub fn is_empty(&self) -> bool {
+        self.table.len() == 0
+    }
+
+    /// Tokens in the longest segment.
+    pub fn longest(&self) -> usize {
+        self.table.extra() as usize
+    }
+
+    /// Tokens `[first, end)` of segment `index`, numbered over the store.
+    fn range(&self, index: usize) -> std::ops::Range<usize> {
+        self.table.get(index, 0) as usize..self.table.get(index, 1) as usize
+    }
+
+    /// Segment `index`.
+    pub fn segment(&self, index: usize) -> Segment {
+        self.documents.tokens(self.range(index))
+    }
+
+    /// Segment `index` kept as its sentences (or pieces of a long one), for objectives that
+    /// move sentences around (BART's permutation).
+    pub fn sentences(&self, index: usize) -> Vec<Segment> {
+        let range = self.range(index);
+        let store = self.documents.store();
+        let mut pieces = Vec::new();
+        let mut s = self.table.get(index, 2) as usize;
+        while s < store.num_sentences() {
+            let sentence = store.sentence_tokens(s);
+            if sentence.start >= range.end {
+                break;
+            }
+            // Pieces are cut from the sentence's start, so the segment starts on a boundary.
+            let mut piece = sentence.start.max(range.start);
+            while piece < sentence.end.min(range.end) {
+                let end = (piece + self.max_tokens).min(sentence.end);
+                pieces.push(store.tokens(piece..end));
+                piece = end;
+            }
+            s += 1;
+        }
+        pieces
+    }
+
+    /// Every segment in order.
+    pub fn iter(&self) -> impl Iterator<Item = Segment> + '_ {
+        (0..self.len()).map(|i| self.segment(i))
+    }
 }
 
 /// A synthetic document for tests: sentences of the given lengths whose tokens count up from
@@ -198,8 +277,9 @@ mod tests {
 
     #[test]
     fn packing_keeps_sentences_whole_order_intact_and_documents_apart() {
-        let docs = [doc("a", &[3, 4, 5, 20, 2]), doc("b", &[1])];
-        let segs = pack_segments(&docs, 8).unwrap();
+        let docs = Documents::from(vec![doc("a", &[3, 4, 5, 20, 2]), doc("b", &[1])]);
+        let packed = pack_segments(&docs, 8).unwrap();
+        let segs: Vec<Segment> = packed.iter().collect();
         let lens: Vec<usize> = segs.iter().map(|s| s.ids.len()).collect();
         // [3+4], [5], [8], [8], [4], [2] would cross sentences; the rule gives:
         assert_eq!(lens, vec![7, 5, 8, 8, 6, 1]);
@@ -207,5 +287,61 @@ mod tests {
         let flat: Vec<u32> = segs[..5].iter().flat_map(|s| s.ids.clone()).collect();
         let expected: Vec<u32> = (10..10 + 34).collect();
         assert_eq!(flat, expected, "tokens lost, duplicated or reordered");
+    }
+
+    /// The packing rule written plainly over in-memory documents, against which the index
+    /// is checked.
+    fn reference_pack(documents: &[TokenizedDocument], max_tokens: usize) -> Vec<Vec<Segment>> {
+        let mut groups = Vec::new();
+        for doc in documents {
+            let mut current: Vec<Segment> = Vec::new();
+            let mut tokens = 0;
+            for sentence in &doc.sentences {
+                for (ids, starts) in sentence
+                    .ids
+                    .chunks(max_tokens)
+                    .zip(sentence.word_starts.chunks(max_tokens))
+                {
+                    if tokens + ids.len() > max_tokens && !current.is_empty() {
+                        groups.push(std::mem::take(&mut current));
+                        tokens = 0;
+                    }
+                    let mut piece = Segment::default();
+                    piece.push(ids, starts);
+                    current.push(piece);
+                    tokens += ids.len();
+                }
+            }
+            if !current.is_empty() {
+                groups.push(current);
+            }
+        }
+        groups
+    }
+
+    #[test]
+    fn the_index_packs_as_the_plain_rule_does() {
+        use rand::RngExt;
+        let mut rng = crate::noise::example_rng(3, 0, 0);
+        for round in 0..40 {
+            let docs: Vec<TokenizedDocument> = (0..rng.random_range(1..6))
+                .map(|d| {
+                    let lens: Vec<usize> = (0..rng.random_range(1..8))
+                        .map(|_| rng.random_range(1..30))
+                        .collect();
+                    numbered_document(&format!("d{d}"), 1, &lens, rng.random_range(1..4))
+                })
+                .collect();
+            let max = rng.random_range(1..20);
+            let expected = reference_pack(&docs, max);
+            let packed = pack_segments(&Documents::from(docs.as_slice()), max).unwrap();
+            assert_eq!(packed.len(), expected.len(), "round {round}");
+            for (i, pieces) in expected.iter().enumerate() {
+                assert_eq!(&packed.sentences(i), pieces, "round {round} segment {i}");
+                assert_eq!(packed.segment(i), Segment::concat(pieces));
+            }
+            let longest = expected.iter().map(|p| Segment::concat(p).len()).max();
+            assert_eq!(Some(packed.longest()), longest);
+        }
     }
 }

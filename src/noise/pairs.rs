@@ -26,7 +26,10 @@ use rand::RngExt;
 use serde::{Deserialize, Serialize};
 
 use super::ExampleRng;
-use crate::data::{Segment, TokenizedDocument};
+use std::sync::Arc;
+
+use crate::data::index::Table;
+use crate::data::{Documents, Segment};
 use crate::error::{Error, Result, check_rate};
 use crate::tokenize::SpecialTokens;
 
@@ -70,9 +73,9 @@ pub struct SentencePair {
 /// Builds [`SentencePair`]s from tokenized documents.
 #[derive(Debug, Clone)]
 pub struct PairSampler {
-    documents: Vec<TokenizedDocument>,
-    /// `(document, first sentence)` of each chunk.
-    chunks: Vec<(usize, usize)>,
+    documents: Documents,
+    /// Rows `[document, first sentence]` of each chunk, the sentence numbered over the store.
+    chunks: Arc<Table>,
     task: PairKind,
     max_tokens: usize,
     short_seq_prob: f64,
@@ -83,7 +86,7 @@ impl PairSampler {
     /// Pairs of at most `seq_len` tokens (specials included) from `documents`, with BERT's
     /// `short_seq_prob` ([`DEFAULT_SHORT_SEQ_PROB`]) of shorter targets.
     pub fn new(
-        documents: Vec<TokenizedDocument>,
+        documents: Documents,
         task: PairKind,
         seq_len: usize,
         short_seq_prob: f64,
@@ -96,37 +99,40 @@ impl PairSampler {
                  [CLS] [SEP] [SEP]"
             ))
         })?;
-        let mut chunks = Vec::new();
-        for (d, doc) in documents.iter().enumerate() {
-            let tokens: usize = doc.sentences.iter().map(|s| s.len()).sum();
-            if tokens < 2 {
-                continue;
-            }
-            let mut start = 0;
-            let mut len = 0;
-            for (s, sentence) in doc.sentences.iter().enumerate() {
-                len += sentence.len();
-                if len >= max_tokens || s + 1 == doc.sentences.len() {
-                    chunks.push((d, start));
-                    start = s + 1;
-                    len = 0;
+        let chunks = Table::build(&documents, &format!("pairs-{max_tokens}"), 2, |rows| {
+            for d in 0..documents.len() {
+                let sentences = documents.sentences(d);
+                if documents.num_tokens(d) < 2 {
+                    continue;
+                }
+                let mut start = sentences.start;
+                let mut len = 0;
+                for s in sentences.clone() {
+                    len += documents.sentence_len(s);
+                    if len >= max_tokens || s + 1 == sentences.end {
+                        rows.push(&[d as u64, start as u64])?;
+                        start = s + 1;
+                        len = 0;
+                    }
                 }
             }
-        }
-        if chunks.is_empty() {
+            Ok(0)
+        })?;
+        if chunks.len() == 0 {
             return Err(Error::EmptyCorpus(
                 "no document has two tokens to make a sentence pair from".into(),
             ));
         }
-        if documents.iter().all(|d| d.sentences.len() < 2) {
+        if (0..documents.len()).all(|d| documents.sentences(d).len() < 2) {
             return Err(Error::EmptyCorpus(
-                "every document has a single sentence, so there is no sentence pair to learn                  from (is the text split into sentences?)"
+                "every document has a single sentence, so there is no sentence pair to learn \
+                 from (is the text split into sentences?)"
                     .into(),
             ));
         }
         Ok(Self {
             documents,
-            chunks,
+            chunks: Arc::new(chunks),
             task,
             max_tokens,
             short_seq_prob,
@@ -141,18 +147,19 @@ impl PairSampler {
 
     /// Whether there is no example.
     pub fn is_empty(&self) -> bool {
-        self.chunks.is_empty()
+        self.chunks.len() == 0
     }
 
     /// The documents pairs are drawn from.
-    pub fn documents(&self) -> &[TokenizedDocument] {
+    pub fn documents(&self) -> &Documents {
         &self.documents
     }
 
     /// Example `index` (`< len()`), drawn with `rng`.
     pub fn pair(&self, index: usize, rng: &mut ExampleRng) -> SentencePair {
-        let (doc, first) = self.chunks[index];
-        let sentences = &self.documents[doc].sentences;
+        let doc = self.chunks.get(index, 0) as usize;
+        let first = self.chunks.get(index, 1) as usize;
+        let end = self.documents.sentences(doc).end;
         let target = if rng.random::<f64>() < self.short_seq_prob {
             rng.random_range(2..=self.max_tokens)
         } else {
@@ -160,24 +167,20 @@ impl PairSampler {
         };
         let mut chunk_end = first;
         let mut len = 0;
-        while chunk_end < sentences.len() && len < target {
-            len += sentences[chunk_end].len();
+        while chunk_end < end && len < target {
+            len += self.documents.sentence_len(chunk_end);
             chunk_end += 1;
         }
-        let chunk = &sentences[first..chunk_end];
+        let chunk: Vec<Segment> = (first..chunk_end)
+            .map(|s| self.documents.sentence(s))
+            .collect();
         let a_end = if chunk.len() >= 2 {
             rng.random_range(1..chunk.len())
         } else {
             1
         };
-        let mut a = Segment::default();
-        for s in &chunk[..a_end] {
-            a.push(&s.ids, &s.word_starts);
-        }
-        let mut b = Segment::default();
-        for s in &chunk[a_end..] {
-            b.push(&s.ids, &s.word_starts);
-        }
+        let mut a = Segment::concat(&chunk[..a_end]);
+        let mut b = Segment::concat(&chunk[a_end..]);
         let mut label = 0u8;
         match self.task {
             PairKind::NextSentence => {
@@ -215,18 +218,19 @@ impl PairSampler {
         let n = self.documents.len();
         let mut doc = rng.random_range(0..n);
         for _ in 0..10 {
-            if doc != not && !self.documents[doc].sentences.is_empty() {
+            if doc != not && !self.documents.sentences(doc).is_empty() {
                 break;
             }
             doc = rng.random_range(0..n);
         }
-        if self.documents[doc].sentences.is_empty() {
+        if self.documents.sentences(doc).is_empty() {
             doc = not;
         }
-        let sentences = &self.documents[doc].sentences;
+        let sentences = self.documents.sentences(doc);
         let mut run = Segment::default();
-        for s in &sentences[rng.random_range(0..sentences.len())..] {
-            run.push(&s.ids, &s.word_starts);
+        for s in sentences.start + rng.random_range(0..sentences.len())..sentences.end {
+            let sentence = self.documents.sentence(s);
+            run.push(&sentence.ids, &sentence.word_starts);
             if run.ids.len() >= target {
                 break;
             }
@@ -305,15 +309,16 @@ mod tests {
 
     /// Document `d` holds tokens `1000 * (d + 1) + k` so every token names its document; its
     /// sentences have the given lengths, words of two tokens.
-    fn corpus(lengths: &[&[usize]]) -> Vec<TokenizedDocument> {
+    fn corpus(lengths: &[&[usize]]) -> Documents {
         lengths
             .iter()
             .enumerate()
             .map(|(d, lens)| numbered_document(&format!("doc{d}"), 1000 * (d as u32 + 1), lens, 2))
-            .collect()
+            .collect::<Vec<_>>()
+            .into()
     }
 
-    fn many_docs() -> Vec<TokenizedDocument> {
+    fn many_docs() -> Documents {
         let shapes: Vec<Vec<usize>> = (0..30)
             .map(|d| (0..12).map(|s| 4 + (d * 7 + s * 3) % 9).collect())
             .collect();
@@ -401,7 +406,7 @@ mod tests {
         let docs = corpus(&[&[9], &[5, 5, 5]]);
         let nsp = PairSampler::new(docs.clone(), PairKind::NextSentence, 40, 0.0, SPECIAL).unwrap();
         let sop = PairSampler::new(docs, PairKind::SentenceOrder, 40, 0.0, SPECIAL).unwrap();
-        assert_eq!(nsp.chunks[0], (0, 0));
+        assert_eq!((nsp.chunks.get(0, 0), nsp.chunks.get(0, 1)), (0, 0));
         for k in 0..50 {
             // NSP, as BERT: a one-sentence chunk always gets a random B (from the other document).
             let p = nsp.pair(0, &mut example_rng(3, k, 0));

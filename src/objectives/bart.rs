@@ -7,7 +7,9 @@
 
 use burn::prelude::*;
 
-use crate::data::{Segment, Seq2SeqBatch, Seq2SeqExample, Task, TokenizedDocument, pack_sentences};
+use crate::data::{
+    Documents, Segment, Segments, Seq2SeqBatch, Seq2SeqExample, Task, pack_segments,
+};
 use crate::noise::ExampleRng;
 use crate::noise::bart::BartNoise;
 use crate::objectives::mlm::body_len;
@@ -66,7 +68,7 @@ impl ObjectiveSettings for BartRecipe {
 /// The data side of BART: noised segments and their originals.
 #[derive(Debug, Clone)]
 pub struct BartTask {
-    segments: Vec<Vec<Segment>>,
+    segments: Segments,
     noise: BartNoise,
     special: SpecialTokens,
     seq_len: usize,
@@ -76,14 +78,14 @@ impl BartTask {
     /// Segments of whole sentences, at most `seq_len` tokens once framed, from `documents`,
     /// noised by `noise`.
     pub fn new(
-        documents: &[TokenizedDocument],
+        documents: &Documents,
         tokenizer: &Tokenizer,
         noise: BartNoise,
         seq_len: usize,
     ) -> crate::Result<Self> {
         noise.validate()?;
         Ok(Self {
-            segments: pack_sentences(documents, body_len(seq_len)?)?,
+            segments: pack_segments(documents, body_len(seq_len)?)?,
             noise,
             special: tokenizer.special(),
             seq_len,
@@ -100,7 +102,7 @@ impl Task for BartTask {
     }
 
     fn example(&self, index: usize, rng: &mut ExampleRng) -> crate::Result<Seq2SeqExample> {
-        let sentences = &self.segments[index];
+        let sentences = &self.segments.sentences(index);
         let (cls, sep) = (self.special.cls, self.special.sep);
         let mut noisy = self.noise.apply(sentences, self.special.mask, rng)?;
         // Masks inserted by empty infilling spans can outgrow the sequence; cut the end.
@@ -125,12 +127,12 @@ mod tests {
     fn the_target_is_the_original_and_the_specials_stay_in_place() {
         let tokenizer = Tokenizer::bundled().unwrap();
         let s = tokenizer.special();
-        let docs = [numbered_document("d", 1000, &[5, 7, 4, 9, 6, 8], 2)];
+        let docs = Documents::from(vec![numbered_document("d", 1000, &[5, 7, 4, 9, 6, 8], 2)]);
         for name in ["bart", "mask", "delete", "infill", "permute", "rotate"] {
             let task =
                 BartTask::new(&docs, &tokenizer, BartNoise::preset(name).unwrap(), 24).unwrap();
             for i in 0..task.num_examples() {
-                let original = Segment::concat(&task.segments[i]).framed(s.cls, s.sep).0;
+                let original = task.segments.segment(i).framed(s.cls, s.sep).0;
                 for seed in 0..10 {
                     let e = task
                         .example(i, &mut example_rng(seed, 0, i as u64))

@@ -9,7 +9,7 @@ use burn::prelude::*;
 
 use super::{Objective, ObjectiveOutput, encode, predict_tokens};
 use crate::blocks::{AttentionMask, EncoderBackbone, LmHead, LmHeadConfig, TransformerEncoder};
-use crate::data::{Segment, Task, TokenBatch, TokenExample, TokenizedDocument, pack_segments};
+use crate::data::{Documents, Segments, Task, TokenBatch, TokenExample, pack_segments};
 use crate::noise::ExampleRng;
 use crate::objectives::mlm::body_len;
 use crate::objectives::multitask::{TaskHead, TokenTask};
@@ -77,7 +77,7 @@ impl<M: EncoderBackbone> Objective<M> for Clm {
 /// The data side of [`Clm`]: shifted segments.
 #[derive(Debug, Clone)]
 pub struct ClmTask {
-    segments: Vec<Segment>,
+    segments: Segments,
     special: SpecialTokens,
 }
 
@@ -85,7 +85,7 @@ impl ClmTask {
     /// Segments whose framed length is at most `seq_len + 1`, so that inputs and targets are
     /// `seq_len` long.
     pub fn new(
-        documents: &[TokenizedDocument],
+        documents: &Documents,
         tokenizer: &Tokenizer,
         seq_len: usize,
     ) -> crate::Result<Self> {
@@ -151,7 +151,7 @@ impl TokenTaskSettings for ClmRecipe {
 
     fn task(
         &self,
-        documents: &[TokenizedDocument],
+        documents: &Documents,
         tokenizer: &Tokenizer,
         seq_len: usize,
     ) -> crate::Result<Box<dyn TokenTask>> {
@@ -168,7 +168,10 @@ impl Task for ClmTask {
     }
 
     fn example(&self, index: usize, _rng: &mut ExampleRng) -> crate::Result<TokenExample> {
-        let (ids, _) = self.segments[index].framed(self.special.cls, self.special.sep);
+        let (ids, _) = self
+            .segments
+            .segment(index)
+            .framed(self.special.cls, self.special.sep);
         let n = ids.len() - 1;
         Ok(TokenExample {
             input_ids: ids[..n].to_vec(),

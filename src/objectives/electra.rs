@@ -24,7 +24,7 @@ use crate::blocks::{
     AttentionMask, EncoderBackbone, EncoderLayer, LmHead, LmHeadConfig, TransformerEncoderConfig,
     normal_linear,
 };
-use crate::data::{Batch, Task, TokenBatch, TokenExample, TokenizedDocument};
+use crate::data::{Batch, Documents, Task, TokenBatch, TokenExample};
 use crate::noise::{ExampleRng, MlmMasking};
 use crate::objectives::MlmTask;
 use crate::tokenize::Tokenizer;
@@ -395,7 +395,7 @@ impl ElectraTask {
     /// Segments of at most `seq_len` tokens from `documents`, masked with `masking` (normally
     /// [`MlmMasking::electra`]).
     pub fn new(
-        documents: &[TokenizedDocument],
+        documents: &Documents,
         tokenizer: &Tokenizer,
         masking: MlmMasking,
         seq_len: usize,

@@ -8,7 +8,7 @@
 
 use burn::prelude::*;
 
-use crate::data::{Segment, Seq2SeqBatch, Seq2SeqExample, Task, TokenizedDocument, pack_segments};
+use crate::data::{Documents, Segments, Seq2SeqBatch, Seq2SeqExample, Task, pack_segments};
 use crate::noise::mass::DEFAULT_MASS_SHARE;
 use crate::noise::mass::{check_share, mass_mask};
 use crate::noise::{ExampleRng, MlmMasker, MlmMasking};
@@ -65,7 +65,7 @@ impl ObjectiveSettings for MassRecipe {
 /// The data side of MASS: segments with one masked span each.
 #[derive(Debug, Clone)]
 pub struct MassTask {
-    segments: Vec<Segment>,
+    segments: Segments,
     share: f64,
     masker: MlmMasker,
     special: SpecialTokens,
@@ -76,7 +76,7 @@ impl MassTask {
     /// of `share` of each one's text masked (MASS uses 0.5,
     /// [`DEFAULT_MASS_SHARE`](crate::noise::mass::DEFAULT_MASS_SHARE)).
     pub fn new(
-        documents: &[TokenizedDocument],
+        documents: &Documents,
         tokenizer: &Tokenizer,
         share: f64,
         seq_len: usize,
@@ -100,7 +100,10 @@ impl Task for MassTask {
     }
 
     fn example(&self, index: usize, rng: &mut ExampleRng) -> crate::Result<Seq2SeqExample> {
-        let (ids, _) = self.segments[index].framed(self.special.cls, self.special.sep);
+        let (ids, _) = self
+            .segments
+            .segment(index)
+            .framed(self.special.cls, self.special.sep);
         let e = mass_mask(&ids, self.share, &self.masker, rng)?;
         let hidden = e
             .encoder_input
@@ -131,10 +134,10 @@ mod tests {
     fn the_decoder_predicts_the_hidden_span_and_cannot_read_its_masks() {
         let tokenizer = Tokenizer::bundled().unwrap();
         let s = tokenizer.special();
-        let docs = [numbered_document("d", 1000, &[5, 7, 4, 9, 6, 8], 2)];
+        let docs = Documents::from(vec![numbered_document("d", 1000, &[5, 7, 4, 9, 6, 8], 2)]);
         let task = MassTask::new(&docs, &tokenizer, 0.5, 24).unwrap();
         for i in 0..task.num_examples() {
-            let original = task.segments[i].framed(s.cls, s.sep).0;
+            let original = task.segments.segment(i).framed(s.cls, s.sep).0;
             let e = task.example(i, &mut example_rng(3, 0, i as u64)).unwrap();
             let positions = e.decoder_positions.clone().unwrap();
             let hidden = e.hidden_from_decoder.clone().unwrap();

@@ -8,7 +8,7 @@ use burn::prelude::*;
 
 use super::{EncoderHead, Objective, ObjectiveOutput, forward_encoder_head, predict_tokens};
 use crate::blocks::{Activation, EncoderBackbone, LmHead, LmHeadConfig, TransformerEncoder};
-use crate::data::{Segment, Task, TokenBatch, TokenExample, TokenizedDocument, pack_segments};
+use crate::data::{Documents, Segments, Task, TokenBatch, TokenExample, pack_segments};
 use crate::error::Error;
 use crate::noise::{ExampleRng, MlmMasker, MlmMasking};
 use crate::objectives::multitask::{TaskHead, TokenTask};
@@ -74,7 +74,7 @@ impl<M: EncoderBackbone> EncoderHead<M> for Mlm {
 /// The data side of [`Mlm`]: masked segments.
 #[derive(Debug, Clone)]
 pub struct MlmTask {
-    segments: Vec<Segment>,
+    segments: Segments,
     masker: MlmMasker,
     special: SpecialTokens,
 }
@@ -83,7 +83,7 @@ impl MlmTask {
     /// Segments of at most `seq_len` tokens (specials included) from `documents`, masked with
     /// `masking` over `tokenizer`'s vocabulary.
     pub fn new(
-        documents: &[TokenizedDocument],
+        documents: &Documents,
         tokenizer: &Tokenizer,
         masking: MlmMasking,
         seq_len: usize,
@@ -136,7 +136,7 @@ impl TokenTaskSettings for MlmRecipe {
 
     fn task(
         &self,
-        documents: &[TokenizedDocument],
+        documents: &Documents,
         tokenizer: &Tokenizer,
         seq_len: usize,
     ) -> crate::Result<Box<dyn TokenTask>> {
@@ -158,7 +158,10 @@ impl Task for MlmTask {
     }
 
     fn example(&self, index: usize, rng: &mut ExampleRng) -> crate::Result<TokenExample> {
-        let (ids, starts) = self.segments[index].framed(self.special.cls, self.special.sep);
+        let (ids, starts) = self
+            .segments
+            .segment(index)
+            .framed(self.special.cls, self.special.sep);
         let masked = self.masker.mask(&ids, &starts, rng)?;
         Ok(TokenExample {
             segment_ids: vec![0; ids.len()],

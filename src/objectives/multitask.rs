@@ -34,7 +34,7 @@ use serde::{Deserialize, Deserializer, Serialize};
 
 use super::{Clm, Mix, Mlm, Objective, ObjectiveOutput, PairHead};
 use crate::blocks::{EncoderBackbone, TransformerEncoder};
-use crate::data::{Batch, Task, TokenBatch, TokenExample, TokenizedDocument};
+use crate::data::{Batch, Documents, Task, TokenBatch, TokenExample};
 use crate::error::Error;
 use crate::noise::{ExampleRng, pick_weighted};
 use crate::preset::Preset;
@@ -457,7 +457,7 @@ impl MultiTaskData {
     /// Each task of `specs` over `documents`, sequences of at most `seq_len` tokens.
     pub fn new(
         specs: &[TaskSpec],
-        documents: &[TokenizedDocument],
+        documents: &Documents,
         tokenizer: &Tokenizer,
         seq_len: usize,
     ) -> crate::Result<Self> {
@@ -604,7 +604,12 @@ mod tests {
     }
 
     fn data(json: &str) -> MultiTaskData {
-        let docs = [numbered_document("d", 1000, &[5, 7, 4, 9, 6, 8, 7, 5], 2)];
+        let docs = Documents::from(vec![numbered_document(
+            "d",
+            1000,
+            &[5, 7, 4, 9, 6, 8, 7, 5],
+            2,
+        )]);
         MultiTaskData::new(&specs(json), &docs, &Tokenizer::bundled().unwrap(), 16).unwrap()
     }
 

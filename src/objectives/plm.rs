@@ -15,9 +15,7 @@ use burn::prelude::*;
 
 use super::{Objective, ObjectiveOutput, masked_cross_entropy};
 use crate::blocks::{AttentionMask, LmHead, LmHeadConfig, StreamInput, TwoStreamBackbone};
-use crate::data::{
-    PermutationBatch, PermutationExample, Segment, Task, TokenizedDocument, pack_segments,
-};
+use crate::data::{Documents, PermutationBatch, PermutationExample, Segments, Task, pack_segments};
 use crate::noise::{ExampleRng, MlmMasker, MlmMasking, PermutationMasking};
 use crate::objectives::mlm::body_len;
 use crate::tokenize::{SpecialTokens, Tokenizer};
@@ -93,7 +91,7 @@ impl<M: TwoStreamBackbone> Objective<M> for PermutedLm {
 /// The data side of [`PermutedLm`]: segments with a factorization order each.
 #[derive(Debug, Clone)]
 pub struct PermutationTask {
-    segments: Vec<Segment>,
+    segments: Segments,
     masking: PermutationMasking,
     special: SpecialTokens,
     /// MPNet's 80/10/10 for the query tokens, which also fill its slots; `None` for XLNet.
@@ -104,7 +102,7 @@ impl PermutationTask {
     /// XLNet's task over segments of at most `seq_len` tokens (normally with
     /// [`PermutationMasking::XLNET`]).
     pub fn xlnet(
-        documents: &[TokenizedDocument],
+        documents: &Documents,
         tokenizer: &Tokenizer,
         masking: PermutationMasking,
         seq_len: usize,
@@ -115,7 +113,7 @@ impl PermutationTask {
     /// MPNet's task over segments of at most `seq_len` tokens (normally with
     /// [`PermutationMasking::MPNET`]).
     pub fn mpnet(
-        documents: &[TokenizedDocument],
+        documents: &Documents,
         tokenizer: &Tokenizer,
         masking: PermutationMasking,
         seq_len: usize,
@@ -132,7 +130,7 @@ impl PermutationTask {
     /// The task over segments of at most `seq_len` tokens: MPNet's when `queries` masks the
     /// query tokens, XLNet's when it is `None`.
     pub fn new(
-        documents: &[TokenizedDocument],
+        documents: &Documents,
         tokenizer: &Tokenizer,
         masking: PermutationMasking,
         seq_len: usize,
@@ -159,7 +157,10 @@ impl Task for PermutationTask {
     }
 
     fn example(&self, index: usize, rng: &mut ExampleRng) -> crate::Result<PermutationExample> {
-        let (ids, _) = self.segments[index].framed(self.special.cls, self.special.sep);
+        let (ids, _) = self
+            .segments
+            .segment(index)
+            .framed(self.special.cls, self.special.sep);
         let mut maskable = vec![true; ids.len()];
         maskable[0] = false;
         *maskable.last_mut().expect("framed") = false;
@@ -251,11 +252,11 @@ mod tests {
     use crate::noise::example_rng;
 
     /// The bundled tokenizer and one synthetic document of 20 sentences (ids from 1000).
-    fn tiny_tokenizer_and_docs() -> (Tokenizer, Vec<TokenizedDocument>) {
+    fn tiny_tokenizer_and_docs() -> (Tokenizer, Documents) {
         let lengths = [9, 14, 7, 12, 10, 8, 15, 11, 6, 13].repeat(2);
         (
             Tokenizer::bundled().unwrap(),
-            vec![numbered_document("d", 1000, &lengths, 2)],
+            vec![numbered_document("d", 1000, &lengths, 2)].into(),
         )
     }
 

@@ -12,7 +12,7 @@ use burn::prelude::*;
 use super::multitask::{TaskHead, TokenTask};
 use super::{MlmConfig, SequenceClassifier, SequenceClassifierConfig};
 use crate::blocks::{EncoderBackbone, TransformerEncoder};
-use crate::data::{Task, TokenBatch, TokenExample, TokenizedDocument};
+use crate::data::{Documents, Task, TokenBatch, TokenExample};
 use crate::noise::{
     DEFAULT_SHORT_SEQ_PROB, ExampleRng, IGNORE_INDEX, MaskUnit, MlmMasker, MlmMasking, PairKind,
     PairSampler,
@@ -112,7 +112,7 @@ impl TokenTaskSettings for PairRecipe {
 
     fn task(
         &self,
-        documents: &[TokenizedDocument],
+        documents: &Documents,
         tokenizer: &Tokenizer,
         seq_len: usize,
     ) -> crate::Result<Box<dyn TokenTask>> {
@@ -155,7 +155,7 @@ impl TokenTaskSettings for BertRecipe {
 
     fn task(
         &self,
-        documents: &[TokenizedDocument],
+        documents: &Documents,
         tokenizer: &Tokenizer,
         seq_len: usize,
     ) -> crate::Result<Box<dyn TokenTask>> {
@@ -201,14 +201,14 @@ impl SentencePairTask {
     /// `kind` pairs of at most `seq_len` tokens from `documents`, with BERT's share of shorter
     /// ones; masked with `masking` if given.
     pub fn new(
-        documents: &[TokenizedDocument],
+        documents: &Documents,
         tokenizer: &Tokenizer,
         kind: PairKind,
         seq_len: usize,
         masking: Option<MlmMasking>,
     ) -> crate::Result<Self> {
         let sampler = PairSampler::new(
-            documents.to_vec(),
+            documents.clone(),
             kind,
             seq_len,
             DEFAULT_SHORT_SEQ_PROB,
@@ -275,9 +275,10 @@ mod tests {
     #[test]
     fn examples_carry_the_pair_and_its_label_and_are_masked_only_when_asked() {
         let tokenizer = Tokenizer::bundled().unwrap();
-        let docs: Vec<_> = (0..4)
+        let docs: Documents = (0..4)
             .map(|d| numbered_document(&format!("d{d}"), 1000 + 100 * d, &[6, 7, 8, 5, 9], 1))
-            .collect();
+            .collect::<Vec<_>>()
+            .into();
         let kind = PairKind::SentenceOrder;
         let plain = SentencePairTask::new(&docs, &tokenizer, kind, 24, None).unwrap();
         let masked =

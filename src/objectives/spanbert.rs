@@ -16,7 +16,7 @@ use burn::tensor::activation::gelu;
 
 use super::{EncoderHead, Objective, ObjectiveOutput, masked_cross_entropy};
 use crate::blocks::{EncoderBackbone, normal_linear};
-use crate::data::{Batch, Task, TokenBatch, TokenExample, TokenizedDocument};
+use crate::data::{Batch, Documents, Task, TokenBatch, TokenExample};
 use crate::noise::{ExampleRng, IGNORE_INDEX, MlmMasking};
 use crate::objectives::{Mlm, MlmConfig, MlmTask};
 use crate::tokenize::Tokenizer;
@@ -253,7 +253,7 @@ impl SpanBertTask {
     /// Segments of at most `seq_len` tokens masked with `masking` (normally
     /// [`MlmMasking::spanbert`]), SBO over spans of at most `max_targets` tokens.
     pub fn new(
-        documents: &[TokenizedDocument],
+        documents: &Documents,
         tokenizer: &Tokenizer,
         masking: MlmMasking,
         max_targets: usize,

@@ -11,7 +11,7 @@
 
 use burn::prelude::*;
 
-use crate::data::{Segment, Seq2SeqBatch, Seq2SeqExample, Task, TokenizedDocument, pack_segments};
+use crate::data::{Documents, Segments, Seq2SeqBatch, Seq2SeqExample, Task};
 use crate::error::{Error, Result};
 use crate::noise::ExampleRng;
 use crate::noise::t5::{
@@ -119,7 +119,7 @@ const MIN_TOKENS: usize = 2;
 /// The data side of T5: span-corrupted segments.
 #[derive(Debug, Clone)]
 pub struct T5Task {
-    segments: Vec<Segment>,
+    segments: Segments,
     corruption: SpanCorruption,
     sentinels: Vec<u32>,
     special: SpecialTokens,
@@ -131,7 +131,7 @@ impl T5Task {
     /// one-token document has nothing to hide and keep); the tokenizer must have a sentinel
     /// for every span of the longest segment ([`Tokenizer::with_sentinels`]).
     pub fn new(
-        documents: &[TokenizedDocument],
+        documents: &Documents,
         tokenizer: &Tokenizer,
         corruption: SpanCorruption,
         seq_len: usize,
@@ -141,17 +141,14 @@ impl T5Task {
             corruption.noise_density,
             corruption.mean_span_length,
         )?;
-        let segments: Vec<Segment> = pack_segments(documents, raw)?
-            .into_iter()
-            .filter(|s| s.len() >= MIN_TOKENS)
-            .collect();
+        let segments = Segments::pack(documents, raw, MIN_TOKENS)?;
         if segments.is_empty() {
             return Err(Error::EmptyCorpus(format!(
                 "no segment has the {MIN_TOKENS} tokens span corruption needs"
             )));
         }
         // Span counts grow with length, so the longest segment needs the most sentinels.
-        let longest = segments.iter().map(Segment::len).max().unwrap_or(0);
+        let longest = segments.longest();
         let needed = num_noise_spans(
             longest,
             corruption.noise_density,
@@ -210,7 +207,7 @@ impl Task for T5Task {
 
     fn example(&self, index: usize, rng: &mut ExampleRng) -> Result<Seq2SeqExample> {
         let (source, target) = span_corrupt(
-            &self.segments[index].ids,
+            &self.segments.segment(index).ids,
             self.corruption,
             &self.sentinels,
             self.special.sep,
@@ -234,7 +231,7 @@ mod tests {
     fn sources_fit_the_input_length_and_targets_start_with_the_first_sentinel() {
         let tokenizer = Tokenizer::bundled().unwrap().with_sentinels(20).unwrap();
         let sentinels = tokenizer.sentinels();
-        let docs = [numbered_document("d", 1000, &[40, 50, 30, 60, 45], 2)];
+        let docs = Documents::from(vec![numbered_document("d", 1000, &[40, 50, 30, 60, 45], 2)]);
         let task = T5Task::new(&docs, &tokenizer, SpanCorruption::default(), 64).unwrap();
         for i in 0..task.num_examples() {
             let e = task.example(i, &mut example_rng(1, 0, i as u64)).unwrap();
@@ -251,7 +248,7 @@ mod tests {
 
     #[test]
     fn too_few_sentinels_or_too_short_texts_are_typed_errors() {
-        let docs = [numbered_document("d", 1000, &[40, 50, 30, 60, 45], 2)];
+        let docs = Documents::from(vec![numbered_document("d", 1000, &[40, 50, 30, 60, 45], 2)]);
         let few = Tokenizer::bundled().unwrap().with_sentinels(2).unwrap();
         let err = T5Task::new(&docs, &few, SpanCorruption::default(), 128).unwrap_err();
         // Sentences of 40 + 50 + 30 fill the longest segment (of at most 141 raw tokens):
@@ -276,7 +273,13 @@ mod tests {
         assert!(matches!(short, Err(Error::TextTooShort { len: 1, .. })));
         let tokenizer = few.with_sentinels(10).unwrap();
         let one_token = [numbered_document("d", 1000, &[1], 1)];
-        let err = T5Task::new(&one_token, &tokenizer, SpanCorruption::default(), 128).unwrap_err();
+        let err = T5Task::new(
+            &Documents::from(&one_token[..]),
+            &tokenizer,
+            SpanCorruption::default(),
+            128,
+        )
+        .unwrap_err();
         assert!(matches!(err, Error::EmptyCorpus(_)), "{err}");
     }
 }

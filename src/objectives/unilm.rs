@@ -21,7 +21,7 @@ use serde::{Deserialize, Serialize};
 use super::{EncoderHead, Objective, ObjectiveOutput, encode};
 use crate::blocks::{AttentionMask, EncoderBackbone};
 use crate::data::{
-    Batch, Segment, Task, TokenBatch, TokenExample, TokenizedDocument, pack_sentences,
+    Batch, Documents, Segment, Segments, Task, TokenBatch, TokenExample, pack_segments,
 };
 use crate::error::Error;
 use crate::noise::{ExampleRng, MlmMasker, MlmMasking, pick_weighted};
@@ -202,7 +202,7 @@ impl Batch for UnilmBatch {
 /// The data side of [`Unilm`].
 #[derive(Debug, Clone)]
 pub struct UnilmTask {
-    segments: Vec<Vec<Segment>>,
+    segments: Segments,
     masker: MlmMasker,
     shares: UnilmShares,
     special: SpecialTokens,
@@ -212,7 +212,7 @@ impl UnilmTask {
     /// Pairs of at most `seq_len` tokens from `documents`, masked with `masking`, mask types
     /// drawn in `shares`.
     pub fn new(
-        documents: &[TokenizedDocument],
+        documents: &Documents,
         tokenizer: &Tokenizer,
         masking: MlmMasking,
         shares: UnilmShares,
@@ -226,7 +226,7 @@ impl UnilmTask {
             ))
         })?;
         Ok(Self {
-            segments: pack_sentences(documents, room)?,
+            segments: pack_segments(documents, room)?,
             masker: MlmMasker::for_tokenizer(masking, tokenizer)?,
             shares,
             special: tokenizer.special(),
@@ -243,7 +243,7 @@ impl Task for UnilmTask {
     }
 
     fn example(&self, index: usize, rng: &mut ExampleRng) -> crate::Result<UnilmExample> {
-        let sentences = &self.segments[index];
+        let sentences = &self.segments.sentences(index);
         let text = Segment::concat(sentences);
         // A ends at a sentence boundary, or at a word start inside a lone sentence.
         let cut = if sentences.len() > 1 {
@@ -369,7 +369,7 @@ mod tests {
     use crate::noise::{IGNORE_INDEX, example_rng};
 
     fn task(shares: UnilmShares) -> UnilmTask {
-        let docs = [numbered_document("d", 1000, &[5, 7, 4, 9, 6, 8], 2)];
+        let docs = Documents::from(vec![numbered_document("d", 1000, &[5, 7, 4, 9, 6, 8], 2)]);
         UnilmTask::new(
             &docs,
             &Tokenizer::bundled().unwrap(),

@@ -27,12 +27,14 @@ pub use registry::{Entry, OBJECTIVES, ObjectiveRecipe, ObjectiveSettings, TokenT
 pub use run::{HasEncoder, Run, RunOptions, RunReport, Sample};
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::blocks::{TransformerEncoder, TransformerEncoderConfig};
-use crate::corpus::{Corpus, DocumentBoundary};
+use crate::data::prepare::{self, PrepareOptions};
+use crate::data::{Documents, Prepared, TokenStore};
 use crate::device::FloatType;
 use crate::error::{Error, Result};
 use crate::objectives::multitask::TaskHead;
@@ -71,8 +73,9 @@ impl TokenizerSource {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct DataSource {
-    /// A folder of `.txt` files, one document per file; `None` for the bundled corpus, less the
-    /// documents the genre task evaluates on (see [`crate::finetune::genre`]).
+    /// A prepared dataset ([`crate::data::prepare`]), or a folder of `.txt` files, one
+    /// document per file; `None` for the bundled corpus, less the documents the genre task
+    /// evaluates on (see [`crate::finetune::genre`]).
     pub dir: Option<PathBuf>,
     /// Share of the documents held out for validation, drawn with a fixed seed so that every
     /// run validates on the same documents whatever its own seed. Default 0.05.
@@ -89,13 +92,34 @@ impl Default for DataSource {
 }
 
 impl DataSource {
-    /// The train and validation documents.
-    pub fn load(&self) -> Result<(Corpus, Corpus)> {
-        let corpus = match &self.dir {
-            Some(dir) => Corpus::from_dir(dir, DocumentBoundary::File)?,
-            None => crate::finetune::genre::pretraining_corpus()?,
+    /// The train and validation documents, tokenized by `tokenizer`. A prepared dataset is
+    /// opened as it is; a folder of text is prepared first into the cache
+    /// ([`prepare::cache_dir`]), once; the bundled corpus is tokenized into memory. All three
+    /// are then read the same way, and split by document names.
+    pub fn documents(
+        &self,
+        tokenizer: &Tokenizer,
+        progress: bool,
+    ) -> Result<(Documents, Documents)> {
+        let prepared = match &self.dir {
+            None => {
+                let corpus = crate::finetune::genre::pretraining_corpus()?;
+                let store = TokenStore::tokenize(&corpus, tokenizer)?;
+                return Documents::split(Arc::new(store), self.valid_fraction, 0);
+            }
+            Some(dir) if dir.join(crate::data::prepared::MANIFEST).exists() => dir.clone(),
+            Some(dir) => {
+                let cache = prepare::cache_dir(dir, tokenizer);
+                let options = PrepareOptions {
+                    valid_fraction: self.valid_fraction,
+                    progress,
+                    ..PrepareOptions::default()
+                };
+                prepare::prepare(dir, &cache, tokenizer, &options)?;
+                cache
+            }
         };
-        corpus.split(self.valid_fraction, 0)
+        Prepared::open(&prepared, tokenizer)?.split(self.valid_fraction, 0)
     }
 }
 

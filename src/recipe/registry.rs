@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{Recipe, Run, RunReport};
 use crate::blocks::TransformerEncoder;
-use crate::data::TokenizedDocument;
+use crate::data::Documents;
 use crate::error::{Error, Result};
 use crate::objectives::multitask::{MultiTaskRecipe, TaskHead, TokenTask, run_token_task};
 use crate::objectives::{
@@ -112,7 +112,7 @@ pub trait TokenTaskSettings {
     /// Its data over `documents`, sequences of at most `seq_len` tokens.
     fn task(
         &self,
-        documents: &[TokenizedDocument],
+        documents: &Documents,
         tokenizer: &Tokenizer,
         seq_len: usize,
     ) -> Result<Box<dyn TokenTask>>;

@@ -12,7 +12,7 @@ use burn::prelude::*;
 
 use super::Recipe;
 use crate::blocks::{EncoderDecoder, EncoderDecoderConfig, TransformerEncoder};
-use crate::data::{Seq2SeqBatch, Seq2SeqExample, Task, TokenizedDocument, tokenize_corpus};
+use crate::data::{Documents, Seq2SeqBatch, Seq2SeqExample, Task};
 use crate::error::{Error, Result};
 use crate::noise::example_rng;
 use crate::objectives::{Objective, Seq2Seq, Seq2SeqConfig};
@@ -136,9 +136,9 @@ pub struct Run<'a> {
     /// Its tokenizer.
     pub tokenizer: &'a Tokenizer,
     /// The training documents, tokenized.
-    pub train_docs: Vec<TokenizedDocument>,
+    pub train_docs: Documents,
     /// The validation documents, tokenized.
-    pub valid_docs: Vec<TokenizedDocument>,
+    pub valid_docs: Documents,
     options: &'a RunOptions,
     /// [`MODEL_INIT`], from seeding until training starts.
     init: RefCell<Option<MutexGuard<'static, ()>>>,
@@ -173,13 +173,12 @@ impl<'a> Run<'a> {
         std::fs::create_dir_all(out).map_err(|e| Error::io(out, e))?;
         write_atomically(&out.join("config.json"), &recipe.to_json())?;
         let started = Instant::now();
-        let (mut train_docs, mut valid_docs) = (Vec::new(), Vec::new());
         let reads_corpus = recipe.objective.settings().data_file().is_none();
-        if reads_corpus {
-            let (train, valid) = recipe.data.load()?;
-            train_docs = tokenize_corpus(&train, tokenizer)?;
-            valid_docs = tokenize_corpus(&valid, tokenizer)?;
-        }
+        let (train_docs, valid_docs) = if reads_corpus {
+            recipe.data.documents(tokenizer, recipe.train.progress)?
+        } else {
+            (Documents::from(&[][..]), Documents::from(&[][..]))
+        };
         if recipe.train.progress && reads_corpus {
             eprintln!(
                 "tokenized {} train and {} validation documents in {:.1}s",
@@ -278,7 +277,7 @@ impl<'a> Run<'a> {
         &self,
         backbone: M,
         head: O,
-        make_task: impl Fn(&[TokenizedDocument]) -> Result<T>,
+        make_task: impl Fn(&Documents) -> Result<T>,
     ) -> Result<TrainReport<M, O>>
     where
         M: Module + HasEncoder,
@@ -344,7 +343,7 @@ impl<'a> Run<'a> {
         &self,
         backbone: M,
         head: O,
-        make_task: impl Fn(&[TokenizedDocument]) -> Result<T>,
+        make_task: impl Fn(&Documents) -> Result<T>,
     ) -> Result<RunReport>
     where
         M: Module + HasEncoder,
@@ -362,7 +361,7 @@ impl<'a> Run<'a> {
         &self,
         decoder_layers: usize,
         end: Option<u32>,
-        make_task: impl Fn(&[TokenizedDocument]) -> Result<T>,
+        make_task: impl Fn(&Documents) -> Result<T>,
     ) -> Result<RunReport>
     where
         T: Task<Example = Seq2SeqExample, Batch = Seq2SeqBatch>,

@@ -5,14 +5,14 @@
 use burn::prelude::*;
 use pretext::blocks::{TransformerEncoder, TransformerEncoderConfig};
 use pretext::corpus::{Corpus, DocumentBoundary, bundled_data_dir};
-use pretext::data::{TokenizedDocument, tokenize_corpus};
+use pretext::data::Documents;
 use pretext::noise::MlmMasking;
 use pretext::objectives::{Mlm, MlmConfig, MlmTask};
 use pretext::train::TrainConfig;
 use pretext::{Preset, Pretrainer, Tokenizer};
 
 /// The bundled tokenizer and a few real documents, tokenized: `(tokenizer, train, valid)`.
-pub fn real_text() -> (Tokenizer, Vec<TokenizedDocument>, Vec<TokenizedDocument>) {
+pub fn real_text() -> (Tokenizer, Documents, Documents) {
     let tokenizer = Tokenizer::bundled().expect("bundled tokenizer");
     let mut corpus = Corpus::from_dir(
         bundled_data_dir().join("shakespeare"),
@@ -25,13 +25,13 @@ pub fn real_text() -> (Tokenizer, Vec<TokenizedDocument>, Vec<TokenizedDocument>
     };
     (
         tokenizer.clone(),
-        tokenize_corpus(&corpus, &tokenizer).unwrap(),
-        tokenize_corpus(&valid, &tokenizer).unwrap(),
+        Documents::tokenize(&corpus, &tokenizer).unwrap(),
+        Documents::tokenize(&valid, &tokenizer).unwrap(),
     )
 }
 
 /// BERT-masked segments of at most `seq_len` tokens from `docs`.
-pub fn mlm_task(tokenizer: &Tokenizer, docs: &[TokenizedDocument], seq_len: usize) -> MlmTask {
+pub fn mlm_task(tokenizer: &Tokenizer, docs: &Documents, seq_len: usize) -> MlmTask {
     MlmTask::new(docs, tokenizer, MlmMasking::default(), seq_len).unwrap()
 }
 
