@@ -8,7 +8,8 @@
 //! And where examples come from: an MLM example (segment read, framed, masked) from a token
 //! store in memory against one memory-mapped from a prepared dataset, and against segments
 //! held as vectors as the tasks held them before prepared datasets, over the whole bundled
-//! pretraining corpus at spread indexes.
+//! pretraining corpus at spread indexes (and, with `PRETEXT_BENCH_PREPARED=DIR`, from a large
+//! prepared dataset).
 //!
 //! `cargo bench --bench noise`
 
@@ -240,6 +241,20 @@ fn example_sources(c: &mut Criterion) {
     });
     for (name, task) in [("store_in_memory", &in_memory), ("store_mapped", &mapped)] {
         bench_batch(&mut group, name, &indexes, |&i, rng| {
+            task.example(i, rng).unwrap().targets.len()
+        });
+    }
+    // A corpus far larger than the bundled one, prepared beforehand (`prepare` on the output
+    // of scripts/synthetic_corpus.py): its random reads fault pages in, as any corpus that
+    // does not stay resident does.
+    if let Some(dir) = std::env::var_os("PRETEXT_BENCH_PREPARED") {
+        let large = Prepared::open(dir.as_ref(), &tokenizer)
+            .unwrap()
+            .documents();
+        let task = MlmTask::new(&large, &tokenizer, masking, SEQ_LEN).unwrap();
+        let n = task.num_examples();
+        let spread: Vec<usize> = (0..BATCH).map(|k| (k * 7_919_993 + 13) % n).collect();
+        bench_batch(&mut group, "store_mapped_large", &spread, |&i, rng| {
             task.example(i, rng).unwrap().targets.len()
         });
     }

@@ -10,10 +10,8 @@
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 
-use memmap2::Mmap;
-
 use super::documents::Documents;
-use super::store::{Bytes, TokenStore, u64_at};
+use super::store::{Bytes, ReadCounter, TokenStore, map_random, u64_at};
 use crate::error::{Error, Result};
 
 /// The subfolder of a prepared dataset its indexes are cached in.
@@ -29,6 +27,7 @@ pub(crate) struct Table {
     width: usize,
     rows: usize,
     extra: u64,
+    reads: ReadCounter,
 }
 
 /// Where [`Table::build`]'s pass puts rows.
@@ -107,17 +106,16 @@ impl Table {
             width,
             rows,
             extra,
+            reads: ReadCounter::default(),
         })
     }
 
     /// The cached index at `path`, if it is there and whole.
     fn open(path: &Path, width: usize) -> Option<Self> {
         let file = std::fs::File::open(path).ok()?;
-        // SAFETY: read-only; index files are written under another name and renamed into
-        // place whole, never rewritten.
-        let map = unsafe { Mmap::map(&file) }.ok()?;
+        let map = map_random(&file).ok()?;
         let words = map.len() / 8;
-        if map.len() % 8 != 0 || words < 4 {
+        if !map.len().is_multiple_of(8) || words < 4 {
             return None;
         }
         let trailer = |k: usize| u64_at(&map, words - 4 + k);
@@ -127,10 +125,11 @@ impl Table {
         }
         let extra = trailer(1);
         Some(Self {
-            bytes: Bytes::Mapped(map),
+            bytes: map,
             width,
             rows,
             extra,
+            reads: ReadCounter::default(),
         })
     }
 
@@ -173,6 +172,9 @@ impl Table {
 
     /// Column `col` of row `row`.
     pub fn get(&self, row: usize, col: usize) -> u64 {
+        if self.reads.tick() {
+            self.bytes.release();
+        }
         u64_at(&self.bytes, row * self.width + col)
     }
 

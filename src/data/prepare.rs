@@ -47,26 +47,51 @@ impl Default for PrepareOptions {
     }
 }
 
-/// What a preparation is of: a resumed or reused preparation must match it.
+/// What a preparation is of: a resumed or reused preparation must match it. The sources
+/// themselves (a corpus may have hundreds of thousands of files) are listed in `sources.txt`,
+/// a line each, name and size on disk; this holds their count, size and a hash of the list.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Provenance {
-    /// The input's sources, by name and size on disk.
-    pub sources: Vec<SourceRecord>,
+    /// Number of input files (1 for documents prepared from memory).
+    pub sources: u64,
+    /// Their size on disk.
+    pub source_bytes: u64,
+    /// A hash of the names and sizes of the sources, in order.
+    pub sources_hash: String,
     /// `"file"` or `"blank-line"`.
     pub boundary: String,
     /// [`Tokenizer::fingerprint`] of the tokenizer.
     pub tokenizer: String,
 }
 
-/// One input file.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct SourceRecord {
-    /// Its name (the documents' names start with it).
-    pub name: String,
-    /// Its size on disk.
-    pub bytes: u64,
+/// The file listing a preparation's sources.
+const SOURCES: &str = "sources.txt";
+
+impl Provenance {
+    /// The provenance of `(name, size)` sources, and the text of `sources.txt`.
+    fn of(
+        sources: &[(String, u64)],
+        boundary: DocumentBoundary,
+        tokenizer: &Tokenizer,
+    ) -> (Self, String) {
+        let mut list = String::new();
+        for (name, bytes) in sources {
+            list.push_str(&format!("{name}\t{bytes}\n"));
+        }
+        let mut hash = 0xcbf2_9ce4_8422_2325u64;
+        for b in list.bytes() {
+            hash = (hash ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
+        }
+        let provenance = Self {
+            sources: sources.len() as u64,
+            source_bytes: sources.iter().map(|(_, b)| b).sum(),
+            sources_hash: format!("{hash:016x}"),
+            boundary: boundary_name(boundary).into(),
+            tokenizer: tokenizer.fingerprint(),
+        };
+        (provenance, list)
+    }
 }
 
 /// `progress.json`: how far an unfinished preparation got.
@@ -119,17 +144,8 @@ pub fn prepare(
     options: &PrepareOptions,
 ) -> Result<Manifest> {
     let sources = list_sources(input)?;
-    let provenance = Provenance {
-        sources: sources
-            .iter()
-            .map(|s| SourceRecord {
-                name: s.name.clone(),
-                bytes: s.bytes,
-            })
-            .collect(),
-        boundary: boundary_name(options.boundary).into(),
-        tokenizer: tokenizer.fingerprint(),
-    };
+    let named: Vec<(String, u64)> = sources.iter().map(|s| (s.name.clone(), s.bytes)).collect();
+    let (provenance, list) = Provenance::of(&named, options.boundary, tokenizer);
     if let Some(manifest) = finished(out, &provenance, options) {
         return Ok(manifest);
     }
@@ -138,7 +154,9 @@ pub fn prepare(
         Some(c) => Reader::resume(sources.clone(), options.boundary, c.position)?,
         None => Reader::new(sources.clone(), options.boundary),
     };
-    Preparation::start(out, tokenizer, options, provenance, resumed)?.run(reader, &sources)
+    let preparation = Preparation::start(out, tokenizer, options, provenance, resumed)?;
+    write_sources(out, &list)?;
+    preparation.run(reader, &sources)
 }
 
 /// Prepares `corpus`, documents already in memory, into `out`, tokenized as [`prepare`]
@@ -154,18 +172,13 @@ pub fn prepare_corpus(
 ) -> Result<Manifest> {
     let text = |d: &Document| d.sentences.iter().map(|s| s.len() as u64).sum::<u64>();
     let total: u64 = corpus.documents.iter().map(text).sum();
-    let provenance = Provenance {
-        sources: vec![SourceRecord {
-            name: format!("{name} ({} documents)", corpus.len()),
-            bytes: total,
-        }],
-        boundary: boundary_name(options.boundary).into(),
-        tokenizer: tokenizer.fingerprint(),
-    };
+    let source = (format!("{name} ({} documents)", corpus.len()), total);
+    let (provenance, list) = Provenance::of(&[source], options.boundary, tokenizer);
     if let Some(manifest) = finished(out, &provenance, options) {
         return Ok(manifest);
     }
     let preparation = Preparation::start(out, tokenizer, options, provenance, None)?;
+    write_sources(out, &list)?;
     let batch_bytes = options.batch_bytes.max(1) as u64;
     let mut read = 0;
     let mut batches = Vec::new();
@@ -186,6 +199,11 @@ pub fn prepare_corpus(
         }
     }
     preparation.consume(batches, 0, total)
+}
+
+fn write_sources(out: &Path, list: &str) -> Result<()> {
+    let path = out.join(SOURCES);
+    std::fs::write(&path, list).map_err(|e| Error::io(&path, e))
 }
 
 /// The manifest of a finished preparation of `provenance` in `out`, if there is one.
@@ -452,7 +470,7 @@ impl<'a> Preparation<'a> {
         if state.documents == 0 {
             return Err(Error::EmptyCorpus(format!(
                 "{} sources hold no text with a token",
-                self.provenance.sources.len()
+                self.provenance.sources
             )));
         }
         sync_files(self.out, &mut files)?;

@@ -16,14 +16,15 @@ use std::io::{BufWriter, Seek, SeekFrom, Write};
 use std::path::Path;
 use std::sync::Arc;
 
-use memmap2::Mmap;
 use serde::{Deserialize, Serialize};
 
 use super::documents::Documents;
 use super::prepare::Provenance;
 use super::segments::TokenizedDocument;
 use super::sources::Skipped;
-use super::store::{Bytes, StoreFiles, StoreWriter, TokenStore, WriterState, u64_at};
+use super::store::{
+    Bytes, ReadCounter, StoreFiles, StoreWriter, TokenStore, WriterState, map_random, u64_at,
+};
 use crate::error::{Error, Result};
 use crate::tokenize::Tokenizer;
 
@@ -259,12 +260,7 @@ fn map(path: &Path, len: u64) -> Result<Bytes> {
         // An empty file cannot be mapped.
         return Ok(Bytes::Owned(Vec::new()));
     }
-    // SAFETY: the map is read-only and the files of a finished preparation are never written
-    // again (a new preparation removes the manifest first, and readers open through it); a
-    // file changed by another program under a running reader is outside what we can guard.
-    unsafe { Mmap::map(&file) }
-        .map(Bytes::Mapped)
-        .map_err(|e| fault(path, e))
+    map_random(&file).map_err(|e| fault(path, e))
 }
 
 impl Prepared {
@@ -307,6 +303,7 @@ impl Prepared {
             id_bytes: manifest.id_bytes,
             names,
             dir: Some(dir.to_path_buf()),
+            reads: ReadCounter::default(),
         };
         let ends = (
             u64_at(&store.sentences, manifest.sentences as usize),

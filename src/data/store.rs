@@ -6,6 +6,7 @@
 use std::io::Write;
 use std::ops::{Deref, Range};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use memmap2::Mmap;
 use serde::{Deserialize, Serialize};
@@ -24,6 +25,40 @@ pub(crate) enum Bytes {
     Mapped(Mmap),
 }
 
+impl Bytes {
+    /// Gives back the pages of a mapped file that reading made resident: the page cache keeps
+    /// them, and a page read again is mapped again from there, unchanged.
+    pub(crate) fn release(&self) {
+        if let Bytes::Mapped(map) = self
+            && map.len() > RELEASE_ABOVE
+        {
+            // SAFETY: the maps are read-only views of files never written while mapped, so a
+            // dropped page reads back the same. A refusal only keeps the pages.
+            let _ = unsafe { map.unchecked_advise(memmap2::UncheckedAdvice::DontNeed) };
+        }
+    }
+}
+
+/// Reads between two releases of a map's pages: random reads fault in whole runs of pages
+/// around each one, so that without releases a long run would make a corpus of any size
+/// resident; a release costs a few microseconds.
+const RELEASE_EVERY: usize = 64;
+
+/// Maps no larger than this are never released: all of one costs less memory than the page
+/// faults releasing it would cost time.
+const RELEASE_ABOVE: usize = 32 << 20;
+
+/// Counts the reads of a map, saying when to release its pages.
+#[derive(Debug, Default)]
+pub(crate) struct ReadCounter(AtomicUsize);
+
+impl ReadCounter {
+    /// Counts a read; true every [`RELEASE_EVERY`] reads.
+    pub(crate) fn tick(&self) -> bool {
+        (self.0.fetch_add(1, Ordering::Relaxed) + 1).is_multiple_of(RELEASE_EVERY)
+    }
+}
+
 impl Deref for Bytes {
     type Target = [u8];
 
@@ -33,6 +68,19 @@ impl Deref for Bytes {
             Bytes::Mapped(m) => m,
         }
     }
+}
+
+/// Maps `file` read-only for reading at random places: without read-ahead, so that a run
+/// reading one example here and one there keeps resident only the pages it reads.
+pub(crate) fn map_random(file: &std::fs::File) -> std::io::Result<Bytes> {
+    // SAFETY: read-only; the files of a finished preparation and its indexes are never written
+    // again (a new preparation removes the manifest and indexes first, and readers open
+    // through them); a file changed by another program under a running reader is outside
+    // what we can guard.
+    let map = unsafe { Mmap::map(file) }?;
+    // Only advice: refused, the map still reads the same.
+    let _ = map.advise(memmap2::Advice::Random);
+    Ok(Bytes::Mapped(map))
 }
 
 /// The `index`-th little-endian `u64` of `bytes`.
@@ -54,6 +102,7 @@ pub struct TokenStore {
     /// The prepared dataset's directory, where indexes built over the store are cached;
     /// `None` for a store built in memory.
     pub(crate) dir: Option<PathBuf>,
+    pub(crate) reads: ReadCounter,
 }
 
 impl TokenStore {
@@ -84,6 +133,7 @@ impl TokenStore {
             id_bytes: 4,
             names,
             dir: None,
+            reads: ReadCounter::default(),
         }
     }
 
@@ -126,6 +176,9 @@ impl TokenStore {
     /// Tokens `range` with their word starts, as stored (a token first in the range keeps its
     /// own word-start bit).
     pub fn tokens(&self, range: Range<usize>) -> Segment {
+        if self.reads.tick() {
+            self.release();
+        }
         let width = self.id_bytes;
         let ids = self.tokens[range.start * width..range.end * width]
             .chunks_exact(width)
@@ -164,11 +217,7 @@ impl TokenStore {
     /// the page cache.
     pub(crate) fn release(&self) {
         for bytes in [&self.tokens, &self.starts, &self.sentences, &self.documents] {
-            if let Bytes::Mapped(map) = bytes {
-                // SAFETY: the maps are read-only views of files never written while mapped,
-                // so dropped pages are read back unchanged. A refusal only keeps the pages.
-                let _ = unsafe { map.unchecked_advise(memmap2::UncheckedAdvice::DontNeed) };
-            }
+            bytes.release();
         }
     }
 

@@ -181,7 +181,7 @@ impl<'a> Run<'a> {
         };
         if recipe.train.progress && reads_corpus {
             eprintln!(
-                "tokenized {} train and {} validation documents in {:.1}s",
+                "{} train and {} validation documents ready in {:.1}s",
                 train_docs.len(),
                 valid_docs.len(),
                 started.elapsed().as_secs_f64()

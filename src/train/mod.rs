@@ -140,7 +140,9 @@ pub(crate) struct Sampler {
     seed: u64,
     len: usize,
     epoch: u64,
-    order: Vec<usize>,
+    /// The epoch's order; `u32` halves its memory, which grows with the corpus (the training
+    /// loop checks that the count fits).
+    order: Vec<u32>,
 }
 
 impl Sampler {
@@ -158,12 +160,12 @@ impl Sampler {
         let epoch = n / self.len as u64;
         if epoch != self.epoch {
             use rand::seq::SliceRandom;
-            self.order = (0..self.len).collect();
+            self.order = (0..self.len as u32).collect();
             self.order
                 .shuffle(&mut example_rng(self.seed, epoch, u64::MAX));
             self.epoch = epoch;
         }
-        (epoch, self.order[(n % self.len as u64) as usize])
+        (epoch, self.order[(n % self.len as u64) as usize] as usize)
     }
 }
 
@@ -262,6 +264,13 @@ where
         return Err(Error::EmptyCorpus(
             "the train or validation split has no example".into(),
         ));
+    }
+    if train.num_examples() > u32::MAX as usize {
+        return Err(Error::InvalidConfig(format!(
+            "{} examples an epoch: the sampler counts at most {} (use longer sequences)",
+            train.num_examples(),
+            u32::MAX
+        )));
     }
     if !device.is_autodiff() {
         return Err(Error::InvalidConfig(
