@@ -5,8 +5,8 @@
 use std::ops::Range;
 use std::sync::Arc;
 
-use super::segments::{Segment, TokenizedDocument};
 use super::store::TokenStore;
+use super::tokenized::{Segment, TokenizedDocument};
 use crate::corpus::Corpus;
 use crate::error::Result;
 use crate::tokenize::Tokenizer;

@@ -10,15 +10,17 @@ pub mod segments;
 pub mod seq2seq;
 pub mod sources;
 pub mod store;
+pub mod tokenized;
 
 pub use batch::{TokenBatch, TokenExample};
 pub use documents::Documents;
 pub use permutation::{PermutationBatch, PermutationExample};
 pub use prepared::{Manifest, Prepared};
-pub use segments::{Segment, Segments, TokenizedDocument, pack_segments, tokenize_corpus};
+pub use segments::{Segments, pack_segments};
 pub use seq2seq::{Seq2SeqBatch, Seq2SeqExample};
 pub use sources::{Format, Position, Reader, Skipped, Source, list_sources};
 pub use store::TokenStore;
+pub use tokenized::{Segment, TokenizedDocument, tokenize_corpus};
 
 use burn::prelude::Device;
 

@@ -12,11 +12,12 @@ use std::time::Instant;
 use serde::{Deserialize, Serialize};
 
 use super::prepared::{
-    Manifest, SplitRecord, check_name, create_files, id_bytes, remove_manifest, sync_files,
+    Manifest, Provenance, SplitRecord, check_name, create_files, id_bytes, remove_manifest,
+    sync_files,
 };
-use super::segments::TokenizedDocument;
 use super::sources::{Position, Reader, Skipped, Source, list_sources};
 use super::store::{StoreFiles, StoreWriter, WriterState};
+use super::tokenized::tokenize_documents;
 use crate::corpus::{Corpus, Document, DocumentBoundary, validation_flags};
 use crate::error::{Error, Result};
 use crate::tokenize::Tokenizer;
@@ -47,51 +48,31 @@ impl Default for PrepareOptions {
     }
 }
 
-/// What a preparation is of: a resumed or reused preparation must match it. The sources
-/// themselves (a corpus may have hundreds of thousands of files) are listed in `sources.txt`,
-/// a line each, name and size on disk; this holds their count, size and a hash of the list.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Provenance {
-    /// Number of input files (1 for documents prepared from memory).
-    pub sources: u64,
-    /// Their size on disk.
-    pub source_bytes: u64,
-    /// A hash of the names and sizes of the sources, in order.
-    pub sources_hash: String,
-    /// `"file"` or `"blank-line"`.
-    pub boundary: String,
-    /// [`Tokenizer::fingerprint`] of the tokenizer.
-    pub tokenizer: String,
-}
-
 /// The file listing a preparation's sources.
 const SOURCES: &str = "sources.txt";
 
-impl Provenance {
-    /// The provenance of `(name, size)` sources, and the text of `sources.txt`.
-    fn of(
-        sources: &[(String, u64)],
-        boundary: DocumentBoundary,
-        tokenizer: &Tokenizer,
-    ) -> (Self, String) {
-        let mut list = String::new();
-        for (name, bytes) in sources {
-            list.push_str(&format!("{name}\t{bytes}\n"));
-        }
-        let mut hash = 0xcbf2_9ce4_8422_2325u64;
-        for b in list.bytes() {
-            hash = (hash ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
-        }
-        let provenance = Self {
-            sources: sources.len() as u64,
-            source_bytes: sources.iter().map(|(_, b)| b).sum(),
-            sources_hash: format!("{hash:016x}"),
-            boundary: boundary_name(boundary).into(),
-            tokenizer: tokenizer.fingerprint(),
-        };
-        (provenance, list)
+/// The provenance of `(name, size)` sources, and the text of `sources.txt`.
+fn provenance_of(
+    sources: &[(String, u64)],
+    boundary: DocumentBoundary,
+    tokenizer: &Tokenizer,
+) -> (Provenance, String) {
+    let mut list = String::new();
+    for (name, bytes) in sources {
+        list.push_str(&format!("{name}\t{bytes}\n"));
     }
+    let mut hash = 0xcbf2_9ce4_8422_2325u64;
+    for b in list.bytes() {
+        hash = (hash ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
+    }
+    let provenance = Provenance {
+        sources: sources.len() as u64,
+        source_bytes: sources.iter().map(|(_, b)| b).sum(),
+        sources_hash: format!("{hash:016x}"),
+        boundary: boundary_name(boundary).into(),
+        tokenizer: tokenizer.fingerprint(),
+    };
+    (provenance, list)
 }
 
 /// `progress.json`: how far an unfinished preparation got.
@@ -145,7 +126,7 @@ pub fn prepare(
 ) -> Result<Manifest> {
     let sources = list_sources(input)?;
     let named: Vec<(String, u64)> = sources.iter().map(|s| (s.name.clone(), s.bytes)).collect();
-    let (provenance, list) = Provenance::of(&named, options.boundary, tokenizer);
+    let (provenance, list) = provenance_of(&named, options.boundary, tokenizer);
     if let Some(manifest) = finished(out, &provenance, options) {
         return Ok(manifest);
     }
@@ -173,7 +154,7 @@ pub fn prepare_corpus(
     let text = |d: &Document| d.sentences.iter().map(|s| s.len() as u64).sum::<u64>();
     let total: u64 = corpus.documents.iter().map(text).sum();
     let source = (format!("{name} ({} documents)", corpus.len()), total);
-    let (provenance, list) = Provenance::of(&[source], options.boundary, tokenizer);
+    let (provenance, list) = provenance_of(&[source], options.boundary, tokenizer);
     if let Some(manifest) = finished(out, &provenance, options) {
         return Ok(manifest);
     }
@@ -221,31 +202,6 @@ fn finished(out: &Path, provenance: &Provenance, options: &PrepareOptions) -> Op
 fn read_checkpoint(out: &Path) -> Option<Checkpoint> {
     let text = std::fs::read_to_string(out.join(CHECKPOINT)).ok()?;
     serde_json::from_str(&text).ok()
-}
-
-/// Tokenizes `documents` in one parallel call, sentence by sentence, dropping sentences
-/// without a token and then documents left without one.
-pub fn tokenize_documents(
-    documents: &[Document],
-    tokenizer: &Tokenizer,
-) -> Result<Vec<TokenizedDocument>> {
-    let texts: Vec<&str> = documents
-        .iter()
-        .flat_map(|d| d.sentences.iter().map(String::as_str))
-        .collect();
-    let mut encoded = tokenizer.encode_batch(&texts)?.into_iter();
-    Ok(documents
-        .iter()
-        .map(|d| TokenizedDocument {
-            name: d.name.clone(),
-            sentences: encoded
-                .by_ref()
-                .take(d.sentences.len())
-                .filter(|e| !e.is_empty())
-                .collect(),
-        })
-        .filter(|d| !d.sentences.is_empty())
-        .collect())
 }
 
 /// A preparation under way.

@@ -9,8 +9,11 @@
 //! - `sentences.bin`: `u64` offsets into the tokens, one per sentence and one past the end;
 //! - `documents.bin`: `u64` offsets into the sentences, one per document and one past the end;
 //! - `names.txt`: each document's name, a line each (the key of the train/validation split);
-//! - `dataset.json`: the manifest (format version, the tokenizer's fingerprint, the counts),
-//!   written last, so that a directory without it is an unfinished preparation.
+//! - `sources.txt`: the input files, name and size on disk, a line each;
+//! - `dataset.json`: the manifest (format version, the tokenizer's fingerprint, the counts,
+//!   the split, the lines skipped, a hash of the sources), written last, so that a directory
+//!   without it is an unfinished preparation (whose `progress.json` says where it stopped);
+//! - `index/`: indexes runs built over it (segments, sentence-pair chunks), cached.
 
 use std::io::{BufWriter, Seek, SeekFrom, Write};
 use std::path::Path;
@@ -19,12 +22,11 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 
 use super::documents::Documents;
-use super::prepare::Provenance;
-use super::segments::TokenizedDocument;
 use super::sources::Skipped;
 use super::store::{
     Bytes, ReadCounter, StoreFiles, StoreWriter, TokenStore, WriterState, map_random, u64_at,
 };
+use super::tokenized::TokenizedDocument;
 use crate::error::{Error, Result};
 use crate::tokenize::Tokenizer;
 
@@ -71,6 +73,24 @@ pub struct Manifest {
     /// documents in memory).
     #[serde(default)]
     pub provenance: Option<Provenance>,
+}
+
+/// What a preparation is of: a resumed or reused preparation must match it. The sources
+/// themselves (a corpus may have hundreds of thousands of files) are listed in `sources.txt`,
+/// a line each, name and size on disk; this holds their count, size and a hash of the list.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Provenance {
+    /// Number of input files (1 for documents prepared from memory).
+    pub sources: u64,
+    /// Their size on disk.
+    pub source_bytes: u64,
+    /// A hash of the names and sizes of the sources, in order.
+    pub sources_hash: String,
+    /// `"file"` or `"blank-line"`.
+    pub boundary: String,
+    /// [`Tokenizer::fingerprint`] of the tokenizer.
+    pub tokenizer: String,
 }
 
 /// The train/validation split recorded in a manifest.

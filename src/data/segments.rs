@@ -1,119 +1,12 @@
-//! Tokenized documents and their packing into segments: runs of whole consecutive sentences of
-//! one document that fill a token budget, as BERT's data builder fills its target length.
+//! Packing documents into segments: runs of whole consecutive sentences of one document that
+//! fill a token budget, as BERT's data builder fills its target length.
 
 use std::sync::Arc;
 
 use super::documents::Documents;
 use super::index::Table;
-use super::prepare::tokenize_documents;
-use crate::corpus::Corpus;
+use super::tokenized::Segment;
 use crate::error::{Error, Result};
-use crate::tokenize::{Encoded, Tokenizer};
-
-/// A document as token ids, sentence by sentence.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct TokenizedDocument {
-    /// The document's name.
-    pub name: String,
-    /// Its sentences, tokenized, empty ones dropped.
-    pub sentences: Vec<Encoded>,
-}
-
-/// Tokenizes every sentence of `corpus` (in parallel, through `tokenizers`, a few megabytes
-/// of text at a time), dropping sentences without a token and then documents left without one.
-pub fn tokenize_corpus(corpus: &Corpus, tokenizer: &Tokenizer) -> Result<Vec<TokenizedDocument>> {
-    let mut out = Vec::with_capacity(corpus.len());
-    let mut batch = 0;
-    let mut bytes = 0;
-    for (i, doc) in corpus.documents.iter().enumerate() {
-        bytes += doc.sentences.iter().map(String::len).sum::<usize>();
-        if bytes >= BATCH_BYTES || i + 1 == corpus.len() {
-            out.extend(tokenize_documents(&corpus.documents[batch..=i], tokenizer)?);
-            (batch, bytes) = (i + 1, 0);
-        }
-    }
-    if out.is_empty() {
-        return Err(Error::EmptyCorpus("no document has any token".into()));
-    }
-    Ok(out)
-}
-
-/// Text tokenized per call: enough to keep every core busy, little enough that the
-/// tokenizer's intermediate encodings stay small.
-const BATCH_BYTES: usize = 4 << 20;
-
-/// A run of tokens from one document.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Segment {
-    /// Token ids (no special tokens).
-    pub ids: Vec<u32>,
-    /// Which tokens start a word.
-    pub word_starts: Vec<bool>,
-}
-
-impl Segment {
-    /// `[CLS] ids [SEP]`, with the specials counted as word starts.
-    pub fn framed(&self, cls: u32, sep: u32) -> (Vec<u32>, Vec<bool>) {
-        let mut ids = Vec::with_capacity(self.ids.len() + 2);
-        ids.push(cls);
-        ids.extend_from_slice(&self.ids);
-        ids.push(sep);
-        let mut starts = Vec::with_capacity(ids.len());
-        starts.push(true);
-        starts.extend_from_slice(&self.word_starts);
-        starts.push(true);
-        (ids, starts)
-    }
-
-    /// Appends tokens with their word starts.
-    pub fn push(&mut self, ids: &[u32], starts: &[bool]) {
-        self.ids.extend_from_slice(ids);
-        self.word_starts.extend_from_slice(starts);
-    }
-
-    /// `[start, end)` token ranges of the words; a segment that opens mid-word (after a
-    /// rotation, say) opens with a word.
-    pub fn words(&self) -> Vec<(usize, usize)> {
-        let mut words: Vec<(usize, usize)> = Vec::new();
-        for (i, &start) in self.word_starts.iter().enumerate() {
-            match words.last_mut() {
-                Some(w) if !start => w.1 = i + 1,
-                _ => words.push((i, i + 1)),
-            }
-        }
-        words
-    }
-
-    /// The segments one after the other.
-    pub fn concat(parts: &[Segment]) -> Segment {
-        let mut out = Segment::default();
-        for part in parts {
-            out.push(&part.ids, &part.word_starts);
-        }
-        out
-    }
-
-    /// Keeps only tokens `range`; a token left first counts as a word start.
-    pub fn keep(&mut self, range: std::ops::Range<usize>) {
-        self.ids.truncate(range.end);
-        self.word_starts.truncate(range.end);
-        self.ids.drain(..range.start);
-        self.word_starts.drain(..range.start);
-        if let Some(first) = self.word_starts.first_mut() {
-            *first = true;
-        }
-    }
-
-    /// Number of tokens.
-    pub fn len(&self) -> usize {
-        self.ids.len()
-    }
-
-    /// Whether there is no token.
-    pub fn is_empty(&self) -> bool {
-        self.ids.is_empty()
-    }
-}
 
 /// Each document's sentences packed greedily into segments of at most `max_tokens` tokens,
 /// never across documents, as BERT's data builder fills its target length; a sentence longer
@@ -241,35 +134,10 @@ impl Segments {
     }
 }
 
-/// A synthetic document for tests: sentences of the given lengths whose tokens count up from
-/// `first_id`, with a word start every `word_len` tokens.
-#[cfg(test)]
-pub(crate) fn numbered_document(
-    name: &str,
-    first_id: u32,
-    lengths: &[usize],
-    word_len: usize,
-) -> TokenizedDocument {
-    let mut next = first_id;
-    TokenizedDocument {
-        name: name.into(),
-        sentences: lengths
-            .iter()
-            .map(|&n| {
-                let ids: Vec<u32> = (next..next + n as u32).collect();
-                next += n as u32;
-                Encoded {
-                    ids,
-                    word_starts: (0..n).map(|k| k % word_len == 0).collect(),
-                }
-            })
-            .collect(),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::data::tokenized::{TokenizedDocument, numbered_document};
 
     fn doc(name: &str, lens: &[usize]) -> TokenizedDocument {
         numbered_document(name, 10, lens, 1)

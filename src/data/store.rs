@@ -11,7 +11,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use memmap2::Mmap;
 use serde::{Deserialize, Serialize};
 
-use super::segments::{Segment, TokenizedDocument, tokenize_corpus};
+use super::tokenized::{Segment, TokenizedDocument, tokenize_corpus};
 use crate::corpus::Corpus;
 use crate::error::{Error, Result};
 use crate::tokenize::Tokenizer;

@@ -296,7 +296,7 @@ fn truncate_pair(a: &mut Segment, b: &mut Segment, max_tokens: usize, rng: &mut 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::data::segments::numbered_document;
+    use crate::data::tokenized::numbered_document;
     use crate::noise::example_rng;
 
     const SPECIAL: SpecialTokens = SpecialTokens {

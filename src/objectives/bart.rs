@@ -120,7 +120,7 @@ impl Task for BartTask {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::data::segments::numbered_document;
+    use crate::data::tokenized::numbered_document;
     use crate::noise::example_rng;
 
     #[test]

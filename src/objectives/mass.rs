@@ -127,7 +127,7 @@ impl Task for MassTask {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::data::segments::numbered_document;
+    use crate::data::tokenized::numbered_document;
     use crate::noise::example_rng;
 
     #[test]

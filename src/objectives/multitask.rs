@@ -560,7 +560,7 @@ impl Task for MultiTaskData {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::data::segments::numbered_document;
+    use crate::data::tokenized::numbered_document;
     use crate::noise::example_rng;
 
     fn specs(json: &str) -> Vec<TaskSpec> {

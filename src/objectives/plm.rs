@@ -248,7 +248,7 @@ impl crate::recipe::ObjectiveSettings for PermutedRecipe {
 mod tests {
     use super::*;
     use crate::blocks::TransformerEncoderConfig;
-    use crate::data::segments::numbered_document;
+    use crate::data::tokenized::numbered_document;
     use crate::noise::example_rng;
 
     /// The bundled tokenizer and one synthetic document of 20 sentences (ids from 1000).

@@ -269,7 +269,7 @@ impl Task for SentencePairTask {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::data::segments::numbered_document;
+    use crate::data::tokenized::numbered_document;
     use crate::noise::example_rng;
 
     #[test]

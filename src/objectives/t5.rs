@@ -224,7 +224,7 @@ impl Task for T5Task {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::data::segments::numbered_document;
+    use crate::data::tokenized::numbered_document;
     use crate::noise::example_rng;
 
     #[test]

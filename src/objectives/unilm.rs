@@ -365,7 +365,7 @@ impl crate::recipe::ObjectiveSettings for UnilmRecipe {
 mod tests {
     use super::*;
     use crate::blocks::TransformerEncoderConfig;
-    use crate::data::segments::numbered_document;
+    use crate::data::tokenized::numbered_document;
     use crate::noise::{IGNORE_INDEX, example_rng};
 
     fn task(shares: UnilmShares) -> UnilmTask {
