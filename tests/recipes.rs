@@ -255,3 +255,41 @@ fn read_parses_strictly_and_leaves_the_checks_to_from_file() {
     }
     std::fs::remove_dir_all(dir).unwrap();
 }
+
+#[test]
+fn a_resume_under_another_recipe_is_refused_naming_the_field() {
+    let dir = common::temp_dir("recipes-resume-changed");
+    let corpus = common::small_corpus(&dir);
+    let mut recipe = short(Recipe::named("mlm", Preset::Tiny).unwrap(), &corpus);
+    recipe.train.steps = 2;
+    recipe.train.valid_every = 2;
+    let fresh = RunOptions::new(dir.join("run"), Device::flex().autodiff());
+    recipe.run(&fresh).unwrap();
+    let resume = RunOptions {
+        resume: true,
+        ..fresh.clone()
+    };
+    // Another learning rate, another masking rate: each is named, and nothing is run.
+    for (path, value) in [
+        ("train.learning_rate", serde_json::json!(0.5)),
+        (
+            "objective.settings.masking.mask_prob",
+            serde_json::json!(0.3),
+        ),
+    ] {
+        let mut changed = recipe.clone();
+        changed.set(path, value).unwrap();
+        let err = changed.run(&resume).unwrap_err();
+        assert!(
+            matches!(&err, Error::Recipe { field, .. } if field == path),
+            "{path}: {err}"
+        );
+    }
+    // The step budget and the cadence may change: the run goes on from step 2.
+    let mut longer = recipe.clone();
+    longer.train.steps = 4;
+    longer.train.valid_every = 4;
+    let report = longer.run(&resume).unwrap();
+    assert_eq!(report.state.step, 4);
+    std::fs::remove_dir_all(dir).unwrap();
+}

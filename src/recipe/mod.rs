@@ -123,6 +123,44 @@ impl DataSource {
     }
 }
 
+/// The fields a resumed run may change: how long it trains and how often it reports,
+/// validates and checkpoints.
+pub const RESUMABLE: &[&str] = &[
+    "train.steps",
+    "train.valid_every",
+    "train.log_every",
+    "train.checkpoint_every",
+    "train.progress",
+    "train.pause_after",
+];
+
+/// The dotted path of the first place where `a` and `b` differ, with both values there.
+fn first_difference(a: &Value, b: &Value, path: &str) -> Option<(String, Value, Value)> {
+    let join = |key: &str| {
+        if path.is_empty() {
+            key.to_string()
+        } else {
+            format!("{path}.{key}")
+        }
+    };
+    match (a, b) {
+        (Value::Object(x), Value::Object(y)) => {
+            let mut keys: Vec<&String> = x.keys().chain(y.keys()).collect();
+            keys.sort();
+            keys.dedup();
+            keys.into_iter().find_map(|k| {
+                let (u, v) = (
+                    x.get(k).unwrap_or(&Value::Null),
+                    y.get(k).unwrap_or(&Value::Null),
+                );
+                first_difference(u, v, &join(k))
+            })
+        }
+        _ if a == b => None,
+        _ => Some((path.to_string(), a.clone(), b.clone())),
+    }
+}
+
 /// A whole pretraining run. Its JSON form is what `pretrain` writes as `config.json` and reads
 /// with `--config`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -287,6 +325,37 @@ impl Recipe {
     /// The recipe as pretty-printed JSON, as `config.json` holds it.
     pub fn to_json(&self) -> String {
         serde_json::to_string_pretty(self).expect("a recipe serializes")
+    }
+
+    /// Checks that a run of this recipe may resume the run whose recipe was `saved` (its
+    /// `config.json`): they must agree in everything but [`RESUMABLE`], the step budget and
+    /// the output cadence; a resume that would train another model is an [`Error::Recipe`]
+    /// naming the first field that differs.
+    pub fn check_resumes(&self, saved: &str) -> Result<()> {
+        let saved: Value = serde_json::from_str(saved).map_err(|e| Error::Recipe {
+            field: "config.json".into(),
+            reason: format!("the run being resumed has an unreadable recipe: {e}"),
+        })?;
+        let mut now = serde_json::to_value(self).expect("a recipe serializes");
+        let mut then = saved;
+        for path in RESUMABLE {
+            for value in [&mut now, &mut then] {
+                if let Some(field) = value.pointer_mut(&format!("/{}", path.replace('.', "/"))) {
+                    *field = Value::Null;
+                }
+            }
+        }
+        match first_difference(&then, &now, "") {
+            None => Ok(()),
+            Some((field, was, is)) => Err(Error::Recipe {
+                field,
+                reason: format!(
+                    "the run being resumed has {was}, this recipe {is}; a resume may change only \
+                     {} (start a new run with a fresh --out instead)",
+                    RESUMABLE.join(", ")
+                ),
+            }),
+        }
     }
 
     /// Sets the field at the dotted `path` (e.g. `train.steps`,

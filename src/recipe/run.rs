@@ -171,7 +171,13 @@ impl<'a> Run<'a> {
         }
         let out = &options.out;
         std::fs::create_dir_all(out).map_err(|e| Error::io(out, e))?;
-        write_atomically(&out.join("config.json"), &recipe.to_json())?;
+        let config = out.join("config.json");
+        if options.resume
+            && let Ok(saved) = std::fs::read_to_string(&config)
+        {
+            recipe.check_resumes(&saved)?;
+        }
+        write_atomically(&config, &recipe.to_json())?;
         let started = Instant::now();
         let reads_corpus = recipe.objective.settings().data_file().is_none();
         let (train_docs, valid_docs) = if reads_corpus {
