@@ -18,6 +18,13 @@ pub struct Document {
     pub sentences: Vec<String>,
 }
 
+impl Document {
+    /// Bytes of sentence text (the whitespace between sentences not counted).
+    pub fn text_len(&self) -> usize {
+        self.sentences.iter().map(String::len).sum()
+    }
+}
+
 /// How a text file is cut into documents.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum DocumentBoundary {
@@ -329,11 +336,7 @@ fn ends_with_abbreviation(text: &str, period_byte: usize) -> bool {
 
 /// A hash of `(name, seed)` mapped to `[0, 1)`: FNV-1a, then a SplitMix64 finaliser.
 fn unit_hash(name: &str, seed: u64) -> f64 {
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325 ^ seed;
-    for b in name.bytes() {
-        h ^= u64::from(b);
-        h = h.wrapping_mul(0x0000_0100_0000_01b3);
-    }
+    let h = crate::noise::fnv1a(crate::noise::FNV_OFFSET ^ seed, name.as_bytes());
     (crate::noise::splitmix64(h) >> 11) as f64 / (1u64 << 53) as f64
 }
 

@@ -338,12 +338,9 @@ impl Tokenizer {
     pub fn fingerprint(&self) -> String {
         let mut vocab: Vec<(String, u32)> = self.inner.get_vocab(true).into_iter().collect();
         vocab.sort_by_key(|(_, id)| *id);
-        let mut hash = 0xcbf2_9ce4_8422_2325u64;
+        let mut hash = crate::noise::FNV_OFFSET;
         let mut feed = |bytes: &[u8]| {
-            for &b in bytes {
-                hash = (hash ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
-            }
-            hash = crate::noise::splitmix64(hash);
+            hash = crate::noise::splitmix64(crate::noise::fnv1a(hash, bytes));
         };
         for (token, id) in &vocab {
             feed(&id.to_le_bytes());

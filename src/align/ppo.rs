@@ -219,7 +219,7 @@ impl PpoConfig {
     /// and the output cadence may change.
     fn differs_from(&self, saved: &PpoConfig) -> Option<String> {
         let fixed = |c: &PpoConfig| {
-            let mut value = serde_json::to_value(PpoConfig {
+            serde_json::to_value(PpoConfig {
                 steps: 0,
                 log_every: 1,
                 checkpoint_every: 0,
@@ -227,13 +227,10 @@ impl PpoConfig {
                 pause_after: None,
                 ..c.clone()
             })
-            .expect("a config serialises");
-            std::mem::take(value.as_object_mut().expect("an object"))
+            .expect("a config serialises")
         };
-        let (now, then) = (fixed(self), fixed(saved));
-        now.iter()
-            .find(|(k, v)| then.get(*k) != Some(v))
-            .map(|(k, v)| format!("{k}: {} in the checkpoint, {v} now", then[k]))
+        crate::recipe::json::first_difference(&fixed(saved), &fixed(self), "")
+            .map(|(k, then, now)| format!("{k}: {then} in the checkpoint, {now} now"))
     }
 }
 

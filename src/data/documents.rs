@@ -125,7 +125,7 @@ impl Documents {
     /// A key of which documents these are, naming the indexes cached for them.
     pub(crate) fn key(&self) -> u64 {
         let store = &self.store;
-        let mut hash = 0xcbf2_9ce4_8422_2325u64;
+        let mut hash = crate::noise::FNV_OFFSET;
         for count in [self.len(), store.num_tokens(), store.num_sentences()] {
             hash = crate::noise::splitmix64(hash ^ count as u64);
         }

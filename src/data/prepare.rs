@@ -17,9 +17,10 @@ use super::prepared::{
 };
 use super::sources::{Position, Reader, Skipped, Source, list_sources};
 use super::store::{StoreFiles, StoreWriter, WriterState};
-use super::tokenized::tokenize_documents;
+use super::tokenized::{BATCH_BYTES, text_batches, tokenize_documents};
 use crate::corpus::{Corpus, Document, DocumentBoundary, validation_flags};
 use crate::error::{Error, Result};
+use crate::noise::{FNV_OFFSET, fnv1a};
 use crate::tokenize::Tokenizer;
 
 /// How a corpus is prepared.
@@ -42,7 +43,7 @@ impl Default for PrepareOptions {
         Self {
             boundary: DocumentBoundary::File,
             valid_fraction: 0.05,
-            batch_bytes: 4 << 20,
+            batch_bytes: BATCH_BYTES,
             progress: true,
         }
     }
@@ -61,10 +62,7 @@ fn provenance_of(
     for (name, bytes) in sources {
         list.push_str(&format!("{name}\t{bytes}\n"));
     }
-    let mut hash = 0xcbf2_9ce4_8422_2325u64;
-    for b in list.bytes() {
-        hash = (hash ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
-    }
+    let hash = fnv1a(FNV_OFFSET, list.as_bytes());
     let provenance = Provenance {
         sources: sources.len() as u64,
         source_bytes: sources.iter().map(|(_, b)| b).sum(),
@@ -151,8 +149,7 @@ pub fn prepare_corpus(
     tokenizer: &Tokenizer,
     options: &PrepareOptions,
 ) -> Result<Manifest> {
-    let text = |d: &Document| d.sentences.iter().map(|s| s.len() as u64).sum::<u64>();
-    let total: u64 = corpus.documents.iter().map(text).sum();
+    let total = corpus.documents.iter().map(|d| d.text_len() as u64).sum();
     let source = (format!("{name} ({} documents)", corpus.len()), total);
     let (provenance, list) = provenance_of(&[source], options.boundary, tokenizer);
     if let Some(manifest) = finished(out, &provenance, options) {
@@ -160,25 +157,16 @@ pub fn prepare_corpus(
     }
     let preparation = Preparation::start(out, tokenizer, options, provenance, None)?;
     write_sources(out, &list)?;
-    let batch_bytes = options.batch_bytes.max(1) as u64;
     let mut read = 0;
-    let mut batches = Vec::new();
-    let mut documents = Vec::new();
-    let mut bytes = 0;
-    for (i, document) in corpus.documents.iter().enumerate() {
-        bytes += text(document);
-        read += text(document);
-        documents.push(document.clone());
-        if bytes >= batch_bytes || i + 1 == corpus.len() {
-            batches.push(Ok(Batch {
-                documents: std::mem::take(&mut documents),
-                position: Position::default(),
-                bytes_read: read,
-                skipped: Skipped::default(),
-            }));
-            bytes = 0;
-        }
-    }
+    let batches = text_batches(&corpus.documents, options.batch_bytes.max(1)).map(|documents| {
+        read += documents.iter().map(|d| d.text_len() as u64).sum::<u64>();
+        Ok(Batch {
+            documents: documents.to_vec(),
+            position: Position::default(),
+            bytes_read: read,
+            skipped: Skipped::default(),
+        })
+    });
     preparation.consume(batches, 0, total)
 }
 
@@ -282,7 +270,7 @@ impl<'a> Preparation<'a> {
                     let more = loop {
                         match reader.next_document() {
                             Ok(Some(d)) => {
-                                bytes += d.sentences.iter().map(String::len).sum::<usize>();
+                                bytes += d.text_len();
                                 documents.push(d);
                                 if bytes >= batch_bytes {
                                     break true;
@@ -399,8 +387,7 @@ impl<'a> Preparation<'a> {
         self.text_bytes += batch
             .documents
             .iter()
-            .flat_map(|d| &d.sentences)
-            .map(|s| s.len() as u64)
+            .map(|d| d.text_len() as u64)
             .sum::<u64>();
         // The reader counts what it skipped since it started; add what runs before it did.
         self.skipped = self.skipped_before.clone();
@@ -467,14 +454,8 @@ pub fn cache_dir(input: &Path, tokenizer: &Tokenizer) -> PathBuf {
         .or_else(|| std::env::var_os("HOME").map(|d| PathBuf::from(d).join(".cache/pretext")))
         .unwrap_or_else(|| std::env::temp_dir().join("pretext-cache"));
     let full = std::fs::canonicalize(input).unwrap_or_else(|_| input.to_path_buf());
-    let mut hash = 0xcbf2_9ce4_8422_2325u64;
-    for b in full
-        .to_string_lossy()
-        .bytes()
-        .chain(tokenizer.fingerprint().bytes())
-    {
-        hash = (hash ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
-    }
+    let hash = fnv1a(FNV_OFFSET, full.to_string_lossy().as_bytes());
+    let hash = fnv1a(hash, tokenizer.fingerprint().as_bytes());
     let stem = full
         .file_name()
         .map_or("corpus".into(), |n| n.to_string_lossy().into_owned());

@@ -19,14 +19,8 @@ pub struct TokenizedDocument {
 /// of text at a time), dropping sentences without a token and then documents left without one.
 pub fn tokenize_corpus(corpus: &Corpus, tokenizer: &Tokenizer) -> Result<Vec<TokenizedDocument>> {
     let mut out = Vec::with_capacity(corpus.len());
-    let mut batch = 0;
-    let mut bytes = 0;
-    for (i, doc) in corpus.documents.iter().enumerate() {
-        bytes += doc.sentences.iter().map(String::len).sum::<usize>();
-        if bytes >= BATCH_BYTES || i + 1 == corpus.len() {
-            out.extend(tokenize_documents(&corpus.documents[batch..=i], tokenizer)?);
-            (batch, bytes) = (i + 1, 0);
-        }
+    for batch in text_batches(&corpus.documents, BATCH_BYTES) {
+        out.extend(tokenize_documents(batch, tokenizer)?);
     }
     if out.is_empty() {
         return Err(Error::EmptyCorpus("no document has any token".into()));
@@ -36,7 +30,32 @@ pub fn tokenize_corpus(corpus: &Corpus, tokenizer: &Tokenizer) -> Result<Vec<Tok
 
 /// Text tokenized per call: enough to keep every core busy, little enough that the
 /// tokenizer's intermediate encodings stay small.
-const BATCH_BYTES: usize = 4 << 20;
+pub const BATCH_BYTES: usize = 4 << 20;
+
+/// `documents` in runs of at least `bytes` of sentence text (the last run may be shorter):
+/// the batches the tokenizer is called on.
+pub(crate) fn text_batches(
+    documents: &[Document],
+    bytes: usize,
+) -> impl Iterator<Item = &[Document]> {
+    let mut rest = documents;
+    std::iter::from_fn(move || {
+        if rest.is_empty() {
+            return None;
+        }
+        let mut text = 0;
+        let end = rest
+            .iter()
+            .position(|d| {
+                text += d.text_len();
+                text >= bytes
+            })
+            .map_or(rest.len(), |i| i + 1);
+        let (batch, after) = rest.split_at(end);
+        rest = after;
+        Some(batch)
+    })
+}
 
 /// A run of tokens from one document.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

@@ -32,6 +32,17 @@ pub const IGNORE_INDEX: i64 = -100;
 /// The random stream of one example: a xoshiro256++ generator, portable and fast.
 pub type ExampleRng = rand::rngs::Xoshiro256PlusPlus;
 
+/// FNV-1a's offset basis: where a fresh [`fnv1a`] hash starts.
+pub(crate) const FNV_OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
+
+/// FNV-1a over `bytes`, continuing from `hash` ([`FNV_OFFSET`] for a fresh one): the crate's
+/// one hash of names, vocabularies and file lists.
+pub(crate) fn fnv1a(hash: u64, bytes: &[u8]) -> u64 {
+    bytes.iter().fold(hash, |h, &b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3)
+    })
+}
+
 /// SplitMix64's finaliser: a bijective 64-bit mix with good avalanche.
 pub fn splitmix64(x: u64) -> u64 {
     let mut z = x.wrapping_add(0x9e37_79b9_7f4a_7c15);

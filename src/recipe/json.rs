@@ -24,6 +24,25 @@ pub(crate) fn unknown_field(given: &Value, known: &Value, path: &str) -> Option<
     }
 }
 
+/// The dotted path of the first field (in key order) where `a` and `b` differ, with both
+/// values there: what names the setting a resumed run changed.
+pub(crate) fn first_difference(a: &Value, b: &Value, path: &str) -> Option<(String, Value, Value)> {
+    match (a, b) {
+        (Value::Object(x), Value::Object(y)) => {
+            let mut keys: Vec<&String> = x.keys().chain(y.keys()).collect();
+            keys.sort();
+            keys.dedup();
+            keys.into_iter().find_map(|k| {
+                let missing = Value::Null;
+                let (u, v) = (x.get(k).unwrap_or(&missing), y.get(k).unwrap_or(&missing));
+                first_difference(u, v, &join(path, k))
+            })
+        }
+        _ if a == b => None,
+        _ => Some((path.to_string(), a.clone(), b.clone())),
+    }
+}
+
 fn join(path: &str, key: &str) -> String {
     if path.is_empty() {
         key.to_string()

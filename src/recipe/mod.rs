@@ -19,7 +19,7 @@
 //! # Ok(()) }
 //! ```
 
-mod json;
+pub(crate) mod json;
 pub mod registry;
 pub mod run;
 
@@ -133,33 +133,6 @@ pub const RESUMABLE: &[&str] = &[
     "train.progress",
     "train.pause_after",
 ];
-
-/// The dotted path of the first place where `a` and `b` differ, with both values there.
-fn first_difference(a: &Value, b: &Value, path: &str) -> Option<(String, Value, Value)> {
-    let join = |key: &str| {
-        if path.is_empty() {
-            key.to_string()
-        } else {
-            format!("{path}.{key}")
-        }
-    };
-    match (a, b) {
-        (Value::Object(x), Value::Object(y)) => {
-            let mut keys: Vec<&String> = x.keys().chain(y.keys()).collect();
-            keys.sort();
-            keys.dedup();
-            keys.into_iter().find_map(|k| {
-                let (u, v) = (
-                    x.get(k).unwrap_or(&Value::Null),
-                    y.get(k).unwrap_or(&Value::Null),
-                );
-                first_difference(u, v, &join(k))
-            })
-        }
-        _ if a == b => None,
-        _ => Some((path.to_string(), a.clone(), b.clone())),
-    }
-}
 
 /// A whole pretraining run. Its JSON form is what `pretrain` writes as `config.json` and reads
 /// with `--config`.
@@ -340,12 +313,11 @@ impl Recipe {
         let mut then = saved;
         for path in RESUMABLE {
             for value in [&mut now, &mut then] {
-                if let Some(field) = value.pointer_mut(&format!("/{}", path.replace('.', "/"))) {
-                    *field = Value::Null;
-                }
+                // A field an older recipe lacks is simply not compared.
+                let _ = json::set_path(value, path, Value::Null);
             }
         }
-        match first_difference(&then, &now, "") {
+        match json::first_difference(&then, &now, "") {
             None => Ok(()),
             Some((field, was, is)) => Err(Error::Recipe {
                 field,
