@@ -27,6 +27,7 @@
 use std::time::{Duration, Instant};
 
 use burn::optim::GradientsAccumulator;
+use burn::module::ModuleDisplay;
 use burn::prelude::*;
 use burn::tensor::{Distribution, FloatDType};
 use criterion::measurement::WallTime;
@@ -37,9 +38,9 @@ use pretext::noise::bart::BartNoise;
 use pretext::noise::{MlmMasking, PermutationMasking, example_rng};
 use pretext::objectives::{
     BartTask, ElectraConfig, ElectraTask, MlmConfig, MlmTask, Objective, PermutationTask,
-    PermutedLmConfig, Seq2SeqConfig,
+    PermutedLmConfig, Seq2SeqConfig, Weights,
 };
-use pretext::train::Shards;
+use pretext::train::{Part, Shards};
 use pretext::{Preset, Pretrainer, Tokenizer};
 
 const BATCH: usize = 16;
@@ -88,9 +89,8 @@ fn bench_steps<M, O, T>(
     flops: f64,
     device: &Device,
 ) where
-    M: Module,
+    M: Module + ModuleDisplay,
     O: Objective<M, Batch = T::Batch>,
-    Pretrainer<M, O>: Module,
     T: Task,
     T::Example: Clone,
 {
@@ -100,17 +100,25 @@ fn bench_steps<M, O, T>(
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     for n in [1, cores] {
         let shards = Shards::new(n).unwrap();
+        let size = BATCH.div_ceil(n);
         let parts: Vec<_> = examples
-            .chunks(BATCH.div_ceil(n))
-            .map(|part| task.collate(part, device).unwrap())
+            .chunks(size)
+            .enumerate()
+            .map(|(k, part)| Part {
+                batch: task.collate(part, device).unwrap(),
+                first_example: k * size,
+            })
             .collect();
-        let seeds: Vec<u64> = (0..n as u64).collect();
+        let mut totals = Weights::default();
+        for part in &parts {
+            totals.add(&part.batch.weights());
+        }
         let id = format!("{name}_tokens_{n}_shards");
         let mut steps = Vec::new();
         group.bench_function(&id, |b| {
             timed(b, &mut steps, || {
                 let mut grads = GradientsAccumulator::new();
-                for shard in shards.run(&model, parts.clone(), &seeds, device) {
+                for shard in shards.run(&model, parts.clone(), 1, &totals, device) {
                     grads.accumulate(&model, shard.grads);
                 }
                 model = optim.step(1e-4, model.clone(), grads.grads());

@@ -8,7 +8,7 @@ use pretext::corpus::Corpus;
 use pretext::data::Documents;
 use pretext::noise::MlmMasking;
 use pretext::objectives::{MlmConfig, MlmTask};
-use pretext::train::{TrainConfig, train};
+use pretext::train::{TrainConfig, Trainer};
 use pretext::{Preset, Pretrainer, Tokenizer};
 
 fn main() -> pretext::Result<()> {
@@ -26,15 +26,7 @@ fn main() -> pretext::Result<()> {
 
     let config = TrainConfig::new(100, 16).with_learning_rate(2e-3);
     let model = Pretrainer::new(backbone, mlm);
-    let report = train(
-        model,
-        &train_task,
-        &valid_task,
-        &config,
-        None,
-        false,
-        &device,
-    )?;
+    let report = Trainer::new(model, &config).fit(&train_task, &valid_task)?;
     println!("last validation: {:?}", report.history.last());
     Ok(())
 }

@@ -13,7 +13,7 @@ use burn::tensor::FloatDType;
 use pretext::blocks::{EncoderBackbone, TransformerEncoder};
 use pretext::finetune::load_backbone;
 use pretext::train::checkpoint::save_weights;
-use pretext::train::train;
+use pretext::train::Trainer;
 
 const CHILD: &str = "PRETEXT_FLOAT";
 const STEPS: usize = 20;
@@ -24,16 +24,10 @@ fn run(device: &Device) -> (Vec<f64>, TransformerEncoder) {
     let task = common::mlm_task(&tokenizer, &train_docs, 48);
     let valid = common::mlm_task(&tokenizer, &valid_docs, 48);
     let model = common::tiny_mlm(&tokenizer, device);
-    let report = train(
-        model,
-        &task,
-        &valid,
-        &common::quick_config(STEPS),
-        None,
-        false,
-        device,
-    )
-    .unwrap();
+    let report = Trainer::new(model, &common::quick_config(STEPS))
+        .device(device)
+        .fit(&task, &valid)
+        .unwrap();
     let losses = common::train_losses(&report.history);
     (losses, report.model.backbone)
 }

@@ -9,6 +9,7 @@
 
 mod common;
 
+use burn::module::ModuleDisplay;
 use burn::prelude::*;
 use pretext::Pretrainer;
 use pretext::blocks::TransformerEncoder;
@@ -16,7 +17,7 @@ use pretext::data::Task;
 use pretext::noise::MlmMasking;
 use pretext::objectives::multitask::parse_tasks;
 use pretext::objectives::{ElectraConfig, ElectraTask, MultiTask, MultiTaskData, Objective};
-use pretext::train::{Split, TrainConfig, train, train_data_parallel};
+use pretext::train::{Split, TrainConfig, Trainer};
 
 /// Trains 12 steps straight, then 5 steps paused and resumed from the checkpoint into a model
 /// initialised otherwise (`other`) on two devices, and checks that both give the same losses
@@ -28,9 +29,8 @@ fn check_resume<M, O, T>(
     train_task: &T,
     valid_task: &T,
 ) where
-    M: Module,
+    M: Module + ModuleDisplay,
     O: Objective<M, Batch = T::Batch>,
-    Pretrainer<M, O>: Module,
     T: Task,
 {
     let device = Device::flex().autodiff();
@@ -47,40 +47,34 @@ fn check_resume<M, O, T>(
     };
 
     let straight_dir = common::temp_dir(&format!("resume-straight-{name}"));
-    let straight = train(
-        fresh(),
-        train_task,
-        valid_task,
-        &config,
-        Some(&straight_dir),
-        false,
-        &device,
-    )
-    .unwrap();
+    let straight = Trainer::new(fresh(), &config)
+        .output(&straight_dir)
+        .device(&device)
+        .fit(train_task, valid_task)
+        .unwrap();
 
     let paused_dir = common::temp_dir(&format!("resume-paused-{name}"));
     let paused = config.clone().with_pause_after(Some(5));
-    let first = train(
-        fresh(),
-        train_task,
-        valid_task,
-        &paused,
-        Some(&paused_dir),
-        false,
-        &device,
-    )
-    .unwrap();
+    let first = Trainer::new(fresh(), &paused)
+        .output(&paused_dir)
+        .device(&device)
+        .fit(train_task, valid_task)
+        .unwrap();
     assert_eq!(first.state.step, 5);
-    let resumed = train_data_parallel(
-        other(),
-        train_task,
-        valid_task,
-        &config,
-        Some(&paused_dir),
-        true,
-        &[device.clone(), device.clone()],
-    )
-    .unwrap();
+    // Resuming with other settings would train another model: refused, naming the field.
+    let err = Trainer::new(other(), &config.clone().with_learning_rate(1e-3))
+        .output(&paused_dir)
+        .resume(true)
+        .device(&device)
+        .fit(train_task, valid_task)
+        .unwrap_err();
+    assert!(err.to_string().contains("learning_rate"), "{name}: {err}");
+    let resumed = Trainer::new(other(), &config)
+        .output(&paused_dir)
+        .resume(true)
+        .devices(&[device.clone(), device.clone()])
+        .fit(train_task, valid_task)
+        .unwrap();
 
     let expected = losses(&straight.history);
     let got: Vec<(usize, f64)> = losses(&first.history)

@@ -4,11 +4,12 @@ mod common;
 
 use burn::module::{Module, ModuleVisitor, Param};
 use burn::optim::GradientsParams;
+use burn::module::ModuleDisplay;
 use burn::prelude::*;
 use pretext::blocks::{
     EncoderDecoder, EncoderDecoderConfig, TransformerEncoder, TransformerEncoderConfig,
 };
-use pretext::data::{Documents, Seq2SeqBatch, Task};
+use pretext::data::{Batch, Documents, Seq2SeqBatch, Task};
 use pretext::noise::bart::BartNoise;
 use pretext::noise::example_rng;
 use pretext::noise::{MaskUnit, MlmMasking, PairKind, PermutationMasking};
@@ -18,7 +19,7 @@ use pretext::objectives::{
     SboHeadConfig, SentencePairTask, Seq2Seq, Seq2SeqConfig, SpanBert, SpanBertTask,
     SpanCorruption, T5Task, Unilm, UnilmShares, UnilmTask,
 };
-use pretext::train::{Split, TrainReport, train};
+use pretext::train::{Split, TrainReport, Trainer};
 use pretext::{Pretrainer, Tokenizer};
 
 fn mean(xs: &[f64]) -> f64 {
@@ -32,22 +33,18 @@ fn train_on<M, O, T>(
     make_task: impl Fn(&Tokenizer, &Documents) -> T,
 ) -> TrainReport<M, O>
 where
-    M: Module,
+    M: Module + ModuleDisplay,
     O: Objective<M, Batch = T::Batch>,
-    Pretrainer<M, O>: Module,
     T: Task,
 {
     let (tokenizer, train_docs, valid_docs) = common::real_text();
-    let report = train(
-        model,
-        &make_task(&tokenizer, &train_docs),
-        &make_task(&tokenizer, &valid_docs),
-        &common::quick_config(steps),
-        None,
-        false,
-        &model_device(),
-    );
-    report.unwrap()
+    Trainer::new(model, &common::quick_config(steps))
+        .device(&model_device())
+        .fit(
+            &make_task(&tokenizer, &train_docs),
+            &make_task(&tokenizer, &valid_docs),
+        )
+        .unwrap()
 }
 
 fn model_device() -> Device {
@@ -205,16 +202,17 @@ fn first_batch_grads<M, O, T>(
     device: &Device,
 ) -> GradientsParams
 where
-    M: Module,
+    M: Module + ModuleDisplay,
     O: Objective<M, Batch = T::Batch>,
-    Pretrainer<M, O>: Module,
     T: Task,
 {
     let examples: Vec<_> = (0..8)
         .map(|i| task.example(i, &mut example_rng(0, 0, i as u64)).unwrap())
         .collect();
-    let output = model.forward(task.collate(&examples, device).unwrap());
-    GradientsParams::from_grads(output.loss.backward(), model)
+    let batch = task.collate(&examples, device).unwrap();
+    let weights = batch.weights();
+    let loss = model.forward(batch).loss.normalized(&weights);
+    GradientsParams::from_grads(loss.backward(), model)
 }
 
 #[test]

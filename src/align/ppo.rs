@@ -396,6 +396,7 @@ pub fn ppo(
         step: 0,
         seed: config.seed,
         tokens_seen: 0,
+        settings: None,
     };
     if options.resume {
         let saved = read_run_file(out)?;
@@ -500,7 +501,7 @@ pub fn ppo(
                     stats.entry(name).or_default().push(value);
                 }
                 let mut grads = GradientsParams::from_grads(minibatch.loss.backward(), &model);
-                grads::average_and_clip(&model, &mut grads, 1, config.max_grad_norm);
+                grads::clip(&model, &mut grads, config.max_grad_norm);
                 model = optimizer.step(lr, model, grads);
             }
         }

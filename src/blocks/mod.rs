@@ -15,7 +15,7 @@ pub mod two_stream;
 
 pub use attention::{MultiHeadAttention, MultiHeadAttentionConfig};
 pub use decoder::{DecoderLayer, TransformerDecoder};
-pub use dropout::{Dropout, seed_dropout};
+pub use dropout::{Dropout, seed_dropout, with_dropout_rows};
 pub use embedding::{Embeddings, EmbeddingsConfig, InputEncoding, PositionEncoding};
 pub use encoder::{EncoderBackbone, EncoderLayer, TransformerEncoder, TransformerEncoderConfig};
 pub use encoder_decoder::{EncoderDecoder, EncoderDecoderConfig, Seq2SeqBackbone};

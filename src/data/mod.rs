@@ -26,6 +26,7 @@ use burn::prelude::Device;
 
 use crate::error::Result;
 use crate::noise::ExampleRng;
+use crate::objectives::{SEQUENCES, TARGETS, Weights};
 
 /// The data side of an objective: how example `index` of a split is made, and how examples
 /// become a batch. Implementations are pure given the random stream they are handed, which the
@@ -55,10 +56,22 @@ pub trait Task: Send + Sync {
 pub trait Batch: Clone + Send {
     /// Real (non-padding) tokens, for throughput figures.
     fn num_tokens(&self) -> usize;
+
+    /// How many of each unit its objective's losses are summed over (targets, sequences,
+    /// pairs…), counted from the data alone. The loop adds them over every part of a step
+    /// before any part runs and divides each loss term by its unit's total (see
+    /// [`Loss`](crate::objectives::Loss)).
+    fn weights(&self) -> Weights;
 }
 
 impl Batch for TokenBatch {
     fn num_tokens(&self) -> usize {
         self.num_tokens
+    }
+
+    /// Its tokens with a target, and its sequences.
+    fn weights(&self) -> Weights {
+        Weights::of(TARGETS, self.num_targets as f64)
+            .and(SEQUENCES, self.input_ids.dims()[0] as f64)
     }
 }

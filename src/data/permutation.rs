@@ -151,6 +151,12 @@ impl super::Batch for PermutationBatch {
     fn num_tokens(&self) -> usize {
         self.num_tokens
     }
+
+    /// Its real queries.
+    fn weights(&self) -> crate::objectives::Weights {
+        let targets = self.target_ids.dims()[0] as f64;
+        crate::objectives::Weights::of(crate::objectives::TARGETS, targets)
+    }
 }
 
 #[cfg(test)]

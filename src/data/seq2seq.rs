@@ -66,6 +66,11 @@ impl Batch for Seq2SeqBatch {
     fn num_tokens(&self) -> usize {
         self.num_tokens
     }
+
+    /// Its decoder targets.
+    fn weights(&self) -> crate::objectives::Weights {
+        crate::objectives::Weights::of(crate::objectives::TARGETS, self.num_targets as f64)
+    }
 }
 
 /// Right-pads `rows` to their longest with `pad`, row-major.

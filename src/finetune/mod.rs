@@ -28,6 +28,7 @@ pub use tagging::{TaggedSentence, TaggingTask};
 use std::path::Path;
 
 use burn::module::{ModuleVisitor, Param};
+use burn::module::ModuleDisplay;
 use burn::prelude::*;
 
 use crate::blocks::EncoderBackbone;
@@ -391,20 +392,16 @@ pub fn fine_tune<M, H, T>(
     device: &Device,
 ) -> crate::Result<(crate::train::TrainReport<M, H>, Scores)>
 where
-    M: EncoderBackbone + Module,
+    M: EncoderBackbone + Module + ModuleDisplay,
     H: Classifier + crate::objectives::Objective<M, Batch = TokenBatch>,
-    crate::Pretrainer<M, H>: Module,
     T: Task<Example = TokenExample, Batch = TokenBatch>,
 {
-    let report = crate::train::train(
-        crate::Pretrainer::new(backbone, head),
-        train,
-        valid,
-        config,
-        dir,
-        false,
-        device,
-    )?;
+    let mut trainer =
+        crate::train::Trainer::new(crate::Pretrainer::new(backbone, head), config).device(device);
+    if let Some(dir) = dir {
+        trainer = trainer.output(dir);
+    }
+    let report = trainer.fit(train, valid)?;
     let model = report.model.valid();
     let scores = evaluate(
         &model.backbone,

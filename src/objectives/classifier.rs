@@ -10,7 +10,10 @@
 use burn::nn::Linear;
 use burn::prelude::*;
 
-use super::{EncoderHead, Objective, ObjectiveOutput, forward_encoder_head, masked_cross_entropy};
+use super::{
+    EncoderHead, Objective, ObjectiveOutput, SEQUENCES, TARGETS, forward_encoder_head,
+    masked_cross_entropy,
+};
 use crate::blocks::{Dropout, EncoderBackbone, Pooler, PoolerConfig, normal_linear, states_at};
 use crate::data::TokenBatch;
 
@@ -27,14 +30,14 @@ pub struct SequenceClassifierConfig {
     pub dropout: f64,
 }
 
-/// The loss of `p` with its `{name}_acc` and `{name}_loss` metrics.
-fn named_output(p: super::Predictions, name: &str) -> ObjectiveOutput {
+/// The loss of `p`, over `unit`, with its `{name}_acc` and `{name}_loss` metrics.
+fn named_output(p: super::Predictions, unit: &str, name: &str) -> ObjectiveOutput {
     ObjectiveOutput {
         metrics: vec![
             p.accuracy(&format!("{name}_acc")),
             p.mean_loss(&format!("{name}_loss")),
         ],
-        loss: p.loss,
+        loss: p.loss(unit),
     }
 }
 
@@ -115,6 +118,7 @@ impl<M: EncoderBackbone> EncoderHead<M> for SequenceClassifier {
         });
         named_output(
             masked_cross_entropy(self.logits(hidden), labels),
+            SEQUENCES,
             &self.name,
         )
     }
@@ -161,8 +165,9 @@ impl TokenClassifier {
     /// Logits `[n, classes]` of the tokens at flat `positions` of `hidden`
     /// `[batch, len, hidden]`.
     pub fn logits_at(&self, hidden: Tensor<3>, positions: Tensor<1, Int>) -> Tensor<2> {
+        // Dropout before the gather: its masks follow the batch's rows (see `Dropout`).
         self.classifier
-            .forward(self.dropout.forward(states_at(hidden, positions)))
+            .forward(states_at(self.dropout.forward(hidden), positions))
     }
 
     /// Number of classes.
@@ -185,6 +190,7 @@ impl<M: EncoderBackbone> EncoderHead<M> for TokenClassifier {
         let logits = self.logits_at(hidden, batch.target_positions.clone());
         named_output(
             masked_cross_entropy(logits, batch.target_ids.clone()),
+            TARGETS,
             &self.name,
         )
     }

@@ -7,7 +7,7 @@
 
 use burn::prelude::*;
 
-use super::{Objective, ObjectiveOutput, encode, predict_tokens};
+use super::{Objective, ObjectiveOutput, TARGETS, encode, predict_tokens};
 use crate::blocks::{AttentionMask, EncoderBackbone, LmHead, LmHeadConfig, TransformerEncoder};
 use crate::data::{Documents, Segments, Task, TokenBatch, TokenExample, pack_segments};
 use crate::noise::ExampleRng;
@@ -69,7 +69,7 @@ impl<M: EncoderBackbone> Objective<M> for Clm {
         let p = predict_tokens(backbone, &self.head, hidden, &batch);
         ObjectiveOutput {
             metrics: vec![p.perplexity("ppl"), p.accuracy("clm_acc")],
-            loss: p.loss,
+            loss: p.loss(TARGETS),
         }
     }
 }

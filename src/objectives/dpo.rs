@@ -18,7 +18,7 @@ use serde::{Deserialize, Serialize};
 use super::sft::{
     SftExample, causal_start, check_start, export_tuned_causal, frame_answer, frame_prompt, shifted,
 };
-use super::{Clm, Metric, Objective, ObjectiveOutput, encode};
+use super::{Clm, Loss, Metric, Objective, ObjectiveOutput, Weights, encode};
 use crate::blocks::{AttentionMask, EncoderBackbone, LmHead, TransformerEncoder};
 use crate::data::{Batch, Task, TokenBatch, TokenExample};
 use crate::error::{Error, Result};
@@ -49,7 +49,10 @@ pub fn check_beta(beta: f64) -> Result<()> {
     Ok(())
 }
 
-/// The preference loss of the policy's summed log-probabilities of the chosen and rejected
+/// The unit of preference losses: the pairs of a batch.
+pub const PAIRS: &str = "pairs";
+
+/// The preference loss, summed over the pairs, of the policy's summed log-probabilities of the chosen and rejected
 /// answers `[pairs]` against the reference's, and TRL's four reward metrics.
 pub fn dpo_loss(
     policy_chosen: Tensor<1>,
@@ -65,10 +68,10 @@ pub fn dpo_loss(
     let rejected = policy_rejected - reference_rejected;
     let delta = chosen.clone() - rejected.clone();
     let loss = match kind {
-        DpoLoss::Sigmoid => log_sigmoid(delta.mul_scalar(beta)).neg().mean(),
+        DpoLoss::Sigmoid => log_sigmoid(delta.mul_scalar(beta)).neg().sum(),
         DpoLoss::Ipo => {
             let off = delta.sub_scalar(1.0 / (2.0 * beta));
-            (off.clone() * off).mean()
+            (off.clone() * off).sum()
         }
     };
     let chosen = chosen.detach().mul_scalar(beta);
@@ -86,7 +89,7 @@ pub fn dpo_loss(
             ),
             Metric::mean("rewards/margins", margins.sum(), count()),
         ],
-        loss,
+        loss: Loss::over(PAIRS, loss),
     }
 }
 
@@ -192,6 +195,11 @@ pub struct DpoBatch {
 impl Batch for DpoBatch {
     fn num_tokens(&self) -> usize {
         self.tokens.num_tokens
+    }
+
+    /// Its preference pairs.
+    fn weights(&self) -> Weights {
+        Weights::of(PAIRS, self.reference_chosen.dims()[0] as f64)
     }
 }
 
@@ -419,6 +427,13 @@ mod tests {
         ]
     }
 
+    /// The mean loss over the 3 pairs.
+    fn mean(out: &ObjectiveOutput) -> f32 {
+        out.loss
+            .normalized(&Weights::of(PAIRS, 3.0))
+            .into_scalar::<f32>()
+    }
+
     #[test]
     fn dpo_and_its_metrics_are_the_formula_on_fixed_log_probabilities() {
         let [pc, pr, rc, rr] = pairs();
@@ -426,7 +441,7 @@ mod tests {
         // Chosen log-ratios 1, -1, 1; rejected -1, 1, -1; Δ = 2, -2, 2.
         let nll = |x: f64| (1.0 + (-x).exp()).ln();
         let expected = (2.0 * nll(1.0) + nll(-1.0)) / 3.0;
-        assert!((f64::from(out.loss.clone().into_scalar::<f32>()) - expected).abs() < 1e-6);
+        assert!((f64::from(mean(&out)) - expected).abs() < 1e-6);
         assert!((metric(&out, "rewards/chosen") - 0.5 / 3.0).abs() < 1e-6);
         assert!((metric(&out, "rewards/rejected") + 0.5 / 3.0).abs() < 1e-6);
         assert!((metric(&out, "rewards/margins") - 1.0 / 3.0).abs() < 1e-6);
@@ -438,7 +453,7 @@ mod tests {
         let [pc, pr, rc, rr] = pairs();
         let out = dpo_loss(pc, pr, rc, rr, 0.5, DpoLoss::Ipo);
         // (Δ − 1)² for Δ = 2, -2, 2: 1, 9, 1.
-        assert!((out.loss.into_scalar::<f32>() - 11.0 / 3.0).abs() < 1e-5);
+        assert!((mean(&out) - 11.0 / 3.0).abs() < 1e-5);
     }
 
     #[test]
@@ -452,7 +467,7 @@ mod tests {
             0.1,
             DpoLoss::Sigmoid,
         );
-        assert!((out.loss.clone().into_scalar::<f32>() - std::f32::consts::LN_2).abs() < 1e-6);
+        assert!((mean(&out) - std::f32::consts::LN_2).abs() < 1e-6);
         for name in [
             "rewards/chosen",
             "rewards/rejected",
@@ -463,7 +478,7 @@ mod tests {
         }
         // IPO's loss there is the squared target, (1/(2β))² = 25.
         let ipo = dpo_loss(pc.clone(), pr.clone(), pc, pr, 0.1, DpoLoss::Ipo);
-        assert!((ipo.loss.into_scalar::<f32>() - 25.0).abs() < 1e-4);
+        assert!((mean(&ipo) - 25.0).abs() < 1e-4);
     }
 
     #[test]

@@ -19,7 +19,7 @@ use burn::tensor::IndexingUpdateOp;
 use burn::tensor::activation::{gelu, softmax};
 use rand::RngExt;
 
-use super::{Metric, Objective, ObjectiveOutput, masked_cross_entropy};
+use super::{Loss, Metric, Objective, ObjectiveOutput, TARGETS, Weights, masked_cross_entropy};
 use crate::blocks::{
     AttentionMask, EncoderBackbone, EncoderLayer, LmHead, LmHeadConfig, TransformerEncoderConfig,
     normal_linear,
@@ -28,6 +28,9 @@ use crate::data::{Batch, Documents, Task, TokenBatch, TokenExample};
 use crate::noise::{ExampleRng, MlmMasking};
 use crate::objectives::MlmTask;
 use crate::tokenize::Tokenizer;
+
+/// The unit of the discriminator's loss: every real (non-padding) token.
+pub const REAL_TOKENS: &str = "real_tokens";
 
 /// Configuration of [`Electra`].
 #[derive(Config, Debug)]
@@ -165,7 +168,7 @@ impl ElectraConfig {
 pub struct ElectraParts {
     /// The generator's MLM predictions at the masked positions.
     pub generator: super::Predictions,
-    /// Mean binary cross-entropy of the discriminator over the real tokens (differentiable).
+    /// Binary cross-entropy of the discriminator summed over the real tokens (differentiable).
     pub disc_loss: Tensor<1>,
     /// `[batch, len]` discriminator logits (> 0: replaced).
     pub disc_logits: Tensor<2>,
@@ -273,7 +276,7 @@ impl Electra {
         let disc_logits = self.discriminator_logits(hidden);
         let real = tokens.padding.clone().bool_not().float();
         let bce = binary_cross_entropy(disc_logits.clone(), replaced.clone()) * real.clone();
-        let disc_loss = bce.sum() / real.clone().sum().clamp_min(1.0);
+        let disc_loss = bce.sum();
         ElectraParts {
             generator,
             disc_loss,
@@ -300,7 +303,9 @@ impl<M: EncoderBackbone> Objective<M> for Electra {
             p.disc_loss.clone().detach(),
         ));
         ObjectiveOutput {
-            loss: p.generator.loss + p.disc_loss.mul_scalar(self.disc_weight),
+            loss: p.generator.loss(TARGETS).plus(
+                Loss::over(REAL_TOKENS, p.disc_loss).scaled(self.disc_weight),
+            ),
             metrics,
         }
     }
@@ -312,7 +317,7 @@ fn detection_metrics(
     logits: Tensor<2>,
     replaced: Tensor<2>,
     real: Tensor<2>,
-    loss: Tensor<1>,
+    loss_sum: Tensor<1>,
 ) -> Vec<Metric> {
     // Padding is neither predicted nor counted.
     let predicted = logits.clone().greater_elem(0.0).float().mul(real.clone());
@@ -327,7 +332,7 @@ fn detection_metrics(
     vec![
         auc,
         Metric::mean("disc_acc", right.sum(), count.clone()),
-        Metric::mean("disc_loss", loss.mul(count.clone()), count.clone()),
+        Metric::mean("disc_loss", loss_sum, count.clone()),
         Metric::mean("replaced_frac", replaced.clone().sum(), count),
         Metric::mean("disc_precision", hits.clone().sum(), predicted.sum()),
         Metric::mean("disc_recall", hits.sum(), replaced.sum()),
@@ -381,6 +386,13 @@ pub struct ElectraBatch {
 impl Batch for ElectraBatch {
     fn num_tokens(&self) -> usize {
         self.tokens.num_tokens
+    }
+
+    /// The generator's masked tokens, and the real tokens the discriminator reads.
+    fn weights(&self) -> Weights {
+        self.tokens
+            .weights()
+            .and(REAL_TOKENS, self.tokens.num_tokens as f64)
     }
 }
 
@@ -592,7 +604,7 @@ mod tests {
         // The generator's own loss does reach all of its 23 tensors: projection 2, one layer
         // 16 (four attention linears, two feed-forward linears, two LayerNorms), head 5.
         let parts = electra.parts(&backbone, &batch);
-        let mut grads = parts.generator.loss.backward();
+        let mut grads = parts.generator.nll_sum.backward();
         let generator = GradientsParams::from_module(&mut grads, &electra.generator);
         assert_eq!(generator.len(), 23);
     }
@@ -609,7 +621,7 @@ mod tests {
         assert_eq!(electra.num_params(), generator + (16 * 16 + 16) + 17);
         // The generator's loss reaches the backbone's token table: it is the same parameter.
         let parts = electra.parts(&backbone, &batch);
-        let mut grads = parts.generator.loss.backward();
+        let mut grads = parts.generator.nll_sum.backward();
         let table = backbone.embeddings.tokens.weight.id;
         let shared = GradientsParams::from_module(&mut grads, &backbone);
         assert!(shared.get::<2>(table).is_some());
@@ -626,7 +638,7 @@ mod tests {
             Tensor::<2>::from_floats([[1.0, 0.0, 0.0, 0.0], [0.0, 1.0, 1.0, 0.0]], &device);
         let real = Tensor::<2>::from_floats([[1.0, 1.0, 1.0, 0.0], [1.0, 1.0, 1.0, 1.0]], &device);
         let metrics =
-            detection_metrics(logits, replaced, real, Tensor::from_floats([0.5], &device));
+            detection_metrics(logits, replaced, real, Tensor::from_floats([3.5], &device));
         let value = |name: &str| {
             let m = metrics.iter().find(|m| m.name == name).unwrap();
             m.sum.clone().into_scalar::<f32>() / m.count.clone().into_scalar::<f32>()

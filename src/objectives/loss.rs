@@ -1,20 +1,19 @@
 //! The one masked cross-entropy every objective calls, with accuracy alongside.
 //!
 //! burn's `CrossEntropyLoss` has no ignore index; this one skips targets equal to
-//! [`IGNORE_INDEX`] and averages over the rest.
+//! [`IGNORE_INDEX`] and sums over the rest, so that the training loop can divide by the count
+//! of the whole step (see [`Loss`]).
 
 use burn::prelude::*;
 use burn::tensor::activation::log_softmax;
 
-use super::Metric;
+use super::{Loss, Metric};
 use crate::noise::IGNORE_INDEX;
 
 /// Cross-entropy of a set of predictions, with what metrics need.
 #[derive(Debug, Clone)]
 pub struct Predictions {
-    /// Mean negative log-likelihood over the counted targets (differentiable).
-    pub loss: Tensor<1>,
-    /// Summed negative log-likelihood (detached).
+    /// Summed negative log-likelihood over the counted targets (differentiable).
     pub nll_sum: Tensor<1>,
     /// Number of targets whose arg-max prediction is right (detached).
     pub correct: Tensor<1>,
@@ -23,6 +22,18 @@ pub struct Predictions {
 }
 
 impl Predictions {
+    /// The summed negative log-likelihood as a loss over `unit` (what the targets are:
+    /// [`TARGETS`](super::weights::TARGETS) for tokens, [`SEQUENCES`](super::weights::SEQUENCES)
+    /// for sequence labels).
+    pub fn loss(&self, unit: &str) -> Loss {
+        Loss::over(unit, self.nll_sum.clone())
+    }
+
+    /// Mean negative log-likelihood over this batch's counted targets (differentiable).
+    pub fn mean(&self) -> Tensor<1> {
+        self.nll_sum.clone() / self.count.clone().clamp_min(1.0)
+    }
+
     /// Accuracy as a metric named `name`.
     pub fn accuracy(&self, name: &str) -> Metric {
         Metric::mean(name, self.correct.clone(), self.count.clone())
@@ -30,12 +41,12 @@ impl Predictions {
 
     /// Mean negative log-likelihood as a metric named `name`.
     pub fn mean_loss(&self, name: &str) -> Metric {
-        Metric::mean(name, self.nll_sum.clone(), self.count.clone())
+        Metric::mean(name, self.nll_sum.clone().detach(), self.count.clone())
     }
 
     /// Perplexity (exp of the mean NLL) as a metric named `name`.
     pub fn perplexity(&self, name: &str) -> Metric {
-        Metric::exp_mean(name, self.nll_sum.clone(), self.count.clone())
+        Metric::exp_mean(name, self.nll_sum.clone().detach(), self.count.clone())
     }
 }
 
@@ -51,7 +62,6 @@ pub fn masked_cross_entropy(logits: Tensor<2>, targets: Tensor<1, Int>) -> Predi
         .reshape([n]);
     let nll_sum = picked.mul(valid.clone()).sum().neg();
     let count = valid.clone().sum();
-    let loss = nll_sum.clone() / count.clone().clamp_min(1.0);
     let hits = logits
         .detach()
         .argmax(1)
@@ -60,8 +70,7 @@ pub fn masked_cross_entropy(logits: Tensor<2>, targets: Tensor<1, Int>) -> Predi
         .float()
         .mul(valid);
     Predictions {
-        loss,
-        nll_sum: nll_sum.detach(),
+        nll_sum,
         correct: hits.sum(),
         count: count.detach(),
     }
@@ -80,7 +89,7 @@ mod tests {
         let p = masked_cross_entropy(logits, targets);
         let lse = |a: f64, b: f64, c: f64| (a.exp() + b.exp() + c.exp()).ln();
         let expected = ((lse(2.0, 0.0, 0.0) - 2.0) + (lse(0.0, 3.0, 0.0) - 0.0)) / 2.0;
-        assert!((p.loss.into_scalar::<f32>() as f64 - expected).abs() < 1e-5);
+        assert!((p.mean().into_scalar::<f32>() as f64 - expected).abs() < 1e-5);
         assert_eq!(p.count.into_scalar::<f32>(), 2.0);
         assert_eq!(p.correct.into_scalar::<f32>(), 1.0);
     }
@@ -92,6 +101,6 @@ mod tests {
             Tensor::<2>::zeros([4, 100], &device),
             Tensor::<1, Int>::from_ints([1, 2, 3, 4], &device),
         );
-        assert!((p.loss.into_scalar::<f32>() - (100f32).ln()).abs() < 1e-5);
+        assert!((p.mean().into_scalar::<f32>() - (100f32).ln()).abs() < 1e-5);
     }
 }

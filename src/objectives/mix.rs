@@ -69,7 +69,7 @@ where
         let second = self.second.score(backbone, hidden, batch);
         let [a, b] = self.weights;
         ObjectiveOutput {
-            loss: first.loss * a + second.loss * b,
+            loss: first.loss.scaled(a).plus(second.loss.scaled(b)),
             metrics: first.metrics.into_iter().chain(second.metrics).collect(),
         }
     }
@@ -91,6 +91,8 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::data::Batch;
+    use crate::objectives::Loss;
     use crate::test_support::{pair_batch, tiny_parts};
 
     #[test]
@@ -101,7 +103,8 @@ mod tests {
         let alone_nsp = Objective::forward(&nsp, &backbone, pair_batch(&device, 0));
         let mix = Mix::new(mlm, 1.0, nsp, 0.25).unwrap();
         let out = Objective::forward(&mix, &backbone, pair_batch(&device, 0));
-        let scalar = |t: Tensor<1>| t.into_scalar::<f32>();
+        let weights = pair_batch(&device, 0).weights();
+        let scalar = |loss: Loss| loss.normalized(&weights).into_scalar::<f32>();
         let expected = scalar(alone_mlm.loss) + 0.25 * scalar(alone_nsp.loss);
         assert!((scalar(out.loss) - expected).abs() < 1e-5);
         let names: Vec<_> = out.metrics.iter().map(|m| m.name.as_str()).collect();

@@ -6,7 +6,9 @@
 
 use burn::prelude::*;
 
-use super::{EncoderHead, Objective, ObjectiveOutput, forward_encoder_head, predict_tokens};
+use super::{
+    EncoderHead, Objective, ObjectiveOutput, TARGETS, forward_encoder_head, predict_tokens,
+};
 use crate::blocks::{Activation, EncoderBackbone, LmHead, LmHeadConfig, TransformerEncoder};
 use crate::data::{Documents, Segments, Task, TokenBatch, TokenExample, pack_segments};
 use crate::error::Error;
@@ -66,7 +68,7 @@ impl<M: EncoderBackbone> EncoderHead<M> for Mlm {
         let p = predict_tokens(backbone, &self.head, hidden, batch);
         ObjectiveOutput {
             metrics: vec![p.accuracy("mlm_acc"), p.perplexity("mlm_ppl")],
-            loss: p.loss,
+            loss: p.loss(TARGETS),
         }
     }
 }

@@ -31,6 +31,7 @@ pub mod sft;
 pub mod spanbert;
 pub mod t5;
 pub mod unilm;
+pub mod weights;
 
 pub use bart::BartTask;
 pub use classifier::{
@@ -51,6 +52,7 @@ pub use sft::{Sft, SftBatch, SftExample, SftTask};
 pub use spanbert::{SboHead, SboHeadConfig, SpanBert, SpanBertTask};
 pub use t5::{SpanCorruption, T5Task};
 pub use unilm::{Unilm, UnilmMask, UnilmShares, UnilmTask};
+pub use weights::{Loss, LossTerm, SEQUENCES, TARGETS, Weights};
 
 use burn::module::ModuleDisplay;
 use burn::prelude::*;
@@ -118,8 +120,10 @@ impl Metric {
 /// What an objective returns for one batch.
 #[derive(Debug, Clone)]
 pub struct ObjectiveOutput {
-    /// The loss to minimise (a scalar).
-    pub loss: Tensor<1>,
+    /// The loss to minimise, as sums over the units the batch counts in
+    /// [`Batch::weights`](crate::data::Batch::weights): `loss.normalized(&batch.weights())` is
+    /// the batch's mean loss.
+    pub loss: Loss,
     /// Metrics of this batch.
     pub metrics: Vec<Metric>,
 }
@@ -127,10 +131,12 @@ pub struct ObjectiveOutput {
 /// A pretraining objective over a backbone of type `M`.
 ///
 /// Implement it for a module holding your heads to plug in an objective of your own; the
-/// training loop, checkpoints and metrics work unchanged.
+/// training loop, checkpoints and metrics work unchanged. Return the loss *summed* over its
+/// targets ([`Loss::over`]), naming a unit the batch counts: the loop divides by the unit's
+/// total over the whole step, so that the result does not depend on how a batch is split.
 pub trait Objective<M>: Module + ModuleDisplay {
     /// The batch this objective scores.
-    type Batch: Clone + Send;
+    type Batch: crate::data::Batch;
 
     /// Runs `backbone` and the heads on `batch` and scores the result.
     fn forward(&self, backbone: &M, batch: Self::Batch) -> ObjectiveOutput;

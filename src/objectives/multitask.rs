@@ -6,9 +6,10 @@
 //! Tasks are the encoder objectives whose data are token batches: `mlm`, `clm`, `nsp`, `sop`,
 //! and the mixes `bert` (mlm + nsp) and `albert` (n-gram mlm + sop), which are [`Mix`]es of
 //! heads over one pass; each takes its settings from the recipe registry (so `albert`'s pair
-//! loss weighs 5), or from a task written in full. A batch holds examples of several tasks; each task's examples go
-//! through its own head, and the loss is the mean over examples, so a task weighs as much as
-//! its share of the examples.
+//! loss weighs 5), or from a task written in full. A batch holds examples of several tasks;
+//! each task's examples go through its own head. The loss is `Σ shareₜ · lossₜ`, each task's loss averaged over its
+//! own targets in the whole step and weighted by its share of the draws (its weight over the
+//! started tasks' total), so a task weighs as much as its share of the examples, on average.
 //!
 //! ERNIE 2.0 adds a task embedding to the input. Here each task `t` reads the segment ids
 //! `2t` and `2t + 1` instead of 0 and 1: its own pair of segment embeddings, which holds the
@@ -32,8 +33,8 @@ use rand::RngExt;
 use serde::de::{self, MapAccess, Visitor};
 use serde::{Deserialize, Deserializer, Serialize};
 
-use super::{Clm, Mix, Mlm, Objective, ObjectiveOutput, PairHead};
-use crate::blocks::{EncoderBackbone, TransformerEncoder};
+use super::{Clm, Loss, Mix, Mlm, Objective, ObjectiveOutput, PairHead, Weights};
+use crate::blocks::{EncoderBackbone, TransformerEncoder, with_dropout_rows};
 use crate::data::{Batch, Documents, Task, TokenBatch, TokenExample};
 use crate::error::Error;
 use crate::noise::{ExampleRng, pick_weighted};
@@ -383,15 +384,15 @@ impl<M: EncoderBackbone> Objective<M> for MultiTask {
     type Batch = MultiTaskBatch;
 
     fn forward(&self, backbone: &M, batch: MultiTaskBatch) -> ObjectiveOutput {
-        let total: usize = batch.parts.iter().map(|p| p.examples).sum();
-        let mut loss = None;
+        let mut loss: Option<Loss> = None;
         let mut metrics = Vec::new();
         for part in batch.parts {
-            let out = self.heads[part.task].forward(backbone, part.tokens);
-            let weighted = out.loss.mul_scalar(part.examples as f64 / total as f64);
+            let head = &self.heads[part.task];
+            let out = with_dropout_rows(&part.rows, || head.forward(backbone, part.tokens));
+            let weighted = out.loss.prefixed(&task_unit(part.task)).scaled(part.share);
             loss = Some(match loss {
                 None => weighted,
-                Some(sum) => sum + weighted,
+                Some(sum) => sum.plus(weighted),
             });
             metrics.extend(out.metrics);
         }
@@ -411,6 +412,11 @@ pub struct MultiTaskExample {
     pub tokens: TokenExample,
 }
 
+/// The prefix of task `t`'s units: its targets are counted apart from the other tasks'.
+fn task_unit(task: usize) -> String {
+    format!("task{task}/")
+}
+
 /// The examples of one task in a batch.
 #[derive(Debug, Clone)]
 pub struct TaskPart {
@@ -418,6 +424,11 @@ pub struct TaskPart {
     pub task: usize,
     /// How many examples.
     pub examples: usize,
+    /// Where they sit in the batch (which fixes their dropout masks).
+    pub rows: Vec<usize>,
+    /// The task's weight in the loss at this step: its share of the draws, its weight over
+    /// the total weight of the tasks started.
+    pub share: f64,
     /// Their batch.
     pub tokens: TokenBatch,
 }
@@ -432,6 +443,15 @@ pub struct MultiTaskBatch {
 impl Batch for MultiTaskBatch {
     fn num_tokens(&self) -> usize {
         self.parts.iter().map(|p| p.tokens.num_tokens).sum()
+    }
+
+    /// Each task's units, apart.
+    fn weights(&self) -> Weights {
+        let mut weights = Weights::default();
+        for part in &self.parts {
+            weights.add(&part.tokens.weights().prefixed(&task_unit(part.task)));
+        }
+        weights
     }
 }
 
@@ -535,18 +555,26 @@ impl Task for MultiTaskData {
         device: &Device,
     ) -> crate::Result<MultiTaskBatch> {
         // Token tasks all pad the same way, so the parts collate here, from borrowed examples.
+        let step = self.step.load(Ordering::Relaxed);
+        let started: f64 = self
+            .specs
+            .iter()
+            .filter(|s| s.start_step <= step)
+            .map(|s| s.weight)
+            .sum();
         let mut parts = Vec::new();
         for task in 0..self.tasks.len() {
-            let mine: Vec<&TokenExample> = examples
-                .iter()
-                .filter(|e| e.task == task)
-                .map(|e| &e.tokens)
+            let rows: Vec<usize> = (0..examples.len())
+                .filter(|&i| examples[i].task == task)
                 .collect();
-            if !mine.is_empty() {
+            if !rows.is_empty() {
+                let mine: Vec<&TokenExample> = rows.iter().map(|&i| &examples[i].tokens).collect();
                 parts.push(TaskPart {
                     task,
-                    examples: mine.len(),
+                    examples: rows.len(),
                     tokens: TokenBatch::collate(&mine, self.pad, device)?,
+                    rows,
+                    share: self.specs[task].weight / started,
                 });
             }
         }
@@ -675,15 +703,19 @@ mod tests {
         let specs = specs(r#"[{"objective": "mlm"}, {"objective": "clm"}]"#);
         let model = MultiTask::new(&backbone, &specs, &device).unwrap();
         let out = model.forward(&backbone, batch.clone());
+        // Each task's mean loss over its own targets, weighted by its share of the draws.
         let expected: f32 = batch
             .parts
             .iter()
             .map(|p| {
                 let alone = model.heads[p.task].forward(&backbone, p.tokens.clone());
-                alone.loss.into_scalar::<f32>() * p.examples as f32 / 8.0
+                let mean = alone.loss.normalized(&p.tokens.weights());
+                assert_eq!(p.share, 0.5);
+                mean.into_scalar::<f32>() * 0.5
             })
             .sum();
-        assert!((out.loss.into_scalar::<f32>() - expected).abs() < 1e-4);
+        let got = out.loss.normalized(&batch.weights()).into_scalar::<f32>();
+        assert!((got - expected).abs() < 1e-4);
         // Too few segment embeddings for two tasks.
         let narrow = crate::blocks::TransformerEncoderConfig::new(50, 16, 1, 2, 32)
             .init(&device)

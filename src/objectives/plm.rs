@@ -13,7 +13,7 @@
 
 use burn::prelude::*;
 
-use super::{Objective, ObjectiveOutput, masked_cross_entropy};
+use super::{Objective, ObjectiveOutput, TARGETS, masked_cross_entropy};
 use crate::blocks::{AttentionMask, LmHead, LmHeadConfig, StreamInput, TwoStreamBackbone};
 use crate::data::{Documents, PermutationBatch, PermutationExample, Segments, Task, pack_segments};
 use crate::noise::{ExampleRng, MlmMasker, MlmMasking, PermutationMasking};
@@ -83,7 +83,7 @@ impl<M: TwoStreamBackbone> Objective<M> for PermutedLm {
         let p = masked_cross_entropy(logits, batch.target_ids);
         ObjectiveOutput {
             metrics: vec![p.accuracy("plm_acc"), p.perplexity("plm_ppl")],
-            loss: p.loss,
+            loss: p.loss(TARGETS),
         }
     }
 }
@@ -247,6 +247,7 @@ impl crate::recipe::ObjectiveSettings for PermutedRecipe {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::data::Batch;
     use crate::blocks::TransformerEncoderConfig;
     use crate::data::tokenized::numbered_document;
     use crate::noise::example_rng;
@@ -315,8 +316,10 @@ mod tests {
                 diff < 1e-4,
                 "length {len}: padding changed the queries by {diff}"
             );
+            let weights = alone.weights();
             let out = head.forward(&backbone, alone);
-            assert!(out.loss.into_scalar::<f32>().is_finite());
+            let loss = out.loss.normalized(&weights).into_scalar::<f32>();
+            assert!(loss.is_finite() && loss > 0.0);
         }
     }
 }

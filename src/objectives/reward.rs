@@ -24,7 +24,7 @@ use burn::tensor::activation::log_sigmoid;
 use serde::{Deserialize, Serialize};
 
 use super::sft::{frame_answer, frame_prompt};
-use super::{Metric, Objective, ObjectiveOutput};
+use super::{Loss, Metric, Objective, ObjectiveOutput, Weights};
 use crate::blocks::{AttentionMask, EncoderBackbone, TransformerEncoder, normal_linear, states_at};
 use crate::data::{Batch, Task};
 use crate::error::Error;
@@ -33,6 +33,9 @@ use crate::noise::ExampleRng;
 use crate::preset::Preset;
 use crate::recipe::{ObjectiveRecipe, ObjectiveSettings, Recipe, Run, RunReport};
 use crate::tokenize::Tokenizer;
+
+/// The unit of ranking losses: the rankings of a batch (a preference pair is a ranking of 2).
+pub const RANKINGS: &str = "rankings";
 
 /// Configuration of a [`RewardHead`].
 #[derive(Config, Debug)]
@@ -106,8 +109,8 @@ impl RewardHead {
     }
 }
 
-/// The pairwise loss of `chosen` and `rejected` scores `[pairs]`, each pair's `margin`
-/// subtracted from its difference, plus `center · mean((chosen + rejected)²)`; with the
+/// The pairwise loss of `chosen` and `rejected` scores `[pairs]`, summed over the pairs, each
+/// pair's `margin` subtracted from its difference, plus `center · Σ (chosen + rejected)²`; with the
 /// metrics `accuracy` (the share of pairs scored the right way round), `margin` (the mean
 /// difference) and `mean_reward` (the mean of all scores). It is [`ranking_loss`] on a batch
 /// of pairs, each its own group.
@@ -124,7 +127,7 @@ pub fn pairwise_loss(
         better: Tensor::arange(0..pairs as i64, &device),
         worse: Tensor::arange(pairs as i64..2 * pairs as i64, &device),
         margin,
-        weight: Tensor::full([pairs], 1.0 / pairs as f64, &device),
+        weight: Tensor::full([pairs], 1.0, &device),
     };
     ranking_loss(Tensor::cat(vec![chosen, rejected], 0), comparisons, center)
 }
@@ -139,12 +142,12 @@ pub struct Comparisons {
     pub worse: Tensor<1, Int>,
     /// How far the better should score above the worse.
     pub margin: Tensor<1>,
-    /// The pair's share of the loss, 1/(C(K, 2) · groups) for a group of K answers; the
-    /// weights of a batch sum to 1.
+    /// The pair's share of its ranking's loss, 1/C(K, 2) for a ranking of K answers; the
+    /// weights of a ranking sum to 1.
     pub weight: Tensor<1>,
 }
 
-/// The loss of `scores` `[rows]` over `comparisons`:
+/// The loss of `scores` `[rows]` over `comparisons`, summed over the rankings:
 /// `Σ weight · −log σ(r_better − r_worse − margin)` plus
 /// `center · Σ weight · (r_better + r_worse)²`; with the metrics `accuracy` (the share of
 /// pairs scored the right way round) and `margin` (the mean difference), each pair counted
@@ -171,7 +174,7 @@ pub fn ranking_loss(scores: Tensor<1>, comparisons: Comparisons, center: f64) ->
             Metric::mean("margin", difference.detach().sum(), count(pairs)),
             Metric::mean("mean_reward", scores.detach().sum(), count(rows)),
         ],
-        loss,
+        loss: Loss::over(RANKINGS, loss),
     }
 }
 
@@ -207,11 +210,18 @@ pub struct RewardBatch {
     pub comparisons: Comparisons,
     /// Real tokens.
     pub num_tokens: usize,
+    /// Rankings (groups of answers to one prompt).
+    pub rankings: usize,
 }
 
 impl Batch for RewardBatch {
     fn num_tokens(&self) -> usize {
         self.num_tokens
+    }
+
+    /// Its rankings.
+    fn weights(&self) -> Weights {
+        Weights::of(RANKINGS, self.rankings as f64)
     }
 }
 
@@ -288,14 +298,13 @@ impl Task for RewardTask {
                 e.sequences.len()
             )));
         }
-        let groups = examples.len() as f64;
         let mut rows: Vec<&[u32]> = Vec::new();
         let (mut better, mut worse) = (Vec::new(), Vec::new());
         let (mut margin, mut weight) = (Vec::new(), Vec::new());
         for example in examples {
             let k = example.sequences.len();
-            // Each ranking weighs 1/groups, shared by its C(K, 2) comparisons.
-            let share = 1.0 / ((k * (k - 1) / 2) as f64 * groups);
+            // Each ranking weighs 1, shared by its C(K, 2) comparisons.
+            let share = 1.0 / (k * (k - 1) / 2) as f64;
             for (b, w) in preferences::comparisons(k) {
                 better.push((rows.len() + b) as i64);
                 worse.push((rows.len() + w) as i64);
@@ -319,6 +328,7 @@ impl Task for RewardTask {
                 weight: floats(weight),
             },
             num_tokens: rows.iter().map(|r| r.len()).sum(),
+            rankings: examples.len(),
         })
     }
 }
@@ -521,6 +531,12 @@ mod tests {
         m.sum.clone().into_scalar::<f32>() / m.count.clone().into_scalar::<f32>()
     }
 
+    /// The mean loss over `rankings` rankings.
+    fn mean(out: &ObjectiveOutput, rankings: usize) -> f64 {
+        let weights = Weights::of(RANKINGS, rankings as f64);
+        f64::from(out.loss.normalized(&weights).into_scalar::<f32>())
+    }
+
     #[test]
     fn the_pairwise_loss_and_its_metrics_are_the_formula_on_hand_values() {
         let device = Device::flex();
@@ -532,7 +548,7 @@ mod tests {
         let nll = |d: f64| -sigmoid(d).ln();
         let expected = (nll(1.0) + nll(-1.5) + nll(1.0)) / 3.0;
         let out = pairwise_loss(chosen.clone(), rejected.clone(), margin.clone(), 0.0);
-        assert!((out.loss.clone().into_scalar::<f32>() as f64 - expected).abs() < 1e-6);
+        assert!((mean(&out, 3) - expected).abs() < 1e-6);
         assert!((metric(&out, "accuracy") - 2.0 / 3.0).abs() < 1e-6);
         assert!((metric(&out, "margin") - 2.0 / 3.0).abs() < 1e-6);
         // Scores sum to 1.5 - 0.5 over six.
@@ -540,7 +556,7 @@ mod tests {
         // Centring adds 0.1 · mean of (3², 2², (-4)²) = 0.1 · 29/3.
         let centred = pairwise_loss(chosen, rejected, margin, 0.1);
         let with = expected + 0.1 * 29.0 / 3.0;
-        assert!((centred.loss.into_scalar::<f32>() as f64 - with).abs() < 1e-5);
+        assert!((mean(&centred, 3) - with).abs() < 1e-5);
     }
 
     /// A task that only collates, padding with `pad`.
@@ -580,14 +596,14 @@ mod tests {
         let scores = || Tensor::<1>::from_floats([2.0, 0.5, 1.0], &device);
         let expected = (nll(1.5) + nll(1.0) + nll(-0.5)) / 3.0;
         let out = ranking_loss(scores(), c.clone(), 0.0);
-        assert!((out.loss.clone().into_scalar::<f32>() as f64 - expected).abs() < 1e-6);
+        assert!((mean(&out, 1) - expected).abs() < 1e-6);
         assert!((metric(&out, "accuracy") - 2.0 / 3.0).abs() < 1e-6);
         assert!((metric(&out, "margin") - 2.0 / 3.0).abs() < 1e-6);
         assert!((metric(&out, "mean_reward") - 3.5 / 3.0).abs() < 1e-6);
         // Centring adds 0.1 · mean of (2.5², 3², 1.5²) = 0.1 · 17.5/3.
         let centred = ranking_loss(scores(), c, 0.1);
         let with = expected + 0.1 * 17.5 / 3.0;
-        assert!((centred.loss.into_scalar::<f32>() as f64 - with).abs() < 1e-5);
+        assert!((mean(&centred, 1) - with).abs() < 1e-5);
     }
 
     #[test]
@@ -606,14 +622,15 @@ mod tests {
         let c = batch.comparisons;
         assert_eq!(ints(c.better.clone()), [0, 0, 1, 3]);
         assert_eq!(ints(c.worse.clone()), [1, 2, 2, 4]);
-        let sixth = 1.0 / 6.0;
-        assert_eq!(values(c.weight.clone()), [sixth, sixth, sixth, 0.5]);
+        let third = 1.0 / 3.0;
+        assert_eq!(values(c.weight.clone()), [third, third, third, 1.0]);
+        assert_eq!(batch.rankings, 2);
         assert_eq!(values(c.margin.clone()), [0.0, 0.0, 0.0, 0.5]);
         // The pair scores 0 and 1 less its margin: difference -1.5.
         let scores = Tensor::<1>::from_floats([2.0, 0.5, 1.0, 0.0, 1.0], &device);
         let out = ranking_loss(scores, c, 0.0);
         let expected = (nll(1.5) + nll(1.0) + nll(-0.5)) / 3.0 / 2.0 + nll(-1.5) / 2.0;
-        assert!((out.loss.clone().into_scalar::<f32>() as f64 - expected).abs() < 1e-6);
+        assert!((mean(&out, 2) - expected).abs() < 1e-6);
         // Each pair counts once in the metrics; each sequence once in the mean reward.
         assert!((metric(&out, "accuracy") - 2.0 / 4.0).abs() < 1e-6);
         assert!((metric(&out, "margin") - 1.0 / 4.0).abs() < 1e-6);
@@ -662,7 +679,7 @@ mod tests {
             let rejected = scores.select(0, rows(1));
             let pairwise = pairwise_loss(chosen, rejected, margins.clone(), center);
             let ranked = head.forward(&encoder, batch);
-            let loss = |out: &ObjectiveOutput| out.loss.clone().into_scalar::<f32>();
+            let loss = |out: &ObjectiveOutput| mean(out, 3);
             assert!(
                 (loss(&ranked) - loss(&pairwise)).abs() < 1e-6,
                 "{} {}",

@@ -9,7 +9,7 @@
 
 use burn::prelude::*;
 
-use super::{Objective, ObjectiveOutput, masked_cross_entropy};
+use super::{Objective, ObjectiveOutput, TARGETS, masked_cross_entropy};
 use crate::blocks::{AttentionMask, KvCache, LmHead, LmHeadConfig, Seq2SeqBackbone};
 use crate::data::Seq2SeqBatch;
 
@@ -69,7 +69,7 @@ impl<M: Seq2SeqBackbone> Objective<M> for Seq2Seq {
         let p = masked_cross_entropy(logits, batch.target_ids.clone());
         ObjectiveOutput {
             metrics: vec![p.accuracy("token_acc"), p.perplexity("ppl")],
-            loss: p.loss,
+            loss: p.loss(TARGETS),
         }
     }
 }

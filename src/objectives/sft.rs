@@ -16,7 +16,9 @@ use burn::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use super::dpo::DpoRecipe;
-use super::{Clm, ClmConfig, Metric, Objective, ObjectiveOutput, encode, predict_tokens};
+use super::{
+    Clm, ClmConfig, Metric, Objective, ObjectiveOutput, TARGETS, Weights, encode, predict_tokens,
+};
 use crate::blocks::{AttentionMask, TransformerEncoder};
 use crate::data::{Batch, Task, TokenBatch, TokenExample};
 use crate::error::{Error, Result};
@@ -72,7 +74,7 @@ impl Objective<TransformerEncoder> for Sft {
                 p.accuracy("mean_token_accuracy"),
                 Metric::sum("num_tokens", num_tokens),
             ],
-            loss: p.loss,
+            loss: p.loss(TARGETS),
         }
     }
 }
@@ -100,6 +102,10 @@ pub struct SftBatch {
 impl Batch for SftBatch {
     fn num_tokens(&self) -> usize {
         self.tokens.num_tokens
+    }
+
+    fn weights(&self) -> Weights {
+        self.tokens.weights()
     }
 }
 
@@ -613,8 +619,10 @@ mod tests {
             for t in e.tokens.targets.iter_mut().filter(|t| **t != IGNORE_INDEX) {
                 *t = i64::from(map(*t as u32));
             }
-            let out = sft.forward(&encoder, task.collate(&[e], &device).unwrap());
-            out.loss.into_scalar::<f32>()
+            let batch = task.collate(&[e], &device).unwrap();
+            let weights = batch.weights();
+            let out = sft.forward(&encoder, batch);
+            out.loss.normalized(&weights).into_scalar::<f32>()
         };
         let ids = |p: &Instruction| {
             let task = SftTask::new(std::slice::from_ref(p), &tokenizer, format(true, false));
@@ -747,7 +755,7 @@ mod tests {
             }
         }
         let expected = nll.iter().sum::<f32>() / nll.len() as f32;
-        let loss = out.loss.into_scalar::<f32>();
+        let loss = out.loss.normalized(&batch.weights()).into_scalar::<f32>();
         assert!((loss - expected).abs() < 1e-5, "{loss} vs {expected}");
         // And the packed batch of the same two gives the same loss.
         let packed = SftTask {
@@ -760,7 +768,9 @@ mod tests {
         let one = packed
             .example(0, &mut crate::noise::example_rng(0, 0, 0))
             .unwrap();
-        let out = sft.forward(&encoder, packed.collate(&[one], &device).unwrap());
-        assert!((out.loss.into_scalar::<f32>() - loss).abs() < 1e-5);
+        let batch = packed.collate(&[one], &device).unwrap();
+        let out = sft.forward(&encoder, batch.clone());
+        let packed_loss = out.loss.normalized(&batch.weights()).into_scalar::<f32>();
+        assert!((packed_loss - loss).abs() < 1e-5);
     }
 }

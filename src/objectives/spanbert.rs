@@ -14,12 +14,15 @@ use burn::nn::{Embedding, EmbeddingConfig, Initializer, LayerNorm, LayerNormConf
 use burn::prelude::*;
 use burn::tensor::activation::gelu;
 
-use super::{EncoderHead, Objective, ObjectiveOutput, masked_cross_entropy};
+use super::{EncoderHead, Objective, ObjectiveOutput, Weights, masked_cross_entropy};
 use crate::blocks::{EncoderBackbone, normal_linear};
 use crate::data::{Batch, Documents, Task, TokenBatch, TokenExample};
 use crate::noise::{ExampleRng, IGNORE_INDEX, MlmMasking};
 use crate::objectives::{Mlm, MlmConfig, MlmTask};
 use crate::tokenize::Tokenizer;
+
+/// The unit of the SBO loss: the span tokens it predicts.
+pub const SBO_TARGETS: &str = "sbo_targets";
 
 /// Configuration of the [`SboHead`].
 #[derive(Config, Debug)]
@@ -155,7 +158,9 @@ impl<M: EncoderBackbone> Objective<M> for SpanBert {
         let mut metrics = mlm.metrics;
         metrics.extend([sbo.accuracy("sbo_acc"), sbo.mean_loss("sbo_loss")]);
         ObjectiveOutput {
-            loss: mlm.loss + sbo.loss.mul_scalar(self.sbo_weight),
+            loss: mlm
+                .loss
+                .plus(sbo.loss(SBO_TARGETS).scaled(self.sbo_weight)),
             metrics,
         }
     }
@@ -195,6 +200,8 @@ pub struct SboPairs {
     /// `[pairs]` ids to predict ([`IGNORE_INDEX`] for the placeholder of a batch without
     /// any).
     pub targets: Tensor<1, Int>,
+    /// Number of SBO targets (the placeholder not counted).
+    pub count: usize,
 }
 
 /// A padded batch of [`SpanExample`]s.
@@ -209,6 +216,13 @@ pub struct SpanBatch {
 impl Batch for SpanBatch {
     fn num_tokens(&self) -> usize {
         self.tokens.num_tokens
+    }
+
+    /// Its masked tokens and its SBO targets.
+    fn weights(&self) -> Weights {
+        self.tokens
+            .weights()
+            .and(SBO_TARGETS, self.pairs.count as f64)
     }
 }
 
@@ -297,6 +311,7 @@ impl Task for SpanBertTask {
                 targets.push(i64::from(p.target));
             }
         }
+        let count = targets.len();
         if targets.is_empty() {
             // No span has both boundaries: one ignored placeholder keeps the shapes valid.
             (left, right, offsets, targets) = (vec![0], vec![0], vec![0], vec![IGNORE_INDEX]);
@@ -310,6 +325,7 @@ impl Task for SpanBertTask {
                 right: ints(right),
                 offsets: ints(offsets),
                 targets: ints(targets),
+                count,
             },
         })
     }
@@ -413,6 +429,7 @@ mod tests {
             right: ints(vec![5, 5]),
             offsets: ints(vec![0, 1]),
             targets: ints(vec![7, 8]),
+            count: 2,
         };
         let hidden = Tensor::<3>::random([1, 8, 32], Distribution::Normal(0.0, 1.0), &device);
         let table = backbone.token_embedding();

@@ -18,7 +18,7 @@ use burn::prelude::*;
 use rand::RngExt;
 use serde::{Deserialize, Serialize};
 
-use super::{EncoderHead, Objective, ObjectiveOutput, encode};
+use super::{EncoderHead, Objective, ObjectiveOutput, Weights, encode};
 use crate::blocks::{AttentionMask, EncoderBackbone};
 use crate::data::{
     Batch, Documents, Segment, Segments, Task, TokenBatch, TokenExample, pack_segments,
@@ -196,6 +196,10 @@ pub struct UnilmBatch {
 impl Batch for UnilmBatch {
     fn num_tokens(&self) -> usize {
         self.tokens.num_tokens
+    }
+
+    fn weights(&self) -> Weights {
+        self.tokens.weights()
     }
 }
 

@@ -123,8 +123,9 @@ impl DataSource {
     }
 }
 
-/// The fields a resumed run may change: how long it trains and how often it reports,
-/// validates and checkpoints.
+/// The fields a resumed run may change: how long it trains, how often it reports, validates
+/// and checkpoints, and how many shards a batch is split into (which changes the speed, not
+/// the model).
 pub const RESUMABLE: &[&str] = &[
     "train.steps",
     "train.valid_every",
@@ -132,6 +133,7 @@ pub const RESUMABLE: &[&str] = &[
     "train.checkpoint_every",
     "train.progress",
     "train.pause_after",
+    "train.shards",
 ];
 
 /// A whole pretraining run. Its JSON form is what `pretrain` writes as `config.json` and reads

@@ -8,6 +8,7 @@ use std::sync::{Mutex, MutexGuard};
 use std::time::Instant;
 
 use burn::module::{ModuleVisitor, Param};
+use burn::module::ModuleDisplay;
 use burn::prelude::*;
 
 use super::Recipe;
@@ -19,7 +20,7 @@ use crate::objectives::{Objective, Seq2Seq, Seq2SeqConfig};
 use crate::pretrainer::{Pretrainer, check_compatible};
 use crate::tokenize::Tokenizer;
 use crate::train::checkpoint::save_weights;
-use crate::train::{LogRecord, Split, TrainReport, TrainState, train_data_parallel};
+use crate::train::{LogRecord, Split, TrainReport, TrainState, Trainer};
 
 /// Where and on what a recipe runs: none of it changes the result.
 #[derive(Debug, Clone)]
@@ -286,9 +287,8 @@ impl<'a> Run<'a> {
         make_task: impl Fn(&Documents) -> Result<T>,
     ) -> Result<TrainReport<M, O>>
     where
-        M: Module + HasEncoder,
+        M: Module + HasEncoder + ModuleDisplay,
         O: Objective<M, Batch = T::Batch>,
-        Pretrainer<M, O>: Module,
         T: Task,
     {
         let train_task = make_task(&self.train_docs)?;
@@ -306,9 +306,8 @@ impl<'a> Run<'a> {
         valid_task: T,
     ) -> Result<TrainReport<M, O>>
     where
-        M: Module + HasEncoder,
+        M: Module + HasEncoder + ModuleDisplay,
         O: Objective<M, Batch = T::Batch>,
-        Pretrainer<M, O>: Module,
         T: Task,
     {
         let model = Pretrainer::new(backbone, head);
@@ -327,15 +326,11 @@ impl<'a> Run<'a> {
             );
         }
         let out = &self.options.out;
-        let report = train_data_parallel(
-            model,
-            &train_task,
-            &valid_task,
-            &self.recipe.train,
-            Some(out),
-            self.options.resume,
-            &self.options.devices,
-        )?;
+        let report = Trainer::new(model, &self.recipe.train)
+            .output(out)
+            .resume(self.options.resume)
+            .devices(&self.options.devices)
+            .fit(&train_task, &valid_task)?;
         let path = out.join("encoder.bpk");
         save_weights(report.model.backbone.encoder(), &path)?;
         if progress {
@@ -352,9 +347,8 @@ impl<'a> Run<'a> {
         make_task: impl Fn(&Documents) -> Result<T>,
     ) -> Result<RunReport>
     where
-        M: Module + HasEncoder,
+        M: Module + HasEncoder + ModuleDisplay,
         O: Objective<M, Batch = T::Batch>,
-        Pretrainer<M, O>: Module,
         T: Task,
     {
         Ok(self.fit(backbone, head, make_task)?.into())

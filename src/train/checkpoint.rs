@@ -13,6 +13,7 @@ use burn::prelude::*;
 use burn::tensor::DType;
 use serde::{Deserialize, Serialize};
 
+use super::{RESUMABLE, TrainConfig};
 use crate::error::{Error, Result};
 
 /// The directory name of the current checkpoint inside a run directory.
@@ -31,6 +32,55 @@ pub struct TrainState {
     pub seed: u64,
     /// Real tokens seen so far.
     pub tokens_seen: u64,
+    /// The run's [`TrainConfig`] as JSON, which a resume is checked against (absent from the
+    /// checkpoints of runs that did not record it, such as PPO's, which checks its own).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub settings: Option<serde_json::Value>,
+}
+
+impl TrainState {
+    /// The state of a run of `config` before its first step.
+    pub fn start(config: &TrainConfig) -> Self {
+        Self {
+            step: 0,
+            seed: config.seed,
+            tokens_seen: 0,
+            settings: Some(serde_json::to_value(config).expect("a train config serializes")),
+        }
+    }
+
+    /// Checks that resuming this checkpoint with `config` continues the same run: the same
+    /// seed, and the same settings but for [`RESUMABLE`]'s; otherwise an
+    /// [`Error::InvalidConfig`] naming the first field that differs.
+    pub fn check_resumes(&self, config: &TrainConfig) -> Result<()> {
+        if self.seed != config.seed {
+            return Err(Error::InvalidConfig(format!(
+                "the checkpoint was trained with seed {}, not {}",
+                self.seed, config.seed
+            )));
+        }
+        let Some(saved) = &self.settings else {
+            return Ok(());
+        };
+        let comparable = |value: &serde_json::Value| {
+            let mut value = value.clone();
+            if let Some(fields) = value.as_object_mut() {
+                for field in RESUMABLE {
+                    fields.remove(*field);
+                }
+            }
+            value
+        };
+        let now = serde_json::to_value(config).expect("a train config serializes");
+        match crate::recipe::json::first_difference(&comparable(saved), &comparable(&now), "") {
+            None => Ok(()),
+            Some((field, was, is)) => Err(Error::InvalidConfig(format!(
+                "the checkpoint was trained with {field} {was}, not {is}; a resume may change \
+                 only {}",
+                RESUMABLE.join(", ")
+            ))),
+        }
+    }
 }
 
 fn ckpt_err(path: &Path, reason: impl std::fmt::Display) -> Error {

@@ -1,5 +1,5 @@
-//! Gradient scaling and global-norm clipping over a whole module, as PyTorch's
-//! `clip_grad_norm_` does (burn's own clipping works one tensor at a time).
+//! Global-norm gradient clipping over a whole module, as PyTorch's `clip_grad_norm_` does
+//! (burn's own clipping works one tensor at a time).
 
 use burn::module::{Module, ModuleVisitor, Param, ParamId};
 use burn::optim::GradientsParams;
@@ -55,9 +55,6 @@ fn norm_of(ids: &[(ParamId, usize)], grads: &GradientsParams) -> f64 {
 }
 
 fn scale(ids: &[(ParamId, usize)], grads: &mut GradientsParams, factor: f64) {
-    if factor == 1.0 {
-        return;
-    }
     for &(id, rank) in ids {
         macro_rules! mul {
             ($d:literal) => {
@@ -70,24 +67,14 @@ fn scale(ids: &[(ParamId, usize)], grads: &mut GradientsParams, factor: f64) {
     }
 }
 
-/// Turns gradients summed over `micro_batches` into their mean and scales them so that their
-/// global norm is at most `max_norm` (no clipping for `max_norm <= 0`), in one pass over the
-/// parameters; returns the norm of the mean before clipping.
-pub fn average_and_clip<M: Module>(
-    module: &M,
-    grads: &mut GradientsParams,
-    micro_batches: usize,
-    max_norm: f64,
-) -> f64 {
+/// Scales `grads` so that their global norm is at most `max_norm` (no clipping for
+/// `max_norm <= 0`); returns the norm before clipping.
+pub fn clip<M: Module>(module: &M, grads: &mut GradientsParams, max_norm: f64) -> f64 {
     let ids = float_ids(module);
-    let mean = 1.0 / micro_batches.max(1) as f64;
-    let norm = norm_of(&ids, grads) * mean;
-    let clip = if max_norm > 0.0 && norm > max_norm {
-        max_norm / (norm + 1e-6)
-    } else {
-        1.0
-    };
-    scale(&ids, grads, mean * clip);
+    let norm = norm_of(&ids, grads);
+    if max_norm > 0.0 && norm > max_norm {
+        scale(&ids, grads, max_norm / (norm + 1e-6));
+    }
     norm
 }
 
@@ -105,7 +92,7 @@ mod tests {
         let mut grads = GradientsParams::from_grads(loss.backward(), &model);
         let before = global_norm(&model, &grads);
         assert!(before > 1.0);
-        let reported = average_and_clip(&model, &mut grads, 1, 1.0);
+        let reported = clip(&model, &mut grads, 1.0);
         assert!((reported - before).abs() < 1e-6 * before);
         let after = global_norm(&model, &grads);
         assert!((after - 1.0).abs() < 1e-4, "norm after clipping {after}");

@@ -60,19 +60,24 @@ impl LogRecord {
     }
 }
 
-/// Running (sum, count) totals of metrics and loss over several batches.
+/// Running totals of losses and of metrics (as sums and counts) over the steps or batches
+/// logged together.
 #[derive(Debug, Default, Clone)]
 pub struct MetricTotals {
     sums: BTreeMap<String, (f64, f64, Reduce)>,
     loss_sum: f64,
-    batches: usize,
+    losses: usize,
 }
 
 impl MetricTotals {
-    /// Adds one batch (reads its tensors back).
-    pub fn add(&mut self, loss: f64, metrics: &[Metric]) {
+    /// Adds one loss (a step's, or a validation's).
+    pub fn add_loss(&mut self, loss: f64) {
         self.loss_sum += loss;
-        self.batches += 1;
+        self.losses += 1;
+    }
+
+    /// Adds one batch's metrics (reads their tensors back).
+    pub fn add_metrics(&mut self, metrics: &[Metric]) {
         for m in metrics {
             let sum = f64::from(m.sum.clone().into_scalar::<f32>());
             let count = f64::from(m.count.clone().into_scalar::<f32>());
@@ -85,14 +90,9 @@ impl MetricTotals {
         }
     }
 
-    /// Batches added.
-    pub fn batches(&self) -> usize {
-        self.batches
-    }
-
-    /// Mean loss over the batches.
+    /// Mean of the losses added.
     pub fn mean_loss(&self) -> f64 {
-        self.loss_sum / self.batches.max(1) as f64
+        self.loss_sum / self.losses.max(1) as f64
     }
 
     /// The metric values.

@@ -14,22 +14,35 @@
 //! `MultiDevice` strategy with the optimizer on the main device, for this crate's own loop.
 
 use burn::optim::GradientsParams;
+use burn::module::ModuleDisplay;
 use burn::prelude::*;
 use rayon::{ThreadPool, ThreadPoolBuilder};
 
 use crate::blocks::seed_dropout;
 use crate::error::{Error, Result};
-use crate::objectives::{Metric, Objective};
+use crate::objectives::{Metric, Objective, Weights};
 use crate::pretrainer::Pretrainer;
+
+/// One part of a step's examples: its batch, and the position in the step of its first
+/// example (which, with the step's seed, fixes the dropout masks its examples see).
+#[derive(Debug, Clone)]
+pub struct Part<B> {
+    /// The part's batch.
+    pub batch: B,
+    /// The step's position of the batch's first example.
+    pub first_example: usize,
+}
 
 /// What one shard's forward and backward give.
 #[derive(Debug)]
 pub struct ShardOutput {
-    /// The shard's loss.
+    /// The shard's share of the step's loss: its loss sums over the step's totals, so the
+    /// shares of a step add up to the step's loss.
     pub loss: f64,
     /// The shard's metrics.
     pub metrics: Vec<Metric>,
-    /// Gradients of the shard's loss, keyed by parameter id.
+    /// Gradients of the shard's share of the loss, keyed by parameter id: the shards' add up
+    /// to the gradient of the step's loss.
     pub grads: GradientsParams,
 }
 
@@ -91,47 +104,56 @@ impl Shards {
         self.devices.get(k).unwrap_or(main)
     }
 
-    /// Forward and backward of `model` (on `device`) on each of `batches` (at most
-    /// [`count`](Self::count)), batch `k` on [`device(k)`](Self::device) with its dropout
-    /// seeded with `dropout_seeds[k]`. The gradients come back on `device`.
+    /// Forward and backward of `model` (on `device`) on each of `parts` (at most
+    /// [`count`](Self::count)), part `k` on [`device(k)`](Self::device), with the step's
+    /// dropout `seed` and each loss divided by the step's `totals`. The gradients come back on
+    /// `device`.
     pub fn run<M, O>(
         &self,
         model: &Pretrainer<M, O>,
-        batches: Vec<O::Batch>,
-        dropout_seeds: &[u64],
+        parts: Vec<Part<O::Batch>>,
+        seed: u64,
+        totals: &Weights,
         device: &Device,
     ) -> Vec<ShardOutput>
     where
-        M: Module,
+        M: Module + ModuleDisplay,
         O: Objective<M>,
-        Pretrainer<M, O>: Module,
     {
         assert!(
-            batches.len() <= self.count() && batches.len() <= dropout_seeds.len(),
-            "{} batches for {} shards and {} seeds",
-            batches.len(),
+            parts.len() <= self.count(),
+            "{} parts for {} shards",
+            parts.len(),
             self.count(),
-            dropout_seeds.len()
         );
-        if self.pools.is_empty() || (batches.len() == 1 && self.device(0, device) == device) {
-            return batches
+        let run = |model: &Pretrainer<M, O>, part: Part<O::Batch>, device: &Device| {
+            seed_dropout(device, seed, part.first_example);
+            let output = model.forward(part.batch);
+            let loss = output.loss.normalized(totals);
+            ShardOutput {
+                loss: f64::from(loss.clone().into_scalar::<f32>()),
+                metrics: output.metrics,
+                grads: GradientsParams::from_grads(loss.backward(), model),
+            }
+        };
+        if self.pools.is_empty() || (parts.len() == 1 && self.device(0, device) == device) {
+            return parts
                 .into_iter()
-                .zip(dropout_seeds)
-                .map(|(batch, &seed)| forward_backward(model, batch, seed, device))
+                .map(|part| run(model, part, device))
                 .collect();
         }
         std::thread::scope(|scope| {
-            let handles: Vec<_> = batches
+            let handles: Vec<_> = parts
                 .into_iter()
-                .zip(dropout_seeds)
                 .zip(&self.pools)
                 .enumerate()
-                .map(|(k, ((batch, &seed), pool))| {
+                .map(|(k, (part, pool))| {
                     let shard_device = self.device(k, device);
                     let replica = model.clone().fork(shard_device);
+                    let run = &run;
                     scope.spawn(move || {
                         pool.install(move || {
-                            let mut output = forward_backward(&replica, batch, seed, shard_device);
+                            let mut output = run(&replica, part, shard_device);
                             if shard_device != device {
                                 output.grads = output.grads.to_device(device, &replica);
                             }
@@ -161,60 +183,55 @@ fn pools(n: usize) -> Result<Vec<ThreadPool>> {
         .collect()
 }
 
-fn forward_backward<M, O>(
-    model: &Pretrainer<M, O>,
-    batch: O::Batch,
-    dropout_seed: u64,
-    device: &Device,
-) -> ShardOutput
-where
-    M: Module,
-    O: Objective<M>,
-    Pretrainer<M, O>: Module,
-{
-    seed_dropout(device, dropout_seed);
-    let output = model.forward(batch);
-    let loss = f64::from(output.loss.clone().into_scalar::<f32>());
-    ShardOutput {
-        loss,
-        metrics: output.metrics,
-        grads: GradientsParams::from_grads(output.loss.backward(), model),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::blocks::TransformerEncoder;
-    use crate::data::TokenBatch;
+    use crate::data::{Batch, TokenBatch};
     use crate::objectives::{Mix, Mlm, PairHead};
     use crate::test_support::{pair_batch, tiny_parts};
     use crate::train::grads::global_norm;
 
-    /// The tiny MLM + NSP model and two batches that score apart.
-    fn mix_and_two_batches(
+    /// The tiny MLM + NSP model and two parts that score apart.
+    fn mix_and_two_parts(
         device: &Device,
     ) -> (
         Pretrainer<TransformerEncoder, Mix<Mlm, PairHead>>,
-        Vec<TokenBatch>,
+        Vec<Part<TokenBatch>>,
     ) {
         let (backbone, mlm, nsp) = tiny_parts(device);
         let model = Pretrainer::new(backbone, Mix::new(mlm, 1.0, nsp, 1.0).unwrap());
-        (model, vec![pair_batch(device, 0), pair_batch(device, 5)])
+        let parts = [0, 5]
+            .into_iter()
+            .enumerate()
+            .map(|(k, shift)| Part {
+                batch: pair_batch(device, shift),
+                first_example: 2 * k,
+            })
+            .collect();
+        (model, parts)
+    }
+
+    fn totals(parts: &[Part<TokenBatch>]) -> Weights {
+        let mut totals = Weights::default();
+        for part in parts {
+            totals.add(&part.batch.weights());
+        }
+        totals
     }
 
     #[test]
     fn shards_at_once_give_what_one_after_the_other_gives() {
         let device = Device::flex().autodiff();
-        let (model, batches) = mix_and_two_batches(&device);
-        let seeds = [1, 2];
+        let (model, parts) = mix_and_two_parts(&device);
+        let totals = totals(&parts);
         let together = Shards::new(2)
             .unwrap()
-            .run(&model, batches.clone(), &seeds, &device);
+            .run(&model, parts.clone(), 1, &totals, &device);
         let one = Shards::new(1).unwrap();
         assert_eq!(together.len(), 2);
-        for (k, (shard, batch)) in together.iter().zip(batches).enumerate() {
-            let alone = one.run(&model, vec![batch], &seeds[k..], &device).remove(0);
+        for (k, (shard, part)) in together.iter().zip(parts).enumerate() {
+            let alone = one.run(&model, vec![part], 1, &totals, &device).remove(0);
             assert!((shard.loss - alone.loss).abs() < 1e-6, "shard {k} loss");
             let (a, b) = (
                 global_norm(&model, &shard.grads),
@@ -232,14 +249,14 @@ mod tests {
         // shard's device, gradients brought back) where the answer is known: it must match
         // the shards that share the device.
         let device = Device::flex().autodiff();
-        let (model, batches) = mix_and_two_batches(&device);
-        let seeds = [1, 2];
+        let (model, parts) = mix_and_two_parts(&device);
+        let totals = totals(&parts);
         let shared = Shards::new(2)
             .unwrap()
-            .run(&model, batches.clone(), &seeds, &device);
+            .run(&model, parts.clone(), 1, &totals, &device);
         let own = Shards::on_devices(vec![device.clone(), device.clone()]).unwrap();
         assert_eq!(own.count(), 2);
-        let per_device = own.run(&model, batches, &seeds, &device);
+        let per_device = own.run(&model, parts, 1, &totals, &device);
         for (k, (a, b)) in shared.iter().zip(&per_device).enumerate() {
             assert!((a.loss - b.loss).abs() < 1e-6, "shard {k} loss");
             let (na, nb) = (global_norm(&model, &a.grads), global_norm(&model, &b.grads));

@@ -1,0 +1,503 @@
+//! The [`Trainer`]: one run of the loop, from a model and a [`TrainConfig`] to a trained model,
+//! its metrics and its checkpoints.
+//!
+//! A step draws `batch_size × grad_accumulation` examples, cuts them into parts (micro-batches,
+//! each split into shards run at once on the cores or on several devices), adds the parts'
+//! loss [`Weights`] before any of them runs, and backpropagates each part's loss divided by the
+//! step's totals: the parts' gradients then add up to the gradient of the whole batch's loss,
+//! and dropout masks follow each example's position in the step. So the same command trains
+//! the same model on 2 cores or 16.
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use burn::module::ModuleDisplay;
+use burn::optim::{GradientsAccumulator, GradientsParams, ModuleOptimizer};
+use burn::prelude::*;
+
+use super::log::{LogRecord, Logger, MetricTotals, Split};
+use super::shards::{Part, Shards};
+use super::{TrainConfig, TrainState, adamw, checkpoint, grads, schedule};
+use crate::data::{Batch, Task};
+use crate::error::Error;
+use crate::noise::{ExampleRng, example_rng, splitmix64};
+use crate::objectives::{Metric, Objective, Weights};
+use crate::pretrainer::Pretrainer;
+
+/// What a finished run returns.
+#[derive(Debug)]
+pub struct TrainReport<M: Module, O: Module> {
+    /// The trained model (on the training device).
+    pub model: Pretrainer<M, O>,
+    /// Every record logged by this call, train and validation.
+    pub history: Vec<LogRecord>,
+    /// Where training ended.
+    pub state: TrainState,
+}
+
+/// Trains a [`Pretrainer`] on a [`Task`]: AdamW, warmup + linear decay, global-norm clipping,
+/// accumulation, shards, validation, metrics, checkpoints and exact resume.
+///
+/// ```no_run
+/// # fn run<M, O, T>(model: pretext::Pretrainer<M, O>, task: &T, valid: &T) -> pretext::Result<()>
+/// # where M: burn::module::Module, O: pretext::objectives::Objective<M, Batch = T::Batch>,
+/// #   T: pretext::data::Task {
+/// use burn::prelude::Device;
+/// use pretext::train::{TrainConfig, Trainer};
+///
+/// let config = TrainConfig::new(1000, 32);
+/// // Two GPUs (with the `cuda` feature): `Device::cuda(0).autodiff()`, `Device::cuda(1).autodiff()`.
+/// let devices = [Device::flex().autodiff()];
+/// let report = Trainer::new(model, &config)
+///     .output("runs/mlm")
+///     .resume(true)
+///     .devices(&devices)
+///     .fit(task, valid)?;
+/// println!("{} steps", report.state.step);
+/// # Ok(()) }
+/// ```
+#[derive(Debug)]
+pub struct Trainer<M: Module, O: Module> {
+    model: Pretrainer<M, O>,
+    config: TrainConfig,
+    dir: Option<PathBuf>,
+    resume: bool,
+    devices: Vec<Device>,
+}
+
+impl<M: Module + ModuleDisplay, O: Objective<M>> Trainer<M, O> {
+    /// A run of `model` with `config`'s settings, on the device the model lives on (which must
+    /// be an autodiff device), writing nothing.
+    pub fn new(model: Pretrainer<M, O>, config: &TrainConfig) -> Self {
+        Self {
+            model,
+            config: config.clone(),
+            dir: None,
+            resume: false,
+            devices: Vec::new(),
+        }
+    }
+
+    /// Writes `dir/metrics.jsonl` and checkpoints in `dir/checkpoint/`.
+    pub fn output(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.dir = Some(dir.into());
+        self
+    }
+
+    /// With `true`, continues from the output directory's checkpoint exactly where it stopped
+    /// (the same batches, masks, dropout and optimizer state as an uninterrupted run). The
+    /// checkpoint's settings must be this run's but for the step budget and output cadence.
+    pub fn resume(mut self, resume: bool) -> Self {
+        self.resume = resume;
+        self
+    }
+
+    /// Trains on `device` (an autodiff device).
+    pub fn device(self, device: &Device) -> Self {
+        self.devices(std::slice::from_ref(device))
+    }
+
+    /// Splits each batch over several autodiff `devices` (GPUs), one shard per device;
+    /// `config.shards` then does not apply. The model, the optimizer and validation stay on
+    /// the first device, where every shard's gradients are summed before the update.
+    pub fn devices(mut self, devices: &[Device]) -> Self {
+        self.devices = devices.to_vec();
+        self
+    }
+
+    /// Trains on `train`, validating on `valid`, until `config.steps` (or `pause_after`).
+    pub fn fit<T: Task<Batch = O::Batch>>(
+        self,
+        train: &T,
+        valid: &T,
+    ) -> crate::Result<TrainReport<M, O>> {
+        let Self {
+            mut model,
+            config,
+            dir,
+            resume,
+            devices,
+        } = self;
+        let devices = match devices.is_empty() {
+            true => model.devices().into_iter().take(1).collect(),
+            false => devices,
+        };
+        check(&config, &devices, train, valid)?;
+        let device = &devices[0];
+        let dir = dir.as_deref();
+        if let Some(dir) = dir {
+            std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+        }
+        let mut optimizer = adamw(config.weight_decay);
+        let mut state = TrainState::start(&config);
+        if resume {
+            (model, optimizer, state) = restore(dir, &config, model, optimizer)?;
+        }
+        let logger = Logger::new(dir, config.progress, resume.then_some(state.step))?;
+        let shards = if devices.len() > 1 {
+            Shards::on_devices(devices.clone())?
+        } else {
+            Shards::new(config.shards.min(config.batch_size))?
+        };
+        let mut sampler = Sampler::new(config.seed, train.num_examples());
+        let mut history = Vec::new();
+        let mut totals = MetricTotals::default();
+        // Throughput counts training work only, not validation or checkpoint writing.
+        let (mut window_tokens, mut window_time) = (0usize, 0.0f64);
+        let run_start = Instant::now();
+        let first_step = state.step;
+        let stop = config.pause_after.unwrap_or(config.steps).min(config.steps);
+        while state.step < stop {
+            let lr = schedule::warmup_linear_decay(
+                config.learning_rate,
+                state.step,
+                config.warmup_steps(),
+                config.steps,
+            );
+            let started = Instant::now();
+            let done = step(
+                &mut model,
+                &mut optimizer,
+                &shards,
+                &mut sampler,
+                train,
+                &config,
+                state.step,
+                lr,
+                device,
+            )?;
+            totals.add_loss(done.loss);
+            for metrics in &done.metrics {
+                totals.add_metrics(metrics);
+            }
+            state.step += 1;
+            state.tokens_seen += done.tokens as u64;
+            window_tokens += done.tokens;
+            window_time += started.elapsed().as_secs_f64();
+            let tokens_per_s = window_tokens as f64 / window_time.max(1e-9);
+            let eta = run_start.elapsed().mul_f64(
+                (config.steps - state.step) as f64 / (state.step - first_step) as f64,
+            );
+            logger.progress(
+                state.step,
+                config.steps,
+                totals.mean_loss(),
+                tokens_per_s,
+                eta,
+            );
+            let last = state.step == config.steps;
+            if state.step % config.log_every == 0 || state.step == 1 || last {
+                let record = LogRecord {
+                    step: state.step,
+                    split: Split::Train,
+                    loss: totals.mean_loss(),
+                    tokens_per_s,
+                    lr,
+                    metrics: totals.values(),
+                };
+                logger.record(&record)?;
+                history.push(record);
+                totals = MetricTotals::default();
+                (window_tokens, window_time) = (0, 0.0);
+            }
+            if state.step % config.valid_every == 0 || last {
+                let record = validate(&model, valid, &config, state.step, lr, device)?;
+                logger.record(&record)?;
+                history.push(record);
+            }
+            let due = config.checkpoint_every > 0 && state.step % config.checkpoint_every == 0;
+            if let Some(dir) = dir
+                && (due || state.step == stop)
+            {
+                checkpoint::save(dir, &model, &optimizer, &state)?;
+            }
+        }
+        Ok(TrainReport {
+            model,
+            history,
+            state,
+        })
+    }
+}
+
+/// Checks the settings, the devices and the data before anything runs.
+fn check<T: Task>(
+    config: &TrainConfig,
+    devices: &[Device],
+    train: &T,
+    valid: &T,
+) -> crate::Result<()> {
+    config.validate()?;
+    let Some(device) = devices.first() else {
+        return Err(Error::InvalidConfig("training needs a device".into()));
+    };
+    if !device.is_autodiff() {
+        return Err(Error::InvalidConfig(
+            "training needs an autodiff device: pass `device.autodiff()`".into(),
+        ));
+    }
+    if devices.len() > config.batch_size {
+        return Err(Error::InvalidConfig(format!(
+            "{} devices need batches of at least {} examples, not {}",
+            devices.len(),
+            devices.len(),
+            config.batch_size
+        )));
+    }
+    if train.num_examples() == 0 || valid.num_examples() == 0 {
+        return Err(Error::EmptyCorpus(
+            "the train or validation split has no example".into(),
+        ));
+    }
+    if train.num_examples() > u32::MAX as usize {
+        return Err(Error::InvalidConfig(format!(
+            "{} examples an epoch: the sampler counts at most {} (use longer sequences)",
+            train.num_examples(),
+            u32::MAX
+        )));
+    }
+    Ok(())
+}
+
+/// The model, optimizer and state of the checkpoint in `dir`, after checking that it was
+/// trained with `config`'s settings.
+fn restore<M: Module + ModuleDisplay, O: Objective<M>>(
+    dir: Option<&Path>,
+    config: &TrainConfig,
+    model: Pretrainer<M, O>,
+    optimizer: ModuleOptimizer,
+) -> crate::Result<(Pretrainer<M, O>, ModuleOptimizer, TrainState)> {
+    let dir = dir.ok_or_else(|| Error::InvalidConfig("resuming needs a run directory".into()))?;
+    let ckpt = checkpoint::locate(dir).ok_or_else(|| Error::Checkpoint {
+        path: dir.join(checkpoint::CHECKPOINT_DIR),
+        reason: "no checkpoint to resume from".into(),
+    })?;
+    let state = checkpoint::load_state(&ckpt)?;
+    state.check_resumes(config)?;
+    let model = checkpoint::load_model(&ckpt, model)?;
+    let optimizer = checkpoint::load_optimizer(&ckpt, optimizer)?;
+    Ok((model, optimizer, state))
+}
+
+/// What one optimizer step did.
+struct StepDone {
+    /// The loss of the step's whole batch.
+    loss: f64,
+    /// Each part's metrics.
+    metrics: Vec<Vec<Metric>>,
+    /// Real tokens trained on.
+    tokens: usize,
+}
+
+/// The loss of a step's whole batch and its gradient.
+#[derive(Debug)]
+pub struct StepGradients {
+    /// The loss of the whole batch.
+    pub loss: f64,
+    /// Each part's metrics.
+    pub metrics: Vec<Vec<Metric>>,
+    /// The gradient of `loss`, keyed by parameter id.
+    pub grads: GradientsParams,
+}
+
+/// The loss and gradient of the batch made of `micro_batches`, run one after the other, each
+/// a list of parts run at once on `shards`, with the step's dropout `seed`. The parts'
+/// [`Weights`] are added up first and every part's loss is divided by the totals, so the
+/// result is the whole batch's however it is cut.
+pub fn step_gradients<M: Module + ModuleDisplay, O: Objective<M>>(
+    model: &Pretrainer<M, O>,
+    shards: &Shards,
+    micro_batches: Vec<Vec<Part<O::Batch>>>,
+    seed: u64,
+    device: &Device,
+) -> StepGradients {
+    let mut totals = Weights::default();
+    for part in micro_batches.iter().flatten() {
+        totals.add(&part.batch.weights());
+    }
+    let mut accumulator = GradientsAccumulator::<Pretrainer<M, O>>::new();
+    let mut loss = 0.0;
+    let mut metrics = Vec::new();
+    for parts in micro_batches {
+        for shard in shards.run(model, parts, seed, &totals, device) {
+            loss += shard.loss;
+            metrics.push(shard.metrics);
+            accumulator.accumulate(model, shard.grads);
+        }
+    }
+    StepGradients {
+        loss,
+        metrics,
+        grads: accumulator.grads(),
+    }
+}
+
+/// One optimizer update at `step`: the step's parts, their weights added up, each part's
+/// forward and backward, the gradients clipped, AdamW.
+#[allow(clippy::too_many_arguments)]
+fn step<M: Module + ModuleDisplay, O: Objective<M>, T: Task<Batch = O::Batch>>(
+    model: &mut Pretrainer<M, O>,
+    optimizer: &mut ModuleOptimizer,
+    shards: &Shards,
+    sampler: &mut Sampler,
+    train: &T,
+    config: &TrainConfig,
+    step: usize,
+    lr: f64,
+    device: &Device,
+) -> crate::Result<StepDone> {
+    train.set_step(step);
+    let per_step = config.batch_size * config.grad_accumulation;
+    let first = (step * per_step) as u64;
+    let picks: Vec<(u64, usize)> = (first..first + per_step as u64)
+        .map(|n| sampler.get(n))
+        .collect();
+    // Micro-batches one after the other, each cut into shards run at once.
+    let shard_size = config.batch_size.div_ceil(shards.count());
+    let mut micro_batches = Vec::new();
+    let mut tokens = 0;
+    for (m, micro) in picks.chunks(config.batch_size).enumerate() {
+        let parts = micro
+            .chunks(shard_size)
+            .enumerate()
+            .map(|(k, picked)| {
+                let batch = make_batch(
+                    train,
+                    config.seed,
+                    picked.iter().copied(),
+                    shards.device(k, device),
+                )?;
+                tokens += batch.num_tokens();
+                Ok(Part {
+                    batch,
+                    first_example: m * config.batch_size + k * shard_size,
+                })
+            })
+            .collect::<crate::Result<Vec<_>>>()?;
+        micro_batches.push(parts);
+    }
+    // Dropout draws from the step and each example's position in it, not from its shard.
+    let seed = splitmix64(config.seed ^ splitmix64(step as u64));
+    let StepGradients {
+        loss,
+        metrics,
+        mut grads,
+    } = step_gradients(model, shards, micro_batches, seed, device);
+    if !loss.is_finite() {
+        return Err(Error::Diverged {
+            step: step + 1,
+            loss,
+        });
+    }
+    grads::clip(model, &mut grads, config.max_grad_norm);
+    *model = optimizer.step(lr, model.clone(), grads);
+    Ok(StepDone {
+        loss,
+        metrics,
+        tokens,
+    })
+}
+
+/// Scores the fixed validation batches with `model` in inference mode; the loss is that of
+/// the batches taken together, each term divided by its unit's total over them.
+pub fn validate<M, O, T>(
+    model: &Pretrainer<M, O>,
+    valid: &T,
+    config: &TrainConfig,
+    step: usize,
+    lr: f64,
+    device: &Device,
+) -> crate::Result<LogRecord>
+where
+    M: Module + ModuleDisplay,
+    O: Objective<M, Batch = T::Batch>,
+    T: Task,
+{
+    valid.set_step(step);
+    let inference = model.valid();
+    let device = device.clone().inner();
+    let n = valid.num_examples();
+    let count = config
+        .valid_batches
+        .max(1)
+        .min(n.div_ceil(config.batch_size));
+    // Spread the picks evenly over the split: its examples are in document order, so the
+    // first few batches would all come from its first documents.
+    let picked = (count * config.batch_size).min(n);
+    let batches = (0..count)
+        .map(|b| {
+            let picks = (b * config.batch_size..((b + 1) * config.batch_size).min(picked))
+                .map(|k| (0, k * n / picked));
+            make_batch(valid, config.seed, picks, &device)
+        })
+        .collect::<crate::Result<Vec<_>>>()?;
+    let mut weights = Weights::default();
+    for batch in &batches {
+        weights.add(&batch.weights());
+    }
+    let mut totals = MetricTotals::default();
+    let mut loss = 0.0;
+    for batch in batches {
+        let output = inference.forward(batch);
+        loss += f64::from(output.loss.normalized(&weights).into_scalar::<f32>());
+        totals.add_metrics(&output.metrics);
+    }
+    Ok(LogRecord {
+        step,
+        split: Split::Valid,
+        loss,
+        tokens_per_s: 0.0,
+        lr,
+        metrics: totals.values(),
+    })
+}
+
+/// Orders the examples of each epoch by a seeded shuffle and hands out micro-batches.
+pub(crate) struct Sampler {
+    seed: u64,
+    len: usize,
+    epoch: u64,
+    /// The epoch's order; `u32` halves its memory, which grows with the corpus (the training
+    /// loop checks that the count fits).
+    order: Vec<u32>,
+}
+
+impl Sampler {
+    pub(crate) fn new(seed: u64, len: usize) -> Self {
+        Self {
+            seed,
+            len,
+            epoch: u64::MAX,
+            order: Vec::new(),
+        }
+    }
+
+    /// `(epoch, example index)` of the `n`-th example the run draws.
+    pub(crate) fn get(&mut self, n: u64) -> (u64, usize) {
+        let epoch = n / self.len as u64;
+        if epoch != self.epoch {
+            use rand::seq::SliceRandom;
+            self.order = (0..self.len as u32).collect();
+            self.order
+                .shuffle(&mut example_rng(self.seed, epoch, u64::MAX));
+            self.epoch = epoch;
+        }
+        (epoch, self.order[(n % self.len as u64) as usize] as usize)
+    }
+}
+
+/// The batch of the examples `picks` (each `(epoch, index)`) on `device`.
+fn make_batch<T: Task>(
+    task: &T,
+    seed: u64,
+    picks: impl Iterator<Item = (u64, usize)>,
+    device: &Device,
+) -> crate::Result<T::Batch> {
+    let examples = picks
+        .map(|(epoch, index)| {
+            let mut rng: ExampleRng = example_rng(seed, epoch, index as u64);
+            task.example(index, &mut rng)
+        })
+        .collect::<crate::Result<Vec<_>>>()?;
+    task.collate(&examples, device)
+}
