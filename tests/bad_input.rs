@@ -486,3 +486,26 @@ fn no_device_more_devices_than_examples_or_a_device_without_autodiff() {
         "{err}"
     );
 }
+
+#[test]
+fn a_loss_that_stops_being_finite_is_an_error_naming_the_step() {
+    let (tokenizer, train_docs, valid_docs) = common::real_text();
+    let device = Device::flex().autodiff();
+    let task = common::mlm_task(&tokenizer, &train_docs, 32);
+    let valid = common::mlm_task(&tokenizer, &valid_docs, 32);
+    // A learning rate of 1e30 moves every weight by ~1e30 in the first update: the next
+    // forward pass overflows.
+    let config = common::quick_config(5)
+        .with_learning_rate(1e30)
+        .with_warmup_fraction(0.0);
+    let err = Trainer::new(common::tiny_mlm(&tokenizer, &device), &config)
+        .fit(&task, &valid)
+        .unwrap_err();
+    match err {
+        Error::Diverged { step, loss } => {
+            assert_eq!(step, 2, "the first step trains on finite weights");
+            assert!(!loss.is_finite(), "{loss}");
+        }
+        other => panic!("{other:?}"),
+    }
+}

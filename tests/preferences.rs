@@ -20,7 +20,11 @@ fn a_reward_model_learns_the_bundled_preferences() {
     let dir = common::temp_dir("reward");
     let device = Device::flex().autodiff();
     let mut recipe = Recipe::named("reward", Preset::Tiny).unwrap();
-    recipe = common::quiet(recipe, 300, 8);
+    // All 240 held-out pairs: 64 would leave the accuracy ±6 % to chance.
+    recipe = common::quiet(recipe, 300, 30);
+    // Past one pass over the pairs (225 steps) a reward model overfits and its validation loss
+    // climbs back (README): judge it at its best validation.
+    recipe.train.valid_every = 50;
     let report = recipe
         .run(&RunOptions::new(dir.join("run"), device))
         .unwrap();
@@ -33,11 +37,15 @@ fn a_reward_model_learns_the_bundled_preferences() {
     let valid = report
         .history
         .iter()
-        .rfind(|r| r.split == Split::Valid)
+        .filter(|r| r.split == Split::Valid)
+        .min_by(|a, b| a.loss.total_cmp(&b.loss))
         .unwrap();
     let accuracy = valid.metrics["accuracy"];
+    // One batch of 8 pairs scatters by ±0.2 around ln 2 at the start (scores of a fresh head
+    // have a spread of about 1); the first five, mostly untrained, average close to it.
+    let start = train[..5].iter().sum::<f64>() / 5.0;
     assert!(
-        (train[0] - std::f64::consts::LN_2).abs() < 0.1,
+        (start - std::f64::consts::LN_2).abs() < 0.1,
         "a fresh head scores near 0: {train:?}"
     );
     eprintln!("validation loss {}, accuracy {accuracy}", valid.loss);

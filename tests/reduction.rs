@@ -19,7 +19,7 @@ use pretext::Pretrainer;
 use pretext::data::{Batch, Task, TokenExample};
 use pretext::noise::example_rng;
 use pretext::objectives::multitask::parse_tasks;
-use pretext::objectives::{ClmConfig, ClmTask, MultiTask, MultiTaskData, Objective};
+use pretext::objectives::{ClmConfig, ClmTask, MultiTaskData, Objective};
 use pretext::train::{Part, Shards, Trainer, step_gradients};
 
 const EXAMPLES: usize = 12;
@@ -158,13 +158,7 @@ fn a_steps_gradient_does_not_depend_on_how_its_batch_is_split() {
     // Two tasks: MLM's masked tokens against SOP's one label per pair.
     let specs = parse_tasks(r#"[{"objective": "mlm"}, {"objective": "sop"}]"#).unwrap();
     let multi_task = MultiTaskData::new(&specs, &train_docs, &tokenizer, 48).unwrap();
-    device.seed(7);
-    let backbone = common::tiny_encoder(&tokenizer)
-        .with_num_segments(4)
-        .init(&device)
-        .unwrap();
-    let head = MultiTask::new(&backbone, &specs, &device).unwrap();
-    let multi = Pretrainer::new(backbone, head);
+    let multi = common::tiny_multitask(&tokenizer, &specs, &device);
     let multi_examples = examples(&multi_task);
     let batch = multi_task.collate(&multi_examples, &Device::flex()).unwrap();
     let weights = batch.weights();

@@ -2,9 +2,8 @@
 
 mod common;
 
-use burn::module::{Module, ModuleVisitor, Param};
+use burn::module::{Module, ModuleDisplay, ModuleVisitor, Param};
 use burn::optim::GradientsParams;
-use burn::module::ModuleDisplay;
 use burn::prelude::*;
 use pretext::blocks::{
     EncoderDecoder, EncoderDecoderConfig, TransformerEncoder, TransformerEncoderConfig,
@@ -15,7 +14,7 @@ use pretext::noise::example_rng;
 use pretext::noise::{MaskUnit, MlmMasking, PairKind, PermutationMasking};
 use pretext::objectives::{
     BartTask, ClmConfig, ClmTask, ElectraConfig, ElectraTask, MassTask, Mix, Mlm, MlmConfig,
-    MultiTask, MultiTaskData, Objective, PairHeadConfig, PermutationTask, PermutedLmConfig,
+    MultiTaskData, Objective, PairHeadConfig, PermutationTask, PermutedLmConfig,
     SboHeadConfig, SentencePairTask, Seq2Seq, Seq2SeqConfig, SpanBert, SpanBertTask,
     SpanCorruption, T5Task, Unilm, UnilmShares, UnilmTask,
 };
@@ -453,14 +452,7 @@ fn a_multitask_mix_trains_each_task_through_its_own_head() {
         r#"[{"objective": "mlm"}, {"objective": "nsp", "weight": 0.5}]"#,
     )
     .unwrap();
-    let device = model_device();
-    device.seed(7);
-    let backbone = common::tiny_encoder(&tokenizer)
-        .with_num_segments(4)
-        .init(&device)
-        .unwrap();
-    let head = MultiTask::new(&backbone, &specs, &device).unwrap();
-    let model = Pretrainer::new(backbone, head);
+    let model = common::tiny_multitask(&tokenizer, &specs, &model_device());
     let report = train_on(model, 60, |tokenizer, docs| {
         MultiTaskData::new(&specs, docs, tokenizer, 64).unwrap()
     });

@@ -3,9 +3,10 @@
 use std::collections::BTreeMap;
 use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crate::error::{Error, Result};
+use super::{StepGradients, TrainConfig};
 use crate::objectives::{Metric, Reduce};
 
 /// Which split a record is about.
@@ -109,6 +110,78 @@ impl MetricTotals {
                 (k.clone(), v)
             })
             .collect()
+    }
+}
+
+/// The training side of a run's log: metrics and throughput gathered over the steps between
+/// two records, a progress line after each step, and a record every `log_every` steps.
+#[derive(Debug)]
+pub(crate) struct TrainLog {
+    logger: Logger,
+    totals: MetricTotals,
+    /// Tokens and seconds of training since the last record: throughput counts training work
+    /// only, not validation or checkpoint writing.
+    window: (usize, f64),
+    started: Instant,
+    first_step: usize,
+    steps: usize,
+    log_every: usize,
+}
+
+impl TrainLog {
+    /// The log of a run of `config` that starts (or resumes) at `first_step`.
+    pub(crate) fn new(logger: Logger, config: &TrainConfig, first_step: usize) -> Self {
+        Self {
+            logger,
+            totals: MetricTotals::default(),
+            window: (0, 0.0),
+            started: Instant::now(),
+            first_step,
+            steps: config.steps,
+            log_every: config.log_every,
+        }
+    }
+
+    /// Adds the step that brought the run to `step`, which took `took`; returns its record
+    /// when one is due (every `log_every` steps, the first and the last).
+    pub(crate) fn step(
+        &mut self,
+        step: usize,
+        lr: f64,
+        done: &StepGradients,
+        took: Duration,
+    ) -> Result<Option<LogRecord>> {
+        self.totals.add_loss(done.loss);
+        for metrics in &done.metrics {
+            self.totals.add_metrics(metrics);
+        }
+        self.window.0 += done.tokens;
+        self.window.1 += took.as_secs_f64();
+        let tokens_per_s = self.window.0 as f64 / self.window.1.max(1e-9);
+        let left = (self.steps - step) as f64 / (step - self.first_step) as f64;
+        let eta = self.started.elapsed().mul_f64(left);
+        let loss = self.totals.mean_loss();
+        self.logger
+            .progress(step, self.steps, loss, tokens_per_s, eta);
+        if !(step % self.log_every == 0 || step == 1 || step == self.steps) {
+            return Ok(None);
+        }
+        let record = LogRecord {
+            step,
+            split: Split::Train,
+            loss,
+            tokens_per_s,
+            lr,
+            metrics: std::mem::take(&mut self.totals).values(),
+        };
+        self.window = (0, 0.0);
+        self.logger.record(&record)?;
+        Ok(Some(record))
+    }
+
+    /// Writes another record (a validation's).
+    pub(crate) fn record(&self, record: &LogRecord) -> Result<()> {
+        self.logger.record(record)
     }
 }
 

@@ -15,7 +15,7 @@ use burn::module::ModuleDisplay;
 use burn::optim::{GradientsAccumulator, GradientsParams, ModuleOptimizer};
 use burn::prelude::*;
 
-use super::log::{LogRecord, Logger, MetricTotals, Split};
+use super::log::{LogRecord, Logger, MetricTotals, Split, TrainLog};
 use super::shards::{Part, Shards};
 use super::{TrainConfig, TrainState, adamw, checkpoint, grads, schedule};
 use crate::data::{Batch, Task};
@@ -40,8 +40,8 @@ pub struct TrainReport<M: Module, O: Module> {
 ///
 /// ```no_run
 /// # fn run<M, O, T>(model: pretext::Pretrainer<M, O>, task: &T, valid: &T) -> pretext::Result<()>
-/// # where M: burn::module::Module, O: pretext::objectives::Objective<M, Batch = T::Batch>,
-/// #   T: pretext::data::Task {
+/// # where M: burn::module::Module + burn::module::ModuleDisplay,
+/// #   O: pretext::objectives::Objective<M, Batch = T::Batch>, T: pretext::data::Task {
 /// use burn::prelude::Device;
 /// use pretext::train::{TrainConfig, Trainer};
 ///
@@ -62,7 +62,8 @@ pub struct Trainer<M: Module, O: Module> {
     config: TrainConfig,
     dir: Option<PathBuf>,
     resume: bool,
-    devices: Vec<Device>,
+    /// `None`: the model's own device.
+    devices: Option<Vec<Device>>,
 }
 
 impl<M: Module + ModuleDisplay, O: Objective<M>> Trainer<M, O> {
@@ -74,7 +75,7 @@ impl<M: Module + ModuleDisplay, O: Objective<M>> Trainer<M, O> {
             config: config.clone(),
             dir: None,
             resume: false,
-            devices: Vec::new(),
+            devices: None,
         }
     }
 
@@ -101,7 +102,7 @@ impl<M: Module + ModuleDisplay, O: Objective<M>> Trainer<M, O> {
     /// `config.shards` then does not apply. The model, the optimizer and validation stay on
     /// the first device, where every shard's gradients are summed before the update.
     pub fn devices(mut self, devices: &[Device]) -> Self {
-        self.devices = devices.to_vec();
+        self.devices = Some(devices.to_vec());
         self
     }
 
@@ -118,10 +119,7 @@ impl<M: Module + ModuleDisplay, O: Objective<M>> Trainer<M, O> {
             resume,
             devices,
         } = self;
-        let devices = match devices.is_empty() {
-            true => model.devices().into_iter().take(1).collect(),
-            false => devices,
-        };
+        let devices = devices.unwrap_or_else(|| model.devices().into_iter().take(1).collect());
         check(&config, &devices, train, valid)?;
         let device = &devices[0];
         let dir = dir.as_deref();
@@ -134,6 +132,7 @@ impl<M: Module + ModuleDisplay, O: Objective<M>> Trainer<M, O> {
             (model, optimizer, state) = restore(dir, &config, model, optimizer)?;
         }
         let logger = Logger::new(dir, config.progress, resume.then_some(state.step))?;
+        let mut log = TrainLog::new(logger, &config, state.step);
         let shards = if devices.len() > 1 {
             Shards::on_devices(devices.clone())?
         } else {
@@ -141,11 +140,6 @@ impl<M: Module + ModuleDisplay, O: Objective<M>> Trainer<M, O> {
         };
         let mut sampler = Sampler::new(config.seed, train.num_examples());
         let mut history = Vec::new();
-        let mut totals = MetricTotals::default();
-        // Throughput counts training work only, not validation or checkpoint writing.
-        let (mut window_tokens, mut window_time) = (0usize, 0.0f64);
-        let run_start = Instant::now();
-        let first_step = state.step;
         let stop = config.pause_after.unwrap_or(config.steps).min(config.steps);
         while state.step < stop {
             let lr = schedule::warmup_linear_decay(
@@ -155,54 +149,14 @@ impl<M: Module + ModuleDisplay, O: Objective<M>> Trainer<M, O> {
                 config.steps,
             );
             let started = Instant::now();
-            let done = step(
-                &mut model,
-                &mut optimizer,
-                &shards,
-                &mut sampler,
-                train,
-                &config,
-                state.step,
-                lr,
-                device,
-            )?;
-            totals.add_loss(done.loss);
-            for metrics in &done.metrics {
-                totals.add_metrics(metrics);
-            }
+            let micro_batches = parts(train, &mut sampler, &shards, &config, state.step, device)?;
+            let done = step(&mut model, &mut optimizer, &shards, micro_batches, &config, state.step, lr, device)?;
             state.step += 1;
             state.tokens_seen += done.tokens as u64;
-            window_tokens += done.tokens;
-            window_time += started.elapsed().as_secs_f64();
-            let tokens_per_s = window_tokens as f64 / window_time.max(1e-9);
-            let eta = run_start.elapsed().mul_f64(
-                (config.steps - state.step) as f64 / (state.step - first_step) as f64,
-            );
-            logger.progress(
-                state.step,
-                config.steps,
-                totals.mean_loss(),
-                tokens_per_s,
-                eta,
-            );
-            let last = state.step == config.steps;
-            if state.step % config.log_every == 0 || state.step == 1 || last {
-                let record = LogRecord {
-                    step: state.step,
-                    split: Split::Train,
-                    loss: totals.mean_loss(),
-                    tokens_per_s,
-                    lr,
-                    metrics: totals.values(),
-                };
-                logger.record(&record)?;
-                history.push(record);
-                totals = MetricTotals::default();
-                (window_tokens, window_time) = (0, 0.0);
-            }
-            if state.step % config.valid_every == 0 || last {
+            history.extend(log.step(state.step, lr, &done, started.elapsed())?);
+            if state.step % config.valid_every == 0 || state.step == config.steps {
                 let record = validate(&model, valid, &config, state.step, lr, device)?;
-                logger.record(&record)?;
+                log.record(&record)?;
                 history.push(record);
             }
             let due = config.checkpoint_every > 0 && state.step % config.checkpoint_every == 0;
@@ -279,15 +233,6 @@ fn restore<M: Module + ModuleDisplay, O: Objective<M>>(
     Ok((model, optimizer, state))
 }
 
-/// What one optimizer step did.
-struct StepDone {
-    /// The loss of the step's whole batch.
-    loss: f64,
-    /// Each part's metrics.
-    metrics: Vec<Vec<Metric>>,
-    /// Real tokens trained on.
-    tokens: usize,
-}
 
 /// The loss of a step's whole batch and its gradient.
 #[derive(Debug)]
@@ -296,6 +241,8 @@ pub struct StepGradients {
     pub loss: f64,
     /// Each part's metrics.
     pub metrics: Vec<Vec<Metric>>,
+    /// Real tokens trained on.
+    pub tokens: usize,
     /// The gradient of `loss`, keyed by parameter id.
     pub grads: GradientsParams,
 }
@@ -312,8 +259,10 @@ pub fn step_gradients<M: Module + ModuleDisplay, O: Objective<M>>(
     device: &Device,
 ) -> StepGradients {
     let mut totals = Weights::default();
+    let mut tokens = 0;
     for part in micro_batches.iter().flatten() {
         totals.add(&part.batch.weights());
+        tokens += part.batch.num_tokens();
     }
     let mut accumulator = GradientsAccumulator::<Pretrainer<M, O>>::new();
     let mut loss = 0.0;
@@ -328,74 +277,71 @@ pub fn step_gradients<M: Module + ModuleDisplay, O: Objective<M>>(
     StepGradients {
         loss,
         metrics,
+        tokens,
         grads: accumulator.grads(),
     }
 }
 
-/// One optimizer update at `step`: the step's parts, their weights added up, each part's
-/// forward and backward, the gradients clipped, AdamW.
-#[allow(clippy::too_many_arguments)]
-fn step<M: Module + ModuleDisplay, O: Objective<M>, T: Task<Batch = O::Batch>>(
-    model: &mut Pretrainer<M, O>,
-    optimizer: &mut ModuleOptimizer,
-    shards: &Shards,
-    sampler: &mut Sampler,
+/// The examples of `step`, drawn by `sampler`, as micro-batches cut into one part per shard.
+fn parts<T: Task>(
     train: &T,
+    sampler: &mut Sampler,
+    shards: &Shards,
     config: &TrainConfig,
     step: usize,
-    lr: f64,
     device: &Device,
-) -> crate::Result<StepDone> {
+) -> crate::Result<Vec<Vec<Part<T::Batch>>>> {
     train.set_step(step);
     let per_step = config.batch_size * config.grad_accumulation;
     let first = (step * per_step) as u64;
     let picks: Vec<(u64, usize)> = (first..first + per_step as u64)
         .map(|n| sampler.get(n))
         .collect();
-    // Micro-batches one after the other, each cut into shards run at once.
     let shard_size = config.batch_size.div_ceil(shards.count());
-    let mut micro_batches = Vec::new();
-    let mut tokens = 0;
-    for (m, micro) in picks.chunks(config.batch_size).enumerate() {
-        let parts = micro
-            .chunks(shard_size)
-            .enumerate()
-            .map(|(k, picked)| {
-                let batch = make_batch(
-                    train,
-                    config.seed,
-                    picked.iter().copied(),
-                    shards.device(k, device),
-                )?;
-                tokens += batch.num_tokens();
-                Ok(Part {
-                    batch,
-                    first_example: m * config.batch_size + k * shard_size,
+    picks
+        .chunks(config.batch_size)
+        .enumerate()
+        .map(|(m, micro)| {
+            micro
+                .chunks(shard_size)
+                .enumerate()
+                .map(|(k, picked)| {
+                    let device = shards.device(k, device);
+                    Ok(Part {
+                        batch: make_batch(train, config.seed, picked.iter().copied(), device)?,
+                        first_example: m * config.batch_size + k * shard_size,
+                    })
                 })
-            })
-            .collect::<crate::Result<Vec<_>>>()?;
-        micro_batches.push(parts);
-    }
+                .collect()
+        })
+        .collect()
+}
+
+/// One optimizer update at `step` on `micro_batches`: their gradient, clipped, then AdamW.
+#[allow(clippy::too_many_arguments)]
+fn step<M: Module + ModuleDisplay, O: Objective<M>>(
+    model: &mut Pretrainer<M, O>,
+    optimizer: &mut ModuleOptimizer,
+    shards: &Shards,
+    micro_batches: Vec<Vec<Part<O::Batch>>>,
+    config: &TrainConfig,
+    step: usize,
+    lr: f64,
+    device: &Device,
+) -> crate::Result<StepGradients> {
     // Dropout draws from the step and each example's position in it, not from its shard.
     let seed = splitmix64(config.seed ^ splitmix64(step as u64));
-    let StepGradients {
-        loss,
-        metrics,
-        mut grads,
-    } = step_gradients(model, shards, micro_batches, seed, device);
-    if !loss.is_finite() {
+    let mut done = step_gradients(model, shards, micro_batches, seed, device);
+    if !done.loss.is_finite() {
         return Err(Error::Diverged {
             step: step + 1,
-            loss,
+            loss: done.loss,
         });
     }
-    grads::clip(model, &mut grads, config.max_grad_norm);
+    grads::clip(model, &mut done.grads, config.max_grad_norm);
+    let grads = std::mem::replace(&mut done.grads, GradientsParams::new());
     *model = optimizer.step(lr, model.clone(), grads);
-    Ok(StepDone {
-        loss,
-        metrics,
-        tokens,
-    })
+    Ok(done)
 }
 
 /// Scores the fixed validation batches with `model` in inference mode; the loss is that of

@@ -7,7 +7,7 @@ use pretext::blocks::{TransformerEncoder, TransformerEncoderConfig};
 use pretext::corpus::{Corpus, DocumentBoundary, bundled_data_dir};
 use pretext::data::Documents;
 use pretext::noise::MlmMasking;
-use pretext::objectives::{Mlm, MlmConfig, MlmTask};
+use pretext::objectives::{Mlm, MlmConfig, MlmTask, MultiTask, TaskSpec};
 use pretext::train::TrainConfig;
 use pretext::{Preset, Pretrainer, Tokenizer};
 
@@ -58,6 +58,21 @@ pub fn with_mlm(
 /// The tiny encoder with an MLM head, seeded.
 pub fn tiny_mlm(tokenizer: &Tokenizer, device: &Device) -> Pretrainer<TransformerEncoder, Mlm> {
     with_mlm(tiny_backbone(tokenizer, device), device)
+}
+
+/// The tiny encoder, seeded, with a segment pair per task of `specs`, and their heads.
+pub fn tiny_multitask(
+    tokenizer: &Tokenizer,
+    specs: &[TaskSpec],
+    device: &Device,
+) -> Pretrainer<TransformerEncoder, MultiTask> {
+    device.seed(7);
+    let backbone = tiny_encoder(tokenizer)
+        .with_num_segments(2 * specs.len())
+        .init(device)
+        .unwrap();
+    let head = MultiTask::new(&backbone, specs, device).unwrap();
+    Pretrainer::new(backbone, head)
 }
 
 /// A short quiet run.
