@@ -26,8 +26,8 @@
 
 use std::time::{Duration, Instant};
 
-use burn::optim::GradientsAccumulator;
 use burn::module::ModuleDisplay;
+use burn::optim::GradientsAccumulator;
 use burn::prelude::*;
 use burn::tensor::{Distribution, FloatDType};
 use criterion::measurement::WallTime;

@@ -440,23 +440,42 @@ fn truncated_and_missing_checkpoints() {
     let config = common::quick_config(2);
     let dir = common::temp_dir("truncated");
 
-    let err = Trainer::new(model(), &config).output(&dir).resume(true).device(&device).fit(&task, &valid).unwrap_err();
+    let err = Trainer::new(model(), &config)
+        .output(&dir)
+        .resume(true)
+        .device(&device)
+        .fit(&task, &valid)
+        .unwrap_err();
     assert!(matches!(err, Error::Checkpoint { .. }), "{err}");
 
-    Trainer::new(model(), &config).output(&dir).device(&device).fit(&task, &valid).unwrap();
+    Trainer::new(model(), &config)
+        .output(&dir)
+        .device(&device)
+        .fit(&task, &valid)
+        .unwrap();
     let weights = dir.join("checkpoint").join("model.bpk");
     let bytes = std::fs::read(&weights).unwrap();
     std::fs::write(&weights, &bytes[..bytes.len() / 2]).unwrap();
     let mut config = config;
     config.steps = 4;
-    let err = Trainer::new(model(), &config).output(&dir).resume(true).device(&device).fit(&task, &valid).unwrap_err();
+    let err = Trainer::new(model(), &config)
+        .output(&dir)
+        .resume(true)
+        .device(&device)
+        .fit(&task, &valid)
+        .unwrap_err();
     assert!(
         matches!(err, Error::Checkpoint { ref path, .. } if path.ends_with("model.bpk")),
         "{err}"
     );
 
     std::fs::write(dir.join("checkpoint").join("state.json"), "{\"step\": ").unwrap();
-    let err = Trainer::new(model(), &config).output(&dir).resume(true).device(&device).fit(&task, &valid).unwrap_err();
+    let err = Trainer::new(model(), &config)
+        .output(&dir)
+        .resume(true)
+        .device(&device)
+        .fit(&task, &valid)
+        .unwrap_err();
     assert!(matches!(err, Error::Checkpoint { .. }), "{err}");
     std::fs::remove_dir_all(dir).unwrap();
 }
@@ -471,7 +490,10 @@ fn no_device_more_devices_than_examples_or_a_device_without_autodiff() {
     let mut config = common::quick_config(2);
     config.batch_size = 2;
     let run = |devices: &[Device]| {
-        Trainer::new(model(), &config).devices(devices).fit(&task, &valid).unwrap_err()
+        Trainer::new(model(), &config)
+            .devices(devices)
+            .fit(&task, &valid)
+            .unwrap_err()
     };
     let err = run(&[]);
     assert!(matches!(err, Error::InvalidConfig(_)), "{err}");

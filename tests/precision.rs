@@ -12,8 +12,8 @@ use burn::prelude::*;
 use burn::tensor::FloatDType;
 use pretext::blocks::{EncoderBackbone, TransformerEncoder};
 use pretext::finetune::load_backbone;
-use pretext::train::checkpoint::save_weights;
 use pretext::train::Trainer;
+use pretext::train::checkpoint::save_weights;
 
 const CHILD: &str = "PRETEXT_FLOAT";
 const STEPS: usize = 20;

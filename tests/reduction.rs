@@ -32,7 +32,9 @@ fn flat<M: Module>(model: &M, grads: &GradientsParams) -> Vec<f32> {
     impl ModuleVisitor for Flatten<'_> {
         fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
             match self.0.get::<D>(param.id) {
-                Some(g) => self.1.extend(g.into_data().convert::<f32>().try_to_vec::<f32>().unwrap()),
+                Some(g) => self
+                    .1
+                    .extend(g.into_data().convert::<f32>().try_to_vec::<f32>().unwrap()),
                 None => self.1.extend(vec![0.0; param.val().shape().num_elements()]),
             }
         }
@@ -44,7 +46,10 @@ fn flat<M: Module>(model: &M, grads: &GradientsParams) -> Vec<f32> {
 
 fn max_diff(a: &[f32], b: &[f32]) -> f32 {
     assert_eq!(a.len(), b.len());
-    a.iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0.0, f32::max)
+    a.iter()
+        .zip(b)
+        .map(|(x, y)| (x - y).abs())
+        .fold(0.0, f32::max)
 }
 
 /// `examples` cut into `micro` micro-batches, each into `shards` parts.
@@ -101,8 +106,14 @@ where
             "{name}: {micro} micro-batches x {shards} shards: loss {l} vs {loss}, gradient off \
              by {diff:e} (largest {scale})"
         );
-        assert!((l - loss).abs() < 1e-5, "{name} {micro}x{shards}: loss {l} vs {loss}");
-        assert!(diff < 1e-5, "{name} {micro}x{shards}: gradient off by {diff}");
+        assert!(
+            (l - loss).abs() < 1e-5,
+            "{name} {micro}x{shards}: loss {l} vs {loss}"
+        );
+        assert!(
+            diff < 1e-5,
+            "{name} {micro}x{shards}: gradient off by {diff}"
+        );
     }
     // The old reduction: each of 3 shards' own mean loss, the three gradients averaged.
     let parts = split(task, examples, 1, 3, &device).remove(0);
@@ -116,7 +127,10 @@ where
     }
     let off = max_diff(&whole, &old);
     eprintln!("{name}: the old reduction over 3 shards is off by {off:e}");
-    assert!(off > 100.0 * 1e-5, "{name}: the old reduction is off by only {off}");
+    assert!(
+        off > 100.0 * 1e-5,
+        "{name}: the old reduction is off by only {off}"
+    );
 }
 
 /// The first `EXAMPLES` examples of `task`.
@@ -160,10 +174,15 @@ fn a_steps_gradient_does_not_depend_on_how_its_batch_is_split() {
     let multi_task = MultiTaskData::new(&specs, &train_docs, &tokenizer, 48).unwrap();
     let multi = common::tiny_multitask(&tokenizer, &specs, &device);
     let multi_examples = examples(&multi_task);
-    let batch = multi_task.collate(&multi_examples, &Device::flex()).unwrap();
+    let batch = multi_task
+        .collate(&multi_examples, &Device::flex())
+        .unwrap();
     let weights = batch.weights();
     let (mlm_targets, sop_labels) = (weights.get("task0/targets"), weights.get("task1/sequences"));
-    assert!(mlm_targets > 3.0 * sop_labels && sop_labels > 0.0, "{weights:?}");
+    assert!(
+        mlm_targets > 3.0 * sop_labels && sop_labels > 0.0,
+        "{weights:?}"
+    );
     check_splits("multitask", &multi, &multi_task, &multi_examples);
 }
 

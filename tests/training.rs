@@ -14,9 +14,9 @@ use pretext::noise::example_rng;
 use pretext::noise::{MaskUnit, MlmMasking, PairKind, PermutationMasking};
 use pretext::objectives::{
     BartTask, ClmConfig, ClmTask, ElectraConfig, ElectraTask, MassTask, Mix, Mlm, MlmConfig,
-    MultiTaskData, Objective, PairHeadConfig, PermutationTask, PermutedLmConfig,
-    SboHeadConfig, SentencePairTask, Seq2Seq, Seq2SeqConfig, SpanBert, SpanBertTask,
-    SpanCorruption, T5Task, Unilm, UnilmShares, UnilmTask,
+    MultiTaskData, Objective, PairHeadConfig, PermutationTask, PermutedLmConfig, SboHeadConfig,
+    SentencePairTask, Seq2Seq, Seq2SeqConfig, SpanBert, SpanBertTask, SpanCorruption, T5Task,
+    Unilm, UnilmShares, UnilmTask,
 };
 use pretext::train::{Split, TrainReport, Trainer};
 use pretext::{Pretrainer, Tokenizer};

@@ -34,7 +34,10 @@ struct Draws {
 
 impl Draws {
     fn example(&self, row: usize) -> u64 {
-        self.rows.get(row).copied().unwrap_or(self.first + row as u64)
+        self.rows
+            .get(row)
+            .copied()
+            .unwrap_or(self.first + row as u64)
     }
 }
 

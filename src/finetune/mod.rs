@@ -27,8 +27,8 @@ pub use tagging::{TaggedSentence, TaggingTask};
 
 use std::path::Path;
 
-use burn::module::{ModuleVisitor, Param};
 use burn::module::ModuleDisplay;
+use burn::module::{ModuleVisitor, Param};
 use burn::prelude::*;
 
 use crate::blocks::EncoderBackbone;

@@ -303,9 +303,10 @@ impl<M: EncoderBackbone> Objective<M> for Electra {
             p.disc_loss.clone().detach(),
         ));
         ObjectiveOutput {
-            loss: p.generator.loss(TARGETS).plus(
-                Loss::over(REAL_TOKENS, p.disc_loss).scaled(self.disc_weight),
-            ),
+            loss: p
+                .generator
+                .loss(TARGETS)
+                .plus(Loss::over(REAL_TOKENS, p.disc_loss).scaled(self.disc_weight)),
             metrics,
         }
     }

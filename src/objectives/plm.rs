@@ -247,8 +247,8 @@ impl crate::recipe::ObjectiveSettings for PermutedRecipe {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::data::Batch;
     use crate::blocks::TransformerEncoderConfig;
+    use crate::data::Batch;
     use crate::data::tokenized::numbered_document;
     use crate::noise::example_rng;
 

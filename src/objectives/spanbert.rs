@@ -158,9 +158,7 @@ impl<M: EncoderBackbone> Objective<M> for SpanBert {
         let mut metrics = mlm.metrics;
         metrics.extend([sbo.accuracy("sbo_acc"), sbo.mean_loss("sbo_loss")]);
         ObjectiveOutput {
-            loss: mlm
-                .loss
-                .plus(sbo.loss(SBO_TARGETS).scaled(self.sbo_weight)),
+            loss: mlm.loss.plus(sbo.loss(SBO_TARGETS).scaled(self.sbo_weight)),
             metrics,
         }
     }

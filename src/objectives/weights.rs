@@ -176,7 +176,8 @@ mod tests {
         let device = Device::flex();
         let scalar = |x: f32| Tensor::<1>::from_floats([x], &device);
         // A token term (sum 6 over 3 targets) plus a sequence term at half weight (sum 1 over 2).
-        let loss = Loss::over(TARGETS, scalar(6.0)).plus(Loss::over(SEQUENCES, scalar(1.0)).scaled(0.5));
+        let loss =
+            Loss::over(TARGETS, scalar(6.0)).plus(Loss::over(SEQUENCES, scalar(1.0)).scaled(0.5));
         let own = Weights::of(TARGETS, 3.0).and(SEQUENCES, 2.0);
         assert_eq!(loss.normalized(&own).into_scalar::<f32>(), 2.0 + 0.25);
         let mut totals = own.clone();

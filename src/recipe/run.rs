@@ -7,8 +7,8 @@ use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard};
 use std::time::Instant;
 
-use burn::module::{ModuleVisitor, Param};
 use burn::module::ModuleDisplay;
+use burn::module::{ModuleVisitor, Param};
 use burn::prelude::*;
 
 use super::Recipe;

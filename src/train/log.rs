@@ -5,8 +5,8 @@ use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use crate::error::{Error, Result};
 use super::{StepGradients, TrainConfig};
+use crate::error::{Error, Result};
 use crate::objectives::{Metric, Reduce};
 
 /// Which split a record is about.

@@ -13,8 +13,8 @@
 //! come back to the main device (the first), where the optimizer steps: burn's
 //! `MultiDevice` strategy with the optimizer on the main device, for this crate's own loop.
 
-use burn::optim::GradientsParams;
 use burn::module::ModuleDisplay;
+use burn::optim::GradientsParams;
 use burn::prelude::*;
 use rayon::{ThreadPool, ThreadPoolBuilder};
 

@@ -150,7 +150,16 @@ impl<M: Module + ModuleDisplay, O: Objective<M>> Trainer<M, O> {
             );
             let started = Instant::now();
             let micro_batches = parts(train, &mut sampler, &shards, &config, state.step, device)?;
-            let done = step(&mut model, &mut optimizer, &shards, micro_batches, &config, state.step, lr, device)?;
+            let done = step(
+                &mut model,
+                &mut optimizer,
+                &shards,
+                micro_batches,
+                &config,
+                state.step,
+                lr,
+                device,
+            )?;
             state.step += 1;
             state.tokens_seen += done.tokens as u64;
             history.extend(log.step(state.step, lr, &done, started.elapsed())?);
@@ -232,7 +241,6 @@ fn restore<M: Module + ModuleDisplay, O: Objective<M>>(
     let optimizer = checkpoint::load_optimizer(&ckpt, optimizer)?;
     Ok((model, optimizer, state))
 }
-
 
 /// The loss of a step's whole batch and its gradient.
 #[derive(Debug)]
