@@ -26,6 +26,7 @@ pub mod fill_mask;
 pub mod finetune;
 pub mod generate;
 pub mod hf;
+pub mod kernels;
 pub mod noise;
 pub mod objectives;
 pub mod preset;

@@ -132,7 +132,9 @@ fn ppo_raises_the_score_and_resumes_exactly() {
     }
     let scores = metric(history, "objective/scores");
     let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len() as f64;
-    let (early, late) = (mean(&scores[..6]), mean(&scores[steps - 6..]));
+    // Each step scores 16 responses of 6 tokens, so step to step the score scatters by ~0.03:
+    // compare the first and last 10 steps.
+    let (early, late) = (mean(&scores[..10]), mean(&scores[steps - 10..]));
     eprintln!(
         "scores {scores:?}\nkl {:?}\neos {:?}",
         metric(history, "objective/kl"),

@@ -4,13 +4,13 @@
 
 use burn::nn::Linear;
 use burn::prelude::*;
-use burn::tensor::activation::softmax;
 
 use super::dropout::Dropout;
 use super::kv_cache::KeysValues;
 use super::mask::AttentionMask;
 use super::normal_linear;
 use crate::error::Error;
+use crate::kernels::softmax;
 
 /// Configuration of [`MultiHeadAttention`].
 #[derive(Config, Debug)]
@@ -154,14 +154,14 @@ impl MultiHeadAttention {
                 // (possible only with arbitrary masks) are then zeroed instead of left as a
                 // uniform mix.
                 let blocked = mask.blocked([batch, self.num_heads, q_len, k_len]);
-                let weights = softmax(scores.mask_fill(blocked.clone(), -1.0e9), 3);
+                let weights = softmax(scores.mask_fill(blocked.clone(), -1.0e9));
                 if mask.may_block_whole_rows() {
                     weights.mask_fill(blocked, 0.0)
                 } else {
                     weights
                 }
             }
-            None => softmax(scores, 3),
+            None => softmax(scores),
         };
         let context = self
             .dropout

@@ -5,7 +5,6 @@
 //! table, so that the two sides and the output head share one embedding (BART, T5). Positions
 //! are the decoder's own.
 
-use burn::nn::LayerNorm;
 use burn::prelude::*;
 
 use super::attention::MultiHeadAttention;
@@ -14,6 +13,7 @@ use super::embedding::InputEncoding;
 use super::encoder::{TransformerEncoderConfig, residual};
 use super::feed_forward::FeedForward;
 use super::kv_cache::{KeysValues, KvCache};
+use super::layer_norm::LayerNorm;
 use super::mask::AttentionMask;
 
 /// One decoder layer.

@@ -4,10 +4,11 @@
 //! The part after the token lookup is its own module, [`InputEncoding`], so that a decoder can
 //! look tokens up in the encoder's table (shared embeddings) and still have positions of its own.
 
-use burn::nn::{Embedding, EmbeddingConfig, Initializer, LayerNorm, LayerNormConfig};
+use burn::nn::{Embedding, EmbeddingConfig, Initializer};
 use burn::prelude::*;
 
 use super::dropout::Dropout;
+use super::layer_norm::LayerNorm;
 
 /// How positions are encoded.
 #[derive(Config, Debug, PartialEq, Copy)]
@@ -94,11 +95,9 @@ impl EmbeddingsConfig {
             positions: (self.positions == PositionEncoding::Learned)
                 .then(|| self.table(self.max_positions, device)),
             segments: (self.num_segments > 0).then(|| self.table(self.num_segments, device)),
-            norm: self.norm.then(|| {
-                LayerNormConfig::new(self.hidden_size)
-                    .with_epsilon(self.layer_norm_eps)
-                    .init(device)
-            }),
+            norm: self
+                .norm
+                .then(|| LayerNorm::new(self.hidden_size, self.layer_norm_eps, device)),
             dropout: Dropout::new(self.dropout),
             max_positions: self.max_positions,
             position_offset: self.position_offset,

@@ -5,7 +5,7 @@
 //! A causal language model is this same encoder under a causal mask (x-transformers' `Decoder`
 //! is its `Encoder` with `causal = True`), so one backbone serves MLM and CLM alike.
 
-use burn::nn::{LayerNorm, LayerNormConfig, Linear};
+use burn::nn::Linear;
 use burn::prelude::*;
 
 use super::attention::{MultiHeadAttention, MultiHeadAttentionConfig};
@@ -13,6 +13,7 @@ use super::dropout::Dropout;
 use super::embedding::{Embeddings, EmbeddingsConfig, PositionEncoding};
 use super::feed_forward::{Activation, FeedForward, FeedForwardConfig};
 use super::kv_cache::{KeysValues, KvCache};
+use super::layer_norm::LayerNorm;
 use super::mask::AttentionMask;
 use super::normal_linear;
 use crate::error::Error;
@@ -241,9 +242,7 @@ impl TransformerEncoderConfig {
 
     /// A LayerNorm over the model width.
     pub(crate) fn layer_norm(&self, device: &Device) -> LayerNorm {
-        LayerNormConfig::new(self.hidden_size)
-            .with_epsilon(self.layer_norm_eps)
-            .init(device)
+        LayerNorm::new(self.hidden_size, self.layer_norm_eps, device)
     }
 
     /// The feed-forward network every layer of this shape uses.

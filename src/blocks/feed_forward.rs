@@ -8,6 +8,7 @@ use burn::nn::{Gelu, Linear};
 use burn::prelude::*;
 
 use super::normal_linear;
+use crate::kernels::gelu;
 
 /// Which GELU a block computes.
 #[derive(Config, Debug, PartialEq, Copy)]
@@ -84,6 +85,6 @@ impl FeedForward {
     /// Applies the network to `[batch, len, hidden]`.
     pub fn forward(&self, x: Tensor<3>) -> Tensor<3> {
         self.down
-            .forward(self.activation.forward(self.up.forward(x)))
+            .forward(gelu(&self.activation, self.up.forward(x)))
     }
 }

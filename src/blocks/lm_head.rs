@@ -6,12 +6,14 @@
 //! projection is the largest matmul of a small model.
 
 use burn::module::Param;
-use burn::nn::{Gelu, LayerNorm, LayerNormConfig, Linear};
+use burn::nn::{Gelu, Linear};
 use burn::prelude::*;
 
 use super::encoder::EncoderBackbone;
 use super::feed_forward::Activation;
+use super::layer_norm::LayerNorm;
 use super::normal_linear;
+use crate::kernels::gelu;
 
 /// Configuration of [`LmHead`].
 #[derive(Config, Debug)]
@@ -61,11 +63,9 @@ impl LmHeadConfig {
                 .transform
                 .then(|| normal_linear(self.hidden_size, self.embedding_size, 0.02, device)),
             activation: self.activation.init(),
-            norm: self.transform.then(|| {
-                LayerNormConfig::new(self.embedding_size)
-                    .with_epsilon(self.layer_norm_eps)
-                    .init(device)
-            }),
+            norm: self
+                .transform
+                .then(|| LayerNorm::new(self.embedding_size, self.layer_norm_eps, device)),
             bias: self
                 .bias
                 .then(|| Param::from_tensor(Tensor::zeros([self.vocab_size], device))),
@@ -85,7 +85,7 @@ impl LmHead {
     ) -> Tensor<2> {
         let mut h = states_at(hidden, positions);
         if let (Some(dense), Some(norm)) = (&self.dense, &self.norm) {
-            h = norm.forward(self.activation.forward(dense.forward(h)));
+            h = norm.forward(gelu(&self.activation, dense.forward(h)));
         }
         let logits = h.matmul(embedding.transpose());
         match &self.bias {

@@ -8,6 +8,7 @@ pub mod encoder;
 pub mod encoder_decoder;
 pub mod feed_forward;
 pub mod kv_cache;
+pub mod layer_norm;
 pub mod lm_head;
 pub mod mask;
 pub mod pooler;
@@ -21,6 +22,7 @@ pub use encoder::{EncoderBackbone, EncoderLayer, TransformerEncoder, Transformer
 pub use encoder_decoder::{EncoderDecoder, EncoderDecoderConfig, Seq2SeqBackbone};
 pub use feed_forward::{Activation, FeedForward, FeedForwardConfig};
 pub use kv_cache::{KeysValues, KvCache};
+pub use layer_norm::LayerNorm;
 pub use lm_head::{LmHead, LmHeadConfig, states_at};
 pub use mask::AttentionMask;
 pub use pooler::{Pooler, PoolerConfig};

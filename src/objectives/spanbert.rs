@@ -10,12 +10,12 @@
 //! MLM + `sbo_weight` · SBO; no NSP (SpanBERT's recipe drops it).
 
 use burn::module::Param;
-use burn::nn::{Embedding, EmbeddingConfig, Initializer, LayerNorm, LayerNormConfig, Linear};
+use burn::nn::{Embedding, EmbeddingConfig, Initializer, Linear};
 use burn::prelude::*;
 use burn::tensor::activation::gelu;
 
 use super::{EncoderHead, Objective, ObjectiveOutput, Weights, masked_cross_entropy};
-use crate::blocks::{EncoderBackbone, normal_linear};
+use crate::blocks::{EncoderBackbone, LayerNorm, normal_linear};
 use crate::data::{Batch, Documents, Task, TokenBatch, TokenExample};
 use crate::noise::{ExampleRng, IGNORE_INDEX, MlmMasking};
 use crate::objectives::{Mlm, MlmConfig, MlmTask};
@@ -70,11 +70,7 @@ impl SboHeadConfig {
         self.validate()?;
         let hidden = backbone.hidden_size();
         let embedding = backbone.token_embedding().dims()[1];
-        let norm = |width| {
-            LayerNormConfig::new(width)
-                .with_epsilon(self.layer_norm_eps)
-                .init(device)
-        };
+        let norm = |width| LayerNorm::new(width, self.layer_norm_eps, device);
         Ok(SboHead {
             offsets: EmbeddingConfig::new(self.max_targets, self.offset_size)
                 .with_initializer(Initializer::Normal {

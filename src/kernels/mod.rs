@@ -1,0 +1,335 @@
+//! Fused CPU kernels with hand-written backward passes, through burn's backend extension.
+//!
+//! Under autodiff, burn composes LayerNorm and softmax from elementwise ops (mean, subtract,
+//! square, square root, divide, exp, sums…), each a full-size temporary and an autodiff node,
+//! most of them on one core: burn's fused Flex kernels run only without autodiff. Its GELU
+//! calls `erff` element by element on one thread. The ops here are one pass forward and one
+//! backward each, on the `flex` CPU backend in f32, with or without autodiff:
+//!
+//! - [`layer_norm`]: keeps each row's mean and `1/σ`; closed-form backward for `x`, `γ`, `β`;
+//! - [`softmax`] over the last dimension: burn's fused forward, `dx = y ⊙ (g − Σ y ⊙ g)`;
+//! - [`gelu`] (exact): a vectorizable `erf` and `exp`, accurate to f32.
+//!
+//! On other backends and float types the blocks keep burn's composed ops, and [`set_fused`]
+//! switches the fused path off everywhere (the tests hold the two paths against each other).
+
+mod gelu;
+mod layer_norm;
+mod softmax;
+
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use std::borrow::Cow;
+
+use burn::backend::autodiff::checkpoint::base::Checkpointer;
+use burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy;
+use burn::backend::autodiff::grads::Gradients;
+use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
+use burn::backend::flex::{FlexTensor, Layout};
+use burn::backend::tensor::FloatTensor;
+use burn::backend::{Autodiff, Dispatch, Flex, backend_extension};
+use burn::nn::Gelu;
+use burn::prelude::*;
+use burn::tensor::{Bytes, DType, Shape};
+
+static FUSED: AtomicBool = AtomicBool::new(true);
+
+/// Turns the fused kernels on (the default) or off for the whole process.
+pub fn set_fused(on: bool) {
+    FUSED.store(on, Ordering::Relaxed);
+}
+
+/// Whether the fused kernels are on.
+pub fn fused() -> bool {
+    FUSED.load(Ordering::Relaxed)
+}
+
+/// The fused ops, implemented for the `flex` CPU backend and for autodiff over it.
+#[backend_extension(Flex, Autodiff)]
+pub trait FusedOps: burn::backend::Backend {
+    /// LayerNorm of the rows of `x` `[rows, width]`: `(x − mean) / √(var + epsilon) · gamma +
+    /// beta`, the variance biased, as BERT's.
+    fn fused_layer_norm(
+        x: FloatTensor<Self>,
+        gamma: FloatTensor<Self>,
+        beta: FloatTensor<Self>,
+        epsilon: f64,
+    ) -> FloatTensor<Self>;
+
+    /// Softmax of `x` over its last dimension.
+    fn fused_softmax(x: FloatTensor<Self>) -> FloatTensor<Self>;
+
+    /// Exact GELU of every element of `x`.
+    fn fused_gelu(x: FloatTensor<Self>) -> FloatTensor<Self>;
+}
+
+impl FusedOps for Flex {
+    fn fused_layer_norm(
+        x: FloatTensor<Self>,
+        gamma: FloatTensor<Self>,
+        beta: FloatTensor<Self>,
+        epsilon: f64,
+    ) -> FloatTensor<Self> {
+        layer_norm::forward(&x, &gamma, &beta, epsilon).0
+    }
+
+    fn fused_softmax(x: FloatTensor<Self>) -> FloatTensor<Self> {
+        softmax::forward(x)
+    }
+
+    fn fused_gelu(x: FloatTensor<Self>) -> FloatTensor<Self> {
+        gelu::forward(&x)
+    }
+}
+
+impl<C: CheckpointStrategy> FusedOps for Autodiff<Flex, C> {
+    fn fused_layer_norm(
+        x: FloatTensor<Self>,
+        gamma: FloatTensor<Self>,
+        beta: FloatTensor<Self>,
+        epsilon: f64,
+    ) -> FloatTensor<Self> {
+        layer_norm::autodiff::<C>(x, gamma, beta, epsilon)
+    }
+
+    fn fused_softmax(x: FloatTensor<Self>) -> FloatTensor<Self> {
+        // Softmax's gradient reads its output.
+        unary::<C>(
+            x,
+            |x| softmax::forward(x.clone()),
+            Keep::Output,
+            softmax::backward,
+        )
+    }
+
+    fn fused_gelu(x: FloatTensor<Self>) -> FloatTensor<Self> {
+        unary::<C>(x, gelu::forward, Keep::Input, gelu::backward)
+    }
+}
+
+/// Which tensor an elementwise op's backward pass reads.
+#[derive(Debug, Clone, Copy)]
+enum Keep {
+    Input,
+    Output,
+}
+
+/// The autodiff node of a fused elementwise op: `dx = backward(kept, g)`.
+#[derive(Debug)]
+struct UnaryBackward {
+    backward: fn(&FlexTensor, &FlexTensor) -> FlexTensor,
+}
+
+impl Backward<Flex, 1> for UnaryBackward {
+    type State = FlexTensor;
+
+    fn backward(self, ops: Ops<Self::State, 1>, grads: &mut Gradients, _: &mut Checkpointer) {
+        let g = grads.consume::<Flex>(&ops.node);
+        let [parent] = ops.parents;
+        if let Some(node) = parent {
+            grads.register::<Flex>(node.id, (self.backward)(&ops.state, &g));
+        }
+    }
+}
+
+/// `forward` as an autodiff op whose gradient is `backward(kept, g)`.
+fn unary<C: CheckpointStrategy>(
+    x: FloatTensor<Autodiff<Flex, C>>,
+    forward: fn(&FlexTensor) -> FlexTensor,
+    keep: Keep,
+    backward: fn(&FlexTensor, &FlexTensor) -> FlexTensor,
+) -> FloatTensor<Autodiff<Flex, C>> {
+    let prep = UnaryBackward { backward }
+        .prepare::<C>([x.node()])
+        .compute_bound()
+        .stateful();
+    let y = forward(x.primitive());
+    match prep {
+        OpsKind::Tracked(prep) => {
+            let kept = match keep {
+                Keep::Input => x.primitive().clone(),
+                Keep::Output => y.clone(),
+            };
+            prep.finish(kept, y)
+        }
+        OpsKind::UnTracked(prep) => prep.finish(y),
+    }
+}
+
+/// The f32 values of `t`, in row-major order.
+fn values(t: &FlexTensor) -> Cow<'_, [f32]> {
+    match t.as_slice::<f32>() {
+        Some(v) => Cow::Borrowed(v),
+        None => Cow::Owned(t.to_contiguous().as_slice::<f32>().expect("f32").to_vec()),
+    }
+}
+
+/// A contiguous f32 tensor of `shape` holding `data`.
+fn tensor(data: Vec<f32>, shape: Shape) -> FlexTensor {
+    FlexTensor::new(
+        Bytes::from_elems(data),
+        Layout::contiguous(shape),
+        DType::F32,
+    )
+}
+
+/// Whether `x` can take the fused path: f32 on the `flex` CPU backend, the switch on.
+fn fusable<const D: usize>(x: &Tensor<D>) -> bool {
+    fused() && x.dtype() == DType::F32 && x.device() == Device::flex()
+}
+
+/// LayerNorm of `x` over its last dimension with `gamma`, `beta` and `epsilon`: fused where it
+/// can be, burn's otherwise.
+pub fn layer_norm<const D: usize>(
+    x: Tensor<D>,
+    gamma: Tensor<1>,
+    beta: Tensor<1>,
+    epsilon: f64,
+) -> Tensor<D> {
+    if !(fusable(&x) && gamma.dtype() == DType::F32 && beta.dtype() == DType::F32) {
+        return burn::tensor::module::layer_norm(x, gamma, Some(beta), epsilon);
+    }
+    let dims = x.dims();
+    let width = dims[D - 1];
+    let rows = dims.iter().product::<usize>() / width.max(1);
+    let y = Dispatch::fused_layer_norm(
+        x.reshape([rows, width]).into_dispatch(),
+        gamma.into_dispatch(),
+        beta.into_dispatch(),
+        epsilon,
+    );
+    Tensor::<2>::from_dispatch(y).reshape(dims)
+}
+
+/// Softmax of `x` over its last dimension: fused where it can be, burn's otherwise.
+pub fn softmax<const D: usize>(x: Tensor<D>) -> Tensor<D> {
+    if !fusable(&x) {
+        return burn::tensor::activation::softmax(x, D - 1);
+    }
+    Tensor::from_dispatch(Dispatch::fused_softmax(x.into_dispatch()))
+}
+
+/// `activation` (exact or tanh-approximated GELU) applied to `x`: the exact one fused where it
+/// can be, burn's otherwise.
+pub fn gelu<const D: usize>(activation: &Gelu, x: Tensor<D>) -> Tensor<D> {
+    if activation.approximate || !fusable(&x) {
+        return activation.forward(x);
+    }
+    Tensor::from_dispatch(Dispatch::fused_gelu(x.into_dispatch()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use burn::tensor::Distribution;
+
+    /// Runs `f` with the fused path on, then off, and gives both results.
+    pub(super) fn both<R>(f: impl Fn() -> R) -> (R, R) {
+        // Tests in this binary run in parallel: hold the switch for the whole comparison.
+        static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+        let _guard = LOCK.lock().unwrap_or_else(|e| e.into_inner());
+        set_fused(true);
+        let fused = f();
+        set_fused(false);
+        let composed = f();
+        set_fused(true);
+        (fused, composed)
+    }
+
+    /// The largest difference of `a` and `b`, relative to the largest magnitude of `b` when it
+    /// is above 1 (a gradient through `1/σ` of a narrow row is large, and so are its rounding
+    /// errors).
+    pub(super) fn max_diff<const D: usize>(a: Tensor<D>, b: Tensor<D>) -> f32 {
+        let scale = b.clone().abs().max().into_scalar::<f32>().max(1.0);
+        (a - b).abs().max().into_scalar::<f32>() / scale
+    }
+
+    #[test]
+    fn layer_norm_and_its_gradients_equal_the_composed_ops() {
+        let device = Device::flex().autodiff();
+        for (shape, scale) in [([2, 5, 16], 1.0), ([1, 1, 7], 3.0), ([3, 4, 64], 0.1)] {
+            let random = || {
+                Tensor::<1>::random([shape[2]], Distribution::Normal(0.5, 1.0), &device)
+                    .require_grad()
+            };
+            let (gamma, beta) = (random(), random());
+            let x = Tensor::<3>::random(shape, Distribution::Normal(1.0, scale), &device);
+            let weights = Tensor::<3>::random(shape, Distribution::Normal(0.0, 1.0), &device);
+            let run = || {
+                let x = x.clone().require_grad();
+                let y = layer_norm(x.clone(), gamma.clone(), beta.clone(), 1e-12);
+                let mut grads = (y.clone() * weights.clone()).sum().backward();
+                let dx = x.grad_remove(&mut grads).unwrap();
+                let dgamma = gamma.grad_remove(&mut grads).unwrap();
+                let dbeta = beta.grad_remove(&mut grads).unwrap();
+                (y.inner(), dx, dgamma, dbeta)
+            };
+            let (fused, composed) = both(run);
+            let diffs = [
+                max_diff(fused.0, composed.0),
+                max_diff(fused.1, composed.1),
+                max_diff(fused.2, composed.2),
+                max_diff(fused.3, composed.3),
+            ];
+            assert!(
+                diffs.iter().all(|&d| d < 1e-5),
+                "{shape:?}: y, dx, dγ, dβ off by {diffs:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn softmax_and_its_gradient_equal_the_composed_ops() {
+        let device = Device::flex().autodiff();
+        for shape in [[2, 3, 5, 7], [1, 1, 1, 9], [2, 2, 16, 16]] {
+            let x = Tensor::<4>::random(shape, Distribution::Normal(0.0, 3.0), &device);
+            // A row of -1e9 but one entry, as a masked attention row.
+            let x = x.slice_assign(
+                [0..1, 0..1, 0..1, 1..shape[3]],
+                Tensor::full([1, 1, 1, shape[3] - 1], -1.0e9, &device),
+            );
+            let weights = Tensor::<4>::random(shape, Distribution::Normal(0.0, 1.0), &device);
+            let run = || {
+                let x = x.clone().detach().require_grad();
+                let y = softmax(x.clone());
+                let mut grads = (y.clone() * weights.clone()).sum().backward();
+                (y.inner(), x.grad_remove(&mut grads).unwrap())
+            };
+            let (fused, composed) = both(run);
+            assert!(max_diff(fused.0, composed.0) < 1e-6, "{shape:?} output");
+            assert!(max_diff(fused.1, composed.1) < 1e-6, "{shape:?} dx");
+        }
+    }
+
+    #[test]
+    fn gelu_and_its_gradient_equal_the_composed_ops() {
+        let device = Device::flex().autodiff();
+        let exact = Gelu::new();
+        for (n, scale) in [(1, 1.0), (1000, 2.0), (70_000, 5.0)] {
+            let x = Tensor::<2>::random([n, 1], Distribution::Normal(0.0, scale), &device);
+            let weights = Tensor::<2>::random([n, 1], Distribution::Normal(0.0, 1.0), &device);
+            let run = || {
+                let x = x.clone().detach().require_grad();
+                let y = gelu(&exact, x.clone());
+                let mut grads = (y.clone() * weights.clone()).sum().backward();
+                (y.inner(), x.grad_remove(&mut grads).unwrap())
+            };
+            let (fused, composed) = both(run);
+            let diffs = [max_diff(fused.0, composed.0), max_diff(fused.1, composed.1)];
+            assert!(
+                diffs.iter().all(|&d| d < 1e-5),
+                "{n}: y, dx off by {diffs:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn without_autodiff_the_fused_layer_norm_is_burns() {
+        let device = Device::flex();
+        let x = Tensor::<3>::random([4, 3, 32], Distribution::Normal(0.0, 2.0), &device);
+        let gamma = Tensor::<1>::random([32], Distribution::Normal(1.0, 0.5), &device);
+        let beta = Tensor::<1>::random([32], Distribution::Normal(0.0, 0.5), &device);
+        let (fused, composed) = both(|| layer_norm(x.clone(), gamma.clone(), beta.clone(), 1e-5));
+        assert!(max_diff(fused, composed) < 1e-5);
+    }
+}
