@@ -8,7 +8,7 @@ use burn::prelude::*;
 use super::dropout::Dropout;
 use super::kv_cache::KeysValues;
 use super::mask::AttentionMask;
-use super::normal_linear;
+use super::{linear_3d, normal_linear};
 use crate::error::Error;
 use crate::kernels::softmax;
 
@@ -131,8 +131,8 @@ impl MultiHeadAttention {
     /// The keys and values of `x` `[batch, len, hidden]`, split into heads.
     fn keys_values(&self, x: Tensor<3>) -> KeysValues {
         KeysValues {
-            keys: self.heads(self.key.forward(x.clone())),
-            values: self.heads(self.value.forward(x)),
+            keys: self.heads(linear_3d(&self.key, x.clone())),
+            values: self.heads(linear_3d(&self.value, x)),
         }
     }
 
@@ -145,7 +145,7 @@ impl MultiHeadAttention {
     ) -> Tensor<3> {
         let [batch, q_len, hidden] = queries.dims();
         let k_len = kv.len();
-        let q = self.heads(self.query.forward(queries));
+        let q = self.heads(linear_3d(&self.query, queries));
         let scale = (self.head_size as f64).powf(-0.5);
         let scores = q.mul_scalar(scale).matmul(kv.keys.clone().swap_dims(2, 3));
         let weights = match mask {
@@ -169,7 +169,7 @@ impl MultiHeadAttention {
             .matmul(kv.values.clone())
             .swap_dims(1, 2)
             .reshape([batch, q_len, hidden]);
-        self.output.forward(context)
+        linear_3d(&self.output, context)
     }
 }
 

@@ -7,7 +7,7 @@
 use burn::nn::{Gelu, Linear};
 use burn::prelude::*;
 
-use super::normal_linear;
+use super::{linear_3d, normal_linear};
 use crate::kernels::gelu;
 
 /// Which GELU a block computes.
@@ -84,7 +84,7 @@ impl FeedForwardConfig {
 impl FeedForward {
     /// Applies the network to `[batch, len, hidden]`.
     pub fn forward(&self, x: Tensor<3>) -> Tensor<3> {
-        self.down
-            .forward(gelu(&self.activation, self.up.forward(x)))
+        let hidden = gelu(&self.activation, linear_3d(&self.up, x));
+        linear_3d(&self.down, hidden)
     }
 }

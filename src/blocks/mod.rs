@@ -29,7 +29,17 @@ pub use pooler::{Pooler, PoolerConfig};
 pub use two_stream::{StreamInput, TwoStreamBackbone};
 
 use burn::nn::{Initializer, Linear, LinearConfig};
-use burn::prelude::Device;
+use burn::prelude::{Device, Tensor};
+
+/// `linear` applied to every position of `x` `[batch, len, d_in]` as one `[batch · len, d_in]`
+/// matmul. burn keeps a 3-D input batched when `len` is a multiple of 32, and its CPU backend
+/// then runs one small matmul per sequence, packing the weight again for each.
+pub fn linear_3d(linear: &Linear, x: Tensor<3>) -> Tensor<3> {
+    let [batch, len, d_in] = x.dims();
+    let y = linear.forward(x.reshape([batch * len, d_in]));
+    let d_out = y.dims()[1];
+    y.reshape([batch, len, d_out])
+}
 
 /// A `d_in → d_out` linear map with weights from `Normal(0, std)`, as BERT initialises every
 /// dense layer (burn's default is Kaiming-uniform).

@@ -42,7 +42,7 @@ fn erf(x: f32) -> f32 {
 
 /// `e^x` to within 2 ulp for x in [−87, 88] (Cephes' `expf`: e^x = 2^n · e^r, |r| ≤ ln2/2).
 #[inline(always)]
-fn exp(x: f32) -> f32 {
+pub(super) fn exp(x: f32) -> f32 {
     // Adding 1.5 · 2^23 rounds to an integer in the low mantissa bits, without a branch.
     const ROUND: f32 = 12_582_912.0;
     let x = x.clamp(-87.0, 88.0);

@@ -13,6 +13,7 @@
 //! On other backends and float types the blocks keep burn's composed ops, and [`set_fused`]
 //! switches the fused path off everywhere (the tests hold the two paths against each other).
 
+mod cross_entropy;
 mod gelu;
 mod layer_norm;
 mod softmax;
@@ -26,11 +27,14 @@ use burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy;
 use burn::backend::autodiff::grads::Gradients;
 use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
 use burn::backend::flex::{FlexTensor, Layout};
-use burn::backend::tensor::FloatTensor;
+use burn::backend::tensor::{FloatTensor, IntTensor};
 use burn::backend::{Autodiff, Dispatch, Flex, backend_extension};
 use burn::nn::Gelu;
 use burn::prelude::*;
+use burn::tensor::activation::log_softmax;
 use burn::tensor::{Bytes, DType, Shape};
+
+use crate::noise::IGNORE_INDEX;
 
 static FUSED: AtomicBool = AtomicBool::new(true);
 
@@ -61,6 +65,10 @@ pub trait FusedOps: burn::backend::Backend {
 
     /// Exact GELU of every element of `x`.
     fn fused_gelu(x: FloatTensor<Self>) -> FloatTensor<Self>;
+
+    /// The negative log-likelihood `[rows]` of each row of `logits` `[rows, classes]` at its
+    /// target id, 0 where the target is [`IGNORE_INDEX`](crate::noise::IGNORE_INDEX).
+    fn fused_nll(logits: FloatTensor<Self>, targets: IntTensor<Self>) -> FloatTensor<Self>;
 }
 
 impl FusedOps for Flex {
@@ -79,6 +87,10 @@ impl FusedOps for Flex {
 
     fn fused_gelu(x: FloatTensor<Self>) -> FloatTensor<Self> {
         gelu::forward(&x)
+    }
+
+    fn fused_nll(logits: FloatTensor<Self>, targets: IntTensor<Self>) -> FloatTensor<Self> {
+        cross_entropy::forward(&logits, &targets).0
     }
 }
 
@@ -104,6 +116,10 @@ impl<C: CheckpointStrategy> FusedOps for Autodiff<Flex, C> {
 
     fn fused_gelu(x: FloatTensor<Self>) -> FloatTensor<Self> {
         unary::<C>(x, gelu::forward, Keep::Input, gelu::backward)
+    }
+
+    fn fused_nll(logits: FloatTensor<Self>, targets: IntTensor<Self>) -> FloatTensor<Self> {
+        cross_entropy::autodiff::<C>(logits, targets)
     }
 }
 
@@ -218,6 +234,24 @@ pub fn gelu<const D: usize>(activation: &Gelu, x: Tensor<D>) -> Tensor<D> {
     Tensor::from_dispatch(Dispatch::fused_gelu(x.into_dispatch()))
 }
 
+/// The negative log-likelihood `[rows]` of each row of `logits` `[rows, classes]` at its
+/// target, 0 where the target is [`IGNORE_INDEX`]: fused where it can be, composed from
+/// burn's `log_softmax` otherwise.
+pub fn nll_rows(logits: Tensor<2>, targets: Tensor<1, Int>) -> Tensor<1> {
+    if fusable(&logits) {
+        let nll = Dispatch::fused_nll(logits.into_dispatch(), targets.into_dispatch());
+        return Tensor::from_dispatch(nll);
+    }
+    let [n, _] = logits.dims();
+    let ignored = targets.clone().equal_elem(IGNORE_INDEX);
+    let safe = targets.mask_fill(ignored.clone(), 0);
+    log_softmax(logits, 1)
+        .gather(1, safe.reshape([n, 1]))
+        .reshape([n])
+        .neg()
+        .mask_fill(ignored, 0.0)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -319,6 +353,38 @@ mod tests {
             assert!(
                 diffs.iter().all(|&d| d < 1e-5),
                 "{n}: y, dx off by {diffs:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn cross_entropy_and_its_gradient_equal_the_composed_ops() {
+        let device = Device::flex().autodiff();
+        for (rows, classes) in [(1, 5), (6, 40), (33, 1000)] {
+            let logits =
+                Tensor::<2>::random([rows, classes], Distribution::Normal(0.0, 4.0), &device);
+            let targets: Vec<i64> = (0..rows)
+                .map(|r| {
+                    if r % 3 == 1 {
+                        IGNORE_INDEX
+                    } else {
+                        (r * 7 % classes) as i64
+                    }
+                })
+                .collect();
+            let targets = Tensor::<1, Int>::from_data(TensorData::new(targets, [rows]), &device);
+            let weights = Tensor::<1>::random([rows], Distribution::Normal(1.0, 1.0), &device);
+            let run = || {
+                let x = logits.clone().detach().require_grad();
+                let nll = nll_rows(x.clone(), targets.clone());
+                let mut grads = (nll.clone() * weights.clone()).sum().backward();
+                (nll.inner(), x.grad_remove(&mut grads).unwrap())
+            };
+            let (fused, composed) = both(run);
+            let diffs = [max_diff(fused.0, composed.0), max_diff(fused.1, composed.1)];
+            assert!(
+                diffs.iter().all(|&d| d < 1e-5),
+                "{rows}x{classes}: nll, dx off by {diffs:?}"
             );
         }
     }

@@ -5,9 +5,9 @@
 //! of the whole step (see [`Loss`]).
 
 use burn::prelude::*;
-use burn::tensor::activation::log_softmax;
 
 use super::{Loss, Metric};
+use crate::kernels::nll_rows;
 use crate::noise::IGNORE_INDEX;
 
 /// Cross-entropy of a set of predictions, with what metrics need.
@@ -53,14 +53,8 @@ impl Predictions {
 /// Cross-entropy of `logits` `[n, classes]` against `targets` `[n]`, skipping [`IGNORE_INDEX`].
 pub fn masked_cross_entropy(logits: Tensor<2>, targets: Tensor<1, Int>) -> Predictions {
     let [n, _] = logits.dims();
-    let ignored = targets.clone().equal_elem(IGNORE_INDEX);
-    let valid = ignored.clone().bool_not().float();
-    let safe_targets = targets.clone().mask_fill(ignored.clone(), 0);
-    let log_probs = log_softmax(logits.clone(), 1);
-    let picked = log_probs
-        .gather(1, safe_targets.reshape([n, 1]))
-        .reshape([n]);
-    let nll_sum = picked.mul(valid.clone()).sum().neg();
+    let valid = targets.clone().equal_elem(IGNORE_INDEX).bool_not().float();
+    let nll_sum = nll_rows(logits.clone(), targets.clone()).sum();
     let count = valid.clone().sum();
     let hits = logits
         .detach()
