@@ -11,6 +11,7 @@ pub mod seq2seq;
 pub mod sources;
 pub mod store;
 pub mod tokenized;
+pub mod weights;
 
 pub use batch::{TokenBatch, TokenExample};
 pub use documents::Documents;
@@ -21,12 +22,12 @@ pub use seq2seq::{Seq2SeqBatch, Seq2SeqExample};
 pub use sources::{Format, Position, Reader, Skipped, Source, list_sources};
 pub use store::TokenStore;
 pub use tokenized::{Segment, TokenizedDocument, tokenize_corpus};
+pub use weights::{SEQUENCES, TARGETS, Weights};
 
 use burn::prelude::Device;
 
 use crate::error::Result;
 use crate::noise::ExampleRng;
-use crate::objectives::{SEQUENCES, TARGETS, Weights};
 
 /// The data side of an objective: how example `index` of a split is made, and how examples
 /// become a batch. Implementations are pure given the random stream they are handed, which the

@@ -153,9 +153,9 @@ impl super::Batch for PermutationBatch {
     }
 
     /// Its real queries.
-    fn weights(&self) -> crate::objectives::Weights {
+    fn weights(&self) -> super::Weights {
         let targets = self.target_ids.dims()[0] as f64;
-        crate::objectives::Weights::of(crate::objectives::TARGETS, targets)
+        super::Weights::of(super::TARGETS, targets)
     }
 }
 

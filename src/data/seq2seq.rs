@@ -68,8 +68,8 @@ impl Batch for Seq2SeqBatch {
     }
 
     /// Its decoder targets.
-    fn weights(&self) -> crate::objectives::Weights {
-        crate::objectives::Weights::of(crate::objectives::TARGETS, self.num_targets as f64)
+    fn weights(&self) -> super::Weights {
+        super::Weights::of(super::TARGETS, self.num_targets as f64)
     }
 }
 

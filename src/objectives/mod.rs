@@ -24,6 +24,7 @@ pub mod mlm;
 pub mod multitask;
 pub mod plm;
 pub mod ppo;
+pub mod reduction;
 pub mod reward;
 pub mod sentence_pair;
 pub mod seq2seq;
@@ -31,8 +32,8 @@ pub mod sft;
 pub mod spanbert;
 pub mod t5;
 pub mod unilm;
-pub mod weights;
 
+pub use crate::data::{SEQUENCES, TARGETS, Weights};
 pub use bart::BartTask;
 pub use classifier::{
     SequenceClassifier, SequenceClassifierConfig, TokenClassifier, TokenClassifierConfig,
@@ -45,6 +46,7 @@ pub use mix::Mix;
 pub use mlm::{Mlm, MlmConfig, MlmTask};
 pub use multitask::{MultiTask, MultiTaskData, TaskSpec};
 pub use plm::{PermutationTask, PermutedLm, PermutedLmConfig};
+pub use reduction::{Loss, LossTerm};
 pub use reward::{RewardBatch, RewardHead, RewardHeadConfig, RewardTask};
 pub use sentence_pair::{PairHead, PairHeadConfig, SentencePairTask};
 pub use seq2seq::{Seq2Seq, Seq2SeqConfig};
@@ -52,7 +54,6 @@ pub use sft::{Sft, SftBatch, SftExample, SftTask};
 pub use spanbert::{SboHead, SboHeadConfig, SpanBert, SpanBertTask};
 pub use t5::{SpanCorruption, T5Task};
 pub use unilm::{Unilm, UnilmMask, UnilmShares, UnilmTask};
-pub use weights::{Loss, LossTerm, SEQUENCES, TARGETS, Weights};
 
 use burn::module::ModuleDisplay;
 use burn::prelude::*;
