@@ -439,43 +439,31 @@ fn truncated_and_missing_checkpoints() {
     let model = || common::tiny_mlm(&tokenizer, &device);
     let config = common::quick_config(2);
     let dir = common::temp_dir("truncated");
+    let run = |config: &pretext::train::TrainConfig, resume: bool| {
+        Trainer::new(model(), config)
+            .output(&dir)
+            .resume(resume)
+            .device(&device)
+            .fit(&task, &valid)
+    };
 
-    let err = Trainer::new(model(), &config)
-        .output(&dir)
-        .resume(true)
-        .device(&device)
-        .fit(&task, &valid)
-        .unwrap_err();
+    let err = run(&config, true).unwrap_err();
     assert!(matches!(err, Error::Checkpoint { .. }), "{err}");
 
-    Trainer::new(model(), &config)
-        .output(&dir)
-        .device(&device)
-        .fit(&task, &valid)
-        .unwrap();
+    run(&config, false).unwrap();
     let weights = dir.join("checkpoint").join("model.bpk");
     let bytes = std::fs::read(&weights).unwrap();
     std::fs::write(&weights, &bytes[..bytes.len() / 2]).unwrap();
     let mut config = config;
     config.steps = 4;
-    let err = Trainer::new(model(), &config)
-        .output(&dir)
-        .resume(true)
-        .device(&device)
-        .fit(&task, &valid)
-        .unwrap_err();
+    let err = run(&config, true).unwrap_err();
     assert!(
         matches!(err, Error::Checkpoint { ref path, .. } if path.ends_with("model.bpk")),
         "{err}"
     );
 
     std::fs::write(dir.join("checkpoint").join("state.json"), "{\"step\": ").unwrap();
-    let err = Trainer::new(model(), &config)
-        .output(&dir)
-        .resume(true)
-        .device(&device)
-        .fit(&task, &valid)
-        .unwrap_err();
+    let err = run(&config, true).unwrap_err();
     assert!(matches!(err, Error::Checkpoint { .. }), "{err}");
     std::fs::remove_dir_all(dir).unwrap();
 }

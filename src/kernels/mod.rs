@@ -273,6 +273,23 @@ mod tests {
     /// The largest difference of `a` and `b`, relative to the largest magnitude of `b` when it
     /// is above 1 (a gradient through `1/σ` of a narrow row is large, and so are its rounding
     /// errors).
+    /// `op`'s output at `x` and the gradient of `Σ weights ⊙ output` with respect to `x`.
+    pub(super) fn output_and_grad<const D: usize, const E: usize>(
+        x: &Tensor<D>,
+        weights: &Tensor<E>,
+        op: impl Fn(Tensor<D>) -> Tensor<E>,
+    ) -> (Tensor<E>, Tensor<D>) {
+        let x = x.clone().detach().require_grad();
+        let y = op(x.clone());
+        let mut grads = (y.clone() * weights.clone()).sum().backward();
+        (y.inner(), x.grad_remove(&mut grads).unwrap())
+    }
+
+    /// Fails, naming `what`, unless every difference is below 1e-5.
+    pub(super) fn assert_close(diffs: &[f32], what: &str) {
+        assert!(diffs.iter().all(|&d| d < 1e-5), "{what} off by {diffs:?}");
+    }
+
     pub(super) fn max_diff<const D: usize>(a: Tensor<D>, b: Tensor<D>) -> f32 {
         let scale = b.clone().abs().max().into_scalar::<f32>().max(1.0);
         (a - b).abs().max().into_scalar::<f32>() / scale
@@ -305,10 +322,7 @@ mod tests {
                 max_diff(fused.2, composed.2),
                 max_diff(fused.3, composed.3),
             ];
-            assert!(
-                diffs.iter().all(|&d| d < 1e-5),
-                "{shape:?}: y, dx, dγ, dβ off by {diffs:?}"
-            );
+            assert_close(&diffs, &format!("{shape:?}: y, dx, dγ, dβ"));
         }
     }
 
@@ -323,13 +337,7 @@ mod tests {
                 Tensor::full([1, 1, 1, shape[3] - 1], -1.0e9, &device),
             );
             let weights = Tensor::<4>::random(shape, Distribution::Normal(0.0, 1.0), &device);
-            let run = || {
-                let x = x.clone().detach().require_grad();
-                let y = softmax(x.clone());
-                let mut grads = (y.clone() * weights.clone()).sum().backward();
-                (y.inner(), x.grad_remove(&mut grads).unwrap())
-            };
-            let (fused, composed) = both(run);
+            let (fused, composed) = both(|| output_and_grad(&x, &weights, softmax));
             assert!(max_diff(fused.0, composed.0) < 1e-6, "{shape:?} output");
             assert!(max_diff(fused.1, composed.1) < 1e-6, "{shape:?} dx");
         }
@@ -342,18 +350,9 @@ mod tests {
         for (n, scale) in [(1, 1.0), (1000, 2.0), (70_000, 5.0)] {
             let x = Tensor::<2>::random([n, 1], Distribution::Normal(0.0, scale), &device);
             let weights = Tensor::<2>::random([n, 1], Distribution::Normal(0.0, 1.0), &device);
-            let run = || {
-                let x = x.clone().detach().require_grad();
-                let y = gelu(&exact, x.clone());
-                let mut grads = (y.clone() * weights.clone()).sum().backward();
-                (y.inner(), x.grad_remove(&mut grads).unwrap())
-            };
-            let (fused, composed) = both(run);
+            let (fused, composed) = both(|| output_and_grad(&x, &weights, |x| gelu(&exact, x)));
             let diffs = [max_diff(fused.0, composed.0), max_diff(fused.1, composed.1)];
-            assert!(
-                diffs.iter().all(|&d| d < 1e-5),
-                "{n}: y, dx off by {diffs:?}"
-            );
+            assert_close(&diffs, &format!("{n}: y, dx"));
         }
     }
 
@@ -374,18 +373,10 @@ mod tests {
                 .collect();
             let targets = Tensor::<1, Int>::from_data(TensorData::new(targets, [rows]), &device);
             let weights = Tensor::<1>::random([rows], Distribution::Normal(1.0, 1.0), &device);
-            let run = || {
-                let x = logits.clone().detach().require_grad();
-                let nll = nll_rows(x.clone(), targets.clone());
-                let mut grads = (nll.clone() * weights.clone()).sum().backward();
-                (nll.inner(), x.grad_remove(&mut grads).unwrap())
-            };
-            let (fused, composed) = both(run);
+            let (fused, composed) =
+                both(|| output_and_grad(&logits, &weights, |x| nll_rows(x, targets.clone())));
             let diffs = [max_diff(fused.0, composed.0), max_diff(fused.1, composed.1)];
-            assert!(
-                diffs.iter().all(|&d| d < 1e-5),
-                "{rows}x{classes}: nll, dx off by {diffs:?}"
-            );
+            assert_close(&diffs, &format!("{rows}x{classes}: nll, dx"));
         }
     }
 
