@@ -21,7 +21,7 @@ use crate::noise::IGNORE_INDEX;
 const ROWS_PER_TASK: usize = 4;
 
 /// The target ids, as `i64`.
-fn ids(targets: &FlexTensor) -> Vec<i64> {
+pub(super) fn ids(targets: &FlexTensor) -> Vec<i64> {
     targets
         .clone()
         .into_data()
@@ -31,9 +31,9 @@ fn ids(targets: &FlexTensor) -> Vec<i64> {
 }
 
 /// Each row's negative log-likelihood and log-sum-exp.
-pub(super) fn forward(logits: &FlexTensor, targets: &FlexTensor) -> (FlexTensor, FlexTensor) {
+pub(super) fn forward(logits: &FlexTensor, targets: &[i64]) -> (FlexTensor, FlexTensor) {
     let [rows, width] = logits.layout().shape().dims::<2>();
-    let (x, targets) = (values(logits), ids(targets));
+    let x = values(logits);
     let mut out = vec![(0f32, 0f32); rows];
     out.par_chunks_mut(ROWS_PER_TASK)
         .enumerate()
@@ -111,11 +111,10 @@ pub(super) fn autodiff<C: CheckpointStrategy>(
         .prepare::<C>([logits.node()])
         .compute_bound()
         .stateful();
+    let targets = ids(&targets);
     let (nll, lse) = forward(logits.primitive(), &targets);
     match prep {
-        OpsKind::Tracked(prep) => {
-            prep.finish((logits.primitive().clone(), lse, ids(&targets)), nll)
-        }
+        OpsKind::Tracked(prep) => prep.finish((logits.primitive().clone(), lse, targets), nll),
         OpsKind::UnTracked(prep) => prep.finish(nll),
     }
 }

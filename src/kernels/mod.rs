@@ -90,7 +90,7 @@ impl FusedOps for Flex {
     }
 
     fn fused_nll(logits: FloatTensor<Self>, targets: IntTensor<Self>) -> FloatTensor<Self> {
-        cross_entropy::forward(&logits, &targets).0
+        cross_entropy::forward(&logits, &cross_entropy::ids(&targets)).0
     }
 }
 

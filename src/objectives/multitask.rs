@@ -422,9 +422,8 @@ fn task_unit(task: usize) -> String {
 pub struct TaskPart {
     /// Index of the task.
     pub task: usize,
-    /// How many examples.
-    pub examples: usize,
-    /// Where they sit in the batch (which fixes their dropout masks).
+    /// Where its examples sit in the batch (which fixes their dropout masks); as many as
+    /// the part has examples.
     pub rows: Vec<usize>,
     /// The task's weight in the loss at this step: its share of the draws, its weight over
     /// the total weight of the tasks started.
@@ -571,7 +570,6 @@ impl Task for MultiTaskData {
                 let mine: Vec<&TokenExample> = rows.iter().map(|&i| &examples[i].tokens).collect();
                 parts.push(TaskPart {
                     task,
-                    examples: rows.len(),
                     tokens: TokenBatch::collate(&mine, self.pad, device)?,
                     rows,
                     share: self.specs[task].weight / started,
@@ -687,7 +685,7 @@ mod tests {
             })
             .collect();
         let batch = d.collate(&examples, &device).unwrap();
-        let counts: usize = batch.parts.iter().map(|p| p.examples).sum();
+        let counts: usize = batch.parts.iter().map(|p| p.rows.len()).sum();
         assert_eq!(counts, 8);
         let backbone = crate::blocks::TransformerEncoderConfig::new(
             Tokenizer::bundled().unwrap().vocab_size(),
