@@ -42,9 +42,13 @@ pub struct Corpus {
     pub documents: Vec<Document>,
 }
 
-/// The folder of the corpus bundled with the crate (`data/` beside `Cargo.toml`).
+/// The folder of the corpus bundled with the crate: `data/` beside `Cargo.toml`, or
+/// `$PRETEXT_DATA_DIR` where it is set, for a binary run away from the tree it was built in
+/// (e.g. carried to a GPU machine).
 pub fn bundled_data_dir() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("data")
+    std::env::var_os("PRETEXT_DATA_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("data"))
 }
 
 impl Corpus {
