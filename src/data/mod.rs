@@ -17,7 +17,7 @@ pub use batch::{TokenBatch, TokenExample};
 pub use documents::Documents;
 pub use permutation::{PermutationBatch, PermutationExample};
 pub use prepared::{Manifest, Prepared};
-pub use segments::{Segments, pack_segments};
+pub use segments::{Segments, body_len, pack_segments};
 pub use seq2seq::{Seq2SeqBatch, Seq2SeqExample};
 pub use sources::{Format, Position, Reader, Skipped, Source, list_sources};
 pub use store::TokenStore;

@@ -20,6 +20,21 @@ pub struct Segments {
     max_tokens: usize,
 }
 
+/// Room left for text in a sequence of `seq_len` tokens once `[CLS]` and `[SEP]` are in: the
+/// segment length to pack for a BERT-style framing, or an error if nothing fits.
+///
+/// ```
+/// assert_eq!(pretext::data::body_len(128).unwrap(), 126);
+/// assert!(pretext::data::body_len(2).is_err());
+/// ```
+pub fn body_len(seq_len: usize) -> Result<usize> {
+    seq_len.checked_sub(2).filter(|&n| n > 0).ok_or_else(|| {
+        Error::InvalidConfig(format!(
+            "a sequence length of {seq_len} leaves no room for text besides [CLS] and [SEP]"
+        ))
+    })
+}
+
 /// [`Segments::pack`] keeping every segment.
 pub fn pack_segments(documents: &Documents, max_tokens: usize) -> Result<Segments> {
     Segments::pack(documents, max_tokens, 1)

@@ -215,7 +215,7 @@ impl ClassificationTask {
         if texts.is_empty() {
             return Err(Error::EmptyCorpus("no labelled text to classify".into()));
         }
-        let room = crate::objectives::mlm::body_len(seq_len)?;
+        let room = crate::data::body_len(seq_len)?;
         if let Some(bad) = texts.iter().find(|t| t.label as usize >= num_classes) {
             return Err(Error::InvalidConfig(format!(
                 "a text of {} has label {}, but the task has {num_classes} classes",

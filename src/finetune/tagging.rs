@@ -41,7 +41,7 @@ impl TaggingTask {
                 "no tagged sentence to learn from".into(),
             ));
         }
-        let room = crate::objectives::mlm::body_len(seq_len)?;
+        let room = crate::data::body_len(seq_len)?;
         let special = tokenizer.special();
         let mut examples = Vec::with_capacity(sentences.len());
         for s in sentences {

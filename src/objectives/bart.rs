@@ -7,12 +7,12 @@
 
 use burn::prelude::*;
 
+use crate::data::body_len;
 use crate::data::{
     Documents, Segment, Segments, Seq2SeqBatch, Seq2SeqExample, Task, pack_segments,
 };
 use crate::noise::ExampleRng;
 use crate::noise::bart::BartNoise;
-use crate::objectives::mlm::body_len;
 use crate::objectives::seq2seq::{check_decoder, seq2seq_recipe};
 use crate::preset::Preset;
 use crate::recipe::registry::in_setting;

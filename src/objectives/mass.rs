@@ -8,11 +8,11 @@
 
 use burn::prelude::*;
 
+use crate::data::body_len;
 use crate::data::{Documents, Segments, Seq2SeqBatch, Seq2SeqExample, Task, pack_segments};
 use crate::noise::mass::DEFAULT_MASS_SHARE;
 use crate::noise::mass::{check_share, mass_mask};
 use crate::noise::{ExampleRng, MlmMasker, MlmMasking};
-use crate::objectives::mlm::body_len;
 use crate::objectives::seq2seq::{check_decoder, seq2seq_recipe};
 use crate::preset::Preset;
 use crate::recipe::registry::in_setting;

@@ -10,8 +10,7 @@ use super::{
     EncoderHead, Objective, ObjectiveOutput, TARGETS, forward_encoder_head, predict_tokens,
 };
 use crate::blocks::{Activation, EncoderBackbone, LmHead, LmHeadConfig, TransformerEncoder};
-use crate::data::{Documents, Segments, Task, TokenBatch, TokenExample, pack_segments};
-use crate::error::Error;
+use crate::data::{Documents, Segments, Task, TokenBatch, TokenExample, body_len, pack_segments};
 use crate::noise::{ExampleRng, MlmMasker, MlmMasking};
 use crate::objectives::multitask::{TaskHead, TokenTask};
 use crate::preset::Preset;
@@ -96,15 +95,6 @@ impl MlmTask {
             special: tokenizer.special(),
         })
     }
-}
-
-/// Room left for text in a sequence of `seq_len` once `[CLS]` and `[SEP]` are in.
-pub(crate) fn body_len(seq_len: usize) -> crate::Result<usize> {
-    seq_len.checked_sub(2).filter(|&n| n > 0).ok_or_else(|| {
-        Error::InvalidConfig(format!(
-            "a sequence length of {seq_len} leaves no room for text besides [CLS] and [SEP]"
-        ))
-    })
 }
 
 /// The recipe settings of `mlm`.

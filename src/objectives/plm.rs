@@ -15,9 +15,9 @@ use burn::prelude::*;
 
 use super::{Objective, ObjectiveOutput, TARGETS, masked_cross_entropy};
 use crate::blocks::{AttentionMask, LmHead, LmHeadConfig, StreamInput, TwoStreamBackbone};
+use crate::data::body_len;
 use crate::data::{Documents, PermutationBatch, PermutationExample, Segments, Task, pack_segments};
 use crate::noise::{ExampleRng, MlmMasker, MlmMasking, PermutationMasking};
-use crate::objectives::mlm::body_len;
 use crate::tokenize::{SpecialTokens, Tokenizer};
 
 /// Configuration of the [`PermutedLm`] head.
