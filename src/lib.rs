@@ -13,6 +13,27 @@
 //!
 //! Attention masks follow burn's convention, `true` = blocked, and only travel as
 //! [`blocks::AttentionMask`]. Targets use one ignore value, [`noise::IGNORE_INDEX`].
+//!
+//! ## From another crate
+//!
+//! A crate that depends on `pretext` alone has burn and rand through it, as [`burn`] and
+//! [`rand`]. burn's derives (`#[derive(Module)]`, `#[derive(Config)]`) write paths that begin
+//! with `burn::`, so bring the name into scope in each file that uses them:
+//!
+//! ```
+//! use pretext::burn;
+//! use pretext::burn::prelude::*;
+//!
+//! /// A head of one's own, with its parameters.
+//! #[derive(Module, Debug)]
+//! struct Scorer {
+//!     linear: burn::nn::Linear,
+//! }
+//!
+//! let device = Device::flex();
+//! let scorer = Scorer { linear: burn::nn::LinearConfig::new(4, 1).init(&device) };
+//! assert_eq!(scorer.num_params(), 5);
+//! ```
 
 #![warn(missing_docs)]
 
@@ -38,12 +59,16 @@ pub mod train;
 #[cfg(test)]
 mod test_support;
 
-/// The burn pretext is built on, re-exported so that users need no separate dependency.
+/// The burn pretext is built on, re-exported so that users need no separate dependency
+/// (`use pretext::burn;` puts it in scope for burn's derives).
 pub use burn;
 pub use error::{Error, Result};
 pub use objectives::{Objective, ObjectiveOutput};
 pub use preset::Preset;
 pub use pretrainer::Pretrainer;
+/// The rand pretext draws with, re-exported for the traits [`noise::ExampleRng`] needs
+/// (`use pretext::rand::RngExt;`).
+pub use rand;
 pub use recipe::Recipe;
 pub use tokenize::Tokenizer;
 
