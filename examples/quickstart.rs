@@ -17,14 +17,16 @@ fn main() -> pretext::Result<()> {
     let train_docs = Documents::tokenize(&train_docs, &tokenizer)?;
     let valid_docs = Documents::tokenize(&valid_docs, &tokenizer)?;
 
+    // The run's seed (default 42) draws the weights, the batches and the dropout masks.
+    let config = TrainConfig::new(100, 16).with_learning_rate(2e-3);
     let device = Device::flex().autodiff();
+    config.seed_device(&device);
     let backbone = Preset::Tiny.encoder(tokenizer.vocab_size()).init(&device)?;
     let mlm = MlmConfig::new().init(&backbone, &device);
     let masking = MlmMasking::default(); // 15 %, 80/10/10
     let train_task = MlmTask::new(&train_docs, &tokenizer, masking, 64)?;
     let valid_task = MlmTask::new(&valid_docs, &tokenizer, masking, 64)?;
 
-    let config = TrainConfig::new(100, 16).with_learning_rate(2e-3);
     let model = Pretrainer::new(backbone, mlm);
     let report = Trainer::new(model, &config).fit(&train_task, &valid_task)?;
     println!("last validation: {:?}", report.history.last());

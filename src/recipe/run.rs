@@ -195,7 +195,7 @@ impl<'a> Run<'a> {
             );
         }
         let init = MODEL_INIT.lock().unwrap_or_else(|e| e.into_inner());
-        device.seed(recipe.train.seed);
+        recipe.train.seed_device(device);
         Ok(Self {
             recipe,
             tokenizer,

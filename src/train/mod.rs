@@ -93,6 +93,14 @@ pub const RESUMABLE: &[&str] = &[
 ];
 
 impl TrainConfig {
+    /// Seeds `device`'s generator with [`seed`](Self::seed), so that the weights initialised
+    /// on it next are the same in every run of this config (the batches and dropout masks
+    /// already follow the seed). Call it before `init`, as recipe runs do; it is what
+    /// `transformers.set_seed` is to a Hugging Face script.
+    pub fn seed_device(&self, device: &Device) {
+        device.seed(self.seed);
+    }
+
     /// Checks counts and rates.
     pub fn validate(&self) -> crate::Result<()> {
         for (name, value) in [
