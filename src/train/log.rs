@@ -96,7 +96,7 @@ impl MetricTotals {
         self.loss_sum / self.losses.max(1) as f64
     }
 
-    /// The metric values.
+    /// The metric values; a metric whose count is 0 is absent (see [`Metric`]).
     pub fn values(&self) -> BTreeMap<String, f64> {
         self.sums
             .iter()
@@ -273,5 +273,31 @@ impl Logger {
             );
             let _ = std::io::stderr().flush();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use burn::prelude::*;
+
+    use super::*;
+
+    #[test]
+    fn a_metric_over_nothing_is_absent_and_a_batch_over_nothing_adds_nothing() {
+        let device = Device::flex();
+        let scalar = |v: f32| Tensor::<1>::from_floats([v], &device);
+        let mut totals = MetricTotals::default();
+        // Recall over two batches, the first without positives: 3 of 4, not 3 of 4 and a 0.
+        totals.add_metrics(&[
+            Metric::mean("recall", scalar(0.0), scalar(0.0)),
+            Metric::mean("precision", scalar(0.0), scalar(0.0)),
+        ]);
+        totals.add_metrics(&[
+            Metric::mean("recall", scalar(3.0), scalar(4.0)),
+            Metric::mean("precision", scalar(0.0), scalar(0.0)),
+        ]);
+        let values = totals.values();
+        assert_eq!(values.get("recall"), Some(&0.75));
+        assert!(!values.contains_key("precision"), "{values:?}");
     }
 }
