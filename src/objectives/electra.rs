@@ -16,10 +16,13 @@
 use burn::nn::Linear;
 use burn::prelude::*;
 use burn::tensor::IndexingUpdateOp;
-use burn::tensor::activation::{gelu, softmax};
+use burn::tensor::activation::softmax;
 use rand::RngExt;
 
-use super::{Loss, Metric, Objective, ObjectiveOutput, TARGETS, Weights, masked_cross_entropy};
+use super::detection::{
+    DetectionHead, DetectionHeadConfig, binary_cross_entropy, detection_metrics,
+};
+use super::{Loss, Objective, ObjectiveOutput, TARGETS, Weights, masked_cross_entropy};
 use crate::blocks::{
     AttentionMask, EncoderBackbone, EncoderLayer, LmHead, LmHeadConfig, TransformerEncoderConfig,
     normal_linear,
@@ -61,20 +64,13 @@ pub struct Generator {
     head: LmHead,
 }
 
-/// The discriminator's per-token head: dense + GELU, then one logit (replaced or not).
-#[derive(Module, Debug)]
-pub struct DiscriminatorHead {
-    dense: Linear,
-    output: Linear,
-}
-
 /// ELECTRA's objective over a discriminator backbone `M`: the generator and the
 /// discriminator head.
 #[derive(Module, Debug)]
 pub struct Electra {
     /// The generator (discarded after pretraining).
     pub generator: Generator,
-    discriminator: DiscriminatorHead,
+    discriminator: DetectionHead,
     #[module(skip)]
     disc_weight: f64,
     #[module(skip)]
@@ -153,10 +149,7 @@ impl ElectraConfig {
                     .collect::<crate::Result<_>>()?,
                 head: LmHeadConfig::new(width, embedding, backbone.vocab_size()).init(device),
             },
-            discriminator: DiscriminatorHead {
-                dense: normal_linear(hidden, hidden, 0.02, device),
-                output: normal_linear(hidden, 1, 0.02, device),
-            },
+            discriminator: DetectionHeadConfig::new(hidden).init(device),
             disc_weight: self.disc_weight,
             temperature: self.temperature,
         })
@@ -216,12 +209,6 @@ pub fn replace_tokens(batch: &TokenBatch, sampled: Tensor<1, Int>) -> (Tensor<2,
     (ids, labels)
 }
 
-/// Binary cross-entropy of `logits` against 0/1 `labels`, elementwise, in a stable form:
-/// `max(x, 0) − x·y + ln(1 + e^(−|x|))`.
-fn binary_cross_entropy(logits: Tensor<2>, labels: Tensor<2>) -> Tensor<2> {
-    logits.clone().clamp_min(0.0) - logits.clone() * labels + logits.abs().neg().exp().log1p()
-}
-
 impl Electra {
     /// The generator's logits `[targets, vocab]` at `positions` (flat indices into
     /// `[batch, len]`) of `ids` under `mask`: the backbone's shared embeddings, the generator's
@@ -249,11 +236,7 @@ impl Electra {
     /// The discriminator's logit `[batch, len]` that each token of `hidden` (the backbone's
     /// states) was replaced.
     pub fn discriminator_logits(&self, hidden: Tensor<3>) -> Tensor<2> {
-        let [rows, len, _] = hidden.dims();
-        let head = &self.discriminator;
-        head.output
-            .forward(gelu(head.dense.forward(hidden)))
-            .reshape([rows, len])
+        self.discriminator.forward(hidden)
     }
 
     /// Runs the generator, samples replacements, runs the discriminator on them.
@@ -297,6 +280,8 @@ impl<M: EncoderBackbone> Objective<M> for Electra {
             p.generator.mean_loss("gen_loss"),
         ];
         metrics.extend(detection_metrics(
+            "disc",
+            "replaced_frac",
             p.disc_logits.detach(),
             p.replaced,
             p.real,
@@ -310,59 +295,6 @@ impl<M: EncoderBackbone> Objective<M> for Electra {
             metrics,
         }
     }
-}
-
-/// The discriminator's metrics over the real tokens: accuracy, mean loss, the share of
-/// replaced tokens, precision and recall on the replaced ones, and the AUC of its logits.
-fn detection_metrics(
-    logits: Tensor<2>,
-    replaced: Tensor<2>,
-    real: Tensor<2>,
-    loss_sum: Tensor<1>,
-) -> Vec<Metric> {
-    // Padding is neither predicted nor counted.
-    let predicted = logits.clone().greater_elem(0.0).float().mul(real.clone());
-    let right = predicted
-        .clone()
-        .equal(replaced.clone())
-        .float()
-        .mul(real.clone());
-    let hits = predicted.clone().mul(replaced.clone());
-    let auc = detection_auc(logits, replaced.clone(), real.clone());
-    let count = real.sum();
-    vec![
-        auc,
-        Metric::mean("disc_acc", right.sum(), count.clone()),
-        Metric::mean("disc_loss", loss_sum, count.clone()),
-        Metric::mean("replaced_frac", replaced.clone().sum(), count),
-        Metric::mean("disc_precision", hits.clone().sum(), predicted.sum()),
-        Metric::mean("disc_recall", hits.sum(), replaced.sum()),
-    ]
-}
-
-/// `disc_auc`: the probability that a replaced token scores above an original one, over the
-/// pairs of real tokens in the batch, pooled over batches by their number of pairs. Unlike
-/// `disc_acc` it does not depend on the 0.5 threshold, so it shows a discriminator that ranks
-/// tokens well long before it dares to call any of them replaced (the reference reports it
-/// too).
-fn detection_auc(logits: Tensor<2>, replaced: Tensor<2>, real: Tensor<2>) -> Metric {
-    let n = logits.dims().iter().product::<usize>();
-    let device = logits.device();
-    // Padding sorts below every real token; its ranks are then subtracted.
-    let scores = logits
-        .reshape([n])
-        .mask_fill(real.clone().reshape([n]).lower_elem(0.5), f32::MIN);
-    let sorted = replaced.clone().reshape([n]).gather(0, scores.argsort(0));
-    let ranks = Tensor::<1, Int>::arange(1..n as i64 + 1, &device).float();
-    let positives = replaced.sum();
-    let reals = real.sum();
-    let padding = reals.clone().neg().add_scalar(n as f64);
-    // Mann-Whitney: the positives' rank sum among real tokens, less its minimum.
-    let wins = (sorted * ranks).sum()
-        - positives.clone() * padding
-        - positives.clone() * (positives.clone().add_scalar(1.0)).div_scalar(2.0);
-    let pairs = positives.clone() * (reals - positives);
-    Metric::mean("disc_auc", wins, pairs)
 }
 
 /// One ELECTRA example: a masked segment and one uniform draw per masked position, which the
@@ -626,32 +558,6 @@ mod tests {
         let table = backbone.embeddings.tokens.weight.id;
         let shared = GradientsParams::from_module(&mut grads, &backbone);
         assert!(shared.get::<2>(table).is_some());
-    }
-
-    #[test]
-    fn detection_metrics_count_real_tokens_only() {
-        let device = Device::flex();
-        // Row 0: three real tokens, the last one padding (its logit says "replaced").
-        // Row 1: four real tokens.
-        let logits =
-            Tensor::<2>::from_floats([[2.0, -1.0, 3.0, 5.0], [-2.0, 1.0, -0.5, -3.0]], &device);
-        let replaced =
-            Tensor::<2>::from_floats([[1.0, 0.0, 0.0, 0.0], [0.0, 1.0, 1.0, 0.0]], &device);
-        let real = Tensor::<2>::from_floats([[1.0, 1.0, 1.0, 0.0], [1.0, 1.0, 1.0, 1.0]], &device);
-        let metrics =
-            detection_metrics(logits, replaced, real, Tensor::from_floats([3.5], &device));
-        let value = |name: &str| {
-            let m = metrics.iter().find(|m| m.name == name).unwrap();
-            m.sum.clone().into_scalar::<f32>() / m.count.clone().into_scalar::<f32>()
-        };
-        // Predicted replaced at (0,0), (0,2), (1,1); replaced (0,0), (1,1), (1,2).
-        assert_eq!(value("disc_acc"), 5.0 / 7.0);
-        assert_eq!(value("disc_precision"), 2.0 / 3.0);
-        assert_eq!(value("disc_recall"), 2.0 / 3.0);
-        assert_eq!(value("replaced_frac"), 3.0 / 7.0);
-        assert_eq!(value("disc_loss"), 0.5);
-        // Replaced scores 2, 1, -0.5 against original -1, 3, -2, -3: 9 of 12 pairs in order.
-        assert_eq!(value("disc_auc"), 0.75);
     }
 
     #[test]

@@ -15,6 +15,7 @@
 pub mod bart;
 pub mod classifier;
 pub mod clm;
+pub mod detection;
 pub mod dpo;
 pub mod electra;
 pub mod loss;
@@ -39,6 +40,7 @@ pub use classifier::{
     SequenceClassifier, SequenceClassifierConfig, TokenClassifier, TokenClassifierConfig,
 };
 pub use clm::{Clm, ClmConfig, ClmTask};
+pub use detection::{DetectionHead, DetectionHeadConfig};
 pub use electra::{Electra, ElectraBatch, ElectraConfig, ElectraTask};
 pub use loss::{Predictions, masked_cross_entropy};
 pub use mass::MassTask;
@@ -73,6 +75,12 @@ pub enum Reduce {
 }
 
 /// A metric as a (sum, count) pair, so it averages correctly over batches and devices.
+///
+/// A mean whose count is 0 over all the batches of a record (recall when nothing was
+/// replaced, precision when nothing was flagged) is left out of that record, rather than
+/// written as 0, which would read as a bad model, or as `null`, which every reader of
+/// `metrics.jsonl` would have to handle: a record holds only numbers, and a plot of the
+/// metric shows a gap there. A batch whose count is 0 therefore adds nothing, not a zero.
 #[derive(Debug, Clone)]
 pub struct Metric {
     /// Name in `metrics.jsonl`, e.g. `"mlm_acc"`.
