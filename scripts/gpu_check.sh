@@ -3,10 +3,14 @@
 # forward parity of the GPU against the CPU (1e-3), the reference MLM step's tokens/s on the
 # GPU in f32 and bf16, and data parallelism over two GPUs where the machine has them.
 #
-#     cargo build --release --features cuda --example gpu_check     # here, with the network
-#     bash scripts/gpu_check.sh target/release/examples/gpu_check    # there, from the repo root
+#     bash scripts/llvm_for_cuda.sh                                 # here, once (LLVM for cubecl)
+#     cargo build --release --features cuda --example gpu_check
+#     mkdir -p gpu && strip -o gpu/gpu_check target/release/examples/gpu_check && xz -T0 gpu/gpu_check
+#     bash scripts/gpu_check.sh gpu/gpu_check.xz                    # there, from the repo root
 #     bash scripts/gpu_check.sh --cpu                               # the CPU half (CI runs it)
 #
+# The CUDA binary links LLVM statically: ~125 MB stripped, ~24 MB as .xz, which this script
+# unpacks (a device machine takes 64 MiB of carried files).
 # The binary reads the bundled tokenizer and text from this tree's data/ (PRETEXT_DATA_DIR).
 # DEVICE (default cuda) and STEPS (default 10) override the device kind and timed steps.
 set -euo pipefail
@@ -25,6 +29,11 @@ fi
 
 binary="${1:-target/release/examples/gpu_check}"
 device="${DEVICE:-cuda}"
+if [ "${binary%.xz}" != "$binary" ]; then
+  xz -dkf "$binary" 2> /dev/null || python3 -c "import lzma, shutil, sys; shutil.copyfileobj(lzma.open(sys.argv[1]), open(sys.argv[1][:-3], 'wb'))" "$binary"
+  binary="${binary%.xz}"
+  chmod +x "$binary"
+fi
 test -x "$binary" || { echo "error: no gpu_check binary at $binary (build it first)" >&2; exit 2; }
 
 gpus=1
