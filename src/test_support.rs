@@ -34,6 +34,7 @@ pub fn pair_batch(device: &Device, variant: u32) -> TokenBatch {
         ],
         input_ids: ids,
         label: Some(label),
+        named: Default::default(),
     };
     let examples = [
         example(vec![2, 4, 3, 7 + variant, 3], 0),

@@ -13,7 +13,7 @@ pub mod store;
 pub mod tokenized;
 pub mod weights;
 
-pub use batch::{TokenBatch, TokenExample};
+pub use batch::{NamedTargets, TokenBatch, TokenExample};
 pub use documents::Documents;
 pub use permutation::{PermutationBatch, PermutationExample};
 pub use prepared::{Manifest, Prepared};
@@ -70,9 +70,13 @@ impl Batch for TokenBatch {
         self.num_tokens
     }
 
-    /// Its tokens with a target, and its sequences.
+    /// Its tokens with a target, its sequences, and each named target's values.
     fn weights(&self) -> Weights {
-        Weights::of(TARGETS, self.num_targets as f64)
-            .and(SEQUENCES, self.input_ids.dims()[0] as f64)
+        let mut weights = Weights::of(TARGETS, self.num_targets as f64)
+            .and(SEQUENCES, self.input_ids.dims()[0] as f64);
+        for (name, targets) in &self.named {
+            weights = weights.and(name, targets.count as f64);
+        }
+        weights
     }
 }

@@ -259,6 +259,7 @@ impl Task for ClassificationTask {
             segment_ids: vec![0; ids.len()],
             targets: vec![IGNORE_INDEX; ids.len()],
             label: Some(*label),
+            named: Default::default(),
         })
     }
 

@@ -98,6 +98,7 @@ impl Task for TaggingTask {
             segment_ids: vec![0; ids.len()],
             targets: targets.clone(),
             label: None,
+            named: Default::default(),
         })
     }
 

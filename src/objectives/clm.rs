@@ -178,6 +178,7 @@ impl Task for ClmTask {
             segment_ids: vec![0; n],
             targets: ids[1..].iter().map(|&t| i64::from(t)).collect(),
             label: None,
+            named: Default::default(),
         })
     }
 

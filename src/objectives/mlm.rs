@@ -160,6 +160,7 @@ impl Task for MlmTask {
             input_ids: masked.input,
             targets: masked.targets,
             label: None,
+            named: Default::default(),
         })
     }
 

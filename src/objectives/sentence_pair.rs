@@ -258,6 +258,7 @@ impl Task for SentencePairTask {
             segment_ids: pair.segment_ids,
             targets,
             label: Some(u32::from(pair.label)),
+            named: Default::default(),
         })
     }
 

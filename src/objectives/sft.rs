@@ -231,6 +231,7 @@ pub(crate) fn shifted(prompt: &[u32], answer: &[u32], completion_only: bool) -> 
             segment_ids: vec![0; n],
             targets,
             label: None,
+            named: Default::default(),
         },
         positions: (0..n as u32).collect(),
     }
@@ -714,6 +715,7 @@ mod tests {
                 input_ids: ids,
                 targets,
                 label: None,
+                named: Default::default(),
             },
         };
         let examples = [
