@@ -15,7 +15,7 @@ use super::feed_forward::{Activation, FeedForward, FeedForwardConfig};
 use super::kv_cache::{KeysValues, KvCache};
 use super::layer_norm::LayerNorm;
 use super::mask::AttentionMask;
-use super::normal_linear;
+use super::{linear_3d, normal_linear};
 use crate::error::Error;
 
 /// Configuration of a [`TransformerEncoder`] backbone.
@@ -420,7 +420,7 @@ impl TransformerEncoder {
         mut layer: impl FnMut(usize, &EncoderLayer, Tensor<3>) -> Tensor<3>,
     ) -> Tensor<3> {
         if let Some(projection) = &self.projection {
-            x = projection.forward(x);
+            x = linear_3d(projection, x);
         }
         for depth in 0..self.depth {
             x = layer(depth, &self.layers[depth % self.layers.len()], x);

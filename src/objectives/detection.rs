@@ -2,12 +2,12 @@
 //! flags tokens: a head scoring each token, its binary cross-entropy over the real tokens, and
 //! the detection metrics (accuracy, precision, recall, AUC).
 
-use burn::nn::Linear;
+use burn::nn::{Gelu, Linear};
 use burn::prelude::*;
-use burn::tensor::activation::gelu;
 
 use super::Metric;
-use crate::blocks::normal_linear;
+use crate::blocks::{linear_3d, normal_linear};
+use crate::kernels::gelu;
 
 /// Configuration of a [`DetectionHead`].
 #[derive(Config, Debug)]
@@ -39,9 +39,9 @@ impl DetectionHead {
     /// The logit `[batch, len]` of each token of `hidden` `[batch, len, hidden]`.
     pub fn forward(&self, hidden: Tensor<3>) -> Tensor<2> {
         let [rows, len, _] = hidden.dims();
-        self.output
-            .forward(gelu(self.dense.forward(hidden)))
-            .reshape([rows, len])
+        // Every token of the batch: the blocks' one-matmul Linear and fused GELU.
+        let h = gelu(&Gelu::new(), linear_3d(&self.dense, hidden));
+        linear_3d(&self.output, h).reshape([rows, len])
     }
 }
 

@@ -25,7 +25,7 @@ use super::detection::{
 use super::{Loss, Objective, ObjectiveOutput, TARGETS, Weights, masked_cross_entropy};
 use crate::blocks::{
     AttentionMask, EncoderBackbone, EncoderLayer, LmHead, LmHeadConfig, TransformerEncoderConfig,
-    normal_linear,
+    linear_3d, normal_linear,
 };
 use crate::data::{Batch, Documents, Task, TokenBatch, TokenExample};
 use crate::noise::{ExampleRng, MlmMasking};
@@ -223,7 +223,7 @@ impl Electra {
     ) -> Tensor<2> {
         let mut x = backbone.embed(ids, segments);
         if let Some(projection) = &self.generator.projection {
-            x = projection.forward(x);
+            x = linear_3d(projection, x);
         }
         for layer in &self.generator.layers {
             x = layer.forward(x, Some(mask));
