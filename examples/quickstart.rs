@@ -20,7 +20,7 @@ fn main() -> pretext::Result<()> {
     // The run's seed (default 42) draws the weights, the batches and the dropout masks.
     let config = TrainConfig::new(100, 16).with_learning_rate(2e-3);
     let device = Device::flex().autodiff();
-    config.seed_device(&device);
+    let _seeded = config.seed_device(&device);
     let backbone = Preset::Tiny.encoder(tokenizer.vocab_size()).init(&device)?;
     let mlm = MlmConfig::new().init(&backbone, &device);
     let masking = MlmMasking::default(); // 15 %, 80/10/10

@@ -22,7 +22,9 @@ if [ "${1:-}" = "--cpu" ]; then
   # the CPU, through the same program.
   cargo build --release --locked --example gpu_check
   binary="${CARGO_TARGET_DIR:-target}/release/examples/gpu_check"
-  "$binary" --device flex --steps "${STEPS:-2}"
+  # On the CPU the two paths differ by rounding alone: 4e-7 on the hosts measured, so the
+  # bound is 2e-6 here, not the 1e-3 a GPU's other arithmetic needs.
+  "$binary" --device flex --steps "${STEPS:-2}" --tolerance 2e-6
   "$binary" --device flex --steps "${STEPS:-2}" --float bf16
   exit
 fi

@@ -52,6 +52,7 @@ pub mod noise;
 pub mod objectives;
 pub mod preset;
 pub mod pretrainer;
+pub mod random;
 pub mod recipe;
 pub mod tokenize;
 pub mod train;

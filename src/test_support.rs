@@ -10,14 +10,15 @@ use crate::objectives::{Mlm, MlmConfig, PairHead, PairHeadConfig};
 
 /// A seeded width-16 encoder without dropout, with an MLM and an NSP head.
 pub fn tiny_parts(device: &Device) -> (TransformerEncoder, Mlm, PairHead) {
-    device.seed(3);
-    let backbone = TransformerEncoderConfig::new(40, 16, 1, 2, 32)
-        .with_dropout(0.0)
-        .init(device)
-        .unwrap();
-    let mlm = MlmConfig::new().init(&backbone, device);
-    let nsp = PairHeadConfig::new(PairKind::NextSentence).init(&backbone, device);
-    (backbone, mlm, nsp)
+    crate::random::init_seeded(device, 3, || {
+        let backbone = TransformerEncoderConfig::new(40, 16, 1, 2, 32)
+            .with_dropout(0.0)
+            .init(device)
+            .unwrap();
+        let mlm = MlmConfig::new().init(&backbone, device);
+        let nsp = PairHeadConfig::new(PairKind::NextSentence).init(&backbone, device);
+        (backbone, mlm, nsp)
+    })
 }
 
 /// Two five-token pairs with two MLM targets each and NSP labels 0 and 1; `variant` changes
@@ -45,15 +46,17 @@ pub fn pair_batch(device: &Device, variant: u32) -> TokenBatch {
 
 /// A seeded causal model of the tiny preset over the bundled vocabulary, without dropout.
 pub fn tiny_causal_lm(device: &Device) -> crate::generate::CausalLm {
-    device.seed(21);
     let tokenizer = crate::tokenize::Tokenizer::bundled().unwrap();
-    let encoder = crate::Preset::Tiny
-        .encoder(tokenizer.vocab_size())
-        .with_norm_first(true)
-        .with_dropout(0.0)
-        .init(device)
-        .unwrap();
-    let clm = crate::objectives::ClmConfig::new().init(&encoder, device);
+    let (encoder, clm) = crate::random::init_seeded(device, 21, || {
+        let encoder = crate::Preset::Tiny
+            .encoder(tokenizer.vocab_size())
+            .with_norm_first(true)
+            .with_dropout(0.0)
+            .init(device)
+            .unwrap();
+        let clm = crate::objectives::ClmConfig::new().init(&encoder, device);
+        (encoder, clm)
+    });
     let special = tokenizer.special();
     crate::generate::CausalLm {
         head: clm.head().clone(),

@@ -66,14 +66,12 @@ fn a_saved_backbone_loads_whole_and_a_mismatched_one_is_refused() {
     let tokenizer = Tokenizer::bundled().unwrap();
     let device = Device::flex();
     let config = common::tiny_encoder(&tokenizer);
-    device.seed(1);
-    let pretrained = config.init(&device).unwrap();
+    let pretrained = pretext::random::init_seeded(&device, 1, || config.init(&device).unwrap());
     let dir = common::temp_dir("finetune-load");
     let path = dir.join("encoder.bpk");
     save_weights(&pretrained, &path).unwrap();
 
-    device.seed(2);
-    let fresh = config.init(&device).unwrap();
+    let fresh = pretext::random::init_seeded(&device, 2, || config.init(&device).unwrap());
     let loaded = load_backbone(&path, fresh.clone()).unwrap();
     assert_eq!(loaded.num_params(), pretrained.num_params());
     // Parameter by parameter: every tensor of the loaded backbone is the saved one. The tiny
@@ -139,8 +137,11 @@ where
 {
     let tokenizer = Tokenizer::bundled().unwrap();
     let device = Device::flex().autodiff();
-    let backbone = common::tiny_backbone(&tokenizer, &device);
-    let head = make_head(&backbone, &device);
+    let (backbone, head) = common::seeded(&device, || {
+        let backbone = common::tiny_encoder(&tokenizer).init(&device).unwrap();
+        let head = make_head(&backbone, &device);
+        (backbone, head)
+    });
     let (report, scores) = fine_tune(
         backbone,
         head,

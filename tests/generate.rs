@@ -25,15 +25,17 @@ fn fixture(name: &str) -> PathBuf {
 /// distributions uneven, so that samples tell settings apart.
 fn tiny_model() -> CausalLm {
     let device = Device::flex();
-    device.seed(21);
     let tokenizer = Tokenizer::bundled().unwrap();
-    let encoder = Preset::Tiny
-        .encoder(tokenizer.vocab_size())
-        .with_norm_first(true)
-        .with_dropout(0.0)
-        .init(&device)
-        .unwrap();
-    let clm = ClmConfig::new().init(&encoder, &device);
+    let (encoder, clm) = pretext::random::init_seeded(&device, 21, || {
+        let encoder = Preset::Tiny
+            .encoder(tokenizer.vocab_size())
+            .with_norm_first(true)
+            .with_dropout(0.0)
+            .init(&device)
+            .unwrap();
+        let clm = ClmConfig::new().init(&encoder, &device);
+        (encoder, clm)
+    });
     let special = tokenizer.special();
     CausalLm {
         head: clm.head().clone(),
@@ -257,15 +259,22 @@ fn a_gpt2_directory_with_its_tokenizer_loads_and_completes_text() {
     let model = CausalLm::load(&fixture("gpt2-bundled-vocab"), &Device::flex()).unwrap();
     assert_eq!(model.bos, None);
     let sampling = SamplingConfig::new().with_max_new_tokens(5).with_seed(1);
-    let out = model.complete(&["the jury said", "it"], &sampling).unwrap();
+    let prompts = ["the jury said", "it"];
+    let out = model.complete(&prompts, &sampling).unwrap();
     assert_eq!(out.len(), 2);
-    for completion in &out {
-        assert_eq!(completion.ids.len(), completion.logprobs.len());
+    // Completing text is generating from the tokenizer's reading of it (GPT-2 adds no start
+    // token): the same draws, token for token, with the same seed.
+    let encoded: Vec<Vec<u32>> = prompts
+        .iter()
+        .map(|p| model.tokenizer.encode(p).unwrap().ids)
+        .collect();
+    let drawn = model.generate(&encoded, &sampling).unwrap();
+    for (k, completion) in out.iter().enumerate() {
+        assert_eq!(completion.prompt, prompts[k]);
         assert!(completion.ids.len() <= 5 && !completion.ids.is_empty());
-        assert_eq!(
-            completion.text,
-            model.tokenizer.decode(&completion.ids).unwrap()
-        );
+        assert_eq!(completion.ids, drawn.ids[k], "{}", prompts[k]);
+        assert_eq!(completion.logprobs, drawn.logprobs[k], "{}", prompts[k]);
+        assert!(!completion.text.is_empty(), "{completion:?}");
     }
 }
 
@@ -320,7 +329,6 @@ fn a_model_without_a_causal_head_is_refused() {
 #[test]
 fn a_causal_model_exported_as_gpt2_generates_what_it_generated_before() {
     let device = Device::flex();
-    device.seed(8);
     let tokenizer = Tokenizer::bundled().unwrap();
     let config = Preset::Tiny
         .encoder(tokenizer.vocab_size())
@@ -328,11 +336,14 @@ fn a_causal_model_exported_as_gpt2_generates_what_it_generated_before() {
         .with_embedding_norm(false)
         .with_num_segments(0)
         .with_dropout(0.0);
-    let encoder = config.init(&device).unwrap();
-    let clm = ClmConfig::new()
-        .with_transform(false)
-        .with_bias(false)
-        .init(&encoder, &device);
+    let (encoder, clm) = pretext::random::init_seeded(&device, 8, || {
+        let encoder = config.init(&device).unwrap();
+        let clm = ClmConfig::new()
+            .with_transform(false)
+            .with_bias(false)
+            .init(&encoder, &device);
+        (encoder, clm)
+    });
     let dir = common::temp_dir("generate-gpt2-export");
     let model = pretext::hf::Exportable::Gpt2 {
         config: &config,

@@ -1,8 +1,8 @@
 //! PPO from a tiny causal run: against a rule that likes one letter, the score of the policy's
-//! samples rises while the KL to the start stays bounded, and the first update's ratio is 1
-//! (no dropout, the reference equal to the policy); against a tiny reward model, a resumed run replays the rollouts
-//! and updates of an uninterrupted one exactly; responses that never reach the end of text
-//! are penalised, not a crash; bad settings are typed errors.
+//! samples rises while the KL to the start stays bounded; the first update's ratio is 1 (no
+//! dropout, the reference equal to the policy); against a tiny reward model, a resumed run
+//! replays the rollouts and updates of an uninterrupted one exactly; responses that never
+//! reach the end of text are penalised, not a crash; bad settings are typed errors.
 
 mod common;
 
@@ -66,6 +66,7 @@ fn prompts() -> Vec<String> {
 fn config(steps: usize) -> PpoConfig {
     PpoConfig {
         steps,
+        seed: common::seed(PpoConfig::default().seed),
         batch_size: 16,
         num_ppo_epochs: 4,
         num_mini_batches: 2,
@@ -91,10 +92,9 @@ fn untimed(record: &LogRecord) -> String {
 }
 
 #[test]
-fn ppo_raises_the_score_and_resumes_exactly() {
-    let dir = common::temp_dir("ppo");
-    let (policy, reward) = runs(&dir);
-    let reward = RewardModel::load(&reward, &Device::flex()).unwrap();
+fn ppo_raises_the_score_of_a_rule() {
+    let dir = common::temp_dir("ppo-rule");
+    let policy = common::clm_run_of(&dir, 100);
     let prompts = prompts();
     let device = Device::flex().autodiff();
 
@@ -112,8 +112,7 @@ fn ppo_raises_the_score_and_resumes_exactly() {
     .unwrap();
     let history = &whole.history;
     assert_eq!(history.len(), steps);
-    // The policy is its own reference at the first rollout, and nothing drops out: the
-    // first minibatch's ratio is 1 up to rounding, the KL 0.
+    // The policy is its own reference at the first rollout: the KL is 0.
     let first = &history[0].metrics;
     assert!(first["objective/kl"].abs() < 1e-3, "{first:?}");
     for name in [
@@ -145,6 +144,35 @@ fn ppo_raises_the_score_and_resumes_exactly() {
     assert!(kl[steps - 1] < 10.0, "KL stays bounded: {kl:?}");
     let ratio = metric(history, "val/ratio");
     assert!(ratio.iter().all(|r| (r - 1.0).abs() < 0.2), "{ratio:?}");
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[test]
+fn ppo_resumes_exactly_and_penalises_unfinished_responses() {
+    let dir = common::temp_dir("ppo-resume");
+    let (policy, reward) = runs(&dir);
+    let reward = RewardModel::load(&reward, &Device::flex()).unwrap();
+    let prompts = prompts();
+    let device = Device::flex().autodiff();
+
+    // One epoch of one minibatch: the step's ratio is the first update's, before any change
+    // to the weights, so the pass that scored the rollouts and the pass that updates agree.
+    let first = ppo(
+        &policy,
+        &reward,
+        &prompts,
+        &PpoConfig {
+            num_ppo_epochs: 1,
+            num_mini_batches: 1,
+            ..config(1)
+        },
+        &PpoOptions::new(dir.join("first"), device.clone()),
+    )
+    .unwrap();
+    let first = &first.history[0].metrics;
+    assert!((first["val/ratio"] - 1.0).abs() < 1e-6, "{first:?}");
+    assert!(first["val/ratio_var"] < 1e-12, "{first:?}");
+    assert!(first["policy/clipfrac_avg"] == 0.0, "{first:?}");
 
     // Against the reward model, interrupted after 3 steps, then resumed: the same records
     // and the same weights as an uninterrupted run.

@@ -156,8 +156,10 @@ fn a_steps_gradient_does_not_depend_on_how_its_batch_is_split() {
 
     // CLM over sequences cut to lengths from 6 to 48 tokens.
     let clm_task = ClmTask::new(&train_docs, &tokenizer, 48).unwrap();
-    let backbone = common::tiny_backbone(&tokenizer, &device);
-    let clm = Pretrainer::new(backbone.clone(), ClmConfig::new().init(&backbone, &device));
+    let clm = common::seeded(&device, || {
+        let backbone = common::tiny_encoder(&tokenizer).init(&device).unwrap();
+        Pretrainer::new(backbone.clone(), ClmConfig::new().init(&backbone, &device))
+    });
     let mut clm_examples = examples(&clm_task);
     for (i, e) in clm_examples.iter_mut().enumerate() {
         let len = 6 + (i * 23) % 43;
@@ -193,8 +195,9 @@ fn tiny_mlm_with_dropout_trains_the_same_on_any_number_of_shards() {
     let train_task = common::mlm_task(&tokenizer, &train_docs, 48);
     let valid_task = common::mlm_task(&tokenizer, &valid_docs, 48);
     let config = common::tiny_encoder(&tokenizer).with_dropout(0.1);
-    device.seed(7);
-    let model = common::with_mlm(config.init(&device).unwrap(), &device);
+    let model = common::seeded(&device, || {
+        common::with_mlm(config.init(&device).unwrap(), &device)
+    });
     let losses = |shards: usize| {
         let config = common::quick_config(20).with_shards(shards);
         let report = Trainer::new(model.clone(), &config)

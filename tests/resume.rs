@@ -4,8 +4,8 @@
 //! The resumed half runs data-parallel over two devices (the CPU twice, the only device at
 //! hand), so the per-device path must also replay the run that shared one device.
 //!
-//! Alone in its test binary: weight initialisation draws from the backend's process-wide
-//! generator, which tests running in parallel threads would otherwise share.
+//! The models are built through `common::seeded`, which holds the backend's process-wide
+//! random stream from the seed until every initial value is drawn.
 
 mod common;
 
@@ -86,9 +86,11 @@ fn check_resume<M, O, T>(
         got.iter().map(|p| p.0).collect::<Vec<_>>(),
         (1..=12).collect::<Vec<_>>()
     );
+    // Bit for bit, as the README says "exactly".
     for ((step, a), (_, b)) in expected.iter().zip(&got) {
-        assert!(
-            (a - b).abs() < 1e-5,
+        assert_eq!(
+            a.to_bits(),
+            b.to_bits(),
             "{name}, step {step}: uninterrupted {a}, resumed {b}"
         );
     }
@@ -105,25 +107,25 @@ fn check_resume<M, O, T>(
     std::fs::remove_dir_all(paused_dir).unwrap();
 }
 
-/// One test runs every case in turn: they share the backend's generator.
 #[test]
 fn resume_replays_the_uninterrupted_run_exactly() {
     let (tokenizer, train_docs, valid_docs) = common::real_text();
     let device = Device::flex().autodiff();
     // A different initialisation proves the weights come from the checkpoint.
     let other_backbone = |segments: usize| {
-        device.seed(12345);
-        common::tiny_encoder(&tokenizer)
-            .with_num_segments(segments)
-            .init(&device)
-            .unwrap()
+        pretext::random::init_seeded(&device, 12345, || {
+            common::tiny_encoder(&tokenizer)
+                .with_num_segments(segments)
+                .init(&device)
+                .unwrap()
+        })
     };
 
     let mlm = |docs| common::mlm_task(&tokenizer, docs, 48);
     check_resume(
         "mlm",
         || common::tiny_mlm(&tokenizer, &device),
-        || common::with_mlm(other_backbone(2), &device),
+        || common::seeded(&device, || common::with_mlm(other_backbone(2), &device)),
         &mlm(&train_docs),
         &mlm(&valid_docs),
     );
@@ -137,8 +139,8 @@ fn resume_replays_the_uninterrupted_run_exactly() {
     };
     check_resume(
         "electra",
-        || electra(common::tiny_backbone(&tokenizer, &device)),
-        || electra(other_backbone(2)),
+        || common::seeded(&device, || electra(common::tiny_encoder(&tokenizer).init(&device).unwrap())),
+        || common::seeded(&device, || electra(other_backbone(2))),
         &electra_task(&train_docs),
         &electra_task(&valid_docs),
     );
@@ -154,15 +156,16 @@ fn resume_replays_the_uninterrupted_run_exactly() {
     check_resume(
         "multitask",
         || {
-            device.seed(7);
-            multi(
-                common::tiny_encoder(&tokenizer)
-                    .with_num_segments(4)
-                    .init(&device)
-                    .unwrap(),
-            )
+            common::seeded(&device, || {
+                multi(
+                    common::tiny_encoder(&tokenizer)
+                        .with_num_segments(4)
+                        .init(&device)
+                        .unwrap(),
+                )
+            })
         },
-        || multi(other_backbone(4)),
+        || common::seeded(&device, || multi(other_backbone(4))),
         &multi_task(&train_docs),
         &multi_task(&valid_docs),
     );

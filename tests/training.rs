@@ -53,8 +53,9 @@ fn model_device() -> Device {
 /// Trains `encoder` with MLM for 60 steps on real text; returns the report and ln V.
 fn train_mlm(encoder: TransformerEncoderConfig) -> (TrainReport<TransformerEncoder, Mlm>, f64) {
     let device = model_device();
-    device.seed(7);
-    let model = common::with_mlm(encoder.init(&device).unwrap(), &device);
+    let model = common::seeded(&device, || {
+        common::with_mlm(encoder.init(&device).unwrap(), &device)
+    });
     let report = train_on(model, 60, |tokenizer, docs| {
         common::mlm_task(tokenizer, docs, 64)
     });
@@ -69,11 +70,14 @@ fn train_mlm_with_pairs(
     kind: PairKind,
 ) -> std::collections::BTreeMap<String, f64> {
     let device = model_device();
-    device.seed(7);
-    let backbone = encoder.init(&device).unwrap();
-    let mlm = MlmConfig::new().init(&backbone, &device);
-    let pairs = PairHeadConfig::new(kind).init(&backbone, &device);
-    let model = Pretrainer::new(backbone, Mix::new(mlm, 1.0, pairs, 1.0).unwrap());
+    let model = common::seeded(&device, || {
+        let backbone = encoder.init(&device).unwrap();
+        let mlm = MlmConfig::new().init(&backbone, &device);
+        let pairs = PairHeadConfig::new(kind).init(&backbone, &device);
+        let w: f64 = std::env::var("PAIR_W").map(|v| v.parse().unwrap()).unwrap_or(1.0);
+        Pretrainer::new(backbone, Mix::new(mlm, 1.0, pairs, w).unwrap())
+    });
+    let steps: usize = std::env::var("PAIR_S").map(|v| v.parse().unwrap()).unwrap_or(60);
     let masking = Some(MlmMasking {
         unit: if kind == PairKind::SentenceOrder {
             MaskUnit::ALBERT
@@ -82,7 +86,7 @@ fn train_mlm_with_pairs(
         },
         ..MlmMasking::default()
     });
-    let report = train_on(model, 60, |tokenizer, docs| {
+    let report = train_on(model, steps, |tokenizer, docs| {
         SentencePairTask::new(docs, tokenizer, kind, 64, masking).unwrap()
     });
     let (head, tail) = head_and_tail(&report.history);
@@ -91,8 +95,21 @@ fn train_mlm_with_pairs(
         "{} mix loss did not fall: {head} -> {tail}",
         kind.name()
     );
-    last_valid(&report.history).clone()
+    // The pair head learns on its own, not only the MLM term that dominates the sum.
+    let name = kind.name();
+    let (pair_head, pair_tail) = metric_head_and_tail(&report.history, &format!("{name}_loss"));
+    let valid = last_valid(&report.history).clone();
+    eprintln!("{name} valid {valid:?}");
+    assert!(
+        pair_tail < PAIR_LOSS_FALL * pair_head,
+        "{name} loss did not fall: {pair_head} -> {pair_tail}"
+    );
+    valid
 }
+
+/// What the pair head's train loss falls to, at most, over 60 steps (see the table in the
+/// tests below for the margin).
+const PAIR_LOSS_FALL: f64 = 0.99;
 
 /// The metrics of the last validation in `history`.
 fn last_valid(history: &[pretext::train::LogRecord]) -> &std::collections::BTreeMap<String, f64> {
@@ -101,6 +118,19 @@ fn last_valid(history: &[pretext::train::LogRecord]) -> &std::collections::BTree
         .rfind(|r| r.split == Split::Valid)
         .expect("a validation record")
         .metrics
+}
+
+/// Mean of the first and of the last five train records' `name` metric.
+fn metric_head_and_tail(history: &[pretext::train::LogRecord], name: &str) -> (f64, f64) {
+    let values: Vec<f64> = history
+        .iter()
+        .filter(|r| r.split == Split::Train)
+        .filter_map(|r| r.metrics.get(name).copied())
+        .collect();
+    assert!(values.len() >= 10, "{name} in {} train records", values.len());
+    let (head, tail) = (mean(&values[..5]), mean(&values[values.len() - 5..]));
+    eprintln!("{name} {head:.3} -> {tail:.3}");
+    (head, tail)
 }
 
 /// Mean of the first and of the last five train losses.
@@ -139,9 +169,12 @@ fn mlm_loss_starts_near_ln_vocab_and_falls_on_real_text() {
 fn clm_loss_falls_on_real_text() {
     let tokenizer = Tokenizer::bundled().unwrap();
     let device = model_device();
-    let backbone = common::tiny_backbone(&tokenizer, &device);
-    let head = ClmConfig::new().init(&backbone, &device);
-    let report = train_on(Pretrainer::new(backbone, head), 40, |tokenizer, docs| {
+    let model = common::seeded(&device, || {
+        let backbone = common::tiny_encoder(&tokenizer).init(&device).unwrap();
+        let head = ClmConfig::new().init(&backbone, &device);
+        Pretrainer::new(backbone, head)
+    });
+    let report = train_on(model, 40, |tokenizer, docs| {
         ClmTask::new(docs, tokenizer, 64).unwrap()
     });
     let (head, tail) = head_and_tail(&report.history);
@@ -228,11 +261,12 @@ fn gradients_reach_every_parameter() {
 
 /// The tiny encoder-decoder (2 + 2 layers, width 64) over `vocab` tokens, with its head.
 fn tiny_seq2seq(vocab: usize, device: &Device) -> Pretrainer<EncoderDecoder, Seq2Seq> {
-    device.seed(7);
-    let encoder = pretext::Preset::Tiny.encoder(vocab).with_num_segments(0);
-    let backbone = EncoderDecoderConfig::new(encoder, 2).init(device).unwrap();
-    let head = Seq2SeqConfig::new().init(&backbone, device);
-    Pretrainer::new(backbone, head)
+    common::seeded(device, || {
+        let encoder = pretext::Preset::Tiny.encoder(vocab).with_num_segments(0);
+        let backbone = EncoderDecoderConfig::new(encoder, 2).init(device).unwrap();
+        let head = Seq2SeqConfig::new().init(&backbone, device);
+        Pretrainer::new(backbone, head)
+    })
 }
 
 /// Trains the tiny encoder-decoder on `make_task`'s data; checks that its loss falls and that
@@ -312,6 +346,8 @@ fn bert_mlm_plus_nsp_trains_on_real_text() {
     for key in ["mlm_acc", "mlm_ppl", "nsp_acc", "nsp_loss"] {
         assert!(metrics.contains_key(key), "{key} missing from {metrics:?}");
     }
+    // Half the pairs are random: chance is 0.5.
+    assert!(metrics["nsp_acc"] > 0.5, "{metrics:?}");
 }
 
 #[test]
@@ -324,15 +360,18 @@ fn albert_mlm_plus_sop_trains_on_a_factorized_shared_backbone() {
     for key in ["mlm_acc", "sop_acc", "sop_loss"] {
         assert!(metrics.contains_key(key), "{key} missing from {metrics:?}");
     }
+    assert!(metrics["sop_acc"] > 0.5, "{metrics:?}");
 }
 
 #[test]
 fn electra_trains_generator_and_discriminator_on_real_text() {
     let tokenizer = Tokenizer::bundled().unwrap();
     let device = model_device();
-    let backbone = common::tiny_backbone(&tokenizer, &device);
-    let electra = ElectraConfig::new().init(&backbone, 2, &device).unwrap();
-    let model = Pretrainer::new(backbone, electra);
+    let model = common::seeded(&device, || {
+        let backbone = common::tiny_encoder(&tokenizer).init(&device).unwrap();
+        let electra = ElectraConfig::new().init(&backbone, 2, &device).unwrap();
+        Pretrainer::new(backbone, electra)
+    });
     let report = train_on(model, 60, |tokenizer, docs| {
         ElectraTask::new(docs, tokenizer, MlmMasking::electra(), 64).unwrap()
     });
@@ -342,11 +381,22 @@ fn electra_trains_generator_and_discriminator_on_real_text() {
         "ELECTRA loss did not fall: {head} -> {tail}"
     );
     let m = last_valid(&report.history);
-    for key in ["gen_acc", "disc_acc", "replaced_frac", "disc_loss"] {
+    eprintln!("electra valid {m:?}");
+    for key in ["gen_acc", "disc_acc", "replaced_frac", "disc_loss", "disc_auc"] {
         assert!(m.contains_key(key), "{key} missing from {m:?}");
     }
     // Most masked positions get a token other than the original from an untrained generator.
     assert!((0.08..0.16).contains(&m["replaced_frac"]), "{m:?}");
+    // The generator learns: its accuracy at the masked positions rises from ~0.
+    let (gen_head, gen_tail) = metric_head_and_tail(&report.history, "gen_acc");
+    assert!(gen_tail > gen_head + 0.02, "gen_acc {gen_head} -> {gen_tail}");
+    // The discriminator learns more than the base rate: it ranks replaced tokens above
+    // original ones, and its loss is below the entropy of the replaced share, which is what
+    // predicting the base rate everywhere would give.
+    let p = m["replaced_frac"];
+    let prior = -(p * p.ln() + (1.0 - p) * (1.0 - p).ln());
+    assert!(m["disc_auc"] > 0.55, "{m:?}");
+    assert!(m["disc_loss"] < prior, "disc_loss {} vs prior entropy {prior}", m["disc_loss"]);
 }
 
 /// Trains the tiny encoder with permuted LM on the task `make_task` builds; checks on the way
@@ -356,9 +406,11 @@ fn train_plm(
 ) -> std::collections::BTreeMap<String, f64> {
     let tokenizer = Tokenizer::bundled().unwrap();
     let device = model_device();
-    let backbone = common::tiny_backbone(&tokenizer, &device);
-    let head = PermutedLmConfig::new().init(&backbone, &device);
-    let model = Pretrainer::new(backbone, head);
+    let model = common::seeded(&device, || {
+        let backbone = common::tiny_encoder(&tokenizer).init(&device).unwrap();
+        let head = PermutedLmConfig::new().init(&backbone, &device);
+        Pretrainer::new(backbone, head)
+    });
     let (_, docs, _) = common::real_text();
     let grads = first_batch_grads(&model, &make_task(&docs, &tokenizer), &device);
     let (missing, seen) = unreached_parameters(&model, &grads);
@@ -395,9 +447,11 @@ fn mpnet_trains_through_the_query_stream_on_real_text() {
 fn spanbert_trains_mlm_and_the_boundary_objective_on_real_text() {
     let tokenizer = Tokenizer::bundled().unwrap();
     let device = model_device();
-    let backbone = common::tiny_backbone(&tokenizer, &device);
-    let head = SpanBert::new(&backbone, SboHeadConfig::new(), 1.0, &device).unwrap();
-    let model = Pretrainer::new(backbone, head);
+    let model = common::seeded(&device, || {
+        let backbone = common::tiny_encoder(&tokenizer).init(&device).unwrap();
+        let head = SpanBert::new(&backbone, SboHeadConfig::new(), 1.0, &device).unwrap();
+        Pretrainer::new(backbone, head)
+    });
     let make_task = |tokenizer: &Tokenizer, docs: &Documents| {
         SpanBertTask::new(docs, tokenizer, MlmMasking::spanbert(), 15, 64).unwrap()
     };
@@ -421,13 +475,14 @@ fn spanbert_trains_mlm_and_the_boundary_objective_on_real_text() {
 fn unilm_trains_one_model_under_all_four_masks_on_real_text() {
     let tokenizer = Tokenizer::bundled().unwrap();
     let device = model_device();
-    device.seed(7);
-    let backbone = common::tiny_encoder(&tokenizer)
-        .with_num_segments(pretext::objectives::unilm::UNILM_SEGMENTS)
-        .init(&device)
-        .unwrap();
-    let head = Unilm::new(&backbone, &device).unwrap();
-    let model = Pretrainer::new(backbone, head);
+    let model = common::seeded(&device, || {
+        let backbone = common::tiny_encoder(&tokenizer)
+            .with_num_segments(pretext::objectives::unilm::UNILM_SEGMENTS)
+            .init(&device)
+            .unwrap();
+        let head = Unilm::new(&backbone, &device).unwrap();
+        Pretrainer::new(backbone, head)
+    });
     let report = train_on(model, 60, |tokenizer, docs| {
         UnilmTask::new(
             docs,
@@ -462,7 +517,13 @@ fn a_multitask_mix_trains_each_task_through_its_own_head() {
         "multi-task loss did not fall: {head} -> {tail}"
     );
     let m = last_valid(&report.history);
+    eprintln!("multitask valid {m:?}");
     for key in ["mlm_acc", "nsp_acc"] {
         assert!(m.contains_key(key), "{key} missing from {m:?}");
     }
+    // Each head's own metric moves, not only the sum.
+    let (mlm_head, mlm_tail) = metric_head_and_tail(&report.history, "mlm_acc");
+    assert!(mlm_tail > mlm_head + 0.02, "mlm_acc {mlm_head} -> {mlm_tail}");
+    let (nsp_head, nsp_tail) = metric_head_and_tail(&report.history, "nsp_loss");
+    assert!(nsp_tail < PAIR_LOSS_FALL * nsp_head, "nsp_loss {nsp_head} -> {nsp_tail}");
 }

@@ -167,6 +167,10 @@ impl Loader {
             .collect();
         let mine = |path: &&str| prefixes.iter().any(|p| path.starts_with(p));
         if !result.applied.iter().map(String::as_str).any(|p| mine(&p)) && !required {
+            // Its fresh weights are drawn now, holding the stream, rather than at first use
+            // from under whoever holds it then.
+            let _draws = crate::random::hold();
+            crate::random::materialize(module);
             self.report.initialised.push(part.to_string());
             return Ok(());
         }

@@ -10,14 +10,18 @@
 //! - [`softmax`] over the last dimension: burn's fused forward, `dx = y ⊙ (g − Σ y ⊙ g)`;
 //! - [`gelu`] (exact): a vectorizable `erf` and `exp`, accurate to f32.
 //!
-//! On other backends and float types the blocks keep burn's composed ops, and [`set_fused`]
-//! switches the fused path off everywhere (the tests hold the two paths against each other).
+//! On other backends and float types the blocks keep burn's composed ops. [`set_fused`]
+//! switches the fused path off for the whole process (as `PRETEXT_FUSED=0` does from the
+//! start, which moves rounding the way another CPU does), and [`with_fused`] for one call on
+//! one thread, so that a test can hold the two paths against each other while other tests run.
 
 mod cross_entropy;
 mod gelu;
 mod layer_norm;
 mod softmax;
 
+use std::cell::Cell;
+use std::sync::LazyLock;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use std::borrow::Cow;
@@ -36,16 +40,39 @@ use burn::tensor::{Bytes, DType, Shape};
 
 use crate::noise::IGNORE_INDEX;
 
-static FUSED: AtomicBool = AtomicBool::new(true);
+/// The process's setting: on unless the environment says `PRETEXT_FUSED=0`.
+static FUSED: LazyLock<AtomicBool> =
+    LazyLock::new(|| AtomicBool::new(std::env::var("PRETEXT_FUSED").as_deref() != Ok("0")));
 
-/// Turns the fused kernels on (the default) or off for the whole process.
+thread_local! {
+    /// This thread's setting while [`with_fused`] runs, over the process's.
+    static FUSED_HERE: Cell<Option<bool>> = const { Cell::new(None) };
+}
+
+/// Turns the fused kernels on (the default) or off for the whole process: for a program, not
+/// for a test that shares its process with others (use [`with_fused`] there).
 pub fn set_fused(on: bool) {
     FUSED.store(on, Ordering::Relaxed);
 }
 
-/// Whether the fused kernels are on.
+/// Runs `f` with the fused kernels on or off on this thread alone; other threads (a
+/// `Trainer`'s shards among them) keep the process's setting.
+pub fn with_fused<R>(on: bool, f: impl FnOnce() -> R) -> R {
+    struct Restore(Option<bool>);
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            FUSED_HERE.with(|h| h.set(self.0));
+        }
+    }
+    let _restore = Restore(FUSED_HERE.with(|h| h.replace(Some(on))));
+    f()
+}
+
+/// Whether the fused kernels are on for this thread.
 pub fn fused() -> bool {
-    FUSED.load(Ordering::Relaxed)
+    FUSED_HERE
+        .with(Cell::get)
+        .unwrap_or_else(|| FUSED.load(Ordering::Relaxed))
 }
 
 /// The fused ops, implemented for the `flex` CPU backend and for autodiff over it.
@@ -257,17 +284,9 @@ mod tests {
     use super::*;
     use burn::tensor::Distribution;
 
-    /// Runs `f` with the fused path on, then off, and gives both results.
+    /// Runs `f` with the fused path on, then off, on this thread, and gives both results.
     pub(super) fn both<R>(f: impl Fn() -> R) -> (R, R) {
-        // Tests in this binary run in parallel: hold the switch for the whole comparison.
-        static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
-        let _guard = LOCK.lock().unwrap_or_else(|e| e.into_inner());
-        set_fused(true);
-        let fused = f();
-        set_fused(false);
-        let composed = f();
-        set_fused(true);
-        (fused, composed)
+        (with_fused(true, &f), with_fused(false, &f))
     }
 
     /// The largest difference of `a` and `b`, relative to the largest magnitude of `b` when it
@@ -297,7 +316,9 @@ mod tests {
 
     #[test]
     fn layer_norm_and_its_gradients_equal_the_composed_ops() {
+        let _draws = crate::random::hold();
         let device = Device::flex().autodiff();
+        let _draws = crate::random::seeded(&device, 1);
         for (shape, scale) in [([2, 5, 16], 1.0), ([1, 1, 7], 3.0), ([3, 4, 64], 0.1)] {
             let random = || {
                 Tensor::<1>::random([shape[2]], Distribution::Normal(0.5, 1.0), &device)
@@ -328,7 +349,9 @@ mod tests {
 
     #[test]
     fn softmax_and_its_gradient_equal_the_composed_ops() {
+        let _draws = crate::random::hold();
         let device = Device::flex().autodiff();
+        let _draws = crate::random::seeded(&device, 2);
         for shape in [[2, 3, 5, 7], [1, 1, 1, 9], [2, 2, 16, 16]] {
             let x = Tensor::<4>::random(shape, Distribution::Normal(0.0, 3.0), &device);
             // A row of -1e9 but one entry, as a masked attention row.
@@ -345,7 +368,9 @@ mod tests {
 
     #[test]
     fn gelu_and_its_gradient_equal_the_composed_ops() {
+        let _draws = crate::random::hold();
         let device = Device::flex().autodiff();
+        let _draws = crate::random::seeded(&device, 3);
         let exact = Gelu::new();
         for (n, scale) in [(1, 1.0), (1000, 2.0), (70_000, 5.0)] {
             let x = Tensor::<2>::random([n, 1], Distribution::Normal(0.0, scale), &device);
@@ -358,7 +383,9 @@ mod tests {
 
     #[test]
     fn cross_entropy_and_its_gradient_equal_the_composed_ops() {
+        let _draws = crate::random::hold();
         let device = Device::flex().autodiff();
+        let _draws = crate::random::seeded(&device, 4);
         for (rows, classes) in [(1, 5), (6, 40), (33, 1000)] {
             let logits =
                 Tensor::<2>::random([rows, classes], Distribution::Normal(0.0, 4.0), &device);
@@ -382,7 +409,9 @@ mod tests {
 
     #[test]
     fn without_autodiff_the_fused_layer_norm_is_burns() {
+        let _draws = crate::random::hold();
         let device = Device::flex();
+        let _draws = crate::random::seeded(&device, 5);
         let x = Tensor::<3>::random([4, 3, 32], Distribution::Normal(0.0, 2.0), &device);
         let gamma = Tensor::<1>::random([32], Distribution::Normal(1.0, 0.5), &device);
         let beta = Tensor::<1>::random([32], Distribution::Normal(0.0, 0.5), &device);

@@ -479,6 +479,7 @@ mod tests {
 
     #[test]
     fn sampling_inverts_the_softmax_cdf() {
+        let _draws = crate::random::hold();
         let device = Device::flex();
         let logits = Tensor::<2>::from_floats(
             [
@@ -504,6 +505,7 @@ mod tests {
 
     #[test]
     fn samples_equal_to_the_original_are_labelled_original() {
+        let _draws = crate::random::hold();
         let device = Device::flex();
         let batch = pair_batch(&device, 0);
         // Targets (in position order) are 9, 12, 9, 12 at flat positions 1, 4, 6, 9.
@@ -522,6 +524,7 @@ mod tests {
 
     #[test]
     fn no_gradient_reaches_the_generator_from_the_discriminator_loss() {
+        let _draws = crate::random::hold();
         let device = Device::flex().autodiff();
         let (backbone, electra, batch) = setup(&device);
         let parts = electra.parts(&backbone, &batch);
@@ -544,6 +547,7 @@ mod tests {
 
     #[test]
     fn the_embeddings_are_one_parameter_shared_not_copied() {
+        let _draws = crate::random::hold();
         let device = Device::flex().autodiff();
         let (backbone, electra, batch) = setup(&device);
         // No vocabulary-sized table of its own: projection 16 -> 8, one layer of width 8
@@ -562,6 +566,7 @@ mod tests {
 
     #[test]
     fn bad_configs_are_typed_errors() {
+        let _draws = crate::random::hold();
         let device = Device::flex();
         let (backbone, _, _) = tiny_parts(&device);
         for config in [

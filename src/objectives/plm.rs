@@ -263,6 +263,7 @@ mod tests {
 
     #[test]
     fn xlnet_queries_are_masks_and_mpnet_queries_mostly_so() {
+        let _draws = crate::random::hold();
         let (tokenizer, docs) = tiny_tokenizer_and_docs();
         let mask = tokenizer.special().mask;
         let xlnet =
@@ -284,6 +285,7 @@ mod tests {
 
     #[test]
     fn every_odd_and_even_length_trains_without_padding_taking_part() {
+        let _draws = crate::random::hold();
         let device = Device::flex();
         let (tokenizer, docs) = tiny_tokenizer_and_docs();
         let backbone = TransformerEncoderConfig::new(tokenizer.vocab_size(), 32, 2, 4, 64)

@@ -154,13 +154,16 @@ mod tests {
 
     #[test]
     fn greedy_decoding_follows_the_teacher_forced_argmax() {
+        let _draws = crate::random::hold();
         let device = Device::flex();
-        device.seed(11);
         let encoder = TransformerEncoderConfig::new(30, 16, 1, 2, 32)
             .with_dropout(0.0)
             .with_num_segments(0);
-        let model = EncoderDecoderConfig::new(encoder, 1).init(&device).unwrap();
-        let head = Seq2SeqConfig::new().init(&model, &device);
+        let (model, head) = crate::random::init_seeded(&device, 11, || {
+            let model = EncoderDecoderConfig::new(encoder, 1).init(&device).unwrap();
+            let head = Seq2SeqConfig::new().init(&model, &device);
+            (model, head)
+        });
         let source = vec![2, 7, 8, 9, 3];
         let start = Seq2SeqExample::shifted(source.clone(), vec![5], 3);
         let batch = Seq2SeqBatch::collate(&[start], 0, &device).unwrap();

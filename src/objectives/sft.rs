@@ -570,6 +570,7 @@ mod tests {
 
     #[test]
     fn only_the_answer_and_its_end_are_targets() {
+        let _draws = crate::random::hold();
         let tokenizer = Tokenizer::bundled().unwrap();
         let special = tokenizer.special();
         let p = pair("say the word", "yes");
@@ -607,6 +608,7 @@ mod tests {
 
     #[test]
     fn prompt_labels_reach_the_loss_only_when_the_whole_sequence_is_trained() {
+        let _draws = crate::random::hold();
         let device = Device::flex();
         let (encoder, _, _) = crate::test_support::tiny_parts(&device);
         let tokenizer = Tokenizer::bundled().unwrap();
@@ -656,6 +658,7 @@ mod tests {
 
     #[test]
     fn a_prompt_without_room_is_named_and_a_long_answer_is_cut() {
+        let _draws = crate::random::hold();
         let tokenizer = Tokenizer::bundled().unwrap();
         let long = "word ".repeat(40);
         let mut p = pair(&long, "yes");
@@ -672,6 +675,7 @@ mod tests {
 
     #[test]
     fn packing_joins_pairs_with_positions_and_attention_reset() {
+        let _draws = crate::random::hold();
         let tokenizer = Tokenizer::bundled().unwrap();
         let pairs = [pair("a b", "c"), pair("d", "e f"), pair("g h i", "j")];
         let task = SftTask::new(&pairs, &tokenizer, format(true, true)).unwrap();
@@ -703,6 +707,7 @@ mod tests {
 
     #[test]
     fn the_loss_is_the_hand_computed_mean_over_answer_tokens() {
+        let _draws = crate::random::hold();
         let device = Device::flex();
         let (encoder, _, _) = crate::test_support::tiny_parts(&device);
         let clm = ClmConfig::new().init(&encoder, &device);

@@ -435,6 +435,7 @@ mod tests {
 
     #[test]
     fn each_mask_type_is_the_matrix_the_paper_defines() {
+        let _draws = crate::random::hold();
         let device = Device::flex();
         let (o, x) = (false, true);
         // Second example: 5 tokens and one padding key.
@@ -478,6 +479,7 @@ mod tests {
 
     #[test]
     fn segment_ids_name_the_mask_type() {
+        let _draws = crate::random::hold();
         let device = Device::flex();
         for mask in UnilmMask::ALL {
             let b = batch(mask, &device);
@@ -496,6 +498,7 @@ mod tests {
 
     #[test]
     fn the_model_obeys_each_mask() {
+        let _draws = crate::random::hold();
         let device = Device::flex();
         let backbone = TransformerEncoderConfig::new(50, 32, 2, 4, 64)
             .with_num_segments(UNILM_SEGMENTS)
@@ -536,6 +539,7 @@ mod tests {
 
     #[test]
     fn mask_types_follow_their_shares() {
+        let _draws = crate::random::hold();
         let t = task(UnilmShares::default());
         let mut counts = [0usize; 4];
         let draws = 6000;
@@ -554,6 +558,7 @@ mod tests {
 
     #[test]
     fn pairs_are_cls_a_sep_b_sep_within_the_length() {
+        let _draws = crate::random::hold();
         let t = task(UnilmShares::default());
         let s = Tokenizer::bundled().unwrap().special();
         for i in 0..t.num_examples() {
@@ -577,6 +582,7 @@ mod tests {
 
     #[test]
     fn shares_that_do_not_sum_to_one_and_too_few_segments_are_rejected() {
+        let _draws = crate::random::hold();
         for shares in [
             UnilmShares {
                 seq2seq: 0.5,

@@ -4,11 +4,9 @@
 
 use std::cell::RefCell;
 use std::path::{Path, PathBuf};
-use std::sync::{Mutex, MutexGuard};
 use std::time::Instant;
 
 use burn::module::ModuleDisplay;
-use burn::module::{ModuleVisitor, Param};
 use burn::prelude::*;
 
 use super::Recipe;
@@ -124,11 +122,6 @@ impl HasEncoder for EncoderDecoder {
     }
 }
 
-/// Held from seeding the device until the model is built: burn's initializers draw from the
-/// device's one random stream, so two runs building models at once in one process would
-/// interleave their draws and neither would replay.
-static MODEL_INIT: Mutex<()> = Mutex::new(());
-
 /// A recipe's run in progress: what an objective's [`run`](super::ObjectiveSettings::run)
 /// builds its model and tasks from.
 pub struct Run<'a> {
@@ -141,8 +134,10 @@ pub struct Run<'a> {
     /// The validation documents, tokenized.
     pub valid_docs: Documents,
     options: &'a RunOptions,
-    /// [`MODEL_INIT`], from seeding until training starts.
-    init: RefCell<Option<MutexGuard<'static, ()>>>,
+    /// The seeded random stream, held from seeding until training starts (see
+    /// [`crate::random`]): two runs building models at once in one process would otherwise
+    /// interleave their draws, and neither would replay.
+    init: RefCell<Option<crate::random::Draws>>,
 }
 
 impl<'a> Run<'a> {
@@ -194,8 +189,7 @@ impl<'a> Run<'a> {
                 started.elapsed().as_secs_f64()
             );
         }
-        let init = MODEL_INIT.lock().unwrap_or_else(|e| e.into_inner());
-        recipe.train.seed_device(device);
+        let init = recipe.train.seed_device(device);
         Ok(Self {
             recipe,
             tokenizer,
@@ -314,7 +308,7 @@ impl<'a> Run<'a> {
         // burn draws a parameter's initial values when it is first read: read them all now,
         // in the module's order (the order a forked replica reads them), and only then let
         // other runs draw from the device's stream.
-        materialize(&model);
+        crate::random::materialize(&model);
         self.init.borrow_mut().take();
         let progress = self.recipe.train.progress;
         if progress {
@@ -414,17 +408,6 @@ impl<'a> Run<'a> {
             })
             .collect()
     }
-}
-
-/// Draws the initial values of every parameter of `module` that is still lazy.
-fn materialize<M: Module>(module: &M) {
-    struct Draw;
-    impl ModuleVisitor for Draw {
-        fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
-            let _ = param.val();
-        }
-    }
-    module.visit(&mut Draw);
 }
 
 /// Writes `text` to `path` through a temporary file and a rename, so that a crash leaves the

@@ -54,6 +54,35 @@ fn norm_of(ids: &[(ParamId, usize)], grads: &GradientsParams) -> f64 {
     total.map_or(0.0, |t| f64::from(t.into_scalar::<f32>()).sqrt())
 }
 
+/// The largest elementwise difference of two gradient sets over `module`'s parameters, relative
+/// to the largest magnitude in `b`; infinite where a parameter has a gradient in one set only.
+#[cfg(test)]
+pub(crate) fn max_relative_difference<M: Module>(
+    module: &M,
+    a: &GradientsParams,
+    b: &GradientsParams,
+) -> f64 {
+    let (mut diff, mut scale) = (0.0f64, 0.0f64);
+    for (id, rank) in float_ids(module) {
+        macro_rules! compare {
+            ($d:literal) => {
+                match (a.get::<$d>(id), b.get::<$d>(id)) {
+                    (Some(x), Some(y)) => {
+                        let d = (x - y.clone()).abs().max().into_scalar::<f32>();
+                        let m = y.abs().max().into_scalar::<f32>();
+                        diff = diff.max(f64::from(d));
+                        scale = scale.max(f64::from(m));
+                    }
+                    (None, None) => {}
+                    _ => diff = f64::INFINITY,
+                }
+            };
+        }
+        for_rank!(rank, compare);
+    }
+    diff / scale.max(f64::MIN_POSITIVE)
+}
+
 fn scale(ids: &[(ParamId, usize)], grads: &mut GradientsParams, factor: f64) {
     for &(id, rank) in ids {
         macro_rules! mul {
@@ -85,6 +114,7 @@ mod tests {
 
     #[test]
     fn clipping_brings_the_global_norm_to_the_limit() {
+        let _draws = crate::random::hold();
         let device = Device::flex().autodiff();
         let model: Linear = LinearConfig::new(4, 3).init(&device);
         let x = Tensor::<2>::ones([2, 4], &device).mul_scalar(10.0);

@@ -40,10 +40,26 @@ pub fn tiny_encoder(tokenizer: &Tokenizer) -> TransformerEncoderConfig {
     Preset::Tiny.encoder(tokenizer.vocab_size())
 }
 
-/// Builds the tiny encoder on `device` with a fixed seed.
+/// The seed a test draws from, `base` unless `PRETEXT_TEST_SEED=k` moves every test's seeds
+/// by `1000 k`: how the margins of the learning tests are measured over seeds (the fused
+/// kernels' switch, `PRETEXT_FUSED=0`, moves rounding as another CPU does).
+pub fn seed(base: u64) -> u64 {
+    let offset: u64 = std::env::var("PRETEXT_TEST_SEED")
+        .ok()
+        .map(|k| k.parse().expect("PRETEXT_TEST_SEED is a number"))
+        .unwrap_or(0);
+    base + 1000 * offset
+}
+
+/// `build`'s model with every initial value drawn, at once, from the stream seeded with the
+/// test seed: the same weights whatever the other tests of the binary draw meanwhile.
+pub fn seeded<M: burn::module::Module>(device: &Device, build: impl FnOnce() -> M) -> M {
+    pretext::random::init_seeded(device, seed(7), build)
+}
+
+/// Builds the tiny encoder on `device`, seeded.
 pub fn tiny_backbone(tokenizer: &Tokenizer, device: &Device) -> TransformerEncoder {
-    device.seed(7);
-    tiny_encoder(tokenizer).init(device).unwrap()
+    seeded(device, || tiny_encoder(tokenizer).init(device).unwrap())
 }
 
 /// `backbone` paired with an MLM head.
@@ -57,7 +73,9 @@ pub fn with_mlm(
 
 /// The tiny encoder with an MLM head, seeded.
 pub fn tiny_mlm(tokenizer: &Tokenizer, device: &Device) -> Pretrainer<TransformerEncoder, Mlm> {
-    with_mlm(tiny_backbone(tokenizer, device), device)
+    seeded(device, || {
+        with_mlm(tiny_encoder(tokenizer).init(device).unwrap(), device)
+    })
 }
 
 /// The tiny encoder, seeded, with a segment pair per task of `specs`, and their heads.
@@ -66,18 +84,20 @@ pub fn tiny_multitask(
     specs: &[TaskSpec],
     device: &Device,
 ) -> Pretrainer<TransformerEncoder, MultiTask> {
-    device.seed(7);
-    let backbone = tiny_encoder(tokenizer)
-        .with_num_segments(2 * specs.len())
-        .init(device)
-        .unwrap();
-    let head = MultiTask::new(&backbone, specs, device).unwrap();
-    Pretrainer::new(backbone, head)
+    seeded(device, || {
+        let backbone = tiny_encoder(tokenizer)
+            .with_num_segments(2 * specs.len())
+            .init(device)
+            .unwrap();
+        let head = MultiTask::new(&backbone, specs, device).unwrap();
+        Pretrainer::new(backbone, head)
+    })
 }
 
 /// A short quiet run.
 pub fn quick_config(steps: usize) -> TrainConfig {
     TrainConfig::new(steps, 8)
+        .with_seed(seed(42))
         .with_learning_rate(2e-3)
         .with_log_every(1)
         .with_valid_every(steps)
@@ -85,9 +105,12 @@ pub fn quick_config(steps: usize) -> TrainConfig {
         .with_progress(false)
 }
 
-/// A fresh temporary directory for `name`.
+/// A fresh temporary directory for `name`, of its own on every call: tests running at once
+/// (or one helper called by two of them) never share one.
 pub fn temp_dir(name: &str) -> std::path::PathBuf {
-    let dir = std::env::temp_dir().join(format!("pretext-{name}-{}", std::process::id()));
+    static CALLS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let call = CALLS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let dir = std::env::temp_dir().join(format!("pretext-{name}-{}-{call}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
     dir
@@ -126,6 +149,7 @@ pub fn quiet(
     valid_batches: usize,
 ) -> pretext::recipe::Recipe {
     recipe.train.steps = steps;
+    recipe.train.seed = seed(recipe.train.seed);
     recipe.train.valid_every = steps;
     recipe.train.valid_batches = valid_batches;
     recipe.train.log_every = 1;

@@ -155,7 +155,7 @@ mod tests {
             .with_valid_every(40)
             .with_valid_batches(2)
             .with_progress(false);
-        config.seed_device(&device);
+        let _seeded = config.seed_device(&device);
         let backbone = Preset::Tiny
             .encoder(tokenizer.vocab_size())
             .init(&device)

@@ -223,7 +223,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         // One shard: a shard's rows are each other's negatives, so all 32 compete.
         .with_shards(1);
     let device = Device::flex().autodiff();
-    config.seed_device(&device);
+    let _seeded = config.seed_device(&device);
     let mut backbone: TransformerEncoder =
         Preset::Tiny.encoder(tokenizer.vocab_size()).init(&device)?;
     // `--steps 0` fine-tunes the fresh encoder: the baseline SimCSE is measured against.
@@ -282,7 +282,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .with_learning_rate(2e-3)
         .with_valid_every(mix_steps.max(1))
         .with_checkpoint_every(0);
-    config.seed_device(&device);
+    let _seeded = config.seed_device(&device);
     let backbone = Preset::Tiny.encoder(tokenizer.vocab_size()).init(&device)?;
     let report = flags::train(backbone, [&train, &valid], &config, &device)?;
     if let Some(last) = report.history.last() {
