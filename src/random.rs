@@ -130,7 +130,8 @@ mod tests {
     fn a_module_built_seeded_has_its_weights_drawn_before_the_stream_goes() {
         let device = Device::flex();
         let build = || burn::nn::LinearConfig::new(4, 3).init(&device);
-        let weights = |l: &burn::nn::Linear| l.weight.val().into_data().try_to_vec::<f32>().unwrap();
+        let weights =
+            |l: &burn::nn::Linear| l.weight.val().into_data().try_to_vec::<f32>().unwrap();
         let a = init_seeded(&device, 9, build);
         // Draws after the release do not reach the built module's values.
         let _ = draw(&device);

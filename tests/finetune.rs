@@ -126,6 +126,7 @@ fn a_saved_backbone_loads_whole_and_a_mismatched_one_is_refused() {
 /// Fine-tunes the head `make_head` builds on the tiny backbone for 60 steps over `train_task`;
 /// returns the train losses and the scores on `valid_task`.
 fn fine_tune_tiny<H, T>(
+    steps: usize,
     make_head: impl FnOnce(&TransformerEncoder, &Device) -> H,
     train_task: &T,
     valid_task: &T,
@@ -146,7 +147,7 @@ where
         backbone,
         head,
         [train_task, valid_task, valid_task],
-        &common::quick_config(60),
+        &common::quick_config(steps),
         None,
         &device,
     )
@@ -154,6 +155,11 @@ where
     let losses = common::train_losses(&report.history);
     (losses, scores)
 }
+
+/// Steps of the genre fine-tuning, and what its mean loss over ten steps falls to, at most (the
+/// closing note of issue 42 has the worst value over seeds).
+const GENRE_STEPS: usize = 150;
+const GENRE_LOSS_FALL: f64 = 0.9;
 
 #[test]
 fn a_classifier_fine_tunes_on_genre_passages() {
@@ -166,9 +172,10 @@ fn a_classifier_fine_tunes_on_genre_passages() {
     };
     let train_task =
         ClassificationTask::new(&few(&data.train, 256), &tokenizer, classes, 64).unwrap();
-    let valid_task =
-        ClassificationTask::new(&few(&data.valid, 64), &tokenizer, classes, 64).unwrap();
+    let valid = few(&data.valid, 64);
+    let valid_task = ClassificationTask::new(&valid, &tokenizer, classes, 64).unwrap();
     let (losses, scores) = fine_tune_tiny(
+        GENRE_STEPS,
         |backbone, device| {
             SequenceClassifierConfig::new(classes, "genre".into())
                 .with_dropout(0.1)
@@ -178,13 +185,35 @@ fn a_classifier_fine_tunes_on_genre_passages() {
         &train_task,
         &valid_task,
     );
-    let (head_loss, tail_loss) = (losses[0], losses[losses.len() - 1]);
+    // The first and the last ten steps' mean, not one batch against another.
+    let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len() as f64;
+    let (head_loss, tail_loss) = (mean(&losses[..10]), mean(&losses[losses.len() - 10..]));
+    let mut counts = vec![0usize; classes];
+    for text in &valid {
+        counts[text.label as usize] += 1;
+    }
+    let majority = *counts.iter().max().unwrap() as f64 / valid.len() as f64;
+    eprintln!(
+        "genre loss {head_loss:.3} -> {tail_loss:.3}, accuracy {:.3} (majority {majority:.3}), \
+         macro-F1 {:.3}",
+        scores.accuracy, scores.macro_f1
+    );
     assert!(
-        tail_loss < head_loss,
+        tail_loss < GENRE_LOSS_FALL * head_loss,
         "fine-tuning loss {head_loss} -> {tail_loss}"
     );
     assert_eq!(scores.examples, valid_task.num_examples());
-    assert!((0.0..=1.0).contains(&scores.accuracy) && (0.0..=1.0).contains(&scores.macro_f1));
+    // A tiny encoder from random weights fits its 256 training passages (the loss above) but
+    // does not generalise past the commonest genre in 150 steps (over 5 seeds its validation
+    // accuracy sat between 0.14 and 0.22 against a majority share of 0.16-0.19), so the bar
+    // here is uniform guessing's 1/15, which a head answering a rare class, or cut off from
+    // its labels, stays under. The tagging test below shows a classifier generalising.
+    assert!(
+        scores.accuracy > 1.0 / classes as f64,
+        "accuracy {} against chance {}",
+        scores.accuracy,
+        1.0 / classes as f64
+    );
 }
 
 #[test]
@@ -195,6 +224,7 @@ fn a_token_classifier_fine_tunes_on_tagged_sentences() {
     let train_task = TaggingTask::new(&data.train[..256], &tokenizer, classes, 64).unwrap();
     let valid_task = TaggingTask::new(&data.valid, &tokenizer, classes, 64).unwrap();
     let (losses, scores) = fine_tune_tiny(
+        60,
         |backbone, device| {
             TokenClassifierConfig::new(classes, "pos".into())
                 .init(backbone, device)
@@ -203,7 +233,12 @@ fn a_token_classifier_fine_tunes_on_tagged_sentences() {
         &train_task,
         &valid_task,
     );
-    let (first, last) = (losses[0], losses[losses.len() - 1]);
+    let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len() as f64;
+    let (first, last) = (mean(&losses[..10]), mean(&losses[losses.len() - 10..]));
+    eprintln!(
+        "tagging loss {first:.3} -> {last:.3}, accuracy {:.3}",
+        scores.accuracy
+    );
     assert!(last < 0.8 * first, "tagging loss {first} -> {last}");
     // Every word of the validation sentences is scored (none is cut at 64 tokens here).
     let words: usize = data.valid.iter().map(|s| s.words.len()).sum();

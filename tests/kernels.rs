@@ -26,6 +26,15 @@ fn tiny_mlm_trains_the_same_through_the_fused_kernels() {
     let (fused, composed) = (losses(true), losses(false));
     set_fused(true);
     assert_eq!(fused.len(), 20);
+    let worst = fused
+        .iter()
+        .zip(&composed)
+        .map(|(a, b)| (a - b).abs())
+        .fold(0.0, f64::max);
+    eprintln!(
+        "fused loss {} -> {}, worst gap to composed {worst:.2e}",
+        fused[0], fused[19]
+    );
     assert!(
         fused[19] < fused[0] - 0.5,
         "the loss should fall: {fused:?}"

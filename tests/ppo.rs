@@ -91,6 +91,15 @@ fn untimed(record: &LogRecord) -> String {
     format!("{record:?}")
 }
 
+/// Steps and KL coefficient of the rule-scored run, and how far the share of `e`s rises at
+/// least, from the first 10 steps' mean to the last 20's. At 40 steps and β = 0.05 the rise
+/// was +0.028 to +0.030 on an Intel Xeon and +0.017 on a Zen 3 EPYC, against a bar of 0.02:
+/// β held the score near 0.17. At β = 0.02 the score climbs to ~0.3 in 80 steps (the closing
+/// note of issue 42 has the worst rise and KL over seeds and kernels).
+const PPO_STEPS: usize = 80;
+const PPO_KL: f64 = 0.02;
+const PPO_RISE: f64 = 0.1;
+
 #[test]
 fn ppo_raises_the_score_of_a_rule() {
     let dir = common::temp_dir("ppo-rule");
@@ -98,13 +107,14 @@ fn ppo_raises_the_score_of_a_rule() {
     let prompts = prompts();
     let device = Device::flex().autodiff();
 
-    let steps = 40;
+    let steps = PPO_STEPS;
     let whole = ppo(
         &policy,
         &LikesE,
         &prompts,
         &PpoConfig {
             missing_eos_penalty: 0.0,
+            kl_coef: PPO_KL,
             ..config(steps)
         },
         &PpoOptions::new(dir.join("whole"), device.clone()),
@@ -132,17 +142,26 @@ fn ppo_raises_the_score_of_a_rule() {
     let scores = metric(history, "objective/scores");
     let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len() as f64;
     // Each step scores 16 responses of 6 tokens, so step to step the score scatters by ~0.03:
-    // compare the first and last 10 steps.
-    let (early, late) = (mean(&scores[..10]), mean(&scores[steps - 10..]));
+    // compare the first 10 steps with the last 20.
+    let (early, late) = (mean(&scores[..10]), mean(&scores[steps - 20..]));
     eprintln!(
         "scores {scores:?}\nkl {:?}\neos {:?}",
         metric(history, "objective/kl"),
         metric(history, "val/num_eos_tokens")
     );
-    assert!(late > early + 0.02, "the score rose from {early} to {late}");
+    assert!(
+        late > early + PPO_RISE,
+        "the score rose from {early} to {late}"
+    );
     let kl = metric(history, "objective/kl");
-    assert!(kl[steps - 1] < 10.0, "KL stays bounded: {kl:?}");
+    // Bounded: 5.1 to 7.5 nats at the last step over the seeds and kernels tried (β = 0.01,
+    // half the penalty, let it reach 12 and 24 on two seeds).
+    assert!(kl[steps - 1] < 15.0, "KL stays bounded: {kl:?}");
     let ratio = metric(history, "val/ratio");
+    eprintln!(
+        "ratio furthest from 1 by {}",
+        ratio.iter().map(|r| (r - 1.0).abs()).fold(0.0, f64::max)
+    );
     assert!(ratio.iter().all(|r| (r - 1.0).abs() < 0.2), "{ratio:?}");
     std::fs::remove_dir_all(dir).unwrap();
 }

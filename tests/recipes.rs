@@ -293,3 +293,41 @@ fn a_resume_under_another_recipe_is_refused_naming_the_field() {
     assert_eq!(report.state.step, 4);
     std::fs::remove_dir_all(dir).unwrap();
 }
+
+/// The pretrain example's `--noise`, `--mask-unit` and `--pair-weight` set fields of the
+/// objective's settings; on an objective without that field the setting is an error naming
+/// it, not a flag silently ignored (README: "A flag that does not apply … is an error").
+#[test]
+fn a_setting_the_objective_does_not_have_is_refused_by_name() {
+    let set = |objective: &str, path: &str, value: serde_json::Value| {
+        Recipe::named(objective, Preset::Tiny)
+            .unwrap()
+            .set(&format!("objective.settings.{path}"), value)
+    };
+    // Values each field takes where it exists.
+    let bart: serde_json::Value =
+        serde_json::from_str(&Recipe::named("bart", Preset::Tiny).unwrap().to_json()).unwrap();
+    let noise = bart["objective"]["settings"]["noise"].clone();
+    let unit = serde_json::json!("WholeWord");
+    let weight = serde_json::json!(2.0);
+    set("bart", "noise", noise.clone()).unwrap();
+    set("albert", "masking.unit", unit.clone()).unwrap();
+    set("bert", "pair_weight", weight.clone()).unwrap();
+    // The same values where the field does not exist.
+    for (objective, path, value) in [
+        ("mlm", "noise", noise),
+        ("clm", "masking.unit", unit.clone()),
+        ("bart", "masking.unit", unit),
+        ("mlm", "pair_weight", weight),
+    ] {
+        match set(objective, path, value) {
+            Err(Error::Recipe { field, reason }) => {
+                assert!(
+                    field.contains(path) && reason.contains("no such field"),
+                    "{field}: {reason}"
+                );
+            }
+            other => panic!("{objective} took {path}: {other:?}"),
+        }
+    }
+}

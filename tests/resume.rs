@@ -139,7 +139,11 @@ fn resume_replays_the_uninterrupted_run_exactly() {
     };
     check_resume(
         "electra",
-        || common::seeded(&device, || electra(common::tiny_encoder(&tokenizer).init(&device).unwrap())),
+        || {
+            common::seeded(&device, || {
+                electra(common::tiny_encoder(&tokenizer).init(&device).unwrap())
+            })
+        },
         || common::seeded(&device, || electra(other_backbone(2))),
         &electra_task(&train_docs),
         &electra_task(&valid_docs),

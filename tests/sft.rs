@@ -56,6 +56,11 @@ fn sft_from_a_causal_run_learns_resumes_exactly_and_generates() {
     let losses = train_losses(&straight);
     assert_eq!(losses.len(), 24);
     let mean = |l: &[f64]| l.iter().sum::<f64>() / l.len() as f64;
+    eprintln!(
+        "sft straight: loss {:.3} -> {:.3}",
+        mean(&losses[..4]),
+        mean(&losses[20..])
+    );
     assert!(
         mean(&losses[20..]) < mean(&losses[..4]) - 0.5,
         "the loss did not fall: {losses:?}"
@@ -91,13 +96,17 @@ fn sft_from_a_causal_run_learns_resumes_exactly_and_generates() {
     std::fs::remove_dir_all(dir).unwrap();
 }
 
+/// How far the packed and the whole-sequence runs' loss falls in 12 steps, at least (the
+/// closing note of issue 42 has the worst value over seeds).
+const SFT_FALL: f64 = 0.3;
+
 #[test]
 fn packed_sft_and_whole_sequence_loss_train() {
     let dir = common::temp_dir("sft-packed");
     let device = Device::flex().autodiff();
     for (name, packing, completion_only) in [("packed", true, true), ("whole", false, false)] {
         let mut recipe = Recipe::named("sft", Preset::Tiny).unwrap();
-        recipe = common::quiet(recipe, 6, 1);
+        recipe = common::quiet(recipe, 12, 1);
         let pretext::recipe::ObjectiveRecipe::Sft(settings) = &mut recipe.objective else {
             unreachable!()
         };
@@ -112,6 +121,15 @@ fn packed_sft_and_whole_sequence_loss_train() {
             .filter(|r| r.split == Split::Valid)
             .collect();
         assert!(valid[0].loss.is_finite(), "{name}");
+        // It trains: the mean of the last three steps' losses below the first three's.
+        let losses = common::train_losses(&report.history);
+        let mean = |l: &[f64]| l.iter().sum::<f64>() / l.len() as f64;
+        let (head, tail) = (mean(&losses[..3]), mean(&losses[9..]));
+        eprintln!("sft {name}: loss {head:.3} -> {tail:.3}");
+        assert!(
+            tail < head - SFT_FALL,
+            "{name}: the loss did not fall: {losses:?}"
+        );
     }
     std::fs::remove_dir_all(dir).unwrap();
 }

@@ -234,7 +234,10 @@ mod tests {
         for (k, (shard, part)) in together.iter().zip(parts).enumerate() {
             let alone = one.run(&model, vec![part], 1, &totals, &device).remove(0);
             assert!((shard.loss - alone.loss).abs() < 1e-6, "shard {k} loss");
-            assert!(global_norm(&model, &shard.grads) > 0.0, "shard {k}: no gradient");
+            assert!(
+                global_norm(&model, &shard.grads) > 0.0,
+                "shard {k}: no gradient"
+            );
             // Tensor by tensor, element by element, not only their norm.
             let diff = max_relative_difference(&model, &shard.grads, &alone.grads);
             assert!(diff < 1e-5, "shard {k}: gradients differ by {diff}");
@@ -260,7 +263,10 @@ mod tests {
         let per_device = own.run(&model, parts, 1, &totals, &device);
         for (k, (a, b)) in shared.iter().zip(&per_device).enumerate() {
             assert!((a.loss - b.loss).abs() < 1e-6, "shard {k} loss");
-            assert!(global_norm(&model, &a.grads) > 0.0, "shard {k}: no gradient");
+            assert!(
+                global_norm(&model, &a.grads) > 0.0,
+                "shard {k}: no gradient"
+            );
             let diff = max_relative_difference(&model, &b.grads, &a.grads);
             assert!(diff < 1e-5, "shard {k}: gradients differ by {diff}");
         }

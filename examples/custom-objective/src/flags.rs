@@ -183,13 +183,31 @@ mod tests {
         let last = report.history.last().unwrap();
         let auc = last.metrics["flag_auc"];
         assert!(auc > 0.8, "flag AUC {auc}: {:?}", last.metrics);
-        assert!(last.metrics["mlm_acc"] > 0.0);
-        let losses: Vec<f64> = report
+        // MLM learns too: its own loss (the log of its perplexity) falls, first five steps
+        // against the last five, as does the sum.
+        let train: Vec<_> = report
             .history
             .iter()
             .filter(|r| r.split == pretext::train::Split::Train)
-            .map(|r| r.loss)
             .collect();
-        assert!(losses[losses.len() - 1] < 0.8 * losses[0], "{losses:?}");
+        let mean = |records: &[&pretext::train::LogRecord],
+                    of: &dyn Fn(&pretext::train::LogRecord) -> f64| {
+            records.iter().map(|r| of(r)).sum::<f64>() / records.len() as f64
+        };
+        let (head, tail) = (&train[..5], &train[train.len() - 5..]);
+        let mlm_loss = |r: &pretext::train::LogRecord| r.metrics["mlm_ppl"].ln();
+        let loss = |r: &pretext::train::LogRecord| r.loss;
+        let (mlm_head, mlm_tail) = (mean(head, &mlm_loss), mean(tail, &mlm_loss));
+        let (sum_head, sum_tail) = (mean(head, &loss), mean(tail, &loss));
+        eprintln!(
+            "flag AUC {auc}; MLM loss {mlm_head} -> {mlm_tail}; sum {sum_head} -> {sum_tail}"
+        );
+        // Over seeds 1 to 4 and both kernel paths: AUC 0.88 to 0.93, MLM's loss 0.75 to 0.80
+        // of where it started, the sum's 0.75 to 0.79.
+        assert!(
+            mlm_tail < 0.85 * mlm_head,
+            "MLM loss {mlm_head} -> {mlm_tail}"
+        );
+        assert!(sum_tail < 0.85 * sum_head, "loss {sum_head} -> {sum_tail}");
     }
 }
