@@ -7,7 +7,9 @@ only that it ran.
 
 Every line must be JSON and every number in it finite. `--split` (default valid) picks the
 last record of that split for `--below KEY=V`, `--above KEY=V` and `--between KEY=LO,HI`;
-`--last-step N` wants the last train record at step N; `--same-train OTHER` wants the train
+`--last-step N` wants the last train record at step N; `--first-loss V,TOL` wants the first
+train record's loss within TOL of V (an untrained model's ln of its class count, say);
+`--same-train OTHER` wants the train
 losses (timings aside) equal to OTHER's, record for record, over the shorter of the two,
 with at least one record on each side. Exits 1 naming what failed.
 """
@@ -58,6 +60,7 @@ def main():
     parser.add_argument("--below", action="append")
     parser.add_argument("--above", action="append")
     parser.add_argument("--between", action="append")
+    parser.add_argument("--first-loss")
     parser.add_argument("--same-train")
     args = parser.parse_args()
 
@@ -86,6 +89,12 @@ def main():
         if not train or train[-1]["step"] != args.last_step:
             got = train[-1]["step"] if train else None
             fail(f"{args.metrics}: last train step {got}, wanted {args.last_step}")
+    if args.first_loss:
+        want, tolerance = map(float, args.first_loss.split(","))
+        train = [r for r in all_records if r["split"] == "train"]
+        if not train or abs(train[0]["loss"] - want) > tolerance:
+            got = train[0]["loss"] if train else None
+            fail(f"{args.metrics}: first train loss {got}, wanted {want} ± {tolerance}")
     if args.same_train:
         ours, theirs = train_losses(args.metrics), train_losses(args.same_train)
         n = min(len(ours), len(theirs))
