@@ -7,8 +7,9 @@
 //! builds its policy. [`seeded`] holds the stream from the seed until its guard is dropped;
 //! [`hold`] holds it unseeded, for code that draws but needs no particular values (a loader
 //! initialising a model before it overwrites the weights, a test's random input), so that it
-//! does not take draws from under a seeded holder. Every draw in the crate goes through one of
-//! them. Holding is re-entrant on one thread: a seeded run may call a loader that holds.
+//! does not take draws from under a seeded holder. Recipe runs, the Hugging Face loaders and
+//! the tests draw through them; a program that builds its own models on several threads
+//! should too. Holding is re-entrant on one thread: a seeded run may call a loader that holds.
 //!
 //! burn draws a parameter's initial values when the parameter is first read, not when the
 //! module is built: [`materialize`] reads them all, and [`init_seeded`] builds a module,
