@@ -38,6 +38,7 @@
 #![warn(missing_docs)]
 
 pub mod align;
+mod atomic_file;
 pub mod blocks;
 pub mod corpus;
 pub mod data;

@@ -778,11 +778,8 @@ fn read_run_file(dir: &Path) -> Result<PpoRunFile> {
 }
 
 fn write_run_file(dir: &Path, file: &PpoRunFile) -> Result<()> {
-    let path = dir.join(PPO_FILE);
-    let tmp = dir.join(format!("{PPO_FILE}.tmp"));
     let json = serde_json::to_string_pretty(file).expect("a run file serialises");
-    std::fs::write(&tmp, json).map_err(|e| Error::io(&tmp, e))?;
-    std::fs::rename(&tmp, &path).map_err(|e| Error::io(&path, e))
+    crate::atomic_file::write(&dir.join(PPO_FILE), json)
 }
 
 /// The causal model in `dir` on `device`: a PPO run's policy (from its checkpoint, on the

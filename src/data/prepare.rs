@@ -400,11 +400,8 @@ impl<'a> Preparation<'a> {
             skipped: self.skipped.clone(),
             text_bytes: self.text_bytes,
         };
-        let path = self.out.join(CHECKPOINT);
-        let tmp = self.out.join(format!("{CHECKPOINT}.tmp"));
         let json = serde_json::to_string(&checkpoint).expect("a checkpoint serialises");
-        std::fs::write(&tmp, json).map_err(|e| Error::io(&tmp, e))?;
-        std::fs::rename(&tmp, &path).map_err(|e| Error::io(&path, e))
+        crate::atomic_file::write(&self.out.join(CHECKPOINT), json)
     }
 
     /// Writes the last bits and the manifest, and drops the checkpoint.

@@ -250,11 +250,8 @@ impl Manifest {
 
     /// Writes it into `dir` atomically: its presence says the preparation finished.
     pub(crate) fn write(&self, dir: &Path) -> Result<()> {
-        let path = dir.join(MANIFEST);
-        let tmp = dir.join(format!("{MANIFEST}.tmp"));
         let json = serde_json::to_string_pretty(self).expect("a manifest serialises");
-        std::fs::write(&tmp, json).map_err(|e| Error::io(&tmp, e))?;
-        std::fs::rename(&tmp, &path).map_err(|e| Error::io(&path, e))
+        crate::atomic_file::write(&dir.join(MANIFEST), json)
     }
 }
 

@@ -3,7 +3,7 @@
 //! with a head and save the encoder that fine-tuning loads.
 
 use std::cell::RefCell;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Instant;
 
 use burn::module::ModuleDisplay;
@@ -173,7 +173,7 @@ impl<'a> Run<'a> {
         {
             recipe.check_resumes(&saved)?;
         }
-        write_atomically(&config, &recipe.to_json())?;
+        crate::atomic_file::write(&config, recipe.to_json())?;
         let started = Instant::now();
         let reads_corpus = recipe.objective.settings().data_file().is_none();
         let (train_docs, valid_docs) = if reads_corpus {
@@ -408,12 +408,4 @@ impl<'a> Run<'a> {
             })
             .collect()
     }
-}
-
-/// Writes `text` to `path` through a temporary file and a rename, so that a crash leaves the
-/// old file or the new one, never half of one.
-fn write_atomically(path: &Path, text: &str) -> Result<()> {
-    let tmp = path.with_extension("tmp");
-    std::fs::write(&tmp, text).map_err(|e| Error::io(&tmp, e))?;
-    std::fs::rename(&tmp, path).map_err(|e| Error::io(path, e))
 }
