@@ -186,8 +186,7 @@ fn a_classifier_fine_tunes_on_genre_passages() {
         &valid_task,
     );
     // The first and the last ten steps' mean, not one batch against another.
-    let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len() as f64;
-    let (head_loss, tail_loss) = (mean(&losses[..10]), mean(&losses[losses.len() - 10..]));
+    let (head_loss, tail_loss) = common::ends(&losses, 10);
     let mut counts = vec![0usize; classes];
     for text in &valid {
         counts[text.label as usize] += 1;
@@ -233,8 +232,7 @@ fn a_token_classifier_fine_tunes_on_tagged_sentences() {
         &train_task,
         &valid_task,
     );
-    let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len() as f64;
-    let (first, last) = (mean(&losses[..10]), mean(&losses[losses.len() - 10..]));
+    let (first, last) = common::ends(&losses, 10);
     eprintln!(
         "tagging loss {first:.3} -> {last:.3}, accuracy {:.3}",
         scores.accuracy

@@ -140,10 +140,12 @@ fn ppo_raises_the_score_of_a_rule() {
         assert!(first.contains_key(name), "{name} missing");
     }
     let scores = metric(history, "objective/scores");
-    let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len() as f64;
     // Each step scores 16 responses of 6 tokens, so step to step the score scatters by ~0.03:
     // compare the first 10 steps with the last 20.
-    let (early, late) = (mean(&scores[..10]), mean(&scores[steps - 20..]));
+    let (early, late) = (
+        common::mean(&scores[..10]),
+        common::mean(&scores[steps - 20..]),
+    );
     eprintln!(
         "scores {scores:?}\nkl {:?}\neos {:?}",
         metric(history, "objective/kl"),

@@ -74,8 +74,7 @@ fn bf16_training_follows_f32() {
         .map(|(a, b)| (a - b).abs() / a)
         .fold(0.0, f64::max);
     // bf16 rounds a loss near 9 to steps of 1/16: the first and the last five steps' means.
-    let mean = |l: &[f64]| l.iter().sum::<f64>() / l.len() as f64;
-    let (first, last) = (mean(&bf16[..5]), mean(&bf16[STEPS - 5..]));
+    let (first, last) = common::ends(&bf16, 5);
     eprintln!("bf16 against f32: worst relative gap {worst:.4}, bf16 loss {first} -> {last}");
     for (step, (a, b)) in f32.iter().zip(&bf16).enumerate() {
         assert!(

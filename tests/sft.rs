@@ -55,16 +55,9 @@ fn sft_from_a_causal_run_learns_resumes_exactly_and_generates() {
         .unwrap();
     let losses = train_losses(&straight);
     assert_eq!(losses.len(), 24);
-    let mean = |l: &[f64]| l.iter().sum::<f64>() / l.len() as f64;
-    eprintln!(
-        "sft straight: loss {:.3} -> {:.3}",
-        mean(&losses[..4]),
-        mean(&losses[20..])
-    );
-    assert!(
-        mean(&losses[20..]) < mean(&losses[..4]) - 0.5,
-        "the loss did not fall: {losses:?}"
-    );
+    let (head, tail) = common::ends(&losses, 4);
+    eprintln!("sft straight: loss {head:.3} -> {tail:.3}");
+    assert!(tail < head - 0.5, "the loss did not fall: {losses:?}");
     let last = records(&straight).into_iter().last().unwrap();
     assert_eq!(last["split"], "valid");
     for metric in ["mean_token_accuracy", "num_tokens"] {
@@ -123,8 +116,7 @@ fn packed_sft_and_whole_sequence_loss_train() {
         assert!(valid[0].loss.is_finite(), "{name}");
         // It trains: the mean of the last three steps' losses below the first three's.
         let losses = common::train_losses(&report.history);
-        let mean = |l: &[f64]| l.iter().sum::<f64>() / l.len() as f64;
-        let (head, tail) = (mean(&losses[..3]), mean(&losses[9..]));
+        let (head, tail) = common::ends(&losses, 3);
         eprintln!("sft {name}: loss {head:.3} -> {tail:.3}");
         assert!(
             tail < head - SFT_FALL,

@@ -21,10 +21,6 @@ use pretext::objectives::{
 use pretext::train::{Split, TrainReport, Trainer};
 use pretext::{Pretrainer, Tokenizer};
 
-fn mean(xs: &[f64]) -> f64 {
-    xs.iter().sum::<f64>() / xs.len() as f64
-}
-
 /// Trains `model` for `steps` on the task `make_task` builds from each split of real text.
 fn train_on<M, O, T>(
     model: Pretrainer<M, O>,
@@ -105,12 +101,7 @@ fn train_mlm_with_pairs(
 /// trained on the wrong sign, stays at ln 2 and 0.5.
 fn pair_head_fits_its_labels(kind: PairKind) {
     let (tokenizer, _, _) = common::real_text();
-    let mut corpus = pretext::corpus::Corpus::from_dir(
-        pretext::corpus::bundled_data_dir().join("shakespeare"),
-        pretext::corpus::DocumentBoundary::File,
-    )
-    .unwrap();
-    corpus.documents.truncate(5);
+    let mut corpus = common::plays(5);
     for document in &mut corpus.documents {
         document.sentences.truncate(PAIR_SENTENCES);
     }
@@ -171,23 +162,14 @@ fn metric_head_and_tail(
         .filter(|r| r.split == Split::Train)
         .filter_map(|r| r.metrics.get(name).copied())
         .collect();
-    assert!(
-        values.len() >= 2 * window,
-        "{name} in {} train records",
-        values.len()
-    );
-    let (head, tail) = (
-        mean(&values[..window]),
-        mean(&values[values.len() - window..]),
-    );
+    let (head, tail) = common::ends(&values, window);
     eprintln!("{name} {head:.3} -> {tail:.3}");
     (head, tail)
 }
 
 /// Mean of the first and of the last five train losses.
 fn head_and_tail(history: &[pretext::train::LogRecord]) -> (f64, f64) {
-    let losses = common::train_losses(history);
-    let (head, tail) = (mean(&losses[..5]), mean(&losses[losses.len() - 5..]));
+    let (head, tail) = common::ends(&common::train_losses(history), 5);
     eprintln!("loss {head:.3} -> {tail:.3}");
     (head, tail)
 }

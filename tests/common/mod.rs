@@ -11,15 +11,37 @@ use pretext::objectives::{Mlm, MlmConfig, MlmTask, MultiTask, TaskSpec};
 use pretext::train::TrainConfig;
 use pretext::{Preset, Pretrainer, Tokenizer};
 
-/// The bundled tokenizer and a few real documents, tokenized: `(tokenizer, train, valid)`.
-pub fn real_text() -> (Tokenizer, Documents, Documents) {
-    let tokenizer = Tokenizer::bundled().expect("bundled tokenizer");
+/// The first `n` bundled Shakespeare plays, one document each.
+pub fn plays(n: usize) -> Corpus {
     let mut corpus = Corpus::from_dir(
         bundled_data_dir().join("shakespeare"),
         DocumentBoundary::File,
     )
     .expect("bundled Shakespeare");
-    corpus.documents.truncate(6);
+    corpus.documents.truncate(n);
+    corpus
+}
+
+/// The mean of `xs`.
+pub fn mean(xs: &[f64]) -> f64 {
+    xs.iter().sum::<f64>() / xs.len() as f64
+}
+
+/// The means of the first and of the last `window` values of `xs`: how the learning tests
+/// compare the start of a run with its end, a step's noise averaged out.
+pub fn ends(xs: &[f64], window: usize) -> (f64, f64) {
+    assert!(
+        xs.len() >= 2 * window,
+        "{} values, {window} a side",
+        xs.len()
+    );
+    (mean(&xs[..window]), mean(&xs[xs.len() - window..]))
+}
+
+/// The bundled tokenizer and a few real documents, tokenized: `(tokenizer, train, valid)`.
+pub fn real_text() -> (Tokenizer, Documents, Documents) {
+    let tokenizer = Tokenizer::bundled().expect("bundled tokenizer");
+    let mut corpus = plays(6);
     let valid = Corpus {
         documents: corpus.documents.split_off(5),
     };
