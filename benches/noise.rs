@@ -21,10 +21,8 @@ use pretext::data::prepare::{PrepareOptions, prepare_corpus};
 use pretext::data::{Documents, Prepared, Segment, Task, pack_segments};
 use pretext::noise::bart;
 use pretext::noise::mass::{DEFAULT_MASS_SHARE, mass_mask};
-use pretext::noise::{
-    DEFAULT_SHORT_SEQ_PROB, ExampleRng, MaskUnit, MlmMasker, MlmMasking, PairKind, PairSampler,
-    PermutationMasking, example_rng, t5,
-};
+use pretext::noise::{DEFAULT_SHORT_SEQ_PROB, MaskUnit, MlmMasker, MlmMasking, PairKind, PairSampler, PermutationMasking, t5};
+use pretext::util::rng::{ExampleRng, example_rng};
 use pretext::objectives::MlmTask;
 
 const BATCH: usize = 32;

@@ -35,7 +35,8 @@ use criterion::{Bencher, BenchmarkGroup, Criterion, Throughput, criterion_group,
 use pretext::blocks::EncoderDecoderConfig;
 use pretext::data::{Batch, Documents, Task};
 use pretext::noise::bart::BartNoise;
-use pretext::noise::{MlmMasking, PermutationMasking, example_rng};
+use pretext::noise::{MlmMasking, PermutationMasking};
+use pretext::util::rng::example_rng;
 use pretext::objectives::{
     BartTask, ElectraConfig, ElectraTask, MlmConfig, MlmTask, Objective, PermutationTask,
     PermutedLmConfig, Seq2SeqConfig, Weights,

@@ -40,7 +40,7 @@ use pretext::align::{
 };
 use pretext::corpus::{Corpus, DocumentBoundary, bundled_data_dir};
 use pretext::generate::SamplingConfig;
-use pretext::noise::example_rng;
+use pretext::util::rng::example_rng;
 use pretext::objectives::reward::RewardModel;
 use pretext::recipe::{ObjectiveRecipe, Recipe, RunOptions};
 use serde_json::json;

@@ -340,8 +340,8 @@ fn ends_with_abbreviation(text: &str, period_byte: usize) -> bool {
 
 /// A hash of `(name, seed)` mapped to `[0, 1)`: FNV-1a, then a SplitMix64 finaliser.
 fn unit_hash(name: &str, seed: u64) -> f64 {
-    let h = crate::noise::fnv1a(crate::noise::FNV_OFFSET ^ seed, name.as_bytes());
-    (crate::noise::splitmix64(h) >> 11) as f64 / (1u64 << 53) as f64
+    let h = crate::util::rng::fnv1a(crate::util::rng::FNV_OFFSET ^ seed, name.as_bytes());
+    (crate::util::rng::splitmix64(h) >> 11) as f64 / (1u64 << 53) as f64
 }
 
 #[cfg(test)]

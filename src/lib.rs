@@ -38,7 +38,6 @@
 #![warn(missing_docs)]
 
 pub mod align;
-mod atomic_file;
 pub mod blocks;
 pub mod corpus;
 pub mod data;
@@ -53,10 +52,10 @@ pub mod noise;
 pub mod objectives;
 pub mod preset;
 pub mod pretrainer;
-pub mod random;
 pub mod recipe;
 pub mod tokenize;
 pub mod train;
+pub mod util;
 
 #[cfg(test)]
 mod test_support;

@@ -10,7 +10,7 @@ use crate::objectives::{Mlm, MlmConfig, PairHead, PairHeadConfig};
 
 /// A seeded width-16 encoder without dropout, with an MLM and an NSP head.
 pub fn tiny_parts(device: &Device) -> (TransformerEncoder, Mlm, PairHead) {
-    crate::random::init_seeded(device, 3, || {
+    crate::util::random::init_seeded(device, 3, || {
         let backbone = TransformerEncoderConfig::new(40, 16, 1, 2, 32)
             .with_dropout(0.0)
             .init(device)
@@ -47,7 +47,7 @@ pub fn pair_batch(device: &Device, variant: u32) -> TokenBatch {
 /// A seeded causal model of the tiny preset over the bundled vocabulary, without dropout.
 pub fn tiny_causal_lm(device: &Device) -> crate::generate::CausalLm {
     let tokenizer = crate::tokenize::Tokenizer::bundled().unwrap();
-    let (encoder, clm) = crate::random::init_seeded(device, 21, || {
+    let (encoder, clm) = crate::util::random::init_seeded(device, 21, || {
         let encoder = crate::Preset::Tiny
             .encoder(tokenizer.vocab_size())
             .with_norm_first(true)

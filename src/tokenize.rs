@@ -338,9 +338,9 @@ impl Tokenizer {
     pub fn fingerprint(&self) -> String {
         let mut vocab: Vec<(String, u32)> = self.inner.get_vocab(true).into_iter().collect();
         vocab.sort_by_key(|(_, id)| *id);
-        let mut hash = crate::noise::FNV_OFFSET;
+        let mut hash = crate::util::rng::FNV_OFFSET;
         let mut feed = |bytes: &[u8]| {
-            hash = crate::noise::splitmix64(crate::noise::fnv1a(hash, bytes));
+            hash = crate::util::rng::splitmix64(crate::util::rng::fnv1a(hash, bytes));
         };
         for (token, id) in &vocab {
             feed(&id.to_le_bytes());

@@ -66,12 +66,12 @@ fn a_saved_backbone_loads_whole_and_a_mismatched_one_is_refused() {
     let tokenizer = Tokenizer::bundled().unwrap();
     let device = Device::flex();
     let config = common::tiny_encoder(&tokenizer);
-    let pretrained = pretext::random::init_seeded(&device, 1, || config.init(&device).unwrap());
+    let pretrained = pretext::util::random::init_seeded(&device, 1, || config.init(&device).unwrap());
     let dir = common::temp_dir("finetune-load");
     let path = dir.join("encoder.bpk");
     save_weights(&pretrained, &path).unwrap();
 
-    let fresh = pretext::random::init_seeded(&device, 2, || config.init(&device).unwrap());
+    let fresh = pretext::util::random::init_seeded(&device, 2, || config.init(&device).unwrap());
     let loaded = load_backbone(&path, fresh.clone()).unwrap();
     assert_eq!(loaded.num_params(), pretrained.num_params());
     // Parameter by parameter: every tensor of the loaded backbone is the saved one. The tiny

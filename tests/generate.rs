@@ -26,7 +26,7 @@ fn fixture(name: &str) -> PathBuf {
 fn tiny_model() -> CausalLm {
     let device = Device::flex();
     let tokenizer = Tokenizer::bundled().unwrap();
-    let (encoder, clm) = pretext::random::init_seeded(&device, 21, || {
+    let (encoder, clm) = pretext::util::random::init_seeded(&device, 21, || {
         let encoder = Preset::Tiny
             .encoder(tokenizer.vocab_size())
             .with_norm_first(true)
@@ -336,7 +336,7 @@ fn a_causal_model_exported_as_gpt2_generates_what_it_generated_before() {
         .with_embedding_norm(false)
         .with_num_segments(0)
         .with_dropout(0.0);
-    let (encoder, clm) = pretext::random::init_seeded(&device, 8, || {
+    let (encoder, clm) = pretext::util::random::init_seeded(&device, 8, || {
         let encoder = config.init(&device).unwrap();
         let clm = ClmConfig::new()
             .with_transform(false)

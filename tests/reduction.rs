@@ -17,7 +17,7 @@ use burn::optim::GradientsParams;
 use burn::prelude::*;
 use pretext::Pretrainer;
 use pretext::data::{Batch, Task, TokenExample};
-use pretext::noise::example_rng;
+use pretext::util::rng::example_rng;
 use pretext::objectives::multitask::parse_tasks;
 use pretext::objectives::{ClmConfig, ClmTask, MultiTaskData, Objective};
 use pretext::train::{Part, Shards, Trainer, step_gradients};

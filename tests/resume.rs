@@ -113,7 +113,7 @@ fn resume_replays_the_uninterrupted_run_exactly() {
     let device = Device::flex().autodiff();
     // A different initialisation proves the weights come from the checkpoint.
     let other_backbone = |segments: usize| {
-        pretext::random::init_seeded(&device, 12345, || {
+        pretext::util::random::init_seeded(&device, 12345, || {
             common::tiny_encoder(&tokenizer)
                 .with_num_segments(segments)
                 .init(&device)

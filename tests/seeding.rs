@@ -15,14 +15,14 @@ fn run(seed: u64, draws: usize) -> (Vec<f32>, Vec<f64>) {
     let config = common::quick_config(5).with_seed(seed);
     let device = Device::flex().autodiff();
     for _ in 0..draws {
-        let _draws = pretext::random::hold();
+        let _draws = pretext::util::random::hold();
         let _ = Tensor::<1>::random([3], Distribution::Default, &device);
     }
     let model = {
         let _draws = config.seed_device(&device);
         let backbone = common::tiny_encoder(&tokenizer).init(&device).unwrap();
         let model = common::with_mlm(backbone, &device);
-        pretext::random::materialize(&model);
+        pretext::util::random::materialize(&model);
         model
     };
     let weights = model

@@ -10,7 +10,7 @@ use pretext::blocks::{
 };
 use pretext::data::{Batch, Documents, Seq2SeqBatch, Task};
 use pretext::noise::bart::BartNoise;
-use pretext::noise::example_rng;
+use pretext::util::rng::example_rng;
 use pretext::noise::{MaskUnit, MlmMasking, PairKind, PermutationMasking};
 use pretext::objectives::{
     BartTask, ClmConfig, ClmTask, ElectraConfig, ElectraTask, MassTask, Mix, Mlm, MlmConfig,

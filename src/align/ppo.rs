@@ -46,7 +46,7 @@ use super::scorer::Scorer;
 use crate::blocks::{EncoderBackbone, LmHead, TransformerEncoder};
 use crate::error::{Error, Result};
 use crate::generate::{CausalLm, SamplingConfig};
-use crate::noise::{example_rng, splitmix64};
+use crate::util::rng::{example_rng, splitmix64};
 use crate::objectives::ppo::{
     KlEstimator, check_kl_coef, gae, policy_loss, token_rewards, value_loss, whiten,
 };
@@ -229,7 +229,7 @@ impl PpoConfig {
             })
             .expect("a config serialises")
         };
-        crate::recipe::json::first_difference(&fixed(saved), &fixed(self), "")
+        crate::util::json::first_difference(&fixed(saved), &fixed(self), "")
             .map(|(k, then, now)| format!("{k}: {then} in the checkpoint, {now} now"))
     }
 }
@@ -779,7 +779,7 @@ fn read_run_file(dir: &Path) -> Result<PpoRunFile> {
 
 fn write_run_file(dir: &Path, file: &PpoRunFile) -> Result<()> {
     let json = serde_json::to_string_pretty(file).expect("a run file serialises");
-    crate::atomic_file::write(&dir.join(PPO_FILE), json)
+    crate::util::atomic_file::write(&dir.join(PPO_FILE), json)
 }
 
 /// The causal model in `dir` on `device`: a PPO run's policy (from its checkpoint, on the

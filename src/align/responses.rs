@@ -165,7 +165,7 @@ mod tests {
 
     #[test]
     fn scored_responses_match_what_generation_drew_them_with() {
-        let _draws = crate::random::hold();
+        let _draws = crate::util::random::hold();
         let device = Device::flex();
         let model = crate::test_support::tiny_causal_lm(&device);
         let prompts = vec![vec![2, 10, 11, 12], vec![2, 13]];
@@ -192,7 +192,7 @@ mod tests {
 
     #[test]
     fn an_empty_response_is_an_error() {
-        let _draws = crate::random::hold();
+        let _draws = crate::util::random::hold();
         let device = Device::flex();
         let err = ResponseBatch::new(&[&[2, 5]], &[&[]], 0, &device).unwrap_err();
         assert!(matches!(err, Error::InvalidConfig(_)), "{err}");

@@ -195,9 +195,9 @@ mod tests {
 
     #[test]
     fn perturbing_a_padded_key_leaves_outputs_unchanged() {
-        let _draws = crate::random::hold();
+        let _draws = crate::util::random::hold();
         let (device, attn) = setup();
-        let _draws = crate::random::seeded(&device, 1);
+        let _draws = crate::util::random::seeded(&device, 1);
         let x = Tensor::<3>::random([2, 5, 16], Distribution::Normal(0.0, 1.0), &device);
         let pad = Tensor::<2, Bool>::from_bool(
             TensorData::new(
@@ -239,9 +239,9 @@ mod tests {
 
     #[test]
     fn causal_outputs_ignore_later_tokens() {
-        let _draws = crate::random::hold();
+        let _draws = crate::util::random::hold();
         let (device, attn) = setup();
-        let _draws = crate::random::seeded(&device, 2);
+        let _draws = crate::util::random::seeded(&device, 2);
         let x = Tensor::<3>::random([1, 6, 16], Distribution::Normal(0.0, 1.0), &device);
         let mask = AttentionMask::causal(6, &device);
         let base = attn.forward(x.clone(), x.clone(), Some(&mask));
@@ -260,9 +260,9 @@ mod tests {
 
     #[test]
     fn a_fully_masked_row_gives_zeros_not_nan() {
-        let _draws = crate::random::hold();
+        let _draws = crate::util::random::hold();
         let (device, attn) = setup();
-        let _draws = crate::random::seeded(&device, 3);
+        let _draws = crate::util::random::seeded(&device, 3);
         let x = Tensor::<3>::random([1, 3, 16], Distribution::Normal(0.0, 1.0), &device);
         let mut blocked = vec![false; 9];
         blocked[3..6].fill(true); // query 1 may see nothing
@@ -291,7 +291,7 @@ mod tests {
 
     #[test]
     fn heads_must_divide_hidden() {
-        let _draws = crate::random::hold();
+        let _draws = crate::util::random::hold();
         let err = MultiHeadAttentionConfig::new(10, 4)
             .init(&Device::flex())
             .unwrap_err();

@@ -19,7 +19,7 @@ use burn::prelude::*;
 use burn::tensor::Distribution;
 use rayon::prelude::*;
 
-use crate::noise::splitmix64;
+use crate::util::rng::splitmix64;
 
 /// What the next dropout draws from, per thread (shards running at once each keep their own).
 #[derive(Debug, Clone, Default)]

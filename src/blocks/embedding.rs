@@ -224,7 +224,7 @@ mod tests {
 
     #[test]
     fn an_offset_moves_every_position_along_the_table() {
-        let _draws = crate::random::hold();
+        let _draws = crate::util::random::hold();
         let device = Device::flex();
         let config = EmbeddingsConfig::new(50, 8)
             .with_max_positions(10)
@@ -259,7 +259,7 @@ mod tests {
 
     #[test]
     fn token_table_starts_small() {
-        let _draws = crate::random::hold();
+        let _draws = crate::util::random::hold();
         let device = Device::flex();
         let e = EmbeddingsConfig::new(1000, 64).init(&device);
         let std = e
@@ -275,7 +275,7 @@ mod tests {
 
     #[test]
     fn sinusoidal_positions_have_no_parameters_and_distinguish_positions() {
-        let _draws = crate::random::hold();
+        let _draws = crate::util::random::hold();
         let device = Device::flex();
         let cfg = EmbeddingsConfig::new(50, 16)
             .with_positions(PositionEncoding::Sinusoidal)

@@ -475,7 +475,7 @@ mod tests {
 
     #[test]
     fn parameter_count_matches_the_arithmetic() {
-        let _draws = crate::random::hold();
+        let _draws = crate::util::random::hold();
         let device = Device::flex();
         for norm_first in [false, true] {
             let cfg = TransformerEncoderConfig::new(100, 32, 2, 4, 64).with_norm_first(norm_first);
@@ -485,7 +485,7 @@ mod tests {
 
     #[test]
     fn factorized_and_shared_parameter_count_matches_the_hand_arithmetic() {
-        let _draws = crate::random::hold();
+        let _draws = crate::util::random::hold();
         let device = Device::flex();
         let cfg = TransformerEncoderConfig::new(100, 32, 3, 4, 64).with_embedding_size(Some(16));
         // Embeddings 100*16 + 512*16 + 2*16 + LayerNorm 2*16 = 9,856; projection 16*32 + 32 =
@@ -502,7 +502,7 @@ mod tests {
 
     #[test]
     fn a_shared_layer_is_applied_at_every_depth() {
-        let _draws = crate::random::hold();
+        let _draws = crate::util::random::hold();
         let device = Device::flex();
         let cfg = TransformerEncoderConfig::new(50, 32, 1, 4, 64)
             .with_dropout(0.0)
@@ -519,7 +519,7 @@ mod tests {
 
     #[test]
     fn zero_layers_or_bad_heads_are_typed_errors() {
-        let _draws = crate::random::hold();
+        let _draws = crate::util::random::hold();
         let device = Device::flex();
         assert!(matches!(
             TransformerEncoderConfig::new(100, 30, 2, 4, 64).init(&device),
@@ -533,10 +533,10 @@ mod tests {
 
     #[test]
     fn cached_decoding_equals_the_full_forward_at_every_step() {
-        let _draws = crate::random::hold();
+        let _draws = crate::util::random::hold();
         let device = Device::flex();
         // Pre-LN with a factorized embedding and shared layers: every path of the stack.
-        let model = crate::random::init_seeded(&device, 3, || {
+        let model = crate::util::random::init_seeded(&device, 3, || {
             TransformerEncoderConfig::new(50, 32, 3, 4, 64)
                 .with_dropout(0.0)
                 .with_norm_first(true)
@@ -615,7 +615,7 @@ mod tests {
 
     #[test]
     fn a_causal_stack_never_looks_ahead() {
-        let _draws = crate::random::hold();
+        let _draws = crate::util::random::hold();
         let device = Device::flex();
         let model = TransformerEncoderConfig::new(50, 32, 2, 4, 64)
             .with_dropout(0.0)

@@ -176,7 +176,7 @@ mod tests {
             .with_dropout(0.0)
             .with_num_segments(0)
             .with_norm_first(norm_first);
-        let model = crate::random::init_seeded(&device, 5, || {
+        let model = crate::util::random::init_seeded(&device, 5, || {
             EncoderDecoderConfig::new(encoder, 2).init(&device).unwrap()
         });
         (device, model)
@@ -209,7 +209,7 @@ mod tests {
 
     #[test]
     fn the_decoder_never_looks_ahead() {
-        let _draws = crate::random::hold();
+        let _draws = crate::util::random::hold();
         for norm_first in [false, true] {
             let (device, model) = model(norm_first);
             let (memory, mask) = memory(&model, &device, [0, 0]);
@@ -228,7 +228,7 @@ mod tests {
 
     #[test]
     fn cross_attention_ignores_padded_source_positions_and_reads_the_rest() {
-        let _draws = crate::random::hold();
+        let _draws = crate::util::random::hold();
         let (device, model) = model(false);
         let target = ids(&device, &[&[3, 20, 21]]);
         let (m1, mask) = memory(&model, &device, [0, 0]);
@@ -252,7 +252,7 @@ mod tests {
 
     #[test]
     fn cached_decoding_equals_the_full_decoder_at_every_step() {
-        let _draws = crate::random::hold();
+        let _draws = crate::util::random::hold();
         for norm_first in [false, true] {
             let (device, model) = model(norm_first);
             let (memory, mask) = memory(&model, &device, [0, 0]);
@@ -289,7 +289,7 @@ mod tests {
 
     #[test]
     fn explicit_positions_equal_the_default_ones_and_move_the_states() {
-        let _draws = crate::random::hold();
+        let _draws = crate::util::random::hold();
         let (device, model) = model(false);
         let (memory, mask) = memory(&model, &device, [0, 0]);
         let target = ids(&device, &[&[3, 20, 21]]);
@@ -307,7 +307,7 @@ mod tests {
 
     #[test]
     fn one_token_table_and_the_parameter_count_matches_the_arithmetic() {
-        let _draws = crate::random::hold();
+        let _draws = crate::util::random::hold();
         for norm_first in [false, true] {
             let (_, model) = model(norm_first);
             let encoder = TransformerEncoderConfig::new(60, 32, 2, 4, 64)
@@ -326,7 +326,7 @@ mod tests {
 
     #[test]
     fn unsupported_or_empty_shapes_are_typed_errors() {
-        let _draws = crate::random::hold();
+        let _draws = crate::util::random::hold();
         let device = Device::flex();
         let encoder = || TransformerEncoderConfig::new(60, 32, 2, 4, 64);
         for config in [

@@ -46,9 +46,9 @@ mod tests {
 
     #[test]
     fn only_the_first_position_matters() {
-        let _draws = crate::random::hold();
+        let _draws = crate::util::random::hold();
         let device = Device::flex();
-        let _draws = crate::random::seeded(&device, 1);
+        let _draws = crate::util::random::seeded(&device, 1);
         let pooler = PoolerConfig::new(8).init(&device);
         let hidden = Tensor::<3>::random([3, 5, 8], Distribution::Default, &device);
         let noise = |shape: [usize; 3]| Tensor::<3>::random(shape, Distribution::Default, &device);

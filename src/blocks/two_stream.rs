@@ -114,7 +114,7 @@ mod tests {
 
     #[test]
     fn a_query_sees_what_precedes_it_in_the_order_and_never_its_own_token() {
-        let _draws = crate::random::hold();
+        let _draws = crate::util::random::hold();
         let device = Device::flex();
         for norm_first in [false, true] {
             let model = TransformerEncoderConfig::new(50, 32, 2, 4, 64)
@@ -157,7 +157,7 @@ mod tests {
 
     #[test]
     fn the_query_stream_changes_nothing_in_the_content_stream() {
-        let _draws = crate::random::hold();
+        let _draws = crate::util::random::hold();
         let device = Device::flex();
         let model = TransformerEncoderConfig::new(50, 32, 2, 4, 64)
             .with_dropout(0.0)

@@ -125,13 +125,13 @@ impl Documents {
     /// A key of which documents these are, naming the indexes cached for them.
     pub(crate) fn key(&self) -> u64 {
         let store = &self.store;
-        let mut hash = crate::noise::FNV_OFFSET;
+        let mut hash = crate::util::rng::FNV_OFFSET;
         for count in [self.len(), store.num_tokens(), store.num_sentences()] {
-            hash = crate::noise::splitmix64(hash ^ count as u64);
+            hash = crate::util::rng::splitmix64(hash ^ count as u64);
         }
         if let Some(chosen) = &self.chosen {
             for &d in chosen.iter() {
-                hash = crate::noise::splitmix64(hash ^ u64::from(d));
+                hash = crate::util::rng::splitmix64(hash ^ u64::from(d));
             }
         }
         hash

@@ -27,7 +27,7 @@ pub use weights::{SEQUENCES, TARGETS, Weights};
 use burn::prelude::Device;
 
 use crate::error::Result;
-use crate::noise::ExampleRng;
+use crate::util::rng::ExampleRng;
 
 /// The data side of an objective: how example `index` of a split is made, and how examples
 /// become a batch. Implementations are pure given the random stream they are handed, which the

@@ -20,7 +20,7 @@ use super::store::{StoreFiles, StoreWriter, WriterState};
 use super::tokenized::{BATCH_BYTES, text_batches, tokenize_documents};
 use crate::corpus::{Corpus, Document, DocumentBoundary, validation_flags};
 use crate::error::{Error, Result};
-use crate::noise::{FNV_OFFSET, fnv1a};
+use crate::util::rng::{FNV_OFFSET, fnv1a};
 use crate::tokenize::Tokenizer;
 
 /// How a corpus is prepared.
@@ -401,7 +401,7 @@ impl<'a> Preparation<'a> {
             text_bytes: self.text_bytes,
         };
         let json = serde_json::to_string(&checkpoint).expect("a checkpoint serialises");
-        crate::atomic_file::write(&self.out.join(CHECKPOINT), json)
+        crate::util::atomic_file::write(&self.out.join(CHECKPOINT), json)
     }
 
     /// Writes the last bits and the manifest, and drops the checkpoint.

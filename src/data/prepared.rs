@@ -251,7 +251,7 @@ impl Manifest {
     /// Writes it into `dir` atomically: its presence says the preparation finished.
     pub(crate) fn write(&self, dir: &Path) -> Result<()> {
         let json = serde_json::to_string_pretty(self).expect("a manifest serialises");
-        crate::atomic_file::write(&dir.join(MANIFEST), json)
+        crate::util::atomic_file::write(&dir.join(MANIFEST), json)
     }
 }
 

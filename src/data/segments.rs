@@ -205,7 +205,7 @@ mod tests {
     #[test]
     fn the_index_packs_as_the_plain_rule_does() {
         use rand::RngExt;
-        let mut rng = crate::noise::example_rng(3, 0, 0);
+        let mut rng = crate::util::rng::example_rng(3, 0, 0);
         for round in 0..40 {
             let docs: Vec<TokenizedDocument> = (0..rng.random_range(1..6))
                 .map(|d| {

@@ -34,7 +34,8 @@ use burn::prelude::*;
 use crate::blocks::EncoderBackbone;
 use crate::data::{Task, TokenBatch, TokenExample};
 use crate::error::Error;
-use crate::noise::{ExampleRng, IGNORE_INDEX};
+use crate::noise::IGNORE_INDEX;
+use crate::util::rng::ExampleRng;
 use crate::objectives::{SequenceClassifier, TokenClassifier};
 use crate::tokenize::Tokenizer;
 
@@ -358,7 +359,7 @@ where
     T: Task<Example = TokenExample, Batch = TokenBatch>,
 {
     let (mut actual, mut predicted) = (Vec::new(), Vec::new());
-    let mut rng = crate::noise::example_rng(0, 0, 0);
+    let mut rng = crate::util::rng::example_rng(0, 0, 0);
     let ints = |t: Tensor<1, Int>| -> crate::Result<Vec<u32>> {
         let values: Vec<i64> = t
             .into_data()
@@ -490,13 +491,13 @@ mod tests {
         ];
         let task = ClassificationTask::new(&texts, &tokenizer, 2, 6).unwrap();
         let e = task
-            .example(0, &mut crate::noise::example_rng(0, 0, 0))
+            .example(0, &mut crate::util::rng::example_rng(0, 0, 0))
             .unwrap();
         assert_eq!(e.input_ids.len(), 6);
         assert_eq!((e.input_ids[0], e.input_ids[5]), (s.cls, s.sep));
         assert_eq!(e.label, Some(1));
         let second = task
-            .example(1, &mut crate::noise::example_rng(0, 0, 0))
+            .example(1, &mut crate::util::rng::example_rng(0, 0, 0))
             .unwrap();
         assert_eq!(second.label, Some(0));
         assert!(matches!(

@@ -6,7 +6,8 @@ use burn::prelude::*;
 
 use crate::data::{Task, TokenBatch, TokenExample};
 use crate::error::Error;
-use crate::noise::{ExampleRng, IGNORE_INDEX};
+use crate::noise::IGNORE_INDEX;
+use crate::util::rng::ExampleRng;
 use crate::tokenize::Tokenizer;
 
 /// A sentence with a class for each of its words.
@@ -135,7 +136,7 @@ mod tests {
         let tags = [1, 2, 3, 2, 4, 0];
         let task = TaggingTask::new(&[sentence(&words, &tags)], &tokenizer, 5, 64).unwrap();
         let e = task
-            .example(0, &mut crate::noise::example_rng(0, 0, 0))
+            .example(0, &mut crate::util::rng::example_rng(0, 0, 0))
             .unwrap();
         assert_eq!(e.input_ids.len(), e.targets.len());
         assert_eq!(
@@ -170,7 +171,7 @@ mod tests {
         let words: Vec<&str> = words.iter().map(String::as_str).collect();
         let task = TaggingTask::new(&[sentence(&words, &[1; 40])], &tokenizer, 2, 16).unwrap();
         let e = task
-            .example(0, &mut crate::noise::example_rng(0, 0, 0))
+            .example(0, &mut crate::util::rng::example_rng(0, 0, 0))
             .unwrap();
         assert_eq!(e.input_ids.len(), 16);
         for bad in [sentence(&["a", "b"], &[0]), sentence(&["a"], &[7])] {

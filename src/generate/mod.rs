@@ -28,7 +28,7 @@ use serde::Serialize;
 use crate::blocks::{AttentionMask, EncoderBackbone, KvCache, LmHead, TransformerEncoder};
 use crate::error::{Error, Result};
 use crate::finetune::instructions::Instruction;
-use crate::noise::{example_rng, splitmix64};
+use crate::util::rng::{example_rng, splitmix64};
 use crate::recipe::Recipe;
 use crate::tokenize::Tokenizer;
 
@@ -315,7 +315,7 @@ impl TaskScore {
 
 /// One random stream per prompt, from the seed, the prompt's tokens and how many identical
 /// prompts came before it, so that a prompt draws the same whatever else is in the batch.
-fn streams(prompts: &[Vec<u32>], seed: u64) -> Vec<crate::noise::ExampleRng> {
+fn streams(prompts: &[Vec<u32>], seed: u64) -> Vec<crate::util::rng::ExampleRng> {
     let mut seen = std::collections::HashMap::<&[u32], u64>::new();
     prompts
         .iter()

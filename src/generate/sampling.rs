@@ -6,7 +6,7 @@ use burn::config::Config;
 use rand::RngExt;
 
 use crate::error::Error;
-use crate::noise::{ExampleRng, pick_weighted};
+use crate::util::rng::{ExampleRng, pick_weighted};
 
 /// How [`CausalLm::generate`](super::CausalLm::generate) samples.
 #[derive(Config, Debug, PartialEq)]

@@ -169,8 +169,8 @@ impl Loader {
         if !result.applied.iter().map(String::as_str).any(|p| mine(&p)) && !required {
             // Its fresh weights are drawn now, holding the stream, rather than at first use
             // from under whoever holds it then.
-            let _draws = crate::random::hold();
-            crate::random::materialize(module);
+            let _draws = crate::util::random::hold();
+            crate::util::random::materialize(module);
             self.report.initialised.push(part.to_string());
             return Ok(());
         }

@@ -316,9 +316,9 @@ mod tests {
 
     #[test]
     fn layer_norm_and_its_gradients_equal_the_composed_ops() {
-        let _draws = crate::random::hold();
+        let _draws = crate::util::random::hold();
         let device = Device::flex().autodiff();
-        let _draws = crate::random::seeded(&device, 1);
+        let _draws = crate::util::random::seeded(&device, 1);
         for (shape, scale) in [([2, 5, 16], 1.0), ([1, 1, 7], 3.0), ([3, 4, 64], 0.1)] {
             let random = || {
                 Tensor::<1>::random([shape[2]], Distribution::Normal(0.5, 1.0), &device)
@@ -349,9 +349,9 @@ mod tests {
 
     #[test]
     fn softmax_and_its_gradient_equal_the_composed_ops() {
-        let _draws = crate::random::hold();
+        let _draws = crate::util::random::hold();
         let device = Device::flex().autodiff();
-        let _draws = crate::random::seeded(&device, 2);
+        let _draws = crate::util::random::seeded(&device, 2);
         for shape in [[2, 3, 5, 7], [1, 1, 1, 9], [2, 2, 16, 16]] {
             let x = Tensor::<4>::random(shape, Distribution::Normal(0.0, 3.0), &device);
             // A row of -1e9 but one entry, as a masked attention row.
@@ -368,9 +368,9 @@ mod tests {
 
     #[test]
     fn gelu_and_its_gradient_equal_the_composed_ops() {
-        let _draws = crate::random::hold();
+        let _draws = crate::util::random::hold();
         let device = Device::flex().autodiff();
-        let _draws = crate::random::seeded(&device, 3);
+        let _draws = crate::util::random::seeded(&device, 3);
         let exact = Gelu::new();
         for (n, scale) in [(1, 1.0), (1000, 2.0), (70_000, 5.0)] {
             let x = Tensor::<2>::random([n, 1], Distribution::Normal(0.0, scale), &device);
@@ -383,9 +383,9 @@ mod tests {
 
     #[test]
     fn cross_entropy_and_its_gradient_equal_the_composed_ops() {
-        let _draws = crate::random::hold();
+        let _draws = crate::util::random::hold();
         let device = Device::flex().autodiff();
-        let _draws = crate::random::seeded(&device, 4);
+        let _draws = crate::util::random::seeded(&device, 4);
         for (rows, classes) in [(1, 5), (6, 40), (33, 1000)] {
             let logits =
                 Tensor::<2>::random([rows, classes], Distribution::Normal(0.0, 4.0), &device);
@@ -409,9 +409,9 @@ mod tests {
 
     #[test]
     fn without_autodiff_the_fused_layer_norm_is_burns() {
-        let _draws = crate::random::hold();
+        let _draws = crate::util::random::hold();
         let device = Device::flex();
-        let _draws = crate::random::seeded(&device, 5);
+        let _draws = crate::util::random::seeded(&device, 5);
         let x = Tensor::<3>::random([4, 3, 32], Distribution::Normal(0.0, 2.0), &device);
         let gamma = Tensor::<1>::random([32], Distribution::Normal(1.0, 0.5), &device);
         let beta = Tensor::<1>::random([32], Distribution::Normal(0.0, 0.5), &device);

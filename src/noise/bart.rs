@@ -9,7 +9,7 @@
 
 use rand::RngExt;
 
-use super::{ExampleRng, choose};
+use crate::util::rng::{ExampleRng, choose};
 use crate::data::Segment;
 use crate::error::{Error, Result, check_rate};
 
@@ -280,7 +280,7 @@ fn check_lambda(lambda: f64) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::noise::example_rng;
+    use crate::util::rng::example_rng;
 
     const MASK: u32 = 4;
 

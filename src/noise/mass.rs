@@ -9,7 +9,9 @@
 
 use rand::RngExt;
 
-use super::{ExampleRng, MlmMasker};
+use super::MlmMasker;
+
+use crate::util::rng::ExampleRng;
 use crate::error::{Error, Result};
 
 /// The paper's share of the sentence masked.
@@ -81,7 +83,8 @@ pub fn mass_mask(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::noise::{MlmMasking, example_rng};
+    use crate::noise::MlmMasking;
+    use crate::util::rng::example_rng;
 
     const CLS: u32 = 2;
     const SEP: u32 = 3;

@@ -8,7 +8,9 @@
 use rand::RngExt;
 use serde::{Deserialize, Serialize};
 
-use super::{ExampleRng, IGNORE_INDEX};
+use super::IGNORE_INDEX;
+
+use crate::util::rng::ExampleRng;
 use crate::error::{Error, Result, check_rate};
 
 /// What masking selects at a time.
@@ -518,7 +520,7 @@ impl MlmMasker {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::noise::example_rng;
+    use crate::util::rng::example_rng;
 
     const VOCAB: usize = 1000;
     const PAD: u32 = 0;

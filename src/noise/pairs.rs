@@ -25,7 +25,7 @@
 use rand::RngExt;
 use serde::{Deserialize, Serialize};
 
-use super::ExampleRng;
+use crate::util::rng::ExampleRng;
 use std::sync::Arc;
 
 use crate::data::index::Table;
@@ -297,7 +297,7 @@ fn truncate_pair(a: &mut Segment, b: &mut Segment, max_tokens: usize, rng: &mut 
 mod tests {
     use super::*;
     use crate::data::tokenized::numbered_document;
-    use crate::noise::example_rng;
+    use crate::util::rng::example_rng;
 
     const SPECIAL: SpecialTokens = SpecialTokens {
         pad: 0,

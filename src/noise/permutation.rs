@@ -17,7 +17,7 @@
 use rand::RngExt;
 use serde::{Deserialize, Serialize};
 
-use super::ExampleRng;
+use crate::util::rng::ExampleRng;
 use crate::error::{Error, Result};
 
 /// How targets are chosen for permuted LM.
@@ -147,7 +147,7 @@ impl FactorizationOrder {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::noise::example_rng;
+    use crate::util::rng::example_rng;
 
     /// `[CLS] n tokens [SEP]`.
     fn framed(n: usize) -> Vec<bool> {

@@ -6,7 +6,7 @@
 //! neighbour, so this uses [`f64::round_ties_even`]. The end-of-sequence token is the caller's
 //! to append, as seqio does.
 
-use super::{ExampleRng, choose};
+use crate::util::rng::{ExampleRng, choose};
 use crate::error::{Error, Result, check_rate};
 
 /// T5's defaults: 15 % of the tokens are noise, in spans of 3 on average.
@@ -176,7 +176,7 @@ fn collapse_runs(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::noise::example_rng;
+    use crate::util::rng::example_rng;
 
     #[test]
     fn lengths_match_the_reference_table() {

@@ -11,7 +11,7 @@ use crate::data::body_len;
 use crate::data::{
     Documents, Segment, Segments, Seq2SeqBatch, Seq2SeqExample, Task, pack_segments,
 };
-use crate::noise::ExampleRng;
+use crate::util::rng::ExampleRng;
 use crate::noise::bart::BartNoise;
 use crate::objectives::seq2seq::{check_decoder, seq2seq_recipe};
 use crate::preset::Preset;
@@ -121,7 +121,7 @@ impl Task for BartTask {
 mod tests {
     use super::*;
     use crate::data::tokenized::numbered_document;
-    use crate::noise::example_rng;
+    use crate::util::rng::example_rng;
 
     #[test]
     fn the_target_is_the_original_and_the_specials_stay_in_place() {

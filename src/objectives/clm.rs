@@ -11,7 +11,7 @@ use super::{Objective, ObjectiveOutput, TARGETS, encode, predict_tokens};
 use crate::blocks::{AttentionMask, EncoderBackbone, LmHead, LmHeadConfig, TransformerEncoder};
 use crate::data::body_len;
 use crate::data::{Documents, Segments, Task, TokenBatch, TokenExample, pack_segments};
-use crate::noise::ExampleRng;
+use crate::util::rng::ExampleRng;
 use crate::objectives::multitask::{TaskHead, TokenTask};
 use crate::preset::Preset;
 use crate::recipe::{ObjectiveRecipe, ObjectiveSettings, Recipe, TokenTaskSettings};

@@ -28,7 +28,8 @@ use crate::blocks::{
     linear_3d, normal_linear,
 };
 use crate::data::{Batch, Documents, Task, TokenBatch, TokenExample};
-use crate::noise::{ExampleRng, MlmMasking};
+use crate::noise::MlmMasking;
+use crate::util::rng::ExampleRng;
 use crate::objectives::MlmTask;
 use crate::tokenize::Tokenizer;
 
@@ -479,7 +480,7 @@ mod tests {
 
     #[test]
     fn sampling_inverts_the_softmax_cdf() {
-        let _draws = crate::random::hold();
+        let _draws = crate::util::random::hold();
         let device = Device::flex();
         let logits = Tensor::<2>::from_floats(
             [
@@ -505,7 +506,7 @@ mod tests {
 
     #[test]
     fn samples_equal_to_the_original_are_labelled_original() {
-        let _draws = crate::random::hold();
+        let _draws = crate::util::random::hold();
         let device = Device::flex();
         let batch = pair_batch(&device, 0);
         // Targets (in position order) are 9, 12, 9, 12 at flat positions 1, 4, 6, 9.
@@ -524,7 +525,7 @@ mod tests {
 
     #[test]
     fn no_gradient_reaches_the_generator_from_the_discriminator_loss() {
-        let _draws = crate::random::hold();
+        let _draws = crate::util::random::hold();
         let device = Device::flex().autodiff();
         let (backbone, electra, batch) = setup(&device);
         let parts = electra.parts(&backbone, &batch);
@@ -547,7 +548,7 @@ mod tests {
 
     #[test]
     fn the_embeddings_are_one_parameter_shared_not_copied() {
-        let _draws = crate::random::hold();
+        let _draws = crate::util::random::hold();
         let device = Device::flex().autodiff();
         let (backbone, electra, batch) = setup(&device);
         // No vocabulary-sized table of its own: projection 16 -> 8, one layer of width 8
@@ -566,7 +567,7 @@ mod tests {
 
     #[test]
     fn bad_configs_are_typed_errors() {
-        let _draws = crate::random::hold();
+        let _draws = crate::util::random::hold();
         let device = Device::flex();
         let (backbone, _, _) = tiny_parts(&device);
         for config in [

@@ -12,7 +12,8 @@ use crate::data::body_len;
 use crate::data::{Documents, Segments, Seq2SeqBatch, Seq2SeqExample, Task, pack_segments};
 use crate::noise::mass::DEFAULT_MASS_SHARE;
 use crate::noise::mass::{check_share, mass_mask};
-use crate::noise::{ExampleRng, MlmMasker, MlmMasking};
+use crate::noise::{MlmMasker, MlmMasking};
+use crate::util::rng::ExampleRng;
 use crate::objectives::seq2seq::{check_decoder, seq2seq_recipe};
 use crate::preset::Preset;
 use crate::recipe::registry::in_setting;
@@ -128,7 +129,7 @@ impl Task for MassTask {
 mod tests {
     use super::*;
     use crate::data::tokenized::numbered_document;
-    use crate::noise::example_rng;
+    use crate::util::rng::example_rng;
 
     #[test]
     fn the_decoder_predicts_the_hidden_span_and_cannot_read_its_masks() {

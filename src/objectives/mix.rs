@@ -97,7 +97,7 @@ mod tests {
 
     #[test]
     fn the_loss_is_the_weighted_sum_of_the_parts_and_every_metric_is_kept() {
-        let _draws = crate::random::hold();
+        let _draws = crate::util::random::hold();
         let device = Device::flex();
         let (backbone, mlm, nsp) = tiny_parts(&device);
         let alone_mlm = Objective::forward(&mlm, &backbone, pair_batch(&device, 0));
@@ -114,7 +114,7 @@ mod tests {
 
     #[test]
     fn negative_non_finite_or_all_zero_weights_are_errors() {
-        let _draws = crate::random::hold();
+        let _draws = crate::util::random::hold();
         let device = Device::flex();
         for weights in [
             [-1.0, 1.0],

@@ -11,7 +11,8 @@ use super::{
 };
 use crate::blocks::{Activation, EncoderBackbone, LmHead, LmHeadConfig, TransformerEncoder};
 use crate::data::{Documents, Segments, Task, TokenBatch, TokenExample, body_len, pack_segments};
-use crate::noise::{ExampleRng, MlmMasker, MlmMasking};
+use crate::noise::{MlmMasker, MlmMasking};
+use crate::util::rng::ExampleRng;
 use crate::objectives::multitask::{TaskHead, TokenTask};
 use crate::preset::Preset;
 use crate::recipe::registry::in_setting;

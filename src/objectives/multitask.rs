@@ -37,7 +37,7 @@ use super::{Clm, Loss, Mix, Mlm, Objective, ObjectiveOutput, PairHead, Weights};
 use crate::blocks::{EncoderBackbone, TransformerEncoder, with_dropout_rows};
 use crate::data::{Batch, Documents, Task, TokenBatch, TokenExample};
 use crate::error::Error;
-use crate::noise::{ExampleRng, pick_weighted};
+use crate::util::rng::{ExampleRng, pick_weighted};
 use crate::preset::Preset;
 use crate::recipe::registry::{self, OBJECTIVES};
 use crate::recipe::{
@@ -587,7 +587,7 @@ impl Task for MultiTaskData {
 mod tests {
     use super::*;
     use crate::data::tokenized::numbered_document;
-    use crate::noise::example_rng;
+    use crate::util::rng::example_rng;
 
     fn specs(json: &str) -> Vec<TaskSpec> {
         parse_tasks(json).unwrap()
@@ -595,7 +595,7 @@ mod tests {
 
     #[test]
     fn a_file_parses_with_defaults() {
-        let _draws = crate::random::hold();
+        let _draws = crate::util::random::hold();
         let tasks = specs(
             r#"[{"objective": "mlm"}, {"objective": "sop", "weight": 0.5, "start_step": 10}]"#,
         );
@@ -612,7 +612,7 @@ mod tests {
 
     #[test]
     fn errors_name_the_line_at_fault() {
-        let _draws = crate::random::hold();
+        let _draws = crate::util::random::hold();
         let line_of = |json: &str| match parse_tasks(json) {
             Err(Error::ConfigFile { line, reason, .. }) => (line, reason),
             other => panic!("{other:?}"),
@@ -643,7 +643,7 @@ mod tests {
 
     #[test]
     fn tasks_join_at_their_start_step_and_are_drawn_by_weight() {
-        let _draws = crate::random::hold();
+        let _draws = crate::util::random::hold();
         let d =
             data(r#"[{"objective": "mlm", "weight": 3}, {"objective": "nsp", "start_step": 5}]"#);
         let draw = |step: usize| {
@@ -664,7 +664,7 @@ mod tests {
 
     #[test]
     fn each_task_reads_its_own_segment_ids() {
-        let _draws = crate::random::hold();
+        let _draws = crate::util::random::hold();
         let d = data(r#"[{"objective": "mlm"}, {"objective": "nsp"}]"#);
         for i in 0..40 {
             let e = d
@@ -680,7 +680,7 @@ mod tests {
 
     #[test]
     fn a_batch_splits_by_task_and_the_loss_weighs_tasks_by_examples() {
-        let _draws = crate::random::hold();
+        let _draws = crate::util::random::hold();
         let device = Device::flex();
         let d = data(r#"[{"objective": "mlm"}, {"objective": "clm"}]"#);
         let examples: Vec<_> = (0..8)

@@ -17,7 +17,8 @@ use super::{Objective, ObjectiveOutput, TARGETS, masked_cross_entropy};
 use crate::blocks::{AttentionMask, LmHead, LmHeadConfig, StreamInput, TwoStreamBackbone};
 use crate::data::body_len;
 use crate::data::{Documents, PermutationBatch, PermutationExample, Segments, Task, pack_segments};
-use crate::noise::{ExampleRng, MlmMasker, MlmMasking, PermutationMasking};
+use crate::noise::{MlmMasker, MlmMasking, PermutationMasking};
+use crate::util::rng::ExampleRng;
 use crate::tokenize::{SpecialTokens, Tokenizer};
 
 /// Configuration of the [`PermutedLm`] head.
@@ -250,7 +251,7 @@ mod tests {
     use crate::blocks::TransformerEncoderConfig;
     use crate::data::Batch;
     use crate::data::tokenized::numbered_document;
-    use crate::noise::example_rng;
+    use crate::util::rng::example_rng;
 
     /// The bundled tokenizer and one synthetic document of 20 sentences (ids from 1000).
     fn tiny_tokenizer_and_docs() -> (Tokenizer, Documents) {
@@ -263,7 +264,7 @@ mod tests {
 
     #[test]
     fn xlnet_queries_are_masks_and_mpnet_queries_mostly_so() {
-        let _draws = crate::random::hold();
+        let _draws = crate::util::random::hold();
         let (tokenizer, docs) = tiny_tokenizer_and_docs();
         let mask = tokenizer.special().mask;
         let xlnet =
@@ -285,7 +286,7 @@ mod tests {
 
     #[test]
     fn every_odd_and_even_length_trains_without_padding_taking_part() {
-        let _draws = crate::random::hold();
+        let _draws = crate::util::random::hold();
         let device = Device::flex();
         let (tokenizer, docs) = tiny_tokenizer_and_docs();
         let backbone = TransformerEncoderConfig::new(tokenizer.vocab_size(), 32, 2, 4, 64)

@@ -29,7 +29,7 @@ use crate::blocks::{AttentionMask, EncoderBackbone, TransformerEncoder, normal_l
 use crate::data::{Batch, Task};
 use crate::error::Error;
 use crate::finetune::preferences::{self, Ranking};
-use crate::noise::ExampleRng;
+use crate::util::rng::ExampleRng;
 use crate::preset::Preset;
 use crate::recipe::{ObjectiveRecipe, ObjectiveSettings, Recipe, Run, RunReport};
 use crate::tokenize::Tokenizer;
@@ -539,7 +539,7 @@ mod tests {
 
     #[test]
     fn the_pairwise_loss_and_its_metrics_are_the_formula_on_hand_values() {
-        let _draws = crate::random::hold();
+        let _draws = crate::util::random::hold();
         let device = Device::flex();
         let chosen = Tensor::<1>::from_floats([2.0, 0.5, -1.0], &device);
         let rejected = Tensor::<1>::from_floats([1.0, 1.5, -3.0], &device);
@@ -579,7 +579,7 @@ mod tests {
 
     #[test]
     fn a_ranking_of_three_is_three_comparisons_of_a_third_each_on_hand_values() {
-        let _draws = crate::random::hold();
+        let _draws = crate::util::random::hold();
         let device = Device::flex();
         let three = RewardExample {
             sequences: vec![vec![2, 5, 3], vec![2, 6, 3], vec![2, 7, 3]],
@@ -610,7 +610,7 @@ mod tests {
 
     #[test]
     fn each_ranking_weighs_the_same_whatever_its_size() {
-        let _draws = crate::random::hold();
+        let _draws = crate::util::random::hold();
         let device = Device::flex();
         let three = RewardExample {
             sequences: vec![vec![2, 5, 3], vec![2, 6, 3], vec![2, 7, 3]],
@@ -648,7 +648,7 @@ mod tests {
 
     #[test]
     fn on_rankings_of_two_the_reward_head_is_the_pairwise_loss() {
-        let _draws = crate::random::hold();
+        let _draws = crate::util::random::hold();
         let device = Device::flex();
         let (encoder, _, _) = crate::test_support::tiny_parts(&device);
         let pairs = [
@@ -699,7 +699,7 @@ mod tests {
 
     #[test]
     fn the_score_is_read_at_the_last_real_token_whatever_the_padding() {
-        let _draws = crate::random::hold();
+        let _draws = crate::util::random::hold();
         let device = Device::flex();
         let (encoder, _, _) = crate::test_support::tiny_parts(&device);
         let head = RewardHeadConfig::new().init(&encoder, &device).unwrap();

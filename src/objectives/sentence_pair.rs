@@ -13,10 +13,8 @@ use super::multitask::{TaskHead, TokenTask};
 use super::{MlmConfig, SequenceClassifier, SequenceClassifierConfig};
 use crate::blocks::{EncoderBackbone, TransformerEncoder};
 use crate::data::{Documents, Task, TokenBatch, TokenExample};
-use crate::noise::{
-    DEFAULT_SHORT_SEQ_PROB, ExampleRng, IGNORE_INDEX, MaskUnit, MlmMasker, MlmMasking, PairKind,
-    PairSampler,
-};
+use crate::noise::{DEFAULT_SHORT_SEQ_PROB, IGNORE_INDEX, MaskUnit, MlmMasker, MlmMasking, PairKind, PairSampler};
+use crate::util::rng::ExampleRng;
 use crate::objectives::Mix;
 use crate::preset::Preset;
 use crate::recipe::registry::in_setting;
@@ -271,7 +269,7 @@ impl Task for SentencePairTask {
 mod tests {
     use super::*;
     use crate::data::tokenized::numbered_document;
-    use crate::noise::example_rng;
+    use crate::util::rng::example_rng;
 
     #[test]
     fn examples_carry_the_pair_and_its_label_and_are_masked_only_when_asked() {

@@ -154,12 +154,12 @@ mod tests {
 
     #[test]
     fn greedy_decoding_follows_the_teacher_forced_argmax() {
-        let _draws = crate::random::hold();
+        let _draws = crate::util::random::hold();
         let device = Device::flex();
         let encoder = TransformerEncoderConfig::new(30, 16, 1, 2, 32)
             .with_dropout(0.0)
             .with_num_segments(0);
-        let (model, head) = crate::random::init_seeded(&device, 11, || {
+        let (model, head) = crate::util::random::init_seeded(&device, 11, || {
             let model = EncoderDecoderConfig::new(encoder, 1).init(&device).unwrap();
             let head = Seq2SeqConfig::new().init(&model, &device);
             (model, head)

@@ -23,7 +23,8 @@ use crate::blocks::{AttentionMask, TransformerEncoder};
 use crate::data::{Batch, Task, TokenBatch, TokenExample};
 use crate::error::{Error, Result};
 use crate::finetune::instructions::{self, Instruction};
-use crate::noise::{ExampleRng, IGNORE_INDEX};
+use crate::noise::IGNORE_INDEX;
+use crate::util::rng::ExampleRng;
 use crate::preset::Preset;
 use crate::recipe::{ObjectiveRecipe, ObjectiveSettings, Recipe, Run, RunReport};
 use crate::tokenize::Tokenizer;
@@ -570,13 +571,13 @@ mod tests {
 
     #[test]
     fn only_the_answer_and_its_end_are_targets() {
-        let _draws = crate::random::hold();
+        let _draws = crate::util::random::hold();
         let tokenizer = Tokenizer::bundled().unwrap();
         let special = tokenizer.special();
         let p = pair("say the word", "yes");
         let task = SftTask::new(&[p.clone()], &tokenizer, format(true, false)).unwrap();
         let e = task
-            .example(0, &mut crate::noise::example_rng(0, 0, 0))
+            .example(0, &mut crate::util::rng::example_rng(0, 0, 0))
             .unwrap();
         let prompt = tokenizer.encode(&p.prompt).unwrap().ids;
         let answer = tokenizer.encode("yes").unwrap().ids;
@@ -601,14 +602,14 @@ mod tests {
         // The whole sequence: every next token.
         let all = SftTask::new(&[p], &tokenizer, format(false, false)).unwrap();
         let e = all
-            .example(0, &mut crate::noise::example_rng(0, 0, 0))
+            .example(0, &mut crate::util::rng::example_rng(0, 0, 0))
             .unwrap();
         assert!(e.tokens.targets.iter().all(|&t| t != IGNORE_INDEX));
     }
 
     #[test]
     fn prompt_labels_reach_the_loss_only_when_the_whole_sequence_is_trained() {
-        let _draws = crate::random::hold();
+        let _draws = crate::util::random::hold();
         let device = Device::flex();
         let (encoder, _, _) = crate::test_support::tiny_parts(&device);
         let tokenizer = Tokenizer::bundled().unwrap();
@@ -616,7 +617,7 @@ mod tests {
         // The bundled vocabulary is larger than the tiny encoder's: map ids into its 40.
         let loss = |task: &SftTask, map: &dyn Fn(u32) -> u32| {
             let mut e = task
-                .example(0, &mut crate::noise::example_rng(0, 0, 0))
+                .example(0, &mut crate::util::rng::example_rng(0, 0, 0))
                 .unwrap();
             e.tokens.input_ids = e.tokens.input_ids.iter().map(|&i| map(i)).collect();
             for t in e.tokens.targets.iter_mut().filter(|t| **t != IGNORE_INDEX) {
@@ -658,7 +659,7 @@ mod tests {
 
     #[test]
     fn a_prompt_without_room_is_named_and_a_long_answer_is_cut() {
-        let _draws = crate::random::hold();
+        let _draws = crate::util::random::hold();
         let tokenizer = Tokenizer::bundled().unwrap();
         let long = "word ".repeat(40);
         let mut p = pair(&long, "yes");
@@ -668,20 +669,20 @@ mod tests {
         let task = SftTask::new(&[pair("say", &long)], &tokenizer, format(true, false)).unwrap();
         assert_eq!(task.truncated(), 1);
         let e = task
-            .example(0, &mut crate::noise::example_rng(0, 0, 0))
+            .example(0, &mut crate::util::rng::example_rng(0, 0, 0))
             .unwrap();
         assert_eq!(e.tokens.input_ids.len(), 32);
     }
 
     #[test]
     fn packing_joins_pairs_with_positions_and_attention_reset() {
-        let _draws = crate::random::hold();
+        let _draws = crate::util::random::hold();
         let tokenizer = Tokenizer::bundled().unwrap();
         let pairs = [pair("a b", "c"), pair("d", "e f"), pair("g h i", "j")];
         let task = SftTask::new(&pairs, &tokenizer, format(true, true)).unwrap();
         assert_eq!(task.num_examples(), 1);
         let e = task
-            .example(0, &mut crate::noise::example_rng(0, 0, 0))
+            .example(0, &mut crate::util::rng::example_rng(0, 0, 0))
             .unwrap();
         let lens: Vec<usize> = pairs
             .iter()
@@ -707,7 +708,7 @@ mod tests {
 
     #[test]
     fn the_loss_is_the_hand_computed_mean_over_answer_tokens() {
-        let _draws = crate::random::hold();
+        let _draws = crate::util::random::hold();
         let device = Device::flex();
         let (encoder, _, _) = crate::test_support::tiny_parts(&device);
         let clm = ClmConfig::new().init(&encoder, &device);
@@ -773,7 +774,7 @@ mod tests {
         };
         assert_eq!(packed.num_examples(), 1);
         let one = packed
-            .example(0, &mut crate::noise::example_rng(0, 0, 0))
+            .example(0, &mut crate::util::rng::example_rng(0, 0, 0))
             .unwrap();
         let batch = packed.collate(&[one], &device).unwrap();
         let out = sft.forward(&encoder, batch.clone());

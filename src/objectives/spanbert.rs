@@ -17,7 +17,8 @@ use burn::tensor::activation::gelu;
 use super::{EncoderHead, Objective, ObjectiveOutput, Weights, masked_cross_entropy};
 use crate::blocks::{EncoderBackbone, LayerNorm, normal_linear};
 use crate::data::{Batch, Documents, Task, TokenBatch, TokenExample};
-use crate::noise::{ExampleRng, IGNORE_INDEX, MlmMasking};
+use crate::noise::{IGNORE_INDEX, MlmMasking};
+use crate::util::rng::ExampleRng;
 use crate::objectives::{Mlm, MlmConfig, MlmTask};
 use crate::tokenize::Tokenizer;
 
@@ -383,7 +384,7 @@ mod tests {
 
     #[test]
     fn pairs_come_from_runs_with_text_on_both_sides() {
-        let _draws = crate::random::hold();
+        let _draws = crate::util::random::hold();
         let i = IGNORE_INDEX;
         // [CLS] t t . . t . t t t [SEP]: runs at 1..3 (touches [CLS]), 5, and 7..10 (touches
         // [SEP]); only the middle one has text on both sides.
@@ -412,9 +413,9 @@ mod tests {
 
     #[test]
     fn the_sbo_head_sees_only_the_boundary_states() {
-        let _draws = crate::random::hold();
+        let _draws = crate::util::random::hold();
         let device = Device::flex();
-        let _draws = crate::random::seeded(&device, 1);
+        let _draws = crate::util::random::seeded(&device, 1);
         let backbone = TransformerEncoderConfig::new(50, 32, 1, 4, 64)
             .init(&device)
             .unwrap();
@@ -457,7 +458,7 @@ mod tests {
 
     #[test]
     fn a_negative_or_infinite_sbo_weight_is_rejected() {
-        let _draws = crate::random::hold();
+        let _draws = crate::util::random::hold();
         let device = Device::flex();
         let backbone = TransformerEncoderConfig::new(50, 32, 1, 4, 64)
             .init(&device)

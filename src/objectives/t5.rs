@@ -13,7 +13,7 @@ use burn::prelude::*;
 
 use crate::data::{Documents, Segments, Seq2SeqBatch, Seq2SeqExample, Task};
 use crate::error::{Error, Result};
-use crate::noise::ExampleRng;
+use crate::util::rng::ExampleRng;
 use crate::noise::t5::{
     corrupt_spans, num_noise_spans, random_spans_noise_mask, span_corruption_lengths,
 };
@@ -225,7 +225,7 @@ impl Task for T5Task {
 mod tests {
     use super::*;
     use crate::data::tokenized::numbered_document;
-    use crate::noise::example_rng;
+    use crate::util::rng::example_rng;
 
     #[test]
     fn sources_fit_the_input_length_and_targets_start_with_the_first_sentinel() {

@@ -24,7 +24,8 @@ use crate::data::{
     Batch, Documents, Segment, Segments, Task, TokenBatch, TokenExample, pack_segments,
 };
 use crate::error::Error;
-use crate::noise::{ExampleRng, MlmMasker, MlmMasking, pick_weighted};
+use crate::noise::{MlmMasker, MlmMasking};
+use crate::util::rng::{ExampleRng, pick_weighted};
 use crate::objectives::{Mlm, MlmConfig};
 use crate::tokenize::{SpecialTokens, Tokenizer};
 
@@ -371,7 +372,8 @@ mod tests {
     use super::*;
     use crate::blocks::TransformerEncoderConfig;
     use crate::data::tokenized::numbered_document;
-    use crate::noise::{IGNORE_INDEX, example_rng};
+    use crate::noise::IGNORE_INDEX;
+    use crate::util::rng::example_rng;
 
     fn task(shares: UnilmShares) -> UnilmTask {
         let docs = Documents::from(vec![numbered_document("d", 1000, &[5, 7, 4, 9, 6, 8], 2)]);
@@ -435,7 +437,7 @@ mod tests {
 
     #[test]
     fn each_mask_type_is_the_matrix_the_paper_defines() {
-        let _draws = crate::random::hold();
+        let _draws = crate::util::random::hold();
         let device = Device::flex();
         let (o, x) = (false, true);
         // Second example: 5 tokens and one padding key.
@@ -479,7 +481,7 @@ mod tests {
 
     #[test]
     fn segment_ids_name_the_mask_type() {
-        let _draws = crate::random::hold();
+        let _draws = crate::util::random::hold();
         let device = Device::flex();
         for mask in UnilmMask::ALL {
             let b = batch(mask, &device);
@@ -498,7 +500,7 @@ mod tests {
 
     #[test]
     fn the_model_obeys_each_mask() {
-        let _draws = crate::random::hold();
+        let _draws = crate::util::random::hold();
         let device = Device::flex();
         let backbone = TransformerEncoderConfig::new(50, 32, 2, 4, 64)
             .with_num_segments(UNILM_SEGMENTS)
@@ -539,7 +541,7 @@ mod tests {
 
     #[test]
     fn mask_types_follow_their_shares() {
-        let _draws = crate::random::hold();
+        let _draws = crate::util::random::hold();
         let t = task(UnilmShares::default());
         let mut counts = [0usize; 4];
         let draws = 6000;
@@ -558,7 +560,7 @@ mod tests {
 
     #[test]
     fn pairs_are_cls_a_sep_b_sep_within_the_length() {
-        let _draws = crate::random::hold();
+        let _draws = crate::util::random::hold();
         let t = task(UnilmShares::default());
         let s = Tokenizer::bundled().unwrap().special();
         for i in 0..t.num_examples() {
@@ -582,7 +584,7 @@ mod tests {
 
     #[test]
     fn shares_that_do_not_sum_to_one_and_too_few_segments_are_rejected() {
-        let _draws = crate::random::hold();
+        let _draws = crate::util::random::hold();
         for shares in [
             UnilmShares {
                 seq2seq: 0.5,

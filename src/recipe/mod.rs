@@ -19,7 +19,7 @@
 //! # Ok(()) }
 //! ```
 
-pub(crate) mod json;
+
 pub mod registry;
 pub mod run;
 
@@ -31,6 +31,8 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
+
+use crate::util::json;
 
 use crate::blocks::{TransformerEncoder, TransformerEncoderConfig};
 use crate::data::prepare::{self, PrepareOptions};

@@ -13,7 +13,7 @@ use super::Recipe;
 use crate::blocks::{EncoderDecoder, EncoderDecoderConfig, TransformerEncoder};
 use crate::data::{Documents, Seq2SeqBatch, Seq2SeqExample, Task};
 use crate::error::{Error, Result};
-use crate::noise::example_rng;
+use crate::util::rng::example_rng;
 use crate::objectives::{Objective, Seq2Seq, Seq2SeqConfig};
 use crate::pretrainer::{Pretrainer, check_compatible};
 use crate::tokenize::Tokenizer;
@@ -135,9 +135,9 @@ pub struct Run<'a> {
     pub valid_docs: Documents,
     options: &'a RunOptions,
     /// The seeded random stream, held from seeding until training starts (see
-    /// [`crate::random`]): two runs building models at once in one process would otherwise
+    /// [`crate::util::random`]): two runs building models at once in one process would otherwise
     /// interleave their draws, and neither would replay.
-    init: RefCell<Option<crate::random::Draws>>,
+    init: RefCell<Option<crate::util::random::Draws>>,
 }
 
 impl<'a> Run<'a> {
@@ -173,7 +173,7 @@ impl<'a> Run<'a> {
         {
             recipe.check_resumes(&saved)?;
         }
-        crate::atomic_file::write(&config, recipe.to_json())?;
+        crate::util::atomic_file::write(&config, recipe.to_json())?;
         let started = Instant::now();
         let reads_corpus = recipe.objective.settings().data_file().is_none();
         let (train_docs, valid_docs) = if reads_corpus {
@@ -308,7 +308,7 @@ impl<'a> Run<'a> {
         // burn draws a parameter's initial values when it is first read: read them all now,
         // in the module's order (the order a forked replica reads them), and only then let
         // other runs draw from the device's stream.
-        crate::random::materialize(&model);
+        crate::util::random::materialize(&model);
         self.init.borrow_mut().take();
         let progress = self.recipe.train.progress;
         if progress {

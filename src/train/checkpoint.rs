@@ -72,7 +72,7 @@ impl TrainState {
             value
         };
         let now = serde_json::to_value(config).expect("a train config serializes");
-        match crate::recipe::json::first_difference(&comparable(saved), &comparable(&now), "") {
+        match crate::util::json::first_difference(&comparable(saved), &comparable(&now), "") {
             None => Ok(()),
             Some((field, was, is)) => Err(Error::InvalidConfig(format!(
                 "the checkpoint was trained with {field} {was}, not {is}; a resume may change \

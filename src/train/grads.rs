@@ -114,7 +114,7 @@ mod tests {
 
     #[test]
     fn clipping_brings_the_global_norm_to_the_limit() {
-        let _draws = crate::random::hold();
+        let _draws = crate::util::random::hold();
         let device = Device::flex().autodiff();
         let model: Linear = LinearConfig::new(4, 3).init(&device);
         let x = Tensor::<2>::ones([2, 4], &device).mul_scalar(10.0);

@@ -94,13 +94,13 @@ pub const RESUMABLE: &[&str] = &[
 
 impl TrainConfig {
     /// Seeds `device`'s generator with [`seed`](Self::seed) and holds it (see
-    /// [`crate::random`]), so that the weights initialised on it while the guard lives are the
+    /// [`crate::util::random`]), so that the weights initialised on it while the guard lives are the
     /// same in every run of this config, whatever else the process draws (the batches and
     /// dropout masks already follow the seed). Call it before `init` and drop the guard before
     /// training, as recipe runs do; it is what `transformers.set_seed` is to a Hugging Face
     /// script.
-    pub fn seed_device(&self, device: &Device) -> crate::random::Draws {
-        crate::random::seeded(device, self.seed)
+    pub fn seed_device(&self, device: &Device) -> crate::util::random::Draws {
+        crate::util::random::seeded(device, self.seed)
     }
 
     /// Checks counts and rates.
@@ -183,7 +183,7 @@ mod tests {
 
     #[test]
     fn adamw_decays_weights_but_not_norms_or_biases() {
-        let _draws = crate::random::hold();
+        let _draws = crate::util::random::hold();
         let device = Device::flex().autodiff();
         let block = Block {
             dense: LinearConfig::new(4, 4).init(&device),

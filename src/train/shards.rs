@@ -222,7 +222,7 @@ mod tests {
 
     #[test]
     fn shards_at_once_give_what_one_after_the_other_gives() {
-        let _draws = crate::random::hold();
+        let _draws = crate::util::random::hold();
         let device = Device::flex().autodiff();
         let (model, parts) = mix_and_two_parts(&device);
         let totals = totals(&parts);
@@ -248,7 +248,7 @@ mod tests {
 
     #[test]
     fn shards_on_devices_give_what_shards_on_one_device_give() {
-        let _draws = crate::random::hold();
+        let _draws = crate::util::random::hold();
         // The CPU is one device, so this runs the per-device path (replicas forked to each
         // shard's device, gradients brought back) where the answer is known: it must match
         // the shards that share the device.
@@ -274,7 +274,7 @@ mod tests {
 
     #[test]
     fn zero_shards_is_an_error() {
-        let _draws = crate::random::hold();
+        let _draws = crate::util::random::hold();
         assert!(matches!(Shards::new(0), Err(Error::InvalidConfig(_))));
         assert!(matches!(
             Shards::on_devices(Vec::new()),

@@ -20,7 +20,7 @@ use super::shards::{Part, Shards};
 use super::{TrainConfig, TrainState, adamw, checkpoint, grads, schedule};
 use crate::data::{Batch, Task};
 use crate::error::Error;
-use crate::noise::{ExampleRng, example_rng, splitmix64};
+use crate::util::rng::{ExampleRng, example_rng, splitmix64};
 use crate::objectives::{Metric, Objective, Weights};
 use crate::pretrainer::Pretrainer;
 

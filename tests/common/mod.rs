@@ -76,7 +76,7 @@ pub fn seed(base: u64) -> u64 {
 /// `build`'s model with every initial value drawn, at once, from the stream seeded with the
 /// test seed: the same weights whatever the other tests of the binary draw meanwhile.
 pub fn seeded<M: burn::module::Module>(device: &Device, build: impl FnOnce() -> M) -> M {
-    pretext::random::init_seeded(device, seed(7), build)
+    pretext::util::random::init_seeded(device, seed(7), build)
 }
 
 /// Builds the tiny encoder on `device`, seeded.

@@ -6,7 +6,8 @@ use pretext::blocks::{EncoderBackbone, TransformerEncoder};
 use pretext::burn;
 use pretext::burn::prelude::*;
 use pretext::data::{Documents, Task, TokenBatch, TokenExample};
-use pretext::noise::{ExampleRng, IGNORE_INDEX, MlmMasking};
+use pretext::noise::{IGNORE_INDEX, MlmMasking};
+use pretext::util::rng::ExampleRng;
 use pretext::objectives::detection::{binary_cross_entropy, detection_metrics};
 use pretext::objectives::{
     DetectionHead, DetectionHeadConfig, EncoderHead, Loss, Mix, Mlm, MlmConfig, MlmTask, Objective,
@@ -126,7 +127,7 @@ mod tests {
     use pretext::Preset;
     use pretext::corpus::{Corpus, DocumentBoundary, bundled_data_dir};
     use pretext::data::Batch;
-    use pretext::noise::example_rng;
+    use pretext::util::rng::example_rng;
 
     use super::*;
 

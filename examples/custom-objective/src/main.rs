@@ -21,7 +21,7 @@ use pretext::data::{
     Batch, Documents, SEQUENCES, Segments, Task, Weights, body_len, pack_segments,
 };
 use pretext::finetune::{ClassificationTask, fine_tune, genre};
-use pretext::noise::ExampleRng;
+use pretext::util::rng::ExampleRng;
 use pretext::objectives::{Loss, Metric, Objective, ObjectiveOutput, SequenceClassifierConfig};
 use pretext::tokenize::SpecialTokens;
 use pretext::train::{TrainConfig, Trainer};
