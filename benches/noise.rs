@@ -21,7 +21,8 @@ use pretext::data::prepare::{PrepareOptions, prepare_corpus};
 use pretext::data::{Documents, Prepared, Segment, Task, pack_segments};
 use pretext::noise::bart;
 use pretext::noise::mass::{DEFAULT_MASS_SHARE, mass_mask};
-use pretext::noise::{DEFAULT_SHORT_SEQ_PROB, MaskUnit, MlmMasker, MlmMasking, PairKind, PairSampler, PermutationMasking, t5};
+use pretext::noise::{MaskUnit, MlmMasker, MlmMasking, PermutationMasking, t5};
+use pretext::data::{DEFAULT_SHORT_SEQ_PROB, PairKind, PairSampler};
 use pretext::util::rng::{ExampleRng, example_rng};
 use pretext::objectives::MlmTask;
 
@@ -211,7 +212,7 @@ fn permutation_orders(c: &mut Criterion) {
 /// MLM examples at 32 indexes spread over the whole corpus, a new epoch per iteration.
 fn example_sources(c: &mut Criterion) {
     let tokenizer = Tokenizer::bundled().unwrap();
-    let corpus = pretext::finetune::genre::pretraining_corpus().unwrap();
+    let corpus = pretext::data::bundled::pretraining_corpus().unwrap();
     let memory = Documents::tokenize(&corpus, &tokenizer).unwrap();
     let dir = std::env::temp_dir().join(format!("pretext-bench-prepared-{}", std::process::id()));
     let options = PrepareOptions {

@@ -25,8 +25,9 @@ use pretext::data::Task;
 use pretext::data::{TokenBatch, TokenExample};
 use pretext::finetune::{
     ClassificationTask, Classifier, LabelledData, LabelledText, Scores, TaggedSentence,
-    TaggingTask, fine_tune, genre, load_backbone, pos, spam,
+    TaggingTask, fine_tune, genre, pos, spam,
 };
+use pretext::train::checkpoint::load_weights;
 use pretext::objectives::{Objective, SequenceClassifierConfig, TokenClassifierConfig};
 use pretext::pretrainer::check_compatible;
 use pretext::train::TrainConfig;
@@ -141,7 +142,7 @@ fn encoder(
             // The run's tokenizer (T5's has its sentinels, whose rows the encoder keeps).
             let tokenizer = recipe.tokenizer.load()?;
             let encoder = recipe.encoder.with_dropout(0.1);
-            let backbone = load_backbone(&dir.join("encoder.bpk"), encoder.init(device)?)?;
+            let backbone = load_weights(&dir.join("encoder.bpk"), encoder.init(device)?)?;
             (tokenizer, backbone)
         }
         None => {

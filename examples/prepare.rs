@@ -72,7 +72,7 @@ fn main() -> Result<()> {
     let manifest = match &args.input {
         Some(input) => prepare(input, &args.out, &tokenizer, &options)?,
         None => {
-            let corpus = pretext::finetune::genre::pretraining_corpus()?;
+            let corpus = pretext::data::bundled::pretraining_corpus()?;
             prepare_corpus(
                 &corpus,
                 "the bundled pretraining corpus",

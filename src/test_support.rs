@@ -5,7 +5,8 @@ use burn::prelude::*;
 
 use crate::blocks::{TransformerEncoder, TransformerEncoderConfig};
 use crate::data::{TokenBatch, TokenExample};
-use crate::noise::{IGNORE_INDEX, PairKind};
+use crate::noise::IGNORE_INDEX;
+use crate::data::PairKind;
 use crate::objectives::{Mlm, MlmConfig, PairHead, PairHeadConfig};
 
 /// A seeded width-16 encoder without dropout, with an MLM and an NSP head.

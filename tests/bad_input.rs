@@ -6,7 +6,8 @@ use burn::prelude::*;
 use pretext::corpus::{Corpus, DocumentBoundary};
 use pretext::data::Documents;
 use pretext::noise::bart::BartNoise;
-use pretext::noise::{MaskUnit, MlmMasker, MlmMasking, PairKind, PermutationMasking};
+use pretext::noise::{MaskUnit, MlmMasker, MlmMasking, PermutationMasking};
+use pretext::data::PairKind;
 use pretext::util::rng::example_rng;
 use pretext::objectives::{
     BartTask, ElectraConfig, MassTask, Mix, MlmConfig, MlmTask, PairHeadConfig, PermutationTask,

@@ -11,10 +11,12 @@ use burn::prelude::*;
 use pretext::blocks::TransformerEncoder;
 use pretext::blocks::{EncoderBackbone, TransformerEncoderConfig};
 use pretext::data::{Task, TokenBatch, TokenExample};
-use pretext::finetune::genre::{self, held_out_documents, pretraining_corpus};
+use pretext::data::bundled::{held_out_documents, pretraining_corpus};
+use pretext::finetune::genre;
 use pretext::finetune::{
-    ClassificationTask, Classifier, Scores, TaggingTask, fine_tune, load_backbone, pos,
+    ClassificationTask, Classifier, Scores, TaggingTask, fine_tune, pos,
 };
+use pretext::train::checkpoint::load_weights;
 use pretext::objectives::{Objective, SequenceClassifierConfig, TokenClassifierConfig};
 use pretext::train::checkpoint::save_weights;
 use pretext::{Error, Pretrainer, Tokenizer};
@@ -72,7 +74,7 @@ fn a_saved_backbone_loads_whole_and_a_mismatched_one_is_refused() {
     save_weights(&pretrained, &path).unwrap();
 
     let fresh = pretext::util::random::init_seeded(&device, 2, || config.init(&device).unwrap());
-    let loaded = load_backbone(&path, fresh.clone()).unwrap();
+    let loaded = load_weights(&path, fresh.clone()).unwrap();
     assert_eq!(loaded.num_params(), pretrained.num_params());
     // Parameter by parameter: every tensor of the loaded backbone is the saved one. The tiny
     // encoder has 37: token, position and segment tables and the LayerNorm's scale and shift
@@ -117,7 +119,7 @@ fn a_saved_backbone_loads_whole_and_a_mismatched_one_is_refused() {
         TransformerEncoderConfig::new(tokenizer.vocab_size(), 32, 2, 2, 256),
         TransformerEncoderConfig::new(tokenizer.vocab_size(), 64, 3, 2, 256),
     ] {
-        let err = load_backbone(&path, other.init(&device).unwrap()).unwrap_err();
+        let err = load_weights(&path, other.init(&device).unwrap()).unwrap_err();
         assert!(matches!(err, Error::Checkpoint { .. }), "{err}");
     }
     std::fs::remove_dir_all(dir).unwrap();

@@ -278,7 +278,7 @@ fn one_still_step(
     recipe
         .run(&RunOptions::new(dir.join("run"), device.clone()))
         .unwrap();
-    let saved = pretext::finetune::load_backbone(
+    let saved = pretext::train::checkpoint::load_weights(
         &dir.join("run/encoder.bpk"),
         recipe.encoder.init(&device.clone().inner()).unwrap(),
     )

@@ -11,7 +11,7 @@ mod common;
 use burn::prelude::*;
 use burn::tensor::FloatDType;
 use pretext::blocks::{EncoderBackbone, TransformerEncoder};
-use pretext::finetune::load_backbone;
+use pretext::train::checkpoint::load_weights;
 use pretext::train::Trainer;
 use pretext::train::checkpoint::save_weights;
 
@@ -96,7 +96,7 @@ fn bf16_training_follows_f32() {
     // weights: nearer the f32 run's trained table than the shared initial table is.
     let (tokenizer, _, _) = common::real_text();
     let fresh = common::tiny_backbone(&tokenizer, &device);
-    let loaded = load_backbone(&weights, fresh.clone()).unwrap();
+    let loaded = load_weights(&weights, fresh.clone()).unwrap();
     let (loaded, fresh, trained) = (
         loaded.token_embedding(),
         fresh.token_embedding(),

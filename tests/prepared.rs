@@ -11,11 +11,12 @@ use pretext::corpus::{Corpus, DocumentBoundary, bundled_data_dir};
 use pretext::data::prepare::{PrepareOptions, prepare, prepare_corpus};
 use pretext::data::{Documents, Prepared, Task, TokenStore};
 use pretext::noise::bart::BartNoise;
-use pretext::noise::{MlmMasking, PairKind};
+use pretext::noise::MlmMasking;
+use pretext::data::PairKind;
 use pretext::util::rng::example_rng;
 use pretext::objectives::{BartTask, MlmTask, SentencePairTask};
 use pretext::recipe::DataSource;
-use pretext::{Error, finetune};
+use pretext::Error;
 
 fn quiet() -> PrepareOptions {
     PrepareOptions {
@@ -48,7 +49,7 @@ where
 fn a_prepared_bundled_corpus_gives_the_in_memory_examples() {
     let tokenizer = Tokenizer::bundled().unwrap();
     let dir = common::temp_dir("prepared-bundled");
-    let corpus = finetune::genre::pretraining_corpus().unwrap();
+    let corpus = pretext::data::bundled::pretraining_corpus().unwrap();
     prepare_corpus(&corpus, "bundled", &dir, &tokenizer, &quiet()).unwrap();
     // The default run's data path, and a run's on the prepared directory.
     let (memory, memory_valid) = DataSource::default().documents(&tokenizer, false).unwrap();

@@ -11,7 +11,8 @@ use pretext::blocks::{
 use pretext::data::{Batch, Documents, Seq2SeqBatch, Task};
 use pretext::noise::bart::BartNoise;
 use pretext::util::rng::example_rng;
-use pretext::noise::{MaskUnit, MlmMasking, PairKind, PermutationMasking};
+use pretext::noise::{MaskUnit, MlmMasking, PermutationMasking};
+use pretext::data::PairKind;
 use pretext::objectives::{
     BartTask, ClmConfig, ClmTask, ElectraConfig, ElectraTask, MassTask, Mix, Mlm, MlmConfig,
     MultiTaskData, Objective, PairHeadConfig, PermutationTask, PermutedLmConfig, SboHeadConfig,

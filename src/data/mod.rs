@@ -1,9 +1,15 @@
-//! From tokenized documents to batches: segments, example sources and collation.
+//! From tokenized documents to batches: segments, example sources, samplers over documents
+//! (NSP and SOP sentence pairs) and collation.
 
 pub mod batch;
+pub mod bundled;
 pub mod documents;
 pub(crate) mod index;
+pub mod instructions;
+pub mod labelled;
+pub mod pairs;
 pub mod permutation;
+pub mod preferences;
 pub mod prepare;
 pub mod prepared;
 pub mod segments;
@@ -15,6 +21,7 @@ pub mod weights;
 
 pub use batch::{NamedTargets, TokenBatch, TokenExample};
 pub use documents::Documents;
+pub use pairs::{DEFAULT_SHORT_SEQ_PROB, PairKind, PairSampler, SentencePair};
 pub use permutation::{PermutationBatch, PermutationExample};
 pub use prepared::{Manifest, Prepared};
 pub use segments::{Segments, body_len, pack_segments};

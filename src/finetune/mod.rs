@@ -1,10 +1,9 @@
 //! Fine-tuning a pretrained backbone on a downstream task: a [`SequenceClassifier`] on the
-//! pooled `[CLS]` state or a [`TokenClassifier`] on every word, trained by the same loop as pretraining (its own learning rate and
+//! pooled `[CLS]` state or a [`TokenClassifier`] on every word, trained by the same loop as
+//! pretraining (its own learning rate and
 //! schedule through its own [`TrainConfig`](crate::train::TrainConfig)), and scored by accuracy
 //! and macro-F1.
 //!
-//! - [`load_backbone`]: the weights a pretraining run saved (`OUT/backbone.bpk`) into a
-//!   backbone of the same shape, with a typed error when the shapes differ.
 //! - [`ClassificationTask`]: labelled texts as `[CLS] text [SEP]` batches.
 //! - [`fine_tune`]: trains a head and its backbone, then scores the test split;
 //!   [`evaluate`]: accuracy and macro-F1 over a whole split.
@@ -12,23 +11,23 @@
 //!   first token.
 //! - [`genre`]: the bundled Brown-corpus genre task and the documents it holds out of
 //!   pretraining; [`spam`]: the bundled SpamAssassin e-mails, spam or ham; [`pos`]: Brown
-//!   sentences tagged with universal parts of speech; [`instructions`]: prompt/completion pairs
-//!   for supervised fine-tuning of a causal LM; [`preferences`]: preferred and dispreferred
-//!   answers for a reward model.
+//!   sentences tagged with universal parts of speech.
+//!
+//! A pretrained backbone is read with [`load_weights`](crate::train::checkpoint::load_weights).
 
 pub mod genre;
-pub mod instructions;
 pub mod pos;
-pub mod preferences;
 pub mod spam;
 mod tagging;
+
+pub use crate::data::labelled::{LabelledData, LabelledText, Subset};
 
 pub use tagging::{TaggedSentence, TaggingTask};
 
 use std::path::Path;
 
 use burn::module::ModuleDisplay;
-use burn::module::{ModuleVisitor, Param};
+
 use burn::prelude::*;
 
 use crate::blocks::EncoderBackbone;
@@ -38,165 +37,6 @@ use crate::noise::IGNORE_INDEX;
 use crate::util::rng::ExampleRng;
 use crate::objectives::{SequenceClassifier, TokenClassifier};
 use crate::tokenize::Tokenizer;
-
-/// A text with its class.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct LabelledText {
-    /// The document it comes from (splits and leakage checks go by it).
-    pub document: String,
-    /// The text.
-    pub text: String,
-    /// Its class, below the task's number of classes.
-    pub label: u32,
-}
-
-/// Which part of a labelled dataset an item belongs to.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Subset {
-    /// Fine-tuning data.
-    Train,
-    /// Model selection.
-    Valid,
-    /// The reported score.
-    Test,
-}
-
-impl Subset {
-    /// The bundled tasks' stratified split: within a class (or genre), in a fixed order, the
-    /// item of rank `rank` goes to test when `rank % 10` is 0 or 5, to validation when it is
-    /// 3, and to train otherwise (70 / 10 / 20).
-    pub fn of_rank(rank: usize) -> Self {
-        match rank % 10 {
-            0 | 5 => Self::Test,
-            3 => Self::Valid,
-            _ => Self::Train,
-        }
-    }
-
-    /// The subset a data file names: `train`, `valid` or `test`.
-    pub fn parse(name: &str) -> Result<Self, String> {
-        match name {
-            "train" => Ok(Self::Train),
-            "valid" => Ok(Self::Valid),
-            "test" => Ok(Self::Test),
-            other => Err(format!("split {other:?} is not train, valid or test")),
-        }
-    }
-}
-
-/// A classification dataset: its class names and its three subsets of items `T` (labelled
-/// texts, or tagged sentences).
-#[derive(Debug, Clone)]
-pub struct LabelledData<T = LabelledText> {
-    /// Class names; a label indexes this list.
-    pub labels: Vec<String>,
-    /// Training items.
-    pub train: Vec<T>,
-    /// Validation items.
-    pub valid: Vec<T>,
-    /// Test items.
-    pub test: Vec<T>,
-}
-
-impl<T> Default for LabelledData<T> {
-    fn default() -> Self {
-        Self {
-            labels: Vec::new(),
-            train: Vec::new(),
-            valid: Vec::new(),
-            test: Vec::new(),
-        }
-    }
-}
-
-impl<T> LabelledData<T> {
-    /// The items of `subset`, to add to.
-    pub fn subset_mut(&mut self, subset: Subset) -> &mut Vec<T> {
-        match subset {
-            Subset::Train => &mut self.train,
-            Subset::Valid => &mut self.valid,
-            Subset::Test => &mut self.test,
-        }
-    }
-
-    /// The task `make` builds from the training items, and the one it builds from the
-    /// validation items, or the training task again when there are none.
-    pub fn tasks<K: Clone>(
-        &self,
-        make: impl Fn(&[T]) -> crate::Result<K>,
-    ) -> crate::Result<(K, K)> {
-        let train = make(&self.train)?;
-        let valid = match self.valid.is_empty() {
-            true => train.clone(),
-            false => make(&self.valid)?,
-        };
-        Ok((train, valid))
-    }
-
-    /// An [`Error::EmptyCorpus`] naming `source` when it has no training item (a line whose
-    /// split is `train`, or names none); validation and test may be empty.
-    pub fn check_has_train(&self, source: &Path) -> crate::Result<()> {
-        if self.train.is_empty() {
-            return Err(Error::EmptyCorpus(format!(
-                "{} has no training item (a line whose split is train, or has none)",
-                source.display()
-            )));
-        }
-        Ok(())
-    }
-
-    /// An [`Error::EmptyCorpus`] naming `source` when a subset is empty.
-    pub fn check_nonempty(&self, source: &Path) -> crate::Result<()> {
-        for (name, items) in [
-            ("train", &self.train),
-            ("valid", &self.valid),
-            ("test", &self.test),
-        ] {
-            if items.is_empty() {
-                return Err(Error::EmptyCorpus(format!(
-                    "{} has no {name} items",
-                    source.display()
-                )));
-            }
-        }
-        Ok(())
-    }
-}
-
-/// Checks that a recipe's data file (`objective.settings.data`) is there, before any text is
-/// read.
-pub(crate) fn check_data_file(path: &Path) -> crate::Result<()> {
-    if !path.is_file() {
-        return Err(Error::Recipe {
-            field: "objective.settings.data".into(),
-            reason: format!("{} is not a file", path.display()),
-        });
-    }
-    Ok(())
-}
-
-/// The JSON objects of a data file, one a line (blank lines skipped), each with its line
-/// number from 1; a line that does not parse is an [`Error::Json`] naming it.
-fn json_lines<T: serde::de::DeserializeOwned>(path: &Path) -> crate::Result<Vec<(usize, T)>> {
-    let text = crate::corpus::read_utf8(path)?;
-    text.lines()
-        .enumerate()
-        .filter(|(_, l)| !l.trim().is_empty())
-        .map(|(i, line)| {
-            serde_json::from_str(line)
-                .map(|item| (i + 1, item))
-                .map_err(|e| line_fault(path, i + 1, e.to_string()))
-        })
-        .collect()
-}
-
-/// An [`Error::Json`] at `line` of the data file `path`.
-fn line_fault(path: &Path, line: usize, message: String) -> Error {
-    Error::Json {
-        path: path.to_path_buf(),
-        message: format!("line {line}: {message}"),
-    }
-}
 
 /// Labelled texts, tokenized and framed as `[CLS] text [SEP]`, cut to the sequence length.
 #[derive(Debug, Clone)]
@@ -415,47 +255,6 @@ where
     Ok((report, scores))
 }
 
-/// Shapes of every parameter of a module, in visiting order.
-fn shapes<M: Module>(module: &M) -> Vec<Vec<usize>> {
-    struct Shapes(Vec<Vec<usize>>);
-    impl ModuleVisitor for Shapes {
-        fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
-            self.0.push(param.shape().dims::<D>().to_vec());
-        }
-    }
-    let mut visitor = Shapes(Vec::new());
-    module.visit(&mut visitor);
-    visitor.0
-}
-
-/// Loads backbone weights saved by a pretraining run (`backbone.bpk`) into `template`, a
-/// backbone of the configuration the run used. Weights of another vocabulary or size are a
-/// typed error, not a silent reshape.
-pub fn load_backbone<M: Module>(path: &Path, template: M) -> crate::Result<M> {
-    let expected = shapes(&template);
-    let loaded = crate::train::checkpoint::load_weights(path, template)?;
-    let found = shapes(&loaded);
-    if found != expected {
-        let first = expected
-            .iter()
-            .zip(&found)
-            .position(|(a, b)| a != b)
-            .unwrap_or(expected.len().min(found.len()));
-        return Err(Error::Checkpoint {
-            path: path.to_path_buf(),
-            reason: format!(
-                "its weights do not fit this backbone: parameter {first} is {:?} in the file \
-                 and {:?} here ({} parameters against {}); was it pretrained with another \
-                 vocabulary or size?",
-                found.get(first),
-                expected.get(first),
-                found.len(),
-                expected.len()
-            ),
-        });
-    }
-    Ok(loaded)
-}
 
 #[cfg(test)]
 mod tests {

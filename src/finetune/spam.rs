@@ -9,7 +9,7 @@ use std::path::Path;
 
 use serde::Deserialize;
 
-use super::{LabelledData, LabelledText, Subset, json_lines, line_fault};
+use crate::data::labelled::{LabelledData, LabelledText, Subset, json_lines, line_fault};
 use crate::corpus::bundled_data_dir;
 
 /// The classes, in label order.

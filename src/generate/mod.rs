@@ -27,7 +27,7 @@ use serde::Serialize;
 
 use crate::blocks::{AttentionMask, EncoderBackbone, KvCache, LmHead, TransformerEncoder};
 use crate::error::{Error, Result};
-use crate::finetune::instructions::Instruction;
+use crate::data::instructions::Instruction;
 use crate::util::rng::{example_rng, splitmix64};
 use crate::recipe::Recipe;
 use crate::tokenize::Tokenizer;

@@ -6,7 +6,6 @@
 //! loader threads and a resumed run sees exactly the batches it would have seen.
 //!
 //! - [`mlm`]: BERT's masking, by tokens, whole words, ALBERT's n-grams or SpanBERT's spans.
-//! - [`pairs`]: NSP and SOP sentence pairs.
 //! - [`bart`]: BART's transforms: token masking and deletion, text infilling, sentence
 //!   permutation, document rotation.
 //! - [`mass`]: MASS's one-span masking and the decoder's shifted inputs.
@@ -16,12 +15,12 @@
 pub mod bart;
 pub mod mass;
 pub mod mlm;
-pub mod pairs;
+
 pub mod permutation;
 pub mod t5;
 
 pub use mlm::{MaskUnit, MlmMasker, MlmMasking};
-pub use pairs::{DEFAULT_SHORT_SEQ_PROB, PairKind, PairSampler, SentencePair};
+
 pub use permutation::{FactorizationOrder, PermutationMasking};
 
 /// The target value of a position that carries no prediction (the value HF uses).

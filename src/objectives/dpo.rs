@@ -22,7 +22,7 @@ use super::{Clm, Loss, Metric, Objective, ObjectiveOutput, Weights, encode};
 use crate::blocks::{AttentionMask, EncoderBackbone, LmHead, TransformerEncoder};
 use crate::data::{Batch, Task, TokenBatch, TokenExample};
 use crate::error::{Error, Result};
-use crate::finetune::preferences::{self, Preference};
+use crate::data::preferences::{self, Preference};
 use crate::noise::IGNORE_INDEX;
 use crate::util::rng::ExampleRng;
 use crate::preset::Preset;

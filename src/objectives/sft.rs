@@ -1,5 +1,5 @@
 //! Supervised fine-tuning (SFT), the first step of InstructGPT's recipe: a causal LM taught to
-//! answer prompts from prompt/completion pairs ([`crate::finetune::instructions`]).
+//! answer prompts from prompt/completion pairs ([`crate::data::instructions`]).
 //!
 //! Data, as TRL's `SFTTrainer` makes it: each pair becomes `[CLS] prompt rationale completion
 //! [SEP]` (the end-of-text token appended, so that the model learns to stop), shifted as causal
@@ -22,7 +22,7 @@ use super::{
 use crate::blocks::{AttentionMask, TransformerEncoder};
 use crate::data::{Batch, Task, TokenBatch, TokenExample};
 use crate::error::{Error, Result};
-use crate::finetune::instructions::{self, Instruction};
+use crate::data::instructions::{self, Instruction};
 use crate::noise::IGNORE_INDEX;
 use crate::util::rng::ExampleRng;
 use crate::preset::Preset;

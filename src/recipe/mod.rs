@@ -105,7 +105,7 @@ impl DataSource {
     ) -> Result<(Documents, Documents)> {
         let prepared = match &self.dir {
             None => {
-                let corpus = crate::finetune::genre::pretraining_corpus()?;
+                let corpus = crate::data::bundled::pretraining_corpus()?;
                 let store = TokenStore::tokenize(&corpus, tokenizer)?;
                 return Documents::split(Arc::new(store), self.valid_fraction, 0);
             }
@@ -421,7 +421,7 @@ impl Recipe {
             });
         }
         if let Some(path) = settings.data_file() {
-            crate::finetune::check_data_file(&path)?;
+            crate::data::labelled::check_data_file(&path)?;
         }
         settings.check(self, &tokenizer)?;
         Ok(tokenizer)
@@ -538,7 +538,7 @@ impl Recipe {
             return export(model, &tokenizer, out, force);
         }
         let encoder =
-            crate::finetune::load_backbone(&run_dir.join("encoder.bpk"), config.init(&device)?)?;
+            crate::train::checkpoint::load_weights(&run_dir.join("encoder.bpk"), config.init(&device)?)?;
         let model = Exportable::Encoder {
             config,
             encoder: &encoder,
@@ -570,7 +570,7 @@ pub(crate) fn read_checkpoint<M: burn::module::Module>(run_dir: &Path, template:
         path: run_dir.to_path_buf(),
         reason: "the run has no checkpoint".into(),
     })?;
-    crate::finetune::load_backbone(&ckpt.join(MODEL_FILE), template)
+    crate::train::checkpoint::load_weights(&ckpt.join(MODEL_FILE), template)
 }
 
 #[cfg(test)]

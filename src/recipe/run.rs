@@ -227,7 +227,7 @@ impl<'a> Run<'a> {
             .filter(|d| !crate::hf::is_model_dir(d))
         {
             let path = dir.join("encoder.bpk");
-            backbone = crate::finetune::load_backbone(&path, backbone)?;
+            backbone = crate::train::checkpoint::load_weights(&path, backbone)?;
             if self.recipe.train.progress {
                 eprintln!(
                     "{}: the encoder loaded; the objective's heads start afresh",

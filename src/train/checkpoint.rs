@@ -146,20 +146,58 @@ pub fn save_weights<M: Module>(module: &M, path: &Path) -> Result<()> {
     std::fs::rename(&tmp, path).map_err(|e| Error::io(path, e))
 }
 
-/// Loads weights written by [`save_weights`] into `module`, which must have the same shape.
-/// Weights saved in another float type (a `--float bf16` run) are cast to `module`'s.
+/// Loads weights written by [`save_weights`] into `module`, a module of the shape they were
+/// saved from (a backbone of the run's configuration, say). Weights saved in another float
+/// type (a `--float bf16` run) are cast to `module`'s; weights of another vocabulary or size
+/// are an [`Error::Checkpoint`] naming the first parameter that differs, not a silent reshape.
 pub fn load_weights<M: Module>(path: &Path, module: M) -> Result<M> {
     if !path.is_file() {
         return Err(ckpt_err(path, "missing"));
     }
+    let expected = shapes(&module);
     let mut float = FloatType(None);
     module.visit(&mut float);
     let loaded = module.try_load_file(path).map_err(|e| ckpt_err(path, e))?;
-    Ok(match float.0 {
+    let loaded = match float.0 {
         Some(dtype) => loaded.map(&mut CastFloats(dtype)),
         None => loaded,
-    })
+    };
+    let found = shapes(&loaded);
+    if found != expected {
+        let first = expected
+            .iter()
+            .zip(&found)
+            .position(|(a, b)| a != b)
+            .unwrap_or(expected.len().min(found.len()));
+        return Err(ckpt_err(
+            path,
+            format!(
+                "its weights do not fit this model: parameter {first} is {:?} in the file and \
+                 {:?} here ({} parameters against {}); was it trained with another vocabulary \
+                 or size?",
+                found.get(first),
+                expected.get(first),
+                found.len(),
+                expected.len()
+            ),
+        ));
+    }
+    Ok(loaded)
 }
+
+/// Shapes of every parameter of a module, in visiting order.
+fn shapes<M: Module>(module: &M) -> Vec<Vec<usize>> {
+    struct Shapes(Vec<Vec<usize>>);
+    impl ModuleVisitor for Shapes {
+        fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
+            self.0.push(param.shape().dims::<D>().to_vec());
+        }
+    }
+    let mut visitor = Shapes(Vec::new());
+    module.visit(&mut visitor);
+    visitor.0
+}
+
 
 /// Finds the float type of a module's parameters.
 struct FloatType(Option<DType>);

@@ -19,7 +19,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
-use super::{LabelledData, Subset, json_lines, line_fault};
+use super::labelled::{LabelledData, Subset, json_lines, line_fault};
 use crate::corpus::bundled_data_dir;
 
 /// A prompt with a preferred and a dispreferred answer.
