@@ -18,13 +18,13 @@ use criterion::{BenchmarkGroup, Criterion, Throughput, criterion_group, criterio
 use pretext::Tokenizer;
 use pretext::corpus::{Corpus, DocumentBoundary, bundled_data_dir};
 use pretext::data::prepare::{PrepareOptions, prepare_corpus};
+use pretext::data::{DEFAULT_SHORT_SEQ_PROB, PairKind, PairSampler};
 use pretext::data::{Documents, Prepared, Segment, Task, pack_segments};
 use pretext::noise::bart;
 use pretext::noise::mass::{DEFAULT_MASS_SHARE, mass_mask};
 use pretext::noise::{MaskUnit, MlmMasker, MlmMasking, PermutationMasking, t5};
-use pretext::data::{DEFAULT_SHORT_SEQ_PROB, PairKind, PairSampler};
-use pretext::util::rng::{ExampleRng, example_rng};
 use pretext::objectives::MlmTask;
+use pretext::util::rng::{ExampleRng, example_rng};
 
 const BATCH: usize = 32;
 const SEQ_LEN: usize = 128;

@@ -36,12 +36,12 @@ use pretext::blocks::EncoderDecoderConfig;
 use pretext::data::{Batch, Documents, Task};
 use pretext::noise::bart::BartNoise;
 use pretext::noise::{MlmMasking, PermutationMasking};
-use pretext::util::rng::example_rng;
 use pretext::objectives::{
     BartTask, ElectraConfig, ElectraTask, MlmConfig, MlmTask, Objective, PermutationTask,
     PermutedLmConfig, Seq2SeqConfig, Weights,
 };
 use pretext::train::{Part, Shards};
+use pretext::util::rng::example_rng;
 use pretext::{Preset, Pretrainer, Tokenizer};
 
 const BATCH: usize = 16;

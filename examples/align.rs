@@ -35,14 +35,14 @@ use burn::prelude::*;
 use clap::{Parser, ValueEnum};
 use plotters::prelude::*;
 use pretext::Preset;
+use pretext::align::RewardModel;
 use pretext::align::{
     PolicyScore, PpoConfig, PpoOptions, Scorer, StyleScorer, evaluate, load_policy, ppo,
 };
 use pretext::corpus::{Corpus, DocumentBoundary, bundled_data_dir};
 use pretext::generate::SamplingConfig;
-use pretext::util::rng::example_rng;
-use pretext::objectives::reward::RewardModel;
 use pretext::recipe::{ObjectiveRecipe, Recipe, RunOptions};
+use pretext::util::rng::example_rng;
 use serde_json::json;
 
 type Result<T> = std::result::Result<T, Box<dyn std::error::Error>>;

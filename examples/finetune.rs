@@ -27,10 +27,10 @@ use pretext::finetune::{
     ClassificationTask, Classifier, LabelledData, LabelledText, Scores, TaggedSentence,
     TaggingTask, fine_tune, genre, pos, spam,
 };
-use pretext::train::checkpoint::load_weights;
 use pretext::objectives::{Objective, SequenceClassifierConfig, TokenClassifierConfig};
 use pretext::pretrainer::check_compatible;
 use pretext::train::TrainConfig;
+use pretext::train::checkpoint::load_weights;
 use pretext::{Preset, Pretrainer, Recipe, Tokenizer};
 
 #[derive(Debug, Clone, Copy, ValueEnum)]

@@ -23,9 +23,9 @@ use pretext::corpus::{Corpus, DocumentBoundary, bundled_data_dir};
 use pretext::data::{Batch, Documents, Task};
 use pretext::device::{DeviceKind, FloatType, host_cpu};
 use pretext::noise::MlmMasking;
-use pretext::util::rng::example_rng;
 use pretext::objectives::{MlmConfig, MlmTask};
 use pretext::train::{Part, Shards, TrainConfig, Trainer, adamw, step_gradients};
+use pretext::util::rng::example_rng;
 use pretext::{Preset, Pretrainer, Tokenizer, kernels};
 
 /// The reference step's shape (`shared/reference/performance.md`): 16 sequences of 128 tokens.

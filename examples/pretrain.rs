@@ -29,7 +29,7 @@ use pretext::Preset;
 use pretext::device::{DeviceKind, FloatType};
 use pretext::noise::MaskUnit;
 use pretext::noise::bart::BartNoise;
-use pretext::objectives::multitask::{read_tasks, recipe_of};
+use pretext::recipe::multitask::{read_tasks, recipe_of};
 use pretext::recipe::{OBJECTIVES, Recipe, RunOptions, TokenizerSource};
 use serde_json::Value;
 

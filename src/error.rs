@@ -224,6 +224,12 @@ impl Error {
     }
 }
 
+/// `result`, its error made one of the objective's setting `name` (the recipe field
+/// `objective.settings.NAME`).
+pub(crate) fn in_setting<T>(result: Result<T>, name: &str) -> Result<T> {
+    result.map_err(|e| e.in_field(&format!("objective.settings.{name}")))
+}
+
 /// Checks that `value` is a probability, naming it in the error.
 pub(crate) fn check_rate(name: &'static str, value: f64) -> Result<()> {
     if (0.0..=1.0).contains(&value) {

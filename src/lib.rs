@@ -38,6 +38,8 @@
 #![warn(missing_docs)]
 
 pub mod align;
+#[doc = include_str!("architecture.md")]
+pub mod architecture {}
 pub mod blocks;
 pub mod corpus;
 pub mod data;

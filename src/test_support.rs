@@ -4,9 +4,9 @@
 use burn::prelude::*;
 
 use crate::blocks::{TransformerEncoder, TransformerEncoderConfig};
+use crate::data::PairKind;
 use crate::data::{TokenBatch, TokenExample};
 use crate::noise::IGNORE_INDEX;
-use crate::data::PairKind;
 use crate::objectives::{Mlm, MlmConfig, PairHead, PairHeadConfig};
 
 /// A seeded width-16 encoder without dropout, with an MLM and an NSP head.

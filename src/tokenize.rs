@@ -513,6 +513,79 @@ fn from_encoding(encoding: &tokenizers::Encoding) -> Encoded {
     }
 }
 
+/// A run of tokens from one document.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Segment {
+    /// Token ids (no special tokens).
+    pub ids: Vec<u32>,
+    /// Which tokens start a word.
+    pub word_starts: Vec<bool>,
+}
+
+impl Segment {
+    /// `[CLS] ids [SEP]`, with the specials counted as word starts.
+    pub fn framed(&self, cls: u32, sep: u32) -> (Vec<u32>, Vec<bool>) {
+        let mut ids = Vec::with_capacity(self.ids.len() + 2);
+        ids.push(cls);
+        ids.extend_from_slice(&self.ids);
+        ids.push(sep);
+        let mut starts = Vec::with_capacity(ids.len());
+        starts.push(true);
+        starts.extend_from_slice(&self.word_starts);
+        starts.push(true);
+        (ids, starts)
+    }
+
+    /// Appends tokens with their word starts.
+    pub fn push(&mut self, ids: &[u32], starts: &[bool]) {
+        self.ids.extend_from_slice(ids);
+        self.word_starts.extend_from_slice(starts);
+    }
+
+    /// `[start, end)` token ranges of the words; a segment that opens mid-word (after a
+    /// rotation, say) opens with a word.
+    pub fn words(&self) -> Vec<(usize, usize)> {
+        let mut words: Vec<(usize, usize)> = Vec::new();
+        for (i, &start) in self.word_starts.iter().enumerate() {
+            match words.last_mut() {
+                Some(w) if !start => w.1 = i + 1,
+                _ => words.push((i, i + 1)),
+            }
+        }
+        words
+    }
+
+    /// The segments one after the other.
+    pub fn concat(parts: &[Segment]) -> Segment {
+        let mut out = Segment::default();
+        for part in parts {
+            out.push(&part.ids, &part.word_starts);
+        }
+        out
+    }
+
+    /// Keeps only tokens `range`; a token left first counts as a word start.
+    pub fn keep(&mut self, range: std::ops::Range<usize>) {
+        self.ids.truncate(range.end);
+        self.word_starts.truncate(range.end);
+        self.ids.drain(..range.start);
+        self.word_starts.drain(..range.start);
+        if let Some(first) = self.word_starts.first_mut() {
+            *first = true;
+        }
+    }
+
+    /// Number of tokens.
+    pub fn len(&self) -> usize {
+        self.ids.len()
+    }
+
+    /// Whether there is no token.
+    pub fn is_empty(&self) -> bool {
+        self.ids.is_empty()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

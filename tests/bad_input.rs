@@ -5,16 +5,16 @@ mod common;
 use burn::prelude::*;
 use pretext::corpus::{Corpus, DocumentBoundary};
 use pretext::data::Documents;
+use pretext::data::PairKind;
 use pretext::noise::bart::BartNoise;
 use pretext::noise::{MaskUnit, MlmMasker, MlmMasking, PermutationMasking};
-use pretext::data::PairKind;
-use pretext::util::rng::example_rng;
 use pretext::objectives::{
     BartTask, ElectraConfig, MassTask, Mix, MlmConfig, MlmTask, PairHeadConfig, PermutationTask,
     SentencePairTask, SpanCorruption, T5Task, UnilmShares, UnilmTask,
 };
 use pretext::pretrainer::check_compatible;
 use pretext::train::Trainer;
+use pretext::util::rng::example_rng;
 use pretext::{Error, Preset, Tokenizer};
 
 #[test]
@@ -358,13 +358,13 @@ fn an_objectives_file_that_is_not_json_or_names_an_unknown_objective() {
     ] {
         let path = dir.join(format!("{name}.json"));
         std::fs::write(&path, text).unwrap();
-        let err = pretext::objectives::multitask::read_tasks(&path).unwrap_err();
+        let err = pretext::recipe::multitask::read_tasks(&path).unwrap_err();
         match err {
             Error::ConfigFile { line, .. } => assert_eq!(line, bad_line, "{name}: {err}"),
             other => panic!("{name}: {other}"),
         }
     }
-    let missing = pretext::objectives::multitask::read_tasks(&dir.join("absent.json"));
+    let missing = pretext::recipe::multitask::read_tasks(&dir.join("absent.json"));
     assert!(matches!(missing, Err(Error::Io { .. })));
     std::fs::remove_dir_all(dir).unwrap();
 }

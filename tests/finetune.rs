@@ -10,14 +10,12 @@ use burn::module::{Module, ModuleVisitor, Param};
 use burn::prelude::*;
 use pretext::blocks::TransformerEncoder;
 use pretext::blocks::{EncoderBackbone, TransformerEncoderConfig};
-use pretext::data::{Task, TokenBatch, TokenExample};
 use pretext::data::bundled::{held_out_documents, pretraining_corpus};
+use pretext::data::{Task, TokenBatch, TokenExample};
 use pretext::finetune::genre;
-use pretext::finetune::{
-    ClassificationTask, Classifier, Scores, TaggingTask, fine_tune, pos,
-};
-use pretext::train::checkpoint::load_weights;
+use pretext::finetune::{ClassificationTask, Classifier, Scores, TaggingTask, fine_tune, pos};
 use pretext::objectives::{Objective, SequenceClassifierConfig, TokenClassifierConfig};
+use pretext::train::checkpoint::load_weights;
 use pretext::train::checkpoint::save_weights;
 use pretext::{Error, Pretrainer, Tokenizer};
 
@@ -68,7 +66,8 @@ fn a_saved_backbone_loads_whole_and_a_mismatched_one_is_refused() {
     let tokenizer = Tokenizer::bundled().unwrap();
     let device = Device::flex();
     let config = common::tiny_encoder(&tokenizer);
-    let pretrained = pretext::util::random::init_seeded(&device, 1, || config.init(&device).unwrap());
+    let pretrained =
+        pretext::util::random::init_seeded(&device, 1, || config.init(&device).unwrap());
     let dir = common::temp_dir("finetune-load");
     let path = dir.join("encoder.bpk");
     save_weights(&pretrained, &path).unwrap();

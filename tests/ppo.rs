@@ -10,10 +10,10 @@ use std::path::{Path, PathBuf};
 
 use burn::prelude::*;
 use pretext::Preset;
+use pretext::align::RewardModel;
 use pretext::align::{PpoConfig, PpoOptions, Scorer, StyleScorer, load_policy, ppo};
 use pretext::blocks::EncoderBackbone;
 use pretext::error::Error;
-use pretext::objectives::reward::RewardModel;
 use pretext::recipe::{Recipe, RunOptions};
 use pretext::train::LogRecord;
 

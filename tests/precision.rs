@@ -11,8 +11,8 @@ mod common;
 use burn::prelude::*;
 use burn::tensor::FloatDType;
 use pretext::blocks::{EncoderBackbone, TransformerEncoder};
-use pretext::train::checkpoint::load_weights;
 use pretext::train::Trainer;
+use pretext::train::checkpoint::load_weights;
 use pretext::train::checkpoint::save_weights;
 
 const CHILD: &str = "PRETEXT_FLOAT";

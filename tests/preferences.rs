@@ -10,8 +10,8 @@ use std::path::Path;
 
 use burn::prelude::*;
 use pretext::Preset;
+use pretext::align::RewardModel;
 use pretext::error::Error;
-use pretext::objectives::reward::RewardModel;
 use pretext::recipe::{ObjectiveRecipe, Recipe, RunOptions};
 use pretext::train::Split;
 

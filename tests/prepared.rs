@@ -6,17 +6,17 @@ mod common;
 
 use std::path::Path;
 
+use pretext::Error;
 use pretext::Tokenizer;
 use pretext::corpus::{Corpus, DocumentBoundary, bundled_data_dir};
+use pretext::data::PairKind;
 use pretext::data::prepare::{PrepareOptions, prepare, prepare_corpus};
 use pretext::data::{Documents, Prepared, Task, TokenStore};
-use pretext::noise::bart::BartNoise;
 use pretext::noise::MlmMasking;
-use pretext::data::PairKind;
-use pretext::util::rng::example_rng;
+use pretext::noise::bart::BartNoise;
 use pretext::objectives::{BartTask, MlmTask, SentencePairTask};
 use pretext::recipe::DataSource;
-use pretext::Error;
+use pretext::util::rng::example_rng;
 
 fn quiet() -> PrepareOptions {
     PrepareOptions {

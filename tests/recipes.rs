@@ -10,7 +10,7 @@ use std::path::Path;
 
 use burn::prelude::*;
 use pretext::error::Error;
-use pretext::objectives::multitask::{read_tasks, recipe_of};
+use pretext::recipe::multitask::{read_tasks, recipe_of};
 use pretext::recipe::{OBJECTIVES, Recipe, RunOptions, TokenizerSource};
 use pretext::{Preset, Tokenizer};
 

@@ -17,10 +17,10 @@ use burn::optim::GradientsParams;
 use burn::prelude::*;
 use pretext::Pretrainer;
 use pretext::data::{Batch, Task, TokenExample};
-use pretext::util::rng::example_rng;
-use pretext::objectives::multitask::parse_tasks;
-use pretext::objectives::{ClmConfig, ClmTask, MultiTaskData, Objective};
+use pretext::objectives::{ClmConfig, ClmTask, Objective};
+use pretext::recipe::multitask::{mix_data, parse_tasks};
 use pretext::train::{Part, Shards, Trainer, step_gradients};
+use pretext::util::rng::example_rng;
 
 const EXAMPLES: usize = 12;
 const SEED: u64 = 11;
@@ -173,7 +173,7 @@ fn a_steps_gradient_does_not_depend_on_how_its_batch_is_split() {
 
     // Two tasks: MLM's masked tokens against SOP's one label per pair.
     let specs = parse_tasks(r#"[{"objective": "mlm"}, {"objective": "sop"}]"#).unwrap();
-    let multi_task = MultiTaskData::new(&specs, &train_docs, &tokenizer, 48).unwrap();
+    let multi_task = mix_data(&specs, &train_docs, &tokenizer, 48).unwrap();
     let multi = common::tiny_multitask(&tokenizer, &specs, &device);
     let multi_examples = examples(&multi_task);
     let batch = multi_task

@@ -15,8 +15,8 @@ use pretext::Pretrainer;
 use pretext::blocks::TransformerEncoder;
 use pretext::data::Task;
 use pretext::noise::MlmMasking;
-use pretext::objectives::multitask::parse_tasks;
-use pretext::objectives::{ElectraConfig, ElectraTask, MultiTask, MultiTaskData, Objective};
+use pretext::objectives::{ElectraConfig, ElectraTask, Objective};
+use pretext::recipe::multitask::{mix_data, mix_heads, parse_tasks};
 use pretext::train::{Split, TrainConfig, Trainer};
 
 /// Trains 12 steps straight, then 5 steps paused and resumed from the checkpoint into a model
@@ -152,9 +152,9 @@ fn resume_replays_the_uninterrupted_run_exactly() {
     // A task joining at step 3 of a multi-task mix: the resumed run must know the step.
     let specs =
         parse_tasks(r#"[{"objective": "mlm"}, {"objective": "clm", "start_step": 3}]"#).unwrap();
-    let multi_task = |docs| MultiTaskData::new(&specs, docs, &tokenizer, 48).unwrap();
+    let multi_task = |docs| mix_data(&specs, docs, &tokenizer, 48).unwrap();
     let multi = |backbone: TransformerEncoder| {
-        let head = MultiTask::new(&backbone, &specs, &device).unwrap();
+        let head = mix_heads(&specs, &backbone, &device).unwrap();
         Pretrainer::new(backbone, head)
     };
     check_resume(

@@ -8,18 +8,18 @@ use burn::prelude::*;
 use pretext::blocks::{
     EncoderDecoder, EncoderDecoderConfig, TransformerEncoder, TransformerEncoderConfig,
 };
+use pretext::data::PairKind;
 use pretext::data::{Batch, Documents, Seq2SeqBatch, Task};
 use pretext::noise::bart::BartNoise;
-use pretext::util::rng::example_rng;
 use pretext::noise::{MaskUnit, MlmMasking, PermutationMasking};
-use pretext::data::PairKind;
 use pretext::objectives::{
     BartTask, ClmConfig, ClmTask, ElectraConfig, ElectraTask, MassTask, Mix, Mlm, MlmConfig,
-    MultiTaskData, Objective, PairHeadConfig, PermutationTask, PermutedLmConfig, SboHeadConfig,
-    SentencePairTask, Seq2Seq, Seq2SeqConfig, SpanBert, SpanBertTask, SpanCorruption, T5Task,
-    Unilm, UnilmShares, UnilmTask,
+    Objective, PairHeadConfig, PermutationTask, PermutedLmConfig, SboHeadConfig, SentencePairTask,
+    Seq2Seq, Seq2SeqConfig, SpanBert, SpanBertTask, SpanCorruption, T5Task, Unilm, UnilmShares,
+    UnilmTask,
 };
 use pretext::train::{Split, TrainReport, Trainer};
+use pretext::util::rng::example_rng;
 use pretext::{Pretrainer, Tokenizer};
 
 /// Trains `model` for `steps` on the task `make_task` builds from each split of real text.
@@ -564,13 +564,13 @@ fn a_multitask_mix_trains_each_task_through_its_own_head() {
     // MLM and CLM: two heads that each learn in 60 steps (NSP's head stays at chance at this
     // budget, its loss 0.98 to 1.01 of where it started; pair_head_fits_its_labels shows it
     // learning).
-    let specs = pretext::objectives::multitask::parse_tasks(
+    let specs = pretext::recipe::multitask::parse_tasks(
         r#"[{"objective": "mlm"}, {"objective": "clm", "weight": 0.5}]"#,
     )
     .unwrap();
     let model = common::tiny_multitask(&tokenizer, &specs, &model_device());
     let report = train_on(model, 60, |tokenizer, docs| {
-        MultiTaskData::new(&specs, docs, tokenizer, 64).unwrap()
+        pretext::recipe::multitask::mix_data(&specs, docs, tokenizer, 64).unwrap()
     });
     let (head, tail) = head_and_tail(&report.history);
     assert!(

@@ -8,12 +8,15 @@
 
 pub mod evaluate;
 pub mod ppo;
+pub mod ppo_math;
 pub mod responses;
+pub mod reward_model;
 pub mod scorer;
 pub mod style;
 
 pub use evaluate::{JudgedSample, PolicyScore, evaluate};
 pub use ppo::{PolicyValue, PpoConfig, PpoOptions, PpoReport, load_policy, ppo};
 pub use responses::{ResponseBatch, response_logprobs};
+pub use reward_model::RewardModel;
 pub use scorer::Scorer;
 pub use style::StyleScorer;

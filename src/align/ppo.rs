@@ -3,7 +3,7 @@
 //! them at their end with a reward model (or any [`Scorer`]), penalises every token by its KL to a frozen
 //! reference (the starting policy), estimates advantages with GAE against a value head, and
 //! then takes several epochs of clipped policy and value updates over minibatches of those
-//! rollouts. The arithmetic is [`crate::objectives::ppo`]'s.
+//! rollouts. The arithmetic is [`crate::align::ppo_math`]'s.
 //!
 //! The value head is a linear map on the policy's own backbone, **initialised to zero**, as in
 //! OpenAI's `lm-human-preferences`: InstructGPT and TRL's example instead start a separate
@@ -20,7 +20,7 @@
 //! ```no_run
 //! use pretext::align::{PpoConfig, PpoOptions, ppo};
 //! use pretext::burn::prelude::*;
-//! use pretext::objectives::reward::RewardModel;
+//! use pretext::align::RewardModel;
 //! # fn main() -> pretext::Result<()> {
 //! let reward = RewardModel::load("runs/reward".as_ref(), &Device::flex())?;
 //! let prompts = vec!["Continue in the style of Shakespeare: the jury said Answer:".to_string()];
@@ -43,16 +43,16 @@ use serde::{Deserialize, Serialize};
 
 use super::responses::{ResponseBatch, response_logprobs};
 use super::scorer::Scorer;
+use crate::align::ppo_math::{
+    KlEstimator, check_kl_coef, gae, policy_loss, token_rewards, value_loss, whiten,
+};
 use crate::blocks::{EncoderBackbone, LmHead, TransformerEncoder};
 use crate::error::{Error, Result};
 use crate::generate::{CausalLm, SamplingConfig};
-use crate::util::rng::{example_rng, splitmix64};
-use crate::objectives::ppo::{
-    KlEstimator, check_kl_coef, gae, policy_loss, token_rewards, value_loss, whiten,
-};
 use crate::train::{
     LogRecord, Logger, Sampler, Split, TrainState, adamw, checkpoint, grads, schedule,
 };
+use crate::util::rng::{example_rng, splitmix64};
 
 /// The file of a PPO run directory that names its policy, reward model and settings.
 pub const PPO_FILE: &str = "ppo.json";
@@ -218,18 +218,8 @@ impl PpoConfig {
     /// The first field that a resumed run may not change, with both values; the step budget
     /// and the output cadence may change.
     fn differs_from(&self, saved: &PpoConfig) -> Option<String> {
-        let fixed = |c: &PpoConfig| {
-            serde_json::to_value(PpoConfig {
-                steps: 0,
-                log_every: 1,
-                checkpoint_every: 0,
-                progress: false,
-                pause_after: None,
-                ..c.clone()
-            })
-            .expect("a config serialises")
-        };
-        crate::util::json::first_difference(&fixed(saved), &fixed(self), "")
+        let value = |c: &PpoConfig| serde_json::to_value(c).expect("a config serialises");
+        crate::train::resume_difference(&value(saved), &value(self), "")
             .map(|(k, then, now)| format!("{k}: {then} in the checkpoint, {now} now"))
     }
 }
@@ -333,7 +323,7 @@ struct Rollouts {
 /// directory, or a PPO run) with PPO against `reward` (a [`RewardModel`] on the inner
 /// device, say) on `prompts`, writing to `options.out`.
 ///
-/// [`RewardModel`]: crate::objectives::reward::RewardModel
+/// [`RewardModel`]: crate::align::RewardModel
 ///
 /// A reward model whose tokenizer reads text otherwise than the policy's is
 /// [`Error::TokenizerMismatch`]; a prompt too long for `response_length` more tokens is

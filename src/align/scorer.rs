@@ -1,8 +1,8 @@
 //! What rewards a response: the one interface PPO optimises and a policy is judged by, met by
 //! a trained reward model, by the programmatic style judge, or by any rule a user writes.
 
+use crate::align::RewardModel;
 use crate::error::Result;
-use crate::objectives::reward::RewardModel;
 use crate::tokenize::Tokenizer;
 
 use super::style::StyleScorer;

@@ -6,9 +6,10 @@ use std::ops::Range;
 use std::sync::Arc;
 
 use super::store::TokenStore;
-use super::tokenized::{Segment, TokenizedDocument};
+use super::tokenized::TokenizedDocument;
 use crate::corpus::Corpus;
 use crate::error::Result;
+use crate::tokenize::Segment;
 use crate::tokenize::Tokenizer;
 
 /// Some documents of a [`TokenStore`], in store order.

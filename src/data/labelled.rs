@@ -144,7 +144,9 @@ pub fn check_data_file(path: &Path) -> crate::Result<()> {
 
 /// The JSON objects of a data file, one a line (blank lines skipped), each with its line
 /// number from 1; a line that does not parse is an [`Error::Json`] naming it.
-pub(crate) fn json_lines<T: serde::de::DeserializeOwned>(path: &Path) -> crate::Result<Vec<(usize, T)>> {
+pub(crate) fn json_lines<T: serde::de::DeserializeOwned>(
+    path: &Path,
+) -> crate::Result<Vec<(usize, T)>> {
     let text = crate::corpus::read_utf8(path)?;
     text.lines()
         .enumerate()

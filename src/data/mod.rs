@@ -19,6 +19,7 @@ pub mod store;
 pub mod tokenized;
 pub mod weights;
 
+pub use crate::tokenize::Segment;
 pub use batch::{NamedTargets, TokenBatch, TokenExample};
 pub use documents::Documents;
 pub use pairs::{DEFAULT_SHORT_SEQ_PROB, PairKind, PairSampler, SentencePair};
@@ -28,7 +29,7 @@ pub use segments::{Segments, body_len, pack_segments};
 pub use seq2seq::{Seq2SeqBatch, Seq2SeqExample};
 pub use sources::{Format, Position, Reader, Skipped, Source, list_sources};
 pub use store::TokenStore;
-pub use tokenized::{Segment, TokenizedDocument, tokenize_corpus};
+pub use tokenized::{TokenizedDocument, tokenize_corpus};
 pub use weights::{SEQUENCES, TARGETS, Weights};
 
 use burn::prelude::Device;

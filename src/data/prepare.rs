@@ -20,8 +20,8 @@ use super::store::{StoreFiles, StoreWriter, WriterState};
 use super::tokenized::{BATCH_BYTES, text_batches, tokenize_documents};
 use crate::corpus::{Corpus, Document, DocumentBoundary, validation_flags};
 use crate::error::{Error, Result};
-use crate::util::rng::{FNV_OFFSET, fnv1a};
 use crate::tokenize::Tokenizer;
+use crate::util::rng::{FNV_OFFSET, fnv1a};
 
 /// How a corpus is prepared.
 #[derive(Debug, Clone)]

@@ -5,8 +5,8 @@ use std::sync::Arc;
 
 use super::documents::Documents;
 use super::index::Table;
-use super::tokenized::Segment;
 use crate::error::{Error, Result};
+use crate::tokenize::Segment;
 
 /// Each document's sentences packed greedily into segments of at most `max_tokens` tokens,
 /// never across documents, as BERT's data builder fills its target length; a sentence longer

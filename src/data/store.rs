@@ -11,9 +11,10 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use memmap2::Mmap;
 use serde::{Deserialize, Serialize};
 
-use super::tokenized::{Segment, TokenizedDocument, tokenize_corpus};
+use super::tokenized::{TokenizedDocument, tokenize_corpus};
 use crate::corpus::Corpus;
 use crate::error::{Error, Result};
+use crate::tokenize::Segment;
 use crate::tokenize::Tokenizer;
 
 /// Bytes of a store's array: owned, or mapped from a file.

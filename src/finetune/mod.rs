@@ -34,9 +34,9 @@ use crate::blocks::EncoderBackbone;
 use crate::data::{Task, TokenBatch, TokenExample};
 use crate::error::Error;
 use crate::noise::IGNORE_INDEX;
-use crate::util::rng::ExampleRng;
 use crate::objectives::{SequenceClassifier, TokenClassifier};
 use crate::tokenize::Tokenizer;
+use crate::util::rng::ExampleRng;
 
 /// Labelled texts, tokenized and framed as `[CLS] text [SEP]`, cut to the sequence length.
 #[derive(Debug, Clone)]
@@ -254,7 +254,6 @@ where
     )?;
     Ok((report, scores))
 }
-
 
 #[cfg(test)]
 mod tests {

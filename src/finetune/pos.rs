@@ -9,8 +9,8 @@ use std::path::Path;
 use serde::Deserialize;
 
 use super::TaggedSentence;
-use crate::data::labelled::{LabelledData, Subset, json_lines, line_fault};
 use crate::corpus::bundled_data_dir;
+use crate::data::labelled::{LabelledData, Subset, json_lines, line_fault};
 
 /// The tags, in label order.
 pub const TAGS: [&str; 12] = [

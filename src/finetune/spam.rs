@@ -9,8 +9,8 @@ use std::path::Path;
 
 use serde::Deserialize;
 
-use crate::data::labelled::{LabelledData, LabelledText, Subset, json_lines, line_fault};
 use crate::corpus::bundled_data_dir;
+use crate::data::labelled::{LabelledData, LabelledText, Subset, json_lines, line_fault};
 
 /// The classes, in label order.
 pub const LABELS: [&str; 2] = ["ham", "spam"];

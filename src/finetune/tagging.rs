@@ -7,8 +7,8 @@ use burn::prelude::*;
 use crate::data::{Task, TokenBatch, TokenExample};
 use crate::error::Error;
 use crate::noise::IGNORE_INDEX;
-use crate::util::rng::ExampleRng;
 use crate::tokenize::Tokenizer;
+use crate::util::rng::ExampleRng;
 
 /// A sentence with a class for each of its words.
 #[derive(Debug, Clone, PartialEq, Eq)]

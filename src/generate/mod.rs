@@ -26,11 +26,11 @@ use burn::prelude::*;
 use serde::Serialize;
 
 use crate::blocks::{AttentionMask, EncoderBackbone, KvCache, LmHead, TransformerEncoder};
-use crate::error::{Error, Result};
 use crate::data::instructions::Instruction;
-use crate::util::rng::{example_rng, splitmix64};
+use crate::error::{Error, Result};
 use crate::recipe::Recipe;
 use crate::tokenize::Tokenizer;
+use crate::util::rng::{example_rng, splitmix64};
 
 /// A causal language model ready to generate: the backbone, its LM head and the tokens that
 /// frame a text.
@@ -82,7 +82,7 @@ impl CausalLm {
     /// checkpoint), or a Hugging Face GPT-2 directory.
     pub fn load(dir: &Path, device: &Device) -> Result<Self> {
         // Refuses anything but a causal model before any weight is read.
-        crate::objectives::sft::gpt2_head(dir)?;
+        crate::recipe::causal::gpt2_head(dir)?;
         if crate::hf::is_model_dir(dir) {
             let gpt2 = crate::hf::load_gpt2(dir, device)?;
             let tokenizer = Tokenizer::from_model_dir(dir)?;
@@ -98,7 +98,7 @@ impl CausalLm {
                 eos,
             });
         }
-        let (encoder, clm) = crate::objectives::sft::causal_run(dir, device)?;
+        let (encoder, clm) = crate::recipe::causal::causal_run(dir, device)?;
         let tokenizer = Recipe::read(dir.join("config.json"))?.tokenizer.load()?;
         let special = tokenizer.special();
         Ok(Self {

@@ -18,8 +18,8 @@ use super::keys::{EMBEDDINGS, KeyTable, layers, prefixed, table};
 use super::loader::{LoadReport, Loader};
 use super::{HfConfig, albert, model_error};
 use crate::blocks::{Activation, TransformerEncoder};
-use crate::error::Result;
 use crate::data::PairKind;
+use crate::error::Result;
 use crate::objectives::{Mlm, MlmConfig, PairHead, PairHeadConfig};
 
 /// One layer of a BERT-shaped encoder: HF name after `encoder.layer.N.`, pretext path after

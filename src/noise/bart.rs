@@ -9,9 +9,9 @@
 
 use rand::RngExt;
 
-use crate::util::rng::{ExampleRng, choose};
-use crate::data::Segment;
 use crate::error::{Error, Result, check_rate};
+use crate::tokenize::Segment;
+use crate::util::rng::{ExampleRng, choose};
 
 /// `ceil(rate * n)`, after checking `rate`.
 fn budget(name: &'static str, rate: f64, n: usize) -> Result<usize> {

@@ -11,8 +11,8 @@ use rand::RngExt;
 
 use super::MlmMasker;
 
-use crate::util::rng::ExampleRng;
 use crate::error::{Error, Result};
+use crate::util::rng::ExampleRng;
 
 /// The paper's share of the sentence masked.
 pub const DEFAULT_MASS_SHARE: f64 = 0.5;

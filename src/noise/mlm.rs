@@ -10,8 +10,8 @@ use serde::{Deserialize, Serialize};
 
 use super::IGNORE_INDEX;
 
-use crate::util::rng::ExampleRng;
 use crate::error::{Error, Result, check_rate};
+use crate::util::rng::ExampleRng;
 
 /// What masking selects at a time.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]

@@ -17,8 +17,8 @@
 use rand::RngExt;
 use serde::{Deserialize, Serialize};
 
-use crate::util::rng::ExampleRng;
 use crate::error::{Error, Result};
+use crate::util::rng::ExampleRng;
 
 /// How targets are chosen for permuted LM.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]

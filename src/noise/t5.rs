@@ -6,8 +6,8 @@
 //! neighbour, so this uses [`f64::round_ties_even`]. The end-of-sequence token is the caller's
 //! to append, as seqio does.
 
-use crate::util::rng::{ExampleRng, choose};
 use crate::error::{Error, Result, check_rate};
+use crate::util::rng::{ExampleRng, choose};
 
 /// T5's defaults: 15 % of the tokens are noise, in spans of 3 on average.
 pub const DEFAULT_NOISE_DENSITY: f64 = 0.15;

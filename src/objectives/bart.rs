@@ -11,58 +11,19 @@ use crate::data::body_len;
 use crate::data::{
     Documents, Segment, Segments, Seq2SeqBatch, Seq2SeqExample, Task, pack_segments,
 };
-use crate::util::rng::ExampleRng;
 use crate::noise::bart::BartNoise;
-use crate::objectives::seq2seq::{check_decoder, seq2seq_recipe};
-use crate::preset::Preset;
-use crate::recipe::registry::in_setting;
-use crate::recipe::{ObjectiveRecipe, ObjectiveSettings, Recipe, Run, RunReport};
+use crate::util::rng::ExampleRng;
+
 use crate::tokenize::{SpecialTokens, Tokenizer};
 
-/// The recipe settings of `bart`.
+/// The settings of `bart`.
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct BartRecipe {
+pub struct BartSettings {
     /// The noise of the source.
     pub noise: BartNoise,
     /// Decoder layers.
     pub decoder_layers: usize,
-}
-
-/// `bart`'s recipe: BART-large's noise (text infilling of 30 % of the words, every sentence
-/// permuted), as many decoder layers as encoder layers.
-pub fn recipe(preset: Preset) -> crate::Result<Recipe> {
-    let decoder_layers = preset.num_layers();
-    let noise = BartNoise::BART;
-    seq2seq_recipe(
-        ObjectiveRecipe::Bart(BartRecipe {
-            noise,
-            decoder_layers,
-        }),
-        preset,
-    )
-}
-
-impl ObjectiveSettings for BartRecipe {
-    fn segments(&self) -> usize {
-        0
-    }
-
-    fn encoder_decoder(&self) -> bool {
-        true
-    }
-
-    fn check(&self, recipe: &Recipe, _: &Tokenizer) -> crate::Result<()> {
-        in_setting(self.noise.validate(), "noise")?;
-        check_decoder(recipe, self.decoder_layers)
-    }
-
-    fn run(&self, run: &Run) -> crate::Result<RunReport> {
-        let end = Some(run.tokenizer.special().sep);
-        run.seq2seq(self.decoder_layers, end, |docs| {
-            BartTask::new(docs, run.tokenizer, self.noise, run.seq_len())
-        })
-    }
 }
 
 /// The data side of BART: noised segments and their originals.

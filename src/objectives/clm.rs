@@ -8,14 +8,11 @@
 use burn::prelude::*;
 
 use super::{Objective, ObjectiveOutput, TARGETS, encode, predict_tokens};
-use crate::blocks::{AttentionMask, EncoderBackbone, LmHead, LmHeadConfig, TransformerEncoder};
+use crate::blocks::{AttentionMask, EncoderBackbone, LmHead, LmHeadConfig};
 use crate::data::body_len;
 use crate::data::{Documents, Segments, Task, TokenBatch, TokenExample, pack_segments};
-use crate::util::rng::ExampleRng;
-use crate::objectives::multitask::{TaskHead, TokenTask};
-use crate::preset::Preset;
-use crate::recipe::{ObjectiveRecipe, ObjectiveSettings, Recipe, TokenTaskSettings};
 use crate::tokenize::{SpecialTokens, Tokenizer};
+use crate::util::rng::ExampleRng;
 
 /// Configuration of the [`Clm`] head.
 #[derive(Config, Debug)]
@@ -96,67 +93,14 @@ impl ClmTask {
     }
 }
 
-/// The recipe settings of `clm`: none beyond the recipe's own.
+/// The settings of `clm`: none beyond the recipe's own.
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct ClmRecipe {
+pub struct ClmSettings {
     /// GPT-2's head: the tied projection alone, without BERT's transform and without a bias
     /// (what a GPT-2 export needs). Default false.
     #[serde(default)]
     pub gpt2_head: bool,
-}
-
-/// What of a causal model of `recipe` (with GPT-2's head or not) GPT-2 cannot express.
-pub(crate) fn gpt2_misfit(recipe: &Recipe, gpt2_head: bool) -> Option<String> {
-    let head = (!gpt2_head).then_some(
-        "an LM head with BERT's transform and a bias (objective.settings.gpt2_head is false)",
-    );
-    crate::hf::gpt2_misfit(&recipe.encoder)
-        .or(head)
-        .map(|what| format!("{what}, which GPT-2 has not"))
-}
-
-/// `clm`'s recipe: GPT-2's pre-LN encoder.
-pub fn recipe(preset: Preset) -> crate::Result<Recipe> {
-    let mut recipe = Recipe::new(ObjectiveRecipe::Clm(ClmRecipe { gpt2_head: false }), preset)?;
-    recipe.encoder.norm_first = true;
-    Ok(recipe)
-}
-
-impl ObjectiveSettings for ClmRecipe {
-    /// One segment, id 0: an encoder without segment embeddings (GPT-2's) reads it as well.
-    fn segments(&self) -> usize {
-        0
-    }
-
-    fn masks(&self) -> bool {
-        false
-    }
-
-    fn hf_misfit(&self, recipe: &Recipe) -> Option<String> {
-        gpt2_misfit(recipe, self.gpt2_head)
-    }
-
-    fn token_task(&self) -> Option<&dyn TokenTaskSettings> {
-        Some(self)
-    }
-}
-
-impl TokenTaskSettings for ClmRecipe {
-    fn head(&self, backbone: &TransformerEncoder, device: &Device) -> crate::Result<TaskHead> {
-        let plain = !self.gpt2_head;
-        let config = ClmConfig::new().with_transform(plain).with_bias(plain);
-        Ok(TaskHead::Clm(config.init(backbone, device)))
-    }
-
-    fn task(
-        &self,
-        documents: &Documents,
-        tokenizer: &Tokenizer,
-        seq_len: usize,
-    ) -> crate::Result<Box<dyn TokenTask>> {
-        Ok(Box::new(ClmTask::new(documents, tokenizer, seq_len)?))
-    }
 }
 
 impl Task for ClmTask {

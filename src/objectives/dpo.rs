@@ -9,25 +9,21 @@
 //! `rewards/margins` their mean difference, `rewards/accuracies` the share of pairs whose
 //! chosen reward is the higher.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use burn::prelude::*;
 use burn::tensor::activation::{log_sigmoid, log_softmax};
 use serde::{Deserialize, Serialize};
 
-use super::sft::{
-    SftExample, causal_start, check_start, export_tuned_causal, frame_answer, frame_prompt, shifted,
-};
+use super::sft::{SftExample, frame_answer, frame_prompt, shifted};
 use super::{Clm, Loss, Metric, Objective, ObjectiveOutput, Weights, encode};
 use crate::blocks::{AttentionMask, EncoderBackbone, LmHead, TransformerEncoder};
+use crate::data::preferences::{self, Preference};
 use crate::data::{Batch, Task, TokenBatch, TokenExample};
 use crate::error::{Error, Result};
-use crate::data::preferences::{self, Preference};
 use crate::noise::IGNORE_INDEX;
-use crate::util::rng::ExampleRng;
-use crate::preset::Preset;
-use crate::recipe::{ObjectiveRecipe, ObjectiveSettings, Recipe, Run, RunReport};
 use crate::tokenize::Tokenizer;
+use crate::util::rng::ExampleRng;
 
 /// Which preference loss.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -213,6 +209,11 @@ pub struct DpoTask {
 }
 
 impl DpoTask {
+    /// How many answers were cut to fit the sequence length.
+    pub fn truncated(&self) -> usize {
+        self.truncated
+    }
+
     /// `pairs` as sequences of at most `seq_len` inputs, answers cut to fit, their reference
     /// log-probabilities computed once by `reference` (the policy as it starts, frozen) on
     /// `device`, `batch` pairs at a time.
@@ -308,10 +309,10 @@ impl Task for DpoTask {
     }
 }
 
-/// The recipe settings of `dpo`.
+/// The settings of `dpo`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct DpoRecipe {
+pub struct DpoSettings {
     /// The preference pairs (JSON lines); none: the bundled `data/preferences.jsonl`.
     #[serde(default)]
     pub data: Option<PathBuf>,
@@ -335,7 +336,7 @@ fn default_loss() -> DpoLoss {
     DpoLoss::Sigmoid
 }
 
-impl Default for DpoRecipe {
+impl Default for DpoSettings {
     fn default() -> Self {
         Self {
             data: None,
@@ -346,62 +347,10 @@ impl Default for DpoRecipe {
     }
 }
 
-/// `dpo`'s recipe: the causal encoder `clm` and `sft` train (start it from an SFT run with
-/// `init`), the policy's reference its own starting weights, and no dropout (TRL's
-/// `disable_dropout`: with it, the policy would differ from its reference at the first step).
-pub fn recipe(preset: Preset) -> Result<Recipe> {
-    let mut recipe = Recipe::new(ObjectiveRecipe::Dpo(DpoRecipe::default()), preset)?;
-    recipe.encoder.norm_first = true;
-    recipe.encoder.dropout = 0.0;
-    Ok(recipe)
-}
-
-impl DpoRecipe {
+impl DpoSettings {
     /// The preference file.
     pub fn data_path(&self) -> PathBuf {
         self.data.clone().unwrap_or_else(preferences::bundled_path)
-    }
-}
-
-impl ObjectiveSettings for DpoRecipe {
-    fn data_file(&self) -> Option<PathBuf> {
-        Some(self.data_path())
-    }
-
-    fn check(&self, recipe: &Recipe, _tokenizer: &Tokenizer) -> Result<()> {
-        check_beta(self.beta).map_err(|e| e.in_field("objective.settings.beta"))?;
-        check_start(recipe, self.gpt2_head)
-    }
-
-    fn run(&self, run: &Run) -> Result<RunReport> {
-        let (encoder, clm) = causal_start(run, self.gpt2_head)?;
-        let data = preferences::load_from(&self.data_path())?;
-        // The reference is the policy as it starts: its log-probabilities, once, without
-        // gradients or dropout.
-        let inner = run.device().clone().inner();
-        let reference = (encoder.valid(), clm.valid());
-        let reference = (&reference.0, &reference.1);
-        let task = |pairs: &[Preference]| {
-            DpoTask::new(pairs, run.tokenizer, run.seq_len(), reference, &inner)
-        };
-        let (train, valid) = data.tasks(task)?;
-        run.note_cut(train.truncated + valid.truncated);
-        let dpo = Dpo::new(clm, self.beta, self.loss)?;
-        Ok(run.fit_tasks(encoder, dpo, train, valid)?.into())
-    }
-
-    fn hf_misfit(&self, recipe: &Recipe) -> Option<String> {
-        super::clm::gpt2_misfit(recipe, self.gpt2_head)
-    }
-
-    fn export_hf(
-        &self,
-        recipe: &Recipe,
-        run_dir: &Path,
-        out: &Path,
-        force: bool,
-    ) -> Result<&'static str> {
-        export_tuned_causal(recipe, self.gpt2_head, run_dir, out, force)
     }
 }
 

@@ -29,9 +29,9 @@ use crate::blocks::{
 };
 use crate::data::{Batch, Documents, Task, TokenBatch, TokenExample};
 use crate::noise::MlmMasking;
-use crate::util::rng::ExampleRng;
 use crate::objectives::MlmTask;
 use crate::tokenize::Tokenizer;
+use crate::util::rng::ExampleRng;
 
 /// The unit of the discriminator's loss: every real (non-padding) token.
 pub const REAL_TOKENS: &str = "real_tokens";
@@ -386,69 +386,14 @@ impl Task for ElectraTask {
     }
 }
 
-/// The recipe settings of `electra`.
+/// The settings of `electra`.
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct ElectraRecipe {
+pub struct ElectraSettings {
     /// The masking the generator fills.
     pub masking: MlmMasking,
     /// The generator's shape, λ and sampling temperature.
     pub electra: ElectraConfig,
-}
-
-/// `electra`'s recipe: ELECTRA's masking (15 %, 85 % of it `[MASK]`, no random tokens), a
-/// generator a quarter as wide, λ = 50, temperature 1.
-pub fn recipe(preset: crate::Preset) -> crate::Result<crate::recipe::Recipe> {
-    let settings = ElectraRecipe {
-        masking: MlmMasking::electra(),
-        electra: ElectraConfig::new(),
-    };
-    crate::recipe::Recipe::new(crate::recipe::ObjectiveRecipe::Electra(settings), preset)
-}
-
-impl crate::recipe::ObjectiveSettings for ElectraRecipe {
-    fn check(&self, _: &crate::recipe::Recipe, _: &Tokenizer) -> crate::Result<()> {
-        use crate::recipe::registry::in_setting;
-        in_setting(self.masking.validate(), "masking")?;
-        in_setting(self.electra.validate(), "electra")
-    }
-
-    fn run(&self, run: &crate::recipe::Run) -> crate::Result<crate::recipe::RunReport> {
-        let backbone = run.encoder()?;
-        let layers = run.recipe.encoder.num_layers;
-        let head = self.electra.init(&backbone, layers, run.device())?;
-        run.train(backbone, head, |docs| {
-            ElectraTask::new(docs, run.tokenizer, self.masking, run.seq_len())
-        })
-    }
-
-    fn hf_misfit(&self, recipe: &crate::recipe::Recipe) -> Option<String> {
-        crate::hf::electra_misfit(&recipe.encoder)
-            .map(|what| format!("{what}, which ELECTRA has not"))
-    }
-
-    /// The discriminator and its head, read from the run's checkpoint, as
-    /// `ElectraForPreTraining`.
-    fn export_hf(
-        &self,
-        recipe: &crate::recipe::Recipe,
-        run_dir: &std::path::Path,
-        out: &std::path::Path,
-        force: bool,
-    ) -> crate::Result<&'static str> {
-        let device = Device::flex();
-        let config = &recipe.encoder;
-        let encoder = config.init(&device)?;
-        let electra = self.electra.init(&encoder, config.num_layers, &device)?;
-        let template = crate::Pretrainer::new(encoder, electra);
-        let trained = crate::recipe::read_checkpoint(run_dir, template)?;
-        let model = crate::hf::Exportable::Electra {
-            config,
-            encoder: &trained.backbone,
-            electra: &trained.objective,
-        };
-        crate::hf::export(model, &recipe.tokenizer.load()?, out, force)
-    }
 }
 
 #[cfg(test)]

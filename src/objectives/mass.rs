@@ -10,57 +10,20 @@ use burn::prelude::*;
 
 use crate::data::body_len;
 use crate::data::{Documents, Segments, Seq2SeqBatch, Seq2SeqExample, Task, pack_segments};
-use crate::noise::mass::DEFAULT_MASS_SHARE;
 use crate::noise::mass::{check_share, mass_mask};
 use crate::noise::{MlmMasker, MlmMasking};
 use crate::util::rng::ExampleRng;
-use crate::objectives::seq2seq::{check_decoder, seq2seq_recipe};
-use crate::preset::Preset;
-use crate::recipe::registry::in_setting;
-use crate::recipe::{ObjectiveRecipe, ObjectiveSettings, Recipe, Run, RunReport};
+
 use crate::tokenize::{SpecialTokens, Tokenizer};
 
-/// The recipe settings of `mass`.
+/// The settings of `mass`.
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct MassRecipe {
+pub struct MassSettings {
     /// Share of each segment's text in the masked span.
     pub share: f64,
     /// Decoder layers.
     pub decoder_layers: usize,
-}
-
-/// `mass`'s recipe: half of each segment masked, as many decoder layers as encoder layers.
-pub fn recipe(preset: Preset) -> crate::Result<Recipe> {
-    let decoder_layers = preset.num_layers();
-    seq2seq_recipe(
-        ObjectiveRecipe::Mass(MassRecipe {
-            share: DEFAULT_MASS_SHARE,
-            decoder_layers,
-        }),
-        preset,
-    )
-}
-
-impl ObjectiveSettings for MassRecipe {
-    fn segments(&self) -> usize {
-        0
-    }
-
-    fn encoder_decoder(&self) -> bool {
-        true
-    }
-
-    fn check(&self, recipe: &Recipe, _: &Tokenizer) -> crate::Result<()> {
-        in_setting(check_share(self.share), "share")?;
-        check_decoder(recipe, self.decoder_layers)
-    }
-
-    fn run(&self, run: &Run) -> crate::Result<RunReport> {
-        run.seq2seq(self.decoder_layers, None, |docs| {
-            MassTask::new(docs, run.tokenizer, self.share, run.seq_len())
-        })
-    }
 }
 
 /// The data side of MASS: segments with one masked span each.

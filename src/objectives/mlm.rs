@@ -9,15 +9,11 @@ use burn::prelude::*;
 use super::{
     EncoderHead, Objective, ObjectiveOutput, TARGETS, forward_encoder_head, predict_tokens,
 };
-use crate::blocks::{Activation, EncoderBackbone, LmHead, LmHeadConfig, TransformerEncoder};
+use crate::blocks::{Activation, EncoderBackbone, LmHead, LmHeadConfig};
 use crate::data::{Documents, Segments, Task, TokenBatch, TokenExample, body_len, pack_segments};
 use crate::noise::{MlmMasker, MlmMasking};
-use crate::util::rng::ExampleRng;
-use crate::objectives::multitask::{TaskHead, TokenTask};
-use crate::preset::Preset;
-use crate::recipe::registry::in_setting;
-use crate::recipe::{ObjectiveRecipe, ObjectiveSettings, Recipe, TokenTaskSettings};
 use crate::tokenize::{SpecialTokens, Tokenizer};
+use crate::util::rng::ExampleRng;
 
 /// Configuration of the [`Mlm`] head.
 #[derive(Config, Debug)]
@@ -98,48 +94,12 @@ impl MlmTask {
     }
 }
 
-/// The recipe settings of `mlm`.
+/// The settings of `mlm`.
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct MlmRecipe {
+pub struct MlmSettings {
     /// What is masked and how.
     pub masking: MlmMasking,
-}
-
-/// `mlm`'s recipe: BERT's masking (15 % of the tokens, 80/10/10).
-pub fn recipe(preset: Preset) -> crate::Result<Recipe> {
-    let masking = MlmMasking::default();
-    Recipe::new(ObjectiveRecipe::Mlm(MlmRecipe { masking }), preset)
-}
-
-impl ObjectiveSettings for MlmRecipe {
-    fn check(&self, _: &Recipe, _: &Tokenizer) -> crate::Result<()> {
-        in_setting(self.masking.validate(), "masking")
-    }
-
-    fn token_task(&self) -> Option<&dyn TokenTaskSettings> {
-        Some(self)
-    }
-}
-
-impl TokenTaskSettings for MlmRecipe {
-    fn head(&self, backbone: &TransformerEncoder, device: &Device) -> crate::Result<TaskHead> {
-        Ok(TaskHead::Mlm(MlmConfig::new().init(backbone, device)))
-    }
-
-    fn task(
-        &self,
-        documents: &Documents,
-        tokenizer: &Tokenizer,
-        seq_len: usize,
-    ) -> crate::Result<Box<dyn TokenTask>> {
-        Ok(Box::new(MlmTask::new(
-            documents,
-            tokenizer,
-            self.masking,
-            seq_len,
-        )?))
-    }
 }
 
 impl Task for MlmTask {

@@ -18,8 +18,8 @@ use crate::blocks::{AttentionMask, LmHead, LmHeadConfig, StreamInput, TwoStreamB
 use crate::data::body_len;
 use crate::data::{Documents, PermutationBatch, PermutationExample, Segments, Task, pack_segments};
 use crate::noise::{MlmMasker, MlmMasking, PermutationMasking};
-use crate::util::rng::ExampleRng;
 use crate::tokenize::{SpecialTokens, Tokenizer};
+use crate::util::rng::ExampleRng;
 
 /// Configuration of the [`PermutedLm`] head.
 #[derive(Config, Debug)]
@@ -191,58 +191,15 @@ impl Task for PermutationTask {
     }
 }
 
-/// The recipe settings of `xlnet` and `mpnet`.
+/// The settings of `xlnet` and `mpnet`.
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct PermutedRecipe {
+pub struct PermutedSettings {
     /// Which tokens are predicted, in spans of what length.
     pub masking: PermutationMasking,
     /// MPNet's masking of the query tokens, which also fill the content stream at their
     /// targets' positions; `None` for XLNet's `[MASK]` queries.
     pub query_masking: Option<MlmMasking>,
-}
-
-/// `xlnet`'s recipe: a sixth of the tokens predicted, in spans of up to 5.
-pub fn xlnet_recipe(preset: crate::Preset) -> crate::Result<crate::recipe::Recipe> {
-    let settings = PermutedRecipe {
-        masking: PermutationMasking::XLNET,
-        query_masking: None,
-    };
-    crate::recipe::Recipe::new(crate::recipe::ObjectiveRecipe::Xlnet(settings), preset)
-}
-
-/// `mpnet`'s recipe: 15 % of the tokens predicted one by one, their queries masked 80/10/10.
-pub fn mpnet_recipe(preset: crate::Preset) -> crate::Result<crate::recipe::Recipe> {
-    let settings = PermutedRecipe {
-        masking: PermutationMasking::MPNET,
-        query_masking: Some(MlmMasking::default()),
-    };
-    crate::recipe::Recipe::new(crate::recipe::ObjectiveRecipe::Mpnet(settings), preset)
-}
-
-impl crate::recipe::ObjectiveSettings for PermutedRecipe {
-    fn check(&self, _: &crate::recipe::Recipe, _: &Tokenizer) -> crate::Result<()> {
-        use crate::recipe::registry::in_setting;
-        in_setting(self.masking.validate(), "masking")?;
-        if let Some(queries) = &self.query_masking {
-            in_setting(queries.validate(), "query_masking")?;
-        }
-        Ok(())
-    }
-
-    fn run(&self, run: &crate::recipe::Run) -> crate::Result<crate::recipe::RunReport> {
-        let backbone = run.encoder()?;
-        let head = PermutedLmConfig::new().init(&backbone, run.device());
-        run.train(backbone, head, |docs| {
-            PermutationTask::new(
-                docs,
-                run.tokenizer,
-                self.masking,
-                run.seq_len(),
-                self.query_masking,
-            )
-        })
-    }
 }
 
 #[cfg(test)]

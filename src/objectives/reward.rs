@@ -16,7 +16,7 @@
 //! Sequences are `[CLS] prompt answer [SEP]`, as SFT frames them. The backbone reads them left
 //! to right (a causal model's view, the SFT model it usually starts from) or both ways.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use burn::nn::Linear;
 use burn::prelude::*;
@@ -26,13 +26,11 @@ use serde::{Deserialize, Serialize};
 use super::sft::{frame_answer, frame_prompt};
 use super::{Loss, Metric, Objective, ObjectiveOutput, Weights};
 use crate::blocks::{AttentionMask, EncoderBackbone, TransformerEncoder, normal_linear, states_at};
+use crate::data::preferences::{self, Ranking};
 use crate::data::{Batch, Task};
 use crate::error::Error;
-use crate::data::preferences::{self, Ranking};
-use crate::util::rng::ExampleRng;
-use crate::preset::Preset;
-use crate::recipe::{ObjectiveRecipe, ObjectiveSettings, Recipe, Run, RunReport};
 use crate::tokenize::Tokenizer;
+use crate::util::rng::ExampleRng;
 
 /// The unit of ranking losses: the rankings of a batch (a preference pair is a ranking of 2).
 pub const RANKINGS: &str = "rankings";
@@ -333,90 +331,9 @@ impl Task for RewardTask {
     }
 }
 
-/// A trained reward model, ready to score answers to prompts (what PPO's rollouts are
-/// rewarded with).
-#[derive(Debug)]
-pub struct RewardModel {
-    /// The tokenizer; a policy it scores must read text the same way.
-    pub tokenizer: Tokenizer,
-    /// The backbone.
-    pub encoder: TransformerEncoder,
-    /// The scalar head.
-    pub head: RewardHead,
-    /// The longest sequence it was trained on; longer answers are cut, as in training.
-    pub seq_len: usize,
-}
-
-impl RewardModel {
-    /// The model a `reward` run left in `dir` (its checkpoint), on `device`.
-    pub fn load(dir: &Path, device: &Device) -> crate::Result<Self> {
-        let recipe = Recipe::read(dir.join("config.json"))?;
-        let ObjectiveRecipe::Reward(settings) = &recipe.objective else {
-            return Err(Error::Recipe {
-                field: "objective".into(),
-                reason: format!(
-                    "{} is a `{}` run, not a reward model",
-                    dir.display(),
-                    recipe.objective.name()
-                ),
-            });
-        };
-        let encoder = recipe.encoder.init(device)?;
-        let head = settings.head_config().init(&encoder, device)?;
-        let trained =
-            crate::recipe::read_checkpoint(dir, crate::pretrainer::Pretrainer::new(encoder, head))?;
-        Ok(Self {
-            tokenizer: recipe.tokenizer.load()?,
-            encoder: trained.backbone,
-            head: trained.objective,
-            seq_len: recipe.seq_len,
-        })
-    }
-
-    /// Checks that `policy` (the tokenizer of the model whose answers this one scores) reads
-    /// text as this model's does: its token ids are what this model reads.
-    pub fn check_tokenizer(&self, policy: &Tokenizer) -> crate::Result<()> {
-        match self.tokenizer.difference(policy) {
-            Some(detail) => Err(Error::TokenizerMismatch {
-                what: "reward model's and policy's".into(),
-                detail,
-            }),
-            None => Ok(()),
-        }
-    }
-
-    /// The score of each `(prompt, answer)`, framed and cut as in training, `batch` at a time.
-    /// A prompt too long for the model is [`Error::PromptTooLong`], its `line` the pair's place
-    /// in `pairs` from 1.
-    pub fn score(&self, pairs: &[(&str, &str)], batch: usize) -> crate::Result<Vec<f32>> {
-        let device = self.encoder.token_embedding().device();
-        let special = self.tokenizer.special();
-        let mut scores = Vec::with_capacity(pairs.len());
-        for chunk in pairs.chunks(batch.max(1)) {
-            let mut rows = Vec::with_capacity(chunk.len());
-            for (prompt, answer) in chunk {
-                let place = scores.len() + rows.len() + 1;
-                let ids = frame_prompt(&self.tokenizer, prompt, self.seq_len, false, place)?;
-                let (tail, _) =
-                    frame_answer(&self.tokenizer, ids.len(), answer, self.seq_len, false)?;
-                rows.push([ids.as_slice(), &tail].concat());
-            }
-            let (ids, padding, last) = pad_rows(&rows, special.pad, &device);
-            let out = self.head.scores(&self.encoder, ids, padding, last);
-            scores.extend(
-                out.into_data()
-                    .convert::<f32>()
-                    .try_to_vec::<f32>()
-                    .expect("floats"),
-            );
-        }
-        Ok(scores)
-    }
-}
-
 /// `rows` padded at the end into ids and padding `[rows, len]`, with each row's last real
 /// token as a flat index `[rows]`.
-fn pad_rows<R: AsRef<[u32]>>(
+pub(crate) fn pad_rows<R: AsRef<[u32]>>(
     rows: &[R],
     pad: u32,
     device: &Device,
@@ -440,10 +357,10 @@ fn pad_rows<R: AsRef<[u32]>>(
     )
 }
 
-/// The recipe settings of `reward`.
+/// The settings of `reward`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct RewardRecipe {
+pub struct RewardSettings {
     /// The preference pairs or rankings (JSON lines); none: the bundled
     /// `data/preferences.jsonl`.
     #[serde(default)]
@@ -461,7 +378,7 @@ fn yes() -> bool {
     true
 }
 
-impl Default for RewardRecipe {
+impl Default for RewardSettings {
     fn default() -> Self {
         Self {
             data: None,
@@ -471,15 +388,7 @@ impl Default for RewardRecipe {
     }
 }
 
-/// `reward`'s recipe: the causal encoder `clm` and `sft` train (start it from one with
-/// `init`), a fresh scalar head.
-pub fn recipe(preset: Preset) -> crate::Result<Recipe> {
-    let mut recipe = Recipe::new(ObjectiveRecipe::Reward(RewardRecipe::default()), preset)?;
-    recipe.encoder.norm_first = true;
-    Ok(recipe)
-}
-
-impl RewardRecipe {
+impl RewardSettings {
     /// The head these settings describe.
     pub fn head_config(&self) -> RewardHeadConfig {
         RewardHeadConfig::new()
@@ -490,31 +399,6 @@ impl RewardRecipe {
     /// The preference file.
     pub fn data_path(&self) -> PathBuf {
         self.data.clone().unwrap_or_else(preferences::bundled_path)
-    }
-}
-
-impl ObjectiveSettings for RewardRecipe {
-    fn data_file(&self) -> Option<PathBuf> {
-        Some(self.data_path())
-    }
-
-    fn check(&self, _recipe: &Recipe, _tokenizer: &Tokenizer) -> crate::Result<()> {
-        check_center(self.center_rewards_coefficient)
-            .map_err(|e| e.in_field("objective.settings.center_rewards_coefficient"))
-    }
-
-    fn run(&self, run: &Run) -> crate::Result<RunReport> {
-        let encoder = run.encoder()?;
-        let head = self.head_config().init(&encoder, run.device())?;
-        let data = preferences::load_rankings(&self.data_path())?;
-        let (train, valid) =
-            data.tasks(|rankings| RewardTask::new(rankings, run.tokenizer, run.seq_len()))?;
-        run.note_cut(train.truncated() + valid.truncated());
-        Ok(run.fit_tasks(encoder, head, train, valid)?.into())
-    }
-
-    fn hf_misfit(&self, _recipe: &Recipe) -> Option<String> {
-        Some("a reward head, which pretext does not export".into())
     }
 }
 

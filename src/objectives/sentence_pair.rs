@@ -9,163 +9,32 @@
 
 use burn::prelude::*;
 
-use super::multitask::{TaskHead, TokenTask};
-use super::{MlmConfig, SequenceClassifier, SequenceClassifierConfig};
-use crate::blocks::{EncoderBackbone, TransformerEncoder};
-use crate::data::{Documents, Task, TokenBatch, TokenExample};
-use crate::noise::{IGNORE_INDEX, MaskUnit, MlmMasker, MlmMasking};
+use super::{SequenceClassifier, SequenceClassifierConfig};
+use crate::blocks::EncoderBackbone;
 use crate::data::{DEFAULT_SHORT_SEQ_PROB, PairKind, PairSampler};
-use crate::util::rng::ExampleRng;
-use crate::objectives::Mix;
-use crate::preset::Preset;
-use crate::recipe::registry::in_setting;
-use crate::recipe::{ObjectiveRecipe, ObjectiveSettings, Recipe, TokenTaskSettings};
+use crate::data::{Documents, Task, TokenBatch, TokenExample};
+use crate::noise::{IGNORE_INDEX, MlmMasker, MlmMasking};
 use crate::tokenize::{SpecialTokens, Tokenizer};
+use crate::util::rng::ExampleRng;
 
-/// Updates of a sentence-level recipe: one label per pair takes longer to learn from than a
-/// token objective's many.
-const PAIR_STEPS: usize = 1000;
-
-/// The recipe settings of `nsp` and `sop`: the pair head alone.
+/// The settings of `nsp` and `sop`: the pair head alone.
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct PairRecipe {
+pub struct PairSettings {
     /// Next sentence or sentence order.
     pub kind: PairKind,
 }
 
-/// The recipe settings of `bert` and `albert`: masked LM and a pair head over one pass.
+/// The settings of `bert` and `albert`: masked LM and a pair head over one pass.
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct BertRecipe {
+pub struct BertSettings {
     /// Next sentence (BERT) or sentence order (ALBERT).
     pub kind: PairKind,
     /// The masking of the pairs for MLM.
     pub masking: MlmMasking,
     /// Weight of the pair loss against MLM's 1.
     pub pair_weight: f64,
-}
-
-fn pair_recipe(kind: PairKind, preset: Preset) -> crate::Result<Recipe> {
-    let objective = match kind {
-        PairKind::NextSentence => ObjectiveRecipe::Nsp(PairRecipe { kind }),
-        PairKind::SentenceOrder => ObjectiveRecipe::Sop(PairRecipe { kind }),
-    };
-    let mut recipe = Recipe::new(objective, preset)?;
-    recipe.train.steps = PAIR_STEPS;
-    Ok(recipe)
-}
-
-/// `nsp`'s recipe: BERT's next-sentence pairs, 1000 updates.
-pub fn nsp_recipe(preset: Preset) -> crate::Result<Recipe> {
-    pair_recipe(PairKind::NextSentence, preset)
-}
-
-/// `sop`'s recipe: ALBERT's sentence-order pairs, 1000 updates.
-pub fn sop_recipe(preset: Preset) -> crate::Result<Recipe> {
-    pair_recipe(PairKind::SentenceOrder, preset)
-}
-
-/// `bert`'s recipe: masked LM (80/10/10 on single tokens) + next-sentence prediction, 1:1,
-/// 1000 updates.
-pub fn bert_recipe(preset: Preset) -> crate::Result<Recipe> {
-    let settings = BertRecipe {
-        kind: PairKind::NextSentence,
-        masking: MlmMasking::default(),
-        pair_weight: 1.0,
-    };
-    let mut recipe = Recipe::new(ObjectiveRecipe::Bert(settings), preset)?;
-    recipe.train.steps = PAIR_STEPS;
-    Ok(recipe)
-}
-
-/// `albert`'s recipe: masked LM over n-grams of up to 3 words + sentence order, on a
-/// factorized embedding (width 128, or half the model's if less) and one shared layer, 1000
-/// updates. The pair loss weighs 5 rather than ALBERT's 1: at 1:1, SOP stays at chance through
-/// a 1000-step `mini` run (0.54), at 5 it learns (0.58) at some cost to MLM.
-pub fn albert_recipe(preset: Preset) -> crate::Result<Recipe> {
-    let settings = BertRecipe {
-        kind: PairKind::SentenceOrder,
-        masking: MlmMasking::default().with_unit(MaskUnit::ALBERT),
-        pair_weight: 5.0,
-    };
-    let mut recipe = Recipe::new(ObjectiveRecipe::Albert(settings), preset)?;
-    recipe.train.steps = PAIR_STEPS;
-    recipe.encoder.embedding_size = Some(128.min(recipe.encoder.hidden_size / 2));
-    recipe.encoder.share_layers = true;
-    Ok(recipe)
-}
-
-impl ObjectiveSettings for PairRecipe {
-    fn token_task(&self) -> Option<&dyn TokenTaskSettings> {
-        Some(self)
-    }
-}
-
-impl TokenTaskSettings for PairRecipe {
-    fn head(&self, backbone: &TransformerEncoder, device: &Device) -> crate::Result<TaskHead> {
-        Ok(TaskHead::Pair(
-            PairHeadConfig::new(self.kind).init(backbone, device),
-        ))
-    }
-
-    fn task(
-        &self,
-        documents: &Documents,
-        tokenizer: &Tokenizer,
-        seq_len: usize,
-    ) -> crate::Result<Box<dyn TokenTask>> {
-        Ok(Box::new(SentencePairTask::new(
-            documents, tokenizer, self.kind, seq_len, None,
-        )?))
-    }
-}
-
-impl BertRecipe {
-    fn mix<M: EncoderBackbone>(
-        &self,
-        backbone: &M,
-        device: &Device,
-    ) -> crate::Result<Mix<super::Mlm, PairHead>> {
-        let mlm = MlmConfig::new().init(backbone, device);
-        let pair = PairHeadConfig::new(self.kind).init(backbone, device);
-        in_setting(Mix::new(mlm, 1.0, pair, self.pair_weight), "pair_weight")
-    }
-}
-
-impl ObjectiveSettings for BertRecipe {
-    fn check(&self, _: &Recipe, _: &Tokenizer) -> crate::Result<()> {
-        in_setting(self.masking.validate(), "masking")?;
-        in_setting(
-            crate::error::check_weight("pair_weight", self.pair_weight),
-            "pair_weight",
-        )
-    }
-
-    fn token_task(&self) -> Option<&dyn TokenTaskSettings> {
-        Some(self)
-    }
-}
-
-impl TokenTaskSettings for BertRecipe {
-    fn head(&self, backbone: &TransformerEncoder, device: &Device) -> crate::Result<TaskHead> {
-        Ok(TaskHead::MlmPair(self.mix(backbone, device)?))
-    }
-
-    fn task(
-        &self,
-        documents: &Documents,
-        tokenizer: &Tokenizer,
-        seq_len: usize,
-    ) -> crate::Result<Box<dyn TokenTask>> {
-        Ok(Box::new(SentencePairTask::new(
-            documents,
-            tokenizer,
-            self.kind,
-            seq_len,
-            Some(self.masking),
-        )?))
-    }
 }
 
 /// Configuration of a [`PairHead`].

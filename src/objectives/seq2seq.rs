@@ -198,25 +198,3 @@ mod tests {
         assert_eq!(stopped[0], expected);
     }
 }
-
-/// The recipe of an encoder-decoder `objective` at `preset`'s size: the encoder reads one
-/// segment (no segment ids), and the caller sets the decoder's depth.
-pub(crate) fn seq2seq_recipe(
-    objective: crate::recipe::ObjectiveRecipe,
-    preset: crate::Preset,
-) -> crate::Result<crate::recipe::Recipe> {
-    let mut recipe = crate::recipe::Recipe::new(objective, preset)?;
-    recipe.encoder.num_segments = 0;
-    Ok(recipe)
-}
-
-/// Checks that `decoder_layers` on the recipe's encoder make an encoder-decoder.
-pub(crate) fn check_decoder(
-    recipe: &crate::recipe::Recipe,
-    decoder_layers: usize,
-) -> crate::Result<()> {
-    crate::recipe::registry::in_setting(
-        crate::blocks::EncoderDecoderConfig::new(recipe.encoder.clone(), decoder_layers).validate(),
-        "decoder_layers",
-    )
-}

@@ -10,24 +10,19 @@
 //! scores exactly what the same pairs score unpacked. Model: the backbone left to right and
 //! [`Clm`]'s head, started from a pretext `clm` run or an imported GPT-2 (`init`).
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use burn::prelude::*;
 use serde::{Deserialize, Serialize};
 
-use super::dpo::DpoRecipe;
-use super::{
-    Clm, ClmConfig, Metric, Objective, ObjectiveOutput, TARGETS, Weights, encode, predict_tokens,
-};
+use super::{Clm, Metric, Objective, ObjectiveOutput, TARGETS, Weights, encode, predict_tokens};
 use crate::blocks::{AttentionMask, TransformerEncoder};
+use crate::data::instructions::{self, Instruction};
 use crate::data::{Batch, Task, TokenBatch, TokenExample};
 use crate::error::{Error, Result};
-use crate::data::instructions::{self, Instruction};
 use crate::noise::IGNORE_INDEX;
-use crate::util::rng::ExampleRng;
-use crate::preset::Preset;
-use crate::recipe::{ObjectiveRecipe, ObjectiveSettings, Recipe, Run, RunReport};
 use crate::tokenize::Tokenizer;
+use crate::util::rng::ExampleRng;
 
 /// The SFT objective: [`Clm`]'s head over the backbone run left to right, reporting TRL's
 /// `mean_token_accuracy` and `num_tokens`.
@@ -315,10 +310,10 @@ fn packed_layout(examples: &[SftExample], device: &Device) -> (Tensor<2, Int>, T
     )
 }
 
-/// The recipe settings of `sft`.
+/// The settings of `sft`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct SftRecipe {
+pub struct SftSettings {
     /// The prompt/completion pairs (JSON lines); none: the bundled `data/instructions.jsonl`.
     #[serde(default)]
     pub data: Option<PathBuf>,
@@ -339,7 +334,7 @@ fn yes() -> bool {
     true
 }
 
-impl Default for SftRecipe {
+impl Default for SftSettings {
     fn default() -> Self {
         Self {
             data: None,
@@ -350,199 +345,10 @@ impl Default for SftRecipe {
     }
 }
 
-/// `sft`'s recipe: GPT-2's pre-LN encoder, as `clm` trains it; `init` names the causal model
-/// to start from.
-pub fn recipe(preset: Preset) -> Result<Recipe> {
-    let mut recipe = Recipe::new(ObjectiveRecipe::Sft(SftRecipe::default()), preset)?;
-    recipe.encoder.norm_first = true;
-    Ok(recipe)
-}
-
-impl SftRecipe {
+impl SftSettings {
     /// The instruction file.
     pub fn data_path(&self) -> PathBuf {
         self.data.clone().unwrap_or_else(instructions::bundled_path)
-    }
-}
-
-/// The encoder and LM head that an `sft` or `dpo` run of `recipe` (with GPT-2's head when
-/// `gpt2_head`) left in `run_dir`, on `device`. Both runs hold the same record, the head under
-/// the objective's `clm` (DPO's β and loss are settings, not weights), so one template reads
-/// either.
-fn tuned_causal(
-    recipe: &Recipe,
-    gpt2_head: bool,
-    run_dir: &Path,
-    device: &Device,
-) -> Result<(TransformerEncoder, Clm)> {
-    let encoder = recipe.encoder.init(device)?;
-    let head = Sft::new(causal_head(&encoder, gpt2_head, device));
-    let trained =
-        crate::recipe::read_checkpoint(run_dir, crate::pretrainer::Pretrainer::new(encoder, head))?;
-    Ok((trained.backbone, trained.objective.clm))
-}
-
-/// Writes the `sft` or `dpo` run of `recipe` in `run_dir` as a Hugging Face GPT-2 in `out`.
-pub(crate) fn export_tuned_causal(
-    recipe: &Recipe,
-    gpt2_head: bool,
-    run_dir: &Path,
-    out: &Path,
-    force: bool,
-) -> Result<&'static str> {
-    let (encoder, clm) = tuned_causal(recipe, gpt2_head, run_dir, &Device::flex())?;
-    export_causal(recipe, &encoder, &clm, out, force)
-}
-
-/// The causal model a run of `run.recipe` starts from: the encoder and LM head of the pretext
-/// run its `init` names, the encoder of a Hugging Face GPT-2 (whose tied head has no weights
-/// of its own) with a head of that shape, or fresh ones.
-pub(crate) fn causal_start(run: &Run, gpt2_head: bool) -> Result<(TransformerEncoder, Clm)> {
-    let device = run.device();
-    match &run.recipe.init {
-        Some(dir) if !crate::hf::is_model_dir(dir) => {
-            let (trained, clm) = causal_run(dir, device)?;
-            // The recipe's own shape (its dropout), with the run's weights.
-            Ok((run.encoder_like(trained)?, clm))
-        }
-        _ => {
-            let encoder = run.encoder()?;
-            let clm = causal_head(&encoder, gpt2_head, device);
-            Ok((encoder, clm))
-        }
-    }
-}
-
-/// A fresh causal LM head for `encoder`: GPT-2's (the tied projection alone) or pretext's
-/// (BERT's transform and a bias).
-pub(crate) fn causal_head(encoder: &TransformerEncoder, gpt2_head: bool, device: &Device) -> Clm {
-    let plain = !gpt2_head;
-    ClmConfig::new()
-        .with_transform(plain)
-        .with_bias(plain)
-        .init(encoder, device)
-}
-
-/// The encoder and causal head of the pretext run in `dir` (a `clm` or an `sft` run).
-pub(crate) fn causal_run(dir: &Path, device: &Device) -> Result<(TransformerEncoder, Clm)> {
-    let recipe = Recipe::read(dir.join("config.json"))?;
-    match &recipe.objective {
-        ObjectiveRecipe::Sft(SftRecipe { gpt2_head, .. })
-        | ObjectiveRecipe::Dpo(DpoRecipe { gpt2_head, .. }) => {
-            tuned_causal(&recipe, *gpt2_head, dir, device)
-        }
-        ObjectiveRecipe::Clm(_) => {
-            let (encoder, head) = recipe.load_trained(dir, device)?;
-            let clm = head.clm().cloned().expect("a clm run has a causal head");
-            Ok((encoder, clm))
-        }
-        other => Err(Error::NoCausalPath(format!(
-            "{} (a `{}` run)",
-            dir.display(),
-            other.name()
-        ))),
-    }
-}
-
-impl ObjectiveSettings for SftRecipe {
-    fn data_file(&self) -> Option<PathBuf> {
-        Some(self.data_path())
-    }
-
-    fn check(&self, recipe: &Recipe, _tokenizer: &Tokenizer) -> Result<()> {
-        check_start(recipe, self.gpt2_head)
-    }
-
-    fn run(&self, run: &Run) -> Result<RunReport> {
-        let (encoder, clm) = causal_start(run, self.gpt2_head)?;
-        let data = instructions::load_from(&self.data_path())?;
-        let format = SftFormat {
-            seq_len: run.seq_len(),
-            completion_only: self.completion_only,
-            packing: self.packing,
-        };
-        let tokenizer = run.tokenizer;
-        let (train, valid) = data.tasks(|pairs| SftTask::new(pairs, tokenizer, format))?;
-        run.note_cut(train.truncated() + valid.truncated());
-        Ok(run.fit_tasks(encoder, Sft::new(clm), train, valid)?.into())
-    }
-
-    fn hf_misfit(&self, recipe: &Recipe) -> Option<String> {
-        super::clm::gpt2_misfit(recipe, self.gpt2_head)
-    }
-
-    fn export_hf(
-        &self,
-        recipe: &Recipe,
-        run_dir: &Path,
-        out: &Path,
-        force: bool,
-    ) -> Result<&'static str> {
-        export_tuned_causal(recipe, self.gpt2_head, run_dir, out, force)
-    }
-}
-
-/// Writes a causal model of `recipe` as `GPT2LMHeadModel` in `out`.
-pub(crate) fn export_causal(
-    recipe: &Recipe,
-    encoder: &TransformerEncoder,
-    clm: &Clm,
-    out: &Path,
-    force: bool,
-) -> Result<&'static str> {
-    let model = crate::hf::Exportable::Gpt2 {
-        config: &recipe.encoder,
-        encoder,
-        clm,
-    };
-    crate::hf::export(model, &recipe.tokenizer.load()?, out, force)
-}
-
-/// Checks that the causal model `recipe.init` names (if any) has the head `gpt2_head` says.
-pub(crate) fn check_start(recipe: &Recipe, gpt2_head: bool) -> Result<()> {
-    let Some(dir) = &recipe.init else {
-        return Ok(());
-    };
-    let gpt2 = self::gpt2_head(dir)?;
-    if gpt2 != gpt2_head {
-        let has = if gpt2 {
-            "GPT-2's"
-        } else {
-            "BERT's transform in its"
-        };
-        return Err(Error::Recipe {
-            field: "objective.settings.gpt2_head".into(),
-            reason: format!(
-                "{} has {has} LM head; build the recipe with Recipe::init_from",
-                dir.display()
-            ),
-        });
-    }
-    Ok(())
-}
-
-/// Whether the causal model in `dir` has GPT-2's head: a Hugging Face GPT-2 does; a pretext
-/// `clm` or `sft` run as its settings say. Anything else is not a causal model.
-pub(crate) fn gpt2_head(dir: &Path) -> Result<bool> {
-    if crate::hf::is_model_dir(dir) {
-        let model_type = crate::hf::HfConfig::read(dir)?.model_type;
-        return match model_type.as_str() {
-            "gpt2" => Ok(true),
-            _ => Err(Error::NoCausalPath(format!(
-                "{} (a Hugging Face {model_type})",
-                dir.display()
-            ))),
-        };
-    }
-    match Recipe::read(dir.join("config.json"))?.objective {
-        ObjectiveRecipe::Clm(clm) => Ok(clm.gpt2_head),
-        ObjectiveRecipe::Sft(sft) => Ok(sft.gpt2_head),
-        ObjectiveRecipe::Dpo(dpo) => Ok(dpo.gpt2_head),
-        other => Err(Error::NoCausalPath(format!(
-            "{} (a `{}` run)",
-            dir.display(),
-            other.name()
-        ))),
     }
 }
 
@@ -550,6 +356,7 @@ pub(crate) fn gpt2_head(dir: &Path) -> Result<bool> {
 mod tests {
     use super::*;
     use crate::blocks::EncoderBackbone;
+    use crate::objectives::ClmConfig;
 
     fn pair(prompt: &str, completion: &str) -> Instruction {
         Instruction {

@@ -18,9 +18,9 @@ use super::{EncoderHead, Objective, ObjectiveOutput, Weights, masked_cross_entro
 use crate::blocks::{EncoderBackbone, LayerNorm, normal_linear};
 use crate::data::{Batch, Documents, Task, TokenBatch, TokenExample};
 use crate::noise::{IGNORE_INDEX, MlmMasking};
-use crate::util::rng::ExampleRng;
 use crate::objectives::{Mlm, MlmConfig, MlmTask};
 use crate::tokenize::Tokenizer;
+use crate::util::rng::ExampleRng;
 
 /// The unit of the SBO loss: the span tokens it predicts.
 pub const SBO_TARGETS: &str = "sbo_targets";
@@ -326,54 +326,16 @@ impl Task for SpanBertTask {
     }
 }
 
-/// The recipe settings of `spanbert`.
+/// The settings of `spanbert`.
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct SpanBertRecipe {
+pub struct SpanBertSettings {
     /// The span masking.
     pub masking: MlmMasking,
     /// The span-boundary head.
     pub sbo: SboHeadConfig,
     /// Weight of SBO's loss against MLM's 1.
     pub sbo_weight: f64,
-}
-
-/// `spanbert`'s recipe: geometric spans of whole words (p = 0.2, at most 10), SBO over spans
-/// of up to 15 tokens, weighted 1.
-pub fn recipe(preset: crate::Preset) -> crate::Result<crate::recipe::Recipe> {
-    let settings = SpanBertRecipe {
-        masking: MlmMasking::spanbert(),
-        sbo: SboHeadConfig::new(),
-        sbo_weight: 1.0,
-    };
-    crate::recipe::Recipe::new(crate::recipe::ObjectiveRecipe::Spanbert(settings), preset)
-}
-
-impl crate::recipe::ObjectiveSettings for SpanBertRecipe {
-    fn check(&self, _: &crate::recipe::Recipe, _: &Tokenizer) -> crate::Result<()> {
-        use crate::recipe::registry::in_setting;
-        in_setting(self.masking.validate(), "masking")?;
-        in_setting(self.sbo.validate(), "sbo")?;
-        in_setting(
-            crate::error::check_weight("sbo_weight", self.sbo_weight),
-            "sbo_weight",
-        )
-    }
-
-    fn run(&self, run: &crate::recipe::Run) -> crate::Result<crate::recipe::RunReport> {
-        let backbone = run.encoder()?;
-        let head = SpanBert::new(&backbone, self.sbo.clone(), self.sbo_weight, run.device())?;
-        run.train(backbone, head, |docs| {
-            let max_targets = self.sbo.max_targets;
-            SpanBertTask::new(
-                docs,
-                run.tokenizer,
-                self.masking,
-                max_targets,
-                run.seq_len(),
-            )
-        })
-    }
 }
 
 #[cfg(test)]

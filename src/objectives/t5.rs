@@ -13,85 +13,24 @@ use burn::prelude::*;
 
 use crate::data::{Documents, Segments, Seq2SeqBatch, Seq2SeqExample, Task};
 use crate::error::{Error, Result};
-use crate::util::rng::ExampleRng;
 use crate::noise::t5::{
     corrupt_spans, num_noise_spans, random_spans_noise_mask, span_corruption_lengths,
 };
-use crate::objectives::seq2seq::{check_decoder, seq2seq_recipe};
-use crate::preset::Preset;
-use crate::recipe::registry::in_setting;
-use crate::recipe::{ObjectiveRecipe, ObjectiveSettings, Recipe, Run, RunReport, TokenizerSource};
+use crate::util::rng::ExampleRng;
+
 use crate::tokenize::{SpecialTokens, Tokenizer};
 
 /// T5's number of sentinel tokens, which its recipe adds to the vocabulary.
 pub const T5_SENTINELS: usize = 100;
 
-/// The recipe settings of `t5`.
+/// The settings of `t5`.
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct T5Recipe {
+pub struct T5Settings {
     /// How much is hidden, in spans of what length.
     pub corruption: SpanCorruption,
     /// Decoder layers.
     pub decoder_layers: usize,
-}
-
-/// `t5`'s recipe: 15 % of the tokens in spans of mean length 3, the bundled tokenizer with
-/// T5's 100 sentinels, as many decoder layers as encoder layers.
-pub fn recipe(preset: Preset) -> Result<Recipe> {
-    let decoder_layers = preset.num_layers();
-    let settings = T5Recipe {
-        corruption: SpanCorruption::default(),
-        decoder_layers,
-    };
-    seq2seq_recipe(ObjectiveRecipe::T5(settings), preset)?.with_tokenizer(TokenizerSource {
-        file: None,
-        sentinels: T5_SENTINELS,
-    })
-}
-
-impl ObjectiveSettings for T5Recipe {
-    fn segments(&self) -> usize {
-        0
-    }
-
-    /// Spans become sentinels, never the mask token.
-    fn masks(&self) -> bool {
-        false
-    }
-
-    fn encoder_decoder(&self) -> bool {
-        true
-    }
-
-    /// Besides the shapes, the tokenizer needs a sentinel for every span of the longest
-    /// segment the sequence length allows.
-    fn check(&self, recipe: &Recipe, tokenizer: &Tokenizer) -> Result<()> {
-        let c = self.corruption;
-        let (raw, _) = in_setting(
-            span_corruption_lengths(recipe.seq_len, c.noise_density, c.mean_span_length),
-            "corruption",
-        )?;
-        let needed = in_setting(
-            num_noise_spans(raw, c.noise_density, c.mean_span_length),
-            "corruption",
-        )?;
-        let found = tokenizer.sentinels().len();
-        if found < needed {
-            return Err(Error::Recipe {
-                field: "tokenizer.sentinels".into(),
-                reason: Error::NotEnoughSentinels { needed, found }.to_string(),
-            });
-        }
-        check_decoder(recipe, self.decoder_layers)
-    }
-
-    fn run(&self, run: &Run) -> Result<RunReport> {
-        let end = Some(run.tokenizer.special().sep);
-        run.seq2seq(self.decoder_layers, end, |docs| {
-            T5Task::new(docs, run.tokenizer, self.corruption, run.seq_len())
-        })
-    }
 }
 
 /// How much T5's span corruption hides.

@@ -25,9 +25,9 @@ use crate::data::{
 };
 use crate::error::Error;
 use crate::noise::{MlmMasker, MlmMasking};
-use crate::util::rng::{ExampleRng, pick_weighted};
 use crate::objectives::{Mlm, MlmConfig};
 use crate::tokenize::{SpecialTokens, Tokenizer};
+use crate::util::rng::{ExampleRng, pick_weighted};
 
 /// Segment ids UniLM uses: 0–5.
 pub const UNILM_SEGMENTS: usize = 6;
@@ -318,53 +318,14 @@ impl Task for UnilmTask {
     }
 }
 
-/// The recipe settings of `unilm`.
+/// The settings of `unilm`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct UnilmRecipe {
+pub struct UnilmSettings {
     /// The cloze masking.
     pub masking: MlmMasking,
     /// How often each attention mask is drawn.
     pub shares: UnilmShares,
-}
-
-/// `unilm`'s recipe: BERT's masking, the paper's shares of the four masks, and the six
-/// segment embeddings that tell them apart.
-pub fn recipe(preset: crate::Preset) -> crate::Result<crate::recipe::Recipe> {
-    let settings = UnilmRecipe {
-        masking: MlmMasking::default(),
-        shares: UnilmShares::default(),
-    };
-    let mut recipe =
-        crate::recipe::Recipe::new(crate::recipe::ObjectiveRecipe::Unilm(settings), preset)?;
-    recipe.encoder.num_segments = UNILM_SEGMENTS;
-    Ok(recipe)
-}
-
-impl crate::recipe::ObjectiveSettings for UnilmRecipe {
-    fn segments(&self) -> usize {
-        UNILM_SEGMENTS
-    }
-
-    fn check(&self, _: &crate::recipe::Recipe, _: &Tokenizer) -> crate::Result<()> {
-        use crate::recipe::registry::in_setting;
-        in_setting(self.masking.validate(), "masking")?;
-        in_setting(self.shares.validate(), "shares")
-    }
-
-    fn run(&self, run: &crate::recipe::Run) -> crate::Result<crate::recipe::RunReport> {
-        let backbone = run.encoder()?;
-        let head = Unilm::new(&backbone, run.device())?;
-        run.train(backbone, head, |docs| {
-            UnilmTask::new(
-                docs,
-                run.tokenizer,
-                self.masking,
-                self.shares,
-                run.seq_len(),
-            )
-        })
-    }
 }
 
 #[cfg(test)]

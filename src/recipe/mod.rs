@@ -19,10 +19,12 @@
 //! # Ok(()) }
 //! ```
 
-
+pub mod causal;
+pub mod multitask;
 pub mod registry;
 pub mod run;
 
+pub use multitask::TaskSpec;
 pub use registry::{Entry, OBJECTIVES, ObjectiveRecipe, ObjectiveSettings, TokenTaskSettings};
 pub use run::{HasEncoder, Run, RunOptions, RunReport, Sample};
 
@@ -77,7 +79,7 @@ impl TokenizerSource {
 pub struct DataSource {
     /// A prepared dataset ([`crate::data::prepare`]), or a folder of `.txt` files, one
     /// document per file; `None` for the bundled corpus, less the documents the genre task
-    /// evaluates on (see [`crate::finetune::genre`]).
+    /// evaluates on (see [`crate::data::bundled`]).
     pub dir: Option<PathBuf>,
     /// Share of the documents held out for validation, drawn with a fixed seed so that every
     /// run validates on the same documents whatever its own seed. Default 0.05.
@@ -124,19 +126,6 @@ impl DataSource {
         Prepared::open(&prepared, tokenizer)?.split(self.valid_fraction, 0)
     }
 }
-
-/// The fields a resumed run may change: how long it trains, how often it reports, validates
-/// and checkpoints, and how many shards a batch is split into (which changes the speed, not
-/// the model).
-pub const RESUMABLE: &[&str] = &[
-    "train.steps",
-    "train.valid_every",
-    "train.log_every",
-    "train.checkpoint_every",
-    "train.progress",
-    "train.pause_after",
-    "train.shards",
-];
 
 /// A whole pretraining run. Its JSON form is what `pretrain` writes as `config.json` and reads
 /// with `--config`.
@@ -212,8 +201,8 @@ impl Recipe {
     pub fn init_from(mut self, dir: impl Into<PathBuf>) -> Result<Self> {
         let dir = dir.into();
         match &mut self.objective {
-            ObjectiveRecipe::Sft(sft) => sft.gpt2_head = crate::objectives::sft::gpt2_head(&dir)?,
-            ObjectiveRecipe::Dpo(dpo) => dpo.gpt2_head = crate::objectives::sft::gpt2_head(&dir)?,
+            ObjectiveRecipe::Sft(sft) => sft.gpt2_head = causal::gpt2_head(&dir)?,
+            ObjectiveRecipe::Dpo(dpo) => dpo.gpt2_head = causal::gpt2_head(&dir)?,
             _ => {}
         }
         if !crate::hf::is_model_dir(&dir) && dir.join("config.json").is_file() {
@@ -305,30 +294,23 @@ impl Recipe {
     }
 
     /// Checks that a run of this recipe may resume the run whose recipe was `saved` (its
-    /// `config.json`): they must agree in everything but [`RESUMABLE`], the step budget and
-    /// the output cadence; a resume that would train another model is an [`Error::Recipe`]
+    /// `config.json`): they must agree in everything but the training fields
+    /// [`RESUMABLE`](crate::train::RESUMABLE) names (the step budget, the output cadence); a resume that would train another model is an [`Error::Recipe`]
     /// naming the first field that differs.
     pub fn check_resumes(&self, saved: &str) -> Result<()> {
         let saved: Value = serde_json::from_str(saved).map_err(|e| Error::Recipe {
             field: "config.json".into(),
             reason: format!("the run being resumed has an unreadable recipe: {e}"),
         })?;
-        let mut now = serde_json::to_value(self).expect("a recipe serializes");
-        let mut then = saved;
-        for path in RESUMABLE {
-            for value in [&mut now, &mut then] {
-                // A field an older recipe lacks is simply not compared.
-                let _ = json::set_path(value, path, Value::Null);
-            }
-        }
-        match json::first_difference(&then, &now, "") {
+        let now = serde_json::to_value(self).expect("a recipe serializes");
+        match crate::train::resume_difference(&saved, &now, "train") {
             None => Ok(()),
             Some((field, was, is)) => Err(Error::Recipe {
                 field,
                 reason: format!(
                     "the run being resumed has {was}, this recipe {is}; a resume may change only \
-                     {} (start a new run with a fresh --out instead)",
-                    RESUMABLE.join(", ")
+                     train.{} (start a new run with a fresh --out instead)",
+                    crate::train::RESUMABLE.join(", train.")
                 ),
             }),
         }
@@ -537,8 +519,10 @@ impl Recipe {
             };
             return export(model, &tokenizer, out, force);
         }
-        let encoder =
-            crate::train::checkpoint::load_weights(&run_dir.join("encoder.bpk"), config.init(&device)?)?;
+        let encoder = crate::train::checkpoint::load_weights(
+            &run_dir.join("encoder.bpk"),
+            config.init(&device)?,
+        )?;
         let model = Exportable::Encoder {
             config,
             encoder: &encoder,
@@ -564,7 +548,7 @@ fn read_text(path: &Path) -> Result<String> {
 /// The model the checkpoint of run `run_dir` holds, read into `template` (of the run's shape):
 /// the checkpoint as resuming finds it (the previous one if a crash interrupted the swap), its
 /// weights checked against `template`'s shapes.
-pub(crate) fn read_checkpoint<M: burn::module::Module>(run_dir: &Path, template: M) -> Result<M> {
+pub fn read_checkpoint<M: burn::module::Module>(run_dir: &Path, template: M) -> Result<M> {
     use crate::train::checkpoint::{MODEL_FILE, locate};
     let ckpt = locate(run_dir).ok_or_else(|| Error::Checkpoint {
         path: run_dir.to_path_buf(),

@@ -13,12 +13,12 @@ use super::Recipe;
 use crate::blocks::{EncoderDecoder, EncoderDecoderConfig, TransformerEncoder};
 use crate::data::{Documents, Seq2SeqBatch, Seq2SeqExample, Task};
 use crate::error::{Error, Result};
-use crate::util::rng::example_rng;
 use crate::objectives::{Objective, Seq2Seq, Seq2SeqConfig};
 use crate::pretrainer::{Pretrainer, check_compatible};
 use crate::tokenize::Tokenizer;
 use crate::train::checkpoint::save_weights;
 use crate::train::{LogRecord, Split, TrainReport, TrainState, Trainer};
+use crate::util::rng::example_rng;
 
 /// Where and on what a recipe runs: none of it changes the result.
 #[derive(Debug, Clone)]

@@ -62,17 +62,8 @@ impl TrainState {
         let Some(saved) = &self.settings else {
             return Ok(());
         };
-        let comparable = |value: &serde_json::Value| {
-            let mut value = value.clone();
-            if let Some(fields) = value.as_object_mut() {
-                for field in RESUMABLE {
-                    fields.remove(*field);
-                }
-            }
-            value
-        };
         let now = serde_json::to_value(config).expect("a train config serializes");
-        match crate::util::json::first_difference(&comparable(saved), &comparable(&now), "") {
+        match super::resume_difference(saved, &now, "") {
             None => Ok(()),
             Some((field, was, is)) => Err(Error::InvalidConfig(format!(
                 "the checkpoint was trained with {field} {was}, not {is}; a resume may change \
@@ -197,7 +188,6 @@ fn shapes<M: Module>(module: &M) -> Vec<Vec<usize>> {
     module.visit(&mut visitor);
     visitor.0
 }
-
 
 /// Finds the float type of a module's parameters.
 struct FloatType(Option<DType>);

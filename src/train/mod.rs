@@ -92,6 +92,29 @@ pub const RESUMABLE: &[&str] = &[
     "shards",
 ];
 
+/// The first field where the settings `saved` with a run's checkpoint and the settings `now`
+/// differ, other than the [`RESUMABLE`] ones, with both values: what names the setting a
+/// resumed run may not change. `at` is where the training settings sit in the values: `""`
+/// for a [`TrainConfig`] (or a loop's config holding the same fields), `"train"` in a recipe.
+/// A resumable field one side lacks (an older file) is not compared.
+pub fn resume_difference(
+    saved: &serde_json::Value,
+    now: &serde_json::Value,
+    at: &str,
+) -> Option<(String, serde_json::Value, serde_json::Value)> {
+    let (mut saved, mut now) = (saved.clone(), now.clone());
+    for field in RESUMABLE {
+        let path = match at {
+            "" => field.to_string(),
+            _ => format!("{at}.{field}"),
+        };
+        for value in [&mut saved, &mut now] {
+            let _ = crate::util::json::set_path(value, &path, serde_json::Value::Null);
+        }
+    }
+    crate::util::json::first_difference(&saved, &now, "")
+}
+
 impl TrainConfig {
     /// Seeds `device`'s generator with [`seed`](Self::seed) and holds it (see
     /// [`crate::util::random`]), so that the weights initialised on it while the guard lives are the

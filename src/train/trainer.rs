@@ -20,9 +20,9 @@ use super::shards::{Part, Shards};
 use super::{TrainConfig, TrainState, adamw, checkpoint, grads, schedule};
 use crate::data::{Batch, Task};
 use crate::error::Error;
-use crate::util::rng::{ExampleRng, example_rng, splitmix64};
 use crate::objectives::{Metric, Objective, Weights};
 use crate::pretrainer::Pretrainer;
+use crate::util::rng::{ExampleRng, example_rng, splitmix64};
 
 /// What a finished run returns.
 #[derive(Debug)]

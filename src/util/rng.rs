@@ -4,7 +4,6 @@
 
 use rand::SeedableRng;
 
-
 /// The random stream of one example: a xoshiro256++ generator, portable and fast.
 pub type ExampleRng = rand::rngs::Xoshiro256PlusPlus;
 

@@ -7,7 +7,9 @@ use pretext::blocks::{TransformerEncoder, TransformerEncoderConfig};
 use pretext::corpus::{Corpus, DocumentBoundary, bundled_data_dir};
 use pretext::data::Documents;
 use pretext::noise::MlmMasking;
-use pretext::objectives::{Mlm, MlmConfig, MlmTask, MultiTask, TaskSpec};
+use pretext::objectives::{Mlm, MlmConfig, MlmTask, MultiTask};
+use pretext::recipe::TaskSpec;
+use pretext::recipe::multitask::mix_heads;
 use pretext::train::TrainConfig;
 use pretext::{Preset, Pretrainer, Tokenizer};
 
@@ -111,7 +113,7 @@ pub fn tiny_multitask(
             .with_num_segments(2 * specs.len())
             .init(device)
             .unwrap();
-        let head = MultiTask::new(&backbone, specs, device).unwrap();
+        let head = mix_heads(specs, &backbone, device).unwrap();
         Pretrainer::new(backbone, head)
     })
 }

@@ -7,13 +7,13 @@ use pretext::burn;
 use pretext::burn::prelude::*;
 use pretext::data::{Documents, Task, TokenBatch, TokenExample};
 use pretext::noise::{IGNORE_INDEX, MlmMasking};
-use pretext::util::rng::ExampleRng;
 use pretext::objectives::detection::{binary_cross_entropy, detection_metrics};
 use pretext::objectives::{
     DetectionHead, DetectionHeadConfig, EncoderHead, Loss, Mix, Mlm, MlmConfig, MlmTask, Objective,
     ObjectiveOutput, forward_encoder_head,
 };
 use pretext::train::{TrainConfig, TrainReport, Trainer};
+use pretext::util::rng::ExampleRng;
 use pretext::{Pretrainer, Tokenizer};
 
 /// The name of the flag labels in each example, and the unit of the head's loss.

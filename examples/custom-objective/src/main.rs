@@ -21,10 +21,10 @@ use pretext::data::{
     Batch, Documents, SEQUENCES, Segments, Task, Weights, body_len, pack_segments,
 };
 use pretext::finetune::{ClassificationTask, fine_tune, genre};
-use pretext::util::rng::ExampleRng;
 use pretext::objectives::{Loss, Metric, Objective, ObjectiveOutput, SequenceClassifierConfig};
 use pretext::tokenize::SpecialTokens;
 use pretext::train::{TrainConfig, Trainer};
+use pretext::util::rng::ExampleRng;
 use pretext::{Preset, Pretrainer, Tokenizer};
 
 // ---- The data side: a task makes examples, and collates them into a batch. ----
