@@ -47,9 +47,14 @@ pub fn pair_batch(device: &Device, variant: u32) -> TokenBatch {
 
 /// A seeded causal model of the tiny preset over the bundled vocabulary, without dropout.
 pub fn tiny_causal_lm(device: &Device) -> crate::generate::CausalLm {
+    tiny_causal_lm_seeded(device, 21)
+}
+
+/// [`tiny_causal_lm`] with the weights `seed` draws.
+pub fn tiny_causal_lm_seeded(device: &Device, seed: u64) -> crate::generate::CausalLm {
     let tokenizer = crate::tokenize::Tokenizer::bundled().unwrap();
-    let (encoder, clm) = crate::util::random::init_seeded(device, 21, || {
-        let encoder = crate::Preset::Tiny
+    let (encoder, clm) = crate::util::random::init_seeded(device, seed, || {
+        let encoder = crate::preset::Preset::Tiny
             .encoder(tokenizer.vocab_size())
             .with_norm_first(true)
             .with_dropout(0.0)

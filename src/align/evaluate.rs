@@ -1,11 +1,13 @@
 //! Judging a policy as the DPO paper's frontier does: one sampled response per held-out
 //! prompt, scored by a gold judge (and, beside it, by the reward model the policy may have
 //! been trained against, so that over-optimisation shows as the two parting), with the KL of
-//! the policy to a reference estimated on those samples as `Σ_t log π(y_t) − log π_ref(y_t)`.
+//! the policy to a reference along those samples, `Σ_t KL(π(·|x, y<t) ‖ π_ref(·|x, y<t))`,
+//! each token's computed exactly from both distributions over the vocabulary (never
+//! negative; the sampled `log π(y_t) − log π_ref(y_t)` goes below zero at small budgets).
 
 use serde::Serialize;
 
-use super::responses::response_logprobs;
+use super::responses::response_kl;
 use super::scorer::Scorer;
 use crate::error::{Error, Result};
 use crate::generate::{CausalLm, SamplingConfig};
@@ -21,7 +23,7 @@ pub struct JudgedSample {
     pub gold: f32,
     /// The reward model's score, when one was given.
     pub reward: Option<f32>,
-    /// `Σ_t log π(y_t) − log π_ref(y_t)` over the response's tokens.
+    /// `Σ_t KL(π(·|x, y<t) ‖ π_ref(·|x, y<t))` over the response's tokens.
     pub kl: f32,
     /// Whether the response reached the end-of-text token.
     pub finished: bool,
@@ -44,8 +46,8 @@ pub struct PolicyScore {
 
 /// Samples one response to each of `prompts` from `policy` as `sampling` says (`batch` at a
 /// time), and scores them with `gold`, with `reward` if given, and by their KL to
-/// `reference`. The KL needs the policy's own distribution: greedy decoding or top-k / top-p
-/// truncation is [`Error::InvalidConfig`].
+/// `reference` along them. The samples must follow the policy's own distribution, the one
+/// the KL is of: greedy decoding or top-k / top-p truncation is [`Error::InvalidConfig`].
 pub fn evaluate(
     policy: &CausalLm,
     reference: &CausalLm,
@@ -57,7 +59,7 @@ pub fn evaluate(
 ) -> Result<PolicyScore> {
     if sampling.greedy || sampling.top_k != 0 || sampling.top_p < 1.0 {
         return Err(Error::InvalidConfig(
-            "the KL to the reference is estimated on samples of the policy's own distribution: \
+            "the KL to the reference is measured along samples of the policy's own distribution: \
              sample without greedy decoding, top-k or top-p"
                 .into(),
         ));
@@ -72,8 +74,14 @@ pub fn evaluate(
             .map(|t| policy.prompt_ids(t))
             .collect::<Result<_>>()?;
         let drawn = policy.generate(&ids, sampling)?;
-        let reference_logprobs =
-            response_logprobs(reference, &ids, &drawn.ids, sampling.temperature, batch)?;
+        let kls = response_kl(
+            policy,
+            reference,
+            &ids,
+            &drawn.ids,
+            sampling.temperature,
+            batch,
+        )?;
         let texts = drawn
             .ids
             .iter()
@@ -87,11 +95,7 @@ pub fn evaluate(
         let golds = gold.score(&pairs)?;
         let rewards = reward.map(|r| r.score(&pairs)).transpose()?;
         for (i, (prompt, text)) in chunk.iter().zip(texts).enumerate() {
-            let kl = drawn.logprobs[i]
-                .iter()
-                .zip(&reference_logprobs[i])
-                .map(|(p, r)| p - r)
-                .sum();
+            let kl = kls[i].iter().sum();
             samples.push(JudgedSample {
                 gold: golds[i],
                 reward: rewards.as_ref().map(|r| r[i]),

@@ -16,7 +16,7 @@ pub mod style;
 
 pub use evaluate::{JudgedSample, PolicyScore, evaluate};
 pub use ppo::{PolicyValue, PpoConfig, PpoOptions, PpoReport, load_policy, ppo};
-pub use responses::{ResponseBatch, response_logprobs};
+pub use responses::{ResponseBatch, response_kl, response_logprobs};
 pub use reward_model::RewardModel;
 pub use scorer::Scorer;
 pub use style::StyleScorer;

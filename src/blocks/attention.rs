@@ -41,7 +41,7 @@ pub struct MultiHeadAttention {
 
 impl MultiHeadAttentionConfig {
     /// Checks the head count.
-    pub fn validate(&self) -> crate::Result<()> {
+    pub fn validate(&self) -> crate::error::Result<()> {
         if self.num_heads == 0 || self.hidden_size % self.num_heads != 0 {
             return Err(Error::HeadsDoNotDivide {
                 hidden: self.hidden_size,
@@ -52,7 +52,7 @@ impl MultiHeadAttentionConfig {
     }
 
     /// Builds the module.
-    pub fn init(&self, device: &Device) -> crate::Result<MultiHeadAttention> {
+    pub fn init(&self, device: &Device) -> crate::error::Result<MultiHeadAttention> {
         self.validate()?;
         let linear = || normal_linear(self.hidden_size, self.hidden_size, self.init_std, device);
         Ok(MultiHeadAttention {

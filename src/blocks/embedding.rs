@@ -125,7 +125,7 @@ impl Embeddings {
     /// Embeds `ids` `[batch, len]` with optional `segments` `[batch, len]`.
     ///
     /// `len` must not exceed `max_positions`; callers check lengths up front
-    /// (see [`crate::Error::SequenceTooLong`]).
+    /// (see [`crate::error::Error::SequenceTooLong`]).
     pub fn forward(&self, ids: Tensor<2, Int>, segments: Option<Tensor<2, Int>>) -> Tensor<3> {
         self.input.forward(self.tokens.forward(ids), None, segments)
     }

@@ -201,7 +201,7 @@ pub trait EncoderBackbone {
 
 impl TransformerEncoderConfig {
     /// Checks sizes and rates.
-    pub fn validate(&self) -> crate::Result<()> {
+    pub fn validate(&self) -> crate::error::Result<()> {
         for (name, value) in [
             ("vocab_size", self.vocab_size),
             ("hidden_size", self.hidden_size),
@@ -253,7 +253,7 @@ impl TransformerEncoderConfig {
     }
 
     /// One encoder layer of this shape.
-    pub fn layer(&self, device: &Device) -> crate::Result<EncoderLayer> {
+    pub fn layer(&self, device: &Device) -> crate::error::Result<EncoderLayer> {
         Ok(EncoderLayer {
             attention: self.attention().init(device)?,
             attention_norm: self.layer_norm(device),
@@ -278,7 +278,7 @@ impl TransformerEncoderConfig {
     }
 
     /// Builds the backbone.
-    pub fn init(&self, device: &Device) -> crate::Result<TransformerEncoder> {
+    pub fn init(&self, device: &Device) -> crate::error::Result<TransformerEncoder> {
         self.validate()?;
         let distinct = if self.share_layers {
             1
@@ -287,7 +287,7 @@ impl TransformerEncoderConfig {
         };
         let layers = (0..distinct)
             .map(|_| self.layer(device))
-            .collect::<crate::Result<Vec<_>>>()?;
+            .collect::<crate::error::Result<Vec<_>>>()?;
         let width = self.embedding_width();
         Ok(TransformerEncoder {
             projection: self

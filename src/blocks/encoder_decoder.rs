@@ -63,7 +63,7 @@ pub trait Seq2SeqBackbone: EncoderBackbone {
 
 impl EncoderDecoderConfig {
     /// Checks sizes and what the encoder-decoder does not support.
-    pub fn validate(&self) -> crate::Result<()> {
+    pub fn validate(&self) -> crate::error::Result<()> {
         self.encoder.validate()?;
         if self.decoder_layers == 0 {
             return Err(Error::InvalidConfig(
@@ -85,7 +85,7 @@ impl EncoderDecoderConfig {
     }
 
     /// Builds the model.
-    pub fn init(&self, device: &Device) -> crate::Result<EncoderDecoder> {
+    pub fn init(&self, device: &Device) -> crate::error::Result<EncoderDecoder> {
         self.validate()?;
         Ok(EncoderDecoder {
             encoder: self.encoder.init(device)?,

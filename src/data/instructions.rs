@@ -60,14 +60,14 @@ pub fn bundled_path() -> PathBuf {
 }
 
 /// The bundled instruction data, by split.
-pub fn load() -> crate::Result<LabelledData<Instruction>> {
+pub fn load() -> crate::error::Result<LabelledData<Instruction>> {
     load_from(&bundled_path())
 }
 
 /// The instructions of `path`, by split. A line without `prompt` or `completion`, with an
 /// empty completion or an unknown split is an error naming the line; so is a file without a
 /// single training pair. Validation and test may be empty.
-pub fn load_from(path: &Path) -> crate::Result<LabelledData<Instruction>> {
+pub fn load_from(path: &Path) -> crate::error::Result<LabelledData<Instruction>> {
     let mut data = LabelledData::default();
     for (line, item) in json_lines::<Line>(path)? {
         let fault = |m: String| line_fault(path, line, m);

@@ -144,7 +144,7 @@ pub fn bundled_path() -> PathBuf {
 /// missing a field, with both forms or neither, a `ranked` list of fewer than two answers, an
 /// empty answer, two equal answers, a margin that is not finite or on a `ranked` line, or an
 /// unknown split is an error naming the line; so is a file without a training line.
-pub fn load_rankings(path: &Path) -> crate::Result<LabelledData<Ranking>> {
+pub fn load_rankings(path: &Path) -> crate::error::Result<LabelledData<Ranking>> {
     let mut data = LabelledData::default();
     for (line, item) in json_lines::<Line>(path)? {
         let fault = |m: String| line_fault(path, line, m);
@@ -179,7 +179,7 @@ pub fn load_rankings(path: &Path) -> crate::Result<LabelledData<Ranking>> {
 /// The preference pairs of `path`, by split: each pair line, and the C(K, 2) (better, worse)
 /// pairs of each ranked line in [`comparisons`] order, every pair keeping its line. Faulty
 /// lines are errors as [`load_rankings`] names them.
-pub fn load_from(path: &Path) -> crate::Result<LabelledData<Preference>> {
+pub fn load_from(path: &Path) -> crate::error::Result<LabelledData<Preference>> {
     let rankings = load_rankings(path)?;
     let pairs = |set: &[Ranking]| set.iter().flat_map(Ranking::preferences).collect();
     Ok(LabelledData {

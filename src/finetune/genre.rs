@@ -17,7 +17,7 @@ use crate::error::Error;
 
 /// The genre task: every Brown document cut into passages of whole consecutive sentences of
 /// at most `max_words` words (a longer sentence is a passage alone), labelled with its genre.
-pub fn load(max_words: usize) -> crate::Result<LabelledData> {
+pub fn load(max_words: usize) -> crate::error::Result<LabelledData> {
     if max_words == 0 {
         return Err(Error::InvalidConfig(
             "passages need room for at least one word".into(),

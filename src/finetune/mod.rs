@@ -52,7 +52,7 @@ impl ClassificationTask {
         tokenizer: &Tokenizer,
         num_classes: usize,
         seq_len: usize,
-    ) -> crate::Result<Self> {
+    ) -> crate::error::Result<Self> {
         if texts.is_empty() {
             return Err(Error::EmptyCorpus("no labelled text to classify".into()));
         }
@@ -93,7 +93,7 @@ impl Task for ClassificationTask {
         self.examples.len()
     }
 
-    fn example(&self, index: usize, _rng: &mut ExampleRng) -> crate::Result<TokenExample> {
+    fn example(&self, index: usize, _rng: &mut ExampleRng) -> crate::error::Result<TokenExample> {
         let (ids, label) = &self.examples[index];
         Ok(TokenExample {
             input_ids: ids.clone(),
@@ -104,7 +104,11 @@ impl Task for ClassificationTask {
         })
     }
 
-    fn collate(&self, examples: &[TokenExample], device: &Device) -> crate::Result<TokenBatch> {
+    fn collate(
+        &self,
+        examples: &[TokenExample],
+        device: &Device,
+    ) -> crate::error::Result<TokenBatch> {
         TokenBatch::collate(examples, self.pad, device)
     }
 }
@@ -192,7 +196,7 @@ pub fn evaluate<M, H, T>(
     task: &T,
     batch_size: usize,
     device: &Device,
-) -> crate::Result<Scores>
+) -> crate::error::Result<Scores>
 where
     M: EncoderBackbone,
     H: Classifier,
@@ -200,7 +204,7 @@ where
 {
     let (mut actual, mut predicted) = (Vec::new(), Vec::new());
     let mut rng = crate::util::rng::example_rng(0, 0, 0);
-    let ints = |t: Tensor<1, Int>| -> crate::Result<Vec<u32>> {
+    let ints = |t: Tensor<1, Int>| -> crate::error::Result<Vec<u32>> {
         let values: Vec<i64> = t
             .into_data()
             .convert::<i64>()
@@ -212,7 +216,7 @@ where
         let end = (start + batch_size.max(1)).min(task.num_examples());
         let examples = (start..end)
             .map(|i| task.example(i, &mut rng))
-            .collect::<crate::Result<Vec<_>>>()?;
+            .collect::<crate::error::Result<Vec<_>>>()?;
         let batch = task.collate(&examples, device)?;
         let hidden = crate::objectives::encode_bidirectional(backbone, &batch);
         let (a, p) = head.predict(hidden, &batch);
@@ -232,14 +236,15 @@ pub fn fine_tune<M, H, T>(
     config: &crate::train::TrainConfig,
     dir: Option<&Path>,
     device: &Device,
-) -> crate::Result<(crate::train::TrainReport<M, H>, Scores)>
+) -> crate::error::Result<(crate::train::TrainReport<M, H>, Scores)>
 where
     M: EncoderBackbone + Module + ModuleDisplay,
     H: Classifier + crate::objectives::Objective<M, Batch = TokenBatch>,
     T: Task<Example = TokenExample, Batch = TokenBatch>,
 {
     let mut trainer =
-        crate::train::Trainer::new(crate::Pretrainer::new(backbone, head), config).device(device);
+        crate::train::Trainer::new(crate::pretrainer::Pretrainer::new(backbone, head), config)
+            .device(device);
     if let Some(dir) = dir {
         trainer = trainer.output(dir);
     }

@@ -25,13 +25,13 @@ struct Message {
 }
 
 /// The bundled e-mails.
-pub fn load() -> crate::Result<LabelledData> {
+pub fn load() -> crate::error::Result<LabelledData> {
     load_from(&bundled_data_dir().join("spam_assassin.jsonl"))
 }
 
 /// E-mails from a file in the bundled format: one JSON object a line with `id`, `label`
 /// (`ham` or `spam`), `split` (`train`, `valid` or `test`) and `text`.
-pub fn load_from(path: &Path) -> crate::Result<LabelledData> {
+pub fn load_from(path: &Path) -> crate::error::Result<LabelledData> {
     let mut data = LabelledData {
         labels: LABELS.iter().map(|l| l.to_string()).collect(),
         ..LabelledData::default()

@@ -36,7 +36,7 @@ impl TaggingTask {
         tokenizer: &Tokenizer,
         num_classes: usize,
         seq_len: usize,
-    ) -> crate::Result<Self> {
+    ) -> crate::error::Result<Self> {
         if sentences.is_empty() {
             return Err(Error::EmptyCorpus(
                 "no tagged sentence to learn from".into(),
@@ -92,7 +92,7 @@ impl Task for TaggingTask {
         self.examples.len()
     }
 
-    fn example(&self, index: usize, _rng: &mut ExampleRng) -> crate::Result<TokenExample> {
+    fn example(&self, index: usize, _rng: &mut ExampleRng) -> crate::error::Result<TokenExample> {
         let (ids, targets) = &self.examples[index];
         Ok(TokenExample {
             input_ids: ids.clone(),
@@ -103,7 +103,11 @@ impl Task for TaggingTask {
         })
     }
 
-    fn collate(&self, examples: &[TokenExample], device: &Device) -> crate::Result<TokenBatch> {
+    fn collate(
+        &self,
+        examples: &[TokenExample],
+        device: &Device,
+    ) -> crate::error::Result<TokenBatch> {
         TokenBatch::collate(examples, self.pad, device)
     }
 }

@@ -44,7 +44,7 @@ pub struct SamplingConfig {
 
 impl SamplingConfig {
     /// Checks the temperature and top-p.
-    pub fn validate(&self) -> crate::Result<()> {
+    pub fn validate(&self) -> crate::error::Result<()> {
         if !(self.temperature.is_finite() && self.temperature > 0.0) {
             return Err(Error::InvalidConfig(format!(
                 "temperature must be positive, not {}",

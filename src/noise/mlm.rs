@@ -259,7 +259,10 @@ impl MlmMasker {
     }
 
     /// A masker for `tokenizer`'s vocabulary.
-    pub fn for_tokenizer(masking: MlmMasking, tokenizer: &crate::Tokenizer) -> Result<Self> {
+    pub fn for_tokenizer(
+        masking: MlmMasking,
+        tokenizer: &crate::tokenize::Tokenizer,
+    ) -> Result<Self> {
         let s = tokenizer.special();
         Self::new(
             masking,

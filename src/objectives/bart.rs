@@ -43,7 +43,7 @@ impl BartTask {
         tokenizer: &Tokenizer,
         noise: BartNoise,
         seq_len: usize,
-    ) -> crate::Result<Self> {
+    ) -> crate::error::Result<Self> {
         noise.validate()?;
         Ok(Self {
             segments: pack_segments(documents, body_len(seq_len)?)?,
@@ -62,7 +62,7 @@ impl Task for BartTask {
         self.segments.len()
     }
 
-    fn example(&self, index: usize, rng: &mut ExampleRng) -> crate::Result<Seq2SeqExample> {
+    fn example(&self, index: usize, rng: &mut ExampleRng) -> crate::error::Result<Seq2SeqExample> {
         let sentences = &self.segments.sentences(index);
         let (cls, sep) = (self.special.cls, self.special.sep);
         let mut noisy = self.noise.apply(sentences, self.special.mask, rng)?;
@@ -73,7 +73,11 @@ impl Task for BartTask {
         Ok(Seq2SeqExample::shifted(source, target, sep))
     }
 
-    fn collate(&self, examples: &[Seq2SeqExample], device: &Device) -> crate::Result<Seq2SeqBatch> {
+    fn collate(
+        &self,
+        examples: &[Seq2SeqExample],
+        device: &Device,
+    ) -> crate::error::Result<Seq2SeqBatch> {
         Seq2SeqBatch::collate(examples, self.special.pad, device)
     }
 }

@@ -42,9 +42,9 @@ fn named_output(p: super::Predictions, unit: &str, name: &str) -> ObjectiveOutpu
 }
 
 /// Checks a classifier head's settings.
-fn check_head(num_classes: usize, dropout: f64) -> crate::Result<()> {
+fn check_head(num_classes: usize, dropout: f64) -> crate::error::Result<()> {
     if num_classes < 2 {
-        return Err(crate::Error::InvalidConfig(format!(
+        return Err(crate::error::Error::InvalidConfig(format!(
             "a classifier needs at least 2 classes, got {num_classes}"
         )));
     }
@@ -67,7 +67,7 @@ impl SequenceClassifierConfig {
         &self,
         backbone: &M,
         device: &Device,
-    ) -> crate::Result<SequenceClassifier> {
+    ) -> crate::error::Result<SequenceClassifier> {
         check_head(self.num_classes, self.dropout)?;
         let hidden = backbone.hidden_size();
         Ok(SequenceClassifier {
@@ -151,7 +151,7 @@ impl TokenClassifierConfig {
         &self,
         backbone: &M,
         device: &Device,
-    ) -> crate::Result<TokenClassifier> {
+    ) -> crate::error::Result<TokenClassifier> {
         check_head(self.num_classes, self.dropout)?;
         Ok(TokenClassifier {
             dropout: Dropout::new(self.dropout),

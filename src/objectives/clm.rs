@@ -85,7 +85,7 @@ impl ClmTask {
         documents: &Documents,
         tokenizer: &Tokenizer,
         seq_len: usize,
-    ) -> crate::Result<Self> {
+    ) -> crate::error::Result<Self> {
         Ok(Self {
             segments: pack_segments(documents, body_len(seq_len + 1)?)?,
             special: tokenizer.special(),
@@ -111,7 +111,7 @@ impl Task for ClmTask {
         self.segments.len()
     }
 
-    fn example(&self, index: usize, _rng: &mut ExampleRng) -> crate::Result<TokenExample> {
+    fn example(&self, index: usize, _rng: &mut ExampleRng) -> crate::error::Result<TokenExample> {
         let (ids, _) = self
             .segments
             .segment(index)
@@ -126,7 +126,11 @@ impl Task for ClmTask {
         })
     }
 
-    fn collate(&self, examples: &[TokenExample], device: &Device) -> crate::Result<TokenBatch> {
+    fn collate(
+        &self,
+        examples: &[TokenExample],
+        device: &Device,
+    ) -> crate::error::Result<TokenBatch> {
         TokenBatch::collate(examples, self.special.pad, device)
     }
 }

@@ -85,13 +85,13 @@ fn scaled(n: usize, share: f64) -> usize {
 
 impl ElectraConfig {
     /// Checks the shares, the weight and the temperature.
-    pub fn validate(&self) -> crate::Result<()> {
+    pub fn validate(&self) -> crate::error::Result<()> {
         for (name, share) in [
             ("generator_size", self.generator_size),
             ("generator_layers", self.generator_layers),
         ] {
             if !(share > 0.0 && share <= 1.0) {
-                return Err(crate::Error::InvalidConfig(format!(
+                return Err(crate::error::Error::InvalidConfig(format!(
                     "{name} is the generator's share of the discriminator and must lie in \
                      (0, 1], got {share}: a generator larger than the discriminator makes the \
                      discriminator's task too hard (ELECTRA §3.2)"
@@ -100,7 +100,7 @@ impl ElectraConfig {
         }
         crate::error::check_weight("disc_weight", self.disc_weight)?;
         if !(self.temperature > 0.0 && self.temperature.is_finite()) {
-            return Err(crate::Error::InvalidConfig(format!(
+            return Err(crate::error::Error::InvalidConfig(format!(
                 "temperature must be positive, got {}",
                 self.temperature
             )));
@@ -134,7 +134,7 @@ impl ElectraConfig {
         backbone: &M,
         num_layers: usize,
         device: &Device,
-    ) -> crate::Result<Electra> {
+    ) -> crate::error::Result<Electra> {
         self.validate()?;
         let shape = self.generator_encoder(backbone, num_layers);
         shape.validate()?;
@@ -147,7 +147,7 @@ impl ElectraConfig {
                     .then(|| normal_linear(embedding, width, 0.02, device)),
                 layers: (0..shape.num_layers)
                     .map(|_| shape.layer(device))
-                    .collect::<crate::Result<_>>()?,
+                    .collect::<crate::error::Result<_>>()?,
                 head: LmHeadConfig::new(width, embedding, backbone.vocab_size()).init(device),
             },
             discriminator: DetectionHeadConfig::new(hidden).init(device),
@@ -345,7 +345,7 @@ impl ElectraTask {
         tokenizer: &Tokenizer,
         masking: MlmMasking,
         seq_len: usize,
-    ) -> crate::Result<Self> {
+    ) -> crate::error::Result<Self> {
         Ok(Self {
             mlm: MlmTask::new(documents, tokenizer, masking, seq_len)?,
             pad: tokenizer.special().pad,
@@ -361,7 +361,7 @@ impl Task for ElectraTask {
         self.mlm.num_examples()
     }
 
-    fn example(&self, index: usize, rng: &mut ExampleRng) -> crate::Result<ElectraExample> {
+    fn example(&self, index: usize, rng: &mut ExampleRng) -> crate::error::Result<ElectraExample> {
         let tokens = self.mlm.example(index, rng)?;
         let targets = tokens
             .targets
@@ -372,7 +372,11 @@ impl Task for ElectraTask {
         Ok(ElectraExample { tokens, uniforms })
     }
 
-    fn collate(&self, examples: &[ElectraExample], device: &Device) -> crate::Result<ElectraBatch> {
+    fn collate(
+        &self,
+        examples: &[ElectraExample],
+        device: &Device,
+    ) -> crate::error::Result<ElectraBatch> {
         let tokens: Vec<&TokenExample> = examples.iter().map(|e| &e.tokens).collect();
         let uniforms: Vec<f32> = examples
             .iter()
@@ -524,7 +528,7 @@ mod tests {
         ] {
             let err = config.init(&backbone, 1, &device).unwrap_err();
             assert!(
-                matches!(err, crate::Error::InvalidConfig(_)),
+                matches!(err, crate::error::Error::InvalidConfig(_)),
                 "{config:?}: {err}"
             );
         }

@@ -44,7 +44,7 @@ impl MassTask {
         tokenizer: &Tokenizer,
         share: f64,
         seq_len: usize,
-    ) -> crate::Result<Self> {
+    ) -> crate::error::Result<Self> {
         check_share(share)?;
         Ok(Self {
             segments: pack_segments(documents, body_len(seq_len)?)?,
@@ -63,7 +63,7 @@ impl Task for MassTask {
         self.segments.len()
     }
 
-    fn example(&self, index: usize, rng: &mut ExampleRng) -> crate::Result<Seq2SeqExample> {
+    fn example(&self, index: usize, rng: &mut ExampleRng) -> crate::error::Result<Seq2SeqExample> {
         let (ids, _) = self
             .segments
             .segment(index)
@@ -83,7 +83,11 @@ impl Task for MassTask {
         })
     }
 
-    fn collate(&self, examples: &[Seq2SeqExample], device: &Device) -> crate::Result<Seq2SeqBatch> {
+    fn collate(
+        &self,
+        examples: &[Seq2SeqExample],
+        device: &Device,
+    ) -> crate::error::Result<Seq2SeqBatch> {
         Seq2SeqBatch::collate(examples, self.special.pad, device)
     }
 }

@@ -85,7 +85,7 @@ impl MlmTask {
         tokenizer: &Tokenizer,
         masking: MlmMasking,
         seq_len: usize,
-    ) -> crate::Result<Self> {
+    ) -> crate::error::Result<Self> {
         Ok(Self {
             segments: pack_segments(documents, body_len(seq_len)?)?,
             masker: MlmMasker::for_tokenizer(masking, tokenizer)?,
@@ -110,7 +110,7 @@ impl Task for MlmTask {
         self.segments.len()
     }
 
-    fn example(&self, index: usize, rng: &mut ExampleRng) -> crate::Result<TokenExample> {
+    fn example(&self, index: usize, rng: &mut ExampleRng) -> crate::error::Result<TokenExample> {
         let (ids, starts) = self
             .segments
             .segment(index)
@@ -125,7 +125,11 @@ impl Task for MlmTask {
         })
     }
 
-    fn collate(&self, examples: &[TokenExample], device: &Device) -> crate::Result<TokenBatch> {
+    fn collate(
+        &self,
+        examples: &[TokenExample],
+        device: &Device,
+    ) -> crate::error::Result<TokenBatch> {
         TokenBatch::collate(examples, self.special.pad, device)
     }
 }

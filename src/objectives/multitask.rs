@@ -83,11 +83,15 @@ impl Task for Box<dyn TokenTask> {
         self.as_ref().num_examples()
     }
 
-    fn example(&self, index: usize, rng: &mut ExampleRng) -> crate::Result<TokenExample> {
+    fn example(&self, index: usize, rng: &mut ExampleRng) -> crate::error::Result<TokenExample> {
         self.as_ref().example(index, rng)
     }
 
-    fn collate(&self, examples: &[TokenExample], device: &Device) -> crate::Result<TokenBatch> {
+    fn collate(
+        &self,
+        examples: &[TokenExample],
+        device: &Device,
+    ) -> crate::error::Result<TokenBatch> {
         self.as_ref().collate(examples, device)
     }
 
@@ -118,7 +122,7 @@ pub struct MultiTask {
 impl MultiTask {
     /// The mix of `heads`, one per task, over `backbone`, which needs `2 × tasks` segment
     /// embeddings (see the module's documentation).
-    pub fn new(backbone: &TransformerEncoder, heads: Vec<TaskHead>) -> crate::Result<Self> {
+    pub fn new(backbone: &TransformerEncoder, heads: Vec<TaskHead>) -> crate::error::Result<Self> {
         let needed = 2 * heads.len();
         if backbone.num_segments() < needed {
             return Err(Error::InvalidConfig(format!(
@@ -246,7 +250,7 @@ impl MultiTaskData {
         tasks: Vec<Box<dyn TokenTask>>,
         draws: &[TaskDraw],
         pad: u32,
-    ) -> crate::Result<Self> {
+    ) -> crate::error::Result<Self> {
         if draws.len() != tasks.len() || draws.is_empty() {
             return Err(Error::InvalidConfig(format!(
                 "{} task draws for {} tasks",
@@ -289,7 +293,11 @@ impl Task for MultiTaskData {
         self.step.store(step, Ordering::Relaxed);
     }
 
-    fn example(&self, index: usize, rng: &mut ExampleRng) -> crate::Result<MultiTaskExample> {
+    fn example(
+        &self,
+        index: usize,
+        rng: &mut ExampleRng,
+    ) -> crate::error::Result<MultiTaskExample> {
         let task = self.pick(rng.random(), self.step.load(Ordering::Relaxed));
         let data = &self.tasks[task];
         let mut tokens = data.example(index % data.num_examples(), rng)?;
@@ -303,7 +311,7 @@ impl Task for MultiTaskData {
         &self,
         examples: &[MultiTaskExample],
         device: &Device,
-    ) -> crate::Result<MultiTaskBatch> {
+    ) -> crate::error::Result<MultiTaskBatch> {
         // Token tasks all pad the same way, so the parts collate here, from borrowed examples.
         let step = self.step.load(Ordering::Relaxed);
         let started: f64 = self

@@ -107,7 +107,7 @@ impl PermutationTask {
         tokenizer: &Tokenizer,
         masking: PermutationMasking,
         seq_len: usize,
-    ) -> crate::Result<Self> {
+    ) -> crate::error::Result<Self> {
         Self::new(documents, tokenizer, masking, seq_len, None)
     }
 
@@ -118,7 +118,7 @@ impl PermutationTask {
         tokenizer: &Tokenizer,
         masking: PermutationMasking,
         seq_len: usize,
-    ) -> crate::Result<Self> {
+    ) -> crate::error::Result<Self> {
         Self::new(
             documents,
             tokenizer,
@@ -136,7 +136,7 @@ impl PermutationTask {
         masking: PermutationMasking,
         seq_len: usize,
         queries: Option<MlmMasking>,
-    ) -> crate::Result<Self> {
+    ) -> crate::error::Result<Self> {
         masking.validate()?;
         Ok(Self {
             segments: pack_segments(documents, body_len(seq_len)?)?,
@@ -157,7 +157,11 @@ impl Task for PermutationTask {
         self.segments.len()
     }
 
-    fn example(&self, index: usize, rng: &mut ExampleRng) -> crate::Result<PermutationExample> {
+    fn example(
+        &self,
+        index: usize,
+        rng: &mut ExampleRng,
+    ) -> crate::error::Result<PermutationExample> {
         let (ids, _) = self
             .segments
             .segment(index)
@@ -186,7 +190,7 @@ impl Task for PermutationTask {
         &self,
         examples: &[PermutationExample],
         device: &Device,
-    ) -> crate::Result<PermutationBatch> {
+    ) -> crate::error::Result<PermutationBatch> {
         PermutationBatch::collate(examples, self.special.pad, device)
     }
 }

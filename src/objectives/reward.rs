@@ -63,7 +63,7 @@ impl RewardHeadConfig {
         &self,
         backbone: &TransformerEncoder,
         device: &Device,
-    ) -> crate::Result<RewardHead> {
+    ) -> crate::error::Result<RewardHead> {
         check_center(self.center_rewards_coefficient)?;
         let width = backbone.hidden_size();
         let std = 1.0 / ((width + 1) as f64).sqrt();
@@ -76,7 +76,7 @@ impl RewardHeadConfig {
 }
 
 /// Checks TRL's `center_rewards_coefficient`, which must be 0 or more.
-pub fn check_center(coefficient: f64) -> crate::Result<()> {
+pub fn check_center(coefficient: f64) -> crate::error::Result<()> {
     if !(coefficient.is_finite() && coefficient >= 0.0) {
         return Err(Error::InvalidConfig(format!(
             "center_rewards_coefficient must be 0 or more, not {coefficient}"
@@ -236,7 +236,11 @@ impl RewardTask {
     /// `rankings` tokenized by `tokenizer`, one example each, sequences of at most `seq_len`
     /// tokens; an answer too long is cut (its score is then read at its last kept token), a
     /// prompt that leaves no room for an answer is an error naming its line.
-    pub fn new(rankings: &[Ranking], tokenizer: &Tokenizer, seq_len: usize) -> crate::Result<Self> {
+    pub fn new(
+        rankings: &[Ranking],
+        tokenizer: &Tokenizer,
+        seq_len: usize,
+    ) -> crate::error::Result<Self> {
         if rankings.is_empty() {
             return Err(Error::EmptyCorpus(
                 "no preference pair or ranking to train on".into(),
@@ -255,7 +259,7 @@ impl RewardTask {
                     truncated += usize::from(cut);
                     Ok([prompt.as_slice(), &tail].concat())
                 })
-                .collect::<crate::Result<_>>()?;
+                .collect::<crate::error::Result<_>>()?;
             examples.push(RewardExample {
                 sequences,
                 margin: ranking.margin,
@@ -282,11 +286,15 @@ impl Task for RewardTask {
         self.examples.len()
     }
 
-    fn example(&self, index: usize, _rng: &mut ExampleRng) -> crate::Result<RewardExample> {
+    fn example(&self, index: usize, _rng: &mut ExampleRng) -> crate::error::Result<RewardExample> {
         Ok(self.examples[index].clone())
     }
 
-    fn collate(&self, examples: &[RewardExample], device: &Device) -> crate::Result<RewardBatch> {
+    fn collate(
+        &self,
+        examples: &[RewardExample],
+        device: &Device,
+    ) -> crate::error::Result<RewardBatch> {
         if examples.is_empty() {
             return Err(Error::InvalidConfig("cannot collate an empty batch".into()));
         }

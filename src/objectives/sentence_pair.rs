@@ -74,7 +74,7 @@ impl SentencePairTask {
         kind: PairKind,
         seq_len: usize,
         masking: Option<MlmMasking>,
-    ) -> crate::Result<Self> {
+    ) -> crate::error::Result<Self> {
         let sampler = PairSampler::new(
             documents.clone(),
             kind,
@@ -90,7 +90,7 @@ impl SentencePairTask {
         sampler: PairSampler,
         tokenizer: &Tokenizer,
         masking: Option<MlmMasking>,
-    ) -> crate::Result<Self> {
+    ) -> crate::error::Result<Self> {
         Ok(Self {
             sampler,
             masker: masking
@@ -109,7 +109,7 @@ impl Task for SentencePairTask {
         self.sampler.len()
     }
 
-    fn example(&self, index: usize, rng: &mut ExampleRng) -> crate::Result<TokenExample> {
+    fn example(&self, index: usize, rng: &mut ExampleRng) -> crate::error::Result<TokenExample> {
         let pair = self.sampler.pair(index, rng);
         let (input_ids, targets) = match &self.masker {
             Some(masker) => {
@@ -130,7 +130,11 @@ impl Task for SentencePairTask {
         })
     }
 
-    fn collate(&self, examples: &[TokenExample], device: &Device) -> crate::Result<TokenBatch> {
+    fn collate(
+        &self,
+        examples: &[TokenExample],
+        device: &Device,
+    ) -> crate::error::Result<TokenBatch> {
         TokenBatch::collate(examples, self.special.pad, device)
     }
 }

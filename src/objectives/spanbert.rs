@@ -53,9 +53,9 @@ pub struct SboHead {
 
 impl SboHeadConfig {
     /// Checks the sizes.
-    pub fn validate(&self) -> crate::Result<()> {
+    pub fn validate(&self) -> crate::error::Result<()> {
         if self.max_targets == 0 || self.offset_size == 0 {
-            return Err(crate::Error::InvalidConfig(
+            return Err(crate::error::Error::InvalidConfig(
                 "the SBO head needs max_targets and offset_size of at least 1".into(),
             ));
         }
@@ -67,7 +67,7 @@ impl SboHeadConfig {
         &self,
         backbone: &M,
         device: &Device,
-    ) -> crate::Result<SboHead> {
+    ) -> crate::error::Result<SboHead> {
         self.validate()?;
         let hidden = backbone.hidden_size();
         let embedding = backbone.token_embedding().dims()[1];
@@ -126,7 +126,7 @@ impl SpanBert {
         sbo: SboHeadConfig,
         sbo_weight: f64,
         device: &Device,
-    ) -> crate::Result<Self> {
+    ) -> crate::error::Result<Self> {
         crate::error::check_weight("the SBO weight", sbo_weight)?;
         Ok(Self {
             mlm: MlmConfig::new().init(backbone, device),
@@ -267,7 +267,7 @@ impl SpanBertTask {
         masking: MlmMasking,
         max_targets: usize,
         seq_len: usize,
-    ) -> crate::Result<Self> {
+    ) -> crate::error::Result<Self> {
         Ok(Self {
             mlm: MlmTask::new(documents, tokenizer, masking, seq_len)?,
             pad: tokenizer.special().pad,
@@ -284,7 +284,7 @@ impl Task for SpanBertTask {
         self.mlm.num_examples()
     }
 
-    fn example(&self, index: usize, rng: &mut ExampleRng) -> crate::Result<SpanExample> {
+    fn example(&self, index: usize, rng: &mut ExampleRng) -> crate::error::Result<SpanExample> {
         let tokens = self.mlm.example(index, rng)?;
         // A framed segment: text between [CLS] and [SEP].
         let n = tokens.input_ids.len();
@@ -293,7 +293,11 @@ impl Task for SpanBertTask {
         Ok(SpanExample { tokens, pairs })
     }
 
-    fn collate(&self, examples: &[SpanExample], device: &Device) -> crate::Result<SpanBatch> {
+    fn collate(
+        &self,
+        examples: &[SpanExample],
+        device: &Device,
+    ) -> crate::error::Result<SpanBatch> {
         let tokens: Vec<&TokenExample> = examples.iter().map(|e| &e.tokens).collect();
         let tokens = TokenBatch::collate(&tokens, self.pad, device)?;
         let len = tokens.input_ids.dims()[1];

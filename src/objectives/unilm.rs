@@ -102,7 +102,7 @@ impl UnilmShares {
     }
 
     /// Checks that the shares are probabilities summing to 1.
-    pub fn validate(&self) -> crate::Result<()> {
+    pub fn validate(&self) -> crate::error::Result<()> {
         let shares = self.as_array();
         for (share, mask) in shares.iter().zip(UnilmMask::ALL) {
             if !(0.0..=1.0).contains(share) {
@@ -134,7 +134,7 @@ pub struct Unilm {
 
 impl Unilm {
     /// The head for `backbone`, which must have [`UNILM_SEGMENTS`] segment embeddings.
-    pub fn new<M: EncoderBackbone>(backbone: &M, device: &Device) -> crate::Result<Self> {
+    pub fn new<M: EncoderBackbone>(backbone: &M, device: &Device) -> crate::error::Result<Self> {
         if backbone.num_segments() < UNILM_SEGMENTS {
             return Err(Error::InvalidConfig(format!(
                 "UniLM tells its mask types apart by segment ids 0 to 5; the backbone has {} \
@@ -222,7 +222,7 @@ impl UnilmTask {
         masking: MlmMasking,
         shares: UnilmShares,
         seq_len: usize,
-    ) -> crate::Result<Self> {
+    ) -> crate::error::Result<Self> {
         shares.validate()?;
         let room = seq_len.checked_sub(3).filter(|&n| n > 0).ok_or_else(|| {
             Error::InvalidConfig(format!(
@@ -247,7 +247,7 @@ impl Task for UnilmTask {
         self.segments.len()
     }
 
-    fn example(&self, index: usize, rng: &mut ExampleRng) -> crate::Result<UnilmExample> {
+    fn example(&self, index: usize, rng: &mut ExampleRng) -> crate::error::Result<UnilmExample> {
         let sentences = &self.segments.sentences(index);
         let text = Segment::concat(sentences);
         // A ends at a sentence boundary, or at a word start inside a lone sentence.
@@ -291,7 +291,11 @@ impl Task for UnilmTask {
         })
     }
 
-    fn collate(&self, examples: &[UnilmExample], device: &Device) -> crate::Result<UnilmBatch> {
+    fn collate(
+        &self,
+        examples: &[UnilmExample],
+        device: &Device,
+    ) -> crate::error::Result<UnilmBatch> {
         let first = examples
             .first()
             .ok_or_else(|| Error::InvalidConfig("cannot collate an empty batch".into()))?;

@@ -726,7 +726,7 @@ impl ObjectiveSettings for ElectraSettings {
         let config = &recipe.encoder;
         let encoder = config.init(&device)?;
         let electra = self.electra.init(&encoder, config.num_layers, &device)?;
-        let template = crate::Pretrainer::new(encoder, electra);
+        let template = crate::pretrainer::Pretrainer::new(encoder, electra);
         let trained = super::read_checkpoint(run_dir, template)?;
         let model = crate::hf::Exportable::Electra {
             config,

@@ -127,7 +127,7 @@ impl TrainConfig {
     }
 
     /// Checks counts and rates.
-    pub fn validate(&self) -> crate::Result<()> {
+    pub fn validate(&self) -> crate::error::Result<()> {
         for (name, value) in [
             ("steps", self.steps),
             ("batch_size", self.batch_size),

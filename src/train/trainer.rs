@@ -111,7 +111,7 @@ impl<M: Module + ModuleDisplay, O: Objective<M>> Trainer<M, O> {
         self,
         train: &T,
         valid: &T,
-    ) -> crate::Result<TrainReport<M, O>> {
+    ) -> crate::error::Result<TrainReport<M, O>> {
         let Self {
             mut model,
             config,
@@ -189,7 +189,7 @@ fn check<T: Task>(
     devices: &[Device],
     train: &T,
     valid: &T,
-) -> crate::Result<()> {
+) -> crate::error::Result<()> {
     config.validate()?;
     let Some(device) = devices.first() else {
         return Err(Error::InvalidConfig("training needs a device".into()));
@@ -229,7 +229,7 @@ fn restore<M: Module + ModuleDisplay, O: Objective<M>>(
     config: &TrainConfig,
     model: Pretrainer<M, O>,
     optimizer: ModuleOptimizer,
-) -> crate::Result<(Pretrainer<M, O>, ModuleOptimizer, TrainState)> {
+) -> crate::error::Result<(Pretrainer<M, O>, ModuleOptimizer, TrainState)> {
     let dir = dir.ok_or_else(|| Error::InvalidConfig("resuming needs a run directory".into()))?;
     let ckpt = checkpoint::locate(dir).ok_or_else(|| Error::Checkpoint {
         path: dir.join(checkpoint::CHECKPOINT_DIR),
@@ -298,7 +298,7 @@ fn parts<T: Task>(
     config: &TrainConfig,
     step: usize,
     device: &Device,
-) -> crate::Result<Vec<Vec<Part<T::Batch>>>> {
+) -> crate::error::Result<Vec<Vec<Part<T::Batch>>>> {
     train.set_step(step);
     let per_step = config.batch_size * config.grad_accumulation;
     let first = (step * per_step) as u64;
@@ -336,7 +336,7 @@ fn step<M: Module + ModuleDisplay, O: Objective<M>>(
     step: usize,
     lr: f64,
     device: &Device,
-) -> crate::Result<StepGradients> {
+) -> crate::error::Result<StepGradients> {
     // Dropout draws from the step and each example's position in it, not from its shard.
     let seed = splitmix64(config.seed ^ splitmix64(step as u64));
     let mut done = step_gradients(model, shards, micro_batches, seed, device);
@@ -361,7 +361,7 @@ pub fn validate<M, O, T>(
     step: usize,
     lr: f64,
     device: &Device,
-) -> crate::Result<LogRecord>
+) -> crate::error::Result<LogRecord>
 where
     M: Module + ModuleDisplay,
     O: Objective<M, Batch = T::Batch>,
@@ -384,7 +384,7 @@ where
                 .map(|k| (0, k * n / picked));
             make_batch(valid, config.seed, picks, &device)
         })
-        .collect::<crate::Result<Vec<_>>>()?;
+        .collect::<crate::error::Result<Vec<_>>>()?;
     let mut weights = Weights::default();
     for batch in &batches {
         weights.add(&batch.weights());
@@ -446,12 +446,12 @@ fn make_batch<T: Task>(
     seed: u64,
     picks: impl Iterator<Item = (u64, usize)>,
     device: &Device,
-) -> crate::Result<T::Batch> {
+) -> crate::error::Result<T::Batch> {
     let examples = picks
         .map(|(epoch, index)| {
             let mut rng: ExampleRng = example_rng(seed, epoch, index as u64);
             task.example(index, &mut rng)
         })
-        .collect::<crate::Result<Vec<_>>>()?;
+        .collect::<crate::error::Result<Vec<_>>>()?;
     task.collate(&examples, device)
 }
