@@ -252,8 +252,8 @@ fn train_steps(c: &mut Criterion) {
     device.seed(0);
     let backbone = encoder.init(&device).unwrap();
     let config = ElectraConfig::new();
-    let generator = config.generator_encoder(&backbone, encoder.num_layers);
-    let head = config.init(&backbone, encoder.num_layers, &device).unwrap();
+    let generator = config.generator_encoder(&backbone);
+    let head = config.init(&backbone, &device).unwrap();
     let electra = Pretrainer::new(backbone, head);
     let task = ElectraTask::new(&docs, &tokenizer, MlmMasking::electra(), SEQ_LEN).unwrap();
     let batch = examples(&task, |e| e.tokens.input_ids.len() == SEQ_LEN);

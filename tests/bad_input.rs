@@ -236,7 +236,7 @@ fn electra_generator_larger_than_the_discriminator_or_negative_weight() {
         ElectraConfig::new().with_disc_weight(-1.0),
         ElectraConfig::new().with_disc_weight(f64::NAN),
     ] {
-        let err = config.init(&backbone, 2, &device).unwrap_err();
+        let err = config.init(&backbone, &device).unwrap_err();
         assert!(matches!(err, Error::InvalidConfig(_)), "{config:?}: {err}");
     }
     // A generator 0.9 as wide as a 300-wide discriminator is 270 wide, with 270 / 64 = 4
@@ -247,7 +247,7 @@ fn electra_generator_larger_than_the_discriminator_or_negative_weight() {
             .unwrap();
     let err = ElectraConfig::new()
         .with_generator_size(0.9)
-        .init(&wide, 1, &device)
+        .init(&wide, &device)
         .unwrap_err();
     assert!(
         matches!(

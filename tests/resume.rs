@@ -134,7 +134,7 @@ fn resume_replays_the_uninterrupted_run_exactly() {
     let electra_task =
         |docs| ElectraTask::new(docs, &tokenizer, MlmMasking::electra(), 48).unwrap();
     let electra = |backbone: TransformerEncoder| {
-        let head = ElectraConfig::new().init(&backbone, 2, &device).unwrap();
+        let head = ElectraConfig::new().init(&backbone, &device).unwrap();
         Pretrainer::new(backbone, head)
     };
     check_resume(

@@ -15,8 +15,8 @@ use pretext::noise::{MaskUnit, MlmMasking, PermutationMasking};
 use pretext::objectives::{
     BartTask, ClmConfig, ClmTask, ElectraConfig, ElectraTask, MassTask, Mix, Mlm, MlmConfig,
     Objective, PairHeadConfig, PermutationTask, PermutedLmConfig, SboHeadConfig, SentencePairTask,
-    Seq2Seq, Seq2SeqConfig, SpanBert, SpanBertTask, SpanCorruption, T5Task, Unilm, UnilmShares,
-    UnilmTask,
+    Seq2Seq, Seq2SeqConfig, SpanBertConfig, SpanBertTask, SpanCorruption, T5Task, UnilmConfig,
+    UnilmShares, UnilmTask,
 };
 use pretext::train::{Split, TrainReport, Trainer};
 use pretext::util::rng::example_rng;
@@ -406,7 +406,7 @@ fn electra_trains_generator_and_discriminator_on_real_text() {
     let device = model_device();
     let model = common::seeded(&device, || {
         let backbone = common::tiny_encoder(&tokenizer).init(&device).unwrap();
-        let electra = ElectraConfig::new().init(&backbone, 2, &device).unwrap();
+        let electra = ElectraConfig::new().init(&backbone, &device).unwrap();
         Pretrainer::new(backbone, electra)
     });
     let report = train_on(model, 60, |tokenizer, docs| {
@@ -507,7 +507,9 @@ fn spanbert_trains_mlm_and_the_boundary_objective_on_real_text() {
     let device = model_device();
     let model = common::seeded(&device, || {
         let backbone = common::tiny_encoder(&tokenizer).init(&device).unwrap();
-        let head = SpanBert::new(&backbone, SboHeadConfig::new(), 1.0, &device).unwrap();
+        let head = SpanBertConfig::new(SboHeadConfig::new())
+            .init(&backbone, &device)
+            .unwrap();
         Pretrainer::new(backbone, head)
     });
     let make_task = |tokenizer: &Tokenizer, docs: &Documents| {
@@ -538,7 +540,7 @@ fn unilm_trains_one_model_under_all_four_masks_on_real_text() {
             .with_num_segments(pretext::objectives::unilm::UNILM_SEGMENTS)
             .init(&device)
             .unwrap();
-        let head = Unilm::new(&backbone, &device).unwrap();
+        let head = UnilmConfig::new().init(&backbone, &device).unwrap();
         Pretrainer::new(backbone, head)
     });
     let report = train_on(model, 60, |tokenizer, docs| {

@@ -197,6 +197,8 @@ pub trait EncoderBackbone {
     fn vocab_size(&self) -> usize;
     /// Longest sequence accepted.
     fn max_positions(&self) -> usize;
+    /// Depth: layers a token passes through (a shared layer counts at each depth).
+    fn num_layers(&self) -> usize;
 }
 
 impl TransformerEncoderConfig {
@@ -466,6 +468,10 @@ impl EncoderBackbone for TransformerEncoder {
 
     fn max_positions(&self) -> usize {
         self.embeddings.max_positions()
+    }
+
+    fn num_layers(&self) -> usize {
+        self.depth
     }
 }
 

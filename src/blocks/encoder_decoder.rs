@@ -138,6 +138,10 @@ impl EncoderBackbone for EncoderDecoder {
     fn max_positions(&self) -> usize {
         self.encoder.max_positions()
     }
+
+    fn num_layers(&self) -> usize {
+        self.encoder.num_layers()
+    }
 }
 
 impl Seq2SeqBackbone for EncoderDecoder {

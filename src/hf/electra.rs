@@ -76,7 +76,7 @@ pub fn load_electra(
             .with_generator_size(g.hidden_size as f64 / config.hidden_size as f64)
             .with_generator_layers(g.num_hidden_layers as f64 / config.num_hidden_layers as f64);
     }
-    let mut electra = objective.init(&encoder, config.num_hidden_layers, device)?;
+    let mut electra = objective.init(&encoder, device)?;
     let mut loader = Loader::new(discriminator, device)?;
     loader.part(
         "discriminator",
@@ -94,7 +94,7 @@ pub fn load_electra(
     match (generator, &generator_config) {
         (Some(dir), Some(g)) => {
             g.expect("electra", dir)?;
-            let ours = objective.generator_encoder(&encoder, config.num_hidden_layers);
+            let ours = objective.generator_encoder(&encoder);
             let theirs = (g.num_attention_heads, g.intermediate_size);
             if theirs != (ours.num_heads, ours.ffn_size) {
                 return Err(model_error(

@@ -111,11 +111,8 @@ impl ElectraConfig {
     /// The generator's layer shape for a discriminator `num_layers` deep: width
     /// `round(hidden · generator_size)`, `max(1, width / 64)` heads and a feed-forward 4×
     /// wide, as ELECTRA's `get_generator_config`.
-    pub fn generator_encoder<M: EncoderBackbone>(
-        &self,
-        backbone: &M,
-        num_layers: usize,
-    ) -> TransformerEncoderConfig {
+    pub fn generator_encoder<M: EncoderBackbone>(&self, backbone: &M) -> TransformerEncoderConfig {
+        let num_layers = backbone.num_layers();
         let width = scaled(backbone.hidden_size(), self.generator_size);
         TransformerEncoderConfig::new(
             backbone.vocab_size(),
@@ -127,16 +124,14 @@ impl ElectraConfig {
         .with_dropout(self.dropout)
     }
 
-    /// Builds the generator and the discriminator head for `backbone`, a discriminator
-    /// `num_layers` deep.
+    /// Builds the generator and the discriminator head for `backbone`, the discriminator.
     pub fn init<M: EncoderBackbone>(
         &self,
         backbone: &M,
-        num_layers: usize,
         device: &Device,
     ) -> crate::error::Result<Electra> {
         self.validate()?;
-        let shape = self.generator_encoder(backbone, num_layers);
+        let shape = self.generator_encoder(backbone);
         shape.validate()?;
         let embedding = backbone.token_embedding().dims()[1];
         let width = shape.hidden_size;
@@ -420,7 +415,7 @@ mod tests {
         let electra = ElectraConfig::new()
             .with_generator_size(0.5)
             .with_dropout(0.0)
-            .init(&backbone, 1, device)
+            .init(&backbone, device)
             .unwrap();
         let tokens = pair_batch(device, 0);
         let uniforms = Tensor::from_floats([0.1, 0.5, 0.9, 0.99], device);
@@ -526,7 +521,7 @@ mod tests {
             ElectraConfig::new().with_disc_weight(-1.0),
             ElectraConfig::new().with_temperature(0.0),
         ] {
-            let err = config.init(&backbone, 1, &device).unwrap_err();
+            let err = config.init(&backbone, &device).unwrap_err();
             assert!(
                 matches!(err, crate::error::Error::InvalidConfig(_)),
                 "{config:?}: {err}"

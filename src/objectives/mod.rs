@@ -52,9 +52,9 @@ pub use reward::{RewardBatch, RewardHead, RewardHeadConfig, RewardTask};
 pub use sentence_pair::{PairHead, PairHeadConfig, SentencePairTask};
 pub use seq2seq::{Seq2Seq, Seq2SeqConfig};
 pub use sft::{Sft, SftBatch, SftExample, SftTask};
-pub use spanbert::{SboHead, SboHeadConfig, SpanBert, SpanBertTask};
+pub use spanbert::{SboHead, SboHeadConfig, SpanBert, SpanBertConfig, SpanBertTask};
 pub use t5::{SpanCorruption, T5Task};
-pub use unilm::{Unilm, UnilmMask, UnilmShares, UnilmTask};
+pub use unilm::{Unilm, UnilmConfig, UnilmMask, UnilmShares, UnilmTask};
 
 use burn::module::ModuleDisplay;
 use burn::prelude::*;

@@ -119,22 +119,33 @@ pub struct SpanBert {
     sbo_weight: f64,
 }
 
-impl SpanBert {
-    /// MLM + `sbo_weight` · SBO (1 in SpanBERT's recipe) over `backbone`.
-    pub fn new<M: EncoderBackbone>(
+/// Configuration of [`SpanBert`]: its span-boundary head and that head's weight.
+#[derive(Config, Debug)]
+pub struct SpanBertConfig {
+    /// The span-boundary head.
+    pub sbo: SboHeadConfig,
+    /// Weight of SBO's loss against MLM's 1 (1 in SpanBERT's recipe).
+    #[config(default = 1.0)]
+    pub sbo_weight: f64,
+}
+
+impl SpanBertConfig {
+    /// MLM + `sbo_weight` · SBO over `backbone`.
+    pub fn init<M: EncoderBackbone>(
+        &self,
         backbone: &M,
-        sbo: SboHeadConfig,
-        sbo_weight: f64,
         device: &Device,
-    ) -> crate::error::Result<Self> {
-        crate::error::check_weight("the SBO weight", sbo_weight)?;
-        Ok(Self {
+    ) -> crate::error::Result<SpanBert> {
+        crate::error::check_weight("the SBO weight", self.sbo_weight)?;
+        Ok(SpanBert {
             mlm: MlmConfig::new().init(backbone, device),
-            sbo: sbo.init(backbone, device)?,
-            sbo_weight,
+            sbo: self.sbo.init(backbone, device)?,
+            sbo_weight: self.sbo_weight,
         })
     }
+}
 
+impl SpanBert {
     /// The SBO head.
     pub fn sbo(&self) -> &SboHead {
         &self.sbo
@@ -430,9 +441,14 @@ mod tests {
             .init(&device)
             .unwrap();
         for w in [-1.0, f64::INFINITY, f64::NAN] {
-            assert!(SpanBert::new(&backbone, SboHeadConfig::new(), w, &device).is_err());
+            assert!(
+                SpanBertConfig::new(SboHeadConfig::new())
+                    .with_sbo_weight(w)
+                    .init(&backbone, &device)
+                    .is_err()
+            );
         }
         let zero = SboHeadConfig::new().with_max_targets(0);
-        assert!(SpanBert::new(&backbone, zero, 1.0, &device).is_err());
+        assert!(SpanBertConfig::new(zero).init(&backbone, &device).is_err());
     }
 }

@@ -132,9 +132,17 @@ pub struct Unilm {
     mlm: Mlm,
 }
 
-impl Unilm {
+/// Configuration of [`Unilm`]: nothing to set, its cloze head is MLM's.
+#[derive(Config, Debug)]
+pub struct UnilmConfig {}
+
+impl UnilmConfig {
     /// The head for `backbone`, which must have [`UNILM_SEGMENTS`] segment embeddings.
-    pub fn new<M: EncoderBackbone>(backbone: &M, device: &Device) -> crate::error::Result<Self> {
+    pub fn init<M: EncoderBackbone>(
+        &self,
+        backbone: &M,
+        device: &Device,
+    ) -> crate::error::Result<Unilm> {
         if backbone.num_segments() < UNILM_SEGMENTS {
             return Err(Error::InvalidConfig(format!(
                 "UniLM tells its mask types apart by segment ids 0 to 5; the backbone has {} \
@@ -142,11 +150,13 @@ impl Unilm {
                 backbone.num_segments()
             )));
         }
-        Ok(Self {
+        Ok(Unilm {
             mlm: MlmConfig::new().init(backbone, device),
         })
     }
+}
 
+impl Unilm {
     /// The attention mask of `batch`: its mask type, and padding.
     pub fn mask(batch: &UnilmBatch) -> AttentionMask {
         let tokens = &batch.tokens;
@@ -568,7 +578,7 @@ mod tests {
             .init(&device)
             .unwrap();
         assert!(matches!(
-            Unilm::new(&two, &device),
+            UnilmConfig::new().init(&two, &device),
             Err(Error::InvalidConfig(_))
         ));
     }

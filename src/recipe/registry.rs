@@ -37,9 +37,11 @@ use crate::objectives::sentence_pair::{
     BertSettings, PairHeadConfig, PairSettings, SentencePairTask,
 };
 use crate::objectives::sft::SftSettings;
-use crate::objectives::spanbert::{SboHeadConfig, SpanBert, SpanBertSettings, SpanBertTask};
+use crate::objectives::spanbert::{SboHeadConfig, SpanBertConfig, SpanBertSettings, SpanBertTask};
 use crate::objectives::t5::{SpanCorruption, T5_SENTINELS, T5Settings, T5Task};
-use crate::objectives::unilm::{UNILM_SEGMENTS, Unilm, UnilmSettings, UnilmShares, UnilmTask};
+use crate::objectives::unilm::{
+    UNILM_SEGMENTS, UnilmConfig, UnilmSettings, UnilmShares, UnilmTask,
+};
 use crate::objectives::{ClmConfig, Mix, MlmConfig};
 use crate::preset::Preset;
 use crate::tokenize::Tokenizer;
@@ -701,8 +703,7 @@ impl ObjectiveSettings for ElectraSettings {
 
     fn run(&self, run: &Run) -> Result<RunReport> {
         let backbone = run.encoder()?;
-        let layers = run.recipe.encoder.num_layers;
-        let head = self.electra.init(&backbone, layers, run.device())?;
+        let head = self.electra.init(&backbone, run.device())?;
         run.train(backbone, head, |docs| {
             ElectraTask::new(docs, run.tokenizer, self.masking, run.seq_len())
         })
@@ -725,7 +726,7 @@ impl ObjectiveSettings for ElectraSettings {
         let device = Device::flex();
         let config = &recipe.encoder;
         let encoder = config.init(&device)?;
-        let electra = self.electra.init(&encoder, config.num_layers, &device)?;
+        let electra = self.electra.init(&encoder, &device)?;
         let template = crate::pretrainer::Pretrainer::new(encoder, electra);
         let trained = super::read_checkpoint(run_dir, template)?;
         let model = crate::hf::Exportable::Electra {
@@ -794,7 +795,8 @@ impl ObjectiveSettings for SpanBertSettings {
 
     fn run(&self, run: &Run) -> Result<RunReport> {
         let backbone = run.encoder()?;
-        let head = SpanBert::new(&backbone, self.sbo.clone(), self.sbo_weight, run.device())?;
+        let config = SpanBertConfig::new(self.sbo.clone()).with_sbo_weight(self.sbo_weight);
+        let head = config.init(&backbone, run.device())?;
         run.train(backbone, head, |docs| {
             let max_targets = self.sbo.max_targets;
             let (tokenizer, seq_len) = (run.tokenizer, run.seq_len());
@@ -827,7 +829,7 @@ impl ObjectiveSettings for UnilmSettings {
 
     fn run(&self, run: &Run) -> Result<RunReport> {
         let backbone = run.encoder()?;
-        let head = Unilm::new(&backbone, run.device())?;
+        let head = UnilmConfig::new().init(&backbone, run.device())?;
         run.train(backbone, head, |docs| {
             let (tokenizer, seq_len) = (run.tokenizer, run.seq_len());
             UnilmTask::new(docs, tokenizer, self.masking, self.shares, seq_len)
