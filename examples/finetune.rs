@@ -29,9 +29,10 @@ use pretext::finetune::{
 };
 use pretext::objectives::{Objective, SequenceClassifierConfig, TokenClassifierConfig};
 use pretext::pretrainer::check_compatible;
+use pretext::recipe::RunDir;
 use pretext::train::TrainConfig;
 use pretext::train::checkpoint::load_weights;
-use pretext::{Preset, Pretrainer, Recipe, Tokenizer};
+use pretext::{Preset, Pretrainer, Tokenizer};
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
 enum TaskName {
@@ -138,11 +139,11 @@ fn encoder(
             (tokenizer, backbone)
         }
         Some(dir) => {
-            let recipe = Recipe::read(dir.join("config.json"))?;
+            let run = RunDir::open(dir)?;
             // The run's tokenizer (T5's has its sentinels, whose rows the encoder keeps).
-            let tokenizer = recipe.tokenizer.load()?;
-            let encoder = recipe.encoder.with_dropout(0.1);
-            let backbone = load_weights(&dir.join("encoder.bpk"), encoder.init(device)?)?;
+            let tokenizer = run.tokenizer()?;
+            let encoder = run.recipe.encoder.clone().with_dropout(0.1);
+            let backbone = load_weights(&run.encoder_file(), encoder.init(device)?)?;
             (tokenizer, backbone)
         }
         None => {

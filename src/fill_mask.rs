@@ -23,7 +23,7 @@ use serde::Serialize;
 use crate::blocks::{EncoderBackbone, TransformerEncoder};
 use crate::error::{Error, Result};
 use crate::objectives::Mlm;
-use crate::recipe::Recipe;
+use crate::recipe::RunDir;
 use crate::tokenize::Tokenizer;
 
 /// One candidate for a mask.
@@ -71,7 +71,7 @@ impl MaskedLm {
                 mlm: bert.mlm,
             });
         }
-        let recipe = Recipe::read(dir.join("config.json"))?;
+        let recipe = RunDir::open(dir)?.recipe;
         let (encoder, head) = recipe.load_trained(dir, device)?;
         let mlm = head.mlm().cloned().ok_or_else(|| Error::Recipe {
             field: "objective".into(),

@@ -10,7 +10,7 @@ use crate::error::{Error, Result};
 use crate::objectives::reward::{RewardHead, pad_rows};
 use crate::objectives::sft::{frame_answer, frame_prompt};
 use crate::pretrainer::Pretrainer;
-use crate::recipe::{ObjectiveRecipe, Recipe, read_checkpoint};
+use crate::recipe::{ObjectiveRecipe, RunDir};
 use crate::tokenize::Tokenizer;
 
 /// A trained reward model, ready to score answers to prompts (what PPO's rollouts are
@@ -30,7 +30,8 @@ pub struct RewardModel {
 impl RewardModel {
     /// The model a `reward` run left in `dir` (its checkpoint), on `device`.
     pub fn load(dir: &Path, device: &Device) -> Result<Self> {
-        let recipe = Recipe::read(dir.join("config.json"))?;
+        let run = RunDir::open(dir)?;
+        let recipe = &run.recipe;
         let ObjectiveRecipe::Reward(settings) = &recipe.objective else {
             return Err(Error::Recipe {
                 field: "objective".into(),
@@ -43,7 +44,7 @@ impl RewardModel {
         };
         let encoder = recipe.encoder.init(device)?;
         let head = settings.head_config().init(&encoder, device)?;
-        let trained = read_checkpoint(dir, Pretrainer::new(encoder, head))?;
+        let trained = run.checkpoint(Pretrainer::new(encoder, head))?;
         Ok(Self {
             tokenizer: recipe.tokenizer.load()?,
             encoder: trained.backbone,

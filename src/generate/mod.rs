@@ -28,7 +28,7 @@ use serde::Serialize;
 use crate::blocks::{AttentionMask, EncoderBackbone, KvCache, LmHead, TransformerEncoder};
 use crate::data::instructions::Instruction;
 use crate::error::{Error, Result};
-use crate::recipe::Recipe;
+use crate::recipe::RunDir;
 use crate::tokenize::Tokenizer;
 use crate::util::rng::{example_rng, splitmix64};
 
@@ -99,7 +99,7 @@ impl CausalLm {
             });
         }
         let (encoder, clm) = crate::recipe::causal::causal_run(dir, device)?;
-        let tokenizer = Recipe::read(dir.join("config.json"))?.tokenizer.load()?;
+        let tokenizer = RunDir::open(dir)?.tokenizer()?;
         let special = tokenizer.special();
         Ok(Self {
             tokenizer,

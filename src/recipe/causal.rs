@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use burn::prelude::*;
 
 use super::registry::{ObjectiveRecipe, ObjectiveSettings};
-use super::{Recipe, Run, RunReport};
+use super::{Recipe, Run, RunDir, RunReport};
 use crate::blocks::TransformerEncoder;
 use crate::data::instructions;
 use crate::data::preferences::{self, Preference};
@@ -98,7 +98,7 @@ pub(crate) fn causal_head(encoder: &TransformerEncoder, gpt2_head: bool, device:
 
 /// The encoder and causal head of the pretext run in `dir` (a `clm` or an `sft` run).
 pub(crate) fn causal_run(dir: &Path, device: &Device) -> Result<(TransformerEncoder, Clm)> {
-    let recipe = Recipe::read(dir.join("config.json"))?;
+    let recipe = RunDir::open(dir)?.recipe;
     match &recipe.objective {
         ObjectiveRecipe::Sft(SftSettings { gpt2_head, .. })
         | ObjectiveRecipe::Dpo(DpoSettings { gpt2_head, .. }) => {
@@ -207,7 +207,7 @@ pub(crate) fn gpt2_head(dir: &Path) -> Result<bool> {
             ))),
         };
     }
-    match Recipe::read(dir.join("config.json"))?.objective {
+    match RunDir::open(dir)?.recipe.objective {
         ObjectiveRecipe::Clm(clm) => Ok(clm.gpt2_head),
         ObjectiveRecipe::Sft(sft) => Ok(sft.gpt2_head),
         ObjectiveRecipe::Dpo(dpo) => Ok(dpo.gpt2_head),

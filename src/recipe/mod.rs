@@ -23,10 +23,12 @@ pub mod causal;
 pub mod multitask;
 pub mod registry;
 pub mod run;
+pub mod run_dir;
 
 pub use multitask::TaskSpec;
 pub use registry::{Entry, OBJECTIVES, ObjectiveRecipe, ObjectiveSettings, TokenTaskSettings};
 pub use run::{HasEncoder, Run, RunOptions, RunReport, Sample};
+pub use run_dir::{RunDir, read_checkpoint};
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -205,8 +207,8 @@ impl Recipe {
             ObjectiveRecipe::Dpo(dpo) => dpo.gpt2_head = causal::gpt2_head(&dir)?,
             _ => {}
         }
-        if !crate::hf::is_model_dir(&dir) && dir.join("config.json").is_file() {
-            let run = Recipe::read(dir.join("config.json"))?;
+        if RunDir::is_run(&dir) {
+            let run = RunDir::open(&dir)?.recipe;
             self.encoder = run.encoder.with_dropout(self.encoder.dropout);
             self.tokenizer = run.tokenizer;
             self.init = Some(dir);
@@ -424,7 +426,7 @@ impl Recipe {
         let theirs = if crate::hf::is_model_dir(dir) {
             crate::hf::HfConfig::read(dir).and_then(|c| c.encoder(dir))
         } else {
-            Recipe::read(dir.join("config.json")).map(|run| run.encoder)
+            RunDir::open(dir).map(|run| run.recipe.encoder)
         };
         let theirs = theirs
             .map_err(|e| field(e.to_string()))?
@@ -520,7 +522,7 @@ impl Recipe {
             return export(model, &tokenizer, out, force);
         }
         let encoder = crate::train::checkpoint::load_weights(
-            &run_dir.join("encoder.bpk"),
+            &run_dir.join(run_dir::ENCODER_FILE),
             config.init(&device)?,
         )?;
         let model = Exportable::Encoder {
@@ -543,18 +545,6 @@ impl Recipe {
 
 fn read_text(path: &Path) -> Result<String> {
     std::fs::read_to_string(path).map_err(|e| Error::io(path, e))
-}
-
-/// The model the checkpoint of run `run_dir` holds, read into `template` (of the run's shape):
-/// the checkpoint as resuming finds it (the previous one if a crash interrupted the swap), its
-/// weights checked against `template`'s shapes.
-pub fn read_checkpoint<M: burn::module::Module>(run_dir: &Path, template: M) -> Result<M> {
-    use crate::train::checkpoint::{MODEL_FILE, locate};
-    let ckpt = locate(run_dir).ok_or_else(|| Error::Checkpoint {
-        path: run_dir.to_path_buf(),
-        reason: "the run has no checkpoint".into(),
-    })?;
-    crate::train::checkpoint::load_weights(&ckpt.join(MODEL_FILE), template)
 }
 
 #[cfg(test)]

@@ -165,15 +165,7 @@ impl<'a> Run<'a> {
                 ),
             });
         }
-        let out = &options.out;
-        std::fs::create_dir_all(out).map_err(|e| Error::io(out, e))?;
-        let config = out.join("config.json");
-        if options.resume
-            && let Ok(saved) = std::fs::read_to_string(&config)
-        {
-            recipe.check_resumes(&saved)?;
-        }
-        crate::util::atomic_file::write(&config, recipe.to_json())?;
+        super::RunDir::create(&options.out, recipe, options.resume)?;
         let started = Instant::now();
         let reads_corpus = recipe.objective.settings().data_file().is_none();
         let (train_docs, valid_docs) = if reads_corpus {
@@ -226,7 +218,7 @@ impl<'a> Run<'a> {
             .as_ref()
             .filter(|d| !crate::hf::is_model_dir(d))
         {
-            let path = dir.join("encoder.bpk");
+            let path = dir.join(super::run_dir::ENCODER_FILE);
             backbone = crate::train::checkpoint::load_weights(&path, backbone)?;
             if self.recipe.train.progress {
                 eprintln!(
@@ -325,7 +317,7 @@ impl<'a> Run<'a> {
             .resume(self.options.resume)
             .devices(&self.options.devices)
             .fit(&train_task, &valid_task)?;
-        let path = out.join("encoder.bpk");
+        let path = out.join(super::run_dir::ENCODER_FILE);
         save_weights(report.model.backbone.encoder(), &path)?;
         if progress {
             eprintln!("encoder saved to {}", path.display());

@@ -1,0 +1,94 @@
+//! A run directory, the one place that knows its layout: `config.json` (the run's whole
+//! recipe), `metrics.jsonl`, `checkpoint/` (swapped in whole, see
+//! [`crate::train::checkpoint`]) and `encoder.bpk` (the encoder fine-tuning loads).
+//!
+//! Starting or resuming a run writes its recipe here atomically, after checking that a resume
+//! trains the same model; everything that reads a run back — fill-mask, generation,
+//! fine-tuning, export, the reward model, causal starts — opens it with [`RunDir::open`].
+
+use std::path::{Path, PathBuf};
+
+use burn::module::Module;
+use burn::prelude::Device;
+
+use super::Recipe;
+use crate::blocks::TransformerEncoder;
+use crate::error::{Error, Result};
+use crate::tokenize::Tokenizer;
+use crate::train::checkpoint::{MODEL_FILE, load_weights, locate};
+
+/// The run's recipe.
+pub const CONFIG_FILE: &str = "config.json";
+/// The trained encoder alone, which fine-tuning loads.
+pub const ENCODER_FILE: &str = "encoder.bpk";
+
+/// A pretext run directory and the recipe it was trained with.
+#[derive(Debug, Clone)]
+pub struct RunDir {
+    path: PathBuf,
+    /// The recipe in its `config.json`, read as it is (not checked: a program that needs only
+    /// the encoder's shape or the tokenizer need not have the run's data at hand).
+    pub recipe: Recipe,
+}
+
+impl RunDir {
+    /// Whether `dir` holds a pretext run: a `config.json` that is not a Hugging Face model's.
+    pub fn is_run(dir: &Path) -> bool {
+        dir.join(CONFIG_FILE).is_file() && !crate::hf::is_model_dir(dir)
+    }
+
+    /// The run in `dir`, its recipe read back.
+    pub fn open(dir: impl Into<PathBuf>) -> Result<Self> {
+        let path = dir.into();
+        let recipe = Recipe::read(path.join(CONFIG_FILE))?;
+        Ok(Self { path, recipe })
+    }
+
+    /// Makes `out` the directory of a run of `recipe` and writes the recipe there. When
+    /// `resume` and a recipe is already there, the two must train the same model
+    /// ([`Recipe::check_resumes`]).
+    pub(crate) fn create(out: &Path, recipe: &Recipe, resume: bool) -> Result<()> {
+        std::fs::create_dir_all(out).map_err(|e| Error::io(out, e))?;
+        let config = out.join(CONFIG_FILE);
+        if resume && let Ok(saved) = std::fs::read_to_string(&config) {
+            recipe.check_resumes(&saved)?;
+        }
+        crate::util::atomic_file::write(&config, recipe.to_json())
+    }
+
+    /// The directory.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The run's tokenizer.
+    pub fn tokenizer(&self) -> Result<Tokenizer> {
+        self.recipe.tokenizer.load()
+    }
+
+    /// The encoder the run saved (`encoder.bpk`), in the run's shape, on `device`.
+    pub fn encoder(&self, device: &Device) -> Result<TransformerEncoder> {
+        load_weights(&self.encoder_file(), self.recipe.encoder.init(device)?)
+    }
+
+    /// Where the run saved its encoder.
+    pub fn encoder_file(&self) -> PathBuf {
+        self.path.join(ENCODER_FILE)
+    }
+
+    /// The model the run's checkpoint holds, read into `template` (of the run's shape).
+    pub fn checkpoint<M: Module>(&self, template: M) -> Result<M> {
+        read_checkpoint(&self.path, template)
+    }
+}
+
+/// The model the checkpoint of the run in `dir` (a recipe's run or a loop's, as PPO's) holds,
+/// read into `template`: the checkpoint as resuming finds it (the previous one if a crash
+/// interrupted the swap), its weights checked against `template`'s shapes.
+pub fn read_checkpoint<M: Module>(dir: &Path, template: M) -> Result<M> {
+    let ckpt = locate(dir).ok_or_else(|| Error::Checkpoint {
+        path: dir.to_path_buf(),
+        reason: "the run has no checkpoint".into(),
+    })?;
+    load_weights(&ckpt.join(MODEL_FILE), template)
+}
