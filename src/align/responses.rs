@@ -155,6 +155,20 @@ pub fn response_logprobs(
     temperature: f64,
     batch: usize,
 ) -> Result<Vec<Vec<f32>>> {
+    per_token(model, prompts, responses, batch, |rows| {
+        rows.score(&model.encoder, &model.head, temperature).1
+    })
+}
+
+/// `value` (one number per response token) of each response after its prompt, the rows
+/// batched `batch` at a time as `model` reads them.
+fn per_token(
+    model: &CausalLm,
+    prompts: &[Vec<u32>],
+    responses: &[Vec<u32>],
+    batch: usize,
+    value: impl Fn(&ResponseBatch) -> Tensor<1>,
+) -> Result<Vec<Vec<f32>>> {
     let device = model.encoder.token_embedding().device();
     let pad = model.tokenizer.special().pad;
     let mut out = Vec::with_capacity(prompts.len());
@@ -165,8 +179,7 @@ pub fn response_logprobs(
         let p: Vec<&[u32]> = p.iter().map(Vec::as_slice).collect();
         let r: Vec<&[u32]> = r.iter().map(Vec::as_slice).collect();
         let rows = ResponseBatch::new(&p, &r, pad, &device)?;
-        let (_, logprobs) = rows.score(&model.encoder, &model.head, temperature);
-        out.extend(rows.split_rows(logprobs));
+        out.extend(rows.split_rows(value(&rows)));
     }
     Ok(out)
 }
@@ -183,27 +196,16 @@ pub fn response_kl(
     temperature: f64,
     batch: usize,
 ) -> Result<Vec<Vec<f32>>> {
-    let device = policy.encoder.token_embedding().device();
-    let pad = policy.tokenizer.special().pad;
-    let mut out = Vec::with_capacity(prompts.len());
-    for (p, r) in prompts
-        .chunks(batch.max(1))
-        .zip(responses.chunks(batch.max(1)))
-    {
-        let p: Vec<&[u32]> = p.iter().map(Vec::as_slice).collect();
-        let r: Vec<&[u32]> = r.iter().map(Vec::as_slice).collect();
-        let rows = ResponseBatch::new(&p, &r, pad, &device)?;
+    per_token(policy, prompts, responses, batch, |rows| {
         let (_, mine) = rows.distributions(&policy.encoder, &policy.head, temperature);
         let (_, theirs) = rows.distributions(&reference.encoder, &reference.head, temperature);
         let n = rows.at.dims()[0];
         // Rounding can leave a KL of identical distributions a hair below zero.
-        let kl = (mine.clone().exp() * (mine - theirs))
+        (mine.clone().exp() * (mine - theirs))
             .sum_dim(1)
             .reshape([n])
-            .clamp_min(0.0);
-        out.extend(rows.split_rows(kl));
-    }
-    Ok(out)
+            .clamp_min(0.0)
+    })
 }
 
 #[cfg(test)]

@@ -56,12 +56,13 @@ pub trait ObjectiveSettings {
     }
 
     /// The segment ids its examples read: the encoder needs this many segment embeddings.
-    /// Default 2 (`[CLS] A [SEP] B [SEP]`), or 0 for an objective with a data file of its own
-    /// (its texts are framed whole, `[CLS] prompt answer [SEP]`).
+    /// Default 2 (`[CLS] A [SEP] B [SEP]`), or 0 for an encoder-decoder (its encoder reads
+    /// one segment) and for an objective with a data file of its own (its texts are framed
+    /// whole, `[CLS] prompt answer [SEP]`).
     fn segments(&self) -> usize {
-        match self.data_file() {
-            Some(_) => 0,
-            None => 2,
+        match self.data_file().is_some() || self.encoder_decoder() {
+            true => 0,
+            false => 2,
         }
     }
 
@@ -575,10 +576,6 @@ fn bart(preset: Preset) -> Result<Recipe> {
 }
 
 impl ObjectiveSettings for BartSettings {
-    fn segments(&self) -> usize {
-        0
-    }
-
     fn encoder_decoder(&self) -> bool {
         true
     }
@@ -606,10 +603,6 @@ fn mass(preset: Preset) -> Result<Recipe> {
 }
 
 impl ObjectiveSettings for MassSettings {
-    fn segments(&self) -> usize {
-        0
-    }
-
     fn encoder_decoder(&self) -> bool {
         true
     }
@@ -640,10 +633,6 @@ fn t5(preset: Preset) -> Result<Recipe> {
 }
 
 impl ObjectiveSettings for T5Settings {
-    fn segments(&self) -> usize {
-        0
-    }
-
     /// Spans become sentinels, never the mask token.
     fn masks(&self) -> bool {
         false
