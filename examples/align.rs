@@ -518,7 +518,8 @@ fn results(
     let _ = writeln!(
         md,
         "- Evaluation: one sample (temperature 1, at most {} tokens) for each of {} held-out \
-         prompts; KL = Σ_t log π − log π_SFT on those samples.\n",
+         prompts; KL = Σ_t KL(π ‖ π_SFT) at each token of those samples, exact over the \
+         vocabulary.\n",
         plan.response_length, plan.eval_prompts
     );
     let _ = writeln!(
