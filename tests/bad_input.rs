@@ -8,6 +8,7 @@ use pretext::data::Documents;
 use pretext::data::PairKind;
 use pretext::noise::bart::BartNoise;
 use pretext::noise::{MaskUnit, MlmMasker, MlmMasking, PermutationMasking};
+use pretext::objectives::unilm::UnilmSettings;
 use pretext::objectives::{
     BartTask, ElectraConfig, MassTask, Mix, MlmConfig, MlmTask, PairHeadConfig, PermutationTask,
     SentencePairTask, SpanCorruption, T5Task, UnilmShares, UnilmTask,
@@ -122,19 +123,13 @@ fn sentence_pairs_from_single_sentence_documents_or_too_short_sequences() {
     .unwrap();
     let docs = Documents::tokenize(&single, &tokenizer).unwrap();
     for kind in [PairKind::NextSentence, PairKind::SentenceOrder] {
-        let err = SentencePairTask::new(&docs, &tokenizer, kind, 64, None).unwrap_err();
+        let err = SentencePairTask::new(&docs, &tokenizer, kind, 64).unwrap_err();
         assert!(matches!(err, Error::EmptyCorpus(_)), "{err}");
     }
     let (_, train_docs, _) = common::real_text();
     for seq_len in [0, 3, 4] {
-        let err = SentencePairTask::new(
-            &train_docs,
-            &tokenizer,
-            PairKind::NextSentence,
-            seq_len,
-            None,
-        )
-        .unwrap_err();
+        let err = SentencePairTask::new(&train_docs, &tokenizer, PairKind::NextSentence, seq_len)
+            .unwrap_err();
         assert!(matches!(err, Error::InvalidConfig(_)), "{seq_len}: {err}");
     }
 }
@@ -322,16 +317,13 @@ fn span_masking_and_unilm_settings_out_of_range() {
         seq2seq: 0.5,
         ..Default::default()
     };
-    let err = UnilmTask::new(&docs, &tokenizer, MlmMasking::default(), shares, 64).unwrap_err();
+    let settings = |shares| UnilmSettings {
+        masking: MlmMasking::default(),
+        shares,
+    };
+    let err = UnilmTask::new(&docs, &tokenizer, &settings(shares), 64).unwrap_err();
     assert!(matches!(err, Error::InvalidConfig(_)), "{err}");
-    let err = UnilmTask::new(
-        &docs,
-        &tokenizer,
-        MlmMasking::default(),
-        UnilmShares::default(),
-        3,
-    )
-    .unwrap_err();
+    let err = UnilmTask::new(&docs, &tokenizer, &settings(UnilmShares::default()), 3).unwrap_err();
     assert!(matches!(err, Error::InvalidConfig(_)), "{err}");
 }
 

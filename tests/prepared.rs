@@ -14,6 +14,7 @@ use pretext::data::prepare::{PrepareOptions, prepare, prepare_corpus};
 use pretext::data::{Documents, Prepared, Task, TokenStore};
 use pretext::noise::MlmMasking;
 use pretext::noise::bart::BartNoise;
+use pretext::objectives::PairTaskConfig;
 use pretext::objectives::{BartTask, MlmTask, SentencePairTask};
 use pretext::recipe::DataSource;
 use pretext::util::rng::example_rng;
@@ -74,10 +75,14 @@ fn a_prepared_bundled_corpus_gives_the_in_memory_examples() {
         &MlmTask::new(&prepared_valid, &tokenizer, masking, 128).unwrap(),
         "mlm validation",
     );
+    let pairs = |kind| PairTaskConfig {
+        kind,
+        masking: Some(masking),
+    };
     for kind in [PairKind::NextSentence, PairKind::SentenceOrder] {
         same_examples(
-            &SentencePairTask::new(&memory, &tokenizer, kind, 128, Some(masking)).unwrap(),
-            &SentencePairTask::new(&prepared, &tokenizer, kind, 128, Some(masking)).unwrap(),
+            &SentencePairTask::new(&memory, &tokenizer, pairs(kind), 128).unwrap(),
+            &SentencePairTask::new(&prepared, &tokenizer, pairs(kind), 128).unwrap(),
             kind.name(),
         );
     }

@@ -12,6 +12,9 @@ use pretext::data::PairKind;
 use pretext::data::{Batch, Documents, Seq2SeqBatch, Task};
 use pretext::noise::bart::BartNoise;
 use pretext::noise::{MaskUnit, MlmMasking, PermutationMasking};
+use pretext::objectives::PairTaskConfig;
+use pretext::objectives::spanbert::SpanBertSettings;
+use pretext::objectives::unilm::UnilmSettings;
 use pretext::objectives::{
     BartTask, ClmConfig, ClmTask, ElectraConfig, ElectraTask, MassTask, Mix, Mlm, MlmConfig,
     Objective, PairHeadConfig, PermutationTask, PermutedLmConfig, SboHeadConfig, SentencePairTask,
@@ -82,7 +85,7 @@ fn train_mlm_with_pairs(
         ..MlmMasking::default()
     });
     let report = train_on(model, 60, |tokenizer, docs| {
-        SentencePairTask::new(docs, tokenizer, kind, 64, masking).unwrap()
+        SentencePairTask::new(docs, tokenizer, PairTaskConfig { kind, masking }, 64).unwrap()
     });
     let (head, tail) = head_and_tail(&report.history);
     assert!(
@@ -116,7 +119,7 @@ fn pair_head_fits_its_labels(kind: PairKind) {
         let pairs = PairHeadConfig::new(kind).init(&backbone, &device);
         Pretrainer::new(backbone, pairs)
     });
-    let task = SentencePairTask::new(&docs, &tokenizer, kind, 64, None).unwrap();
+    let task = SentencePairTask::new(&docs, &tokenizer, kind, 64).unwrap();
     eprintln!("{} pair examples", task.num_examples());
     let config = common::quick_config(PAIR_STEPS)
         .with_learning_rate(PAIR_LR)
@@ -513,7 +516,12 @@ fn spanbert_trains_mlm_and_the_boundary_objective_on_real_text() {
         Pretrainer::new(backbone, head)
     });
     let make_task = |tokenizer: &Tokenizer, docs: &Documents| {
-        SpanBertTask::new(docs, tokenizer, MlmMasking::spanbert(), 15, 64).unwrap()
+        let settings = SpanBertSettings {
+            masking: MlmMasking::spanbert(),
+            sbo: SboHeadConfig::new().with_max_targets(15),
+            sbo_weight: 1.0,
+        };
+        SpanBertTask::new(docs, tokenizer, &settings, 64).unwrap()
     };
     let (_, docs, _) = common::real_text();
     let grads = first_batch_grads(&model, &make_task(&tokenizer, &docs), &device);
@@ -544,14 +552,11 @@ fn unilm_trains_one_model_under_all_four_masks_on_real_text() {
         Pretrainer::new(backbone, head)
     });
     let report = train_on(model, 60, |tokenizer, docs| {
-        UnilmTask::new(
-            docs,
-            tokenizer,
-            MlmMasking::default(),
-            UnilmShares::default(),
-            64,
-        )
-        .unwrap()
+        let settings = UnilmSettings {
+            masking: MlmMasking::default(),
+            shares: UnilmShares::default(),
+        };
+        UnilmTask::new(docs, tokenizer, &settings, 64).unwrap()
     });
     let (head, tail) = head_and_tail(&report.history);
     assert!(

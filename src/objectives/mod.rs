@@ -49,7 +49,7 @@ pub use multitask::{MultiTask, MultiTaskData, TaskDraw, TaskHead};
 pub use plm::{PermutationTask, PermutedLm, PermutedLmConfig};
 pub use reduction::{Loss, LossTerm};
 pub use reward::{RewardBatch, RewardHead, RewardHeadConfig, RewardTask};
-pub use sentence_pair::{PairHead, PairHeadConfig, SentencePairTask};
+pub use sentence_pair::{PairHead, PairHeadConfig, PairTaskConfig, SentencePairTask};
 pub use seq2seq::{Seq2Seq, Seq2SeqConfig};
 pub use sft::{Sft, SftBatch, SftExample, SftTask};
 pub use spanbert::{SboHead, SboHeadConfig, SpanBert, SpanBertConfig, SpanBertTask};

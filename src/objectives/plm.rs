@@ -108,7 +108,11 @@ impl PermutationTask {
         masking: PermutationMasking,
         seq_len: usize,
     ) -> crate::error::Result<Self> {
-        Self::new(documents, tokenizer, masking, seq_len, None)
+        let settings = PermutedSettings {
+            masking,
+            query_masking: None,
+        };
+        Self::new(documents, tokenizer, &settings, seq_len)
     }
 
     /// MPNet's task over segments of at most `seq_len` tokens (normally with
@@ -119,24 +123,22 @@ impl PermutationTask {
         masking: PermutationMasking,
         seq_len: usize,
     ) -> crate::error::Result<Self> {
-        Self::new(
-            documents,
-            tokenizer,
+        let settings = PermutedSettings {
             masking,
-            seq_len,
-            Some(MlmMasking::default()),
-        )
+            query_masking: Some(MlmMasking::default()),
+        };
+        Self::new(documents, tokenizer, &settings, seq_len)
     }
 
-    /// The task over segments of at most `seq_len` tokens: MPNet's when `queries` masks the
-    /// query tokens, XLNet's when it is `None`.
+    /// The task over segments of at most `seq_len` tokens: MPNet's when
+    /// `settings.query_masking` masks the query tokens, XLNet's when it is `None`.
     pub fn new(
         documents: &Documents,
         tokenizer: &Tokenizer,
-        masking: PermutationMasking,
+        settings: &PermutedSettings,
         seq_len: usize,
-        queries: Option<MlmMasking>,
     ) -> crate::error::Result<Self> {
+        let (masking, queries) = (settings.masking, settings.query_masking);
         masking.validate()?;
         Ok(Self {
             segments: pack_segments(documents, body_len(seq_len)?)?,

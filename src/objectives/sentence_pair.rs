@@ -65,16 +65,35 @@ pub struct SentencePairTask {
     special: SpecialTokens,
 }
 
+/// What a [`SentencePairTask`] makes: pairs of one kind, masked for MLM too when a mix
+/// (`bert`, `albert`) asks for it. A bare [`PairKind`] converts into one without masking.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct PairTaskConfig {
+    /// Next sentence or sentence order.
+    pub kind: PairKind,
+    /// The MLM masking of the pairs, if any.
+    pub masking: Option<MlmMasking>,
+}
+
+impl From<PairKind> for PairTaskConfig {
+    fn from(kind: PairKind) -> Self {
+        Self {
+            kind,
+            masking: None,
+        }
+    }
+}
+
 impl SentencePairTask {
-    /// `kind` pairs of at most `seq_len` tokens from `documents`, with BERT's share of shorter
-    /// ones; masked with `masking` if given.
+    /// `pairs.kind` pairs of at most `seq_len` tokens from `documents`, with BERT's share of
+    /// shorter ones; masked with `pairs.masking` if given.
     pub fn new(
         documents: &Documents,
         tokenizer: &Tokenizer,
-        kind: PairKind,
+        pairs: impl Into<PairTaskConfig>,
         seq_len: usize,
-        masking: Option<MlmMasking>,
     ) -> crate::error::Result<Self> {
+        let PairTaskConfig { kind, masking } = pairs.into();
         let sampler = PairSampler::new(
             documents.clone(),
             kind,
@@ -153,10 +172,10 @@ mod tests {
             .collect::<Vec<_>>()
             .into();
         let kind = PairKind::SentenceOrder;
-        let plain = SentencePairTask::new(&docs, &tokenizer, kind, 24, None).unwrap();
+        let plain = SentencePairTask::new(&docs, &tokenizer, kind, 24).unwrap();
+        let masking = Some(MlmMasking::default());
         let masked =
-            SentencePairTask::new(&docs, &tokenizer, kind, 24, Some(MlmMasking::default()))
-                .unwrap();
+            SentencePairTask::new(&docs, &tokenizer, PairTaskConfig { kind, masking }, 24).unwrap();
         let mut masked_targets = 0;
         for i in 0..plain.num_examples() {
             let rng = || example_rng(1, 0, i as u64);

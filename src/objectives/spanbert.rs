@@ -270,19 +270,18 @@ pub struct SpanBertTask {
 }
 
 impl SpanBertTask {
-    /// Segments of at most `seq_len` tokens masked with `masking` (normally
-    /// [`MlmMasking::spanbert`]), SBO over spans of at most `max_targets` tokens.
+    /// Segments of at most `seq_len` tokens masked with `settings.masking` (normally
+    /// [`MlmMasking::spanbert`]), SBO over spans of at most `settings.sbo.max_targets` tokens.
     pub fn new(
         documents: &Documents,
         tokenizer: &Tokenizer,
-        masking: MlmMasking,
-        max_targets: usize,
+        settings: &SpanBertSettings,
         seq_len: usize,
     ) -> crate::error::Result<Self> {
         Ok(Self {
-            mlm: MlmTask::new(documents, tokenizer, masking, seq_len)?,
+            mlm: MlmTask::new(documents, tokenizer, settings.masking, seq_len)?,
             pad: tokenizer.special().pad,
-            max_targets,
+            max_targets: settings.sbo.max_targets,
         })
     }
 }

@@ -224,15 +224,15 @@ pub struct UnilmTask {
 }
 
 impl UnilmTask {
-    /// Pairs of at most `seq_len` tokens from `documents`, masked with `masking`, mask types
-    /// drawn in `shares`.
+    /// Pairs of at most `seq_len` tokens from `documents`, masked with `settings.masking`,
+    /// mask types drawn in `settings.shares`.
     pub fn new(
         documents: &Documents,
         tokenizer: &Tokenizer,
-        masking: MlmMasking,
-        shares: UnilmShares,
+        settings: &UnilmSettings,
         seq_len: usize,
     ) -> crate::error::Result<Self> {
+        let UnilmSettings { masking, shares } = settings.clone();
         shares.validate()?;
         let room = seq_len.checked_sub(3).filter(|&n| n > 0).ok_or_else(|| {
             Error::InvalidConfig(format!(
@@ -352,14 +352,11 @@ mod tests {
 
     fn task(shares: UnilmShares) -> UnilmTask {
         let docs = Documents::from(vec![numbered_document("d", 1000, &[5, 7, 4, 9, 6, 8], 2)]);
-        UnilmTask::new(
-            &docs,
-            &Tokenizer::bundled().unwrap(),
-            MlmMasking::default(),
+        let settings = UnilmSettings {
+            masking: MlmMasking::default(),
             shares,
-            16,
-        )
-        .unwrap()
+        };
+        UnilmTask::new(&docs, &Tokenizer::bundled().unwrap(), &settings, 16).unwrap()
     }
 
     /// A batch of two hand-made examples (`[CLS] a b [SEP] c [SEP]` and one a token shorter)

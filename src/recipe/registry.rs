@@ -34,7 +34,7 @@ use crate::objectives::multitask::{TaskHead, TokenTask};
 use crate::objectives::plm::{PermutationTask, PermutedLmConfig, PermutedSettings};
 use crate::objectives::reward::RewardSettings;
 use crate::objectives::sentence_pair::{
-    BertSettings, PairHeadConfig, PairSettings, SentencePairTask,
+    BertSettings, PairHeadConfig, PairSettings, PairTaskConfig, SentencePairTask,
 };
 use crate::objectives::sft::SftSettings;
 use crate::objectives::spanbert::{SboHeadConfig, SpanBertConfig, SpanBertSettings, SpanBertTask};
@@ -513,7 +513,7 @@ impl TokenTaskSettings for PairSettings {
         tokenizer: &Tokenizer,
         seq_len: usize,
     ) -> Result<Box<dyn TokenTask>> {
-        let task = SentencePairTask::new(documents, tokenizer, self.kind, seq_len, None)?;
+        let task = SentencePairTask::new(documents, tokenizer, self.kind, seq_len)?;
         Ok(Box::new(task))
     }
 }
@@ -543,8 +543,11 @@ impl TokenTaskSettings for BertSettings {
         tokenizer: &Tokenizer,
         seq_len: usize,
     ) -> Result<Box<dyn TokenTask>> {
-        let masking = Some(self.masking);
-        let task = SentencePairTask::new(documents, tokenizer, self.kind, seq_len, masking)?;
+        let pairs = PairTaskConfig {
+            kind: self.kind,
+            masking: Some(self.masking),
+        };
+        let task = SentencePairTask::new(documents, tokenizer, pairs, seq_len)?;
         Ok(Box::new(task))
     }
 }
@@ -758,8 +761,7 @@ impl ObjectiveSettings for PermutedSettings {
         let backbone = run.encoder()?;
         let head = PermutedLmConfig::new().init(&backbone, run.device());
         run.train(backbone, head, |docs| {
-            let queries = self.query_masking;
-            PermutationTask::new(docs, run.tokenizer, self.masking, run.seq_len(), queries)
+            PermutationTask::new(docs, run.tokenizer, self, run.seq_len())
         })
     }
 }
@@ -787,9 +789,7 @@ impl ObjectiveSettings for SpanBertSettings {
         let config = SpanBertConfig::new(self.sbo.clone()).with_sbo_weight(self.sbo_weight);
         let head = config.init(&backbone, run.device())?;
         run.train(backbone, head, |docs| {
-            let max_targets = self.sbo.max_targets;
-            let (tokenizer, seq_len) = (run.tokenizer, run.seq_len());
-            SpanBertTask::new(docs, tokenizer, self.masking, max_targets, seq_len)
+            SpanBertTask::new(docs, run.tokenizer, self, run.seq_len())
         })
     }
 }
@@ -820,8 +820,7 @@ impl ObjectiveSettings for UnilmSettings {
         let backbone = run.encoder()?;
         let head = UnilmConfig::new().init(&backbone, run.device())?;
         run.train(backbone, head, |docs| {
-            let (tokenizer, seq_len) = (run.tokenizer, run.seq_len());
-            UnilmTask::new(docs, tokenizer, self.masking, self.shares, seq_len)
+            UnilmTask::new(docs, run.tokenizer, self, run.seq_len())
         })
     }
 }
