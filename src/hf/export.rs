@@ -612,9 +612,8 @@ impl Weights {
             })
             .collect::<Result<Vec<_>>>()?;
         let metadata = HashMap::from([("format".to_string(), "pt".to_string())]);
-        let partial = path.with_extension("safetensors.partial");
-        safetensors::serialize_to_file(views, Some(metadata), &partial)
-            .map_err(|e| model_error(path, &e))?;
-        std::fs::rename(&partial, path).map_err(|e| Error::io(path, e))
+        let bytes =
+            safetensors::serialize(views, Some(metadata)).map_err(|e| model_error(path, &e))?;
+        crate::util::atomic_file::write(path, bytes)
     }
 }

@@ -1,5 +1,5 @@
 //! Files written whole or not at all: a run's `config.json`, a PPO run's state, a dataset's
-//! manifest and its preparation checkpoint. A crash or a kill leaves the old file or the new
+//! manifest and its preparation checkpoint, an exported model's safetensors. A crash or a kill leaves the old file or the new
 //! one, never half of one, so that what reads them after (a resume, a check) can trust them.
 
 use std::io::Write;
