@@ -140,18 +140,8 @@ impl ObjectiveSettings for SftSettings {
         Ok(run.fit_tasks(encoder, Sft::new(clm), train, valid)?.into())
     }
 
-    fn hf_misfit(&self, recipe: &Recipe) -> Option<String> {
-        gpt2_misfit(recipe, self.gpt2_head)
-    }
-
-    fn export_hf(
-        &self,
-        recipe: &Recipe,
-        run_dir: &Path,
-        out: &Path,
-        force: bool,
-    ) -> Result<&'static str> {
-        export_tuned_causal(recipe, self.gpt2_head, run_dir, out, force)
+    fn tuned_causal_head(&self) -> Option<bool> {
+        Some(self.gpt2_head)
     }
 }
 
@@ -256,18 +246,8 @@ impl ObjectiveSettings for DpoSettings {
         Ok(run.fit_tasks(encoder, dpo, train, valid)?.into())
     }
 
-    fn hf_misfit(&self, recipe: &Recipe) -> Option<String> {
-        gpt2_misfit(recipe, self.gpt2_head)
-    }
-
-    fn export_hf(
-        &self,
-        recipe: &Recipe,
-        run_dir: &Path,
-        out: &Path,
-        force: bool,
-    ) -> Result<&'static str> {
-        export_tuned_causal(recipe, self.gpt2_head, run_dir, out, force)
+    fn tuned_causal_head(&self) -> Option<bool> {
+        Some(self.gpt2_head)
     }
 }
 

@@ -42,7 +42,7 @@ use crate::objectives::t5::{SpanCorruption, T5_SENTINELS, T5Settings, T5Task};
 use crate::objectives::unilm::{
     UNILM_SEGMENTS, UnilmConfig, UnilmSettings, UnilmShares, UnilmTask,
 };
-use crate::objectives::{ClmConfig, Mix, MlmConfig};
+use crate::objectives::{Mix, MlmConfig};
 use crate::preset::Preset;
 use crate::tokenize::Tokenizer;
 use burn::prelude::Device;
@@ -105,9 +105,12 @@ pub trait ObjectiveSettings {
 
     /// What of the model a run of `recipe` trains its Hugging Face family cannot express, if
     /// anything: checked before training when an export is asked for. Default: the encoder
-    /// as BERT (or ALBERT); an encoder-decoder's LM head has BERT's transform, which BART has
-    /// not.
+    /// as BERT (or ALBERT); a tuned causal model as GPT-2; an encoder-decoder's LM head has
+    /// BERT's transform, which BART has not.
     fn hf_misfit(&self, recipe: &Recipe) -> Option<String> {
+        if let Some(gpt2_head) = self.tuned_causal_head() {
+            return causal::gpt2_misfit(recipe, gpt2_head);
+        }
         if self.encoder_decoder() {
             return Some(
                 "an encoder-decoder whose LM head has BERT's transform, which BART has not".into(),
@@ -118,7 +121,8 @@ pub trait ObjectiveSettings {
 
     /// Writes the model a run of `recipe` left in `run_dir` as a Hugging Face directory `out`
     /// and returns its class. Default: a token objective's encoder with its MLM head, if it
-    /// has one (BERT, ALBERT), or as GPT-2 (`clm`); any other objective's encoder alone.
+    /// has one (BERT, ALBERT), or as GPT-2 (`clm`); a tuned causal model as GPT-2; any other
+    /// objective's encoder alone.
     fn export_hf(
         &self,
         recipe: &Recipe,
@@ -126,7 +130,16 @@ pub trait ObjectiveSettings {
         out: &Path,
         force: bool,
     ) -> Result<&'static str> {
-        recipe.export_trained(run_dir, out, force)
+        match self.tuned_causal_head() {
+            Some(gpt2_head) => causal::export_tuned_causal(recipe, gpt2_head, run_dir, out, force),
+            None => recipe.export_trained(run_dir, out, force),
+        }
+    }
+
+    /// For an objective that tunes a causal model and keeps its LM head (`sft`, `dpo`):
+    /// whether that head is GPT-2's. Their runs export as GPT-2. Default none.
+    fn tuned_causal_head(&self) -> Option<bool> {
+        None
     }
 }
 
@@ -423,9 +436,8 @@ impl ObjectiveSettings for ClmSettings {
 
 impl TokenTaskSettings for ClmSettings {
     fn head(&self, backbone: &TransformerEncoder, device: &Device) -> Result<TaskHead> {
-        let plain = !self.gpt2_head;
-        let config = ClmConfig::new().with_transform(plain).with_bias(plain);
-        Ok(TaskHead::Clm(config.init(backbone, device)))
+        let head = causal::causal_head(backbone, self.gpt2_head, device);
+        Ok(TaskHead::Clm(head))
     }
 
     fn task(

@@ -9,10 +9,9 @@
 use std::path::{Path, PathBuf};
 
 use burn::module::Module;
-use burn::prelude::Device;
 
 use super::Recipe;
-use crate::blocks::TransformerEncoder;
+
 use crate::error::{Error, Result};
 use crate::tokenize::Tokenizer;
 use crate::train::checkpoint::{MODEL_FILE, load_weights, locate};
@@ -56,19 +55,9 @@ impl RunDir {
         crate::util::atomic_file::write(&config, recipe.to_json())
     }
 
-    /// The directory.
-    pub fn path(&self) -> &Path {
-        &self.path
-    }
-
     /// The run's tokenizer.
     pub fn tokenizer(&self) -> Result<Tokenizer> {
         self.recipe.tokenizer.load()
-    }
-
-    /// The encoder the run saved (`encoder.bpk`), in the run's shape, on `device`.
-    pub fn encoder(&self, device: &Device) -> Result<TransformerEncoder> {
-        load_weights(&self.encoder_file(), self.recipe.encoder.init(device)?)
     }
 
     /// Where the run saved its encoder.
