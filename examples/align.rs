@@ -42,6 +42,7 @@ use pretext::align::{
 use pretext::corpus::{Corpus, DocumentBoundary, bundled_data_dir};
 use pretext::generate::SamplingConfig;
 use pretext::recipe::{ObjectiveRecipe, Recipe, RunOptions};
+use pretext::train::TrainConfig;
 use pretext::util::rng::example_rng;
 use serde_json::json;
 
@@ -248,18 +249,22 @@ fn run(args: Args) -> Result<()> {
         vec![("SFT".into(), "sft", 0.0, sft.clone())];
     for &kl_coef in plan.kl_coefs {
         let dir = out.join(format!("ppo-kl{kl_coef}"));
+        let defaults = PpoConfig::default();
         let config = PpoConfig {
-            steps: plan.ppo_steps,
-            batch_size: plan.ppo_batch,
+            train: TrainConfig {
+                steps: plan.ppo_steps,
+                batch_size: plan.ppo_batch,
+                learning_rate: 3e-4,
+                seed: args.seed,
+                ..defaults.train
+            },
             num_mini_batches: 2,
-            learning_rate: 3e-4,
             response_length: plan.response_length,
             temperature: 1.0,
             kl_coef,
             reward_mean,
             reward_std: reward_std.max(1e-3),
-            seed: args.seed,
-            ..PpoConfig::default()
+            ..defaults
         };
         if !finished(&dir, plan.ppo_steps) {
             eprintln!("PPO, KL coefficient {kl_coef}");

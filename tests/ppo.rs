@@ -15,7 +15,7 @@ use pretext::align::{PpoConfig, PpoOptions, Scorer, StyleScorer, load_policy, pp
 use pretext::blocks::EncoderBackbone;
 use pretext::error::Error;
 use pretext::recipe::{Recipe, RunOptions};
-use pretext::train::LogRecord;
+use pretext::train::{LogRecord, TrainConfig};
 
 /// A 100-step causal run (sure enough of its words for a few PPO steps to move it) and a
 /// 30-step reward model started from it, under `dir`.
@@ -64,18 +64,22 @@ fn prompts() -> Vec<String> {
 }
 
 fn config(steps: usize) -> PpoConfig {
+    let defaults = PpoConfig::default();
     PpoConfig {
-        steps,
-        seed: common::seed(PpoConfig::default().seed),
-        batch_size: 16,
+        train: TrainConfig {
+            steps,
+            seed: common::seed(defaults.train.seed),
+            batch_size: 16,
+            learning_rate: 1e-3,
+            progress: false,
+            ..defaults.train
+        },
         num_ppo_epochs: 4,
         num_mini_batches: 2,
-        learning_rate: 1e-3,
         response_length: 6,
         temperature: 1.0,
         kl_coef: 0.05,
-        progress: false,
-        ..PpoConfig::default()
+        ..defaults
     }
 }
 
@@ -208,10 +212,8 @@ fn ppo_resumes_exactly_and_penalises_unfinished_responses() {
     .unwrap();
     let history = &whole.history;
     let halves = dir.join("halves");
-    let paused = PpoConfig {
-        pause_after: Some(3),
-        ..config(steps)
-    };
+    let mut paused = config(steps);
+    paused.train.pause_after = Some(3);
     ppo(
         &policy,
         &reward,
@@ -272,7 +274,6 @@ fn ppo_resumes_exactly_and_penalises_unfinished_responses() {
     // the same with and without it.
     let short = |penalty: f64, name: &str| {
         let config = PpoConfig {
-            steps: 1,
             response_length: 2,
             missing_eos_penalty: penalty,
             ..config(1)

@@ -24,7 +24,7 @@
 //! # fn main() -> pretext::Result<()> {
 //! let reward = RewardModel::load("runs/reward".as_ref(), &Device::flex())?;
 //! let prompts = vec!["Continue in the style of Shakespeare: the jury said Answer:".to_string()];
-//! let config = PpoConfig { steps: 100, kl_coef: 0.1, ..PpoConfig::default() };
+//! let config = PpoConfig { kl_coef: 0.1, ..PpoConfig::default() };
 //! let options = PpoOptions::new("runs/ppo", Device::flex().autodiff());
 //! let report = ppo("runs/sft".as_ref(), &reward, &prompts, &config, &options)?;
 //! let sampling = pretext::generate::SamplingConfig::new();
@@ -49,35 +49,45 @@ use crate::align::ppo_math::{
 use crate::blocks::{EncoderBackbone, LmHead, TransformerEncoder};
 use crate::error::{Error, Result};
 use crate::generate::{CausalLm, SamplingConfig};
-use crate::train::{
-    LogRecord, Logger, Sampler, Split, TrainState, adamw, checkpoint, grads, schedule,
-};
+use crate::train::{LogRecord, MetricValue, Sampler, Spine, StepDone, TrainConfig, TrainState};
 use crate::util::rng::{example_rng, splitmix64};
 
 /// The file of a PPO run directory that names its policy, reward model and settings.
 pub const PPO_FILE: &str = "ppo.json";
 
 /// Settings of a PPO run; the defaults are TRL's `PPOConfig`'s unless said otherwise.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+///
+/// As TRL's `PPOConfig` extends `TrainingArguments`, the loop's own settings are a
+/// [`TrainConfig`]'s, with other defaults: `steps` counts rollout batches (default 100) of
+/// `batch_size` prompts (default 32); the `learning_rate` (default 1e-5: TRL's 3e-6 is tuned
+/// for models of 160 M parameters and more, and small models move faster) warms up over
+/// `warmup_fraction` (default 0) of all updates, `steps × num_ppo_epochs × num_mini_batches`,
+/// then decays linearly; `weight_decay` defaults to 0, `log_every` to 1 and
+/// `checkpoint_every` to 10. PPO has no validation split (`valid_every` and `valid_batches`
+/// do not apply) and splits its batch by `num_mini_batches` (`grad_accumulation` and
+/// `shards` must stay 1).
+///
+/// ```
+/// use pretext::align::PpoConfig;
+/// use pretext::train::TrainConfig;
+///
+/// let defaults = PpoConfig::default();
+/// let config = PpoConfig {
+///     train: TrainConfig { steps: 200, learning_rate: 3e-5, ..defaults.train },
+///     kl_coef: 0.1,
+///     ..defaults
+/// };
+/// assert!(config.validate().is_ok());
+/// ```
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct PpoConfig {
-    /// Rollout batches (each followed by its updates). Default 100.
-    pub steps: usize,
-    /// Prompts per rollout batch. Default 32.
-    pub batch_size: usize,
+    /// The loop's settings (see above).
+    pub train: TrainConfig,
     /// Passes over each rollout batch. Default 4.
     pub num_ppo_epochs: usize,
     /// Minibatches per pass, one optimizer update each. Default 1.
     pub num_mini_batches: usize,
-    /// Peak learning rate. Default 1e-5 (TRL's 3e-6 is tuned for models of 160 M parameters
-    /// and more; small models move faster).
-    pub learning_rate: f64,
-    /// Share of the updates spent warming up linearly from 0, then a linear decay. Default 0.
-    pub warmup_fraction: f64,
-    /// AdamW decoupled weight decay. Default 0.
-    pub weight_decay: f64,
-    /// Clip the global gradient norm to this (0 disables). Default 1.
-    pub max_grad_norm: f64,
     /// Most tokens sampled per response (TRL's `response_length`). Default 16.
     pub response_length: usize,
     /// Sampling temperature; the same divides the logits whenever a response is scored.
@@ -107,30 +117,19 @@ pub struct PpoConfig {
     pub reward_mean: f64,
     /// See `reward_mean`. Default 1.
     pub reward_std: f64,
-    /// Log every this many steps (their metrics averaged). Default 1.
-    pub log_every: usize,
-    /// Checkpoint every this many steps (and at the end; 0 = only at the end). Default 10.
-    pub checkpoint_every: usize,
-    /// Seed of every random draw. Default 42.
-    pub seed: u64,
-    /// Print progress on stderr. Default true.
-    pub progress: bool,
-    /// Stop after this many steps with a checkpoint, as if interrupted; the schedule still
-    /// runs to `steps`. Default none.
-    pub pause_after: Option<usize>,
 }
 
 impl Default for PpoConfig {
     fn default() -> Self {
         Self {
-            steps: 100,
-            batch_size: 32,
+            train: TrainConfig::new(100, 32)
+                .with_learning_rate(1e-5)
+                .with_warmup_fraction(0.0)
+                .with_weight_decay(0.0)
+                .with_log_every(1)
+                .with_checkpoint_every(10),
             num_ppo_epochs: 4,
             num_mini_batches: 1,
-            learning_rate: 1e-5,
-            warmup_fraction: 0.0,
-            weight_decay: 0.0,
-            max_grad_norm: 1.0,
             response_length: 16,
             temperature: 0.7,
             kl_coef: 0.05,
@@ -143,11 +142,6 @@ impl Default for PpoConfig {
             missing_eos_penalty: 1.0,
             reward_mean: 0.0,
             reward_std: 1.0,
-            log_every: 1,
-            checkpoint_every: 10,
-            seed: 42,
-            progress: true,
-            pause_after: None,
         }
     }
 }
@@ -155,27 +149,34 @@ impl Default for PpoConfig {
 impl PpoConfig {
     /// Checks counts, rates and coefficients.
     pub fn validate(&self) -> Result<()> {
+        self.train.validate()?;
         for (name, value) in [
-            ("steps", self.steps),
-            ("batch_size", self.batch_size),
+            ("train.grad_accumulation", self.train.grad_accumulation),
+            ("train.shards", self.train.shards),
+        ] {
+            if value != 1 {
+                return Err(Error::InvalidConfig(format!(
+                    "{name} must be 1 in PPO, which splits its batch by num_mini_batches"
+                )));
+            }
+        }
+        for (name, value) in [
             ("num_ppo_epochs", self.num_ppo_epochs),
             ("num_mini_batches", self.num_mini_batches),
             ("response_length", self.response_length),
-            ("log_every", self.log_every),
         ] {
             if value == 0 {
                 return Err(Error::InvalidConfig(format!("{name} must be positive")));
             }
         }
-        if self.num_mini_batches > self.batch_size {
+        if self.num_mini_batches > self.train.batch_size {
             return Err(Error::InvalidConfig(format!(
                 "{} minibatches of a batch of {} prompts leave some empty",
-                self.num_mini_batches, self.batch_size
+                self.num_mini_batches, self.train.batch_size
             )));
         }
         check_kl_coef(self.kl_coef)?;
         for (name, value) in [
-            ("learning_rate", self.learning_rate),
             ("temperature", self.temperature),
             ("cliprange", self.cliprange),
             ("cliprange_value", self.cliprange_value),
@@ -189,8 +190,6 @@ impl PpoConfig {
         }
         for (name, value) in [
             ("vf_coef", self.vf_coef),
-            ("weight_decay", self.weight_decay),
-            ("max_grad_norm", self.max_grad_norm),
             ("missing_eos_penalty", self.missing_eos_penalty),
         ] {
             if !(value.is_finite() && value >= 0.0) {
@@ -199,11 +198,7 @@ impl PpoConfig {
                 )));
             }
         }
-        for (name, value) in [
-            ("gamma", self.gamma),
-            ("lam", self.lam),
-            ("warmup_fraction", self.warmup_fraction),
-        ] {
+        for (name, value) in [("gamma", self.gamma), ("lam", self.lam)] {
             crate::error::check_rate(name, value)?;
         }
         if !self.reward_mean.is_finite() {
@@ -219,7 +214,7 @@ impl PpoConfig {
     /// and the output cadence may change.
     fn differs_from(&self, saved: &PpoConfig) -> Option<String> {
         let value = |c: &PpoConfig| serde_json::to_value(c).expect("a config serialises");
-        crate::train::resume_difference(&value(saved), &value(self), "")
+        crate::train::resume_difference(&value(saved), &value(self), "train")
             .map(|(k, then, now)| format!("{k}: {then} in the checkpoint, {now} now"))
     }
 }
@@ -380,14 +375,6 @@ pub fn ppo(
     // The policy as it stands, on the inner device, samples; its weights are swapped in at
     // every step.
     let mut current = reference.clone();
-    let mut model = PolicyValue::new(start, device);
-    let mut optimizer = adamw(config.weight_decay);
-    let mut state = TrainState {
-        step: 0,
-        seed: config.seed,
-        tokens_seen: 0,
-        settings: None,
-    };
     if options.resume {
         let saved = read_run_file(out)?;
         let differs = match saved.reward != run_file.reward {
@@ -403,35 +390,22 @@ pub fn ppo(
                 out.display()
             )));
         }
-        let ckpt = checkpoint::locate(out).ok_or_else(|| Error::Checkpoint {
-            path: out.join(checkpoint::CHECKPOINT_DIR),
-            reason: "no checkpoint to resume from".into(),
-        })?;
-        state = checkpoint::load_state(&ckpt)?;
-        model = checkpoint::load_model(&ckpt, model)?;
-        optimizer = checkpoint::load_optimizer(&ckpt, optimizer)?;
     }
-    write_run_file(out, &run_file)?;
-    let logger = Logger::new(
-        Some(out),
-        config.progress,
-        options.resume.then_some(state.step),
-    )?;
-    let mut sampler = Sampler::new(config.seed, prompts.len());
+    let train = &config.train;
     let updates = config.num_ppo_epochs * config.num_mini_batches;
-    let total_updates = config.steps * updates;
-    let warmup = (config.warmup_fraction * total_updates as f64).round() as usize;
-    let mut history = Vec::new();
-    let mut window = Window::default();
-    let run_start = Instant::now();
-    let first_step = state.step;
-    let stop = config.pause_after.unwrap_or(config.steps).min(config.steps);
-    let mut lr = 0.0;
-    while state.step < stop {
-        let step = state.step;
-        let step_start = Instant::now();
-        let picks: Vec<usize> = (0..config.batch_size)
-            .map(|k| sampler.get((step * config.batch_size + k) as u64).1)
+    let (spine, mut model) = Spine::start(
+        PolicyValue::new(start, device),
+        train,
+        Some(out),
+        options.resume,
+    )?;
+    let mut spine = spine.updates_per_step(updates);
+    write_run_file(out, &run_file)?;
+    let mut sampler = Sampler::new(train.seed, prompts.len());
+    while let Some(step) = spine.begin_step() {
+        let started = Instant::now();
+        let picks: Vec<usize> = (0..train.batch_size)
+            .map(|k| sampler.get((step * train.batch_size + k) as u64).1)
             .collect();
         // Sample with the policy as it stands, on the inner device: no graph is needed.
         let inference = model.valid();
@@ -441,7 +415,7 @@ pub fn ppo(
         let sampling = SamplingConfig::new()
             .with_max_new_tokens(config.response_length)
             .with_temperature(config.temperature)
-            .with_seed(splitmix64(config.seed ^ splitmix64(step as u64)));
+            .with_seed(splitmix64(train.seed ^ splitmix64(step as u64)));
         let drawn = current.generate(&batch_prompts, &sampling)?;
         let sampled = Sampled {
             texts: picks.iter().map(|&i| prompts[i].as_str()).collect(),
@@ -456,73 +430,54 @@ pub fn ppo(
             sampled,
             config,
         )?;
-        let mut metrics = rollouts.metrics.clone();
-        let tokens: usize = rollouts.responses.iter().map(Vec::len).sum();
         let mut losses = Vec::new();
         let mut stats: BTreeMap<&str, Vec<f64>> = BTreeMap::new();
-        let per_minibatch = config.batch_size.div_ceil(config.num_mini_batches);
+        let mut lr = 0.0;
+        let per_minibatch = train.batch_size.div_ceil(config.num_mini_batches);
         for epoch in 0..config.num_ppo_epochs {
-            let mut order: Vec<usize> = (0..config.batch_size).collect();
+            let mut order: Vec<usize> = (0..train.batch_size).collect();
             {
                 use rand::seq::SliceRandom;
                 order.shuffle(&mut example_rng(
-                    config.seed ^ PPO_STREAM,
+                    train.seed ^ PPO_STREAM,
                     step as u64,
                     epoch as u64,
                 ));
             }
             for (k, rows) in order.chunks(per_minibatch).enumerate() {
-                let update = step * updates + epoch * config.num_mini_batches + k;
-                lr = schedule::warmup_linear_decay(
-                    config.learning_rate,
-                    update,
-                    warmup,
-                    total_updates,
-                );
+                lr = spine.lr(epoch * config.num_mini_batches + k);
                 let minibatch = minibatch_loss(&model, &rollouts, rows, pad, config, device)?;
-                if !minibatch.value.is_finite() {
-                    return Err(Error::Diverged {
-                        step: step + 1,
-                        loss: minibatch.value,
-                    });
-                }
                 losses.push(minibatch.value);
                 for (name, value) in minibatch.stats {
                     stats.entry(name).or_default().push(value);
                 }
-                let mut grads = GradientsParams::from_grads(minibatch.loss.backward(), &model);
-                grads::clip(&model, &mut grads, config.max_grad_norm);
-                model = optimizer.step(lr, model, grads);
+                let grads = GradientsParams::from_grads(minibatch.loss.backward(), &model);
+                model = spine.update(model, grads, minibatch.value, lr)?;
             }
         }
+        let mut metrics: Vec<MetricValue> = rollouts
+            .metrics
+            .iter()
+            .map(|(name, &value)| MetricValue::mean(name.clone(), value))
+            .collect();
         for (name, values) in stats {
-            metrics.insert(
-                name.to_string(),
-                values.iter().sum::<f64>() / values.len() as f64,
-            );
+            let mean = values.iter().sum::<f64>() / values.len() as f64;
+            metrics.push(MetricValue::mean(name, mean));
         }
-        state.step += 1;
-        state.tokens_seen += tokens as u64;
-        let seconds = step_start.elapsed().as_secs_f64();
-        metrics.insert("eps".into(), config.batch_size as f64 / seconds);
-        let loss = losses.iter().sum::<f64>() / losses.len() as f64;
-        window.add(loss, tokens, seconds, metrics);
-        let eta = run_start
-            .elapsed()
-            .mul_f64((config.steps - state.step) as f64 / (state.step - first_step) as f64);
-        logger.progress(state.step, config.steps, loss, window.tokens_per_s(), eta);
-        if state.step.is_multiple_of(config.log_every) || state.step == 1 || state.step == stop {
-            let mut record = window.take(state.step, lr);
-            let episodes = state.step * config.batch_size;
-            record.metrics.insert("episode".into(), episodes as f64);
-            logger.record(&record)?;
-            history.push(record);
-        }
-        let due = config.checkpoint_every > 0 && state.step.is_multiple_of(config.checkpoint_every);
-        if due || state.step == stop {
-            checkpoint::save(out, &model, &optimizer, &state)?;
-        }
+        let eps = train.batch_size as f64 / started.elapsed().as_secs_f64();
+        metrics.push(MetricValue::mean("eps", eps));
+        metrics.push(MetricValue::last(
+            "episode",
+            ((step + 1) * train.batch_size) as f64,
+        ));
+        let done = StepDone {
+            loss: losses.iter().sum::<f64>() / losses.len() as f64,
+            tokens: rollouts.responses.iter().map(Vec::len).sum(),
+            metrics,
+        };
+        spine.end_step(&model, done, lr, |_, _, _| Ok(None))?;
     }
+    let (history, state) = spine.finish();
     let trained = model.valid();
     current.encoder = trained.encoder;
     current.head = trained.head;
@@ -711,51 +666,6 @@ fn minibatch_loss(
         loss,
         stats,
     })
-}
-
-/// Metrics of the steps since the last record.
-#[derive(Default)]
-struct Window {
-    loss: f64,
-    tokens: usize,
-    seconds: f64,
-    steps: usize,
-    metrics: BTreeMap<String, f64>,
-}
-
-impl Window {
-    fn add(&mut self, loss: f64, tokens: usize, seconds: f64, metrics: BTreeMap<String, f64>) {
-        self.loss += loss;
-        self.tokens += tokens;
-        self.seconds += seconds;
-        self.steps += 1;
-        for (name, value) in metrics {
-            *self.metrics.entry(name).or_default() += value;
-        }
-    }
-
-    fn tokens_per_s(&self) -> f64 {
-        self.tokens as f64 / self.seconds.max(1e-9)
-    }
-
-    /// The record of the window, which starts again empty.
-    fn take(&mut self, step: usize, lr: f64) -> LogRecord {
-        let steps = self.steps.max(1) as f64;
-        let metrics = std::mem::take(&mut self.metrics)
-            .into_iter()
-            .map(|(k, v)| (k, v / steps))
-            .collect();
-        let record = LogRecord {
-            step,
-            split: Split::Train,
-            loss: self.loss / steps,
-            tokens_per_s: self.tokens_per_s(),
-            lr,
-            metrics,
-        };
-        *self = Self::default();
-        record
-    }
 }
 
 fn read_run_file(dir: &Path) -> Result<PpoRunFile> {

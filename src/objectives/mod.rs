@@ -71,6 +71,8 @@ pub enum Reduce {
     ExpMean,
     /// The sum alone, over the batches logged together (tokens trained on).
     Sum,
+    /// The latest value alone: a running count, such as PPO's episodes so far.
+    Last,
 }
 
 /// A metric as a (sum, count) pair, so it averages correctly over batches and devices.

@@ -5,7 +5,8 @@ use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use super::{StepGradients, TrainConfig};
+use super::TrainConfig;
+use super::spine::StepDone;
 use crate::error::{Error, Result};
 use crate::objectives::{Metric, Reduce};
 
@@ -61,6 +62,51 @@ impl LogRecord {
     }
 }
 
+/// One metric of a step or batch as numbers: a sum and a count, and how they reduce.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MetricValue {
+    /// The metric's name in `metrics.jsonl`.
+    pub name: String,
+    /// The sum of its values.
+    pub sum: f64,
+    /// How many values were summed.
+    pub count: f64,
+    /// How the sum and count become the logged value.
+    pub reduce: Reduce,
+}
+
+impl MetricValue {
+    /// A batch's [`Metric`], read back from its tensors.
+    pub fn read(metric: &Metric) -> Self {
+        Self {
+            name: metric.name.clone(),
+            sum: f64::from(metric.sum.clone().into_scalar::<f32>()),
+            count: f64::from(metric.count.clone().into_scalar::<f32>()),
+            reduce: metric.reduce,
+        }
+    }
+
+    /// One value, averaged with the other steps' in a record.
+    pub fn mean(name: impl Into<String>, value: f64) -> Self {
+        Self {
+            name: name.into(),
+            sum: value,
+            count: 1.0,
+            reduce: Reduce::Mean,
+        }
+    }
+
+    /// A running count (episodes so far): a record logs the last step's value.
+    pub fn last(name: impl Into<String>, value: f64) -> Self {
+        Self {
+            name: name.into(),
+            sum: value,
+            count: 1.0,
+            reduce: Reduce::Last,
+        }
+    }
+}
+
 /// Running totals of losses and of metrics (as sums and counts) over the steps or batches
 /// logged together.
 #[derive(Debug, Default, Clone)]
@@ -80,14 +126,22 @@ impl MetricTotals {
     /// Adds one batch's metrics (reads their tensors back).
     pub fn add_metrics(&mut self, metrics: &[Metric]) {
         for m in metrics {
-            let sum = f64::from(m.sum.clone().into_scalar::<f32>());
-            let count = f64::from(m.count.clone().into_scalar::<f32>());
-            let entry = self
-                .sums
-                .entry(m.name.clone())
-                .or_insert((0.0, 0.0, m.reduce));
-            entry.0 += sum;
-            entry.1 += count;
+            self.add(MetricValue::read(m));
+        }
+    }
+
+    /// Adds one metric's sum and count.
+    pub fn add(&mut self, value: MetricValue) {
+        let entry = self
+            .sums
+            .entry(value.name)
+            .or_insert((0.0, 0.0, value.reduce));
+        match value.reduce {
+            Reduce::Last => *entry = (value.sum, value.count, value.reduce),
+            _ => {
+                entry.0 += value.sum;
+                entry.1 += value.count;
+            }
         }
     }
 
@@ -105,7 +159,7 @@ impl MetricTotals {
                 let v = match reduce {
                     Reduce::Mean => sum / count,
                     Reduce::ExpMean => (sum / count).exp(),
-                    Reduce::Sum => *sum,
+                    Reduce::Sum | Reduce::Last => *sum,
                 };
                 (k.clone(), v)
             })
@@ -148,12 +202,12 @@ impl TrainLog {
         &mut self,
         step: usize,
         lr: f64,
-        done: &StepGradients,
+        done: StepDone,
         took: Duration,
     ) -> Result<Option<LogRecord>> {
         self.totals.add_loss(done.loss);
-        for metrics in &done.metrics {
-            self.totals.add_metrics(metrics);
+        for value in done.metrics {
+            self.totals.add(value);
         }
         self.window.0 += done.tokens;
         self.window.1 += took.as_secs_f64();
@@ -163,7 +217,7 @@ impl TrainLog {
         let loss = self.totals.mean_loss();
         self.logger
             .progress(step, self.steps, loss, tokens_per_s, eta);
-        if !(step % self.log_every == 0 || step == 1 || step == self.steps) {
+        if !(step.is_multiple_of(self.log_every) || step == 1 || step == self.steps) {
             return Ok(None);
         }
         let record = LogRecord {

@@ -14,11 +14,13 @@ pub mod grads;
 pub mod log;
 pub mod schedule;
 pub mod shards;
+pub mod spine;
 pub mod trainer;
 
 pub use checkpoint::TrainState;
-pub use log::{LogRecord, Logger, MetricTotals, Split};
+pub use log::{LogRecord, Logger, MetricTotals, MetricValue, Split};
 pub use shards::{Part, ShardOutput, Shards};
+pub use spine::{Spine, StepDone};
 pub(crate) use trainer::Sampler;
 pub use trainer::{StepGradients, TrainReport, Trainer, step_gradients, validate};
 
@@ -146,11 +148,17 @@ impl TrainConfig {
                 self.learning_rate
             )));
         }
+        for (name, value) in [
+            ("weight_decay", self.weight_decay),
+            ("max_grad_norm", self.max_grad_norm),
+        ] {
+            if !(value.is_finite() && value >= 0.0) {
+                return Err(Error::InvalidConfig(format!(
+                    "{name} must be 0 or more, not {value}"
+                )));
+            }
+        }
         crate::error::check_rate("warmup_fraction", self.warmup_fraction)
-    }
-
-    fn warmup_steps(&self) -> usize {
-        (self.warmup_fraction * self.steps as f64).round() as usize
     }
 }
 

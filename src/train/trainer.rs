@@ -8,16 +8,16 @@
 //! and dropout masks follow each example's position in the step. So the same command trains
 //! the same model on 2 cores or 16.
 
-use std::path::{Path, PathBuf};
-use std::time::Instant;
+use std::path::PathBuf;
 
 use burn::module::ModuleDisplay;
-use burn::optim::{GradientsAccumulator, GradientsParams, ModuleOptimizer};
+use burn::optim::{GradientsAccumulator, GradientsParams};
 use burn::prelude::*;
 
-use super::log::{LogRecord, Logger, MetricTotals, Split, TrainLog};
+use super::log::{LogRecord, MetricTotals, MetricValue, Split};
 use super::shards::{Part, Shards};
-use super::{TrainConfig, TrainState, adamw, checkpoint, grads, schedule};
+use super::spine::{Spine, StepDone};
+use super::{TrainConfig, TrainState};
 use crate::data::{Batch, Task};
 use crate::error::Error;
 use crate::objectives::{Metric, Objective, Weights};
@@ -113,7 +113,7 @@ impl<M: Module + ModuleDisplay, O: Objective<M>> Trainer<M, O> {
         valid: &T,
     ) -> crate::error::Result<TrainReport<M, O>> {
         let Self {
-            mut model,
+            model,
             config,
             dir,
             resume,
@@ -122,59 +122,36 @@ impl<M: Module + ModuleDisplay, O: Objective<M>> Trainer<M, O> {
         let devices = devices.unwrap_or_else(|| model.devices().into_iter().take(1).collect());
         check(&config, &devices, train, valid)?;
         let device = &devices[0];
-        let dir = dir.as_deref();
-        if let Some(dir) = dir {
-            std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
-        }
-        let mut optimizer = adamw(config.weight_decay);
-        let mut state = TrainState::start(&config);
-        if resume {
-            (model, optimizer, state) = restore(dir, &config, model, optimizer)?;
-        }
-        let logger = Logger::new(dir, config.progress, resume.then_some(state.step))?;
-        let mut log = TrainLog::new(logger, &config, state.step);
+        let (mut spine, mut model) = Spine::start(model, &config, dir.as_deref(), resume)?;
         let shards = if devices.len() > 1 {
             Shards::on_devices(devices.clone())?
         } else {
             Shards::new(config.shards.min(config.batch_size))?
         };
         let mut sampler = Sampler::new(config.seed, train.num_examples());
-        let mut history = Vec::new();
-        let stop = config.pause_after.unwrap_or(config.steps).min(config.steps);
-        while state.step < stop {
-            let lr = schedule::warmup_linear_decay(
-                config.learning_rate,
-                state.step,
-                config.warmup_steps(),
-                config.steps,
-            );
-            let started = Instant::now();
-            let micro_batches = parts(train, &mut sampler, &shards, &config, state.step, device)?;
-            let done = step(
-                &mut model,
-                &mut optimizer,
-                &shards,
-                micro_batches,
-                &config,
-                state.step,
-                lr,
-                device,
-            )?;
-            state.step += 1;
-            state.tokens_seen += done.tokens as u64;
-            history.extend(log.step(state.step, lr, &done, started.elapsed())?);
-            if state.step % config.valid_every == 0 || state.step == config.steps {
-                let record = validate(&model, valid, &config, state.step, lr, device)?;
-                log.record(&record)?;
-                history.push(record);
-            }
-            let due = config.checkpoint_every > 0 && state.step % config.checkpoint_every == 0;
-            if let Some(dir) = dir
-                && (due || state.step == stop)
-            {
-                checkpoint::save(dir, &model, &optimizer, &state)?;
-            }
+        while let Some(step) = spine.begin_step() {
+            let lr = spine.lr(0);
+            let micro_batches = parts(train, &mut sampler, &shards, &config, step, device)?;
+            // Dropout draws from the step and each example's position in it, not from its
+            // shard.
+            let seed = splitmix64(config.seed ^ splitmix64(step as u64));
+            let done = step_gradients(&model, &shards, micro_batches, seed, device);
+            model = spine.update(model, done.grads, done.loss, lr)?;
+            let done = StepDone {
+                loss: done.loss,
+                tokens: done.tokens,
+                metrics: done
+                    .metrics
+                    .iter()
+                    .flatten()
+                    .map(MetricValue::read)
+                    .collect(),
+            };
+            spine.end_step(&model, done, lr, |model, step, lr| {
+                validate(model, valid, &config, step, lr, device).map(Some)
+            })?;
         }
+        let (history, state) = spine.finish();
         Ok(TrainReport {
             model,
             history,
@@ -220,26 +197,6 @@ fn check<T: Task>(
         )));
     }
     Ok(())
-}
-
-/// The model, optimizer and state of the checkpoint in `dir`, after checking that it was
-/// trained with `config`'s settings.
-fn restore<M: Module + ModuleDisplay, O: Objective<M>>(
-    dir: Option<&Path>,
-    config: &TrainConfig,
-    model: Pretrainer<M, O>,
-    optimizer: ModuleOptimizer,
-) -> crate::error::Result<(Pretrainer<M, O>, ModuleOptimizer, TrainState)> {
-    let dir = dir.ok_or_else(|| Error::InvalidConfig("resuming needs a run directory".into()))?;
-    let ckpt = checkpoint::locate(dir).ok_or_else(|| Error::Checkpoint {
-        path: dir.join(checkpoint::CHECKPOINT_DIR),
-        reason: "no checkpoint to resume from".into(),
-    })?;
-    let state = checkpoint::load_state(&ckpt)?;
-    state.check_resumes(config)?;
-    let model = checkpoint::load_model(&ckpt, model)?;
-    let optimizer = checkpoint::load_optimizer(&ckpt, optimizer)?;
-    Ok((model, optimizer, state))
 }
 
 /// The loss of a step's whole batch and its gradient.
@@ -323,33 +280,6 @@ fn parts<T: Task>(
                 .collect()
         })
         .collect()
-}
-
-/// One optimizer update at `step` on `micro_batches`: their gradient, clipped, then AdamW.
-#[allow(clippy::too_many_arguments)]
-fn step<M: Module + ModuleDisplay, O: Objective<M>>(
-    model: &mut Pretrainer<M, O>,
-    optimizer: &mut ModuleOptimizer,
-    shards: &Shards,
-    micro_batches: Vec<Vec<Part<O::Batch>>>,
-    config: &TrainConfig,
-    step: usize,
-    lr: f64,
-    device: &Device,
-) -> crate::error::Result<StepGradients> {
-    // Dropout draws from the step and each example's position in it, not from its shard.
-    let seed = splitmix64(config.seed ^ splitmix64(step as u64));
-    let mut done = step_gradients(model, shards, micro_batches, seed, device);
-    if !done.loss.is_finite() {
-        return Err(Error::Diverged {
-            step: step + 1,
-            loss: done.loss,
-        });
-    }
-    grads::clip(model, &mut done.grads, config.max_grad_norm);
-    let grads = std::mem::replace(&mut done.grads, GradientsParams::new());
-    *model = optimizer.step(lr, model.clone(), grads);
-    Ok(done)
 }
 
 /// Scores the fixed validation batches with `model` in inference mode; the loss is that of
