@@ -7,13 +7,17 @@ use std::path::Path;
 
 use burn::prelude::Device;
 use burn::tensor::TensorData;
+use serde_json::{Value, json};
 
+use super::export::{Converted, Weights, head_misfit, refuse, round_trip};
 use super::keys::{KeyTable, layers, outward, outward_layers, prefixed, table};
 use super::loader::{LoadReport, Loader};
 use super::{HfConfig, model_error};
 use crate::blocks::{EncoderDecoder, EncoderDecoderConfig};
 use crate::error::Result;
 use crate::objectives::{Seq2Seq, Seq2SeqConfig};
+use crate::pretrainer::Pretrainer;
+use crate::tokenize::SpecialTokens;
 
 /// The tables and embedding LayerNorms, under `model.` in `BartForConditionalGeneration`.
 const EMBEDDINGS: &[(&str, &str)] = &[
@@ -79,7 +83,7 @@ fn model_table() -> KeyTable {
 
 /// The export's names: pretext path (the model under `backbone.`, the head under
 /// `objective.`) → HF name.
-pub(crate) fn export_table() -> KeyTable {
+fn export_table() -> KeyTable {
     let mut table = outward("backbone.", "model.", EMBEDDINGS);
     for (side, pairs) in [("encoder", ENCODER_LAYER), ("decoder", DECODER_LAYER)] {
         let stack = format!("{side}.layers");
@@ -94,7 +98,7 @@ pub(crate) fn export_table() -> KeyTable {
 }
 
 /// The head's bias `[vocab]` as BART keeps it: the `[1, vocab]` buffer `final_logits_bias`.
-pub(crate) fn bias_as_buffer(tensors: &mut [(String, TensorData)]) {
+fn bias_as_buffer(tensors: &mut [(String, TensorData)]) {
     for (name, data) in tensors.iter_mut() {
         if name == FINAL_LOGITS_BIAS {
             let values: Vec<f32> = data.clone().try_to_vec().expect("f32 data");
@@ -154,5 +158,66 @@ pub fn load_bart(dir: &Path, device: &Device) -> Result<HfBart> {
         model,
         seq2seq,
         report: loader.finish(),
+    })
+}
+
+/// The shape fields of BART's `config.json` for an encoder-decoder of shape `config`.
+fn hf_fields(config: &EncoderDecoderConfig) -> Value {
+    let e = &config.encoder;
+    json!({
+        "model_type": "bart",
+        "d_model": e.hidden_size,
+        "encoder_layers": e.num_layers,
+        "decoder_layers": config.decoder_layers,
+        "encoder_attention_heads": e.num_heads,
+        "decoder_attention_heads": e.num_heads,
+        "encoder_ffn_dim": e.ffn_size,
+        "decoder_ffn_dim": e.ffn_size,
+        "activation_function": e.activation.hf_name(),
+        "max_position_embeddings": e.max_positions.saturating_sub(2),
+        "scale_embedding": e.embedding_scale != 1.0,
+        "dropout": e.dropout,
+        "attention_dropout": e.dropout,
+        "activation_dropout": 0.0,
+        "is_encoder_decoder": true,
+    })
+}
+
+/// What an encoder-decoder of shape `config` has that BART cannot express, if anything.
+pub fn bart_misfit(config: &EncoderDecoderConfig) -> Option<String> {
+    round_trip("BART", &config.encoder, &hf_fields(config))
+}
+
+/// An encoder-decoder (of shape `config`) and its LM head as `BartForConditionalGeneration`:
+/// the head must have no transform, as BART's; its bias becomes `final_logits_bias`.
+pub(super) fn export(
+    config: &EncoderDecoderConfig,
+    model: &EncoderDecoder,
+    seq2seq: &Seq2Seq,
+    special: &SpecialTokens,
+    dir: &Path,
+) -> Result<Converted> {
+    if let Some(what) = bart_misfit(config).or_else(|| head_misfit(seq2seq.head(), None, true)) {
+        return Err(refuse(dir, "BART", &what));
+    }
+    let mut fields = hf_fields(config);
+    for (field, id) in [
+        ("bos_token_id", special.cls),
+        ("eos_token_id", special.sep),
+        ("decoder_start_token_id", special.sep),
+        ("forced_eos_token_id", special.sep),
+    ] {
+        fields[field] = json!(id);
+    }
+    let module = Pretrainer {
+        backbone: model.clone(),
+        objective: seq2seq.clone(),
+    };
+    let mut weights = Weights::of(&module, export_table(), &[])?;
+    bias_as_buffer(&mut weights.tensors);
+    Ok(Converted {
+        class: "BartForConditionalGeneration",
+        config: fields,
+        weights,
     })
 }

@@ -12,12 +12,17 @@
 
 use std::path::Path;
 
+use burn::module::Module;
 use burn::prelude::Device;
+use serde_json::{Value, json};
 
-use super::keys::{EMBEDDINGS, KeyTable, layers, prefixed, table};
+use super::export::{Converted, Weights, head_misfit, refuse, round_trip};
+use super::keys::{
+    EMBEDDINGS, KeyTable, layers, literal, outward, outward_layers, prefixed, table,
+};
 use super::loader::{LoadReport, Loader};
 use super::{HfConfig, albert, model_error};
-use crate::blocks::{Activation, TransformerEncoder};
+use crate::blocks::{Activation, TransformerEncoder, TransformerEncoderConfig};
 use crate::data::PairKind;
 use crate::error::Result;
 use crate::objectives::{Mlm, MlmConfig, PairHead, PairHeadConfig};
@@ -162,5 +167,215 @@ pub fn load_bert(dir: &Path, device: &Device) -> Result<HfBert> {
         mlm,
         pair,
         report: loader.finish(),
+    })
+}
+
+/// The BERT-shaped family an encoder of shape `config` exports as: ALBERT when its layers are
+/// shared, RoBERTa when its positions are offset, BERT otherwise.
+fn family(config: &TransformerEncoderConfig) -> (&'static str, &'static str) {
+    match (config.share_layers, config.position_offset) {
+        (true, _) => ("albert", "ALBERT"),
+        (false, 0) => ("bert", "BERT"),
+        (false, _) => ("roberta", "RoBERTa"),
+    }
+}
+
+/// The shape fields of a BERT-shaped `config.json` (BERT, RoBERTa, ALBERT, ELECTRA) for an
+/// encoder of shape `config`; RoBERTa's padding id is the one its position offset implies.
+pub(super) fn hf_fields(config: &TransformerEncoderConfig, model_type: &str) -> Value {
+    let mut fields = json!({
+        "model_type": model_type,
+        "hidden_size": config.hidden_size,
+        "num_hidden_layers": config.num_layers,
+        "num_attention_heads": config.num_heads,
+        "intermediate_size": config.ffn_size,
+        "hidden_act": config.activation.hf_name(),
+        "hidden_dropout_prob": config.dropout,
+        "attention_probs_dropout_prob": config.dropout,
+        "max_position_embeddings": config.max_positions,
+        "type_vocab_size": config.num_segments,
+        "layer_norm_eps": config.layer_norm_eps,
+        "position_embedding_type": "absolute",
+    });
+    match model_type {
+        "albert" => {
+            fields["embedding_size"] = json!(config.embedding_width());
+            fields["num_hidden_groups"] = json!(1);
+            fields["inner_group_num"] = json!(1);
+        }
+        "electra" => fields["embedding_size"] = json!(config.embedding_width()),
+        "roberta" => fields["pad_token_id"] = json!(config.position_offset.saturating_sub(1)),
+        _ => {}
+    }
+    fields
+}
+
+/// What an encoder of shape `config` has that its BERT-shaped family (see [`export`]) cannot
+/// express, if anything.
+pub fn bert_misfit(config: &TransformerEncoderConfig) -> Option<String> {
+    let (model_type, name) = family(config);
+    round_trip(name, config, &hf_fields(config, model_type))
+}
+
+/// Where a BERT-shaped family keeps its heads, and its classes: with both heads, with the MLM
+/// head, with the pooler, bare.
+struct Heads {
+    mlm: &'static [(&'static str, &'static str)],
+    pooler: &'static [(&'static str, &'static str)],
+    classifier: &'static [(&'static str, &'static str)],
+    classes: [&'static str; 4],
+}
+
+impl Heads {
+    fn of(model_type: &str) -> Self {
+        match model_type {
+            "albert" => Self {
+                mlm: albert::MLM_HEAD,
+                pooler: albert::POOLER,
+                classifier: albert::SOP_CLASSIFIER,
+                classes: [
+                    "AlbertForPreTraining",
+                    "AlbertForMaskedLM",
+                    "AlbertModel",
+                    "AlbertModel",
+                ],
+            },
+            "roberta" => Self {
+                mlm: ROBERTA_MLM_HEAD,
+                pooler: POOLER,
+                classifier: &[],
+                classes: ["", "RobertaForMaskedLM", "RobertaModel", "RobertaModel"],
+            },
+            _ => Self {
+                mlm: MLM_HEAD,
+                pooler: POOLER,
+                classifier: NSP_CLASSIFIER,
+                classes: [
+                    "BertForPreTraining",
+                    "BertForMaskedLM",
+                    "BertModel",
+                    "BertModel",
+                ],
+            },
+        }
+    }
+}
+
+/// The export's names of a BERT-shaped encoder (BERT, RoBERTa, ALBERT, ELECTRA's
+/// discriminator) at module path `root`, its keys under `prefix`.
+pub(super) fn encoder_out(
+    config: &TransformerEncoderConfig,
+    root: &str,
+    prefix: &str,
+    model_type: &str,
+) -> KeyTable {
+    let mut table = outward(root, prefix, EMBEDDINGS);
+    if model_type == "albert" {
+        table.extend(outward(
+            root,
+            prefix,
+            &[("encoder.embedding_hidden_mapping_in.", "projection.")],
+        ));
+        let shared = format!("{prefix}{}", albert::SHARED_LAYER);
+        table.extend(albert::LAYER.iter().map(|(hf, ours)| {
+            let from = format!("^{}", literal(&format!("{root}layers.0.{ours}")));
+            (from, format!("{shared}{hf}"))
+        }));
+        return table;
+    }
+    if config.embedding_size.is_some() {
+        table.extend(outward(
+            root,
+            prefix,
+            &[("embeddings_project.", "projection.")],
+        ));
+    }
+    table.extend(outward_layers(
+        root,
+        "layers",
+        prefix,
+        "encoder.layer",
+        LAYER,
+    ));
+    table
+}
+
+/// The parts of a BERT-shaped export, under the module paths its key tables read.
+#[derive(Module, Debug)]
+struct Parts {
+    backbone: TransformerEncoder,
+    mlm: Option<Mlm>,
+    pair: Option<PairHead>,
+}
+
+/// An encoder (of shape `config`) with its MLM and sentence-pair heads if given, as BERT,
+/// RoBERTa or ALBERT (see [`family`]): `…ForPreTraining` with both heads, `…ForMaskedLM`
+/// with the MLM head, `…Model` (keeping the pair head's pooler) without. RoBERTa's positions
+/// must start after the tokenizer's padding id `pad`.
+pub(super) fn export(
+    config: &TransformerEncoderConfig,
+    encoder: &TransformerEncoder,
+    mlm: Option<&Mlm>,
+    pair: Option<&PairHead>,
+    pad: u32,
+    dir: &Path,
+) -> Result<Converted> {
+    let (model_type, name) = family(config);
+    if let Some(what) = bert_misfit(config) {
+        return Err(refuse(dir, name, &what));
+    }
+    let first = pad as usize + 1;
+    if model_type == "roberta" && config.position_offset != first {
+        let what = format!(
+            "positions offset by {} rows where RoBERTa's start after the padding id, at {first}",
+            config.position_offset
+        );
+        return Err(refuse(dir, name, &what));
+    }
+    // RoBERTa's LM head computes the exact GELU whatever hidden_act says.
+    let activation = match model_type {
+        "roberta" => Activation::Gelu,
+        _ => config.activation,
+    };
+    if let Some(what) = mlm.and_then(|m| head_misfit(m.head(), Some(activation), true)) {
+        return Err(refuse(dir, name, &what));
+    }
+    if pair.is_some() && model_type == "roberta" {
+        return Err(refuse(dir, name, "a sentence-pair head"));
+    }
+    let heads = Heads::of(model_type);
+    let class = match (mlm.is_some(), pair.is_some()) {
+        (true, true) => heads.classes[0],
+        (true, false) => heads.classes[1],
+        (false, true) => heads.classes[2],
+        (false, false) => heads.classes[3],
+    };
+    // The classes with a head put the encoder's keys under a prefix; the bare model does not.
+    let prefix = match (mlm, pair) {
+        (None, None) => String::new(),
+        _ => format!("{model_type}."),
+    };
+    let mut table = encoder_out(config, "backbone.", &prefix, model_type);
+    table.extend(outward("mlm.", "", heads.mlm));
+    table.extend(outward("pair.", &prefix, heads.pooler));
+    // The sentence-pair classifier goes with the pre-training class; alone, the encoder's
+    // class keeps the pooler.
+    if mlm.is_some() {
+        table.extend(outward("pair.", "", heads.classifier));
+    }
+    let parts = Parts {
+        backbone: encoder.clone(),
+        mlm: mlm.cloned(),
+        pair: pair.cloned(),
+    };
+    let mut fields = hf_fields(config, model_type);
+    if let Some(map) = fields.as_object_mut() {
+        // The padding id is the tokenizer's, written by the caller.
+        map.remove("pad_token_id");
+    }
+    Ok(Converted {
+        class,
+        config: fields,
+        weights: Weights::of(&parts, table, &["pair.classifier."])?,
     })
 }

@@ -107,6 +107,13 @@ impl HfConfig {
         Self::resolve(raw, dir)
     }
 
+    /// Reads a `config.json`'s contents, `value`, as [`read`](Self::read) reads the file of
+    /// `dir`: what an export's fields come back as.
+    pub(crate) fn from_json(value: serde_json::Value, dir: &Path) -> Result<Self> {
+        let raw: RawConfig = serde_json::from_value(value).map_err(|e| model_error(dir, &e))?;
+        Self::resolve(raw, dir)
+    }
+
     fn resolve(raw: RawConfig, dir: &Path) -> Result<Self> {
         let family = raw.model_type.as_str();
         if !FAMILIES.contains(&family) {

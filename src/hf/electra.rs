@@ -7,13 +7,15 @@ use std::path::Path;
 
 use burn::prelude::Device;
 
-use super::bert::{LAYER, encoder_table};
-use super::keys::{KeyTable, layers, prefixed, table};
+use super::bert::{LAYER, encoder_out, encoder_table, hf_fields};
+use super::export::{Converted, Weights, refuse, round_trip};
+use super::keys::{KeyTable, layers, outward, prefixed, table};
 use super::loader::{LoadReport, Loader};
 use super::{HfConfig, model_error};
-use crate::blocks::TransformerEncoder;
+use crate::blocks::{Activation, TransformerEncoder, TransformerEncoderConfig};
 use crate::error::Result;
 use crate::objectives::{Electra, ElectraConfig};
+use crate::pretrainer::Pretrainer;
 
 /// The discriminator's head: dense + activation, then one logit per token.
 pub(crate) const DISCRIMINATOR_HEAD: &[(&str, &str)] = &[
@@ -117,5 +119,38 @@ pub fn load_electra(
         encoder,
         electra,
         report,
+    })
+}
+
+/// What a discriminator of shape `config` has that ELECTRA's cannot express, if anything.
+pub fn electra_misfit(config: &TransformerEncoderConfig) -> Option<String> {
+    round_trip("ELECTRA", config, &hf_fields(config, "electra")).or_else(|| {
+        // ELECTRA's discriminator head computes the exact GELU whatever hidden_act says.
+        (config.activation != Activation::Gelu)
+            .then(|| "the tanh GELU where ELECTRA's head computes the exact one".into())
+    })
+}
+
+/// ELECTRA's discriminator (of shape `config`) and its head as `ElectraForPreTraining`; the
+/// generator stays.
+pub(super) fn export(
+    config: &TransformerEncoderConfig,
+    encoder: &TransformerEncoder,
+    electra: &Electra,
+    dir: &Path,
+) -> Result<Converted> {
+    if let Some(what) = electra_misfit(config) {
+        return Err(refuse(dir, "ELECTRA", &what));
+    }
+    let mut table = encoder_out(config, "backbone.", "electra.", "electra");
+    table.extend(outward("objective.", "", DISCRIMINATOR_HEAD));
+    let module = Pretrainer {
+        backbone: encoder.clone(),
+        objective: electra.clone(),
+    };
+    Ok(Converted {
+        class: "ElectraForPreTraining",
+        config: hf_fields(config, "electra"),
+        weights: Weights::of(&module, table, &["objective.generator."])?,
     })
 }

@@ -6,20 +6,21 @@
 //! first rewrites them into three `nn.Linear`-shaped tensors, so that one key table and one
 //! adapter serve every family.
 
+use std::collections::BTreeMap;
 use std::path::Path;
 
 use burn::prelude::Device;
+use burn::tensor::TensorData;
+use serde_json::{Value, json};
 
 use super::HfConfig;
-use std::collections::BTreeMap;
-
-use burn::tensor::TensorData;
-
+use super::export::{Converted, Weights, head_misfit, refuse, round_trip};
 use super::keys::{KeyTable, layers, outward, outward_layers, prefixed};
 use super::loader::{LoadReport, Loader, concat_last, split_last, transposed};
-use crate::blocks::TransformerEncoder;
+use crate::blocks::{TransformerEncoder, TransformerEncoderConfig};
 use crate::error::Result;
 use crate::objectives::{Clm, ClmConfig};
+use crate::tokenize::SpecialTokens;
 
 /// One block: HF name after `h.N.`, pretext path after `layers.N.` (`c_attn` after it is split).
 const LAYER: &[(&str, &str)] = &[
@@ -55,7 +56,7 @@ const QKV: [&str; 3] = ["query", "key", "value"];
 
 /// Rewrites the Conv1D tensors as `nn.Linear` ones: every weight transposed to `[out, in]`,
 /// and `c_attn`'s q|k|v (concatenated along its output columns) split into three.
-pub(crate) fn rewrite(loader: &mut Loader) -> Result<()> {
+pub(super) fn rewrite(loader: &mut Loader) -> Result<()> {
     let conv = |name: &str| CONV1D.iter().any(|part| name.contains(part));
     loader.rewrite(conv, |name, data| {
         let (module, kind) = name.rsplit_once('.').expect("a tensor name has a module");
@@ -75,7 +76,7 @@ pub(crate) fn rewrite(loader: &mut Loader) -> Result<()> {
 }
 
 /// The export's names: pretext path → HF name, `c_attn`'s three parts still apart.
-pub(crate) fn export_table() -> KeyTable {
+fn export_table() -> KeyTable {
     let mut table = outward("", "transformer.", EMBEDDINGS);
     table.extend(outward_layers("", "layers", "transformer.", "h", LAYER));
     table
@@ -83,7 +84,7 @@ pub(crate) fn export_table() -> KeyTable {
 
 /// The export's tensors in GPT-2's layout: every Conv1D weight `[in, out]`, and `c_attn`'s
 /// query, key and value joined along their output columns.
-pub(crate) fn fuse(tensors: &mut Vec<(String, TensorData)>) {
+fn fuse(tensors: &mut Vec<(String, TensorData)>) {
     let mut fused: BTreeMap<String, [Option<TensorData>; 3]> = BTreeMap::new();
     let mut out = Vec::with_capacity(tensors.len());
     for (name, data) in tensors.drain(..) {
@@ -140,5 +141,52 @@ pub fn load_gpt2(dir: &Path, device: &Device) -> Result<HfGpt2> {
         encoder,
         clm,
         report: loader.finish(),
+    })
+}
+
+/// The shape fields of GPT-2's `config.json` for a stack of shape `config`.
+fn hf_fields(config: &TransformerEncoderConfig) -> Value {
+    json!({
+        "model_type": "gpt2",
+        "n_embd": config.hidden_size,
+        "n_layer": config.num_layers,
+        "n_head": config.num_heads,
+        "n_inner": config.ffn_size,
+        "n_positions": config.max_positions,
+        "activation_function": config.activation.hf_name(),
+        "layer_norm_epsilon": config.layer_norm_eps,
+        "resid_pdrop": config.dropout,
+        "embd_pdrop": config.dropout,
+        "attn_pdrop": config.dropout,
+    })
+}
+
+/// What a causal LM of shape `config` has that GPT-2 cannot express, if anything.
+pub fn gpt2_misfit(config: &TransformerEncoderConfig) -> Option<String> {
+    round_trip("GPT-2", config, &hf_fields(config))
+}
+
+/// A causal LM (of shape `config`) as `GPT2LMHeadModel`: its head must have neither
+/// transform nor bias, as GPT-2's; its texts start with `special.cls` and end with
+/// `special.sep`.
+pub(super) fn export(
+    config: &TransformerEncoderConfig,
+    encoder: &TransformerEncoder,
+    clm: &Clm,
+    special: &SpecialTokens,
+    dir: &Path,
+) -> Result<Converted> {
+    if let Some(what) = gpt2_misfit(config).or_else(|| head_misfit(clm.head(), None, false)) {
+        return Err(refuse(dir, "GPT-2", &what));
+    }
+    let mut fields = hf_fields(config);
+    fields["bos_token_id"] = json!(special.cls);
+    fields["eos_token_id"] = json!(special.sep);
+    let mut weights = Weights::of(encoder, export_table(), &[])?;
+    fuse(&mut weights.tensors);
+    Ok(Converted {
+        class: "GPT2LMHeadModel",
+        config: fields,
+        weights,
     })
 }

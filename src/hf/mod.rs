@@ -29,14 +29,12 @@ mod gpt2;
 mod keys;
 mod loader;
 
-pub use bart::{HfBart, load_bart};
-pub use bert::{HfBert, load_bert};
+pub use bart::{HfBart, bart_misfit, load_bart};
+pub use bert::{HfBert, bert_misfit, load_bert};
 pub use config::{FAMILIES, HfConfig};
-pub use electra::{HfElectra, load_electra};
-pub use export::{
-    Exportable, bart_misfit, bert_misfit, electra_misfit, export, export_bert, gpt2_misfit,
-};
-pub use gpt2::{HfGpt2, load_gpt2};
+pub use electra::{HfElectra, electra_misfit, load_electra};
+pub use export::{Exportable, export, export_bert};
+pub use gpt2::{HfGpt2, gpt2_misfit, load_gpt2};
 pub use loader::LoadReport;
 
 use std::path::Path;

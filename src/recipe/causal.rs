@@ -22,12 +22,12 @@ use crate::tokenize::Tokenizer;
 
 /// What of a causal model of `recipe` (with GPT-2's head or not) GPT-2 cannot express.
 pub(crate) fn gpt2_misfit(recipe: &Recipe, gpt2_head: bool) -> Option<String> {
-    let head = (!gpt2_head).then_some(
-        "an LM head with BERT's transform and a bias (objective.settings.gpt2_head is false)",
-    );
-    crate::hf::gpt2_misfit(&recipe.encoder)
-        .or(head)
-        .map(|what| format!("{what}, which GPT-2 has not"))
+    let head = (!gpt2_head).then(|| {
+        "an LM head with BERT's transform and a bias, which GPT-2 has not \
+         (objective.settings.gpt2_head is false)"
+            .to_string()
+    });
+    crate::hf::gpt2_misfit(&recipe.encoder).or(head)
 }
 
 /// `sft`: GPT-2's pre-LN encoder, as `clm` trains it; `init` names the causal model to start

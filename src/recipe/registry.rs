@@ -116,7 +116,7 @@ pub trait ObjectiveSettings {
                 "an encoder-decoder whose LM head has BERT's transform, which BART has not".into(),
             );
         }
-        crate::hf::bert_misfit(&recipe.encoder).map(|what| format!("{what}, which BERT has not"))
+        crate::hf::bert_misfit(&recipe.encoder)
     }
 
     /// Writes the model a run of `recipe` left in `run_dir` as a Hugging Face directory `out`
@@ -715,7 +715,6 @@ impl ObjectiveSettings for ElectraSettings {
 
     fn hf_misfit(&self, recipe: &Recipe) -> Option<String> {
         crate::hf::electra_misfit(&recipe.encoder)
-            .map(|what| format!("{what}, which ELECTRA has not"))
     }
 
     /// The discriminator and its head, read from the run's checkpoint, as
