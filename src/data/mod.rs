@@ -55,10 +55,14 @@ pub trait Task: Send + Sync {
     /// Pads and stacks examples into a batch on `device`.
     fn collate(&self, examples: &[Self::Example], device: &Device) -> Result<Self::Batch>;
 
-    /// Tells the task which optimizer step the next examples are for (the training loop calls
-    /// it before each step and each validation). Tasks whose data follow a schedule, such as
-    /// [`MultiTaskData`](crate::objectives::multitask::MultiTaskData), read it; others need not.
-    fn set_step(&self, _step: usize) {}
+    /// Example `index` for optimizer step `step`, which is what the training loop asks for.
+    /// A task whose data follow a schedule reads the step, such as
+    /// [`MultiTaskData`](crate::objectives::multitask::MultiTaskData), whose tasks start at
+    /// given steps. Any other task gives [`example`](Self::example).
+    fn example_at(&self, index: usize, step: usize, rng: &mut ExampleRng) -> Result<Self::Example> {
+        let _ = step;
+        self.example(index, rng)
+    }
 }
 
 /// What the training loop needs of any batch.

@@ -18,8 +18,6 @@
 //! objectives make the mix, with what settings, is the recipe layer's (its `multitask`
 //! module, `pretrain --objectives FILE`).
 
-use std::sync::atomic::{AtomicUsize, Ordering};
-
 use burn::prelude::*;
 use rand::RngExt;
 
@@ -95,8 +93,13 @@ impl Task for Box<dyn TokenTask> {
         self.as_ref().collate(examples, device)
     }
 
-    fn set_step(&self, step: usize) {
-        self.as_ref().set_step(step)
+    fn example_at(
+        &self,
+        index: usize,
+        step: usize,
+        rng: &mut ExampleRng,
+    ) -> crate::error::Result<TokenExample> {
+        self.as_ref().example_at(index, step, rng)
     }
 }
 
@@ -165,11 +168,13 @@ impl<M: EncoderBackbone> Objective<M> for MultiTask {
     }
 }
 
-/// One example of a [`MultiTaskData`]: the task it was drawn for, and its tokens.
+/// One example of a [`MultiTaskData`]: the task it was drawn for at its step, and its tokens.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MultiTaskExample {
     /// Index of the task.
     pub task: usize,
+    /// The optimizer step it was drawn for, which fixes the tasks' shares of the loss.
+    pub step: usize,
     /// The example, segment ids offset to the task's.
     pub tokens: TokenExample,
 }
@@ -230,7 +235,6 @@ pub struct TaskDraw {
 pub struct MultiTaskData {
     tasks: Vec<Box<dyn TokenTask>>,
     draws: Vec<TaskDraw>,
-    step: AtomicUsize,
     pad: u32,
 }
 
@@ -238,8 +242,7 @@ impl std::fmt::Debug for MultiTaskData {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("MultiTaskData")
             .field("draws", &self.draws)
-            .field("step", &self.step)
-            .finish()
+            .finish_non_exhaustive()
     }
 }
 
@@ -261,7 +264,6 @@ impl MultiTaskData {
         Ok(Self {
             tasks,
             draws: draws.to_vec(),
-            step: AtomicUsize::new(0),
             pad,
         })
     }
@@ -289,22 +291,28 @@ impl Task for MultiTaskData {
             .unwrap_or(0)
     }
 
-    fn set_step(&self, step: usize) {
-        self.step.store(step, Ordering::Relaxed);
-    }
-
+    /// An example as at a step when every task has started.
     fn example(
         &self,
         index: usize,
         rng: &mut ExampleRng,
     ) -> crate::error::Result<MultiTaskExample> {
-        let task = self.pick(rng.random(), self.step.load(Ordering::Relaxed));
+        self.example_at(index, usize::MAX, rng)
+    }
+
+    fn example_at(
+        &self,
+        index: usize,
+        step: usize,
+        rng: &mut ExampleRng,
+    ) -> crate::error::Result<MultiTaskExample> {
+        let task = self.pick(rng.random(), step);
         let data = &self.tasks[task];
         let mut tokens = data.example(index % data.num_examples(), rng)?;
         for s in &mut tokens.segment_ids {
             *s += 2 * task as u32;
         }
-        Ok(MultiTaskExample { task, tokens })
+        Ok(MultiTaskExample { task, step, tokens })
     }
 
     fn collate(
@@ -313,7 +321,9 @@ impl Task for MultiTaskData {
         device: &Device,
     ) -> crate::error::Result<MultiTaskBatch> {
         // Token tasks all pad the same way, so the parts collate here, from borrowed examples.
-        let step = self.step.load(Ordering::Relaxed);
+        let Some(step) = examples.first().map(|e| e.step) else {
+            return Err(Error::InvalidConfig("cannot collate an empty batch".into()));
+        };
         let started: f64 = self
             .draws
             .iter()
@@ -334,9 +344,6 @@ impl Task for MultiTaskData {
                     share: self.draws[task].weight / started,
                 });
             }
-        }
-        if parts.is_empty() {
-            return Err(Error::InvalidConfig("cannot collate an empty batch".into()));
         }
         Ok(MultiTaskBatch { parts })
     }

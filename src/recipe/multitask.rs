@@ -341,11 +341,11 @@ mod tests {
         let d =
             data(r#"[{"objective": "mlm", "weight": 3}, {"objective": "nsp", "start_step": 5}]"#);
         let draw = |step: usize| {
-            d.set_step(step);
             let n = 4000;
             let hits = (0..n)
                 .filter(|&i| {
-                    let e = d.example(i % d.num_examples(), &mut example_rng(0, i as u64, 0));
+                    let mut rng = example_rng(0, i as u64, 0);
+                    let e = d.example_at(i % d.num_examples(), step, &mut rng);
                     e.unwrap().task == 1
                 })
                 .count();

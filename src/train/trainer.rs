@@ -256,7 +256,6 @@ fn parts<T: Task>(
     step: usize,
     device: &Device,
 ) -> crate::error::Result<Vec<Vec<Part<T::Batch>>>> {
-    train.set_step(step);
     let per_step = config.batch_size * config.grad_accumulation;
     let first = (step * per_step) as u64;
     let picks: Vec<(u64, usize)> = (first..first + per_step as u64)
@@ -273,7 +272,13 @@ fn parts<T: Task>(
                 .map(|(k, picked)| {
                     let device = shards.device(k, device);
                     Ok(Part {
-                        batch: make_batch(train, config.seed, picked.iter().copied(), device)?,
+                        batch: make_batch(
+                            train,
+                            config.seed,
+                            step,
+                            picked.iter().copied(),
+                            device,
+                        )?,
                         first_example: m * config.batch_size + k * shard_size,
                     })
                 })
@@ -297,7 +302,6 @@ where
     O: Objective<M, Batch = T::Batch>,
     T: Task,
 {
-    valid.set_step(step);
     let inference = model.valid();
     let device = device.clone().inner();
     let n = valid.num_examples();
@@ -312,7 +316,7 @@ where
         .map(|b| {
             let picks = (b * config.batch_size..((b + 1) * config.batch_size).min(picked))
                 .map(|k| (0, k * n / picked));
-            make_batch(valid, config.seed, picks, &device)
+            make_batch(valid, config.seed, step, picks, &device)
         })
         .collect::<crate::error::Result<Vec<_>>>()?;
     let mut weights = Weights::default();
@@ -370,17 +374,19 @@ impl Sampler {
     }
 }
 
-/// The batch of the examples `picks` (each `(epoch, index)`) on `device`.
+/// The batch of the examples `picks` (each `(epoch, index)`) for optimizer step `step`, on
+/// `device`.
 fn make_batch<T: Task>(
     task: &T,
     seed: u64,
+    step: usize,
     picks: impl Iterator<Item = (u64, usize)>,
     device: &Device,
 ) -> crate::error::Result<T::Batch> {
     let examples = picks
         .map(|(epoch, index)| {
             let mut rng: ExampleRng = example_rng(seed, epoch, index as u64);
-            task.example(index, &mut rng)
+            task.example_at(index, step, &mut rng)
         })
         .collect::<crate::error::Result<Vec<_>>>()?;
     task.collate(&examples, device)
