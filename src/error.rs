@@ -9,6 +9,9 @@ pub enum Error {
     /// A configuration value is out of its valid range or inconsistent with another one.
     #[error("invalid config: {0}")]
     InvalidConfig(String),
+    /// A task was asked to collate no examples into a batch.
+    #[error("cannot collate an empty batch: a batch needs at least one example")]
+    EmptyBatch,
     /// The training loss stopped being a number.
     #[error("the loss became {loss} at step {step}; lower the learning rate")]
     Diverged {

@@ -81,7 +81,7 @@ impl TokenBatch {
             .max()
             .unwrap_or(0);
         if batch == 0 || len == 0 {
-            return Err(Error::InvalidConfig("cannot collate an empty batch".into()));
+            return Err(Error::EmptyBatch);
         }
         let mut ids = vec![pad_id as i64; batch * len];
         let mut segments = vec![0i64; batch * len];

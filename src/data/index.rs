@@ -133,7 +133,7 @@ impl Table {
         })
     }
 
-    /// Builds the index into `file` (at `tmp`), then renames it to `path`.
+    /// Builds the index into `file` (at `tmp`), then puts it in the place of `path`.
     fn write(
         file: std::fs::File,
         tmp: &Path,
@@ -157,10 +157,8 @@ impl Table {
                 .map_err(|e| Error::io(tmp, e))?;
         }
         out.into_inner()
-            .map_err(|e| Error::io(tmp, e.into_error()))?
-            .sync_all()
-            .map_err(|e| Error::io(tmp, e))?;
-        std::fs::rename(tmp, path).map_err(|e| Error::io(path, e))?;
+            .map_err(|e| Error::io(tmp, e.into_error()))?;
+        crate::util::atomic_file::commit(tmp, path)?;
         Self::open(path, width)
             .ok_or_else(|| Error::io(path, std::io::Error::other("unreadable after writing")))
     }

@@ -62,7 +62,7 @@ impl PermutationBatch {
     pub fn collate(examples: &[PermutationExample], pad_id: u32, device: &Device) -> Result<Self> {
         let batch = examples.len();
         if batch == 0 {
-            return Err(Error::InvalidConfig("cannot collate an empty batch".into()));
+            return Err(Error::EmptyBatch);
         }
         for (b, e) in examples.iter().enumerate() {
             if e.order.order.len() != e.ids.len() || e.query_ids.len() != e.order.num_predict {

@@ -322,7 +322,7 @@ impl Task for MultiTaskData {
     ) -> crate::error::Result<MultiTaskBatch> {
         // Token tasks all pad the same way, so the parts collate here, from borrowed examples.
         let Some(step) = examples.first().map(|e| e.step) else {
-            return Err(Error::InvalidConfig("cannot collate an empty batch".into()));
+            return Err(Error::EmptyBatch);
         };
         let started: f64 = self
             .draws

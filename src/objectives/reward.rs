@@ -296,7 +296,7 @@ impl Task for RewardTask {
         device: &Device,
     ) -> crate::error::Result<RewardBatch> {
         if examples.is_empty() {
-            return Err(Error::InvalidConfig("cannot collate an empty batch".into()));
+            return Err(Error::EmptyBatch);
         }
         if let Some(e) = examples.iter().find(|e| e.sequences.len() < 2) {
             return Err(Error::InvalidConfig(format!(

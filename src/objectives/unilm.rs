@@ -306,9 +306,7 @@ impl Task for UnilmTask {
         examples: &[UnilmExample],
         device: &Device,
     ) -> crate::error::Result<UnilmBatch> {
-        let first = examples
-            .first()
-            .ok_or_else(|| Error::InvalidConfig("cannot collate an empty batch".into()))?;
+        let first = examples.first().ok_or(Error::EmptyBatch)?;
         let mask = self.shares.pick(first.draw);
         let tokens: Vec<&TokenExample> = examples.iter().map(|e| &e.tokens).collect();
         let mut tokens = TokenBatch::collate(&tokens, self.special.pad, device)?;

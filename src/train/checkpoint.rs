@@ -131,10 +131,7 @@ pub fn save_weights<M: Module>(module: &M, path: &Path) -> Result<()> {
         .clone()
         .save_file(&tmp)
         .map_err(|e| ckpt_err(&tmp, e))?;
-    std::fs::File::open(&tmp)
-        .and_then(|f| f.sync_all())
-        .map_err(|e| Error::io(&tmp, e))?;
-    std::fs::rename(&tmp, path).map_err(|e| Error::io(path, e))
+    crate::util::atomic_file::commit(&tmp, path)
 }
 
 /// Loads weights written by [`save_weights`] into `module`, a module of the shape they were

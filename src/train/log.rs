@@ -266,7 +266,7 @@ impl Logger {
                         })
                         .map(|l| format!("{l}\n"))
                         .collect();
-                    std::fs::write(path, kept).map_err(|e| Error::io(path, e))?;
+                    crate::util::atomic_file::write(path, kept)?;
                 }
                 _ => std::fs::write(path, "").map_err(|e| Error::io(path, e))?,
             }

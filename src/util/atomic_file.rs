@@ -1,8 +1,8 @@
 //! Files written whole or not at all: a run's `config.json`, a PPO run's state, a dataset's
-//! manifest and its preparation checkpoint, an exported model's safetensors. A crash or a kill leaves the old file or the new
-//! one, never half of one, so that what reads them after (a resume, a check) can trust them.
+//! manifest and its preparation checkpoint, an exported model's files, weights saved alone,
+//! a dataset's cached index. A crash or a kill leaves the old file or the new one, never half
+//! of one, so that what reads them after (a resume, a check) can trust them.
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use crate::error::{Error, Result};
@@ -13,11 +13,18 @@ pub(crate) fn write(path: &Path, bytes: impl AsRef<[u8]>) -> Result<()> {
     let mut name = path.file_name().unwrap_or_default().to_os_string();
     name.push(".tmp");
     let tmp: PathBuf = path.with_file_name(name);
-    let mut file = std::fs::File::create(&tmp).map_err(|e| Error::io(&tmp, e))?;
-    file.write_all(bytes.as_ref())
-        .and_then(|()| file.sync_all())
-        .map_err(|e| Error::io(&tmp, e))?;
-    std::fs::rename(&tmp, path).map_err(|e| Error::io(path, e))
+    std::fs::write(&tmp, bytes).map_err(|e| Error::io(&tmp, e))?;
+    commit(&tmp, path)
+}
+
+/// Puts the finished file `tmp` in the place of `path`: flushed to disk, then renamed, so that
+/// `path` holds the old file or the new one. For files another writer makes (burn's
+/// `save_file`, a streamed index).
+pub(crate) fn commit(tmp: &Path, path: &Path) -> Result<()> {
+    std::fs::File::open(tmp)
+        .and_then(|f| f.sync_all())
+        .map_err(|e| Error::io(tmp, e))?;
+    std::fs::rename(tmp, path).map_err(|e| Error::io(path, e))
 }
 
 #[cfg(test)]
