@@ -16,6 +16,7 @@ pub mod segments;
 pub mod seq2seq;
 pub mod sources;
 pub mod store;
+pub mod token_source;
 pub mod tokenized;
 pub mod weights;
 
@@ -29,6 +30,7 @@ pub use segments::{Segments, body_len, pack_segments};
 pub use seq2seq::{Seq2SeqBatch, Seq2SeqExample};
 pub use sources::{Format, Position, Reader, Skipped, Source, list_sources};
 pub use store::TokenStore;
+pub use token_source::{TokenSource, TokenTaskOf};
 pub use tokenized::{TokenizedDocument, tokenize_corpus};
 pub use weights::{SEQUENCES, TARGETS, Weights};
 

@@ -22,7 +22,7 @@ mod tagging;
 
 pub use crate::data::labelled::{LabelledData, LabelledText, Subset};
 
-pub use tagging::{TaggedSentence, TaggingTask};
+pub use tagging::{TaggedSentence, TaggedTokens, TaggingTask};
 
 use std::path::Path;
 
@@ -31,7 +31,7 @@ use burn::module::ModuleDisplay;
 use burn::prelude::*;
 
 use crate::blocks::EncoderBackbone;
-use crate::data::{Task, TokenBatch, TokenExample};
+use crate::data::{Task, TokenBatch, TokenExample, TokenSource, TokenTaskOf};
 use crate::error::Error;
 use crate::noise::IGNORE_INDEX;
 use crate::objectives::{SequenceClassifier, TokenClassifier};
@@ -39,11 +39,11 @@ use crate::tokenize::Tokenizer;
 use crate::util::rng::ExampleRng;
 
 /// Labelled texts, tokenized and framed as `[CLS] text [SEP]`, cut to the sequence length.
+pub type ClassificationTask = TokenTaskOf<LabelledTokens>;
+
+/// Labelled texts as framed token ids and labels: the examples of a [`ClassificationTask`].
 #[derive(Debug, Clone)]
-pub struct ClassificationTask {
-    examples: Vec<(Vec<u32>, u32)>,
-    pad: u32,
-}
+pub struct LabelledTokens(Vec<(Vec<u32>, u32)>);
 
 impl ClassificationTask {
     /// `texts` over `tokenizer`, labels below `num_classes`, at most `seq_len` tokens each.
@@ -78,23 +78,21 @@ impl ClassificationTask {
                 (ids, t.label)
             })
             .collect();
-        Ok(Self {
-            examples,
-            pad: special.pad,
-        })
+        Ok(Self::of(LabelledTokens(examples), special.pad))
     }
 }
 
-impl Task for ClassificationTask {
-    type Example = TokenExample;
-    type Batch = TokenBatch;
-
+impl TokenSource for LabelledTokens {
     fn num_examples(&self) -> usize {
-        self.examples.len()
+        self.0.len()
     }
 
-    fn example(&self, index: usize, _rng: &mut ExampleRng) -> crate::error::Result<TokenExample> {
-        let (ids, label) = &self.examples[index];
+    fn token_example(
+        &self,
+        index: usize,
+        _rng: &mut ExampleRng,
+    ) -> crate::error::Result<TokenExample> {
+        let (ids, label) = &self.0[index];
         Ok(TokenExample {
             input_ids: ids.clone(),
             segment_ids: vec![0; ids.len()],
@@ -102,14 +100,6 @@ impl Task for ClassificationTask {
             label: Some(*label),
             named: Default::default(),
         })
-    }
-
-    fn collate(
-        &self,
-        examples: &[TokenExample],
-        device: &Device,
-    ) -> crate::error::Result<TokenBatch> {
-        TokenBatch::collate(examples, self.pad, device)
     }
 }
 

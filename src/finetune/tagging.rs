@@ -2,9 +2,7 @@
 //! `[CLS] tokens [SEP]` with each word's class on its first token, as BERT's tagging
 //! fine-tuning does (the word's other pieces and the special tokens are not scored).
 
-use burn::prelude::*;
-
-use crate::data::{Task, TokenBatch, TokenExample};
+use crate::data::{TokenExample, TokenSource, TokenTaskOf};
 use crate::error::Error;
 use crate::noise::IGNORE_INDEX;
 use crate::tokenize::Tokenizer;
@@ -22,11 +20,12 @@ pub struct TaggedSentence {
 }
 
 /// Tagged sentences, tokenized word by word and cut to the sequence length.
+pub type TaggingTask = TokenTaskOf<TaggedTokens>;
+
+/// Tagged sentences as framed token ids and per-token targets: the examples of a
+/// [`TaggingTask`].
 #[derive(Debug, Clone)]
-pub struct TaggingTask {
-    examples: Vec<(Vec<u32>, Vec<i64>)>,
-    pad: u32,
-}
+pub struct TaggedTokens(Vec<(Vec<u32>, Vec<i64>)>);
 
 impl TaggingTask {
     /// `sentences` over `tokenizer`, tags below `num_classes`, at most `seq_len` tokens each
@@ -77,23 +76,21 @@ impl TaggingTask {
             targets.push(IGNORE_INDEX);
             examples.push((ids, targets));
         }
-        Ok(Self {
-            examples,
-            pad: special.pad,
-        })
+        Ok(Self::of(TaggedTokens(examples), special.pad))
     }
 }
 
-impl Task for TaggingTask {
-    type Example = TokenExample;
-    type Batch = TokenBatch;
-
+impl TokenSource for TaggedTokens {
     fn num_examples(&self) -> usize {
-        self.examples.len()
+        self.0.len()
     }
 
-    fn example(&self, index: usize, _rng: &mut ExampleRng) -> crate::error::Result<TokenExample> {
-        let (ids, targets) = &self.examples[index];
+    fn token_example(
+        &self,
+        index: usize,
+        _rng: &mut ExampleRng,
+    ) -> crate::error::Result<TokenExample> {
+        let (ids, targets) = &self.0[index];
         Ok(TokenExample {
             input_ids: ids.clone(),
             segment_ids: vec![0; ids.len()],
@@ -102,19 +99,12 @@ impl Task for TaggingTask {
             named: Default::default(),
         })
     }
-
-    fn collate(
-        &self,
-        examples: &[TokenExample],
-        device: &Device,
-    ) -> crate::error::Result<TokenBatch> {
-        TokenBatch::collate(examples, self.pad, device)
-    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::data::Task;
 
     fn sentence(words: &[&str], tags: &[u32]) -> TaggedSentence {
         TaggedSentence {

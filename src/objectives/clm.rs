@@ -10,7 +10,9 @@ use burn::prelude::*;
 use super::{Objective, ObjectiveOutput, TARGETS, encode, predict_tokens};
 use crate::blocks::{AttentionMask, EncoderBackbone, LmHead, LmHeadConfig};
 use crate::data::body_len;
-use crate::data::{Documents, Segments, Task, TokenBatch, TokenExample, pack_segments};
+use crate::data::{
+    Documents, Segments, TokenBatch, TokenExample, TokenSource, TokenTaskOf, pack_segments,
+};
 use crate::tokenize::{SpecialTokens, Tokenizer};
 use crate::util::rng::ExampleRng;
 
@@ -72,8 +74,12 @@ impl<M: EncoderBackbone> Objective<M> for Clm {
 }
 
 /// The data side of [`Clm`]: shifted segments.
+pub type ClmTask = TokenTaskOf<ShiftedSegments>;
+
+/// Segments whose inputs drop the last token and targets the first: the examples of a
+/// [`ClmTask`].
 #[derive(Debug, Clone)]
-pub struct ClmTask {
+pub struct ShiftedSegments {
     segments: Segments,
     special: SpecialTokens,
 }
@@ -86,32 +92,25 @@ impl ClmTask {
         tokenizer: &Tokenizer,
         seq_len: usize,
     ) -> crate::error::Result<Self> {
-        Ok(Self {
+        let special = tokenizer.special();
+        let source = ShiftedSegments {
             segments: pack_segments(documents, body_len(seq_len + 1)?)?,
-            special: tokenizer.special(),
-        })
+            special,
+        };
+        Ok(Self::of(source, special.pad))
     }
 }
 
-/// The settings of `clm`: none beyond the recipe's own.
-#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ClmSettings {
-    /// GPT-2's head: the tied projection alone, without BERT's transform and without a bias
-    /// (what a GPT-2 export needs). Default false.
-    #[serde(default)]
-    pub gpt2_head: bool,
-}
-
-impl Task for ClmTask {
-    type Example = TokenExample;
-    type Batch = TokenBatch;
-
+impl TokenSource for ShiftedSegments {
     fn num_examples(&self) -> usize {
         self.segments.len()
     }
 
-    fn example(&self, index: usize, _rng: &mut ExampleRng) -> crate::error::Result<TokenExample> {
+    fn token_example(
+        &self,
+        index: usize,
+        _rng: &mut ExampleRng,
+    ) -> crate::error::Result<TokenExample> {
         let (ids, _) = self
             .segments
             .segment(index)
@@ -125,12 +124,14 @@ impl Task for ClmTask {
             named: Default::default(),
         })
     }
+}
 
-    fn collate(
-        &self,
-        examples: &[TokenExample],
-        device: &Device,
-    ) -> crate::error::Result<TokenBatch> {
-        TokenBatch::collate(examples, self.special.pad, device)
-    }
+/// The settings of `clm`: none beyond the recipe's own.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClmSettings {
+    /// GPT-2's head: the tied projection alone, without BERT's transform and without a bias
+    /// (what a GPT-2 export needs). Default false.
+    #[serde(default)]
+    pub gpt2_head: bool,
 }

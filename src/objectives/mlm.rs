@@ -10,7 +10,10 @@ use super::{
     EncoderHead, Objective, ObjectiveOutput, TARGETS, forward_encoder_head, predict_tokens,
 };
 use crate::blocks::{Activation, EncoderBackbone, LmHead, LmHeadConfig};
-use crate::data::{Documents, Segments, Task, TokenBatch, TokenExample, body_len, pack_segments};
+use crate::data::{
+    Documents, Segments, TokenBatch, TokenExample, TokenSource, TokenTaskOf, body_len,
+    pack_segments,
+};
 use crate::noise::{MlmMasker, MlmMasking};
 use crate::tokenize::{SpecialTokens, Tokenizer};
 use crate::util::rng::ExampleRng;
@@ -70,8 +73,11 @@ impl<M: EncoderBackbone> EncoderHead<M> for Mlm {
 }
 
 /// The data side of [`Mlm`]: masked segments.
+pub type MlmTask = TokenTaskOf<MaskedSegments>;
+
+/// Segments masked by an [`MlmMasker`]: the examples of an [`MlmTask`].
 #[derive(Debug, Clone)]
-pub struct MlmTask {
+pub struct MaskedSegments {
     segments: Segments,
     masker: MlmMasker,
     special: SpecialTokens,
@@ -86,31 +92,26 @@ impl MlmTask {
         masking: MlmMasking,
         seq_len: usize,
     ) -> crate::error::Result<Self> {
-        Ok(Self {
+        let special = tokenizer.special();
+        let source = MaskedSegments {
             segments: pack_segments(documents, body_len(seq_len)?)?,
             masker: MlmMasker::for_tokenizer(masking, tokenizer)?,
-            special: tokenizer.special(),
-        })
+            special,
+        };
+        Ok(Self::of(source, special.pad))
     }
 }
 
-/// The settings of `mlm`.
-#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct MlmSettings {
-    /// What is masked and how.
-    pub masking: MlmMasking,
-}
-
-impl Task for MlmTask {
-    type Example = TokenExample;
-    type Batch = TokenBatch;
-
+impl TokenSource for MaskedSegments {
     fn num_examples(&self) -> usize {
         self.segments.len()
     }
 
-    fn example(&self, index: usize, rng: &mut ExampleRng) -> crate::error::Result<TokenExample> {
+    fn token_example(
+        &self,
+        index: usize,
+        rng: &mut ExampleRng,
+    ) -> crate::error::Result<TokenExample> {
         let (ids, starts) = self
             .segments
             .segment(index)
@@ -124,12 +125,12 @@ impl Task for MlmTask {
             named: Default::default(),
         })
     }
+}
 
-    fn collate(
-        &self,
-        examples: &[TokenExample],
-        device: &Device,
-    ) -> crate::error::Result<TokenBatch> {
-        TokenBatch::collate(examples, self.special.pad, device)
-    }
+/// The settings of `mlm`.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MlmSettings {
+    /// What is masked and how.
+    pub masking: MlmMasking,
 }
