@@ -17,9 +17,10 @@ use criterion::measurement::WallTime;
 use criterion::{BenchmarkGroup, Criterion, Throughput, criterion_group, criterion_main};
 use pretext::Tokenizer;
 use pretext::corpus::{Corpus, DocumentBoundary, bundled_data_dir};
-use pretext::data::prepare::{PrepareOptions, prepare_corpus};
 use pretext::data::{DEFAULT_SHORT_SEQ_PROB, PairKind, PairSampler};
-use pretext::data::{Documents, Prepared, Segment, Task, pack_segments};
+use pretext::data::{Segment, Task, pack_segments};
+use pretext::dataset::prepare::{PrepareOptions, prepare_corpus};
+use pretext::dataset::{Documents, Prepared};
 use pretext::noise::bart;
 use pretext::noise::mass::{DEFAULT_MASS_SHARE, mass_mask};
 use pretext::noise::{MaskUnit, MlmMasker, MlmMasking, PermutationMasking, t5};
@@ -212,7 +213,7 @@ fn permutation_orders(c: &mut Criterion) {
 /// MLM examples at 32 indexes spread over the whole corpus, a new epoch per iteration.
 fn example_sources(c: &mut Criterion) {
     let tokenizer = Tokenizer::bundled().unwrap();
-    let corpus = pretext::data::bundled::pretraining_corpus().unwrap();
+    let corpus = pretext::dataset::bundled::pretraining_corpus().unwrap();
     let memory = Documents::tokenize(&corpus, &tokenizer).unwrap();
     let dir = std::env::temp_dir().join(format!("pretext-bench-prepared-{}", std::process::id()));
     let options = PrepareOptions {

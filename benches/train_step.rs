@@ -33,7 +33,8 @@ use burn::tensor::{Distribution, FloatDType};
 use criterion::measurement::WallTime;
 use criterion::{Bencher, BenchmarkGroup, Criterion, Throughput, criterion_group, criterion_main};
 use pretext::blocks::EncoderDecoderConfig;
-use pretext::data::{Batch, Documents, Task};
+use pretext::data::{Batch, Task};
+use pretext::dataset::Documents;
 use pretext::noise::bart::BartNoise;
 use pretext::noise::{MlmMasking, PermutationMasking};
 use pretext::objectives::{

@@ -143,7 +143,7 @@ fn sampling(args: &Args) -> Result<SamplingConfig, Box<dyn std::error::Error>> {
 
 /// `--eval`: each task's exact-match accuracy on a split of an instruction file.
 fn eval(args: &Args, file: &std::path::Path) -> Result<(), Box<dyn std::error::Error>> {
-    let data = pretext::data::instructions::load_from(file)?;
+    let data = pretext::dataset::instructions::load_from(file)?;
     let pairs = match args.split.as_str() {
         "train" => &data.train,
         "valid" => &data.valid,

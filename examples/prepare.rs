@@ -1,6 +1,6 @@
 //! Prepares a corpus once into a memory-mapped dataset that `pretrain --data DIR` reads with
 //! flat memory and no start-up tokenization, however large the corpus: a thin command line
-//! over [`pretext::data::prepare`].
+//! over [`pretext::dataset::prepare`].
 //!
 //! ```text
 //! cargo run --release --example prepare -- --out prepared/bundled     # the bundled corpus
@@ -19,7 +19,7 @@ use std::path::PathBuf;
 use clap::{Parser, ValueEnum};
 use pretext::Tokenizer;
 use pretext::corpus::DocumentBoundary;
-use pretext::data::prepare::{PrepareOptions, prepare, prepare_corpus};
+use pretext::dataset::prepare::{PrepareOptions, prepare, prepare_corpus};
 
 type Result<T> = std::result::Result<T, Box<dyn std::error::Error>>;
 
@@ -72,7 +72,7 @@ fn main() -> Result<()> {
     let manifest = match &args.input {
         Some(input) => prepare(input, &args.out, &tokenizer, &options)?,
         None => {
-            let corpus = pretext::data::bundled::pretraining_corpus()?;
+            let corpus = pretext::dataset::bundled::pretraining_corpus()?;
             prepare_corpus(
                 &corpus,
                 "the bundled pretraining corpus",

@@ -5,7 +5,7 @@
 
 use pretext::burn::prelude::*;
 use pretext::corpus::Corpus;
-use pretext::data::Documents;
+use pretext::dataset::Documents;
 use pretext::noise::MlmMasking;
 use pretext::objectives::{MlmConfig, MlmTask};
 use pretext::train::{TrainConfig, Trainer};

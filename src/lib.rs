@@ -3,8 +3,9 @@
 //! Pretraining Transformer language models with pluggable self-supervised objectives, on burn.
 //!
 //! The crate follows the way data flow: [`corpus`] (text files → documents → sentences),
-//! [`tokenize`] (WordPiece with word starts), [`noise`] (pure, seeded corruption such as MLM
-//! masking), [`data`] (segments, examples and batches), [`blocks`] (Transformer modules),
+//! [`tokenize`] (WordPiece with word starts), [`dataset`] (documents read and tokenized once,
+//! prepared datasets, data files), [`noise`] (pure, seeded corruption such as MLM masking),
+//! [`data`] (tasks, segments, examples and batches), [`blocks`] (Transformer modules),
 //! [`objectives`] (heads and losses behind one [`Objective`] trait), [`Pretrainer`] (a backbone
 //! paired with an objective), [`train`] (one loop for every objective) and [`recipe`] (a whole
 //! run as one serialisable value, and the registry of named objectives). [`hf`] loads Hugging
@@ -43,6 +44,7 @@ pub mod architecture {}
 pub mod blocks;
 pub mod corpus;
 pub mod data;
+pub mod dataset;
 pub mod device;
 pub mod error;
 pub mod fill_mask;
@@ -69,7 +71,7 @@ pub use error::{Error, Result};
 pub use objectives::{Objective, ObjectiveOutput};
 pub use preset::Preset;
 pub use pretrainer::Pretrainer;
-/// The rand pretext draws with, re-exported for the traits [`noise::ExampleRng`] needs
+/// The rand pretext draws with, re-exported for the traits [`util::rng::ExampleRng`] needs
 /// (`use pretext::rand::RngExt;`).
 pub use rand;
 pub use recipe::Recipe;

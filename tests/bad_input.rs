@@ -4,8 +4,8 @@ mod common;
 
 use burn::prelude::*;
 use pretext::corpus::{Corpus, DocumentBoundary};
-use pretext::data::Documents;
 use pretext::data::PairKind;
+use pretext::dataset::Documents;
 use pretext::noise::bart::BartNoise;
 use pretext::noise::{MaskUnit, MlmMasker, MlmMasking, PermutationMasking};
 use pretext::objectives::unilm::UnilmSettings;

@@ -11,6 +11,7 @@ const LAYERS: &[&[&str]] = &[
     &["util", "device"],
     &["corpus"],
     &["tokenize"],
+    &["dataset"],
     &["noise"],
     &["data"],
     &["kernels"],

@@ -55,7 +55,7 @@ impl Scorer for LikesE {
 }
 
 fn prompts() -> Vec<String> {
-    let data = pretext::data::instructions::load().unwrap();
+    let data = pretext::dataset::instructions::load().unwrap();
     data.valid
         .iter()
         .take(64)

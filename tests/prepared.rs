@@ -10,8 +10,9 @@ use pretext::Error;
 use pretext::Tokenizer;
 use pretext::corpus::{Corpus, DocumentBoundary, bundled_data_dir};
 use pretext::data::PairKind;
-use pretext::data::prepare::{PrepareOptions, prepare, prepare_corpus};
-use pretext::data::{Documents, Prepared, Task, TokenStore};
+use pretext::data::Task;
+use pretext::dataset::prepare::{PrepareOptions, prepare, prepare_corpus};
+use pretext::dataset::{Documents, Prepared, TokenStore};
 use pretext::noise::MlmMasking;
 use pretext::noise::bart::BartNoise;
 use pretext::objectives::PairTaskConfig;
@@ -50,7 +51,7 @@ where
 fn a_prepared_bundled_corpus_gives_the_in_memory_examples() {
     let tokenizer = Tokenizer::bundled().unwrap();
     let dir = common::temp_dir("prepared-bundled");
-    let corpus = pretext::data::bundled::pretraining_corpus().unwrap();
+    let corpus = pretext::dataset::bundled::pretraining_corpus().unwrap();
     prepare_corpus(&corpus, "bundled", &dir, &tokenizer, &quiet()).unwrap();
     // The default run's data path, and a run's on the prepared directory.
     let (memory, memory_valid) = DataSource::default().documents(&tokenizer, false).unwrap();
@@ -347,7 +348,7 @@ fn a_store_in_memory_and_a_prepared_one_read_alike() {
     let (_, docs, _) = common::real_text();
     let dir = common::temp_dir("prepared-alike");
     let written: Vec<_> = (0..docs.len()).map(|d| docs.document(d)).collect();
-    pretext::data::prepared::write(&dir, written.clone(), &tokenizer).unwrap();
+    pretext::dataset::prepared::write(&dir, written.clone(), &tokenizer).unwrap();
     let prepared = Prepared::open(&dir, &tokenizer).unwrap();
     let memory = TokenStore::from_documents(&written);
     assert_eq!(prepared.store().num_tokens(), memory.num_tokens());

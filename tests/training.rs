@@ -9,7 +9,8 @@ use pretext::blocks::{
     EncoderDecoder, EncoderDecoderConfig, TransformerEncoder, TransformerEncoderConfig,
 };
 use pretext::data::PairKind;
-use pretext::data::{Batch, Documents, Seq2SeqBatch, Task};
+use pretext::data::{Batch, Seq2SeqBatch, Task};
+use pretext::dataset::Documents;
 use pretext::noise::bart::BartNoise;
 use pretext::noise::{MaskUnit, MlmMasking, PermutationMasking};
 use pretext::objectives::PairTaskConfig;

@@ -1,37 +1,23 @@
-//! From tokenized documents to batches: segments, example sources, samplers over documents
-//! (NSP and SOP sentence pairs) and collation.
+//! From documents to batches: the [`Task`] trait (how example `index` is made and how
+//! examples become a batch), segments of documents, samplers over them (NSP and SOP sentence
+//! pairs), the examples and batches of every objective, and the loss units a batch counts.
+//! The documents themselves come from [`crate::dataset`].
 
 pub mod batch;
-pub mod bundled;
-pub mod documents;
-pub(crate) mod index;
-pub mod instructions;
-pub mod labelled;
 pub mod pairs;
 pub mod permutation;
-pub mod preferences;
-pub mod prepare;
-pub mod prepared;
 pub mod segments;
 pub mod seq2seq;
-pub mod sources;
-pub mod store;
 pub mod token_source;
-pub mod tokenized;
 pub mod weights;
 
 pub use crate::tokenize::Segment;
 pub use batch::{NamedTargets, TokenBatch, TokenExample};
-pub use documents::Documents;
 pub use pairs::{DEFAULT_SHORT_SEQ_PROB, PairKind, PairSampler, SentencePair};
 pub use permutation::{PermutationBatch, PermutationExample};
-pub use prepared::{Manifest, Prepared};
 pub use segments::{Segments, body_len, pack_segments};
 pub use seq2seq::{Seq2SeqBatch, Seq2SeqExample};
-pub use sources::{Format, Position, Reader, Skipped, Source, list_sources};
-pub use store::TokenStore;
 pub use token_source::{TokenSource, TokenTaskOf};
-pub use tokenized::{TokenizedDocument, tokenize_corpus};
 pub use weights::{SEQUENCES, TARGETS, Weights};
 
 use burn::prelude::Device;

@@ -28,8 +28,9 @@ use serde::{Deserialize, Serialize};
 use crate::util::rng::ExampleRng;
 use std::sync::Arc;
 
-use crate::data::index::Table;
-use crate::data::{Documents, Segment};
+use crate::data::Segment;
+use crate::dataset::Documents;
+use crate::dataset::index::Table;
 use crate::error::{Error, Result, check_rate};
 use crate::tokenize::SpecialTokens;
 
@@ -296,7 +297,7 @@ fn truncate_pair(a: &mut Segment, b: &mut Segment, max_tokens: usize, rng: &mut 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::data::tokenized::numbered_document;
+    use crate::dataset::tokenized::numbered_document;
     use crate::util::rng::example_rng;
 
     const SPECIAL: SpecialTokens = SpecialTokens {

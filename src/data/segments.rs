@@ -3,8 +3,8 @@
 
 use std::sync::Arc;
 
-use super::documents::Documents;
-use super::index::Table;
+use crate::dataset::documents::Documents;
+use crate::dataset::index::Table;
 use crate::error::{Error, Result};
 use crate::tokenize::Segment;
 
@@ -152,7 +152,7 @@ impl Segments {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::data::tokenized::{TokenizedDocument, numbered_document};
+    use crate::dataset::tokenized::{TokenizedDocument, numbered_document};
 
     fn doc(name: &str, lens: &[usize]) -> TokenizedDocument {
         numbered_document(name, 10, lens, 1)

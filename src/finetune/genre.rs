@@ -6,13 +6,13 @@
 //! document of rank `r` goes to test when `r % 10` is 0 or 5, to validation when it is 3, to
 //! train otherwise (about 70/10/20; every genre has at least one validation and one test
 //! document). Validation and test documents are held out of pretraining: build the
-//! pretraining corpus with [`pretraining_corpus`](crate::data::bundled::pretraining_corpus).
+//! pretraining corpus with [`pretraining_corpus`](crate::dataset::bundled::pretraining_corpus).
 
 use std::collections::BTreeSet;
 
 use super::{LabelledData, LabelledText};
 use crate::corpus::{Corpus, DocumentBoundary, bundled_data_dir};
-use crate::data::bundled::brown_genres;
+use crate::dataset::bundled::brown_genres;
 use crate::error::Error;
 
 /// The genre task: every Brown document cut into passages of whole consecutive sentences of
@@ -79,7 +79,7 @@ pub fn load(max_words: usize) -> crate::error::Result<LabelledData> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::data::labelled::Subset;
+    use crate::dataset::labelled::Subset;
 
     #[test]
     fn every_genre_has_validation_and_test_documents() {

@@ -20,7 +20,7 @@ pub mod pos;
 pub mod spam;
 mod tagging;
 
-pub use crate::data::labelled::{LabelledData, LabelledText, Subset};
+pub use crate::dataset::labelled::{LabelledData, LabelledText, Subset};
 
 pub use tagging::{TaggedSentence, TaggedTokens, TaggingTask};
 

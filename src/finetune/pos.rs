@@ -10,7 +10,7 @@ use serde::Deserialize;
 
 use super::TaggedSentence;
 use crate::corpus::bundled_data_dir;
-use crate::data::labelled::{LabelledData, Subset, json_lines, line_fault};
+use crate::dataset::labelled::{LabelledData, Subset, json_lines, line_fault};
 
 /// The tags, in label order.
 pub const TAGS: [&str; 12] = [
@@ -80,7 +80,7 @@ mod tests {
             (data.train.len(), data.valid.len(), data.test.len()),
             (1458, 162, 1260)
         );
-        let held_out = crate::data::bundled::held_out_documents().unwrap();
+        let held_out = crate::dataset::bundled::held_out_documents().unwrap();
         for s in data.train.iter().chain(&data.valid).chain(&data.test) {
             assert!(held_out.contains(&s.document), "{}", s.document);
             assert_eq!(s.words.len(), s.tags.len());

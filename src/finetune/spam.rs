@@ -10,7 +10,7 @@ use std::path::Path;
 use serde::Deserialize;
 
 use crate::corpus::bundled_data_dir;
-use crate::data::labelled::{LabelledData, LabelledText, Subset, json_lines, line_fault};
+use crate::dataset::labelled::{LabelledData, LabelledText, Subset, json_lines, line_fault};
 
 /// The classes, in label order.
 pub const LABELS: [&str; 2] = ["ham", "spam"];

@@ -26,7 +26,7 @@ use burn::prelude::*;
 use serde::Serialize;
 
 use crate::blocks::{AttentionMask, EncoderBackbone, KvCache, LmHead, TransformerEncoder};
-use crate::data::instructions::Instruction;
+use crate::dataset::instructions::Instruction;
 use crate::error::{Error, Result};
 use crate::recipe::RunDir;
 use crate::tokenize::Tokenizer;

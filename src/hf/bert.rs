@@ -210,8 +210,9 @@ pub(super) fn hf_fields(config: &TransformerEncoderConfig, model_type: &str) -> 
     fields
 }
 
-/// What an encoder of shape `config` has that its BERT-shaped family (see [`export`]) cannot
-/// express, if anything.
+/// What an encoder of shape `config` has that its BERT-shaped family (ALBERT when its layers
+/// are shared, RoBERTa when its positions are offset, BERT otherwise) cannot express, if
+/// anything.
 pub fn bert_misfit(config: &TransformerEncoderConfig) -> Option<String> {
     let (model_type, name) = family(config);
     round_trip(name, config, &hf_fields(config, model_type))

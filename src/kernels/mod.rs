@@ -94,7 +94,7 @@ pub trait FusedOps: burn::backend::Backend {
     fn fused_gelu(x: FloatTensor<Self>) -> FloatTensor<Self>;
 
     /// The negative log-likelihood `[rows]` of each row of `logits` `[rows, classes]` at its
-    /// target id, 0 where the target is [`IGNORE_INDEX`](crate::noise::IGNORE_INDEX).
+    /// target id, 0 where the target is [`crate::noise::IGNORE_INDEX`].
     fn fused_nll(logits: FloatTensor<Self>, targets: IntTensor<Self>) -> FloatTensor<Self>;
 }
 

@@ -8,9 +8,8 @@
 use burn::prelude::*;
 
 use crate::data::body_len;
-use crate::data::{
-    Documents, Segment, Segments, Seq2SeqBatch, Seq2SeqExample, Task, pack_segments,
-};
+use crate::data::{Segment, Segments, Seq2SeqBatch, Seq2SeqExample, Task, pack_segments};
+use crate::dataset::Documents;
 use crate::noise::bart::BartNoise;
 use crate::util::rng::ExampleRng;
 
@@ -85,7 +84,7 @@ impl Task for BartTask {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::data::tokenized::numbered_document;
+    use crate::dataset::tokenized::numbered_document;
     use crate::util::rng::example_rng;
 
     #[test]

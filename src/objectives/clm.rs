@@ -10,9 +10,8 @@ use burn::prelude::*;
 use super::{Objective, ObjectiveOutput, TARGETS, encode, predict_tokens};
 use crate::blocks::{AttentionMask, EncoderBackbone, LmHead, LmHeadConfig};
 use crate::data::body_len;
-use crate::data::{
-    Documents, Segments, TokenBatch, TokenExample, TokenSource, TokenTaskOf, pack_segments,
-};
+use crate::data::{Segments, TokenBatch, TokenExample, TokenSource, TokenTaskOf, pack_segments};
+use crate::dataset::Documents;
 use crate::tokenize::{SpecialTokens, Tokenizer};
 use crate::util::rng::ExampleRng;
 

@@ -18,8 +18,8 @@ use serde::{Deserialize, Serialize};
 use super::sft::{SftExample, frame_answer, frame_prompt, shifted};
 use super::{Clm, Loss, Metric, Objective, ObjectiveOutput, Weights, encode};
 use crate::blocks::{AttentionMask, EncoderBackbone, LmHead, TransformerEncoder};
-use crate::data::preferences::{self, Preference};
 use crate::data::{Batch, Task, TokenBatch, TokenExample};
+use crate::dataset::preferences::{self, Preference};
 use crate::error::{Error, Result};
 use crate::noise::IGNORE_INDEX;
 use crate::tokenize::Tokenizer;
@@ -322,7 +322,7 @@ pub struct DpoSettings {
     /// The loss: `sigmoid` (DPO) or `ipo`. Default sigmoid.
     #[serde(default = "default_loss")]
     pub loss: DpoLoss,
-    /// GPT-2's head, as the causal model DPO starts from has it; [`Recipe::init_from`] sets
+    /// GPT-2's head, as the causal model DPO starts from has it; [`Recipe::init_from`](crate::recipe::Recipe::init_from) sets
     /// it. Default false.
     #[serde(default)]
     pub gpt2_head: bool,

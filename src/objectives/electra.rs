@@ -27,7 +27,8 @@ use crate::blocks::{
     AttentionMask, EncoderBackbone, EncoderLayer, LmHead, LmHeadConfig, TransformerEncoderConfig,
     linear_3d, normal_linear,
 };
-use crate::data::{Batch, Documents, Task, TokenBatch, TokenExample};
+use crate::data::{Batch, Task, TokenBatch, TokenExample};
+use crate::dataset::Documents;
 use crate::noise::MlmMasking;
 use crate::objectives::MlmTask;
 use crate::tokenize::Tokenizer;

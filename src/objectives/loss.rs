@@ -23,7 +23,7 @@ pub struct Predictions {
 
 impl Predictions {
     /// The summed negative log-likelihood as a loss over `unit` (what the targets are:
-    /// [`TARGETS`](super::weights::TARGETS) for tokens, [`SEQUENCES`](super::weights::SEQUENCES)
+    /// [`TARGETS`](crate::data::TARGETS) for tokens, [`SEQUENCES`](crate::data::SEQUENCES)
     /// for sequence labels).
     pub fn loss(&self, unit: &str) -> Loss {
         Loss::over(unit, self.nll_sum.clone())

@@ -9,7 +9,8 @@
 use burn::prelude::*;
 
 use crate::data::body_len;
-use crate::data::{Documents, Segments, Seq2SeqBatch, Seq2SeqExample, Task, pack_segments};
+use crate::data::{Segments, Seq2SeqBatch, Seq2SeqExample, Task, pack_segments};
+use crate::dataset::Documents;
 use crate::noise::mass::{check_share, mass_mask};
 use crate::noise::{MlmMasker, MlmMasking};
 use crate::util::rng::ExampleRng;
@@ -95,7 +96,7 @@ impl Task for MassTask {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::data::tokenized::numbered_document;
+    use crate::dataset::tokenized::numbered_document;
     use crate::util::rng::example_rng;
 
     #[test]

@@ -11,9 +11,9 @@ use super::{
 };
 use crate::blocks::{Activation, EncoderBackbone, LmHead, LmHeadConfig};
 use crate::data::{
-    Documents, Segments, TokenBatch, TokenExample, TokenSource, TokenTaskOf, body_len,
-    pack_segments,
+    Segments, TokenBatch, TokenExample, TokenSource, TokenTaskOf, body_len, pack_segments,
 };
+use crate::dataset::Documents;
 use crate::noise::{MlmMasker, MlmMasking};
 use crate::tokenize::{SpecialTokens, Tokenizer};
 use crate::util::rng::ExampleRng;

@@ -16,7 +16,8 @@ use burn::prelude::*;
 use super::{Objective, ObjectiveOutput, TARGETS, masked_cross_entropy};
 use crate::blocks::{AttentionMask, LmHead, LmHeadConfig, StreamInput, TwoStreamBackbone};
 use crate::data::body_len;
-use crate::data::{Documents, PermutationBatch, PermutationExample, Segments, Task, pack_segments};
+use crate::data::{PermutationBatch, PermutationExample, Segments, Task, pack_segments};
+use crate::dataset::Documents;
 use crate::noise::{MlmMasker, MlmMasking, PermutationMasking};
 use crate::tokenize::{SpecialTokens, Tokenizer};
 use crate::util::rng::ExampleRng;
@@ -213,7 +214,7 @@ mod tests {
     use super::*;
     use crate::blocks::TransformerEncoderConfig;
     use crate::data::Batch;
-    use crate::data::tokenized::numbered_document;
+    use crate::dataset::tokenized::numbered_document;
     use crate::util::rng::example_rng;
 
     /// The bundled tokenizer and one synthetic document of 20 sentences (ids from 1000).

@@ -1,6 +1,6 @@
 //! The reward model of InstructGPT's second step: a scalar head read at the last real token
 //! of each sequence (the end of text after the answer, never a padding position), trained on
-//! rankings of answers to a prompt ([`crate::data::preferences`]; a preference pair is a
+//! rankings of answers to a prompt ([`crate::dataset::preferences`]; a preference pair is a
 //! ranking of two) with the pairwise loss `−log σ(r_better − r_worse − margin)`, plus TRL's
 //! optional `center_rewards_coefficient · mean((r_better + r_worse)²)`, which keeps rewards
 //! near 0.
@@ -26,8 +26,8 @@ use serde::{Deserialize, Serialize};
 use super::sft::{frame_answer, frame_prompt};
 use super::{Loss, Metric, Objective, ObjectiveOutput, Weights};
 use crate::blocks::{AttentionMask, EncoderBackbone, TransformerEncoder, normal_linear, states_at};
-use crate::data::preferences::{self, Ranking};
 use crate::data::{Batch, Task};
+use crate::dataset::preferences::{self, Ranking};
 use crate::error::Error;
 use crate::tokenize::Tokenizer;
 use crate::util::rng::ExampleRng;

@@ -12,7 +12,8 @@ use burn::prelude::*;
 use super::{SequenceClassifier, SequenceClassifierConfig};
 use crate::blocks::EncoderBackbone;
 use crate::data::{DEFAULT_SHORT_SEQ_PROB, PairKind, PairSampler};
-use crate::data::{Documents, Task, TokenBatch, TokenExample};
+use crate::data::{Task, TokenBatch, TokenExample};
+use crate::dataset::Documents;
 use crate::noise::{IGNORE_INDEX, MlmMasker, MlmMasking};
 use crate::tokenize::{SpecialTokens, Tokenizer};
 use crate::util::rng::ExampleRng;
@@ -161,7 +162,7 @@ impl Task for SentencePairTask {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::data::tokenized::numbered_document;
+    use crate::dataset::tokenized::numbered_document;
     use crate::util::rng::example_rng;
 
     #[test]

@@ -1,5 +1,5 @@
 //! Supervised fine-tuning (SFT), the first step of InstructGPT's recipe: a causal LM taught to
-//! answer prompts from prompt/completion pairs ([`crate::data::instructions`]).
+//! answer prompts from prompt/completion pairs ([`crate::dataset::instructions`]).
 //!
 //! Data, as TRL's `SFTTrainer` makes it: each pair becomes `[CLS] prompt rationale completion
 //! [SEP]` (the end-of-text token appended, so that the model learns to stop), shifted as causal
@@ -17,8 +17,8 @@ use serde::{Deserialize, Serialize};
 
 use super::{Clm, Metric, Objective, ObjectiveOutput, TARGETS, Weights, encode, predict_tokens};
 use crate::blocks::{AttentionMask, TransformerEncoder};
-use crate::data::instructions::{self, Instruction};
 use crate::data::{Batch, Task, TokenBatch, TokenExample};
+use crate::dataset::instructions::{self, Instruction};
 use crate::error::{Error, Result};
 use crate::noise::IGNORE_INDEX;
 use crate::tokenize::Tokenizer;
@@ -325,7 +325,8 @@ pub struct SftSettings {
     #[serde(default)]
     pub packing: bool,
     /// GPT-2's head (the tied projection alone, no transform, no bias), as the causal model
-    /// SFT starts from has it; [`Recipe::init_from`] sets it. Default false.
+    /// SFT starts from has it;
+    /// [`Recipe::init_from`](crate::recipe::Recipe::init_from) sets it. Default false.
     #[serde(default)]
     pub gpt2_head: bool,
 }

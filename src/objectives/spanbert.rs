@@ -16,7 +16,8 @@ use burn::tensor::activation::gelu;
 
 use super::{EncoderHead, Objective, ObjectiveOutput, Weights, masked_cross_entropy};
 use crate::blocks::{EncoderBackbone, LayerNorm, normal_linear};
-use crate::data::{Batch, Documents, Task, TokenBatch, TokenExample};
+use crate::data::{Batch, Task, TokenBatch, TokenExample};
+use crate::dataset::Documents;
 use crate::noise::{IGNORE_INDEX, MlmMasking};
 use crate::objectives::{Mlm, MlmConfig, MlmTask};
 use crate::tokenize::Tokenizer;

@@ -11,7 +11,8 @@
 
 use burn::prelude::*;
 
-use crate::data::{Documents, Segments, Seq2SeqBatch, Seq2SeqExample, Task};
+use crate::data::{Segments, Seq2SeqBatch, Seq2SeqExample, Task};
+use crate::dataset::Documents;
 use crate::error::{Error, Result};
 use crate::noise::t5::{
     corrupt_spans, num_noise_spans, random_spans_noise_mask, span_corruption_lengths,
@@ -163,7 +164,7 @@ impl Task for T5Task {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::data::tokenized::numbered_document;
+    use crate::dataset::tokenized::numbered_document;
     use crate::util::rng::example_rng;
 
     #[test]

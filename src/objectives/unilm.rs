@@ -20,9 +20,8 @@ use serde::{Deserialize, Serialize};
 
 use super::{EncoderHead, Objective, ObjectiveOutput, Weights, encode};
 use crate::blocks::{AttentionMask, EncoderBackbone};
-use crate::data::{
-    Batch, Documents, Segment, Segments, Task, TokenBatch, TokenExample, pack_segments,
-};
+use crate::data::{Batch, Segment, Segments, Task, TokenBatch, TokenExample, pack_segments};
+use crate::dataset::Documents;
 use crate::error::Error;
 use crate::noise::{MlmMasker, MlmMasking};
 use crate::objectives::{Mlm, MlmConfig};
@@ -344,7 +343,7 @@ pub struct UnilmSettings {
 mod tests {
     use super::*;
     use crate::blocks::TransformerEncoderConfig;
-    use crate::data::tokenized::numbered_document;
+    use crate::dataset::tokenized::numbered_document;
     use crate::noise::IGNORE_INDEX;
     use crate::util::rng::example_rng;
 

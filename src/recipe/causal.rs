@@ -1,7 +1,7 @@
 //! The recipes of causal models after pretraining — `sft`, `reward` and `dpo` — and what they
 //! share: the causal model a run starts from (a pretext `clm` or `sft` run, or a Hugging Face
 //! GPT-2), its head's shape, and writing the tuned model out as GPT-2. `generate` and `align`
-//! read causal runs back through [`causal_run`].
+//! read causal runs back through `causal_run`.
 
 use std::path::{Path, PathBuf};
 
@@ -10,8 +10,8 @@ use burn::prelude::*;
 use super::registry::{ObjectiveRecipe, ObjectiveSettings};
 use super::{Recipe, Run, RunDir, RunReport};
 use crate::blocks::TransformerEncoder;
-use crate::data::instructions;
-use crate::data::preferences::{self, Preference};
+use crate::dataset::instructions;
+use crate::dataset::preferences::{self, Preference};
 use crate::error::{Error, Result};
 use crate::objectives::dpo::{Dpo, DpoSettings, DpoTask, check_beta};
 use crate::objectives::reward::{RewardSettings, RewardTask, check_center};

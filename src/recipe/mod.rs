@@ -39,8 +39,8 @@ use serde_json::Value;
 use crate::util::json;
 
 use crate::blocks::{TransformerEncoder, TransformerEncoderConfig};
-use crate::data::prepare::{self, PrepareOptions};
-use crate::data::{Documents, Prepared, TokenStore};
+use crate::dataset::prepare::{self, PrepareOptions};
+use crate::dataset::{Documents, Prepared, TokenStore};
 use crate::device::FloatType;
 use crate::error::{Error, Result};
 use crate::objectives::multitask::TaskHead;
@@ -79,9 +79,9 @@ impl TokenizerSource {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct DataSource {
-    /// A prepared dataset ([`crate::data::prepare`]), or a folder of `.txt` files, one
+    /// A prepared dataset ([`crate::dataset::prepare`]), or a folder of `.txt` files, one
     /// document per file; `None` for the bundled corpus, less the documents the genre task
-    /// evaluates on (see [`crate::data::bundled`]).
+    /// evaluates on (see [`crate::dataset::bundled`]).
     pub dir: Option<PathBuf>,
     /// Share of the documents held out for validation, drawn with a fixed seed so that every
     /// run validates on the same documents whatever its own seed. Default 0.05.
@@ -109,11 +109,11 @@ impl DataSource {
     ) -> Result<(Documents, Documents)> {
         let prepared = match &self.dir {
             None => {
-                let corpus = crate::data::bundled::pretraining_corpus()?;
+                let corpus = crate::dataset::bundled::pretraining_corpus()?;
                 let store = TokenStore::tokenize(&corpus, tokenizer)?;
                 return Documents::split(Arc::new(store), self.valid_fraction, 0);
             }
-            Some(dir) if dir.join(crate::data::prepared::MANIFEST).exists() => dir.clone(),
+            Some(dir) if dir.join(crate::dataset::prepared::MANIFEST).exists() => dir.clone(),
             Some(dir) => {
                 let cache = prepare::cache_dir(dir, tokenizer);
                 let options = PrepareOptions {
@@ -405,7 +405,7 @@ impl Recipe {
             });
         }
         if let Some(path) = settings.data_file() {
-            crate::data::labelled::check_data_file(&path)?;
+            crate::dataset::labelled::check_data_file(&path)?;
         }
         settings.check(self, &tokenizer)?;
         Ok(tokenizer)

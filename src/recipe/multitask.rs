@@ -22,7 +22,7 @@ use serde::{Deserialize, Deserializer, Serialize};
 use super::registry::{self, OBJECTIVES, ObjectiveRecipe, ObjectiveSettings, TokenTaskSettings};
 use super::{Recipe, Run, RunReport};
 use crate::blocks::TransformerEncoder;
-use crate::data::Documents;
+use crate::dataset::Documents;
 use crate::error::Error;
 use crate::objectives::multitask::{MultiTask, MultiTaskData, TaskDraw};
 use crate::preset::Preset;
@@ -279,7 +279,7 @@ mod tests {
     use super::*;
     use crate::data::Batch;
     use crate::data::Task;
-    use crate::data::tokenized::numbered_document;
+    use crate::dataset::tokenized::numbered_document;
     use crate::objectives::Objective;
     use crate::util::rng::example_rng;
 

@@ -11,7 +11,8 @@ use burn::prelude::*;
 
 use super::Recipe;
 use crate::blocks::{EncoderDecoder, EncoderDecoderConfig, TransformerEncoder};
-use crate::data::{Documents, Seq2SeqBatch, Seq2SeqExample, Task};
+use crate::data::{Seq2SeqBatch, Seq2SeqExample, Task};
+use crate::dataset::Documents;
 use crate::error::{Error, Result};
 use crate::objectives::{Objective, Seq2Seq, Seq2SeqConfig};
 use crate::pretrainer::{Pretrainer, check_compatible};

@@ -5,7 +5,7 @@
 use burn::prelude::*;
 use pretext::blocks::{TransformerEncoder, TransformerEncoderConfig};
 use pretext::corpus::{Corpus, DocumentBoundary, bundled_data_dir};
-use pretext::data::Documents;
+use pretext::dataset::Documents;
 use pretext::noise::MlmMasking;
 use pretext::objectives::{Mlm, MlmConfig, MlmTask, MultiTask};
 use pretext::recipe::TaskSpec;

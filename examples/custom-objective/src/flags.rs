@@ -5,7 +5,8 @@
 use pretext::blocks::{EncoderBackbone, TransformerEncoder};
 use pretext::burn;
 use pretext::burn::prelude::*;
-use pretext::data::{Documents, Task, TokenBatch, TokenExample};
+use pretext::data::{Task, TokenBatch, TokenExample};
+use pretext::dataset::Documents;
 use pretext::noise::{IGNORE_INDEX, MlmMasking};
 use pretext::objectives::detection::{binary_cross_entropy, detection_metrics};
 use pretext::objectives::{

@@ -17,9 +17,8 @@ use pretext::burn::nn::{Linear, LinearConfig};
 use pretext::burn::prelude::*;
 use pretext::burn::tensor::activation::log_softmax;
 use pretext::corpus::Corpus;
-use pretext::data::{
-    Batch, Documents, SEQUENCES, Segments, Task, Weights, body_len, pack_segments,
-};
+use pretext::data::{Batch, SEQUENCES, Segments, Task, Weights, body_len, pack_segments};
+use pretext::dataset::Documents;
 use pretext::finetune::{ClassificationTask, fine_tune, genre};
 use pretext::objectives::{Loss, Metric, Objective, ObjectiveOutput, SequenceClassifierConfig};
 use pretext::tokenize::SpecialTokens;

@@ -103,7 +103,7 @@ fn boundary_name(boundary: DocumentBoundary) -> &'static str {
 /// naming the file and line, because it means the input is not what it was taken for.
 ///
 /// ```no_run
-/// use pretext::data::prepare::{PrepareOptions, prepare};
+/// use pretext::dataset::prepare::{PrepareOptions, prepare};
 /// use pretext::Tokenizer;
 ///
 /// let tokenizer = Tokenizer::bundled()?;

@@ -9,7 +9,7 @@
 use std::collections::BTreeSet;
 
 use crate::corpus::{Corpus, bundled_data_dir, read_utf8};
-use crate::data::labelled::Subset;
+use crate::dataset::labelled::Subset;
 use crate::error::Error;
 
 /// `(document name, genre, split)` for every Brown document, names as the corpus gives them

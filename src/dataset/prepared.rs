@@ -397,7 +397,7 @@ impl Manifest {
 mod tests {
     use super::*;
     use crate::corpus::{Corpus, DocumentBoundary, bundled_data_dir};
-    use crate::data::tokenize_corpus;
+    use crate::dataset::tokenize_corpus;
     use crate::tokenize::Encoded;
 
     fn temp(name: &str) -> std::path::PathBuf {

@@ -1,0 +1,23 @@
+//! Documents, read and tokenized once: corpus sources in several formats, token stores in
+//! memory or memory-mapped from disk, [`Documents`] over them with their cached indexes,
+//! prepared datasets (tokenized once, resumably, then mapped by every run), the bundled
+//! corpus's split, and the data files of fine-tuning and alignment (labelled texts,
+//! instruction pairs, preference rankings).
+
+pub mod bundled;
+pub mod documents;
+pub(crate) mod index;
+pub mod instructions;
+pub mod labelled;
+pub mod preferences;
+pub mod prepare;
+pub mod prepared;
+pub mod sources;
+pub mod store;
+pub mod tokenized;
+
+pub use documents::Documents;
+pub use prepared::{Manifest, Prepared};
+pub use sources::{Format, Position, Reader, Skipped, Source, list_sources};
+pub use store::TokenStore;
+pub use tokenized::{TokenizedDocument, tokenize_corpus};
