@@ -9,7 +9,7 @@ use burn::prelude::Device;
 use burn::tensor::TensorData;
 use serde_json::{Value, json};
 
-use super::export::{Converted, Weights, head_misfit, refuse, round_trip};
+use super::convert::{Converted, Weights, head_misfit, refuse, round_trip};
 use super::keys::{KeyTable, layers, outward, outward_layers, prefixed, table};
 use super::loader::{LoadReport, Loader};
 use super::{HfConfig, model_error};

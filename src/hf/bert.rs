@@ -16,7 +16,7 @@ use burn::module::Module;
 use burn::prelude::Device;
 use serde_json::{Value, json};
 
-use super::export::{Converted, Weights, head_misfit, refuse, round_trip};
+use super::convert::{Converted, Weights, head_misfit, refuse, round_trip};
 use super::keys::{
     EMBEDDINGS, KeyTable, layers, literal, outward, outward_layers, prefixed, table,
 };

@@ -8,7 +8,7 @@ use std::path::Path;
 use burn::prelude::Device;
 
 use super::bert::{LAYER, encoder_out, encoder_table, hf_fields};
-use super::export::{Converted, Weights, refuse, round_trip};
+use super::convert::{Converted, Weights, refuse, round_trip};
 use super::keys::{KeyTable, layers, outward, prefixed, table};
 use super::loader::{LoadReport, Loader};
 use super::{HfConfig, model_error};

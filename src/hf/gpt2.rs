@@ -14,7 +14,7 @@ use burn::tensor::TensorData;
 use serde_json::{Value, json};
 
 use super::HfConfig;
-use super::export::{Converted, Weights, head_misfit, refuse, round_trip};
+use super::convert::{Converted, Weights, head_misfit, refuse, round_trip};
 use super::keys::{KeyTable, layers, outward, outward_layers, prefixed};
 use super::loader::{LoadReport, Loader, concat_last, split_last, transposed};
 use crate::blocks::{TransformerEncoder, TransformerEncoderConfig};

@@ -23,6 +23,7 @@ mod albert;
 mod bart;
 mod bert;
 mod config;
+mod convert;
 mod electra;
 mod export;
 mod gpt2;

@@ -6,7 +6,6 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use super::TrainConfig;
-use super::spine::StepDone;
 use crate::error::{Error, Result};
 use crate::objectives::{Metric, Reduce};
 
@@ -60,6 +59,17 @@ impl LogRecord {
         }
         serde_json::Value::Object(map)
     }
+}
+
+/// What a step did, for the log: its loss, the real tokens it trained on and its metrics.
+#[derive(Debug, Clone, Default)]
+pub struct StepDone {
+    /// The step's loss.
+    pub loss: f64,
+    /// Real tokens trained on.
+    pub tokens: usize,
+    /// The step's metrics, added to those of the other steps logged with it.
+    pub metrics: Vec<MetricValue>,
 }
 
 /// One metric of a step or batch as numbers: a sum and a count, and how they reduce.

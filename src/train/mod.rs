@@ -18,9 +18,9 @@ pub mod spine;
 pub mod trainer;
 
 pub use checkpoint::TrainState;
-pub use log::{LogRecord, Logger, MetricTotals, MetricValue, Split};
+pub use log::{LogRecord, Logger, MetricTotals, MetricValue, Split, StepDone};
 pub use shards::{Part, ShardOutput, Shards};
-pub use spine::{Spine, StepDone};
+pub use spine::Spine;
 pub(crate) use trainer::Sampler;
 pub use trainer::{StepGradients, TrainReport, Trainer, step_gradients, validate};
 

@@ -30,20 +30,9 @@ use std::time::Instant;
 use burn::optim::{GradientsParams, ModuleOptimizer};
 use burn::prelude::*;
 
-use super::log::{LogRecord, Logger, MetricValue, TrainLog};
+use super::log::{LogRecord, Logger, StepDone, TrainLog};
 use super::{TrainConfig, TrainState, adamw, checkpoint, grads, schedule};
 use crate::error::{Error, Result};
-
-/// What a step did, for the log: its loss, the real tokens it trained on and its metrics.
-#[derive(Debug, Clone, Default)]
-pub struct StepDone {
-    /// The step's loss.
-    pub loss: f64,
-    /// Real tokens trained on.
-    pub tokens: usize,
-    /// The step's metrics, added to those of the other steps logged with it.
-    pub metrics: Vec<MetricValue>,
-}
 
 /// The shared parts of a training loop over a model of type `M` (see the module docs).
 pub struct Spine<M> {

@@ -14,9 +14,9 @@ use burn::module::ModuleDisplay;
 use burn::optim::{GradientsAccumulator, GradientsParams};
 use burn::prelude::*;
 
-use super::log::{LogRecord, MetricTotals, MetricValue, Split};
+use super::log::{LogRecord, MetricTotals, MetricValue, Split, StepDone};
 use super::shards::{Part, Shards};
-use super::spine::{Spine, StepDone};
+use super::spine::Spine;
 use super::{TrainConfig, TrainState};
 use crate::data::{Batch, Task};
 use crate::error::Error;
