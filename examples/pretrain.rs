@@ -122,6 +122,8 @@ struct Args {
     resume: bool,
     /// At the end, write the model as a Hugging Face directory here: BERT or ALBERT (with the
     /// MLM head, if the objective has one), ELECTRA, or GPT-2 (a `clm` run shaped as GPT-2).
+    /// A finished run exports alone, in a second: `--config RUN/config.json --out RUN
+    /// --resume --export-hf DIR`.
     #[arg(long)]
     export_hf: Option<PathBuf>,
     /// Let --export-hf write over a directory that is not empty.
@@ -220,9 +222,21 @@ fn run(args: Args) -> Result<()> {
     });
     // A bad recipe fails here, before any device is touched or any text is read.
     recipe.check()?;
-    if let (Some(dir), Some(what)) = (&args.export_hf, recipe.hf_misfit()) {
-        let dir = dir.display();
-        return Err(format!("--export-hf {dir}: the model would have {what}").into());
+    // SFT, reward models and DPO tune a trained causal model; from random weights they run,
+    // but teach a model that knows no language.
+    if recipe.objective.settings().data_file().is_some() && recipe.init.is_none() {
+        eprintln!(
+            "warning: {} tunes a trained causal model and none is given, so it starts from \
+             random weights; pass --init-from RUN (a clm or sft run, or a Hugging Face GPT-2)",
+            recipe.objective.name()
+        );
+    }
+    if let Some(dir) = &args.export_hf {
+        if let Some(what) = recipe.hf_misfit() {
+            let dir = dir.display();
+            return Err(format!("--export-hf {dir}: the model would have {what}").into());
+        }
+        pretext::hf::check_export_dir(dir, args.force)?;
     }
     let devices = args.device.autodiff_devices(args.devices, recipe.float)?;
     pretext::train::tune_allocator();
@@ -242,7 +256,15 @@ fn run(args: Args) -> Result<()> {
         eprintln!("\n{sample}");
     }
     if let Some(dir) = &args.export_hf {
-        let class = recipe.export_hf(&out, dir, args.force)?;
+        let class = recipe.export_hf(&out, dir, args.force).map_err(|e| {
+            format!(
+                "{e}\nthe trained run is saved in {}: export it with --config {}/config.json \
+                 --out {} --resume --export-hf DIR",
+                out.display(),
+                out.display(),
+                out.display()
+            )
+        })?;
         eprintln!("exported to {} (transformers: {class})", dir.display());
     }
     eprintln!(

@@ -513,3 +513,28 @@ fn a_loss_that_stops_being_finite_is_an_error_naming_the_step() {
         other => panic!("{other:?}"),
     }
 }
+
+#[test]
+fn an_export_directory_that_cannot_take_the_model_is_refused_before_any_work() {
+    use pretext::hf::check_export_dir;
+    let dir = common::temp_dir("export-dir");
+    // Absent, or empty: fine.
+    check_export_dir(&dir.join("absent"), false).unwrap();
+    check_export_dir(&dir, false).unwrap();
+    // A file where the directory should be: named, never a raw `File exists`.
+    let file = dir.join("a-file");
+    std::fs::write(&file, "x").unwrap();
+    let err = check_export_dir(&file, true).unwrap_err();
+    assert!(
+        matches!(&err, Error::HfModel { reason, .. } if reason.contains("a file is there")),
+        "{err}"
+    );
+    // Not empty: only with force.
+    let err = check_export_dir(&dir, false).unwrap_err();
+    assert!(
+        matches!(&err, Error::HfModel { reason, .. } if reason.contains("--force")),
+        "{err}"
+    );
+    check_export_dir(&dir, true).unwrap();
+    std::fs::remove_dir_all(dir).unwrap();
+}

@@ -290,7 +290,9 @@ impl Prepared {
             return Err(Error::TokenizerMismatch {
                 what: "prepared dataset's and run's".into(),
                 detail: format!(
-                    "the ids in {} come from tokenizer {}, the run's is {}",
+                    "the ids in {} come from tokenizer {}, the run's is {}; run with the \
+                     tokenizer.json the dataset was prepared with (`pretrain --tokenizer FILE`, \
+                     the recipe field tokenizer.file)",
                     dir.display(),
                     manifest.tokenizer,
                     tokenizer.fingerprint()

@@ -123,13 +123,7 @@ pub fn export(
             model: vocab,
         });
     }
-    let occupied = std::fs::read_dir(dir).is_ok_and(|mut entries| entries.next().is_some());
-    if occupied && !force {
-        return Err(model_error(
-            dir,
-            &"the directory is not empty; export over it with force (--force)",
-        ));
-    }
+    check_export_dir(dir, force)?;
     std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
     weights.write(&dir.join(super::WEIGHTS_FILE))?;
     hf["architectures"] = json!([class]);
@@ -156,6 +150,26 @@ pub fn export(
     // A causal LM's texts are prompts to continue: no end token after them.
     tokenizer.save_framed(dir.join("tokenizer.json"), class == "GPT2LMHeadModel")?;
     Ok(class)
+}
+
+/// Checks that an export can be written into `dir`: a directory that is absent or empty (or
+/// holds something, with `force`), not a file. What a run that ends in an export calls before
+/// it trains, so that a wrong directory fails before the work.
+pub fn check_export_dir(dir: &Path, force: bool) -> Result<()> {
+    if dir.exists() && !dir.is_dir() {
+        return Err(model_error(
+            dir,
+            &"a file is there, not a directory to export into",
+        ));
+    }
+    let occupied = std::fs::read_dir(dir).is_ok_and(|mut entries| entries.next().is_some());
+    if occupied && !force {
+        return Err(model_error(
+            dir,
+            &"the directory is not empty; export over it with force (--force)",
+        ));
+    }
+    Ok(())
 }
 
 /// Writes `encoder` (of shape `config`) and, if given, its MLM head as a `BertForMaskedLM` or

@@ -34,7 +34,7 @@ pub use bart::{HfBart, bart_misfit, load_bart};
 pub use bert::{HfBert, bert_misfit, load_bert};
 pub use config::{FAMILIES, HfConfig};
 pub use electra::{HfElectra, electra_misfit, load_electra};
-pub use export::{Exportable, export, export_bert};
+pub use export::{Exportable, check_export_dir, export, export_bert};
 pub use gpt2::{HfGpt2, gpt2_misfit, load_gpt2};
 pub use loader::LoadReport;
 
