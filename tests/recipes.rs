@@ -331,3 +331,23 @@ fn a_setting_the_objective_does_not_have_is_refused_by_name() {
         }
     }
 }
+
+#[test]
+fn a_resume_without_a_checkpoint_is_refused_before_any_text_is_read() {
+    let dir = common::temp_dir("recipes-resume-nothing");
+    // An empty corpus folder: reading it would be an empty-corpus error, so the checkpoint's
+    // error shows that the check came first.
+    let empty = dir.join("empty-corpus");
+    std::fs::create_dir_all(&empty).unwrap();
+    let recipe = short(Recipe::named("mlm", Preset::Tiny).unwrap(), &empty);
+    let resume = RunOptions {
+        resume: true,
+        ..RunOptions::new(dir.join("run"), Device::flex().autodiff())
+    };
+    let err = recipe.run(&resume).unwrap_err();
+    assert!(
+        matches!(&err, Error::Checkpoint { reason, .. } if reason.contains("no checkpoint")),
+        "{err}"
+    );
+    std::fs::remove_dir_all(dir).unwrap();
+}

@@ -14,7 +14,7 @@ use super::Recipe;
 
 use crate::error::{Error, Result};
 use crate::tokenize::Tokenizer;
-use crate::train::checkpoint::{MODEL_FILE, load_weights, locate};
+use crate::train::checkpoint::{CHECKPOINT_DIR, MODEL_FILE, load_state, load_weights, locate};
 
 /// The run's recipe.
 pub const CONFIG_FILE: &str = "config.json";
@@ -44,14 +44,23 @@ impl RunDir {
     }
 
     /// Makes `out` the directory of a run of `recipe` and writes the recipe there. When
-    /// `resume` and a recipe is already there, the two must train the same model
-    /// ([`Recipe::check_resumes`]).
+    /// `resume`, a checkpoint must be there, trained with the recipe's training settings, and
+    /// a recipe already there must train the same model ([`Recipe::check_resumes`]): checked
+    /// here, before any text is read, rather than when training starts.
     pub(crate) fn create(out: &Path, recipe: &Recipe, resume: bool) -> Result<()> {
-        std::fs::create_dir_all(out).map_err(|e| Error::io(out, e))?;
         let config = out.join(CONFIG_FILE);
-        if resume && let Ok(saved) = std::fs::read_to_string(&config) {
-            recipe.check_resumes(&saved)?;
+        if resume {
+            if let Ok(saved) = std::fs::read_to_string(&config) {
+                recipe.check_resumes(&saved)?;
+            }
+            let ckpt = locate(out).ok_or_else(|| Error::Checkpoint {
+                path: out.join(CHECKPOINT_DIR),
+                reason: "no checkpoint to resume from; without --resume the run starts afresh"
+                    .into(),
+            })?;
+            load_state(&ckpt)?.check_resumes(&recipe.train)?;
         }
+        std::fs::create_dir_all(out).map_err(|e| Error::io(out, e))?;
         crate::util::atomic_file::write(&config, recipe.to_json())
     }
 
