@@ -121,6 +121,16 @@ impl<M: Module + ModuleDisplay, O: Objective<M>> Trainer<M, O> {
         } = self;
         let devices = devices.unwrap_or_else(|| model.devices().into_iter().take(1).collect());
         check(&config, &devices, train, valid)?;
+        let per_step = config.batch_size * config.grad_accumulation;
+        let examples = train.num_examples();
+        if config.progress && examples < per_step {
+            let plural = if examples == 1 { "" } else { "s" };
+            eprintln!(
+                "warning: the train split has {examples} example{plural}, fewer than the \
+                 {per_step} a step draws: every step repeats them (a corpus this small teaches \
+                 little)"
+            );
+        }
         let device = &devices[0];
         let (mut spine, mut model) = Spine::start(model, &config, dir.as_deref(), resume)?;
         let shards = if devices.len() > 1 {
