@@ -188,16 +188,8 @@ impl PpoConfig {
                 )));
             }
         }
-        for (name, value) in [
-            ("vf_coef", self.vf_coef),
-            ("missing_eos_penalty", self.missing_eos_penalty),
-        ] {
-            if !(value.is_finite() && value >= 0.0) {
-                return Err(Error::InvalidConfig(format!(
-                    "{name} must be 0 or more, not {value}"
-                )));
-            }
-        }
+        crate::error::check_weight("vf_coef", self.vf_coef)?;
+        crate::error::check_weight("missing_eos_penalty", self.missing_eos_penalty)?;
         for (name, value) in [("gamma", self.gamma), ("lam", self.lam)] {
             crate::error::check_rate(name, value)?;
         }

@@ -181,7 +181,7 @@ fn family(config: &TransformerEncoderConfig) -> (&'static str, &'static str) {
 }
 
 /// The shape fields of a BERT-shaped `config.json` (BERT, RoBERTa, ALBERT, ELECTRA) for an
-/// encoder of shape `config`; RoBERTa's padding id is the one its position offset implies.
+/// encoder of shape `config`. The padding id is the tokenizer's, which the export writes.
 pub(super) fn hf_fields(config: &TransformerEncoderConfig, model_type: &str) -> Value {
     let mut fields = json!({
         "model_type": model_type,
@@ -204,7 +204,6 @@ pub(super) fn hf_fields(config: &TransformerEncoderConfig, model_type: &str) -> 
             fields["inner_group_num"] = json!(1);
         }
         "electra" => fields["embedding_size"] = json!(config.embedding_width()),
-        "roberta" => fields["pad_token_id"] = json!(config.position_offset.saturating_sub(1)),
         _ => {}
     }
     fields
@@ -215,7 +214,13 @@ pub(super) fn hf_fields(config: &TransformerEncoderConfig, model_type: &str) -> 
 /// anything.
 pub fn bert_misfit(config: &TransformerEncoderConfig) -> Option<String> {
     let (model_type, name) = family(config);
-    round_trip(name, config, &hf_fields(config, model_type))
+    let mut fields = hf_fields(config, model_type);
+    // RoBERTa's positions start after the padding id: read back with the id this offset
+    // implies (the export checks that the tokenizer's is that one).
+    if model_type == "roberta" {
+        fields["pad_token_id"] = json!(config.position_offset.saturating_sub(1));
+    }
+    round_trip(name, config, &fields)
 }
 
 /// Where a BERT-shaped family keeps its heads, and its classes: with both heads, with the MLM
@@ -369,14 +374,9 @@ pub(super) fn export(
         mlm: mlm.cloned(),
         pair: pair.cloned(),
     };
-    let mut fields = hf_fields(config, model_type);
-    if let Some(map) = fields.as_object_mut() {
-        // The padding id is the tokenizer's, written by the caller.
-        map.remove("pad_token_id");
-    }
     Ok(Converted {
         class,
-        config: fields,
+        config: hf_fields(config, model_type),
         weights: Weights::of(&parts, table, &["pair.classifier."])?,
     })
 }

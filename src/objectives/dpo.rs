@@ -322,7 +322,7 @@ pub struct DpoSettings {
     /// The loss: `sigmoid` (DPO) or `ipo`. Default sigmoid.
     #[serde(default = "default_loss")]
     pub loss: DpoLoss,
-    /// GPT-2's head, as the causal model DPO starts from has it; [`Recipe::init_from`](crate::recipe::Recipe::init_from) sets
+    /// GPT-2's head, as the causal model DPO starts from has it; the recipe's `init_from` sets
     /// it. Default false.
     #[serde(default)]
     pub gpt2_head: bool,

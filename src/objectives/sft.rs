@@ -326,7 +326,7 @@ pub struct SftSettings {
     pub packing: bool,
     /// GPT-2's head (the tied projection alone, no transform, no bias), as the causal model
     /// SFT starts from has it;
-    /// [`Recipe::init_from`](crate::recipe::Recipe::init_from) sets it. Default false.
+    /// the recipe's `init_from` sets it. Default false.
     #[serde(default)]
     pub gpt2_head: bool,
 }

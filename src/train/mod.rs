@@ -148,16 +148,8 @@ impl TrainConfig {
                 self.learning_rate
             )));
         }
-        for (name, value) in [
-            ("weight_decay", self.weight_decay),
-            ("max_grad_norm", self.max_grad_norm),
-        ] {
-            if !(value.is_finite() && value >= 0.0) {
-                return Err(Error::InvalidConfig(format!(
-                    "{name} must be 0 or more, not {value}"
-                )));
-            }
-        }
+        crate::error::check_weight("weight_decay", self.weight_decay)?;
+        crate::error::check_weight("max_grad_norm", self.max_grad_norm)?;
         crate::error::check_rate("warmup_fraction", self.warmup_fraction)
     }
 }
