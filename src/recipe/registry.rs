@@ -6,9 +6,9 @@
 //! nothing of recipes; its entry here says what a recipe of it defaults to, checks and runs.
 //!
 //! Adding an objective: its file in `objectives/` (model, task, a serde settings struct),
-//! then its entry here — one variant of [`ObjectiveRecipe`], one row of [`OBJECTIVES`] with
-//! its defaults, and one `impl ObjectiveSettings` saying what its run builds. ARCHITECTURE.md
-//! walks through a real one.
+//! then its entry here — one row of the `registry!` table (variant, name, defaults function,
+//! one line of what it is), that function, and one `impl ObjectiveSettings` saying what its
+//! run checks and builds. `src/architecture.md` walks through a real one.
 
 use std::path::{Path, PathBuf};
 
@@ -157,85 +157,6 @@ pub trait TokenTaskSettings {
     ) -> Result<Box<dyn TokenTask>>;
 }
 
-/// A named objective and its settings. In JSON: `{"name": "albert", "settings": {…}}`.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(tag = "name", content = "settings", rename_all = "lowercase")]
-#[serde(deny_unknown_fields)]
-pub enum ObjectiveRecipe {
-    /// Masked LM.
-    Mlm(MlmSettings),
-    /// Causal LM.
-    Clm(ClmSettings),
-    /// Next-sentence prediction.
-    Nsp(PairSettings),
-    /// Sentence-order prediction.
-    Sop(PairSettings),
-    /// Masked LM + next-sentence prediction.
-    Bert(BertSettings),
-    /// n-gram masked LM + sentence-order prediction on a factorized, shared backbone.
-    Albert(BertSettings),
-    /// Denoising encoder-decoder.
-    Bart(BartSettings),
-    /// Masked sequence-to-sequence.
-    Mass(MassSettings),
-    /// Span corruption with sentinels.
-    T5(T5Settings),
-    /// Replaced-token detection.
-    Electra(ElectraSettings),
-    /// Permuted LM, two streams.
-    Xlnet(PermutedSettings),
-    /// Masked and permuted LM.
-    Mpnet(PermutedSettings),
-    /// Span masking + span-boundary objective.
-    Spanbert(SpanBertSettings),
-    /// Cloze under four attention masks.
-    Unilm(UnilmSettings),
-    /// Several objectives over one backbone (ERNIE 2.0).
-    Multitask(MultiTaskSettings),
-    /// Supervised fine-tuning of a causal LM on prompt/completion pairs.
-    Sft(SftSettings),
-    /// A reward model trained on preference pairs.
-    Reward(RewardSettings),
-    /// Direct preference optimisation of a causal LM.
-    Dpo(DpoSettings),
-}
-
-impl ObjectiveRecipe {
-    /// The objective's name and its settings.
-    pub fn parts(&self) -> (&'static str, &dyn ObjectiveSettings) {
-        match self {
-            Self::Mlm(s) => ("mlm", s),
-            Self::Clm(s) => ("clm", s),
-            Self::Nsp(s) => ("nsp", s),
-            Self::Sop(s) => ("sop", s),
-            Self::Bert(s) => ("bert", s),
-            Self::Albert(s) => ("albert", s),
-            Self::Bart(s) => ("bart", s),
-            Self::Mass(s) => ("mass", s),
-            Self::T5(s) => ("t5", s),
-            Self::Electra(s) => ("electra", s),
-            Self::Xlnet(s) => ("xlnet", s),
-            Self::Mpnet(s) => ("mpnet", s),
-            Self::Spanbert(s) => ("spanbert", s),
-            Self::Unilm(s) => ("unilm", s),
-            Self::Multitask(s) => ("multitask", s),
-            Self::Sft(s) => ("sft", s),
-            Self::Reward(s) => ("reward", s),
-            Self::Dpo(s) => ("dpo", s),
-        }
-    }
-
-    /// The objective's name, as the registry and `config.json` spell it.
-    pub fn name(&self) -> &'static str {
-        self.parts().0
-    }
-
-    /// The objective's settings, as the run sees them.
-    pub fn settings(&self) -> &dyn ObjectiveSettings {
-        self.parts().1
-    }
-}
-
 /// One named objective of the registry.
 #[derive(Debug, Clone, Copy)]
 pub struct Entry {
@@ -247,99 +168,82 @@ pub struct Entry {
     pub recipe: fn(Preset) -> Result<Recipe>,
 }
 
-/// Every named objective.
-pub const OBJECTIVES: [Entry; 18] = [
-    Entry {
-        name: "mlm",
-        about: "masked LM (BERT, RoBERTa): 15 % of the tokens, 80/10/10",
-        recipe: mlm,
-    },
-    Entry {
-        name: "clm",
-        about: "causal LM (GPT): next-token prediction on a pre-LN encoder",
-        recipe: clm,
-    },
-    Entry {
-        name: "nsp",
-        about: "next-sentence prediction alone",
-        recipe: nsp,
-    },
-    Entry {
-        name: "sop",
-        about: "sentence-order prediction alone",
-        recipe: sop,
-    },
-    Entry {
-        name: "bert",
-        about: "BERT: masked LM + next-sentence prediction",
-        recipe: bert,
-    },
-    Entry {
-        name: "albert",
-        about: "ALBERT: n-gram masked LM + 5 x sentence order, factorized embedding, shared layers",
-        recipe: albert,
-    },
-    Entry {
-        name: "bart",
-        about: "BART: an encoder-decoder rebuilds text infilled (30 %) and sentence-permuted",
-        recipe: bart,
-    },
-    Entry {
-        name: "mass",
-        about: "MASS: an encoder-decoder predicts the masked half of a segment",
-        recipe: mass,
-    },
-    Entry {
-        name: "t5",
-        about: "T5: an encoder-decoder predicts the spans its input hides behind sentinels",
-        recipe: t5,
-    },
-    Entry {
-        name: "electra",
-        about: "ELECTRA: a small generator fills masked tokens, the encoder finds the replaced ones",
-        recipe: electra,
-    },
-    Entry {
-        name: "xlnet",
-        about: "XLNet: permuted LM through two-stream attention, the last sixth predicted",
-        recipe: xlnet,
-    },
-    Entry {
-        name: "mpnet",
-        about: "MPNet: permuted LM over 15 % of the tokens, every position visible",
-        recipe: mpnet,
-    },
-    Entry {
-        name: "spanbert",
-        about: "SpanBERT: masked LM over geometric spans of words + the span-boundary objective",
-        recipe: spanbert,
-    },
-    Entry {
-        name: "unilm",
-        about: "UniLM: cloze under a bidirectional, left-to-right, right-to-left or seq2seq mask",
-        recipe: unilm,
-    },
-    Entry {
-        name: "multitask",
-        about: "ERNIE 2.0-style mix of token objectives (mlm + sop by default; see --objectives)",
-        recipe: multitask::recipe,
-    },
-    Entry {
-        name: "sft",
-        about: "supervised fine-tuning of a causal LM on prompt/completion pairs (init: a clm run)",
-        recipe: causal::sft,
-    },
-    Entry {
-        name: "reward",
-        about: "reward model: a scalar head at the last token, pairwise loss on preference pairs",
-        recipe: causal::reward,
-    },
-    Entry {
-        name: "dpo",
-        about: "DPO (or IPO) of a causal LM on preference pairs against its frozen start",
-        recipe: causal::dpo,
-    },
-];
+/// Declares, from one row per objective, [`ObjectiveRecipe`] (a variant each, tagged in JSON
+/// by the objective's name), its `parts` and [`OBJECTIVES`]: a name is written once.
+macro_rules! registry {
+    ($($variant:ident($settings:ty) $name:literal $recipe:path: $about:literal;)*) => {
+        /// A named objective and its settings. In JSON: `{"name": "albert", "settings": {…}}`.
+        #[derive(Debug, Clone, Serialize, Deserialize)]
+        #[serde(tag = "name", content = "settings", deny_unknown_fields)]
+        pub enum ObjectiveRecipe {
+            $(#[doc = $about] #[serde(rename = $name)] $variant($settings),)*
+        }
+
+        impl ObjectiveRecipe {
+            /// The objective's name and its settings.
+            pub fn parts(&self) -> (&'static str, &dyn ObjectiveSettings) {
+                match self {
+                    $(Self::$variant(s) => ($name, s),)*
+                }
+            }
+        }
+
+        /// Every named objective.
+        pub const OBJECTIVES: [Entry; [$($name),*].len()] =
+            [$(Entry { name: $name, about: $about, recipe: $recipe }),*];
+    };
+}
+
+registry! {
+    Mlm(MlmSettings) "mlm" mlm:
+        "masked LM (BERT, RoBERTa): 15 % of the tokens, 80/10/10";
+    Clm(ClmSettings) "clm" clm:
+        "causal LM (GPT): next-token prediction on a pre-LN encoder";
+    Nsp(PairSettings) "nsp" nsp:
+        "next-sentence prediction alone";
+    Sop(PairSettings) "sop" sop:
+        "sentence-order prediction alone";
+    Bert(BertSettings) "bert" bert:
+        "BERT: masked LM + next-sentence prediction";
+    Albert(BertSettings) "albert" albert:
+        "ALBERT: n-gram masked LM + 5 x sentence order, factorized embedding, shared layers";
+    Bart(BartSettings) "bart" bart:
+        "BART: an encoder-decoder rebuilds text infilled (30 %) and sentence-permuted";
+    Mass(MassSettings) "mass" mass:
+        "MASS: an encoder-decoder predicts the masked half of a segment";
+    T5(T5Settings) "t5" t5:
+        "T5: an encoder-decoder predicts the spans its input hides behind sentinels";
+    Electra(ElectraSettings) "electra" electra:
+        "ELECTRA: a small generator fills masked tokens, the encoder finds the replaced ones";
+    Xlnet(PermutedSettings) "xlnet" xlnet:
+        "XLNet: permuted LM through two-stream attention, the last sixth predicted";
+    Mpnet(PermutedSettings) "mpnet" mpnet:
+        "MPNet: permuted LM over 15 % of the tokens, every position visible";
+    Spanbert(SpanBertSettings) "spanbert" spanbert:
+        "SpanBERT: masked LM over geometric spans of words + the span-boundary objective";
+    Unilm(UnilmSettings) "unilm" unilm:
+        "UniLM: cloze under a bidirectional, left-to-right, right-to-left or seq2seq mask";
+    Multitask(MultiTaskSettings) "multitask" multitask::recipe:
+        "ERNIE 2.0-style mix of token objectives (mlm + sop by default; see --objectives)";
+    Sft(SftSettings) "sft" causal::sft:
+        "supervised fine-tuning of a causal LM on prompt/completion pairs (init: a clm run)";
+    Reward(RewardSettings) "reward" causal::reward:
+        "reward model: a scalar head at the last token, pairwise loss on preference pairs";
+    Dpo(DpoSettings) "dpo" causal::dpo:
+        "DPO (or IPO) of a causal LM on preference pairs against its frozen start";
+}
+
+impl ObjectiveRecipe {
+    /// The objective's name, as the registry and `config.json` spell it.
+    pub fn name(&self) -> &'static str {
+        self.parts().0
+    }
+
+    /// The objective's settings, as the run sees them.
+    pub fn settings(&self) -> &dyn ObjectiveSettings {
+        self.parts().1
+    }
+}
 
 /// The registry entry called `name`.
 pub fn find(name: &str) -> Result<&'static Entry> {
