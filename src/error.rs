@@ -203,8 +203,9 @@ pub enum Error {
     },
 }
 
-/// `Result` with the crate's [`Error`].
-pub type Result<T> = std::result::Result<T, Error>;
+/// `Result` with the crate's [`Error`] unless another is named (as derives such as burn's
+/// `Config` do, which may then sit beside this one in a file).
+pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 impl Error {
     /// Wraps an I/O error with the path it concerns.
@@ -239,6 +240,17 @@ pub(crate) fn check_rate(name: &'static str, value: f64) -> Result<()> {
         Ok(())
     } else {
         Err(Error::RateOutOfRange { name, value })
+    }
+}
+
+/// Checks that `value` is finite and above 0, naming it in the error.
+pub(crate) fn check_positive(name: &str, value: f64) -> Result<()> {
+    if value > 0.0 && value.is_finite() {
+        Ok(())
+    } else {
+        Err(Error::InvalidConfig(format!(
+            "{name} must be positive, got {value}"
+        )))
     }
 }
 

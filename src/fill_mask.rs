@@ -130,11 +130,7 @@ impl MaskedLm {
         }
         // Only the k best of each row leave the device, not the whole vocabulary.
         let (scores, ids) = probabilities.topk_with_indices(k, 1);
-        let scores: Vec<f32> = scores
-            .into_data()
-            .convert::<f32>()
-            .try_to_vec()
-            .expect("f32");
+        let scores = crate::util::floats(scores);
         let ids: Vec<i64> = ids.into_data().convert::<i64>().try_to_vec().expect("ids");
         Ok(scores
             .chunks(k)

@@ -23,62 +23,45 @@ pub enum Preset {
 impl Preset {
     /// The backbone configuration for a vocabulary of `vocab_size`.
     pub fn encoder(self, vocab_size: usize) -> TransformerEncoderConfig {
-        let (hidden, layers, heads, ffn, positions) = self.shape();
+        let (_, [hidden, layers, heads, ffn, positions], ..) = self.row();
         TransformerEncoderConfig::new(vocab_size, hidden, layers, heads, ffn)
             .with_max_positions(positions)
     }
 
     /// Layers of the backbone (and of an encoder-decoder's decoder).
     pub fn num_layers(self) -> usize {
-        self.shape().1
+        self.row().1[1]
     }
 
-    /// Width, layers, heads, feed-forward width and positions.
-    fn shape(self) -> (usize, usize, usize, usize, usize) {
+    /// Name; width, layers, heads, feed-forward width and positions; sequence length, batch
+    /// size and peak learning rate.
+    fn row(self) -> (&'static str, [usize; 5], usize, usize, f64) {
         match self {
-            Preset::Tiny => (64, 2, 2, 256, 128),
-            Preset::Mini => (256, 4, 4, 1024, 512),
-            Preset::Small => (512, 4, 8, 2048, 512),
-            Preset::Base => (768, 12, 12, 3072, 512),
+            Preset::Tiny => ("tiny", [64, 2, 2, 256, 128], 64, 16, 2e-3),
+            Preset::Mini => ("mini", [256, 4, 4, 1024, 512], 128, 16, 1e-3),
+            Preset::Small => ("small", [512, 4, 8, 2048, 512], 128, 32, 5e-4),
+            Preset::Base => ("base", [768, 12, 12, 3072, 512], 512, 32, 1e-4),
         }
     }
 
     /// Default sequence length.
     pub fn seq_len(self) -> usize {
-        match self {
-            Preset::Tiny => 64,
-            Preset::Mini | Preset::Small => 128,
-            Preset::Base => 512,
-        }
+        self.row().2
     }
 
     /// Default batch size.
     pub fn batch_size(self) -> usize {
-        match self {
-            Preset::Tiny => 16,
-            Preset::Mini => 16,
-            Preset::Small | Preset::Base => 32,
-        }
+        self.row().3
     }
 
     /// Default peak learning rate.
     pub fn learning_rate(self) -> f64 {
-        match self {
-            Preset::Tiny => 2e-3,
-            Preset::Mini => 1e-3,
-            Preset::Small => 5e-4,
-            Preset::Base => 1e-4,
-        }
+        self.row().4
     }
 
     /// The preset's name.
     pub fn name(self) -> &'static str {
-        match self {
-            Preset::Tiny => "tiny",
-            Preset::Mini => "mini",
-            Preset::Small => "small",
-            Preset::Base => "base",
-        }
+        self.row().0
     }
 }
 
@@ -86,14 +69,13 @@ impl FromStr for Preset {
     type Err = Error;
 
     fn from_str(s: &str) -> Result<Self> {
-        match s {
-            "tiny" => Ok(Preset::Tiny),
-            "mini" => Ok(Preset::Mini),
-            "small" => Ok(Preset::Small),
-            "base" => Ok(Preset::Base),
-            other => Err(Error::InvalidConfig(format!(
-                "unknown preset {other:?} (expected tiny, mini, small or base)"
-            ))),
-        }
+        [Preset::Tiny, Preset::Mini, Preset::Small, Preset::Base]
+            .into_iter()
+            .find(|p| p.name() == s)
+            .ok_or_else(|| {
+                Error::InvalidConfig(format!(
+                    "unknown preset {s:?} (expected tiny, mini, small or base)"
+                ))
+            })
     }
 }

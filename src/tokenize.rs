@@ -36,26 +36,9 @@ pub struct SpecialTokens {
     pub mask: u32,
 }
 
-/// Token ids of a text together with which of them start a word.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Encoded {
-    /// Token ids, without special tokens.
-    pub ids: Vec<u32>,
-    /// `word_starts[i]` is true when token `i` begins a new word.
-    pub word_starts: Vec<bool>,
-}
-
-impl Encoded {
-    /// Number of tokens.
-    pub fn len(&self) -> usize {
-        self.ids.len()
-    }
-
-    /// Whether there are no tokens.
-    pub fn is_empty(&self) -> bool {
-        self.ids.is_empty()
-    }
-}
+/// Token ids of a text (without special tokens) together with which of them start a word: a
+/// [`Segment`].
+pub type Encoded = Segment;
 
 /// A tokenizer with the special tokens `pretext` relies on.
 #[derive(Clone)]
@@ -95,9 +78,7 @@ impl Tokenizer {
     /// ([`Tokenizer::has_mask`]).
     pub fn with_roles(mut inner: tokenizers::Tokenizer, declared: &Roles) -> Result<Self> {
         inner.with_padding(None);
-        inner
-            .with_truncation(None)
-            .map_err(|e| Error::Tokenizer(e.to_string()))?;
+        inner.with_truncation(None).map_err(tk_err)?;
         let mut id = |role: &'static str| -> Result<u32> {
             let candidates = declared.candidates(role);
             let (token, id) = candidates
@@ -209,12 +190,7 @@ impl Tokenizer {
             .vocab_size(vocab_size)
             .min_frequency(2)
             .show_progress(false)
-            .special_tokens(
-                SPECIAL_TOKENS
-                    .iter()
-                    .map(|t| AddedToken::from(*t, true))
-                    .collect(),
-            )
+            .special_tokens(SPECIAL_TOKENS.map(|t| AddedToken::from(t, true)).to_vec())
             .build();
         let mut trainer = TrainerWrapper::WordPieceTrainer(trainer);
         inner
@@ -513,7 +489,8 @@ fn from_encoding(encoding: &tokenizers::Encoding) -> Encoded {
     }
 }
 
-/// A run of tokens from one document.
+/// A run of tokens (no special tokens) with which of them start a word: a tokenized text, or
+/// part of a document.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Segment {
     /// Token ids (no special tokens).
@@ -525,14 +502,8 @@ pub struct Segment {
 impl Segment {
     /// `[CLS] ids [SEP]`, with the specials counted as word starts.
     pub fn framed(&self, cls: u32, sep: u32) -> (Vec<u32>, Vec<bool>) {
-        let mut ids = Vec::with_capacity(self.ids.len() + 2);
-        ids.push(cls);
-        ids.extend_from_slice(&self.ids);
-        ids.push(sep);
-        let mut starts = Vec::with_capacity(ids.len());
-        starts.push(true);
-        starts.extend_from_slice(&self.word_starts);
-        starts.push(true);
+        let ids = [&[cls][..], &self.ids[..], &[sep][..]].concat();
+        let starts = [&[true][..], &self.word_starts[..], &[true][..]].concat();
         (ids, starts)
     }
 
@@ -556,7 +527,7 @@ impl Segment {
     }
 
     /// The segments one after the other.
-    pub fn concat(parts: &[Segment]) -> Segment {
+    pub fn concat<'a>(parts: impl IntoIterator<Item = &'a Segment>) -> Segment {
         let mut out = Segment::default();
         for part in parts {
             out.push(&part.ids, &part.word_starts);

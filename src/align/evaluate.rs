@@ -74,14 +74,8 @@ pub fn evaluate(
             .map(|t| policy.prompt_ids(t))
             .collect::<Result<_>>()?;
         let drawn = policy.generate(&ids, sampling)?;
-        let kls = response_kl(
-            policy,
-            reference,
-            &ids,
-            &drawn.ids,
-            sampling.temperature,
-            batch,
-        )?;
+        let temperature = sampling.temperature;
+        let kls = response_kl(policy, reference, &ids, &drawn.ids, temperature, batch)?;
         let texts = drawn
             .ids
             .iter()

@@ -182,11 +182,7 @@ impl PpoConfig {
             ("cliprange_value", self.cliprange_value),
             ("reward_std", self.reward_std),
         ] {
-            if !(value.is_finite() && value > 0.0) {
-                return Err(Error::InvalidConfig(format!(
-                    "{name} must be positive, not {value}"
-                )));
-            }
+            crate::error::check_positive(name, value)?;
         }
         crate::error::check_weight("vf_coef", self.vf_coef)?;
         crate::error::check_weight("missing_eos_penalty", self.missing_eos_penalty)?;
@@ -287,13 +283,6 @@ pub struct PpoReport {
     pub state: TrainState,
 }
 
-/// One step's prompts, as text and as the ids sampled from, and the responses drawn.
-struct Sampled<'a> {
-    texts: Vec<&'a str>,
-    prompts: Vec<Vec<u32>>,
-    drawn: crate::generate::Generated,
-}
-
 /// One step's rollouts and what was computed from them, one entry per response, with the
 /// rollout metrics under TRL's names.
 struct Rollouts {
@@ -385,12 +374,8 @@ pub fn ppo(
     }
     let train = &config.train;
     let updates = config.num_ppo_epochs * config.num_mini_batches;
-    let (spine, mut model) = Spine::start(
-        PolicyValue::new(start, device),
-        train,
-        Some(out),
-        options.resume,
-    )?;
+    let model = PolicyValue::new(start, device);
+    let (spine, mut model) = Spine::start(model, train, Some(out), options.resume)?;
     let mut spine = spine.updates_per_step(updates);
     write_run_file(out, &run_file)?;
     let mut sampler = Sampler::new(train.seed, prompts.len());
@@ -409,17 +394,14 @@ pub fn ppo(
             .with_temperature(config.temperature)
             .with_seed(splitmix64(train.seed ^ splitmix64(step as u64)));
         let drawn = current.generate(&batch_prompts, &sampling)?;
-        let sampled = Sampled {
-            texts: picks.iter().map(|&i| prompts[i].as_str()).collect(),
-            prompts: batch_prompts,
-            drawn,
-        };
+        let texts: Vec<&str> = picks.iter().map(|&i| prompts[i].as_str()).collect();
         let rollouts = rollouts(
             &inference,
             &reference,
             reward,
-            &current.tokenizer,
-            sampled,
+            &texts,
+            batch_prompts,
+            drawn,
             config,
         )?;
         let mut losses = Vec::new();
@@ -486,23 +468,20 @@ const PPO_STREAM: u64 = 0x5050_4f5f_6d62;
 /// Rows scored at a time outside the updates.
 const SCORE_BATCH: usize = 64;
 
-/// Scores one step's responses: the policy's log-probabilities and values and the
-/// reference's log-probabilities, in one pass each; the reward model's scores; the per-token
-/// rewards, advantages (whitened over the batch) and returns; and the rollout metrics under
-/// TRL's names.
+/// Scores one step's responses (`drawn` after `prompts`, the ids of `texts`): the policy's
+/// log-probabilities and values and the reference's log-probabilities, in one pass each; the
+/// reward model's scores; the per-token rewards, advantages (whitened over the batch) and
+/// returns; and the rollout metrics under TRL's names.
 fn rollouts(
     policy: &PolicyValue,
     reference: &CausalLm,
     reward: &dyn Scorer,
-    tokenizer: &crate::tokenize::Tokenizer,
-    sampled: Sampled,
+    texts: &[&str],
+    prompts: Vec<Vec<u32>>,
+    drawn: crate::generate::Generated,
     config: &PpoConfig,
 ) -> Result<Rollouts> {
-    let Sampled {
-        texts,
-        prompts,
-        drawn,
-    } = sampled;
+    let tokenizer = &reference.tokenizer;
     let device = policy.encoder.token_embedding().device();
     let pad = tokenizer.special().pad;
     let responses = drawn.ids;

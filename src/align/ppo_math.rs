@@ -11,7 +11,7 @@
 use burn::prelude::*;
 use serde::{Deserialize, Serialize};
 
-use crate::error::{Error, Result};
+use crate::error::Result;
 
 /// How the per-token KL to the reference is estimated from log-probabilities of sampled tokens.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -36,12 +36,7 @@ impl KlEstimator {
 
 /// Checks a KL coefficient, which must be 0 or more.
 pub fn check_kl_coef(kl_coef: f64) -> Result<()> {
-    if !(kl_coef.is_finite() && kl_coef >= 0.0) {
-        return Err(Error::InvalidConfig(format!(
-            "the KL coefficient must be 0 or more, not {kl_coef}"
-        )));
-    }
-    Ok(())
+    crate::error::check_weight("the KL coefficient", kl_coef)
 }
 
 /// One response's per-token rewards: `−kl_coef · KL` at every token, plus `score` (the reward
@@ -153,6 +148,7 @@ pub fn value_loss(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::error::Error;
 
     fn close(a: f32, b: f32) -> bool {
         (a - b).abs() < 1e-5

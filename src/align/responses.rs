@@ -117,12 +117,8 @@ impl ResponseBatch {
         temperature: f64,
     ) -> (Tensor<3>, Tensor<2>) {
         let segments = (encoder.num_segments() > 0).then(|| self.ids.zeros_like());
-        let hidden = encoder.encode_at(
-            self.ids.clone(),
-            self.positions.clone(),
-            segments,
-            Some(&self.mask),
-        );
+        let (ids, positions) = (self.ids.clone(), self.positions.clone());
+        let hidden = encoder.encode_at(ids, positions, segments, Some(&self.mask));
         let logits = head.forward_at(hidden.clone(), self.at.clone(), encoder.token_embedding());
         (hidden, log_softmax(logits.div_scalar(temperature), 1))
     }
@@ -130,11 +126,7 @@ impl ResponseBatch {
     /// `flat` (one value per response token, as [`score`](Self::score) orders them) cut into
     /// one `Vec` per row.
     pub fn split_rows(&self, flat: Tensor<1>) -> Vec<Vec<f32>> {
-        let values: Vec<f32> = flat
-            .into_data()
-            .convert::<f32>()
-            .try_to_vec()
-            .expect("floats");
+        let values = crate::util::floats(flat);
         let mut rows = Vec::with_capacity(self.lengths.len());
         let mut from = 0;
         for &n in &self.lengths {

@@ -83,12 +83,7 @@ impl RewardModel {
             }
             let (ids, padding, last) = pad_rows(&rows, special.pad, &device);
             let out = self.head.scores(&self.encoder, ids, padding, last);
-            scores.extend(
-                out.into_data()
-                    .convert::<f32>()
-                    .try_to_vec::<f32>()
-                    .expect("floats"),
-            );
+            scores.extend(crate::util::floats(out));
         }
         Ok(scores)
     }

@@ -37,11 +37,7 @@ impl StyleScorer {
         other: impl IntoIterator<Item = &'a str>,
         smoothing: f64,
     ) -> Result<Self> {
-        if !(smoothing.is_finite() && smoothing > 0.0) {
-            return Err(Error::InvalidConfig(format!(
-                "smoothing must be positive, not {smoothing}"
-            )));
-        }
+        crate::error::check_positive("smoothing", smoothing)?;
         let count = |texts: &mut dyn Iterator<Item = &'a str>| {
             let mut counts = HashMap::<String, f64>::new();
             let mut total = 0.0;

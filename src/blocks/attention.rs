@@ -9,7 +9,7 @@ use super::dropout::Dropout;
 use super::kv_cache::KeysValues;
 use super::mask::AttentionMask;
 use super::{linear_3d, normal_linear};
-use crate::error::Error;
+use crate::error::{Error, Result};
 use crate::kernels::softmax;
 
 /// Configuration of [`MultiHeadAttention`].
@@ -41,7 +41,7 @@ pub struct MultiHeadAttention {
 
 impl MultiHeadAttentionConfig {
     /// Checks the head count.
-    pub fn validate(&self) -> crate::error::Result<()> {
+    pub fn validate(&self) -> Result<()> {
         if self.num_heads == 0 || self.hidden_size % self.num_heads != 0 {
             return Err(Error::HeadsDoNotDivide {
                 hidden: self.hidden_size,
@@ -52,7 +52,7 @@ impl MultiHeadAttentionConfig {
     }
 
     /// Builds the module.
-    pub fn init(&self, device: &Device) -> crate::error::Result<MultiHeadAttention> {
+    pub fn init(&self, device: &Device) -> Result<MultiHeadAttention> {
         self.validate()?;
         let linear = || normal_linear(self.hidden_size, self.hidden_size, self.init_std, device);
         Ok(MultiHeadAttention {
@@ -176,6 +176,7 @@ impl MultiHeadAttention {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::test_support::max_abs_diff;
     use burn::tensor::Distribution;
 
     fn setup() -> (Device, MultiHeadAttention) {
@@ -187,10 +188,6 @@ mod tests {
             .init(&device)
             .unwrap();
         (device, attn)
-    }
-
-    fn max_abs_diff(a: Tensor<3>, b: Tensor<3>) -> f32 {
-        (a - b).abs().max().into_scalar::<f32>()
     }
 
     #[test]
@@ -208,21 +205,11 @@ mod tests {
             ),
             &device,
         );
+        // The padded positions' vectors get noise, the others none.
+        let keep = pad.clone().float().reshape([2, 5, 1]).expand([2, 5, 16]);
         let mask = AttentionMask::padding(pad);
         let base = attn.forward(x.clone(), x.clone(), Some(&mask));
         let noise = Tensor::<3>::random([2, 5, 16], Distribution::Normal(0.0, 5.0), &device);
-        let keep = Tensor::<3>::from_data(
-            TensorData::new(
-                (0..10)
-                    .flat_map(|i| {
-                        let v = if [3, 4, 9].contains(&i) { 1.0f32 } else { 0.0 };
-                        std::iter::repeat_n(v, 16)
-                    })
-                    .collect::<Vec<_>>(),
-                [2, 5, 16],
-            ),
-            &device,
-        );
         let perturbed = x.clone() + noise * keep;
         let out = attn.forward(perturbed.clone(), perturbed, Some(&mask));
         // Compare only the queries that are real tokens.

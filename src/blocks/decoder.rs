@@ -15,6 +15,7 @@ use super::feed_forward::FeedForward;
 use super::kv_cache::{KeysValues, KvCache};
 use super::layer_norm::LayerNorm;
 use super::mask::AttentionMask;
+use crate::error::Result;
 
 /// One decoder layer.
 #[derive(Module, Debug)]
@@ -32,7 +33,7 @@ pub struct DecoderLayer {
 impl DecoderLayer {
     /// Builds a layer of the shape `config` describes (width, heads, feed-forward, dropout,
     /// LayerNorm placement).
-    pub fn new(config: &TransformerEncoderConfig, device: &Device) -> crate::error::Result<Self> {
+    pub fn new(config: &TransformerEncoderConfig, device: &Device) -> Result<Self> {
         Ok(Self {
             self_attention: config.attention().init(device)?,
             self_attention_norm: config.layer_norm(device),
@@ -114,7 +115,7 @@ impl TransformerDecoder {
         config: &TransformerEncoderConfig,
         num_layers: usize,
         device: &Device,
-    ) -> crate::error::Result<Self> {
+    ) -> Result<Self> {
         Ok(Self {
             input: config
                 .embeddings(config.hidden_size)
@@ -122,7 +123,7 @@ impl TransformerDecoder {
                 .init_input(device),
             layers: (0..num_layers)
                 .map(|_| DecoderLayer::new(config, device))
-                .collect::<crate::error::Result<_>>()?,
+                .collect::<Result<_>>()?,
             final_norm: config.norm_first.then(|| config.layer_norm(device)),
         })
     }

@@ -16,7 +16,7 @@ use super::kv_cache::{KeysValues, KvCache};
 use super::layer_norm::LayerNorm;
 use super::mask::AttentionMask;
 use super::{linear_3d, normal_linear};
-use crate::error::Error;
+use crate::error::{Error, Result};
 
 /// Configuration of a [`TransformerEncoder`] backbone.
 #[derive(Config, Debug)]
@@ -203,7 +203,7 @@ pub trait EncoderBackbone {
 
 impl TransformerEncoderConfig {
     /// Checks sizes and rates.
-    pub fn validate(&self) -> crate::error::Result<()> {
+    pub fn validate(&self) -> Result<()> {
         for (name, value) in [
             ("vocab_size", self.vocab_size),
             ("hidden_size", self.hidden_size),
@@ -211,6 +211,7 @@ impl TransformerEncoderConfig {
             ("num_heads", self.num_heads),
             ("ffn_size", self.ffn_size),
             ("max_positions", self.max_positions),
+            ("embedding_size", self.embedding_size.unwrap_or(1)),
         ] {
             if value == 0 {
                 return Err(Error::InvalidConfig(format!("{name} must be positive")));
@@ -227,11 +228,6 @@ impl TransformerEncoderConfig {
                 "embedding_scale must be positive, not {}",
                 self.embedding_scale
             )));
-        }
-        if self.embedding_size == Some(0) {
-            return Err(Error::InvalidConfig(
-                "embedding_size must be positive".into(),
-            ));
         }
         crate::error::check_rate("dropout", self.dropout)?;
         self.attention().validate()
@@ -255,7 +251,7 @@ impl TransformerEncoderConfig {
     }
 
     /// One encoder layer of this shape.
-    pub fn layer(&self, device: &Device) -> crate::error::Result<EncoderLayer> {
+    pub fn layer(&self, device: &Device) -> Result<EncoderLayer> {
         Ok(EncoderLayer {
             attention: self.attention().init(device)?,
             attention_norm: self.layer_norm(device),
@@ -280,7 +276,7 @@ impl TransformerEncoderConfig {
     }
 
     /// Builds the backbone.
-    pub fn init(&self, device: &Device) -> crate::error::Result<TransformerEncoder> {
+    pub fn init(&self, device: &Device) -> Result<TransformerEncoder> {
         self.validate()?;
         let distinct = if self.share_layers {
             1
@@ -289,7 +285,7 @@ impl TransformerEncoderConfig {
         };
         let layers = (0..distinct)
             .map(|_| self.layer(device))
-            .collect::<crate::error::Result<Vec<_>>>()?;
+            .collect::<Result<Vec<_>>>()?;
         let width = self.embedding_width();
         Ok(TransformerEncoder {
             projection: self
@@ -345,11 +341,7 @@ impl TransformerEncoderConfig {
 
     /// Parameters of the final LayerNorm pre-LN stacks end with.
     pub(crate) fn final_norm_params(&self) -> usize {
-        if self.norm_first {
-            2 * self.hidden_size
-        } else {
-            0
-        }
+        usize::from(self.norm_first) * 2 * self.hidden_size
     }
 }
 
@@ -478,6 +470,7 @@ impl EncoderBackbone for TransformerEncoder {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::test_support::max_abs_diff;
 
     #[test]
     fn parameter_count_matches_the_arithmetic() {
@@ -520,7 +513,7 @@ mod tests {
         let a = one.encode(ids.clone(), None, None);
         let b = three.encode(ids, None, None);
         assert_eq!(one.num_params(), three.num_params());
-        assert!((a - b).abs().max().into_scalar::<f32>() > 1e-3);
+        assert!(max_abs_diff(a, b) > 1e-3);
     }
 
     #[test]
@@ -594,13 +587,7 @@ mod tests {
                 1,
             )
         };
-        assert!(
-            (real(full.clone()) - real(cached))
-                .abs()
-                .max()
-                .into_scalar::<f32>()
-                < 1e-5
-        );
+        assert!(max_abs_diff(real(full.clone()), real(cached)) < 1e-5);
         // And the second row equals the ordinary causal forward of `encode`.
         let unpadded = model.encode(
             ids.slice([1..2, 0..len]),
@@ -608,7 +595,7 @@ mod tests {
             Some(&AttentionMask::causal(len, &device)),
         );
         let row = full.clone().slice([1..2, 0..len]);
-        assert!((unpadded - row).abs().max().into_scalar::<f32>() < 1e-5);
+        assert!(max_abs_diff(unpadded, row) < 1e-5);
         // The padded first row's real positions equal its prompt run alone.
         let alone = model.encode(
             Tensor::<2, Int>::from_ints([[5, 6, 7, 8, 9, 10]], &device),
@@ -616,7 +603,7 @@ mod tests {
             Some(&AttentionMask::causal(len - 2, &device)),
         );
         let row = full.slice([0..1, 2..len]);
-        assert!((alone - row).abs().max().into_scalar::<f32>() < 1e-5);
+        assert!(max_abs_diff(alone, row) < 1e-5);
     }
 
     #[test]
@@ -632,12 +619,8 @@ mod tests {
         let b = Tensor::<2, Int>::from_ints([[5, 6, 7, 8, 40, 41]], &device);
         let ha = model.encode(a, None, Some(&mask));
         let hb = model.encode(b, None, Some(&mask));
-        let diff = |r: std::ops::Range<usize>| {
-            (ha.clone().slice([0..1, r.clone()]) - hb.clone().slice([0..1, r]))
-                .abs()
-                .max()
-                .into_scalar::<f32>()
-        };
+        let part = |h: &Tensor<3>, r: std::ops::Range<usize>| h.clone().slice([0..1, r]);
+        let diff = |r: std::ops::Range<usize>| max_abs_diff(part(&ha, r.clone()), part(&hb, r));
         assert!(diff(0..4) < 1e-5, "prefix changed by later tokens");
         assert!(diff(4..6) > 1e-3, "later positions did not react");
     }

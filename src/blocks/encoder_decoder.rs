@@ -11,7 +11,7 @@ use super::decoder::TransformerDecoder;
 use super::encoder::{EncoderBackbone, TransformerEncoder, TransformerEncoderConfig};
 use super::kv_cache::KvCache;
 use super::mask::AttentionMask;
-use crate::error::Error;
+use crate::error::{Error, Result};
 
 /// Configuration of an [`EncoderDecoder`].
 #[derive(Config, Debug)]
@@ -63,7 +63,7 @@ pub trait Seq2SeqBackbone: EncoderBackbone {
 
 impl EncoderDecoderConfig {
     /// Checks sizes and what the encoder-decoder does not support.
-    pub fn validate(&self) -> crate::error::Result<()> {
+    pub fn validate(&self) -> Result<()> {
         self.encoder.validate()?;
         if self.decoder_layers == 0 {
             return Err(Error::InvalidConfig(
@@ -85,7 +85,7 @@ impl EncoderDecoderConfig {
     }
 
     /// Builds the model.
-    pub fn init(&self, device: &Device) -> crate::error::Result<EncoderDecoder> {
+    pub fn init(&self, device: &Device) -> Result<EncoderDecoder> {
         self.validate()?;
         Ok(EncoderDecoder {
             encoder: self.encoder.init(device)?,
@@ -173,6 +173,7 @@ impl Seq2SeqBackbone for EncoderDecoder {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::test_support::max_abs_diff;
 
     fn model(norm_first: bool) -> (Device, EncoderDecoder) {
         let device = Device::flex();
@@ -190,10 +191,6 @@ mod tests {
         let len = rows[0].len();
         let flat: Vec<i64> = rows.iter().flat_map(|r| r.iter().copied()).collect();
         Tensor::from_data(TensorData::new(flat, [rows.len(), len]), device)
-    }
-
-    fn max_diff(a: Tensor<3>, b: Tensor<3>) -> f32 {
-        (a - b).abs().max().into_scalar::<f32>()
     }
 
     /// Encoder states for a source whose last two tokens are padding, with their mask.
@@ -225,8 +222,8 @@ mod tests {
             );
             let b = model.decode(ids(&device, &[&[3, 20, 21, 40, 41]]), None, memory, &mask);
             let part = |t: Tensor<3>, r: std::ops::Range<usize>| t.slice([0..1, r]);
-            assert!(max_diff(part(a.clone(), 0..3), part(b.clone(), 0..3)) < 1e-5);
-            assert!(max_diff(part(a, 3..5), part(b, 3..5)) > 1e-3);
+            assert!(max_abs_diff(part(a.clone(), 0..3), part(b.clone(), 0..3)) < 1e-5);
+            assert!(max_abs_diff(part(a, 3..5), part(b, 3..5)) > 1e-3);
         }
     }
 
@@ -239,19 +236,19 @@ mod tests {
         let (m2, _) = memory(&model, &device, [50, 51]);
         // The padded encoder states themselves differ, but the decoder cannot see them.
         assert!(
-            max_diff(
+            max_abs_diff(
                 m1.clone().slice([0..1, 4..6]),
                 m2.clone().slice([0..1, 4..6])
             ) > 1e-3
         );
         let a = model.decode(target.clone(), None, m1.clone(), &mask);
         let b = model.decode(target.clone(), None, m2, &mask);
-        assert!(max_diff(a.clone(), b) < 1e-5);
+        assert!(max_abs_diff(a.clone(), b) < 1e-5);
         // A change to a real source token does reach every decoder position.
         let source = ids(&device, &[&[2, 10, 30, 12, 0, 0]]);
         let m3 = model.encode(source, None, Some(&mask));
         let c = model.decode(target, None, m3, &mask);
-        assert!(max_diff(a.slice([0..1, 0..1]), c.slice([0..1, 0..1])) > 1e-3);
+        assert!(max_abs_diff(a.slice([0..1, 0..1]), c.slice([0..1, 0..1])) > 1e-3);
     }
 
     #[test]
@@ -287,7 +284,7 @@ mod tests {
                 ));
             }
             assert_eq!(cache.len(), 5);
-            assert!(max_diff(full, Tensor::cat(steps, 1)) < 1e-5);
+            assert!(max_abs_diff(full, Tensor::cat(steps, 1)) < 1e-5);
         }
     }
 
@@ -305,8 +302,8 @@ mod tests {
             &mask,
         );
         let moved = model.decode(target, Some(ids(&device, &[&[4, 5, 6]])), memory, &mask);
-        assert!(max_diff(default.clone(), same) < 1e-6);
-        assert!(max_diff(default, moved) > 1e-3);
+        assert!(max_abs_diff(default.clone(), same) < 1e-6);
+        assert!(max_abs_diff(default, moved) > 1e-3);
     }
 
     #[test]

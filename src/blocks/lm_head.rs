@@ -93,9 +93,7 @@ impl LmHead {
             None => logits,
         }
     }
-}
 
-impl LmHead {
     /// The activation of BERT's transform, or `None` for a head without one (GPT-2, BART).
     pub fn transform(&self) -> Option<Activation> {
         self.dense

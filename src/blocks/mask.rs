@@ -17,13 +17,16 @@ pub struct AttentionMask {
 }
 
 impl AttentionMask {
+    fn new(blocked: Tensor<4, Bool>, keeps_first_key: bool) -> Self {
+        Self {
+            blocked,
+            keeps_first_key,
+        }
+    }
+
     /// Blocks padding keys. `padding` is `[batch, keys]`, `true` where the token is padding.
     pub fn padding(padding: Tensor<2, Bool>) -> Self {
-        let [batch, keys] = padding.dims();
-        Self {
-            blocked: padding.reshape([batch, 1, 1, keys]),
-            keeps_first_key: true,
-        }
+        Self::new(Self::keys(padding).blocked, true)
     }
 
     /// Blocks the keys marked `true` in `blocked` `[batch, keys]` for every query. Unlike
@@ -31,18 +34,13 @@ impl AttentionMask {
     /// nothing to see gives zeros.
     pub fn keys(blocked: Tensor<2, Bool>) -> Self {
         let [batch, keys] = blocked.dims();
-        Self {
-            blocked: blocked.reshape([batch, 1, 1, keys]),
-            keeps_first_key: false,
-        }
+        Self::new(blocked.reshape([batch, 1, 1, keys]), false)
     }
 
     /// Blocks every key after the query (left-to-right attention), for any batch.
     pub fn causal(len: usize, device: &Device) -> Self {
-        Self {
-            blocked: Tensor::<2, Bool>::tril_mask([len, len], 0, device).reshape([1, 1, len, len]),
-            keeps_first_key: true,
-        }
+        let blocked = Tensor::<2, Bool>::tril_mask([len, len], 0, device);
+        Self::new(blocked.reshape([1, 1, len, len]), true)
     }
 
     /// Left-to-right attention for `new` queries that follow `cached` positions already in a
@@ -63,21 +61,16 @@ impl AttentionMask {
         match left_pads.iter().any(|&pad| pad > 0) {
             true => Self::from_blocked(blocked),
             // Without padding every query sees key 0, so no row needs zeroing.
-            false => Self {
-                blocked: blocked.reshape([shape[0], 1, new, keys]),
-                keeps_first_key: true,
-            },
+            false => Self::new(blocked.reshape([shape[0], 1, new, keys]), true),
         }
     }
 
     /// Blocks every key before the query (right-to-left attention), for any batch.
     pub fn anti_causal(len: usize, device: &Device) -> Self {
-        Self {
-            blocked: Tensor::<2, Bool>::triu_mask([len, len], 0, device).reshape([1, 1, len, len]),
-            // The last key, not the first, is the one every query sees; padding keys are
-            // blocked on top, so a row may be left with none.
-            keeps_first_key: false,
-        }
+        let blocked = Tensor::<2, Bool>::triu_mask([len, len], 0, device);
+        // The last key, not the first, is the one every query sees; padding keys are blocked
+        // on top, so a row may be left with none.
+        Self::new(blocked.reshape([1, 1, len, len]), false)
     }
 
     /// Prefix LM (UniLM's sequence-to-sequence mask): every query sees the first
@@ -96,21 +89,14 @@ impl AttentionMask {
         let in_target = keys
             .clone()
             .greater_equal(prefix.reshape([batch, 1, 1]).expand(shape));
-        Self {
-            blocked: in_target
-                .bool_and(keys.greater(queries))
-                .reshape([batch, 1, len, len]),
-            keeps_first_key: true,
-        }
+        let blocked = in_target.bool_and(keys.greater(queries));
+        Self::new(blocked.reshape([batch, 1, len, len]), true)
     }
 
     /// From a `[batch, queries, keys]` mask where `true` means *blocked*.
     pub fn from_blocked(blocked: Tensor<3, Bool>) -> Self {
         let [b, q, k] = blocked.dims();
-        Self {
-            blocked: blocked.reshape([b, 1, q, k]),
-            keeps_first_key: false,
-        }
+        Self::new(blocked.reshape([b, 1, q, k]), false)
     }
 
     /// From a `[batch, queries, keys]` mask where `true` means *may attend*.
@@ -120,10 +106,7 @@ impl AttentionMask {
 
     /// From a per-head `[batch, heads, queries, keys]` mask where `true` means *blocked*.
     pub fn per_head_blocked(blocked: Tensor<4, Bool>) -> Self {
-        Self {
-            blocked,
-            keeps_first_key: false,
-        }
+        Self::new(blocked, false)
     }
 
     /// Attention by rank in a factorization order (XLNet's and MPNet's two streams): row `i`
@@ -157,13 +140,11 @@ impl AttentionMask {
         let a = self.blocked.dims();
         let b = other.blocked.dims();
         let shape: [usize; 4] = std::array::from_fn(|i| a[i].max(b[i]));
-        Self {
-            blocked: self
-                .blocked
-                .expand(shape)
-                .bool_or(other.blocked.expand(shape)),
-            keeps_first_key: self.keeps_first_key && other.keeps_first_key,
-        }
+        let blocked = self
+            .blocked
+            .expand(shape)
+            .bool_or(other.blocked.expand(shape));
+        Self::new(blocked, self.keeps_first_key && other.keeps_first_key)
     }
 
     /// Whether some query may be left with no key to attend to.

@@ -46,7 +46,6 @@ mod tests {
 
     #[test]
     fn only_the_first_position_matters() {
-        let _draws = crate::util::random::hold();
         let device = Device::flex();
         let _draws = crate::util::random::seeded(&device, 1);
         let pooler = PoolerConfig::new(8).init(&device);

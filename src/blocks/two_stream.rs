@@ -73,6 +73,7 @@ impl TwoStreamBackbone for TransformerEncoder {
 mod tests {
     use super::*;
     use crate::blocks::TransformerEncoderConfig;
+    use crate::test_support::max_abs_diff;
 
     fn ints(rows: &[&[i64]], device: &Device) -> Tensor<2, Int> {
         let width = rows[0].len();
@@ -106,10 +107,8 @@ mod tests {
 
     fn changed(a: &Tensor<3>, b: &Tensor<3>, row: usize) -> f32 {
         let w = a.dims()[2];
-        (a.clone().slice([0..1, row..row + 1, 0..w]) - b.clone().slice([0..1, row..row + 1, 0..w]))
-            .abs()
-            .max()
-            .into_scalar::<f32>()
+        let row = |t: &Tensor<3>| t.clone().slice([0..1, row..row + 1, 0..w]);
+        max_abs_diff(row(a), row(b))
     }
 
     #[test]
@@ -184,9 +183,9 @@ mod tests {
         };
         let (h1, _) = model.encode_two_stream(content.clone(), query(1), &mask());
         let (h2, _) = model.encode_two_stream(content, query(30), &mask());
-        assert!((h1.clone() - h2).abs().max().into_scalar::<f32>() < 1e-6);
+        assert!(max_abs_diff(h1.clone(), h2) < 1e-6);
         // With every key visible the content stream is the plain encoder.
         let plain = model.encode(tokens, None, None);
-        assert!((h1 - plain).abs().max().into_scalar::<f32>() < 1e-4);
+        assert!(max_abs_diff(h1, plain) < 1e-4);
     }
 }

@@ -27,6 +27,19 @@ pub struct TokenExample {
     pub named: BTreeMap<String, Vec<i64>>,
 }
 
+impl TokenExample {
+    /// One segment of `input_ids` with a target per position, no label and no named targets.
+    pub fn plain(input_ids: Vec<u32>, targets: Vec<i64>) -> Self {
+        Self {
+            segment_ids: vec![0; input_ids.len()],
+            input_ids,
+            targets,
+            label: None,
+            named: BTreeMap::new(),
+        }
+    }
+}
+
 /// A padded batch of [`TokenExample`]s.
 #[derive(Debug, Clone)]
 pub struct TokenBatch {
@@ -214,6 +227,7 @@ fn collate_named(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::util::ints;
 
     #[test]
     fn collate_pads_and_lists_targets() {
@@ -236,19 +250,9 @@ mod tests {
         ];
         let b = TokenBatch::collate(&examples, 0, &device).unwrap();
         assert_eq!(b.input_ids.dims(), [2, 4]);
-        let ids: Vec<i64> = b
-            .input_ids
-            .into_data()
-            .convert::<i64>()
-            .try_to_vec()
-            .unwrap();
+        let ids = ints(b.input_ids);
         assert_eq!(ids, vec![2, 10, 11, 3, 2, 12, 3, 0]);
-        let pos: Vec<i64> = b
-            .target_positions
-            .into_data()
-            .convert::<i64>()
-            .try_to_vec()
-            .unwrap();
+        let pos = ints(b.target_positions);
         assert_eq!(pos, vec![1, 6]);
         let pad: Vec<bool> = b.padding.into_data().try_to_vec().unwrap();
         assert_eq!(
@@ -270,13 +274,7 @@ mod tests {
             named: BTreeMap::new(),
         };
         let b = TokenBatch::collate(&[example(Some(1)), example(Some(0))], 0, &device).unwrap();
-        let labels: Vec<i64> = b
-            .labels
-            .unwrap()
-            .into_data()
-            .convert::<i64>()
-            .try_to_vec()
-            .unwrap();
+        let labels = ints(b.labels.unwrap());
         assert_eq!((labels, b.num_targets), (vec![1, 0], 0));
         assert!(TokenBatch::collate(&[example(Some(1)), example(None)], 0, &device).is_err());
         assert!(TokenBatch::collate(&[example(None)], 0, &device).is_err());

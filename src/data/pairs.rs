@@ -240,21 +240,12 @@ impl PairSampler {
     }
 
     fn frame(&self, a: Segment, b: Segment, label: u8, document: usize) -> SentencePair {
-        let s = self.special;
-        let n = a.ids.len() + b.ids.len() + 3;
-        let mut input_ids = Vec::with_capacity(n);
-        let mut word_starts = Vec::with_capacity(n);
-        input_ids.push(s.cls);
-        word_starts.push(true);
-        input_ids.extend_from_slice(&a.ids);
-        word_starts.extend_from_slice(&a.word_starts);
-        input_ids.push(s.sep);
-        word_starts.push(true);
+        // `[CLS] A [SEP]`, then `B [SEP]`.
+        let (mut input_ids, mut word_starts) = a.framed(self.special.cls, self.special.sep);
         let b_start = input_ids.len();
-        input_ids.extend_from_slice(&b.ids);
-        word_starts.extend_from_slice(&b.word_starts);
-        input_ids.push(s.sep);
-        word_starts.push(true);
+        input_ids.extend(b.ids.iter().chain([&self.special.sep]));
+        word_starts.extend(b.word_starts.iter().chain([&true]));
+        let n = input_ids.len();
         let segment_ids = (0..n).map(|i| u32::from(i >= b_start)).collect();
         SentencePair {
             input_ids,

@@ -64,6 +64,8 @@ impl PermutationBatch {
         if batch == 0 {
             return Err(Error::EmptyBatch);
         }
+        let slots_of = |e: &PermutationExample| if e.compensate { e.query_ids.len() } else { 0 };
+        let (mut content, mut queries) = (0, 0);
         for (b, e) in examples.iter().enumerate() {
             if e.order.order.len() != e.ids.len() || e.query_ids.len() != e.order.num_predict {
                 return Err(Error::InvalidConfig(format!(
@@ -75,18 +77,9 @@ impl PermutationBatch {
                     e.order.num_predict
                 )));
             }
+            content = content.max(e.ids.len() + slots_of(e));
+            queries = queries.max(e.query_ids.len());
         }
-        let slots_of = |e: &PermutationExample| if e.compensate { e.query_ids.len() } else { 0 };
-        let content = examples
-            .iter()
-            .map(|e| e.ids.len() + slots_of(e))
-            .max()
-            .unwrap_or(0);
-        let queries = examples
-            .iter()
-            .map(|e| e.query_ids.len())
-            .max()
-            .unwrap_or(0);
         let rows = content + queries;
         let any_slots = examples.iter().any(|e| e.compensate);
 
@@ -163,6 +156,7 @@ impl super::Batch for PermutationBatch {
 mod tests {
     use super::*;
     use crate::blocks::AttentionMask;
+    use crate::util::ints;
 
     fn example(compensate: bool) -> PermutationExample {
         // [CLS] a b c [SEP]: predict c, then a.
@@ -212,19 +206,9 @@ mod tests {
         );
         assert_eq!(a[5], vec![t, f, t, f, t], "c's query sees the context only");
         assert_eq!(a[6], vec![t, f, t, t, t], "a's query sees c, not itself");
-        let targets: Vec<i64> = batch
-            .target_ids
-            .into_data()
-            .convert::<i64>()
-            .try_to_vec()
-            .unwrap();
+        let targets = ints(batch.target_ids);
         assert_eq!(targets, vec![12, 10]);
-        let positions: Vec<i64> = batch
-            .query_positions
-            .into_data()
-            .convert::<i64>()
-            .try_to_vec()
-            .unwrap();
+        let positions = ints(batch.query_positions);
         assert_eq!(positions, vec![3, 1]);
     }
 
@@ -248,12 +232,7 @@ mod tests {
             vec![t, f, t, t, t, f, t],
             "a's query sees c and its own slot"
         );
-        let positions: Vec<i64> = batch
-            .content_positions
-            .into_data()
-            .convert::<i64>()
-            .try_to_vec()
-            .unwrap();
+        let positions = ints(batch.content_positions);
         assert_eq!(positions, vec![0, 1, 2, 3, 4, 3, 1]);
     }
 

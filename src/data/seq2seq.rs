@@ -181,10 +181,7 @@ impl Seq2SeqBatch {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn ints(t: Tensor<2, Int>) -> Vec<i64> {
-        t.into_data().convert::<i64>().try_to_vec().unwrap()
-    }
+    use crate::util::ints;
 
     #[test]
     fn collate_pads_both_sides_and_lists_every_target_step() {
@@ -206,12 +203,7 @@ mod tests {
                 false, false, false, true, true, false, true, false, false, false
             ]
         );
-        let flat: Vec<i64> = batch
-            .target_positions
-            .into_data()
-            .convert::<i64>()
-            .try_to_vec()
-            .unwrap();
+        let flat = ints(batch.target_positions);
         assert_eq!(flat, vec![0, 1, 2, 3, 4, 5, 6]);
         assert_eq!((batch.num_tokens, batch.num_targets), (3 + 4 + 5 + 3, 7));
         assert!(batch.decoder_positions.is_none());

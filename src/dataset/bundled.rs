@@ -10,11 +10,11 @@ use std::collections::BTreeSet;
 
 use crate::corpus::{Corpus, bundled_data_dir, read_utf8};
 use crate::dataset::labelled::Subset;
-use crate::error::Error;
+use crate::error::{Error, Result};
 
 /// `(document name, genre, split)` for every Brown document, names as the corpus gives them
 /// (`brown/ca01.txt`).
-pub fn brown_genres() -> crate::error::Result<Vec<(String, String, Subset)>> {
+pub fn brown_genres() -> Result<Vec<(String, String, Subset)>> {
     let path = bundled_data_dir().join("brown_genres");
     let text = read_utf8(&path)?;
     let mut rows: Vec<(String, String)> = Vec::new();
@@ -49,7 +49,7 @@ pub fn brown_genres() -> crate::error::Result<Vec<(String, String, Subset)>> {
 }
 
 /// The documents held out of pretraining: the genre task's validation and test documents.
-pub fn held_out_documents() -> crate::error::Result<BTreeSet<String>> {
+pub fn held_out_documents() -> Result<BTreeSet<String>> {
     Ok(brown_genres()?
         .into_iter()
         .filter(|(_, _, split)| *split != Subset::Train)
@@ -59,7 +59,7 @@ pub fn held_out_documents() -> crate::error::Result<BTreeSet<String>> {
 
 /// The bundled corpus without the held-out documents: what pretraining reads when the genre
 /// task is to measure it.
-pub fn pretraining_corpus() -> crate::error::Result<Corpus> {
+pub fn pretraining_corpus() -> Result<Corpus> {
     let held_out = held_out_documents()?;
     let mut corpus = Corpus::bundled()?;
     corpus.documents.retain(|d| !held_out.contains(&d.name));

@@ -56,9 +56,7 @@ impl Documents {
 
     /// Tokenizes `corpus` into a store in memory.
     pub fn tokenize(corpus: &Corpus, tokenizer: &Tokenizer) -> Result<Self> {
-        Ok(Self::all(Arc::new(TokenStore::tokenize(
-            corpus, tokenizer,
-        )?)))
+        TokenStore::tokenize(corpus, tokenizer).map(|store| Self::all(Arc::new(store)))
     }
 
     /// The store they are read from.

@@ -72,7 +72,7 @@ impl Table {
         width: usize,
         fill: impl FnOnce(&mut RowSink) -> Result<u64>,
     ) -> Result<Self> {
-        let cached = documents.store().cache_dir().map(|dir| {
+        let cached = documents.store().dir.as_deref().map(|dir| {
             dir.join(INDEX_DIR)
                 .join(format!("{name}-{:016x}.bin", documents.key()))
         });

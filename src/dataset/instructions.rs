@@ -14,6 +14,7 @@ use serde::Deserialize;
 
 use super::labelled::{LabelledData, Subset, json_lines, line_fault};
 use crate::corpus::bundled_data_dir;
+use crate::error::Result;
 
 /// One prompt and the answer taught for it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -46,11 +47,8 @@ impl Instruction {
 struct Line {
     prompt: String,
     completion: String,
-    #[serde(default)]
     rationale: Option<String>,
-    #[serde(default)]
     task: Option<String>,
-    #[serde(default)]
     split: Option<String>,
 }
 
@@ -60,14 +58,14 @@ pub fn bundled_path() -> PathBuf {
 }
 
 /// The bundled instruction data, by split.
-pub fn load() -> crate::error::Result<LabelledData<Instruction>> {
+pub fn load() -> Result<LabelledData<Instruction>> {
     load_from(&bundled_path())
 }
 
 /// The instructions of `path`, by split. A line without `prompt` or `completion`, with an
 /// empty completion or an unknown split is an error naming the line; so is a file without a
 /// single training pair. Validation and test may be empty.
-pub fn load_from(path: &Path) -> crate::error::Result<LabelledData<Instruction>> {
+pub fn load_from(path: &Path) -> Result<LabelledData<Instruction>> {
     let mut data = LabelledData::default();
     for (line, item) in json_lines::<Line>(path)? {
         let fault = |m: String| line_fault(path, line, m);

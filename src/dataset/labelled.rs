@@ -4,7 +4,7 @@
 
 use std::path::Path;
 
-use crate::error::Error;
+use crate::error::{Error, Result};
 
 /// A text with its class.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -88,10 +88,7 @@ impl<T> LabelledData<T> {
 
     /// The task `make` builds from the training items, and the one it builds from the
     /// validation items, or the training task again when there are none.
-    pub fn tasks<K: Clone>(
-        &self,
-        make: impl Fn(&[T]) -> crate::error::Result<K>,
-    ) -> crate::error::Result<(K, K)> {
+    pub fn tasks<K: Clone>(&self, make: impl Fn(&[T]) -> Result<K>) -> Result<(K, K)> {
         let train = make(&self.train)?;
         let valid = match self.valid.is_empty() {
             true => train.clone(),
@@ -102,7 +99,7 @@ impl<T> LabelledData<T> {
 
     /// An [`Error::EmptyCorpus`] naming `source` when it has no training item (a line whose
     /// split is `train`, or names none); validation and test may be empty.
-    pub fn check_has_train(&self, source: &Path) -> crate::error::Result<()> {
+    pub fn check_has_train(&self, source: &Path) -> Result<()> {
         if self.train.is_empty() {
             return Err(Error::EmptyCorpus(format!(
                 "{} has no training item (a line whose split is train, or has none)",
@@ -113,7 +110,7 @@ impl<T> LabelledData<T> {
     }
 
     /// An [`Error::EmptyCorpus`] naming `source` when a subset is empty.
-    pub fn check_nonempty(&self, source: &Path) -> crate::error::Result<()> {
+    pub fn check_nonempty(&self, source: &Path) -> Result<()> {
         for (name, items) in [
             ("train", &self.train),
             ("valid", &self.valid),
@@ -132,7 +129,7 @@ impl<T> LabelledData<T> {
 
 /// Checks that a recipe's data file (`objective.settings.data`) is there, before any text is
 /// read.
-pub fn check_data_file(path: &Path) -> crate::error::Result<()> {
+pub fn check_data_file(path: &Path) -> Result<()> {
     if !path.is_file() {
         return Err(Error::Recipe {
             field: "objective.settings.data".into(),
@@ -144,9 +141,7 @@ pub fn check_data_file(path: &Path) -> crate::error::Result<()> {
 
 /// The JSON objects of a data file, one a line (blank lines skipped), each with its line
 /// number from 1; a line that does not parse is an [`Error::Json`] naming it.
-pub(crate) fn json_lines<T: serde::de::DeserializeOwned>(
-    path: &Path,
-) -> crate::error::Result<Vec<(usize, T)>> {
+pub(crate) fn json_lines<T: serde::de::DeserializeOwned>(path: &Path) -> Result<Vec<(usize, T)>> {
     let text = crate::corpus::read_utf8(path)?;
     text.lines()
         .enumerate()

@@ -21,6 +21,7 @@ use serde::Deserialize;
 
 use super::labelled::{LabelledData, Subset, json_lines, line_fault};
 use crate::corpus::bundled_data_dir;
+use crate::error::Result;
 
 /// A prompt with a preferred and a dispreferred answer.
 #[derive(Debug, Clone, PartialEq)]
@@ -80,17 +81,11 @@ pub fn comparisons(k: usize) -> impl Iterator<Item = (usize, usize)> {
 #[serde(deny_unknown_fields)]
 struct Line {
     prompt: String,
-    #[serde(default)]
     chosen: Option<String>,
-    #[serde(default)]
     rejected: Option<String>,
-    #[serde(default)]
     ranked: Option<Vec<String>>,
-    #[serde(default)]
     margin: Option<f64>,
-    #[serde(default)]
     task: Option<String>,
-    #[serde(default)]
     split: Option<String>,
 }
 
@@ -144,7 +139,7 @@ pub fn bundled_path() -> PathBuf {
 /// missing a field, with both forms or neither, a `ranked` list of fewer than two answers, an
 /// empty answer, two equal answers, a margin that is not finite or on a `ranked` line, or an
 /// unknown split is an error naming the line; so is a file without a training line.
-pub fn load_rankings(path: &Path) -> crate::error::Result<LabelledData<Ranking>> {
+pub fn load_rankings(path: &Path) -> Result<LabelledData<Ranking>> {
     let mut data = LabelledData::default();
     for (line, item) in json_lines::<Line>(path)? {
         let fault = |m: String| line_fault(path, line, m);
@@ -179,7 +174,7 @@ pub fn load_rankings(path: &Path) -> crate::error::Result<LabelledData<Ranking>>
 /// The preference pairs of `path`, by split: each pair line, and the C(K, 2) (better, worse)
 /// pairs of each ranked line in [`comparisons`] order, every pair keeping its line. Faulty
 /// lines are errors as [`load_rankings`] names them.
-pub fn load_from(path: &Path) -> crate::error::Result<LabelledData<Preference>> {
+pub fn load_from(path: &Path) -> Result<LabelledData<Preference>> {
     let rankings = load_rankings(path)?;
     let pairs = |set: &[Ranking]| set.iter().flat_map(Ranking::preferences).collect();
     Ok(LabelledData {

@@ -12,8 +12,7 @@ use std::time::Instant;
 use serde::{Deserialize, Serialize};
 
 use super::prepared::{
-    Manifest, Provenance, SplitRecord, check_name, create_files, id_bytes, remove_manifest,
-    sync_files,
+    Manifest, Provenance, SplitRecord, create_files, id_bytes, remove_manifest, sync_files,
 };
 use super::sources::{Position, Reader, Skipped, Source, list_sources};
 use super::store::{StoreFiles, StoreWriter, WriterState};
@@ -381,7 +380,6 @@ impl<'a> Preparation<'a> {
     /// Tokenizes and writes one batch, then records where the preparation stands.
     fn write_batch(&mut self, batch: &Batch) -> Result<()> {
         for document in tokenize_documents(&batch.documents, self.tokenizer)? {
-            check_name(self.out, &document.name)?;
             self.writer.push(&document)?;
         }
         self.text_bytes += batch

@@ -170,17 +170,6 @@ pub(crate) fn id_bytes(vocab: usize) -> usize {
     if vocab <= 1 << 16 { 2 } else { 4 }
 }
 
-/// Checks that a document's name can be a line of `names.txt`.
-pub(crate) fn check_name(dir: &Path, name: &str) -> Result<()> {
-    if name.contains('\n') {
-        return Err(fault(
-            dir,
-            format!("document name {name:?} holds a line break"),
-        ));
-    }
-    Ok(())
-}
-
 /// Writes `documents` (tokenized by `tokenizer`) as a prepared dataset in `dir`, streaming:
 /// nothing but the current document is held in memory. Documents without a token are
 /// skipped; none at all is [`Error::EmptyCorpus`]. For raw text, with progress and resume,
@@ -197,7 +186,6 @@ pub fn write(
     let files = create_files(dir, width, None)?;
     let mut writer = StoreWriter::new(files, width, Some(vocab), dir)?;
     for document in documents {
-        check_name(dir, &document.name)?;
         writer.push(&document)?;
     }
     let (mut files, state) = writer.finish()?;

@@ -110,22 +110,17 @@ impl TokenStore {
     /// A store in memory holding `documents` (sentences without a token dropped, documents
     /// left without one skipped).
     pub fn from_documents<'a>(documents: impl IntoIterator<Item = &'a TokenizedDocument>) -> Self {
-        let zero = || 0u64.to_le_bytes().to_vec();
-        let files = StoreFiles {
-            sentences: zero(),
-            documents: zero(),
-            ..StoreFiles::default()
-        };
-        let state = WriterState::default();
-        let mut writer = StoreWriter::resume(files, 4, None, state, Path::new("memory"));
+        // Writing to memory cannot fail.
+        let mut writer = StoreWriter::new(StoreFiles::default(), 4, None, Path::new("memory"))
+            .expect("writing to memory");
         let mut names = Vec::new();
         for document in documents {
-            // Writing to memory cannot fail, and the names are kept here, not parsed back.
+            // The names are kept here, not parsed back.
             if writer.push(document).unwrap_or(false) {
                 names.push(document.name.clone());
             }
         }
-        let files = writer.finish_partial_byte();
+        let (files, _) = writer.finish().expect("writing to memory");
         Self {
             tokens: Bytes::Owned(files.tokens),
             starts: Bytes::Owned(files.starts),
@@ -205,10 +200,7 @@ impl TokenStore {
             name: self.names[index].clone(),
             sentences: self
                 .document_sentences(index)
-                .map(|s| {
-                    let Segment { ids, word_starts } = self.sentence(s);
-                    crate::tokenize::Encoded { ids, word_starts }
-                })
+                .map(|s| self.sentence(s))
                 .collect(),
         }
     }
@@ -220,11 +212,6 @@ impl TokenStore {
         for bytes in [&self.tokens, &self.starts, &self.sentences, &self.documents] {
             bytes.release();
         }
-    }
-
-    /// The directory indexes over this store are cached in, if it has one.
-    pub(crate) fn cache_dir(&self) -> Option<&Path> {
-        self.dir.as_deref()
     }
 }
 
@@ -294,13 +281,8 @@ impl<W: Write> StoreWriter<W> {
     ) -> Result<Self> {
         put(&mut files.sentences, &0u64.to_le_bytes(), place)?;
         put(&mut files.documents, &0u64.to_le_bytes(), place)?;
-        Ok(Self::resume(
-            files,
-            id_bytes,
-            vocab,
-            WriterState::default(),
-            place,
-        ))
+        let state = WriterState::default();
+        Ok(Self::resume(files, id_bytes, vocab, state, place))
     }
 
     /// A writer that carries on from `state`, its files already cut to its lengths.
@@ -333,52 +315,38 @@ impl<W: Write> StoreWriter<W> {
     /// Appends `document`; sentences without a token are dropped and a document left
     /// without one is skipped. Returns whether it was written.
     pub fn push(&mut self, document: &TokenizedDocument) -> Result<bool> {
+        if document.name.contains('\n') {
+            return Err(Error::Dataset {
+                path: self.place.clone(),
+                reason: format!("document name {:?} holds a line break", document.name),
+            });
+        }
         if document.sentences.iter().all(|s| s.is_empty()) {
             return Ok(false);
         }
-        if document.name.contains('\n') {
-            return Err(Error::InvalidConfig(format!(
-                "document name {:?} holds a line break",
-                document.name
-            )));
-        }
-        let s = &mut self.state;
+        let (s, files, place) = (&mut self.state, &mut self.files, &self.place);
         for sentence in document.sentences.iter().filter(|s| !s.is_empty()) {
             for (&id, &start) in sentence.ids.iter().zip(&sentence.word_starts) {
                 if let Some(vocab) = self.vocab.filter(|&v| id as usize >= v) {
                     return Err(Error::TokenOutOfRange { id, vocab });
                 }
-                match self.id_bytes {
-                    2 => put(
-                        &mut self.files.tokens,
-                        &(id as u16).to_le_bytes(),
-                        &self.place,
-                    )?,
-                    _ => put(&mut self.files.tokens, &id.to_le_bytes(), &self.place)?,
-                }
+                // Little-endian: a 2-byte id is the first two bytes of the 4-byte one.
+                put(&mut files.tokens, &id.to_le_bytes()[..self.id_bytes], place)?;
                 let bit = (s.tokens % 8) as u8;
                 s.pending_bits |= u8::from(start) << bit;
                 s.tokens += 1;
                 if bit == 7 {
-                    put(&mut self.files.starts, &[s.pending_bits], &self.place)?;
+                    put(&mut files.starts, &[s.pending_bits], place)?;
                     s.pending_bits = 0;
                 }
             }
             s.sentences += 1;
-            put(
-                &mut self.files.sentences,
-                &s.tokens.to_le_bytes(),
-                &self.place,
-            )?;
+            put(&mut files.sentences, &s.tokens.to_le_bytes(), place)?;
         }
         s.documents += 1;
-        put(
-            &mut self.files.documents,
-            &s.sentences.to_le_bytes(),
-            &self.place,
-        )?;
+        put(&mut files.documents, &s.sentences.to_le_bytes(), place)?;
         let line = format!("{}\n", document.name);
-        put(&mut self.files.names, line.as_bytes(), &self.place)?;
+        put(&mut files.names, line.as_bytes(), place)?;
         s.name_bytes += line.len() as u64;
         Ok(true)
     }
@@ -393,15 +361,5 @@ impl<W: Write> StoreWriter<W> {
             )?;
         }
         Ok((self.files, self.state))
-    }
-}
-
-impl StoreWriter<Vec<u8>> {
-    /// [`StoreWriter::finish`] in memory, where a write cannot fail.
-    fn finish_partial_byte(mut self) -> StoreFiles<Vec<u8>> {
-        if !self.state.tokens.is_multiple_of(8) {
-            self.files.starts.push(self.state.pending_bits);
-        }
-        self.files
     }
 }

@@ -13,11 +13,11 @@ use std::collections::BTreeSet;
 use super::{LabelledData, LabelledText};
 use crate::corpus::{Corpus, DocumentBoundary, bundled_data_dir};
 use crate::dataset::bundled::brown_genres;
-use crate::error::Error;
+use crate::error::{Error, Result};
 
 /// The genre task: every Brown document cut into passages of whole consecutive sentences of
 /// at most `max_words` words (a longer sentence is a passage alone), labelled with its genre.
-pub fn load(max_words: usize) -> crate::error::Result<LabelledData> {
+pub fn load(max_words: usize) -> Result<LabelledData> {
     if max_words == 0 {
         return Err(Error::InvalidConfig(
             "passages need room for at least one word".into(),

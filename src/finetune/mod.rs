@@ -32,7 +32,7 @@ use burn::prelude::*;
 
 use crate::blocks::EncoderBackbone;
 use crate::data::{Task, TokenBatch, TokenExample, TokenSource, TokenTaskOf};
-use crate::error::Error;
+use crate::error::{Error, Result};
 use crate::noise::IGNORE_INDEX;
 use crate::objectives::{SequenceClassifier, TokenClassifier};
 use crate::tokenize::Tokenizer;
@@ -52,7 +52,7 @@ impl ClassificationTask {
         tokenizer: &Tokenizer,
         num_classes: usize,
         seq_len: usize,
-    ) -> crate::error::Result<Self> {
+    ) -> Result<Self> {
         if texts.is_empty() {
             return Err(Error::EmptyCorpus("no labelled text to classify".into()));
         }
@@ -87,19 +87,11 @@ impl TokenSource for LabelledTokens {
         self.0.len()
     }
 
-    fn token_example(
-        &self,
-        index: usize,
-        _rng: &mut ExampleRng,
-    ) -> crate::error::Result<TokenExample> {
+    fn token_example(&self, index: usize, _rng: &mut ExampleRng) -> Result<TokenExample> {
         let (ids, label) = &self.0[index];
-        Ok(TokenExample {
-            input_ids: ids.clone(),
-            segment_ids: vec![0; ids.len()],
-            targets: vec![IGNORE_INDEX; ids.len()],
-            label: Some(*label),
-            named: Default::default(),
-        })
+        let mut example = TokenExample::plain(ids.clone(), vec![IGNORE_INDEX; ids.len()]);
+        example.label = Some(*label);
+        Ok(example)
     }
 }
 
@@ -186,7 +178,7 @@ pub fn evaluate<M, H, T>(
     task: &T,
     batch_size: usize,
     device: &Device,
-) -> crate::error::Result<Scores>
+) -> Result<Scores>
 where
     M: EncoderBackbone,
     H: Classifier,
@@ -194,24 +186,17 @@ where
 {
     let (mut actual, mut predicted) = (Vec::new(), Vec::new());
     let mut rng = crate::util::rng::example_rng(0, 0, 0);
-    let ints = |t: Tensor<1, Int>| -> crate::error::Result<Vec<u32>> {
-        let values: Vec<i64> = t
-            .into_data()
-            .convert::<i64>()
-            .try_to_vec()
-            .map_err(|e| Error::InvalidConfig(format!("reading predictions: {e:?}")))?;
-        Ok(values.into_iter().map(|c| c as u32).collect())
-    };
+    let ints = |t: Tensor<1, Int>| crate::util::ints(t).into_iter().map(|c| c as u32);
     for start in (0..task.num_examples()).step_by(batch_size.max(1)) {
         let end = (start + batch_size.max(1)).min(task.num_examples());
         let examples = (start..end)
             .map(|i| task.example(i, &mut rng))
-            .collect::<crate::error::Result<Vec<_>>>()?;
+            .collect::<Result<Vec<_>>>()?;
         let batch = task.collate(&examples, device)?;
         let hidden = crate::objectives::encode_bidirectional(backbone, &batch);
         let (a, p) = head.predict(hidden, &batch);
-        actual.extend(ints(a)?);
-        predicted.extend(ints(p)?);
+        actual.extend(ints(a));
+        predicted.extend(ints(p));
     }
     Ok(scores(&actual, &predicted, head.num_classes()))
 }
@@ -226,7 +211,7 @@ pub fn fine_tune<M, H, T>(
     config: &crate::train::TrainConfig,
     dir: Option<&Path>,
     device: &Device,
-) -> crate::error::Result<(crate::train::TrainReport<M, H>, Scores)>
+) -> Result<(crate::train::TrainReport<M, H>, Scores)>
 where
     M: EncoderBackbone + Module + ModuleDisplay,
     H: Classifier + crate::objectives::Objective<M, Batch = TokenBatch>,
@@ -240,19 +225,15 @@ where
     }
     let report = trainer.fit(train, valid)?;
     let model = report.model.valid();
-    let scores = evaluate(
-        &model.backbone,
-        &model.objective,
-        test,
-        64,
-        &device.clone().inner(),
-    )?;
+    let inner = device.clone().inner();
+    let scores = evaluate(&model.backbone, &model.objective, test, 64, &inner)?;
     Ok((report, scores))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::util::rng::example_rng;
 
     #[test]
     fn macro_f1_averages_the_classes() {
@@ -283,15 +264,11 @@ mod tests {
             },
         ];
         let task = ClassificationTask::new(&texts, &tokenizer, 2, 6).unwrap();
-        let e = task
-            .example(0, &mut crate::util::rng::example_rng(0, 0, 0))
-            .unwrap();
+        let e = task.example(0, &mut example_rng(0, 0, 0)).unwrap();
         assert_eq!(e.input_ids.len(), 6);
         assert_eq!((e.input_ids[0], e.input_ids[5]), (s.cls, s.sep));
         assert_eq!(e.label, Some(1));
-        let second = task
-            .example(1, &mut crate::util::rng::example_rng(0, 0, 0))
-            .unwrap();
+        let second = task.example(1, &mut example_rng(0, 0, 0)).unwrap();
         assert_eq!(second.label, Some(0));
         assert!(matches!(
             ClassificationTask::new(&texts, &tokenizer, 1, 6),

@@ -11,6 +11,7 @@ use serde::Deserialize;
 use super::TaggedSentence;
 use crate::corpus::bundled_data_dir;
 use crate::dataset::labelled::{LabelledData, Subset, json_lines, line_fault};
+use crate::error::Result;
 
 /// The tags, in label order.
 pub const TAGS: [&str; 12] = [
@@ -27,14 +28,14 @@ struct Line {
 }
 
 /// The bundled tagged sentences.
-pub fn load() -> crate::error::Result<LabelledData<TaggedSentence>> {
+pub fn load() -> Result<LabelledData<TaggedSentence>> {
     load_from(&bundled_data_dir().join("brown_pos.jsonl"))
 }
 
 /// Tagged sentences from a file in the bundled format: one JSON object a line with
 /// `document`, `split` (`train`, `valid` or `test`), `words` and `tags` (one of [`TAGS`] a
 /// word).
-pub fn load_from(path: &Path) -> crate::error::Result<LabelledData<TaggedSentence>> {
+pub fn load_from(path: &Path) -> Result<LabelledData<TaggedSentence>> {
     let mut data = LabelledData {
         labels: TAGS.iter().map(|t| t.to_string()).collect(),
         ..LabelledData::default()
@@ -51,7 +52,7 @@ pub fn load_from(path: &Path) -> crate::error::Result<LabelledData<TaggedSentenc
                     .map(|p| p as u32)
                     .ok_or_else(|| fault(format!("tag {t:?} is not one of {TAGS:?}")))
             })
-            .collect::<crate::error::Result<Vec<u32>>>()?;
+            .collect::<Result<Vec<u32>>>()?;
         if tags.len() != parsed.words.len() {
             return Err(fault(format!(
                 "{} words but {} tags",

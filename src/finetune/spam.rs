@@ -11,6 +11,7 @@ use serde::Deserialize;
 
 use crate::corpus::bundled_data_dir;
 use crate::dataset::labelled::{LabelledData, LabelledText, Subset, json_lines, line_fault};
+use crate::error::Result;
 
 /// The classes, in label order.
 pub const LABELS: [&str; 2] = ["ham", "spam"];
@@ -25,13 +26,13 @@ struct Message {
 }
 
 /// The bundled e-mails.
-pub fn load() -> crate::error::Result<LabelledData> {
+pub fn load() -> Result<LabelledData> {
     load_from(&bundled_data_dir().join("spam_assassin.jsonl"))
 }
 
 /// E-mails from a file in the bundled format: one JSON object a line with `id`, `label`
 /// (`ham` or `spam`), `split` (`train`, `valid` or `test`) and `text`.
-pub fn load_from(path: &Path) -> crate::error::Result<LabelledData> {
+pub fn load_from(path: &Path) -> Result<LabelledData> {
     let mut data = LabelledData {
         labels: LABELS.iter().map(|l| l.to_string()).collect(),
         ..LabelledData::default()

@@ -3,7 +3,7 @@
 //! fine-tuning does (the word's other pieces and the special tokens are not scored).
 
 use crate::data::{TokenExample, TokenSource, TokenTaskOf};
-use crate::error::Error;
+use crate::error::{Error, Result};
 use crate::noise::IGNORE_INDEX;
 use crate::tokenize::Tokenizer;
 use crate::util::rng::ExampleRng;
@@ -35,7 +35,7 @@ impl TaggingTask {
         tokenizer: &Tokenizer,
         num_classes: usize,
         seq_len: usize,
-    ) -> crate::error::Result<Self> {
+    ) -> Result<Self> {
         if sentences.is_empty() {
             return Err(Error::EmptyCorpus(
                 "no tagged sentence to learn from".into(),
@@ -85,19 +85,9 @@ impl TokenSource for TaggedTokens {
         self.0.len()
     }
 
-    fn token_example(
-        &self,
-        index: usize,
-        _rng: &mut ExampleRng,
-    ) -> crate::error::Result<TokenExample> {
+    fn token_example(&self, index: usize, _rng: &mut ExampleRng) -> Result<TokenExample> {
         let (ids, targets) = &self.0[index];
-        Ok(TokenExample {
-            input_ids: ids.clone(),
-            segment_ids: vec![0; ids.len()],
-            targets: targets.clone(),
-            label: None,
-            named: Default::default(),
-        })
+        Ok(TokenExample::plain(ids.clone(), targets.clone()))
     }
 }
 
@@ -105,6 +95,7 @@ impl TokenSource for TaggedTokens {
 mod tests {
     use super::*;
     use crate::data::Task;
+    use crate::util::rng::example_rng;
 
     fn sentence(words: &[&str], tags: &[u32]) -> TaggedSentence {
         TaggedSentence {
@@ -129,9 +120,7 @@ mod tests {
         ];
         let tags = [1, 2, 3, 2, 4, 0];
         let task = TaggingTask::new(&[sentence(&words, &tags)], &tokenizer, 5, 64).unwrap();
-        let e = task
-            .example(0, &mut crate::util::rng::example_rng(0, 0, 0))
-            .unwrap();
+        let e = task.example(0, &mut example_rng(0, 0, 0)).unwrap();
         assert_eq!(e.input_ids.len(), e.targets.len());
         assert_eq!(
             (e.input_ids[0], *e.input_ids.last().unwrap()),
@@ -164,9 +153,7 @@ mod tests {
         let words: Vec<String> = (0..40).map(|i| format!("word{i}")).collect();
         let words: Vec<&str> = words.iter().map(String::as_str).collect();
         let task = TaggingTask::new(&[sentence(&words, &[1; 40])], &tokenizer, 2, 16).unwrap();
-        let e = task
-            .example(0, &mut crate::util::rng::example_rng(0, 0, 0))
-            .unwrap();
+        let e = task.example(0, &mut example_rng(0, 0, 0)).unwrap();
         assert_eq!(e.input_ids.len(), 16);
         for bad in [sentence(&["a", "b"], &[0]), sentence(&["a"], &[7])] {
             let err = TaggingTask::new(&[bad], &tokenizer, 2, 16).unwrap_err();

@@ -286,12 +286,10 @@ impl CausalLm {
             .forward_cached(input, positions, Some(&mask), cache);
         let last: Vec<i64> = (0..rows).map(|b| (b * new + new - 1) as i64).collect();
         let last = Tensor::<1, Int>::from_data(TensorData::new(last, [rows]), device);
-        self.head
-            .forward_at(hidden, last, self.encoder.token_embedding())
-            .into_data()
-            .convert::<f32>()
-            .try_into_vec()
-            .expect("logits are floats")
+        crate::util::floats(
+            self.head
+                .forward_at(hidden, last, self.encoder.token_embedding()),
+        )
     }
 }
 

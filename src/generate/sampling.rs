@@ -5,7 +5,7 @@
 use burn::config::Config;
 use rand::RngExt;
 
-use crate::error::Error;
+use crate::error::{Error, Result};
 use crate::util::rng::{ExampleRng, pick_weighted};
 
 /// How [`CausalLm::generate`](super::CausalLm::generate) samples.
@@ -44,13 +44,8 @@ pub struct SamplingConfig {
 
 impl SamplingConfig {
     /// Checks the temperature and top-p.
-    pub fn validate(&self) -> crate::error::Result<()> {
-        if !(self.temperature.is_finite() && self.temperature > 0.0) {
-            return Err(Error::InvalidConfig(format!(
-                "temperature must be positive, not {}",
-                self.temperature
-            )));
-        }
+    pub fn validate(&self) -> Result<()> {
+        crate::error::check_positive("temperature", self.temperature)?;
         if !(self.top_p > 0.0 && self.top_p <= 1.0) {
             return Err(Error::InvalidConfig(format!(
                 "top_p must lie in (0, 1], not {}",

@@ -20,6 +20,10 @@ pub(crate) const LAYER: &[(&str, &str)] = &[
 /// Where the shared layer sits (ALBERT's first group, its first inner layer).
 pub(crate) const SHARED_LAYER: &str = "encoder.albert_layer_groups.0.albert_layers.0.";
 
+/// The projection of the narrower embeddings up to the layers' width.
+pub(crate) const PROJECTION: &[(&str, &str)] =
+    &[("encoder.embedding_hidden_mapping_in.", "projection.")];
+
 /// The MLM head (`AlbertForMaskedLM`, `AlbertForPreTraining`): its dense map goes from the
 /// model width down to the embedding width, and the tied decoder is not stored.
 pub(crate) const MLM_HEAD: &[(&str, &str)] = &[
@@ -37,10 +41,7 @@ pub(crate) const SOP_CLASSIFIER: &[(&str, &str)] = &[("sop_classifier.classifier
 /// The encoder: embeddings, the projection and the shared layer.
 pub(crate) fn encoder_table() -> KeyTable {
     let mut table = prefixed("albert", EMBEDDINGS);
-    table.extend(prefixed(
-        "albert",
-        &[("encoder.embedding_hidden_mapping_in.", "projection.")],
-    ));
+    table.extend(prefixed("albert", PROJECTION));
     let layer: Vec<(String, String)> = LAYER
         .iter()
         .map(|(hf, ours)| (format!("{SHARED_LAYER}{hf}"), format!("layers.0.{ours}")))

@@ -66,18 +66,10 @@ const DECODER_LAYER: &[(&str, &str)] = &[
 /// The encoder-decoder: tables, embedding LayerNorms, both stacks.
 fn model_table() -> KeyTable {
     let mut table = prefixed("model", EMBEDDINGS);
-    table.extend(layers(
-        "model",
-        "encoder.layers",
-        ENCODER_LAYER,
-        "encoder.layers.",
-    ));
-    table.extend(layers(
-        "model",
-        "decoder.layers",
-        DECODER_LAYER,
-        "decoder.layers.",
-    ));
+    for (side, pairs) in [("encoder", ENCODER_LAYER), ("decoder", DECODER_LAYER)] {
+        let stack = format!("{side}.layers");
+        table.extend(layers("model", &stack, pairs, &format!("{stack}.")));
+    }
     table
 }
 
@@ -89,11 +81,7 @@ fn export_table() -> KeyTable {
         let stack = format!("{side}.layers");
         table.extend(outward_layers("backbone.", &stack, "model.", &stack, pairs));
     }
-    table.extend(outward(
-        "objective.",
-        "",
-        &[(FINAL_LOGITS_BIAS, "head.bias")],
-    ));
+    table.extend(outward("objective.", "", BIAS));
     table
 }
 
@@ -110,6 +98,9 @@ fn bias_as_buffer(tensors: &mut [(String, TensorData)]) {
 
 /// BART's logits bias, a buffer `[1, vocab]`.
 const FINAL_LOGITS_BIAS: &str = "final_logits_bias";
+
+/// The LM head's bias, stored as `final_logits_bias`.
+const BIAS: &[(&str, &str)] = &[(FINAL_LOGITS_BIAS, "head.bias")];
 
 /// A BART checkpoint in pretext's modules.
 #[derive(Debug)]
@@ -147,12 +138,7 @@ pub fn load_bart(dir: &Path, device: &Device) -> Result<HfBart> {
         },
     )?;
     loader.part("encoder-decoder", &mut model, &model_table(), true)?;
-    loader.part(
-        "LM head bias",
-        &mut seq2seq,
-        &table(&[(FINAL_LOGITS_BIAS, "head.bias")]),
-        false,
-    )?;
+    loader.part("LM head bias", &mut seq2seq, &table(BIAS), false)?;
     Ok(HfBart {
         config,
         model,

@@ -61,15 +61,15 @@ pub(crate) const POOLER: &[(&str, &str)] = &[("pooler.dense.", "pooler.dense.")]
 /// The two-way classifier of BERT's NSP head (`BertForPreTraining`).
 pub(crate) const NSP_CLASSIFIER: &[(&str, &str)] = &[("cls.seq_relationship.", "classifier.")];
 
+/// ELECTRA's projection of its narrower embeddings up to the layers' width.
+const ELECTRA_PROJECTION: &[(&str, &str)] = &[("embeddings_project.", "projection.")];
+
 /// The encoder of a BERT, a RoBERTa or ELECTRA's discriminator under the family's prefix, with
 /// ELECTRA's projection up from narrower embeddings.
 pub(crate) fn encoder_table(model_type: &str) -> KeyTable {
     let mut table = prefixed(model_type, EMBEDDINGS);
     if model_type == "electra" {
-        table.extend(prefixed(
-            model_type,
-            &[("embeddings_project.", "projection.")],
-        ));
+        table.extend(prefixed(model_type, ELECTRA_PROJECTION));
     }
     table.extend(layers(model_type, "encoder.layer", LAYER, "layers."));
     table
@@ -91,76 +91,38 @@ pub struct HfBert {
     pub report: LoadReport,
 }
 
-/// Where one family keeps its encoder and heads.
-struct Layout {
-    encoder: KeyTable,
-    mlm_head: KeyTable,
-    /// The activation of the MLM head's transform.
-    mlm_activation: Activation,
-    pooler: KeyTable,
-    pair_kind: PairKind,
-    pair_classifier: KeyTable,
-}
-
-impl Layout {
-    fn of(config: &HfConfig, dir: &Path) -> Result<Self> {
-        let activation = config.activation(dir)?;
-        Ok(match config.model_type.as_str() {
-            "bert" => Self {
-                encoder: encoder_table("bert"),
-                mlm_head: table(MLM_HEAD),
-                mlm_activation: activation,
-                pooler: prefixed("bert", POOLER),
-                pair_kind: PairKind::NextSentence,
-                pair_classifier: table(NSP_CLASSIFIER),
-            },
-            // RoBERTa's LM head computes the exact GELU whatever hidden_act says.
-            "roberta" => Self {
-                encoder: encoder_table("roberta"),
-                mlm_head: table(ROBERTA_MLM_HEAD),
-                mlm_activation: Activation::Gelu,
-                pooler: prefixed("roberta", POOLER),
-                pair_kind: PairKind::NextSentence,
-                pair_classifier: table(NSP_CLASSIFIER),
-            },
-            "albert" => Self {
-                encoder: albert::encoder_table(),
-                mlm_head: table(albert::MLM_HEAD),
-                mlm_activation: activation,
-                pooler: prefixed("albert", albert::POOLER),
-                pair_kind: PairKind::SentenceOrder,
-                pair_classifier: table(albert::SOP_CLASSIFIER),
-            },
-            other => {
-                return Err(model_error(
-                    dir,
-                    &format!("model_type {other:?} where bert, roberta or albert was expected"),
-                ));
-            }
-        })
-    }
-}
-
 /// Loads the BERT, RoBERTa or ALBERT model directory `dir` (`config.json`,
 /// `model.safetensors`) onto `device`.
 pub fn load_bert(dir: &Path, device: &Device) -> Result<HfBert> {
     let config = HfConfig::read(dir)?;
-    let layout = Layout::of(&config, dir)?;
+    let activation = config.activation(dir)?;
+    let model_type = config.model_type.as_str();
+    let (encoder_keys, pair_kind) = match model_type {
+        "bert" | "roberta" => (encoder_table(model_type), PairKind::NextSentence),
+        "albert" => (albert::encoder_table(), PairKind::SentenceOrder),
+        other => {
+            let reason = format!("model_type {other:?} where bert, roberta or albert was expected");
+            return Err(model_error(dir, &reason));
+        }
+    };
+    let heads = Heads::of(model_type);
     let mut encoder = config.encoder(dir)?.init(device)?;
     let mut mlm = MlmConfig::new()
         .with_layer_norm_eps(config.layer_norm_eps)
-        .with_activation(layout.mlm_activation)
+        // RoBERTa's LM head computes the exact GELU whatever hidden_act says.
+        .with_activation(match model_type {
+            "roberta" => Activation::Gelu,
+            _ => activation,
+        })
         .init(&encoder, device);
-    let mut pair = PairHeadConfig::new(layout.pair_kind).init(&encoder, device);
+    let mut pair = PairHeadConfig::new(pair_kind).init(&encoder, device);
+    let pooler = prefixed(model_type, heads.pooler);
+    let classifier = format!("{} classifier", pair_kind.name().to_uppercase());
     let mut loader = Loader::new(dir, device)?;
-    loader.part("encoder", &mut encoder, &layout.encoder, true)?;
-    loader.part("MLM head", &mut mlm, &layout.mlm_head, false)?;
-    loader.part("pooler", &mut pair, &layout.pooler, false)?;
-    let classifier = match layout.pair_kind {
-        PairKind::SentenceOrder => "SOP classifier",
-        _ => "NSP classifier",
-    };
-    loader.part(classifier, &mut pair, &layout.pair_classifier, false)?;
+    loader.part("encoder", &mut encoder, &encoder_keys, true)?;
+    loader.part("MLM head", &mut mlm, &table(heads.mlm), false)?;
+    loader.part("pooler", &mut pair, &pooler, false)?;
+    loader.part(&classifier, &mut pair, &table(heads.classifier), false)?;
     Ok(HfBert {
         config,
         encoder,
@@ -249,7 +211,7 @@ impl Heads {
             "roberta" => Self {
                 mlm: ROBERTA_MLM_HEAD,
                 pooler: POOLER,
-                classifier: &[],
+                classifier: NSP_CLASSIFIER,
                 classes: ["", "RobertaForMaskedLM", "RobertaModel", "RobertaModel"],
             },
             _ => Self {
@@ -277,11 +239,7 @@ pub(super) fn encoder_out(
 ) -> KeyTable {
     let mut table = outward(root, prefix, EMBEDDINGS);
     if model_type == "albert" {
-        table.extend(outward(
-            root,
-            prefix,
-            &[("encoder.embedding_hidden_mapping_in.", "projection.")],
-        ));
+        table.extend(outward(root, prefix, albert::PROJECTION));
         let shared = format!("{prefix}{}", albert::SHARED_LAYER);
         table.extend(albert::LAYER.iter().map(|(hf, ours)| {
             let from = format!("^{}", literal(&format!("{root}layers.0.{ours}")));
@@ -290,19 +248,10 @@ pub(super) fn encoder_out(
         return table;
     }
     if config.embedding_size.is_some() {
-        table.extend(outward(
-            root,
-            prefix,
-            &[("embeddings_project.", "projection.")],
-        ));
+        table.extend(outward(root, prefix, ELECTRA_PROJECTION));
     }
-    table.extend(outward_layers(
-        root,
-        "layers",
-        prefix,
-        "encoder.layer",
-        LAYER,
-    ));
+    let layers = outward_layers(root, "layers", prefix, "encoder.layer", LAYER);
+    table.extend(layers);
     table
 }
 

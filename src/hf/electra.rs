@@ -28,10 +28,8 @@ pub(crate) const DISCRIMINATOR_HEAD: &[(&str, &str)] = &[
 
 /// The generator but for its embeddings: projection, layers, MLM head.
 fn generator_table() -> KeyTable {
-    let mut keys = prefixed(
-        "electra",
-        &[("embeddings_project.", "generator.projection.")],
-    );
+    let projection = [("embeddings_project.", "generator.projection.")];
+    let mut keys = prefixed("electra", &projection);
     keys.extend(table(&[
         ("generator_predictions.dense.", "generator.head.dense."),
         ("generator_predictions.LayerNorm.", "generator.head.norm."),
@@ -80,18 +78,9 @@ pub fn load_electra(
     }
     let mut electra = objective.init(&encoder, device)?;
     let mut loader = Loader::new(discriminator, device)?;
-    loader.part(
-        "discriminator",
-        &mut encoder,
-        &encoder_table("electra"),
-        true,
-    )?;
-    loader.part(
-        "discriminator head",
-        &mut electra,
-        &table(DISCRIMINATOR_HEAD),
-        false,
-    )?;
+    let (keys, head_keys) = (encoder_table("electra"), table(DISCRIMINATOR_HEAD));
+    loader.part("discriminator", &mut encoder, &keys, true)?;
+    loader.part("discriminator head", &mut electra, &head_keys, false)?;
     let mut report = loader.finish();
     match (generator, &generator_config) {
         (Some(dir), Some(g)) => {

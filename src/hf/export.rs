@@ -12,7 +12,7 @@
 
 use std::path::Path;
 
-use serde_json::{Value, json};
+use serde_json::json;
 
 use super::convert::Converted;
 use super::{bart, bert, electra, gpt2, model_error};
@@ -108,15 +108,12 @@ pub fn export(
     };
     let Converted {
         class,
-        config: fields,
+        config: mut hf,
         weights,
     } = converted;
-    let mut hf = json!({
-        "vocab_size": vocab,
-        "pad_token_id": special.pad,
-        "tie_word_embeddings": true,
-    });
-    merge(&mut hf, fields);
+    hf["vocab_size"] = json!(vocab);
+    hf["pad_token_id"] = json!(special.pad);
+    hf["tie_word_embeddings"] = json!(true);
     if tokenizer.vocab_size() != vocab {
         return Err(Error::VocabMismatch {
             tokenizer: tokenizer.vocab_size(),
@@ -190,11 +187,4 @@ pub fn export_bert(
         pair: None,
     };
     export(model, tokenizer, dir, force)
-}
-
-/// Adds the fields of `more` to `hf`.
-fn merge(hf: &mut Value, more: Value) {
-    if let (Some(hf), Value::Object(more)) = (hf.as_object_mut(), more) {
-        hf.extend(more);
-    }
 }

@@ -18,12 +18,6 @@ use super::{tensor, values};
 /// Rows per parallel task: enough work to outweigh scheduling, enough tasks to share out.
 const ROWS_PER_TASK: usize = 16;
 
-/// `[rows, width]` of a 2-D tensor.
-fn rows_width(t: &FlexTensor) -> (usize, usize) {
-    let dims = t.layout().shape().dims::<2>();
-    (dims[0], dims[1])
-}
-
 /// The forward pass: `y`, and each row's mean and `1/σ`.
 pub(super) fn forward(
     x: &FlexTensor,
@@ -31,7 +25,7 @@ pub(super) fn forward(
     beta: &FlexTensor,
     epsilon: f64,
 ) -> (FlexTensor, FlexTensor, FlexTensor) {
-    let (rows, width) = rows_width(x);
+    let [rows, width] = x.layout().shape().dims::<2>();
     let (x, gamma, beta) = (values(x), values(gamma), values(beta));
     let mut y = vec![0f32; rows * width];
     let mut stats = vec![(0f32, 0f32); rows];
@@ -68,7 +62,7 @@ fn backward(
     rstd: &FlexTensor,
     gamma: &FlexTensor,
 ) -> (FlexTensor, FlexTensor, FlexTensor) {
-    let (rows, width) = rows_width(x);
+    let [rows, width] = x.layout().shape().dims::<2>();
     let (g, x) = (values(g), values(x));
     let (mean, rstd, gamma) = (values(mean), values(rstd), values(gamma));
     let mut dx = vec![0f32; rows * width];

@@ -197,33 +197,22 @@ impl BartNoise {
     /// them (`mask`, `delete` and `infill` at 30 %, `permute` of every sentence, `rotate`
     /// always).
     pub fn preset(name: &str) -> Result<Self> {
-        let none = Self::NONE;
-        Ok(match name {
-            "bart" => Self::BART,
-            "mask" => Self { mask: 0.3, ..none },
-            "delete" => Self {
-                delete: 0.3,
-                ..none
-            },
-            "infill" => Self {
-                infill: 0.3,
-                ..none
-            },
-            "permute" => Self {
-                permute: 1.0,
-                ..none
-            },
-            "rotate" => Self {
-                rotate: 1.0,
-                ..none
-            },
+        let mut noise = Self::NONE;
+        match name {
+            "bart" => noise = Self::BART,
+            "mask" => noise.mask = 0.3,
+            "delete" => noise.delete = 0.3,
+            "infill" => noise.infill = 0.3,
+            "permute" => noise.permute = 1.0,
+            "rotate" => noise.rotate = 1.0,
             other => {
                 return Err(Error::InvalidConfig(format!(
                     "unknown BART noise {other:?} (expected bart, mask, delete, infill, \
                      permute or rotate)"
                 )));
             }
-        })
+        }
+        Ok(noise)
     }
 
     /// Checks every rate and λ.
@@ -240,17 +229,10 @@ impl BartNoise {
     /// 0 draw nothing.
     pub fn apply(&self, sentences: &[Segment], mask: u32, rng: &mut ExampleRng) -> Result<Segment> {
         self.validate()?;
-        let mut text = if self.permute > 0.0 {
-            let mut order: Vec<&Segment> = sentences.iter().collect();
-            permute_sentences(&mut order, self.permute, rng)?;
-            let mut out = Segment::default();
-            for s in order {
-                out.push(&s.ids, &s.word_starts);
-            }
-            out
-        } else {
-            Segment::concat(sentences)
-        };
+        // At rate 0 the permutation draws nothing and keeps the order.
+        let mut order: Vec<&Segment> = sentences.iter().collect();
+        permute_sentences(&mut order, self.permute, rng)?;
+        let mut text = Segment::concat(order);
         if self.mask > 0.0 {
             text = mask_tokens(&text, self.mask, mask, rng)?;
         }
@@ -451,27 +433,17 @@ mod tests {
     fn bad_rates_lambdas_and_names_are_errors() {
         let s = [text(&[1, 2])];
         let mut rng = example_rng(0, 0, 0);
+        let bad = |base: BartNoise, set: fn(&mut BartNoise)| {
+            let mut noise = base;
+            set(&mut noise);
+            noise
+        };
         for noise in [
-            BartNoise {
-                mask: 1.5,
-                ..BartNoise::NONE
-            },
-            BartNoise {
-                delete: -0.1,
-                ..BartNoise::NONE
-            },
-            BartNoise {
-                rotate: f64::NAN,
-                ..BartNoise::NONE
-            },
-            BartNoise {
-                poisson_lambda: 0.0,
-                ..BartNoise::BART
-            },
-            BartNoise {
-                poisson_lambda: -2.0,
-                ..BartNoise::BART
-            },
+            bad(BartNoise::NONE, |n| n.mask = 1.5),
+            bad(BartNoise::NONE, |n| n.delete = -0.1),
+            bad(BartNoise::NONE, |n| n.rotate = f64::NAN),
+            bad(BartNoise::BART, |n| n.poisson_lambda = 0.0),
+            bad(BartNoise::BART, |n| n.poisson_lambda = -2.0),
         ] {
             assert!(noise.validate().is_err(), "{noise:?}");
             assert!(noise.apply(&s, MASK, &mut rng).is_err());

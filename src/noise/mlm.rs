@@ -93,14 +93,9 @@ impl MaskUnit {
 
     /// The probability of each length `1..=max` in words: for tests and documentation.
     pub fn length_distribution(&self) -> Vec<f64> {
-        let cdf = self.length_cdf();
-        cdf.iter()
-            .scan(0.0, |prev, &c| {
-                let p = c - *prev;
-                *prev = c;
-                Some(p)
-            })
-            .collect()
+        let mut cdf = self.length_cdf();
+        cdf.insert(0, 0.0);
+        cdf.windows(2).map(|w| w[1] - w[0]).collect()
     }
 }
 
@@ -791,25 +786,9 @@ mod tests {
 
     #[test]
     fn bad_span_and_ngram_settings_are_typed_errors() {
-        for unit in [
-            MaskUnit::Span {
-                p: 0.0,
-                max_words: 10,
-            },
-            MaskUnit::Span {
-                p: 1.0,
-                max_words: 10,
-            },
-            MaskUnit::Span {
-                p: f64::NAN,
-                max_words: 10,
-            },
-            MaskUnit::Span {
-                p: 0.2,
-                max_words: 0,
-            },
-            MaskUnit::NGram { max_n: 0 },
-        ] {
+        let spans = [(0.0, 10), (1.0, 10), (f64::NAN, 10), (0.2, 0)]
+            .map(|(p, max_words)| MaskUnit::Span { p, max_words });
+        for unit in spans.into_iter().chain([MaskUnit::NGram { max_n: 0 }]) {
             let masking = MlmMasking::default().with_unit(unit);
             assert!(matches!(
                 MlmMasker::new(masking, VOCAB, MASK, &[PAD]),

@@ -111,16 +111,9 @@ fn random_composition(n: usize, parts: usize, rng: &mut ExampleRng) -> Vec<usize
         .into_iter()
         .map(|c| c + 1)
         .collect();
+    cuts.extend([0, n]);
     cuts.sort_unstable();
-    cuts.push(n);
-    let mut last = 0;
-    cuts.into_iter()
-        .map(|c| {
-            let len = c - last;
-            last = c;
-            len
-        })
-        .collect()
+    cuts.windows(2).map(|w| w[1] - w[0]).collect()
 }
 
 /// Input and target of span corruption: in the input each noise span becomes the next

@@ -10,6 +10,7 @@ use burn::prelude::*;
 use crate::data::body_len;
 use crate::data::{Segment, Segments, Seq2SeqBatch, Seq2SeqExample, Task, pack_segments};
 use crate::dataset::Documents;
+use crate::error::Result;
 use crate::noise::bart::BartNoise;
 use crate::util::rng::ExampleRng;
 
@@ -42,7 +43,7 @@ impl BartTask {
         tokenizer: &Tokenizer,
         noise: BartNoise,
         seq_len: usize,
-    ) -> crate::error::Result<Self> {
+    ) -> Result<Self> {
         noise.validate()?;
         Ok(Self {
             segments: pack_segments(documents, body_len(seq_len)?)?,
@@ -61,7 +62,7 @@ impl Task for BartTask {
         self.segments.len()
     }
 
-    fn example(&self, index: usize, rng: &mut ExampleRng) -> crate::error::Result<Seq2SeqExample> {
+    fn example(&self, index: usize, rng: &mut ExampleRng) -> Result<Seq2SeqExample> {
         let sentences = &self.segments.sentences(index);
         let (cls, sep) = (self.special.cls, self.special.sep);
         let mut noisy = self.noise.apply(sentences, self.special.mask, rng)?;
@@ -72,11 +73,7 @@ impl Task for BartTask {
         Ok(Seq2SeqExample::shifted(source, target, sep))
     }
 
-    fn collate(
-        &self,
-        examples: &[Seq2SeqExample],
-        device: &Device,
-    ) -> crate::error::Result<Seq2SeqBatch> {
+    fn collate(&self, examples: &[Seq2SeqExample], device: &Device) -> Result<Seq2SeqBatch> {
         Seq2SeqBatch::collate(examples, self.special.pad, device)
     }
 }

@@ -16,6 +16,7 @@ use super::{
 };
 use crate::blocks::{Dropout, EncoderBackbone, Pooler, PoolerConfig, normal_linear, states_at};
 use crate::data::TokenBatch;
+use crate::error::Result;
 
 /// Configuration of a [`SequenceClassifier`].
 #[derive(Config, Debug)]
@@ -42,7 +43,7 @@ fn named_output(p: super::Predictions, unit: &str, name: &str) -> ObjectiveOutpu
 }
 
 /// Checks a classifier head's settings.
-fn check_head(num_classes: usize, dropout: f64) -> crate::error::Result<()> {
+fn check_head(num_classes: usize, dropout: f64) -> Result<()> {
     if num_classes < 2 {
         return Err(crate::error::Error::InvalidConfig(format!(
             "a classifier needs at least 2 classes, got {num_classes}"
@@ -67,7 +68,7 @@ impl SequenceClassifierConfig {
         &self,
         backbone: &M,
         device: &Device,
-    ) -> crate::error::Result<SequenceClassifier> {
+    ) -> Result<SequenceClassifier> {
         check_head(self.num_classes, self.dropout)?;
         let hidden = backbone.hidden_size();
         Ok(SequenceClassifier {
@@ -151,7 +152,7 @@ impl TokenClassifierConfig {
         &self,
         backbone: &M,
         device: &Device,
-    ) -> crate::error::Result<TokenClassifier> {
+    ) -> Result<TokenClassifier> {
         check_head(self.num_classes, self.dropout)?;
         Ok(TokenClassifier {
             dropout: Dropout::new(self.dropout),

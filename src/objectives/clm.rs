@@ -12,6 +12,7 @@ use crate::blocks::{AttentionMask, EncoderBackbone, LmHead, LmHeadConfig};
 use crate::data::body_len;
 use crate::data::{Segments, TokenBatch, TokenExample, TokenSource, TokenTaskOf, pack_segments};
 use crate::dataset::Documents;
+use crate::error::Result;
 use crate::tokenize::{SpecialTokens, Tokenizer};
 use crate::util::rng::ExampleRng;
 
@@ -86,11 +87,7 @@ pub struct ShiftedSegments {
 impl ClmTask {
     /// Segments whose framed length is at most `seq_len + 1`, so that inputs and targets are
     /// `seq_len` long.
-    pub fn new(
-        documents: &Documents,
-        tokenizer: &Tokenizer,
-        seq_len: usize,
-    ) -> crate::error::Result<Self> {
+    pub fn new(documents: &Documents, tokenizer: &Tokenizer, seq_len: usize) -> Result<Self> {
         let special = tokenizer.special();
         let source = ShiftedSegments {
             segments: pack_segments(documents, body_len(seq_len + 1)?)?,
@@ -105,23 +102,13 @@ impl TokenSource for ShiftedSegments {
         self.segments.len()
     }
 
-    fn token_example(
-        &self,
-        index: usize,
-        _rng: &mut ExampleRng,
-    ) -> crate::error::Result<TokenExample> {
+    fn token_example(&self, index: usize, _rng: &mut ExampleRng) -> Result<TokenExample> {
         let (ids, _) = self
             .segments
             .segment(index)
             .framed(self.special.cls, self.special.sep);
-        let n = ids.len() - 1;
-        Ok(TokenExample {
-            input_ids: ids[..n].to_vec(),
-            segment_ids: vec![0; n],
-            targets: ids[1..].iter().map(|&t| i64::from(t)).collect(),
-            label: None,
-            named: Default::default(),
-        })
+        let targets = ids[1..].iter().map(|&t| i64::from(t)).collect();
+        Ok(TokenExample::plain(ids[..ids.len() - 1].to_vec(), targets))
     }
 }
 

@@ -38,12 +38,7 @@ pub enum DpoLoss {
 
 /// Checks β, which must be positive.
 pub fn check_beta(beta: f64) -> Result<()> {
-    if !(beta.is_finite() && beta > 0.0) {
-        return Err(Error::InvalidConfig(format!(
-            "beta must be positive, not {beta}"
-        )));
-    }
-    Ok(())
+    crate::error::check_positive("beta", beta)
 }
 
 /// The unit of preference losses: the pairs of a batch.
@@ -103,11 +98,8 @@ pub fn sequence_logps(
     let mask = AttentionMask::causal(len, &tokens.input_ids.device())
         .or(AttentionMask::padding(tokens.padding.clone()));
     let hidden = encode(backbone, tokens, &mask);
-    let logits = head.forward_at(
-        hidden,
-        tokens.target_positions.clone(),
-        backbone.token_embedding(),
-    );
+    let at = tokens.target_positions.clone();
+    let logits = head.forward_at(hidden, at, backbone.token_embedding());
     let n = tokens.num_targets;
     let picked = log_softmax(logits, 1)
         .gather(1, tokens.target_ids.clone().reshape([n, 1]))
@@ -251,11 +243,8 @@ impl DpoTask {
         for start in (0..task.examples.len()).step_by(REFERENCE_BATCH) {
             let end = (start + REFERENCE_BATCH).min(task.examples.len());
             let batch = task.collate(&task.examples[start..end], device)?;
-            let logps: Vec<f32> = sequence_logps(encoder, clm.head(), &batch.tokens, batch.owners)
-                .into_data()
-                .convert::<f32>()
-                .try_to_vec()
-                .expect("log-probabilities are floats");
+            let logps = sequence_logps(encoder, clm.head(), &batch.tokens, batch.owners);
+            let logps = crate::util::floats(logps);
             let pairs = end - start;
             for (k, example) in task.examples[start..end].iter_mut().enumerate() {
                 example.reference = [logps[k], logps[pairs + k]];
@@ -311,37 +300,25 @@ impl Task for DpoTask {
 
 /// The settings of `dpo`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(deny_unknown_fields, default)]
 pub struct DpoSettings {
     /// The preference pairs (JSON lines); none: the bundled `data/preferences.jsonl`.
-    #[serde(default)]
     pub data: Option<PathBuf>,
     /// β: how far from the reference the policy may move for a preference. Default 0.1.
-    #[serde(default = "default_beta")]
     pub beta: f64,
     /// The loss: `sigmoid` (DPO) or `ipo`. Default sigmoid.
-    #[serde(default = "default_loss")]
     pub loss: DpoLoss,
     /// GPT-2's head, as the causal model DPO starts from has it; the recipe's `init_from` sets
     /// it. Default false.
-    #[serde(default)]
     pub gpt2_head: bool,
-}
-
-fn default_beta() -> f64 {
-    0.1
-}
-
-fn default_loss() -> DpoLoss {
-    DpoLoss::Sigmoid
 }
 
 impl Default for DpoSettings {
     fn default() -> Self {
         Self {
             data: None,
-            beta: default_beta(),
-            loss: default_loss(),
+            beta: 0.1,
+            loss: DpoLoss::Sigmoid,
             gpt2_head: false,
         }
     }

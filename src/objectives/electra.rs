@@ -29,6 +29,7 @@ use crate::blocks::{
 };
 use crate::data::{Batch, Task, TokenBatch, TokenExample};
 use crate::dataset::Documents;
+use crate::error::Result;
 use crate::noise::MlmMasking;
 use crate::objectives::MlmTask;
 use crate::tokenize::Tokenizer;
@@ -86,7 +87,7 @@ fn scaled(n: usize, share: f64) -> usize {
 
 impl ElectraConfig {
     /// Checks the shares, the weight and the temperature.
-    pub fn validate(&self) -> crate::error::Result<()> {
+    pub fn validate(&self) -> Result<()> {
         for (name, share) in [
             ("generator_size", self.generator_size),
             ("generator_layers", self.generator_layers),
@@ -100,12 +101,7 @@ impl ElectraConfig {
             }
         }
         crate::error::check_weight("disc_weight", self.disc_weight)?;
-        if !(self.temperature > 0.0 && self.temperature.is_finite()) {
-            return Err(crate::error::Error::InvalidConfig(format!(
-                "temperature must be positive, got {}",
-                self.temperature
-            )));
-        }
+        crate::error::check_positive("temperature", self.temperature)?;
         crate::error::check_rate("generator dropout", self.dropout)
     }
 
@@ -126,11 +122,7 @@ impl ElectraConfig {
     }
 
     /// Builds the generator and the discriminator head for `backbone`, the discriminator.
-    pub fn init<M: EncoderBackbone>(
-        &self,
-        backbone: &M,
-        device: &Device,
-    ) -> crate::error::Result<Electra> {
+    pub fn init<M: EncoderBackbone>(&self, backbone: &M, device: &Device) -> Result<Electra> {
         self.validate()?;
         let shape = self.generator_encoder(backbone);
         shape.validate()?;
@@ -143,7 +135,7 @@ impl ElectraConfig {
                     .then(|| normal_linear(embedding, width, 0.02, device)),
                 layers: (0..shape.num_layers)
                     .map(|_| shape.layer(device))
-                    .collect::<crate::error::Result<_>>()?,
+                    .collect::<Result<_>>()?,
                 head: LmHeadConfig::new(width, embedding, backbone.vocab_size()).init(device),
             },
             discriminator: DetectionHeadConfig::new(hidden).init(device),
@@ -341,7 +333,7 @@ impl ElectraTask {
         tokenizer: &Tokenizer,
         masking: MlmMasking,
         seq_len: usize,
-    ) -> crate::error::Result<Self> {
+    ) -> Result<Self> {
         Ok(Self {
             mlm: MlmTask::new(documents, tokenizer, masking, seq_len)?,
             pad: tokenizer.special().pad,
@@ -357,7 +349,7 @@ impl Task for ElectraTask {
         self.mlm.num_examples()
     }
 
-    fn example(&self, index: usize, rng: &mut ExampleRng) -> crate::error::Result<ElectraExample> {
+    fn example(&self, index: usize, rng: &mut ExampleRng) -> Result<ElectraExample> {
         let tokens = self.mlm.example(index, rng)?;
         let targets = tokens
             .targets
@@ -368,11 +360,7 @@ impl Task for ElectraTask {
         Ok(ElectraExample { tokens, uniforms })
     }
 
-    fn collate(
-        &self,
-        examples: &[ElectraExample],
-        device: &Device,
-    ) -> crate::error::Result<ElectraBatch> {
+    fn collate(&self, examples: &[ElectraExample], device: &Device) -> Result<ElectraBatch> {
         let tokens: Vec<&TokenExample> = examples.iter().map(|e| &e.tokens).collect();
         let uniforms: Vec<f32> = examples
             .iter()
@@ -400,15 +388,8 @@ pub struct ElectraSettings {
 mod tests {
     use super::*;
     use crate::test_support::{pair_batch, tiny_parts};
+    use crate::util::{floats, ints};
     use burn::optim::GradientsParams;
-
-    fn ints(t: Tensor<2, Int>) -> Vec<i64> {
-        t.into_data().convert::<i64>().try_to_vec().unwrap()
-    }
-
-    fn floats<const D: usize>(t: Tensor<D>) -> Vec<f32> {
-        t.into_data().convert::<f32>().try_to_vec().unwrap()
-    }
 
     /// The tiny backbone with a generator half its width, and a batch with 4 targets.
     fn setup(device: &Device) -> (crate::blocks::TransformerEncoder, Electra, ElectraBatch) {
@@ -436,17 +417,12 @@ mod tests {
             &device,
         );
         let u = Tensor::<1>::from_floats([0.3, 0.3, 0.999], &device);
-        let sampled: Vec<i64> = sample_tokens(logits.clone(), u, 1.0)
-            .into_data()
-            .convert::<i64>()
-            .try_to_vec()
-            .unwrap();
+        let sampled = ints(sample_tokens(logits.clone(), u, 1.0));
         // Row 0: nearly all mass on 3; row 1: uniform, CDF 0.25, 0.5, … so u = 0.3 gives 1.
         assert_eq!(sampled, vec![3, 1, 3]);
         // A high temperature flattens row 0: u = 0.3 then falls on an earlier token.
         let hot = sample_tokens(logits, Tensor::from_floats([0.3, 0.3, 0.3], &device), 1e3);
-        let hot: Vec<i64> = hot.into_data().convert::<i64>().try_to_vec().unwrap();
-        assert_eq!(hot[0], 1);
+        assert_eq!(ints(hot)[0], 1);
     }
 
     #[test]

@@ -11,6 +11,7 @@ use burn::prelude::*;
 use crate::data::body_len;
 use crate::data::{Segments, Seq2SeqBatch, Seq2SeqExample, Task, pack_segments};
 use crate::dataset::Documents;
+use crate::error::Result;
 use crate::noise::mass::{check_share, mass_mask};
 use crate::noise::{MlmMasker, MlmMasking};
 use crate::util::rng::ExampleRng;
@@ -45,7 +46,7 @@ impl MassTask {
         tokenizer: &Tokenizer,
         share: f64,
         seq_len: usize,
-    ) -> crate::error::Result<Self> {
+    ) -> Result<Self> {
         check_share(share)?;
         Ok(Self {
             segments: pack_segments(documents, body_len(seq_len)?)?,
@@ -64,7 +65,7 @@ impl Task for MassTask {
         self.segments.len()
     }
 
-    fn example(&self, index: usize, rng: &mut ExampleRng) -> crate::error::Result<Seq2SeqExample> {
+    fn example(&self, index: usize, rng: &mut ExampleRng) -> Result<Seq2SeqExample> {
         let (ids, _) = self
             .segments
             .segment(index)
@@ -84,11 +85,7 @@ impl Task for MassTask {
         })
     }
 
-    fn collate(
-        &self,
-        examples: &[Seq2SeqExample],
-        device: &Device,
-    ) -> crate::error::Result<Seq2SeqBatch> {
+    fn collate(&self, examples: &[Seq2SeqExample], device: &Device) -> Result<Seq2SeqBatch> {
         Seq2SeqBatch::collate(examples, self.special.pad, device)
     }
 }

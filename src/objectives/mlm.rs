@@ -14,6 +14,7 @@ use crate::data::{
     Segments, TokenBatch, TokenExample, TokenSource, TokenTaskOf, body_len, pack_segments,
 };
 use crate::dataset::Documents;
+use crate::error::Result;
 use crate::noise::{MlmMasker, MlmMasking};
 use crate::tokenize::{SpecialTokens, Tokenizer};
 use crate::util::rng::ExampleRng;
@@ -91,7 +92,7 @@ impl MlmTask {
         tokenizer: &Tokenizer,
         masking: MlmMasking,
         seq_len: usize,
-    ) -> crate::error::Result<Self> {
+    ) -> Result<Self> {
         let special = tokenizer.special();
         let source = MaskedSegments {
             segments: pack_segments(documents, body_len(seq_len)?)?,
@@ -107,23 +108,13 @@ impl TokenSource for MaskedSegments {
         self.segments.len()
     }
 
-    fn token_example(
-        &self,
-        index: usize,
-        rng: &mut ExampleRng,
-    ) -> crate::error::Result<TokenExample> {
+    fn token_example(&self, index: usize, rng: &mut ExampleRng) -> Result<TokenExample> {
         let (ids, starts) = self
             .segments
             .segment(index)
             .framed(self.special.cls, self.special.sep);
         let masked = self.masker.mask(&ids, &starts, rng)?;
-        Ok(TokenExample {
-            segment_ids: vec![0; ids.len()],
-            input_ids: masked.input,
-            targets: masked.targets,
-            label: None,
-            named: Default::default(),
-        })
+        Ok(TokenExample::plain(masked.input, masked.targets))
     }
 }
 

@@ -166,11 +166,8 @@ pub fn encode<M: EncoderBackbone>(
     batch: &TokenBatch,
     mask: &AttentionMask,
 ) -> Tensor<3> {
-    backbone.encode(
-        batch.input_ids.clone(),
-        Some(batch.segment_ids.clone()),
-        Some(mask),
-    )
+    let segments = Some(batch.segment_ids.clone());
+    backbone.encode(batch.input_ids.clone(), segments, Some(mask))
 }
 
 /// Runs `backbone` over `batch` bidirectionally: only padding is hidden.
@@ -201,10 +198,7 @@ pub fn predict_tokens<M: EncoderBackbone>(
     hidden: Tensor<3>,
     batch: &TokenBatch,
 ) -> Predictions {
-    let logits = head.forward_at(
-        hidden,
-        batch.target_positions.clone(),
-        backbone.token_embedding(),
-    );
+    let at = batch.target_positions.clone();
+    let logits = head.forward_at(hidden, at, backbone.token_embedding());
     masked_cross_entropy(logits, batch.target_ids.clone())
 }

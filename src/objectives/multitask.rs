@@ -24,7 +24,7 @@ use rand::RngExt;
 use super::{Clm, Loss, Mix, Mlm, Objective, ObjectiveOutput, PairHead, Weights};
 use crate::blocks::{EncoderBackbone, TransformerEncoder, with_dropout_rows};
 use crate::data::{Batch, Task, TokenBatch, TokenExample};
-use crate::error::Error;
+use crate::error::{Error, Result};
 use crate::util::rng::{ExampleRng, pick_weighted};
 
 /// The head of one task.
@@ -81,24 +81,15 @@ impl Task for Box<dyn TokenTask> {
         self.as_ref().num_examples()
     }
 
-    fn example(&self, index: usize, rng: &mut ExampleRng) -> crate::error::Result<TokenExample> {
+    fn example(&self, index: usize, rng: &mut ExampleRng) -> Result<TokenExample> {
         self.as_ref().example(index, rng)
     }
 
-    fn collate(
-        &self,
-        examples: &[TokenExample],
-        device: &Device,
-    ) -> crate::error::Result<TokenBatch> {
+    fn collate(&self, examples: &[TokenExample], device: &Device) -> Result<TokenBatch> {
         self.as_ref().collate(examples, device)
     }
 
-    fn example_at(
-        &self,
-        index: usize,
-        step: usize,
-        rng: &mut ExampleRng,
-    ) -> crate::error::Result<TokenExample> {
+    fn example_at(&self, index: usize, step: usize, rng: &mut ExampleRng) -> Result<TokenExample> {
         self.as_ref().example_at(index, step, rng)
     }
 }
@@ -125,7 +116,7 @@ pub struct MultiTask {
 impl MultiTask {
     /// The mix of `heads`, one per task, over `backbone`, which needs `2 × tasks` segment
     /// embeddings (see the module's documentation).
-    pub fn new(backbone: &TransformerEncoder, heads: Vec<TaskHead>) -> crate::error::Result<Self> {
+    pub fn new(backbone: &TransformerEncoder, heads: Vec<TaskHead>) -> Result<Self> {
         let needed = 2 * heads.len();
         if backbone.num_segments() < needed {
             return Err(Error::InvalidConfig(format!(
@@ -249,11 +240,7 @@ impl std::fmt::Debug for MultiTaskData {
 impl MultiTaskData {
     /// The mix of `tasks`, each drawn as `draws` says (one each, at least one), padded with
     /// `pad`.
-    pub fn new(
-        tasks: Vec<Box<dyn TokenTask>>,
-        draws: &[TaskDraw],
-        pad: u32,
-    ) -> crate::error::Result<Self> {
+    pub fn new(tasks: Vec<Box<dyn TokenTask>>, draws: &[TaskDraw], pad: u32) -> Result<Self> {
         if draws.len() != tasks.len() || draws.is_empty() {
             return Err(Error::InvalidConfig(format!(
                 "{} task draws for {} tasks",
@@ -292,11 +279,7 @@ impl Task for MultiTaskData {
     }
 
     /// An example as at a step when every task has started.
-    fn example(
-        &self,
-        index: usize,
-        rng: &mut ExampleRng,
-    ) -> crate::error::Result<MultiTaskExample> {
+    fn example(&self, index: usize, rng: &mut ExampleRng) -> Result<MultiTaskExample> {
         self.example_at(index, usize::MAX, rng)
     }
 
@@ -305,7 +288,7 @@ impl Task for MultiTaskData {
         index: usize,
         step: usize,
         rng: &mut ExampleRng,
-    ) -> crate::error::Result<MultiTaskExample> {
+    ) -> Result<MultiTaskExample> {
         let task = self.pick(rng.random(), step);
         let data = &self.tasks[task];
         let mut tokens = data.example(index % data.num_examples(), rng)?;
@@ -315,11 +298,7 @@ impl Task for MultiTaskData {
         Ok(MultiTaskExample { task, step, tokens })
     }
 
-    fn collate(
-        &self,
-        examples: &[MultiTaskExample],
-        device: &Device,
-    ) -> crate::error::Result<MultiTaskBatch> {
+    fn collate(&self, examples: &[MultiTaskExample], device: &Device) -> Result<MultiTaskBatch> {
         // Token tasks all pad the same way, so the parts collate here, from borrowed examples.
         let Some(step) = examples.first().map(|e| e.step) else {
             return Err(Error::EmptyBatch);

@@ -18,6 +18,7 @@ use crate::blocks::{AttentionMask, LmHead, LmHeadConfig, StreamInput, TwoStreamB
 use crate::data::body_len;
 use crate::data::{PermutationBatch, PermutationExample, Segments, Task, pack_segments};
 use crate::dataset::Documents;
+use crate::error::Result;
 use crate::noise::{MlmMasker, MlmMasking, PermutationMasking};
 use crate::tokenize::{SpecialTokens, Tokenizer};
 use crate::util::rng::ExampleRng;
@@ -77,11 +78,8 @@ impl<M: TwoStreamBackbone> Objective<M> for PermutedLm {
 
     fn forward(&self, backbone: &M, batch: PermutationBatch) -> ObjectiveOutput {
         let (_, query) = Self::streams(backbone, &batch);
-        let logits = self.head.forward_at(
-            query,
-            batch.target_positions.clone(),
-            backbone.token_embedding(),
-        );
+        let at = batch.target_positions.clone();
+        let logits = self.head.forward_at(query, at, backbone.token_embedding());
         let p = masked_cross_entropy(logits, batch.target_ids);
         ObjectiveOutput {
             metrics: vec![p.accuracy("plm_acc"), p.perplexity("plm_ppl")],
@@ -108,7 +106,7 @@ impl PermutationTask {
         tokenizer: &Tokenizer,
         masking: PermutationMasking,
         seq_len: usize,
-    ) -> crate::error::Result<Self> {
+    ) -> Result<Self> {
         let settings = PermutedSettings {
             masking,
             query_masking: None,
@@ -123,7 +121,7 @@ impl PermutationTask {
         tokenizer: &Tokenizer,
         masking: PermutationMasking,
         seq_len: usize,
-    ) -> crate::error::Result<Self> {
+    ) -> Result<Self> {
         let settings = PermutedSettings {
             masking,
             query_masking: Some(MlmMasking::default()),
@@ -138,7 +136,7 @@ impl PermutationTask {
         tokenizer: &Tokenizer,
         settings: &PermutedSettings,
         seq_len: usize,
-    ) -> crate::error::Result<Self> {
+    ) -> Result<Self> {
         let (masking, queries) = (settings.masking, settings.query_masking);
         masking.validate()?;
         Ok(Self {
@@ -160,11 +158,7 @@ impl Task for PermutationTask {
         self.segments.len()
     }
 
-    fn example(
-        &self,
-        index: usize,
-        rng: &mut ExampleRng,
-    ) -> crate::error::Result<PermutationExample> {
+    fn example(&self, index: usize, rng: &mut ExampleRng) -> Result<PermutationExample> {
         let (ids, _) = self
             .segments
             .segment(index)
@@ -193,7 +187,7 @@ impl Task for PermutationTask {
         &self,
         examples: &[PermutationExample],
         device: &Device,
-    ) -> crate::error::Result<PermutationBatch> {
+    ) -> Result<PermutationBatch> {
         PermutationBatch::collate(examples, self.special.pad, device)
     }
 }

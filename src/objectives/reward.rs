@@ -28,7 +28,7 @@ use super::{Loss, Metric, Objective, ObjectiveOutput, Weights};
 use crate::blocks::{AttentionMask, EncoderBackbone, TransformerEncoder, normal_linear, states_at};
 use crate::data::{Batch, Task};
 use crate::dataset::preferences::{self, Ranking};
-use crate::error::Error;
+use crate::error::{Error, Result};
 use crate::tokenize::Tokenizer;
 use crate::util::rng::ExampleRng;
 
@@ -59,11 +59,7 @@ pub struct RewardHead {
 impl RewardHeadConfig {
     /// The head for `backbone`, its weights drawn from N(0, 1/√(width + 1)) as TRL's reward
     /// heads (small, so that first scores are near 0).
-    pub fn init(
-        &self,
-        backbone: &TransformerEncoder,
-        device: &Device,
-    ) -> crate::error::Result<RewardHead> {
+    pub fn init(&self, backbone: &TransformerEncoder, device: &Device) -> Result<RewardHead> {
         check_center(self.center_rewards_coefficient)?;
         let width = backbone.hidden_size();
         let std = 1.0 / ((width + 1) as f64).sqrt();
@@ -76,13 +72,8 @@ impl RewardHeadConfig {
 }
 
 /// Checks TRL's `center_rewards_coefficient`, which must be 0 or more.
-pub fn check_center(coefficient: f64) -> crate::error::Result<()> {
-    if !(coefficient.is_finite() && coefficient >= 0.0) {
-        return Err(Error::InvalidConfig(format!(
-            "center_rewards_coefficient must be 0 or more, not {coefficient}"
-        )));
-    }
-    Ok(())
+pub fn check_center(coefficient: f64) -> Result<()> {
+    crate::error::check_weight("center_rewards_coefficient", coefficient)
 }
 
 impl RewardHead {
@@ -236,11 +227,7 @@ impl RewardTask {
     /// `rankings` tokenized by `tokenizer`, one example each, sequences of at most `seq_len`
     /// tokens; an answer too long is cut (its score is then read at its last kept token), a
     /// prompt that leaves no room for an answer is an error naming its line.
-    pub fn new(
-        rankings: &[Ranking],
-        tokenizer: &Tokenizer,
-        seq_len: usize,
-    ) -> crate::error::Result<Self> {
+    pub fn new(rankings: &[Ranking], tokenizer: &Tokenizer, seq_len: usize) -> Result<Self> {
         if rankings.is_empty() {
             return Err(Error::EmptyCorpus(
                 "no preference pair or ranking to train on".into(),
@@ -259,7 +246,7 @@ impl RewardTask {
                     truncated += usize::from(cut);
                     Ok([prompt.as_slice(), &tail].concat())
                 })
-                .collect::<crate::error::Result<_>>()?;
+                .collect::<Result<_>>()?;
             examples.push(RewardExample {
                 sequences,
                 margin: ranking.margin,
@@ -286,15 +273,11 @@ impl Task for RewardTask {
         self.examples.len()
     }
 
-    fn example(&self, index: usize, _rng: &mut ExampleRng) -> crate::error::Result<RewardExample> {
+    fn example(&self, index: usize, _rng: &mut ExampleRng) -> Result<RewardExample> {
         Ok(self.examples[index].clone())
     }
 
-    fn collate(
-        &self,
-        examples: &[RewardExample],
-        device: &Device,
-    ) -> crate::error::Result<RewardBatch> {
+    fn collate(&self, examples: &[RewardExample], device: &Device) -> Result<RewardBatch> {
         if examples.is_empty() {
             return Err(Error::EmptyBatch);
         }
@@ -367,23 +350,16 @@ pub(crate) fn pad_rows<R: AsRef<[u32]>>(
 
 /// The settings of `reward`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(deny_unknown_fields, default)]
 pub struct RewardSettings {
     /// The preference pairs or rankings (JSON lines); none: the bundled
     /// `data/preferences.jsonl`.
-    #[serde(default)]
     pub data: Option<PathBuf>,
     /// Read sequences left to right, as the causal model it starts from. Default true.
-    #[serde(default = "yes")]
     pub causal: bool,
     /// TRL's `center_rewards_coefficient`: weight of the comparisons' weighted mean of
     /// `(r_better + r_worse)²`. Default 0.
-    #[serde(default)]
     pub center_rewards_coefficient: f64,
-}
-
-fn yes() -> bool {
-    true
 }
 
 impl Default for RewardSettings {
@@ -414,9 +390,7 @@ impl RewardSettings {
 mod tests {
     use super::*;
 
-    fn values(t: Tensor<1>) -> Vec<f32> {
-        t.into_data().try_to_vec().unwrap()
-    }
+    use crate::util::{floats as values, ints};
 
     fn metric(out: &ObjectiveOutput, name: &str) -> f32 {
         let m = out.metrics.iter().find(|m| m.name == name).unwrap();
@@ -459,10 +433,6 @@ mod tests {
             pad,
             truncated: 0,
         }
-    }
-
-    fn ints(t: Tensor<1, Int>) -> Vec<i64> {
-        t.into_data().convert::<i64>().try_to_vec().unwrap()
     }
 
     fn nll(d: f64) -> f64 {

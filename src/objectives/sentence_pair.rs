@@ -14,6 +14,7 @@ use crate::blocks::EncoderBackbone;
 use crate::data::{DEFAULT_SHORT_SEQ_PROB, PairKind, PairSampler};
 use crate::data::{Task, TokenBatch, TokenExample};
 use crate::dataset::Documents;
+use crate::error::Result;
 use crate::noise::{IGNORE_INDEX, MlmMasker, MlmMasking};
 use crate::tokenize::{SpecialTokens, Tokenizer};
 use crate::util::rng::ExampleRng;
@@ -93,7 +94,7 @@ impl SentencePairTask {
         tokenizer: &Tokenizer,
         pairs: impl Into<PairTaskConfig>,
         seq_len: usize,
-    ) -> crate::error::Result<Self> {
+    ) -> Result<Self> {
         let PairTaskConfig { kind, masking } = pairs.into();
         let sampler = PairSampler::new(
             documents.clone(),
@@ -110,7 +111,7 @@ impl SentencePairTask {
         sampler: PairSampler,
         tokenizer: &Tokenizer,
         masking: Option<MlmMasking>,
-    ) -> crate::error::Result<Self> {
+    ) -> Result<Self> {
         Ok(Self {
             sampler,
             masker: masking
@@ -129,7 +130,7 @@ impl Task for SentencePairTask {
         self.sampler.len()
     }
 
-    fn example(&self, index: usize, rng: &mut ExampleRng) -> crate::error::Result<TokenExample> {
+    fn example(&self, index: usize, rng: &mut ExampleRng) -> Result<TokenExample> {
         let pair = self.sampler.pair(index, rng);
         let (input_ids, targets) = match &self.masker {
             Some(masker) => {
@@ -150,11 +151,7 @@ impl Task for SentencePairTask {
         })
     }
 
-    fn collate(
-        &self,
-        examples: &[TokenExample],
-        device: &Device,
-    ) -> crate::error::Result<TokenBatch> {
+    fn collate(&self, examples: &[TokenExample], device: &Device) -> Result<TokenBatch> {
         TokenBatch::collate(examples, self.special.pad, device)
     }
 }

@@ -61,11 +61,8 @@ impl<M: Seq2SeqBackbone> Objective<M> for Seq2Seq {
             memory,
             &memory_mask,
         );
-        let logits = self.head.forward_at(
-            hidden,
-            batch.target_positions.clone(),
-            backbone.token_embedding(),
-        );
+        let at = batch.target_positions.clone();
+        let logits = self.head.forward_at(hidden, at, backbone.token_embedding());
         let p = masked_cross_entropy(logits, batch.target_ids.clone());
         ObjectiveOutput {
             metrics: vec![p.accuracy("token_acc"), p.perplexity("ppl")],
@@ -79,11 +76,8 @@ fn encode_source<M: Seq2SeqBackbone>(
     backbone: &M,
     batch: &Seq2SeqBatch,
 ) -> (Tensor<3>, AttentionMask) {
-    let memory = backbone.encode(
-        batch.source_ids.clone(),
-        None,
-        Some(&AttentionMask::padding(batch.source_padding.clone())),
-    );
+    let padding = AttentionMask::padding(batch.source_padding.clone());
+    let memory = backbone.encode(batch.source_ids.clone(), None, Some(&padding));
     (memory, AttentionMask::keys(batch.memory_blocked.clone()))
 }
 
@@ -123,12 +117,7 @@ impl Seq2Seq {
                 .head
                 .forward_at(hidden, each_row.clone(), backbone.token_embedding());
             let next = logits.argmax(1).reshape([rows, 1]);
-            let values: Vec<i64> = next
-                .to_data()
-                .convert::<i64>()
-                .try_to_vec()
-                .unwrap_or_default();
-            for (b, &id) in values.iter().enumerate() {
+            for (b, id) in crate::util::ints(next.clone()).into_iter().enumerate() {
                 let id = id as u32;
                 if done[b] || Some(id) == end {
                     done[b] = true;
@@ -179,12 +168,7 @@ mod tests {
             batch.target_positions.clone(),
             model.token_embedding(),
         );
-        let argmax: Vec<i64> = logits
-            .argmax(1)
-            .into_data()
-            .convert::<i64>()
-            .try_to_vec()
-            .unwrap();
+        let argmax = crate::util::ints(logits.argmax(1));
         let generated: Vec<i64> = generated[0].iter().map(|&t| i64::from(t)).collect();
         assert_eq!(argmax, generated);
         // Stopping at an end token: nothing after the first one it produced.

@@ -222,13 +222,7 @@ pub(crate) fn shifted(prompt: &[u32], answer: &[u32], completion_only: bool) -> 
         })
         .collect();
     SftExample {
-        tokens: TokenExample {
-            input_ids: all[..n].to_vec(),
-            segment_ids: vec![0; n],
-            targets,
-            label: None,
-            named: Default::default(),
-        },
+        tokens: TokenExample::plain(all[..n].to_vec(), targets),
         positions: (0..n as u32).collect(),
     }
 }
@@ -312,27 +306,19 @@ fn packed_layout(examples: &[SftExample], device: &Device) -> (Tensor<2, Int>, T
 
 /// The settings of `sft`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(deny_unknown_fields, default)]
 pub struct SftSettings {
     /// The prompt/completion pairs (JSON lines); none: the bundled `data/instructions.jsonl`.
-    #[serde(default)]
     pub data: Option<PathBuf>,
     /// The loss on the answer's tokens only (rationale, completion, end of text); false: on
     /// every token, the prompt's included. Default true.
-    #[serde(default = "yes")]
     pub completion_only: bool,
     /// Several short pairs per sequence, positions and attention reset at each. Default false.
-    #[serde(default)]
     pub packing: bool,
     /// GPT-2's head (the tied projection alone, no transform, no bias), as the causal model
     /// SFT starts from has it;
     /// the recipe's `init_from` sets it. Default false.
-    #[serde(default)]
     pub gpt2_head: bool,
-}
-
-fn yes() -> bool {
-    true
 }
 
 impl Default for SftSettings {
@@ -358,6 +344,7 @@ mod tests {
     use super::*;
     use crate::blocks::EncoderBackbone;
     use crate::objectives::ClmConfig;
+    use crate::util::rng::example_rng;
 
     fn pair(prompt: &str, completion: &str) -> Instruction {
         Instruction {
@@ -384,9 +371,7 @@ mod tests {
         let special = tokenizer.special();
         let p = pair("say the word", "yes");
         let task = SftTask::new(&[p.clone()], &tokenizer, format(true, false)).unwrap();
-        let e = task
-            .example(0, &mut crate::util::rng::example_rng(0, 0, 0))
-            .unwrap();
+        let e = task.example(0, &mut example_rng(0, 0, 0)).unwrap();
         let prompt = tokenizer.encode(&p.prompt).unwrap().ids;
         let answer = tokenizer.encode("yes").unwrap().ids;
         let n = 1 + prompt.len() + answer.len();
@@ -409,9 +394,7 @@ mod tests {
         assert_eq!(e.tokens.targets[prompt.len()], expected[0]);
         // The whole sequence: every next token.
         let all = SftTask::new(&[p], &tokenizer, format(false, false)).unwrap();
-        let e = all
-            .example(0, &mut crate::util::rng::example_rng(0, 0, 0))
-            .unwrap();
+        let e = all.example(0, &mut example_rng(0, 0, 0)).unwrap();
         assert!(e.tokens.targets.iter().all(|&t| t != IGNORE_INDEX));
     }
 
@@ -424,9 +407,7 @@ mod tests {
         let sft = Sft::new(ClmConfig::new().init(&encoder, &device));
         // The bundled vocabulary is larger than the tiny encoder's: map ids into its 40.
         let loss = |task: &SftTask, map: &dyn Fn(u32) -> u32| {
-            let mut e = task
-                .example(0, &mut crate::util::rng::example_rng(0, 0, 0))
-                .unwrap();
+            let mut e = task.example(0, &mut example_rng(0, 0, 0)).unwrap();
             e.tokens.input_ids = e.tokens.input_ids.iter().map(|&i| map(i)).collect();
             for t in e.tokens.targets.iter_mut().filter(|t| **t != IGNORE_INDEX) {
                 *t = i64::from(map(*t as u32));
@@ -476,9 +457,7 @@ mod tests {
         assert!(matches!(err, Error::PromptTooLong { line: 7, .. }), "{err}");
         let task = SftTask::new(&[pair("say", &long)], &tokenizer, format(true, false)).unwrap();
         assert_eq!(task.truncated(), 1);
-        let e = task
-            .example(0, &mut crate::util::rng::example_rng(0, 0, 0))
-            .unwrap();
+        let e = task.example(0, &mut example_rng(0, 0, 0)).unwrap();
         assert_eq!(e.tokens.input_ids.len(), 32);
     }
 
@@ -489,9 +468,7 @@ mod tests {
         let pairs = [pair("a b", "c"), pair("d", "e f"), pair("g h i", "j")];
         let task = SftTask::new(&pairs, &tokenizer, format(true, true)).unwrap();
         assert_eq!(task.num_examples(), 1);
-        let e = task
-            .example(0, &mut crate::util::rng::example_rng(0, 0, 0))
-            .unwrap();
+        let e = task.example(0, &mut example_rng(0, 0, 0)).unwrap();
         let lens: Vec<usize> = pairs
             .iter()
             .map(|p| {
@@ -524,13 +501,7 @@ mod tests {
         // Two sequences over the 40-token vocabulary: prompt targets ignored.
         let example = |ids: Vec<u32>, targets: Vec<i64>| SftExample {
             positions: (0..ids.len() as u32).collect(),
-            tokens: TokenExample {
-                segment_ids: vec![0; ids.len()],
-                input_ids: ids,
-                targets,
-                label: None,
-                named: Default::default(),
-            },
+            tokens: TokenExample::plain(ids, targets),
         };
         let examples = [
             example(vec![2, 5, 6, 7], vec![IGNORE_INDEX, IGNORE_INDEX, 7, 3]),
@@ -560,10 +531,7 @@ mod tests {
                 sft.clm
                     .head()
                     .forward_at(hidden, all, encoder.embeddings.tokens.weight.val());
-            let rows: Vec<f32> = burn::tensor::activation::log_softmax(logits, 1)
-                .into_data()
-                .try_to_vec()
-                .unwrap();
+            let rows = crate::util::floats(burn::tensor::activation::log_softmax(logits, 1));
             for (t, &target) in e.tokens.targets.iter().enumerate() {
                 if target != IGNORE_INDEX {
                     nll.push(-rows[t * 40 + target as usize]);
@@ -581,9 +549,7 @@ mod tests {
             truncated: 0,
         };
         assert_eq!(packed.num_examples(), 1);
-        let one = packed
-            .example(0, &mut crate::util::rng::example_rng(0, 0, 0))
-            .unwrap();
+        let one = packed.example(0, &mut example_rng(0, 0, 0)).unwrap();
         let batch = packed.collate(&[one], &device).unwrap();
         let out = sft.forward(&encoder, batch.clone());
         let packed_loss = out.loss.normalized(&batch.weights()).into_scalar::<f32>();

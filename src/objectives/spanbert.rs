@@ -18,6 +18,7 @@ use super::{EncoderHead, Objective, ObjectiveOutput, Weights, masked_cross_entro
 use crate::blocks::{EncoderBackbone, LayerNorm, normal_linear};
 use crate::data::{Batch, Task, TokenBatch, TokenExample};
 use crate::dataset::Documents;
+use crate::error::Result;
 use crate::noise::{IGNORE_INDEX, MlmMasking};
 use crate::objectives::{Mlm, MlmConfig, MlmTask};
 use crate::tokenize::Tokenizer;
@@ -54,7 +55,7 @@ pub struct SboHead {
 
 impl SboHeadConfig {
     /// Checks the sizes.
-    pub fn validate(&self) -> crate::error::Result<()> {
+    pub fn validate(&self) -> Result<()> {
         if self.max_targets == 0 || self.offset_size == 0 {
             return Err(crate::error::Error::InvalidConfig(
                 "the SBO head needs max_targets and offset_size of at least 1".into(),
@@ -64,11 +65,7 @@ impl SboHeadConfig {
     }
 
     /// Builds the head for `backbone`.
-    pub fn init<M: EncoderBackbone>(
-        &self,
-        backbone: &M,
-        device: &Device,
-    ) -> crate::error::Result<SboHead> {
+    pub fn init<M: EncoderBackbone>(&self, backbone: &M, device: &Device) -> Result<SboHead> {
         self.validate()?;
         let hidden = backbone.hidden_size();
         let embedding = backbone.token_embedding().dims()[1];
@@ -132,11 +129,7 @@ pub struct SpanBertConfig {
 
 impl SpanBertConfig {
     /// MLM + `sbo_weight` · SBO over `backbone`.
-    pub fn init<M: EncoderBackbone>(
-        &self,
-        backbone: &M,
-        device: &Device,
-    ) -> crate::error::Result<SpanBert> {
+    pub fn init<M: EncoderBackbone>(&self, backbone: &M, device: &Device) -> Result<SpanBert> {
         crate::error::check_weight("the SBO weight", self.sbo_weight)?;
         Ok(SpanBert {
             mlm: MlmConfig::new().init(backbone, device),
@@ -278,7 +271,7 @@ impl SpanBertTask {
         tokenizer: &Tokenizer,
         settings: &SpanBertSettings,
         seq_len: usize,
-    ) -> crate::error::Result<Self> {
+    ) -> Result<Self> {
         Ok(Self {
             mlm: MlmTask::new(documents, tokenizer, settings.masking, seq_len)?,
             pad: tokenizer.special().pad,
@@ -295,7 +288,7 @@ impl Task for SpanBertTask {
         self.mlm.num_examples()
     }
 
-    fn example(&self, index: usize, rng: &mut ExampleRng) -> crate::error::Result<SpanExample> {
+    fn example(&self, index: usize, rng: &mut ExampleRng) -> Result<SpanExample> {
         let tokens = self.mlm.example(index, rng)?;
         // A framed segment: text between [CLS] and [SEP].
         let n = tokens.input_ids.len();
@@ -304,11 +297,7 @@ impl Task for SpanBertTask {
         Ok(SpanExample { tokens, pairs })
     }
 
-    fn collate(
-        &self,
-        examples: &[SpanExample],
-        device: &Device,
-    ) -> crate::error::Result<SpanBatch> {
+    fn collate(&self, examples: &[SpanExample], device: &Device) -> Result<SpanBatch> {
         let tokens: Vec<&TokenExample> = examples.iter().map(|e| &e.tokens).collect();
         let tokens = TokenBatch::collate(&tokens, self.pad, device)?;
         let len = tokens.input_ids.dims()[1];

@@ -22,7 +22,7 @@ use super::{EncoderHead, Objective, ObjectiveOutput, Weights, encode};
 use crate::blocks::{AttentionMask, EncoderBackbone};
 use crate::data::{Batch, Segment, Segments, Task, TokenBatch, TokenExample, pack_segments};
 use crate::dataset::Documents;
-use crate::error::Error;
+use crate::error::{Error, Result};
 use crate::noise::{MlmMasker, MlmMasking};
 use crate::objectives::{Mlm, MlmConfig};
 use crate::tokenize::{SpecialTokens, Tokenizer};
@@ -101,7 +101,7 @@ impl UnilmShares {
     }
 
     /// Checks that the shares are probabilities summing to 1.
-    pub fn validate(&self) -> crate::error::Result<()> {
+    pub fn validate(&self) -> Result<()> {
         let shares = self.as_array();
         for (share, mask) in shares.iter().zip(UnilmMask::ALL) {
             if !(0.0..=1.0).contains(share) {
@@ -137,11 +137,7 @@ pub struct UnilmConfig {}
 
 impl UnilmConfig {
     /// The head for `backbone`, which must have [`UNILM_SEGMENTS`] segment embeddings.
-    pub fn init<M: EncoderBackbone>(
-        &self,
-        backbone: &M,
-        device: &Device,
-    ) -> crate::error::Result<Unilm> {
+    pub fn init<M: EncoderBackbone>(&self, backbone: &M, device: &Device) -> Result<Unilm> {
         if backbone.num_segments() < UNILM_SEGMENTS {
             return Err(Error::InvalidConfig(format!(
                 "UniLM tells its mask types apart by segment ids 0 to 5; the backbone has {} \
@@ -230,7 +226,7 @@ impl UnilmTask {
         tokenizer: &Tokenizer,
         settings: &UnilmSettings,
         seq_len: usize,
-    ) -> crate::error::Result<Self> {
+    ) -> Result<Self> {
         let UnilmSettings { masking, shares } = settings.clone();
         shares.validate()?;
         let room = seq_len.checked_sub(3).filter(|&n| n > 0).ok_or_else(|| {
@@ -256,7 +252,7 @@ impl Task for UnilmTask {
         self.segments.len()
     }
 
-    fn example(&self, index: usize, rng: &mut ExampleRng) -> crate::error::Result<UnilmExample> {
+    fn example(&self, index: usize, rng: &mut ExampleRng) -> Result<UnilmExample> {
         let sentences = &self.segments.sentences(index);
         let text = Segment::concat(sentences);
         // A ends at a sentence boundary, or at a word start inside a lone sentence.
@@ -273,38 +269,19 @@ impl Task for UnilmTask {
                 starts[rng.random_range(0..starts.len())]
             }
         };
-        let (cls, sep) = (self.special.cls, self.special.sep);
-        let mut ids = Vec::with_capacity(text.ids.len() + 3);
-        let mut word_starts = Vec::with_capacity(text.ids.len() + 3);
-        ids.push(cls);
-        word_starts.push(true);
-        ids.extend_from_slice(&text.ids[..cut]);
-        word_starts.extend_from_slice(&text.word_starts[..cut]);
-        ids.push(sep);
-        word_starts.push(true);
-        ids.extend_from_slice(&text.ids[cut..]);
-        word_starts.extend_from_slice(&text.word_starts[cut..]);
-        ids.push(sep);
-        word_starts.push(true);
+        // `[CLS] A B [SEP]`, then the `[SEP]` after A.
+        let (mut ids, mut word_starts) = text.framed(self.special.cls, self.special.sep);
+        ids.insert(cut + 1, self.special.sep);
+        word_starts.insert(cut + 1, true);
         let masked = self.masker.mask(&ids, &word_starts, rng)?;
         Ok(UnilmExample {
-            tokens: TokenExample {
-                segment_ids: vec![0; ids.len()],
-                input_ids: masked.input,
-                targets: masked.targets,
-                label: None,
-                named: Default::default(),
-            },
+            tokens: TokenExample::plain(masked.input, masked.targets),
             source_len: cut + 2,
             draw: rng.random(),
         })
     }
 
-    fn collate(
-        &self,
-        examples: &[UnilmExample],
-        device: &Device,
-    ) -> crate::error::Result<UnilmBatch> {
+    fn collate(&self, examples: &[UnilmExample], device: &Device) -> Result<UnilmBatch> {
         let first = examples.first().ok_or(Error::EmptyBatch)?;
         let mask = self.shares.pick(first.draw);
         let tokens: Vec<&TokenExample> = examples.iter().map(|e| &e.tokens).collect();
@@ -369,20 +346,15 @@ mod tests {
                 seq2seq: shares[3],
             }
         };
-        let example = |ids: Vec<u32>, source_len| UnilmExample {
-            tokens: TokenExample {
-                segment_ids: vec![0; ids.len()],
-                targets: ids
-                    .iter()
-                    .enumerate()
-                    .map(|(i, &t)| if i == 1 { i64::from(t) } else { IGNORE_INDEX })
-                    .collect(),
-                input_ids: ids,
-                label: None,
-                named: Default::default(),
-            },
-            source_len,
-            draw: 0.5,
+        let example = |ids: Vec<u32>, source_len| {
+            let mut targets = vec![IGNORE_INDEX; ids.len()];
+            targets[1] = i64::from(ids[1]);
+            let tokens = TokenExample::plain(ids, targets);
+            UnilmExample {
+                tokens,
+                source_len,
+                draw: 0.5,
+            }
         };
         task(only(mask))
             .collate(
@@ -455,13 +427,7 @@ mod tests {
         for mask in UnilmMask::ALL {
             let b = batch(mask, &device);
             assert_eq!(b.mask, mask);
-            let ids: Vec<i64> = b
-                .tokens
-                .segment_ids
-                .into_data()
-                .convert::<i64>()
-                .try_to_vec()
-                .unwrap();
+            let ids = crate::util::ints(b.tokens.segment_ids);
             let [s, t] = mask.segments().map(i64::from);
             assert_eq!(&ids[..6], &[s, s, s, s, t, t], "{mask:?}");
         }

@@ -23,7 +23,7 @@ use super::registry::{self, OBJECTIVES, ObjectiveRecipe, ObjectiveSettings, Toke
 use super::{Recipe, Run, RunReport};
 use crate::blocks::TransformerEncoder;
 use crate::dataset::Documents;
-use crate::error::Error;
+use crate::error::{Error, Result};
 use crate::objectives::multitask::{MultiTask, MultiTaskData, TaskDraw};
 use crate::preset::Preset;
 use crate::tokenize::Tokenizer;
@@ -48,7 +48,7 @@ pub struct TaskSpec {
 
 impl TaskSpec {
     /// The registry's objective `name` as a task of weight 1 from step 0.
-    pub fn named(name: &str) -> crate::error::Result<Self> {
+    pub fn named(name: &str) -> Result<Self> {
         Ok(Self {
             objective: task_objective_named(name)?,
             weight: 1.0,
@@ -56,7 +56,7 @@ impl TaskSpec {
         })
     }
 
-    fn settings(&self) -> crate::error::Result<&dyn TokenTaskSettings> {
+    fn settings(&self) -> Result<&dyn TokenTaskSettings> {
         token_task(&self.objective)
     }
 }
@@ -77,14 +77,14 @@ fn positive_weight<'de, D: Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
 }
 
 /// The registry's defaults of `name`, if it can be a task.
-fn task_objective_named(name: &str) -> crate::error::Result<ObjectiveRecipe> {
+fn task_objective_named(name: &str) -> Result<ObjectiveRecipe> {
     let objective = (registry::find(name)?.recipe)(Preset::Mini)?.objective;
     token_task(&objective)?;
     Ok(objective)
 }
 
 /// `objective` as a task of a mix, or an error naming the objectives that can be one.
-fn token_task(objective: &ObjectiveRecipe) -> crate::error::Result<&dyn TokenTaskSettings> {
+fn token_task(objective: &ObjectiveRecipe) -> Result<&dyn TokenTaskSettings> {
     if let Some(task) = objective.settings().token_task() {
         return Ok(task);
     }
@@ -154,17 +154,17 @@ fn task_list<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<TaskSpec>, D::Error>
 struct TaskList(#[serde(deserialize_with = "task_list")] Vec<TaskSpec>);
 
 /// Parses a JSON list of [`TaskSpec`]s; errors name the line and column at fault.
-pub fn parse_tasks(json: &str) -> crate::error::Result<Vec<TaskSpec>> {
+pub fn parse_tasks(json: &str) -> Result<Vec<TaskSpec>> {
     parse_tasks_from(json, Path::new("<string>"))
 }
 
 /// Reads and parses a JSON file of [`TaskSpec`]s.
-pub fn read_tasks(path: &Path) -> crate::error::Result<Vec<TaskSpec>> {
+pub fn read_tasks(path: &Path) -> Result<Vec<TaskSpec>> {
     let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
     parse_tasks_from(&text, path)
 }
 
-fn parse_tasks_from(json: &str, path: &Path) -> crate::error::Result<Vec<TaskSpec>> {
+fn parse_tasks_from(json: &str, path: &Path) -> Result<Vec<TaskSpec>> {
     serde_json::from_str::<TaskList>(json)
         .map(|list| list.0)
         .map_err(|e| Error::ConfigFile {
@@ -184,7 +184,7 @@ pub struct MultiTaskSettings {
 }
 
 /// `multitask`'s recipe: mlm and sop, each drawn half the time from the first step.
-pub fn recipe(preset: Preset) -> crate::error::Result<Recipe> {
+pub fn recipe(preset: Preset) -> Result<Recipe> {
     recipe_of(
         vec![TaskSpec::named("mlm")?, TaskSpec::named("sop")?],
         preset,
@@ -193,7 +193,7 @@ pub fn recipe(preset: Preset) -> crate::error::Result<Recipe> {
 
 /// The recipe of a mix of `tasks` (as `pretrain --objectives FILE` reads them) at `preset`'s
 /// size: an encoder with a pair of segment embeddings per task.
-pub fn recipe_of(tasks: Vec<TaskSpec>, preset: Preset) -> crate::error::Result<Recipe> {
+pub fn recipe_of(tasks: Vec<TaskSpec>, preset: Preset) -> Result<Recipe> {
     let segments = 2 * tasks.len();
     let mut recipe = Recipe::new(
         ObjectiveRecipe::Multitask(MultiTaskSettings { tasks }),
@@ -208,7 +208,7 @@ impl ObjectiveSettings for MultiTaskSettings {
         2 * self.tasks.len()
     }
 
-    fn check(&self, recipe: &Recipe, tokenizer: &Tokenizer) -> crate::error::Result<()> {
+    fn check(&self, recipe: &Recipe, tokenizer: &Tokenizer) -> Result<()> {
         let field = |reason| Error::Recipe {
             field: "objective.settings.tasks".into(),
             reason,
@@ -231,7 +231,7 @@ impl ObjectiveSettings for MultiTaskSettings {
         Ok(())
     }
 
-    fn run(&self, run: &Run) -> crate::error::Result<RunReport> {
+    fn run(&self, run: &Run) -> Result<RunReport> {
         let backbone = run.encoder()?;
         let head = mix_heads(&self.tasks, &backbone, run.device())?;
         run.train(backbone, head, |docs| {
@@ -245,11 +245,11 @@ pub fn mix_heads(
     tasks: &[TaskSpec],
     backbone: &TransformerEncoder,
     device: &Device,
-) -> crate::error::Result<MultiTask> {
+) -> Result<MultiTask> {
     let heads = tasks
         .iter()
         .map(|s| s.settings()?.head(backbone, device))
-        .collect::<crate::error::Result<_>>()?;
+        .collect::<Result<_>>()?;
     MultiTask::new(backbone, heads)
 }
 
@@ -259,11 +259,11 @@ pub fn mix_data(
     documents: &Documents,
     tokenizer: &Tokenizer,
     seq_len: usize,
-) -> crate::error::Result<MultiTaskData> {
+) -> Result<MultiTaskData> {
     let data = tasks
         .iter()
         .map(|s| s.settings()?.task(documents, tokenizer, seq_len))
-        .collect::<crate::error::Result<_>>()?;
+        .collect::<Result<_>>()?;
     let draws: Vec<TaskDraw> = tasks
         .iter()
         .map(|s| TaskDraw {

@@ -28,7 +28,7 @@ use burn::module::ParamGroup;
 use burn::optim::{AdamWConfig, ModuleOptimizer};
 use burn::prelude::*;
 
-use crate::error::Error;
+use crate::error::{Error, Result};
 
 /// Settings of a training run.
 #[derive(Config, Debug)]
@@ -129,7 +129,7 @@ impl TrainConfig {
     }
 
     /// Checks counts and rates.
-    pub fn validate(&self) -> crate::error::Result<()> {
+    pub fn validate(&self) -> Result<()> {
         for (name, value) in [
             ("steps", self.steps),
             ("batch_size", self.batch_size),
@@ -142,12 +142,7 @@ impl TrainConfig {
                 return Err(Error::InvalidConfig(format!("{name} must be positive")));
             }
         }
-        if !(self.learning_rate > 0.0 && self.learning_rate.is_finite()) {
-            return Err(Error::InvalidConfig(format!(
-                "learning_rate must be positive, got {}",
-                self.learning_rate
-            )));
-        }
+        crate::error::check_positive("learning_rate", self.learning_rate)?;
         crate::error::check_weight("weight_decay", self.weight_decay)?;
         crate::error::check_weight("max_grad_norm", self.max_grad_norm)?;
         crate::error::check_rate("warmup_fraction", self.warmup_fraction)

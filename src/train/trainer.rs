@@ -19,7 +19,7 @@ use super::shards::{Part, Shards};
 use super::spine::Spine;
 use super::{TrainConfig, TrainState};
 use crate::data::{Batch, Task};
-use crate::error::Error;
+use crate::error::{Error, Result};
 use crate::objectives::{Metric, Objective, Weights};
 use crate::pretrainer::Pretrainer;
 use crate::util::rng::{ExampleRng, example_rng, splitmix64};
@@ -107,11 +107,7 @@ impl<M: Module + ModuleDisplay, O: Objective<M>> Trainer<M, O> {
     }
 
     /// Trains on `train`, validating on `valid`, until `config.steps` (or `pause_after`).
-    pub fn fit<T: Task<Batch = O::Batch>>(
-        self,
-        train: &T,
-        valid: &T,
-    ) -> crate::error::Result<TrainReport<M, O>> {
+    pub fn fit<T: Task<Batch = O::Batch>>(self, train: &T, valid: &T) -> Result<TrainReport<M, O>> {
         let Self {
             model,
             config,
@@ -171,12 +167,7 @@ impl<M: Module + ModuleDisplay, O: Objective<M>> Trainer<M, O> {
 }
 
 /// Checks the settings, the devices and the data before anything runs.
-fn check<T: Task>(
-    config: &TrainConfig,
-    devices: &[Device],
-    train: &T,
-    valid: &T,
-) -> crate::error::Result<()> {
+fn check<T: Task>(config: &TrainConfig, devices: &[Device], train: &T, valid: &T) -> Result<()> {
     config.validate()?;
     let Some(device) = devices.first() else {
         return Err(Error::InvalidConfig("training needs a device".into()));
@@ -265,7 +256,7 @@ fn parts<T: Task>(
     config: &TrainConfig,
     step: usize,
     device: &Device,
-) -> crate::error::Result<Vec<Vec<Part<T::Batch>>>> {
+) -> Result<Vec<Vec<Part<T::Batch>>>> {
     let per_step = config.batch_size * config.grad_accumulation;
     let first = (step * per_step) as u64;
     let picks: Vec<(u64, usize)> = (first..first + per_step as u64)
@@ -281,14 +272,9 @@ fn parts<T: Task>(
                 .enumerate()
                 .map(|(k, picked)| {
                     let device = shards.device(k, device);
+                    let picked = picked.iter().copied();
                     Ok(Part {
-                        batch: make_batch(
-                            train,
-                            config.seed,
-                            step,
-                            picked.iter().copied(),
-                            device,
-                        )?,
+                        batch: make_batch(train, config.seed, step, picked, device)?,
                         first_example: m * config.batch_size + k * shard_size,
                     })
                 })
@@ -306,7 +292,7 @@ pub fn validate<M, O, T>(
     step: usize,
     lr: f64,
     device: &Device,
-) -> crate::error::Result<LogRecord>
+) -> Result<LogRecord>
 where
     M: Module + ModuleDisplay,
     O: Objective<M, Batch = T::Batch>,
@@ -328,7 +314,7 @@ where
                 .map(|k| (0, k * n / picked));
             make_batch(valid, config.seed, step, picks, &device)
         })
-        .collect::<crate::error::Result<Vec<_>>>()?;
+        .collect::<Result<Vec<_>>>()?;
     let mut weights = Weights::default();
     for batch in &batches {
         weights.add(&batch.weights());
@@ -392,12 +378,12 @@ fn make_batch<T: Task>(
     step: usize,
     picks: impl Iterator<Item = (u64, usize)>,
     device: &Device,
-) -> crate::error::Result<T::Batch> {
+) -> Result<T::Batch> {
     let examples = picks
         .map(|(epoch, index)| {
             let mut rng: ExampleRng = example_rng(seed, epoch, index as u64);
             task.example_at(index, step, &mut rng)
         })
-        .collect::<crate::error::Result<Vec<_>>>()?;
+        .collect::<Result<Vec<_>>>()?;
     task.collate(&examples, device)
 }

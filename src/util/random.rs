@@ -47,11 +47,7 @@ impl Drop for Draws {
 /// Holds the random stream without seeding it: what this thread draws next is not taken from
 /// under a seeded holder elsewhere.
 pub fn hold() -> Draws {
-    let outermost = DEPTH.with(|d| {
-        let depth = d.get();
-        d.set(depth + 1);
-        depth == 0
-    });
+    let outermost = DEPTH.with(|d| d.replace(d.get() + 1) == 0);
     Draws {
         lock: outermost.then(|| STREAM.lock().unwrap_or_else(|e| e.into_inner())),
     }
