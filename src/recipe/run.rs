@@ -10,7 +10,7 @@ use burn::module::ModuleDisplay;
 use burn::prelude::*;
 
 use super::Recipe;
-use crate::blocks::{EncoderDecoder, EncoderDecoderConfig, TransformerEncoder};
+use crate::blocks::{EncoderBackbone, EncoderDecoder, EncoderDecoderConfig, TransformerEncoder};
 use crate::data::{Seq2SeqBatch, Seq2SeqExample, Task};
 use crate::dataset::Documents;
 use crate::error::{Error, Result};
@@ -102,24 +102,6 @@ impl<M: Module, O: Module> From<TrainReport<M, O>> for RunReport {
             state: report.state,
             samples: Vec::new(),
         }
-    }
-}
-
-/// A backbone whose encoder is what fine-tuning takes.
-pub trait HasEncoder {
-    /// The encoder.
-    fn encoder(&self) -> &TransformerEncoder;
-}
-
-impl HasEncoder for TransformerEncoder {
-    fn encoder(&self) -> &TransformerEncoder {
-        self
-    }
-}
-
-impl HasEncoder for EncoderDecoder {
-    fn encoder(&self) -> &TransformerEncoder {
-        &self.encoder
     }
 }
 
@@ -274,7 +256,7 @@ impl<'a> Run<'a> {
         make_task: impl Fn(&Documents) -> Result<T>,
     ) -> Result<TrainReport<M, O>>
     where
-        M: Module + HasEncoder + ModuleDisplay,
+        M: Module + EncoderBackbone + ModuleDisplay,
         O: Objective<M, Batch = T::Batch>,
         T: Task,
     {
@@ -293,7 +275,7 @@ impl<'a> Run<'a> {
         valid_task: T,
     ) -> Result<TrainReport<M, O>>
     where
-        M: Module + HasEncoder + ModuleDisplay,
+        M: Module + EncoderBackbone + ModuleDisplay,
         O: Objective<M, Batch = T::Batch>,
         T: Task,
     {
@@ -334,7 +316,7 @@ impl<'a> Run<'a> {
         make_task: impl Fn(&Documents) -> Result<T>,
     ) -> Result<RunReport>
     where
-        M: Module + HasEncoder + ModuleDisplay,
+        M: Module + EncoderBackbone + ModuleDisplay,
         O: Objective<M, Batch = T::Batch>,
         T: Task,
     {
