@@ -193,6 +193,17 @@ pub enum Error {
         /// The underlying error.
         source: std::io::Error,
     },
+    /// A labelled data file has a fault: a missing field or column, a label the training file
+    /// lacks, a malformed row (`line` 0: the file as a whole).
+    #[error("{}{}: {reason}", path.display(), at_line(*line))]
+    DataFile {
+        /// The file.
+        path: PathBuf,
+        /// The line, from 1.
+        line: usize,
+        /// What is wrong.
+        reason: String,
+    },
     /// A JSON file (config, state) could not be parsed or written.
     #[error("{path}: {message}")]
     Json {
@@ -201,6 +212,14 @@ pub enum Error {
         /// What went wrong.
         message: String,
     },
+}
+
+/// `, line N` for a line from 1; nothing for 0 (the file as a whole).
+fn at_line(line: usize) -> String {
+    match line {
+        0 => String::new(),
+        n => format!(", line {n}"),
+    }
 }
 
 /// `Result` with the crate's [`Error`] unless another is named (as derives such as burn's

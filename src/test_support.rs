@@ -73,10 +73,10 @@ pub fn tiny_causal_lm_seeded(device: &Device, seed: u64) -> crate::generate::Cau
     }
 }
 
-/// `text` written to a temporary file of this process named after `name` (tests run in
-/// parallel, so each test names its own).
+/// `text` written to a temporary file of this process named after `name`, its extension kept
+/// (tests run in parallel, so each test names its own).
 pub fn temp_file(name: &str, text: &str) -> std::path::PathBuf {
-    let path = std::env::temp_dir().join(format!("pretext-{name}-{}", std::process::id()));
+    let path = std::env::temp_dir().join(format!("pretext-{}-{name}", std::process::id()));
     std::fs::write(&path, text).unwrap();
     path
 }

@@ -1,20 +1,34 @@
-//! Labelled datasets read from files: a text or item with its class, the train / valid / test
-//! subsets, and JSON-lines data files (instruction and preference pairs, tagged sentences)
-//! read with errors that name the file and line.
+//! Labelled datasets: a text (or pair) with its class, a sentence with a tag a word, the
+//! train / valid / test subsets, and JSON-lines data files (instruction and preference pairs,
+//! tagged sentences) read with errors that name the file and line.
 
 use std::path::Path;
 
 use crate::error::{Error, Result};
 
-/// A text with its class.
+/// A text (or a pair of texts) with its class.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LabelledText {
     /// The document it comes from (splits and leakage checks go by it).
     pub document: String,
     /// The text.
     pub text: String,
+    /// The second text of a pair (entailment, paraphrase), read as segment B; `None` for a
+    /// single text.
+    pub pair: Option<String>,
     /// Its class, below the task's number of classes.
     pub label: u32,
+}
+
+/// A sentence with a class for each of its words.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TaggedSentence {
+    /// The document it comes from.
+    pub document: String,
+    /// Its words.
+    pub words: Vec<String>,
+    /// One class per word, below the task's number of classes.
+    pub tags: Vec<u32>,
 }
 
 /// Which part of a labelled dataset an item belongs to.

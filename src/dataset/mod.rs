@@ -1,14 +1,15 @@
 //! Documents, read and tokenized once: corpus sources in several formats, token stores in
 //! memory or memory-mapped from disk, [`Documents`] over them with their cached indexes,
 //! prepared datasets (tokenized once, resumably, then mapped by every run), the bundled
-//! corpus's split, and the data files of fine-tuning and alignment (labelled texts,
-//! instruction pairs, preference rankings).
+//! corpus's split, and the data files of fine-tuning and alignment (labelled texts and tagged
+//! sentences of one's own, instruction pairs, preference rankings).
 
 pub mod bundled;
 pub mod documents;
 pub(crate) mod index;
 pub mod instructions;
 pub mod labelled;
+pub mod labelled_files;
 pub mod preferences;
 pub mod prepare;
 pub mod prepared;

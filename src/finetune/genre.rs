@@ -55,6 +55,7 @@ pub fn load(max_words: usize) -> Result<LabelledData> {
                 side.push(LabelledText {
                     document: name.clone(),
                     text: std::mem::take(&mut passage),
+                    pair: None,
                     label,
                 });
                 words = 0;
@@ -69,6 +70,7 @@ pub fn load(max_words: usize) -> Result<LabelledData> {
             side.push(LabelledText {
                 document: name.clone(),
                 text: passage,
+                pair: None,
                 label,
             });
         }

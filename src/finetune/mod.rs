@@ -20,9 +20,9 @@ pub mod pos;
 pub mod spam;
 mod tagging;
 
-pub use crate::dataset::labelled::{LabelledData, LabelledText, Subset};
+pub use crate::dataset::labelled::{LabelledData, LabelledText, Subset, TaggedSentence};
 
-pub use tagging::{TaggedSentence, TaggedTokens, TaggingTask};
+pub use tagging::{TaggedTokens, TaggingTask};
 
 use std::path::Path;
 
@@ -31,22 +31,25 @@ use burn::module::ModuleDisplay;
 use burn::prelude::*;
 
 use crate::blocks::EncoderBackbone;
-use crate::data::{Task, TokenBatch, TokenExample, TokenSource, TokenTaskOf};
+use crate::data::{Task, TokenBatch, TokenExample, TokenSource, TokenTaskOf, body_len};
 use crate::error::{Error, Result};
 use crate::noise::IGNORE_INDEX;
 use crate::objectives::{SequenceClassifier, TokenClassifier};
 use crate::tokenize::Tokenizer;
 use crate::util::rng::ExampleRng;
 
-/// Labelled texts, tokenized and framed as `[CLS] text [SEP]`, cut to the sequence length.
+/// Labelled texts, tokenized and framed as `[CLS] text [SEP]` (a pair as
+/// `[CLS] A [SEP] B [SEP]`, B in segment 1), cut to the sequence length.
 pub type ClassificationTask = TokenTaskOf<LabelledTokens>;
 
-/// Labelled texts as framed token ids and labels: the examples of a [`ClassificationTask`].
+/// Labelled texts as framed token ids, where segment B starts (the length for a single text)
+/// and labels: the examples of a [`ClassificationTask`].
 #[derive(Debug, Clone)]
-pub struct LabelledTokens(Vec<(Vec<u32>, u32)>);
+pub struct LabelledTokens(Vec<(Vec<u32>, usize, u32)>);
 
 impl ClassificationTask {
-    /// `texts` over `tokenizer`, labels below `num_classes`, at most `seq_len` tokens each.
+    /// `texts` over `tokenizer`, labels below `num_classes`, at most `seq_len` tokens each; a
+    /// pair too long is cut longest first, as `transformers`' default truncation does.
     pub fn new(
         texts: &[LabelledText],
         tokenizer: &Tokenizer,
@@ -56,7 +59,6 @@ impl ClassificationTask {
         if texts.is_empty() {
             return Err(Error::EmptyCorpus("no labelled text to classify".into()));
         }
-        let room = crate::data::body_len(seq_len)?;
         if let Some(bad) = texts.iter().find(|t| t.label as usize >= num_classes) {
             return Err(Error::InvalidConfig(format!(
                 "a text of {} has label {}, but the task has {num_classes} classes",
@@ -64,21 +66,42 @@ impl ClassificationTask {
             )));
         }
         let strings: Vec<&str> = texts.iter().map(|t| t.text.as_str()).collect();
+        let seconds: Vec<&str> = texts.iter().filter_map(|t| t.pair.as_deref()).collect();
+        let mut seconds = tokenizer.encode_batch(&seconds)?.into_iter();
         let special = tokenizer.special();
-        let examples = tokenizer
-            .encode_batch(&strings)?
-            .into_iter()
-            .zip(texts)
-            .map(|(encoded, t)| {
-                let body = &encoded.ids[..encoded.ids.len().min(room)];
-                let mut ids = Vec::with_capacity(body.len() + 2);
-                ids.push(special.cls);
-                ids.extend_from_slice(body);
-                ids.push(special.sep);
-                (ids, t.label)
-            })
-            .collect();
+        let mut examples = Vec::with_capacity(texts.len());
+        for (first, t) in tokenizer.encode_batch(&strings)?.into_iter().zip(texts) {
+            let second = t.pair.as_ref().and_then(|_| seconds.next());
+            // A pair has one more [SEP].
+            let room = body_len(seq_len.saturating_sub(usize::from(second.is_some())))?;
+            let (mut a, mut b) = (first.ids, second.map_or_else(Vec::new, |e| e.ids));
+            let (keep_a, keep_b) = longest_first(a.len(), b.len(), room);
+            a.truncate(keep_a);
+            b.truncate(keep_b);
+            let mut ids = [&[special.cls][..], &a, &[special.sep]].concat();
+            let b_start = ids.len();
+            if t.pair.is_some() {
+                ids.extend(b.iter().chain([&special.sep]));
+            }
+            examples.push((ids, b_start, t.label));
+        }
         Ok(Self::of(LabelledTokens(examples), special.pad))
+    }
+}
+
+/// How many tokens of a first and a second text of lengths `a` and `b` to keep within `room`:
+/// a short text is kept whole and the other cut; two long ones share the room (the first
+/// keeps the odd token).
+fn longest_first(a: usize, b: usize, room: usize) -> (usize, usize) {
+    let half = room.div_ceil(2);
+    if a + b <= room {
+        (a, b)
+    } else if a <= half {
+        (a, room - a)
+    } else if b <= room / 2 {
+        (room - b, b)
+    } else {
+        (half, room - half)
     }
 }
 
@@ -88,8 +111,9 @@ impl TokenSource for LabelledTokens {
     }
 
     fn token_example(&self, index: usize, _rng: &mut ExampleRng) -> Result<TokenExample> {
-        let (ids, label) = &self.0[index];
+        let (ids, b_start, label) = &self.0[index];
         let mut example = TokenExample::plain(ids.clone(), vec![IGNORE_INDEX; ids.len()]);
+        example.segment_ids[*b_start..].fill(1);
         example.label = Some(*label);
         Ok(example)
     }
@@ -255,11 +279,13 @@ mod tests {
             LabelledText {
                 document: "a".into(),
                 text: "The rain in Spain falls mainly on the plain, they say.".into(),
+                pair: None,
                 label: 1,
             },
             LabelledText {
                 document: "b".into(),
                 text: "Short.".into(),
+                pair: None,
                 label: 0,
             },
         ];
@@ -278,5 +304,41 @@ mod tests {
             ClassificationTask::new(&[], &tokenizer, 2, 6),
             Err(Error::EmptyCorpus(_))
         ));
+    }
+
+    #[test]
+    fn a_pair_is_two_segments_cut_longest_first() {
+        let tokenizer = Tokenizer::bundled().unwrap();
+        let s = tokenizer.special();
+        let (a, b) = (
+            "A man plays a guitar.",
+            "Someone is making music outside on a sunny day, and people in the park stop to listen.",
+        );
+        let ids = |t: &str| tokenizer.encode(t).unwrap().ids;
+        let (a_ids, b_ids) = (ids(a), ids(b));
+        let pair = LabelledText {
+            document: "p".into(),
+            text: a.into(),
+            pair: Some(b.into()),
+            label: 0,
+        };
+        let whole = a_ids.len() + b_ids.len() + 3;
+        let task = ClassificationTask::new(&[pair.clone()], &tokenizer, 2, whole).unwrap();
+        let e = task.example(0, &mut example_rng(0, 0, 0)).unwrap();
+        let expected = [&[s.cls][..], &a_ids, &[s.sep], &b_ids, &[s.sep]].concat();
+        assert_eq!(e.input_ids, expected);
+        let b_start = a_ids.len() + 2;
+        assert!(e.segment_ids[..b_start].iter().all(|&g| g == 0));
+        assert!(e.segment_ids[b_start..].iter().all(|&g| g == 1));
+        // Four tokens too many: the longer text (B) loses them.
+        assert!(b_ids.len() > a_ids.len() + 4);
+        let task = ClassificationTask::new(&[pair], &tokenizer, 2, whole - 4).unwrap();
+        let cut = task.example(0, &mut example_rng(0, 0, 0)).unwrap();
+        assert_eq!(cut.input_ids[..b_start], expected[..b_start]);
+        assert_eq!(cut.input_ids.len(), whole - 4);
+        assert_eq!(longest_first(10, 10, 7), (4, 3));
+        assert_eq!(longest_first(2, 10, 7), (2, 5));
+        assert_eq!(longest_first(10, 2, 7), (5, 2));
+        assert_eq!(longest_first(3, 4, 7), (3, 4));
     }
 }

@@ -47,6 +47,7 @@ pub fn load_from(path: &Path) -> Result<LabelledData> {
         data.subset_mut(subset).push(LabelledText {
             document: message.id,
             text: message.text,
+            pair: None,
             label: label as u32,
         });
     }

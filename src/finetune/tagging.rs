@@ -3,21 +3,11 @@
 //! fine-tuning does (the word's other pieces and the special tokens are not scored).
 
 use crate::data::{TokenExample, TokenSource, TokenTaskOf};
+use crate::dataset::labelled::TaggedSentence;
 use crate::error::{Error, Result};
 use crate::noise::IGNORE_INDEX;
 use crate::tokenize::Tokenizer;
 use crate::util::rng::ExampleRng;
-
-/// A sentence with a class for each of its words.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct TaggedSentence {
-    /// The document it comes from.
-    pub document: String,
-    /// Its words.
-    pub words: Vec<String>,
-    /// One class per word, below the task's number of classes.
-    pub tags: Vec<u32>,
-}
 
 /// Tagged sentences, tokenized word by word and cut to the sequence length.
 pub type TaggingTask = TokenTaskOf<TaggedTokens>;
