@@ -1,5 +1,5 @@
-//! Fine-tunes a pretrained encoder (or a fresh one) on a bundled downstream task and scores it
-//! on the task's test split.
+//! Fine-tunes a pretrained encoder (or a fresh one) on a bundled downstream task, or on
+//! labelled files of one's own, and scores it on the test split.
 //!
 //! ```text
 //! cargo run --release --example pretrain -- --out runs/mlm-mini              # pretrain first
@@ -9,7 +9,15 @@
 //! cargo run --release --example finetune -- --checkpoint runs/mlm-mini --task spam
 //! cargo run --release --example finetune -- --checkpoint runs/mlm-mini --task pos  # tagging
 //! cargo run --release --example finetune -- --checkpoint models/bert-dir   # a Hugging Face BERT
+//! # your own labels: texts (JSON lines, CSV, TSV) or tagged words (CoNLL, JSON lines)
+//! cargo run --release --example finetune -- --checkpoint runs/mlm-mini \
+//!     --train reviews.csv --test reviews-test.csv --text-column review --label-column stars
+//! cargo run --release --example finetune -- --checkpoint runs/mlm-mini --train ner.conll
 //! ```
+//!
+//! With `--train`, the classes are the training file's labels (sorted), a validation file is
+//! `--valid` or else 10 % of the training items (by a seeded hash of their text), and without
+//! `--test` the score is the validation split's.
 //!
 //! Writes `OUT/metrics.jsonl` like `pretrain` (train and validation records of the fine-tuning
 //! run), then one last line with the test scores: `{"split":"test","accuracy":…,
@@ -20,13 +28,15 @@ use std::time::Instant;
 
 use burn::prelude::*;
 use clap::{Parser, ValueEnum};
-use pretext::blocks::TransformerEncoder;
+use pretext::blocks::{TransformerEncoder, TransformerEncoderConfig};
 use pretext::data::Task;
 use pretext::data::{TokenBatch, TokenExample};
+use pretext::dataset::labelled_files::{Columns, LabelledFiles, LabelledKind};
 use pretext::finetune::{
     ClassificationTask, Classifier, LabelledData, LabelledText, Scores, TaggedSentence,
     TaggingTask, fine_tune, genre, pos, spam,
 };
+use pretext::hf::Exportable;
 use pretext::objectives::{Objective, SequenceClassifierConfig, TokenClassifierConfig};
 use pretext::pretrainer::check_compatible;
 use pretext::recipe::RunDir;
@@ -42,6 +52,12 @@ enum TaskName {
     Spam,
     /// Brown sentences, a universal part of speech for every word (token classification).
     Pos,
+}
+
+/// The labelled data of a run: texts with a class, or sentences with a tag a word.
+enum Data {
+    Texts(LabelledData<LabelledText>),
+    Tags(LabelledData<TaggedSentence>),
 }
 
 /// Fine-tune an encoder on a downstream classification task.
@@ -62,9 +78,34 @@ struct Args {
     /// Model size with --from-scratch.
     #[arg(long, default_value = "mini")]
     preset: String,
-    /// The downstream task.
-    #[arg(long, value_enum, default_value = "genre")]
+    /// The downstream task (bundled data).
+    #[arg(long, value_enum, default_value = "genre", conflicts_with = "train")]
     task: TaskName,
+    /// Labelled training data of your own: texts with a class (.jsonl, .csv, .tsv) or words
+    /// with a tag (CoNLL .conll/.bio/.iob/.txt, or .jsonl of tokens and tags).
+    #[arg(long)]
+    train: Option<PathBuf>,
+    /// Validation data in the training file's format (default: 10 % of --train).
+    #[arg(long, requires = "train")]
+    valid: Option<PathBuf>,
+    /// Test data to score (default: the validation split).
+    #[arg(long, requires = "train")]
+    test: Option<PathBuf>,
+    /// The field or column of the text (--train).
+    #[arg(long, default_value = "text")]
+    text_column: String,
+    /// The field or column of a pair's second text, where there is one (--train).
+    #[arg(long, default_value = "text_pair")]
+    text_pair_column: String,
+    /// The field or column of the class (--train).
+    #[arg(long, default_value = "label")]
+    label_column: String,
+    /// The field of a tagged sentence's words in JSON lines (--train).
+    #[arg(long, default_value = "tokens")]
+    tokens_column: String,
+    /// The field of its tags in JSON lines (--train).
+    #[arg(long, default_value = "tags")]
+    tags_column: String,
     /// Use only this many training examples, spread evenly over the split (the low-data
     /// regime); default all.
     #[arg(long)]
@@ -96,6 +137,11 @@ struct Args {
     /// Run directory (default: runs/finetune-TASK-SOURCE).
     #[arg(long)]
     out: Option<PathBuf>,
+    /// Also write the fine-tuned model as a Hugging Face directory (BERT, RoBERTa or ALBERT
+    /// `…ForSequenceClassification` / `…ForTokenClassification`, the label names as
+    /// `id2label`), for transformers' pipelines; it must be absent or empty.
+    #[arg(long)]
+    export_hf: Option<PathBuf>,
 }
 
 /// `n` items spread evenly over `items`.
@@ -112,50 +158,84 @@ fn spread<T: Clone>(items: &[T], n: Option<usize>) -> Vec<T> {
 }
 
 /// The train (`train_examples` of it, spread evenly), validation and test tasks `task` makes
-/// of `data`'s subsets.
+/// of `data`'s subsets; an empty validation split is the training one, an empty test split the
+/// validation one.
 fn subsets<I: Clone, T>(
     data: &LabelledData<I>,
     train_examples: Option<usize>,
     task: impl Fn(&[I]) -> pretext::Result<T>,
 ) -> pretext::Result<[T; 3]> {
+    let valid = match data.valid.is_empty() {
+        true => {
+            eprintln!("no validation items: validating on the training split");
+            &data.train
+        }
+        false => &data.valid,
+    };
+    let test = match data.test.is_empty() {
+        true => {
+            eprintln!("no test items: scoring the validation split");
+            valid
+        }
+        false => &data.test,
+    };
     Ok([
         task(&spread(&data.train, train_examples))?,
-        task(&data.valid)?,
-        task(&data.test)?,
+        task(valid)?,
+        task(test)?,
     ])
+}
+
+/// The labelled files `args` name, if any.
+fn own_files(args: &Args) -> Option<LabelledFiles> {
+    let train = args.train.as_ref()?;
+    let mut files = LabelledFiles::new(train);
+    files.valid = args.valid.clone();
+    files.test = args.test.clone();
+    files.seed = args.seed;
+    files.columns = Columns {
+        text: args.text_column.clone(),
+        text_pair: args.text_pair_column.clone(),
+        label: args.label_column.clone(),
+        tokens: args.tokens_column.clone(),
+        tags: args.tags_column.clone(),
+    };
+    Some(files)
 }
 
 /// The tokenizer and the encoder: a pretext run's (shaped as its recipe says, with its
 /// tokenizer), a Hugging Face BERT directory's, or a fresh one of the preset's shape.
-fn encoder(
-    args: &Args,
-    device: &Device,
-) -> Result<(Tokenizer, TransformerEncoder), Box<dyn std::error::Error>> {
-    let (tokenizer, backbone) = match &args.checkpoint {
+fn encoder(args: &Args, device: &Device) -> Result<Encoder, Box<dyn std::error::Error>> {
+    let (tokenizer, config, backbone) = match &args.checkpoint {
         Some(dir) if pretext::hf::is_model_dir(dir) => {
             let tokenizer = Tokenizer::from_model_dir(dir)?;
+            let config = pretext::hf::HfConfig::read(dir)?.encoder(dir)?;
             let (backbone, report) = pretext::hf::load_encoder_from(dir, device)?;
             eprintln!("{}: {report}", dir.display());
-            (tokenizer, backbone)
+            (tokenizer, config, backbone)
         }
         Some(dir) => {
             let run = RunDir::open(dir)?;
             // The run's tokenizer (T5's has its sentinels, whose rows the encoder keeps).
             let tokenizer = run.tokenizer()?;
-            let encoder = run.recipe.encoder.clone().with_dropout(0.1);
-            let backbone = load_weights(&run.encoder_file(), encoder.init(device)?)?;
-            (tokenizer, backbone)
+            let config = run.recipe.encoder.clone().with_dropout(0.1);
+            let backbone = load_weights(&run.encoder_file(), config.init(device)?)?;
+            (tokenizer, config, backbone)
         }
         None => {
             let tokenizer = Tokenizer::bundled()?;
             let preset: Preset = args.preset.parse()?;
-            let backbone = preset.encoder(tokenizer.vocab_size()).init(device)?;
-            (tokenizer, backbone)
+            let config = preset.encoder(tokenizer.vocab_size());
+            let backbone = config.init(device)?;
+            (tokenizer, config, backbone)
         }
     };
     check_compatible(&tokenizer, &backbone, args.seq_len)?;
-    Ok((tokenizer, backbone))
+    Ok((tokenizer, config, backbone))
 }
+
+/// The tokenizer, the encoder's shape and the encoder a run fine-tunes.
+type Encoder = (Tokenizer, TransformerEncoderConfig, TransformerEncoder);
 
 fn main() -> std::process::ExitCode {
     pretext::exit_with(run(Args::parse()))
@@ -169,32 +249,68 @@ fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
             .map_or("checkpoint".into(), |n| n.to_string_lossy().into_owned()),
         None => "scratch".into(),
     };
-    let out = args.out.clone().unwrap_or_else(|| {
-        PathBuf::from(format!("runs/finetune-{:?}-{source}", args.task).to_lowercase())
-    });
+    // The data first: a fault in a labelled file shows before any model is built.
+    let (name, data) = match own_files(&args) {
+        Some(files) => {
+            let name = files
+                .train
+                .file_stem()
+                .map_or("own".into(), |s| s.to_string_lossy());
+            let data = match files.kind()? {
+                LabelledKind::Texts => Data::Texts(files.texts()?),
+                LabelledKind::Tags => Data::Tags(files.tagged()?),
+            };
+            (name.into_owned(), data)
+        }
+        None => {
+            let data = match args.task {
+                TaskName::Genre => Data::Texts(genre::load(args.passage_words)?),
+                TaskName::Spam => Data::Texts(spam::load()?),
+                TaskName::Pos => Data::Tags(pos::load()?),
+            };
+            (format!("{:?}", args.task).to_lowercase(), data)
+        }
+    };
+    let out = args
+        .out
+        .clone()
+        .unwrap_or_else(|| PathBuf::from(format!("runs/finetune-{name}-{source}").to_lowercase()));
+    if let Some(dir) = &args.export_hf {
+        pretext::hf::check_export_dir(dir, false)?;
+    }
     let device = Device::flex().autodiff();
     device.seed(args.seed);
-    let (tokenizer, backbone) = encoder(&args, &device)?;
-    let name = format!("{:?}", args.task).to_lowercase();
+    let (tokenizer, config, backbone) = encoder(&args, &device)?;
     std::fs::create_dir_all(&out)?;
-    let (scores, train_examples) = match args.task {
-        TaskName::Genre | TaskName::Spam => {
-            let data = match args.task {
-                TaskName::Genre => genre::load(args.passage_words)?,
-                _ => spam::load()?,
-            };
+    let exported = |model: Exportable| -> pretext::Result<()> {
+        if let Some(dir) = &args.export_hf {
+            let class = pretext::hf::export(model, &tokenizer, dir, false)?;
+            eprintln!("exported to {} (transformers: {class})", dir.display());
+        }
+        Ok(())
+    };
+    let (scores, train_examples) = match data {
+        Data::Texts(data) => {
             let classes = data.labels.len();
+            eprintln!("{name}: {classes} classes ({})", data.labels.join(", "));
             let tasks = subsets(&data, args.train_examples, |texts: &[LabelledText]| {
                 ClassificationTask::new(texts, &tokenizer, classes, args.seq_len)
             })?;
-            let head = SequenceClassifierConfig::new(classes, name)
+            let head = SequenceClassifierConfig::new(classes, name.clone())
                 .with_dropout(args.dropout)
                 .init(&backbone, &device)?;
-            run_task(&args, &out, backbone, head, &tasks, classes, &device)?
+            let (scores, model) = run_task(&args, &name, &out, backbone, head, &tasks, &device)?;
+            exported(Exportable::SequenceClassifier {
+                config: &config,
+                encoder: &model.backbone,
+                head: &model.objective,
+                labels: &data.labels,
+            })?;
+            (scores, tasks[0].num_examples())
         }
-        TaskName::Pos => {
-            let data = pos::load()?;
+        Data::Tags(data) => {
             let classes = data.labels.len();
+            eprintln!("{name}: {classes} tags ({})", data.labels.join(", "));
             let tasks = subsets(
                 &data,
                 args.train_examples,
@@ -202,10 +318,17 @@ fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
                     TaggingTask::new(sentences, &tokenizer, classes, args.seq_len)
                 },
             )?;
-            let head = TokenClassifierConfig::new(classes, name)
+            let head = TokenClassifierConfig::new(classes, name.clone())
                 .with_dropout(args.dropout)
                 .init(&backbone, &device)?;
-            run_task(&args, &out, backbone, head, &tasks, classes, &device)?
+            let (scores, model) = run_task(&args, &name, &out, backbone, head, &tasks, &device)?;
+            exported(Exportable::TokenClassifier {
+                config: &config,
+                encoder: &model.backbone,
+                head: &model.objective,
+                labels: &data.labels,
+            })?;
+            (scores, tasks[0].num_examples())
         }
     };
 
@@ -232,25 +355,24 @@ fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     Ok(())
 }
 
-/// Trains `head` on `backbone` over `tasks` (train, validation, test) into `out` and scores it
-/// on the test task; returns the scores and the number of training examples.
+/// Trains `head` on `backbone` over `tasks` (train, validation, test) of the task `name` into
+/// `out` and scores it on the test task; returns the scores and the trained model.
 fn run_task<H, T>(
     args: &Args,
+    name: &str,
     out: &std::path::Path,
     backbone: TransformerEncoder,
     head: H,
     [train_task, valid_task, test_task]: &[T; 3],
-    classes: usize,
     device: &Device,
-) -> Result<(Scores, usize), Box<dyn std::error::Error>>
+) -> Result<(Scores, Pretrainer<TransformerEncoder, H>), Box<dyn std::error::Error>>
 where
     H: Classifier + Objective<TransformerEncoder, Batch = TokenBatch>,
     Pretrainer<TransformerEncoder, H>: Module,
     T: Task<Example = TokenExample, Batch = TokenBatch>,
 {
     eprintln!(
-        "{:?}: {classes} classes; {} train / {} validation / {} test examples",
-        args.task,
+        "{name}: {} train / {} validation / {} test examples",
         train_task.num_examples(),
         valid_task.num_examples(),
         test_task.num_examples()
@@ -262,7 +384,7 @@ where
         .with_valid_batches(valid_task.num_examples().div_ceil(args.batch_size))
         .with_checkpoint_every(0)
         .with_shards(std::thread::available_parallelism().map_or(1, |n| n.get()));
-    let (_, scores) = fine_tune(
+    let (report, scores) = fine_tune(
         backbone,
         head,
         [train_task, valid_task, test_task],
@@ -270,5 +392,5 @@ where
         Some(out),
         device,
     )?;
-    Ok((scores, train_task.num_examples()))
+    Ok((scores, report.model.valid()))
 }

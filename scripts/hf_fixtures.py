@@ -469,6 +469,92 @@ def tokenizers_():
         write(minilm_dir, BertTokenizer(str(minilm / "vocab.txt"), do_lower_case=True), fast)
 
 
+def small_wordpiece(directory):
+    """A 300-token WordPiece trained on the bundled Brown texts, pretext's special tokens as ids
+    0 to 4, BERT's framing as its post-processor, and the tokenizer_config.json pretext's
+    exports write (so transformers builds a plain fast tokenizer over it)."""
+    from tokenizers import BertWordPieceTokenizer, processors
+
+    directory.mkdir(parents=True, exist_ok=True)
+    wordpiece = BertWordPieceTokenizer(lowercase=True)
+    brown = sorted(str(p) for p in (OUT.parent.parent.parent / "data" / "brown").glob("*.txt"))
+    specials = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+    wordpiece.train(brown, vocab_size=300, min_frequency=2, special_tokens=specials)
+    wordpiece.post_processor = processors.BertProcessing(("[SEP]", 3), ("[CLS]", 2))
+    wordpiece.save(str(directory / "tokenizer.json"))
+    roles = {"tokenizer_class": "PreTrainedTokenizerFast", "pad_token": "[PAD]",
+             "unk_token": "[UNK]", "cls_token": "[CLS]", "sep_token": "[SEP]",
+             "mask_token": "[MASK]",
+             # transformers 5's fast tokenizer drops token_type_ids unless told: a pair's second
+             # text would read as segment 0.
+             "model_input_names": ["input_ids", "token_type_ids", "attention_mask"]}
+    (directory / "tokenizer_config.json").write_text(json.dumps(roles, indent=1))
+    return wordpiece.get_vocab_size()
+
+
+CLASSIFIED = [
+    "The dog chased the cat across the field.",
+    "She baked fresh bread with honey for the guests.",
+    "Heavy rain is expected tonight, followed by wind.",
+]
+PAIRS = [
+    ["A man plays a guitar.", "Someone is making music."],
+    ["The market was closed on Sunday.", "Nobody could buy bread that day."],
+]
+TAGGED = ["Alice moved to Paris last year.", "In Lima, Omar opened a bakery."]
+
+
+def classifiers():
+    """Fine-tuned classifiers as transformers saves them (BERT, RoBERTa and ALBERT for
+    sequences, BERT and ELECTRA for tokens), with id2label, over a small WordPiece, and what
+    transformers' text-classification and token-classification pipelines give on a few texts
+    and pairs (every label's score; every token's best tag and its score)."""
+    from transformers import (AlbertForSequenceClassification, BertForTokenClassification,
+                              ElectraConfig, ElectraForTokenClassification,
+                              RobertaForSequenceClassification, pipeline)
+
+    shape = dict(hidden_size=16, num_hidden_layers=2, num_attention_heads=2,
+                 intermediate_size=24, hidden_act="gelu", type_vocab_size=2,
+                 attn_implementation="eager")
+    topics = ["animals", "food", "weather"]
+    cases = [
+        ("classify-bert", transformers.BertForSequenceClassification, BertConfig,
+         dict(max_position_embeddings=64), topics, 11),
+        ("classify-roberta", RobertaForSequenceClassification, RobertaConfig,
+         dict(max_position_embeddings=65, pad_token_id=0, bos_token_id=2, eos_token_id=3),
+         ["negative", "positive"], 12),
+        ("classify-albert", AlbertForSequenceClassification, AlbertConfig,
+         dict(max_position_embeddings=64, embedding_size=8, pad_token_id=0, bos_token_id=2,
+              eos_token_id=3), topics, 13),
+        ("tag-bert", BertForTokenClassification, BertConfig,
+         dict(max_position_embeddings=64), ["O", "B-PER", "B-LOC"], 14),
+        ("tag-electra", ElectraForTokenClassification, ElectraConfig,
+         dict(max_position_embeddings=64, embedding_size=16), ["O", "B-PER", "B-LOC"], 15),
+    ]
+    for name, model_class, config_class, extra, labels, seed in cases:
+        directory = OUT / name
+        vocab = small_wordpiece(directory)
+        config = config_class(vocab_size=vocab, **shape, **extra,
+                              id2label=dict(enumerate(labels)),
+                              label2id={l: i for i, l in enumerate(labels)})
+        torch.manual_seed(0)
+        model = model_class(config).eval()
+        widen(model, seed)
+        model.save_pretrained(directory)
+        if name.startswith("classify"):
+            classify = pipeline("text-classification", model=str(directory), top_k=None)
+            texts = CLASSIFIED + [{"text": a, "text_pair": b} for a, b in PAIRS]
+            outputs = [classify(text) for text in texts]
+            expected = {"texts": CLASSIFIED, "pairs": PAIRS, "outputs": outputs}
+        else:
+            tag = pipeline("token-classification", model=str(directory), ignore_labels=[])
+            outputs = [[{"index": t["index"], "entity": t["entity"], "score": float(t["score"])}
+                        for t in tag(text)] for text in TAGGED]
+            expected = {"texts": TAGGED, "outputs": outputs}
+        expected["transformers"] = transformers.__version__
+        (directory / "pipeline.json").write_text(json.dumps(expected, indent=1))
+
+
 if __name__ == "__main__":
     bert()
     roberta()
@@ -480,6 +566,7 @@ if __name__ == "__main__":
     gpt2_bundled_vocab()
     half_precision()
     tokenizers_()
+    classifiers()
     # save_pretrained writes a generation config for generative models; nothing reads it.
     for path in OUT.rglob("generation_config.json"):
         path.unlink()

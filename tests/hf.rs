@@ -1032,3 +1032,166 @@ fn an_older_directory_with_pytorch_model_bin_loads_the_same_weights() {
     assert!(reason.contains("pytorch_model.bin"), "{reason}");
     std::fs::remove_dir_all(dir).unwrap();
 }
+
+/// Every tensor of the safetensors files `a` and `b`: the same names, the same bytes.
+fn same_tensors(a: &Path, b: &Path) {
+    let (a, b) = (std::fs::read(a).unwrap(), std::fs::read(b).unwrap());
+    let (a, b) = (
+        safetensors::SafeTensors::deserialize(&a).unwrap(),
+        safetensors::SafeTensors::deserialize(&b).unwrap(),
+    );
+    let mut names = a.names();
+    names.sort();
+    let mut theirs = b.names();
+    theirs.sort();
+    assert_eq!(names, theirs);
+    for name in names {
+        let (x, y) = (a.tensor(name).unwrap(), b.tensor(name).unwrap());
+        assert_eq!((x.shape(), x.data()), (y.shape(), y.data()), "{name}");
+    }
+}
+
+/// The softmax of logits `[n, classes]`, row by row.
+fn probabilities(logits: Tensor<2>) -> Vec<Vec<f32>> {
+    let classes = logits.dims()[1];
+    let values: Vec<f32> = burn::tensor::activation::softmax(logits, 1)
+        .into_data()
+        .convert::<f32>()
+        .try_to_vec()
+        .unwrap();
+    values.chunks(classes).map(<[f32]>::to_vec).collect()
+}
+
+#[test]
+fn fine_tuned_classifiers_give_transformers_pipeline_scores_and_export_back_bit_for_bit() {
+    use pretext::data::{Task, TokenBatch};
+    use pretext::finetune::{ClassificationTask, LabelledText};
+    use pretext::hf::{ClassifierHead, Exportable, export, load_classifier};
+    use pretext::objectives::encode;
+    let device = Device::flex();
+    for name in [
+        "classify-bert",
+        "classify-roberta",
+        "classify-albert",
+        "tag-bert",
+        "tag-electra",
+    ] {
+        let dir = fixture(name);
+        let model = load_classifier(&dir, &device).unwrap();
+        assert!(model.report.unused.is_empty(), "{name}: {}", model.report);
+        let tokenizer = pretext::Tokenizer::from_model_dir(&dir).unwrap();
+        let text = std::fs::read_to_string(dir.join("pipeline.json")).unwrap();
+        let pipeline: Value = serde_json::from_str(&text).unwrap();
+        let label = |l: &Value| {
+            model
+                .labels
+                .iter()
+                .position(|x| x == l.as_str().unwrap())
+                .unwrap()
+        };
+        let mut worst = 0f32;
+        match &model.head {
+            ClassifierHead::Sequence(head) => {
+                // The single texts, then the pairs, each alone in its batch.
+                let mut inputs: Vec<(String, Option<String>)> = pipeline["texts"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|t| (t.as_str().unwrap().to_string(), None))
+                    .collect();
+                for pair in pipeline["pairs"].as_array().unwrap() {
+                    let (a, b) = (pair[0].as_str().unwrap(), pair[1].as_str().unwrap());
+                    inputs.push((a.to_string(), Some(b.to_string())));
+                }
+                let outputs = pipeline["outputs"].as_array().unwrap();
+                assert_eq!(outputs.len(), inputs.len());
+                for ((text, pair), expected) in inputs.into_iter().zip(outputs) {
+                    let item = LabelledText {
+                        document: name.into(),
+                        text,
+                        pair,
+                        label: 0,
+                    };
+                    let classes = model.labels.len();
+                    let task = ClassificationTask::new(&[item], &tokenizer, classes, 60).unwrap();
+                    let example = task.example(0, &mut pretext::util::rng::example_rng(0, 0, 0));
+                    let batch: TokenBatch = task.collate(&[example.unwrap()], &device).unwrap();
+                    let mask = AttentionMask::padding(batch.input_ids.clone().equal_elem(0));
+                    let hidden = encode(&model.encoder, &batch, &mask);
+                    let ours = &probabilities(head.logits(hidden))[0];
+                    // transformers 5 nests a single text's scores in one more list.
+                    let scores = match &expected[0] {
+                        Value::Array(scores) => scores,
+                        _ => expected.as_array().unwrap(),
+                    };
+                    assert_eq!(scores.len(), classes);
+                    for score in scores {
+                        let theirs = score["score"].as_f64().unwrap() as f32;
+                        worst = worst.max((ours[label(&score["label"])] - theirs).abs());
+                    }
+                }
+            }
+            ClassifierHead::Token(head) => {
+                let special = tokenizer.special();
+                let texts = pipeline["texts"].as_array().unwrap();
+                for (text, expected) in texts.iter().zip(pipeline["outputs"].as_array().unwrap()) {
+                    let body = tokenizer.encode(text.as_str().unwrap()).unwrap().ids;
+                    let ids: Vec<i64> = [&[special.cls][..], &body, &[special.sep]]
+                        .concat()
+                        .into_iter()
+                        .map(i64::from)
+                        .collect();
+                    let n = ids.len();
+                    let ids = Tensor::<2, Int>::from_data(TensorData::new(ids, [1, n]), &device);
+                    let segments = Some(ids.zeros_like());
+                    let hidden = model.encoder.encode(ids, segments, None);
+                    let positions = Tensor::<1, Int>::arange(0..n as i64, &device);
+                    let ours = probabilities(head.logits_at(hidden, positions));
+                    let tokens = expected.as_array().unwrap();
+                    assert_eq!(tokens.len(), n - 2, "every token but [CLS] and [SEP]");
+                    for token in tokens {
+                        let at = &ours[token["index"].as_u64().unwrap() as usize];
+                        // Their tag is ours too, at their probability (a near-tie may order
+                        // two tags either way).
+                        let tag = label(&token["entity"]);
+                        let theirs = token["score"].as_f64().unwrap() as f32;
+                        let best = at.iter().copied().fold(f32::MIN, f32::max);
+                        assert!(at[tag] >= best - 1e-4, "{name}: {token} against {at:?}");
+                        worst = worst.max((at[tag] - theirs).abs());
+                    }
+                }
+            }
+        }
+        eprintln!("{name}: largest difference from the pipeline's scores {worst:.2e}");
+        assert!(worst < 1e-4, "{name}: {worst}");
+        // Back out: the same tensors and labels transformers saved (ELECTRA's encoder has no
+        // BERT-shaped export of its own).
+        if name == "tag-electra" {
+            continue;
+        }
+        let config = model.config.encoder(&dir).unwrap();
+        let out = export_dir(&format!("hf-export-{name}"));
+        let exportable = match &model.head {
+            ClassifierHead::Sequence(head) => Exportable::SequenceClassifier {
+                config: &config,
+                encoder: &model.encoder,
+                head,
+                labels: &model.labels,
+            },
+            ClassifierHead::Token(head) => Exportable::TokenClassifier {
+                config: &config,
+                encoder: &model.encoder,
+                head,
+                labels: &model.labels,
+            },
+        };
+        let class = export(exportable, &tokenizer, &out, false).unwrap();
+        assert_eq!([class], model.config.architectures[..], "{name}");
+        same_tensors(
+            &out.join("model.safetensors"),
+            &dir.join("model.safetensors"),
+        );
+        let again = pretext::hf::HfConfig::read(&out).unwrap();
+        assert_eq!(again.labels, model.labels);
+    }
+}

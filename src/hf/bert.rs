@@ -142,6 +142,29 @@ fn family(config: &TransformerEncoderConfig) -> (&'static str, &'static str) {
     }
 }
 
+/// The family (`model_type`, display name) an encoder of shape `config` exports as, refusing
+/// what it cannot express: RoBERTa's positions must start after the tokenizer's padding id
+/// `pad`.
+pub(super) fn exported_family(
+    config: &TransformerEncoderConfig,
+    pad: u32,
+    dir: &Path,
+) -> Result<(&'static str, &'static str)> {
+    let (model_type, name) = family(config);
+    if let Some(what) = bert_misfit(config) {
+        return Err(refuse(dir, name, &what));
+    }
+    let first = pad as usize + 1;
+    if model_type == "roberta" && config.position_offset != first {
+        let what = format!(
+            "positions offset by {} rows where RoBERTa's start after the padding id, at {first}",
+            config.position_offset
+        );
+        return Err(refuse(dir, name, &what));
+    }
+    Ok((model_type, name))
+}
+
 /// The shape fields of a BERT-shaped `config.json` (BERT, RoBERTa, ALBERT, ELECTRA) for an
 /// encoder of shape `config`. The padding id is the tokenizer's, which the export writes.
 pub(super) fn hf_fields(config: &TransformerEncoderConfig, model_type: &str) -> Value {
@@ -275,18 +298,7 @@ pub(super) fn export(
     pad: u32,
     dir: &Path,
 ) -> Result<Converted> {
-    let (model_type, name) = family(config);
-    if let Some(what) = bert_misfit(config) {
-        return Err(refuse(dir, name, &what));
-    }
-    let first = pad as usize + 1;
-    if model_type == "roberta" && config.position_offset != first {
-        let what = format!(
-            "positions offset by {} rows where RoBERTa's start after the padding id, at {first}",
-            config.position_offset
-        );
-        return Err(refuse(dir, name, &what));
-    }
+    let (model_type, name) = exported_family(config, pad, dir)?;
     // RoBERTa's LM head computes the exact GELU whatever hidden_act says.
     let activation = match model_type {
         "roberta" => Activation::Gelu,

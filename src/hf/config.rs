@@ -52,6 +52,8 @@ pub struct HfConfig {
     pub scale_embedding: bool,
     /// The token the decoder starts from (BART).
     pub decoder_start_token_id: Option<usize>,
+    /// A classifier's label names by class id (`id2label`); empty when the file has none.
+    pub labels: Vec<String>,
 }
 
 /// The file as written, every family's names accepted.
@@ -89,6 +91,8 @@ struct RawConfig {
     decoder_start_token_id: Option<usize>,
     num_hidden_groups: Option<usize>,
     inner_group_num: Option<usize>,
+    #[serde(default)]
+    id2label: std::collections::BTreeMap<String, String>,
 }
 
 impl HfConfig {
@@ -196,6 +200,7 @@ impl HfConfig {
             pad_token_id: raw.pad_token_id,
             scale_embedding: raw.scale_embedding,
             decoder_start_token_id: raw.decoder_start_token_id,
+            labels: labels(&raw.id2label, dir)?,
         };
         config.activation(dir)?;
         config.encoder(dir)?;
@@ -270,4 +275,21 @@ impl HfConfig {
             ),
         ))
     }
+}
+
+/// The label names of `id2label` in class order: ids 0 to n - 1, each once.
+fn labels(
+    id2label: &std::collections::BTreeMap<String, String>,
+    dir: &Path,
+) -> Result<Vec<String>> {
+    (0..id2label.len())
+        .map(|id| {
+            id2label.get(&id.to_string()).cloned().ok_or_else(|| {
+                model_error(
+                    dir,
+                    &format!("id2label has no class {id} of {}", id2label.len()),
+                )
+            })
+        })
+        .collect()
 }

@@ -15,12 +15,14 @@ use std::path::Path;
 use serde_json::json;
 
 use super::convert::Converted;
-use super::{bart, bert, electra, gpt2, model_error};
+use super::{bart, bert, classifier, electra, gpt2, model_error};
 use crate::blocks::{
     EncoderDecoder, EncoderDecoderConfig, TransformerEncoder, TransformerEncoderConfig,
 };
 use crate::error::{Error, Result};
-use crate::objectives::{Clm, Electra, Mlm, PairHead, Seq2Seq};
+use crate::objectives::{
+    Clm, Electra, Mlm, PairHead, Seq2Seq, SequenceClassifier, TokenClassifier,
+};
 use crate::tokenize::Tokenizer;
 
 /// A model to export, with the configuration it was built from.
@@ -46,6 +48,30 @@ pub enum Exportable<'a> {
         encoder: &'a TransformerEncoder,
         /// The objective holding the discriminator's head.
         electra: &'a Electra,
+    },
+    /// An encoder with a sequence classifier and its label names
+    /// (`BertForSequenceClassification`, or RoBERTa's, ALBERT's).
+    SequenceClassifier {
+        /// Its configuration.
+        config: &'a TransformerEncoderConfig,
+        /// The encoder.
+        encoder: &'a TransformerEncoder,
+        /// The head.
+        head: &'a SequenceClassifier,
+        /// The label names, by class id.
+        labels: &'a [String],
+    },
+    /// An encoder with a token classifier and its label names (`BertForTokenClassification`,
+    /// or RoBERTa's, ALBERT's).
+    TokenClassifier {
+        /// Its configuration.
+        config: &'a TransformerEncoderConfig,
+        /// The encoder.
+        encoder: &'a TransformerEncoder,
+        /// The head.
+        head: &'a TokenClassifier,
+        /// The label names, by class id.
+        labels: &'a [String],
     },
     /// A causal LM (`GPT2LMHeadModel`).
     Gpt2 {
@@ -79,6 +105,8 @@ pub fn export(
     let (vocab, config) = match model {
         Exportable::Encoder { config, .. }
         | Exportable::Electra { config, .. }
+        | Exportable::SequenceClassifier { config, .. }
+        | Exportable::TokenClassifier { config, .. }
         | Exportable::Gpt2 { config, .. } => (config.vocab_size, config),
         Exportable::Bart { config, .. } => (config.encoder.vocab_size, &config.encoder),
     };
@@ -95,6 +123,18 @@ pub fn export(
             encoder,
             electra,
         } => electra::export(config, encoder, electra, dir)?,
+        Exportable::SequenceClassifier {
+            config,
+            encoder,
+            head,
+            labels,
+        } => classifier::export(config, encoder, head, true, labels, special.pad, dir)?,
+        Exportable::TokenClassifier {
+            config,
+            encoder,
+            head,
+            labels,
+        } => classifier::export(config, encoder, head, false, labels, special.pad, dir)?,
         Exportable::Gpt2 {
             config,
             encoder,
@@ -136,6 +176,12 @@ pub fn export(
         "bos_token": name(special.cls),
         "eos_token": name(special.sep),
         "mask_token": name(special.mask),
+        // transformers 5's fast tokenizer returns token type ids only when told to: without
+        // them a pair's second text would read as segment 0.
+        "model_input_names": match config.num_segments {
+            0 => json!(["input_ids", "attention_mask"]),
+            _ => json!(["input_ids", "token_type_ids", "attention_mask"]),
+        },
     });
     for (name, value) in [
         ("config.json", hf),

@@ -1,0 +1,189 @@
+//! Fine-tuned classifiers of the BERT-shaped families, both directions, with their label names
+//! (`id2label`):
+//!
+//! - `…ForSequenceClassification`: BERT's and ALBERT's pooler on `[CLS]` and a linear layer
+//!   are pretext's [`SequenceClassifier`]; RoBERTa's `classifier.dense` + tanh +
+//!   `classifier.out_proj` on `<s>` is the same computation under other names. ELECTRA's
+//!   applies GELU where the pooler applies tanh, and is refused.
+//! - `…ForTokenClassification` (BERT, RoBERTa, ALBERT, ELECTRA): a linear layer on every
+//!   token, pretext's [`TokenClassifier`].
+
+use std::path::Path;
+
+use burn::module::{Module, ModuleDisplay};
+use burn::prelude::Device;
+use serde_json::json;
+
+use super::bert::{POOLER, encoder_out, exported_family, hf_fields};
+use super::convert::{Converted, Weights, refuse};
+use super::keys::{KeyTable, outward, prefixed, table};
+use super::loader::{LoadReport, Loader};
+use super::{HfConfig, albert, model_error};
+use crate::blocks::TransformerEncoder;
+use crate::error::Result;
+use crate::objectives::{
+    SequenceClassifier, SequenceClassifierConfig, TokenClassifier, TokenClassifierConfig,
+};
+
+/// The linear layer of every classifier class (HF name, pretext path).
+const CLASSIFIER: &[(&str, &str)] = &[("classifier.", "classifier.")];
+
+/// RoBERTa's sequence head: a dense map with tanh and a linear layer, pretext's pooler and
+/// classifier.
+const ROBERTA_SEQUENCE_HEAD: &[(&str, &str)] = &[
+    ("classifier.dense.", "pooler.dense."),
+    ("classifier.out_proj.", "classifier."),
+];
+
+/// A classifier's head: one class a sequence, or one a token.
+#[derive(Debug)]
+pub enum ClassifierHead {
+    /// `…ForSequenceClassification`.
+    Sequence(SequenceClassifier),
+    /// `…ForTokenClassification`.
+    Token(TokenClassifier),
+}
+
+/// A fine-tuned BERT, RoBERTa, ALBERT or ELECTRA classifier in pretext's modules.
+#[derive(Debug)]
+pub struct HfClassifier {
+    /// Its `config.json`.
+    pub config: HfConfig,
+    /// The encoder.
+    pub encoder: TransformerEncoder,
+    /// The head.
+    pub head: ClassifierHead,
+    /// The label names, by class id.
+    pub labels: Vec<String>,
+    /// What came from the file.
+    pub report: LoadReport,
+}
+
+/// Where a family's sequence head keeps its parts: the pooler (under the model's prefix) and
+/// the rest, or why pretext cannot hold it.
+fn sequence_head(model_type: &str) -> std::result::Result<KeyTable, &'static str> {
+    match model_type {
+        "bert" => Ok([prefixed("bert", POOLER), table(CLASSIFIER)].concat()),
+        "albert" => Ok([prefixed("albert", albert::POOLER), table(CLASSIFIER)].concat()),
+        "roberta" => Ok(table(ROBERTA_SEQUENCE_HEAD)),
+        _ => Err("a sequence head with GELU where pretext's pooler has tanh"),
+    }
+}
+
+/// Loads the fine-tuned classifier in `dir` (`config.json` naming a
+/// `…ForSequenceClassification` or `…ForTokenClassification` class, `model.safetensors`) onto
+/// `device`.
+pub fn load_classifier(dir: &Path, device: &Device) -> Result<HfClassifier> {
+    let config = HfConfig::read(dir)?;
+    let class = config.architectures.first().cloned().unwrap_or_default();
+    let model_type = config.model_type.as_str();
+    let encoder_keys = match model_type {
+        "bert" | "roberta" | "electra" => super::bert::encoder_table(model_type),
+        "albert" => albert::encoder_table(),
+        other => {
+            let reason = format!("a {other} model is not a BERT-shaped classifier");
+            return Err(model_error(dir, &reason));
+        }
+    };
+    let labels = config.labels.clone();
+    if labels.len() < 2 {
+        let reason = format!("{class} with {} labels in id2label", labels.len());
+        return Err(model_error(dir, &reason));
+    }
+    let mut encoder = config.encoder(dir)?.init(device)?;
+    let mut loader = Loader::new(dir, device)?;
+    loader.part("encoder", &mut encoder, &encoder_keys, true)?;
+    let dropout = config.hidden_dropout_prob;
+    let head = if class.ends_with("ForSequenceClassification") {
+        let keys = sequence_head(model_type).map_err(|what| refuse(dir, &class, what))?;
+        let config = SequenceClassifierConfig::new(labels.len(), "classifier".into());
+        let mut head = config.with_dropout(dropout).init(&encoder, device)?;
+        loader.part("sequence classifier", &mut head, &keys, true)?;
+        ClassifierHead::Sequence(head)
+    } else if class.ends_with("ForTokenClassification") {
+        let config = TokenClassifierConfig::new(labels.len(), "classifier".into());
+        let mut head = config.with_dropout(dropout).init(&encoder, device)?;
+        loader.part("token classifier", &mut head, &table(CLASSIFIER), true)?;
+        ClassifierHead::Token(head)
+    } else {
+        let reason =
+            format!("{class:?} is not a …ForSequenceClassification or …ForTokenClassification");
+        return Err(model_error(dir, &reason));
+    };
+    Ok(HfClassifier {
+        config,
+        encoder,
+        head,
+        labels,
+        report: loader.finish(),
+    })
+}
+
+/// The parts of a classifier export, under the module paths its key tables read.
+#[derive(Module, Debug)]
+struct Parts<H: Module> {
+    backbone: TransformerEncoder,
+    head: H,
+}
+
+/// An encoder (of shape `config`) with a sequence (`sequence`) or token classifier `head` of
+/// `labels.len()` classes, as BERT, RoBERTa or ALBERT's `…ForSequenceClassification` or
+/// `…ForTokenClassification`, `id2label` and `label2id` written from `labels`.
+pub(super) fn export<H: Module + ModuleDisplay>(
+    config: &crate::blocks::TransformerEncoderConfig,
+    encoder: &TransformerEncoder,
+    head: &H,
+    sequence: bool,
+    labels: &[String],
+    pad: u32,
+    dir: &Path,
+) -> Result<Converted> {
+    let (model_type, name) = exported_family(config, pad, dir)?;
+    let prefix = format!("{model_type}.");
+    let mut keys = encoder_out(config, "backbone.", &prefix, model_type);
+    let class = match (model_type, sequence) {
+        ("albert", true) => "AlbertForSequenceClassification",
+        ("roberta", true) => "RobertaForSequenceClassification",
+        (_, true) => "BertForSequenceClassification",
+        ("albert", false) => "AlbertForTokenClassification",
+        ("roberta", false) => "RobertaForTokenClassification",
+        (_, false) => "BertForTokenClassification",
+    };
+    match (model_type, sequence) {
+        ("roberta", true) => keys.extend(outward("head.", "", ROBERTA_SEQUENCE_HEAD)),
+        ("albert", true) => keys.extend(outward("head.", &prefix, albert::POOLER)),
+        (_, true) => keys.extend(outward("head.", &prefix, POOLER)),
+        _ => {}
+    }
+    keys.extend(outward("head.", "", CLASSIFIER));
+    let parts = Parts {
+        backbone: encoder.clone(),
+        head: head.clone(),
+    };
+    let weights = Weights::of(&parts, keys, &[])?;
+    let classes = weights
+        .tensors
+        .iter()
+        .find(|(key, _)| key.ends_with("classifier.bias") || key.ends_with("out_proj.bias"))
+        .map_or(0, |(_, values)| values.shape()[0]);
+    if classes != labels.len() {
+        let what = format!("{classes} classes but {} label names", labels.len());
+        return Err(refuse(dir, name, &what));
+    }
+    let mut fields = hf_fields(config, model_type);
+    fields["id2label"] = labels
+        .iter()
+        .enumerate()
+        .map(|(i, l)| (i.to_string(), json!(l)))
+        .collect();
+    fields["label2id"] = labels
+        .iter()
+        .enumerate()
+        .map(|(i, l)| (l.clone(), json!(i)))
+        .collect();
+    Ok(Converted {
+        class,
+        config: fields,
+        weights,
+    })
+}
