@@ -25,6 +25,21 @@ pub fn host_cpu() -> String {
     format!("{cpu}, {cores} cores")
 }
 
+/// The machine's memory in bytes (`MemTotal` of `/proc/meminfo`), where it can be read.
+pub fn host_memory() -> Option<u64> {
+    let info = std::fs::read_to_string("/proc/meminfo").ok()?;
+    let line = info.lines().find(|l| l.starts_with("MemTotal:"))?;
+    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib * 1024)
+}
+
+/// Whether `device` computes on the host's CPU (burn's Flex backend, under autodiff or not),
+/// so that the machine's memory is the model's. burn names a device's backend only in its
+/// `Debug` form.
+pub fn on_host(device: &Device) -> bool {
+    format!("{:?}", device.clone().inner()).starts_with("Device<Flex")
+}
+
 /// A backend to train on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum DeviceKind {

@@ -538,3 +538,41 @@ fn an_export_directory_that_cannot_take_the_model_is_refused_before_any_work() {
     check_export_dir(&dir, true).unwrap();
     std::fs::remove_dir_all(dir).unwrap();
 }
+
+#[test]
+fn a_step_too_large_for_the_machines_memory_is_refused_before_any_text_is_read() {
+    use pretext::recipe::{Recipe, RunOptions};
+    let mut recipe = Recipe::named("mlm", Preset::Tiny).unwrap();
+    // What a tiny run needs is far below any machine's memory.
+    assert!(recipe.step_memory() < (1u64 << 30) as f64);
+    recipe.encoder.max_positions = 100_000;
+    recipe.seq_len = 100_000;
+    let err = recipe.check_memory(24 << 30).unwrap_err();
+    assert!(
+        matches!(&err, Error::Recipe { field, reason } if field == "seq_len" && reason.contains("GiB")),
+        "{err}"
+    );
+    // Many examples of a modest length: the batch is what to lower.
+    let mut wide = Recipe::named("mlm", Preset::Tiny).unwrap();
+    wide.train.batch_size = 1 << 20;
+    let err = wide.check_memory(24 << 30).unwrap_err();
+    assert!(
+        matches!(&err, Error::Recipe { field, .. } if field == "train.batch_size"),
+        "{err}"
+    );
+    // A run on this machine is refused before its directory or its text is touched: the data
+    // folder is empty, which reading would have reported.
+    if pretext::device::host_memory().is_some() {
+        let dir = common::temp_dir("too-long");
+        recipe.data.dir = Some(dir.join("data"));
+        std::fs::create_dir_all(dir.join("data")).unwrap();
+        let options = RunOptions::new(dir.join("run"), Device::flex().autodiff());
+        let err = recipe.run(&options).unwrap_err();
+        assert!(
+            matches!(&err, Error::Recipe { field, .. } if field == "seq_len"),
+            "{err}"
+        );
+        assert!(!dir.join("run/config.json").exists());
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+}

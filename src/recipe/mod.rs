@@ -453,6 +453,57 @@ impl Recipe {
         export(model, &tokenizer, out, force)
     }
 
+    /// About how many bytes a training step of this recipe holds at its peak: the weights,
+    /// their gradients and Adam's two moments (16 bytes a parameter), the activations
+    /// backpropagation keeps (per layer, Korthikanti et al.'s s·b·h·(34 + 5·a·s/h) in 16-bit
+    /// values, scaled to the float type: the attention term grows with the square of the
+    /// sequence) and the logits over the vocabulary. An estimate to refuse what cannot fit,
+    /// not a measurement.
+    pub fn step_memory(&self) -> f64 {
+        let e = &self.encoder;
+        let (s, b, h) = (
+            self.seq_len as f64,
+            self.train.batch_size as f64,
+            e.hidden_size as f64,
+        );
+        let value = match self.float {
+            FloatType::F32 => 4.0,
+            _ => 2.0,
+        };
+        let layer = s * b * h * (34.0 + 5.0 * e.num_heads as f64 * s / h) * value / 2.0;
+        let logits = 3.0 * s * b * e.vocab_size as f64 * value;
+        16.0 * e.num_params() as f64 + e.num_layers as f64 * layer + logits
+    }
+
+    /// Checks that a step's memory ([`step_memory`](Self::step_memory)) fits in `available`
+    /// bytes, naming the field to lower: `seq_len` when attention's square term is most of
+    /// it, `train.batch_size` otherwise.
+    pub fn check_memory(&self, available: u64) -> Result<()> {
+        let needed = self.step_memory();
+        if needed <= available as f64 {
+            return Ok(());
+        }
+        let e = &self.encoder;
+        let quadratic = 5.0 * e.num_heads as f64 * self.seq_len as f64;
+        let field = match quadratic > 34.0 * e.hidden_size as f64 {
+            true => "seq_len",
+            false => "train.batch_size",
+        };
+        let gib = |bytes: f64| bytes / (1u64 << 30) as f64;
+        Err(Error::Recipe {
+            field: field.into(),
+            reason: format!(
+                "a training step needs about {:.1} GiB ({} examples of {} tokens through {} \
+                 layers) where this machine has {:.1} GiB: lower seq_len or train.batch_size",
+                gib(needed),
+                self.train.batch_size,
+                self.seq_len,
+                e.num_layers,
+                gib(available as f64)
+            ),
+        })
+    }
+
     /// Runs the recipe: checks it, writes it as `OUT/config.json`, reads and tokenizes the
     /// text, builds the backbone and the objective, trains, and saves the encoder one
     /// fine-tunes as `OUT/encoder.bpk`.

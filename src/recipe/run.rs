@@ -13,6 +13,7 @@ use super::Recipe;
 use crate::blocks::{EncoderBackbone, EncoderDecoder, EncoderDecoderConfig, TransformerEncoder};
 use crate::data::{Seq2SeqBatch, Seq2SeqExample, Task};
 use crate::dataset::Documents;
+use crate::device::on_host;
 use crate::error::{Error, Result};
 use crate::objectives::{Objective, Seq2Seq, Seq2SeqConfig};
 use crate::pretrainer::{Pretrainer, check_compatible};
@@ -147,6 +148,9 @@ impl<'a> Run<'a> {
                     other.settings().float_dtype
                 ),
             });
+        }
+        if let Some(memory) = crate::device::host_memory().filter(|_| on_host(device)) {
+            recipe.check_memory(memory)?;
         }
         super::RunDir::create(&options.out, recipe, options.resume)?;
         let started = Instant::now();
