@@ -175,51 +175,30 @@ pub struct TransformerEncoder {
 }
 
 /// What an encoder objective needs of its backbone: hidden states for token ids under a mask,
-/// and the token table a tied output head reuses. A backbone names its [`TransformerEncoder`]
-/// (itself, or an encoder-decoder's encoder) and the rest reads it.
+/// and the token table a tied output head reuses.
 pub trait EncoderBackbone {
-    /// The encoder whose states the objectives read, and which fine-tuning takes.
-    fn encoder(&self) -> &TransformerEncoder;
     /// The input embeddings `[batch, len, embedding]` of `ids` (tokens, positions, segments,
     /// normalised): what a model sharing this backbone's embeddings reads (ELECTRA's generator).
-    fn embed(&self, ids: Tensor<2, Int>, segments: Option<Tensor<2, Int>>) -> Tensor<3> {
-        self.encoder().embeddings.forward(ids, segments)
-    }
+    fn embed(&self, ids: Tensor<2, Int>, segments: Option<Tensor<2, Int>>) -> Tensor<3>;
     /// Hidden states `[batch, len, hidden]` for `ids` `[batch, len]`.
     fn encode(
         &self,
         ids: Tensor<2, Int>,
         segments: Option<Tensor<2, Int>>,
         mask: Option<&AttentionMask>,
-    ) -> Tensor<3> {
-        let x = self.embed(ids, segments);
-        let len = x.dims()[1];
-        self.encoder().stack(x, len, mask)
-    }
+    ) -> Tensor<3>;
     /// The token embedding table `[vocab, embedding]`, shared with a tied LM head.
-    fn token_embedding(&self) -> Tensor<2> {
-        self.encoder().embeddings.tokens.weight.val()
-    }
+    fn token_embedding(&self) -> Tensor<2>;
     /// Width of the hidden states.
-    fn hidden_size(&self) -> usize {
-        self.encoder().hidden_size
-    }
+    fn hidden_size(&self) -> usize;
     /// Segment ids the embeddings know (0 for none).
-    fn num_segments(&self) -> usize {
-        self.encoder().embeddings.num_segments()
-    }
+    fn num_segments(&self) -> usize;
     /// Vocabulary size.
-    fn vocab_size(&self) -> usize {
-        self.encoder().embeddings.vocab_size()
-    }
+    fn vocab_size(&self) -> usize;
     /// Longest sequence accepted.
-    fn max_positions(&self) -> usize {
-        self.encoder().embeddings.max_positions()
-    }
+    fn max_positions(&self) -> usize;
     /// Depth: layers a token passes through (a shared layer counts at each depth).
-    fn num_layers(&self) -> usize {
-        self.encoder().depth
-    }
+    fn num_layers(&self) -> usize;
 }
 
 impl TransformerEncoderConfig {
@@ -448,8 +427,43 @@ impl TransformerEncoder {
 }
 
 impl EncoderBackbone for TransformerEncoder {
-    fn encoder(&self) -> &TransformerEncoder {
-        self
+    fn embed(&self, ids: Tensor<2, Int>, segments: Option<Tensor<2, Int>>) -> Tensor<3> {
+        self.embeddings.forward(ids, segments)
+    }
+
+    fn encode(
+        &self,
+        ids: Tensor<2, Int>,
+        segments: Option<Tensor<2, Int>>,
+        mask: Option<&AttentionMask>,
+    ) -> Tensor<3> {
+        let x = self.embeddings.forward(ids, segments);
+        let len = x.dims()[1];
+        self.stack(x, len, mask)
+    }
+
+    fn token_embedding(&self) -> Tensor<2> {
+        self.embeddings.tokens.weight.val()
+    }
+
+    fn hidden_size(&self) -> usize {
+        self.hidden_size
+    }
+
+    fn num_segments(&self) -> usize {
+        self.embeddings.num_segments()
+    }
+
+    fn vocab_size(&self) -> usize {
+        self.embeddings.vocab_size()
+    }
+
+    fn max_positions(&self) -> usize {
+        self.embeddings.max_positions()
+    }
+
+    fn num_layers(&self) -> usize {
+        self.depth
     }
 }
 

@@ -106,8 +106,41 @@ impl EncoderDecoderConfig {
 }
 
 impl EncoderBackbone for EncoderDecoder {
-    fn encoder(&self) -> &TransformerEncoder {
-        &self.encoder
+    fn embed(&self, ids: Tensor<2, Int>, segments: Option<Tensor<2, Int>>) -> Tensor<3> {
+        self.encoder.embed(ids, segments)
+    }
+
+    fn encode(
+        &self,
+        ids: Tensor<2, Int>,
+        segments: Option<Tensor<2, Int>>,
+        mask: Option<&AttentionMask>,
+    ) -> Tensor<3> {
+        self.encoder.encode(ids, segments, mask)
+    }
+
+    fn token_embedding(&self) -> Tensor<2> {
+        self.encoder.token_embedding()
+    }
+
+    fn hidden_size(&self) -> usize {
+        self.encoder.hidden_size()
+    }
+
+    fn num_segments(&self) -> usize {
+        self.encoder.num_segments()
+    }
+
+    fn vocab_size(&self) -> usize {
+        self.encoder.vocab_size()
+    }
+
+    fn max_positions(&self) -> usize {
+        self.encoder.max_positions()
+    }
+
+    fn num_layers(&self) -> usize {
+        self.encoder.num_layers()
     }
 }
 

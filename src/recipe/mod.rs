@@ -28,7 +28,7 @@ pub mod sources;
 
 pub use multitask::TaskSpec;
 pub use registry::{Entry, OBJECTIVES, ObjectiveRecipe, ObjectiveSettings, TokenTaskSettings};
-pub use run::{Run, RunOptions, RunReport, Sample};
+pub use run::{HasEncoder, Run, RunOptions, RunReport, Sample};
 pub use run_dir::{RunDir, read_checkpoint};
 pub use sources::{DataSource, TokenizerSource};
 

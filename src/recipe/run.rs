@@ -10,7 +10,7 @@ use burn::module::ModuleDisplay;
 use burn::prelude::*;
 
 use super::Recipe;
-use crate::blocks::{EncoderBackbone, EncoderDecoder, EncoderDecoderConfig, TransformerEncoder};
+use crate::blocks::{EncoderDecoder, EncoderDecoderConfig, TransformerEncoder};
 use crate::data::{Seq2SeqBatch, Seq2SeqExample, Task};
 use crate::dataset::Documents;
 use crate::device::on_host;
@@ -103,6 +103,24 @@ impl<M: Module, O: Module> From<TrainReport<M, O>> for RunReport {
             state: report.state,
             samples: Vec::new(),
         }
+    }
+}
+
+/// A backbone whose encoder is what fine-tuning takes.
+pub trait HasEncoder {
+    /// The encoder.
+    fn encoder(&self) -> &TransformerEncoder;
+}
+
+impl HasEncoder for TransformerEncoder {
+    fn encoder(&self) -> &TransformerEncoder {
+        self
+    }
+}
+
+impl HasEncoder for EncoderDecoder {
+    fn encoder(&self) -> &TransformerEncoder {
+        &self.encoder
     }
 }
 
@@ -260,7 +278,7 @@ impl<'a> Run<'a> {
         make_task: impl Fn(&Documents) -> Result<T>,
     ) -> Result<TrainReport<M, O>>
     where
-        M: Module + EncoderBackbone + ModuleDisplay,
+        M: Module + HasEncoder + ModuleDisplay,
         O: Objective<M, Batch = T::Batch>,
         T: Task,
     {
@@ -279,7 +297,7 @@ impl<'a> Run<'a> {
         valid_task: T,
     ) -> Result<TrainReport<M, O>>
     where
-        M: Module + EncoderBackbone + ModuleDisplay,
+        M: Module + HasEncoder + ModuleDisplay,
         O: Objective<M, Batch = T::Batch>,
         T: Task,
     {
@@ -320,7 +338,7 @@ impl<'a> Run<'a> {
         make_task: impl Fn(&Documents) -> Result<T>,
     ) -> Result<RunReport>
     where
-        M: Module + EncoderBackbone + ModuleDisplay,
+        M: Module + HasEncoder + ModuleDisplay,
         O: Objective<M, Batch = T::Batch>,
         T: Task,
     {
