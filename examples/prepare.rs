@@ -105,13 +105,9 @@ fn main() -> Result<()> {
             100.0 * split.valid_fraction
         );
     }
-    // A dataset's ids are those of its tokenizer: a run on it must read text the same way.
-    let tokenizer_flag = match &args.tokenizer {
-        Some(file) => format!(" --tokenizer {}", file.display()),
-        None => String::new(),
-    };
+    // The dataset keeps its tokenizer, which a run on it uses unless told otherwise.
     println!(
-        "train on it: cargo run --release --example pretrain -- --data {}{tokenizer_flag}",
+        "train on it: cargo run --release --example pretrain -- --data {}",
         args.out.display()
     );
     Ok(())

@@ -26,6 +26,7 @@ use std::time::Instant;
 
 use clap::Parser;
 use pretext::Preset;
+use pretext::dataset::prepared::tokenizer_of;
 use pretext::device::{DeviceKind, FloatType};
 use pretext::noise::MaskUnit;
 use pretext::noise::bart::BartNoise;
@@ -82,10 +83,12 @@ struct Args {
     /// 1 on a GPU).
     #[arg(long)]
     shards: Option<usize>,
-    /// A folder of .txt files, one document per file (default: the bundled corpus).
+    /// A folder of text files (one document per .txt file) or a dataset `prepare` wrote
+    /// (default: the bundled corpus).
     #[arg(long)]
     data: Option<PathBuf>,
-    /// A tokenizer.json (default: the bundled one); the encoder's vocabulary follows it.
+    /// A tokenizer.json (default: the one a prepared --data dataset keeps, else the bundled
+    /// one); the encoder's vocabulary follows it.
     #[arg(long)]
     tokenizer: Option<PathBuf>,
     /// Continue pretraining a Hugging Face BERT directory: its shape, weights and tokenizer.
@@ -149,10 +152,24 @@ fn recipe(args: &Args) -> Result<Recipe> {
     if let Some(dir) = &args.init_from {
         recipe = recipe.init_from(dir)?;
     }
-    if let Some(file) = &args.tokenizer {
+    // A prepared dataset keeps its tokenizer: a run over it reads text the same way unless a
+    // tokenizer is named (or comes with the recipe file or the starting model).
+    let kept = match (&args.config, &args.init_from, &args.data) {
+        (None, None, Some(data)) => tokenizer_of(data),
+        _ => None,
+    };
+    if let Some(file) = args.tokenizer.clone().or(kept) {
         let sentinels = recipe.tokenizer.sentinels;
-        let file = Some(file.clone());
-        recipe = recipe.with_tokenizer(TokenizerSource { file, sentinels })?;
+        if args.tokenizer.is_none() {
+            eprintln!(
+                "{}: the tokenizer the dataset was prepared with",
+                file.display()
+            );
+        }
+        recipe = recipe.with_tokenizer(TokenizerSource {
+            file: Some(file),
+            sentinels,
+        })?;
     }
     // A GPU takes a whole batch at once; splitting it over threads only helps the CPU.
     let shards = args.shards.or((!args.device.is_cpu()).then_some(1));

@@ -204,6 +204,25 @@ impl Tokenizer {
         self.inner.save(path.as_ref(), false).map_err(tk_err)
     }
 
+    /// Saves as `dir/tokenizer.json` beside a `tokenizer_config.json` naming its special tokens
+    /// by role, so that [`Tokenizer::from_model_dir`] reads back this very tokenizer (the same
+    /// [`fingerprint`](Self::fingerprint)) whatever names they have.
+    pub fn save_to_dir(&self, dir: &Path) -> Result<()> {
+        self.save(dir.join("tokenizer.json"))?;
+        let name = |id| self.inner.id_to_token(id).unwrap_or_default();
+        let s = self.special;
+        let mut roles = serde_json::json!({
+            "pad_token": name(s.pad),
+            "unk_token": name(s.unk),
+            "cls_token": name(s.cls),
+            "sep_token": name(s.sep),
+        });
+        if self.has_mask {
+            roles["mask_token"] = name(s.mask).into();
+        }
+        crate::util::atomic_file::write(&dir.join("tokenizer_config.json"), roles.to_string())
+    }
+
     /// Saves as `tokenizer.json` for `transformers`: with BERT's framing as its post-processor
     /// (`[CLS] A [SEP]`, `[CLS] A [SEP] B [SEP]` with segments 0 and 1, under this tokenizer's
     /// names for the two) unless it has one, so that `transformers` frames texts as pretext

@@ -433,6 +433,7 @@ impl<'a> Preparation<'a> {
         });
         manifest.skipped = self.skipped;
         manifest.provenance = Some(self.provenance);
+        self.tokenizer.save_to_dir(self.out)?;
         manifest.write(self.out)?;
         let _ = std::fs::remove_file(self.out.join(CHECKPOINT));
         Ok(manifest)

@@ -10,6 +10,8 @@
 //! - `documents.bin`: `u64` offsets into the sentences, one per document and one past the end;
 //! - `names.txt`: each document's name, a line each (the key of the train/validation split);
 //! - `sources.txt`: the input files, name and size on disk, a line each;
+//! - `tokenizer.json` and `tokenizer_config.json`: the tokenizer the ids come from, which a run
+//!   over the directory uses unless told otherwise ([`tokenizer_of`]);
 //! - `dataset.json`: the manifest (format version, the tokenizer's fingerprint, the counts,
 //!   the split, the lines skipped, a hash of the sources), written last, so that a directory
 //!   without it is an unfinished preparation (whose `progress.json` says where it stopped);
@@ -170,6 +172,13 @@ pub(crate) fn id_bytes(vocab: usize) -> usize {
     if vocab <= 1 << 16 { 2 } else { 4 }
 }
 
+/// The tokenizer a finished prepared dataset in `dir` was prepared with, if it is one and kept
+/// it (datasets prepared before it was kept have none).
+pub fn tokenizer_of(dir: &Path) -> Option<std::path::PathBuf> {
+    let file = dir.join("tokenizer.json");
+    (dir.join(MANIFEST).is_file() && file.is_file()).then_some(file)
+}
+
 /// Writes `documents` (tokenized by `tokenizer`) as a prepared dataset in `dir`, streaming:
 /// nothing but the current document is held in memory. Documents without a token are
 /// skipped; none at all is [`Error::EmptyCorpus`]. For raw text, with progress and resume,
@@ -193,6 +202,7 @@ pub fn write(
         return Err(Error::EmptyCorpus("no document has any token".into()));
     }
     sync_files(dir, &mut files)?;
+    tokenizer.save_to_dir(dir)?;
     let manifest = Manifest::new(tokenizer.fingerprint(), vocab, width, &state);
     manifest.write(dir)?;
     Ok(manifest)
@@ -427,6 +437,10 @@ mod tests {
         for (i, doc) in docs.iter().enumerate() {
             assert_eq!(&prepared.store().document(i), doc, "document {i}");
         }
+        // The dataset keeps its tokenizer, which reads back as the very one.
+        let kept = Tokenizer::from_file(tokenizer_of(&dir).unwrap()).unwrap();
+        assert_eq!(kept.fingerprint(), tokenizer.fingerprint());
+        Prepared::open(&dir, &kept).unwrap();
         std::fs::remove_dir_all(dir).unwrap();
     }
 
