@@ -177,6 +177,12 @@ impl MetricTotals {
     }
 }
 
+/// `eta` as minutes and seconds, `3m05s`.
+fn minutes(eta: Duration) -> String {
+    let secs = eta.as_secs();
+    format!("{}m{:02}s", secs / 60, secs % 60)
+}
+
 /// The training side of a run's log: metrics and throughput gathered over the steps between
 /// two records, a progress line after each step, and a record every `log_every` steps.
 #[derive(Debug)]
@@ -194,7 +200,8 @@ pub(crate) struct TrainLog {
 
 impl TrainLog {
     /// The log of a run of `config` that starts (or resumes) at `first_step`.
-    pub(crate) fn new(logger: Logger, config: &TrainConfig, first_step: usize) -> Self {
+    pub(crate) fn new(mut logger: Logger, config: &TrainConfig, first_step: usize) -> Self {
+        logger.total = Some(config.steps);
         Self {
             logger,
             totals: MetricTotals::default(),
@@ -239,7 +246,7 @@ impl TrainLog {
             metrics: std::mem::take(&mut self.totals).values(),
         };
         self.window = (0, 0.0);
-        self.logger.record(&record)?;
+        self.logger.write(&record, Some(eta))?;
         Ok(Some(record))
     }
 
@@ -255,6 +262,8 @@ pub struct Logger {
     path: Option<PathBuf>,
     progress: bool,
     terminal: bool,
+    /// The run's steps, shown as `step N/TOTAL` once a training log knows them.
+    total: Option<usize>,
 }
 
 impl Logger {
@@ -285,11 +294,17 @@ impl Logger {
             path,
             progress,
             terminal: std::io::stderr().is_terminal(),
+            total: None,
         })
     }
 
     /// Writes one record.
     pub fn record(&self, record: &LogRecord) -> Result<()> {
+        self.write(record, None)
+    }
+
+    /// Writes one record; a training record's line also shows the time left, `eta`.
+    fn write(&self, record: &LogRecord, eta: Option<Duration>) -> Result<()> {
         if let Some(path) = &self.path {
             let mut file = std::fs::OpenOptions::new()
                 .append(true)
@@ -309,9 +324,13 @@ impl Logger {
                 Split::Train => format!(" | {:.0} tok/s", record.tokens_per_s),
                 Split::Valid => String::new(),
             };
+            let left = eta.map_or(String::new(), |eta| format!(" | eta {}", minutes(eta)));
+            let step = match self.total {
+                Some(total) => format!("{}/{total}", record.step),
+                None => record.step.to_string(),
+            };
             let line = format!(
-                "step {:>6} {:<5} loss {:.4} | {}{speed} | lr {:.2e}",
-                record.step,
+                "step {step:>9} {:<5} loss {:.4} | {}{speed} | lr {:.2e}{left}",
                 record.split.as_str(),
                 record.loss,
                 metrics.join(" "),
@@ -329,11 +348,9 @@ impl Logger {
     /// Redraws the progress line (terminal only).
     pub fn progress(&self, step: usize, total: usize, loss: f64, tokens_per_s: f64, eta: Duration) {
         if self.progress && self.terminal {
-            let secs = eta.as_secs();
             eprint!(
-                "\r\x1b[2K[{step}/{total}] loss {loss:.4} | {tokens_per_s:.0} tok/s | eta {}m{:02}s",
-                secs / 60,
-                secs % 60
+                "\r\x1b[2K[{step}/{total}] loss {loss:.4} | {tokens_per_s:.0} tok/s | eta {}",
+                minutes(eta)
             );
             let _ = std::io::stderr().flush();
         }
