@@ -237,9 +237,14 @@ pub(crate) fn document(name: String, paragraphs: &[String]) -> Option<Document> 
     (!sentences.is_empty()).then_some(Document { name, sentences })
 }
 
-/// Reads a file that must be UTF-8, naming the first bad byte otherwise.
+/// Reads a file that must be UTF-8 text, naming the first bad byte otherwise: an invalid
+/// sequence, or a NUL byte, which no text holds and binary files do.
 pub fn read_utf8(path: &Path) -> Result<String> {
     let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+    if let Some(offset) = bytes.iter().position(|&b| b == 0) {
+        let path = path.to_path_buf();
+        return Err(Error::NotUtf8 { path, offset });
+    }
     String::from_utf8(bytes).map_err(|e| Error::NotUtf8 {
         path: path.to_path_buf(),
         offset: e.utf8_error().valid_up_to(),
@@ -390,6 +395,10 @@ mod tests {
             matches!(err, Error::NotUtf8 { offset: 10, .. }),
             "unexpected error: {err}"
         );
+        // A binary file misnamed .txt is valid UTF-8 up to its NUL bytes, which no text holds.
+        std::fs::write(&path, b"\x7fELF\x02\x01\x01\x00\x00").unwrap();
+        let err = Corpus::from_files(&[&path], DocumentBoundary::File).unwrap_err();
+        assert!(matches!(err, Error::NotUtf8 { offset: 7, .. }), "{err}");
         std::fs::remove_dir_all(&dir).unwrap();
     }
 

@@ -158,12 +158,12 @@ pub enum Error {
     /// A corpus (or one split of it) holds no text.
     #[error("empty corpus: {0}")]
     EmptyCorpus(String),
-    /// A text file is not UTF-8.
-    #[error("{path} is not valid UTF-8 (first bad byte at offset {offset})")]
+    /// A text file is not UTF-8 text: an invalid sequence, or a NUL byte (a binary file).
+    #[error("{path} is not UTF-8 text (first bad byte at offset {offset}; a binary file?)")]
     NotUtf8 {
         /// The file.
         path: PathBuf,
-        /// Byte offset of the first invalid sequence.
+        /// Byte offset of the first invalid sequence or NUL byte.
         offset: usize,
     },
     /// A prepared dataset is missing a file, truncated, or of another format.

@@ -359,7 +359,7 @@ impl<'a> Preparation<'a> {
         if let Some((terminal, read)) = progress {
             let skipped = if manifest.skipped.lines > 0 {
                 format!(
-                    "; {} lines not UTF-8 skipped, first at {}",
+                    "; {} lines that are not text (not UTF-8, or binary) skipped, first at {}",
                     manifest.skipped.lines,
                     manifest.skipped.first.join(", ")
                 )

@@ -4,7 +4,8 @@
 //! Inputs can be many gigabytes, so nothing is read whole: files are read a line at a time and
 //! only the current document is held. A preparation that is killed must not start over, so after
 //! every document the reader can say where it stands ([`Position`]), and a new reader resumes
-//! there. A web crawl holds the odd line that is not UTF-8; such lines are skipped and counted
+//! there. A web crawl holds the odd line that is not UTF-8 (and a binary file misnamed `.txt`
+//! lines with NUL bytes); such lines are skipped and counted
 //! ([`Skipped`]) rather than ending hours of work, while a JSON line of the wrong shape, which
 //! means the input is not what it was taken for, is an error.
 //!
@@ -133,7 +134,7 @@ pub struct Position {
     pub documents: u64,
 }
 
-/// Lines skipped because they are not UTF-8.
+/// Lines skipped because they are not text: not UTF-8, or holding a NUL byte (binary data).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Skipped {
     /// How many.
@@ -234,7 +235,8 @@ impl Open {
     }
 
     /// The next UTF-8 line of `source`, without its line ending (`\n` or `\r\n`, as
-    /// `str::lines` cuts them); a line that is not UTF-8 is dropped into `skipped`. None at the
+    /// `str::lines` cuts them); a line that is not UTF-8, or holds a NUL byte, is dropped into
+    /// `skipped`. None at the
     /// end.
     fn next_line(&mut self, source: &Source, skipped: &mut Skipped) -> Result<Option<&str>> {
         let mut bytes = std::mem::take(&mut self.line).into_bytes();
@@ -255,6 +257,12 @@ impl Open {
                 if bytes.ends_with(b"\r") {
                     bytes.pop();
                 }
+            }
+            // A NUL byte is valid UTF-8 but no text holds one: binary data (a file misnamed
+            // `.txt`) is skipped as a line that is not UTF-8 is, not read as words.
+            if let Some(nul) = bytes.iter().position(|&b| b == 0) {
+                skipped.record(&source.path, start + nul as u64);
+                continue;
             }
             // Checked in place, so that a good line is not copied.
             match String::from_utf8(bytes) {
@@ -616,6 +624,16 @@ mod tests {
                 }
             );
         }
+        // A binary file misnamed .txt: its lines hold NUL bytes and are skipped, not read.
+        let binary = dir.join("b.txt");
+        std::fs::write(
+            &binary,
+            b"\x7fELF\x02\x01\x01\x00\x00\x00abc\nxyz\x00\x00\n",
+        )
+        .unwrap();
+        let mut reader = Reader::new(list_sources(&binary).unwrap(), DocumentBoundary::File);
+        assert!(read_all(&mut reader).is_empty());
+        assert_eq!(reader.skipped().lines, 2);
         // In JSON lines, the bad line keeps its index: the next line is still `#2`.
         let path = dir.join("a.jsonl");
         std::fs::write(
