@@ -83,8 +83,9 @@ struct Args {
     /// 1 on a GPU).
     #[arg(long)]
     shards: Option<usize>,
-    /// A folder of text files (one document per .txt file) or a dataset `prepare` wrote
-    /// (default: the bundled corpus).
+    /// The text: a file or a folder (one document per .txt file; .jsonl lines with a `text`
+    /// field), or a dataset `prepare` wrote (default: the bundled corpus); for sft, reward and
+    /// dpo, their JSON-lines file of pairs.
     #[arg(long)]
     data: Option<PathBuf>,
     /// A tokenizer.json (default: the one a prepared --data dataset keeps, else the bundled
@@ -187,8 +188,13 @@ fn recipe(args: &Args) -> Result<Recipe> {
     recipe.train.learning_rate = args.lr.unwrap_or(recipe.train.learning_rate);
     recipe.train.seed = args.seed.unwrap_or(recipe.train.seed);
     recipe.float = args.float.unwrap_or(recipe.float);
-    if args.data.is_some() {
-        recipe.data.dir = args.data.clone();
+    // An objective with a data file of its own (sft, reward, dpo) reads --data as that file;
+    // every other objective as its corpus.
+    if let Some(data) = &args.data {
+        match recipe.objective.settings().data_file() {
+            Some(_) => recipe.set("objective.settings.data", data.to_string_lossy().into())?,
+            None => recipe.data.dir = Some(data.clone()),
+        }
     }
     let settings = [
         (

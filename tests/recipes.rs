@@ -351,3 +351,37 @@ fn a_resume_without_a_checkpoint_is_refused_before_any_text_is_read() {
     );
     std::fs::remove_dir_all(dir).unwrap();
 }
+
+#[test]
+fn a_single_text_file_is_a_corpus_of_its_blank_line_blocks() {
+    let dir = common::temp_dir("one-text-file");
+    let corpus = common::small_corpus(&dir);
+    let mut text = String::new();
+    let mut plays: Vec<_> = std::fs::read_dir(&corpus)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    plays.sort();
+    for play in plays {
+        text.push_str(&std::fs::read_to_string(play).unwrap());
+        text.push_str("\n\n");
+    }
+    let file = dir.join("plays.txt");
+    std::fs::write(&file, text).unwrap();
+    let recipe = short(Recipe::named("mlm", Preset::Tiny).unwrap(), &file);
+    let report = recipe
+        .run(&RunOptions::new(dir.join("run"), Device::flex().autodiff()))
+        .unwrap();
+    assert_eq!(report.state.step, 12);
+    // A name that is neither a file nor a folder is the recipe's error, before any reading.
+    let missing = short(
+        Recipe::named("mlm", Preset::Tiny).unwrap(),
+        &dir.join("absent.txt"),
+    );
+    let err = missing.check().unwrap_err();
+    assert!(
+        matches!(&err, Error::Recipe { field, .. } if field == "data.dir"),
+        "{err}"
+    );
+    std::fs::remove_dir_all(dir).unwrap();
+}

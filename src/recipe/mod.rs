@@ -284,11 +284,11 @@ impl Recipe {
         }
         self.train.validate().map_err(|e| e.in_field("train"))?;
         if let Some(dir) = &self.data.dir
-            && !dir.is_dir()
+            && !dir.exists()
         {
             return Err(Error::Recipe {
                 field: "data.dir".into(),
-                reason: format!("{} is not a directory", dir.display()),
+                reason: format!("{} is neither a file nor a folder", dir.display()),
             });
         }
         let fraction = self.data.valid_fraction;

@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
+use crate::corpus::DocumentBoundary;
 use crate::dataset::prepare::{self, PrepareOptions};
 use crate::dataset::{Documents, Prepared, TokenStore};
 use crate::error::Result;
@@ -42,8 +43,10 @@ impl TokenizerSource {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct DataSource {
-    /// A prepared dataset ([`crate::dataset::prepare`]), or a folder of `.txt` files, one
-    /// document per file; `None` for the bundled corpus, less the documents the genre task
+    /// A prepared dataset ([`crate::dataset::prepare`]), or text to prepare: a folder of
+    /// `.txt` files (one document each), a single `.txt` file (one document a blank-line
+    /// separated block), `.jsonl`/`.json` lines with a `text` field (one document each),
+    /// gzipped or not; `None` for the bundled corpus, less the documents the genre task
     /// evaluates on (see [`crate::dataset::bundled`]).
     pub dir: Option<PathBuf>,
     /// Share of the documents held out for validation, drawn with a fixed seed so that every
@@ -62,7 +65,7 @@ impl Default for DataSource {
 
 impl DataSource {
     /// The train and validation documents, tokenized by `tokenizer`. A prepared dataset is
-    /// opened as it is; a folder of text is prepared first into the cache
+    /// opened as it is; text (a file or a folder) is prepared first into the cache
     /// ([`prepare::cache_dir`]), once; the bundled corpus is tokenized into memory. All three
     /// are then read the same way, and split by document names.
     pub fn documents(
@@ -79,7 +82,14 @@ impl DataSource {
             Some(dir) if dir.join(crate::dataset::prepared::MANIFEST).exists() => dir.clone(),
             Some(dir) => {
                 let cache = prepare::cache_dir(dir, tokenizer);
+                // A folder holds a document a file; a single text file, a document a
+                // blank-line-separated block.
+                let boundary = match dir.is_file() {
+                    true => DocumentBoundary::BlankLine,
+                    false => DocumentBoundary::File,
+                };
                 let options = PrepareOptions {
+                    boundary,
                     valid_fraction: self.valid_fraction,
                     progress,
                     ..PrepareOptions::default()
