@@ -576,3 +576,33 @@ fn a_step_too_large_for_the_machines_memory_is_refused_before_any_text_is_read()
         std::fs::remove_dir_all(dir).unwrap();
     }
 }
+
+#[test]
+fn a_corrupt_starting_checkpoint_is_refused_before_any_text_is_read() {
+    use pretext::recipe::{Recipe, RunOptions};
+    let dir = common::temp_dir("corrupt-init");
+    let device = Device::flex().autodiff();
+    // A finished two-step run to start from, its encoder.bpk then cut short.
+    let mut first = Recipe::named("mlm", Preset::Tiny).unwrap();
+    first.data.dir = Some(common::small_corpus(&dir));
+    first.train.steps = 2;
+    first.train.progress = false;
+    first
+        .run(&RunOptions::new(dir.join("first"), device.clone()))
+        .unwrap();
+    let weights = dir.join("first/encoder.bpk");
+    let bytes = std::fs::read(&weights).unwrap();
+    std::fs::write(&weights, &bytes[..bytes.len() / 2]).unwrap();
+    // Continued pretraining from it, over an empty folder that reading would have reported.
+    let mut next = Recipe::named("mlm", Preset::Tiny)
+        .unwrap()
+        .init_from(dir.join("first"))
+        .unwrap();
+    next.data.dir = Some(dir.join("empty"));
+    std::fs::create_dir_all(dir.join("empty")).unwrap();
+    let err = next
+        .run(&RunOptions::new(dir.join("next"), device))
+        .unwrap_err();
+    assert!(matches!(err, Error::Checkpoint { .. }), "{err}");
+    std::fs::remove_dir_all(dir).unwrap();
+}

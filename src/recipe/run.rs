@@ -124,6 +124,37 @@ impl HasEncoder for EncoderDecoder {
     }
 }
 
+/// `backbone` with the weights of `recipe`'s `init` checkpoint (a pretext run's `encoder.bpk`
+/// or a Hugging Face directory), if it has one; with `progress`, says what was loaded.
+fn start_weights(
+    recipe: &Recipe,
+    mut backbone: TransformerEncoder,
+    device: &Device,
+    progress: bool,
+) -> Result<TransformerEncoder> {
+    let Some(dir) = &recipe.init else {
+        return Ok(backbone);
+    };
+    let loaded = match crate::hf::is_model_dir(dir) {
+        true => {
+            let report = crate::hf::load_encoder(dir, &mut backbone, device)?;
+            format!("{}: {report}", dir.display())
+        }
+        false => {
+            let path = dir.join(super::run_dir::ENCODER_FILE);
+            backbone = crate::train::checkpoint::load_weights(&path, backbone)?;
+            format!("{}: the encoder loaded", path.display())
+        }
+    };
+    if progress {
+        eprintln!(
+            "{}: {loaded}; the objective's heads start afresh",
+            dir.display()
+        );
+    }
+    Ok(backbone)
+}
+
 /// A recipe's run in progress: what an objective's [`run`](super::ObjectiveSettings::run)
 /// builds its model and tasks from.
 pub struct Run<'a> {
@@ -171,6 +202,13 @@ impl<'a> Run<'a> {
             recipe.check_memory(memory)?;
         }
         super::RunDir::create(&options.out, recipe, options.resume)?;
+        // A starting checkpoint that cannot be read fails now, not after the text is read. Its
+        // draws (a template's first parameter) come while the stream is held and before it is
+        // seeded, so the run's own draws are those of a run without this check.
+        if recipe.init.is_some() {
+            let _held = crate::util::random::hold();
+            start_weights(recipe, recipe.encoder.init(device)?, device, false)?;
+        }
         let started = Instant::now();
         let reads_corpus = recipe.objective.settings().data_file().is_none();
         let (train_docs, valid_docs) = if reads_corpus {
@@ -215,32 +253,14 @@ impl<'a> Run<'a> {
     /// A fresh encoder of the recipe's shape, with the weights of its `init` checkpoint if it
     /// has one.
     pub fn encoder(&self) -> Result<TransformerEncoder> {
-        let mut backbone = self.recipe.encoder.init(self.device())?;
+        let backbone = self.recipe.encoder.init(self.device())?;
         check_compatible(self.tokenizer, &backbone, self.seq_len())?;
-        if let Some(dir) = self
-            .recipe
-            .init
-            .as_ref()
-            .filter(|d| !crate::hf::is_model_dir(d))
-        {
-            let path = dir.join(super::run_dir::ENCODER_FILE);
-            backbone = crate::train::checkpoint::load_weights(&path, backbone)?;
-            if self.recipe.train.progress {
-                eprintln!(
-                    "{}: the encoder loaded; the objective's heads start afresh",
-                    path.display()
-                );
-            }
-        } else if let Some(dir) = &self.recipe.init {
-            let report = crate::hf::load_encoder(dir, &mut backbone, self.device())?;
-            if self.recipe.train.progress {
-                eprintln!(
-                    "{}: {report}; the objective's heads start afresh",
-                    dir.display()
-                );
-            }
-        }
-        Ok(backbone)
+        start_weights(
+            self.recipe,
+            backbone,
+            self.device(),
+            self.recipe.train.progress,
+        )
     }
 
     /// Says, when the run shows progress, that `cut` answers were cut to fit its sequences.
