@@ -6,7 +6,7 @@
 //! - `atomic_file`: files written whole or not at all.
 //! - `json`: unknown fields, a field's place in a file, setting a field by its dotted path,
 //!   and the first field where two values differ.
-//! - [`floats`] and [`ints`]: a tensor's values read back to the host.
+//! - `floats` and `ints`: a tensor's values read back to the host.
 
 pub(crate) mod atomic_file;
 pub(crate) mod json;
