@@ -36,7 +36,7 @@ use pretext::finetune::{
     ClassificationTask, Classifier, LabelledData, LabelledText, Scores, TaggedSentence,
     TaggingTask, fine_tune, genre, pos, spam,
 };
-use pretext::hf::Exportable;
+use pretext::hf::{ClassifierHead, Exportable};
 use pretext::objectives::{Objective, SequenceClassifierConfig, TokenClassifierConfig};
 use pretext::pretrainer::check_compatible;
 use pretext::recipe::RunDir;
@@ -282,8 +282,18 @@ fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     device.seed(args.seed);
     let (tokenizer, config, backbone) = encoder(&args, &device)?;
     std::fs::create_dir_all(&out)?;
-    let exported = |model: Exportable| -> pretext::Result<()> {
+    // The fine-tuned encoder and head, as --export-hf asks.
+    let exported = |encoder: &TransformerEncoder,
+                    head: &ClassifierHead,
+                    labels: &[String]|
+     -> pretext::Result<()> {
         if let Some(dir) = &args.export_hf {
+            let model = Exportable::Classifier {
+                config: &config,
+                encoder,
+                head,
+                labels,
+            };
             let class = pretext::hf::export(model, &tokenizer, dir, false)?;
             eprintln!("exported to {} (transformers: {class})", dir.display());
         }
@@ -300,12 +310,8 @@ fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
                 .with_dropout(args.dropout)
                 .init(&backbone, &device)?;
             let (scores, model) = run_task(&args, &name, &out, backbone, head, &tasks, &device)?;
-            exported(Exportable::SequenceClassifier {
-                config: &config,
-                encoder: &model.backbone,
-                head: &model.objective,
-                labels: &data.labels,
-            })?;
+            let head = ClassifierHead::Sequence(model.objective);
+            exported(&model.backbone, &head, &data.labels)?;
             (scores, tasks[0].num_examples())
         }
         Data::Tags(data) => {
@@ -322,12 +328,8 @@ fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
                 .with_dropout(args.dropout)
                 .init(&backbone, &device)?;
             let (scores, model) = run_task(&args, &name, &out, backbone, head, &tasks, &device)?;
-            exported(Exportable::TokenClassifier {
-                config: &config,
-                encoder: &model.backbone,
-                head: &model.objective,
-                labels: &data.labels,
-            })?;
+            let head = ClassifierHead::Token(model.objective);
+            exported(&model.backbone, &head, &data.labels)?;
             (scores, tasks[0].num_examples())
         }
     };

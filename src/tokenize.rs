@@ -209,6 +209,13 @@ impl Tokenizer {
     /// [`fingerprint`](Self::fingerprint)) whatever names they have.
     pub fn save_to_dir(&self, dir: &Path) -> Result<()> {
         self.save(dir.join("tokenizer.json"))?;
+        let roles = self.role_names(self.has_mask).to_string();
+        crate::util::atomic_file::write(&dir.join("tokenizer_config.json"), roles)
+    }
+
+    /// The special tokens' names by role, as `tokenizer_config.json` declares them
+    /// (`pad_token`, `unk_token`, `cls_token`, `sep_token`, and `mask_token` with `mask`).
+    pub(crate) fn role_names(&self, mask: bool) -> serde_json::Value {
         let name = |id| self.inner.id_to_token(id).unwrap_or_default();
         let s = self.special;
         let mut roles = serde_json::json!({
@@ -217,10 +224,10 @@ impl Tokenizer {
             "cls_token": name(s.cls),
             "sep_token": name(s.sep),
         });
-        if self.has_mask {
+        if mask {
             roles["mask_token"] = name(s.mask).into();
         }
-        crate::util::atomic_file::write(&dir.join("tokenizer_config.json"), roles.to_string())
+        roles
     }
 
     /// Saves as `tokenizer.json` for `transformers`: with BERT's framing as its post-processor

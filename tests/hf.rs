@@ -1171,19 +1171,11 @@ fn fine_tuned_classifiers_give_transformers_pipeline_scores_and_export_back_bit_
         }
         let config = model.config.encoder(&dir).unwrap();
         let out = export_dir(&format!("hf-export-{name}"));
-        let exportable = match &model.head {
-            ClassifierHead::Sequence(head) => Exportable::SequenceClassifier {
-                config: &config,
-                encoder: &model.encoder,
-                head,
-                labels: &model.labels,
-            },
-            ClassifierHead::Token(head) => Exportable::TokenClassifier {
-                config: &config,
-                encoder: &model.encoder,
-                head,
-                labels: &model.labels,
-            },
+        let exportable = Exportable::Classifier {
+            config: &config,
+            encoder: &model.encoder,
+            head: &model.head,
+            labels: &model.labels,
         };
         let class = export(exportable, &tokenizer, &out, false).unwrap();
         assert_eq!([class], model.config.architectures[..], "{name}");

@@ -15,6 +15,7 @@
 //! # Ok(()) }
 //! ```
 
+use std::collections::{BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
 
 use serde_json::{Map, Value};
@@ -202,32 +203,35 @@ impl LabelledFiles {
     ) -> Result<LabelledData<T>> {
         crate::error::check_rate("valid_fraction", self.valid_fraction)?;
         let train = read(&self.train)?;
-        let mut labels: Vec<String> = train.iter().flat_map(|r| r.labels.clone()).collect();
-        labels.sort_unstable();
-        labels.dedup();
+        // The label set, sorted (as numbers when every label is one), and each label's class.
+        let names: BTreeSet<&str> = train
+            .iter()
+            .flat_map(|r| r.labels.iter().map(String::as_str))
+            .collect();
+        let mut labels: Vec<String> = names.into_iter().map(str::to_string).collect();
         if labels.iter().all(|l| l.parse::<i64>().is_ok()) {
             labels.sort_by_key(|l| l.parse::<i64>().expect("checked"));
         }
-        let mut data = LabelledData {
-            labels,
-            ..LabelledData::default()
-        };
-        let classes = |path: &Path, raw: Raw<T>, labels: &[String]| -> Result<T> {
+        let ids: HashMap<String, u32> = (0..).zip(&labels).map(|(i, l)| (l.clone(), i)).collect();
+        let classes = |path: &Path, raw: Raw<T>| -> Result<T> {
             let classes = raw.labels.iter().map(|label| {
-                let class = labels.iter().position(|l| l == label).ok_or_else(|| {
+                ids.get(label).copied().ok_or_else(|| {
                     let known = labels.join(", ");
                     let reason =
                         format!("label {label:?} is not one of the training file's: {known}");
                     data_fault(path, raw.line, &reason)
-                })?;
-                Ok(class as u32)
+                })
             });
             let classes = classes.collect::<Result<Vec<_>>>()?;
             Ok(classify(raw.item, classes))
         };
+        let mut data = LabelledData {
+            labels: labels.clone(),
+            ..LabelledData::default()
+        };
         for raw in train {
             let held_out = self.valid.is_none() && self.holds_out(&key(&raw.item));
-            let item = classes(&self.train, raw, &data.labels)?;
+            let item = classes(&self.train, raw)?;
             match held_out {
                 true => data.valid.push(item),
                 false => data.train.push(item),
@@ -236,7 +240,7 @@ impl LabelledFiles {
         for (path, subset) in [(&self.valid, &mut data.valid), (&self.test, &mut data.test)] {
             if let Some(path) = path {
                 for raw in read(path)? {
-                    subset.push(classes(path, raw, &data.labels)?);
+                    subset.push(classes(path, raw)?);
                 }
             }
         }

@@ -44,6 +44,16 @@ pub enum ClassifierHead {
     Token(TokenClassifier),
 }
 
+impl ClassifierHead {
+    /// Number of classes.
+    pub fn num_classes(&self) -> usize {
+        match self {
+            Self::Sequence(head) => head.num_classes(),
+            Self::Token(head) => head.num_classes(),
+        }
+    }
+}
+
 /// A fine-tuned BERT, RoBERTa, ALBERT or ELECTRA classifier in pretext's modules.
 #[derive(Debug)]
 pub struct HfClassifier {
@@ -126,21 +136,29 @@ struct Parts<H: Module> {
     head: H,
 }
 
-/// An encoder (of shape `config`) with a sequence (`sequence`) or token classifier `head` of
-/// `labels.len()` classes, as BERT, RoBERTa or ALBERT's `…ForSequenceClassification` or
-/// `…ForTokenClassification`, `id2label` and `label2id` written from `labels`.
-pub(super) fn export<H: Module + ModuleDisplay>(
+/// An encoder (of shape `config`) with a classifier `head` of `labels.len()` classes, as BERT,
+/// RoBERTa or ALBERT's `…ForSequenceClassification` or `…ForTokenClassification`, `id2label`
+/// and `label2id` written from `labels`.
+pub(super) fn export(
     config: &crate::blocks::TransformerEncoderConfig,
     encoder: &TransformerEncoder,
-    head: &H,
-    sequence: bool,
+    head: &ClassifierHead,
     labels: &[String],
     pad: u32,
     dir: &Path,
 ) -> Result<Converted> {
     let (model_type, name) = exported_family(config, pad, dir)?;
+    if head.num_classes() != labels.len() {
+        let what = format!(
+            "{} classes but {} label names",
+            head.num_classes(),
+            labels.len()
+        );
+        return Err(refuse(dir, name, &what));
+    }
     let prefix = format!("{model_type}.");
     let mut keys = encoder_out(config, "backbone.", &prefix, model_type);
+    let sequence = matches!(head, ClassifierHead::Sequence(_));
     let class = match (model_type, sequence) {
         ("albert", true) => "AlbertForSequenceClassification",
         ("roberta", true) => "RobertaForSequenceClassification",
@@ -156,20 +174,10 @@ pub(super) fn export<H: Module + ModuleDisplay>(
         _ => {}
     }
     keys.extend(outward("head.", "", CLASSIFIER));
-    let parts = Parts {
-        backbone: encoder.clone(),
-        head: head.clone(),
+    let weights = match head {
+        ClassifierHead::Sequence(head) => weights(encoder, head, keys)?,
+        ClassifierHead::Token(head) => weights(encoder, head, keys)?,
     };
-    let weights = Weights::of(&parts, keys, &[])?;
-    let classes = weights
-        .tensors
-        .iter()
-        .find(|(key, _)| key.ends_with("classifier.bias") || key.ends_with("out_proj.bias"))
-        .map_or(0, |(_, values)| values.shape()[0]);
-    if classes != labels.len() {
-        let what = format!("{classes} classes but {} label names", labels.len());
-        return Err(refuse(dir, name, &what));
-    }
     let mut fields = hf_fields(config, model_type);
     fields["id2label"] = labels
         .iter()
@@ -186,4 +194,17 @@ pub(super) fn export<H: Module + ModuleDisplay>(
         config: fields,
         weights,
     })
+}
+
+/// The tensors of `encoder` and `head` under the names `keys` gives them.
+fn weights<H: Module + ModuleDisplay>(
+    encoder: &TransformerEncoder,
+    head: &H,
+    keys: KeyTable,
+) -> Result<Weights> {
+    let parts = Parts {
+        backbone: encoder.clone(),
+        head: head.clone(),
+    };
+    Weights::of(&parts, keys, &[])
 }

@@ -14,15 +14,14 @@ use std::path::Path;
 
 use serde_json::json;
 
+use super::classifier::{self, ClassifierHead};
 use super::convert::Converted;
-use super::{bart, bert, classifier, electra, gpt2, model_error};
+use super::{bart, bert, electra, gpt2, model_error};
 use crate::blocks::{
     EncoderDecoder, EncoderDecoderConfig, TransformerEncoder, TransformerEncoderConfig,
 };
 use crate::error::{Error, Result};
-use crate::objectives::{
-    Clm, Electra, Mlm, PairHead, Seq2Seq, SequenceClassifier, TokenClassifier,
-};
+use crate::objectives::{Clm, Electra, Mlm, PairHead, Seq2Seq};
 use crate::tokenize::Tokenizer;
 
 /// A model to export, with the configuration it was built from.
@@ -49,27 +48,15 @@ pub enum Exportable<'a> {
         /// The objective holding the discriminator's head.
         electra: &'a Electra,
     },
-    /// An encoder with a sequence classifier and its label names
-    /// (`BertForSequenceClassification`, or RoBERTa's, ALBERT's).
-    SequenceClassifier {
+    /// An encoder with a classifier head and its label names
+    /// (`BertForSequenceClassification`, `BertForTokenClassification`, or RoBERTa's, ALBERT's).
+    Classifier {
         /// Its configuration.
         config: &'a TransformerEncoderConfig,
         /// The encoder.
         encoder: &'a TransformerEncoder,
-        /// The head.
-        head: &'a SequenceClassifier,
-        /// The label names, by class id.
-        labels: &'a [String],
-    },
-    /// An encoder with a token classifier and its label names (`BertForTokenClassification`,
-    /// or RoBERTa's, ALBERT's).
-    TokenClassifier {
-        /// Its configuration.
-        config: &'a TransformerEncoderConfig,
-        /// The encoder.
-        encoder: &'a TransformerEncoder,
-        /// The head.
-        head: &'a TokenClassifier,
+        /// The head: one class a sequence, or one a token.
+        head: &'a ClassifierHead,
         /// The label names, by class id.
         labels: &'a [String],
     },
@@ -105,8 +92,7 @@ pub fn export(
     let (vocab, config) = match model {
         Exportable::Encoder { config, .. }
         | Exportable::Electra { config, .. }
-        | Exportable::SequenceClassifier { config, .. }
-        | Exportable::TokenClassifier { config, .. }
+        | Exportable::Classifier { config, .. }
         | Exportable::Gpt2 { config, .. } => (config.vocab_size, config),
         Exportable::Bart { config, .. } => (config.encoder.vocab_size, &config.encoder),
     };
@@ -123,18 +109,12 @@ pub fn export(
             encoder,
             electra,
         } => electra::export(config, encoder, electra, dir)?,
-        Exportable::SequenceClassifier {
+        Exportable::Classifier {
             config,
             encoder,
             head,
             labels,
-        } => classifier::export(config, encoder, head, true, labels, special.pad, dir)?,
-        Exportable::TokenClassifier {
-            config,
-            encoder,
-            head,
-            labels,
-        } => classifier::export(config, encoder, head, false, labels, special.pad, dir)?,
+        } => classifier::export(config, encoder, head, labels, special.pad, dir)?,
         Exportable::Gpt2 {
             config,
             encoder,
@@ -164,25 +144,19 @@ pub fn export(
     std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
     weights.write(&dir.join(super::WEIGHTS_FILE))?;
     hf["architectures"] = json!([class]);
-    // The special tokens by role, under the names this tokenizer gives them.
-    let name = |id| tokenizer.id_to_token(id).unwrap_or_default();
-    let tokenizer_config = json!({
-        "tokenizer_class": "PreTrainedTokenizerFast",
-        "model_max_length": config.max_positions - config.position_offset,
-        "pad_token": name(special.pad),
-        "unk_token": name(special.unk),
-        "cls_token": name(special.cls),
-        "sep_token": name(special.sep),
-        "bos_token": name(special.cls),
-        "eos_token": name(special.sep),
-        "mask_token": name(special.mask),
-        // transformers 5's fast tokenizer returns token type ids only when told to: without
-        // them a pair's second text would read as segment 0.
-        "model_input_names": match config.num_segments {
-            0 => json!(["input_ids", "attention_mask"]),
-            _ => json!(["input_ids", "token_type_ids", "attention_mask"]),
-        },
-    });
+    // The special tokens by role, under the names this tokenizer gives them; the start and
+    // end of a text are its [CLS] and [SEP].
+    let mut tokenizer_config = tokenizer.role_names(true);
+    tokenizer_config["bos_token"] = tokenizer_config["cls_token"].clone();
+    tokenizer_config["eos_token"] = tokenizer_config["sep_token"].clone();
+    tokenizer_config["tokenizer_class"] = json!("PreTrainedTokenizerFast");
+    tokenizer_config["model_max_length"] = json!(config.max_positions - config.position_offset);
+    // transformers 5's fast tokenizer returns token type ids only when told to: without them
+    // a pair's second text would read as segment 0.
+    tokenizer_config["model_input_names"] = match config.num_segments {
+        0 => json!(["input_ids", "attention_mask"]),
+        _ => json!(["input_ids", "token_type_ids", "attention_mask"]),
+    };
     for (name, value) in [
         ("config.json", hf),
         ("tokenizer_config.json", tokenizer_config),

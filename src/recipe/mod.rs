@@ -460,32 +460,38 @@ impl Recipe {
     /// sequence) and the logits over the vocabulary. An estimate to refuse what cannot fit,
     /// not a measurement.
     pub fn step_memory(&self) -> f64 {
+        let (fixed, linear, attention) = self.step_memory_parts();
+        fixed + linear + attention
+    }
+
+    /// [`step_memory`](Self::step_memory) in three parts: what does not grow with the
+    /// sequence's square (weights, optimizer state, logits), the activations that grow with
+    /// its length, and attention's, which grow with its square.
+    fn step_memory_parts(&self) -> (f64, f64, f64) {
         let e = &self.encoder;
-        let (s, b, h) = (
-            self.seq_len as f64,
-            self.train.batch_size as f64,
-            e.hidden_size as f64,
-        );
         let value = match self.float {
             FloatType::F32 => 4.0,
             _ => 2.0,
         };
-        let layer = s * b * h * (34.0 + 5.0 * e.num_heads as f64 * s / h) * value / 2.0;
-        let logits = 3.0 * s * b * e.vocab_size as f64 * value;
-        16.0 * e.num_params() as f64 + e.num_layers as f64 * layer + logits
+        // Activations of all layers per unit of Korthikanti et al.'s bracket.
+        let tokens = self.seq_len as f64 * self.train.batch_size as f64;
+        let per = e.num_layers as f64 * tokens * e.hidden_size as f64 * value / 2.0;
+        let linear = per * 34.0;
+        let attention = per * 5.0 * e.num_heads as f64 * self.seq_len as f64 / e.hidden_size as f64;
+        let fixed = 16.0 * e.num_params() as f64 + 3.0 * tokens * e.vocab_size as f64 * value;
+        (fixed, linear, attention)
     }
 
     /// Checks that a step's memory ([`step_memory`](Self::step_memory)) fits in `available`
-    /// bytes, naming the field to lower: `seq_len` when attention's square term is most of
-    /// it, `train.batch_size` otherwise.
+    /// bytes, naming the field to lower: `seq_len` when attention's square term is the larger
+    /// share of the activations, `train.batch_size` otherwise.
     pub fn check_memory(&self, available: u64) -> Result<()> {
-        let needed = self.step_memory();
+        let (fixed, linear, attention) = self.step_memory_parts();
+        let needed = fixed + linear + attention;
         if needed <= available as f64 {
             return Ok(());
         }
-        let e = &self.encoder;
-        let quadratic = 5.0 * e.num_heads as f64 * self.seq_len as f64;
-        let field = match quadratic > 34.0 * e.hidden_size as f64 {
+        let field = match attention > linear {
             true => "seq_len",
             false => "train.batch_size",
         };
@@ -498,7 +504,7 @@ impl Recipe {
                 gib(needed),
                 self.train.batch_size,
                 self.seq_len,
-                e.num_layers,
+                self.encoder.num_layers,
                 gib(available as f64)
             ),
         })

@@ -147,10 +147,7 @@ fn start_weights(
         }
     };
     if progress {
-        eprintln!(
-            "{}: {loaded}; the objective's heads start afresh",
-            dir.display()
-        );
+        eprintln!("{loaded}; the objective's heads start afresh");
     }
     Ok(backbone)
 }
