@@ -504,14 +504,16 @@ PAIRS = [
 TAGGED = ["Alice moved to Paris last year.", "In Lima, Omar opened a bakery."]
 
 
-def classifiers():
-    """Fine-tuned classifiers as transformers saves them (BERT, RoBERTa and ALBERT for
-    sequences, BERT and ELECTRA for tokens), with id2label, over a small WordPiece, and what
+def classifiers(only=None):
+    """Fine-tuned classifiers as transformers saves them (BERT, RoBERTa, ALBERT and ELECTRA
+    for sequences, BERT and ELECTRA for tokens), with id2label, over a small WordPiece, and what
     transformers' text-classification and token-classification pipelines give on a few texts
-    and pairs (every label's score; every token's best tag and its score)."""
+    and pairs (every label's score; every token's best tag and its score). With `only`, just
+    the fixture of that name."""
     from transformers import (AlbertForSequenceClassification, BertForTokenClassification,
-                              ElectraConfig, ElectraForTokenClassification,
-                              RobertaForSequenceClassification, pipeline)
+                              ElectraConfig, ElectraForSequenceClassification,
+                              ElectraForTokenClassification, RobertaForSequenceClassification,
+                              pipeline)
 
     shape = dict(hidden_size=16, num_hidden_layers=2, num_attention_heads=2,
                  intermediate_size=24, hidden_act="gelu", type_vocab_size=2,
@@ -526,12 +528,16 @@ def classifiers():
         ("classify-albert", AlbertForSequenceClassification, AlbertConfig,
          dict(max_position_embeddings=64, embedding_size=8, pad_token_id=0, bos_token_id=2,
               eos_token_id=3), topics, 13),
+        ("classify-electra", ElectraForSequenceClassification, ElectraConfig,
+         dict(max_position_embeddings=64, embedding_size=8), topics, 16),
         ("tag-bert", BertForTokenClassification, BertConfig,
          dict(max_position_embeddings=64), ["O", "B-PER", "B-LOC"], 14),
         ("tag-electra", ElectraForTokenClassification, ElectraConfig,
          dict(max_position_embeddings=64, embedding_size=16), ["O", "B-PER", "B-LOC"], 15),
     ]
     for name, model_class, config_class, extra, labels, seed in cases:
+        if only and name != only:
+            continue
         directory = OUT / name
         vocab = small_wordpiece(directory)
         config = config_class(vocab_size=vocab, **shape, **extra,

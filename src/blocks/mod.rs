@@ -25,7 +25,7 @@ pub use kv_cache::{KeysValues, KvCache};
 pub use layer_norm::LayerNorm;
 pub use lm_head::{LmHead, LmHeadConfig, states_at};
 pub use mask::AttentionMask;
-pub use pooler::{Pooler, PoolerConfig};
+pub use pooler::{Pooler, PoolerActivation, PoolerConfig};
 pub use two_stream::{StreamInput, TwoStreamBackbone};
 
 use burn::nn::{Initializer, Linear, LinearConfig};

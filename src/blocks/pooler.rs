@@ -1,22 +1,41 @@
-//! BERT's pooler: the first (`[CLS]`) position's hidden state through a dense layer and `tanh`,
-//! one vector per sequence for sentence-level heads (NSP, SOP, sequence classification).
+//! BERT's pooler: the first (`[CLS]`) position's hidden state through a dense layer and `tanh`
+//! (ELECTRA's classification head: GELU), one vector per sequence for sentence-level heads (NSP,
+//! SOP, sequence classification).
 
 use burn::nn::Linear;
 use burn::prelude::*;
 
+use serde::{Deserialize, Serialize};
+
 use super::normal_linear;
+
+/// The pooler's non-linearity.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PoolerActivation {
+    /// `tanh`: BERT, RoBERTa and ALBERT.
+    #[default]
+    Tanh,
+    /// The exact GELU: ELECTRA's `ElectraClassificationHead`.
+    Gelu,
+}
 
 /// Configuration of [`Pooler`].
 #[derive(Config, Debug)]
 pub struct PoolerConfig {
     /// Width of the backbone's hidden states.
     pub hidden_size: usize,
+    /// The non-linearity after the dense layer.
+    #[config(default = "PoolerActivation::Tanh")]
+    pub activation: PoolerActivation,
 }
 
-/// `tanh(dense(h[:, 0]))`.
+/// `tanh(dense(h[:, 0]))` (or GELU in place of `tanh`).
 #[derive(Module, Debug)]
 pub struct Pooler {
     dense: Linear,
+    #[module(skip)]
+    activation: PoolerActivation,
 }
 
 impl PoolerConfig {
@@ -24,6 +43,7 @@ impl PoolerConfig {
     pub fn init(&self, device: &Device) -> Pooler {
         Pooler {
             dense: normal_linear(self.hidden_size, self.hidden_size, 0.02, device),
+            activation: self.activation,
         }
     }
 }
@@ -35,7 +55,16 @@ impl Pooler {
         let first = hidden
             .slice([0..batch, 0..1, 0..width])
             .reshape([batch, width]);
-        self.dense.forward(first).tanh()
+        let dense = self.dense.forward(first);
+        match self.activation {
+            PoolerActivation::Tanh => dense.tanh(),
+            PoolerActivation::Gelu => burn::tensor::activation::gelu(dense),
+        }
+    }
+
+    /// The non-linearity after the dense layer.
+    pub fn activation(&self) -> PoolerActivation {
+        self.activation
     }
 }
 

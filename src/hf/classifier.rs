@@ -3,8 +3,9 @@
 //!
 //! - `…ForSequenceClassification`: BERT's and ALBERT's pooler on `[CLS]` and a linear layer
 //!   are pretext's [`SequenceClassifier`]; RoBERTa's `classifier.dense` + tanh +
-//!   `classifier.out_proj` on `<s>` is the same computation under other names. ELECTRA's
-//!   applies GELU where the pooler applies tanh, and is refused.
+//!   `classifier.out_proj` on `<s>` is the same computation under other names, and ELECTRA's
+//!   the same names with GELU in place of tanh (the head's
+//!   [`PoolerActivation::Gelu`]). A head with a GELU pooler exports as ELECTRA's.
 //! - `…ForTokenClassification` (BERT, RoBERTa, ALBERT, ELECTRA): a linear layer on every
 //!   token, pretext's [`TokenClassifier`].
 
@@ -15,11 +16,11 @@ use burn::prelude::Device;
 use serde_json::json;
 
 use super::bert::{POOLER, encoder_out, exported_family, hf_fields};
-use super::convert::{Converted, Weights, refuse};
+use super::convert::{Converted, Weights, refuse, round_trip};
 use super::keys::{KeyTable, outward, prefixed, table};
 use super::loader::{LoadReport, Loader};
 use super::{HfConfig, albert, model_error};
-use crate::blocks::TransformerEncoder;
+use crate::blocks::{PoolerActivation, TransformerEncoder};
 use crate::error::Result;
 use crate::objectives::{
     SequenceClassifier, SequenceClassifierConfig, TokenClassifier, TokenClassifierConfig,
@@ -28,9 +29,9 @@ use crate::objectives::{
 /// The linear layer of every classifier class (HF name, pretext path).
 const CLASSIFIER: &[(&str, &str)] = &[("classifier.", "classifier.")];
 
-/// RoBERTa's sequence head: a dense map with tanh and a linear layer, pretext's pooler and
-/// classifier.
-const ROBERTA_SEQUENCE_HEAD: &[(&str, &str)] = &[
+/// RoBERTa's and ELECTRA's sequence head: a dense map with tanh (ELECTRA: GELU) and a linear
+/// layer, pretext's pooler and classifier.
+const DENSE_SEQUENCE_HEAD: &[(&str, &str)] = &[
     ("classifier.dense.", "pooler.dense."),
     ("classifier.out_proj.", "classifier."),
 ];
@@ -75,8 +76,8 @@ fn sequence_head(model_type: &str) -> std::result::Result<KeyTable, &'static str
     match model_type {
         "bert" => Ok([prefixed("bert", POOLER), table(CLASSIFIER)].concat()),
         "albert" => Ok([prefixed("albert", albert::POOLER), table(CLASSIFIER)].concat()),
-        "roberta" => Ok(table(ROBERTA_SEQUENCE_HEAD)),
-        _ => Err("a sequence head with GELU where pretext's pooler has tanh"),
+        "roberta" | "electra" => Ok(table(DENSE_SEQUENCE_HEAD)),
+        _ => Err("a sequence head of another family"),
     }
 }
 
@@ -106,7 +107,12 @@ pub fn load_classifier(dir: &Path, device: &Device) -> Result<HfClassifier> {
     let dropout = config.hidden_dropout_prob;
     let head = if class.ends_with("ForSequenceClassification") {
         let keys = sequence_head(model_type).map_err(|what| refuse(dir, &class, what))?;
-        let config = SequenceClassifierConfig::new(labels.len(), "classifier".into());
+        let activation = match model_type {
+            "electra" => PoolerActivation::Gelu,
+            _ => PoolerActivation::Tanh,
+        };
+        let config = SequenceClassifierConfig::new(labels.len(), "classifier".into())
+            .with_pooler_activation(activation);
         let mut head = config.with_dropout(dropout).init(&encoder, device)?;
         loader.part("sequence classifier", &mut head, &keys, true)?;
         ClassifierHead::Sequence(head)
@@ -136,9 +142,34 @@ struct Parts<H: Module> {
     head: H,
 }
 
+/// The family a classifier exports as: ELECTRA's for a GELU pooler or an unshared encoder
+/// with an embedding projection (which only ALBERT and ELECTRA have), else BERT's, RoBERTa's
+/// or ALBERT's ([`exported_family`]).
+fn classifier_family(
+    config: &crate::blocks::TransformerEncoderConfig,
+    head: &ClassifierHead,
+    pad: u32,
+    dir: &Path,
+) -> Result<(&'static str, &'static str)> {
+    let gelu = matches!(head, ClassifierHead::Sequence(h)
+        if h.pooler_activation() == PoolerActivation::Gelu);
+    let projected = config.embedding_size.is_some() && !config.share_layers;
+    if !(gelu || projected) {
+        return exported_family(config, pad, dir);
+    }
+    let sequence = matches!(head, ClassifierHead::Sequence(_));
+    let misfit = round_trip("ELECTRA", config, &hf_fields(config, "electra")).or_else(|| {
+        (sequence && !gelu).then(|| "a tanh pooler where ELECTRA's head applies GELU".into())
+    });
+    match misfit {
+        Some(what) => Err(refuse(dir, "ELECTRA", &what)),
+        None => Ok(("electra", "ELECTRA")),
+    }
+}
+
 /// An encoder (of shape `config`) with a classifier `head` of `labels.len()` classes, as BERT,
-/// RoBERTa or ALBERT's `…ForSequenceClassification` or `…ForTokenClassification`, `id2label`
-/// and `label2id` written from `labels`.
+/// RoBERTa, ALBERT or ELECTRA's `…ForSequenceClassification` or `…ForTokenClassification`,
+/// `id2label` and `label2id` written from `labels`.
 pub(super) fn export(
     config: &crate::blocks::TransformerEncoderConfig,
     encoder: &TransformerEncoder,
@@ -147,7 +178,7 @@ pub(super) fn export(
     pad: u32,
     dir: &Path,
 ) -> Result<Converted> {
-    let (model_type, name) = exported_family(config, pad, dir)?;
+    let (model_type, name) = classifier_family(config, head, pad, dir)?;
     if head.num_classes() != labels.len() {
         let what = format!(
             "{} classes but {} label names",
@@ -162,13 +193,15 @@ pub(super) fn export(
     let class = match (model_type, sequence) {
         ("albert", true) => "AlbertForSequenceClassification",
         ("roberta", true) => "RobertaForSequenceClassification",
+        ("electra", true) => "ElectraForSequenceClassification",
         (_, true) => "BertForSequenceClassification",
         ("albert", false) => "AlbertForTokenClassification",
         ("roberta", false) => "RobertaForTokenClassification",
+        ("electra", false) => "ElectraForTokenClassification",
         (_, false) => "BertForTokenClassification",
     };
     match (model_type, sequence) {
-        ("roberta", true) => keys.extend(outward("head.", "", ROBERTA_SEQUENCE_HEAD)),
+        ("roberta" | "electra", true) => keys.extend(outward("head.", "", DENSE_SEQUENCE_HEAD)),
         ("albert", true) => keys.extend(outward("head.", &prefix, albert::POOLER)),
         (_, true) => keys.extend(outward("head.", &prefix, POOLER)),
         _ => {}

@@ -14,7 +14,9 @@ use super::{
     EncoderHead, Objective, ObjectiveOutput, SEQUENCES, TARGETS, forward_encoder_head,
     masked_cross_entropy,
 };
-use crate::blocks::{Dropout, EncoderBackbone, Pooler, PoolerConfig, normal_linear, states_at};
+use crate::blocks::{
+    Dropout, EncoderBackbone, Pooler, PoolerActivation, PoolerConfig, normal_linear, states_at,
+};
 use crate::data::TokenBatch;
 use crate::error::Result;
 
@@ -29,6 +31,9 @@ pub struct SequenceClassifierConfig {
     /// fine-tuning uses 0.1).
     #[config(default = 0.0)]
     pub dropout: f64,
+    /// The pooler's non-linearity: `tanh` (BERT's) or GELU (ELECTRA's classification head).
+    #[config(default = "PoolerActivation::Tanh")]
+    pub pooler_activation: PoolerActivation,
 }
 
 /// The loss of `p`, over `unit`, with its `{name}_acc` and `{name}_loss` metrics.
@@ -72,7 +77,9 @@ impl SequenceClassifierConfig {
         check_head(self.num_classes, self.dropout)?;
         let hidden = backbone.hidden_size();
         Ok(SequenceClassifier {
-            pooler: PoolerConfig::new(hidden).init(device),
+            pooler: PoolerConfig::new(hidden)
+                .with_activation(self.pooler_activation)
+                .init(device),
             dropout: Dropout::new(self.dropout),
             classifier: normal_linear(hidden, self.num_classes, 0.02, device),
             name: self.name.clone(),
@@ -90,6 +97,11 @@ impl SequenceClassifier {
     /// Number of classes.
     pub fn num_classes(&self) -> usize {
         self.classifier.weight.dims()[1]
+    }
+
+    /// The pooler's non-linearity.
+    pub fn pooler_activation(&self) -> PoolerActivation {
+        self.pooler.activation()
     }
 
     /// The metric names' prefix.
