@@ -21,7 +21,10 @@
 //!
 //! Writes `OUT/metrics.jsonl` like `pretrain` (train and validation records of the fine-tuning
 //! run), then one last line with the test scores: `{"split":"test","accuracy":…,
-//! "macro_f1":…,"examples":…}`.
+//! "macro_f1":…,"examples":…}`. The tuned model is saved in `OUT` too (`classifier.json`,
+//! `encoder.bpk`, `head.bpk`, the tokenizer: [`pretext::finetune::FineTuned`]), which
+//! `--export-hf` writes for `transformers` at the end, the `export` example at any later
+//! time, and `--checkpoint OUT` tunes further on another task.
 
 use std::path::PathBuf;
 use std::time::Instant;
@@ -33,10 +36,10 @@ use pretext::data::Task;
 use pretext::data::{TokenBatch, TokenExample};
 use pretext::dataset::labelled_files::{Columns, LabelledFiles, LabelledKind};
 use pretext::finetune::{
-    ClassificationTask, Classifier, LabelledData, LabelledText, Scores, TaggedSentence,
-    TaggingTask, fine_tune, genre, pos, spam,
+    ClassificationTask, Classifier, ClassifierCard, FineTuned, HeadConfig, LabelledData,
+    LabelledText, Scores, TaggedSentence, TaggingTask, fine_tune, genre, pos, spam,
 };
-use pretext::hf::{ClassifierHead, Exportable};
+use pretext::hf::{ClassifierHead, exportable_pooler};
 use pretext::objectives::{Objective, SequenceClassifierConfig, TokenClassifierConfig};
 use pretext::pretrainer::check_compatible;
 use pretext::recipe::RunDir;
@@ -63,8 +66,9 @@ enum Data {
 /// Fine-tune an encoder on a downstream classification task.
 #[derive(Parser, Debug)]
 struct Args {
-    /// A pretraining run's directory (its recipe, config.json, and encoder.bpk), or a Hugging
-    /// Face BERT directory (config.json, model.safetensors, tokenizer.json).
+    /// A pretraining run's directory (its recipe, config.json, and encoder.bpk), a fine-tuning
+    /// run's (its encoder, under a fresh head), or a Hugging Face BERT-shaped directory
+    /// (config.json, model.safetensors, tokenizer.json).
     #[arg(
         long,
         conflicts_with = "from_scratch",
@@ -137,9 +141,10 @@ struct Args {
     /// Run directory (default: runs/finetune-TASK-SOURCE).
     #[arg(long)]
     out: Option<PathBuf>,
-    /// Also write the fine-tuned model as a Hugging Face directory (BERT, RoBERTa or ALBERT
-    /// `…ForSequenceClassification` / `…ForTokenClassification`, the label names as
-    /// `id2label`), for transformers' pipelines; it must be absent or empty.
+    /// Also write the fine-tuned model as a Hugging Face directory (BERT, RoBERTa, ALBERT or
+    /// ELECTRA `…ForSequenceClassification` / `…ForTokenClassification`, the label names as
+    /// `id2label`), for transformers' pipelines; it must be absent or empty. (The model is
+    /// saved in --out either way; the `export` example writes it later.)
     #[arg(long)]
     export_hf: Option<PathBuf>,
 }
@@ -204,7 +209,8 @@ fn own_files(args: &Args) -> Option<LabelledFiles> {
 }
 
 /// The tokenizer and the encoder: a pretext run's (shaped as its recipe says, with its
-/// tokenizer), a Hugging Face BERT directory's, or a fresh one of the preset's shape.
+/// tokenizer), a fine-tuned classifier's, a Hugging Face BERT directory's, or a fresh one of
+/// the preset's shape.
 fn encoder(args: &Args, device: &Device) -> Result<Encoder, Box<dyn std::error::Error>> {
     let (tokenizer, config, backbone) = match &args.checkpoint {
         Some(dir) if pretext::hf::is_model_dir(dir) => {
@@ -213,6 +219,10 @@ fn encoder(args: &Args, device: &Device) -> Result<Encoder, Box<dyn std::error::
             let (backbone, report) = pretext::hf::load_encoder_from(dir, device)?;
             eprintln!("{}: {report}", dir.display());
             (tokenizer, config, backbone)
+        }
+        Some(dir) if FineTuned::is_saved(dir) => {
+            let tuned = FineTuned::load(dir, device)?;
+            (tuned.tokenizer, tuned.card.encoder, tuned.encoder)
         }
         Some(dir) => {
             let run = RunDir::open(dir)?;
@@ -282,22 +292,36 @@ fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     device.seed(args.seed);
     let (tokenizer, config, backbone) = encoder(&args, &device)?;
     std::fs::create_dir_all(&out)?;
-    // The fine-tuned encoder and head, as --export-hf asks.
-    let exported = |encoder: &TransformerEncoder,
-                    head: &ClassifierHead,
-                    labels: &[String]|
-     -> pretext::Result<()> {
+    // The tuned model, saved in `out` and exported as --export-hf asks.
+    let save = |card: ClassifierCard,
+                encoder: TransformerEncoder,
+                head: ClassifierHead|
+     -> Result<(), Box<dyn std::error::Error>> {
+        let tuned = FineTuned {
+            card,
+            encoder,
+            head,
+            tokenizer: tokenizer.clone(),
+        };
+        tuned.save(&out)?;
         if let Some(dir) = &args.export_hf {
-            let model = Exportable::Classifier {
-                config: &config,
-                encoder,
-                head,
-                labels,
-            };
-            let class = pretext::hf::export(model, &tokenizer, dir, false)?;
+            let class = tuned.export_hf(dir, false).map_err(|e| {
+                format!(
+                    "{e}\nthe tuned model is saved in {}: export it with `cargo run --release \
+                     --example export -- {} DIR`",
+                    out.display(),
+                    out.display()
+                )
+            })?;
             eprintln!("exported to {} (transformers: {class})", dir.display());
         }
         Ok(())
+    };
+    let card = |head: HeadConfig, labels: &[String]| ClassifierCard {
+        encoder: config.clone(),
+        head,
+        labels: labels.to_vec(),
+        seq_len: args.seq_len,
     };
     let (scores, train_examples) = match data {
         Data::Texts(data) => {
@@ -306,12 +330,18 @@ fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
             let tasks = subsets(&data, args.train_examples, |texts: &[LabelledText]| {
                 ClassificationTask::new(texts, &tokenizer, classes, args.seq_len)
             })?;
-            let head = SequenceClassifierConfig::new(classes, name.clone())
+            // A pooler the encoder's Hugging Face family can express.
+            let head_config = SequenceClassifierConfig::new(classes, name.clone())
                 .with_dropout(args.dropout)
-                .init(&backbone, &device)?;
+                .with_pooler_activation(exportable_pooler(&config));
+            let head = head_config.init(&backbone, &device)?;
             let (scores, model) = run_task(&args, &name, &out, backbone, head, &tasks, &device)?;
-            let head = ClassifierHead::Sequence(model.objective);
-            exported(&model.backbone, &head, &data.labels)?;
+            let card = card(HeadConfig::Sequence(head_config), &data.labels);
+            save(
+                card,
+                model.backbone,
+                ClassifierHead::Sequence(model.objective),
+            )?;
             (scores, tasks[0].num_examples())
         }
         Data::Tags(data) => {
@@ -324,12 +354,12 @@ fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
                     TaggingTask::new(sentences, &tokenizer, classes, args.seq_len)
                 },
             )?;
-            let head = TokenClassifierConfig::new(classes, name.clone())
-                .with_dropout(args.dropout)
-                .init(&backbone, &device)?;
+            let head_config =
+                TokenClassifierConfig::new(classes, name.clone()).with_dropout(args.dropout);
+            let head = head_config.init(&backbone, &device)?;
             let (scores, model) = run_task(&args, &name, &out, backbone, head, &tasks, &device)?;
-            let head = ClassifierHead::Token(model.objective);
-            exported(&model.backbone, &head, &data.labels)?;
+            let card = card(HeadConfig::Token(head_config), &data.labels);
+            save(card, model.backbone, ClassifierHead::Token(model.objective))?;
             (scores, tasks[0].num_examples())
         }
     };

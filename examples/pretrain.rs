@@ -126,8 +126,8 @@ struct Args {
     resume: bool,
     /// At the end, write the model as a Hugging Face directory here: BERT or ALBERT (with the
     /// MLM head, if the objective has one), ELECTRA, or GPT-2 (a `clm` run shaped as GPT-2).
-    /// A finished run exports alone, in a second: `--config RUN/config.json --out RUN
-    /// --resume --export-hf DIR`.
+    /// A finished run exports alone, in a second: `cargo run --release --example export --
+    /// RUN DIR`.
     #[arg(long)]
     export_hf: Option<PathBuf>,
     /// Let --export-hf write over a directory that is not empty.
@@ -281,9 +281,8 @@ fn run(args: Args) -> Result<()> {
     if let Some(dir) = &args.export_hf {
         let class = recipe.export_hf(&out, dir, args.force).map_err(|e| {
             format!(
-                "{e}\nthe trained run is saved in {}: export it with --config {}/config.json \
-                 --out {} --resume --export-hf DIR",
-                out.display(),
+                "{e}\nthe trained run is saved in {}: export it with `cargo run --release \
+                 --example export -- {} DIR`",
                 out.display(),
                 out.display()
             )

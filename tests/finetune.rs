@@ -347,3 +347,69 @@ fn a_token_classifier_fine_tunes_on_a_conll_file() {
     assert!(last < OWN_LOSS_FALL * first, "loss {first} -> {last}");
     assert_eq!(scores.examples, words);
 }
+
+#[test]
+fn a_saved_fine_tuned_classifier_reads_back_the_same_and_refuses_damage() {
+    use pretext::blocks::{AttentionMask, PoolerActivation};
+    use pretext::finetune::{ClassifierCard, FineTuned, HeadConfig};
+    use pretext::hf::ClassifierHead;
+    let tokenizer = Tokenizer::bundled().unwrap();
+    let device = Device::flex();
+    let config = common::tiny_encoder(&tokenizer);
+    let head_config = SequenceClassifierConfig::new(3, "topics".into())
+        .with_pooler_activation(PoolerActivation::Gelu);
+    let encoder = common::tiny_backbone(&tokenizer, &device);
+    let classifier = common::seeded(&device, || head_config.init(&encoder, &device).unwrap());
+    let (head, classifier) = (
+        HeadConfig::Sequence(head_config),
+        ClassifierHead::Sequence(classifier),
+    );
+    let labels: Vec<String> = ["animals", "food", "weather"].map(String::from).to_vec();
+    let tuned = FineTuned {
+        card: ClassifierCard {
+            encoder: config,
+            head,
+            labels: labels.clone(),
+            seq_len: 32,
+        },
+        encoder,
+        head: classifier,
+        tokenizer,
+    };
+    let dir = common::temp_dir("fine-tuned-saved");
+    tuned.save(&dir).unwrap();
+    assert!(FineTuned::is_saved(&dir));
+    let back = FineTuned::load(&dir, &device).unwrap();
+    assert_eq!(back.card.labels, labels);
+    let logits = |model: &FineTuned| {
+        let ids = Tensor::<2, Int>::from_data([[2, 500, 900, 1200, 3]], &device);
+        let mask = AttentionMask::padding(ids.clone().equal_elem(0));
+        let hidden = model.encoder.encode(ids, None, Some(&mask));
+        match &model.head {
+            ClassifierHead::Sequence(head) => {
+                assert_eq!(head.pooler_activation(), PoolerActivation::Gelu);
+                head.logits(hidden).into_data().try_to_vec::<f32>().unwrap()
+            }
+            ClassifierHead::Token(_) => panic!("a sequence head was saved"),
+        }
+    };
+    assert_eq!(logits(&back), logits(&tuned));
+    // A truncated head file is a typed error naming it, as is a description whose label count
+    // is not the head's.
+    let head_file = dir.join("head.bpk");
+    let bytes = std::fs::read(&head_file).unwrap();
+    std::fs::write(&head_file, &bytes[..bytes.len() / 2]).unwrap();
+    let err = FineTuned::load(&dir, &device).unwrap_err();
+    assert!(err.to_string().contains("head.bpk"), "{err}");
+    std::fs::write(&head_file, &bytes).unwrap();
+    let card_file = dir.join(pretext::finetune::CLASSIFIER_FILE);
+    let card = std::fs::read_to_string(&card_file).unwrap();
+    std::fs::write(
+        &card_file,
+        card.replace("\"weather\"", "\"weather\", \"sport\""),
+    )
+    .unwrap();
+    let err = FineTuned::load(&dir, &device).unwrap_err();
+    assert!(matches!(err, Error::Checkpoint { .. }), "{err}");
+    assert!(err.to_string().contains("4 label names"), "{err}");
+}

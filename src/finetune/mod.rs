@@ -9,6 +9,8 @@
 //!   [`evaluate`]: accuracy and macro-F1 over a whole split.
 //! - [`TaggingTask`]: tagged sentences for a [`TokenClassifier`], each word's class on its
 //!   first token.
+//! - [`FineTuned`]: a tuned encoder and head with their labels and tokenizer, saved in the
+//!   run's directory and read back to export or tune further.
 //! - [`genre`]: the bundled Brown-corpus genre task and the documents it holds out of
 //!   pretraining; [`spam`]: the bundled SpamAssassin e-mails, spam or ham; [`pos`]: Brown
 //!   sentences tagged with universal parts of speech.
@@ -17,11 +19,13 @@
 
 pub mod genre;
 pub mod pos;
+mod saved;
 pub mod spam;
 mod tagging;
 
 pub use crate::dataset::labelled::{LabelledData, LabelledText, Subset, TaggedSentence};
 
+pub use saved::{CLASSIFIER_FILE, ClassifierCard, FineTuned, HeadConfig};
 pub use tagging::{TaggedTokens, TaggingTask};
 
 use std::path::Path;

@@ -142,9 +142,19 @@ struct Parts<H: Module> {
     head: H,
 }
 
+/// The pooler a sequence classifier on an encoder of shape `config` needs to be exported: GELU
+/// (ELECTRA's head) on an unshared encoder with an embedding projection, which only ALBERT and
+/// ELECTRA have; `tanh` otherwise.
+pub fn exportable_pooler(config: &crate::blocks::TransformerEncoderConfig) -> PoolerActivation {
+    match config.embedding_size.is_some() && !config.share_layers {
+        true => PoolerActivation::Gelu,
+        false => PoolerActivation::Tanh,
+    }
+}
+
 /// The family a classifier exports as: ELECTRA's for a GELU pooler or an unshared encoder
-/// with an embedding projection (which only ALBERT and ELECTRA have), else BERT's, RoBERTa's
-/// or ALBERT's ([`exported_family`]).
+/// with an embedding projection ([`exportable_pooler`]), else BERT's, RoBERTa's or ALBERT's
+/// ([`exported_family`]).
 fn classifier_family(
     config: &crate::blocks::TransformerEncoderConfig,
     head: &ClassifierHead,
@@ -153,7 +163,7 @@ fn classifier_family(
 ) -> Result<(&'static str, &'static str)> {
     let gelu = matches!(head, ClassifierHead::Sequence(h)
         if h.pooler_activation() == PoolerActivation::Gelu);
-    let projected = config.embedding_size.is_some() && !config.share_layers;
+    let projected = exportable_pooler(config) == PoolerActivation::Gelu;
     if !(gelu || projected) {
         return exported_family(config, pad, dir);
     }

@@ -33,7 +33,7 @@ mod loader;
 
 pub use bart::{HfBart, bart_misfit, load_bart};
 pub use bert::{HfBert, bert_misfit, load_bert};
-pub use classifier::{ClassifierHead, HfClassifier, load_classifier};
+pub use classifier::{ClassifierHead, HfClassifier, exportable_pooler, load_classifier};
 pub use config::{FAMILIES, HfConfig};
 pub use electra::{HfElectra, electra_misfit, load_electra};
 pub use export::{Exportable, check_export_dir, export, export_bert};
