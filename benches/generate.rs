@@ -51,7 +51,7 @@ fn generation(c: &mut Criterion) {
     let tokenizer = Tokenizer::bundled().unwrap();
     let encoder = Preset::Mini
         .encoder(tokenizer.vocab_size())
-        .with_norm_first(true)
+        .map_block(|b| b.with_norm_first(true))
         .init(&device)
         .unwrap();
     let head = ClmConfig::new().init(&encoder, &device).head().clone();

@@ -219,7 +219,7 @@ fn train_steps(c: &mut Criterion) {
     matmul_ceiling(&mut group);
 
     // The reference encoder's shape, for the FLOP counts.
-    let (h, ffn) = (encoder.hidden_size as f64, encoder.ffn_size as f64);
+    let (h, ffn) = (encoder.hidden_size as f64, encoder.block.ffn_size as f64);
     let layers = encoder.num_layers as f64;
     let vocab = tokenizer.vocab_size() as f64;
     let seq = SEQ_LEN as f64;
@@ -266,7 +266,8 @@ fn train_steps(c: &mut Criterion) {
         * (encoder_flops
             + 2.0 * tokens * (h * h + h)
             + 2.0 * tokens * h * g
-            + generator.num_layers as f64 * layer_flops(tokens, seq, g, generator.ffn_size as f64)
+            + generator.num_layers as f64
+                * layer_flops(tokens, seq, g, generator.block.ffn_size as f64)
             + head_flops(targets, g, h, vocab));
     eprintln!(
         "reference ELECTRA step: {} parameters, {:.1} GFLOP per step",

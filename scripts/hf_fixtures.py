@@ -278,6 +278,59 @@ def bart():
     save("bart", model, ids, types, mask, outputs, decoder_input_ids=decoder_ids)
 
 
+def causal_decoder(name, model_class, config, seed):
+    """A decoder-only fixture over the small WordPiece (its tokenizer beside the weights): the
+    logits of two rows, the second right-padded, and the greedy continuation of two prompts
+    (16 new tokens, with the cache and without: the same ids)."""
+    directory = OUT / name
+    model = build(model_class, config, seed)
+    ids, types, mask = inputs(config.vocab_size, 1, seed + 1)
+    save(name, model, ids, types, mask, dict(lm_logits=lambda o: o.logits))
+    small_wordpiece(directory)
+    prompts = [[2, 17, 45, 99, 120], [2, 200, 13]]
+    greedy = []
+    for prompt in prompts:
+        runs = []
+        for cache in (True, False):
+            with torch.no_grad():
+                out = model.generate(torch.tensor([prompt]), attention_mask=torch.ones(1, len(prompt), dtype=torch.long),
+                                     max_new_tokens=16, do_sample=False, use_cache=cache,
+                                     pad_token_id=0, eos_token_id=3)
+            runs.append(out[0, len(prompt):].tolist())
+        assert runs[0] == runs[1], runs
+        greedy.append(runs[0])
+    expected = json.loads((directory / "expected.json").read_text())
+    expected["prompts"] = prompts
+    expected["greedy"] = greedy
+    (directory / "expected.json").write_text(json.dumps(expected))
+
+
+def llama():
+    """Llama: pre-RMSNorm, rotary positions (theta 500), grouped-query attention (6 query heads
+    of 8 features sharing 2 key/value heads; 6 × 8 = 48 is not the width, 36), SwiGLU, no
+    biases, a final RMSNorm and an untied LM head."""
+    from transformers import LlamaConfig, LlamaForCausalLM
+    config = LlamaConfig(vocab_size=300, hidden_size=36, intermediate_size=40,
+                         num_hidden_layers=2, num_attention_heads=6, num_key_value_heads=2,
+                         head_dim=8, max_position_embeddings=64, rms_norm_eps=1e-6,
+                         rope_theta=500.0, tie_word_embeddings=False, bos_token_id=2,
+                         eos_token_id=3, pad_token_id=0, attn_implementation="eager")
+    causal_decoder("llama", LlamaForCausalLM, config, 21)
+
+
+def qwen2():
+    """Qwen2: Llama's block with biases on the query, key and value projections (not the
+    output), 6 heads of 6 features sharing 3 key/value heads, and the LM head tied to the
+    token table."""
+    from transformers import Qwen2Config, Qwen2ForCausalLM
+    config = Qwen2Config(vocab_size=300, hidden_size=36, intermediate_size=40,
+                         num_hidden_layers=2, num_attention_heads=6, num_key_value_heads=3,
+                         max_position_embeddings=64, rms_norm_eps=1e-6, rope_theta=10000.0,
+                         tie_word_embeddings=True, bos_token_id=2, eos_token_id=3,
+                         pad_token_id=0, use_sliding_window=False, attn_implementation="eager")
+    causal_decoder("qwen2", Qwen2ForCausalLM, config, 23)
+
+
 def bert_bundled_vocab():
     """A BertForMaskedLM over pretext's bundled vocabulary, with its tokenizer.json: what
     continued pretraining starts from in the tests."""

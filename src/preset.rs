@@ -3,7 +3,7 @@
 
 use std::str::FromStr;
 
-use crate::blocks::TransformerEncoderConfig;
+use crate::blocks::{BlockConfig, TransformerEncoderConfig};
 use crate::error::{Error, Result};
 
 /// A model size with matching training defaults.
@@ -24,7 +24,7 @@ impl Preset {
     /// The backbone configuration for a vocabulary of `vocab_size`.
     pub fn encoder(self, vocab_size: usize) -> TransformerEncoderConfig {
         let (_, [hidden, layers, heads, ffn, positions], ..) = self.row();
-        TransformerEncoderConfig::new(vocab_size, hidden, layers, heads, ffn)
+        TransformerEncoderConfig::new(vocab_size, hidden, layers, BlockConfig::new(heads, ffn))
             .with_max_positions(positions)
     }
 

@@ -3,7 +3,7 @@
 
 use burn::prelude::*;
 
-use crate::blocks::{TransformerEncoder, TransformerEncoderConfig};
+use crate::blocks::{BlockConfig, TransformerEncoder, TransformerEncoderConfig};
 use crate::data::PairKind;
 use crate::data::{TokenBatch, TokenExample};
 use crate::noise::IGNORE_INDEX;
@@ -12,7 +12,7 @@ use crate::objectives::{Mlm, MlmConfig, PairHead, PairHeadConfig};
 /// A seeded width-16 encoder without dropout, with an MLM and an NSP head.
 pub fn tiny_parts(device: &Device) -> (TransformerEncoder, Mlm, PairHead) {
     crate::util::random::init_seeded(device, 3, || {
-        let backbone = TransformerEncoderConfig::new(40, 16, 1, 2, 32)
+        let backbone = TransformerEncoderConfig::new(40, 16, 1, BlockConfig::new(2, 32))
             .with_dropout(0.0)
             .init(device)
             .unwrap();
@@ -56,7 +56,7 @@ pub fn tiny_causal_lm_seeded(device: &Device, seed: u64) -> crate::generate::Cau
     let (encoder, clm) = crate::util::random::init_seeded(device, seed, || {
         let encoder = crate::preset::Preset::Tiny
             .encoder(tokenizer.vocab_size())
-            .with_norm_first(true)
+            .map_block(|b| b.with_norm_first(true))
             .with_dropout(0.0)
             .init(device)
             .unwrap();

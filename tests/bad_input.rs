@@ -21,7 +21,7 @@ use pretext::{Error, Preset, Tokenizer};
 #[test]
 fn hidden_size_not_divisible_by_heads() {
     let mut cfg = Preset::Tiny.encoder(100);
-    cfg.num_heads = 3;
+    cfg.block.num_heads = 3;
     let err = cfg.init(&Device::flex()).unwrap_err();
     assert!(
         matches!(
@@ -236,10 +236,14 @@ fn electra_generator_larger_than_the_discriminator_or_negative_weight() {
     }
     // A generator 0.9 as wide as a 300-wide discriminator is 270 wide, with 270 / 64 = 4
     // heads, which do not divide it.
-    let wide =
-        pretext::blocks::TransformerEncoderConfig::new(tokenizer.vocab_size(), 300, 1, 3, 64)
-            .init(&device)
-            .unwrap();
+    let wide = pretext::blocks::TransformerEncoderConfig::new(
+        tokenizer.vocab_size(),
+        300,
+        1,
+        pretext::blocks::BlockConfig::new(3, 64),
+    )
+    .init(&device)
+    .unwrap();
     let err = ElectraConfig::new()
         .with_generator_size(0.9)
         .init(&wide, &device)

@@ -9,7 +9,7 @@ use std::collections::BTreeSet;
 use burn::module::{Module, ModuleVisitor, Param};
 use burn::prelude::*;
 use pretext::blocks::TransformerEncoder;
-use pretext::blocks::{EncoderBackbone, TransformerEncoderConfig};
+use pretext::blocks::{BlockConfig, EncoderBackbone, TransformerEncoderConfig};
 use pretext::data::{Task, TokenBatch, TokenExample};
 use pretext::dataset::bundled::{held_out_documents, pretraining_corpus};
 use pretext::dataset::labelled_files::{LabelledFiles, LabelledKind};
@@ -115,9 +115,9 @@ fn a_saved_backbone_loads_whole_and_a_mismatched_one_is_refused() {
     assert_eq!(head.num_classes(), 15);
 
     for other in [
-        TransformerEncoderConfig::new(tokenizer.vocab_size() + 1, 64, 2, 2, 256),
-        TransformerEncoderConfig::new(tokenizer.vocab_size(), 32, 2, 2, 256),
-        TransformerEncoderConfig::new(tokenizer.vocab_size(), 64, 3, 2, 256),
+        TransformerEncoderConfig::new(tokenizer.vocab_size() + 1, 64, 2, BlockConfig::new(2, 256)),
+        TransformerEncoderConfig::new(tokenizer.vocab_size(), 32, 2, BlockConfig::new(2, 256)),
+        TransformerEncoderConfig::new(tokenizer.vocab_size(), 64, 3, BlockConfig::new(2, 256)),
     ] {
         let err = load_weights(&path, other.init(&device).unwrap()).unwrap_err();
         assert!(matches!(err, Error::Checkpoint { .. }), "{err}");

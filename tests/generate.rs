@@ -29,7 +29,7 @@ fn tiny_model() -> CausalLm {
     let (encoder, clm) = pretext::util::random::init_seeded(&device, 21, || {
         let encoder = Preset::Tiny
             .encoder(tokenizer.vocab_size())
-            .with_norm_first(true)
+            .map_block(|b| b.with_norm_first(true))
             .with_dropout(0.0)
             .init(&device)
             .unwrap();
@@ -332,7 +332,7 @@ fn a_causal_model_exported_as_gpt2_generates_what_it_generated_before() {
     let tokenizer = Tokenizer::bundled().unwrap();
     let config = Preset::Tiny
         .encoder(tokenizer.vocab_size())
-        .with_norm_first(true)
+        .map_block(|b| b.with_norm_first(true))
         .with_embedding_norm(false)
         .with_num_segments(0)
         .with_dropout(0.0);
@@ -345,7 +345,7 @@ fn a_causal_model_exported_as_gpt2_generates_what_it_generated_before() {
         (encoder, clm)
     });
     let dir = common::temp_dir("generate-gpt2-export");
-    let model = pretext::hf::Exportable::Gpt2 {
+    let model = pretext::hf::Exportable::Causal {
         config: &config,
         encoder: &encoder,
         clm: &clm,

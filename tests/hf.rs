@@ -107,7 +107,10 @@ fn albert_matches_transformers_mlm_and_sop_logits_with_its_shared_layer_and_tanh
     assert!(albert.report.unused.is_empty(), "{}", albert.report);
     let config = albert.config.encoder(&fixture("albert")).unwrap();
     assert!(config.share_layers && config.embedding_size == Some(14));
-    assert_eq!(config.activation, pretext::blocks::Activation::GeluTanh);
+    assert_eq!(
+        config.block.activation,
+        pretext::blocks::Activation::GeluTanh
+    );
     let sop_diff = max_abs_diff(albert.pair.logits(hidden), &floats(&want["sop_logits"]));
     assert!(sop_diff < 1e-4, "SOP logits differ by {sop_diff}");
 }
@@ -205,8 +208,8 @@ fn a_directory_without_a_config_or_weights_is_named() {
 fn an_unknown_model_type_or_activation_is_refused() {
     let dir = edited_copy("hf-model-type", |c| c["model_type"] = "gpt_neo".into());
     assert!(model_error(&dir).contains("gpt_neo"));
-    let dir = edited_copy("hf-act", |c| c["hidden_act"] = "relu".into());
-    assert!(model_error(&dir).contains("relu"));
+    let dir = edited_copy("hf-act", |c| c["hidden_act"] = "mish".into());
+    assert!(model_error(&dir).contains("mish"));
 }
 
 #[test]
@@ -456,7 +459,7 @@ fn export_then_import_gives_the_same_model_bit_for_bit() {
     assert_eq!(bare.report.loaded, ["encoder"]);
     assert_eq!(parameters(&bare.encoder), parameters(&bert.encoder));
     // A pre-LN encoder has no BERT form.
-    let pre_ln = config.clone().with_norm_first(true);
+    let pre_ln = config.clone().map_block(|b| b.with_norm_first(true));
     let model = pre_ln.init(&device).unwrap();
     let err = pretext::hf::export_bert(&pre_ln, &model, None, &small, &out, true).unwrap_err();
     assert!(err.to_string().contains("pre-LN"), "{err}");
@@ -779,7 +782,7 @@ fn albert_roberta_electra_gpt2_and_bart_export_and_import_again_bit_for_bit() {
     let gpt2 = pretext::hf::load_gpt2(&fixture("gpt2"), &device).unwrap();
     let config = gpt2.config.encoder(&fixture("gpt2")).unwrap();
     let out = export_dir("hf-export-gpt2");
-    let model = Exportable::Gpt2 {
+    let model = Exportable::Causal {
         config: &config,
         encoder: &gpt2.encoder,
         clm: &gpt2.clm,
@@ -862,7 +865,7 @@ fn a_model_its_family_cannot_express_is_refused_naming_what_does_not_fit() {
                 .init(&encoder, &device);
             (encoder, head)
         });
-        let model = Exportable::Gpt2 {
+        let model = Exportable::Causal {
             config: &config,
             encoder: &encoder,
             clm: &head,
@@ -1001,7 +1004,7 @@ fn a_recipe_continues_pretraining_a_gpt2_checkpoint_whose_tokenizer_has_no_mask(
         .unwrap()
         .encoder;
     let recipe = one_still_step("clm", &checkpoint, &original);
-    assert!(recipe.encoder.norm_first && !recipe.encoder.embedding_norm);
+    assert!(recipe.encoder.block.norm_first && !recipe.encoder.embedding_norm);
 }
 
 #[test]
@@ -1186,5 +1189,113 @@ fn fine_tuned_classifiers_give_transformers_pipeline_scores_and_export_back_bit_
         );
         let again = pretext::hf::HfConfig::read(&out).unwrap();
         assert_eq!(again.labels, model.labels);
+    }
+}
+
+/// Loads the Llama or Qwen2 fixture `name`, checks its LM logits against `transformers`' on
+/// two rows (the second right-padded), its greedy continuations with and without the cache
+/// against `generate`'s, and its export back bit for bit.
+fn check_rotary_decoder(name: &str, tied: bool) {
+    use pretext::generate::{CausalLm, SamplingConfig};
+    use pretext::hf::{Exportable, export};
+    let device = Device::flex();
+    let dir = fixture(name);
+    let model = pretext::hf::load_llama(&dir, &device).unwrap();
+    assert!(model.report.unused.is_empty(), "{name}: {}", model.report);
+    assert_eq!(model.clm.head().tied(), tied);
+    let want = expected(name);
+    let input = inputs(&want, &device);
+    let len = input.ids.dims()[1];
+    let mask = AttentionMask::causal(len, &device).or(input.mask);
+    let hidden = model.encoder.encode(input.ids, None, Some(&mask));
+    let logits =
+        model
+            .clm
+            .head()
+            .forward_at(hidden, input.positions, model.encoder.token_embedding());
+    let diff = max_abs_diff(logits, &floats(&want["lm_logits"]));
+    eprintln!("{name}: logits within {diff:.2e} of transformers'");
+    assert!(diff < 1e-4, "{name}: logits differ by {diff}");
+    // Greedy decoding: transformers' ids for 16 new tokens, with the cache and without.
+    let lm = CausalLm::load(&dir, &device).unwrap();
+    let prompts: Vec<Vec<u32>> = serde_json::from_value(want["prompts"].clone()).unwrap();
+    let greedy: Vec<Vec<u32>> = serde_json::from_value(want["greedy"].clone()).unwrap();
+    for use_cache in [true, false] {
+        let sampling = SamplingConfig::new()
+            .with_greedy(true)
+            .with_max_new_tokens(16)
+            .with_use_cache(use_cache);
+        for (prompt, theirs) in prompts.iter().zip(&greedy) {
+            let ours = lm
+                .generate(std::slice::from_ref(prompt), &sampling)
+                .unwrap();
+            assert_eq!(&ours.ids[0], theirs, "{name}, cache {use_cache}");
+        }
+    }
+    // Back out as the same family: the very tensors transformers saved.
+    let config = model.config.encoder(&dir).unwrap();
+    let tokenizer = pretext::Tokenizer::from_model_dir(&dir).unwrap();
+    let out = export_dir(&format!("hf-export-{name}"));
+    let exportable = Exportable::Causal {
+        config: &config,
+        encoder: &model.encoder,
+        clm: &model.clm,
+    };
+    let class = export(exportable, &tokenizer, &out, false).unwrap();
+    assert_eq!([class], model.config.architectures[..], "{name}");
+    same_tensors(
+        &out.join("model.safetensors"),
+        &dir.join("model.safetensors"),
+    );
+    let again = pretext::hf::load_llama(&out, &device).unwrap();
+    assert_eq!(parameters(&again.encoder), parameters(&model.encoder));
+    assert_eq!(parameters(&again.clm), parameters(&model.clm));
+}
+
+#[test]
+fn llama_matches_transformers_logits_and_greedy_ids_and_exports_back_bit_for_bit() {
+    check_rotary_decoder("llama", false);
+}
+
+#[test]
+fn qwen2_matches_transformers_logits_and_greedy_ids_and_exports_back_bit_for_bit() {
+    check_rotary_decoder("qwen2", true);
+}
+
+#[test]
+fn rotary_schemes_the_blocks_do_not_compute_are_refused_by_name() {
+    for (field, value, named) in [
+        (
+            "rope_parameters",
+            serde_json::json!({"rope_type": "llama3", "rope_theta": 5e5}),
+            "llama3",
+        ),
+        (
+            "partial_rotary_factor",
+            serde_json::json!(0.5),
+            "partial_rotary_factor",
+        ),
+        (
+            "hidden_act",
+            serde_json::json!("gelu_pytorch_tanh_squared"),
+            "hidden_act",
+        ),
+        ("num_key_value_heads", serde_json::json!(4), "kv_heads 4"),
+    ] {
+        let dir = common::temp_dir(&format!("hf-llama-{field}"));
+        for file in [
+            "model.safetensors",
+            "tokenizer.json",
+            "tokenizer_config.json",
+        ] {
+            std::fs::copy(fixture("llama").join(file), dir.join(file)).unwrap();
+        }
+        let text = std::fs::read_to_string(fixture("llama").join("config.json")).unwrap();
+        let mut config: Value = serde_json::from_str(&text).unwrap();
+        config[field] = value;
+        std::fs::write(dir.join("config.json"), config.to_string()).unwrap();
+        let err = pretext::hf::load_llama(&dir, &Device::flex()).unwrap_err();
+        assert!(matches!(err, Error::HfModel { .. }), "{field}: {err}");
+        assert!(err.to_string().contains(named), "{field}: {err}");
     }
 }

@@ -1,14 +1,18 @@
 //! Multi-head attention that takes any [`AttentionMask`] (padding, causal, prefix, arbitrary
 //! `[batch, query, key]` or per-head) and gives zeros, not NaN, for a query that may see no key;
-//! while decoding, it reads earlier positions' keys and values from a [`KvCache`](super::KvCache).
+//! with fewer key/value heads than query heads (grouped-query and multi-query attention), with
+//! or without biases, and with the [`Positions`] its stack computed (rotary embeddings applied
+//! to queries and keys, or a bias added to the scores). While decoding, it reads earlier
+//! positions' keys and values from a [`KvCache`](super::KvCache).
 
-use burn::nn::Linear;
+use burn::nn::{Initializer, Linear, LinearConfig};
 use burn::prelude::*;
 
 use super::dropout::Dropout;
 use super::kv_cache::KeysValues;
+use super::linear_3d;
 use super::mask::AttentionMask;
-use super::{linear_3d, normal_linear};
+use super::positions::Positions;
 use crate::error::{Error, Result};
 use crate::kernels::softmax;
 
@@ -17,8 +21,22 @@ use crate::kernels::softmax;
 pub struct MultiHeadAttentionConfig {
     /// Model width.
     pub hidden_size: usize,
-    /// Number of heads; must divide `hidden_size`.
+    /// Number of (query) heads; must divide `hidden_size` unless `head_size` is given.
     pub num_heads: usize,
+    /// Key/value heads, each serving `num_heads / kv_heads` consecutive query heads
+    /// (grouped-query attention; 1: multi-query); must divide `num_heads`. Default: as many
+    /// as query heads.
+    #[config(default = "None")]
+    pub kv_heads: Option<usize>,
+    /// Width of each head. Default `hidden_size / num_heads`.
+    #[config(default = "None")]
+    pub head_size: Option<usize>,
+    /// Biases on the query, key and value projections. Default true.
+    #[config(default = true)]
+    pub qkv_bias: bool,
+    /// A bias on the output projection. Default true.
+    #[config(default = true)]
+    pub output_bias: bool,
     /// Dropout on the attention weights. Default 0.1.
     #[config(default = 0.1)]
     pub dropout: f64,
@@ -36,17 +54,38 @@ pub struct MultiHeadAttention {
     output: Linear,
     dropout: Dropout,
     num_heads: usize,
+    kv_heads: usize,
     head_size: usize,
 }
 
 impl MultiHeadAttentionConfig {
-    /// Checks the head count.
+    /// Width of each head.
+    pub fn head_width(&self) -> usize {
+        self.head_size
+            .unwrap_or(self.hidden_size / self.num_heads.max(1))
+    }
+
+    /// Number of key/value heads.
+    pub fn kv_head_count(&self) -> usize {
+        self.kv_heads.unwrap_or(self.num_heads)
+    }
+
+    /// Checks the head counts and widths.
     pub fn validate(&self) -> Result<()> {
-        if self.num_heads == 0 || self.hidden_size % self.num_heads != 0 {
+        let divides = self.head_size.is_some() || self.hidden_size % self.num_heads.max(1) == 0;
+        if self.num_heads == 0 || !divides || self.head_size == Some(0) {
             return Err(Error::HeadsDoNotDivide {
                 hidden: self.hidden_size,
                 heads: self.num_heads,
             });
+        }
+        let kv = self.kv_head_count();
+        if kv == 0 || self.num_heads % kv != 0 {
+            return Err(Error::InvalidConfig(format!(
+                "kv_heads {kv} must divide num_heads {} (each key/value head serves a group of \
+                 query heads)",
+                self.num_heads
+            )));
         }
         crate::error::check_rate("attention dropout", self.dropout)
     }
@@ -54,15 +93,26 @@ impl MultiHeadAttentionConfig {
     /// Builds the module.
     pub fn init(&self, device: &Device) -> Result<MultiHeadAttention> {
         self.validate()?;
-        let linear = || normal_linear(self.hidden_size, self.hidden_size, self.init_std, device);
+        let (heads, kv, size) = (self.num_heads, self.kv_head_count(), self.head_width());
+        let linear = |d_in, d_out, bias| {
+            LinearConfig::new(d_in, d_out)
+                .with_bias(bias)
+                .with_initializer(Initializer::Normal {
+                    mean: 0.0,
+                    std: self.init_std,
+                })
+                .init(device)
+        };
+        let hidden = self.hidden_size;
         Ok(MultiHeadAttention {
-            query: linear(),
-            key: linear(),
-            value: linear(),
-            output: linear(),
+            query: linear(hidden, heads * size, self.qkv_bias),
+            key: linear(hidden, kv * size, self.qkv_bias),
+            value: linear(hidden, kv * size, self.qkv_bias),
+            output: linear(heads * size, hidden, self.output_bias),
             dropout: Dropout::new(self.dropout),
-            num_heads: self.num_heads,
-            head_size: self.hidden_size / self.num_heads,
+            num_heads: heads,
+            kv_heads: kv,
+            head_size: size,
         })
     }
 }
@@ -76,33 +126,37 @@ impl MultiHeadAttention {
         }
     }
 
-    /// Attends from `queries` `[batch, q, hidden]` to `keys_values` `[batch, k, hidden]`.
-    /// Self-attention passes the same tensor twice.
+    /// Attends from `queries` `[batch, q, hidden]` to `keys_values` `[batch, k, hidden]` with
+    /// `positions` (the stack's, for the query rows, whose first `k` are the keys' rows).
+    /// Self-attention passes the same tensor twice; cross-attention passes
+    /// [`Positions::none`].
     pub fn forward(
         &self,
         queries: Tensor<3>,
         keys_values: Tensor<3>,
         mask: Option<&AttentionMask>,
+        positions: &Positions,
     ) -> Tensor<3> {
-        let kv = self.keys_values(keys_values);
-        self.attend(queries, &kv, mask)
+        let kv = self.keys_values(keys_values, positions);
+        self.attend(queries, &kv, mask, positions)
     }
 
     /// Self-attention of the new positions `x` `[batch, new, hidden]` over the positions in
     /// `cache` and themselves, under `mask` `[batch, _, new, cached + new]`; their keys and
-    /// values join the cache.
+    /// values (rotated, where rotary) join the cache.
     pub fn forward_cached(
         &self,
         x: Tensor<3>,
         cache: &mut Option<KeysValues>,
         mask: Option<&AttentionMask>,
+        positions: &Positions,
     ) -> Tensor<3> {
-        let new = self.keys_values(x.clone());
+        let new = self.keys_values(x.clone(), positions);
         let kv = match cache.take() {
             Some(old) => old.append(new),
             None => new,
         };
-        let out = self.attend(x, &kv, mask);
+        let out = self.attend(x, &kv, mask, positions);
         *cache = Some(kv);
         out
     }
@@ -117,23 +171,40 @@ impl MultiHeadAttention {
         cache: &mut Option<KeysValues>,
         mask: Option<&AttentionMask>,
     ) -> Tensor<3> {
-        let kv = cache.get_or_insert_with(|| self.keys_values(memory));
-        self.attend(queries, kv, mask)
+        let none = Positions::none();
+        let kv = cache.get_or_insert_with(|| self.keys_values(memory, &none));
+        self.attend(queries, kv, mask, &none)
     }
 
-    /// `x` `[batch, len, hidden]` split into heads: `[batch, heads, len, head_size]`.
-    fn heads(&self, x: Tensor<3>) -> Tensor<4> {
+    /// `x` `[batch, len, heads · head_size]` split into `heads` heads:
+    /// `[batch, heads, len, head_size]`.
+    fn heads(&self, x: Tensor<3>, heads: usize) -> Tensor<4> {
         let [batch, len, _] = x.dims();
-        x.reshape([batch, len, self.num_heads, self.head_size])
+        x.reshape([batch, len, heads, self.head_size])
             .swap_dims(1, 2)
     }
 
-    /// The keys and values of `x` `[batch, len, hidden]`, split into heads.
-    fn keys_values(&self, x: Tensor<3>) -> KeysValues {
+    /// The keys (rotated by their rows' positions) and values of `x` `[batch, len, hidden]`,
+    /// split into the key/value heads.
+    fn keys_values(&self, x: Tensor<3>, positions: &Positions) -> KeysValues {
+        let keys = self.heads(linear_3d(&self.key, x.clone()), self.kv_heads);
         KeysValues {
-            keys: self.heads(linear_3d(&self.key, x.clone())),
-            values: self.heads(linear_3d(&self.value, x)),
+            keys: positions.rotate(keys),
+            values: self.heads(linear_3d(&self.value, x), self.kv_heads),
         }
+    }
+
+    /// Key/value heads `[batch, kv_heads, len, size]` repeated for the query heads each serves
+    /// (head `j` serves query heads `j·g … j·g + g − 1`, as Hugging Face's `repeat_kv`).
+    fn for_queries(&self, t: Tensor<4>) -> Tensor<4> {
+        if self.kv_heads == self.num_heads {
+            return t;
+        }
+        let [batch, kv, len, size] = t.dims();
+        let group = self.num_heads / kv;
+        t.unsqueeze_dim::<5>(2)
+            .expand([batch, kv, group, len, size])
+            .reshape([batch, self.num_heads, len, size])
     }
 
     /// Scaled dot-product attention of `queries` over `kv`.
@@ -142,12 +213,18 @@ impl MultiHeadAttention {
         queries: Tensor<3>,
         kv: &KeysValues,
         mask: Option<&AttentionMask>,
+        positions: &Positions,
     ) -> Tensor<3> {
-        let [batch, q_len, hidden] = queries.dims();
+        let [batch, q_len, _] = queries.dims();
         let k_len = kv.len();
-        let q = self.heads(linear_3d(&self.query, queries));
+        let q = positions.rotate(self.heads(linear_3d(&self.query, queries), self.num_heads));
         let scale = (self.head_size as f64).powf(-0.5);
-        let scores = q.mul_scalar(scale).matmul(kv.keys.clone().swap_dims(2, 3));
+        let keys = self.for_queries(kv.keys.clone());
+        let mut scores = q.mul_scalar(scale).matmul(keys.swap_dims(2, 3));
+        if let Some(bias) = positions.bias() {
+            let dtype = scores.dtype();
+            scores = scores + bias.clone().cast(dtype);
+        }
         let weights = match mask {
             Some(mask) => {
                 // A finite fill keeps a fully blocked row finite through softmax; such rows
@@ -166,9 +243,9 @@ impl MultiHeadAttention {
         let context = self
             .dropout
             .forward(weights)
-            .matmul(kv.values.clone())
+            .matmul(self.for_queries(kv.values.clone()))
             .swap_dims(1, 2)
-            .reshape([batch, q_len, hidden]);
+            .reshape([batch, q_len, self.num_heads * self.head_size]);
         linear_3d(&self.output, context)
     }
 }
@@ -178,6 +255,10 @@ mod tests {
     use super::*;
     use crate::test_support::max_abs_diff;
     use burn::tensor::Distribution;
+
+    fn none() -> Positions {
+        Positions::none()
+    }
 
     fn setup() -> (Device, MultiHeadAttention) {
         let device = Device::flex();
@@ -208,10 +289,10 @@ mod tests {
         // The padded positions' vectors get noise, the others none.
         let keep = pad.clone().float().reshape([2, 5, 1]).expand([2, 5, 16]);
         let mask = AttentionMask::padding(pad);
-        let base = attn.forward(x.clone(), x.clone(), Some(&mask));
+        let base = attn.forward(x.clone(), x.clone(), Some(&mask), &none());
         let noise = Tensor::<3>::random([2, 5, 16], Distribution::Normal(0.0, 5.0), &device);
         let perturbed = x.clone() + noise * keep;
-        let out = attn.forward(perturbed.clone(), perturbed, Some(&mask));
+        let out = attn.forward(perturbed.clone(), perturbed, Some(&mask), &none());
         // Compare only the queries that are real tokens.
         let real = |t: Tensor<3>| {
             Tensor::cat(
@@ -231,7 +312,7 @@ mod tests {
         let _draws = crate::util::random::seeded(&device, 2);
         let x = Tensor::<3>::random([1, 6, 16], Distribution::Normal(0.0, 1.0), &device);
         let mask = AttentionMask::causal(6, &device);
-        let base = attn.forward(x.clone(), x.clone(), Some(&mask));
+        let base = attn.forward(x.clone(), x.clone(), Some(&mask), &none());
         let changed = Tensor::cat(
             vec![
                 x.clone().slice([0..1, 0..4]),
@@ -239,7 +320,7 @@ mod tests {
             ],
             1,
         );
-        let out = attn.forward(changed.clone(), changed, Some(&mask));
+        let out = attn.forward(changed.clone(), changed, Some(&mask), &none());
         let first = |t: Tensor<3>| t.slice([0..1, 0..4]);
         assert!(max_abs_diff(first(base.clone()), first(out.clone())) < 1e-5);
         assert!(max_abs_diff(base, out) > 1e-3);
@@ -257,7 +338,7 @@ mod tests {
             TensorData::new(blocked, [1, 3, 3]),
             &device,
         ));
-        let out = attn.forward(x.clone(), x, Some(&mask));
+        let out = attn.forward(x.clone(), x, Some(&mask), &none());
         let values: Vec<f32> = out.clone().into_data().try_to_vec().unwrap();
         assert!(values.iter().all(|v| v.is_finite()));
         // The row's context is zero, so its output is exactly the output projection's bias.
@@ -274,6 +355,54 @@ mod tests {
         for (a, b) in row.iter().zip(&bias) {
             assert!((a - b).abs() < 1e-6);
         }
+    }
+
+    #[test]
+    fn grouped_query_attention_is_attention_with_each_key_value_head_repeated() {
+        let _draws = crate::util::random::hold();
+        let device = Device::flex();
+        let _seeded = crate::util::random::seeded(&device, 9);
+        let grouped = MultiHeadAttentionConfig::new(24, 6)
+            .with_kv_heads(Some(2))
+            .with_dropout(0.0)
+            .with_init_std(0.3)
+            .init(&device)
+            .unwrap();
+        let mut full = MultiHeadAttentionConfig::new(24, 6)
+            .with_dropout(0.0)
+            .init(&device)
+            .unwrap();
+        // Key/value head j (4 features) serves query heads 3j, 3j + 1, 3j + 2.
+        let repeat = |linear: &burn::nn::Linear| {
+            let w = linear.weight.val();
+            let heads: Vec<Tensor<2>> = (0..6)
+                .map(|h| w.clone().slice([0..24, (h / 3) * 4..(h / 3) * 4 + 4]))
+                .collect();
+            let b = linear.bias.as_ref().unwrap().val();
+            let biases: Vec<Tensor<1>> = (0..6)
+                .map(|h| b.clone().slice([(h / 3) * 4..(h / 3) * 4 + 4]))
+                .collect();
+            (Tensor::cat(heads, 1), Tensor::cat(biases, 0))
+        };
+        let set = |target: &mut burn::nn::Linear, (w, b): (Tensor<2>, Tensor<1>)| {
+            target.weight = burn::module::Param::from_tensor(w);
+            target.bias = Some(burn::module::Param::from_tensor(b));
+        };
+        set(&mut full.key, repeat(&grouped.key));
+        set(&mut full.value, repeat(&grouped.value));
+        full.query = grouped.query.clone();
+        full.output = grouped.output.clone();
+        let x = Tensor::<3>::random([2, 5, 24], burn::tensor::Distribution::Default, &device);
+        let mask = AttentionMask::causal(5, &device);
+        let none = none();
+        let a = grouped.forward(x.clone(), x.clone(), Some(&mask), &none);
+        let b = full.forward(x.clone(), x, Some(&mask), &none);
+        assert!(max_abs_diff(a, b) < 1e-5);
+        assert_eq!(
+            grouped.key.weight.dims(),
+            [24, 8],
+            "two key heads of 4 features"
+        );
     }
 
     #[test]

@@ -10,11 +10,12 @@ use burn::prelude::*;
 use super::attention::MultiHeadAttention;
 use super::dropout::Dropout;
 use super::embedding::InputEncoding;
-use super::encoder::{TransformerEncoderConfig, residual};
+use super::encoder::{TransformerEncoderConfig, default_positions, residual};
 use super::feed_forward::FeedForward;
 use super::kv_cache::{KeysValues, KvCache};
-use super::layer_norm::LayerNorm;
 use super::mask::AttentionMask;
+use super::norm::LayerNorm;
+use super::positions::Positions;
 use crate::error::Result;
 
 /// One decoder layer.
@@ -31,34 +32,43 @@ pub struct DecoderLayer {
 }
 
 impl DecoderLayer {
-    /// Builds a layer of the shape `config` describes (width, heads, feed-forward, dropout,
-    /// LayerNorm placement).
+    /// Builds a layer of the shape `config` describes (width, its block, dropout).
     pub fn new(config: &TransformerEncoderConfig, device: &Device) -> Result<Self> {
+        let (block, hidden, dropout) = (&config.block, config.hidden_size, config.dropout);
         Ok(Self {
-            self_attention: config.attention().init(device)?,
-            self_attention_norm: config.layer_norm(device),
-            cross_attention: config.attention().init(device)?,
-            cross_attention_norm: config.layer_norm(device),
-            ffn: config.ffn(device),
-            ffn_norm: config.layer_norm(device),
-            dropout: Dropout::new(config.dropout),
-            norm_first: config.norm_first,
+            self_attention: block.attention(hidden, dropout).init(device)?,
+            self_attention_norm: block.norm(hidden, device),
+            cross_attention: block.attention(hidden, dropout).init(device)?,
+            cross_attention_norm: block.norm(hidden, device),
+            ffn: block.ffn(hidden, device),
+            ffn_norm: block.norm(hidden, device),
+            dropout: Dropout::new(dropout),
+            norm_first: block.norm_first,
         })
     }
 
     /// Applies the layer to `x` `[batch, len, hidden]`, attending to itself under `self_mask`
-    /// and to `memory` `[batch, source_len, hidden]` under `memory_mask`.
+    /// with the decoder's `positions`, and to `memory` `[batch, source_len, hidden]` under
+    /// `memory_mask`.
     pub fn forward(
         &self,
         x: Tensor<3>,
         memory: Tensor<3>,
         self_mask: &AttentionMask,
         memory_mask: &AttentionMask,
+        positions: &Positions,
     ) -> Tensor<3> {
+        let none = Positions::none();
         self.sublayers(
             x,
-            |h| self.self_attention.forward(h.clone(), h, Some(self_mask)),
-            |h| self.cross_attention.forward(h, memory, Some(memory_mask)),
+            |h| {
+                self.self_attention
+                    .forward(h.clone(), h, Some(self_mask), positions)
+            },
+            |h| {
+                self.cross_attention
+                    .forward(h, memory, Some(memory_mask), &none)
+            },
         )
     }
 
@@ -73,11 +83,15 @@ impl DecoderLayer {
         self_mask: Option<&AttentionMask>,
         memory_mask: &AttentionMask,
         cache: (&mut Option<KeysValues>, &mut Option<KeysValues>),
+        positions: &Positions,
     ) -> Tensor<3> {
         let (own, cross) = cache;
         self.sublayers(
             x,
-            |h| self.self_attention.forward_cached(h, own, self_mask),
+            |h| {
+                self.self_attention
+                    .forward_cached(h, own, self_mask, positions)
+            },
             |h| {
                 self.cross_attention
                     .forward_memory(h, memory, cross, Some(memory_mask))
@@ -99,13 +113,17 @@ impl DecoderLayer {
     }
 }
 
-/// Position embeddings, a stack of decoder layers under a causal mask, and a final LayerNorm
-/// with pre-LN layers.
+/// Position embeddings, a stack of decoder layers under a causal mask, and a final norm with
+/// pre-norm layers.
 #[derive(Module, Debug)]
 pub struct TransformerDecoder {
     input: InputEncoding,
     layers: Vec<DecoderLayer>,
     final_norm: Option<LayerNorm>,
+    /// The encoder's shape, whose block the layers have, for the positions each forward
+    /// computes.
+    #[module(skip)]
+    config: TransformerEncoderConfig,
 }
 
 impl TransformerDecoder {
@@ -124,8 +142,20 @@ impl TransformerDecoder {
             layers: (0..num_layers)
                 .map(|_| DecoderLayer::new(config, device))
                 .collect::<Result<_>>()?,
-            final_norm: config.norm_first.then(|| config.layer_norm(device)),
+            final_norm: config.final_norm(device),
+            config: config.clone(),
         })
+    }
+
+    /// What the self-attention layers need of positions for rows at `queries` attending to
+    /// keys at `keys`.
+    fn positions(&self, queries: &Tensor<2, Int>, keys: &Tensor<2, Int>) -> Positions {
+        let block = &self.config.block;
+        if block.positions.added() {
+            return Positions::none();
+        }
+        let size = block.attention(self.config.hidden_size, 0.0).head_width();
+        Positions::new(block.positions, queries, keys, block.num_heads, size)
     }
 
     /// Hidden states `[batch, len, hidden]` for the token vectors `tokens` at `positions`
@@ -138,11 +168,16 @@ impl TransformerDecoder {
         memory: Tensor<3>,
         memory_mask: &AttentionMask,
     ) -> Tensor<3> {
-        let len = tokens.dims()[1];
-        let causal = AttentionMask::causal(len, &tokens.device());
+        let [batch, len, _] = tokens.dims();
+        let device = tokens.device();
+        let causal = AttentionMask::causal(len, &device);
+        let at = positions
+            .clone()
+            .unwrap_or_else(|| default_positions(batch, len, &device));
+        let own = self.positions(&at, &at);
         let x = self.input.forward(tokens, positions, None);
         self.stack_with(x, |_, layer, x| {
-            layer.forward(x, memory.clone(), &causal, memory_mask)
+            layer.forward(x, memory.clone(), &causal, memory_mask, &own)
         })
     }
 
@@ -164,14 +199,16 @@ impl TransformerDecoder {
         // One new position sees everything cached and itself: no mask needed.
         let mask = (new > 1)
             .then(|| AttentionMask::cached_causal(&vec![0; batch], cache.len(), new, &device));
+        let keys = cache.extend_positions(positions.clone());
+        let own = self.positions(&positions, &keys);
         let x = self.input.forward(tokens, Some(positions), None);
         self.stack_with(x, |depth, layer, x| {
             let slots = cache.layer(depth);
-            layer.forward_cached(x, memory.clone(), mask.as_ref(), memory_mask, slots)
+            layer.forward_cached(x, memory.clone(), mask.as_ref(), memory_mask, slots, &own)
         })
     }
 
-    /// `layer` applied at every depth, then the final LayerNorm of a pre-LN stack.
+    /// `layer` applied at every depth, then the final norm of a pre-norm stack.
     fn stack_with(
         &self,
         mut x: Tensor<3>,

@@ -1,5 +1,5 @@
-//! Input embeddings: token, position (learned or sinusoidal) and segment, summed, then
-//! LayerNorm and dropout, as BERT does.
+//! Input embeddings: token, position (learned or sinusoidal, when positions are added at the
+//! input) and segment, summed, then a norm and dropout, as BERT does.
 //!
 //! The part after the token lookup is its own module, [`InputEncoding`], so that a decoder can
 //! look tokens up in the encoder's table (shared embeddings) and still have positions of its own.
@@ -8,16 +8,8 @@ use burn::nn::{Embedding, EmbeddingConfig, Initializer};
 use burn::prelude::*;
 
 use super::dropout::Dropout;
-use super::layer_norm::LayerNorm;
-
-/// How positions are encoded.
-#[derive(Config, Debug, PartialEq, Copy)]
-pub enum PositionEncoding {
-    /// A learned table of `max_positions` vectors (BERT, GPT-2).
-    Learned,
-    /// Fixed sines and cosines (the original Transformer); no parameters.
-    Sinusoidal,
-}
+use super::norm::{LayerNorm, NormKind};
+use super::positions::PositionEncoding;
 
 /// Configuration of [`Embeddings`].
 #[derive(Config, Debug)]
@@ -46,11 +38,17 @@ pub struct EmbeddingsConfig {
     /// LayerNorm epsilon. Default 1e-12 (BERT).
     #[config(default = 1e-12)]
     pub layer_norm_eps: f64,
+    /// Which norm follows the sum. Default LayerNorm.
+    #[config(default = "NormKind::LayerNorm")]
+    pub norm_kind: NormKind,
+    /// A shift in that norm. Default true.
+    #[config(default = true)]
+    pub norm_bias: bool,
     /// Standard deviation of the normal initialisation. Default 0.02: burn's N(0, 1) default
     /// would make a tied LM head start near loss 59 instead of ln V.
     #[config(default = 0.02)]
     pub init_std: f64,
-    /// LayerNorm over the sum (BERT, BART); GPT-2 has none. Default true.
+    /// A norm over the sum (BERT, BART, ModernBERT); GPT-2 and Llama have none. Default true.
     #[config(default = true)]
     pub norm: bool,
     /// Factor on the token vectors before the sum (BART's `scale_embedding`). Default 1.
@@ -66,11 +64,13 @@ pub struct Embeddings {
     input: InputEncoding,
 }
 
-/// What is added to token vectors (position and segment embeddings), then LayerNorm and
+/// What is added to token vectors (position and segment embeddings), then a norm and
 /// dropout.
 #[derive(Module, Debug)]
 pub struct InputEncoding {
     positions: Option<Embedding>,
+    /// Sines and cosines added in place of a learned table.
+    sinusoidal: bool,
     segments: Option<Embedding>,
     norm: Option<LayerNorm>,
     dropout: Dropout,
@@ -92,12 +92,16 @@ impl EmbeddingsConfig {
     /// that looks its tokens up in another's table.
     pub fn init_input(&self, device: &Device) -> InputEncoding {
         InputEncoding {
-            positions: (self.positions == PositionEncoding::Learned)
+            positions: self
+                .positions
+                .learned()
                 .then(|| self.table(self.max_positions, device)),
+            sinusoidal: self.positions == PositionEncoding::Sinusoidal,
             segments: (self.num_segments > 0).then(|| self.table(self.num_segments, device)),
-            norm: self
-                .norm
-                .then(|| LayerNorm::new(self.hidden_size, self.layer_norm_eps, device)),
+            norm: self.norm.then(|| {
+                let (kind, width, eps) = (self.norm_kind, self.hidden_size, self.layer_norm_eps);
+                LayerNorm::new(kind, width, eps, self.norm_bias, device)
+            }),
             dropout: Dropout::new(self.dropout),
             max_positions: self.max_positions,
             position_offset: self.position_offset,
@@ -163,9 +167,11 @@ impl Embeddings {
 
 impl InputEncoding {
     /// Adds position and segment embeddings to `tokens` `[batch, len, hidden]` (scaled by the
-    /// token scale), then normalises (if the encoding has a LayerNorm). `positions` `[batch, len]` defaults to `0..len` in every row; given, they
-    /// place tokens anywhere in the table (MASS's decoder sees only a masked span, at its own
-    /// positions). Every position must be below `max_positions`.
+    /// token scale), then normalises (if the encoding has a norm). `positions` `[batch, len]`
+    /// defaults to `0..len` in every row; given, they place tokens anywhere in the table
+    /// (MASS's decoder sees only a masked span, at its own positions). Every position must be
+    /// below `max_positions`. Without added positions (rotary, ALiBi or none) only segments
+    /// are added.
     pub fn forward(
         &self,
         tokens: Tensor<3>,
@@ -177,24 +183,34 @@ impl InputEncoding {
         let offset = self.position_offset as i64;
         let positions = positions.map(|p| if offset > 0 { p.add_scalar(offset) } else { p });
         let position_vectors = match (&self.positions, positions) {
-            (Some(table), None) => table
-                .forward(Tensor::arange(offset..offset + len as i64, &device).reshape([1, len]))
-                .expand([batch, len, hidden]),
-            (Some(table), Some(positions)) => table.forward(positions),
-            (None, None) => sinusoidal_table(len + offset as usize, hidden, &device)
-                .slice([offset as usize..offset as usize + len, 0..hidden])
-                .reshape([1, len, hidden])
-                .expand([batch, len, hidden]),
-            (None, Some(positions)) => sinusoidal_table(self.max_positions, hidden, &device)
-                .select(0, positions.reshape([batch * len]))
-                .reshape([batch, len, hidden]),
+            (Some(table), None) => Some(
+                table
+                    .forward(Tensor::arange(offset..offset + len as i64, &device).reshape([1, len]))
+                    .expand([batch, len, hidden]),
+            ),
+            (Some(table), Some(positions)) => Some(table.forward(positions)),
+            (None, None) if self.sinusoidal => Some(
+                sinusoidal_table(len + offset as usize, hidden, &device)
+                    .slice([offset as usize..offset as usize + len, 0..hidden])
+                    .reshape([1, len, hidden])
+                    .expand([batch, len, hidden]),
+            ),
+            (None, Some(positions)) if self.sinusoidal => Some(
+                sinusoidal_table(self.max_positions, hidden, &device)
+                    .select(0, positions.reshape([batch * len]))
+                    .reshape([batch, len, hidden]),
+            ),
+            (None, _) => None,
         };
         let tokens = if self.token_scale == 1.0 {
             tokens
         } else {
             tokens.mul_scalar(self.token_scale)
         };
-        let mut x = tokens + position_vectors;
+        let mut x = match position_vectors {
+            Some(vectors) => tokens + vectors,
+            None => tokens,
+        };
         if let (Some(table), Some(segments)) = (&self.segments, segments) {
             x = x + table.forward(segments);
         }

@@ -8,17 +8,20 @@
 use burn::nn::Linear;
 use burn::prelude::*;
 
-use super::attention::{MultiHeadAttention, MultiHeadAttentionConfig};
+use super::attention::MultiHeadAttention;
+use super::block::BlockConfig;
 use super::dropout::Dropout;
-use super::embedding::{Embeddings, EmbeddingsConfig, PositionEncoding};
-use super::feed_forward::{Activation, FeedForward, FeedForwardConfig};
+use super::embedding::{Embeddings, EmbeddingsConfig};
+use super::feed_forward::FeedForward;
 use super::kv_cache::{KeysValues, KvCache};
-use super::layer_norm::LayerNorm;
 use super::mask::AttentionMask;
+use super::norm::LayerNorm;
+use super::positions::Positions;
 use super::{linear_3d, normal_linear};
 use crate::error::{Error, Result};
 
-/// Configuration of a [`TransformerEncoder`] backbone.
+/// Configuration of a [`TransformerEncoder`] backbone: the stack's sizes and embeddings, and
+/// the [`BlockConfig`] every layer has.
 #[derive(Config, Debug)]
 pub struct TransformerEncoderConfig {
     /// Vocabulary size; must equal the tokenizer's.
@@ -27,16 +30,11 @@ pub struct TransformerEncoderConfig {
     pub hidden_size: usize,
     /// Number of layers.
     pub num_layers: usize,
-    /// Attention heads per layer; must divide `hidden_size`.
-    pub num_heads: usize,
-    /// Inner width of the feed-forward networks.
-    pub ffn_size: usize,
+    /// The shape of every layer: attention, feed-forward, norms, positions.
+    pub block: BlockConfig,
     /// Longest sequence. Default 512.
     #[config(default = 512)]
     pub max_positions: usize,
-    /// Position encoding. Default learned.
-    #[config(default = "PositionEncoding::Learned")]
-    pub positions: PositionEncoding,
     /// Table row of the first position (RoBERTa: 2, after its padding id); sequences may be
     /// `max_positions - position_offset` long. Default 0.
     #[config(default = 0)]
@@ -47,12 +45,6 @@ pub struct TransformerEncoderConfig {
     /// Dropout everywhere (embeddings, attention weights, residual branches). Default 0.1.
     #[config(default = 0.1)]
     pub dropout: f64,
-    /// LayerNorm before each sub-layer (GPT-2) instead of after the residual (BERT). Default false.
-    #[config(default = false)]
-    pub norm_first: bool,
-    /// LayerNorm epsilon. Default 1e-12.
-    #[config(default = 1e-12)]
-    pub layer_norm_eps: f64,
     /// Factorized embedding (ALBERT): embedding tables of this width, projected up to
     /// `hidden_size`. Default none (tables as wide as the model).
     #[config(default = "None")]
@@ -61,11 +53,8 @@ pub struct TransformerEncoderConfig {
     /// Default false.
     #[config(default = false)]
     pub share_layers: bool,
-    /// The GELU of the feed-forward networks. Default exact (BERT); GPT-2 and ALBERT use the
-    /// tanh approximation.
-    #[config(default = "Activation::Gelu")]
-    pub activation: Activation,
-    /// LayerNorm over the summed embeddings (BERT, BART); GPT-2 has none. Default true.
+    /// A norm (the block's kind) over the summed embeddings (BERT, BART, ModernBERT); GPT-2
+    /// and Llama have none. Default true.
     #[config(default = true)]
     pub embedding_norm: bool,
     /// Factor on the token vectors before positions are added (BART with `scale_embedding`:
@@ -95,10 +84,15 @@ impl EncoderLayer {
         }
     }
 
-    /// Applies the layer to `[batch, len, hidden]`.
-    pub fn forward(&self, x: Tensor<3>, mask: Option<&AttentionMask>) -> Tensor<3> {
+    /// Applies the layer to `[batch, len, hidden]` with the stack's `positions`.
+    pub fn forward(
+        &self,
+        x: Tensor<3>,
+        mask: Option<&AttentionMask>,
+        positions: &Positions,
+    ) -> Tensor<3> {
         let len = x.dims()[1];
-        self.forward_two_stream(x, len, mask)
+        self.forward_two_stream(x, len, mask, positions)
     }
 
     /// Applies the layer to `x` `[batch, len, hidden]` in which every position queries but
@@ -111,6 +105,7 @@ impl EncoderLayer {
         x: Tensor<3>,
         keys: usize,
         mask: Option<&AttentionMask>,
+        positions: &Positions,
     ) -> Tensor<3> {
         self.sublayers(x, |h| {
             let [batch, len, width] = h.dims();
@@ -119,7 +114,7 @@ impl EncoderLayer {
             } else {
                 h.clone()
             };
-            self.attention.forward(h, content, mask)
+            self.attention.forward(h, content, mask, positions)
         })
     }
 
@@ -131,8 +126,11 @@ impl EncoderLayer {
         x: Tensor<3>,
         cache: &mut Option<KeysValues>,
         mask: Option<&AttentionMask>,
+        positions: &Positions,
     ) -> Tensor<3> {
-        self.sublayers(x, |h| self.attention.forward_cached(h, cache, mask))
+        self.sublayers(x, |h| {
+            self.attention.forward_cached(h, cache, mask, positions)
+        })
     }
 
     /// The attention sub-layer with `attend` as its attention, then the feed-forward one.
@@ -143,8 +141,8 @@ impl EncoderLayer {
     }
 }
 
-/// One residual sub-layer: `x + dropout(f(norm(x)))` when `norm_first` (pre-LN, GPT-2),
-/// `norm(x + dropout(f(x)))` otherwise (post-LN, BERT and the original Transformer).
+/// One residual sub-layer: `x + dropout(f(norm(x)))` when `norm_first` (pre-norm, GPT-2),
+/// `norm(x + dropout(f(x)))` otherwise (post-norm, BERT and the original Transformer).
 pub(crate) fn residual(
     x: Tensor<3>,
     norm: &LayerNorm,
@@ -169,9 +167,12 @@ pub struct TransformerEncoder {
     /// The layers: one per depth, or a single one applied `depth` times when shared.
     layers: Vec<EncoderLayer>,
     depth: usize,
-    /// Final LayerNorm, present with pre-LN layers.
+    /// Final norm, present with pre-norm layers.
     final_norm: Option<LayerNorm>,
     hidden_size: usize,
+    /// The block's shape, for the positions each forward computes.
+    #[module(skip)]
+    block: BlockConfig,
 }
 
 /// What an encoder objective needs of its backbone: hidden states for token ids under a mask,
@@ -208,8 +209,6 @@ impl TransformerEncoderConfig {
             ("vocab_size", self.vocab_size),
             ("hidden_size", self.hidden_size),
             ("num_layers", self.num_layers),
-            ("num_heads", self.num_heads),
-            ("ffn_size", self.ffn_size),
             ("max_positions", self.max_positions),
             ("embedding_size", self.embedding_size.unwrap_or(1)),
         ] {
@@ -230,35 +229,26 @@ impl TransformerEncoderConfig {
             )));
         }
         crate::error::check_rate("dropout", self.dropout)?;
-        self.attention().validate()
+        self.block.validate(self.hidden_size)
     }
 
-    /// The attention every layer of this shape uses.
-    pub(crate) fn attention(&self) -> MultiHeadAttentionConfig {
-        MultiHeadAttentionConfig::new(self.hidden_size, self.num_heads).with_dropout(self.dropout)
-    }
-
-    /// A LayerNorm over the model width.
-    pub(crate) fn layer_norm(&self, device: &Device) -> LayerNorm {
-        LayerNorm::new(self.hidden_size, self.layer_norm_eps, device)
-    }
-
-    /// The feed-forward network every layer of this shape uses.
-    pub(crate) fn ffn(&self, device: &Device) -> FeedForward {
-        FeedForwardConfig::new(self.hidden_size, self.ffn_size)
-            .with_activation(self.activation)
-            .init(device)
+    /// The same stack with its block changed by `f`, as
+    /// `config.map_block(|b| b.with_norm_first(true))`.
+    pub fn map_block(mut self, f: impl FnOnce(BlockConfig) -> BlockConfig) -> Self {
+        self.block = f(self.block);
+        self
     }
 
     /// One encoder layer of this shape.
     pub fn layer(&self, device: &Device) -> Result<EncoderLayer> {
+        let (block, hidden) = (&self.block, self.hidden_size);
         Ok(EncoderLayer {
-            attention: self.attention().init(device)?,
-            attention_norm: self.layer_norm(device),
-            ffn: self.ffn(device),
-            ffn_norm: self.layer_norm(device),
+            attention: block.attention(hidden, self.dropout).init(device)?,
+            attention_norm: block.norm(hidden, device),
+            ffn: block.ffn(hidden, device),
+            ffn_norm: block.norm(hidden, device),
             dropout: Dropout::new(self.dropout),
-            norm_first: self.norm_first,
+            norm_first: block.norm_first,
         })
     }
 
@@ -267,12 +257,21 @@ impl TransformerEncoderConfig {
         EmbeddingsConfig::new(self.vocab_size, width)
             .with_max_positions(self.max_positions)
             .with_position_offset(self.position_offset)
-            .with_positions(self.positions)
+            .with_positions(self.block.positions)
             .with_num_segments(self.num_segments)
             .with_dropout(self.dropout)
-            .with_layer_norm_eps(self.layer_norm_eps)
+            .with_layer_norm_eps(self.block.norm_eps)
+            .with_norm_kind(self.block.norm)
+            .with_norm_bias(self.block.norm_bias)
             .with_norm(self.embedding_norm)
             .with_token_scale(self.embedding_scale)
+    }
+
+    /// The final norm of a pre-norm stack.
+    pub(crate) fn final_norm(&self, device: &Device) -> Option<LayerNorm> {
+        self.block
+            .norm_first
+            .then(|| self.block.norm(self.hidden_size, device))
     }
 
     /// Builds the backbone.
@@ -294,8 +293,9 @@ impl TransformerEncoderConfig {
             embeddings: self.embeddings(width).init(device),
             layers,
             depth: self.num_layers,
-            final_norm: self.norm_first.then(|| self.layer_norm(device)),
+            final_norm: self.final_norm(device),
             hidden_size: self.hidden_size,
+            block: self.block.clone(),
         })
     }
 
@@ -317,31 +317,34 @@ impl TransformerEncoderConfig {
         embeddings + projection + distinct * self.layer_params() + self.final_norm_params()
     }
 
-    /// Parameters of the position table (if learned) and the embedding LayerNorm (if any) at
+    /// Parameters of the position table (if learned) and the embedding norm (if any) at
     /// `width`.
     pub(crate) fn input_params(&self, width: usize) -> usize {
-        let positions = match self.positions {
-            PositionEncoding::Learned => self.max_positions * width,
-            PositionEncoding::Sinusoidal => 0,
+        let positions = match self.block.positions.learned() {
+            true => self.max_positions * width,
+            false => 0,
         };
-        let norm = if self.embedding_norm { 2 * width } else { 0 };
+        let norm = match self.embedding_norm {
+            true => self.block.norm_params(width),
+            false => 0,
+        };
         positions + norm
     }
 
     /// Parameters of one attention.
     pub(crate) fn attention_params(&self) -> usize {
-        4 * (self.hidden_size * self.hidden_size + self.hidden_size)
+        self.block.attention_params(self.hidden_size)
     }
 
-    /// Parameters of one encoder layer: attention, feed-forward, two LayerNorms.
+    /// Parameters of one encoder layer: attention, feed-forward, two norms.
     pub(crate) fn layer_params(&self) -> usize {
-        let (h, f) = (self.hidden_size, self.ffn_size);
-        self.attention_params() + (h * f + f) + (f * h + h) + 2 * 2 * h
+        let h = self.hidden_size;
+        self.attention_params() + self.block.ffn_params(h) + 2 * self.block.norm_params(h)
     }
 
-    /// Parameters of the final LayerNorm pre-LN stacks end with.
+    /// Parameters of the final norm pre-norm stacks end with.
     pub(crate) fn final_norm_params(&self) -> usize {
-        usize::from(self.norm_first) * 2 * self.hidden_size
+        usize::from(self.block.norm_first) * self.block.norm_params(self.hidden_size)
     }
 }
 
@@ -361,16 +364,38 @@ impl TransformerEncoder {
         }
     }
 
+    /// The shape of its layers.
+    pub fn block(&self) -> &BlockConfig {
+        &self.block
+    }
+
+    /// What every layer needs to know of positions for rows at `queries` `[batch, q]`
+    /// attending to keys at `keys` `[batch, k]`: computed once per forward.
+    pub(crate) fn positions(&self, queries: &Tensor<2, Int>, keys: &Tensor<2, Int>) -> Positions {
+        if self.block.positions.added() {
+            return Positions::none();
+        }
+        let attention = self.block.attention(self.hidden_size, 0.0);
+        let (heads, size) = (self.block.num_heads, attention.head_width());
+        Positions::new(self.block.positions, queries, keys, heads, size)
+    }
+
     /// Everything after the embeddings: the projection (if factorized), every layer with the
-    /// first `keys` positions as keys (see [`EncoderLayer::forward_two_stream`]), and the
-    /// final LayerNorm of a pre-LN stack.
+    /// first `keys` rows as keys (see [`EncoderLayer::forward_two_stream`]) and the rows at
+    /// `positions` `[batch, len]`, and the final norm of a pre-norm stack.
     pub(crate) fn stack(
         &self,
         x: Tensor<3>,
         keys: usize,
         mask: Option<&AttentionMask>,
+        positions: &Tensor<2, Int>,
     ) -> Tensor<3> {
-        self.stack_with(x, |_, layer, x| layer.forward_two_stream(x, keys, mask))
+        let [batch, _] = positions.dims();
+        let key_positions = positions.clone().slice([0..batch, 0..keys]);
+        let positions = self.positions(positions, &key_positions);
+        self.stack_with(x, |_, layer, x| {
+            layer.forward_two_stream(x, keys, mask, &positions)
+        })
     }
 
     /// Hidden states `[batch, len, hidden]` of `ids` `[batch, len]` at explicit `positions`
@@ -382,9 +407,9 @@ impl TransformerEncoder {
         segments: Option<Tensor<2, Int>>,
         mask: Option<&AttentionMask>,
     ) -> Tensor<3> {
-        let x = self.embeddings.forward_at(ids, positions, segments);
+        let x = self.embeddings.forward_at(ids, positions.clone(), segments);
         let len = x.dims()[1];
-        self.stack(x, len, mask)
+        self.stack(x, len, mask, &positions)
     }
 
     /// Hidden states `[batch, new, hidden]` of `ids` `[batch, new]` at `positions`
@@ -400,14 +425,16 @@ impl TransformerEncoder {
         cache: &mut KvCache,
     ) -> Tensor<3> {
         let segments = (self.num_segments() > 0).then(|| ids.zeros_like());
-        let x = self.embeddings.forward_at(ids, positions, segments);
+        let x = self.embeddings.forward_at(ids, positions.clone(), segments);
+        let keys = cache.extend_positions(positions.clone());
+        let positions = self.positions(&positions, &keys);
         self.stack_with(x, |depth, layer, x| {
-            layer.forward_cached(x, cache.own(depth), mask)
+            layer.forward_cached(x, cache.own(depth), mask, &positions)
         })
     }
 
-    /// The projection (if factorized), `layer` applied at every depth, and the final
-    /// LayerNorm of a pre-LN stack.
+    /// The projection (if factorized), `layer` applied at every depth, and the final norm of
+    /// a pre-norm stack.
     fn stack_with(
         &self,
         mut x: Tensor<3>,
@@ -426,6 +453,13 @@ impl TransformerEncoder {
     }
 }
 
+/// Positions `0..len` in each of `batch` rows.
+pub(crate) fn default_positions(batch: usize, len: usize, device: &Device) -> Tensor<2, Int> {
+    Tensor::<1, Int>::arange(0..len as i64, device)
+        .reshape([1, len])
+        .expand([batch, len])
+}
+
 impl EncoderBackbone for TransformerEncoder {
     fn embed(&self, ids: Tensor<2, Int>, segments: Option<Tensor<2, Int>>) -> Tensor<3> {
         self.embeddings.forward(ids, segments)
@@ -437,9 +471,10 @@ impl EncoderBackbone for TransformerEncoder {
         segments: Option<Tensor<2, Int>>,
         mask: Option<&AttentionMask>,
     ) -> Tensor<3> {
+        let [batch, len] = ids.dims();
+        let positions = default_positions(batch, len, &ids.device());
         let x = self.embeddings.forward(ids, segments);
-        let len = x.dims()[1];
-        self.stack(x, len, mask)
+        self.stack(x, len, mask, &positions)
     }
 
     fn token_embedding(&self) -> Tensor<2> {
@@ -470,6 +505,7 @@ impl EncoderBackbone for TransformerEncoder {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::blocks::PositionEncoding;
     use crate::test_support::max_abs_diff;
 
     #[test]
@@ -477,7 +513,12 @@ mod tests {
         let _draws = crate::util::random::hold();
         let device = Device::flex();
         for norm_first in [false, true] {
-            let cfg = TransformerEncoderConfig::new(100, 32, 2, 4, 64).with_norm_first(norm_first);
+            let cfg = TransformerEncoderConfig::new(
+                100,
+                32,
+                2,
+                BlockConfig::new(4, 64).with_norm_first(norm_first),
+            );
             assert_eq!(cfg.init(&device).unwrap().num_params(), cfg.num_params());
         }
     }
@@ -486,7 +527,8 @@ mod tests {
     fn factorized_and_shared_parameter_count_matches_the_hand_arithmetic() {
         let _draws = crate::util::random::hold();
         let device = Device::flex();
-        let cfg = TransformerEncoderConfig::new(100, 32, 3, 4, 64).with_embedding_size(Some(16));
+        let cfg = TransformerEncoderConfig::new(100, 32, 3, BlockConfig::new(4, 64))
+            .with_embedding_size(Some(16));
         // Embeddings 100*16 + 512*16 + 2*16 + LayerNorm 2*16 = 9,856; projection 16*32 + 32 =
         // 544; one layer 4*(32*32 + 32) + (32*64 + 64) + (64*32 + 32) + 2*2*32 = 8,544.
         assert_eq!(cfg.num_params(), 9_856 + 544 + 3 * 8_544);
@@ -503,7 +545,7 @@ mod tests {
     fn a_shared_layer_is_applied_at_every_depth() {
         let _draws = crate::util::random::hold();
         let device = Device::flex();
-        let cfg = TransformerEncoderConfig::new(50, 32, 1, 4, 64)
+        let cfg = TransformerEncoderConfig::new(50, 32, 1, BlockConfig::new(4, 64))
             .with_dropout(0.0)
             .with_share_layers(true);
         let one = cfg.init(&device).unwrap();
@@ -521,96 +563,182 @@ mod tests {
         let _draws = crate::util::random::hold();
         let device = Device::flex();
         assert!(matches!(
-            TransformerEncoderConfig::new(100, 30, 2, 4, 64).init(&device),
+            TransformerEncoderConfig::new(100, 30, 2, BlockConfig::new(4, 64)).init(&device),
             Err(Error::HeadsDoNotDivide { .. })
         ));
         assert!(matches!(
-            TransformerEncoderConfig::new(100, 32, 0, 4, 64).init(&device),
+            TransformerEncoderConfig::new(100, 32, 0, BlockConfig::new(4, 64)).init(&device),
             Err(Error::InvalidConfig(_))
         ));
+    }
+
+    /// A Llama-style block: pre-RMSNorm, SwiGLU, no biases, 4 query heads sharing 2 key/value
+    /// heads, positions as `positions`.
+    fn modern(positions: PositionEncoding) -> BlockConfig {
+        BlockConfig::new(4, 48)
+            .with_kv_heads(Some(2))
+            .with_qkv_bias(false)
+            .with_output_bias(false)
+            .with_activation(crate::blocks::Activation::Silu)
+            .with_glu(true)
+            .with_ffn_bias(false)
+            .with_norm(crate::blocks::NormKind::RmsNorm)
+            .with_norm_eps(1e-6)
+            .with_norm_first(true)
+            .with_positions(positions)
+    }
+
+    /// The stacks the cache and causality tests run: pre-LN with a factorized embedding and
+    /// shared layers (every path of the stack), and the modern block with rotary positions
+    /// and with ALiBi.
+    fn stacks(device: &Device) -> Vec<TransformerEncoder> {
+        let classic =
+            TransformerEncoderConfig::new(50, 32, 3, BlockConfig::new(4, 64).with_norm_first(true))
+                .with_embedding_size(Some(16))
+                .with_share_layers(true);
+        let modern = |p| {
+            TransformerEncoderConfig::new(50, 32, 2, modern(p))
+                .with_num_segments(0)
+                .with_embedding_norm(false)
+        };
+        [
+            classic,
+            modern(PositionEncoding::Rotary { theta: 100.0 }),
+            modern(PositionEncoding::Alibi),
+        ]
+        .into_iter()
+        .map(|config| {
+            crate::util::random::init_seeded(device, 3, || {
+                config.with_dropout(0.0).init(device).unwrap()
+            })
+        })
+        .collect()
     }
 
     #[test]
     fn cached_decoding_equals_the_full_forward_at_every_step() {
         let _draws = crate::util::random::hold();
         let device = Device::flex();
-        // Pre-LN with a factorized embedding and shared layers: every path of the stack.
-        let model = crate::util::random::init_seeded(&device, 3, || {
-            TransformerEncoderConfig::new(50, 32, 3, 4, 64)
-                .with_dropout(0.0)
-                .with_norm_first(true)
-                .with_embedding_size(Some(16))
-                .with_share_layers(true)
-                .init(&device)
-                .unwrap()
-        });
-        let rows: [&[i64]; 2] = [&[0, 0, 5, 6, 7, 8, 9, 10], &[1, 5, 8, 9, 11, 12, 13, 14]];
-        let pads = [2, 0];
-        let len = rows[0].len();
-        let flat: Vec<i64> = rows.iter().flat_map(|r| r.iter().copied()).collect();
-        let ids = Tensor::<2, Int>::from_data(TensorData::new(flat, [2, len]), &device);
-        let positions: Vec<i64> = pads
-            .iter()
-            .flat_map(|&p| (0..len).map(move |t| t.saturating_sub(p) as i64))
-            .collect();
-        let positions = Tensor::<2, Int>::from_data(TensorData::new(positions, [2, len]), &device);
-        let full = model.forward_cached(
-            ids.clone(),
-            positions.clone(),
-            Some(&AttentionMask::cached_causal(&pads, 0, len, &device)),
-            &mut KvCache::new(),
-        );
-        // Prefill four positions, then one at a time.
-        let mut cache = KvCache::new();
-        let prefill = 4;
-        let mut steps = vec![model.forward_cached(
-            ids.clone().slice([0..2, 0..prefill]),
-            positions.clone().slice([0..2, 0..prefill]),
-            Some(&AttentionMask::cached_causal(&pads, 0, prefill, &device)),
-            &mut cache,
-        )];
-        for t in prefill..len {
-            let mask = AttentionMask::cached_causal(&pads, t, 1, &device);
-            steps.push(model.forward_cached(
-                ids.clone().slice([0..2, t..t + 1]),
-                positions.clone().slice([0..2, t..t + 1]),
-                Some(&mask),
+        for model in stacks(&device) {
+            let rows: [&[i64]; 2] = [&[0, 0, 5, 6, 7, 8, 9, 10], &[1, 5, 8, 9, 11, 12, 13, 14]];
+            let pads = [2, 0];
+            let len = rows[0].len();
+            let flat: Vec<i64> = rows.iter().flat_map(|r| r.iter().copied()).collect();
+            let ids = Tensor::<2, Int>::from_data(TensorData::new(flat, [2, len]), &device);
+            let positions: Vec<i64> = pads
+                .iter()
+                .flat_map(|&p| (0..len).map(move |t| t.saturating_sub(p) as i64))
+                .collect();
+            let positions =
+                Tensor::<2, Int>::from_data(TensorData::new(positions, [2, len]), &device);
+            let full = model.forward_cached(
+                ids.clone(),
+                positions.clone(),
+                Some(&AttentionMask::cached_causal(&pads, 0, len, &device)),
+                &mut KvCache::new(),
+            );
+            // Prefill four positions, then one at a time.
+            let mut cache = KvCache::new();
+            let prefill = 4;
+            let mut steps = vec![model.forward_cached(
+                ids.clone().slice([0..2, 0..prefill]),
+                positions.clone().slice([0..2, 0..prefill]),
+                Some(&AttentionMask::cached_causal(&pads, 0, prefill, &device)),
                 &mut cache,
-            ));
-            assert_eq!(cache.len(), t + 1);
+            )];
+            for t in prefill..len {
+                let mask = AttentionMask::cached_causal(&pads, t, 1, &device);
+                steps.push(model.forward_cached(
+                    ids.clone().slice([0..2, t..t + 1]),
+                    positions.clone().slice([0..2, t..t + 1]),
+                    Some(&mask),
+                    &mut cache,
+                ));
+                assert_eq!(cache.len(), t + 1);
+            }
+            let cached = Tensor::cat(steps, 1);
+            // Real positions only: a padding query's state is never read.
+            let real = |t: Tensor<3>| {
+                Tensor::cat(
+                    vec![t.clone().slice([0..1, 2..len]), t.slice([1..2, 2..len])],
+                    1,
+                )
+            };
+            assert!(max_abs_diff(real(full.clone()), real(cached)) < 1e-5);
+            let segments = |n| (model.num_segments() > 0).then(|| Tensor::zeros([1, n], &device));
+            // And the second row equals the ordinary causal forward of `encode`.
+            let unpadded = model.encode(
+                ids.slice([1..2, 0..len]),
+                segments(len),
+                Some(&AttentionMask::causal(len, &device)),
+            );
+            let row = full.clone().slice([1..2, 0..len]);
+            assert!(max_abs_diff(unpadded, row) < 1e-5);
+            // The padded first row's real positions equal its prompt run alone: each row's
+            // own positions reach the rotary tables and the ALiBi bias.
+            let alone = model.encode(
+                Tensor::<2, Int>::from_ints([[5, 6, 7, 8, 9, 10]], &device),
+                segments(len - 2),
+                Some(&AttentionMask::causal(len - 2, &device)),
+            );
+            let row = full.slice([0..1, 2..len]);
+            assert!(max_abs_diff(alone, row) < 1e-5);
         }
-        let cached = Tensor::cat(steps, 1);
-        // Real positions only: a padding query's state is never read.
-        let real = |t: Tensor<3>| {
-            Tensor::cat(
-                vec![t.clone().slice([0..1, 2..len]), t.slice([1..2, 2..len])],
-                1,
-            )
+    }
+
+    #[test]
+    fn relative_positions_reach_every_layer_and_only_differences_count() {
+        let _draws = crate::util::random::hold();
+        let device = Device::flex();
+        for model in stacks(&device).into_iter().skip(1) {
+            let ids = Tensor::<2, Int>::from_ints([[5, 6, 7, 8, 9]], &device);
+            let at =
+                |start: i64| Tensor::<1, Int>::arange(start..start + 5, &device).reshape([1, 5]);
+            let base = model.encode_at(ids.clone(), at(0), None, None);
+            // The same text further along: rotary and ALiBi see only distances.
+            let moved = model.encode_at(ids.clone(), at(7), None, None);
+            assert!(max_abs_diff(base.clone(), moved) < 1e-4);
+            // Positions matter: the same tokens in another order at the same places differ,
+            // and so do the same tokens given other relative positions.
+            let spread = Tensor::<2, Int>::from_ints([[0, 2, 4, 6, 8]], &device);
+            let out = model.encode_at(ids, spread, None, None);
+            assert!(max_abs_diff(base, out) > 1e-3);
+        }
+    }
+
+    #[test]
+    fn a_block_it_cannot_build_is_a_typed_error_naming_the_field() {
+        let _draws = crate::util::random::hold();
+        let device = Device::flex();
+        let build = |block: BlockConfig| {
+            TransformerEncoderConfig::new(50, 30, 1, block)
+                .init(&device)
+                .unwrap_err()
+                .to_string()
         };
-        assert!(max_abs_diff(real(full.clone()), real(cached)) < 1e-5);
-        // And the second row equals the ordinary causal forward of `encode`.
-        let unpadded = model.encode(
-            ids.slice([1..2, 0..len]),
-            Some(Tensor::zeros([1, len], &device)),
-            Some(&AttentionMask::causal(len, &device)),
+        // Six heads of 5 features: rotary pairs need an even width.
+        let odd = build(
+            BlockConfig::new(6, 40).with_positions(PositionEncoding::Rotary { theta: 10_000.0 }),
         );
-        let row = full.clone().slice([1..2, 0..len]);
-        assert!(max_abs_diff(unpadded, row) < 1e-5);
-        // The padded first row's real positions equal its prompt run alone.
-        let alone = model.encode(
-            Tensor::<2, Int>::from_ints([[5, 6, 7, 8, 9, 10]], &device),
-            Some(Tensor::zeros([1, len - 2], &device)),
-            Some(&AttentionMask::causal(len - 2, &device)),
+        assert!(odd.contains("rotary") && odd.contains("not 5"), "{odd}");
+        let kv = build(BlockConfig::new(3, 40).with_kv_heads(Some(2)));
+        assert!(
+            kv.contains("kv_heads 2") && kv.contains("num_heads 3"),
+            "{kv}"
         );
-        let row = full.slice([0..1, 2..len]);
-        assert!(max_abs_diff(alone, row) < 1e-5);
+        let theta = build(
+            BlockConfig::new(3, 40)
+                .with_head_size(Some(8))
+                .with_positions(PositionEncoding::Rotary { theta: 0.0 }),
+        );
+        assert!(theta.contains("rotary theta"), "{theta}");
     }
 
     #[test]
     fn a_causal_stack_never_looks_ahead() {
         let _draws = crate::util::random::hold();
         let device = Device::flex();
-        let model = TransformerEncoderConfig::new(50, 32, 2, 4, 64)
+        let model = TransformerEncoderConfig::new(50, 32, 2, BlockConfig::new(4, 64))
             .with_dropout(0.0)
             .init(&device)
             .unwrap();

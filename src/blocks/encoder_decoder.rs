@@ -173,14 +173,19 @@ impl Seq2SeqBackbone for EncoderDecoder {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::blocks::BlockConfig;
     use crate::test_support::max_abs_diff;
 
     fn model(norm_first: bool) -> (Device, EncoderDecoder) {
         let device = Device::flex();
-        let encoder = TransformerEncoderConfig::new(60, 32, 2, 4, 64)
-            .with_dropout(0.0)
-            .with_num_segments(0)
-            .with_norm_first(norm_first);
+        let encoder = TransformerEncoderConfig::new(
+            60,
+            32,
+            2,
+            BlockConfig::new(4, 64).with_norm_first(norm_first),
+        )
+        .with_dropout(0.0)
+        .with_num_segments(0);
         let model = crate::util::random::init_seeded(&device, 5, || {
             EncoderDecoderConfig::new(encoder, 2).init(&device).unwrap()
         });
@@ -311,9 +316,13 @@ mod tests {
         let _draws = crate::util::random::hold();
         for norm_first in [false, true] {
             let (_, model) = model(norm_first);
-            let encoder = TransformerEncoderConfig::new(60, 32, 2, 4, 64)
-                .with_num_segments(0)
-                .with_norm_first(norm_first);
+            let encoder = TransformerEncoderConfig::new(
+                60,
+                32,
+                2,
+                BlockConfig::new(4, 64).with_norm_first(norm_first),
+            )
+            .with_num_segments(0);
             let config = EncoderDecoderConfig::new(encoder, 2);
             assert_eq!(model.num_params(), config.num_params());
             // The decoder's own parameters, by hand: positions 512 * 32 + LayerNorm 2 * 32,
@@ -329,7 +338,7 @@ mod tests {
     fn unsupported_or_empty_shapes_are_typed_errors() {
         let _draws = crate::util::random::hold();
         let device = Device::flex();
-        let encoder = || TransformerEncoderConfig::new(60, 32, 2, 4, 64);
+        let encoder = || TransformerEncoderConfig::new(60, 32, 2, BlockConfig::new(4, 64));
         for config in [
             EncoderDecoderConfig::new(encoder(), 0),
             EncoderDecoderConfig::new(encoder().with_embedding_size(Some(16)), 2),

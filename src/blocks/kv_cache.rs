@@ -34,11 +34,13 @@ impl KeysValues {
     }
 }
 
-/// The keys and values of every layer of a stack, filled by its `forward_cached`.
+/// The keys and values of every layer of a stack, filled by its `forward_cached`, and the
+/// positions of the keys held (which a bias over distances needs).
 #[derive(Debug, Clone, Default)]
 pub struct KvCache {
     own: Vec<Option<KeysValues>>,
     memory: Vec<Option<KeysValues>>,
+    positions: Option<Tensor<2, Int>>,
 }
 
 impl KvCache {
@@ -58,6 +60,17 @@ impl KvCache {
     /// Whether nothing is cached yet.
     pub fn is_empty(&self) -> bool {
         self.len() == 0
+    }
+
+    /// Records the positions `[batch, new]` of the rows a forward adds and returns those of
+    /// every key held after it, earlier ones first.
+    pub(crate) fn extend_positions(&mut self, new: Tensor<2, Int>) -> Tensor<2, Int> {
+        let all = match self.positions.take() {
+            Some(old) => Tensor::cat(vec![old, new], 1),
+            None => new,
+        };
+        self.positions = Some(all.clone());
+        all
     }
 
     /// The self-attention cache of the layer at `depth`.

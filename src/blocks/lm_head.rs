@@ -6,14 +6,13 @@
 //! projection is the largest matmul of a small model.
 
 use burn::module::Param;
-use burn::nn::{Gelu, Linear};
+use burn::nn::Linear;
 use burn::prelude::*;
 
 use super::encoder::EncoderBackbone;
 use super::feed_forward::Activation;
-use super::layer_norm::LayerNorm;
+use super::norm::LayerNorm;
 use super::normal_linear;
-use crate::kernels::gelu;
 
 /// Configuration of [`LmHead`].
 #[derive(Config, Debug)]
@@ -37,6 +36,10 @@ pub struct LmHeadConfig {
     /// A learned output bias; GPT-2 has none. Default true.
     #[config(default = true)]
     pub bias: bool,
+    /// The output projection is the token table itself (BERT, GPT-2, Qwen2); untied, the
+    /// head has a table of its own (Llama's `lm_head`). Default true.
+    #[config(default = true)]
+    pub tied: bool,
 }
 
 /// Transform (if any) + tied output projection + output bias.
@@ -44,9 +47,12 @@ pub struct LmHeadConfig {
 pub struct LmHead {
     /// The transform's dense map and LayerNorm: both or neither.
     dense: Option<Linear>,
-    activation: Gelu,
+    #[module(skip)]
+    activation: Activation,
     norm: Option<LayerNorm>,
     bias: Option<Param<Tensor<1>>>,
+    /// An output table of its own `[vocab, embedding_size]`, when not tied.
+    output: Option<Param<Tensor<2>>>,
 }
 
 impl LmHeadConfig {
@@ -62,13 +68,18 @@ impl LmHeadConfig {
             dense: self
                 .transform
                 .then(|| normal_linear(self.hidden_size, self.embedding_size, 0.02, device)),
-            activation: self.activation.init(),
+            activation: self.activation,
             norm: self
                 .transform
-                .then(|| LayerNorm::new(self.embedding_size, self.layer_norm_eps, device)),
+                .then(|| LayerNorm::layer_norm(self.embedding_size, self.layer_norm_eps, device)),
             bias: self
                 .bias
                 .then(|| Param::from_tensor(Tensor::zeros([self.vocab_size], device))),
+            output: (!self.tied).then(|| {
+                let shape = [self.vocab_size, self.embedding_size];
+                let normal = burn::tensor::Distribution::Normal(0.0, 0.02);
+                Param::from_tensor(Tensor::random(shape, normal, device))
+            }),
         }
     }
 }
@@ -76,7 +87,7 @@ impl LmHeadConfig {
 impl LmHead {
     /// Logits `[n, vocab]` for the hidden states at `positions`, given as flat indices into
     /// `hidden` `[batch, len, width]` (`b * len + t`); `embedding` is the tied table
-    /// `[vocab, embedding_size]`.
+    /// `[vocab, embedding_size]`, which an untied head passes over for its own.
     pub fn forward_at(
         &self,
         hidden: Tensor<3>,
@@ -85,9 +96,13 @@ impl LmHead {
     ) -> Tensor<2> {
         let mut h = states_at(hidden, positions);
         if let (Some(dense), Some(norm)) = (&self.dense, &self.norm) {
-            h = norm.forward(gelu(&self.activation, dense.forward(h)));
+            h = norm.forward(self.activation.forward(dense.forward(h)));
         }
-        let logits = h.matmul(embedding.transpose());
+        let table = match &self.output {
+            Some(own) => own.val(),
+            None => embedding,
+        };
+        let logits = h.matmul(table.transpose());
         match &self.bias {
             Some(bias) => logits + bias.val().unsqueeze_dim(0),
             None => logits,
@@ -96,12 +111,12 @@ impl LmHead {
 
     /// The activation of BERT's transform, or `None` for a head without one (GPT-2, BART).
     pub fn transform(&self) -> Option<Activation> {
-        self.dense
-            .as_ref()
-            .map(|_| match self.activation.approximate {
-                true => Activation::GeluTanh,
-                false => Activation::Gelu,
-            })
+        self.dense.as_ref().map(|_| self.activation)
+    }
+
+    /// Whether the output projection is the token table (false: the head has its own).
+    pub fn tied(&self) -> bool {
+        self.output.is_none()
     }
 
     /// The output bias `[vocab]`, if the head has one.

@@ -1,6 +1,7 @@
 //! Composable Transformer blocks: burn modules, each with a `Config` and `init(&device)`.
 
 pub mod attention;
+pub mod block;
 pub mod decoder;
 pub mod dropout;
 pub mod embedding;
@@ -8,24 +9,27 @@ pub mod encoder;
 pub mod encoder_decoder;
 pub mod feed_forward;
 pub mod kv_cache;
-pub mod layer_norm;
 pub mod lm_head;
 pub mod mask;
+pub mod norm;
 pub mod pooler;
+pub mod positions;
 pub mod two_stream;
 
 pub use attention::{MultiHeadAttention, MultiHeadAttentionConfig};
+pub use block::BlockConfig;
 pub use decoder::{DecoderLayer, TransformerDecoder};
 pub use dropout::{Dropout, seed_dropout, with_dropout_rows};
-pub use embedding::{Embeddings, EmbeddingsConfig, InputEncoding, PositionEncoding};
+pub use embedding::{Embeddings, EmbeddingsConfig, InputEncoding};
 pub use encoder::{EncoderBackbone, EncoderLayer, TransformerEncoder, TransformerEncoderConfig};
 pub use encoder_decoder::{EncoderDecoder, EncoderDecoderConfig, Seq2SeqBackbone};
 pub use feed_forward::{Activation, FeedForward, FeedForwardConfig};
 pub use kv_cache::{KeysValues, KvCache};
-pub use layer_norm::LayerNorm;
 pub use lm_head::{LmHead, LmHeadConfig, states_at};
 pub use mask::AttentionMask;
+pub use norm::{LayerNorm, NormKind};
 pub use pooler::{Pooler, PoolerActivation, PoolerConfig};
+pub use positions::{PositionEncoding, Positions};
 pub use two_stream::{StreamInput, TwoStreamBackbone};
 
 use burn::nn::{Initializer, Linear, LinearConfig};

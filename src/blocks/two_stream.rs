@@ -9,10 +9,11 @@
 //! the query stream. Who sees whom is the [`AttentionMask`] (normally
 //! [`AttentionMask::by_rank`]).
 //!
-//! XLNet's relative positional attention is not used: positions are the backbone's absolute
-//! ones, given explicitly to each stream, and a query's input is the `[MASK]` token embedding
-//! at its target's position (XLNet adds a learned `mask_emb` and lets the relative attention
-//! say where it is; MPNet does as here).
+//! Positions are given explicitly to each stream and reach every layer: added vectors, or
+//! rotary embeddings (each row rotated by its own position, so a query knows where its target
+//! is and scores depend on distances, as XLNet's relative attention intends). A query's input
+//! is the `[MASK]` token embedding at its target's position (XLNet adds a learned `mask_emb`
+//! and lets the relative attention say where it is; MPNet does as here).
 
 use burn::prelude::*;
 
@@ -55,12 +56,13 @@ impl TwoStreamBackbone for TransformerEncoder {
             (Some(c), Some(q)) => Some(Tensor::cat(vec![c, q], 1)),
             _ => None,
         };
+        let positions = Tensor::cat(vec![content.positions, query.positions], 1);
         let x = self.embeddings.forward_at(
             Tensor::cat(vec![content.ids, query.ids], 1),
-            Tensor::cat(vec![content.positions, query.positions], 1),
+            positions.clone(),
             segments,
         );
-        let h = self.stack(x, keys, Some(mask));
+        let h = self.stack(x, keys, Some(mask), &positions);
         let [batch, len, width] = h.dims();
         (
             h.clone().slice([0..batch, 0..keys, 0..width]),
@@ -72,6 +74,7 @@ impl TwoStreamBackbone for TransformerEncoder {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::blocks::BlockConfig;
     use crate::blocks::TransformerEncoderConfig;
     use crate::test_support::max_abs_diff;
 
@@ -116,11 +119,15 @@ mod tests {
         let _draws = crate::util::random::hold();
         let device = Device::flex();
         for norm_first in [false, true] {
-            let model = TransformerEncoderConfig::new(50, 32, 2, 4, 64)
-                .with_dropout(0.0)
-                .with_norm_first(norm_first)
-                .init(&device)
-                .unwrap();
+            let model = TransformerEncoderConfig::new(
+                50,
+                32,
+                2,
+                BlockConfig::new(4, 64).with_norm_first(norm_first),
+            )
+            .with_dropout(0.0)
+            .init(&device)
+            .unwrap();
             let base = [10, 11, 12, 13, 14, 15];
             let (h, g) = run(&model, base, &device);
             // Query 1 predicts position 2, after position 3 (query 0) and before position 4.
@@ -158,7 +165,7 @@ mod tests {
     fn the_query_stream_changes_nothing_in_the_content_stream() {
         let _draws = crate::util::random::hold();
         let device = Device::flex();
-        let model = TransformerEncoderConfig::new(50, 32, 2, 4, 64)
+        let model = TransformerEncoderConfig::new(50, 32, 2, BlockConfig::new(4, 64))
             .with_dropout(0.0)
             .init(&device)
             .unwrap();

@@ -79,12 +79,24 @@ pub struct Completion {
 
 impl CausalLm {
     /// Loads `dir` onto `device`: a pretext run whose objective is `clm` or `sft` (from its
-    /// checkpoint), or a Hugging Face GPT-2 directory.
+    /// checkpoint), or a Hugging Face GPT-2, Llama or Qwen2 directory.
     pub fn load(dir: &Path, device: &Device) -> Result<Self> {
-        // Refuses anything but a causal model before any weight is read.
-        crate::recipe::causal::gpt2_head(dir)?;
         if crate::hf::is_model_dir(dir) {
-            let gpt2 = crate::hf::load_gpt2(dir, device)?;
+            let family = crate::hf::HfConfig::read(dir)?.model_type;
+            let (encoder, clm) = match family.as_str() {
+                "gpt2" => {
+                    let gpt2 = crate::hf::load_gpt2(dir, device)?;
+                    (gpt2.encoder, gpt2.clm)
+                }
+                "llama" | "qwen2" => {
+                    let llama = crate::hf::load_llama(dir, device)?;
+                    (llama.encoder, llama.clm)
+                }
+                other => {
+                    let what = format!("{} (a Hugging Face {other})", dir.display());
+                    return Err(crate::error::Error::NoCausalPath(what));
+                }
+            };
             let tokenizer = Tokenizer::from_model_dir(dir)?;
             let eos = tokenizer.special().sep;
             // GPT-2's own tokenizer puts nothing before a text; a pretext export puts the
@@ -92,12 +104,14 @@ impl CausalLm {
             let bos = tokenizer.start_tokens()?.first().copied();
             return Ok(Self {
                 tokenizer,
-                encoder: gpt2.encoder,
-                head: gpt2.clm.head().clone(),
+                encoder,
+                head: clm.head().clone(),
                 bos,
                 eos,
             });
         }
+        // Refuses anything but a causal run before any weight is read.
+        crate::recipe::causal::gpt2_head(dir)?;
         let (encoder, clm) = crate::recipe::causal::causal_run(dir, device)?;
         let tokenizer = RunDir::open(dir)?.tokenizer()?;
         let special = tokenizer.special();

@@ -172,14 +172,14 @@ pub(super) fn hf_fields(config: &TransformerEncoderConfig, model_type: &str) -> 
         "model_type": model_type,
         "hidden_size": config.hidden_size,
         "num_hidden_layers": config.num_layers,
-        "num_attention_heads": config.num_heads,
-        "intermediate_size": config.ffn_size,
-        "hidden_act": config.activation.hf_name(),
+        "num_attention_heads": config.block.num_heads,
+        "intermediate_size": config.block.ffn_size,
+        "hidden_act": config.block.activation.hf_name(),
         "hidden_dropout_prob": config.dropout,
         "attention_probs_dropout_prob": config.dropout,
         "max_position_embeddings": config.max_positions,
         "type_vocab_size": config.num_segments,
-        "layer_norm_eps": config.layer_norm_eps,
+        "layer_norm_eps": config.block.norm_eps,
         "position_embedding_type": "absolute",
     });
     match model_type {
@@ -302,7 +302,7 @@ pub(super) fn export(
     // RoBERTa's LM head computes the exact GELU whatever hidden_act says.
     let activation = match model_type {
         "roberta" => Activation::Gelu,
-        _ => config.activation,
+        _ => config.block.activation,
     };
     if let Some(what) = mlm.and_then(|m| head_misfit(m.head(), Some(activation), true)) {
         return Err(refuse(dir, name, &what));

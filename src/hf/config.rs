@@ -7,11 +7,19 @@ use std::path::Path;
 use serde::Deserialize;
 
 use super::model_error;
-use crate::blocks::{Activation, TransformerEncoderConfig};
+use crate::blocks::{
+    Activation, BlockConfig, NormKind, PositionEncoding, TransformerEncoderConfig,
+};
 use crate::error::{Error, Result};
 
 /// The families pretext loads, by `model_type`.
-pub const FAMILIES: &[&str] = &["bert", "roberta", "electra", "albert", "gpt2", "bart"];
+pub const FAMILIES: &[&str] = &[
+    "bert", "roberta", "electra", "albert", "gpt2", "bart", "llama", "qwen2",
+];
+
+/// The families whose blocks are Llama's: pre-RMSNorm, rotary positions, grouped-query
+/// attention, SwiGLU.
+pub(crate) const ROTARY_DECODERS: &[&str] = &["llama", "qwen2"];
 
 /// The fields of a Hugging Face `config.json` that pretext reads (the file holds many more,
 /// which are ignored), with each family's names and defaults resolved.
@@ -54,6 +62,27 @@ pub struct HfConfig {
     pub decoder_start_token_id: Option<usize>,
     /// A classifier's label names by class id (`id2label`); empty when the file has none.
     pub labels: Vec<String>,
+    /// Key/value heads (Llama, Qwen2: grouped-query attention).
+    pub num_key_value_heads: Option<usize>,
+    /// Width of each head where it is not the width over the heads (Llama).
+    pub head_dim: Option<usize>,
+    /// The rotary embeddings' base (Llama, Qwen2).
+    pub rope_theta: Option<f64>,
+    /// Whether the LM head is the token table (Llama: usually not).
+    pub tie_word_embeddings: bool,
+    /// Biases on the attention's projections: Llama's four, or Qwen2's query, key and value.
+    pub attention_bias: bool,
+    /// Biases on the feed-forward projections (Llama).
+    pub mlp_bias: bool,
+}
+
+/// `rope_parameters` (transformers 5) or `rope_scaling` (4): the rotary scheme.
+#[derive(Deserialize, Default)]
+struct RopeParameters {
+    rope_theta: Option<f64>,
+    rope_type: Option<String>,
+    #[serde(alias = "type")]
+    kind: Option<String>,
 }
 
 /// The file as written, every family's names accepted.
@@ -80,10 +109,11 @@ struct RawConfig {
     #[serde(alias = "n_positions")]
     max_position_embeddings: Option<usize>,
     type_vocab_size: Option<usize>,
-    #[serde(alias = "layer_norm_epsilon")]
+    #[serde(alias = "layer_norm_epsilon", alias = "rms_norm_eps")]
     layer_norm_eps: Option<f64>,
     #[serde(alias = "resid_pdrop", alias = "dropout")]
     hidden_dropout_prob: Option<f64>,
+    attention_dropout: Option<f64>,
     position_embedding_type: Option<String>,
     pad_token_id: Option<usize>,
     #[serde(default)]
@@ -93,6 +123,19 @@ struct RawConfig {
     inner_group_num: Option<usize>,
     #[serde(default)]
     id2label: std::collections::BTreeMap<String, String>,
+    num_key_value_heads: Option<usize>,
+    head_dim: Option<usize>,
+    rope_theta: Option<f64>,
+    rope_parameters: Option<RopeParameters>,
+    rope_scaling: Option<RopeParameters>,
+    partial_rotary_factor: Option<f64>,
+    tie_word_embeddings: Option<bool>,
+    #[serde(default)]
+    attention_bias: bool,
+    #[serde(default)]
+    mlp_bias: bool,
+    #[serde(default)]
+    use_sliding_window: bool,
 }
 
 impl HfConfig {
@@ -145,6 +188,10 @@ impl HfConfig {
                     .into(),
             );
         }
+        let rotary = ROTARY_DECODERS.contains(&family);
+        if let Some(what) = rotary.then(|| rotary_misfit(&raw)).flatten() {
+            return unsupported(what);
+        }
         let heads = raw.num_attention_heads;
         let ffn = match (family, raw.intermediate_size) {
             ("gpt2", None) => 4 * raw.hidden_size,
@@ -173,8 +220,11 @@ impl HfConfig {
             "gpt2" => ("gelu_new", 1e-5, 0, 1024),
             "bart" => ("gelu", 1e-5, 0, 1024),
             "albert" => ("gelu_new", 1e-12, 2, 512),
+            "llama" => ("silu", 1e-6, 0, 2048),
+            "qwen2" => ("silu", 1e-6, 0, 32768),
             _ => ("gelu", 1e-12, 2, 512),
         };
+        let rope = raw.rope_parameters.as_ref().or(raw.rope_scaling.as_ref());
         let config = Self {
             model_type: raw.model_type.clone(),
             architectures: raw.architectures,
@@ -188,7 +238,7 @@ impl HfConfig {
             hidden_act: raw.hidden_act.unwrap_or_else(|| act.into()),
             max_position_embeddings: raw.max_position_embeddings.unwrap_or(positions),
             type_vocab_size: match family {
-                "gpt2" | "bart" => 0,
+                "gpt2" | "bart" | "llama" | "qwen2" => 0,
                 _ => raw.type_vocab_size.unwrap_or(types),
             },
             // BART's LayerNorms are nn.LayerNorm(d_model): 1e-5 whatever the file says.
@@ -196,11 +246,25 @@ impl HfConfig {
                 "bart" => eps,
                 _ => raw.layer_norm_eps.unwrap_or(eps),
             },
-            hidden_dropout_prob: raw.hidden_dropout_prob.unwrap_or(0.1),
+            // Llama's only dropout is on the attention weights, 0 by default.
+            hidden_dropout_prob: match rotary {
+                true => raw.attention_dropout.unwrap_or(0.0),
+                false => raw.hidden_dropout_prob.unwrap_or(0.1),
+            },
             pad_token_id: raw.pad_token_id,
             scale_embedding: raw.scale_embedding,
             decoder_start_token_id: raw.decoder_start_token_id,
             labels: labels(&raw.id2label, dir)?,
+            num_key_value_heads: raw.num_key_value_heads,
+            head_dim: raw.head_dim,
+            rope_theta: raw
+                .rope_theta
+                .or(rope.and_then(|r| r.rope_theta))
+                .or(rotary.then_some(10_000.0)),
+            // Llama's default is untied, Qwen2's (and every BERT-shaped family's) tied.
+            tie_word_embeddings: raw.tie_word_embeddings.unwrap_or(family != "llama"),
+            attention_bias: raw.attention_bias || family == "qwen2",
+            mlp_bias: raw.mlp_bias,
         };
         config.activation(dir)?;
         config.encoder(dir)?;
@@ -213,7 +277,8 @@ impl HfConfig {
             model_error(
                 dir,
                 &format!(
-                    "hidden_act {:?}: pretext's blocks compute gelu and gelu_new only",
+                    "hidden_act {:?}: pretext's blocks compute gelu, gelu_new, relu and silu \
+                     only",
                     self.hidden_act
                 ),
             )
@@ -240,26 +305,53 @@ impl HfConfig {
             true => (self.hidden_size as f64).sqrt(),
             false => 1.0,
         };
+        let mut block = BlockConfig::new(self.num_attention_heads, self.intermediate_size)
+            .with_norm_eps(self.layer_norm_eps)
+            .with_activation(self.activation(dir)?)
+            .with_norm_first(family == "gpt2");
+        let rotary = ROTARY_DECODERS.contains(&family);
+        if rotary {
+            block = self.rotary_block(block);
+        }
         let encoder = TransformerEncoderConfig::new(
             self.vocab_size,
             self.hidden_size,
             self.num_hidden_layers,
-            self.num_attention_heads,
-            self.intermediate_size,
+            block,
         )
         .with_embedding_size(embedding_size)
         .with_share_layers(family == "albert")
         .with_max_positions(self.max_position_embeddings + extra_rows)
         .with_position_offset(position_offset)
         .with_num_segments(self.type_vocab_size)
-        .with_layer_norm_eps(self.layer_norm_eps)
         .with_dropout(self.hidden_dropout_prob)
-        .with_activation(self.activation(dir)?)
-        .with_norm_first(family == "gpt2")
-        .with_embedding_norm(family != "gpt2")
+        .with_embedding_norm(family != "gpt2" && !rotary)
         .with_embedding_scale(scale);
         encoder.validate().map_err(|e| model_error(dir, &e))?;
         Ok(encoder)
+    }
+
+    /// `block` as Llama's: pre-RMSNorm, SwiGLU, rotary positions, grouped-query attention,
+    /// biases as the file says (Qwen2: on the query, key and value only).
+    fn rotary_block(&self, block: BlockConfig) -> BlockConfig {
+        let qwen2 = self.model_type == "qwen2";
+        // A head width that is the width over the heads is the block's default.
+        let (heads, hidden) = (self.num_attention_heads, self.hidden_size);
+        let head_size = self.head_dim.filter(|&d| d * heads != hidden);
+        // As many key/value heads as query heads is plain multi-head attention.
+        let kv_heads = self.num_key_value_heads.filter(|&kv| kv != heads);
+        block
+            .with_kv_heads(kv_heads)
+            .with_head_size(head_size)
+            .with_qkv_bias(self.attention_bias)
+            .with_output_bias(self.attention_bias && !qwen2)
+            .with_glu(true)
+            .with_ffn_bias(self.mlp_bias)
+            .with_norm(NormKind::RmsNorm)
+            .with_norm_first(true)
+            .with_positions(PositionEncoding::Rotary {
+                theta: self.rope_theta.unwrap_or(10_000.0),
+            })
     }
 
     /// Checks that this is of the family `family`.
@@ -275,6 +367,27 @@ impl HfConfig {
             ),
         ))
     }
+}
+
+/// What a Llama-shaped file asks that pretext's rotary blocks do not compute, if anything.
+fn rotary_misfit(raw: &RawConfig) -> Option<String> {
+    for rope in [&raw.rope_parameters, &raw.rope_scaling]
+        .into_iter()
+        .flatten()
+    {
+        let kind = rope.rope_type.as_deref().or(rope.kind.as_deref());
+        if let Some(kind) = kind.filter(|k| *k != "default") {
+            return Some(format!(
+                "rope_type {kind:?}: pretext's rotary embeddings are the default ones (no \
+                 scaling)"
+            ));
+        }
+    }
+    if raw.partial_rotary_factor.is_some_and(|f| f != 1.0) {
+        return Some("partial_rotary_factor: pretext rotates the whole head".into());
+    }
+    raw.use_sliding_window
+        .then(|| "use_sliding_window: pretext's causal stacks attend to every earlier token".into())
 }
 
 /// The label names of `id2label` in class order: ids 0 to n - 1, each once.

@@ -44,11 +44,7 @@ pub(super) fn round_trip(
         Err(Error::HfModel { reason, .. }) => return Some(reason),
         Err(other) => return Some(other.to_string()),
     };
-    let (ours, theirs) = (
-        serde_json::to_value(ours).expect("a config serializes"),
-        serde_json::to_value(theirs).expect("a config serializes"),
-    );
-    let (ours, theirs) = (ours.as_object()?, theirs.as_object()?);
+    let (ours, theirs) = (flat(ours), flat(&theirs));
     let (have, has): (Vec<String>, Vec<String>) = ours
         .iter()
         .filter(|(field, value)| theirs.get(*field) != Some(value))
@@ -64,6 +60,16 @@ pub(super) fn round_trip(
             has.join(" and ")
         )
     })
+}
+
+/// An encoder's configuration as one level of fields, its block's beside the stack's.
+fn flat(config: &TransformerEncoderConfig) -> serde_json::Map<String, Value> {
+    let value = serde_json::to_value(config).expect("a config serializes");
+    let mut fields = value.as_object().cloned().unwrap_or_default();
+    if let Some(Value::Object(block)) = fields.remove("block") {
+        fields.extend(block);
+    }
+    fields
 }
 
 /// The reason `head` does not fit a family that has BERT's transform with `activation`
@@ -106,7 +112,7 @@ fn describe(field: &str, value: &Value) -> String {
         "positions" => format!("{} positions", value.as_str().unwrap_or("?").to_lowercase()),
         "position_offset" => format!("positions offset by {value} rows"),
         "embedding_scale" => format!("token embeddings scaled by {value}"),
-        "layer_norm_eps" => format!("a LayerNorm epsilon of {value}"),
+        "norm_eps" => format!("a norm epsilon of {value}"),
         "activation" => format!("the {} activation", value.as_str().unwrap_or("?")),
         other => format!("{other} {value}"),
     }

@@ -87,13 +87,17 @@ pub fn load_electra(
             g.expect("electra", dir)?;
             let ours = objective.generator_encoder(&encoder);
             let theirs = (g.num_attention_heads, g.intermediate_size);
-            if theirs != (ours.num_heads, ours.ffn_size) {
+            if theirs != (ours.block.num_heads, ours.block.ffn_size) {
                 return Err(model_error(
                     dir,
                     &format!(
                         "a generator of width {} has {} heads and a feed-forward {} wide; \
                          pretext's generator of that width has {} and {}",
-                        g.hidden_size, theirs.0, theirs.1, ours.num_heads, ours.ffn_size
+                        g.hidden_size,
+                        theirs.0,
+                        theirs.1,
+                        ours.block.num_heads,
+                        ours.block.ffn_size
                     ),
                 ));
             }
@@ -115,7 +119,7 @@ pub fn load_electra(
 pub fn electra_misfit(config: &TransformerEncoderConfig) -> Option<String> {
     round_trip("ELECTRA", config, &hf_fields(config, "electra")).or_else(|| {
         // ELECTRA's discriminator head computes the exact GELU whatever hidden_act says.
-        (config.activation != Activation::Gelu)
+        (config.block.activation != Activation::Gelu)
             .then(|| "the tanh GELU where ELECTRA's head computes the exact one".into())
     })
 }

@@ -16,9 +16,10 @@ use serde_json::json;
 
 use super::classifier::{self, ClassifierHead};
 use super::convert::Converted;
-use super::{bart, bert, electra, gpt2, model_error};
+use super::{bart, bert, electra, gpt2, llama, model_error};
 use crate::blocks::{
-    EncoderDecoder, EncoderDecoderConfig, TransformerEncoder, TransformerEncoderConfig,
+    EncoderDecoder, EncoderDecoderConfig, PositionEncoding, TransformerEncoder,
+    TransformerEncoderConfig,
 };
 use crate::error::{Error, Result};
 use crate::objectives::{Clm, Electra, Mlm, PairHead, Seq2Seq};
@@ -60,13 +61,14 @@ pub enum Exportable<'a> {
         /// The label names, by class id.
         labels: &'a [String],
     },
-    /// A causal LM (`GPT2LMHeadModel`).
-    Gpt2 {
+    /// A causal LM: `GPT2LMHeadModel`, or `LlamaForCausalLM` / `Qwen2ForCausalLM` for a stack
+    /// with rotary positions.
+    Causal {
         /// Its configuration.
         config: &'a TransformerEncoderConfig,
         /// The stack.
         encoder: &'a TransformerEncoder,
-        /// The LM head: without transform and without bias, as GPT-2's.
+        /// The LM head: without transform and without bias, as theirs.
         clm: &'a Clm,
     },
     /// An encoder-decoder (`BartForConditionalGeneration`).
@@ -93,7 +95,7 @@ pub fn export(
         Exportable::Encoder { config, .. }
         | Exportable::Electra { config, .. }
         | Exportable::Classifier { config, .. }
-        | Exportable::Gpt2 { config, .. } => (config.vocab_size, config),
+        | Exportable::Causal { config, .. } => (config.vocab_size, config),
         Exportable::Bart { config, .. } => (config.encoder.vocab_size, &config.encoder),
     };
     let special = tokenizer.special();
@@ -115,11 +117,14 @@ pub fn export(
             head,
             labels,
         } => classifier::export(config, encoder, head, labels, special.pad, dir)?,
-        Exportable::Gpt2 {
+        Exportable::Causal {
             config,
             encoder,
             clm,
-        } => gpt2::export(config, encoder, clm, &special, dir)?,
+        } => match config.block.positions {
+            PositionEncoding::Rotary { .. } => llama::export(config, encoder, clm, &special, dir)?,
+            _ => gpt2::export(config, encoder, clm, &special, dir)?,
+        },
         Exportable::Bart {
             config,
             model,
@@ -133,7 +138,9 @@ pub fn export(
     } = converted;
     hf["vocab_size"] = json!(vocab);
     hf["pad_token_id"] = json!(special.pad);
-    hf["tie_word_embeddings"] = json!(true);
+    if hf.get("tie_word_embeddings").is_none() {
+        hf["tie_word_embeddings"] = json!(true);
+    }
     if tokenizer.vocab_size() != vocab {
         return Err(Error::VocabMismatch {
             tokenizer: tokenizer.vocab_size(),
@@ -165,7 +172,8 @@ pub fn export(
         crate::util::atomic_file::write(&dir.join(name), text)?;
     }
     // A causal LM's texts are prompts to continue: no end token after them.
-    tokenizer.save_framed(dir.join("tokenizer.json"), class == "GPT2LMHeadModel")?;
+    let causal = matches!(model, Exportable::Causal { .. });
+    tokenizer.save_framed(dir.join("tokenizer.json"), causal)?;
     Ok(class)
 }
 

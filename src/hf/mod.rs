@@ -29,6 +29,7 @@ mod electra;
 mod export;
 mod gpt2;
 mod keys;
+mod llama;
 mod loader;
 
 pub use bart::{HfBart, bart_misfit, load_bart};
@@ -38,6 +39,7 @@ pub use config::{FAMILIES, HfConfig};
 pub use electra::{HfElectra, electra_misfit, load_electra};
 pub use export::{Exportable, check_export_dir, export, export_bert};
 pub use gpt2::{HfGpt2, gpt2_misfit, load_gpt2};
+pub use llama::{HfLlama, llama_misfit, load_llama};
 pub use loader::LoadReport;
 
 use std::path::Path;
@@ -67,6 +69,7 @@ fn encoder_table(model_type: &str) -> Option<KeyTable> {
         "bert" | "roberta" | "electra" => Some(bert::encoder_table(model_type)),
         "albert" => Some(albert::encoder_table()),
         "gpt2" => Some(gpt2::encoder_table()),
+        "llama" | "qwen2" => Some(llama::encoder_table()),
         _ => None,
     }
 }

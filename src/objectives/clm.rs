@@ -29,9 +29,12 @@ pub struct ClmConfig {
     /// A learned output bias. Default true; GPT-2's head has none.
     #[config(default = true)]
     pub bias: bool,
+    /// The projection tied to the token table. Default true; Llama's is untied.
+    #[config(default = true)]
+    pub tied: bool,
 }
 
-/// The causal-LM objective: an LM head tied to the backbone's token embedding.
+/// The causal-LM objective: an LM head, tied to the backbone's token embedding or not.
 #[derive(Module, Debug)]
 pub struct Clm {
     head: LmHead,
@@ -45,6 +48,7 @@ impl ClmConfig {
                 .with_layer_norm_eps(self.layer_norm_eps)
                 .with_transform(self.transform)
                 .with_bias(self.bias)
+                .with_tied(self.tied)
                 .init(device),
         }
     }

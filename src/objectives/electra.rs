@@ -24,8 +24,8 @@ use super::detection::{
 };
 use super::{Loss, Objective, ObjectiveOutput, TARGETS, Weights, masked_cross_entropy};
 use crate::blocks::{
-    AttentionMask, EncoderBackbone, EncoderLayer, LmHead, LmHeadConfig, TransformerEncoderConfig,
-    linear_3d, normal_linear,
+    AttentionMask, BlockConfig, EncoderBackbone, EncoderLayer, LmHead, LmHeadConfig, Positions,
+    TransformerEncoderConfig, linear_3d, normal_linear,
 };
 use crate::data::{Batch, Task, TokenBatch, TokenExample};
 use crate::dataset::Documents;
@@ -115,8 +115,7 @@ impl ElectraConfig {
             backbone.vocab_size(),
             width,
             scaled(num_layers, self.generator_layers),
-            (width / 64).max(1),
-            4 * width,
+            BlockConfig::new((width / 64).max(1), 4 * width),
         )
         .with_dropout(self.dropout)
     }
@@ -215,7 +214,7 @@ impl Electra {
             x = linear_3d(projection, x);
         }
         for layer in &self.generator.layers {
-            x = layer.forward(x, Some(mask));
+            x = layer.forward(x, Some(mask), &Positions::none());
         }
         self.generator
             .head

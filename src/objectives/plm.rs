@@ -206,6 +206,7 @@ pub struct PermutedSettings {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::blocks::BlockConfig;
     use crate::blocks::TransformerEncoderConfig;
     use crate::data::Batch;
     use crate::dataset::tokenized::numbered_document;
@@ -247,10 +248,11 @@ mod tests {
         let _draws = crate::util::random::hold();
         let device = Device::flex();
         let (tokenizer, docs) = tiny_tokenizer_and_docs();
-        let backbone = TransformerEncoderConfig::new(tokenizer.vocab_size(), 32, 2, 4, 64)
-            .with_dropout(0.0)
-            .init(&device)
-            .unwrap();
+        let backbone =
+            TransformerEncoderConfig::new(tokenizer.vocab_size(), 32, 2, BlockConfig::new(4, 64))
+                .with_dropout(0.0)
+                .init(&device)
+                .unwrap();
         let head = PermutedLmConfig::new().init(&backbone, &device);
         let task =
             PermutationTask::xlnet(&docs, &tokenizer, PermutationMasking::XLNET, 64).unwrap();

@@ -138,6 +138,7 @@ impl Seq2Seq {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::blocks::BlockConfig;
     use crate::blocks::{EncoderBackbone, EncoderDecoderConfig, TransformerEncoderConfig};
     use crate::data::Seq2SeqExample;
 
@@ -145,7 +146,7 @@ mod tests {
     fn greedy_decoding_follows_the_teacher_forced_argmax() {
         let _draws = crate::util::random::hold();
         let device = Device::flex();
-        let encoder = TransformerEncoderConfig::new(30, 16, 1, 2, 32)
+        let encoder = TransformerEncoderConfig::new(30, 16, 1, BlockConfig::new(2, 32))
             .with_dropout(0.0)
             .with_num_segments(0);
         let (model, head) = crate::util::random::init_seeded(&device, 11, || {

@@ -69,7 +69,7 @@ impl SboHeadConfig {
         self.validate()?;
         let hidden = backbone.hidden_size();
         let embedding = backbone.token_embedding().dims()[1];
-        let norm = |width| LayerNorm::new(width, self.layer_norm_eps, device);
+        let norm = |width| LayerNorm::layer_norm(width, self.layer_norm_eps, device);
         Ok(SboHead {
             offsets: EmbeddingConfig::new(self.max_targets, self.offset_size)
                 .with_initializer(Initializer::Normal {
@@ -345,6 +345,7 @@ pub struct SpanBertSettings {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::blocks::BlockConfig;
     use crate::blocks::TransformerEncoderConfig;
     use burn::tensor::Distribution;
 
@@ -382,7 +383,7 @@ mod tests {
         let _draws = crate::util::random::hold();
         let device = Device::flex();
         let _draws = crate::util::random::seeded(&device, 1);
-        let backbone = TransformerEncoderConfig::new(50, 32, 1, 4, 64)
+        let backbone = TransformerEncoderConfig::new(50, 32, 1, BlockConfig::new(4, 64))
             .init(&device)
             .unwrap();
         let head = SboHeadConfig::new().init(&backbone, &device).unwrap();
@@ -426,7 +427,7 @@ mod tests {
     fn a_negative_or_infinite_sbo_weight_is_rejected() {
         let _draws = crate::util::random::hold();
         let device = Device::flex();
-        let backbone = TransformerEncoderConfig::new(50, 32, 1, 4, 64)
+        let backbone = TransformerEncoderConfig::new(50, 32, 1, BlockConfig::new(4, 64))
             .init(&device)
             .unwrap();
         for w in [-1.0, f64::INFINITY, f64::NAN] {

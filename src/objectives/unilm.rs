@@ -319,6 +319,7 @@ pub struct UnilmSettings {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::blocks::BlockConfig;
     use crate::blocks::TransformerEncoderConfig;
     use crate::dataset::tokenized::numbered_document;
     use crate::noise::IGNORE_INDEX;
@@ -437,7 +438,7 @@ mod tests {
     fn the_model_obeys_each_mask() {
         let _draws = crate::util::random::hold();
         let device = Device::flex();
-        let backbone = TransformerEncoderConfig::new(50, 32, 2, 4, 64)
+        let backbone = TransformerEncoderConfig::new(50, 32, 2, BlockConfig::new(4, 64))
             .with_num_segments(UNILM_SEGMENTS)
             .with_dropout(0.0)
             .init(&device)
@@ -534,7 +535,7 @@ mod tests {
             assert!(matches!(shares.validate(), Err(Error::InvalidConfig(_))));
         }
         let device = Device::flex();
-        let two = TransformerEncoderConfig::new(50, 32, 1, 4, 64)
+        let two = TransformerEncoderConfig::new(50, 32, 1, BlockConfig::new(4, 64))
             .init(&device)
             .unwrap();
         assert!(matches!(

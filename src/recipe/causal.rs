@@ -34,7 +34,7 @@ pub(crate) fn gpt2_misfit(recipe: &Recipe, gpt2_head: bool) -> Option<String> {
 /// from.
 pub(super) fn sft(preset: Preset) -> Result<Recipe> {
     let mut recipe = Recipe::new(ObjectiveRecipe::Sft(SftSettings::default()), preset)?;
-    recipe.encoder.norm_first = true;
+    recipe.encoder.block.norm_first = true;
     Ok(recipe)
 }
 
@@ -153,7 +153,7 @@ pub(crate) fn export_causal(
     out: &Path,
     force: bool,
 ) -> Result<&'static str> {
-    let model = crate::hf::Exportable::Gpt2 {
+    let model = crate::hf::Exportable::Causal {
         config: &recipe.encoder,
         encoder,
         clm,
@@ -188,9 +188,17 @@ pub(crate) fn check_start(recipe: &Recipe, gpt2_head: bool) -> Result<()> {
 /// `clm` or `sft` run as its settings say. Anything else is not a causal model.
 pub(crate) fn gpt2_head(dir: &Path) -> Result<bool> {
     if crate::hf::is_model_dir(dir) {
-        let model_type = crate::hf::HfConfig::read(dir)?.model_type;
+        let config = crate::hf::HfConfig::read(dir)?;
+        let model_type = config.model_type;
         return match model_type.as_str() {
             "gpt2" => Ok(true),
+            // A tied head is the token table: a fresh one of that shape is the file's.
+            "llama" | "qwen2" if config.tie_word_embeddings => Ok(true),
+            "llama" | "qwen2" => Err(Error::NoCausalPath(format!(
+                "{} (a Hugging Face {model_type} with an untied lm_head, which SFT and DPO do \
+                 not continue yet; generate and export read it)",
+                dir.display()
+            ))),
             _ => Err(Error::NoCausalPath(format!(
                 "{} (a Hugging Face {model_type})",
                 dir.display()
@@ -214,7 +222,7 @@ pub(crate) fn gpt2_head(dir: &Path) -> Result<bool> {
 /// `disable_dropout`: with it, the policy would differ from its reference at the first step).
 pub(super) fn dpo(preset: Preset) -> Result<Recipe> {
     let mut recipe = Recipe::new(ObjectiveRecipe::Dpo(DpoSettings::default()), preset)?;
-    recipe.encoder.norm_first = true;
+    recipe.encoder.block.norm_first = true;
     recipe.encoder.dropout = 0.0;
     Ok(recipe)
 }
@@ -255,7 +263,7 @@ impl ObjectiveSettings for DpoSettings {
 /// `init`), a fresh scalar head.
 pub(super) fn reward(preset: Preset) -> Result<Recipe> {
     let mut recipe = Recipe::new(ObjectiveRecipe::Reward(RewardSettings::default()), preset)?;
-    recipe.encoder.norm_first = true;
+    recipe.encoder.block.norm_first = true;
     Ok(recipe)
 }
 

@@ -74,6 +74,51 @@ pub struct Recipe {
     pub init: Option<PathBuf>,
 }
 
+/// The encoder fields that moved into `encoder.block` (the layers' shape), with their names
+/// there.
+const BLOCK_FIELDS: [(&str, &str); 6] = [
+    ("num_heads", "num_heads"),
+    ("ffn_size", "ffn_size"),
+    ("norm_first", "norm_first"),
+    ("layer_norm_eps", "norm_eps"),
+    ("activation", "activation"),
+    ("positions", "positions"),
+];
+
+/// Rewrites a recipe written before the encoder had a block configuration (its layer fields
+/// beside the stack's), or before the block had all of today's fields, into today's form: the
+/// same model, new fields at their defaults (burn's `Config` reads no default for a missing
+/// field). Returns whether anything changed. Every earlier run directory stays readable,
+/// resumable and exportable.
+fn upgrade(recipe: &mut Value) -> bool {
+    let Some(encoder) = recipe.get_mut("encoder").and_then(Value::as_object_mut) else {
+        return false;
+    };
+    let mut changed = false;
+    if !encoder.contains_key("block") && encoder.contains_key("num_heads") {
+        let mut block = serde_json::Map::new();
+        for (old, new) in BLOCK_FIELDS {
+            if let Some(value) = encoder.remove(old) {
+                block.insert(new.to_string(), value);
+            }
+        }
+        encoder.insert("block".into(), Value::Object(block));
+        changed = true;
+    }
+    let Some(block) = encoder.get_mut("block").and_then(Value::as_object_mut) else {
+        return changed;
+    };
+    let defaults =
+        serde_json::to_value(crate::blocks::BlockConfig::new(1, 1)).expect("a block serializes");
+    for (key, value) in defaults.as_object().expect("a block is an object") {
+        if !block.contains_key(key) {
+            block.insert(key.clone(), value.clone());
+            changed = true;
+        }
+    }
+    changed
+}
+
 impl Recipe {
     /// The recipe of `objective` at the size and training defaults of `preset`: the bundled
     /// tokenizer and corpus, 300 steps, one shard per core. Named recipes start here and
@@ -193,6 +238,10 @@ impl Recipe {
             column,
             reason,
         };
+        let migrated = serde_json::from_str::<Value>(text)
+            .ok()
+            .and_then(|mut value| upgrade(&mut value).then(|| value.to_string()));
+        let text = migrated.as_deref().unwrap_or(text);
         let recipe: Recipe =
             serde_json::from_str(text).map_err(|e| at(e.line(), e.column(), e.to_string()))?;
         let given: Value =
@@ -219,10 +268,17 @@ impl Recipe {
     /// [`RESUMABLE`](crate::train::RESUMABLE) names (the step budget, the output cadence); a resume that would train another model is an [`Error::Recipe`]
     /// naming the first field that differs.
     pub fn check_resumes(&self, saved: &str) -> Result<()> {
-        let saved: Value = serde_json::from_str(saved).map_err(|e| Error::Recipe {
+        let mut saved: Value = serde_json::from_str(saved).map_err(|e| Error::Recipe {
             field: "config.json".into(),
             reason: format!("the run being resumed has an unreadable recipe: {e}"),
         })?;
+        // Read back as a recipe, so that fields added since it was written take their
+        // defaults, the values that run trained with.
+        if upgrade(&mut saved) {
+            if let Ok(recipe) = serde_json::from_value::<Recipe>(saved.clone()) {
+                saved = recipe.to_value();
+            }
+        }
         let now = serde_json::to_value(self).expect("a recipe serializes");
         match crate::train::resume_difference(&saved, &now, "train") {
             None => Ok(()),
@@ -426,7 +482,7 @@ impl Recipe {
         if self.objective.settings().token_task().is_some() {
             let (encoder, head) = self.load_trained(run_dir, &device)?;
             let model = match &head {
-                TaskHead::Clm(clm) => Exportable::Gpt2 {
+                TaskHead::Clm(clm) => Exportable::Causal {
                     config,
                     encoder: &encoder,
                     clm,
@@ -477,7 +533,8 @@ impl Recipe {
         let tokens = self.seq_len as f64 * self.train.batch_size as f64;
         let per = e.num_layers as f64 * tokens * e.hidden_size as f64 * value / 2.0;
         let linear = per * 34.0;
-        let attention = per * 5.0 * e.num_heads as f64 * self.seq_len as f64 / e.hidden_size as f64;
+        let attention =
+            per * 5.0 * e.block.num_heads as f64 * self.seq_len as f64 / e.hidden_size as f64;
         let fixed = 16.0 * e.num_params() as f64 + 3.0 * tokens * e.vocab_size as f64 * value;
         (fixed, linear, attention)
     }
@@ -560,6 +617,7 @@ mod tests {
             Recipe::named("clm", Preset::Tiny)
                 .unwrap()
                 .encoder
+                .block
                 .norm_first
         );
         assert_eq!(

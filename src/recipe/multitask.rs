@@ -277,6 +277,7 @@ pub fn mix_data(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::blocks::BlockConfig;
     use crate::data::Batch;
     use crate::data::Task;
     use crate::dataset::tokenized::numbered_document;
@@ -390,8 +391,7 @@ mod tests {
             Tokenizer::bundled().unwrap().vocab_size(),
             16,
             1,
-            2,
-            32,
+            BlockConfig::new(2, 32),
         )
         .with_num_segments(4)
         .with_dropout(0.0)
@@ -414,9 +414,10 @@ mod tests {
         let got = out.loss.normalized(&batch.weights()).into_scalar::<f32>();
         assert!((got - expected).abs() < 1e-4);
         // Too few segment embeddings for two tasks.
-        let narrow = crate::blocks::TransformerEncoderConfig::new(50, 16, 1, 2, 32)
-            .init(&device)
-            .unwrap();
+        let narrow =
+            crate::blocks::TransformerEncoderConfig::new(50, 16, 1, BlockConfig::new(2, 32))
+                .init(&device)
+                .unwrap();
         assert!(mix_heads(&specs, &narrow, &device).is_err());
     }
 }

@@ -315,7 +315,7 @@ impl TokenTaskSettings for MlmSettings {
 fn clm(preset: Preset) -> Result<Recipe> {
     let objective = ObjectiveRecipe::Clm(ClmSettings { gpt2_head: false });
     let mut recipe = Recipe::new(objective, preset)?;
-    recipe.encoder.norm_first = true;
+    recipe.encoder.block.norm_first = true;
     Ok(recipe)
 }
 
