@@ -9,7 +9,7 @@ use burn::nn::{Gelu, Initializer, Linear, LinearConfig};
 use burn::prelude::*;
 
 use super::linear_3d;
-use crate::kernels::gelu;
+use crate::kernels::{gelu, silu};
 
 /// Which activation a block computes.
 #[derive(Config, Debug, PartialEq, Copy)]
@@ -25,13 +25,14 @@ pub enum Activation {
 }
 
 impl Activation {
-    /// Applies the activation to `x`: the exact GELU through the fused kernel where it can.
+    /// Applies the activation to `x`: the exact GELU and SiLU through the fused kernels where
+    /// they can.
     pub fn forward<const D: usize>(self, x: Tensor<D>) -> Tensor<D> {
         match self {
             Self::Gelu => gelu(&Gelu::new(), x),
             Self::GeluTanh => gelu(&Gelu::new_approximate(), x),
             Self::Relu => burn::tensor::activation::relu(x),
-            Self::Silu => burn::tensor::activation::silu(x),
+            Self::Silu => silu(x),
         }
     }
 

@@ -1,8 +1,8 @@
 //! The norms of a block, over the last dimension: LayerNorm (with or without its shift) and
 //! RMSNorm (Llama, T5), both in one module named `LayerNorm` with burn's parameter names
 //! (`gamma`, `beta`): burn-store's PyTorch adapter maps `weight`/`bias` to those by that type
-//! name, so checkpoints and imported weights load unchanged. LayerNorm takes the fused kernel
-//! of [`crate::kernels`] on the CPU backend in f32, with or without autodiff.
+//! name, so checkpoints and imported weights load unchanged. Both take the fused kernels of
+//! [`crate::kernels`] on the CPU backend in f32, with or without autodiff.
 
 use burn::module::Param;
 use burn::prelude::*;
@@ -83,10 +83,7 @@ impl LayerNorm {
         beta: Option<Tensor<1>>,
     ) -> Tensor<D> {
         if self.rms {
-            let scale = (x.clone().square().mean_dim(D - 1) + self.epsilon)
-                .sqrt()
-                .recip();
-            return x * scale * gamma.unsqueeze::<D>();
+            return kernels::rms_norm(x, gamma, self.epsilon);
         }
         let beta = beta.unwrap_or_else(|| gamma.zeros_like());
         kernels::layer_norm(x, gamma, beta, self.epsilon)

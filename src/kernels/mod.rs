@@ -18,6 +18,8 @@
 mod cross_entropy;
 mod gelu;
 mod layer_norm;
+mod rms_norm;
+mod silu;
 mod softmax;
 
 use std::cell::Cell;
@@ -87,11 +89,21 @@ pub trait FusedOps: burn::backend::Backend {
         epsilon: f64,
     ) -> FloatTensor<Self>;
 
+    /// RMSNorm of the rows of `x` `[rows, width]`: `x / √(mean(x²) + epsilon) · gamma`.
+    fn fused_rms_norm(
+        x: FloatTensor<Self>,
+        gamma: FloatTensor<Self>,
+        epsilon: f64,
+    ) -> FloatTensor<Self>;
+
     /// Softmax of `x` over its last dimension.
     fn fused_softmax(x: FloatTensor<Self>) -> FloatTensor<Self>;
 
     /// Exact GELU of every element of `x`.
     fn fused_gelu(x: FloatTensor<Self>) -> FloatTensor<Self>;
+
+    /// SiLU of every element of `x`.
+    fn fused_silu(x: FloatTensor<Self>) -> FloatTensor<Self>;
 
     /// The negative log-likelihood `[rows]` of each row of `logits` `[rows, classes]` at its
     /// target id, 0 where the target is [`crate::noise::IGNORE_INDEX`].
@@ -108,12 +120,24 @@ impl FusedOps for Flex {
         layer_norm::forward(&x, &gamma, &beta, epsilon).0
     }
 
+    fn fused_rms_norm(
+        x: FloatTensor<Self>,
+        gamma: FloatTensor<Self>,
+        epsilon: f64,
+    ) -> FloatTensor<Self> {
+        rms_norm::forward(&x, &gamma, epsilon).0
+    }
+
     fn fused_softmax(x: FloatTensor<Self>) -> FloatTensor<Self> {
         softmax::forward(x)
     }
 
     fn fused_gelu(x: FloatTensor<Self>) -> FloatTensor<Self> {
         gelu::forward(&x)
+    }
+
+    fn fused_silu(x: FloatTensor<Self>) -> FloatTensor<Self> {
+        silu::forward(&x)
     }
 
     fn fused_nll(logits: FloatTensor<Self>, targets: IntTensor<Self>) -> FloatTensor<Self> {
@@ -131,6 +155,14 @@ impl<C: CheckpointStrategy> FusedOps for Autodiff<Flex, C> {
         layer_norm::autodiff::<C>(x, gamma, beta, epsilon)
     }
 
+    fn fused_rms_norm(
+        x: FloatTensor<Self>,
+        gamma: FloatTensor<Self>,
+        epsilon: f64,
+    ) -> FloatTensor<Self> {
+        rms_norm::autodiff::<C>(x, gamma, epsilon)
+    }
+
     fn fused_softmax(x: FloatTensor<Self>) -> FloatTensor<Self> {
         // Softmax's gradient reads its output.
         unary::<C>(
@@ -143,6 +175,10 @@ impl<C: CheckpointStrategy> FusedOps for Autodiff<Flex, C> {
 
     fn fused_gelu(x: FloatTensor<Self>) -> FloatTensor<Self> {
         unary::<C>(x, gelu::forward, Keep::Input, gelu::backward)
+    }
+
+    fn fused_silu(x: FloatTensor<Self>) -> FloatTensor<Self> {
+        unary::<C>(x, silu::forward, Keep::Input, silu::backward)
     }
 
     fn fused_nll(logits: FloatTensor<Self>, targets: IntTensor<Self>) -> FloatTensor<Self> {
@@ -242,6 +278,34 @@ pub fn layer_norm<const D: usize>(
         epsilon,
     );
     Tensor::<2>::from_dispatch(y).reshape(dims)
+}
+
+/// RMSNorm of `x` over its last dimension with `gamma` and `epsilon`: fused where it can be,
+/// burn's composed ops otherwise.
+pub fn rms_norm<const D: usize>(x: Tensor<D>, gamma: Tensor<1>, epsilon: f64) -> Tensor<D> {
+    if !(fusable(&x) && gamma.dtype() == DType::F32) {
+        let scale = (x.clone().square().mean_dim(D - 1) + epsilon)
+            .sqrt()
+            .recip();
+        return x * scale * gamma.unsqueeze::<D>();
+    }
+    let dims = x.dims();
+    let width = dims[D - 1];
+    let rows = dims.iter().product::<usize>() / width.max(1);
+    let y = Dispatch::fused_rms_norm(
+        x.reshape([rows, width]).into_dispatch(),
+        gamma.into_dispatch(),
+        epsilon,
+    );
+    Tensor::<2>::from_dispatch(y).reshape(dims)
+}
+
+/// SiLU of `x`: fused where it can be, burn's otherwise.
+pub fn silu<const D: usize>(x: Tensor<D>) -> Tensor<D> {
+    if !fusable(&x) {
+        return burn::tensor::activation::silu(x);
+    }
+    Tensor::from_dispatch(Dispatch::fused_silu(x.into_dispatch()))
 }
 
 /// Softmax of `x` over its last dimension: fused where it can be, burn's otherwise.
@@ -375,6 +439,46 @@ mod tests {
             let (fused, composed) = both(|| output_and_grad(&x, &weights, |x| gelu(&exact, x)));
             let diffs = [max_diff(fused.0, composed.0), max_diff(fused.1, composed.1)];
             assert_close(&diffs, &format!("{n}: y, dx"));
+        }
+    }
+
+    #[test]
+    fn silu_and_its_gradient_equal_the_composed_ops() {
+        let device = Device::flex().autodiff();
+        let _draws = crate::util::random::seeded(&device, 6);
+        for (n, scale) in [(1, 1.0), (1000, 2.0), (70_000, 8.0)] {
+            let x = Tensor::<2>::random([n, 1], Distribution::Normal(0.0, scale), &device);
+            let weights = Tensor::<2>::random([n, 1], Distribution::Normal(0.0, 1.0), &device);
+            let (fused, composed) = both(|| output_and_grad(&x, &weights, silu));
+            let diffs = [max_diff(fused.0, composed.0), max_diff(fused.1, composed.1)];
+            assert_close(&diffs, &format!("{n}: y, dx"));
+        }
+    }
+
+    #[test]
+    fn rms_norm_and_its_gradients_equal_the_composed_ops() {
+        let device = Device::flex().autodiff();
+        let _draws = crate::util::random::seeded(&device, 7);
+        for shape in [[2, 3, 8], [1, 1, 1], [4, 33, 64]] {
+            let x = Tensor::<3>::random(shape, Distribution::Normal(0.5, 2.0), &device);
+            let gamma = Tensor::<1>::random([shape[2]], Distribution::Normal(1.0, 0.5), &device);
+            let weights = Tensor::<3>::random(shape, Distribution::Normal(0.0, 1.0), &device);
+            let run = || {
+                let gamma = gamma.clone().require_grad();
+                let x = x.clone().require_grad();
+                let y = rms_norm(x.clone(), gamma.clone(), 1e-6);
+                let mut grads = (y.clone() * weights.clone()).sum().backward();
+                let dx = x.grad_remove(&mut grads).unwrap();
+                let dgamma = gamma.grad_remove(&mut grads).unwrap();
+                (y.inner(), dx, dgamma)
+            };
+            let (fused, composed) = both(run);
+            let diffs = [
+                max_diff(fused.0, composed.0),
+                max_diff(fused.1, composed.1),
+                max_diff(fused.2, composed.2),
+            ];
+            assert_close(&diffs, &format!("{shape:?}: y, dx, dγ"));
         }
     }
 
