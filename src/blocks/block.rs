@@ -19,7 +19,7 @@ use burn::prelude::*;
 use super::attention::MultiHeadAttentionConfig;
 use super::feed_forward::{Activation, FeedForward, FeedForwardConfig};
 use super::norm::{LayerNorm, NormKind};
-use super::positions::PositionEncoding;
+use super::positions::{PositionEncoding, Positions};
 use crate::error::{Error, Result};
 
 /// The shape of every layer of a stack.
@@ -101,6 +101,22 @@ impl BlockConfig {
             .with_qkv_bias(self.qkv_bias)
             .with_output_bias(self.output_bias)
             .with_dropout(dropout)
+    }
+
+    /// What every layer of this block at model width `hidden` needs to know of positions, for
+    /// rows at `queries` `[batch, q]` attending to keys at `keys` `[batch, k]`: computed once
+    /// per forward (nothing where positions are added at the input).
+    pub fn positions(
+        &self,
+        hidden: usize,
+        queries: &Tensor<2, Int>,
+        keys: &Tensor<2, Int>,
+    ) -> Positions {
+        if self.positions.added() {
+            return Positions::none();
+        }
+        let size = self.attention(hidden, 0.0).head_width();
+        Positions::new(self.positions, queries, keys, self.num_heads, size)
     }
 
     /// The feed-forward network of this block at model width `hidden`.

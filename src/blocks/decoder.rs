@@ -147,17 +147,6 @@ impl TransformerDecoder {
         })
     }
 
-    /// What the self-attention layers need of positions for rows at `queries` attending to
-    /// keys at `keys`.
-    fn positions(&self, queries: &Tensor<2, Int>, keys: &Tensor<2, Int>) -> Positions {
-        let block = &self.config.block;
-        if block.positions.added() {
-            return Positions::none();
-        }
-        let size = block.attention(self.config.hidden_size, 0.0).head_width();
-        Positions::new(block.positions, queries, keys, block.num_heads, size)
-    }
-
     /// Hidden states `[batch, len, hidden]` for the token vectors `tokens` at `positions`
     /// (default `0..len`), each position seeing itself and those before it, and `memory`
     /// under `memory_mask`.
@@ -174,7 +163,10 @@ impl TransformerDecoder {
         let at = positions
             .clone()
             .unwrap_or_else(|| default_positions(batch, len, &device));
-        let own = self.positions(&at, &at);
+        let own = self
+            .config
+            .block
+            .positions(self.config.hidden_size, &at, &at);
         let x = self.input.forward(tokens, positions, None);
         self.stack_with(x, |_, layer, x| {
             layer.forward(x, memory.clone(), &causal, memory_mask, &own)
@@ -200,7 +192,7 @@ impl TransformerDecoder {
         let mask = (new > 1)
             .then(|| AttentionMask::cached_causal(&vec![0; batch], cache.len(), new, &device));
         let keys = cache.extend_positions(positions.clone());
-        let own = self.positions(&positions, &keys);
+        let own = (self.config.block).positions(self.config.hidden_size, &positions, &keys);
         let x = self.input.forward(tokens, Some(positions), None);
         self.stack_with(x, |depth, layer, x| {
             let slots = cache.layer(depth);

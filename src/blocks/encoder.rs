@@ -200,6 +200,12 @@ pub trait EncoderBackbone {
     fn max_positions(&self) -> usize;
     /// Depth: layers a token passes through (a shared layer counts at each depth).
     fn num_layers(&self) -> usize;
+    /// The shape of its layers, where it is built from a [`BlockConfig`]: what a model that
+    /// reads its embeddings (ELECTRA's generator) shares, since rotary or ALiBi positions are
+    /// not in the embeddings. Default none.
+    fn block(&self) -> Option<&BlockConfig> {
+        None
+    }
 }
 
 impl TransformerEncoderConfig {
@@ -364,22 +370,6 @@ impl TransformerEncoder {
         }
     }
 
-    /// The shape of its layers.
-    pub fn block(&self) -> &BlockConfig {
-        &self.block
-    }
-
-    /// What every layer needs to know of positions for rows at `queries` `[batch, q]`
-    /// attending to keys at `keys` `[batch, k]`: computed once per forward.
-    pub(crate) fn positions(&self, queries: &Tensor<2, Int>, keys: &Tensor<2, Int>) -> Positions {
-        if self.block.positions.added() {
-            return Positions::none();
-        }
-        let attention = self.block.attention(self.hidden_size, 0.0);
-        let (heads, size) = (self.block.num_heads, attention.head_width());
-        Positions::new(self.block.positions, queries, keys, heads, size)
-    }
-
     /// Everything after the embeddings: the projection (if factorized), every layer with the
     /// first `keys` rows as keys (see [`EncoderLayer::forward_two_stream`]) and the rows at
     /// `positions` `[batch, len]`, and the final norm of a pre-norm stack.
@@ -392,7 +382,9 @@ impl TransformerEncoder {
     ) -> Tensor<3> {
         let [batch, _] = positions.dims();
         let key_positions = positions.clone().slice([0..batch, 0..keys]);
-        let positions = self.positions(positions, &key_positions);
+        let positions = self
+            .block
+            .positions(self.hidden_size, positions, &key_positions);
         self.stack_with(x, |_, layer, x| {
             layer.forward_two_stream(x, keys, mask, &positions)
         })
@@ -427,7 +419,7 @@ impl TransformerEncoder {
         let segments = (self.num_segments() > 0).then(|| ids.zeros_like());
         let x = self.embeddings.forward_at(ids, positions.clone(), segments);
         let keys = cache.extend_positions(positions.clone());
-        let positions = self.positions(&positions, &keys);
+        let positions = self.block.positions(self.hidden_size, &positions, &keys);
         self.stack_with(x, |depth, layer, x| {
             layer.forward_cached(x, cache.own(depth), mask, &positions)
         })
@@ -454,7 +446,7 @@ impl TransformerEncoder {
 }
 
 /// Positions `0..len` in each of `batch` rows.
-pub(crate) fn default_positions(batch: usize, len: usize, device: &Device) -> Tensor<2, Int> {
+pub fn default_positions(batch: usize, len: usize, device: &Device) -> Tensor<2, Int> {
     Tensor::<1, Int>::arange(0..len as i64, device)
         .reshape([1, len])
         .expand([batch, len])
@@ -499,6 +491,10 @@ impl EncoderBackbone for TransformerEncoder {
 
     fn num_layers(&self) -> usize {
         self.depth
+    }
+
+    fn block(&self) -> Option<&BlockConfig> {
+        Some(&self.block)
     }
 }
 

@@ -24,8 +24,8 @@ use super::detection::{
 };
 use super::{Loss, Objective, ObjectiveOutput, TARGETS, Weights, masked_cross_entropy};
 use crate::blocks::{
-    AttentionMask, BlockConfig, EncoderBackbone, EncoderLayer, LmHead, LmHeadConfig, Positions,
-    TransformerEncoderConfig, linear_3d, normal_linear,
+    AttentionMask, BlockConfig, EncoderBackbone, EncoderLayer, LmHead, LmHeadConfig,
+    TransformerEncoderConfig, default_positions, linear_3d, normal_linear,
 };
 use crate::data::{Batch, Task, TokenBatch, TokenExample};
 use crate::dataset::Documents;
@@ -65,6 +65,9 @@ pub struct Generator {
     projection: Option<Linear>,
     layers: Vec<EncoderLayer>,
     head: LmHead,
+    /// Its layers' shape (the discriminator's block, narrower), for their positions.
+    #[module(skip)]
+    shape: TransformerEncoderConfig,
 }
 
 /// ELECTRA's objective over a discriminator backbone `M`: the generator and the
@@ -107,15 +110,27 @@ impl ElectraConfig {
 
     /// The generator's layer shape for a discriminator `num_layers` deep: width
     /// `round(hidden · generator_size)`, `max(1, width / 64)` heads and a feed-forward 4×
-    /// wide, as ELECTRA's `get_generator_config`.
+    /// wide, as ELECTRA's `get_generator_config`; otherwise the discriminator's block (its
+    /// norms, activation, positions), as ELECTRA's generator is its discriminator made smaller.
     pub fn generator_encoder<M: EncoderBackbone>(&self, backbone: &M) -> TransformerEncoderConfig {
         let num_layers = backbone.num_layers();
         let width = scaled(backbone.hidden_size(), self.generator_size);
+        let (heads, ffn) = ((width / 64).max(1), 4 * width);
+        let block = match backbone.block() {
+            Some(block) => BlockConfig {
+                num_heads: heads,
+                ffn_size: ffn,
+                kv_heads: None,
+                head_size: None,
+                ..block.clone()
+            },
+            None => BlockConfig::new(heads, ffn),
+        };
         TransformerEncoderConfig::new(
             backbone.vocab_size(),
             width,
             scaled(num_layers, self.generator_layers),
-            BlockConfig::new((width / 64).max(1), 4 * width),
+            block,
         )
         .with_dropout(self.dropout)
     }
@@ -136,6 +151,7 @@ impl ElectraConfig {
                     .map(|_| shape.layer(device))
                     .collect::<Result<_>>()?,
                 head: LmHeadConfig::new(width, embedding, backbone.vocab_size()).init(device),
+                shape,
             },
             discriminator: DetectionHeadConfig::new(hidden).init(device),
             disc_weight: self.disc_weight,
@@ -209,12 +225,16 @@ impl Electra {
         mask: &AttentionMask,
         positions: Tensor<1, Int>,
     ) -> Tensor<2> {
+        let [batch, len] = ids.dims();
+        let at = default_positions(batch, len, &ids.device());
+        let shape = &self.generator.shape;
+        let own = shape.block.positions(shape.hidden_size, &at, &at);
         let mut x = backbone.embed(ids, segments);
         if let Some(projection) = &self.generator.projection {
             x = linear_3d(projection, x);
         }
         for layer in &self.generator.layers {
-            x = layer.forward(x, Some(mask), &Positions::none());
+            x = layer.forward(x, Some(mask), &own);
         }
         self.generator
             .head
