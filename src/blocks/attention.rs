@@ -43,6 +43,10 @@ pub struct MultiHeadAttentionConfig {
     /// Standard deviation of the normal initialisation of the projections. Default 0.02.
     #[config(default = 0.02)]
     pub init_std: f64,
+    /// A local layer: it applies its stack's local positions and window (see
+    /// [`Positions::for_layer`]). Default false.
+    #[config(default = false)]
+    pub local: bool,
 }
 
 /// Scaled dot-product attention over `num_heads` heads.
@@ -56,6 +60,7 @@ pub struct MultiHeadAttention {
     num_heads: usize,
     kv_heads: usize,
     head_size: usize,
+    local: bool,
 }
 
 impl MultiHeadAttentionConfig {
@@ -113,6 +118,7 @@ impl MultiHeadAttentionConfig {
             num_heads: heads,
             kv_heads: kv,
             head_size: size,
+            local: self.local,
         })
     }
 }
@@ -187,6 +193,7 @@ impl MultiHeadAttention {
     /// The keys (rotated by their rows' positions) and values of `x` `[batch, len, hidden]`,
     /// split into the key/value heads.
     fn keys_values(&self, x: Tensor<3>, positions: &Positions) -> KeysValues {
+        let positions = positions.for_layer(self.local);
         let keys = self.heads(linear_3d(&self.key, x.clone()), self.kv_heads);
         KeysValues {
             keys: positions.rotate(keys),
@@ -217,6 +224,7 @@ impl MultiHeadAttention {
     ) -> Tensor<3> {
         let [batch, q_len, _] = queries.dims();
         let k_len = kv.len();
+        let positions = positions.for_layer(self.local);
         let q = positions.rotate(self.heads(linear_3d(&self.query, queries), self.num_heads));
         let scale = (self.head_size as f64).powf(-0.5);
         let keys = self.for_queries(kv.keys.clone());
@@ -225,14 +233,19 @@ impl MultiHeadAttention {
             let dtype = scores.dtype();
             scores = scores + bias.clone().cast(dtype);
         }
-        let weights = match mask {
-            Some(mask) => {
+        let shape = [batch, self.num_heads, q_len, k_len];
+        let window = positions.window().map(|w| w.clone().expand(shape));
+        let blocked = match (mask.map(|m| m.blocked(shape)), window) {
+            (Some(mask), Some(window)) => Some(mask.bool_or(window)),
+            (mask, window) => mask.or(window),
+        };
+        let weights = match blocked {
+            Some(blocked) => {
                 // A finite fill keeps a fully blocked row finite through softmax; such rows
                 // (possible only with arbitrary masks) are then zeroed instead of left as a
                 // uniform mix.
-                let blocked = mask.blocked([batch, self.num_heads, q_len, k_len]);
                 let weights = softmax(scores.mask_fill(blocked.clone(), -1.0e9));
-                if mask.may_block_whole_rows() {
+                if mask.is_some_and(AttentionMask::may_block_whole_rows) {
                     weights.mask_fill(blocked, 0.0)
                 } else {
                     weights

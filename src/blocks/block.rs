@@ -13,6 +13,7 @@
 //! | `qkv_bias`, `output_bias` | — | true | false | false |
 //! | `kv_heads` | `attn_kv_heads` | — | 8 of 32 (GQA) | — |
 //! | `positions` | `rotary_pos_emb`, `alibi_pos_bias`, `use_abs_pos_emb` | `Learned` | `Rotary` | `Rotary` |
+//! | `window`, `global_every`, `local_theta` | `local_attn_window_size` | — | — | 64, 3, 10 000 |
 
 use burn::prelude::*;
 
@@ -69,6 +70,19 @@ pub struct BlockConfig {
     /// How positions are encoded. Default a learned table.
     #[config(default = "PositionEncoding::Learned")]
     pub positions: PositionEncoding,
+    /// Local attention: a local layer's token sees only the keys at most this many positions
+    /// away, either side (ModernBERT: 64, half its `local_attention`; in a causal stack, the
+    /// earlier side only is left). Default none: every layer global.
+    #[config(default = "None")]
+    pub window: Option<usize>,
+    /// With a window, layers 0, n, 2n, … stay global and the others are local (ModernBERT:
+    /// 3); 0 makes every layer local. Default 0.
+    #[config(default = 0)]
+    pub global_every: usize,
+    /// The rotary base of local layers where it is not the global one (ModernBERT: 10 000
+    /// local, 160 000 global). Default none.
+    #[config(default = "None")]
+    pub local_theta: Option<f64>,
 }
 
 impl BlockConfig {
@@ -78,6 +92,14 @@ impl BlockConfig {
             return Err(Error::InvalidConfig("ffn_size must be positive".into()));
         }
         crate::error::check_positive("norm_eps", self.norm_eps)?;
+        if self.window == Some(0) {
+            return Err(Error::InvalidConfig(
+                "window must be positive: a window of 0 lets a token see only itself".into(),
+            ));
+        }
+        if let Some(theta) = self.local_theta {
+            crate::error::check_positive("local_theta", theta)?;
+        }
         let attention = self.attention(hidden, 0.0);
         attention.validate()?;
         if let PositionEncoding::Rotary { theta } = self.positions {
@@ -93,7 +115,8 @@ impl BlockConfig {
         Ok(())
     }
 
-    /// The attention of this block at model width `hidden`.
+    /// The attention of this block at model width `hidden` (global; see
+    /// [`is_local`](Self::is_local)).
     pub fn attention(&self, hidden: usize, dropout: f64) -> MultiHeadAttentionConfig {
         MultiHeadAttentionConfig::new(hidden, self.num_heads)
             .with_kv_heads(self.kv_heads)
@@ -105,18 +128,35 @@ impl BlockConfig {
 
     /// What every layer of this block at model width `hidden` needs to know of positions, for
     /// rows at `queries` `[batch, q]` attending to keys at `keys` `[batch, k]`: computed once
-    /// per forward (nothing where positions are added at the input).
+    /// per forward (nothing where positions are added at the input), with local layers' own
+    /// where the block has a window.
     pub fn positions(
         &self,
         hidden: usize,
         queries: &Tensor<2, Int>,
         keys: &Tensor<2, Int>,
     ) -> Positions {
-        if self.positions.added() {
-            return Positions::none();
-        }
         let size = self.attention(hidden, 0.0).head_width();
-        Positions::new(self.positions, queries, keys, self.num_heads, size)
+        let of = |encoding: PositionEncoding| match encoding.added() {
+            true => Positions::none(),
+            false => Positions::new(encoding, queries, keys, self.num_heads, size),
+        };
+        let global = of(self.positions);
+        let Some(window) = self.window else {
+            return global;
+        };
+        let local = match (self.positions, self.local_theta) {
+            (PositionEncoding::Rotary { .. }, Some(theta)) => {
+                of(PositionEncoding::Rotary { theta })
+            }
+            _ => global.clone(),
+        };
+        global.with_local(local, window, queries, keys)
+    }
+
+    /// Whether the layer at `depth` attends locally (within the window).
+    pub fn is_local(&self, depth: usize) -> bool {
+        self.window.is_some() && (self.global_every == 0 || depth % self.global_every != 0)
     }
 
     /// The feed-forward network of this block at model width `hidden`.

@@ -32,11 +32,15 @@ pub struct DecoderLayer {
 }
 
 impl DecoderLayer {
-    /// Builds a layer of the shape `config` describes (width, its block, dropout).
-    pub fn new(config: &TransformerEncoderConfig, device: &Device) -> Result<Self> {
+    /// Builds the layer at `depth` of the shape `config` describes (width, its block, dropout).
+    pub fn new(config: &TransformerEncoderConfig, depth: usize, device: &Device) -> Result<Self> {
         let (block, hidden, dropout) = (&config.block, config.hidden_size, config.dropout);
+        let local = block.is_local(depth);
         Ok(Self {
-            self_attention: block.attention(hidden, dropout).init(device)?,
+            self_attention: block
+                .attention(hidden, dropout)
+                .with_local(local)
+                .init(device)?,
             self_attention_norm: block.norm(hidden, device),
             cross_attention: block.attention(hidden, dropout).init(device)?,
             cross_attention_norm: block.norm(hidden, device),
@@ -140,7 +144,7 @@ impl TransformerDecoder {
                 .with_num_segments(0)
                 .init_input(device),
             layers: (0..num_layers)
-                .map(|_| DecoderLayer::new(config, device))
+                .map(|depth| DecoderLayer::new(config, depth, device))
                 .collect::<Result<_>>()?,
             final_norm: config.final_norm(device),
             config: config.clone(),

@@ -235,6 +235,12 @@ impl TransformerEncoderConfig {
             )));
         }
         crate::error::check_rate("dropout", self.dropout)?;
+        if self.share_layers && self.block.window.is_some() {
+            return Err(Error::InvalidConfig(
+                "a window with share_layers: one shared layer cannot be both local and global"
+                    .into(),
+            ));
+        }
         self.block.validate(self.hidden_size)
     }
 
@@ -245,11 +251,14 @@ impl TransformerEncoderConfig {
         self
     }
 
-    /// One encoder layer of this shape.
-    pub fn layer(&self, device: &Device) -> Result<EncoderLayer> {
+    /// The encoder layer of this shape at `depth` (local or global, as the block says).
+    pub fn layer(&self, depth: usize, device: &Device) -> Result<EncoderLayer> {
         let (block, hidden) = (&self.block, self.hidden_size);
+        let attention = block
+            .attention(hidden, self.dropout)
+            .with_local(block.is_local(depth));
         Ok(EncoderLayer {
-            attention: block.attention(hidden, self.dropout).init(device)?,
+            attention: attention.init(device)?,
             attention_norm: block.norm(hidden, device),
             ffn: block.ffn(hidden, device),
             ffn_norm: block.norm(hidden, device),
@@ -289,7 +298,7 @@ impl TransformerEncoderConfig {
             self.num_layers
         };
         let layers = (0..distinct)
-            .map(|_| self.layer(device))
+            .map(|depth| self.layer(depth, device))
             .collect::<Result<Vec<_>>>()?;
         let width = self.embedding_width();
         Ok(TransformerEncoder {
@@ -585,8 +594,8 @@ mod tests {
     }
 
     /// The stacks the cache and causality tests run: pre-LN with a factorized embedding and
-    /// shared layers (every path of the stack), and the modern block with rotary positions
-    /// and with ALiBi.
+    /// shared layers (every path of the stack), and the modern block with rotary positions,
+    /// with ALiBi, and with a local layer after a global one.
     fn stacks(device: &Device) -> Vec<TransformerEncoder> {
         let classic =
             TransformerEncoderConfig::new(50, 32, 3, BlockConfig::new(4, 64).with_norm_first(true))
@@ -597,10 +606,18 @@ mod tests {
                 .with_num_segments(0)
                 .with_embedding_norm(false)
         };
+        // ModernBERT's pattern: layer 0 global, layer 1 local (two keys either side, its own
+        // rotary base).
+        let windowed = modern(PositionEncoding::Rotary { theta: 100.0 }).map_block(|b| {
+            b.with_window(Some(2))
+                .with_global_every(2)
+                .with_local_theta(Some(30.0))
+        });
         [
             classic,
             modern(PositionEncoding::Rotary { theta: 100.0 }),
             modern(PositionEncoding::Alibi),
+            windowed,
         ]
         .into_iter()
         .map(|config| {
@@ -703,6 +720,44 @@ mod tests {
     }
 
     #[test]
+    fn a_local_layer_sees_only_its_window_and_a_global_one_everything() {
+        let _draws = crate::util::random::hold();
+        let device = Device::flex();
+        // One layer, bidirectional: local (every layer) or global.
+        let one = |global_every| {
+            let block = modern(PositionEncoding::Rotary { theta: 100.0 })
+                .with_window(Some(2))
+                .with_global_every(global_every);
+            let config = TransformerEncoderConfig::new(50, 32, 1, block)
+                .with_num_segments(0)
+                .with_dropout(0.0);
+            crate::util::random::init_seeded(&device, 4, || config.init(&device).unwrap())
+        };
+        let a = Tensor::<2, Int>::from_ints([[5, 6, 7, 8, 9, 10, 11]], &device);
+        let b = Tensor::<2, Int>::from_ints([[5, 6, 7, 8, 9, 10, 40]], &device);
+        let row = |h: &Tensor<3>, i: usize| h.clone().slice([0..1, i..i + 1]);
+        let local = one(0);
+        let (ha, hb) = (
+            local.encode(a.clone(), None, None),
+            local.encode(b.clone(), None, None),
+        );
+        // Token 6 changed: rows 0..4 lie more than two positions away, rows 4..7 within.
+        for i in 0..4 {
+            assert!(
+                max_abs_diff(row(&ha, i), row(&hb, i)) < 1e-6,
+                "row {i} saw past its window"
+            );
+        }
+        assert!(max_abs_diff(row(&ha, 4), row(&hb, 4)) > 1e-4);
+        let global = one(1);
+        let (ha, hb) = (global.encode(a, None, None), global.encode(b, None, None));
+        assert!(
+            max_abs_diff(row(&ha, 0), row(&hb, 0)) > 1e-4,
+            "a global layer sees all"
+        );
+    }
+
+    #[test]
     fn a_block_it_cannot_build_is_a_typed_error_naming_the_field() {
         let _draws = crate::util::random::hold();
         let device = Device::flex();
@@ -728,6 +783,8 @@ mod tests {
                 .with_positions(PositionEncoding::Rotary { theta: 0.0 }),
         );
         assert!(theta.contains("rotary theta"), "{theta}");
+        let window = build(BlockConfig::new(3, 40).with_window(Some(0)));
+        assert!(window.contains("window"), "{window}");
     }
 
     #[test]

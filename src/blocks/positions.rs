@@ -51,12 +51,19 @@ struct Rotary {
     sin: Tensor<4>,
 }
 
-/// The position information of one forward pass of a stack, handed to every layer.
+/// The position information of one forward pass of a stack, handed to every layer: what
+/// global layers apply, and what local ones do where the stack has any (their own rotary base
+/// and the window they see, as ModernBERT computes one of each per layer type).
 #[derive(Debug, Clone, Default)]
 pub struct Positions {
     rotary: Option<Rotary>,
     /// An additive score bias `[batch, heads, queries, keys]`.
     bias: Option<Tensor<4>>,
+    /// The keys each query may not see for distance, `[batch, 1, queries, keys]`: a local
+    /// layer's window.
+    window: Option<Tensor<4, Bool>>,
+    /// What local layers apply instead.
+    local: Option<Box<Positions>>,
 }
 
 impl Positions {
@@ -79,11 +86,11 @@ impl Positions {
         match encoding {
             PositionEncoding::Rotary { theta } => Self {
                 rotary: Some(rotary_tables(queries, head_size, theta)),
-                bias: None,
+                ..Self::none()
             },
             PositionEncoding::Alibi => Self {
-                rotary: None,
                 bias: Some(alibi_bias(queries, keys, heads)),
+                ..Self::none()
             },
             _ => Self::none(),
         }
@@ -116,6 +123,45 @@ impl Positions {
     /// The additive score bias `[batch, heads, queries, keys]`, if the scheme has one.
     pub fn bias(&self) -> Option<&Tensor<4>> {
         self.bias.as_ref()
+    }
+
+    /// The keys beyond a local layer's window, `[batch, 1, queries, keys]`, if this is a
+    /// local layer's.
+    pub fn window(&self) -> Option<&Tensor<4, Bool>> {
+        self.window.as_ref()
+    }
+
+    /// These positions, with `local` what the stack's local layers apply: `positions` seen
+    /// through a window of `window` keys either side of each query, at `queries` attending to
+    /// `keys`.
+    pub fn with_local(
+        self,
+        positions: Positions,
+        window: usize,
+        queries: &Tensor<2, Int>,
+        keys: &Tensor<2, Int>,
+    ) -> Self {
+        let ([batch, q], k) = (queries.dims(), keys.dims()[1]);
+        let distance = (queries.clone().reshape([batch, 1, q, 1])
+            - keys.clone().reshape([batch, 1, 1, k]))
+        .abs();
+        let local = Positions {
+            window: Some(distance.greater_elem(window as i64)),
+            ..positions
+        };
+        Self {
+            local: Some(Box::new(local)),
+            ..self
+        }
+    }
+
+    /// What a layer applies: the local layers' positions for a local layer where the stack
+    /// has them, these otherwise.
+    pub fn for_layer(&self, local: bool) -> &Positions {
+        match (&self.local, local) {
+            (Some(positions), true) => positions,
+            _ => self,
+        }
     }
 }
 

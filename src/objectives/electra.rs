@@ -148,7 +148,7 @@ impl ElectraConfig {
                 projection: (embedding != width)
                     .then(|| normal_linear(embedding, width, 0.02, device)),
                 layers: (0..shape.num_layers)
-                    .map(|_| shape.layer(device))
+                    .map(|depth| shape.layer(depth, device))
                     .collect::<Result<_>>()?,
                 head: LmHeadConfig::new(width, embedding, backbone.vocab_size()).init(device),
                 shape,
