@@ -12,7 +12,7 @@ use burn::prelude::Device;
 use serde_json::{Value, json};
 
 use super::HfConfig;
-use super::convert::{Converted, Weights, refuse, round_trip};
+use super::convert::{Converted, Weights, head_misfit, refuse, round_trip};
 use super::keys::{KeyTable, layers, outward, outward_layers, prefixed, table};
 use super::loader::{LoadReport, Loader};
 use crate::blocks::{NormKind, PositionEncoding, TransformerEncoder, TransformerEncoderConfig};
@@ -159,11 +159,7 @@ pub(super) fn export(
 ) -> Result<Converted> {
     let (_, name, class) = family(config);
     let head = clm.head();
-    let misfit = llama_misfit(config).or_else(|| {
-        let extra = head.transform().is_some() || head.bias().is_some();
-        extra.then(|| "an LM head with a transform or a bias".into())
-    });
-    if let Some(what) = misfit {
+    if let Some(what) = llama_misfit(config).or_else(|| head_misfit(head, None, false)) {
         return Err(refuse(dir, name, &what));
     }
     let tied = head.tied();

@@ -5,12 +5,8 @@
 //! accurate to f32 (checked against f64 below), and the passes run in parallel chunks.
 
 use burn::backend::flex::FlexTensor;
-use rayon::prelude::*;
 
-use super::{tensor, values};
-
-/// Elements per parallel task.
-const CHUNK: usize = 1 << 14;
+use super::{elementwise, elementwise_grad};
 
 /// `erf(x)` to within 1e-6: Eigen's rational approximation on [−4, 4], ±1 beyond.
 #[inline(always)]
@@ -65,35 +61,19 @@ pub(super) fn exp(x: f32) -> f32 {
 
 /// GELU of every element of `x`.
 pub(super) fn forward(x: &FlexTensor) -> FlexTensor {
-    let shape = x.layout().shape().clone();
-    let x = values(x);
-    let mut y = vec![0f32; x.len()];
-    y.par_chunks_mut(CHUNK)
-        .zip(x.par_chunks(CHUNK))
-        .for_each(|(y, x)| {
-            for (y, &x) in y.iter_mut().zip(x) {
-                *y = 0.5 * x * (1.0 + erf(x * std::f32::consts::FRAC_1_SQRT_2));
-            }
-        });
-    tensor(y, shape)
+    elementwise(x, |x| {
+        0.5 * x * (1.0 + erf(x * std::f32::consts::FRAC_1_SQRT_2))
+    })
 }
 
 /// `g · GELU'(x)`, where `GELU'(x) = Φ(x) + x · φ(x)`.
 pub(super) fn backward(x: &FlexTensor, g: &FlexTensor) -> FlexTensor {
     const INV_SQRT_2PI: f32 = 0.398_942_3;
-    let shape = x.layout().shape().clone();
-    let (x, g) = (values(x), values(g));
-    let mut dx = vec![0f32; x.len()];
-    dx.par_chunks_mut(CHUNK)
-        .zip(x.par_chunks(CHUNK).zip(g.par_chunks(CHUNK)))
-        .for_each(|(dx, (x, g))| {
-            for ((dx, &x), &g) in dx.iter_mut().zip(x).zip(g) {
-                let cdf = 0.5 * (1.0 + erf(x * std::f32::consts::FRAC_1_SQRT_2));
-                let pdf = INV_SQRT_2PI * exp(-0.5 * x * x);
-                *dx = g * (cdf + x * pdf);
-            }
-        });
-    tensor(dx, shape)
+    elementwise_grad(x, g, |x, g| {
+        let cdf = 0.5 * (1.0 + erf(x * std::f32::consts::FRAC_1_SQRT_2));
+        let pdf = INV_SQRT_2PI * exp(-0.5 * x * x);
+        g * (cdf + x * pdf)
+    })
 }
 
 #[cfg(test)]

@@ -39,6 +39,7 @@ use burn::nn::Gelu;
 use burn::prelude::*;
 use burn::tensor::activation::log_softmax;
 use burn::tensor::{Bytes, DType, Shape};
+use rayon::prelude::*;
 
 use crate::noise::IGNORE_INDEX;
 
@@ -241,6 +242,44 @@ fn values(t: &FlexTensor) -> Cow<'_, [f32]> {
         Some(v) => Cow::Borrowed(v),
         None => Cow::Owned(t.to_contiguous().as_slice::<f32>().expect("f32").to_vec()),
     }
+}
+
+/// Elements per parallel task of an elementwise kernel.
+const CHUNK: usize = 1 << 14;
+
+/// `f` of every element of `x`, in parallel chunks.
+fn elementwise(x: &FlexTensor, f: impl Fn(f32) -> f32 + Sync) -> FlexTensor {
+    let shape = x.layout().shape().clone();
+    let x = values(x);
+    let mut y = vec![0f32; x.len()];
+    y.par_chunks_mut(CHUNK)
+        .zip(x.par_chunks(CHUNK))
+        .for_each(|(y, x)| {
+            for (y, &x) in y.iter_mut().zip(x) {
+                *y = f(x);
+            }
+        });
+    tensor(y, shape)
+}
+
+/// `f(x, g)` of every element of `x` and the gradient `g` beside it (an elementwise op's
+/// backward pass), in parallel chunks.
+fn elementwise_grad(
+    x: &FlexTensor,
+    g: &FlexTensor,
+    f: impl Fn(f32, f32) -> f32 + Sync,
+) -> FlexTensor {
+    let shape = x.layout().shape().clone();
+    let (x, g) = (values(x), values(g));
+    let mut dx = vec![0f32; x.len()];
+    dx.par_chunks_mut(CHUNK)
+        .zip(x.par_chunks(CHUNK).zip(g.par_chunks(CHUNK)))
+        .for_each(|(dx, (x, g))| {
+            for ((dx, &x), &g) in dx.iter_mut().zip(x).zip(g) {
+                *dx = f(x, g);
+            }
+        });
+    tensor(dx, shape)
 }
 
 /// A contiguous f32 tensor of `shape` holding `data`.
