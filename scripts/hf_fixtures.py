@@ -331,6 +331,27 @@ def qwen2():
     causal_decoder("qwen2", Qwen2ForCausalLM, config, 23)
 
 
+def modernbert():
+    """ModernBERT: pre-norm with bias-free LayerNorms (a norm on the embeddings, none before
+    the first layer's attention, a final one), fused Wqkv and GeGLU Wi, rotary positions with
+    two bases (global 160 000 on layers 0 and 3, local 10 000 on the others, which see 2 keys
+    either side), no biases; the MLM head's dense map and norm without biases, the decoder
+    tied to the token table with a bias; two rows, the second right-padded."""
+    from transformers import ModernBertConfig, ModernBertForMaskedLM
+    config = ModernBertConfig(vocab_size=300, hidden_size=36, intermediate_size=40,
+                              num_hidden_layers=4, num_attention_heads=6,
+                              max_position_embeddings=64, norm_eps=1e-5, local_attention=4,
+                              global_attn_every_n_layers=3, global_rope_theta=160000.0,
+                              local_rope_theta=10000.0, pad_token_id=0, bos_token_id=2,
+                              eos_token_id=3, cls_token_id=2, sep_token_id=3,
+                              attn_implementation="eager")
+    model = build(ModernBertForMaskedLM, config, 25)
+    ids, types, mask = inputs(config.vocab_size, 1, 26)
+    save("modernbert", model, ids, types, mask, dict(mlm_logits=lambda o: o.logits))
+    small_wordpiece(OUT / "modernbert")
+    fill_mask_expected(model, OUT / "modernbert")
+
+
 def bert_bundled_vocab():
     """A BertForMaskedLM over pretext's bundled vocabulary, with its tokenizer.json: what
     continued pretraining starts from in the tests."""

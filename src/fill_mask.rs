@@ -49,13 +49,22 @@ pub struct MaskedLm {
 }
 
 impl MaskedLm {
-    /// Loads `dir` onto `device`: a Hugging Face directory (it holds `model.safetensors`; its
-    /// MLM head must be in the file), or a pretext run directory whose objective has an MLM
+    /// Loads `dir` onto `device`: a Hugging Face BERT, RoBERTa, ALBERT or ModernBERT directory
+    /// (it holds `model.safetensors`; its MLM head must be in the file), or a pretext run directory whose objective has an MLM
     /// head (`mlm`, `bert`, `albert`), read from its checkpoint.
     pub fn load(dir: &Path, device: &Device) -> Result<Self> {
         if crate::hf::is_model_dir(dir) {
-            let bert = crate::hf::load_bert(dir, device)?;
-            if !bert.report.loaded.iter().any(|part| part == "MLM head") {
+            let (encoder, mlm, report) = match crate::hf::HfConfig::read(dir)?.model_type.as_str() {
+                "modernbert" => {
+                    let model = crate::hf::load_modernbert(dir, device)?;
+                    (model.encoder, model.mlm, model.report)
+                }
+                _ => {
+                    let bert = crate::hf::load_bert(dir, device)?;
+                    (bert.encoder, bert.mlm, bert.report)
+                }
+            };
+            if !report.loaded.iter().any(|part| part == "MLM head") {
                 return Err(Error::HfModel {
                     path: dir.to_path_buf(),
                     reason: "the file holds no MLM head to fill masks with".into(),
@@ -67,8 +76,8 @@ impl MaskedLm {
             }
             return Ok(Self {
                 tokenizer,
-                encoder: bert.encoder,
-                mlm: bert.mlm,
+                encoder,
+                mlm,
             });
         }
         let recipe = RunDir::open(dir)?.recipe;

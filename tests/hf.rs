@@ -597,11 +597,9 @@ fn a_tokenizer_whose_vocabulary_is_not_the_checkpoints_is_refused() {
     }
 }
 
-#[test]
-fn fill_mask_gives_the_top_five_transformers_gives() {
-    use pretext::fill_mask::MaskedLm;
-    let dir = fixture("bert-bundled-vocab");
-    let model = MaskedLm::load(&dir, &Device::flex()).unwrap();
+/// `model`'s top five at each mask of the texts in `dir/fill_mask.json`: transformers' tokens
+/// in its order, at its probabilities within 1e-4 relative.
+fn check_fill_mask(model: &pretext::fill_mask::MaskedLm, dir: &Path) {
     let text = std::fs::read_to_string(dir.join("fill_mask.json")).unwrap();
     let cases: Value = serde_json::from_str(&text).unwrap();
     for case in cases.as_array().unwrap() {
@@ -624,6 +622,16 @@ fn fill_mask_gives_the_top_five_transformers_gives() {
             }
         }
     }
+}
+
+#[test]
+fn fill_mask_gives_the_top_five_transformers_gives() {
+    use pretext::fill_mask::MaskedLm;
+    for name in ["modernbert", "bert-bundled-vocab"] {
+        let dir = fixture(name);
+        check_fill_mask(&MaskedLm::load(&dir, &Device::flex()).unwrap(), &dir);
+    }
+    let model = MaskedLm::load(&fixture("bert-bundled-vocab"), &Device::flex()).unwrap();
     match model.fill("no mask here", 5) {
         Err(Error::NothingToFill { mask, .. }) => assert_eq!(mask, "[MASK]"),
         other => panic!("{other:?}"),
@@ -1298,4 +1306,44 @@ fn rotary_schemes_the_blocks_do_not_compute_are_refused_by_name() {
         assert!(matches!(err, Error::HfModel { .. }), "{field}: {err}");
         assert!(err.to_string().contains(named), "{field}: {err}");
     }
+}
+
+#[test]
+fn modernbert_matches_transformers_mlm_logits_and_exports_back_bit_for_bit() {
+    use pretext::hf::{Exportable, export, load_modernbert};
+    let device = Device::flex();
+    let dir = fixture("modernbert");
+    let model = load_modernbert(&dir, &device).unwrap();
+    assert_eq!(model.report.loaded, ["encoder", "MLM head"]);
+    assert!(model.report.unused.is_empty(), "{}", model.report);
+    let want = expected("modernbert");
+    let input = inputs(&want, &device);
+    // Bidirectional, keys masked where padded; layers 1 and 2 see two keys either side.
+    let hidden = model.encoder.encode(input.ids, None, Some(&input.mask));
+    let logits =
+        model
+            .mlm
+            .head()
+            .forward_at(hidden, input.positions, model.encoder.token_embedding());
+    let diff = max_abs_diff(logits, &floats(&want["mlm_logits"]));
+    eprintln!("modernbert: MLM logits within {diff:.2e} of transformers'");
+    assert!(diff < 1e-4, "ModernBERT MLM logits differ by {diff}");
+    let config = model.config.encoder(&dir).unwrap();
+    let tokenizer = pretext::Tokenizer::from_model_dir(&dir).unwrap();
+    let out = export_dir("hf-export-modernbert");
+    let exportable = Exportable::Encoder {
+        config: &config,
+        encoder: &model.encoder,
+        mlm: Some(&model.mlm),
+        pair: None,
+    };
+    let class = export(exportable, &tokenizer, &out, false).unwrap();
+    assert_eq!(class, "ModernBertForMaskedLM");
+    same_tensors(
+        &out.join("model.safetensors"),
+        &dir.join("model.safetensors"),
+    );
+    let again = load_modernbert(&out, &device).unwrap();
+    assert_eq!(parameters(&again.encoder), parameters(&model.encoder));
+    assert_eq!(parameters(&again.mlm), parameters(&model.mlm));
 }

@@ -67,6 +67,10 @@ pub struct BlockConfig {
     /// Llama), instead of after each residual sum (post-norm: BERT). Default false.
     #[config(default = false)]
     pub norm_first: bool,
+    /// With pre-norm, the first layer's attention norms its input too; false reads the
+    /// normalised embeddings as they are (ModernBERT). Default true.
+    #[config(default = true)]
+    pub first_attention_norm: bool,
     /// How positions are encoded. Default a learned table.
     #[config(default = "PositionEncoding::Learned")]
     pub positions: PositionEncoding,
@@ -92,6 +96,13 @@ impl BlockConfig {
             return Err(Error::InvalidConfig("ffn_size must be positive".into()));
         }
         crate::error::check_positive("norm_eps", self.norm_eps)?;
+        if !self.first_attention_norm && !self.norm_first {
+            return Err(Error::InvalidConfig(
+                "first_attention_norm false needs norm_first: a post-norm layer's norm follows \
+                 its residual sum"
+                    .into(),
+            ));
+        }
         if self.window == Some(0) {
             return Err(Error::InvalidConfig(
                 "window must be positive: a window of 0 lets a token see only itself".into(),
@@ -152,6 +163,11 @@ impl BlockConfig {
             _ => global.clone(),
         };
         global.with_local(local, window, queries, keys)
+    }
+
+    /// Whether the layer at `depth` norms the input of its attention.
+    pub fn attention_norm_at(&self, depth: usize) -> bool {
+        depth > 0 || self.first_attention_norm
     }
 
     /// Whether the layer at `depth` attends locally (within the window).

@@ -111,9 +111,11 @@ impl DecoderLayer {
         cross: impl FnOnce(Tensor<3>) -> Tensor<3>,
     ) -> Tensor<3> {
         let (dropout, first) = (&self.dropout, self.norm_first);
-        let x = residual(x, &self.self_attention_norm, dropout, first, attend);
-        let x = residual(x, &self.cross_attention_norm, dropout, first, cross);
-        residual(x, &self.ffn_norm, dropout, first, |h| self.ffn.forward(h))
+        let x = residual(x, Some(&self.self_attention_norm), dropout, first, attend);
+        let x = residual(x, Some(&self.cross_attention_norm), dropout, first, cross);
+        residual(x, Some(&self.ffn_norm), dropout, first, |h| {
+            self.ffn.forward(h)
+        })
     }
 }
 

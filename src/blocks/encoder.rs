@@ -67,7 +67,8 @@ pub struct TransformerEncoderConfig {
 #[derive(Module, Debug)]
 pub struct EncoderLayer {
     attention: MultiHeadAttention,
-    attention_norm: LayerNorm,
+    /// The attention's norm (none in ModernBERT's first layer).
+    attention_norm: Option<LayerNorm>,
     ffn: FeedForward,
     ffn_norm: LayerNorm,
     dropout: Dropout,
@@ -136,24 +137,31 @@ impl EncoderLayer {
     /// The attention sub-layer with `attend` as its attention, then the feed-forward one.
     fn sublayers(&self, x: Tensor<3>, attend: impl FnOnce(Tensor<3>) -> Tensor<3>) -> Tensor<3> {
         let (dropout, first) = (&self.dropout, self.norm_first);
-        let x = residual(x, &self.attention_norm, dropout, first, attend);
-        residual(x, &self.ffn_norm, dropout, first, |h| self.ffn.forward(h))
+        let x = residual(x, self.attention_norm.as_ref(), dropout, first, attend);
+        residual(x, Some(&self.ffn_norm), dropout, first, |h| {
+            self.ffn.forward(h)
+        })
     }
 }
 
 /// One residual sub-layer: `x + dropout(f(norm(x)))` when `norm_first` (pre-norm, GPT-2),
-/// `norm(x + dropout(f(x)))` otherwise (post-norm, BERT and the original Transformer).
+/// `norm(x + dropout(f(x)))` otherwise (post-norm, BERT and the original Transformer); without
+/// a norm, `x + dropout(f(x))`.
 pub(crate) fn residual(
     x: Tensor<3>,
-    norm: &LayerNorm,
+    norm: Option<&LayerNorm>,
     dropout: &Dropout,
     norm_first: bool,
     f: impl FnOnce(Tensor<3>) -> Tensor<3>,
 ) -> Tensor<3> {
+    let normed = |x: Tensor<3>| match norm {
+        Some(norm) => norm.forward(x),
+        None => x,
+    };
     if norm_first {
-        x.clone() + dropout.forward(f(norm.forward(x)))
+        x.clone() + dropout.forward(f(normed(x)))
     } else {
-        norm.forward(x.clone() + dropout.forward(f(x)))
+        normed(x.clone() + dropout.forward(f(x)))
     }
 }
 
@@ -259,7 +267,9 @@ impl TransformerEncoderConfig {
             .with_local(block.is_local(depth));
         Ok(EncoderLayer {
             attention: attention.init(device)?,
-            attention_norm: block.norm(hidden, device),
+            attention_norm: block
+                .attention_norm_at(depth)
+                .then(|| block.norm(hidden, device)),
             ffn: block.ffn(hidden, device),
             ffn_norm: block.norm(hidden, device),
             dropout: Dropout::new(self.dropout),
@@ -329,7 +339,9 @@ impl TransformerEncoderConfig {
         } else {
             self.num_layers
         };
+        let unnormed = usize::from(!self.block.first_attention_norm);
         embeddings + projection + distinct * self.layer_params() + self.final_norm_params()
+            - unnormed * self.block.norm_params(h)
     }
 
     /// Parameters of the position table (if learned) and the embedding norm (if any) at

@@ -6,13 +6,12 @@
 //! projection is the largest matmul of a small model.
 
 use burn::module::Param;
-use burn::nn::Linear;
+use burn::nn::{Initializer, Linear, LinearConfig};
 use burn::prelude::*;
 
 use super::encoder::EncoderBackbone;
 use super::feed_forward::Activation;
-use super::norm::LayerNorm;
-use super::normal_linear;
+use super::norm::{LayerNorm, NormKind};
 
 /// Configuration of [`LmHead`].
 #[derive(Config, Debug)]
@@ -36,6 +35,12 @@ pub struct LmHeadConfig {
     /// A learned output bias; GPT-2 has none. Default true.
     #[config(default = true)]
     pub bias: bool,
+    /// A bias on the transform's dense map; ModernBERT's has none. Default true.
+    #[config(default = true)]
+    pub dense_bias: bool,
+    /// A shift in the transform's LayerNorm; ModernBERT's has none. Default true.
+    #[config(default = true)]
+    pub norm_bias: bool,
     /// The output projection is the token table itself (BERT, GPT-2, Qwen2); untied, the
     /// head has a table of its own (Llama's `lm_head`). Default true.
     #[config(default = true)]
@@ -65,13 +70,20 @@ impl LmHeadConfig {
     /// Builds the head.
     pub fn init(&self, device: &Device) -> LmHead {
         LmHead {
-            dense: self
-                .transform
-                .then(|| normal_linear(self.hidden_size, self.embedding_size, 0.02, device)),
+            dense: self.transform.then(|| {
+                LinearConfig::new(self.hidden_size, self.embedding_size)
+                    .with_bias(self.dense_bias)
+                    .with_initializer(Initializer::Normal {
+                        mean: 0.0,
+                        std: 0.02,
+                    })
+                    .init(device)
+            }),
             activation: self.activation,
-            norm: self
-                .transform
-                .then(|| LayerNorm::layer_norm(self.embedding_size, self.layer_norm_eps, device)),
+            norm: self.transform.then(|| {
+                let (width, eps) = (self.embedding_size, self.layer_norm_eps);
+                LayerNorm::new(NormKind::LayerNorm, width, eps, self.norm_bias, device)
+            }),
             bias: self
                 .bias
                 .then(|| Param::from_tensor(Tensor::zeros([self.vocab_size], device))),
@@ -112,6 +124,13 @@ impl LmHead {
     /// The activation of BERT's transform, or `None` for a head without one (GPT-2, BART).
     pub fn transform(&self) -> Option<Activation> {
         self.dense.as_ref().map(|_| self.activation)
+    }
+
+    /// Whether the transform's dense map and LayerNorm have biases, where it has them.
+    pub fn transform_biases(&self) -> Option<(bool, bool)> {
+        let dense = self.dense.as_ref()?;
+        let norm = self.norm.as_ref()?;
+        Some((dense.bias.is_some(), norm.beta.is_some()))
     }
 
     /// Whether the output projection is the token table (false: the head has its own).

@@ -14,7 +14,15 @@ use crate::error::{Error, Result};
 
 /// The families pretext loads, by `model_type`.
 pub const FAMILIES: &[&str] = &[
-    "bert", "roberta", "electra", "albert", "gpt2", "bart", "llama", "qwen2",
+    "bert",
+    "roberta",
+    "electra",
+    "albert",
+    "gpt2",
+    "bart",
+    "llama",
+    "qwen2",
+    "modernbert",
 ];
 
 /// The families whose blocks are Llama's: pre-RMSNorm, rotary positions, grouped-query
@@ -72,8 +80,47 @@ pub struct HfConfig {
     pub tie_word_embeddings: bool,
     /// Biases on the attention's projections: Llama's four, or Qwen2's query, key and value.
     pub attention_bias: bool,
-    /// Biases on the feed-forward projections (Llama).
+    /// Biases on the feed-forward projections (Llama, ModernBERT).
     pub mlp_bias: bool,
+    /// ModernBERT: the keys a local layer sees either side (half its `local_attention`).
+    pub local_window: Option<usize>,
+    /// ModernBERT: layers 0, n, 2n, … attend globally.
+    pub global_every: usize,
+    /// ModernBERT: the rotary base of its local layers.
+    pub local_rope_theta: Option<f64>,
+    /// Shifts in the LayerNorms (ModernBERT's `norm_bias`; BERT's always have them).
+    pub norm_bias: bool,
+    /// ModernBERT's MLM head: a bias on its dense map (`classifier_bias`).
+    pub head_bias: bool,
+    /// ModernBERT's MLM head: its activation (`classifier_activation`).
+    pub head_act: Option<String>,
+}
+
+/// `rope_parameters` as Llama writes it, or one per layer type as ModernBERT does.
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum RopeField {
+    ByLayerType(std::collections::BTreeMap<String, RopeParameters>),
+    One(RopeParameters),
+}
+
+impl RopeField {
+    /// The parameters of layers of `kind` (`full_attention`, `sliding_attention`), or the
+    /// one set.
+    fn of(&self, kind: &str) -> Option<&RopeParameters> {
+        match self {
+            Self::One(one) => Some(one),
+            Self::ByLayerType(by) => by.get(kind),
+        }
+    }
+
+    /// Every set it holds.
+    fn all(&self) -> Vec<&RopeParameters> {
+        match self {
+            Self::One(one) => vec![one],
+            Self::ByLayerType(by) => by.values().collect(),
+        }
+    }
 }
 
 /// `rope_parameters` (transformers 5) or `rope_scaling` (4): the rotary scheme.
@@ -104,12 +151,16 @@ struct RawConfig {
     #[serde(alias = "n_inner", alias = "encoder_ffn_dim")]
     intermediate_size: Option<usize>,
     decoder_ffn_dim: Option<usize>,
-    #[serde(alias = "activation_function")]
+    #[serde(alias = "activation_function", alias = "hidden_activation")]
     hidden_act: Option<String>,
     #[serde(alias = "n_positions")]
     max_position_embeddings: Option<usize>,
     type_vocab_size: Option<usize>,
-    #[serde(alias = "layer_norm_epsilon", alias = "rms_norm_eps")]
+    #[serde(
+        alias = "layer_norm_epsilon",
+        alias = "rms_norm_eps",
+        alias = "norm_eps"
+    )]
     layer_norm_eps: Option<f64>,
     #[serde(alias = "resid_pdrop", alias = "dropout")]
     hidden_dropout_prob: Option<f64>,
@@ -126,7 +177,7 @@ struct RawConfig {
     num_key_value_heads: Option<usize>,
     head_dim: Option<usize>,
     rope_theta: Option<f64>,
-    rope_parameters: Option<RopeParameters>,
+    rope_parameters: Option<RopeField>,
     rope_scaling: Option<RopeParameters>,
     partial_rotary_factor: Option<f64>,
     tie_word_embeddings: Option<bool>,
@@ -136,6 +187,16 @@ struct RawConfig {
     mlp_bias: bool,
     #[serde(default)]
     use_sliding_window: bool,
+    local_attention: Option<usize>,
+    global_attn_every_n_layers: Option<usize>,
+    global_rope_theta: Option<f64>,
+    local_rope_theta: Option<f64>,
+    layer_types: Option<Vec<String>>,
+    norm_bias: Option<bool>,
+    #[serde(default)]
+    classifier_bias: bool,
+    classifier_activation: Option<String>,
+    decoder_bias: Option<bool>,
 }
 
 impl HfConfig {
@@ -188,7 +249,7 @@ impl HfConfig {
                     .into(),
             );
         }
-        let rotary = ROTARY_DECODERS.contains(&family);
+        let rotary = ROTARY_DECODERS.contains(&family) || family == "modernbert";
         if let Some(what) = rotary.then(|| rotary_misfit(&raw)).flatten() {
             return unsupported(what);
         }
@@ -222,9 +283,27 @@ impl HfConfig {
             "albert" => ("gelu_new", 1e-12, 2, 512),
             "llama" => ("silu", 1e-6, 0, 2048),
             "qwen2" => ("silu", 1e-6, 0, 32768),
+            "modernbert" => ("gelu", 1e-5, 0, 8192),
             _ => ("gelu", 1e-12, 2, 512),
         };
-        let rope = raw.rope_parameters.as_ref().or(raw.rope_scaling.as_ref());
+        let global_every = raw.global_attn_every_n_layers.unwrap_or(1);
+        if let Some(types) = &raw.layer_types {
+            for (depth, kind) in types.iter().enumerate() {
+                let global = global_every > 0 && depth % global_every == 0;
+                if (kind == "full_attention") != global {
+                    return unsupported(format!(
+                        "layer_types: layer {depth} is {kind:?}, where pretext makes every \
+                         {global_every}th layer from the first global and the others local"
+                    ));
+                }
+            }
+        }
+        let theta_of = |kind: &str| {
+            let field = raw.rope_parameters.as_ref().and_then(|r| r.of(kind));
+            field
+                .or(raw.rope_scaling.as_ref())
+                .and_then(|r| r.rope_theta)
+        };
         let config = Self {
             model_type: raw.model_type.clone(),
             architectures: raw.architectures,
@@ -259,13 +338,30 @@ impl HfConfig {
             head_dim: raw.head_dim,
             rope_theta: raw
                 .rope_theta
-                .or(rope.and_then(|r| r.rope_theta))
+                .or(raw.global_rope_theta)
+                .or(theta_of("full_attention"))
                 .or(rotary.then_some(10_000.0)),
             // Llama's default is untied, Qwen2's (and every BERT-shaped family's) tied.
             tie_word_embeddings: raw.tie_word_embeddings.unwrap_or(family != "llama"),
             attention_bias: raw.attention_bias || family == "qwen2",
             mlp_bias: raw.mlp_bias,
+            // Every layer global (n = 1) is a block without a window.
+            local_window: raw
+                .local_attention
+                .map(|w| w / 2)
+                .filter(|_| global_every != 1),
+            global_every: match global_every {
+                1 => 0,
+                n => n,
+            },
+            local_rope_theta: raw.local_rope_theta.or(theta_of("sliding_attention")),
+            norm_bias: raw.norm_bias.unwrap_or(family != "modernbert"),
+            head_bias: raw.classifier_bias,
+            head_act: raw.classifier_activation,
         };
+        if family == "modernbert" && raw.decoder_bias == Some(false) {
+            return unsupported("decoder_bias false: pretext's MLM head has an output bias".into());
+        }
         config.activation(dir)?;
         config.encoder(dir)?;
         Ok(config)
@@ -313,6 +409,10 @@ impl HfConfig {
         if rotary {
             block = self.rotary_block(block);
         }
+        let modern = family == "modernbert";
+        if modern {
+            block = self.modernbert_block(block);
+        }
         let encoder = TransformerEncoderConfig::new(
             self.vocab_size,
             self.hidden_size,
@@ -354,6 +454,25 @@ impl HfConfig {
             })
     }
 
+    /// `block` as ModernBERT's: pre-norm with LayerNorms (shifted or not), none before the
+    /// first layer's attention, GeGLU, rotary positions, layers 0, n, 2n… global and the
+    /// others local with their own rotary base.
+    fn modernbert_block(&self, block: BlockConfig) -> BlockConfig {
+        let theta = self.rope_theta.unwrap_or(160_000.0);
+        block
+            .with_qkv_bias(self.attention_bias)
+            .with_output_bias(self.attention_bias)
+            .with_glu(true)
+            .with_ffn_bias(self.mlp_bias)
+            .with_norm_bias(self.norm_bias)
+            .with_norm_first(true)
+            .with_first_attention_norm(false)
+            .with_positions(PositionEncoding::Rotary { theta })
+            .with_window(self.local_window)
+            .with_global_every(self.global_every)
+            .with_local_theta(self.local_rope_theta.filter(|&t| t != theta))
+    }
+
     /// Checks that this is of the family `family`.
     pub(crate) fn expect(&self, family: &str, dir: &Path) -> Result<()> {
         if self.model_type == family {
@@ -369,12 +488,12 @@ impl HfConfig {
     }
 }
 
-/// What a Llama-shaped file asks that pretext's rotary blocks do not compute, if anything.
+/// What a Llama- or ModernBERT-shaped file asks that pretext's rotary blocks do not compute,
+/// if anything.
 fn rotary_misfit(raw: &RawConfig) -> Option<String> {
-    for rope in [&raw.rope_parameters, &raw.rope_scaling]
-        .into_iter()
-        .flatten()
-    {
+    let mut ropes = raw.rope_parameters.as_ref().map_or(vec![], RopeField::all);
+    ropes.extend(&raw.rope_scaling);
+    for rope in ropes {
         let kind = rope.rope_type.as_deref().or(rope.kind.as_deref());
         if let Some(kind) = kind.filter(|k| *k != "default") {
             return Some(format!(

@@ -16,7 +16,7 @@ use serde_json::json;
 
 use super::classifier::{self, ClassifierHead};
 use super::convert::Converted;
-use super::{bart, bert, electra, gpt2, llama, model_error};
+use super::{bart, bert, electra, gpt2, llama, model_error, modernbert};
 use crate::blocks::{
     EncoderDecoder, EncoderDecoderConfig, PositionEncoding, TransformerEncoder,
     TransformerEncoderConfig,
@@ -28,7 +28,8 @@ use crate::tokenize::Tokenizer;
 /// A model to export, with the configuration it was built from.
 #[derive(Debug, Clone, Copy)]
 pub enum Exportable<'a> {
-    /// An encoder, with its MLM head if given: BERT, or ALBERT when factorized and shared.
+    /// An encoder, with its MLM head if given: BERT, or ALBERT when factorized and shared, or
+    /// ModernBERT (`ModernBertForMaskedLM`, its MLM head required) with rotary positions.
     Encoder {
         /// Its configuration.
         config: &'a TransformerEncoderConfig,
@@ -100,6 +101,14 @@ pub fn export(
     };
     let special = tokenizer.special();
     let converted = match model {
+        Exportable::Encoder {
+            config,
+            encoder,
+            mlm: Some(mlm),
+            pair: None,
+        } if matches!(config.block.positions, PositionEncoding::Rotary { .. }) => {
+            modernbert::export(config, encoder, mlm, &special, dir)?
+        }
         Exportable::Encoder {
             config,
             encoder,

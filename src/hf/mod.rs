@@ -31,6 +31,7 @@ mod gpt2;
 mod keys;
 mod llama;
 mod loader;
+mod modernbert;
 
 pub use bart::{HfBart, bart_misfit, load_bart};
 pub use bert::{HfBert, bert_misfit, load_bert};
@@ -41,6 +42,16 @@ pub use export::{Exportable, check_export_dir, export, export_bert};
 pub use gpt2::{HfGpt2, gpt2_misfit, load_gpt2};
 pub use llama::{HfLlama, llama_misfit, load_llama};
 pub use loader::LoadReport;
+pub use modernbert::{HfModernBert, load_modernbert, modernbert_misfit};
+
+/// What an encoder of shape `config` has that its Hugging Face family cannot express, if
+/// anything: ModernBERT's for rotary positions, BERT's, RoBERTa's or ALBERT's otherwise.
+pub fn encoder_misfit(config: &crate::blocks::TransformerEncoderConfig) -> Option<String> {
+    match config.block.positions {
+        crate::blocks::PositionEncoding::Rotary { .. } => modernbert_misfit(config),
+        _ => bert_misfit(config),
+    }
+}
 
 use std::path::Path;
 
@@ -70,6 +81,7 @@ fn encoder_table(model_type: &str) -> Option<KeyTable> {
         "albert" => Some(albert::encoder_table()),
         "gpt2" => Some(gpt2::encoder_table()),
         "llama" | "qwen2" => Some(llama::encoder_table()),
+        "modernbert" => Some(modernbert::encoder_table()),
         _ => None,
     }
 }
@@ -93,8 +105,10 @@ pub fn load_encoder(
         )
     })?;
     let mut loader = Loader::new(dir, device)?;
-    if config.model_type == "gpt2" {
-        gpt2::rewrite(&mut loader)?;
+    match config.model_type.as_str() {
+        "gpt2" => gpt2::rewrite(&mut loader)?,
+        "modernbert" => modernbert::rewrite(&mut loader)?,
+        _ => {}
     }
     loader.part("encoder", encoder, &table, true)?;
     Ok(loader.finish())

@@ -28,6 +28,11 @@ pub struct MlmConfig {
     /// The GELU of the head's transform. Default exact; ALBERT's is the tanh approximation.
     #[config(default = "Activation::Gelu")]
     pub activation: Activation,
+    /// Biases on the transform's dense map and LayerNorm, where the backbone's norms have
+    /// shifts (a ModernBERT-like backbone without them gets a head without them, as its
+    /// family has). Default true.
+    #[config(default = true)]
+    pub transform_biases: bool,
 }
 
 /// The masked-LM objective: an LM head tied to the backbone's token embedding.
@@ -39,10 +44,13 @@ pub struct Mlm {
 impl MlmConfig {
     /// Builds the head for `backbone`.
     pub fn init<M: EncoderBackbone>(&self, backbone: &M, device: &Device) -> Mlm {
+        let biases = self.transform_biases && backbone.block().is_none_or(|b| b.norm_bias);
         Mlm {
             head: LmHeadConfig::for_backbone(backbone)
                 .with_layer_norm_eps(self.layer_norm_eps)
                 .with_activation(self.activation)
+                .with_dense_bias(biases)
+                .with_norm_bias(biases)
                 .init(device),
         }
     }

@@ -358,8 +358,10 @@ impl Recipe {
         if let Some(dir) = &self.init {
             self.check_init(dir, settings.encoder_decoder())?;
         }
+        // An encoder without segment embeddings (GPT-2, ModernBERT, Llama) reads none, and
+        // ignores the ids; one with too few would index past its table.
         let segments = settings.segments();
-        if self.encoder.num_segments < segments {
+        if self.encoder.num_segments > 0 && self.encoder.num_segments < segments {
             return Err(Error::Recipe {
                 field: "encoder.num_segments".into(),
                 reason: format!(

@@ -116,7 +116,7 @@ pub trait ObjectiveSettings {
                 "an encoder-decoder whose LM head has BERT's transform, which BART has not".into(),
             );
         }
-        crate::hf::bert_misfit(&recipe.encoder)
+        crate::hf::encoder_misfit(&recipe.encoder)
     }
 
     /// Writes the model a run of `recipe` left in `run_dir` as a Hugging Face directory `out`
