@@ -91,3 +91,30 @@ pub(crate) fn outward_layers(
         })
         .collect()
 }
+
+/// A stack under `model.`, its layers at `model.layers.N.` (Llama, Qwen2, ModernBERT): the
+/// HF names of `embeddings` and of each layer's `layer` parts → pretext paths.
+pub(crate) fn model_stack(embeddings: &[(&str, &str)], layer: &[(&str, &str)]) -> KeyTable {
+    let mut table = prefixed("model", embeddings);
+    table.extend(layers("model", "layers", layer, "layers."));
+    table
+}
+
+/// The export's names for a `Pretrainer` whose backbone is such a stack and whose objective
+/// holds a head whose `head` parts sit at the file's top level.
+pub(crate) fn model_stack_out(
+    embeddings: &[(&str, &str)],
+    layer: &[(&str, &str)],
+    head: &[(&str, &str)],
+) -> KeyTable {
+    let mut names = outward("backbone.", "model.", embeddings);
+    names.extend(outward_layers(
+        "backbone.",
+        "layers",
+        "model.",
+        "layers",
+        layer,
+    ));
+    names.extend(outward("objective.", "", head));
+    names
+}

@@ -13,7 +13,7 @@ use serde_json::{Value, json};
 
 use super::HfConfig;
 use super::convert::{Converted, Weights, head_misfit, refuse, round_trip};
-use super::keys::{KeyTable, layers, outward, outward_layers, prefixed, table};
+use super::keys::{KeyTable, model_stack, model_stack_out, table};
 use super::loader::{LoadReport, Loader};
 use crate::blocks::{NormKind, PositionEncoding, TransformerEncoder, TransformerEncoderConfig};
 use crate::error::Result;
@@ -45,9 +45,7 @@ const LM_HEAD: &[(&str, &str)] = &[("lm_head.weight", "head.output")];
 
 /// The stack: token table, layers, final norm.
 pub(crate) fn encoder_table() -> KeyTable {
-    let mut table = prefixed("model", EMBEDDINGS);
-    table.extend(layers("model", "layers", LAYER, "layers."));
-    table
+    model_stack(EMBEDDINGS, LAYER)
 }
 
 /// A Llama or Qwen2 checkpoint in pretext's modules.
@@ -166,15 +164,7 @@ pub(super) fn export(
     let mut fields = hf_fields(config, tied);
     fields["bos_token_id"] = json!(special.cls);
     fields["eos_token_id"] = json!(special.sep);
-    let mut names = outward("backbone.", "model.", EMBEDDINGS);
-    names.extend(outward_layers(
-        "backbone.",
-        "layers",
-        "model.",
-        "layers",
-        LAYER,
-    ));
-    names.extend(outward("objective.", "", LM_HEAD));
+    let names = model_stack_out(EMBEDDINGS, LAYER, LM_HEAD);
     let model = Pretrainer {
         backbone: encoder.clone(),
         objective: clm.clone(),

@@ -16,7 +16,7 @@ use serde_json::{Value, json};
 
 use super::HfConfig;
 use super::convert::{Converted, Weights, head_misfit, refuse, round_trip};
-use super::keys::{KeyTable, layers, outward, outward_layers, prefixed, table};
+use super::keys::{KeyTable, model_stack, model_stack_out, table};
 use super::loader::{LoadReport, Loader};
 use super::model_error;
 use crate::blocks::{Activation, PositionEncoding, TransformerEncoder, TransformerEncoderConfig};
@@ -60,9 +60,7 @@ const FUSED: [(&str, &[&str]); 2] = [
 
 /// The stack: embeddings, layers, final norm.
 pub(crate) fn encoder_table() -> KeyTable {
-    let mut table = prefixed("model", EMBEDDINGS);
-    table.extend(layers("model", "layers", LAYER, "layers."));
-    table
+    model_stack(EMBEDDINGS, LAYER)
 }
 
 /// A ModernBERT checkpoint in pretext's modules.
@@ -213,15 +211,7 @@ pub(super) fn export(
     if let Some(what) = misfit {
         return Err(refuse(dir, "ModernBERT", &what));
     }
-    let mut names = outward("backbone.", "model.", EMBEDDINGS);
-    names.extend(outward_layers(
-        "backbone.",
-        "layers",
-        "model.",
-        "layers",
-        LAYER,
-    ));
-    names.extend(outward("objective.", "", MLM_HEAD));
+    let names = model_stack_out(EMBEDDINGS, LAYER, MLM_HEAD);
     let model = Pretrainer {
         backbone: encoder.clone(),
         objective: mlm.clone(),
