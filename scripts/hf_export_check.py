@@ -7,6 +7,9 @@ in the temporary directory when PRETEXT_KEEP_EXPORTS is set); pass each with its
     PRETEXT_KEEP_EXPORTS=1 cargo test --release --test hf export_and_import_again
     /tmp/hfvenv/bin/python scripts/hf_export_check.py albert=/tmp/pretext-hf-export-albert-N \\
         bert=/tmp/pretext-hf-export-bertforpretraining-N roberta=… electra=… gpt2=… bart=…
+    # ModernBERT, Llama, Qwen2: the exports of their parity tests
+    /tmp/hfvenv/bin/python scripts/hf_export_check.py modernbert=/tmp/pretext-hf-export-modernbert-N \
+        llama=/tmp/pretext-hf-export-llama-N qwen2=/tmp/pretext-hf-export-qwen2-N
 """
 
 import json
@@ -26,6 +29,9 @@ CASES = {
     "electra": ("ElectraForPreTraining", "electra", "discriminator_logits", lambda o: o.logits),
     "gpt2": ("GPT2LMHeadModel", "gpt2", "lm_logits", lambda o: o.logits),
     "bart": ("BartForConditionalGeneration", "bart", "seq2seq_logits", lambda o: o.logits),
+    "modernbert": ("ModernBertForMaskedLM", "modernbert", "mlm_logits", lambda o: o.logits),
+    "llama": ("LlamaForCausalLM", "llama", "lm_logits", lambda o: o.logits),
+    "qwen2": ("Qwen2ForCausalLM", "qwen2", "lm_logits", lambda o: o.logits),
 }
 
 
