@@ -61,7 +61,7 @@ pub enum Error {
     /// A model asked to generate has no left-to-right LM head.
     #[error(
         "{0} has no causal LM head to generate with: generation needs a pretext `clm` or `sft` run or \
-         a Hugging Face GPT-2"
+         a Hugging Face GPT-2, Llama or Qwen2"
     )]
     NoCausalPath(String),
     /// A text given to fill-mask holds no mask token.

@@ -1347,3 +1347,58 @@ fn modernbert_matches_transformers_mlm_logits_and_exports_back_bit_for_bit() {
     assert_eq!(parameters(&again.encoder), parameters(&model.encoder));
     assert_eq!(parameters(&again.mlm), parameters(&model.mlm));
 }
+
+#[test]
+fn sft_continues_a_tied_qwen2_and_exports_it_and_refuses_an_untied_llama_by_name() {
+    use pretext::recipe::{ObjectiveRecipe, Recipe, RunOptions};
+    let dir = common::temp_dir("hf-sft-qwen2");
+    // Short instructions: the fixture's table holds 64 positions.
+    let pairs: String = [
+        "the dog",
+        "a red car",
+        "one old man",
+        "the sea",
+        "her hat",
+        "we ran",
+    ]
+    .iter()
+    .map(|words| {
+        let prompt = format!("Repeat the words: {words} Answer:");
+        format!(
+            "{}\n",
+            serde_json::json!({"prompt": prompt, "completion": words})
+        )
+    })
+    .collect();
+    let data = dir.join("instructions.jsonl");
+    std::fs::write(&data, pairs.repeat(4)).unwrap();
+    let mut recipe = Recipe::named("sft", pretext::Preset::Tiny)
+        .unwrap()
+        .init_from(fixture("qwen2"))
+        .unwrap();
+    let ObjectiveRecipe::Sft(settings) = &mut recipe.objective else {
+        unreachable!()
+    };
+    settings.data = Some(data);
+    recipe = common::quiet(recipe, 2, 1);
+    recipe.seq_len = 32;
+    recipe.train.batch_size = 4;
+    assert_eq!(recipe.hf_misfit(), None);
+    let run = dir.join("run");
+    recipe
+        .run(&RunOptions::new(&run, Device::flex().autodiff()))
+        .unwrap();
+    let out = export_dir("hf-sft-qwen2-export");
+    assert_eq!(
+        recipe.export_hf(&run, &out, false).unwrap(),
+        "Qwen2ForCausalLM"
+    );
+    let again = pretext::hf::load_llama(&out, &Device::flex()).unwrap();
+    assert!(again.report.unused.is_empty(), "{}", again.report);
+    // Llama's own lm_head would be replaced by a fresh tied one: refused before any work.
+    let err = Recipe::named("sft", pretext::Preset::Tiny)
+        .unwrap()
+        .init_from(fixture("llama"))
+        .unwrap_err();
+    assert!(err.to_string().contains("untied lm_head"), "{err}");
+}

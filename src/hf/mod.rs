@@ -44,6 +44,15 @@ pub use llama::{HfLlama, llama_misfit, load_llama};
 pub use loader::LoadReport;
 pub use modernbert::{HfModernBert, load_modernbert, modernbert_misfit};
 
+/// What a causal stack of shape `config` has that its Hugging Face family cannot express, if
+/// anything: Llama's or Qwen2's for rotary positions, GPT-2's otherwise.
+pub fn causal_misfit(config: &crate::blocks::TransformerEncoderConfig) -> Option<String> {
+    match config.block.positions {
+        crate::blocks::PositionEncoding::Rotary { .. } => llama_misfit(config),
+        _ => gpt2_misfit(config),
+    }
+}
+
 /// What an encoder of shape `config` has that its Hugging Face family cannot express, if
 /// anything: ModernBERT's for rotary positions, BERT's, RoBERTa's or ALBERT's otherwise.
 pub fn encoder_misfit(config: &crate::blocks::TransformerEncoderConfig) -> Option<String> {

@@ -20,14 +20,15 @@ use crate::objectives::{Clm, ClmConfig};
 use crate::preset::Preset;
 use crate::tokenize::Tokenizer;
 
-/// What of a causal model of `recipe` (with GPT-2's head or not) GPT-2 cannot express.
+/// What of a causal model of `recipe` (with GPT-2's head or not) its family (GPT-2, or Llama
+/// and Qwen2 with rotary positions) cannot express.
 pub(crate) fn gpt2_misfit(recipe: &Recipe, gpt2_head: bool) -> Option<String> {
     let head = (!gpt2_head).then(|| {
-        "an LM head with BERT's transform and a bias, which GPT-2 has not \
+        "an LM head with BERT's transform and a bias, which GPT-2 and Llama have not \
          (objective.settings.gpt2_head is false)"
             .to_string()
     });
-    crate::hf::gpt2_misfit(&recipe.encoder).or(head)
+    crate::hf::causal_misfit(&recipe.encoder).or(head)
 }
 
 /// `sft`: GPT-2's pre-LN encoder, as `clm` trains it; `init` names the causal model to start
@@ -194,11 +195,14 @@ pub(crate) fn gpt2_head(dir: &Path) -> Result<bool> {
             "gpt2" => Ok(true),
             // A tied head is the token table: a fresh one of that shape is the file's.
             "llama" | "qwen2" if config.tie_word_embeddings => Ok(true),
-            "llama" | "qwen2" => Err(Error::NoCausalPath(format!(
-                "{} (a Hugging Face {model_type} with an untied lm_head, which SFT and DPO do \
-                 not continue yet; generate and export read it)",
-                dir.display()
-            ))),
+            "llama" | "qwen2" => Err(Error::Recipe {
+                field: "init".into(),
+                reason: format!(
+                    "{} is a {model_type} with an untied lm_head, which sft and dpo do not \
+                     continue yet (a tied one, Qwen2's, they do; generate and export read both)",
+                    dir.display()
+                ),
+            }),
             _ => Err(Error::NoCausalPath(format!(
                 "{} (a Hugging Face {model_type})",
                 dir.display()
