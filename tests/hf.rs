@@ -1349,10 +1349,10 @@ fn modernbert_matches_transformers_mlm_logits_and_exports_back_bit_for_bit() {
 }
 
 #[test]
-fn sft_continues_a_tied_qwen2_and_exports_it_and_refuses_an_untied_llama_by_name() {
+fn sft_continues_qwen2_and_llama_with_their_own_heads_and_exports_them() {
     use pretext::recipe::{ObjectiveRecipe, Recipe, RunOptions};
-    let dir = common::temp_dir("hf-sft-qwen2");
-    // Short instructions: the fixture's table holds 64 positions.
+    let dir = common::temp_dir("hf-sft-rotary");
+    // Short instructions: the fixtures' tables hold 64 positions.
     let pairs: String = [
         "the dog",
         "a red car",
@@ -1372,33 +1372,45 @@ fn sft_continues_a_tied_qwen2_and_exports_it_and_refuses_an_untied_llama_by_name
     .collect();
     let data = dir.join("instructions.jsonl");
     std::fs::write(&data, pairs.repeat(4)).unwrap();
-    let mut recipe = Recipe::named("sft", pretext::Preset::Tiny)
-        .unwrap()
-        .init_from(fixture("qwen2"))
-        .unwrap();
-    let ObjectiveRecipe::Sft(settings) = &mut recipe.objective else {
-        unreachable!()
-    };
-    settings.data = Some(data);
-    recipe = common::quiet(recipe, 2, 1);
-    recipe.seq_len = 32;
-    recipe.train.batch_size = 4;
-    assert_eq!(recipe.hf_misfit(), None);
-    let run = dir.join("run");
-    recipe
-        .run(&RunOptions::new(&run, Device::flex().autodiff()))
-        .unwrap();
-    let out = export_dir("hf-sft-qwen2-export");
-    assert_eq!(
-        recipe.export_hf(&run, &out, false).unwrap(),
-        "Qwen2ForCausalLM"
-    );
-    let again = pretext::hf::load_llama(&out, &Device::flex()).unwrap();
-    assert!(again.report.unused.is_empty(), "{}", again.report);
-    // Llama's own lm_head would be replaced by a fresh tied one: refused before any work.
-    let err = Recipe::named("sft", pretext::Preset::Tiny)
-        .unwrap()
-        .init_from(fixture("llama"))
-        .unwrap_err();
-    assert!(err.to_string().contains("untied lm_head"), "{err}");
+    for (name, class, tied) in [
+        ("qwen2", "Qwen2ForCausalLM", true),
+        ("llama", "LlamaForCausalLM", false),
+    ] {
+        let start = pretext::hf::load_llama(&fixture(name), &Device::flex()).unwrap();
+        let mut recipe = Recipe::named("sft", pretext::Preset::Tiny)
+            .unwrap()
+            .init_from(fixture(name))
+            .unwrap();
+        let ObjectiveRecipe::Sft(settings) = &mut recipe.objective else {
+            unreachable!()
+        };
+        assert_eq!(settings.untied_head, !tied, "{name}");
+        settings.data = Some(data.clone());
+        recipe = common::quiet(recipe, 2, 1);
+        recipe.seq_len = 32;
+        recipe.train.batch_size = 4;
+        recipe.train.learning_rate = 1e-12;
+        assert_eq!(recipe.hf_misfit(), None);
+        let run = dir.join(name);
+        recipe
+            .run(&RunOptions::new(&run, Device::flex().autodiff()))
+            .unwrap();
+        let out = export_dir(&format!("hf-sft-{name}-export"));
+        assert_eq!(recipe.export_hf(&run, &out, false).unwrap(), class);
+        let tuned = pretext::hf::load_llama(&out, &Device::flex()).unwrap();
+        assert!(tuned.report.unused.is_empty(), "{}", tuned.report);
+        assert_eq!(tuned.clm.head().tied(), tied, "{name}");
+        // Two steps at a rate of 1e-12: the head is the file's own (moved by at most about
+        // the rate), not a fresh one.
+        let (a, b) = (parameters(&tuned.clm), parameters(&start.clm));
+        assert_eq!(a.len(), b.len(), "{name}");
+        let worst = a
+            .iter()
+            .zip(&b)
+            .map(|(x, y)| (x - y).abs())
+            .fold(0f32, f32::max);
+        assert!(worst < 1e-9, "{name}: the head moved by {worst}");
+        // And generation reads the run back.
+        pretext::generate::CausalLm::load(&run, &Device::flex()).unwrap();
+    }
 }

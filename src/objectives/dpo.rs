@@ -311,6 +311,9 @@ pub struct DpoSettings {
     /// GPT-2's head, as the causal model DPO starts from has it; the recipe's `init_from` sets
     /// it. Default false.
     pub gpt2_head: bool,
+    /// The LM head has a table of its own (Llama's `lm_head`), as the causal model DPO starts
+    /// from has it; the recipe's `init_from` sets it. Default false.
+    pub untied_head: bool,
 }
 
 impl Default for DpoSettings {
@@ -320,6 +323,7 @@ impl Default for DpoSettings {
             beta: 0.1,
             loss: DpoLoss::Sigmoid,
             gpt2_head: false,
+            untied_head: false,
         }
     }
 }

@@ -319,6 +319,9 @@ pub struct SftSettings {
     /// SFT starts from has it;
     /// the recipe's `init_from` sets it. Default false.
     pub gpt2_head: bool,
+    /// The LM head has a table of its own, not the token table (Llama's `lm_head`), as the
+    /// causal model SFT starts from has it; the recipe's `init_from` sets it. Default false.
+    pub untied_head: bool,
 }
 
 impl Default for SftSettings {
@@ -328,6 +331,7 @@ impl Default for SftSettings {
             completion_only: true,
             packing: false,
             gpt2_head: false,
+            untied_head: false,
         }
     }
 }

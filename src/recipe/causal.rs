@@ -50,7 +50,12 @@ fn tuned_causal(
     device: &Device,
 ) -> Result<(TransformerEncoder, Clm)> {
     let encoder = recipe.encoder.init(device)?;
-    let head = Sft::new(causal_head(&encoder, gpt2_head, device));
+    let head = Sft::new(causal_head(
+        &encoder,
+        gpt2_head,
+        untied_head(recipe),
+        device,
+    ));
     let trained =
         super::read_checkpoint(run_dir, crate::pretrainer::Pretrainer::new(encoder, head))?;
     Ok((trained.backbone, trained.objective.clm().clone()))
@@ -79,21 +84,52 @@ pub(crate) fn causal_start(run: &Run, gpt2_head: bool) -> Result<(TransformerEnc
             // The recipe's own shape (its dropout), with the run's weights.
             Ok((run.encoder_like(trained)?, clm))
         }
+        // An untied head is the file's own table, which a fresh head would not be.
+        Some(dir) if untied_head(run.recipe) => {
+            let encoder = run.encoder()?;
+            let clm = crate::hf::load_llama(dir, device)?.clm;
+            Ok((encoder, clm))
+        }
         _ => {
             let encoder = run.encoder()?;
-            let clm = causal_head(&encoder, gpt2_head, device);
+            let clm = causal_head(&encoder, gpt2_head, false, device);
             Ok((encoder, clm))
         }
     }
 }
 
-/// A fresh causal LM head for `encoder`: GPT-2's (the tied projection alone) or pretext's
-/// (BERT's transform and a bias).
-pub(crate) fn causal_head(encoder: &TransformerEncoder, gpt2_head: bool, device: &Device) -> Clm {
+/// Whether a tuned causal model of `recipe` (`sft`, `dpo`) has an LM head untied from the
+/// token table, as the model it started from has.
+fn untied_head(recipe: &Recipe) -> bool {
+    match &recipe.objective {
+        ObjectiveRecipe::Sft(SftSettings { untied_head, .. })
+        | ObjectiveRecipe::Dpo(DpoSettings { untied_head, .. }) => *untied_head,
+        _ => false,
+    }
+}
+
+/// Whether the causal model in `dir` has an untied LM head: a Hugging Face Llama or Qwen2
+/// whose `tie_word_embeddings` is false, or a pretext `sft` or `dpo` run that started from one.
+pub(crate) fn untied_head_of(dir: &Path) -> Result<bool> {
+    if crate::hf::is_model_dir(dir) {
+        return Ok(!crate::hf::HfConfig::read(dir)?.tie_word_embeddings);
+    }
+    Ok(untied_head(&RunDir::open(dir)?.recipe))
+}
+
+/// A fresh causal LM head for `encoder`: GPT-2's (the projection alone) or pretext's (BERT's
+/// transform and a bias), tied to the token table or with a table of its own (`untied`).
+pub(crate) fn causal_head(
+    encoder: &TransformerEncoder,
+    gpt2_head: bool,
+    untied: bool,
+    device: &Device,
+) -> Clm {
     let plain = !gpt2_head;
     ClmConfig::new()
         .with_transform(plain)
         .with_bias(plain)
+        .with_tied(!untied)
         .init(encoder, device)
 }
 
@@ -185,24 +221,13 @@ pub(crate) fn check_start(recipe: &Recipe, gpt2_head: bool) -> Result<()> {
     Ok(())
 }
 
-/// Whether the causal model in `dir` has GPT-2's head: a Hugging Face GPT-2 does; a pretext
-/// `clm` or `sft` run as its settings say. Anything else is not a causal model.
+/// Whether the causal model in `dir` has GPT-2's head (no transform, no bias): a Hugging Face
+/// GPT-2, Llama or Qwen2 does; a pretext `clm` or `sft` run as its settings say. Anything else is not a causal model.
 pub(crate) fn gpt2_head(dir: &Path) -> Result<bool> {
     if crate::hf::is_model_dir(dir) {
-        let config = crate::hf::HfConfig::read(dir)?;
-        let model_type = config.model_type;
+        let model_type = crate::hf::HfConfig::read(dir)?.model_type;
         return match model_type.as_str() {
-            "gpt2" => Ok(true),
-            // A tied head is the token table: a fresh one of that shape is the file's.
-            "llama" | "qwen2" if config.tie_word_embeddings => Ok(true),
-            "llama" | "qwen2" => Err(Error::Recipe {
-                field: "init".into(),
-                reason: format!(
-                    "{} is a {model_type} with an untied lm_head, which sft and dpo do not \
-                     continue yet (a tied one, Qwen2's, they do; generate and export read both)",
-                    dir.display()
-                ),
-            }),
+            "gpt2" | "llama" | "qwen2" => Ok(true),
             _ => Err(Error::NoCausalPath(format!(
                 "{} (a Hugging Face {model_type})",
                 dir.display()

@@ -167,8 +167,14 @@ impl Recipe {
     pub fn init_from(mut self, dir: impl Into<PathBuf>) -> Result<Self> {
         let dir = dir.into();
         match &mut self.objective {
-            ObjectiveRecipe::Sft(sft) => sft.gpt2_head = causal::gpt2_head(&dir)?,
-            ObjectiveRecipe::Dpo(dpo) => dpo.gpt2_head = causal::gpt2_head(&dir)?,
+            ObjectiveRecipe::Sft(sft) => {
+                sft.gpt2_head = causal::gpt2_head(&dir)?;
+                sft.untied_head = causal::untied_head_of(&dir)?;
+            }
+            ObjectiveRecipe::Dpo(dpo) => {
+                dpo.gpt2_head = causal::gpt2_head(&dir)?;
+                dpo.untied_head = causal::untied_head_of(&dir)?;
+            }
             _ => {}
         }
         if RunDir::is_run(&dir) {

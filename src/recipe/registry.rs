@@ -340,7 +340,7 @@ impl ObjectiveSettings for ClmSettings {
 
 impl TokenTaskSettings for ClmSettings {
     fn head(&self, backbone: &TransformerEncoder, device: &Device) -> Result<TaskHead> {
-        let head = causal::causal_head(backbone, self.gpt2_head, device);
+        let head = causal::causal_head(backbone, self.gpt2_head, false, device);
         Ok(TaskHead::Clm(head))
     }
 
