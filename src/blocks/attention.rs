@@ -5,14 +5,14 @@
 //! to queries and keys, or a bias added to the scores). While decoding, it reads earlier
 //! positions' keys and values from a [`KvCache`](super::KvCache).
 
-use burn::nn::{Initializer, Linear, LinearConfig};
+use burn::nn::Linear;
 use burn::prelude::*;
 
 use super::dropout::Dropout;
 use super::kv_cache::KeysValues;
-use super::linear_3d;
 use super::mask::AttentionMask;
 use super::positions::Positions;
+use super::{linear_3d, normal_linear_with_bias};
 use crate::error::{Error, Result};
 use crate::kernels::softmax;
 
@@ -99,15 +99,8 @@ impl MultiHeadAttentionConfig {
     pub fn init(&self, device: &Device) -> Result<MultiHeadAttention> {
         self.validate()?;
         let (heads, kv, size) = (self.num_heads, self.kv_head_count(), self.head_width());
-        let linear = |d_in, d_out, bias| {
-            LinearConfig::new(d_in, d_out)
-                .with_bias(bias)
-                .with_initializer(Initializer::Normal {
-                    mean: 0.0,
-                    std: self.init_std,
-                })
-                .init(device)
-        };
+        let linear =
+            |d_in, d_out, bias| normal_linear_with_bias(d_in, d_out, self.init_std, bias, device);
         let hidden = self.hidden_size;
         Ok(MultiHeadAttention {
             query: linear(hidden, heads * size, self.qkv_bias),

@@ -165,6 +165,12 @@ impl BlockConfig {
         global.with_local(local, window, queries, keys)
     }
 
+    /// Whether its positions read the keys' positions (ALiBi's distances, a window), which a
+    /// KV cache must then keep; rotary tables need only the rows' own.
+    pub fn reads_key_positions(&self) -> bool {
+        self.positions == PositionEncoding::Alibi || self.window.is_some()
+    }
+
     /// Whether the layer at `depth` norms the input of its attention.
     pub fn attention_norm_at(&self, depth: usize) -> bool {
         depth > 0 || self.first_attention_norm

@@ -197,7 +197,7 @@ impl TransformerDecoder {
         // One new position sees everything cached and itself: no mask needed.
         let mask = (new > 1)
             .then(|| AttentionMask::cached_causal(&vec![0; batch], cache.len(), new, &device));
-        let keys = cache.extend_positions(positions.clone());
+        let keys = cache.key_positions(&self.config.block, positions.clone());
         let own = (self.config.block).positions(self.config.hidden_size, &positions, &keys);
         let x = self.input.forward(tokens, Some(positions), None);
         self.stack_with(x, |depth, layer, x| {

@@ -439,7 +439,7 @@ impl TransformerEncoder {
     ) -> Tensor<3> {
         let segments = (self.num_segments() > 0).then(|| ids.zeros_like());
         let x = self.embeddings.forward_at(ids, positions.clone(), segments);
-        let keys = cache.extend_positions(positions.clone());
+        let keys = cache.key_positions(&self.block, positions.clone());
         let positions = self.block.positions(self.hidden_size, &positions, &keys);
         self.stack_with(x, |depth, layer, x| {
             layer.forward_cached(x, cache.own(depth), mask, &positions)

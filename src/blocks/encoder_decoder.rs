@@ -139,6 +139,10 @@ impl EncoderBackbone for EncoderDecoder {
         self.encoder.max_positions()
     }
 
+    fn block(&self) -> Option<&super::BlockConfig> {
+        self.encoder.block()
+    }
+
     fn num_layers(&self) -> usize {
         self.encoder.num_layers()
     }

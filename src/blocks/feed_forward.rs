@@ -5,10 +5,10 @@
 //! No dropout inside: as in BERT, dropout follows the whole network on the residual branch
 //! (in the encoder layer).
 
-use burn::nn::{Gelu, Initializer, Linear, LinearConfig};
+use burn::nn::{Gelu, Linear};
 use burn::prelude::*;
 
-use super::linear_3d;
+use super::{linear_3d, normal_linear_with_bias};
 use crate::kernels::{gelu, silu};
 
 /// Which activation a block computes.
@@ -93,15 +93,8 @@ pub struct FeedForward {
 impl FeedForwardConfig {
     /// Builds the module.
     pub fn init(&self, device: &Device) -> FeedForward {
-        let linear = |d_in, d_out| {
-            LinearConfig::new(d_in, d_out)
-                .with_bias(self.bias)
-                .with_initializer(Initializer::Normal {
-                    mean: 0.0,
-                    std: self.init_std,
-                })
-                .init(device)
-        };
+        let linear =
+            |d_in, d_out| normal_linear_with_bias(d_in, d_out, self.init_std, self.bias, device);
         FeedForward {
             up: linear(self.hidden_size, self.ffn_size),
             gate: self.gated.then(|| linear(self.hidden_size, self.ffn_size)),

@@ -62,9 +62,16 @@ impl KvCache {
         self.len() == 0
     }
 
-    /// Records the positions `[batch, new]` of the rows a forward adds and returns those of
-    /// every key held after it, earlier ones first.
-    pub(crate) fn extend_positions(&mut self, new: Tensor<2, Int>) -> Tensor<2, Int> {
+    /// The positions of every key held once the rows at `new` `[batch, new]` join, earlier
+    /// ones first, where `block` reads them (kept here between calls); `new` itself otherwise.
+    pub(crate) fn key_positions(
+        &mut self,
+        block: &super::BlockConfig,
+        new: Tensor<2, Int>,
+    ) -> Tensor<2, Int> {
+        if !block.reads_key_positions() {
+            return new;
+        }
         let all = match self.positions.take() {
             Some(old) => Tensor::cat(vec![old, new], 1),
             None => new,

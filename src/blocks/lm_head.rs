@@ -6,12 +6,13 @@
 //! projection is the largest matmul of a small model.
 
 use burn::module::Param;
-use burn::nn::{Initializer, Linear, LinearConfig};
+use burn::nn::Linear;
 use burn::prelude::*;
 
 use super::encoder::EncoderBackbone;
 use super::feed_forward::Activation;
 use super::norm::{LayerNorm, NormKind};
+use super::normal_linear_with_bias;
 
 /// Configuration of [`LmHead`].
 #[derive(Config, Debug)]
@@ -71,13 +72,8 @@ impl LmHeadConfig {
     pub fn init(&self, device: &Device) -> LmHead {
         LmHead {
             dense: self.transform.then(|| {
-                LinearConfig::new(self.hidden_size, self.embedding_size)
-                    .with_bias(self.dense_bias)
-                    .with_initializer(Initializer::Normal {
-                        mean: 0.0,
-                        std: 0.02,
-                    })
-                    .init(device)
+                let (d_in, d_out) = (self.hidden_size, self.embedding_size);
+                normal_linear_with_bias(d_in, d_out, 0.02, self.dense_bias, device)
             }),
             activation: self.activation,
             norm: self.transform.then(|| {

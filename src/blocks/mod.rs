@@ -50,7 +50,19 @@ pub fn linear_3d(linear: &Linear, x: Tensor<3>) -> Tensor<3> {
 /// A `d_in → d_out` linear map with weights from `Normal(0, std)`, as BERT initialises every
 /// dense layer (burn's default is Kaiming-uniform).
 pub fn normal_linear(d_in: usize, d_out: usize, std: f64, device: &Device) -> Linear {
+    normal_linear_with_bias(d_in, d_out, std, true, device)
+}
+
+/// [`normal_linear`] with a bias or without one (Llama's and ModernBERT's projections).
+pub fn normal_linear_with_bias(
+    d_in: usize,
+    d_out: usize,
+    std: f64,
+    bias: bool,
+    device: &Device,
+) -> Linear {
     LinearConfig::new(d_in, d_out)
+        .with_bias(bias)
         .with_initializer(Initializer::Normal { mean: 0.0, std })
         .init(device)
 }

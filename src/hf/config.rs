@@ -249,8 +249,9 @@ impl HfConfig {
                     .into(),
             );
         }
-        let rotary = ROTARY_DECODERS.contains(&family) || family == "modernbert";
-        if let Some(what) = rotary.then(|| rotary_misfit(&raw)).flatten() {
+        // Families with rotary positions (Llama, Qwen2, ModernBERT), whose rope fields are read.
+        let rope_family = ROTARY_DECODERS.contains(&family) || family == "modernbert";
+        if let Some(what) = rope_family.then(|| rotary_misfit(&raw)).flatten() {
             return unsupported(what);
         }
         let heads = raw.num_attention_heads;
@@ -326,7 +327,7 @@ impl HfConfig {
                 _ => raw.layer_norm_eps.unwrap_or(eps),
             },
             // Llama's only dropout is on the attention weights, 0 by default.
-            hidden_dropout_prob: match rotary {
+            hidden_dropout_prob: match rope_family {
                 true => raw.attention_dropout.unwrap_or(0.0),
                 false => raw.hidden_dropout_prob.unwrap_or(0.1),
             },
@@ -340,7 +341,7 @@ impl HfConfig {
                 .rope_theta
                 .or(raw.global_rope_theta)
                 .or(theta_of("full_attention"))
-                .or(rotary.then_some(10_000.0)),
+                .or(rope_family.then_some(10_000.0)),
             // Llama's default is untied, Qwen2's (and every BERT-shaped family's) tied.
             tie_word_embeddings: raw.tie_word_embeddings.unwrap_or(family != "llama"),
             attention_bias: raw.attention_bias || family == "qwen2",

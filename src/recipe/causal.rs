@@ -86,9 +86,8 @@ pub(crate) fn causal_start(run: &Run, gpt2_head: bool) -> Result<(TransformerEnc
         }
         // An untied head is the file's own table, which a fresh head would not be.
         Some(dir) if untied_head(run.recipe) => {
-            let encoder = run.encoder()?;
-            let clm = crate::hf::load_llama(dir, device)?.clm;
-            Ok((encoder, clm))
+            let llama = crate::hf::load_llama(dir, device)?;
+            Ok((run.encoder_like(llama.encoder)?, llama.clm))
         }
         _ => {
             let encoder = run.encoder()?;
