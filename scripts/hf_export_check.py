@@ -7,9 +7,10 @@ in the temporary directory when PRETEXT_KEEP_EXPORTS is set); pass each with its
     PRETEXT_KEEP_EXPORTS=1 cargo test --release --test hf export_and_import_again
     /tmp/hfvenv/bin/python scripts/hf_export_check.py albert=/tmp/pretext-hf-export-albert-N \\
         bert=/tmp/pretext-hf-export-bertforpretraining-N roberta=… electra=… gpt2=… bart=…
-    # ModernBERT, Llama, Qwen2: the exports of their parity tests
+    # ModernBERT, Llama, Qwen2, T5: the exports of their parity tests
     /tmp/hfvenv/bin/python scripts/hf_export_check.py modernbert=/tmp/pretext-hf-export-modernbert-N \
-        llama=/tmp/pretext-hf-export-llama-N qwen2=/tmp/pretext-hf-export-qwen2-N
+        llama=/tmp/pretext-hf-export-llama-N qwen2=/tmp/pretext-hf-export-qwen2-N \
+        t5=/tmp/pretext-hf-export-t5-N t5-gated=/tmp/pretext-hf-export-t5-gated-N
 """
 
 import json
@@ -32,6 +33,8 @@ CASES = {
     "modernbert": ("ModernBertForMaskedLM", "modernbert", "mlm_logits", lambda o: o.logits),
     "llama": ("LlamaForCausalLM", "llama", "lm_logits", lambda o: o.logits),
     "qwen2": ("Qwen2ForCausalLM", "qwen2", "lm_logits", lambda o: o.logits),
+    "t5": ("T5ForConditionalGeneration", "t5", "seq2seq_logits", lambda o: o.logits),
+    "t5-gated": ("T5ForConditionalGeneration", "t5-gated", "seq2seq_logits", lambda o: o.logits),
 }
 
 
@@ -47,11 +50,11 @@ def check(name, directory):
     kwargs = dict(input_ids=ids, attention_mask=mask)
     if name in ("albert", "bert", "roberta", "electra"):
         kwargs["token_type_ids"] = torch.tensor(want["token_type_ids"])
-    if name == "bart":
+    if name in ("bart", "t5", "t5-gated"):
         kwargs["decoder_input_ids"] = torch.tensor(want["decoder_input_ids"])
     with torch.no_grad():
         logits = logits_of(model(**kwargs))
-    if name not in ("bart", "albert"):
+    if name not in ("bart", "albert", "t5", "t5-gated"):
         kept = torch.tensor(want["positions"])
         logits = logits.reshape(ids.numel(), -1)[kept]
     diff = (logits.flatten() - torch.tensor(want[output])).abs().max().item()

@@ -278,6 +278,63 @@ def bart():
     save("bart", model, ids, types, mask, outputs, decoder_input_ids=decoder_ids)
 
 
+def t5(name="t5", feed_forward_proj="relu", tie=True, seed=31):
+    """T5: pre-RMSNorm layers without biases, no position table but a relative bias table per
+    stack (8 buckets up to a distance of 12, so that the 11-token source and the 9-token target
+    reach the logarithmic buckets), unscaled attention, 3 heads of 10 features (30 is not the
+    width, 24), more decoder layers than encoder ones; `relu` or `gated-gelu` feed-forward
+    networks; the LM head tied to the shared table (and its input scaled by 24^-0.5) or its own
+    (unscaled). The source padded with T5's pad id 0; greedy generation of 8 tokens (without the cache: transformers 5.25 sizes it by the encoder's layers)."""
+    from transformers import T5Config, T5ForConditionalGeneration
+    config = T5Config(vocab_size=95, d_model=24, d_kv=10, d_ff=40, num_layers=2,
+                      num_decoder_layers=3, num_heads=3, relative_attention_num_buckets=8,
+                      relative_attention_max_distance=12, feed_forward_proj=feed_forward_proj,
+                      tie_word_embeddings=tie, dropout_rate=0.1, layer_norm_epsilon=1e-6,
+                      pad_token_id=0, eos_token_id=1, decoder_start_token_id=0,
+                      attn_implementation="eager")
+    torch.manual_seed(0)
+    model = T5ForConditionalGeneration(config).eval()
+    widen(model, seed)
+    # T5 leaves its scores unscaled and folds 1/sqrt(d_kv) into the queries' initialisation;
+    # without it the wide weights make every softmax one-hot.
+    with torch.no_grad():
+        for module_name, p in model.named_parameters():
+            if module_name.endswith(".q.weight"):
+                p.mul_(config.d_kv ** -0.5)
+    g = torch.Generator().manual_seed(seed + 1)
+    if tie:
+        model.tie_weights()
+    else:
+        # T5Config 5.25 ties whatever it is given (and only stops scaling): a head of its own,
+        # and a config that says so, make the file an untied one (the two tensors differ).
+        head = 0.3 * torch.randn(model.lm_head.weight.shape, generator=g)
+        model.lm_head.weight = torch.nn.Parameter(head)
+        model.config.tie_word_embeddings = False
+    ids, types, mask = inputs(config.vocab_size, 1, seed + 2, pad=config.pad_token_id)
+    decoder_ids = torch.randint(4, config.vocab_size, (2, 9), generator=g)
+    decoder_ids[:, 0] = config.decoder_start_token_id
+    with torch.no_grad():
+        greedy = model.generate(input_ids=ids, attention_mask=mask, max_new_tokens=8,
+                                do_sample=False, min_new_tokens=8, use_cache=False)
+    outputs = dict(
+        decoder_input_ids=lambda o: decoder_ids,
+        seq2seq_logits=lambda o: o.logits,
+        greedy=lambda o: greedy[:, 1:],
+    )
+    save(name, model, ids, types, mask, outputs, decoder_input_ids=decoder_ids)
+    # The saved directory loads back to the same logits.
+    again = T5ForConditionalGeneration.from_pretrained(OUT / name, attn_implementation="eager").eval()
+    with torch.no_grad():
+        reloaded = again(input_ids=ids, attention_mask=mask, decoder_input_ids=decoder_ids).logits
+        original = model(input_ids=ids, attention_mask=mask, decoder_input_ids=decoder_ids).logits
+    assert (reloaded - original).abs().max() < 1e-5, (reloaded - original).abs().max()
+
+
+def t5_gated():
+    """T5 v1.1's block: a gated tanh-GELU feed-forward network, the LM head untied."""
+    t5("t5-gated", "gated-gelu", False, 33)
+
+
 def causal_decoder(name, model_class, config, seed):
     """A decoder-only fixture over the small WordPiece (its tokenizer beside the weights): the
     logits of two rows, the second right-padded, and the greedy continuation of two prompts
@@ -642,6 +699,8 @@ if __name__ == "__main__":
     albert()
     gpt2()
     bart()
+    t5()
+    t5_gated()
     bert_bundled_vocab()
     gpt2_bundled_vocab()
     half_precision()

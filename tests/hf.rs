@@ -810,7 +810,7 @@ fn albert_roberta_electra_gpt2_and_bart_export_and_import_again_bit_for_bit() {
     let encoder = bart.config.encoder(&fixture("bart")).unwrap();
     let config = pretext::blocks::EncoderDecoderConfig::new(encoder, 2);
     let out = export_dir("hf-export-bart");
-    let model = Exportable::Bart {
+    let model = Exportable::Seq2Seq {
         config: &config,
         model: &bart.model,
         seq2seq: &bart.seq2seq,
@@ -1413,4 +1413,84 @@ fn sft_continues_qwen2_and_llama_with_their_own_heads_and_exports_them() {
         // And generation reads the run back.
         pretext::generate::CausalLm::load(&run, &Device::flex()).unwrap();
     }
+}
+
+/// The T5 fixture `name`: seq2seq logits and greedy ids as `transformers` gives them, and
+/// an export that holds the very tensors it saved.
+fn check_t5(name: &str, tied: bool) {
+    use pretext::blocks::Seq2SeqBackbone;
+    use pretext::data::seq2seq::{Seq2SeqBatch, Seq2SeqExample};
+    use pretext::hf::{Exportable, export, load_t5};
+    let device = Device::flex();
+    let dir = fixture(name);
+    let t5 = load_t5(&dir, &device).unwrap();
+    let parts: &[&str] = match tied {
+        true => &["encoder-decoder"],
+        false => &["encoder-decoder", "LM head"],
+    };
+    assert_eq!(t5.report.loaded, parts, "{name}");
+    assert!(t5.report.unused.is_empty(), "{name}: {}", t5.report);
+    assert_eq!(t5.seq2seq.head().tied(), tied);
+    let want = expected(name);
+    let input = inputs(&want, &device);
+    let memory = t5.model.encode(input.ids, None, Some(&input.mask));
+    let decoder_ids = ints(&want["decoder_input_ids"], &device);
+    let [rows, len] = decoder_ids.dims();
+    let keys = AttentionMask::keys(ints(&want["attention_mask"], &device).equal_elem(0));
+    let hidden = t5.model.decode(decoder_ids, None, memory, &keys);
+    let every = Tensor::<1, Int>::arange(0..(rows * len) as i64, &device);
+    let logits = t5
+        .seq2seq
+        .head()
+        .forward_at(hidden, every, t5.model.token_embedding());
+    let diff = max_abs_diff(logits, &floats(&want["seq2seq_logits"]));
+    eprintln!("{name}: seq2seq logits within {diff:.2e} of transformers'");
+    assert!(diff < 1e-4, "{name}: logits differ by {diff}");
+    // Greedy decoding from the padding token, with the cache: transformers' 8 ids.
+    let ids: Vec<Vec<u32>> = serde_json::from_value(want["input_ids"].clone()).unwrap();
+    let mask: Vec<Vec<u32>> = serde_json::from_value(want["attention_mask"].clone()).unwrap();
+    let examples: Vec<Seq2SeqExample> = ids
+        .iter()
+        .zip(&mask)
+        .map(|(ids, mask)| {
+            let real = mask.iter().filter(|&&m| m == 1).count();
+            Seq2SeqExample::shifted(ids[..real].to_vec(), vec![0], 0)
+        })
+        .collect();
+    let batch = Seq2SeqBatch::collate(&examples, 0, &device).unwrap();
+    let ours = t5.seq2seq.generate(&t5.model, &batch, 8, None);
+    let theirs: Vec<Vec<u32>> = serde_json::from_value(want["greedy"].clone()).unwrap();
+    assert_eq!(ours, theirs, "{name}");
+    // Back out as T5: the very tensors transformers saved, and the same model again.
+    let out = export_dir(&format!("hf-export-{name}"));
+    let model = Exportable::Seq2Seq {
+        config: &t5.shape,
+        model: &t5.model,
+        seq2seq: &t5.seq2seq,
+    };
+    let class = export(model, &bpe_tokenizer(95), &out, false).unwrap();
+    assert_eq!(class, "T5ForConditionalGeneration");
+    same_tensors(
+        &out.join("model.safetensors"),
+        &dir.join("model.safetensors"),
+    );
+    let again = load_t5(&out, &device).unwrap();
+    assert!(again.report.unused.is_empty(), "{}", again.report);
+    assert_eq!(again.shape.to_string(), t5.shape.to_string());
+    assert_eq!(again.seq2seq.head().scale(), t5.seq2seq.head().scale());
+    assert_eq!(parameters(&again.model), parameters(&t5.model));
+    assert_eq!(parameters(&again.seq2seq), parameters(&t5.seq2seq));
+    if std::env::var_os("PRETEXT_KEEP_EXPORTS").is_none() {
+        let _ = std::fs::remove_dir_all(&out);
+    }
+}
+
+#[test]
+fn t5_matches_transformers_seq2seq_logits_and_greedy_ids_and_exports_back_bit_for_bit() {
+    check_t5("t5", true);
+}
+
+#[test]
+fn t5_v1_1_with_gated_gelu_and_its_own_head_matches_transformers_and_exports_back() {
+    check_t5("t5-gated", false);
 }

@@ -302,10 +302,13 @@ fn gradients_reach_every_parameter() {
     assert!(missing.is_empty(), "no gradient reached {missing:?}");
 }
 
-/// The tiny encoder-decoder (2 + 2 layers, width 64) over `vocab` tokens, with its head.
-fn tiny_seq2seq(vocab: usize, device: &Device) -> Pretrainer<EncoderDecoder, Seq2Seq> {
+/// The tiny encoder-decoder (2 + 2 layers, width 64) of the named recipe `name` (its block:
+/// T5's for `t5`), with its head.
+fn tiny_seq2seq(name: &str, device: &Device) -> Pretrainer<EncoderDecoder, Seq2Seq> {
+    let encoder = pretext::recipe::Recipe::named(name, pretext::Preset::Tiny)
+        .unwrap()
+        .encoder;
     common::seeded(device, || {
-        let encoder = pretext::Preset::Tiny.encoder(vocab).with_num_segments(0);
         let backbone = EncoderDecoderConfig::new(encoder, 2).init(device).unwrap();
         let head = Seq2SeqConfig::new().init(&backbone, device);
         Pretrainer::new(backbone, head)
@@ -314,12 +317,12 @@ fn tiny_seq2seq(vocab: usize, device: &Device) -> Pretrainer<EncoderDecoder, Seq
 
 /// Trains the tiny encoder-decoder on `make_task`'s data; checks that its loss falls and that
 /// the batches reach every parameter.
-fn train_seq2seq<T>(name: &str, vocab: usize, make_task: impl Fn(&Tokenizer, &Documents) -> T)
+fn train_seq2seq<T>(name: &str, make_task: impl Fn(&Tokenizer, &Documents) -> T)
 where
     T: Task<Batch = Seq2SeqBatch>,
 {
     let device = model_device();
-    let model = tiny_seq2seq(vocab, &device);
+    let model = tiny_seq2seq(name, &device);
     let (tokenizer, train_docs, _) = common::real_text();
     let grads = first_batch_grads(&model, &make_task(&tokenizer, &train_docs), &device);
     let (missing, _) = unreached_parameters(&model, &grads);
@@ -344,24 +347,21 @@ where
 
 #[test]
 fn bart_trains_an_encoder_decoder_on_real_text() {
-    let vocab = Tokenizer::bundled().unwrap().vocab_size();
-    train_seq2seq("bart", vocab, |tokenizer, docs| {
+    train_seq2seq("bart", |tokenizer, docs| {
         BartTask::new(docs, tokenizer, BartNoise::BART, 64).unwrap()
     });
 }
 
 #[test]
 fn mass_trains_an_encoder_decoder_on_real_text() {
-    let vocab = Tokenizer::bundled().unwrap().vocab_size();
-    train_seq2seq("mass", vocab, |tokenizer, docs| {
+    train_seq2seq("mass", |tokenizer, docs| {
         MassTask::new(docs, tokenizer, 0.5, 64).unwrap()
     });
 }
 
 #[test]
 fn t5_trains_an_encoder_decoder_on_real_text() {
-    let vocab = Tokenizer::bundled().unwrap().vocab_size() + 100;
-    train_seq2seq("t5", vocab, |tokenizer, docs| {
+    train_seq2seq("t5", |tokenizer, docs| {
         let tokenizer = tokenizer.clone().with_sentinels(100).unwrap();
         T5Task::new(docs, &tokenizer, SpanCorruption::default(), 64).unwrap()
     });

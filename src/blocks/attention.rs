@@ -37,6 +37,9 @@ pub struct MultiHeadAttentionConfig {
     /// A bias on the output projection. Default true.
     #[config(default = true)]
     pub output_bias: bool,
+    /// The factor on the query·key scores. Default none: `1/√head_size`.
+    #[config(default = "None")]
+    pub scale: Option<f64>,
     /// Dropout on the attention weights. Default 0.1.
     #[config(default = 0.1)]
     pub dropout: f64,
@@ -60,6 +63,8 @@ pub struct MultiHeadAttention {
     num_heads: usize,
     kv_heads: usize,
     head_size: usize,
+    /// The factor on the scores.
+    scale: f64,
     local: bool,
 }
 
@@ -111,6 +116,7 @@ impl MultiHeadAttentionConfig {
             num_heads: heads,
             kv_heads: kv,
             head_size: size,
+            scale: self.scale.unwrap_or((size as f64).powf(-0.5)),
             local: self.local,
         })
     }
@@ -219,9 +225,8 @@ impl MultiHeadAttention {
         let k_len = kv.len();
         let positions = positions.for_layer(self.local);
         let q = positions.rotate(self.heads(linear_3d(&self.query, queries), self.num_heads));
-        let scale = (self.head_size as f64).powf(-0.5);
         let keys = self.for_queries(kv.keys.clone());
-        let mut scores = q.mul_scalar(scale).matmul(keys.swap_dims(2, 3));
+        let mut scores = q.mul_scalar(self.scale).matmul(keys.swap_dims(2, 3));
         if let Some(bias) = positions.bias() {
             let dtype = scores.dtype();
             scores = scores + bias.clone().cast(dtype);

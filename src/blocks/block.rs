@@ -21,6 +21,7 @@ use super::attention::MultiHeadAttentionConfig;
 use super::feed_forward::{Activation, FeedForward, FeedForwardConfig};
 use super::norm::{LayerNorm, NormKind};
 use super::positions::{PositionEncoding, Positions};
+use super::relative_bias::RelativeBias;
 use crate::error::{Error, Result};
 
 /// The shape of every layer of a stack.
@@ -87,9 +88,30 @@ pub struct BlockConfig {
     /// local, 160 000 global). Default none.
     #[config(default = "None")]
     pub local_theta: Option<f64>,
+    /// The factor on the query·key scores. Default none: `1/√head width`; T5 uses 1 (its
+    /// initialisation folds the scale into the queries).
+    #[config(default = "None")]
+    pub attention_scale: Option<f64>,
 }
 
 impl BlockConfig {
+    /// This block laid out as T5's: pre-RMSNorm (ε 1e-6), no biases, a relative bias table
+    /// per stack (32 buckets up to a distance of 128), unscaled attention; its heads, widths
+    /// and activation kept (T5 v1.0: ReLU; v1.1: a gated tanh GELU).
+    pub fn t5_layout(self) -> Self {
+        self.with_norm(NormKind::RmsNorm)
+            .with_norm_eps(1e-6)
+            .with_norm_first(true)
+            .with_qkv_bias(false)
+            .with_output_bias(false)
+            .with_ffn_bias(false)
+            .with_positions(PositionEncoding::Relative {
+                buckets: 32,
+                max_distance: 128,
+            })
+            .with_attention_scale(Some(1.0))
+    }
+
     /// Checks the block at model width `hidden`: the heads, the rotary head width.
     pub fn validate(&self, hidden: usize) -> Result<()> {
         if self.ffn_size == 0 {
@@ -110,6 +132,22 @@ impl BlockConfig {
         }
         if let Some(theta) = self.local_theta {
             crate::error::check_positive("local_theta", theta)?;
+        }
+        if let Some(scale) = self.attention_scale {
+            crate::error::check_positive("attention_scale", scale)?;
+        }
+        if let PositionEncoding::Relative {
+            buckets,
+            max_distance,
+        } = self.positions
+        {
+            // A bidirectional stack's exact buckets are a quarter of them; the logarithmic
+            // ones need a maximum distance beyond.
+            if buckets < 4 || max_distance <= buckets / 2 {
+                return Err(Error::InvalidConfig(format!(
+                    "relative positions need at least 4 buckets and a max_distance above half                      of them, not {buckets} buckets up to {max_distance}"
+                )));
+            }
         }
         let attention = self.attention(hidden, 0.0);
         attention.validate()?;
@@ -134,25 +172,48 @@ impl BlockConfig {
             .with_head_size(self.head_size)
             .with_qkv_bias(self.qkv_bias)
             .with_output_bias(self.output_bias)
+            .with_scale(self.attention_scale)
             .with_dropout(dropout)
+    }
+
+    /// The relative bias table a stack of this block owns, if its positions are relative:
+    /// with buckets for earlier keys only if `causal` (a decoder's).
+    pub fn relative_bias(&self, causal: bool, device: &Device) -> Option<RelativeBias> {
+        match self.positions {
+            PositionEncoding::Relative {
+                buckets,
+                max_distance,
+            } => Some(RelativeBias::new(
+                buckets,
+                max_distance,
+                self.num_heads,
+                causal,
+                device,
+            )),
+            _ => None,
+        }
     }
 
     /// What every layer of this block at model width `hidden` needs to know of positions, for
     /// rows at `queries` `[batch, q]` attending to keys at `keys` `[batch, k]`: computed once
-    /// per forward (nothing where positions are added at the input), with local layers' own
-    /// where the block has a window.
+    /// per forward (nothing where positions are added at the input), with the stack's
+    /// `relative` bias where it has one, and local layers' own where the block has a window.
     pub fn positions(
         &self,
         hidden: usize,
         queries: &Tensor<2, Int>,
         keys: &Tensor<2, Int>,
+        relative: Option<&RelativeBias>,
     ) -> Positions {
         let size = self.attention(hidden, 0.0).head_width();
         let of = |encoding: PositionEncoding| match encoding.added() {
             true => Positions::none(),
             false => Positions::new(encoding, queries, keys, self.num_heads, size),
         };
-        let global = of(self.positions);
+        let mut global = of(self.positions);
+        if let Some(relative) = relative {
+            global = global.with_bias(relative.bias(queries, keys));
+        }
         let Some(window) = self.window else {
             return global;
         };
@@ -168,7 +229,11 @@ impl BlockConfig {
     /// Whether its positions read the keys' positions (ALiBi's distances, a window), which a
     /// KV cache must then keep; rotary tables need only the rows' own.
     pub fn reads_key_positions(&self) -> bool {
-        self.positions == PositionEncoding::Alibi || self.window.is_some()
+        let biased = matches!(
+            self.positions,
+            PositionEncoding::Alibi | PositionEncoding::Relative { .. }
+        );
+        biased || self.window.is_some()
     }
 
     /// Whether the layer at `depth` norms the input of its attention.
@@ -210,6 +275,14 @@ impl BlockConfig {
         );
         let qkv = hidden * (q + 2 * kv) + usize::from(self.qkv_bias) * (q + 2 * kv);
         qkv + q * hidden + usize::from(self.output_bias) * hidden
+    }
+
+    /// Parameters of the relative bias table a stack of this block owns (none without one).
+    pub fn relative_bias_params(&self) -> usize {
+        match self.positions {
+            PositionEncoding::Relative { buckets, .. } => buckets * self.num_heads,
+            _ => 0,
+        }
     }
 
     /// Parameters of one feed-forward network at model width `hidden`.

@@ -16,6 +16,7 @@ use super::kv_cache::{KeysValues, KvCache};
 use super::mask::AttentionMask;
 use super::norm::LayerNorm;
 use super::positions::Positions;
+use super::relative_bias::RelativeBias;
 use crate::error::Result;
 
 /// One decoder layer.
@@ -126,6 +127,8 @@ pub struct TransformerDecoder {
     input: InputEncoding,
     layers: Vec<DecoderLayer>,
     final_norm: Option<LayerNorm>,
+    /// The decoder's own relative position bias (causal buckets), with relative positions.
+    relative_bias: Option<RelativeBias>,
     /// The encoder's shape, whose block the layers have, for the positions each forward
     /// computes.
     #[module(skip)]
@@ -149,6 +152,7 @@ impl TransformerDecoder {
                 .map(|depth| DecoderLayer::new(config, depth, device))
                 .collect::<Result<_>>()?,
             final_norm: config.final_norm(device),
+            relative_bias: config.block.relative_bias(true, device),
             config: config.clone(),
         })
     }
@@ -169,10 +173,7 @@ impl TransformerDecoder {
         let at = positions
             .clone()
             .unwrap_or_else(|| default_positions(batch, len, &device));
-        let own = self
-            .config
-            .block
-            .positions(self.config.hidden_size, &at, &at);
+        let own = self.positions(&at, &at);
         let x = self.input.forward(tokens, positions, None);
         self.stack_with(x, |_, layer, x| {
             layer.forward(x, memory.clone(), &causal, memory_mask, &own)
@@ -198,12 +199,19 @@ impl TransformerDecoder {
         let mask = (new > 1)
             .then(|| AttentionMask::cached_causal(&vec![0; batch], cache.len(), new, &device));
         let keys = cache.key_positions(&self.config.block, positions.clone());
-        let own = (self.config.block).positions(self.config.hidden_size, &positions, &keys);
+        let own = self.positions(&positions, &keys);
         let x = self.input.forward(tokens, Some(positions), None);
         self.stack_with(x, |depth, layer, x| {
             let slots = cache.layer(depth);
             layer.forward_cached(x, memory.clone(), mask.as_ref(), memory_mask, slots, &own)
         })
+    }
+
+    /// What every layer's self-attention reads of the positions of rows at `queries`
+    /// attending to keys at `keys`.
+    fn positions(&self, queries: &Tensor<2, Int>, keys: &Tensor<2, Int>) -> Positions {
+        let (block, hidden) = (&self.config.block, self.config.hidden_size);
+        block.positions(hidden, queries, keys, self.relative_bias.as_ref())
     }
 
     /// `layer` applied at every depth, then the final norm of a pre-norm stack.

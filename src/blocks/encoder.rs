@@ -17,6 +17,7 @@ use super::kv_cache::{KeysValues, KvCache};
 use super::mask::AttentionMask;
 use super::norm::LayerNorm;
 use super::positions::Positions;
+use super::relative_bias::RelativeBias;
 use super::{linear_3d, normal_linear};
 use crate::error::{Error, Result};
 
@@ -177,6 +178,8 @@ pub struct TransformerEncoder {
     depth: usize,
     /// Final norm, present with pre-norm layers.
     final_norm: Option<LayerNorm>,
+    /// The relative position bias every layer reads, with relative positions (T5).
+    relative_bias: Option<RelativeBias>,
     hidden_size: usize,
     /// The block's shape, for the positions each forward computes.
     #[module(skip)]
@@ -319,6 +322,7 @@ impl TransformerEncoderConfig {
             layers,
             depth: self.num_layers,
             final_norm: self.final_norm(device),
+            relative_bias: self.block.relative_bias(false, device),
             hidden_size: self.hidden_size,
             block: self.block.clone(),
         })
@@ -340,7 +344,11 @@ impl TransformerEncoderConfig {
             self.num_layers
         };
         let unnormed = usize::from(!self.block.first_attention_norm);
-        embeddings + projection + distinct * self.layer_params() + self.final_norm_params()
+        embeddings
+            + projection
+            + distinct * self.layer_params()
+            + self.final_norm_params()
+            + self.block.relative_bias_params()
             - unnormed * self.block.norm_params(h)
     }
 
@@ -403,9 +411,7 @@ impl TransformerEncoder {
     ) -> Tensor<3> {
         let [batch, _] = positions.dims();
         let key_positions = positions.clone().slice([0..batch, 0..keys]);
-        let positions = self
-            .block
-            .positions(self.hidden_size, positions, &key_positions);
+        let positions = self.positions(positions, &key_positions);
         self.stack_with(x, |_, layer, x| {
             layer.forward_two_stream(x, keys, mask, &positions)
         })
@@ -440,10 +446,17 @@ impl TransformerEncoder {
         let segments = (self.num_segments() > 0).then(|| ids.zeros_like());
         let x = self.embeddings.forward_at(ids, positions.clone(), segments);
         let keys = cache.key_positions(&self.block, positions.clone());
-        let positions = self.block.positions(self.hidden_size, &positions, &keys);
+        let positions = self.positions(&positions, &keys);
         self.stack_with(x, |depth, layer, x| {
             layer.forward_cached(x, cache.own(depth), mask, &positions)
         })
+    }
+
+    /// What every layer reads of the positions of rows at `queries` attending to keys at
+    /// `keys`.
+    fn positions(&self, queries: &Tensor<2, Int>, keys: &Tensor<2, Int>) -> Positions {
+        let relative = self.relative_bias.as_ref();
+        (self.block).positions(self.hidden_size, queries, keys, relative)
     }
 
     /// The projection (if factorized), `layer` applied at every depth, and the final norm of
@@ -797,6 +810,23 @@ mod tests {
         assert!(theta.contains("rotary theta"), "{theta}");
         let window = build(BlockConfig::new(3, 40).with_window(Some(0)));
         assert!(window.contains("window"), "{window}");
+        let relative = |buckets, max_distance| {
+            build(
+                BlockConfig::new(3, 40).with_positions(PositionEncoding::Relative {
+                    buckets,
+                    max_distance,
+                }),
+            )
+        };
+        for (buckets, distance) in [(2, 128), (32, 16)] {
+            let err = relative(buckets, distance);
+            assert!(
+                err.contains(&format!("not {buckets} buckets up to {distance}")),
+                "{err}"
+            );
+        }
+        let scale = build(BlockConfig::new(3, 40).with_attention_scale(Some(0.0)));
+        assert!(scale.contains("attention_scale"), "{scale}");
     }
 
     #[test]

@@ -96,12 +96,13 @@ impl EncoderDecoderConfig {
     /// Parameters by the arithmetic of the shapes (no output head).
     pub fn num_params(&self) -> usize {
         let e = &self.encoder;
-        // A decoder layer is an encoder layer plus cross-attention and its LayerNorm.
-        let layer = e.layer_params() + e.attention_params() + 2 * e.hidden_size;
+        // A decoder layer is an encoder layer plus cross-attention and its norm.
+        let layer = e.layer_params() + e.attention_params() + e.block.norm_params(e.hidden_size);
         e.num_params()
             + e.input_params(e.hidden_size)
             + self.decoder_layers * layer
             + e.final_norm_params()
+            + e.block.relative_bias_params()
     }
 }
 
@@ -181,19 +182,33 @@ mod tests {
     use crate::test_support::max_abs_diff;
 
     fn model(norm_first: bool) -> (Device, EncoderDecoder) {
+        model_of(BlockConfig::new(4, 64).with_norm_first(norm_first))
+    }
+
+    fn model_of(block: BlockConfig) -> (Device, EncoderDecoder) {
         let device = Device::flex();
-        let encoder = TransformerEncoderConfig::new(
-            60,
-            32,
-            2,
-            BlockConfig::new(4, 64).with_norm_first(norm_first),
-        )
-        .with_dropout(0.0)
-        .with_num_segments(0);
+        let encoder = TransformerEncoderConfig::new(60, 32, 2, block)
+            .with_dropout(0.0)
+            .with_num_segments(0);
         let model = crate::util::random::init_seeded(&device, 5, || {
             EncoderDecoderConfig::new(encoder, 2).init(&device).unwrap()
         });
         (device, model)
+    }
+
+    /// Post-norm (BERT, BART), pre-norm, and T5's block with its relative bias: a few
+    /// buckets, so that short texts reach the logarithmic ones.
+    fn blocks() -> [BlockConfig; 3] {
+        let block = BlockConfig::new(4, 64);
+        let relative = crate::blocks::PositionEncoding::Relative {
+            buckets: 8,
+            max_distance: 6,
+        };
+        [
+            block.clone(),
+            block.clone().with_norm_first(true),
+            block.t5_layout().with_positions(relative),
+        ]
     }
 
     fn ids(device: &Device, rows: &[&[i64]]) -> Tensor<2, Int> {
@@ -220,8 +235,8 @@ mod tests {
     #[test]
     fn the_decoder_never_looks_ahead() {
         let _draws = crate::util::random::hold();
-        for norm_first in [false, true] {
-            let (device, model) = model(norm_first);
+        for block in blocks() {
+            let (device, model) = model_of(block);
             let (memory, mask) = memory(&model, &device, [0, 0]);
             let a = model.decode(
                 ids(&device, &[&[3, 20, 21, 22, 23]]),
@@ -263,8 +278,8 @@ mod tests {
     #[test]
     fn cached_decoding_equals_the_full_decoder_at_every_step() {
         let _draws = crate::util::random::hold();
-        for norm_first in [false, true] {
-            let (device, model) = model(norm_first);
+        for block in blocks() {
+            let (device, model) = model_of(block);
             let (memory, mask) = memory(&model, &device, [0, 0]);
             let target = ids(&device, &[&[3, 20, 21, 22, 23]]);
             let positions = ids(&device, &[&[4, 5, 6, 7, 8]]);
@@ -336,6 +351,21 @@ mod tests {
             let own = 16_384 + 64 + 2 * 12_832 + if norm_first { 64 } else { 0 };
             assert_eq!(model.num_params() - model.encoder.num_params(), own);
         }
+        // T5's block: RMSNorms of gains only, no biases, a relative bias table per stack.
+        let [.., t5] = blocks();
+        let (_, model) = model_of(t5.clone());
+        let encoder = TransformerEncoderConfig::new(60, 32, 2, t5).with_num_segments(0);
+        assert_eq!(
+            model.num_params(),
+            EncoderDecoderConfig::new(encoder, 2).num_params()
+        );
+        // Per decoder layer two attentions 2 * 4 * 32 * 32, the feed-forward 2 * 32 * 64 and
+        // three norms 3 * 32 = 12,384; the embedding and final norms 2 * 32 and the table
+        // 8 buckets * 4 heads.
+        assert_eq!(
+            model.num_params() - model.encoder.num_params(),
+            2 * 12_384 + 2 * 32 + 32
+        );
     }
 
     #[test]

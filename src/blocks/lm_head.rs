@@ -46,6 +46,10 @@ pub struct LmHeadConfig {
     /// head has a table of its own (Llama's `lm_head`). Default true.
     #[config(default = true)]
     pub tied: bool,
+    /// A factor on the hidden states before the projection (T5 with a tied head:
+    /// `width^-0.5`). Default 1.
+    #[config(default = 1.0)]
+    pub scale: f64,
 }
 
 /// Transform (if any) + tied output projection + output bias.
@@ -59,6 +63,9 @@ pub struct LmHead {
     bias: Option<Param<Tensor<1>>>,
     /// An output table of its own `[vocab, embedding_size]`, when not tied.
     output: Option<Param<Tensor<2>>>,
+    /// The factor on the hidden states.
+    #[module(skip)]
+    scale: f64,
 }
 
 impl LmHeadConfig {
@@ -88,6 +95,7 @@ impl LmHeadConfig {
                 let normal = burn::tensor::Distribution::Normal(0.0, 0.02);
                 Param::from_tensor(Tensor::random(shape, normal, device))
             }),
+            scale: self.scale,
         }
     }
 }
@@ -103,6 +111,9 @@ impl LmHead {
         embedding: Tensor<2>,
     ) -> Tensor<2> {
         let mut h = states_at(hidden, positions);
+        if self.scale != 1.0 {
+            h = h.mul_scalar(self.scale);
+        }
         if let (Some(dense), Some(norm)) = (&self.dense, &self.norm) {
             h = norm.forward(self.activation.forward(dense.forward(h)));
         }
@@ -132,6 +143,11 @@ impl LmHead {
     /// Whether the output projection is the token table (false: the head has its own).
     pub fn tied(&self) -> bool {
         self.output.is_none()
+    }
+
+    /// The factor on the hidden states before the projection.
+    pub fn scale(&self) -> f64 {
+        self.scale
     }
 
     /// The output bias `[vocab]`, if the head has one.

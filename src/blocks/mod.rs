@@ -14,6 +14,7 @@ pub mod mask;
 pub mod norm;
 pub mod pooler;
 pub mod positions;
+pub mod relative_bias;
 pub mod two_stream;
 
 pub use attention::{MultiHeadAttention, MultiHeadAttentionConfig};
@@ -32,6 +33,7 @@ pub use mask::AttentionMask;
 pub use norm::{LayerNorm, NormKind};
 pub use pooler::{Pooler, PoolerActivation, PoolerConfig};
 pub use positions::{PositionEncoding, Positions};
+pub use relative_bias::RelativeBias;
 pub use two_stream::{StreamInput, TwoStreamBackbone};
 
 use burn::nn::{Initializer, Linear, LinearConfig};

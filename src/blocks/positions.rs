@@ -27,6 +27,15 @@ pub enum PositionEncoding {
     /// scores, with geometric slopes `m_h`. Symmetric, so the same bias serves bidirectional
     /// stacks (MosaicBERT) and causal ones (under the causal mask it is the paper's).
     Alibi,
+    /// T5's bucketed relative bias: a learned score offset per head for each bucket of a
+    /// key's offset from its query, one table per stack (see
+    /// [`RelativeBias`](super::RelativeBias)); T5 uses 32 buckets up to a distance of 128.
+    Relative {
+        /// Buckets of offsets (half of them for later keys in a bidirectional stack).
+        buckets: usize,
+        /// Offsets from this far on share the last bucket.
+        max_distance: usize,
+    },
     /// No position information at all (a causal stack can still infer order: NoPE).
     None,
 }
@@ -93,6 +102,14 @@ impl Positions {
                 ..Self::none()
             },
             _ => Self::none(),
+        }
+    }
+
+    /// These positions with `bias` `[batch, heads, queries, keys]` added to the scores.
+    pub fn with_bias(self, bias: Tensor<4>) -> Self {
+        Self {
+            bias: Some(bias),
+            ..self
         }
     }
 

@@ -23,6 +23,7 @@ pub const FAMILIES: &[&str] = &[
     "llama",
     "qwen2",
     "modernbert",
+    "t5",
 ];
 
 /// The families whose blocks are Llama's: pre-RMSNorm, rotary positions, grouped-query
@@ -94,6 +95,12 @@ pub struct HfConfig {
     pub head_bias: bool,
     /// ModernBERT's MLM head: its activation (`classifier_activation`).
     pub head_act: Option<String>,
+    /// A gated feed-forward network (T5's `gated-…` `feed_forward_proj`; Llama's always).
+    pub glu: bool,
+    /// T5's relative bias: its buckets and the distance from which offsets share the last.
+    pub relative_attention: Option<(usize, usize)>,
+    /// T5: the decoder's output scaled by `d_model^-0.5` before a tied LM head.
+    pub scale_decoder_outputs: bool,
 }
 
 /// `rope_parameters` as Llama writes it, or one per layer type as ModernBERT does.
@@ -142,13 +149,18 @@ struct RawConfig {
     #[serde(alias = "n_embd", alias = "d_model")]
     hidden_size: usize,
     embedding_size: Option<usize>,
-    #[serde(alias = "n_layer", alias = "encoder_layers")]
+    #[serde(alias = "n_layer", alias = "encoder_layers", alias = "num_layers")]
     num_hidden_layers: usize,
+    #[serde(alias = "num_decoder_layers")]
     decoder_layers: Option<usize>,
-    #[serde(alias = "n_head", alias = "encoder_attention_heads")]
+    #[serde(
+        alias = "n_head",
+        alias = "encoder_attention_heads",
+        alias = "num_heads"
+    )]
     num_attention_heads: usize,
     decoder_attention_heads: Option<usize>,
-    #[serde(alias = "n_inner", alias = "encoder_ffn_dim")]
+    #[serde(alias = "n_inner", alias = "encoder_ffn_dim", alias = "d_ff")]
     intermediate_size: Option<usize>,
     decoder_ffn_dim: Option<usize>,
     #[serde(alias = "activation_function", alias = "hidden_activation")]
@@ -162,7 +174,7 @@ struct RawConfig {
         alias = "norm_eps"
     )]
     layer_norm_eps: Option<f64>,
-    #[serde(alias = "resid_pdrop", alias = "dropout")]
+    #[serde(alias = "resid_pdrop", alias = "dropout", alias = "dropout_rate")]
     hidden_dropout_prob: Option<f64>,
     attention_dropout: Option<f64>,
     position_embedding_type: Option<String>,
@@ -175,6 +187,7 @@ struct RawConfig {
     #[serde(default)]
     id2label: std::collections::BTreeMap<String, String>,
     num_key_value_heads: Option<usize>,
+    #[serde(alias = "d_kv")]
     head_dim: Option<usize>,
     rope_theta: Option<f64>,
     rope_parameters: Option<RopeField>,
@@ -197,6 +210,10 @@ struct RawConfig {
     classifier_bias: bool,
     classifier_activation: Option<String>,
     decoder_bias: Option<bool>,
+    feed_forward_proj: Option<String>,
+    relative_attention_num_buckets: Option<usize>,
+    relative_attention_max_distance: Option<usize>,
+    scale_decoder_outputs: Option<bool>,
 }
 
 impl HfConfig {
@@ -285,6 +302,7 @@ impl HfConfig {
             "llama" => ("silu", 1e-6, 0, 2048),
             "qwen2" => ("silu", 1e-6, 0, 32768),
             "modernbert" => ("gelu", 1e-5, 0, 8192),
+            "t5" => ("relu", 1e-6, 0, 512),
             _ => ("gelu", 1e-12, 2, 512),
         };
         let global_every = raw.global_attn_every_n_layers.unwrap_or(1);
@@ -305,6 +323,16 @@ impl HfConfig {
                 .or(raw.rope_scaling.as_ref())
                 .and_then(|r| r.rope_theta)
         };
+        // T5 names its feed-forward network `relu` or `gated-gelu` (whose GELU is the tanh
+        // one), `gated-silu`, …
+        let proj = raw.feed_forward_proj.as_deref();
+        let (t5_gated, t5_act) = match proj.map(|p| (p, p.strip_prefix("gated-"))) {
+            Some((_, Some("gelu"))) => (true, Some("gelu_new")),
+            Some((_, Some(act))) => (true, Some(act)),
+            Some((act, None)) => (false, Some(act)),
+            None => (false, None),
+        };
+        let t5 = family == "t5";
         let config = Self {
             model_type: raw.model_type.clone(),
             architectures: raw.architectures,
@@ -315,10 +343,13 @@ impl HfConfig {
             decoder_layers: raw.decoder_layers,
             num_attention_heads: heads,
             intermediate_size: ffn,
-            hidden_act: raw.hidden_act.unwrap_or_else(|| act.into()),
+            hidden_act: t5_act
+                .map(String::from)
+                .or(raw.hidden_act)
+                .unwrap_or_else(|| act.into()),
             max_position_embeddings: raw.max_position_embeddings.unwrap_or(positions),
             type_vocab_size: match family {
-                "gpt2" | "bart" | "llama" | "qwen2" => 0,
+                "gpt2" | "bart" | "llama" | "qwen2" | "t5" => 0,
                 _ => raw.type_vocab_size.unwrap_or(types),
             },
             // BART's LayerNorms are nn.LayerNorm(d_model): 1e-5 whatever the file says.
@@ -359,6 +390,15 @@ impl HfConfig {
             norm_bias: raw.norm_bias.unwrap_or(family != "modernbert"),
             head_bias: raw.classifier_bias,
             head_act: raw.classifier_activation,
+            glu: ROTARY_DECODERS.contains(&family) || family == "modernbert" || t5_gated,
+            relative_attention: t5.then(|| {
+                let buckets = raw.relative_attention_num_buckets.unwrap_or(32);
+                (buckets, raw.relative_attention_max_distance.unwrap_or(128))
+            }),
+            // T5Config's rule: scaled unless the file says the head is untied.
+            scale_decoder_outputs: raw
+                .scale_decoder_outputs
+                .unwrap_or(raw.tie_word_embeddings != Some(false)),
         };
         if family == "modernbert" && raw.decoder_bias == Some(false) {
             return unsupported("decoder_bias false: pretext's MLM head has an output bias".into());
@@ -414,6 +454,10 @@ impl HfConfig {
         if modern {
             block = self.modernbert_block(block);
         }
+        let t5 = family == "t5";
+        if t5 {
+            block = self.t5_block(block);
+        }
         let encoder = TransformerEncoderConfig::new(
             self.vocab_size,
             self.hidden_size,
@@ -426,7 +470,7 @@ impl HfConfig {
         .with_position_offset(position_offset)
         .with_num_segments(self.type_vocab_size)
         .with_dropout(self.hidden_dropout_prob)
-        .with_embedding_norm(family != "gpt2" && !rotary)
+        .with_embedding_norm(family != "gpt2" && !rotary && !t5)
         .with_embedding_scale(scale);
         encoder.validate().map_err(|e| model_error(dir, &e))?;
         Ok(encoder)
@@ -472,6 +516,22 @@ impl HfConfig {
             .with_window(self.local_window)
             .with_global_every(self.global_every)
             .with_local_theta(self.local_rope_theta.filter(|&t| t != theta))
+    }
+
+    /// `block` as T5's: pre-RMSNorm, no biases, a relative bias table per stack, unscaled
+    /// attention, a head width of `d_kv`, a gated network or not.
+    fn t5_block(&self, block: BlockConfig) -> BlockConfig {
+        let (heads, hidden) = (self.num_attention_heads, self.hidden_size);
+        let (buckets, max_distance) = self.relative_attention.unwrap_or((32, 128));
+        block
+            .t5_layout()
+            .with_norm_eps(self.layer_norm_eps)
+            .with_head_size(self.head_dim.filter(|&d| d * heads != hidden))
+            .with_glu(self.glu)
+            .with_positions(PositionEncoding::Relative {
+                buckets,
+                max_distance,
+            })
     }
 
     /// Checks that this is of the family `family`.

@@ -5,7 +5,8 @@
 //!
 //! An encoder exports as BERT, or as ALBERT when its layers are shared, or as RoBERTa when its
 //! positions are offset; ELECTRA's discriminator as `ElectraForPreTraining`; a causal LM as
-//! GPT-2 and an encoder-decoder as BART. Each family's file converts its models (fields,
+//! GPT-2 (Llama or Qwen2 with rotary positions) and an encoder-decoder as BART (T5 with
+//! relative positions). Each family's file converts its models (fields,
 //! names, layouts); this file dispatches and writes the directory. What a family cannot
 //! express is found by `convert::round_trip`: the fields it writes, read back as an import
 //! reads them, must give the model's own configuration.
@@ -16,7 +17,7 @@ use serde_json::json;
 
 use super::classifier::{self, ClassifierHead};
 use super::convert::Converted;
-use super::{bart, bert, electra, gpt2, llama, model_error, modernbert};
+use super::{bart, bert, electra, gpt2, llama, model_error, modernbert, t5};
 use crate::blocks::{
     EncoderDecoder, EncoderDecoderConfig, PositionEncoding, TransformerEncoder,
     TransformerEncoderConfig,
@@ -72,13 +73,15 @@ pub enum Exportable<'a> {
         /// The LM head: without transform and without bias, as theirs.
         clm: &'a Clm,
     },
-    /// An encoder-decoder (`BartForConditionalGeneration`).
-    Bart {
+    /// An encoder-decoder: `BartForConditionalGeneration`, or `T5ForConditionalGeneration`
+    /// with relative positions.
+    Seq2Seq {
         /// Its configuration.
         config: &'a EncoderDecoderConfig,
         /// The encoder-decoder.
         model: &'a EncoderDecoder,
-        /// The LM head: without transform, as BART's; its bias is `final_logits_bias`.
+        /// The LM head: without transform, as BART's (its bias is `final_logits_bias`) and
+        /// T5's (no bias).
         seq2seq: &'a Seq2Seq,
     },
 }
@@ -97,7 +100,7 @@ pub fn export(
         | Exportable::Electra { config, .. }
         | Exportable::Classifier { config, .. }
         | Exportable::Causal { config, .. } => (config.vocab_size, config),
-        Exportable::Bart { config, .. } => (config.encoder.vocab_size, &config.encoder),
+        Exportable::Seq2Seq { config, .. } => (config.encoder.vocab_size, &config.encoder),
     };
     let special = tokenizer.special();
     let converted = match model {
@@ -134,11 +137,14 @@ pub fn export(
             PositionEncoding::Rotary { .. } => llama::export(config, encoder, clm, &special, dir)?,
             _ => gpt2::export(config, encoder, clm, &special, dir)?,
         },
-        Exportable::Bart {
+        Exportable::Seq2Seq {
             config,
             model,
             seq2seq,
-        } => bart::export(config, model, seq2seq, &special, dir)?,
+        } => match config.encoder.block.positions {
+            PositionEncoding::Relative { .. } => t5::export(config, model, seq2seq, &special, dir)?,
+            _ => bart::export(config, model, seq2seq, &special, dir)?,
+        },
     };
     let Converted {
         class,

@@ -128,6 +128,11 @@ impl Loader {
         Ok(())
     }
 
+    /// Whether the file holds a tensor called `name`.
+    pub(crate) fn has(&self, name: &str) -> bool {
+        self.tensors.iter().any(|t| t.name == name)
+    }
+
     /// Fills the part called `part` of `module` from the file, its keys renamed by `patterns`
     /// (HF key regex → pretext path; the part is the module paths these write to). A part none
     /// of whose tensors the file holds keeps its fresh weights unless `required`; one the file

@@ -7,8 +7,10 @@
 //! and NSP heads), RoBERTa (positions offset past the padding id, the MLM head), ALBERT (a
 //! factorized embedding, one layer shared across depth, the MLM and SOP heads), ELECTRA (the
 //! discriminator and its head, the generator over the discriminator's embeddings), GPT-2
-//! (pre-LN layers, fused Conv1D attention, the tied LM head without bias) and BART (the encoder-decoder and
-//! its tied LM head with `final_logits_bias`). A head the file does not hold is initialised
+//! (pre-LN layers, fused Conv1D attention, the tied LM head without bias), Llama and Qwen2
+//! (rotary positions, grouped-query attention, SwiGLU), ModernBERT (alternating local and
+//! global attention), BART (the encoder-decoder and its tied LM head with
+//! `final_logits_bias`) and T5 (relative position bias, RMSNorm, no biases). A head the file does not hold is initialised
 //! afresh, and the [`LoadReport`] says so.
 //!
 //! ```no_run
@@ -32,6 +34,7 @@ mod keys;
 mod llama;
 mod loader;
 mod modernbert;
+mod t5;
 
 pub use bart::{HfBart, bart_misfit, load_bart};
 pub use bert::{HfBert, bert_misfit, load_bert};
@@ -43,6 +46,7 @@ pub use gpt2::{HfGpt2, gpt2_misfit, load_gpt2};
 pub use llama::{HfLlama, llama_misfit, load_llama};
 pub use loader::LoadReport;
 pub use modernbert::{HfModernBert, load_modernbert, modernbert_misfit};
+pub use t5::{HfT5, load_t5, t5_misfit};
 
 /// What a causal stack of shape `config` has that its Hugging Face family cannot express, if
 /// anything: Llama's or Qwen2's for rotary positions, GPT-2's otherwise.
@@ -83,7 +87,7 @@ pub fn is_model_dir(dir: &Path) -> bool {
 }
 
 /// The encoder of the family `model_type`, with the rewrites its file needs first; `None` for
-/// an encoder-decoder (BART), whose encoder is not a [`TransformerEncoder`] on its own.
+/// an encoder-decoder (BART, T5), whose encoder is not a [`TransformerEncoder`] on its own.
 fn encoder_table(model_type: &str) -> Option<KeyTable> {
     match model_type {
         "bert" | "roberta" | "electra" => Some(bert::encoder_table(model_type)),

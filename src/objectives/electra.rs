@@ -24,7 +24,7 @@ use super::detection::{
 };
 use super::{Loss, Objective, ObjectiveOutput, TARGETS, Weights, masked_cross_entropy};
 use crate::blocks::{
-    AttentionMask, BlockConfig, EncoderBackbone, EncoderLayer, LmHead, LmHeadConfig,
+    AttentionMask, BlockConfig, EncoderBackbone, EncoderLayer, LmHead, LmHeadConfig, RelativeBias,
     TransformerEncoderConfig, default_positions, linear_3d, normal_linear,
 };
 use crate::data::{Batch, Task, TokenBatch, TokenExample};
@@ -65,6 +65,8 @@ pub struct Generator {
     projection: Option<Linear>,
     layers: Vec<EncoderLayer>,
     head: LmHead,
+    /// Its own relative position bias, where the block's positions are relative.
+    relative_bias: Option<RelativeBias>,
     /// Its layers' shape (the discriminator's block, narrower), for their positions.
     #[module(skip)]
     shape: TransformerEncoderConfig,
@@ -151,6 +153,7 @@ impl ElectraConfig {
                     .map(|depth| shape.layer(depth, device))
                     .collect::<Result<_>>()?,
                 head: LmHeadConfig::new(width, embedding, backbone.vocab_size()).init(device),
+                relative_bias: shape.block.relative_bias(false, device),
                 shape,
             },
             discriminator: DetectionHeadConfig::new(hidden).init(device),
@@ -228,7 +231,8 @@ impl Electra {
         let [batch, len] = ids.dims();
         let at = default_positions(batch, len, &ids.device());
         let shape = &self.generator.shape;
-        let own = shape.block.positions(shape.hidden_size, &at, &at);
+        let relative = self.generator.relative_bias.as_ref();
+        let own = shape.block.positions(shape.hidden_size, &at, &at, relative);
         let mut x = backbone.embed(ids, segments);
         if let Some(projection) = &self.generator.projection {
             x = linear_3d(projection, x);

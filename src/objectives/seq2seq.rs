@@ -23,6 +23,17 @@ pub struct Seq2SeqConfig {
     /// has none.
     #[config(default = true)]
     pub transform: bool,
+    /// A learned output bias. Default true; T5's head has none.
+    #[config(default = true)]
+    pub bias: bool,
+    /// The output projection is the shared token table. Default true; T5 v1.1 has a table
+    /// of its own.
+    #[config(default = true)]
+    pub tied: bool,
+    /// A factor on the decoder's states before the projection. Default 1; T5 with its tied
+    /// head: `width^-0.5`.
+    #[config(default = 1.0)]
+    pub scale: f64,
 }
 
 /// The denoising objective: an LM head over the decoder, tied to the shared token table.
@@ -38,6 +49,9 @@ impl Seq2SeqConfig {
             head: LmHeadConfig::for_backbone(backbone)
                 .with_layer_norm_eps(self.layer_norm_eps)
                 .with_transform(self.transform)
+                .with_bias(self.bias)
+                .with_tied(self.tied)
+                .with_scale(self.scale)
                 .init(device),
         }
     }

@@ -521,7 +521,9 @@ impl Recipe {
     /// their gradients and Adam's two moments (16 bytes a parameter), the activations
     /// backpropagation keeps (per layer, Korthikanti et al.'s s·b·h·(34 + 5·a·s/h) in 16-bit
     /// values, scaled to the float type: the attention term grows with the square of the
-    /// sequence) and the logits over the vocabulary. An estimate to refuse what cannot fit,
+    /// sequence; the 16 of the 34 that are the feed-forward network's two inner tensors at 4h
+    /// scaled to its width, and doubled for a gated one's four) and the logits over the
+    /// vocabulary. An estimate to refuse what cannot fit,
     /// not a measurement.
     pub fn step_memory(&self) -> f64 {
         let (fixed, linear, attention) = self.step_memory_parts();
@@ -540,7 +542,9 @@ impl Recipe {
         // Activations of all layers per unit of Korthikanti et al.'s bracket.
         let tokens = self.seq_len as f64 * self.train.batch_size as f64;
         let per = e.num_layers as f64 * tokens * e.hidden_size as f64 * value / 2.0;
-        let linear = per * 34.0;
+        let inner_tensors = 2.0 + 2.0 * f64::from(u8::from(e.block.glu));
+        let ffn = inner_tensors * 2.0 * e.block.ffn_size as f64 / e.hidden_size as f64;
+        let linear = per * (18.0 + ffn);
         let attention =
             per * 5.0 * e.block.num_heads as f64 * self.seq_len as f64 / e.hidden_size as f64;
         let fixed = 16.0 * e.num_params() as f64 + 3.0 * tokens * e.vocab_size as f64 * value;

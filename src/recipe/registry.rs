@@ -17,7 +17,7 @@ use serde::{Deserialize, Serialize};
 use super::causal;
 use super::multitask::{self, MultiTaskSettings};
 use super::{Recipe, Run, RunReport, TokenizerSource};
-use crate::blocks::{EncoderDecoderConfig, TransformerEncoder};
+use crate::blocks::{Activation, EncoderDecoderConfig, TransformerEncoder};
 use crate::data::PairKind;
 use crate::dataset::Documents;
 use crate::error::{Error, Result, check_weight, in_setting};
@@ -539,13 +539,18 @@ impl ObjectiveSettings for MassSettings {
 }
 
 /// `t5`: 15 % of the tokens in spans of mean length 3, the bundled tokenizer with T5's 100
-/// sentinels, as many decoder layers as encoder layers.
+/// sentinels, as many decoder layers as encoder layers, and T5's own block: pre-RMSNorm, no
+/// biases, ReLU, relative position bias, unscaled attention, no norm on the embeddings.
 fn t5(preset: Preset) -> Result<Recipe> {
     let settings = T5Settings {
         corruption: SpanCorruption::default(),
         decoder_layers: preset.num_layers(),
     };
-    seq2seq(ObjectiveRecipe::T5(settings), preset)?.with_tokenizer(TokenizerSource {
+    let mut recipe = seq2seq(ObjectiveRecipe::T5(settings), preset)?;
+    recipe.encoder = (recipe.encoder)
+        .map_block(|b| b.t5_layout().with_activation(Activation::Relu))
+        .with_embedding_norm(false);
+    recipe.with_tokenizer(TokenizerSource {
         file: None,
         sentinels: T5_SENTINELS,
     })
