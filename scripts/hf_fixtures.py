@@ -409,6 +409,20 @@ def modernbert():
     fill_mask_expected(model, OUT / "modernbert")
 
 
+def electra_generator():
+    """ELECTRA's generator on its own (`ElectraForMaskedLM`, as a generator directory is
+    published): embeddings 8 wide projected up to 16, the MLM head back down to 8 and tied to
+    the token table, over the small WordPiece; the fill-mask pipeline's top five."""
+    directory = OUT / "electra-generator"
+    vocab = small_wordpiece(directory)
+    config = ElectraConfig(vocab_size=vocab, embedding_size=8, hidden_size=16,
+                           num_hidden_layers=2, num_attention_heads=2, intermediate_size=24,
+                           max_position_embeddings=64, attn_implementation="eager")
+    model = build(ElectraForMaskedLM, config, 41)
+    model.save_pretrained(directory)
+    fill_mask_expected(model, directory)
+
+
 def bert_bundled_vocab():
     """A BertForMaskedLM over pretext's bundled vocabulary, with its tokenizer.json: what
     continued pretraining starts from in the tests."""
@@ -701,6 +715,7 @@ if __name__ == "__main__":
     bart()
     t5()
     t5_gated()
+    electra_generator()
     bert_bundled_vocab()
     gpt2_bundled_vocab()
     half_precision()

@@ -1,7 +1,8 @@
 //! Fill-mask: the most likely tokens at each mask of a text, as `transformers`' fill-mask
 //! pipeline gives them (the text framed by the tokenizer's start and end tokens, one segment,
 //! a softmax over the whole vocabulary), from a masked LM: a pretext run whose objective has an
-//! MLM head, or a Hugging Face BERT, RoBERTa or ALBERT directory.
+//! MLM head, or a Hugging Face BERT, RoBERTa, ALBERT, ModernBERT or ELECTRA generator
+//! (`ElectraForMaskedLM`) directory.
 //!
 //! ```no_run
 //! use pretext::burn::prelude::*;
@@ -49,14 +50,19 @@ pub struct MaskedLm {
 }
 
 impl MaskedLm {
-    /// Loads `dir` onto `device`: a Hugging Face BERT, RoBERTa, ALBERT or ModernBERT directory
-    /// (it holds `model.safetensors`; its MLM head must be in the file), or a pretext run directory whose objective has an MLM
-    /// head (`mlm`, `bert`, `albert`), read from its checkpoint.
+    /// Loads `dir` onto `device`: a Hugging Face BERT, RoBERTa, ALBERT, ModernBERT or ELECTRA
+    /// generator directory (it holds `model.safetensors`; its MLM head must be in the file),
+    /// or a pretext run directory whose objective has an MLM head (`mlm`, `bert`, `albert`),
+    /// read from its checkpoint.
     pub fn load(dir: &Path, device: &Device) -> Result<Self> {
         if crate::hf::is_model_dir(dir) {
             let (encoder, mlm, report) = match crate::hf::HfConfig::read(dir)?.model_type.as_str() {
                 "modernbert" => {
                     let model = crate::hf::load_modernbert(dir, device)?;
+                    (model.encoder, model.mlm, model.report)
+                }
+                "electra" => {
+                    let model = crate::hf::load_electra_generator(dir, device)?;
                     (model.encoder, model.mlm, model.report)
                 }
                 _ => {

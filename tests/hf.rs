@@ -627,7 +627,7 @@ fn check_fill_mask(model: &pretext::fill_mask::MaskedLm, dir: &Path) {
 #[test]
 fn fill_mask_gives_the_top_five_transformers_gives() {
     use pretext::fill_mask::MaskedLm;
-    for name in ["modernbert", "bert-bundled-vocab"] {
+    for name in ["modernbert", "bert-bundled-vocab", "electra-generator"] {
         let dir = fixture(name);
         check_fill_mask(&MaskedLm::load(&dir, &Device::flex()).unwrap(), &dir);
     }
@@ -636,10 +636,13 @@ fn fill_mask_gives_the_top_five_transformers_gives() {
         Err(Error::NothingToFill { mask, .. }) => assert_eq!(mask, "[MASK]"),
         other => panic!("{other:?}"),
     }
-    // A file without an MLM head has nothing to fill masks with.
-    match MaskedLm::load(&fixture("bert-model"), &Device::flex()) {
-        Err(Error::HfModel { reason, .. }) => assert!(reason.contains("MLM head"), "{reason}"),
-        other => panic!("{other:?}"),
+    // A file without an MLM head has nothing to fill masks with: a bare BERT, ELECTRA's
+    // discriminator.
+    for dir in [fixture("bert-model"), fixture("electra/discriminator")] {
+        match MaskedLm::load(&dir, &Device::flex()) {
+            Err(Error::HfModel { reason, .. }) => assert!(reason.contains("MLM head"), "{reason}"),
+            other => panic!("{other:?}"),
+        }
     }
 }
 
@@ -1349,7 +1352,7 @@ fn modernbert_matches_transformers_mlm_logits_and_exports_back_bit_for_bit() {
 }
 
 #[test]
-fn sft_continues_qwen2_and_llama_with_their_own_heads_and_exports_them() {
+fn sft_and_clm_continue_qwen2_and_llama_with_their_own_heads_and_export_them() {
     use pretext::recipe::{ObjectiveRecipe, Recipe, RunOptions};
     let dir = common::temp_dir("hf-sft-rotary");
     // Short instructions: the fixtures' tables hold 64 positions.
@@ -1372,30 +1375,43 @@ fn sft_continues_qwen2_and_llama_with_their_own_heads_and_exports_them() {
     .collect();
     let data = dir.join("instructions.jsonl");
     std::fs::write(&data, pairs.repeat(4)).unwrap();
-    for (name, class, tied) in [
+    let corpus = common::small_corpus(&dir);
+    let cases = [
         ("qwen2", "Qwen2ForCausalLM", true),
         ("llama", "LlamaForCausalLM", false),
-    ] {
+    ];
+    for (objective, (name, class, tied)) in ["sft", "clm"]
+        .into_iter()
+        .flat_map(|o| cases.map(|case| (o, case)))
+    {
         let start = pretext::hf::load_llama(&fixture(name), &Device::flex()).unwrap();
-        let mut recipe = Recipe::named("sft", pretext::Preset::Tiny)
+        let mut recipe = Recipe::named(objective, pretext::Preset::Tiny)
             .unwrap()
             .init_from(fixture(name))
             .unwrap();
-        let ObjectiveRecipe::Sft(settings) = &mut recipe.objective else {
-            unreachable!()
-        };
-        assert_eq!(settings.untied_head, !tied, "{name}");
-        settings.data = Some(data.clone());
+        match &mut recipe.objective {
+            ObjectiveRecipe::Sft(settings) => {
+                assert_eq!(settings.untied_head, !tied, "{name}");
+                settings.data = Some(data.clone());
+            }
+            ObjectiveRecipe::Clm(settings) => {
+                assert!(settings.gpt2_head, "{name}");
+                assert_eq!(settings.untied_head, !tied, "{name}");
+                recipe.data.dir = Some(corpus.clone());
+                recipe.data.valid_fraction = 0.2;
+            }
+            _ => unreachable!(),
+        }
         recipe = common::quiet(recipe, 2, 1);
         recipe.seq_len = 32;
         recipe.train.batch_size = 4;
         recipe.train.learning_rate = 1e-12;
         assert_eq!(recipe.hf_misfit(), None);
-        let run = dir.join(name);
+        let run = dir.join(format!("{objective}-{name}"));
         recipe
             .run(&RunOptions::new(&run, Device::flex().autodiff()))
             .unwrap();
-        let out = export_dir(&format!("hf-sft-{name}-export"));
+        let out = export_dir(&format!("hf-{objective}-{name}-export"));
         assert_eq!(recipe.export_hf(&run, &out, false).unwrap(), class);
         let tuned = pretext::hf::load_llama(&out, &Device::flex()).unwrap();
         assert!(tuned.report.unused.is_empty(), "{}", tuned.report);
@@ -1409,7 +1425,10 @@ fn sft_continues_qwen2_and_llama_with_their_own_heads_and_exports_them() {
             .zip(&b)
             .map(|(x, y)| (x - y).abs())
             .fold(0f32, f32::max);
-        assert!(worst < 1e-9, "{name}: the head moved by {worst}");
+        assert!(
+            worst < 1e-9,
+            "{objective} {name}: the head moved by {worst}"
+        );
         // And generation reads the run back.
         pretext::generate::CausalLm::load(&run, &Device::flex()).unwrap();
     }

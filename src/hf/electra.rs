@@ -1,7 +1,8 @@
 //! ELECTRA: the discriminator (`ElectraForPreTraining`: the encoder, factorized when its
 //! embeddings are narrower than its layers, and the replaced-token head) and the generator
 //! (`ElectraForMaskedLM`: its projection, layers and MLM head; its embeddings are the
-//! discriminator's, which ELECTRA shares between the two).
+//! discriminator's, which ELECTRA shares between the two); and a generator directory on its
+//! own as the masked LM it is.
 
 use std::path::Path;
 
@@ -9,12 +10,12 @@ use burn::prelude::Device;
 
 use super::bert::{LAYER, encoder_out, encoder_table, hf_fields};
 use super::convert::{Converted, Weights, refuse, round_trip};
-use super::keys::{KeyTable, layers, outward, prefixed, table};
+use super::keys::{KeyTable, layers, literal, outward, prefixed, table};
 use super::loader::{LoadReport, Loader};
 use super::{HfConfig, model_error};
 use crate::blocks::{Activation, TransformerEncoder, TransformerEncoderConfig};
 use crate::error::Result;
-use crate::objectives::{Electra, ElectraConfig};
+use crate::objectives::{Electra, ElectraConfig, Mlm, MlmConfig};
 use crate::pretrainer::Pretrainer;
 
 /// The discriminator's head: dense + activation, then one logit per token.
@@ -26,15 +27,23 @@ pub(crate) const DISCRIMINATOR_HEAD: &[(&str, &str)] = &[
     ),
 ];
 
+/// The generator's MLM head (`ElectraForMaskedLM`): dense down to the embedding width, GELU,
+/// LayerNorm, the projection tied to the token table plus a bias.
+const GENERATOR_HEAD: &[(&str, &str)] = &[
+    ("generator_predictions.dense.", "head.dense."),
+    ("generator_predictions.LayerNorm.", "head.norm."),
+    ("generator_lm_head.bias", "head.bias"),
+];
+
 /// The generator but for its embeddings: projection, layers, MLM head.
 fn generator_table() -> KeyTable {
     let projection = [("embeddings_project.", "generator.projection.")];
     let mut keys = prefixed("electra", &projection);
-    keys.extend(table(&[
-        ("generator_predictions.dense.", "generator.head.dense."),
-        ("generator_predictions.LayerNorm.", "generator.head.norm."),
-        ("generator_lm_head.bias", "generator.head.bias"),
-    ]));
+    keys.extend(
+        GENERATOR_HEAD
+            .iter()
+            .map(|(hf, ours)| (format!("^{}", literal(hf)), format!("generator.{ours}"))),
+    );
     keys.extend(layers(
         "electra",
         "encoder.layer",
@@ -112,6 +121,41 @@ pub fn load_electra(
         encoder,
         electra,
         report,
+    })
+}
+
+/// ELECTRA's generator read on its own: a masked LM.
+#[derive(Debug)]
+pub struct HfElectraGenerator {
+    /// Its `config.json`.
+    pub config: HfConfig,
+    /// The generator's encoder (factorized when its embeddings are narrower).
+    pub encoder: TransformerEncoder,
+    /// Its MLM head.
+    pub mlm: Mlm,
+    /// What came from the file.
+    pub report: LoadReport,
+}
+
+/// Loads the `ElectraForMaskedLM` directory `dir` (a generator, published on its own) onto
+/// `device`: its encoder and its MLM head (afresh, as the report says, where the file has
+/// none: a discriminator's directory).
+pub fn load_electra_generator(dir: &Path, device: &Device) -> Result<HfElectraGenerator> {
+    let config = HfConfig::read(dir)?;
+    config.expect("electra", dir)?;
+    let mut encoder = config.encoder(dir)?.init(device)?;
+    // ELECTRA's generator head computes the exact GELU whatever hidden_act says.
+    let mut mlm = MlmConfig::new()
+        .with_layer_norm_eps(config.layer_norm_eps)
+        .init(&encoder, device);
+    let mut loader = Loader::new(dir, device)?;
+    loader.part("encoder", &mut encoder, &encoder_table("electra"), true)?;
+    loader.part("MLM head", &mut mlm, &table(GENERATOR_HEAD), false)?;
+    Ok(HfElectraGenerator {
+        config,
+        encoder,
+        mlm,
+        report: loader.finish(),
     })
 }
 

@@ -40,7 +40,9 @@ pub use bart::{HfBart, bart_misfit, load_bart};
 pub use bert::{HfBert, bert_misfit, load_bert};
 pub use classifier::{ClassifierHead, HfClassifier, exportable_pooler, load_classifier};
 pub use config::{FAMILIES, HfConfig};
-pub use electra::{HfElectra, electra_misfit, load_electra};
+pub use electra::{
+    HfElectra, HfElectraGenerator, electra_misfit, load_electra, load_electra_generator,
+};
 pub use export::{Exportable, check_export_dir, export, export_bert};
 pub use gpt2::{HfGpt2, gpt2_misfit, load_gpt2};
 pub use llama::{HfLlama, llama_misfit, load_llama};

@@ -116,12 +116,17 @@ impl TokenSource for ShiftedSegments {
     }
 }
 
-/// The settings of `clm`: none beyond the recipe's own.
-#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+/// The settings of `clm`: the shape of its LM head.
+#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ClmSettings {
     /// GPT-2's head: the tied projection alone, without BERT's transform and without a bias
-    /// (what a GPT-2 export needs). Default false.
+    /// (what a GPT-2 export needs). Default false; continuing a Hugging Face GPT-2, Llama or
+    /// Qwen2 sets it, as their heads are that.
     #[serde(default)]
     pub gpt2_head: bool,
+    /// An output table of its own, not tied to the token table: continuing a Llama whose
+    /// `lm_head` is its own sets it, and the run starts from that table. Default false.
+    #[serde(default)]
+    pub untied_head: bool,
 }

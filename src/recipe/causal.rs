@@ -13,6 +13,7 @@ use crate::blocks::TransformerEncoder;
 use crate::dataset::instructions;
 use crate::dataset::preferences::{self, Preference};
 use crate::error::{Error, Result};
+use crate::objectives::clm::ClmSettings;
 use crate::objectives::dpo::{Dpo, DpoSettings, DpoTask, check_beta};
 use crate::objectives::reward::{RewardSettings, RewardTask, check_center};
 use crate::objectives::sft::{Sft, SftFormat, SftSettings, SftTask};
@@ -97,11 +98,12 @@ pub(crate) fn causal_start(run: &Run, gpt2_head: bool) -> Result<(TransformerEnc
     }
 }
 
-/// Whether a tuned causal model of `recipe` (`sft`, `dpo`) has an LM head untied from the
+/// Whether a causal model of `recipe` (`clm`, `sft`, `dpo`) has an LM head untied from the
 /// token table, as the model it started from has.
 fn untied_head(recipe: &Recipe) -> bool {
     match &recipe.objective {
-        ObjectiveRecipe::Sft(SftSettings { untied_head, .. })
+        ObjectiveRecipe::Clm(ClmSettings { untied_head, .. })
+        | ObjectiveRecipe::Sft(SftSettings { untied_head, .. })
         | ObjectiveRecipe::Dpo(DpoSettings { untied_head, .. }) => *untied_head,
         _ => false,
     }

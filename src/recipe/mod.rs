@@ -163,7 +163,8 @@ impl Recipe {
     ///
     /// `dir` may also be a pretext `clm` or `sft` run, which `sft` starts from: the encoder
     /// then takes the run's shape (this recipe's dropout kept) and the run's tokenizer, and
-    /// `sft` the run's LM head.
+    /// `sft` the run's LM head. `clm` from a Hugging Face GPT-2, Llama or Qwen2 goes on with
+    /// the checkpoint's own head (Llama's untied `lm_head` included).
     pub fn init_from(mut self, dir: impl Into<PathBuf>) -> Result<Self> {
         let dir = dir.into();
         match &mut self.objective {
@@ -174,6 +175,14 @@ impl Recipe {
             ObjectiveRecipe::Dpo(dpo) => {
                 dpo.gpt2_head = causal::gpt2_head(&dir)?;
                 dpo.untied_head = causal::untied_head_of(&dir)?;
+            }
+            // A Hugging Face causal LM goes on with its own head (an encoder of another family
+            // takes a fresh one).
+            ObjectiveRecipe::Clm(clm)
+                if crate::hf::is_model_dir(&dir) && causal::gpt2_head(&dir).unwrap_or(false) =>
+            {
+                clm.gpt2_head = true;
+                clm.untied_head = causal::untied_head_of(&dir)?;
             }
             _ => {}
         }

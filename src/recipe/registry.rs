@@ -313,7 +313,7 @@ impl TokenTaskSettings for MlmSettings {
 
 /// `clm`: GPT-2's pre-LN encoder.
 fn clm(preset: Preset) -> Result<Recipe> {
-    let objective = ObjectiveRecipe::Clm(ClmSettings { gpt2_head: false });
+    let objective = ObjectiveRecipe::Clm(ClmSettings::default());
     let mut recipe = Recipe::new(objective, preset)?;
     recipe.encoder.block.norm_first = true;
     Ok(recipe)
@@ -336,11 +336,22 @@ impl ObjectiveSettings for ClmSettings {
     fn token_task(&self) -> Option<&dyn TokenTaskSettings> {
         Some(self)
     }
+
+    /// A token task, but for an untied head: that starts from the checkpoint's own table.
+    fn run(&self, run: &Run) -> Result<RunReport> {
+        if !self.untied_head {
+            return run_token_task(self, run);
+        }
+        let (encoder, clm) = causal::causal_start(run, self.gpt2_head)?;
+        run.train(encoder, TaskHead::Clm(clm), |docs| {
+            self.task(docs, run.tokenizer, run.seq_len())
+        })
+    }
 }
 
 impl TokenTaskSettings for ClmSettings {
     fn head(&self, backbone: &TransformerEncoder, device: &Device) -> Result<TaskHead> {
-        let head = causal::causal_head(backbone, self.gpt2_head, false, device);
+        let head = causal::causal_head(backbone, self.gpt2_head, self.untied_head, device);
         Ok(TaskHead::Clm(head))
     }
 
