@@ -9,7 +9,7 @@ use burn::nn::{Gelu, Linear};
 use burn::prelude::*;
 
 use super::{linear_3d, normal_linear_with_bias};
-use crate::kernels::{gelu, silu};
+use crate::kernels::{gelu, glu, silu};
 
 /// Which activation a block computes.
 #[derive(Config, Debug, PartialEq, Copy)]
@@ -109,8 +109,12 @@ impl FeedForward {
     pub fn forward(&self, x: Tensor<3>) -> Tensor<3> {
         let hidden = match &self.gate {
             Some(gate) => {
-                let gate = self.activation.forward(linear_3d(gate, x.clone()));
-                gate * linear_3d(&self.up, x)
+                let (gate, up) = (linear_3d(gate, x.clone()), linear_3d(&self.up, x));
+                match self.activation {
+                    Activation::Gelu => glu(gate, up, true),
+                    Activation::Silu => glu(gate, up, false),
+                    other => other.forward(gate) * up,
+                }
             }
             None => self.activation.forward(linear_3d(&self.up, x)),
         };

@@ -119,7 +119,7 @@ impl Positions {
         let Some(Rotary { cos, sin }) = &self.rotary else {
             return x;
         };
-        let [batch, heads, len, size] = x.dims();
+        let [batch, _, len, size] = x.dims();
         let dtype = x.dtype();
         let rows = |t: &Tensor<4>| {
             let t = t.clone();
@@ -130,11 +130,7 @@ impl Positions {
             };
             t.cast(dtype)
         };
-        let half = size / 2;
-        let first = x.clone().slice([0..batch, 0..heads, 0..len, 0..half]);
-        let second = x.clone().slice([0..batch, 0..heads, 0..len, half..size]);
-        let rotated = Tensor::cat(vec![second.neg(), first], 3);
-        x * rows(cos) + rotated * rows(sin)
+        crate::kernels::rotate(x, rows(cos), rows(sin))
     }
 
     /// The additive score bias `[batch, heads, queries, keys]`, if the scheme has one.

@@ -59,21 +59,29 @@ pub(super) fn exp(x: f32) -> f32 {
     (p * r * r + r + 1.0) * f32::from_bits(power as u32)
 }
 
-/// GELU of every element of `x`.
-pub(super) fn forward(x: &FlexTensor) -> FlexTensor {
-    elementwise(x, |x| {
-        0.5 * x * (1.0 + erf(x * std::f32::consts::FRAC_1_SQRT_2))
-    })
+/// `GELU(x) = x · Φ(x)`.
+#[inline(always)]
+pub(super) fn value(x: f32) -> f32 {
+    0.5 * x * (1.0 + erf(x * std::f32::consts::FRAC_1_SQRT_2))
 }
 
-/// `g · GELU'(x)`, where `GELU'(x) = Φ(x) + x · φ(x)`.
-pub(super) fn backward(x: &FlexTensor, g: &FlexTensor) -> FlexTensor {
+/// `GELU'(x) = Φ(x) + x · φ(x)`.
+#[inline(always)]
+pub(super) fn slope(x: f32) -> f32 {
     const INV_SQRT_2PI: f32 = 0.398_942_3;
-    elementwise_grad(x, g, |x, g| {
-        let cdf = 0.5 * (1.0 + erf(x * std::f32::consts::FRAC_1_SQRT_2));
-        let pdf = INV_SQRT_2PI * exp(-0.5 * x * x);
-        g * (cdf + x * pdf)
-    })
+    let cdf = 0.5 * (1.0 + erf(x * std::f32::consts::FRAC_1_SQRT_2));
+    let pdf = INV_SQRT_2PI * exp(-0.5 * x * x);
+    cdf + x * pdf
+}
+
+/// GELU of every element of `x`.
+pub(super) fn forward(x: &FlexTensor) -> FlexTensor {
+    elementwise(x, value)
+}
+
+/// `g · GELU'(x)`.
+pub(super) fn backward(x: &FlexTensor, g: &FlexTensor) -> FlexTensor {
+    elementwise_grad(x, g, |x, g| g * slope(x))
 }
 
 #[cfg(test)]

@@ -8,7 +8,9 @@
 //!
 //! - [`layer_norm`]: keeps each row's mean and `1/σ`; closed-form backward for `x`, `γ`, `β`;
 //! - [`softmax`] over the last dimension: burn's fused forward, `dx = y ⊙ (g − Σ y ⊙ g)`;
-//! - [`gelu`] (exact): a vectorizable `erf` and `exp`, accurate to f32.
+//! - [`gelu`] (exact): a vectorizable `erf` and `exp`, accurate to f32;
+//! - [`rms_norm`], [`silu`], the gated product `act(gate) ⊙ up` ([`glu`]) and the rotary
+//!   embeddings' rotation ([`rotate`]), for the modern block.
 //!
 //! On other backends and float types the blocks keep burn's composed ops. [`set_fused`]
 //! switches the fused path off for the whole process (as `PRETEXT_FUSED=0` does from the
@@ -17,8 +19,10 @@
 
 mod cross_entropy;
 mod gelu;
+mod glu;
 mod layer_norm;
 mod rms_norm;
+mod rotary;
 mod silu;
 mod softmax;
 
@@ -106,6 +110,17 @@ pub trait FusedOps: burn::backend::Backend {
     /// SiLU of every element of `x`.
     fn fused_silu(x: FloatTensor<Self>) -> FloatTensor<Self>;
 
+    /// `act(gate) ⊙ up`, `act` the exact GELU if `gelu`, SiLU otherwise.
+    fn fused_glu(gate: FloatTensor<Self>, up: FloatTensor<Self>, gelu: bool) -> FloatTensor<Self>;
+
+    /// `x` `[batch, heads, len, d]` rotated by the tables `cos` and `sin` `[batch, 1, len, d]`
+    /// (Hugging Face's layout: feature `j` paired with `j + d/2`).
+    fn fused_rotary(
+        x: FloatTensor<Self>,
+        cos: FloatTensor<Self>,
+        sin: FloatTensor<Self>,
+    ) -> FloatTensor<Self>;
+
     /// The negative log-likelihood `[rows]` of each row of `logits` `[rows, classes]` at its
     /// target id, 0 where the target is [`crate::noise::IGNORE_INDEX`].
     fn fused_nll(logits: FloatTensor<Self>, targets: IntTensor<Self>) -> FloatTensor<Self>;
@@ -139,6 +154,18 @@ impl FusedOps for Flex {
 
     fn fused_silu(x: FloatTensor<Self>) -> FloatTensor<Self> {
         silu::forward(&x)
+    }
+
+    fn fused_glu(gate: FloatTensor<Self>, up: FloatTensor<Self>, gelu: bool) -> FloatTensor<Self> {
+        glu::forward(&gate, &up, gelu)
+    }
+
+    fn fused_rotary(
+        x: FloatTensor<Self>,
+        cos: FloatTensor<Self>,
+        sin: FloatTensor<Self>,
+    ) -> FloatTensor<Self> {
+        rotary::forward(&x, &cos, &sin)
     }
 
     fn fused_nll(logits: FloatTensor<Self>, targets: IntTensor<Self>) -> FloatTensor<Self> {
@@ -180,6 +207,18 @@ impl<C: CheckpointStrategy> FusedOps for Autodiff<Flex, C> {
 
     fn fused_silu(x: FloatTensor<Self>) -> FloatTensor<Self> {
         unary::<C>(x, silu::forward, Keep::Input, silu::backward)
+    }
+
+    fn fused_glu(gate: FloatTensor<Self>, up: FloatTensor<Self>, gelu: bool) -> FloatTensor<Self> {
+        glu::autodiff::<C>(gate, up, gelu)
+    }
+
+    fn fused_rotary(
+        x: FloatTensor<Self>,
+        cos: FloatTensor<Self>,
+        sin: FloatTensor<Self>,
+    ) -> FloatTensor<Self> {
+        rotary::autodiff::<C>(x, cos, sin)
     }
 
     fn fused_nll(logits: FloatTensor<Self>, targets: IntTensor<Self>) -> FloatTensor<Self> {
@@ -347,6 +386,37 @@ pub fn silu<const D: usize>(x: Tensor<D>) -> Tensor<D> {
     Tensor::from_dispatch(Dispatch::fused_silu(x.into_dispatch()))
 }
 
+/// The gated feed-forward product `act(gate) ⊙ up`, `act` the exact GELU if `gelu` (GeGLU),
+/// SiLU otherwise (SwiGLU): one fused op where it can be, the activation then a product
+/// otherwise.
+pub fn glu<const D: usize>(gate: Tensor<D>, up: Tensor<D>, gelu: bool) -> Tensor<D> {
+    if !(fusable(&gate) && fusable(&up)) {
+        let activated = match gelu {
+            true => self::gelu(&Gelu::new(), gate),
+            false => silu(gate),
+        };
+        return activated * up;
+    }
+    let y = Dispatch::fused_glu(gate.into_dispatch(), up.into_dispatch(), gelu);
+    Tensor::from_dispatch(y)
+}
+
+/// `x` `[batch, heads, len, d]` rotated by the rotary tables `cos` and `sin`
+/// `[batch, 1, len, d]`, pairing feature `j` with `j + d/2`: fused where it can be, burn's
+/// ops otherwise.
+pub fn rotate(x: Tensor<4>, cos: Tensor<4>, sin: Tensor<4>) -> Tensor<4> {
+    if !(fusable(&x) && fusable(&cos) && fusable(&sin)) {
+        let [batch, heads, len, size] = x.dims();
+        let half = size / 2;
+        let first = x.clone().slice([0..batch, 0..heads, 0..len, 0..half]);
+        let second = x.clone().slice([0..batch, 0..heads, 0..len, half..size]);
+        let rotated = Tensor::cat(vec![second.neg(), first], 3);
+        return x * cos + rotated * sin;
+    }
+    let y = Dispatch::fused_rotary(x.into_dispatch(), cos.into_dispatch(), sin.into_dispatch());
+    Tensor::from_dispatch(y)
+}
+
 /// Softmax of `x` over its last dimension: fused where it can be, burn's otherwise.
 pub fn softmax<const D: usize>(x: Tensor<D>) -> Tensor<D> {
     if !fusable(&x) {
@@ -491,6 +561,54 @@ mod tests {
             let (fused, composed) = both(|| output_and_grad(&x, &weights, silu));
             let diffs = [max_diff(fused.0, composed.0), max_diff(fused.1, composed.1)];
             assert_close(&diffs, &format!("{n}: y, dx"));
+        }
+    }
+
+    #[test]
+    fn the_gated_product_and_its_gradients_equal_the_composed_ops() {
+        let device = Device::flex().autodiff();
+        let _draws = crate::util::random::seeded(&device, 9);
+        for gelu in [false, true] {
+            for (shape, scale) in [([1, 1, 1], 1.0), ([2, 7, 24], 3.0), ([4, 64, 300], 6.0)] {
+                let random =
+                    |std| Tensor::<3>::random(shape, Distribution::Normal(0.0, std), &device);
+                let (gate, up, weights) = (random(scale), random(1.0), random(1.0));
+                let run = || {
+                    let (gate, up) = (gate.clone().require_grad(), up.clone().require_grad());
+                    let y = glu(gate.clone(), up.clone(), gelu);
+                    let mut grads = (y.clone() * weights.clone()).sum().backward();
+                    let d_gate = gate.grad_remove(&mut grads).unwrap();
+                    let d_up = up.grad_remove(&mut grads).unwrap();
+                    (y.inner(), d_gate, d_up)
+                };
+                let (fused, composed) = both(run);
+                let diffs = [
+                    max_diff(fused.0, composed.0),
+                    max_diff(fused.1, composed.1),
+                    max_diff(fused.2, composed.2),
+                ];
+                assert_close(&diffs, &format!("gelu {gelu}, {shape:?}: y, d_gate, d_up"));
+            }
+        }
+    }
+
+    #[test]
+    fn the_rotation_and_its_gradient_equal_the_composed_ops() {
+        let device = Device::flex().autodiff();
+        let _draws = crate::util::random::seeded(&device, 10);
+        for [batch, heads, len, size] in [[1, 1, 1, 2], [2, 3, 5, 8], [3, 4, 33, 64]] {
+            let normal = Distribution::Normal(0.0, 2.0);
+            let x = Tensor::<4>::random([batch, heads, len, size], normal, &device);
+            // A table per row and position, as left-padded rows have.
+            let angles = Tensor::<4>::random([batch, 1, len, size], normal, &device);
+            let (cos, sin) = (angles.clone().cos(), angles.sin());
+            let weights = Tensor::<4>::random([batch, heads, len, size], normal, &device);
+            // The heads' view of a projection, as attention hands it over: not contiguous.
+            let x = x.swap_dims(1, 2).swap_dims(1, 2);
+            let (fused, composed) =
+                both(|| output_and_grad(&x, &weights, |x| rotate(x, cos.clone(), sin.clone())));
+            let diffs = [max_diff(fused.0, composed.0), max_diff(fused.1, composed.1)];
+            assert_close(&diffs, &format!("{:?}: y, dx", [batch, heads, len, size]));
         }
     }
 

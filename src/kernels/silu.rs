@@ -12,15 +12,25 @@ fn sigmoid(x: f32) -> f32 {
     1.0 / (1.0 + exp(-x))
 }
 
-/// SiLU of every element of `x`.
-pub(super) fn forward(x: &FlexTensor) -> FlexTensor {
-    elementwise(x, |x| x * sigmoid(x))
+/// `SiLU(x) = x · σ(x)`.
+#[inline(always)]
+pub(super) fn value(x: f32) -> f32 {
+    x * sigmoid(x)
 }
 
-/// `g · SiLU'(x)`, where `SiLU'(x) = σ(x) · (1 + x · (1 − σ(x)))`.
+/// `SiLU'(x) = σ(x) · (1 + x · (1 − σ(x)))`.
+#[inline(always)]
+pub(super) fn slope(x: f32) -> f32 {
+    let s = sigmoid(x);
+    s * (1.0 + x * (1.0 - s))
+}
+
+/// SiLU of every element of `x`.
+pub(super) fn forward(x: &FlexTensor) -> FlexTensor {
+    elementwise(x, value)
+}
+
+/// `g · SiLU'(x)`.
 pub(super) fn backward(x: &FlexTensor, g: &FlexTensor) -> FlexTensor {
-    elementwise_grad(x, g, |x, g| {
-        let s = sigmoid(x);
-        g * s * (1.0 + x * (1.0 - s))
-    })
+    elementwise_grad(x, g, |x, g| g * slope(x))
 }
