@@ -85,3 +85,19 @@ pub fn temp_file(name: &str, text: &str) -> std::path::PathBuf {
 pub fn max_abs_diff<const D: usize>(a: Tensor<D>, b: Tensor<D>) -> f32 {
     (a - b).abs().max().into_scalar::<f32>()
 }
+
+/// `module` with every float parameter multiplied by `factor`: wide weights make attention
+/// sharp, so that outputs react visibly to where each key is.
+pub fn scaled<M: burn::module::Module>(module: M, factor: f64) -> M {
+    struct Scale(f64);
+    impl burn::module::ModuleMapper for Scale {
+        fn map_float<const D: usize>(
+            &mut self,
+            param: burn::module::Param<Tensor<D>>,
+        ) -> burn::module::Param<Tensor<D>> {
+            let factor = self.0;
+            param.map(|t| t.mul_scalar(factor))
+        }
+    }
+    module.map(&mut Scale(factor))
+}

@@ -74,8 +74,7 @@ impl TwoStreamBackbone for TransformerEncoder {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::blocks::BlockConfig;
-    use crate::blocks::TransformerEncoderConfig;
+    use crate::blocks::{BlockConfig, PositionEncoding, TransformerEncoderConfig};
     use crate::test_support::max_abs_diff;
 
     fn ints(rows: &[&[i64]], device: &Device) -> Tensor<2, Int> {
@@ -92,14 +91,24 @@ mod tests {
         tokens: [i64; 6],
         device: &Device,
     ) -> (Tensor<3>, Tensor<3>) {
+        run_from(model, tokens, 0, device)
+    }
+
+    /// [`run`] with every position moved `shift` places on.
+    fn run_from(
+        model: &TransformerEncoder,
+        tokens: [i64; 6],
+        shift: i64,
+        device: &Device,
+    ) -> (Tensor<3>, Tensor<3>) {
         let content = StreamInput {
             ids: ints(&[&tokens], device),
-            positions: ints(&[&[0, 1, 2, 3, 4, 5]], device),
+            positions: ints(&[&[0, 1, 2, 3, 4, 5]], device).add_scalar(shift),
             segments: None,
         };
         let query = StreamInput {
             ids: ints(&[&[1, 1, 1]], device),
-            positions: ints(&[&[3, 2, 4]], device),
+            positions: ints(&[&[3, 2, 4]], device).add_scalar(shift),
             segments: None,
         };
         // Content ranks by position: 3 → 0, 2 → 2, 4 → 4; context -2.
@@ -114,20 +123,31 @@ mod tests {
         max_abs_diff(row(a), row(b))
     }
 
+    /// Post-norm, pre-norm, and positions inside attention: rotary, T5's relative bias.
+    fn blocks() -> [BlockConfig; 4] {
+        let block = BlockConfig::new(4, 64);
+        let rotary = PositionEncoding::Rotary { theta: 100.0 };
+        [
+            block.clone(),
+            block.clone().with_norm_first(true),
+            block.clone().with_norm_first(true).with_positions(rotary),
+            block.t5_layout(),
+        ]
+    }
+
+    fn model(block: BlockConfig, device: &Device) -> TransformerEncoder {
+        TransformerEncoderConfig::new(50, 32, 2, block)
+            .with_dropout(0.0)
+            .init(device)
+            .unwrap()
+    }
+
     #[test]
     fn a_query_sees_what_precedes_it_in_the_order_and_never_its_own_token() {
         let _draws = crate::util::random::hold();
         let device = Device::flex();
-        for norm_first in [false, true] {
-            let model = TransformerEncoderConfig::new(
-                50,
-                32,
-                2,
-                BlockConfig::new(4, 64).with_norm_first(norm_first),
-            )
-            .with_dropout(0.0)
-            .init(&device)
-            .unwrap();
+        for block in blocks() {
+            let model = model(block, &device);
             let base = [10, 11, 12, 13, 14, 15];
             let (h, g) = run(&model, base, &device);
             // Query 1 predicts position 2, after position 3 (query 0) and before position 4.
@@ -158,6 +178,45 @@ mod tests {
             // The last query sees everything but itself.
             assert!(changed(&g, &g_own, 2) > 1e-3);
             assert!(changed(&g, &perturb(4).1, 2) < 1e-5);
+        }
+    }
+
+    #[test]
+    fn relative_positions_reach_both_streams_and_only_differences_count() {
+        let _draws = crate::util::random::hold();
+        let device = Device::flex();
+        let tokens = [10, 11, 12, 13, 14, 15];
+        for block in blocks() {
+            let relative = !block.positions.added();
+            let model = crate::test_support::scaled(model(block, &device), 3.0);
+            let (h, g) = run(&model, tokens, &device);
+            let (h_moved, g_moved) = run_from(&model, tokens, 7, &device);
+            let moved = max_abs_diff(h.clone(), h_moved).max(max_abs_diff(g.clone(), g_moved));
+            match relative {
+                // Rotary and T5's bias read only differences of positions, in both streams.
+                true => assert!(moved < 1e-4, "moved by {moved}"),
+                false => assert!(moved > 1e-2, "moved by {moved}"),
+            }
+            // And they do read them: the query stream's targets swapped, its states change.
+            let content = StreamInput {
+                ids: ints(&[&tokens], &device),
+                positions: ints(&[&[0, 1, 2, 3, 4, 5]], &device),
+                segments: None,
+            };
+            let query = StreamInput {
+                ids: ints(&[&[1, 1, 1]], &device),
+                positions: ints(&[&[4, 2, 3]], &device),
+                segments: None,
+            };
+            let keys = ints(&[&[-2, -2, 2, 4, 0, -2]], &device);
+            let rows = ints(&[&[-1, -1, 2, 4, 0, -1, -1, 1, 3]], &device);
+            let mask = AttentionMask::by_rank(rows, keys, None);
+            let (_, swapped) = model.encode_two_stream(content, query, &mask);
+            let reached = changed(&g, &swapped, 0);
+            assert!(
+                reached > 1e-3,
+                "{relative}: positions did not reach the queries: {reached}"
+            );
         }
     }
 
