@@ -1,9 +1,10 @@
-//! Input embeddings: token, position (learned or sinusoidal, when positions are added at the
-//! input) and segment, summed, then a norm and dropout, as BERT does.
+//! Input embeddings: token, position (learned, or sinusoidal, scaled or not, when positions
+//! are added at the input) and segment, summed, then a norm and dropout, as BERT does.
 //!
 //! The part after the token lookup is its own module, [`InputEncoding`], so that a decoder can
 //! look tokens up in the encoder's table (shared embeddings) and still have positions of its own.
 
+use burn::module::Param;
 use burn::nn::{Embedding, EmbeddingConfig, Initializer};
 use burn::prelude::*;
 
@@ -71,6 +72,8 @@ pub struct InputEncoding {
     positions: Option<Embedding>,
     /// Sines and cosines added in place of a learned table.
     sinusoidal: bool,
+    /// The learned factor on them, where they are scaled (Cramming's).
+    sinusoid_scale: Option<Param<Tensor<1>>>,
     segments: Option<Embedding>,
     norm: Option<LayerNorm>,
     dropout: Dropout,
@@ -96,7 +99,11 @@ impl EmbeddingsConfig {
                 .positions
                 .learned()
                 .then(|| self.table(self.max_positions, device)),
-            sinusoidal: self.positions == PositionEncoding::Sinusoidal,
+            sinusoidal: self.positions.sinusoidal(),
+            sinusoid_scale: (self.positions == PositionEncoding::ScaledSinusoidal).then(|| {
+                let start = (self.hidden_size as f64).powf(-0.5);
+                Param::from_tensor(Tensor::full([1], start, device))
+            }),
             segments: (self.num_segments > 0).then(|| self.table(self.num_segments, device)),
             norm: self.norm.then(|| {
                 let (kind, width, eps) = (self.norm_kind, self.hidden_size, self.layer_norm_eps);
@@ -202,6 +209,10 @@ impl InputEncoding {
             ),
             (None, _) => None,
         };
+        let position_vectors = match (&self.sinusoid_scale, position_vectors) {
+            (Some(scale), Some(vectors)) => Some(vectors * scale.val().reshape([1, 1, 1])),
+            (_, vectors) => vectors,
+        };
         let tokens = if self.token_scale == 1.0 {
             tokens
         } else {
@@ -306,5 +317,32 @@ mod tests {
             .sum()
             .into_scalar::<f32>();
         assert!(diff > 1e-3);
+    }
+
+    #[test]
+    fn scaled_sinusoidal_positions_are_the_table_times_one_learned_scalar() {
+        let _draws = crate::util::random::hold();
+        let device = Device::flex();
+        let config = |positions| {
+            EmbeddingsConfig::new(50, 16)
+                .with_positions(positions)
+                .with_norm(false)
+                .with_dropout(0.0)
+        };
+        let plain = config(PositionEncoding::Sinusoidal).init(&device);
+        let scaled = Embeddings {
+            tokens: plain.tokens.clone(),
+            input: config(PositionEncoding::ScaledSinusoidal).init_input(&device),
+        };
+        assert_eq!(scaled.num_params(), plain.num_params() + 1);
+        let ids = Tensor::<2, Int>::from_ints([[7, 8, 9]], &device);
+        let tokens = plain.tokens.forward(ids.clone());
+        let positions = |e: &Embeddings| e.forward(ids.clone(), None) - tokens.clone();
+        // 1/√16: the positions' vectors a quarter of the unscaled ones.
+        let diff = (positions(&scaled) - positions(&plain).mul_scalar(0.25))
+            .abs()
+            .max()
+            .into_scalar::<f32>();
+        assert!(diff < 1e-7, "{diff}");
     }
 }

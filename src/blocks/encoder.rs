@@ -16,7 +16,7 @@ use super::feed_forward::FeedForward;
 use super::kv_cache::{KeysValues, KvCache};
 use super::mask::AttentionMask;
 use super::norm::LayerNorm;
-use super::positions::Positions;
+use super::positions::{PositionEncoding, Positions};
 use super::relative_bias::RelativeBias;
 use super::{linear_3d, normal_linear};
 use crate::error::{Error, Result};
@@ -355,9 +355,10 @@ impl TransformerEncoderConfig {
     /// Parameters of the position table (if learned) and the embedding norm (if any) at
     /// `width`.
     pub(crate) fn input_params(&self, width: usize) -> usize {
-        let positions = match self.block.positions.learned() {
-            true => self.max_positions * width,
-            false => 0,
+        let positions = match self.block.positions {
+            PositionEncoding::Learned => self.max_positions * width,
+            PositionEncoding::ScaledSinusoidal => 1,
+            _ => 0,
         };
         let norm = match self.embedding_norm {
             true => self.block.norm_params(width),
@@ -549,6 +550,14 @@ mod tests {
                 2,
                 BlockConfig::new(4, 64).with_norm_first(norm_first),
             );
+            assert_eq!(cfg.init(&device).unwrap().num_params(), cfg.num_params());
+        }
+        // Positions of every kind: the scalar of scaled sines, T5's bias table.
+        for block in [
+            BlockConfig::new(4, 64).with_positions(PositionEncoding::ScaledSinusoidal),
+            BlockConfig::new(4, 64).t5_layout().with_glu(true),
+        ] {
+            let cfg = TransformerEncoderConfig::new(100, 32, 2, block);
             assert_eq!(cfg.init(&device).unwrap().num_params(), cfg.num_params());
         }
     }

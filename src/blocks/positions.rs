@@ -1,5 +1,5 @@
 //! Where each token is, as the model sees it: vectors added to the input (a learned table, or
-//! fixed sines and cosines — see [`InputEncoding`](super::InputEncoding)), or inside
+//! fixed sines and cosines, scaled or not — see [`InputEncoding`](super::InputEncoding)), or inside
 //! attention, as rotary embeddings (queries and keys rotated by their position) or ALiBi (a
 //! bias on the scores that grows with distance).
 //!
@@ -16,6 +16,9 @@ pub enum PositionEncoding {
     Learned,
     /// Fixed sines and cosines added to the input (the original Transformer); no parameters.
     Sinusoidal,
+    /// The same sines and cosines times one learned scalar, initialised to `1/√width`
+    /// (Cramming's positions; x-transformers' `scaled_sinu_pos_emb`).
+    ScaledSinusoidal,
     /// Rotary embeddings (RoFormer; Llama, Qwen2, ModernBERT): each head's queries and keys
     /// rotated by angles `position / theta^(2i/d)`, in Hugging Face's layout (feature `j`
     /// paired with `j + d/2`). Scores then depend on positions only through differences.
@@ -43,7 +46,15 @@ pub enum PositionEncoding {
 impl PositionEncoding {
     /// Whether vectors are added at the input (a learned or sinusoidal table).
     pub fn added(self) -> bool {
-        matches!(self, Self::Learned | Self::Sinusoidal)
+        matches!(
+            self,
+            Self::Learned | Self::Sinusoidal | Self::ScaledSinusoidal
+        )
+    }
+
+    /// Whether vectors added at the input are the sinusoidal table (scaled or not).
+    pub fn sinusoidal(self) -> bool {
+        matches!(self, Self::Sinusoidal | Self::ScaledSinusoidal)
     }
 
     /// Whether a table of learned vectors is part of the model.
