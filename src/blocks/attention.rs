@@ -11,6 +11,7 @@ use burn::prelude::*;
 use super::dropout::Dropout;
 use super::kv_cache::KeysValues;
 use super::mask::AttentionMask;
+use super::norm::{LayerNorm, NormKind};
 use super::positions::Positions;
 use super::{linear_3d, normal_linear_with_bias};
 use crate::error::{Error, Result};
@@ -50,6 +51,10 @@ pub struct MultiHeadAttentionConfig {
     /// [`Positions::for_layer`]). Default false.
     #[config(default = false)]
     pub local: bool,
+    /// A norm of this kind (its epsilon, its shift) over each head's queries and keys before
+    /// positions are applied (OLMo 2, Qwen3, Gemma 3's q/k norm). Default none.
+    #[config(default = "None")]
+    pub qk_norm: Option<(NormKind, f64, bool)>,
 }
 
 /// Scaled dot-product attention over `num_heads` heads.
@@ -59,6 +64,9 @@ pub struct MultiHeadAttention {
     key: Linear,
     value: Linear,
     output: Linear,
+    /// The queries' and keys' norms over each head's features, where the block has them.
+    query_norm: Option<LayerNorm>,
+    key_norm: Option<LayerNorm>,
     dropout: Dropout,
     num_heads: usize,
     kv_heads: usize,
@@ -107,11 +115,17 @@ impl MultiHeadAttentionConfig {
         let linear =
             |d_in, d_out, bias| normal_linear_with_bias(d_in, d_out, self.init_std, bias, device);
         let hidden = self.hidden_size;
+        let norm = || {
+            self.qk_norm
+                .map(|(kind, eps, bias)| LayerNorm::new(kind, size, eps, bias, device))
+        };
         Ok(MultiHeadAttention {
             query: linear(hidden, heads * size, self.qkv_bias),
             key: linear(hidden, kv * size, self.qkv_bias),
             value: linear(hidden, kv * size, self.qkv_bias),
             output: linear(heads * size, hidden, self.output_bias),
+            query_norm: norm(),
+            key_norm: norm(),
             dropout: Dropout::new(self.dropout),
             num_heads: heads,
             kv_heads: kv,
@@ -195,7 +209,7 @@ impl MultiHeadAttention {
         let positions = positions.for_layer(self.local);
         let keys = self.heads(linear_3d(&self.key, x.clone()), self.kv_heads);
         KeysValues {
-            keys: positions.rotate(keys),
+            keys: positions.rotate(normed(&self.key_norm, keys)),
             values: self.heads(linear_3d(&self.value, x), self.kv_heads),
         }
     }
@@ -224,7 +238,8 @@ impl MultiHeadAttention {
         let [batch, q_len, _] = queries.dims();
         let k_len = kv.len();
         let positions = positions.for_layer(self.local);
-        let q = positions.rotate(self.heads(linear_3d(&self.query, queries), self.num_heads));
+        let q = self.heads(linear_3d(&self.query, queries), self.num_heads);
+        let q = positions.rotate(normed(&self.query_norm, q));
         let keys = self.for_queries(kv.keys.clone());
         let mut scores = q.mul_scalar(self.scale).matmul(keys.swap_dims(2, 3));
         if let Some(bias) = positions.bias() {
@@ -261,6 +276,14 @@ impl MultiHeadAttention {
     }
 }
 
+/// `x` normalised by `norm` over its last dimension, or as it is without one.
+fn normed(norm: &Option<LayerNorm>, x: Tensor<4>) -> Tensor<4> {
+    match norm {
+        Some(norm) => norm.forward(x),
+        None => x,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -280,6 +303,32 @@ mod tests {
             .init(&device)
             .unwrap();
         (device, attn)
+    }
+
+    #[test]
+    fn with_a_query_key_norm_the_scores_ignore_the_scale_of_the_projections() {
+        let _draws = crate::util::random::hold();
+        let device = Device::flex();
+        let _draws = crate::util::random::seeded(&device, 12);
+        let x = Tensor::<3>::random([2, 5, 16], Distribution::Normal(0.0, 1.0), &device);
+        for qk_norm in [None, Some((NormKind::RmsNorm, 1e-6, false))] {
+            let attn = MultiHeadAttentionConfig::new(16, 4)
+                .with_dropout(0.0)
+                .with_init_std(0.5)
+                .with_qkv_bias(false)
+                .with_qk_norm(qk_norm)
+                .init(&device)
+                .unwrap();
+            let base = attn.forward(x.clone(), x.clone(), None, &none());
+            let mut louder = attn.clone();
+            louder.query.weight = louder.query.weight.map(|w| w.mul_scalar(10.0));
+            louder.key.weight = louder.key.weight.map(|w| w.mul_scalar(3.0));
+            let moved = max_abs_diff(base, louder.forward(x.clone(), x.clone(), None, &none()));
+            match qk_norm {
+                Some(_) => assert!(moved < 1e-4, "normed scores moved by {moved}"),
+                None => assert!(moved > 1e-2, "plain scores moved by only {moved}"),
+            }
+        }
     }
 
     #[test]

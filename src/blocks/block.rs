@@ -14,6 +14,7 @@
 //! | `kv_heads` | `attn_kv_heads` | — | 8 of 32 (GQA) | — |
 //! | `positions` | `rotary_pos_emb`, `alibi_pos_bias`, `use_abs_pos_emb` | `Learned` | `Rotary` | `Rotary` |
 //! | `window`, `global_every`, `local_theta` | `local_attn_window_size` | — | — | 64, 3, 10 000 |
+//! | `qk_norm` | `qk_norm` | false | false | false |
 
 use burn::prelude::*;
 
@@ -92,6 +93,10 @@ pub struct BlockConfig {
     /// initialisation folds the scale into the queries).
     #[config(default = "None")]
     pub attention_scale: Option<f64>,
+    /// A norm (the block's kind and epsilon) over each head's queries and keys before their
+    /// positions (OLMo 2, Qwen3). Default false.
+    #[config(default = false)]
+    pub qk_norm: bool,
 }
 
 impl BlockConfig {
@@ -173,6 +178,10 @@ impl BlockConfig {
             .with_qkv_bias(self.qkv_bias)
             .with_output_bias(self.output_bias)
             .with_scale(self.attention_scale)
+            .with_qk_norm(
+                self.qk_norm
+                    .then_some((self.norm, self.norm_eps, self.norm_bias)),
+            )
             .with_dropout(dropout)
     }
 
@@ -274,7 +283,8 @@ impl BlockConfig {
             attention.kv_head_count() * attention.head_width(),
         );
         let qkv = hidden * (q + 2 * kv) + usize::from(self.qkv_bias) * (q + 2 * kv);
-        qkv + q * hidden + usize::from(self.output_bias) * hidden
+        let qk_norms = usize::from(self.qk_norm) * 2 * self.norm_params(attention.head_width());
+        qkv + q * hidden + usize::from(self.output_bias) * hidden + qk_norms
     }
 
     /// Parameters of the relative bias table a stack of this block owns (none without one).

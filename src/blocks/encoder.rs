@@ -552,10 +552,11 @@ mod tests {
             );
             assert_eq!(cfg.init(&device).unwrap().num_params(), cfg.num_params());
         }
-        // Positions of every kind: the scalar of scaled sines, T5's bias table.
+        // The scalar of scaled sines, T5's bias table, the queries' and keys' norms.
         for block in [
             BlockConfig::new(4, 64).with_positions(PositionEncoding::ScaledSinusoidal),
             BlockConfig::new(4, 64).t5_layout().with_glu(true),
+            BlockConfig::new(4, 64).with_qk_norm(true),
         ] {
             let cfg = TransformerEncoderConfig::new(100, 32, 2, block);
             assert_eq!(cfg.init(&device).unwrap().num_params(), cfg.num_params());
