@@ -7,7 +7,9 @@
 use burn::prelude::*;
 use burn::tensor::activation::log_softmax;
 
-use crate::blocks::{AttentionMask, EncoderBackbone, LmHead, TransformerEncoder, states_at};
+use crate::blocks::{
+    AttentionMask, EncoderBackbone, LmHead, StackInput, TransformerEncoder, states_at,
+};
 use crate::error::{Error, Result};
 use crate::generate::CausalLm;
 
@@ -118,7 +120,11 @@ impl ResponseBatch {
     ) -> (Tensor<3>, Tensor<2>) {
         let segments = (encoder.num_segments() > 0).then(|| self.ids.zeros_like());
         let (ids, positions) = (self.ids.clone(), self.positions.clone());
-        let hidden = encoder.encode_at(ids, positions, segments, Some(&self.mask));
+        let input = StackInput::new(ids)
+            .at(positions)
+            .with_segments(segments)
+            .with_mask(Some(&self.mask));
+        let hidden = encoder.forward(input);
         let logits = head.forward_at(hidden.clone(), self.at.clone(), encoder.token_embedding());
         (hidden, log_softmax(logits.div_scalar(temperature), 1))
     }

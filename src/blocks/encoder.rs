@@ -418,33 +418,37 @@ impl TransformerEncoder {
         })
     }
 
-    /// Hidden states `[batch, len, hidden]` of `ids` `[batch, len]` at explicit `positions`
-    /// `[batch, len]` (several texts packed in one row, each from position 0) under `mask`.
-    pub fn encode_at(
-        &self,
-        ids: Tensor<2, Int>,
-        positions: Tensor<2, Int>,
-        segments: Option<Tensor<2, Int>>,
-        mask: Option<&AttentionMask>,
-    ) -> Tensor<3> {
-        let x = self.embeddings.forward_at(ids, positions.clone(), segments);
-        let len = x.dims()[1];
-        self.stack(x, len, mask, &positions)
-    }
-
-    /// Hidden states `[batch, new, hidden]` of `ids` `[batch, new]` at `positions`
-    /// `[batch, new]` (segment 0), which follow the positions already in `cache`, under `mask`
-    /// `[batch, _, new, cached + new]`; their keys and values join the cache. Called once on a
-    /// prompt (prefill) and then once per token, it gives what [`EncoderBackbone::encode`]
-    /// gives on the whole sequence under the same mask, for one position's work per token.
-    pub fn forward_cached(
-        &self,
-        ids: Tensor<2, Int>,
-        positions: Tensor<2, Int>,
-        mask: Option<&AttentionMask>,
-        cache: &mut KvCache,
-    ) -> Tensor<3> {
-        let segments = (self.num_segments() > 0).then(|| ids.zeros_like());
+    /// Hidden states `[batch, len, hidden]` of one forward pass over `input`: its ids at its
+    /// positions (several texts packed in one row, each from position 0; left-padded rows),
+    /// with its segments, under its mask. With a cache the ids are new positions that follow
+    /// the cached ones (segment 0 unless given), the mask is `[batch, _, new, cached + new]`,
+    /// and their keys and values join the cache: called once on a prompt (prefill) and then
+    /// once per token, it gives what the whole sequence gives under the same mask, for one
+    /// position's work per token.
+    pub fn forward(&self, input: StackInput<'_>) -> Tensor<3> {
+        let StackInput {
+            ids,
+            positions,
+            segments,
+            mask,
+            cache,
+        } = input;
+        let [batch, len] = ids.dims();
+        let device = ids.device();
+        let Some(cache) = cache else {
+            let (x, positions) = match positions {
+                Some(at) => (self.embeddings.forward_at(ids, at.clone(), segments), at),
+                None => (
+                    self.embeddings.forward(ids, segments),
+                    default_positions(batch, len, &device),
+                ),
+            };
+            return self.stack(x, len, mask, &positions);
+        };
+        let positions = positions.unwrap_or_else(|| {
+            default_positions(batch, len, &device).add_scalar(cache.len() as i64)
+        });
+        let segments = segments.or_else(|| (self.num_segments() > 0).then(|| ids.zeros_like()));
         let x = self.embeddings.forward_at(ids, positions.clone(), segments);
         let keys = cache.key_positions(&self.block, positions.clone());
         let positions = self.positions(&positions, &keys);
@@ -480,6 +484,63 @@ impl TransformerEncoder {
     }
 }
 
+/// What one forward pass of a stack reads ([`TransformerEncoder::forward`]): token ids, and
+/// where given their positions, their segments, the attention mask and a key/value cache, as
+/// x-transformers takes them by keyword.
+#[derive(Debug)]
+pub struct StackInput<'a> {
+    /// Token ids `[batch, len]`.
+    pub ids: Tensor<2, Int>,
+    /// Their positions `[batch, len]`. Default `0..len` in every row (after the cached ones,
+    /// with a cache).
+    pub positions: Option<Tensor<2, Int>>,
+    /// Their segment ids `[batch, len]`. Default none (segment 0 with a cache).
+    pub segments: Option<Tensor<2, Int>>,
+    /// The attention mask. Default none: every position sees every key.
+    pub mask: Option<&'a AttentionMask>,
+    /// The keys and values of earlier positions, which the new ones join.
+    pub cache: Option<&'a mut KvCache>,
+}
+
+impl<'a> StackInput<'a> {
+    /// `ids` at the default positions, without segments, mask or cache.
+    pub fn new(ids: Tensor<2, Int>) -> Self {
+        Self {
+            ids,
+            positions: None,
+            segments: None,
+            mask: None,
+            cache: None,
+        }
+    }
+
+    /// At `positions` `[batch, len]`.
+    pub fn at(self, positions: Tensor<2, Int>) -> Self {
+        Self {
+            positions: Some(positions),
+            ..self
+        }
+    }
+
+    /// With `segments`, if any.
+    pub fn with_segments(self, segments: Option<Tensor<2, Int>>) -> Self {
+        Self { segments, ..self }
+    }
+
+    /// Under `mask`, if any.
+    pub fn with_mask(self, mask: Option<&'a AttentionMask>) -> Self {
+        Self { mask, ..self }
+    }
+
+    /// Reading and joining `cache`.
+    pub fn with_cache(self, cache: &'a mut KvCache) -> Self {
+        Self {
+            cache: Some(cache),
+            ..self
+        }
+    }
+}
+
 /// Positions `0..len` in each of `batch` rows.
 pub fn default_positions(batch: usize, len: usize, device: &Device) -> Tensor<2, Int> {
     Tensor::<1, Int>::arange(0..len as i64, device)
@@ -498,10 +559,7 @@ impl EncoderBackbone for TransformerEncoder {
         segments: Option<Tensor<2, Int>>,
         mask: Option<&AttentionMask>,
     ) -> Tensor<3> {
-        let [batch, len] = ids.dims();
-        let positions = default_positions(batch, len, &ids.device());
-        let x = self.embeddings.forward(ids, segments);
-        self.stack(x, len, mask, &positions)
+        self.forward(StackInput::new(ids).with_segments(segments).with_mask(mask))
     }
 
     fn token_embedding(&self) -> Tensor<2> {
@@ -679,29 +737,35 @@ mod tests {
                 .collect();
             let positions =
                 Tensor::<2, Int>::from_data(TensorData::new(positions, [2, len]), &device);
-            let full = model.forward_cached(
-                ids.clone(),
-                positions.clone(),
-                Some(&AttentionMask::cached_causal(&pads, 0, len, &device)),
-                &mut KvCache::new(),
+            let whole = AttentionMask::cached_causal(&pads, 0, len, &device);
+            let full = model.forward(
+                StackInput::new(ids.clone())
+                    .at(positions.clone())
+                    .with_mask(Some(&whole))
+                    .with_cache(&mut KvCache::new()),
             );
             // Prefill four positions, then one at a time.
             let mut cache = KvCache::new();
             let prefill = 4;
-            let mut steps = vec![model.forward_cached(
-                ids.clone().slice([0..2, 0..prefill]),
-                positions.clone().slice([0..2, 0..prefill]),
-                Some(&AttentionMask::cached_causal(&pads, 0, prefill, &device)),
-                &mut cache,
-            )];
+            let first = AttentionMask::cached_causal(&pads, 0, prefill, &device);
+            let mut steps = vec![
+                model.forward(
+                    StackInput::new(ids.clone().slice([0..2, 0..prefill]))
+                        .at(positions.clone().slice([0..2, 0..prefill]))
+                        .with_mask(Some(&first))
+                        .with_cache(&mut cache),
+                ),
+            ];
             for t in prefill..len {
                 let mask = AttentionMask::cached_causal(&pads, t, 1, &device);
-                steps.push(model.forward_cached(
-                    ids.clone().slice([0..2, t..t + 1]),
-                    positions.clone().slice([0..2, t..t + 1]),
-                    Some(&mask),
-                    &mut cache,
-                ));
+                steps.push(
+                    model.forward(
+                        StackInput::new(ids.clone().slice([0..2, t..t + 1]))
+                            .at(positions.clone().slice([0..2, t..t + 1]))
+                            .with_mask(Some(&mask))
+                            .with_cache(&mut cache),
+                    ),
+                );
                 assert_eq!(cache.len(), t + 1);
             }
             let cached = Tensor::cat(steps, 1);
@@ -742,14 +806,14 @@ mod tests {
             let ids = Tensor::<2, Int>::from_ints([[5, 6, 7, 8, 9]], &device);
             let at =
                 |start: i64| Tensor::<1, Int>::arange(start..start + 5, &device).reshape([1, 5]);
-            let base = model.encode_at(ids.clone(), at(0), None, None);
+            let base = model.forward(StackInput::new(ids.clone()).at(at(0)));
             // The same text further along: rotary and ALiBi see only distances.
-            let moved = model.encode_at(ids.clone(), at(7), None, None);
+            let moved = model.forward(StackInput::new(ids.clone()).at(at(7)));
             assert!(max_abs_diff(base.clone(), moved) < 1e-4);
             // Positions matter: the same tokens in another order at the same places differ,
             // and so do the same tokens given other relative positions.
             let spread = Tensor::<2, Int>::from_ints([[0, 2, 4, 6, 8]], &device);
-            let out = model.encode_at(ids, spread, None, None);
+            let out = model.forward(StackInput::new(ids).at(spread));
             assert!(max_abs_diff(base, out) > 1e-3);
         }
     }

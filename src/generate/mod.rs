@@ -25,7 +25,9 @@ use std::path::Path;
 use burn::prelude::*;
 use serde::Serialize;
 
-use crate::blocks::{AttentionMask, EncoderBackbone, KvCache, LmHead, TransformerEncoder};
+use crate::blocks::{
+    AttentionMask, EncoderBackbone, KvCache, LmHead, StackInput, TransformerEncoder,
+};
 use crate::dataset::instructions::Instruction;
 use crate::error::{Error, Result};
 use crate::recipe::RunDir;
@@ -295,9 +297,11 @@ impl CausalLm {
         let input = Tensor::<2, Int>::from_data(TensorData::new(flat, shape), device);
         let positions = Tensor::<2, Int>::from_data(TensorData::new(positions, shape), device);
         let mask = AttentionMask::cached_causal(pads, from, new, device);
-        let hidden = self
-            .encoder
-            .forward_cached(input, positions, Some(&mask), cache);
+        let input = StackInput::new(input)
+            .at(positions)
+            .with_mask(Some(&mask))
+            .with_cache(cache);
+        let hidden = self.encoder.forward(input);
         let last: Vec<i64> = (0..rows).map(|b| (b * new + new - 1) as i64).collect();
         let last = Tensor::<1, Int>::from_data(TensorData::new(last, [rows]), device);
         crate::util::floats(

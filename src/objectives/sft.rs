@@ -16,7 +16,7 @@ use burn::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use super::{Clm, Metric, Objective, ObjectiveOutput, TARGETS, Weights, encode, predict_tokens};
-use crate::blocks::{AttentionMask, TransformerEncoder};
+use crate::blocks::{AttentionMask, StackInput, TransformerEncoder};
 use crate::data::{Batch, Task, TokenBatch, TokenExample};
 use crate::dataset::instructions::{self, Instruction};
 use crate::error::{Error, Result};
@@ -49,12 +49,14 @@ impl Objective<TransformerEncoder> for Sft {
     fn forward(&self, backbone: &TransformerEncoder, batch: SftBatch) -> ObjectiveOutput {
         let tokens = &batch.tokens;
         let hidden = match batch.packed {
-            Some((positions, blocked)) => backbone.encode_at(
-                tokens.input_ids.clone(),
-                positions,
-                Some(tokens.segment_ids.clone()),
-                Some(&AttentionMask::from_blocked(blocked)),
-            ),
+            Some((positions, blocked)) => {
+                let mask = AttentionMask::from_blocked(blocked);
+                let input = StackInput::new(tokens.input_ids.clone())
+                    .at(positions)
+                    .with_segments(Some(tokens.segment_ids.clone()))
+                    .with_mask(Some(&mask));
+                backbone.forward(input)
+            }
             None => {
                 let len = tokens.input_ids.dims()[1];
                 let mask = AttentionMask::causal(len, &tokens.input_ids.device())
