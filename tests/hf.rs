@@ -810,11 +810,10 @@ fn albert_roberta_electra_gpt2_and_bart_export_and_import_again_bit_for_bit() {
     );
     // BART: the encoder-decoder and its final_logits_bias.
     let bart = pretext::hf::load_bart(&fixture("bart"), &device).unwrap();
-    let encoder = bart.config.encoder(&fixture("bart")).unwrap();
-    let config = pretext::blocks::EncoderDecoderConfig::new(encoder, 2);
+    let config = &bart.shape;
     let out = export_dir("hf-export-bart");
     let model = Exportable::Seq2Seq {
-        config: &config,
+        config,
         model: &bart.model,
         seq2seq: &bart.seq2seq,
     };

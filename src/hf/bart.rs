@@ -11,8 +11,8 @@ use serde_json::{Value, json};
 
 use super::convert::{Converted, Weights, head_misfit, refuse, round_trip};
 use super::keys::{KeyTable, layers, outward, outward_layers, prefixed, table};
-use super::loader::{LoadReport, Loader};
-use super::{HfConfig, model_error};
+use super::loader::Loader;
+use super::{HfConfig, HfSeq2Seq, model_error};
 use crate::blocks::{EncoderDecoder, EncoderDecoderConfig};
 use crate::error::Result;
 use crate::objectives::{Seq2Seq, Seq2SeqConfig};
@@ -102,28 +102,16 @@ const FINAL_LOGITS_BIAS: &str = "final_logits_bias";
 /// The LM head's bias, stored as `final_logits_bias`.
 const BIAS: &[(&str, &str)] = &[(FINAL_LOGITS_BIAS, "head.bias")];
 
-/// A BART checkpoint in pretext's modules.
-#[derive(Debug)]
-pub struct HfBart {
-    /// Its `config.json`.
-    pub config: HfConfig,
-    /// The encoder-decoder.
-    pub model: EncoderDecoder,
-    /// The LM head over the decoder: the shared table, no transform, `final_logits_bias`
-    /// (zero if the file has none).
-    pub seq2seq: Seq2Seq,
-    /// What came from the file.
-    pub report: LoadReport,
-}
-
-/// Loads the BART model directory `dir` onto `device`.
-pub fn load_bart(dir: &Path, device: &Device) -> Result<HfBart> {
+/// Loads the BART model directory `dir` onto `device`: the LM head is the shared table, no
+/// transform, `final_logits_bias` (zero if the file has none).
+pub fn load_bart(dir: &Path, device: &Device) -> Result<HfSeq2Seq> {
     let config = HfConfig::read(dir)?;
     config.expect("bart", dir)?;
     let decoder_layers = config
         .decoder_layers
         .ok_or_else(|| model_error(dir, &"config.json has no decoder_layers"))?;
-    let mut model = EncoderDecoderConfig::new(config.encoder(dir)?, decoder_layers).init(device)?;
+    let shape = EncoderDecoderConfig::new(config.encoder(dir)?, decoder_layers);
+    let mut model = shape.init(device)?;
     let mut seq2seq = Seq2SeqConfig::new()
         .with_transform(false)
         .init(&model, device);
@@ -139,8 +127,9 @@ pub fn load_bart(dir: &Path, device: &Device) -> Result<HfBart> {
     )?;
     loader.part("encoder-decoder", &mut model, &model_table(), true)?;
     loader.part("LM head bias", &mut seq2seq, &table(BIAS), false)?;
-    Ok(HfBart {
+    Ok(HfSeq2Seq {
         config,
+        shape,
         model,
         seq2seq,
         report: loader.finish(),

@@ -36,7 +36,7 @@ mod loader;
 mod modernbert;
 mod t5;
 
-pub use bart::{HfBart, bart_misfit, load_bart};
+pub use bart::{bart_misfit, load_bart};
 pub use bert::{HfBert, bert_misfit, load_bert};
 pub use classifier::{ClassifierHead, HfClassifier, exportable_pooler, load_classifier};
 pub use config::{FAMILIES, HfConfig};
@@ -48,7 +48,22 @@ pub use gpt2::{HfGpt2, gpt2_misfit, load_gpt2};
 pub use llama::{HfLlama, llama_misfit, load_llama};
 pub use loader::LoadReport;
 pub use modernbert::{HfModernBert, load_modernbert, modernbert_misfit};
-pub use t5::{HfT5, load_t5, t5_misfit};
+pub use t5::{load_t5, t5_misfit};
+
+/// An encoder-decoder checkpoint (BART, T5) in pretext's modules.
+#[derive(Debug)]
+pub struct HfSeq2Seq {
+    /// Its `config.json`.
+    pub config: HfConfig,
+    /// The encoder-decoder's shape.
+    pub shape: crate::blocks::EncoderDecoderConfig,
+    /// The encoder-decoder.
+    pub model: crate::blocks::EncoderDecoder,
+    /// The LM head over the decoder, as the family has it.
+    pub seq2seq: crate::objectives::Seq2Seq,
+    /// What came from the file.
+    pub report: LoadReport,
+}
 
 /// What a causal stack of shape `config` has that its Hugging Face family cannot express, if
 /// anything: Llama's or Qwen2's for rotary positions, GPT-2's otherwise.

@@ -11,10 +11,10 @@ use std::path::Path;
 use burn::prelude::Device;
 use serde_json::{Value, json};
 
-use super::HfConfig;
 use super::convert::{Converted, Weights, refuse, round_trip};
 use super::keys::{KeyTable, layers, outward, outward_layers, table};
-use super::loader::{LoadReport, Loader};
+use super::loader::Loader;
+use super::{HfConfig, HfSeq2Seq};
 use crate::blocks::{Activation, EncoderDecoder, EncoderDecoderConfig, NormKind, PositionEncoding};
 use crate::error::Result;
 use crate::objectives::{Seq2Seq, Seq2SeqConfig};
@@ -118,24 +118,10 @@ fn export_table(glu: bool) -> KeyTable {
     names
 }
 
-/// A T5 checkpoint in pretext's modules.
-#[derive(Debug)]
-pub struct HfT5 {
-    /// Its `config.json`.
-    pub config: HfConfig,
-    /// The encoder-decoder's shape.
-    pub shape: EncoderDecoderConfig,
-    /// The encoder-decoder.
-    pub model: EncoderDecoder,
-    /// The LM head over the decoder: no transform, no bias; the shared table with the
-    /// decoder's output scaled by `d_model^-0.5`, or a table of its own.
-    pub seq2seq: Seq2Seq,
-    /// What came from the file.
-    pub report: LoadReport,
-}
-
-/// Loads the T5 model directory `dir` onto `device`.
-pub fn load_t5(dir: &Path, device: &Device) -> Result<HfT5> {
+/// Loads the T5 model directory `dir` onto `device`: the LM head has no transform and no
+/// bias; it is the shared table with the decoder's output scaled by `d_model^-0.5`, or a table
+/// of its own.
+pub fn load_t5(dir: &Path, device: &Device) -> Result<HfSeq2Seq> {
     let config = HfConfig::read(dir)?;
     config.expect("t5", dir)?;
     let decoder_layers = config.decoder_layers.unwrap_or(config.num_hidden_layers);
@@ -160,7 +146,7 @@ pub fn load_t5(dir: &Path, device: &Device) -> Result<HfT5> {
     if !tied {
         loader.part("LM head", &mut seq2seq, &table(LM_HEAD), true)?;
     }
-    Ok(HfT5 {
+    Ok(HfSeq2Seq {
         config,
         shape,
         model,

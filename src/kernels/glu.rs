@@ -14,8 +14,11 @@ use rayon::prelude::*;
 
 use super::{CHUNK, gelu, silu, tensor, values};
 
+/// A function of one value.
+type Scalar = fn(f32) -> f32;
+
 /// The activation and its derivative: the exact GELU (`gelu`) or SiLU.
-fn activation(gelu: bool) -> (fn(f32) -> f32, fn(f32) -> f32) {
+fn activation(gelu: bool) -> (Scalar, Scalar) {
     match gelu {
         true => (gelu::value, gelu::slope),
         false => (silu::value, silu::slope),
