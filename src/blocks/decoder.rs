@@ -54,52 +54,32 @@ impl DecoderLayer {
 
     /// Applies the layer to `x` `[batch, len, hidden]`, attending to itself under `self_mask`
     /// with the decoder's `positions`, and to `memory` `[batch, source_len, hidden]` under
-    /// `memory_mask`.
+    /// `memory_mask`. With a `cache` (this layer's self- and cross-attention slots) the rows
+    /// are new positions that also attend to the cached ones (`self_mask` none: to every
+    /// cached position and themselves); their keys and values join it, and `memory`'s are
+    /// kept after the first call.
     pub fn forward(
-        &self,
-        x: Tensor<3>,
-        memory: Tensor<3>,
-        self_mask: &AttentionMask,
-        memory_mask: &AttentionMask,
-        positions: &Positions,
-    ) -> Tensor<3> {
-        let none = Positions::none();
-        self.sublayers(
-            x,
-            |h| {
-                self.self_attention
-                    .forward(h.clone(), h, Some(self_mask), positions)
-            },
-            |h| {
-                self.cross_attention
-                    .forward(h, memory, Some(memory_mask), &none)
-            },
-        )
-    }
-
-    /// Applies the layer to new positions `x` `[batch, new, hidden]` that attend to the
-    /// positions in `cache` and to themselves under `self_mask` (none: every cached position
-    /// and themselves), and to `memory` under `memory_mask`, whose keys and values the cache
-    /// keeps after the first call.
-    pub fn forward_cached(
         &self,
         x: Tensor<3>,
         memory: Tensor<3>,
         self_mask: Option<&AttentionMask>,
         memory_mask: &AttentionMask,
-        cache: (&mut Option<KeysValues>, &mut Option<KeysValues>),
         positions: &Positions,
+        cache: Option<(&mut Option<KeysValues>, &mut Option<KeysValues>)>,
     ) -> Tensor<3> {
-        let (own, cross) = cache;
+        let none = Positions::none();
+        let (own, cross) = cache.unzip();
         self.sublayers(
             x,
-            |h| {
-                self.self_attention
-                    .forward_cached(h, own, self_mask, positions)
+            |h| match own {
+                Some(own) => (self.self_attention).forward_cached(h, own, self_mask, positions),
+                None => (self.self_attention).forward(h.clone(), h, self_mask, positions),
             },
-            |h| {
-                self.cross_attention
-                    .forward_memory(h, memory, cross, Some(memory_mask))
+            |h| match cross {
+                Some(cross) => {
+                    (self.cross_attention).forward_memory(h, memory, cross, Some(memory_mask))
+                }
+                None => (self.cross_attention).forward(h, memory, Some(memory_mask), &none),
             },
         )
     }
@@ -158,52 +138,48 @@ impl TransformerDecoder {
     }
 
     /// Hidden states `[batch, len, hidden]` for the token vectors `tokens` at `positions`
-    /// (default `0..len`), each position seeing itself and those before it, and `memory`
-    /// under `memory_mask`.
+    /// (default `0..len`, after the cached ones with a cache), each position seeing itself and
+    /// those before it, and `memory` under `memory_mask`. With a `cache` the rows are new
+    /// positions that follow the cached ones, whose keys and values they join: step by step
+    /// it gives what the whole prefix gives, for one position's work per step.
     pub fn forward(
         &self,
         tokens: Tensor<3>,
         positions: Option<Tensor<2, Int>>,
         memory: Tensor<3>,
         memory_mask: &AttentionMask,
-    ) -> Tensor<3> {
-        let [batch, len, _] = tokens.dims();
-        let device = tokens.device();
-        let causal = AttentionMask::causal(len, &device);
-        let at = positions
-            .clone()
-            .unwrap_or_else(|| default_positions(batch, len, &device));
-        let own = self.positions(&at, &at);
-        let x = self.input.forward(tokens, positions, None);
-        self.stack_with(x, |_, layer, x| {
-            layer.forward(x, memory.clone(), &causal, memory_mask, &own)
-        })
-    }
-
-    /// Hidden states `[batch, new, hidden]` for the token vectors `tokens` `[batch, new]` at
-    /// `positions`, which follow the positions already in `cache` (each new one sees those,
-    /// itself and the new ones before it), and `memory` under `memory_mask`; their keys and
-    /// values join the cache. Step by step it gives what [`forward`](Self::forward) gives on
-    /// the whole prefix.
-    pub fn forward_cached(
-        &self,
-        tokens: Tensor<3>,
-        positions: Tensor<2, Int>,
-        memory: Tensor<3>,
-        memory_mask: &AttentionMask,
-        cache: &mut KvCache,
+        mut cache: Option<&mut KvCache>,
     ) -> Tensor<3> {
         let [batch, new, _] = tokens.dims();
         let device = tokens.device();
-        // One new position sees everything cached and itself: no mask needed.
-        let mask = (new > 1)
-            .then(|| AttentionMask::cached_causal(&vec![0; batch], cache.len(), new, &device));
-        let keys = cache.key_positions(&self.config.block, positions.clone());
-        let own = self.positions(&positions, &keys);
-        let x = self.input.forward(tokens, Some(positions), None);
+        let cached = cache.as_ref().map_or(0, |c| c.len());
+        let at = positions
+            .clone()
+            .unwrap_or_else(|| default_positions(batch, new, &device).add_scalar(cached as i64));
+        // Each new position sees what is cached, itself and the new ones before it; one alone
+        // needs no mask.
+        let mask = match &cache {
+            None => Some(AttentionMask::causal(new, &device)),
+            Some(_) if new > 1 => Some(AttentionMask::cached_causal(
+                &vec![0; batch],
+                cached,
+                new,
+                &device,
+            )),
+            Some(_) => None,
+        };
+        let keys = match cache.as_deref_mut() {
+            Some(cache) => cache.key_positions(&self.config.block, at.clone()),
+            None => at.clone(),
+        };
+        let own = self.positions(&at, &keys);
+        let x = match cache {
+            Some(_) => self.input.forward(tokens, Some(at), None),
+            None => self.input.forward(tokens, positions, None),
+        };
         self.stack_with(x, |depth, layer, x| {
-            let slots = cache.layer(depth);
-            layer.forward_cached(x, memory.clone(), mask.as_ref(), memory_mask, slots, &own)
+            let slots = cache.as_deref_mut().map(|c| c.layer(depth));
+            layer.forward(x, memory.clone(), mask.as_ref(), memory_mask, &own, slots)
         })
     }
 

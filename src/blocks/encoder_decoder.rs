@@ -158,7 +158,8 @@ impl Seq2SeqBackbone for EncoderDecoder {
         memory_mask: &AttentionMask,
     ) -> Tensor<3> {
         let tokens = self.encoder.embeddings.tokens.forward(ids);
-        self.decoder.forward(tokens, positions, memory, memory_mask)
+        self.decoder
+            .forward(tokens, positions, memory, memory_mask, None)
     }
 
     fn decode_cached(
@@ -171,7 +172,7 @@ impl Seq2SeqBackbone for EncoderDecoder {
     ) -> Tensor<3> {
         let tokens = self.encoder.embeddings.tokens.forward(ids);
         self.decoder
-            .forward_cached(tokens, positions, memory, memory_mask, cache)
+            .forward(tokens, Some(positions), memory, memory_mask, Some(cache))
     }
 }
 
