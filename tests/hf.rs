@@ -1509,6 +1509,30 @@ fn t5_matches_transformers_seq2seq_logits_and_greedy_ids_and_exports_back_bit_fo
 }
 
 #[test]
+fn a_t5_config_the_blocks_cannot_compute_is_refused_naming_its_field() {
+    for (field, value, named) in [
+        (
+            "feed_forward_proj",
+            serde_json::json!("gated-relu2"),
+            "feed_forward_proj",
+        ),
+        (
+            "relative_attention_num_buckets",
+            serde_json::json!(2),
+            "buckets",
+        ),
+        ("d_kv", serde_json::json!(0), "heads"),
+    ] {
+        let dir = edited_copy_of(&fixture("t5"), &format!("hf-t5-{field}"), |config| {
+            config[field] = value;
+        });
+        let err = pretext::hf::load_t5(&dir, &Device::flex()).unwrap_err();
+        assert!(matches!(err, Error::HfModel { .. }), "{field}: {err}");
+        assert!(err.to_string().contains(named), "{field}: {err}");
+    }
+}
+
+#[test]
 fn t5_v1_1_with_gated_gelu_and_its_own_head_matches_transformers_and_exports_back() {
     check_t5("t5-gated", false);
 }

@@ -410,12 +410,16 @@ impl HfConfig {
 
     /// The activation of the layers, or an error naming one pretext's blocks do not compute.
     pub fn activation(&self, dir: &Path) -> Result<Activation> {
+        // T5 names its activation inside feed_forward_proj (`gated-gelu`).
+        let field = match self.model_type.as_str() {
+            "t5" => "feed_forward_proj",
+            _ => "hidden_act",
+        };
         Activation::from_hf(&self.hidden_act).ok_or_else(|| {
             model_error(
                 dir,
                 &format!(
-                    "hidden_act {:?}: pretext's blocks compute gelu, gelu_new, relu and silu \
-                     only",
+                    "{field} {:?}: pretext's blocks compute gelu, gelu_new, relu and silu only",
                     self.hidden_act
                 ),
             )
