@@ -662,6 +662,13 @@ mod tests {
             panic!("{:?}", recipe.objective)
         };
         assert_eq!(settings.pair_weight, 2.5);
+        // A schedule by its JSON form, as `--set` gives it.
+        let cycle = serde_json::json!({"OneCycle": {"start": 0.25}});
+        recipe.set("train.schedule", cycle).unwrap();
+        assert_eq!(
+            recipe.train.schedule,
+            crate::train::Schedule::OneCycle { start: 0.25 }
+        );
         for (path, value) in [
             ("train.stepz", Value::from(1)),
             ("train.steps", Value::from("many")),

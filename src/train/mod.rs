@@ -1,4 +1,4 @@
-//! One training loop for every objective, the [`Trainer`]: AdamW, warmup + linear decay,
+//! One training loop for every objective, the [`Trainer`]: AdamW, a learning-rate schedule,
 //! global-norm gradient clipping, gradient accumulation, validation every N steps, metrics as
 //! JSON lines, progress with tokens/s, atomic checkpoints and exact resume. Its result does not
 //! depend on how a batch is split (shards, micro-batches, devices): losses are divided by the
@@ -19,6 +19,7 @@ pub mod trainer;
 
 pub use checkpoint::TrainState;
 pub use log::{LogRecord, Logger, MetricTotals, MetricValue, Split, StepDone};
+pub use schedule::Schedule;
 pub use shards::{Part, ShardOutput, Shards};
 pub use spine::Spine;
 pub(crate) use trainer::Sampler;
@@ -43,6 +44,10 @@ pub struct TrainConfig {
     /// Share of the steps spent warming up linearly from 0. Default 0.1.
     #[config(default = 0.1)]
     pub warmup_fraction: f64,
+    /// How the rate moves: warmup then linear decay (BERT's), warmup–stable–decay
+    /// (ModernBERT's) or one cycle (Cramming's). Default warmup then linear decay.
+    #[config(default = "Schedule::WarmupLinear")]
+    pub schedule: Schedule,
     /// AdamW decoupled weight decay. Default 0.01.
     #[config(default = 0.01)]
     pub weight_decay: f64,
@@ -98,13 +103,27 @@ pub const RESUMABLE: &[&str] = &[
 /// differ, other than the [`RESUMABLE`] ones, with both values: what names the setting a
 /// resumed run may not change. `at` is where the training settings sit in the values: `""`
 /// for a [`TrainConfig`] (or a loop's config holding the same fields), `"train"` in a recipe.
-/// A resumable field one side lacks (an older file) is not compared.
+/// A resumable field one side lacks (an older file) is not compared, and any other field the
+/// saved settings lack (added since they were written) counts as its default, the value that
+/// run trained with.
 pub fn resume_difference(
     saved: &serde_json::Value,
     now: &serde_json::Value,
     at: &str,
 ) -> Option<(String, serde_json::Value, serde_json::Value)> {
     let (mut saved, mut now) = (saved.clone(), now.clone());
+    let defaults = serde_json::to_value(TrainConfig::new(1, 1)).expect("a config serializes");
+    let settings = match at {
+        "" => Some(&mut saved),
+        _ => saved.get_mut(at),
+    };
+    if let Some(settings) = settings.and_then(serde_json::Value::as_object_mut) {
+        for (field, value) in defaults.as_object().expect("a config is an object") {
+            settings
+                .entry(field.clone())
+                .or_insert_with(|| value.clone());
+        }
+    }
     for field in RESUMABLE {
         let path = match at {
             "" => field.to_string(),
@@ -145,7 +164,8 @@ impl TrainConfig {
         crate::error::check_positive("learning_rate", self.learning_rate)?;
         crate::error::check_weight("weight_decay", self.weight_decay)?;
         crate::error::check_weight("max_grad_norm", self.max_grad_norm)?;
-        crate::error::check_rate("warmup_fraction", self.warmup_fraction)
+        crate::error::check_rate("warmup_fraction", self.warmup_fraction)?;
+        self.schedule.validate()
     }
 }
 
@@ -233,5 +253,24 @@ mod tests {
         );
         assert!((after.1 - before.1).abs() < 1e-6, "bias decayed");
         assert!((after.2 - before.2).abs() < 1e-6, "LayerNorm decayed");
+    }
+
+    #[test]
+    fn a_setting_older_files_lack_counts_as_its_default_when_resuming() {
+        let config = TrainConfig::new(10, 4);
+        let mut saved = serde_json::to_value(&config).unwrap();
+        saved.as_object_mut().unwrap().remove("schedule");
+        let now = serde_json::to_value(&config).unwrap();
+        assert_eq!(resume_difference(&saved, &now, ""), None);
+        let recipe = |train| serde_json::json!({ "train": train });
+        assert_eq!(
+            resume_difference(&recipe(saved.clone()), &recipe(now), "train"),
+            None
+        );
+        // Another schedule is still a change a resume may not make.
+        let other = config.with_schedule(Schedule::OneCycle { start: 0.25 });
+        let other = serde_json::to_value(&other).unwrap();
+        let (field, ..) = resume_difference(&saved, &other, "").unwrap();
+        assert_eq!(field, "schedule");
     }
 }

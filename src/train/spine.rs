@@ -31,7 +31,7 @@ use burn::optim::{GradientsParams, ModuleOptimizer};
 use burn::prelude::*;
 
 use super::log::{LogRecord, Logger, StepDone, TrainLog};
-use super::{TrainConfig, TrainState, adamw, checkpoint, grads, schedule};
+use super::{TrainConfig, TrainState, adamw, checkpoint, grads};
 use crate::error::{Error, Result};
 
 /// The shared parts of a training loop over a model of type `M` (see the module docs).
@@ -125,11 +125,11 @@ impl<M: Module> Spine<M> {
         (self.state.step < self.stop).then_some(self.state.step)
     }
 
-    /// The learning rate of the step's `update`-th update (0 for a loop of one a step):
-    /// a linear warmup over `warmup_fraction` of all updates, then a linear decay to 0.
+    /// The learning rate of the step's `update`-th update (0 for a loop of one a step), as
+    /// the schedule gives it over all updates, `warmup_fraction` of them warming up.
     pub fn lr(&self, update: usize) -> f64 {
         let total = self.config.steps * self.updates_per_step;
-        schedule::warmup_linear_decay(
+        self.config.schedule.rate(
             self.config.learning_rate,
             self.state.step * self.updates_per_step + update,
             (self.config.warmup_fraction * total as f64).round() as usize,
