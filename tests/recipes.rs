@@ -385,3 +385,37 @@ fn a_single_text_file_is_a_corpus_of_its_blank_line_blocks() {
     );
     std::fs::remove_dir_all(dir).unwrap();
 }
+
+#[test]
+fn mlm_at_another_masking_rate_is_also_scored_at_fifteen_percent() {
+    let dir = common::temp_dir("recipes-mlm-rate");
+    let corpus = common::small_corpus(&dir);
+    let valid_records = |mask_prob: f64, out: &str| {
+        let mut recipe = short(Recipe::named("mlm", Preset::Tiny).unwrap(), &corpus);
+        recipe.train.steps = 2;
+        recipe.train.valid_every = 2;
+        let rate = serde_json::json!(mask_prob);
+        recipe.set("objective.settings.masking.mask_prob", rate).unwrap();
+        let out = dir.join(out);
+        let device = burn::prelude::Device::flex().autodiff();
+        recipe.run(&RunOptions::new(&out, device)).unwrap();
+        std::fs::read_to_string(out.join("metrics.jsonl"))
+            .unwrap()
+            .lines()
+            .map(|line| serde_json::from_str::<serde_json::Value>(line).unwrap())
+            .filter(|r| r["split"] == "valid")
+            .collect::<Vec<_>>()
+    };
+    // Trained at 40 %: the validation record holds the 15 % figures beside its own, and the
+    // two differ (other tokens are masked, four in ten instead of three in twenty).
+    let records = valid_records(0.4, "forty");
+    let last = records.last().unwrap();
+    for name in ["loss@15", "mlm_acc@15"] {
+        assert!(last[name].is_number(), "{name} missing: {last}");
+    }
+    assert_ne!(last["loss"], last["loss@15"], "{last}");
+    // At 15 % itself there is nothing to add.
+    let records = valid_records(0.15, "fifteen");
+    assert!(records.last().unwrap().get("loss@15").is_none());
+    std::fs::remove_dir_all(dir).unwrap();
+}

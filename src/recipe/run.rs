@@ -318,6 +318,24 @@ impl<'a> Run<'a> {
         O: Objective<M, Batch = T::Batch>,
         T: Task,
     {
+        self.fit_scoring(backbone, head, train_task, valid_task, None)
+    }
+
+    /// [`fit_tasks`](Self::fit_tasks), scoring the model at every validation on `scored`'s
+    /// task as well (its figures logged with its suffix: `mlm_acc@15`).
+    pub fn fit_scoring<M, O, T>(
+        &self,
+        backbone: M,
+        head: O,
+        train_task: T,
+        valid_task: T,
+        scored: Option<(&str, T)>,
+    ) -> Result<TrainReport<M, O>>
+    where
+        M: Module + HasEncoder + ModuleDisplay,
+        O: Objective<M, Batch = T::Batch>,
+        T: Task,
+    {
         let model = Pretrainer::new(backbone, head);
         // burn draws a parameter's initial values when it is first read: read them all now,
         // in the module's order (the order a forked replica reads them), and only then let
@@ -338,7 +356,11 @@ impl<'a> Run<'a> {
             .output(out)
             .resume(self.options.resume)
             .devices(&self.options.devices)
-            .fit(&train_task, &valid_task)?;
+            .fit_scoring(
+                &train_task,
+                &valid_task,
+                scored.as_ref().map(|(s, t)| (*s, t)),
+            )?;
         let path = out.join(super::run_dir::ENCODER_FILE);
         save_weights(report.model.backbone.encoder(), &path)?;
         if progress {

@@ -108,6 +108,17 @@ impl<M: Module + ModuleDisplay, O: Objective<M>> Trainer<M, O> {
 
     /// Trains on `train`, validating on `valid`, until `config.steps` (or `pause_after`).
     pub fn fit<T: Task<Batch = O::Batch>>(self, train: &T, valid: &T) -> Result<TrainReport<M, O>> {
+        self.fit_scoring(train, valid, None)
+    }
+
+    /// [`fit`](Self::fit), also scoring the model on `scored`'s task at every validation: its
+    /// loss and metrics join the validation record as `loss@SUFFIX`, `NAME@SUFFIX`.
+    pub fn fit_scoring<T: Task<Batch = O::Batch>>(
+        self,
+        train: &T,
+        valid: &T,
+        scored: Option<(&str, &T)>,
+    ) -> Result<TrainReport<M, O>> {
         let Self {
             model,
             config,
@@ -154,7 +165,15 @@ impl<M: Module + ModuleDisplay, O: Objective<M>> Trainer<M, O> {
                     .collect(),
             };
             spine.end_step(&model, done, lr, |model, step, lr| {
-                validate(model, valid, &config, step, lr, device).map(Some)
+                let mut record = validate(model, valid, &config, step, lr, device)?;
+                if let Some((suffix, task)) = scored {
+                    let also = validate(model, task, &config, step, lr, device)?;
+                    record.metrics.insert(format!("loss@{suffix}"), also.loss);
+                    for (name, value) in also.metrics {
+                        record.metrics.insert(format!("{name}@{suffix}"), value);
+                    }
+                }
+                Ok(Some(record))
             })?;
         }
         let (history, state) = spine.finish();
