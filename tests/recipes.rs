@@ -395,7 +395,9 @@ fn mlm_at_another_masking_rate_is_also_scored_at_fifteen_percent() {
         recipe.train.steps = 2;
         recipe.train.valid_every = 2;
         let rate = serde_json::json!(mask_prob);
-        recipe.set("objective.settings.masking.mask_prob", rate).unwrap();
+        recipe
+            .set("objective.settings.masking.mask_prob", rate)
+            .unwrap();
         let out = dir.join(out);
         let device = burn::prelude::Device::flex().autodiff();
         recipe.run(&RunOptions::new(&out, device)).unwrap();

@@ -17,7 +17,9 @@ use serde::{Deserialize, Serialize};
 use super::causal;
 use super::multitask::{self, MultiTaskSettings};
 use super::{Recipe, Run, RunReport, TokenizerSource};
-use crate::blocks::{Activation, EncoderDecoderConfig, TransformerEncoder};
+use crate::blocks::{
+    Activation, BlockConfig, EncoderDecoderConfig, PositionEncoding, TransformerEncoder,
+};
 use crate::data::PairKind;
 use crate::dataset::Documents;
 use crate::error::{Error, Result, check_weight, in_setting};
@@ -45,6 +47,7 @@ use crate::objectives::unilm::{
 use crate::objectives::{Mix, MlmConfig};
 use crate::preset::Preset;
 use crate::tokenize::Tokenizer;
+use crate::train::Schedule;
 use burn::prelude::Device;
 
 /// The recipe side of an objective: what it checks, and how a run of it goes.
@@ -204,6 +207,10 @@ macro_rules! registry {
 registry! {
     Mlm(MlmSettings) "mlm" mlm:
         "masked LM (BERT, RoBERTa): 15 % of the tokens, 80/10/10";
+    Modernbert(MlmSettings) "modernbert" modernbert:
+        "masked LM on ModernBERT's recipe: pre-norm, rotary, GeGLU, no biases, 30 %, WSD";
+    Crammed(MlmSettings) "crammed" crammed:
+        "masked LM on Cramming's recipe: GeGLU, no biases, scaled sines, 25 %, one cycle";
     Clm(ClmSettings) "clm" clm:
         "causal LM (GPT): next-token prediction on a pre-LN encoder";
     Nsp(PairSettings) "nsp" nsp:
@@ -297,6 +304,74 @@ pub fn run_token_task(objective: &dyn TokenTaskSettings, run: &Run) -> Result<Ru
 fn mlm(preset: Preset) -> Result<Recipe> {
     let masking = MlmMasking::default();
     Recipe::new(ObjectiveRecipe::Mlm(MlmSettings { masking }), preset)
+}
+
+/// A gated network as wide as `share` of the preset's plain one, in whole multiples of 4
+/// (⅔ keeps the parameter count, GLU's rule; Cramming halves it).
+fn glu_width(preset: Preset, share: f64) -> usize {
+    let plain = preset.encoder(1).block.ffn_size as f64;
+    ((plain * share / 4.0).round() as usize * 4).max(4)
+}
+
+/// `modernbert`: MLM as ModernBERT trains it, at the preset's size: pre-norm with bias-free
+/// LayerNorms (ε 1e-5; none before the first attention), rotary positions (θ 10 000), GeGLU
+/// at ⅔ width, no biases, no segment embeddings, 30 % masking (scored at 15 % too), no
+/// dropout, warmup–stable–decay (the last fifth decaying).
+fn modernbert(preset: Preset) -> Result<Recipe> {
+    let masking = MlmMasking {
+        mask_prob: 0.3,
+        ..MlmMasking::default()
+    };
+    let mut recipe = Recipe::new(ObjectiveRecipe::Modernbert(MlmSettings { masking }), preset)?;
+    let ffn = glu_width(preset, 2.0 / 3.0);
+    recipe.encoder = (recipe.encoder)
+        .map_block(|b| {
+            BlockConfig { ffn_size: ffn, ..b }
+                .with_glu(true)
+                .with_norm_bias(false)
+                .with_norm_eps(1e-5)
+                .with_norm_first(true)
+                .with_first_attention_norm(false)
+                .with_qkv_bias(false)
+                .with_output_bias(false)
+                .with_ffn_bias(false)
+                .with_positions(PositionEncoding::Rotary { theta: 10_000.0 })
+        })
+        .with_num_segments(0)
+        .with_dropout(0.0);
+    recipe.train.schedule = Schedule::WarmupStableDecay {
+        decay_fraction: 0.2,
+    };
+    Ok(recipe)
+}
+
+/// `crammed`: MLM as Cramming trains it, at the preset's size: pre-norm LayerNorms, GeGLU at
+/// half width, no biases, scaled sinusoidal positions, no segment embeddings, 25 % masking
+/// (scored at 15 % too), no dropout, one cycle from a quarter of the peak with no warmup,
+/// gradients clipped at 0.5.
+fn crammed(preset: Preset) -> Result<Recipe> {
+    let masking = MlmMasking {
+        mask_prob: 0.25,
+        ..MlmMasking::default()
+    };
+    let mut recipe = Recipe::new(ObjectiveRecipe::Crammed(MlmSettings { masking }), preset)?;
+    let ffn = glu_width(preset, 0.5);
+    recipe.encoder = (recipe.encoder)
+        .map_block(|b| {
+            BlockConfig { ffn_size: ffn, ..b }
+                .with_glu(true)
+                .with_norm_first(true)
+                .with_qkv_bias(false)
+                .with_output_bias(false)
+                .with_ffn_bias(false)
+                .with_positions(PositionEncoding::ScaledSinusoidal)
+        })
+        .with_num_segments(0)
+        .with_dropout(0.0);
+    recipe.train.schedule = Schedule::OneCycle { start: 0.25 };
+    recipe.train.warmup_fraction = 0.0;
+    recipe.train.max_grad_norm = 0.5;
+    Ok(recipe)
 }
 
 impl ObjectiveSettings for MlmSettings {
