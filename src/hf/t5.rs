@@ -11,7 +11,7 @@ use std::path::Path;
 use burn::prelude::Device;
 use serde_json::{Value, json};
 
-use super::convert::{Converted, Weights, refuse, round_trip};
+use super::convert::{Converted, Weights, head_misfit, refuse, round_trip};
 use super::keys::{KeyTable, layers, outward, outward_layers, table};
 use super::loader::Loader;
 use super::{HfConfig, HfSeq2Seq};
@@ -219,14 +219,10 @@ pub(super) fn export(
     let head = seq2seq.head();
     let scaled = head.scale() != 1.0;
     let t5_scale = (config.encoder.hidden_size as f64).powf(-0.5);
-    let head_misfit = if head.transform().is_some() || head.bias().is_some() {
-        Some("an LM head with BERT's transform or a bias".to_string())
-    } else if scaled && (head.scale() - t5_scale).abs() > 1e-12 {
-        Some(format!("an LM head scaling by {}", head.scale()))
-    } else {
-        None
-    };
-    if let Some(what) = t5_misfit(config).or(head_misfit) {
+    let scale_misfit = (scaled && (head.scale() - t5_scale).abs() > 1e-12)
+        .then(|| format!("an LM head scaling by {}", head.scale()));
+    let misfit = head_misfit(head, None, false).or(scale_misfit);
+    if let Some(what) = t5_misfit(config).or(misfit) {
         return Err(refuse(dir, "T5", &what));
     }
     let mut fields = hf_fields(config);
