@@ -30,8 +30,6 @@ use std::cell::Cell;
 use std::sync::LazyLock;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use std::borrow::Cow;
-
 use burn::backend::autodiff::checkpoint::base::Checkpointer;
 use burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy;
 use burn::backend::autodiff::grads::Gradients;
@@ -275,11 +273,29 @@ fn unary<C: CheckpointStrategy>(
     }
 }
 
+/// The f32 values of a tensor in row-major order: its own memory when it is laid out so,
+/// one contiguous copy otherwise (a transposed view: attention's heads).
+enum Values<'a> {
+    Own(&'a [f32]),
+    Copied(FlexTensor),
+}
+
+impl std::ops::Deref for Values<'_> {
+    type Target = [f32];
+
+    fn deref(&self) -> &[f32] {
+        match self {
+            Self::Own(values) => values,
+            Self::Copied(t) => t.as_slice::<f32>().expect("a contiguous f32 tensor"),
+        }
+    }
+}
+
 /// The f32 values of `t`, in row-major order.
-fn values(t: &FlexTensor) -> Cow<'_, [f32]> {
+fn values(t: &FlexTensor) -> Values<'_> {
     match t.as_slice::<f32>() {
-        Some(v) => Cow::Borrowed(v),
-        None => Cow::Owned(t.to_contiguous().as_slice::<f32>().expect("f32").to_vec()),
+        Some(v) => Values::Own(v),
+        None => Values::Copied(t.to_contiguous()),
     }
 }
 
