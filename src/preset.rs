@@ -33,6 +33,11 @@ impl Preset {
         self.row().1[1]
     }
 
+    /// Inner width of the (plain) feed-forward network.
+    pub fn ffn_size(self) -> usize {
+        self.row().1[3]
+    }
+
     /// Name; width, layers, heads, feed-forward width and positions; sequence length, batch
     /// size and peak learning rate.
     fn row(self) -> (&'static str, [usize; 5], usize, usize, f64) {

@@ -134,26 +134,29 @@ fn gpt2_matches_transformers_lm_logits_through_its_split_conv1d_attention() {
     assert!(diff < 1e-4, "GPT-2 logits differ by {diff}");
 }
 
+/// The largest difference between `model`'s seq2seq logits at every decoder position of the
+/// fixture's inputs and those `transformers` gave (`want`).
+fn seq2seq_logits_diff(model: &pretext::hf::HfSeq2Seq, want: &Value) -> f32 {
+    use pretext::blocks::Seq2SeqBackbone;
+    let device = Device::flex();
+    let input = inputs(want, &device);
+    let memory = model.model.encode(input.ids, None, Some(&input.mask));
+    let decoder_ids = ints(&want["decoder_input_ids"], &device);
+    let [rows, len] = decoder_ids.dims();
+    let keys = AttentionMask::keys(ints(&want["attention_mask"], &device).equal_elem(0));
+    let hidden = model.model.decode(decoder_ids, None, memory, &keys);
+    let every = Tensor::<1, Int>::arange(0..(rows * len) as i64, &device);
+    let logits = (model.seq2seq.head()).forward_at(hidden, every, model.model.token_embedding());
+    max_abs_diff(logits, &floats(&want["seq2seq_logits"]))
+}
+
 #[test]
 fn bart_matches_transformers_seq2seq_logits() {
-    use pretext::blocks::Seq2SeqBackbone;
     let device = Device::flex();
     let bart = pretext::hf::load_bart(&fixture("bart"), &device).unwrap();
     assert_eq!(bart.report.loaded, ["encoder-decoder", "LM head bias"]);
     assert!(bart.report.unused.is_empty(), "{}", bart.report);
-    let want = expected("bart");
-    let input = inputs(&want, &device);
-    let memory = bart.model.encode(input.ids, None, Some(&input.mask));
-    let decoder_ids = ints(&want["decoder_input_ids"], &device);
-    let [rows, len] = decoder_ids.dims();
-    let keys = AttentionMask::keys(ints(&want["attention_mask"], &device).equal_elem(0));
-    let hidden = bart.model.decode(decoder_ids, None, memory, &keys);
-    let every = Tensor::<1, Int>::arange(0..(rows * len) as i64, &device);
-    let logits = bart
-        .seq2seq
-        .head()
-        .forward_at(hidden, every, bart.model.token_embedding());
-    let diff = max_abs_diff(logits, &floats(&want["seq2seq_logits"]));
+    let diff = seq2seq_logits_diff(&bart, &expected("bart"));
     assert!(diff < 1e-4, "BART logits differ by {diff}");
 }
 
@@ -1436,7 +1439,6 @@ fn sft_and_clm_continue_qwen2_and_llama_with_their_own_heads_and_export_them() {
 /// The T5 fixture `name`: seq2seq logits and greedy ids as `transformers` gives them, and
 /// an export that holds the very tensors it saved.
 fn check_t5(name: &str, tied: bool) {
-    use pretext::blocks::Seq2SeqBackbone;
     use pretext::data::seq2seq::{Seq2SeqBatch, Seq2SeqExample};
     use pretext::hf::{Exportable, export, load_t5};
     let device = Device::flex();
@@ -1450,18 +1452,7 @@ fn check_t5(name: &str, tied: bool) {
     assert!(t5.report.unused.is_empty(), "{name}: {}", t5.report);
     assert_eq!(t5.seq2seq.head().tied(), tied);
     let want = expected(name);
-    let input = inputs(&want, &device);
-    let memory = t5.model.encode(input.ids, None, Some(&input.mask));
-    let decoder_ids = ints(&want["decoder_input_ids"], &device);
-    let [rows, len] = decoder_ids.dims();
-    let keys = AttentionMask::keys(ints(&want["attention_mask"], &device).equal_elem(0));
-    let hidden = t5.model.decode(decoder_ids, None, memory, &keys);
-    let every = Tensor::<1, Int>::arange(0..(rows * len) as i64, &device);
-    let logits = t5
-        .seq2seq
-        .head()
-        .forward_at(hidden, every, t5.model.token_embedding());
-    let diff = max_abs_diff(logits, &floats(&want["seq2seq_logits"]));
+    let diff = seq2seq_logits_diff(&t5, &want);
     eprintln!("{name}: seq2seq logits within {diff:.2e} of transformers'");
     assert!(diff < 1e-4, "{name}: logits differ by {diff}");
     // Greedy decoding from the padding token, with the cache: transformers' 8 ids.

@@ -494,7 +494,7 @@ impl HfConfig {
             .with_head_size(head_size)
             .with_qkv_bias(self.attention_bias)
             .with_output_bias(self.attention_bias && !qwen2)
-            .with_glu(true)
+            .with_glu(self.glu)
             .with_ffn_bias(self.mlp_bias)
             .with_norm(NormKind::RmsNorm)
             .with_norm_first(true)
@@ -511,7 +511,7 @@ impl HfConfig {
         block
             .with_qkv_bias(self.attention_bias)
             .with_output_bias(self.attention_bias)
-            .with_glu(true)
+            .with_glu(self.glu)
             .with_ffn_bias(self.mlp_bias)
             .with_norm_bias(self.norm_bias)
             .with_norm_first(true)

@@ -10,7 +10,7 @@ use burn::prelude::Device;
 
 use super::bert::{LAYER, encoder_out, encoder_table, hf_fields};
 use super::convert::{Converted, Weights, refuse, round_trip};
-use super::keys::{KeyTable, layers, literal, outward, prefixed, table};
+use super::keys::{KeyTable, layers, outward, prefixed, table, under};
 use super::loader::{LoadReport, Loader};
 use super::{HfConfig, model_error};
 use crate::blocks::{Activation, TransformerEncoder, TransformerEncoderConfig};
@@ -39,11 +39,7 @@ const GENERATOR_HEAD: &[(&str, &str)] = &[
 fn generator_table() -> KeyTable {
     let projection = [("embeddings_project.", "generator.projection.")];
     let mut keys = prefixed("electra", &projection);
-    keys.extend(
-        GENERATOR_HEAD
-            .iter()
-            .map(|(hf, ours)| (format!("^{}", literal(hf)), format!("generator.{ours}"))),
-    );
+    keys.extend(under(table(GENERATOR_HEAD), "generator."));
     keys.extend(layers(
         "electra",
         "encoder.layer",

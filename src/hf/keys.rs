@@ -35,6 +35,15 @@ pub(crate) fn table(pairs: &[(&str, &str)]) -> KeyTable {
     prefixed("", pairs)
 }
 
+/// `table` with every pretext path moved under `root` (`generator.`): a part that sits inside
+/// another module.
+pub(crate) fn under(mut table: KeyTable, root: &str) -> KeyTable {
+    for (_, ours) in &mut table {
+        ours.insert_str(0, root);
+    }
+    table
+}
+
 /// HF names → pretext paths, each HF name after an optional `prefix.` (a head class stores its
 /// base model under it; a base-model file has none).
 pub(crate) fn prefixed(prefix: &str, pairs: &[(&str, &str)]) -> KeyTable {

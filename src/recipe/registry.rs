@@ -306,68 +306,62 @@ fn mlm(preset: Preset) -> Result<Recipe> {
     Recipe::new(ObjectiveRecipe::Mlm(MlmSettings { masking }), preset)
 }
 
-/// A gated network as wide as `share` of the preset's plain one, in whole multiples of 4
-/// (⅔ keeps the parameter count, GLU's rule; Cramming halves it).
-fn glu_width(preset: Preset, share: f64) -> usize {
-    let plain = preset.encoder(1).block.ffn_size as f64;
-    ((plain * share / 4.0).round() as usize * 4).max(4)
-}
-
-/// `modernbert`: MLM as ModernBERT trains it, at the preset's size: pre-norm with bias-free
-/// LayerNorms (ε 1e-5; none before the first attention), rotary positions (θ 10 000), GeGLU
-/// at ⅔ width, no biases, no segment embeddings, 30 % masking (scored at 15 % too), no
-/// dropout, warmup–stable–decay (the last fifth decaying).
-fn modernbert(preset: Preset) -> Result<Recipe> {
+/// The MLM recipe `objective` at `preset`'s size on the block the small-budget recipes share:
+/// masking `mask_prob` of the tokens (scored at 15 % too), pre-norm, a GeGLU network `share`
+/// of the plain one's width in whole multiples of 4 (⅔ keeps the parameter count, GLU's rule;
+/// Cramming halves it), no biases, positions as `positions`, no segment embeddings, no
+/// dropout.
+fn glu_mlm(
+    objective: fn(MlmSettings) -> ObjectiveRecipe,
+    preset: Preset,
+    mask_prob: f64,
+    share: f64,
+    positions: PositionEncoding,
+) -> Result<Recipe> {
     let masking = MlmMasking {
-        mask_prob: 0.3,
+        mask_prob,
         ..MlmMasking::default()
     };
-    let mut recipe = Recipe::new(ObjectiveRecipe::Modernbert(MlmSettings { masking }), preset)?;
-    let ffn = glu_width(preset, 2.0 / 3.0);
+    let mut recipe = Recipe::new(objective(MlmSettings { masking }), preset)?;
+    let ffn_size = ((preset.ffn_size() as f64 * share / 4.0).round() as usize * 4).max(4);
     recipe.encoder = (recipe.encoder)
         .map_block(|b| {
-            BlockConfig { ffn_size: ffn, ..b }
+            BlockConfig { ffn_size, ..b }
                 .with_glu(true)
-                .with_norm_bias(false)
-                .with_norm_eps(1e-5)
                 .with_norm_first(true)
-                .with_first_attention_norm(false)
                 .with_qkv_bias(false)
                 .with_output_bias(false)
                 .with_ffn_bias(false)
-                .with_positions(PositionEncoding::Rotary { theta: 10_000.0 })
+                .with_positions(positions)
         })
         .with_num_segments(0)
         .with_dropout(0.0);
+    Ok(recipe)
+}
+
+/// `modernbert`: MLM as ModernBERT trains it, at the preset's size: 30 % masking, GeGLU at ⅔
+/// width, bias-free LayerNorms (ε 1e-5; none before the first attention), rotary positions
+/// (θ 10 000), warmup–stable–decay (the last fifth decaying).
+fn modernbert(preset: Preset) -> Result<Recipe> {
+    let rotary = PositionEncoding::Rotary { theta: 10_000.0 };
+    let mut recipe = glu_mlm(ObjectiveRecipe::Modernbert, preset, 0.3, 2.0 / 3.0, rotary)?;
+    recipe.encoder = recipe.encoder.map_block(|b| {
+        b.with_norm_bias(false)
+            .with_norm_eps(1e-5)
+            .with_first_attention_norm(false)
+    });
     recipe.train.schedule = Schedule::WarmupStableDecay {
         decay_fraction: 0.2,
     };
     Ok(recipe)
 }
 
-/// `crammed`: MLM as Cramming trains it, at the preset's size: pre-norm LayerNorms, GeGLU at
-/// half width, no biases, scaled sinusoidal positions, no segment embeddings, 25 % masking
-/// (scored at 15 % too), no dropout, one cycle from a quarter of the peak with no warmup,
+/// `crammed`: MLM as Cramming trains it, at the preset's size: 25 % masking, GeGLU at half
+/// width, scaled sinusoidal positions, one cycle from a quarter of the peak with no warmup,
 /// gradients clipped at 0.5.
 fn crammed(preset: Preset) -> Result<Recipe> {
-    let masking = MlmMasking {
-        mask_prob: 0.25,
-        ..MlmMasking::default()
-    };
-    let mut recipe = Recipe::new(ObjectiveRecipe::Crammed(MlmSettings { masking }), preset)?;
-    let ffn = glu_width(preset, 0.5);
-    recipe.encoder = (recipe.encoder)
-        .map_block(|b| {
-            BlockConfig { ffn_size: ffn, ..b }
-                .with_glu(true)
-                .with_norm_first(true)
-                .with_qkv_bias(false)
-                .with_output_bias(false)
-                .with_ffn_bias(false)
-                .with_positions(PositionEncoding::ScaledSinusoidal)
-        })
-        .with_num_segments(0)
-        .with_dropout(0.0);
+    let scaled = PositionEncoding::ScaledSinusoidal;
+    let mut recipe = glu_mlm(ObjectiveRecipe::Crammed, preset, 0.25, 0.5, scaled)?;
     recipe.train.schedule = Schedule::OneCycle { start: 0.25 };
     recipe.train.warmup_fraction = 0.0;
     recipe.train.max_grad_norm = 0.5;

@@ -51,13 +51,10 @@ impl Schedule {
             Self::WarmupStableDecay { decay_fraction } => {
                 let decay = ((decay_fraction * total as f64).round() as usize).max(1);
                 let stable_until = total.saturating_sub(decay);
-                if step < warmup {
-                    peak * (step + 1) as f64 / warmup as f64
-                } else if step < stable_until {
-                    peak
-                } else {
-                    peak * (total.saturating_sub(step) as f64 / decay as f64).clamp(0.0, 1.0)
-                }
+                warming_up(peak, step, warmup).unwrap_or_else(|| match step < stable_until {
+                    true => peak,
+                    false => peak * (total.saturating_sub(step) as f64 / decay as f64).min(1.0),
+                })
             }
             Self::OneCycle { start } => {
                 // Rising from `start` with slope 1 meets the fall to 0 at t = 1 − start.
@@ -68,15 +65,19 @@ impl Schedule {
     }
 }
 
+/// The rate of update `step` while the first `warmup` updates rise linearly to `peak`, or
+/// `None` after them.
+fn warming_up(peak: f64, step: usize, warmup: usize) -> Option<f64> {
+    (step < warmup).then(|| peak * (step + 1) as f64 / warmup as f64)
+}
+
 /// Learning rate for optimizer update `step` (0-based) of `total` updates.
 pub fn warmup_linear_decay(peak: f64, step: usize, warmup: usize, total: usize) -> f64 {
-    if step < warmup {
-        peak * (step + 1) as f64 / warmup as f64
-    } else {
+    warming_up(peak, step, warmup).unwrap_or_else(|| {
         let left = total.saturating_sub(step) as f64;
         let span = total.saturating_sub(warmup).max(1) as f64;
         peak * (left / span).clamp(0.0, 1.0)
-    }
+    })
 }
 
 #[cfg(test)]
