@@ -2,7 +2,8 @@
 //! with accumulated micro-batches each split into shards run at once: for MLM, for ELECTRA
 //! (whose replacements are sampled) and for a multi-task mix whose second task joins midway.
 //! The resumed half runs data-parallel over two devices (the CPU twice, the only device at
-//! hand), so the per-device path must also replay the run that shared one device.
+//! hand), so the per-device path must also replay the run that shared one device. MLM resumes
+//! midway through a batch-size ramp too.
 //!
 //! The models are built through `common::seeded`, which holds the backend's process-wide
 //! random stream from the seed until every initial value is drawn.
@@ -17,18 +18,20 @@ use pretext::data::Task;
 use pretext::noise::MlmMasking;
 use pretext::objectives::{ElectraConfig, ElectraTask, Objective};
 use pretext::recipe::multitask::{mix_data, mix_heads, parse_tasks};
-use pretext::train::{Split, TrainConfig, Trainer};
+use pretext::train::{BatchRamp, Split, TrainConfig, Trainer};
 
 /// Trains 12 steps straight, then 5 steps paused and resumed from the checkpoint into a model
 /// initialised otherwise (`other`) on two devices, and checks that both give the same losses
-/// step by step.
+/// step by step; under a batch `ramp`, if one is given. Returns the tokens the run trained on.
 fn check_resume<M, O, T>(
     name: &str,
+    ramp: Option<BatchRamp>,
     fresh: impl Fn() -> Pretrainer<M, O>,
     other: impl Fn() -> Pretrainer<M, O>,
     train_task: &T,
     valid_task: &T,
-) where
+) -> u64
+where
     M: Module + ModuleDisplay,
     O: Objective<M, Batch = T::Batch>,
     T: Task,
@@ -37,7 +40,8 @@ fn check_resume<M, O, T>(
     let config: TrainConfig = common::quick_config(12)
         .with_checkpoint_every(0)
         .with_grad_accumulation(2)
-        .with_shards(2);
+        .with_shards(2)
+        .with_batch_ramp(ramp);
     let losses = |history: &[pretext::train::LogRecord]| -> Vec<(usize, f64)> {
         history
             .iter()
@@ -105,6 +109,7 @@ fn check_resume<M, O, T>(
     assert_eq!(lines(&paused_dir), lines(&straight_dir));
     std::fs::remove_dir_all(straight_dir).unwrap();
     std::fs::remove_dir_all(paused_dir).unwrap();
+    straight.state.tokens_seen
 }
 
 #[test]
@@ -122,13 +127,23 @@ fn resume_replays_the_uninterrupted_run_exactly() {
     };
 
     let mlm = |docs| common::mlm_task(&tokenizer, docs, 48);
-    check_resume(
-        "mlm",
-        || common::tiny_mlm(&tokenizer, &device),
-        || common::seeded(&device, || common::with_mlm(other_backbone(2), &device)),
-        &mlm(&train_docs),
-        &mlm(&valid_docs),
-    );
+    let (mlm_train, mlm_valid) = (mlm(&train_docs), mlm(&valid_docs));
+    // Paused at step 5 of a ramp over 9: the resumed run must find where its step starts.
+    let tokens: Vec<u64> = [("mlm", None), ("mlm-ramp", Some(BatchRamp::new(3, 0.75)))]
+        .into_iter()
+        .map(|(name, ramp)| {
+            check_resume(
+                name,
+                ramp,
+                || common::tiny_mlm(&tokenizer, &device),
+                || common::seeded(&device, || common::with_mlm(other_backbone(2), &device)),
+                &mlm_train,
+                &mlm_valid,
+            )
+        })
+        .collect();
+    // Steps of 3 examples rising to 16 draw fewer than 16 a step all along.
+    assert!(tokens[1] < tokens[0] * 4 / 5, "ramp {} against {}", tokens[1], tokens[0]);
 
     // ELECTRA's replacements come from uniforms drawn in the data pipeline.
     let electra_task =
@@ -139,6 +154,7 @@ fn resume_replays_the_uninterrupted_run_exactly() {
     };
     check_resume(
         "electra",
+        None,
         || {
             common::seeded(&device, || {
                 electra(common::tiny_encoder(&tokenizer).init(&device).unwrap())
@@ -159,6 +175,7 @@ fn resume_replays_the_uninterrupted_run_exactly() {
     };
     check_resume(
         "multitask",
+        None,
         || {
             common::seeded(&device, || {
                 multi(

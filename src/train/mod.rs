@@ -9,6 +9,7 @@
 //! simplest when every random draw derives from `(seed, step)`. The device is a parameter, so
 //! the same loop runs on any burn backend.
 
+pub mod batch_ramp;
 pub mod checkpoint;
 pub mod grads;
 pub mod log;
@@ -17,6 +18,7 @@ pub mod shards;
 pub mod spine;
 pub mod trainer;
 
+pub use batch_ramp::BatchRamp;
 pub use checkpoint::TrainState;
 pub use log::{LogRecord, Logger, MetricTotals, MetricValue, Split, StepDone};
 pub use schedule::Schedule;
@@ -57,6 +59,10 @@ pub struct TrainConfig {
     /// Micro-batches per optimizer update. Default 1.
     #[config(default = 1)]
     pub grad_accumulation: usize,
+    /// A batch that grows over the first steps, e.g. `{"start": 4, "fraction": 0.6}` (see
+    /// [`BatchRamp`]). Default none: every step draws the full batch.
+    #[config(default = "None")]
+    pub batch_ramp: Option<BatchRamp>,
     /// Parts each micro-batch is split into, run at once on their own threads (see
     /// [`Shards`]); their gradients add up as accumulated micro-batches do, so the count
     /// changes the speed, not the model (up to float rounding). On a CPU backend, the number
@@ -133,7 +139,9 @@ pub fn resume_difference(
             let _ = crate::util::json::set_path(value, &path, serde_json::Value::Null);
         }
     }
-    crate::util::json::first_difference(&saved, &now, "")
+    crate::util::json::differences(&saved, &now, "")
+        .into_iter()
+        .next()
 }
 
 impl TrainConfig {
@@ -165,7 +173,26 @@ impl TrainConfig {
         crate::error::check_weight("weight_decay", self.weight_decay)?;
         crate::error::check_weight("max_grad_norm", self.max_grad_norm)?;
         crate::error::check_rate("warmup_fraction", self.warmup_fraction)?;
+        if let Some(ramp) = &self.batch_ramp {
+            ramp.validate(self.batch_size * self.grad_accumulation)?;
+        }
         self.schedule.validate()
+    }
+
+    /// Examples step `step` (from 0) draws: the full `batch_size × grad_accumulation`, fewer
+    /// while a [`BatchRamp`] grows.
+    pub fn step_examples(&self, step: usize) -> usize {
+        let full = self.batch_size * self.grad_accumulation;
+        self.batch_ramp
+            .map_or(full, |ramp| ramp.examples(step, self.steps, full))
+    }
+
+    /// Examples the steps before `step` drew: where step `step` starts in the run's stream.
+    pub fn examples_before(&self, step: usize) -> u64 {
+        let full = (self.batch_size * self.grad_accumulation) as u64;
+        let ramped = self.batch_ramp.map_or(0, |ramp| ramp.end(self.steps).min(step));
+        let early: u64 = (0..ramped).map(|s| self.step_examples(s) as u64).sum();
+        early + (step - ramped) as u64 * full
     }
 }
 

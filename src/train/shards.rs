@@ -170,6 +170,46 @@ impl Shards {
     }
 }
 
+impl Shards {
+    /// `work` on each of `items` with a clone of `shared` (a model in inference mode), the
+    /// items split into contiguous runs, one per shard's thread; the results come back in the
+    /// items' order. With one shard, or shards on devices of their own (whose work stays on the
+    /// main device here), everything runs on the calling thread.
+    pub fn map<T, I, R>(&self, shared: &T, items: Vec<I>, work: impl Fn(&T, I) -> R + Sync) -> Vec<R>
+    where
+        T: Clone + Send,
+        I: Send,
+        R: Send,
+    {
+        if self.pools.is_empty() || !self.devices.is_empty() || items.len() < 2 {
+            return items.into_iter().map(|item| work(shared, item)).collect();
+        }
+        let per_shard = items.len().div_ceil(self.pools.len());
+        let mut items = items.into_iter();
+        let runs: Vec<Vec<I>> = std::iter::from_fn(|| {
+            let run: Vec<I> = items.by_ref().take(per_shard).collect();
+            (!run.is_empty()).then_some(run)
+        })
+        .collect();
+        std::thread::scope(|scope| {
+            let handles: Vec<_> = runs
+                .into_iter()
+                .zip(&self.pools)
+                .map(|(run, pool)| {
+                    let (replica, work) = (shared.clone(), &work);
+                    scope.spawn(move || {
+                        pool.install(move || run.into_iter().map(|i| work(&replica, i)).collect())
+                    })
+                })
+                .collect();
+            handles
+                .into_iter()
+                .flat_map(|h| -> Vec<R> { h.join().unwrap_or_else(|e| std::panic::resume_unwind(e)) })
+                .collect()
+        })
+    }
+}
+
 /// `n` one-thread pools, named after their shard.
 fn pools(n: usize) -> Result<Vec<ThreadPool>> {
     (0..n)
@@ -244,6 +284,21 @@ mod tests {
         }
         let gap = (together[0].loss - together[1].loss).abs();
         assert!(gap > 1e-5, "the two batches should score apart, got {gap}");
+    }
+
+    #[test]
+    fn map_keeps_the_items_order_over_the_threads() {
+        for (shards, items) in [(1, 5), (2, 5), (3, 7), (2, 1), (4, 2)] {
+            let shards = Shards::new(shards).unwrap();
+            let threads = std::sync::Mutex::new(std::collections::HashSet::new());
+            let out = shards.map(&10, (0..items).collect(), |base, i| {
+                threads.lock().unwrap().insert(std::thread::current().id());
+                base + i
+            });
+            assert_eq!(out, (10..10 + items).collect::<Vec<_>>());
+            let used = threads.into_inner().unwrap().len();
+            assert_eq!(used, shards.count().min(items), "{shards:?}, {items} items");
+        }
     }
 
     #[test]

@@ -146,9 +146,17 @@ impl<M: Module + ModuleDisplay, O: Objective<M>> Trainer<M, O> {
             Shards::new(config.shards.min(config.batch_size))?
         };
         let mut sampler = Sampler::new(config.seed, train.num_examples());
+        // Where the next step starts in the stream of examples (counted once, on resume).
+        let mut drawn = None;
         while let Some(step) = spine.begin_step() {
             let lr = spine.lr(0);
-            let micro_batches = parts(train, &mut sampler, &shards, &config, step, device)?;
+            let first = *drawn.get_or_insert_with(|| config.examples_before(step));
+            let count = config.step_examples(step);
+            drawn = Some(first + count as u64);
+            let picks: Vec<(u64, usize)> = (first..first + count as u64)
+                .map(|n| sampler.get(n))
+                .collect();
+            let micro_batches = parts(train, picks, &shards, &config, step, device)?;
             // Dropout draws from the step and each example's position in it, not from its
             // shard.
             let seed = splitmix64(config.seed ^ splitmix64(step as u64));
@@ -165,9 +173,9 @@ impl<M: Module + ModuleDisplay, O: Objective<M>> Trainer<M, O> {
                     .collect(),
             };
             spine.end_step(&model, done, lr, |model, step, lr| {
-                let mut record = validate(model, valid, &config, step, lr, device)?;
+                let mut record = validate(model, valid, &config, step, lr, device, &shards)?;
                 if let Some((suffix, task)) = scored {
-                    let also = validate(model, task, &config, step, lr, device)?;
+                    let also = validate(model, task, &config, step, lr, device, &shards)?;
                     record.metrics.insert(format!("loss@{suffix}"), also.loss);
                     for (name, value) in also.metrics {
                         record.metrics.insert(format!("{name}@{suffix}"), value);
@@ -267,25 +275,21 @@ pub fn step_gradients<M: Module + ModuleDisplay, O: Objective<M>>(
     }
 }
 
-/// The examples of `step`, drawn by `sampler`, as micro-batches cut into one part per shard.
+/// The examples `picks` of `step` as micro-batches of `batch_size`, each cut into one part per
+/// shard.
 fn parts<T: Task>(
     train: &T,
-    sampler: &mut Sampler,
+    picks: Vec<(u64, usize)>,
     shards: &Shards,
     config: &TrainConfig,
     step: usize,
     device: &Device,
 ) -> Result<Vec<Vec<Part<T::Batch>>>> {
-    let per_step = config.batch_size * config.grad_accumulation;
-    let first = (step * per_step) as u64;
-    let picks: Vec<(u64, usize)> = (first..first + per_step as u64)
-        .map(|n| sampler.get(n))
-        .collect();
-    let shard_size = config.batch_size.div_ceil(shards.count());
     picks
         .chunks(config.batch_size)
         .enumerate()
         .map(|(m, micro)| {
+            let shard_size = micro.len().div_ceil(shards.count());
             micro
                 .chunks(shard_size)
                 .enumerate()
@@ -303,7 +307,9 @@ fn parts<T: Task>(
 }
 
 /// Scores the fixed validation batches with `model` in inference mode; the loss is that of
-/// the batches taken together, each term divided by its unit's total over them.
+/// the batches taken together, each term divided by its unit's total over them. The batches
+/// are spread over `shards`' threads (on a CPU, validation would otherwise keep one core busy
+/// of several) and summed in their order, so the record does not depend on the shard count.
 pub fn validate<M, O, T>(
     model: &Pretrainer<M, O>,
     valid: &T,
@@ -311,6 +317,7 @@ pub fn validate<M, O, T>(
     step: usize,
     lr: f64,
     device: &Device,
+    shards: &Shards,
 ) -> Result<LogRecord>
 where
     M: Module + ModuleDisplay,
@@ -338,12 +345,18 @@ where
     for batch in &batches {
         weights.add(&batch.weights());
     }
+    let scored = shards.map(&inference, batches, |model, batch| {
+        let output = model.forward(batch);
+        let loss = f64::from(output.loss.normalized(&weights).into_scalar::<f32>());
+        (loss, output.metrics.iter().map(MetricValue::read).collect::<Vec<_>>())
+    });
     let mut totals = MetricTotals::default();
     let mut loss = 0.0;
-    for batch in batches {
-        let output = inference.forward(batch);
-        loss += f64::from(output.loss.normalized(&weights).into_scalar::<f32>());
-        totals.add_metrics(&output.metrics);
+    for (batch_loss, metrics) in scored {
+        loss += batch_loss;
+        for metric in metrics {
+            totals.add(metric);
+        }
     }
     Ok(LogRecord {
         step,
