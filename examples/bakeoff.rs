@@ -32,14 +32,18 @@
 
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
 use std::time::Instant;
 
 use clap::{Parser, ValueEnum};
 use plotters::prelude::*;
 use serde_json::Value;
 
-type Result<T> = std::result::Result<T, Box<dyn std::error::Error>>;
+#[path = "support/runs.rs"]
+mod runs;
+use runs::{
+    Result, colour, example, finetune_arguments, hardware, mean_sd, read_records, run_once,
+    test_scores,
+};
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
 enum Budget {
@@ -208,28 +212,28 @@ fn run(args: Args) -> Result<()> {
         let dir = out.join(format!("pretrain-{objective}"));
         let steps = plan.pretrain_steps.to_string();
         let every = (plan.pretrain_steps / 6).max(1).to_string();
-        let seconds = run_once(&pretrain, &dir, "encoder.bpk", |dir| {
-            let init: Vec<String> = match &args.init_from {
-                Some(checkpoint) => vec!["--init-from".into(), checkpoint.display().to_string()],
-                None => Vec::new(),
-            };
-            init.into_iter()
-                .chain([
-                    "--objective".into(),
-                    objective.clone(),
-                    "--preset".into(),
-                    plan.preset.into(),
-                    "--steps".into(),
-                    steps.clone(),
-                    "--valid-every".into(),
-                    every.clone(),
-                    "--checkpoint-every".into(),
-                    steps.clone(),
-                    "--out".into(),
-                    dir.display().to_string(),
-                ])
-                .collect()
-        })?;
+        let init: Vec<String> = match &args.init_from {
+            Some(checkpoint) => vec!["--init-from".into(), checkpoint.display().to_string()],
+            None => Vec::new(),
+        };
+        let arguments = init
+            .into_iter()
+            .chain([
+                "--objective".into(),
+                objective.clone(),
+                "--preset".into(),
+                plan.preset.into(),
+                "--steps".into(),
+                steps.clone(),
+                "--valid-every".into(),
+                every,
+                "--checkpoint-every".into(),
+                steps,
+                "--out".into(),
+                dir.display().to_string(),
+            ])
+            .collect();
+        let seconds = run_once(&pretrain, &dir, "encoder.bpk", arguments)?;
         let records = read_records(&dir.join("metrics.jsonl"))?;
         let curve = |split: &str| -> Vec<(f64, f64)> {
             records
@@ -267,48 +271,24 @@ fn run(args: Args) -> Result<()> {
         };
         for seed in 1..=seeds {
             let dir = out.join(format!("finetune-{}-{name}-s{seed}", args.task));
-            run_once(&finetune, &dir, "metrics.jsonl", |dir| {
-                let mut a: Vec<String> = match &source {
-                    Source::Pretrained(p) => {
-                        vec!["--checkpoint".into(), p.dir.display().to_string()]
-                    }
-                    Source::Checkpoint(checkpoint) => {
-                        vec!["--checkpoint".into(), checkpoint.display().to_string()]
-                    }
-                    Source::Scratch => vec![
-                        "--from-scratch".into(),
-                        "--preset".into(),
-                        plan.preset.into(),
-                    ],
-                };
-                let steps = plan.finetune_steps.to_string();
-                a.extend(
-                    [
-                        "--task",
-                        &args.task,
-                        "--train-examples",
-                        &train_examples.to_string(),
-                        "--steps",
-                        &steps,
-                        "--valid-every",
-                        &steps,
-                        "--seed",
-                        &seed.to_string(),
-                        "--out",
-                        &dir.display().to_string(),
-                    ]
-                    .map(String::from),
-                );
-                a
-            })?;
-            let test = read_records(&dir.join("metrics.jsonl"))?
-                .into_iter()
-                .find(|r| r["split"] == "test")
-                .ok_or_else(|| format!("{}: no test record", dir.display()))?;
-            let (acc, f1) = (
-                test["accuracy"].as_f64().unwrap_or(f64::NAN),
-                test["macro_f1"].as_f64().unwrap_or(f64::NAN),
-            );
+            let mut arguments: Vec<String> = match &source {
+                Source::Pretrained(p) => vec!["--checkpoint".into(), p.dir.display().to_string()],
+                Source::Checkpoint(checkpoint) => {
+                    vec!["--checkpoint".into(), checkpoint.display().to_string()]
+                }
+                Source::Scratch => {
+                    vec!["--from-scratch".into(), "--preset".into(), plan.preset.into()]
+                }
+            };
+            arguments.extend(finetune_arguments(
+                &args.task,
+                train_examples,
+                plan.finetune_steps,
+                seed,
+                &dir,
+            ));
+            run_once(&finetune, &dir, "metrics.jsonl", arguments)?;
+            let (acc, f1) = test_scores(&dir)?;
             scores.accuracy.push(acc);
             scores.macro_f1.push(f1);
             progress(
@@ -337,98 +317,6 @@ fn run(args: Args) -> Result<()> {
         out.display()
     );
     Ok(())
-}
-
-/// The path of a sibling example binary, built first when the bake-off runs under cargo.
-fn example(name: &str) -> Result<PathBuf> {
-    let dir = std::env::current_exe()?
-        .parent()
-        .ok_or("the bake-off's binary has no directory")?
-        .to_path_buf();
-    if let Ok(cargo) = std::env::var("CARGO") {
-        let mut build = Command::new(cargo);
-        build.args(["build", "--example", name, "--manifest-path"]);
-        build.arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("Cargo.toml"));
-        if !cfg!(debug_assertions) {
-            build.arg("--release");
-        }
-        if !build.status()?.success() {
-            return Err(format!("building the {name} example failed").into());
-        }
-    }
-    let path = dir.join(format!("{name}{}", std::env::consts::EXE_SUFFIX));
-    if !path.exists() {
-        return Err(format!(
-            "{} is missing: build it with `cargo build --release --examples`",
-            path.display()
-        )
-        .into());
-    }
-    Ok(path)
-}
-
-/// Runs `binary` with `arguments(dir)` into `dir` unless a finished run (one holding
-/// `marker`, and for `metrics.jsonl` a test record) is there already; output goes to
-/// `dir/log.txt`. Returns the seconds it took (read back for a reused run).
-fn run_once(
-    binary: &Path,
-    dir: &Path,
-    marker: &str,
-    arguments: impl Fn(&Path) -> Vec<String>,
-) -> Result<f64> {
-    let timing = dir.join("seconds.txt");
-    let finished = dir.join(marker).exists()
-        && (marker != "metrics.jsonl"
-            || read_records(&dir.join(marker))?
-                .iter()
-                .any(|r| r["split"] == "test"));
-    if finished && let Ok(text) = std::fs::read_to_string(&timing) {
-        return Ok(text.trim().parse().unwrap_or(f64::NAN));
-    }
-    if dir.exists() {
-        std::fs::remove_dir_all(dir)?;
-    }
-    std::fs::create_dir_all(dir)?;
-    let log = std::fs::File::create(dir.join("log.txt"))?;
-    let started = Instant::now();
-    let status = Command::new(binary)
-        .args(arguments(dir))
-        .stdout(Stdio::from(log.try_clone()?))
-        .stderr(Stdio::from(log))
-        .status()?;
-    if !status.success() {
-        return Err(format!(
-            "{} failed ({status}); its output is in {}",
-            binary.display(),
-            dir.join("log.txt").display()
-        )
-        .into());
-    }
-    let seconds = started.elapsed().as_secs_f64();
-    std::fs::write(&timing, format!("{seconds:.1}\n"))?;
-    Ok(seconds)
-}
-
-/// The JSON records of a `metrics.jsonl`.
-fn read_records(path: &Path) -> Result<Vec<Value>> {
-    let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
-    text.lines()
-        .filter(|l| !l.trim().is_empty())
-        .map(|l| serde_json::from_str(l).map_err(|e| format!("{}: {e}", path.display()).into()))
-        .collect()
-}
-
-/// Mean and sample standard deviation.
-fn mean_sd(values: &[f64]) -> (f64, f64) {
-    let n = values.len() as f64;
-    let mean = values.iter().sum::<f64>() / n;
-    let var = values.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / (n - 1.0).max(1.0);
-    (mean, var.sqrt())
-}
-
-/// The CPU's model name and core count, for the record.
-fn hardware() -> String {
-    format!("{}, the CPU (flex) backend", pretext::device::host_cpu())
 }
 
 /// A source's row label: the objective, continued from the checkpoint if there is one.
@@ -524,21 +412,6 @@ fn results(
         given.join(" ")
     );
     s
-}
-
-/// Colours for the series, one per objective.
-fn colour(i: usize) -> RGBColor {
-    const PALETTE: [RGBColor; 8] = [
-        RGBColor(31, 119, 180),
-        RGBColor(255, 127, 14),
-        RGBColor(44, 160, 44),
-        RGBColor(214, 39, 40),
-        RGBColor(148, 103, 189),
-        RGBColor(140, 86, 75),
-        RGBColor(227, 119, 194),
-        RGBColor(127, 127, 127),
-    ];
-    PALETTE[i % PALETTE.len()]
 }
 
 /// `pretraining.svg`: one panel per objective (their losses have different scales), train

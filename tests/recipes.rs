@@ -421,3 +421,60 @@ fn mlm_at_another_masking_rate_is_also_scored_at_fifteen_percent() {
     assert!(records.last().unwrap().get("loss@15").is_none());
     std::fs::remove_dir_all(dir).unwrap();
 }
+
+/// The ablation's committed recipe files (`examples/ablation`, run by the `ablation` example)
+/// are what their names say: three rows are the named recipes `mlm`, `modernbert` and
+/// `crammed` at `mini` as they are today (a named recipe that changes must take its file
+/// along), every one-change row differs from `00-mlm` in its change and nowhere else, and the
+/// hybrid is `modernbert`'s with masked and next-token prediction mixed.
+#[test]
+fn the_ablation_recipes_are_what_their_names_say() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/ablation");
+    let file = |name: &str| Recipe::from_file(dir.join(format!("{name}.json"))).unwrap();
+    // The thread count is the machine's at the time a file was printed, not the recipe's.
+    let changed = |a: &Recipe, b: &Recipe| -> Vec<String> {
+        let paths = a.differences(b).into_iter().map(|(path, ..)| path);
+        paths.filter(|path| path != "train.shards").collect()
+    };
+    for (name, objective) in [
+        ("00-mlm", "mlm"),
+        ("08-modernbert", "modernbert"),
+        ("09-crammed", "crammed"),
+    ] {
+        let named = Recipe::named(objective, Preset::Mini).unwrap();
+        let moved = changed(&named, &file(name));
+        assert!(moved.is_empty(), "{name} is not today's {objective}: {moved:?}");
+    }
+    let base = file("00-mlm");
+    let block = |field: &str| format!("encoder.block.{field}");
+    let rows: [(&str, Vec<String>); 7] = [
+        ("01-mask-30", vec!["objective.settings.masking.mask_prob".into()]),
+        ("02-no-dropout", vec!["encoder.dropout".into()]),
+        ("03-pre-norm", vec![block("norm_first")]),
+        ("04-geglu", vec![block("ffn_size"), block("glu")]),
+        ("05-rotary", vec![block("positions")]),
+        (
+            "06-no-biases",
+            ["ffn_bias", "norm_bias", "output_bias", "qkv_bias"].map(block).to_vec(),
+        ),
+        ("07-wsd", vec!["train.schedule".into()]),
+    ];
+    for (name, fields) in &rows {
+        assert_eq!(&changed(&base, &file(name)), fields, "{name}");
+    }
+    // The hybrid is `modernbert`'s recipe with MLM at 15 % and next-token prediction as two
+    // tasks (which mark their examples with segment ids).
+    let hybrid = file("10-hybrid");
+    let moved = changed(&file("08-modernbert"), &hybrid);
+    assert_eq!(moved[0], "encoder.num_segments");
+    assert!(moved[1..].iter().all(|path| path.starts_with("objective.")), "{moved:?}");
+    let tasks = hybrid.to_value()["objective"]["settings"]["tasks"].clone();
+    let names: Vec<&str> = (tasks.as_array().unwrap().iter())
+        .map(|t| t["objective"]["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["mlm", "clm"]);
+    let rate = &tasks[0]["objective"]["settings"]["masking"]["mask_prob"];
+    assert_eq!(rate.as_f64(), Some(0.15));
+    let files = std::fs::read_dir(&dir).unwrap().count();
+    assert_eq!(files, 4 + rows.len(), "a recipe file in {} is left unchecked", dir.display());
+}

@@ -273,6 +273,23 @@ impl Recipe {
         serde_json::to_value(self).expect("a recipe serializes")
     }
 
+    /// Every field where `other` differs from this recipe, in key order: its dotted path (as
+    /// [`Recipe::set`] takes it), this recipe's value and `other`'s. What an ablation row
+    /// changes from its baseline:
+    ///
+    /// ```
+    /// use pretext::{Preset, recipe::Recipe};
+    /// let mlm = Recipe::named("mlm", Preset::Mini).unwrap();
+    /// let mut rotary = mlm.clone();
+    /// rotary.set("encoder.block.positions", serde_json::json!({"Rotary": {"theta": 1e4}})).unwrap();
+    /// let changed = mlm.differences(&rotary);
+    /// assert_eq!(changed.len(), 1);
+    /// assert_eq!(changed[0].0, "encoder.block.positions");
+    /// ```
+    pub fn differences(&self, other: &Recipe) -> Vec<(String, Value, Value)> {
+        crate::util::json::differences(&self.to_value(), &other.to_value(), "")
+    }
+
     /// The recipe as pretty-printed JSON, as `config.json` holds it.
     pub fn to_json(&self) -> String {
         serde_json::to_string_pretty(self).expect("a recipe serializes")

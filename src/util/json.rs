@@ -24,22 +24,25 @@ pub(crate) fn unknown_field(given: &Value, known: &Value, path: &str) -> Option<
     }
 }
 
-/// The dotted path of the first field (in key order) where `a` and `b` differ, with both
-/// values there: what names the setting a resumed run changed.
-pub(crate) fn first_difference(a: &Value, b: &Value, path: &str) -> Option<(String, Value, Value)> {
+/// Every field (in key order) where `a` and `b` differ, as its dotted path and both values
+/// there: the first names the setting a resumed run changed; all of them, what one recipe
+/// changes from another.
+pub(crate) fn differences(a: &Value, b: &Value, path: &str) -> Vec<(String, Value, Value)> {
     match (a, b) {
         (Value::Object(x), Value::Object(y)) => {
             let mut keys: Vec<&String> = x.keys().chain(y.keys()).collect();
             keys.sort();
             keys.dedup();
-            keys.into_iter().find_map(|k| {
-                let missing = Value::Null;
-                let (u, v) = (x.get(k).unwrap_or(&missing), y.get(k).unwrap_or(&missing));
-                first_difference(u, v, &join(path, k))
-            })
+            keys.into_iter()
+                .flat_map(|k| {
+                    let missing = Value::Null;
+                    let (u, v) = (x.get(k).unwrap_or(&missing), y.get(k).unwrap_or(&missing));
+                    differences(u, v, &join(path, k))
+                })
+                .collect()
         }
-        _ if a == b => None,
-        _ => Some((path.to_string(), a.clone(), b.clone())),
+        _ if a == b => Vec::new(),
+        _ => vec![(path.to_string(), a.clone(), b.clone())],
     }
 }
 
@@ -113,6 +116,16 @@ mod tests {
         );
         let given = json!({"a": 1, "x": 0});
         assert_eq!(unknown_field(&given, &known, "").as_deref(), Some("x"));
+    }
+
+    #[test]
+    fn differences_are_every_differing_leaf_in_key_order() {
+        let a = json!({"b": {"x": 1, "y": [1, 2]}, "a": 1, "c": 3});
+        let b = json!({"b": {"x": 2, "y": [1, 2]}, "a": 1, "d": 4});
+        let paths: Vec<String> = differences(&a, &b, "").into_iter().map(|d| d.0).collect();
+        assert_eq!(paths, ["b.x", "c", "d"]);
+        assert_eq!(differences(&a, &b, "")[1].2, Value::Null, "a field one side lacks");
+        assert!(differences(&a, &a, "").is_empty());
     }
 
     #[test]
