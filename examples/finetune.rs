@@ -2,17 +2,17 @@
 //! labelled files of one's own, and scores it on the test split.
 //!
 //! ```text
-//! cargo run --release --example pretrain -- --out runs/mlm-mini              # pretrain first
-//! cargo run --release --example finetune -- --checkpoint runs/mlm-mini --task genre
+//! cargo run --release --example pretrain                  # pretrain first: runs/modernbert-mini
+//! cargo run --release --example finetune -- --checkpoint runs/modernbert-mini --task genre
 //! cargo run --release --example finetune -- --from-scratch --task genre    # the baseline
-//! cargo run --release --example finetune -- --checkpoint runs/mlm-mini --train-examples 300
-//! cargo run --release --example finetune -- --checkpoint runs/mlm-mini --task spam
-//! cargo run --release --example finetune -- --checkpoint runs/mlm-mini --task pos  # tagging
+//! cargo run --release --example finetune -- --checkpoint runs/modernbert-mini --train-examples 300
+//! cargo run --release --example finetune -- --checkpoint runs/modernbert-mini --task spam
+//! cargo run --release --example finetune -- --checkpoint runs/modernbert-mini --task pos  # tagging
 //! cargo run --release --example finetune -- --checkpoint models/bert-dir   # a Hugging Face BERT
 //! # your own labels: texts (JSON lines, CSV, TSV) or tagged words (CoNLL, JSON lines)
-//! cargo run --release --example finetune -- --checkpoint runs/mlm-mini \
+//! cargo run --release --example finetune -- --checkpoint runs/modernbert-mini \
 //!     --train reviews.csv --test reviews-test.csv --text-column review --label-column stars
-//! cargo run --release --example finetune -- --checkpoint runs/mlm-mini --train ner.conll
+//! cargo run --release --example finetune -- --checkpoint runs/modernbert-mini --train ner.conll
 //! ```
 //!
 //! With `--train`, the classes are the training file's labels (sorted), a validation file is
@@ -291,6 +291,9 @@ fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     let device = Device::flex().autodiff();
     device.seed(args.seed);
     let (tokenizer, config, backbone) = encoder(&args, &device)?;
+    if let Some(dir) = &args.export_hf {
+        pretext::hf::check_classifier_export(&config, tokenizer.special().pad, dir)?;
+    }
     std::fs::create_dir_all(&out)?;
     // The tuned model, saved in `out` and exported as --export-hf asks.
     let save = |card: ClassifierCard,

@@ -152,22 +152,20 @@ pub fn exportable_pooler(config: &crate::blocks::TransformerEncoderConfig) -> Po
     }
 }
 
-/// The family a classifier exports as: ELECTRA's for a GELU pooler or an unshared encoder
-/// with an embedding projection ([`exportable_pooler`]), else BERT's, RoBERTa's or ALBERT's
-/// ([`exported_family`]).
+/// The family a classifier exports as: ELECTRA's for a GELU pooler (`gelu`) or an unshared
+/// encoder with an embedding projection ([`exportable_pooler`]), else BERT's, RoBERTa's or
+/// ALBERT's ([`exported_family`]). `sequence`: a sequence head, which has a pooler.
 fn classifier_family(
     config: &crate::blocks::TransformerEncoderConfig,
-    head: &ClassifierHead,
+    gelu: bool,
+    sequence: bool,
     pad: u32,
     dir: &Path,
 ) -> Result<(&'static str, &'static str)> {
-    let gelu = matches!(head, ClassifierHead::Sequence(h)
-        if h.pooler_activation() == PoolerActivation::Gelu);
     let projected = exportable_pooler(config) == PoolerActivation::Gelu;
     if !(gelu || projected) {
         return exported_family(config, pad, dir);
     }
-    let sequence = matches!(head, ClassifierHead::Sequence(_));
     let misfit = round_trip("ELECTRA", config, &hf_fields(config, "electra")).or_else(|| {
         (sequence && !gelu).then(|| "a tanh pooler where ELECTRA's head applies GELU".into())
     });
@@ -175,6 +173,18 @@ fn classifier_family(
         Some(what) => Err(refuse(dir, "ELECTRA", &what)),
         None => Ok(("electra", "ELECTRA")),
     }
+}
+
+/// Refuses, before fine-tuning spends its time, the export to `dir` that a classifier on an
+/// encoder of shape `config` (its pooler the one [`exportable_pooler`] picks, `pad` the
+/// tokenizer's padding id) would fail at the end: the error the export would give.
+pub fn check_classifier_export(
+    config: &crate::blocks::TransformerEncoderConfig,
+    pad: u32,
+    dir: &Path,
+) -> Result<()> {
+    let gelu = exportable_pooler(config) == PoolerActivation::Gelu;
+    classifier_family(config, gelu, true, pad, dir).map(|_| ())
 }
 
 /// An encoder (of shape `config`) with a classifier `head` of `labels.len()` classes, as BERT,
@@ -188,7 +198,10 @@ pub(super) fn export(
     pad: u32,
     dir: &Path,
 ) -> Result<Converted> {
-    let (model_type, name) = classifier_family(config, head, pad, dir)?;
+    let gelu = matches!(head, ClassifierHead::Sequence(h)
+        if h.pooler_activation() == PoolerActivation::Gelu);
+    let sequence = matches!(head, ClassifierHead::Sequence(_));
+    let (model_type, name) = classifier_family(config, gelu, sequence, pad, dir)?;
     if head.num_classes() != labels.len() {
         let what = format!(
             "{} classes but {} label names",

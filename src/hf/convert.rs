@@ -109,7 +109,11 @@ fn describe(field: &str, value: &Value) -> String {
         "num_segments" => format!("{value} segment embeddings"),
         "embedding_size" if value.is_null() => "embeddings as wide as the layers".into(),
         "embedding_size" => format!("a factorized embedding {value} wide"),
-        "positions" => format!("{} positions", value.as_str().unwrap_or("?").to_lowercase()),
+        // A unit variant is its name; one with settings (`{"Rotary": {…}}`) its one key.
+        "positions" => {
+            let kind = (value.as_str()).or_else(|| value.as_object()?.keys().next().map(|k| k.as_str()));
+            format!("{} positions", kind.unwrap_or("?").to_lowercase())
+        }
         "position_offset" => format!("positions offset by {value} rows"),
         "embedding_scale" => format!("token embeddings scaled by {value}"),
         "norm_eps" => format!("a norm epsilon of {value}"),

@@ -38,7 +38,9 @@ mod t5;
 
 pub use bart::{bart_misfit, load_bart};
 pub use bert::{HfBert, bert_misfit, load_bert};
-pub use classifier::{ClassifierHead, HfClassifier, exportable_pooler, load_classifier};
+pub use classifier::{
+    ClassifierHead, HfClassifier, check_classifier_export, exportable_pooler, load_classifier,
+};
 pub use config::{FAMILIES, HfConfig};
 pub use electra::{
     HfElectra, HfElectraGenerator, electra_misfit, load_electra, load_electra_generator,
