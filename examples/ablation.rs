@@ -35,6 +35,8 @@ use plotters::prelude::*;
 use pretext::recipe::Recipe;
 use serde_json::Value;
 
+#[path = "support/plot.rs"]
+mod plot;
 #[path = "support/runs.rs"]
 mod runs;
 use runs::{
@@ -411,11 +413,7 @@ fn plot_wall_time(path: &Path, rows: &[Row]) -> Result<()> {
             .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 16, y)], style));
         chart.draw_series(curve.iter().map(|&p| Circle::new(p, 3, colour(i).filled())))?;
     }
-    chart
-        .configure_series_labels()
-        .border_style(BLACK)
-        .background_style(WHITE)
-        .draw()?;
+    plot::legend(&mut chart)?;
     root.present()?;
     Ok(())
 }

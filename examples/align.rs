@@ -31,6 +31,9 @@ use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
+#[path = "support/plot.rs"]
+mod plot;
+
 use burn::prelude::*;
 use clap::{Parser, ValueEnum};
 use plotters::prelude::*;
@@ -631,11 +634,7 @@ fn plot_frontier(path: &Path, judged: &[Judged]) -> Result<()> {
                 )
             }))?;
         }
-        chart
-            .configure_series_labels()
-            .border_style(BLACK)
-            .background_style(WHITE)
-            .draw()?;
+        plot::legend(&mut chart)?;
     }
     root.present()?;
     Ok(())

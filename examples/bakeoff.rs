@@ -38,6 +38,8 @@ use clap::{Parser, ValueEnum};
 use plotters::prelude::*;
 use serde_json::Value;
 
+#[path = "support/plot.rs"]
+mod plot;
 #[path = "support/runs.rs"]
 mod runs;
 use runs::{
@@ -453,11 +455,7 @@ fn plot_pretraining(path: &Path, runs: &[Pretrained]) -> Result<()> {
             .draw_series(run.valid.iter().map(|&p| Circle::new(p, 4, BLACK.filled())))?
             .label("validation")
             .legend(|(x, y)| Circle::new((x + 8, y), 4, BLACK.filled()));
-        chart
-            .configure_series_labels()
-            .border_style(BLACK)
-            .background_style(WHITE)
-            .draw()?;
+        plot::legend(&mut chart)?;
     }
     root.present()?;
     Ok(())

@@ -140,7 +140,7 @@ pub fn hardware() -> String {
 
 /// Colours for the series, one per compared run.
 pub fn colour(i: usize) -> RGBColor {
-    const PALETTE: [RGBColor; 10] = [
+    const PALETTE: [RGBColor; 12] = [
         RGBColor(31, 119, 180),
         RGBColor(255, 127, 14),
         RGBColor(44, 160, 44),
@@ -151,6 +151,8 @@ pub fn colour(i: usize) -> RGBColor {
         RGBColor(127, 127, 127),
         RGBColor(188, 189, 34),
         RGBColor(23, 190, 207),
+        RGBColor(0, 0, 0),
+        RGBColor(174, 199, 232),
     ];
     PALETTE[i % PALETTE.len()]
 }
