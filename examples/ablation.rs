@@ -22,13 +22,13 @@
 //! `runs/ablation-STEPS`): `RECIPE-sSEED/` (pretraining) and `RECIPE-sSEED-TASK/` (fine-tuning)
 //! with their logs, `results.md` and `wall-time.svg`: each recipe's validation loss at 15 %
 //! against the wall time of its run (mean over seeds; a run's validations are placed by step
-//! along its measured time, validation and all). Finished runs are reused (`--fresh` starts
-//! over), so an interrupted ablation resumes, and rows or seeds can be added later.
+//! along its measured time, validation and all; the default budget's is committed as
+//! `examples/ablation/wall-time-300.svg`). Finished runs are reused (`--fresh` starts over),
+//! so an interrupted ablation resumes, and rows, seeds or tasks can be added later.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
-use std::time::Instant;
 
 use clap::Parser;
 use plotters::prelude::*;
@@ -40,8 +40,8 @@ mod plot;
 #[path = "support/runs.rs"]
 mod runs;
 use runs::{
-    Result, colour, example, finetune_arguments, hardware, mean_sd, read_records, run_once,
-    test_scores,
+    Progress, Result, colour, example, finetune_arguments, hardware, mean_sd, read_records,
+    run_once, test_scores,
 };
 
 /// The training fields every run of the ablation sets alike, whatever its file says.
@@ -139,16 +139,8 @@ fn run(args: Args) -> Result<()> {
     std::fs::create_dir_all(&out)?;
     let (pretrain, finetune) = (example("pretrain")?, example("finetune")?);
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let started = Instant::now();
     let total = files.len() * args.seeds as usize * (1 + tasks.len());
-    let mut done = 0;
-    let mut progress = |what: &str, result: &str| {
-        done += 1;
-        eprintln!(
-            "[{done}/{total}] {what}: {result} ({:.0} s in all)",
-            started.elapsed().as_secs_f64()
-        );
-    };
+    let mut progress = Progress::new(total);
     // Seed by seed, every recipe in turn: a host whose speed drifts over the hours then moves
     // every recipe's runs of a seed alike, and throughput compares within a seed.
     for seed in 1..=args.seeds {
@@ -175,7 +167,7 @@ fn run(args: Args) -> Result<()> {
             let seconds = run_once(&pretrain, &dir, "encoder.bpk", arguments)?;
             let run = pretrained(&dir, seconds, steps)?;
             let (_, loss, acc) = run.valid.last().copied().unwrap_or((0.0, f64::NAN, f64::NAN));
-            progress(
+            progress.report(
                 &format!("pretrain {}, seed {seed}", row.name),
                 &format!(
                     "loss@15 {loss:.3}, acc@15 {:.1} %, {:.0} tok/s",
@@ -197,7 +189,7 @@ fn run(args: Args) -> Result<()> {
                 run_once(&finetune, &tuned, "metrics.jsonl", arguments)?;
                 let (acc, _) = test_scores(&tuned)?;
                 row.downstream.entry(task.clone()).or_default().push(acc);
-                progress(
+                progress.report(
                     &format!("fine-tune {}, seed {seed}, {task}", row.name),
                     &format!("test accuracy {:.1} %", 100.0 * acc),
                 );
@@ -210,7 +202,7 @@ fn run(args: Args) -> Result<()> {
     println!("{table}");
     eprintln!(
         "done in {:.0} s; results.md and wall-time.svg in {}",
-        started.elapsed().as_secs_f64(),
+        progress.seconds(),
         out.display()
     );
     Ok(())

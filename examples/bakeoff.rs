@@ -32,7 +32,6 @@
 
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
-use std::time::Instant;
 
 use clap::{Parser, ValueEnum};
 use plotters::prelude::*;
@@ -43,8 +42,8 @@ mod plot;
 #[path = "support/runs.rs"]
 mod runs;
 use runs::{
-    Result, colour, example, finetune_arguments, hardware, mean_sd, read_records, run_once,
-    test_scores,
+    Progress, Result, colour, example, finetune_arguments, hardware, mean_sd, read_records,
+    run_once, test_scores,
 };
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -197,17 +196,9 @@ fn run(args: Args) -> Result<()> {
     }
     std::fs::create_dir_all(&out)?;
     let (pretrain, finetune) = (example("pretrain")?, example("finetune")?);
-    let started = Instant::now();
     let checkpoints = usize::from(args.init_from.is_some());
     let total = objectives.len() + (objectives.len() + 1 + checkpoints) * seeds as usize;
-    let mut done = 0;
-    let mut progress = |what: &str, result: &str| {
-        done += 1;
-        eprintln!(
-            "[{done}/{total}] {what}: {result} ({:.0} s in all)",
-            started.elapsed().as_secs_f64()
-        );
-    };
+    let mut progress = Progress::new(total);
 
     let mut pretrained = Vec::new();
     for objective in &objectives {
@@ -252,7 +243,7 @@ fn run(args: Args) -> Result<()> {
             seconds,
         };
         let last = run.valid.last().map_or(f64::NAN, |v| v.1);
-        progress(
+        progress.report(
             &format!("pretrain {objective}"),
             &format!("validation loss {last:.3}"),
         );
@@ -293,7 +284,7 @@ fn run(args: Args) -> Result<()> {
             let (acc, f1) = test_scores(&dir)?;
             scores.accuracy.push(acc);
             scores.macro_f1.push(f1);
-            progress(
+            progress.report(
                 &format!("fine-tune {name}, seed {seed}"),
                 &format!("test accuracy {:.2} %, macro-F1 {f1:.3}", 100.0 * acc),
             );
@@ -315,7 +306,7 @@ fn run(args: Args) -> Result<()> {
     println!("{table}");
     eprintln!(
         "done in {:.0} s; results.md, pretraining.svg and downstream.svg in {}",
-        started.elapsed().as_secs_f64(),
+        progress.seconds(),
         out.display()
     );
     Ok(())

@@ -77,6 +77,36 @@ pub fn run_once(binary: &Path, dir: &Path, marker: &str, arguments: Vec<String>)
     Ok(seconds)
 }
 
+/// Numbered progress lines on stderr, `[DONE/TOTAL] WHAT: RESULT (S s in all)`.
+pub struct Progress {
+    done: usize,
+    total: usize,
+    started: Instant,
+}
+
+impl Progress {
+    /// Progress over `total` pieces of work, timed from now.
+    pub fn new(total: usize) -> Self {
+        Self {
+            done: 0,
+            total,
+            started: Instant::now(),
+        }
+    }
+
+    /// Reports one more piece done.
+    pub fn report(&mut self, what: &str, result: &str) {
+        self.done += 1;
+        let (done, total) = (self.done, self.total);
+        eprintln!("[{done}/{total}] {what}: {result} ({:.0} s in all)", self.seconds());
+    }
+
+    /// Seconds since the start.
+    pub fn seconds(&self) -> f64 {
+        self.started.elapsed().as_secs_f64()
+    }
+}
+
 /// The arguments of a `finetune` run on a bundled `task` with the comparisons' fixed budget.
 pub fn finetune_arguments(
     task: &str,
