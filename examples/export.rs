@@ -3,7 +3,8 @@
 //! fine-tuning run (its classifier, with the label names).
 //!
 //! ```text
-//! cargo run --release --example export -- runs/mlm-mini runs/mlm-mini-hf
+//! cargo run --release --example export -- runs/modernbert-mini runs/modernbert-hf   # ModernBertForMaskedLM
+//! cargo run --release --example export -- runs/mlm-mini runs/mlm-mini-hf   # pretrain --objective mlm
 //! cargo run --release --example export -- runs/finetune-topics-mlm-mini runs/topics-hf
 //! ```
 //!

@@ -2,15 +2,16 @@
 //! `transformers`' fill-mask pipeline.
 //!
 //! ```text
-//! cargo run --release --example pretrain -- --out runs/mlm-mini        # a pretext run
-//! cargo run --release --example fill_mask -- --model runs/mlm-mini "The [MASK] sat on the mat."
+//! cargo run --release --example pretrain                   # a pretext run: runs/modernbert-mini
+//! cargo run --release --example fill_mask -- --model runs/modernbert-mini "The [MASK] sat on the mat."
 //! cargo run --release --example fill_mask -- --model models/bert-dir --top-k 10 "Paris is the [MASK] of France."
-//! cargo run --release --example fill_mask -- --model runs/mlm-mini --json "A [MASK] and a [MASK]."
+//! cargo run --release --example fill_mask -- --model runs/modernbert-mini --json "A [MASK] and a [MASK]."
 //! ```
 //!
-//! `--model` is a pretext run whose objective has an MLM head (`mlm`, `bert`, `albert`) or a
-//! Hugging Face BERT, RoBERTa or ALBERT directory. `--json` prints, for each text, one line: a
-//! list with one entry per mask, in order, each a list of `{"token", "id", "score"}`.
+//! `--model` is a pretext run whose objective has an MLM head (`modernbert`, `crammed`, `mlm`,
+//! `bert`, `albert`) or a Hugging Face BERT, RoBERTa, ALBERT, ModernBERT or ELECTRA generator
+//! directory. `--json` prints, for each text, one line: a list with one entry per mask, in
+//! order, each a list of `{"token", "id", "score"}`.
 
 use std::path::PathBuf;
 
