@@ -101,6 +101,11 @@ impl LmHeadConfig {
 }
 
 impl LmHead {
+    /// The epsilon of the transform's LayerNorm (none without a transform).
+    pub fn norm_epsilon(&self) -> Option<f64> {
+        self.norm.as_ref().map(LayerNorm::epsilon)
+    }
+
     /// Logits `[n, vocab]` for the hidden states at `positions`, given as flat indices into
     /// `hidden` `[batch, len, width]` (`b * len + t`); `embedding` is the tied table
     /// `[vocab, embedding_size]`, which an untied head passes over for its own.

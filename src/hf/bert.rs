@@ -108,7 +108,7 @@ pub fn load_bert(dir: &Path, device: &Device) -> Result<HfBert> {
     let heads = Heads::of(model_type);
     let mut encoder = config.encoder(dir)?.init(device)?;
     let mut mlm = MlmConfig::new()
-        .with_layer_norm_eps(config.layer_norm_eps)
+        .with_layer_norm_eps(Some(config.layer_norm_eps))
         // RoBERTa's LM head computes the exact GELU whatever hidden_act says.
         .with_activation(match model_type {
             "roberta" => Activation::Gelu,

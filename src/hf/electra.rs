@@ -142,7 +142,7 @@ pub fn load_electra_generator(dir: &Path, device: &Device) -> Result<HfElectraGe
     let mut encoder = config.encoder(dir)?.init(device)?;
     // ELECTRA's generator head computes the exact GELU whatever hidden_act says.
     let mut mlm = MlmConfig::new()
-        .with_layer_norm_eps(config.layer_norm_eps)
+        .with_layer_norm_eps(Some(config.layer_norm_eps))
         .init(&encoder, device);
     let mut loader = Loader::new(dir, device)?;
     loader.part("encoder", &mut encoder, &encoder_table("electra"), true)?;

@@ -125,7 +125,7 @@ pub fn load_modernbert(dir: &Path, device: &Device) -> Result<HfModernBert> {
         return Err(model_error(dir, &what));
     }
     let mut mlm = MlmConfig::new()
-        .with_layer_norm_eps(config.layer_norm_eps)
+        .with_layer_norm_eps(Some(config.layer_norm_eps))
         .with_activation(activation)
         .with_transform_biases(config.head_bias)
         .init(&encoder, device);

@@ -22,9 +22,10 @@ use crate::util::rng::ExampleRng;
 /// Configuration of the [`Mlm`] head.
 #[derive(Config, Debug)]
 pub struct MlmConfig {
-    /// LayerNorm epsilon of the head. Default 1e-12.
-    #[config(default = 1e-12)]
-    pub layer_norm_eps: f64,
+    /// LayerNorm epsilon of the head. Default none: the backbone's norm epsilon, as every
+    /// Hugging Face family has it (1e-12 for a backbone without a block's settings).
+    #[config(default = "None")]
+    pub layer_norm_eps: Option<f64>,
     /// The GELU of the head's transform. Default exact; ALBERT's is the tanh approximation.
     #[config(default = "Activation::Gelu")]
     pub activation: Activation,
@@ -45,9 +46,11 @@ impl MlmConfig {
     /// Builds the head for `backbone`.
     pub fn init<M: EncoderBackbone>(&self, backbone: &M, device: &Device) -> Mlm {
         let biases = self.transform_biases && backbone.block().is_none_or(|b| b.norm_bias);
+        let eps = (self.layer_norm_eps)
+            .unwrap_or_else(|| backbone.block().map_or(1e-12, |b| b.norm_eps));
         Mlm {
             head: LmHeadConfig::for_backbone(backbone)
-                .with_layer_norm_eps(self.layer_norm_eps)
+                .with_layer_norm_eps(eps)
                 .with_activation(self.activation)
                 .with_dense_bias(biases)
                 .with_norm_bias(biases)
@@ -132,4 +135,28 @@ impl TokenSource for MaskedSegments {
 pub struct MlmSettings {
     /// What is masked and how.
     pub masking: MlmMasking,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::blocks::{BlockConfig, TransformerEncoderConfig};
+
+    #[test]
+    fn the_head_takes_its_backbones_norm_epsilon() {
+        let device = Device::flex();
+        let backbone = |eps: f64| {
+            let block = BlockConfig::new(2, 32).with_norm_eps(eps);
+            TransformerEncoderConfig::new(40, 16, 1, block)
+                .init(&device)
+                .unwrap()
+        };
+        // ModernBERT's 1e-5 and BERT's 1e-12, as a Hugging Face export of either reads back.
+        for eps in [1e-5, 1e-12] {
+            let head = MlmConfig::new().init(&backbone(eps), &device);
+            assert_eq!(head.head().norm_epsilon(), Some(eps));
+        }
+        let set = MlmConfig::new().with_layer_norm_eps(Some(1e-6));
+        assert_eq!(set.init(&backbone(1e-5), &device).head().norm_epsilon(), Some(1e-6));
+    }
 }
