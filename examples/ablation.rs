@@ -108,8 +108,16 @@ struct Row {
 
 fn run(args: Args) -> Result<()> {
     let files = recipe_files(&args.recipes)?;
-    let tasks: Vec<String> = args.tasks.iter().filter(|t| *t != "none").cloned().collect();
-    if let Some(task) = tasks.iter().find(|t| !["genre", "spam", "pos"].contains(&t.as_str())) {
+    let tasks: Vec<String> = args
+        .tasks
+        .iter()
+        .filter(|t| *t != "none")
+        .cloned()
+        .collect();
+    if let Some(task) = tasks
+        .iter()
+        .find(|t| !["genre", "spam", "pos"].contains(&t.as_str()))
+    {
         return Err(format!("--tasks: {task} is not genre, spam, pos or none").into());
     }
     if args.seeds == 0 {
@@ -120,7 +128,9 @@ fn run(args: Args) -> Result<()> {
         let recipe = Recipe::from_file(file)?;
         // Checked before hours of work start, not when its turn comes.
         recipe.check()?;
-        let name = file.file_stem().map_or("recipe".into(), |s| s.to_string_lossy().into_owned());
+        let name = file
+            .file_stem()
+            .map_or("recipe".into(), |s| s.to_string_lossy().into_owned());
         rows.push(Row {
             name,
             recipe,
@@ -166,7 +176,11 @@ fn run(args: Args) -> Result<()> {
             .to_vec();
             let seconds = run_once(&pretrain, &dir, "encoder.bpk", arguments)?;
             let run = pretrained(&dir, seconds, steps)?;
-            let (_, loss, acc) = run.valid.last().copied().unwrap_or((0.0, f64::NAN, f64::NAN));
+            let (_, loss, acc) = run
+                .valid
+                .last()
+                .copied()
+                .unwrap_or((0.0, f64::NAN, f64::NAN));
             progress.report(
                 &format!("pretrain {}, seed {seed}", row.name),
                 &format!(
@@ -211,7 +225,11 @@ fn run(args: Args) -> Result<()> {
 /// The recipe files named, folders expanded to their `.json` files in name order.
 fn recipe_files(named: &[PathBuf]) -> Result<Vec<PathBuf>> {
     let default = [Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/ablation")];
-    let named = if named.is_empty() { &default[..] } else { named };
+    let named = if named.is_empty() {
+        &default[..]
+    } else {
+        named
+    };
     let mut files = Vec::new();
     for path in named {
         if path.is_dir() {
@@ -316,7 +334,11 @@ fn results(args: &Args, steps: usize, tasks: &[String], rows: &[Row]) -> String 
     // Each seed's run against the baseline's run of the same seed, then the median.
     let ratio = |row: &Row| {
         let pairs = row.runs.iter().zip(&base.runs);
-        median(&mut pairs.map(|(r, b)| r.tokens_per_s / b.tokens_per_s).collect())
+        median(
+            &mut pairs
+                .map(|(r, b)| r.tokens_per_s / b.tokens_per_s)
+                .collect(),
+        )
     };
     for row in rows {
         let last = |pick: fn(&(f64, f64, f64)) -> f64| -> Vec<f64> {
@@ -370,9 +392,10 @@ fn plot_wall_time(path: &Path, rows: &[Row]) -> Result<()> {
                 .map(|k| {
                     let n = row.runs.len() as f64;
                     let at = |r: &Pretrained| (r.valid[k].0 / r.steps * r.seconds, r.valid[k].1);
-                    row.runs.iter().map(at).fold((0.0, 0.0), |(x, y), (a, b)| {
-                        (x + a / n, y + b / n)
-                    })
+                    row.runs
+                        .iter()
+                        .map(at)
+                        .fold((0.0, 0.0), |(x, y), (a, b)| (x + a / n, y + b / n))
                 })
                 .collect()
         })

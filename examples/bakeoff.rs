@@ -270,7 +270,11 @@ fn run(args: Args) -> Result<()> {
                     vec!["--checkpoint".into(), checkpoint.display().to_string()]
                 }
                 Source::Scratch => {
-                    vec!["--from-scratch".into(), "--preset".into(), plan.preset.into()]
+                    vec![
+                        "--from-scratch".into(),
+                        "--preset".into(),
+                        plan.preset.into(),
+                    ]
                 }
             };
             arguments.extend(finetune_arguments(

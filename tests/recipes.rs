@@ -443,19 +443,27 @@ fn the_ablation_recipes_are_what_their_names_say() {
     ] {
         let named = Recipe::named(objective, Preset::Mini).unwrap();
         let moved = changed(&named, &file(name));
-        assert!(moved.is_empty(), "{name} is not today's {objective}: {moved:?}");
+        assert!(
+            moved.is_empty(),
+            "{name} is not today's {objective}: {moved:?}"
+        );
     }
     let base = file("00-mlm");
     let block = |field: &str| format!("encoder.block.{field}");
     let rows: [(&str, Vec<String>); 7] = [
-        ("01-mask-30", vec!["objective.settings.masking.mask_prob".into()]),
+        (
+            "01-mask-30",
+            vec!["objective.settings.masking.mask_prob".into()],
+        ),
         ("02-no-dropout", vec!["encoder.dropout".into()]),
         ("03-pre-norm", vec![block("norm_first")]),
         ("04-geglu", vec![block("ffn_size"), block("glu")]),
         ("05-rotary", vec![block("positions")]),
         (
             "06-no-biases",
-            ["ffn_bias", "norm_bias", "output_bias", "qkv_bias"].map(block).to_vec(),
+            ["ffn_bias", "norm_bias", "output_bias", "qkv_bias"]
+                .map(block)
+                .to_vec(),
         ),
         ("07-wsd", vec!["train.schedule".into()]),
     ];
@@ -467,7 +475,10 @@ fn the_ablation_recipes_are_what_their_names_say() {
     let hybrid = file("10-hybrid");
     let moved = changed(&file("08-modernbert"), &hybrid);
     assert_eq!(moved[0], "encoder.num_segments");
-    assert!(moved[1..].iter().all(|path| path.starts_with("objective.")), "{moved:?}");
+    assert!(
+        moved[1..].iter().all(|path| path.starts_with("objective.")),
+        "{moved:?}"
+    );
     let tasks = hybrid.to_value()["objective"]["settings"]["tasks"].clone();
     let names: Vec<&str> = (tasks.as_array().unwrap().iter())
         .map(|t| t["objective"]["name"].as_str().unwrap())
@@ -476,7 +487,18 @@ fn the_ablation_recipes_are_what_their_names_say() {
     let rate = &tasks[0]["objective"]["settings"]["masking"]["mask_prob"];
     assert_eq!(rate.as_f64(), Some(0.15));
     let files = (std::fs::read_dir(&dir).unwrap())
-        .filter(|e| e.as_ref().unwrap().path().extension().is_some_and(|x| x == "json"))
+        .filter(|e| {
+            e.as_ref()
+                .unwrap()
+                .path()
+                .extension()
+                .is_some_and(|x| x == "json")
+        })
         .count();
-    assert_eq!(files, 4 + rows.len(), "a recipe file in {} is left unchecked", dir.display());
+    assert_eq!(
+        files,
+        4 + rows.len(),
+        "a recipe file in {} is left unchecked",
+        dir.display()
+    );
 }

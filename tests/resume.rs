@@ -143,7 +143,12 @@ fn resume_replays_the_uninterrupted_run_exactly() {
         })
         .collect();
     // Steps of 3 examples rising to 16 draw fewer than 16 a step all along.
-    assert!(tokens[1] < tokens[0] * 4 / 5, "ramp {} against {}", tokens[1], tokens[0]);
+    assert!(
+        tokens[1] < tokens[0] * 4 / 5,
+        "ramp {} against {}",
+        tokens[1],
+        tokens[0]
+    );
 
     // ELECTRA's replacements come from uniforms drawn in the data pipeline.
     let electra_task =

@@ -98,7 +98,10 @@ impl Progress {
     pub fn report(&mut self, what: &str, result: &str) {
         self.done += 1;
         let (done, total) = (self.done, self.total);
-        eprintln!("[{done}/{total}] {what}: {result} ({:.0} s in all)", self.seconds());
+        eprintln!(
+            "[{done}/{total}] {what}: {result} ({:.0} s in all)",
+            self.seconds()
+        );
     }
 
     /// Seconds since the start.

@@ -111,7 +111,8 @@ fn describe(field: &str, value: &Value) -> String {
         "embedding_size" => format!("a factorized embedding {value} wide"),
         // A unit variant is its name; one with settings (`{"Rotary": {…}}`) its one key.
         "positions" => {
-            let kind = (value.as_str()).or_else(|| value.as_object()?.keys().next().map(|k| k.as_str()));
+            let kind =
+                (value.as_str()).or_else(|| value.as_object()?.keys().next().map(|k| k.as_str()));
             format!("{} positions", kind.unwrap_or("?").to_lowercase())
         }
         "position_offset" => format!("positions offset by {value} rows"),

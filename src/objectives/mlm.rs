@@ -46,8 +46,8 @@ impl MlmConfig {
     /// Builds the head for `backbone`.
     pub fn init<M: EncoderBackbone>(&self, backbone: &M, device: &Device) -> Mlm {
         let biases = self.transform_biases && backbone.block().is_none_or(|b| b.norm_bias);
-        let eps = (self.layer_norm_eps)
-            .unwrap_or_else(|| backbone.block().map_or(1e-12, |b| b.norm_eps));
+        let eps =
+            (self.layer_norm_eps).unwrap_or_else(|| backbone.block().map_or(1e-12, |b| b.norm_eps));
         Mlm {
             head: LmHeadConfig::for_backbone(backbone)
                 .with_layer_norm_eps(eps)
@@ -157,6 +157,9 @@ mod tests {
             assert_eq!(head.head().norm_epsilon(), Some(eps));
         }
         let set = MlmConfig::new().with_layer_norm_eps(Some(1e-6));
-        assert_eq!(set.init(&backbone(1e-5), &device).head().norm_epsilon(), Some(1e-6));
+        assert_eq!(
+            set.init(&backbone(1e-5), &device).head().norm_epsilon(),
+            Some(1e-6)
+        );
     }
 }

@@ -82,7 +82,12 @@ mod tests {
         }
         assert_eq!(config.step_examples(0), 2);
         assert_eq!(config.step_examples(9), 8);
-        assert!(config.with_batch_ramp(Some(BatchRamp::new(9, 0.5))).validate().is_err());
+        assert!(
+            config
+                .with_batch_ramp(Some(BatchRamp::new(9, 0.5)))
+                .validate()
+                .is_err()
+        );
     }
 
     #[test]

@@ -190,7 +190,9 @@ impl TrainConfig {
     /// Examples the steps before `step` drew: where step `step` starts in the run's stream.
     pub fn examples_before(&self, step: usize) -> u64 {
         let full = (self.batch_size * self.grad_accumulation) as u64;
-        let ramped = self.batch_ramp.map_or(0, |ramp| ramp.end(self.steps).min(step));
+        let ramped = self
+            .batch_ramp
+            .map_or(0, |ramp| ramp.end(self.steps).min(step));
         let early: u64 = (0..ramped).map(|s| self.step_examples(s) as u64).sum();
         early + (step - ramped) as u64 * full
     }

@@ -175,7 +175,12 @@ impl Shards {
     /// items split into contiguous runs, one per shard's thread; the results come back in the
     /// items' order. With one shard, or shards on devices of their own (whose work stays on the
     /// main device here), everything runs on the calling thread.
-    pub fn map<T, I, R>(&self, shared: &T, items: Vec<I>, work: impl Fn(&T, I) -> R + Sync) -> Vec<R>
+    pub fn map<T, I, R>(
+        &self,
+        shared: &T,
+        items: Vec<I>,
+        work: impl Fn(&T, I) -> R + Sync,
+    ) -> Vec<R>
     where
         T: Clone + Send,
         I: Send,
@@ -204,7 +209,9 @@ impl Shards {
                 .collect();
             handles
                 .into_iter()
-                .flat_map(|h| -> Vec<R> { h.join().unwrap_or_else(|e| std::panic::resume_unwind(e)) })
+                .flat_map(|h| -> Vec<R> {
+                    h.join().unwrap_or_else(|e| std::panic::resume_unwind(e))
+                })
                 .collect()
         })
     }

@@ -348,7 +348,14 @@ where
     let scored = shards.map(&inference, batches, |model, batch| {
         let output = model.forward(batch);
         let loss = f64::from(output.loss.normalized(&weights).into_scalar::<f32>());
-        (loss, output.metrics.iter().map(MetricValue::read).collect::<Vec<_>>())
+        (
+            loss,
+            output
+                .metrics
+                .iter()
+                .map(MetricValue::read)
+                .collect::<Vec<_>>(),
+        )
     });
     let mut totals = MetricTotals::default();
     let mut loss = 0.0;

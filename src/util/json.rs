@@ -124,7 +124,11 @@ mod tests {
         let b = json!({"b": {"x": 2, "y": [1, 2]}, "a": 1, "d": 4});
         let paths: Vec<String> = differences(&a, &b, "").into_iter().map(|d| d.0).collect();
         assert_eq!(paths, ["b.x", "c", "d"]);
-        assert_eq!(differences(&a, &b, "")[1].2, Value::Null, "a field one side lacks");
+        assert_eq!(
+            differences(&a, &b, "")[1].2,
+            Value::Null,
+            "a field one side lacks"
+        );
         assert!(differences(&a, &a, "").is_empty());
     }
 
