@@ -253,12 +253,10 @@ fn recipe_files(named: &[PathBuf]) -> Result<Vec<PathBuf>> {
 /// A finished pretraining run read back from its `metrics.jsonl`.
 fn pretrained(dir: &Path, seconds: f64, steps: usize) -> Result<Pretrained> {
     let records = read_records(&dir.join("metrics.jsonl"))?;
-    let mut speeds: Vec<f64> = records
+    let speeds = records
         .iter()
         .filter(|r| r["split"] == "train")
-        .filter_map(|r| r["tokens_per_s"].as_f64())
-        .collect();
-    speeds.sort_by(f64::total_cmp);
+        .filter_map(|r| r["tokens_per_s"].as_f64());
     // A recipe that masks 15 % logs its MLM figures once; one at another rate adds `@15`.
     // The MLM loss is ln `mlm_ppl`: a recipe that mixes MLM with another task logs a `loss`
     // of the mix.
@@ -273,10 +271,17 @@ fn pretrained(dir: &Path, seconds: f64, steps: usize) -> Result<Pretrained> {
         .collect();
     Ok(Pretrained {
         seconds,
-        tokens_per_s: speeds.get(speeds.len() / 2).copied().unwrap_or(f64::NAN),
+        tokens_per_s: median(speeds),
         valid,
         steps: steps as f64,
     })
+}
+
+/// The middle value (the upper one of an even count; NaN for none).
+fn median(values: impl Iterator<Item = f64>) -> f64 {
+    let mut values: Vec<f64> = values.collect();
+    values.sort_by(f64::total_cmp);
+    values.get(values.len() / 2).copied().unwrap_or(f64::NAN)
 }
 
 /// `mean ± sd` of `values` scaled by `scale`, with `digits` decimals.
@@ -326,19 +331,11 @@ fn results(args: &Args, steps: usize, tasks: &[String], rows: &[Row]) -> String 
         rule.push_str("---:|");
     }
     let _ = writeln!(s, "{header}\n{rule}");
-    let median = |v: &mut Vec<f64>| {
-        v.sort_by(f64::total_cmp);
-        v.get(v.len() / 2).copied().unwrap_or(f64::NAN)
-    };
-    let speed = |row: &Row| median(&mut row.runs.iter().map(|r| r.tokens_per_s).collect());
+    let speed = |row: &Row| median(row.runs.iter().map(|r| r.tokens_per_s));
     // Each seed's run against the baseline's run of the same seed, then the median.
     let ratio = |row: &Row| {
         let pairs = row.runs.iter().zip(&base.runs);
-        median(
-            &mut pairs
-                .map(|(r, b)| r.tokens_per_s / b.tokens_per_s)
-                .collect(),
-        )
+        median(pairs.map(|(r, b)| r.tokens_per_s / b.tokens_per_s))
     };
     for row in rows {
         let last = |pick: fn(&(f64, f64, f64)) -> f64| -> Vec<f64> {
