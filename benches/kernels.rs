@@ -1,6 +1,7 @@
 //! Each fused CPU kernel (`pretext::kernels`) against burn's composed ops, forward and
 //! backward under autodiff, at the shapes of the reference MLM step (16 sequences of 128
-//! tokens, hidden 256, 4 heads, ffn 1024, 303 predicted rows over a vocabulary of 8192).
+//! tokens, hidden 256, 4 heads, ffn 1024, 303 predicted rows over a vocabulary of 8192; GeGLU
+//! at ⅔ of that ffn).
 //! Criterion's rate is elements of the op's input per second.
 //!
 //! `cargo bench --bench kernels`
@@ -60,6 +61,11 @@ fn fused_kernels(c: &mut Criterion) {
     let gelu = Gelu::new();
     bench_op(c, "gelu_2048x1024", [2048, 1024], |x| {
         kernels::gelu(&gelu, x)
+    });
+    // GeGLU at ⅔ of the ffn's width, as `modernbert` has it (its up half a fixed input).
+    let up = Tensor::<2>::random([2048, 683], Distribution::Normal(0.0, 1.0), &device);
+    bench_op(c, "geglu_2048x683", [2048, 683], |gate| {
+        kernels::glu(gate, up.clone(), true)
     });
     let targets: Vec<i64> = (0..303).map(|i| (i * 2711) % 8192).collect();
     let targets = Tensor::<1, Int>::from_data(TensorData::new(targets, [303]), &device);

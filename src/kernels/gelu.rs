@@ -67,11 +67,17 @@ pub(super) fn value(x: f32) -> f32 {
 
 /// `GELU'(x) = Φ(x) + x · φ(x)`.
 #[inline(always)]
-pub(super) fn slope(x: f32) -> f32 {
+fn slope(x: f32) -> f32 {
+    value_and_slope(x).1
+}
+
+/// `(GELU(x), GELU'(x))`, one `erf` for both.
+#[inline(always)]
+pub(super) fn value_and_slope(x: f32) -> (f32, f32) {
     const INV_SQRT_2PI: f32 = 0.398_942_3;
     let cdf = 0.5 * (1.0 + erf(x * std::f32::consts::FRAC_1_SQRT_2));
     let pdf = INV_SQRT_2PI * exp(-0.5 * x * x);
-    cdf + x * pdf
+    (x * cdf, cdf + x * pdf)
 }
 
 /// GELU of every element of `x`.

@@ -20,9 +20,15 @@ pub(super) fn value(x: f32) -> f32 {
 
 /// `SiLU'(x) = σ(x) · (1 + x · (1 − σ(x)))`.
 #[inline(always)]
-pub(super) fn slope(x: f32) -> f32 {
+fn slope(x: f32) -> f32 {
+    value_and_slope(x).1
+}
+
+/// `(SiLU(x), SiLU'(x))`, one `σ` for both.
+#[inline(always)]
+pub(super) fn value_and_slope(x: f32) -> (f32, f32) {
     let s = sigmoid(x);
-    s * (1.0 + x * (1.0 - s))
+    (x * s, s * (1.0 + x * (1.0 - s)))
 }
 
 /// SiLU of every element of `x`.
