@@ -14,6 +14,7 @@ use burn::tensor::Shape;
 use rayon::prelude::*;
 
 use super::gelu::exp;
+use super::reduce::{max_of, sum_of};
 use super::{tensor, values};
 use crate::noise::IGNORE_INDEX;
 
@@ -41,8 +42,8 @@ pub(super) fn forward(logits: &FlexTensor, targets: &[i64]) -> (FlexTensor, Flex
             for (r, out) in out.iter_mut().enumerate() {
                 let row = task * ROWS_PER_TASK + r;
                 let x = &x[row * width..(row + 1) * width];
-                let max = x.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-                let sum: f32 = x.iter().map(|&v| exp(v - max)).sum();
+                let max = max_of(x);
+                let sum = sum_of(x, |v| exp(v - max));
                 let lse = max + sum.ln();
                 let t = targets[row];
                 let nll = if t == IGNORE_INDEX {

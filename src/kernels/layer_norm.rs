@@ -13,6 +13,7 @@ use burn::backend::{Autodiff, Flex};
 use burn::tensor::Shape;
 use rayon::prelude::*;
 
+use super::reduce::{dot, sum_of};
 use super::{tensor, values};
 
 /// Rows per parallel task: enough work to outweigh scheduling, enough tasks to share out.
@@ -36,11 +37,13 @@ pub(super) fn forward(
             let first = task * ROWS_PER_TASK * width;
             for (r, (y, stats)) in y.chunks_mut(width).zip(stats).enumerate() {
                 let row = &x[first + r * width..first + (r + 1) * width];
-                let mean = row.iter().sum::<f32>() / width as f32;
-                let var = row.iter().map(|v| (v - mean) * (v - mean)).sum::<f32>() / width as f32;
+                let mean = sum_of(row, |v| v) / width as f32;
+                let var = sum_of(row, |v| (v - mean) * (v - mean)) / width as f32;
                 let rstd = 1.0 / (var + epsilon as f32).sqrt();
-                for (j, out) in y.iter_mut().enumerate() {
-                    *out = (row[j] - mean) * rstd * gamma[j] + beta[j];
+                for (((out, &v), &gamma), &beta) in
+                    y.iter_mut().zip(row).zip(&gamma[..]).zip(&beta[..])
+                {
+                    *out = (v - mean) * rstd * gamma + beta;
                 }
                 *stats = (mean, rstd);
             }
@@ -74,6 +77,7 @@ fn backward(
             let mut dgamma = vec![0f32; width];
             let mut dbeta = vec![0f32; width];
             let mut xhat = vec![0f32; width];
+            let mut gg = vec![0f32; width];
             for (r, dx) in dx.chunks_mut(width).enumerate() {
                 let row = task * ROWS_PER_TASK + r;
                 let start = row * width;
@@ -81,18 +85,19 @@ fn backward(
                 for (h, v) in xhat.iter_mut().zip(&x[start..start + width]) {
                     *h = (v - mean[row]) * rstd[row];
                 }
-                let (mut mean_gg, mut mean_ggx) = (0f32, 0f32);
-                for j in 0..width {
-                    let gg = g[j] * gamma[j];
-                    mean_gg += gg;
-                    mean_ggx += gg * xhat[j];
-                    dgamma[j] += g[j] * xhat[j];
-                    dbeta[j] += g[j];
+                for ((gg, &g), &gamma) in gg.iter_mut().zip(g).zip(&gamma[..]) {
+                    *gg = g * gamma;
                 }
-                mean_gg /= width as f32;
-                mean_ggx /= width as f32;
-                for j in 0..width {
-                    dx[j] = rstd[row] * (g[j] * gamma[j] - mean_gg - xhat[j] * mean_ggx);
+                for (((dgamma, dbeta), &g), &h) in
+                    dgamma.iter_mut().zip(dbeta.iter_mut()).zip(g).zip(&xhat)
+                {
+                    *dgamma += g * h;
+                    *dbeta += g;
+                }
+                let mean_gg = sum_of(&gg, |v| v) / width as f32;
+                let mean_ggx = dot(&gg, &xhat) / width as f32;
+                for ((dx, &gg), &h) in dx.iter_mut().zip(&gg).zip(&xhat) {
+                    *dx = rstd[row] * (gg - mean_gg - h * mean_ggx);
                 }
             }
             (dgamma, dbeta)

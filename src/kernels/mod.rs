@@ -21,6 +21,7 @@ mod cross_entropy;
 mod gelu;
 mod glu;
 mod layer_norm;
+mod reduce;
 mod rms_norm;
 mod rotary;
 mod silu;

@@ -12,6 +12,7 @@ use burn::backend::{Autodiff, Flex};
 use burn::tensor::Shape;
 use rayon::prelude::*;
 
+use super::reduce::{dot, sum_of};
 use super::{tensor, values};
 
 /// Rows per parallel task: enough work to outweigh scheduling, enough tasks to share out.
@@ -34,10 +35,10 @@ pub(super) fn forward(
             let first = task * ROWS_PER_TASK * width;
             for (r, (y, rstd)) in y.chunks_mut(width).zip(rstd).enumerate() {
                 let row = &x[first + r * width..first + (r + 1) * width];
-                let mean_square = row.iter().map(|v| v * v).sum::<f32>() / width as f32;
+                let mean_square = sum_of(row, |v| v * v) / width as f32;
                 *rstd = 1.0 / (mean_square + epsilon as f32).sqrt();
-                for (j, out) in y.iter_mut().enumerate() {
-                    *out = row[j] * *rstd * gamma[j];
+                for ((out, &v), &gamma) in y.iter_mut().zip(row).zip(&gamma[..]) {
+                    *out = v * *rstd * gamma;
                 }
             }
         });
@@ -64,6 +65,7 @@ fn backward(
         .map(|(task, dx)| {
             let mut dgamma = vec![0f32; width];
             let mut xhat = vec![0f32; width];
+            let mut gg = vec![0f32; width];
             for (r, dx) in dx.chunks_mut(width).enumerate() {
                 let row = task * ROWS_PER_TASK + r;
                 let start = row * width;
@@ -71,14 +73,15 @@ fn backward(
                 for (h, v) in xhat.iter_mut().zip(&x[start..start + width]) {
                     *h = v * rstd[row];
                 }
-                let mut mean_ggx = 0f32;
-                for j in 0..width {
-                    mean_ggx += g[j] * gamma[j] * xhat[j];
-                    dgamma[j] += g[j] * xhat[j];
+                for ((gg, &g), &gamma) in gg.iter_mut().zip(g).zip(&gamma[..]) {
+                    *gg = g * gamma;
                 }
-                mean_ggx /= width as f32;
-                for j in 0..width {
-                    dx[j] = rstd[row] * (g[j] * gamma[j] - xhat[j] * mean_ggx);
+                for ((dgamma, &g), &h) in dgamma.iter_mut().zip(g).zip(&xhat) {
+                    *dgamma += g * h;
+                }
+                let mean_ggx = dot(&gg, &xhat) / width as f32;
+                for ((dx, &gg), &h) in dx.iter_mut().zip(&gg).zip(&xhat) {
+                    *dx = rstd[row] * (gg - h * mean_ggx);
                 }
             }
             dgamma

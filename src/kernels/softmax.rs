@@ -6,6 +6,7 @@ use burn::backend::flex::FlexTensor;
 use burn::backend::ops::ActivationOps;
 use rayon::prelude::*;
 
+use super::reduce::dot;
 use super::{tensor, values};
 
 /// Rows per parallel task.
@@ -30,9 +31,9 @@ pub(super) fn backward(y: &FlexTensor, g: &FlexTensor) -> FlexTensor {
             for (r, dx) in dx.chunks_mut(width).enumerate() {
                 let start = first + r * width;
                 let (y, g) = (&y[start..start + width], &g[start..start + width]);
-                let dot: f32 = y.iter().zip(g).map(|(y, g)| y * g).sum();
+                let yg = dot(y, g);
                 for ((dx, y), g) in dx.iter_mut().zip(y).zip(g) {
-                    *dx = y * (g - dot);
+                    *dx = y * (g - yg);
                 }
             }
         });
