@@ -24,7 +24,8 @@
 //! against the wall time of its run (mean over seeds; a run's validations are placed by step
 //! along its measured time, validation and all; the default budget's is committed as
 //! `examples/ablation/wall-time-300.svg`). Finished runs are reused (`--fresh` starts over),
-//! so an interrupted ablation resumes, and rows, seeds or tasks can be added later.
+//! and a pretraining run stopped midway goes on from its last checkpoint (one at each
+//! validation), so an interrupted ablation resumes, and rows, seeds or tasks can be added later.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -166,7 +167,7 @@ fn run(args: Args) -> Result<()> {
                 "--valid-every",
                 &(steps / 6).max(1).to_string(),
                 "--checkpoint-every",
-                &steps.to_string(),
+                &(steps / 6).max(1).to_string(),
                 "--shards",
                 &cores.to_string(),
                 "--out",
@@ -174,7 +175,7 @@ fn run(args: Args) -> Result<()> {
             ]
             .map(String::from)
             .to_vec();
-            let seconds = run_once(&pretrain, &dir, "encoder.bpk", arguments)?;
+            let seconds = run_once(&pretrain, &dir, "encoder.bpk", arguments, true)?;
             let run = pretrained(&dir, seconds, steps)?;
             let (_, loss, acc) = run
                 .valid
@@ -200,7 +201,7 @@ fn run(args: Args) -> Result<()> {
                     seed,
                     &tuned,
                 ));
-                run_once(&finetune, &tuned, "metrics.jsonl", arguments)?;
+                run_once(&finetune, &tuned, "metrics.jsonl", arguments, false)?;
                 let (acc, _) = test_scores(&tuned)?;
                 row.downstream.entry(task.clone()).or_default().push(acc);
                 progress.report(

@@ -226,7 +226,7 @@ fn run(args: Args) -> Result<()> {
                 dir.display().to_string(),
             ])
             .collect();
-        let seconds = run_once(&pretrain, &dir, "encoder.bpk", arguments)?;
+        let seconds = run_once(&pretrain, &dir, "encoder.bpk", arguments, false)?;
         let records = read_records(&dir.join("metrics.jsonl"))?;
         let curve = |split: &str| -> Vec<(f64, f64)> {
             records
@@ -284,7 +284,7 @@ fn run(args: Args) -> Result<()> {
                 seed,
                 &dir,
             ));
-            run_once(&finetune, &dir, "metrics.jsonl", arguments)?;
+            run_once(&finetune, &dir, "metrics.jsonl", arguments, false)?;
             let (acc, f1) = test_scores(&dir)?;
             scores.accuracy.push(acc);
             scores.macro_f1.push(f1);

@@ -4,7 +4,7 @@
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use plotters::style::RGBColor;
 use serde_json::Value;
@@ -43,7 +43,18 @@ pub fn example(name: &str) -> Result<PathBuf> {
 /// Runs `binary` with `arguments` into `dir` unless a finished run (one holding `marker`, and
 /// for `metrics.jsonl` a test record) is there already; output goes to `dir/log.txt`. Returns
 /// the seconds it took (read back for a reused run).
-pub fn run_once(binary: &Path, dir: &Path, marker: &str, arguments: Vec<String>) -> Result<f64> {
+///
+/// With `resume`, an unfinished run that left a checkpoint (`dir/checkpoint/`: a `pretrain`
+/// run stopped midway, when the comparison was) goes on from it with `--resume` instead of
+/// starting over; its seconds are those of every attempt, the steps after its last checkpoint
+/// counted twice.
+pub fn run_once(
+    binary: &Path,
+    dir: &Path,
+    marker: &str,
+    mut arguments: Vec<String>,
+    resume: bool,
+) -> Result<f64> {
     let timing = dir.join("seconds.txt");
     let finished = dir.join(marker).exists()
         && (marker != "metrics.jsonl"
@@ -53,17 +64,42 @@ pub fn run_once(binary: &Path, dir: &Path, marker: &str, arguments: Vec<String>)
     if finished && let Ok(text) = std::fs::read_to_string(&timing) {
         return Ok(text.trim().parse().unwrap_or(f64::NAN));
     }
-    if dir.exists() {
-        std::fs::remove_dir_all(dir)?;
-    }
+    // The seconds of earlier attempts, kept up to date while a run goes on.
+    let so_far = dir.join("seconds-so-far.txt");
+    let earlier = if resume && dir.join("checkpoint").is_dir() {
+        arguments.push("--resume".into());
+        let text = std::fs::read_to_string(&so_far).unwrap_or_default();
+        text.trim().parse().unwrap_or(0.0)
+    } else {
+        if dir.exists() {
+            std::fs::remove_dir_all(dir)?;
+        }
+        0.0
+    };
     std::fs::create_dir_all(dir)?;
-    let log = std::fs::File::create(dir.join("log.txt"))?;
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(dir.join("log.txt"))?;
     let started = Instant::now();
-    let status = Command::new(binary)
+    let mut child = Command::new(binary)
         .args(arguments)
         .stdout(Stdio::from(log.try_clone()?))
         .stderr(Stdio::from(log))
-        .status()?;
+        .spawn()?;
+    // Polled often enough not to lengthen a short run measurably.
+    let mut noted = Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait()? {
+            break status;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+        if noted.elapsed() >= Duration::from_secs(10) {
+            let seconds = earlier + started.elapsed().as_secs_f64();
+            std::fs::write(&so_far, format!("{seconds:.1}\n"))?;
+            noted = Instant::now();
+        }
+    };
     if !status.success() {
         return Err(format!(
             "{} failed ({status}); its output is in {}",
@@ -72,7 +108,7 @@ pub fn run_once(binary: &Path, dir: &Path, marker: &str, arguments: Vec<String>)
         )
         .into());
     }
-    let seconds = started.elapsed().as_secs_f64();
+    let seconds = earlier + started.elapsed().as_secs_f64();
     std::fs::write(&timing, format!("{seconds:.1}\n"))?;
     Ok(seconds)
 }
