@@ -53,6 +53,9 @@ pub struct TrainConfig {
     /// AdamW decoupled weight decay. Default 0.01.
     #[config(default = 0.01)]
     pub weight_decay: f64,
+    /// AdamW's decay rate of the squared-gradient average, e.g. 0.98 (ModernBERT's and
+    /// Cramming's, which follows the gradients' scale sooner). Default none: 0.999, BERT's.
+    pub adam_beta2: Option<f64>,
     /// Clip the global gradient norm to this (0 disables). Default 1.0.
     #[config(default = 1.0)]
     pub max_grad_norm: f64,
@@ -173,6 +176,14 @@ impl TrainConfig {
         crate::error::check_weight("weight_decay", self.weight_decay)?;
         crate::error::check_weight("max_grad_norm", self.max_grad_norm)?;
         crate::error::check_rate("warmup_fraction", self.warmup_fraction)?;
+        // At 1 the squared-gradient average never moves and Adam divides by zero.
+        if let Some(beta2) = self.adam_beta2
+            && !(0.0..1.0).contains(&beta2)
+        {
+            return Err(Error::InvalidConfig(format!(
+                "adam_beta2 must be at least 0 and below 1, got {beta2}"
+            )));
+        }
         if let Some(ramp) = &self.batch_ramp {
             ramp.validate(self.batch_size * self.grad_accumulation)?;
         }
@@ -198,12 +209,14 @@ impl TrainConfig {
     }
 }
 
-/// AdamW with BERT's settings: epsilon 1e-6, and no weight decay on LayerNorm parameters and
-/// biases (their paths contain `norm` or `bias`).
-pub fn adamw(weight_decay: f64) -> ModuleOptimizer {
+/// AdamW with BERT's settings: epsilon 1e-6, β₂ 0.999 unless `beta2` says otherwise, and no
+/// weight decay on LayerNorm parameters and biases (their paths contain `norm` or `bias`).
+pub fn adamw(weight_decay: f64, beta2: Option<f64>) -> ModuleOptimizer {
+    let beta2 = beta2.unwrap_or(0.999);
     let adamw = |decay: f64| {
         AdamWConfig::new()
             .with_weight_decay(decay as f32)
+            .with_beta_2(beta2 as f32)
             .with_epsilon(1e-6)
     };
     let no_decay = ParamGroup::from_regex(r"(norm|bias)").expect("a valid regex");
@@ -242,6 +255,18 @@ mod tests {
     use burn::nn::{LayerNorm, LayerNormConfig, Linear, LinearConfig};
     use burn::optim::GradientsParams;
 
+    #[test]
+    fn adams_beta2_must_lie_below_one() {
+        let config = |beta2| TrainConfig::new(10, 4).with_adam_beta2(Some(beta2));
+        for beta2 in [0.0, 0.98, 0.999] {
+            config(beta2).validate().unwrap();
+        }
+        for beta2 in [1.0, -0.1, f64::NAN] {
+            let err = config(beta2).validate().unwrap_err();
+            assert!(err.to_string().contains("adam_beta2"), "{beta2}: {err}");
+        }
+    }
+
     #[derive(Module, Debug)]
     struct Block {
         dense: Linear,
@@ -270,7 +295,7 @@ mod tests {
             .sum()
             .mul_scalar(0.0);
         let grads = GradientsParams::from_grads(loss.backward(), &block);
-        let block = adamw(0.5).step(0.1, block, grads);
+        let block = adamw(0.5, None).step(0.1, block, grads);
         let after = (
             sum(block.dense.weight.val().flatten(0, 1)),
             sum(block.dense.bias.as_ref().unwrap().val()),

@@ -75,7 +75,7 @@ impl<M: Module> Spine<M> {
         if let Some(dir) = dir {
             std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
         }
-        let mut optimizer = adamw(config.weight_decay);
+        let mut optimizer = adamw(config.weight_decay, config.adam_beta2);
         let mut state = TrainState::start(config);
         let mut model = model;
         if resume {
