@@ -5,7 +5,7 @@
 //!
 //! ```text
 //! cargo run --release --example ablation                          # 300 updates, 3 seeds
-//! cargo run --release --example ablation -- --steps 3600 --out runs/ablation-3600
+//! cargo run --release --example ablation -- --steps 6000 --out runs/ablation-6000
 //! cargo run --release --example ablation -- --recipes examples/ablation/00-mlm.json,examples/ablation/10-modernbert.json
 //! cargo run --release --example ablation -- --tasks none          # pretraining only
 //! ```
