@@ -99,7 +99,7 @@ fn bench_steps<M, O, T>(
     T: Task,
     T::Example: Clone,
 {
-    let mut optim = pretext::train::adamw(0.01);
+    let mut optim = pretext::train::adamw(0.01, None);
     let tokens = task.collate(examples, device).unwrap().num_tokens();
     group.throughput(Throughput::Elements(tokens as u64));
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());

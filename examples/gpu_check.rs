@@ -193,7 +193,7 @@ fn time_steps(
     device.seed(0);
     let backbone = encoder.init(device)?;
     let mut model = Pretrainer::new(backbone.clone(), MlmConfig::new().init(&backbone, device));
-    let mut optim = adamw(0.01);
+    let mut optim = adamw(0.01, None);
     let batch = task.collate(examples, device)?;
     let tokens = batch.num_tokens() as f64;
     let shards = Shards::new(1)?;
