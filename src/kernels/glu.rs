@@ -14,55 +14,18 @@ use rayon::prelude::*;
 
 use super::{CHUNK, gelu, silu, tensor, values};
 
-/// The gate's activation, as a type so that each pass is compiled for it: through a function
-/// pointer the per-element call is opaque, and its polynomial is not vectorized (the GeGLU
-/// passes took an eighth of a `modernbert` step that way).
-trait Gate {
-    /// `act(x)`.
-    fn value(x: f32) -> f32;
-    /// `(act(x), act'(x))`, sharing the work the two have in common.
-    fn value_and_slope(x: f32) -> (f32, f32);
-}
-
-/// The exact GELU (GeGLU).
-struct Gelu;
-
-impl Gate for Gelu {
-    #[inline(always)]
-    fn value(x: f32) -> f32 {
-        gelu::value(x)
-    }
-
-    #[inline(always)]
-    fn value_and_slope(x: f32) -> (f32, f32) {
-        gelu::value_and_slope(x)
-    }
-}
-
-/// SiLU (SwiGLU).
-struct Silu;
-
-impl Gate for Silu {
-    #[inline(always)]
-    fn value(x: f32) -> f32 {
-        silu::value(x)
-    }
-
-    #[inline(always)]
-    fn value_and_slope(x: f32) -> (f32, f32) {
-        silu::value_and_slope(x)
-    }
-}
-
 /// `act(gate) ⊙ up`.
 pub(super) fn forward(gate: &FlexTensor, up: &FlexTensor, gelu: bool) -> FlexTensor {
     match gelu {
-        true => forward_with::<Gelu>(gate, up),
-        false => forward_with::<Silu>(gate, up),
+        true => forward_with(gate, up, gelu::value),
+        false => forward_with(gate, up, silu::value),
     }
 }
 
-fn forward_with<A: Gate>(gate: &FlexTensor, up: &FlexTensor) -> FlexTensor {
+/// The forward pass with the activation `act`, taken as a function item (not a pointer) so
+/// that the pass is compiled for it: through a pointer the per-element call is opaque and its
+/// polynomial is not vectorized (the GeGLU passes took an eighth of a `modernbert` step so).
+fn forward_with(gate: &FlexTensor, up: &FlexTensor, act: impl Fn(f32) -> f32 + Sync) -> FlexTensor {
     let shape = gate.layout().shape().clone();
     let (gate, up) = (values(gate), values(up));
     let mut y = vec![0f32; gate.len()];
@@ -70,7 +33,7 @@ fn forward_with<A: Gate>(gate: &FlexTensor, up: &FlexTensor) -> FlexTensor {
         .zip(gate.par_chunks(CHUNK).zip(up.par_chunks(CHUNK)))
         .for_each(|(y, (gate, up))| {
             for ((y, &a), &b) in y.iter_mut().zip(gate).zip(up) {
-                *y = A::value(a) * b;
+                *y = act(a) * b;
             }
         });
     tensor(y, shape)
@@ -84,15 +47,18 @@ fn backward(
     gelu: bool,
 ) -> (FlexTensor, FlexTensor) {
     match gelu {
-        true => backward_with::<Gelu>(gate, up, g),
-        false => backward_with::<Silu>(gate, up, g),
+        true => backward_with(gate, up, g, gelu::value_and_slope),
+        false => backward_with(gate, up, g, silu::value_and_slope),
     }
 }
 
-fn backward_with<A: Gate>(
+/// The backward pass with `act_and_slope` giving `(act(x), act'(x))`, a function item as in
+/// [`forward_with`].
+fn backward_with(
     gate: &FlexTensor,
     up: &FlexTensor,
     g: &FlexTensor,
+    act_and_slope: impl Fn(f32) -> (f32, f32) + Sync,
 ) -> (FlexTensor, FlexTensor) {
     let shape = gate.layout().shape().clone();
     let (gate, up, g) = (values(gate), values(up), values(g));
@@ -105,7 +71,7 @@ fn backward_with<A: Gate>(
         .zip(g.par_chunks(CHUNK))
         .for_each(|(((d_gate, d_up), (gate, up)), g)| {
             for i in 0..gate.len() {
-                let (act, slope) = A::value_and_slope(gate[i]);
+                let (act, slope) = act_and_slope(gate[i]);
                 d_gate[i] = g[i] * up[i] * slope;
                 d_up[i] = g[i] * act;
             }
