@@ -174,6 +174,14 @@ pub enum Error {
         /// What is wrong with it.
         reason: String,
     },
+    /// The ranks of a run over several processes do not train one model.
+    #[error("rank {rank} disagrees with rank 0: {what}")]
+    RanksDisagree {
+        /// The first rank that differs.
+        rank: usize,
+        /// How it differs.
+        what: String,
+    },
     /// A checkpoint is missing, truncated or does not fit the model.
     #[error("checkpoint {path}: {reason}")]
     Checkpoint {

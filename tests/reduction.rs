@@ -5,12 +5,16 @@
 //! against SOP's one label per pair). Averaging each part's own mean loss uniformly, as the
 //! loop did before, does depend on it, which the tests show as well. Dropout is on throughout:
 //! its masks follow the examples. And 20 steps of tiny MLM with dropout give the same losses on
-//! 1 to 4 shards.
+//! 1 to 4 shards; ranks (here on threads, as [`LocalRanks`]) of one or two shards each train
+//! the model one process with as many shards in all trains, and a run paused on ranks resumes
+//! in one process, and the reverse.
 //!
 //! Alone in its test binary: weight initialisation draws from the backend's process-wide
 //! generator, which tests running in parallel threads would otherwise share.
 
 mod common;
+
+use std::sync::Arc;
 
 use burn::module::{ModuleDisplay, ModuleVisitor, Param};
 use burn::optim::GradientsParams;
@@ -19,29 +23,16 @@ use pretext::Pretrainer;
 use pretext::data::{Batch, Task, TokenExample};
 use pretext::objectives::{ClmConfig, ClmTask, Objective};
 use pretext::recipe::multitask::{mix_data, parse_tasks};
-use pretext::train::{Part, Shards, Trainer, step_gradients};
+use pretext::train::grads::flatten;
+use pretext::train::{Collective, LocalRanks, Part, Shards, TrainConfig, Trainer, step_gradients};
 use pretext::util::rng::example_rng;
 
 const EXAMPLES: usize = 12;
 const SEED: u64 = 11;
 
-/// Every gradient of `model` in one vector, in the order the model visits its parameters
-/// (zeros for a parameter without one).
+/// Every gradient of `model` in one vector (zeros for a parameter without one).
 fn flat<M: Module>(model: &M, grads: &GradientsParams) -> Vec<f32> {
-    struct Flatten<'a>(&'a GradientsParams, Vec<f32>);
-    impl ModuleVisitor for Flatten<'_> {
-        fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
-            match self.0.get::<D>(param.id) {
-                Some(g) => self
-                    .1
-                    .extend(g.into_data().convert::<f32>().try_to_vec::<f32>().unwrap()),
-                None => self.1.extend(vec![0.0; param.val().shape().num_elements()]),
-            }
-        }
-    }
-    let mut flatten = Flatten(grads, Vec::new());
-    model.visit(&mut flatten);
-    flatten.1
+    flatten(model, grads).0
 }
 
 fn max_diff(a: &[f32], b: &[f32]) -> f32 {
@@ -217,5 +208,134 @@ fn tiny_mlm_with_dropout_trains_the_same_on_any_number_of_shards() {
                 step + 1
             );
         }
+    }
+}
+
+/// Every parameter of `model` in one vector, in the order the model visits them.
+fn parameters<M: Module>(model: &M) -> Vec<f32> {
+    struct Values(Vec<f32>);
+    impl ModuleVisitor for Values {
+        fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
+            let data = param.val().into_data().convert::<f32>();
+            self.0.extend(data.try_to_vec::<f32>().unwrap());
+        }
+    }
+    let mut values = Values(Vec::new());
+    model.visit(&mut values);
+    values.0
+}
+
+/// The largest difference of `a` and `b`, relative to the largest magnitude in `b`.
+fn relative_diff(a: &[f32], b: &[f32]) -> f64 {
+    let scale = b.iter().fold(0.0f32, |m, v| m.max(v.abs()));
+    f64::from(max_diff(a, b) / scale)
+}
+
+#[test]
+fn ranks_train_the_model_one_process_with_as_many_shards_trains() {
+    let (tokenizer, train_docs, valid_docs) = common::real_text();
+    let device = Device::flex().autodiff();
+    let train_task = common::mlm_task(&tokenizer, &train_docs, 48);
+    let valid_task = common::mlm_task(&tokenizer, &valid_docs, 48);
+    let config = common::tiny_encoder(&tokenizer).with_dropout(0.1);
+    let model = common::seeded(&device, || {
+        common::with_mlm(config.init(&device).unwrap(), &device)
+    });
+    let settings = |shards: usize| {
+        common::quick_config(6)
+            .with_shards(shards)
+            .with_valid_every(3)
+            .with_checkpoint_every(3)
+    };
+    // Losses and final parameters of one process, and of each rank of a run over `ranks`.
+    let one_process = |config: &TrainConfig, dir: &std::path::Path, resume: bool| {
+        let report = Trainer::new(model.clone(), config)
+            .output(dir)
+            .resume(resume)
+            .fit(&train_task, &valid_task)
+            .unwrap();
+        (
+            common::train_losses(&report.history),
+            parameters(&report.model),
+        )
+    };
+    let on_ranks = |ranks: usize, config: &TrainConfig, dir: &std::path::Path, resume: bool| {
+        std::thread::scope(|scope| {
+            let handles: Vec<_> = LocalRanks::new(ranks)
+                .into_iter()
+                .map(|rank| {
+                    let replica = model.clone().fork(&device);
+                    let (train, valid) = (&train_task, &valid_task);
+                    scope.spawn(move || {
+                        let ranks: Arc<dyn Collective> = Arc::new(rank);
+                        let report = Trainer::new(replica, config)
+                            .output(dir)
+                            .resume(resume)
+                            .ranks(ranks)
+                            .fit(train, valid)
+                            .unwrap();
+                        (
+                            common::train_losses(&report.history),
+                            parameters(&report.model),
+                        )
+                    })
+                })
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| h.join().unwrap())
+                .collect::<Vec<_>>()
+        })
+    };
+    let agree =
+        |what: &str, (losses, params): &(Vec<f64>, Vec<f32>), want: &(Vec<f64>, Vec<f32>)| {
+            assert_eq!(losses.len(), want.0.len(), "{what}");
+            for (step, (a, b)) in losses.iter().zip(&want.0).enumerate() {
+                assert!(
+                    ((a - b) / b).abs() < 1e-6,
+                    "{what}, step {}: loss {a} against {b}",
+                    step + 1
+                );
+            }
+            let diff = relative_diff(params, &want.1);
+            eprintln!("{what}: parameters differ by {diff:e} (relative)");
+            assert!(diff < 1e-6, "{what}: parameters differ by {diff}");
+        };
+    for (ranks, shards) in [(2, 1), (2, 2)] {
+        let want = one_process(&settings(ranks * shards), &common::temp_dir("one"), false);
+        assert!(want.0[5] < want.0[0], "the loss should fall: {:?}", want.0);
+        let dir = common::temp_dir("ranks");
+        let all = on_ranks(ranks, &settings(shards), &dir, false);
+        for (rank, result) in all.iter().enumerate() {
+            agree(
+                &format!("{ranks} ranks x {shards} shards, rank {rank}"),
+                result,
+                &want,
+            );
+        }
+        // Rank 0 alone wrote the log: one line a step and a validation every 3.
+        let log = std::fs::read_to_string(dir.join("metrics.jsonl")).unwrap();
+        assert_eq!(log.lines().count(), 6 + 2, "{log}");
+    }
+    // Paused after 3 steps on 2 ranks, resumed in one process of 2 shards; and the reverse.
+    let want = one_process(&settings(2), &common::temp_dir("straight"), false);
+    let paused = |shards: usize| settings(shards).with_pause_after(Some(3));
+    let dir = common::temp_dir("ranks-then-one");
+    on_ranks(2, &paused(1), &dir, false);
+    let (losses, params) = one_process(&settings(2), &dir, true);
+    let resumed = ([&want.0[..3], &losses[..]].concat(), params);
+    agree("2 ranks, then 1 process", &resumed, &want);
+    let dir = common::temp_dir("one-then-ranks");
+    one_process(&paused(2), &dir, false);
+    for (rank, (losses, params)) in on_ranks(2, &settings(1), &dir, true)
+        .into_iter()
+        .enumerate()
+    {
+        let resumed = ([&want.0[..3], &losses[..]].concat(), params);
+        agree(
+            &format!("1 process, then 2 ranks (rank {rank})"),
+            &resumed,
+            &want,
+        );
     }
 }

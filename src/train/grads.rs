@@ -1,9 +1,11 @@
-//! Global-norm gradient clipping over a whole module, as PyTorch's `clip_grad_norm_` does
-//! (burn's own clipping works one tensor at a time).
+//! A module's gradients taken as a whole: global-norm clipping, as PyTorch's `clip_grad_norm_`
+//! does (burn's own clipping works one tensor at a time), and one flat buffer of them, to sum
+//! across ranks.
 
 use burn::module::{Module, ModuleVisitor, Param, ParamId};
 use burn::optim::GradientsParams;
 use burn::prelude::*;
+use burn::tensor::TensorData;
 
 struct Ids(Vec<(ParamId, usize)>);
 
@@ -107,10 +109,97 @@ pub fn clip<M: Module>(module: &M, grads: &mut GradientsParams, max_norm: f64) -
     norm
 }
 
+/// Every gradient of `module` in one vector, in the order the module visits its parameters
+/// (zeros for a parameter without one), and whether each parameter has one.
+pub fn flatten<M: Module>(module: &M, grads: &GradientsParams) -> (Vec<f32>, Vec<bool>) {
+    struct Flatten<'a> {
+        grads: &'a GradientsParams,
+        values: Vec<f32>,
+        present: Vec<bool>,
+    }
+    impl ModuleVisitor for Flatten<'_> {
+        fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
+            let grad = self.grads.get::<D>(param.id);
+            self.present.push(grad.is_some());
+            match grad {
+                Some(g) => self.values.extend(
+                    g.into_data()
+                        .convert::<f32>()
+                        .try_into_vec::<f32>()
+                        .expect("a gradient reads back as f32"),
+                ),
+                None => self
+                    .values
+                    .resize(self.values.len() + param.lazy_shape().num_elements(), 0.0),
+            }
+        }
+    }
+    let mut flatten = Flatten {
+        grads,
+        values: Vec::new(),
+        present: Vec::new(),
+    };
+    module.visit(&mut flatten);
+    (flatten.values, flatten.present)
+}
+
+/// The gradients that [`flatten`] laid out in `values`, for the parameters marked `present`,
+/// each on its parameter's device and in its float type.
+pub fn unflatten<M: Module>(module: &M, values: &[f32], present: &[bool]) -> GradientsParams {
+    struct Unflatten<'a> {
+        values: &'a [f32],
+        present: &'a [bool],
+        grads: GradientsParams,
+    }
+    impl ModuleVisitor for Unflatten<'_> {
+        fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
+            let (&present, rest) = self.present.split_first().expect("one flag a parameter");
+            self.present = rest;
+            let shape = param.lazy_shape();
+            let (mine, rest) = self.values.split_at(shape.num_elements());
+            self.values = rest;
+            if present {
+                let value = param.val();
+                let options = (&value.device().inner(), value.dtype());
+                let data = TensorData::new(mine.to_vec(), shape);
+                self.grads
+                    .register::<D>(param.id, Tensor::from_data(data, options));
+            }
+        }
+    }
+    let mut unflatten = Unflatten {
+        values,
+        present,
+        grads: GradientsParams::new(),
+    };
+    module.visit(&mut unflatten);
+    unflatten.grads
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use burn::nn::{Linear, LinearConfig};
+
+    #[test]
+    fn a_flattened_gradient_comes_back_whole() {
+        let _draws = crate::util::random::hold();
+        let device = Device::flex().autodiff();
+        let model: Linear = LinearConfig::new(4, 3).init(&device);
+        let x = Tensor::<2>::ones([2, 4], &device);
+        let loss = model.forward(x).powf_scalar(2.0).sum();
+        let grads = GradientsParams::from_grads(loss.backward(), &model);
+        let (values, present) = flatten(&model, &grads);
+        assert_eq!(values.len(), 4 * 3 + 3);
+        assert_eq!(present, [true, true]);
+        assert!(values.iter().any(|v| *v != 0.0));
+        let back = unflatten(&model, &values, &present);
+        assert_eq!(max_relative_difference(&model, &back, &grads), 0.0);
+        // A parameter marked absent stays without a gradient (AdamW then leaves it alone).
+        let partial = unflatten(&model, &values, &[true, false]);
+        assert_eq!(partial.len(), 1);
+        assert!(partial.get::<2>(model.weight.id).is_some());
+    }
 
     #[test]
     fn clipping_brings_the_global_norm_to_the_limit() {

@@ -11,8 +11,10 @@
 
 pub mod batch_ramp;
 pub mod checkpoint;
+pub mod collective;
 pub mod grads;
 pub mod log;
+mod ranks;
 pub mod schedule;
 pub mod shards;
 pub mod spine;
@@ -20,12 +22,15 @@ pub mod trainer;
 
 pub use batch_ramp::BatchRamp;
 pub use checkpoint::TrainState;
+pub use collective::{Collective, LocalRank, LocalRanks, Solo};
 pub use log::{LogRecord, Logger, MetricTotals, MetricValue, Split, StepDone};
 pub use schedule::Schedule;
 pub use shards::{Part, ShardOutput, Shards};
 pub use spine::Spine;
 pub(crate) use trainer::Sampler;
-pub use trainer::{StepGradients, TrainReport, Trainer, step_gradients, validate};
+pub use trainer::{
+    StepGradients, TrainReport, Trainer, step_gradients, step_gradients_on_ranks, validate,
+};
 
 use burn::module::ParamGroup;
 use burn::optim::{AdamWConfig, ModuleOptimizer};

@@ -71,8 +71,22 @@ impl<M: Module> Spine<M> {
         dir: Option<&Path>,
         resume: bool,
     ) -> Result<(Self, M)> {
+        Self::start_on_rank(model, config, dir, resume, 0)
+    }
+
+    /// [`start`](Self::start) for rank `rank` of a run over several
+    /// [ranks](super::Collective): every rank resumes from `dir`'s checkpoint, but only rank 0
+    /// writes there (the log and the checkpoints) and shows progress.
+    pub fn start_on_rank(
+        model: M,
+        config: &TrainConfig,
+        dir: Option<&Path>,
+        resume: bool,
+        rank: usize,
+    ) -> Result<(Self, M)> {
         config.validate()?;
-        if let Some(dir) = dir {
+        let writes = dir.filter(|_| rank == 0);
+        if let Some(dir) = writes {
             std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
         }
         let mut optimizer = adamw(config.weight_decay, config.adam_beta2);
@@ -90,12 +104,13 @@ impl<M: Module> Spine<M> {
             model = checkpoint::load_model(&ckpt, model)?;
             optimizer = checkpoint::load_optimizer(&ckpt, optimizer)?;
         }
-        let logger = Logger::new(dir, config.progress, resume.then_some(state.step))?;
+        let progress = config.progress && rank == 0;
+        let logger = Logger::new(writes, progress, resume.then_some(state.step))?;
         let spine = Self {
             log: TrainLog::new(logger, config, state.step),
             stop: config.pause_after.unwrap_or(config.steps).min(config.steps),
             config: config.clone(),
-            dir: dir.map(Path::to_path_buf),
+            dir: writes.map(Path::to_path_buf),
             optimizer,
             state,
             updates_per_step: 1,

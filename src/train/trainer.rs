@@ -9,12 +9,15 @@
 //! the same model on 2 cores or 16.
 
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use burn::module::ModuleDisplay;
 use burn::optim::{GradientsAccumulator, GradientsParams};
 use burn::prelude::*;
 
+use super::collective::{Collective, Solo};
 use super::log::{LogRecord, MetricTotals, MetricValue, Split, StepDone};
+use super::ranks;
 use super::shards::{Part, Shards};
 use super::spine::Spine;
 use super::{TrainConfig, TrainState};
@@ -64,6 +67,7 @@ pub struct Trainer<M: Module, O: Module> {
     resume: bool,
     /// `None`: the model's own device.
     devices: Option<Vec<Device>>,
+    ranks: Arc<dyn Collective>,
 }
 
 impl<M: Module + ModuleDisplay, O: Objective<M>> Trainer<M, O> {
@@ -76,6 +80,7 @@ impl<M: Module + ModuleDisplay, O: Objective<M>> Trainer<M, O> {
             dir: None,
             resume: false,
             devices: None,
+            ranks: Arc::new(Solo),
         }
     }
 
@@ -106,6 +111,17 @@ impl<M: Module + ModuleDisplay, O: Objective<M>> Trainer<M, O> {
         self
     }
 
+    /// Runs as one of several ranks (processes, possibly on several machines; see
+    /// [`Collective`]): each rank builds and runs its share of every step's examples, split
+    /// over its own shards, and the ranks add up their loss totals, gradients and metrics, so
+    /// that `n` ranks of `s` shards train the model one process of `n × s` shards trains.
+    /// Every rank is given the same model, settings, data and output directory; rank 0 alone
+    /// logs, validates and writes checkpoints, and every rank resumes from them.
+    pub fn ranks(mut self, ranks: Arc<dyn Collective>) -> Self {
+        self.ranks = ranks;
+        self
+    }
+
     /// Trains on `train`, validating on `valid`, until `config.steps` (or `pause_after`).
     pub fn fit<T: Task<Batch = O::Batch>>(self, train: &T, valid: &T) -> Result<TrainReport<M, O>> {
         self.fit_scoring(train, valid, None)
@@ -125,12 +141,15 @@ impl<M: Module + ModuleDisplay, O: Objective<M>> Trainer<M, O> {
             dir,
             resume,
             devices,
+            ranks,
         } = self;
+        let ranks = ranks.as_ref();
         let devices = devices.unwrap_or_else(|| model.devices().into_iter().take(1).collect());
-        check(&config, &devices, train, valid)?;
+        check(&config, &devices, ranks.size(), train, valid)?;
+        ranks::check_same_settings(ranks, &format!("{config:?}"))?;
         let per_step = config.batch_size * config.grad_accumulation;
         let examples = train.num_examples();
-        if config.progress && examples < per_step {
+        if config.progress && ranks.rank() == 0 && examples < per_step {
             let plural = if examples == 1 { "" } else { "s" };
             eprintln!(
                 "warning: the train split has {examples} example{plural}, fewer than the \
@@ -139,11 +158,13 @@ impl<M: Module + ModuleDisplay, O: Objective<M>> Trainer<M, O> {
             );
         }
         let device = &devices[0];
-        let (mut spine, mut model) = Spine::start(model, &config, dir.as_deref(), resume)?;
+        let (mut spine, mut model) =
+            Spine::start_on_rank(model, &config, dir.as_deref(), resume, ranks.rank())?;
+        ranks::check_replicas(ranks, &model, spine.state().step)?;
         let shards = if devices.len() > 1 {
             Shards::on_devices(devices.clone())?
         } else {
-            Shards::new(config.shards.min(config.batch_size))?
+            Shards::new(config.shards.min(config.batch_size / ranks.size()))?
         };
         let mut sampler = Sampler::new(config.seed, train.num_examples());
         // Where the next step starts in the stream of examples (counted once, on resume).
@@ -156,23 +177,22 @@ impl<M: Module + ModuleDisplay, O: Objective<M>> Trainer<M, O> {
             let picks: Vec<(u64, usize)> = (first..first + count as u64)
                 .map(|n| sampler.get(n))
                 .collect();
-            let micro_batches = parts(train, picks, &shards, &config, step, device)?;
+            let micro_batches = parts(train, picks, &shards, ranks, &config, step, device)?;
             // Dropout draws from the step and each example's position in it, not from its
-            // shard.
+            // shard or rank.
             let seed = splitmix64(config.seed ^ splitmix64(step as u64));
-            let done = step_gradients(&model, &shards, micro_batches, seed, device);
+            let done = step_gradients_on_ranks(&model, &shards, ranks, micro_batches, seed, device);
             model = spine.update(model, done.grads, done.loss, lr)?;
+            let metrics = done.metrics.iter().flatten().map(MetricValue::read);
             let done = StepDone {
                 loss: done.loss,
                 tokens: done.tokens,
-                metrics: done
-                    .metrics
-                    .iter()
-                    .flatten()
-                    .map(MetricValue::read)
-                    .collect(),
+                metrics: ranks::gather_metrics(ranks, metrics.collect()),
             };
             spine.end_step(&model, done, lr, |model, step, lr| {
+                if ranks.rank() != 0 {
+                    return Ok(None);
+                }
                 let mut record = validate(model, valid, &config, step, lr, device, &shards)?;
                 if let Some((suffix, task)) = scored {
                     let also = validate(model, task, &config, step, lr, device, &shards)?;
@@ -183,6 +203,10 @@ impl<M: Module + ModuleDisplay, O: Objective<M>> Trainer<M, O> {
                 }
                 Ok(Some(record))
             })?;
+            let step = spine.state().step;
+            if step.is_multiple_of(config.valid_every) || step == config.steps {
+                ranks::check_replicas(ranks, &model, step)?;
+            }
         }
         let (history, state) = spine.finish();
         Ok(TrainReport {
@@ -193,9 +217,21 @@ impl<M: Module + ModuleDisplay, O: Objective<M>> Trainer<M, O> {
     }
 }
 
-/// Checks the settings, the devices and the data before anything runs.
-fn check<T: Task>(config: &TrainConfig, devices: &[Device], train: &T, valid: &T) -> Result<()> {
+/// Checks the settings, the devices, the ranks and the data before anything runs.
+fn check<T: Task>(
+    config: &TrainConfig,
+    devices: &[Device],
+    ranks: usize,
+    train: &T,
+    valid: &T,
+) -> Result<()> {
     config.validate()?;
+    if ranks > config.batch_size {
+        return Err(Error::InvalidConfig(format!(
+            "{ranks} ranks need batches of at least {ranks} examples, not {}",
+            config.batch_size
+        )));
+    }
     let Some(device) = devices.first() else {
         return Err(Error::InvalidConfig("training needs a device".into()));
     };
@@ -251,12 +287,27 @@ pub fn step_gradients<M: Module + ModuleDisplay, O: Objective<M>>(
     seed: u64,
     device: &Device,
 ) -> StepGradients {
+    step_gradients_on_ranks(model, shards, &Solo, micro_batches, seed, device)
+}
+
+/// [`step_gradients`] of a step whose parts are spread over `ranks`, this rank running
+/// `micro_batches`: the totals, the loss, the tokens and the gradient are the whole step's,
+/// added up over the ranks; the metrics are this rank's own.
+pub fn step_gradients_on_ranks<M: Module + ModuleDisplay, O: Objective<M>>(
+    model: &Pretrainer<M, O>,
+    shards: &Shards,
+    ranks: &dyn Collective,
+    micro_batches: Vec<Vec<Part<O::Batch>>>,
+    seed: u64,
+    device: &Device,
+) -> StepGradients {
     let mut totals = Weights::default();
     let mut tokens = 0;
     for part in micro_batches.iter().flatten() {
         totals.add(&part.batch.weights());
         tokens += part.batch.num_tokens();
     }
+    let totals = ranks::global_totals(ranks, &totals);
     let mut accumulator = GradientsAccumulator::<Pretrainer<M, O>>::new();
     let mut loss = 0.0;
     let mut metrics = Vec::new();
@@ -267,34 +318,39 @@ pub fn step_gradients<M: Module + ModuleDisplay, O: Objective<M>>(
             accumulator.accumulate(model, shard.grads);
         }
     }
+    let (loss, tokens) = ranks::sum_loss(ranks, loss, tokens);
     StepGradients {
         loss,
         metrics,
         tokens,
-        grads: accumulator.grads(),
+        grads: ranks::sum_gradients(ranks, model, accumulator.grads()),
     }
 }
 
-/// The examples `picks` of `step` as micro-batches of `batch_size`, each cut into one part per
-/// shard.
+/// This rank's parts of the examples `picks` of `step`: micro-batches of `batch_size`, each
+/// cut into one part per shard of every rank, of which this rank takes its own.
 fn parts<T: Task>(
     train: &T,
     picks: Vec<(u64, usize)>,
     shards: &Shards,
+    ranks: &dyn Collective,
     config: &TrainConfig,
     step: usize,
     device: &Device,
 ) -> Result<Vec<Vec<Part<T::Batch>>>> {
+    let first_part = ranks.rank() * shards.count();
     picks
         .chunks(config.batch_size)
         .enumerate()
         .map(|(m, micro)| {
-            let shard_size = micro.len().div_ceil(shards.count());
+            let shard_size = micro.len().div_ceil(shards.count() * ranks.size());
             micro
                 .chunks(shard_size)
                 .enumerate()
+                .skip(first_part)
+                .take(shards.count())
                 .map(|(k, picked)| {
-                    let device = shards.device(k, device);
+                    let device = shards.device(k - first_part, device);
                     let picked = picked.iter().copied();
                     Ok(Part {
                         batch: make_batch(train, config.seed, step, picked, device)?,
