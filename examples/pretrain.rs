@@ -22,6 +22,7 @@
 //! greedy output and the target.
 
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Instant;
 
 use clap::Parser;
@@ -32,6 +33,7 @@ use pretext::noise::MaskUnit;
 use pretext::noise::bart::BartNoise;
 use pretext::recipe::multitask::{read_tasks, recipe_of};
 use pretext::recipe::{OBJECTIVES, Recipe, RunOptions, TokenizerSource};
+use pretext::train::{Collective, Solo};
 use serde_json::Value;
 
 type Result<T> = std::result::Result<T, Box<dyn std::error::Error>>;
@@ -141,7 +143,50 @@ struct Args {
 }
 
 fn main() -> std::process::ExitCode {
-    pretext::exit_with(run(Args::parse()))
+    let args = Args::parse();
+    #[cfg(feature = "mpi")]
+    if pretext::train::launched_ranks().is_some() {
+        return on_mpi_ranks(args);
+    }
+    if let Some(ranks) = pretext::train::launched_ranks().filter(|&n| n > 1) {
+        return pretext::exit_with(Err(format!(
+            "launched as one of {ranks} ranks, but built without MPI: build with `--features mpi`"
+        )
+        .into()));
+    }
+    pretext::exit_with(run(args, Arc::new(Solo)))
+}
+
+/// The run as one rank of an `mpirun` launch: a rank that fails ends the whole job at once,
+/// since the others would wait for it in the step's sums.
+#[cfg(feature = "mpi")]
+fn on_mpi_ranks(args: Args) -> std::process::ExitCode {
+    let mpi = match pretext::train::mpi::Mpi::init() {
+        Ok(mpi) => mpi,
+        Err(e) => return pretext::exit_with(Err(e.into())),
+    };
+    if mpi.rank() == 0 {
+        eprintln!("{} ranks (MPI)", mpi.size());
+    }
+    match run(args, mpi.ranks()) {
+        Ok(()) => {
+            let spent = mpi.spent();
+            if mpi.rank() == 0 {
+                eprintln!(
+                    "rank 0 spent {:.2}s in {} MPI collectives, sending {:.1} MB",
+                    spent.time.as_secs_f64(),
+                    spent.calls,
+                    spent.bytes as f64 / 1e6
+                );
+            }
+            mpi.finish();
+            std::process::ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("error on rank {}: {e}", mpi.rank());
+            mpi.abort(1)
+        }
+    }
 }
 
 /// The recipe the flags describe: the named one (or the file), then each flag's field.
@@ -229,7 +274,7 @@ fn recipe(args: &Args) -> Result<Recipe> {
     Ok(recipe)
 }
 
-fn run(args: Args) -> Result<()> {
+fn run(args: Args, ranks: Arc<dyn Collective>) -> Result<()> {
     if args.list {
         for entry in OBJECTIVES {
             println!("{:<10} {}", entry.name, entry.about);
@@ -271,8 +316,12 @@ fn run(args: Args) -> Result<()> {
         resume: args.resume,
         devices,
         show: args.show,
+        ranks: Arc::clone(&ranks),
     };
     let report = recipe.run(&options)?;
+    if ranks.rank() != 0 {
+        return Ok(());
+    }
     if let Some(summary) = report.summary() {
         let ln_vocab = (recipe.encoder.vocab_size as f64).ln();
         eprintln!("{summary} (ln vocab = {ln_vocab:.3})");

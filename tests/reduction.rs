@@ -5,7 +5,7 @@
 //! against SOP's one label per pair). Averaging each part's own mean loss uniformly, as the
 //! loop did before, does depend on it, which the tests show as well. Dropout is on throughout:
 //! its masks follow the examples. And 20 steps of tiny MLM with dropout give the same losses on
-//! 1 to 4 shards; ranks (here on threads, as [`LocalRanks`]) of one or two shards each train
+//! 1 to 4 shards; ranks (here on threads, as [`LocalRank`]s) of one or two shards each train
 //! the model one process with as many shards in all trains, and a run paused on ranks resumes
 //! in one process, and the reverse.
 //!
@@ -16,7 +16,7 @@ mod common;
 
 use std::sync::Arc;
 
-use burn::module::{ModuleDisplay, ModuleVisitor, Param};
+use burn::module::ModuleDisplay;
 use burn::optim::GradientsParams;
 use burn::prelude::*;
 use pretext::Pretrainer;
@@ -24,7 +24,7 @@ use pretext::data::{Batch, Task, TokenExample};
 use pretext::objectives::{ClmConfig, ClmTask, Objective};
 use pretext::recipe::multitask::{mix_data, parse_tasks};
 use pretext::train::grads::flatten;
-use pretext::train::{Collective, LocalRanks, Part, Shards, TrainConfig, Trainer, step_gradients};
+use pretext::train::{Collective, LocalRank, Part, Shards, TrainConfig, Trainer, step_gradients};
 use pretext::util::rng::example_rng;
 
 const EXAMPLES: usize = 12;
@@ -211,26 +211,6 @@ fn tiny_mlm_with_dropout_trains_the_same_on_any_number_of_shards() {
     }
 }
 
-/// Every parameter of `model` in one vector, in the order the model visits them.
-fn parameters<M: Module>(model: &M) -> Vec<f32> {
-    struct Values(Vec<f32>);
-    impl ModuleVisitor for Values {
-        fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
-            let data = param.val().into_data().convert::<f32>();
-            self.0.extend(data.try_to_vec::<f32>().unwrap());
-        }
-    }
-    let mut values = Values(Vec::new());
-    model.visit(&mut values);
-    values.0
-}
-
-/// The largest difference of `a` and `b`, relative to the largest magnitude in `b`.
-fn relative_diff(a: &[f32], b: &[f32]) -> f64 {
-    let scale = b.iter().fold(0.0f32, |m, v| m.max(v.abs()));
-    f64::from(max_diff(a, b) / scale)
-}
-
 #[test]
 fn ranks_train_the_model_one_process_with_as_many_shards_trains() {
     let (tokenizer, train_docs, valid_docs) = common::real_text();
@@ -256,12 +236,12 @@ fn ranks_train_the_model_one_process_with_as_many_shards_trains() {
             .unwrap();
         (
             common::train_losses(&report.history),
-            parameters(&report.model),
+            common::parameters(&report.model),
         )
     };
     let on_ranks = |ranks: usize, config: &TrainConfig, dir: &std::path::Path, resume: bool| {
         std::thread::scope(|scope| {
-            let handles: Vec<_> = LocalRanks::new(ranks)
+            let handles: Vec<_> = LocalRank::all(ranks)
                 .into_iter()
                 .map(|rank| {
                     let replica = model.clone().fork(&device);
@@ -276,7 +256,7 @@ fn ranks_train_the_model_one_process_with_as_many_shards_trains() {
                             .unwrap();
                         (
                             common::train_losses(&report.history),
-                            parameters(&report.model),
+                            common::parameters(&report.model),
                         )
                     })
                 })
@@ -297,7 +277,7 @@ fn ranks_train_the_model_one_process_with_as_many_shards_trains() {
                     step + 1
                 );
             }
-            let diff = relative_diff(params, &want.1);
+            let diff = common::relative_diff(params, &want.1);
             eprintln!("{what}: parameters differ by {diff:e} (relative)");
             assert!(diff < 1e-6, "{what}: parameters differ by {diff}");
         };

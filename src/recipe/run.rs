@@ -4,6 +4,7 @@
 
 use std::cell::RefCell;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Instant;
 
 use burn::module::ModuleDisplay;
@@ -19,7 +20,7 @@ use crate::objectives::{Objective, Seq2Seq, Seq2SeqConfig};
 use crate::pretrainer::{Pretrainer, check_compatible};
 use crate::tokenize::Tokenizer;
 use crate::train::checkpoint::save_weights;
-use crate::train::{LogRecord, Split, TrainReport, TrainState, Trainer};
+use crate::train::{Collective, LogRecord, Solo, Split, TrainReport, TrainState, Trainer};
 use crate::util::rng::example_rng;
 
 /// Where and on what a recipe runs: none of it changes the result.
@@ -35,6 +36,9 @@ pub struct RunOptions {
     /// Validation examples an encoder-decoder objective decodes at the end (see
     /// [`RunReport::samples`]). Default 3.
     pub show: usize,
+    /// The ranks this process trains with (see [`Trainer::ranks`]); rank 0 alone writes the
+    /// run directory and shows progress. Default: one process alone.
+    pub ranks: Arc<dyn Collective>,
 }
 
 impl RunOptions {
@@ -45,6 +49,7 @@ impl RunOptions {
             resume: false,
             devices: vec![device],
             show: 3,
+            ranks: Arc::new(Solo),
         }
     }
 }
@@ -198,7 +203,9 @@ impl<'a> Run<'a> {
         if let Some(memory) = crate::device::host_memory().filter(|_| on_host(device)) {
             recipe.check_memory(memory)?;
         }
-        super::RunDir::create(&options.out, recipe, options.resume)?;
+        if options.ranks.rank() == 0 {
+            super::RunDir::create(&options.out, recipe, options.resume)?;
+        }
         // A starting checkpoint that cannot be read fails now, not after the text is read. Its
         // draws (a template's first parameter) come while the stream is held and before it is
         // seeded, so the run's own draws are those of a run without this check.
@@ -207,13 +214,14 @@ impl<'a> Run<'a> {
             start_weights(recipe, recipe.encoder.init(device)?, device, false)?;
         }
         let started = Instant::now();
+        let progress = recipe.train.progress && options.ranks.rank() == 0;
         let reads_corpus = recipe.objective.settings().data_file().is_none();
         let (train_docs, valid_docs) = if reads_corpus {
-            recipe.data.documents(tokenizer, recipe.train.progress)?
+            recipe.data.documents(tokenizer, progress)?
         } else {
             (Documents::from(&[][..]), Documents::from(&[][..]))
         };
-        if recipe.train.progress && reads_corpus {
+        if progress && reads_corpus {
             eprintln!(
                 "{} train and {} validation documents ready in {:.1}s",
                 train_docs.len(),
@@ -237,6 +245,11 @@ impl<'a> Run<'a> {
         self.recipe.objective.settings().run(self)
     }
 
+    /// Whether the run shows progress: the recipe's setting, on rank 0.
+    pub fn progress(&self) -> bool {
+        self.recipe.train.progress && self.options.ranks.rank() == 0
+    }
+
     /// The main device, where the model lives.
     pub fn device(&self) -> &Device {
         &self.options.devices[0]
@@ -252,17 +265,12 @@ impl<'a> Run<'a> {
     pub fn encoder(&self) -> Result<TransformerEncoder> {
         let backbone = self.recipe.encoder.init(self.device())?;
         check_compatible(self.tokenizer, &backbone, self.seq_len())?;
-        start_weights(
-            self.recipe,
-            backbone,
-            self.device(),
-            self.recipe.train.progress,
-        )
+        start_weights(self.recipe, backbone, self.device(), self.progress())
     }
 
     /// Says, when the run shows progress, that `cut` answers were cut to fit its sequences.
     pub fn note_cut(&self, cut: usize) {
-        if self.recipe.train.progress && cut > 0 {
+        if self.progress() && cut > 0 {
             eprintln!(
                 "{cut} answers cut to fit sequences of {} tokens",
                 self.seq_len()
@@ -342,7 +350,7 @@ impl<'a> Run<'a> {
         // other runs draw from the device's stream.
         crate::util::random::materialize(&model);
         self.init.borrow_mut().take();
-        let progress = self.recipe.train.progress;
+        let progress = self.progress();
         if progress {
             eprintln!(
                 "{} train / {} validation examples; {} parameters",
@@ -356,13 +364,16 @@ impl<'a> Run<'a> {
             .output(out)
             .resume(self.options.resume)
             .devices(&self.options.devices)
+            .ranks(Arc::clone(&self.options.ranks))
             .fit_scoring(
                 &train_task,
                 &valid_task,
                 scored.as_ref().map(|(s, t)| (*s, t)),
             )?;
         let path = out.join(super::run_dir::ENCODER_FILE);
-        save_weights(report.model.backbone.encoder(), &path)?;
+        if self.options.ranks.rank() == 0 {
+            save_weights(report.model.backbone.encoder(), &path)?;
+        }
         if progress {
             eprintln!("encoder saved to {}", path.display());
         }

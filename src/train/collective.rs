@@ -3,7 +3,7 @@
 //!
 //! The [`Trainer`](super::Trainer) needs very little from the engine underneath, so it asks
 //! for it through [`Collective`]: who am I, how many are we, sum these numbers, give me what
-//! everyone has. [`Solo`] is one process alone (the default); [`LocalRanks`] are ranks on
+//! everyone has. [`Solo`] is one process alone (the default); [`LocalRank`]s are ranks on
 //! threads of one process, which show that a run over ranks trains the model one process
 //! trains without a cluster to hand; the `mpi` feature adds ranks launched by `mpirun`. Another
 //! engine (a job scheduler's own, NCCL across nodes) needs only these four methods.
@@ -32,6 +32,16 @@ pub trait Collective: Send + Sync + std::fmt::Debug {
     fn gather(&self, bytes: &[u8]) -> Vec<Vec<u8>>;
 }
 
+/// The number of ranks a launcher started this process among, read from the variables it
+/// sets (Open MPI's `OMPI_COMM_WORLD_SIZE`, MPICH's and Slurm's `PMI_SIZE`); `None` when none
+/// did. A program built without the `mpi` feature checks it, so that ranks launched by
+/// `mpirun` fail at once rather than each train a model of its own into the same directory.
+pub fn launched_ranks() -> Option<usize> {
+    ["OMPI_COMM_WORLD_SIZE", "PMI_SIZE"]
+        .iter()
+        .find_map(|name| std::env::var(name).ok()?.parse().ok())
+}
+
 /// One process alone: rank 0 of 1, every collective a no-op.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Solo;
@@ -54,15 +64,15 @@ impl Collective for Solo {
     }
 }
 
-/// Ranks on threads of one process, one [`LocalRank`] per thread: the collectives of a cluster
+/// A rank on a thread of one process, one of [`LocalRank::all`]: the collectives of a cluster
 /// without one. A rank that leaves (its thread ends or panics) while the others wait in a
 /// collective makes them panic with its number instead of waiting for ever.
 ///
 /// ```
-/// use pretext::train::{Collective, LocalRanks};
+/// use pretext::train::{Collective, LocalRank};
 ///
 /// let sums = std::thread::scope(|scope| {
-///     let handles: Vec<_> = LocalRanks::new(3)
+///     let handles: Vec<_> = LocalRank::all(3)
 ///         .into_iter()
 ///         .map(|rank| {
 ///             scope.spawn(move || {
@@ -77,11 +87,14 @@ impl Collective for Solo {
 /// assert!(sums.iter().all(|s| *s == [3.0, 3.0]));
 /// ```
 #[derive(Debug)]
-pub struct LocalRanks;
+pub struct LocalRank {
+    rank: usize,
+    shared: Arc<Meeting>,
+}
 
-impl LocalRanks {
+impl LocalRank {
     /// `size` ranks (at least 1), to hand one to each thread.
-    pub fn new(size: usize) -> Vec<LocalRank> {
+    pub fn all(size: usize) -> Vec<LocalRank> {
         let size = size.max(1);
         let shared = Arc::new(Meeting {
             size,
@@ -100,13 +113,6 @@ impl LocalRanks {
             })
             .collect()
     }
-}
-
-/// One of [`LocalRanks`].
-#[derive(Debug)]
-pub struct LocalRank {
-    rank: usize,
-    shared: Arc<Meeting>,
 }
 
 #[derive(Debug)]
@@ -219,7 +225,7 @@ mod tests {
     /// Runs `work` on each of `size` local ranks, on its own thread; results in rank order.
     fn on_ranks<R: Send>(size: usize, work: impl Fn(LocalRank) -> R + Sync) -> Vec<R> {
         std::thread::scope(|scope| {
-            let handles: Vec<_> = LocalRanks::new(size)
+            let handles: Vec<_> = LocalRank::all(size)
                 .into_iter()
                 .map(|rank| scope.spawn(|| work(rank)))
                 .collect();
@@ -271,7 +277,7 @@ mod tests {
     #[test]
     fn a_rank_that_leaves_releases_the_others_with_its_number() {
         let outcome = std::thread::scope(|scope| {
-            let mut ranks = LocalRanks::new(2).into_iter();
+            let mut ranks = LocalRank::all(2).into_iter();
             let (first, second) = (ranks.next().unwrap(), ranks.next().unwrap());
             let waiter = scope.spawn(move || {
                 let mut values = [1.0f32];

@@ -14,6 +14,8 @@ pub mod checkpoint;
 pub mod collective;
 pub mod grads;
 pub mod log;
+#[cfg(feature = "mpi")]
+pub mod mpi;
 mod ranks;
 pub mod schedule;
 pub mod shards;
@@ -22,7 +24,7 @@ pub mod trainer;
 
 pub use batch_ramp::BatchRamp;
 pub use checkpoint::TrainState;
-pub use collective::{Collective, LocalRank, LocalRanks, Solo};
+pub use collective::{Collective, LocalRank, Solo, launched_ranks};
 pub use log::{LogRecord, Logger, MetricTotals, MetricValue, Split, StepDone};
 pub use schedule::Schedule;
 pub use shards::{Part, ShardOutput, Shards};

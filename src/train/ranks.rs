@@ -176,12 +176,12 @@ fn decode(bytes: &[u8]) -> Vec<(String, Vec<f64>)> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::train::collective::{LocalRanks, Solo};
+    use crate::train::collective::{LocalRank, Solo};
 
     fn on_ranks<R: Send>(size: usize, work: impl Fn(&dyn Collective) -> R + Sync) -> Vec<R> {
         let work = &work;
         std::thread::scope(|scope| {
-            let handles: Vec<_> = LocalRanks::new(size)
+            let handles: Vec<_> = LocalRank::all(size)
                 .into_iter()
                 .map(|rank| scope.spawn(move || work(&rank)))
                 .collect();

@@ -197,3 +197,28 @@ pub fn clm_run_of(dir: &std::path::Path, steps: usize) -> std::path::PathBuf {
         .unwrap();
     out
 }
+
+/// Every parameter of `model` in one vector, in the order the model visits them.
+pub fn parameters<M: Module>(model: &M) -> Vec<f32> {
+    struct Values(Vec<f32>);
+    impl burn::module::ModuleVisitor for Values {
+        fn visit_float<const D: usize>(&mut self, param: &burn::module::Param<Tensor<D>>) {
+            let data = param.val().into_data().convert::<f32>();
+            self.0.extend(data.try_to_vec::<f32>().unwrap());
+        }
+    }
+    let mut values = Values(Vec::new());
+    model.visit(&mut values);
+    values.0
+}
+
+/// The largest difference of `a` and `b`, relative to the largest magnitude in `b`.
+pub fn relative_diff(a: &[f32], b: &[f32]) -> f64 {
+    assert_eq!(a.len(), b.len());
+    let scale = b.iter().fold(0.0f32, |m, v| m.max(v.abs()));
+    let diff = a
+        .iter()
+        .zip(b)
+        .fold(0.0f32, |m, (x, y)| m.max((x - y).abs()));
+    f64::from(diff / scale)
+}
