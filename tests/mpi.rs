@@ -22,7 +22,8 @@ use pretext::objectives::{Mlm, MlmTask};
 use pretext::train::mpi::Mpi;
 use pretext::train::{TrainConfig, Trainer, launched_ranks};
 
-/// What the launched ranks run: `shards steps resume out`, in this variable.
+/// What the launched ranks run: `shards steps resume out broken`, in this variable (`broken`:
+/// the rank that cannot read its corpus, or `none`).
 const RUN: &str = "PRETEXT_MPI_RUN";
 
 fn model(device: &Device) -> Pretrainer<TransformerEncoder, Mlm> {
@@ -74,8 +75,8 @@ fn rank_of_an_mpirun_launch() {
         return;
     };
     let fields: Vec<&str> = run.split(' ').collect();
-    let [shards, steps, resume, out] = fields[..] else {
-        panic!("{RUN}={run}: expected `shards steps resume out`");
+    let [shards, steps, resume, out, broken] = fields[..] else {
+        panic!("{RUN}={run}: expected `shards steps resume out broken`");
     };
     let (shards, steps) = (shards.parse().unwrap(), steps.parse().unwrap());
     let out = PathBuf::from(out);
@@ -86,6 +87,11 @@ fn rank_of_an_mpirun_launch() {
         std::process::id().to_string(),
     )
     .unwrap();
+    if broken == rank.to_string() {
+        let missing = out.join("no-such-corpus");
+        pretext::corpus::Corpus::from_dir(&missing, pretext::corpus::DocumentBoundary::File)
+            .expect("this rank's corpus");
+    }
     let device = Device::flex().autodiff();
     let (train, valid) = tasks();
     let report = Trainer::new(model(&device), &settings(shards, steps))
@@ -103,16 +109,19 @@ fn rank_of_an_mpirun_launch() {
     mpi.finish();
 }
 
-/// `mpirun -np RANKS` of [`rank_of_an_mpirun_launch`], started.
+/// `mpirun -np RANKS` of [`rank_of_an_mpirun_launch`], started (rank `broken` unable to read
+/// its corpus).
 fn launch(
     ranks: usize,
     shards: usize,
     steps: usize,
     resume: bool,
     out: &Path,
+    broken: Option<usize>,
 ) -> std::process::Child {
     let resume = if resume { "resume" } else { "fresh" };
-    let run = format!("{shards} {steps} {resume} {}", out.display());
+    let broken = broken.map_or("none".to_string(), |r| r.to_string());
+    let run = format!("{shards} {steps} {resume} {} {broken}", out.display());
     Command::new("mpirun")
         .args([
             "-np",
@@ -173,7 +182,7 @@ fn agree(what: &str, (losses, params): &Outcome, want: &Outcome) {
 fn ranks_of_an_mpirun_launch_train_the_model_one_process_trains() {
     for (ranks, shards) in [(2, 1), (2, 2)] {
         let out = common::temp_dir("mpirun");
-        let done = launch(ranks, shards, 6, false, &out)
+        let done = launch(ranks, shards, 6, false, &out, None)
             .wait_with_output()
             .unwrap();
         let log = String::from_utf8_lossy(&done.stderr);
@@ -197,7 +206,7 @@ fn ranks_of_an_mpirun_launch_train_the_model_one_process_trains() {
 fn a_killed_rank_ends_the_job_soon_and_the_run_resumes_exactly() {
     let out = common::temp_dir("mpirun-killed");
     let steps = 300;
-    let mut job = launch(2, 1, steps, false, &out);
+    let mut job = launch(2, 1, steps, false, &out, None);
     // Kill rank 1 once the run has a checkpoint to come back to.
     let started = Instant::now();
     let checkpoint = out.join("run/checkpoint");
@@ -244,7 +253,9 @@ fn a_killed_rank_ends_the_job_soon_and_the_run_resumes_exactly() {
     );
     // Resumed on 2 ranks from the last checkpoint: the steps after it as an uninterrupted run
     // has them, and its model.
-    let resumed = launch(2, 1, steps, true, &out).wait_with_output().unwrap();
+    let resumed = launch(2, 1, steps, true, &out, None)
+        .wait_with_output()
+        .unwrap();
     assert!(
         resumed.status.success(),
         "{}",
@@ -255,4 +266,27 @@ fn a_killed_rank_ends_the_job_soon_and_the_run_resumes_exactly() {
     assert!(losses.len() < steps, "the resumed run began at step 1");
     let tail = want.0[steps - losses.len()..].to_vec();
     agree("killed, then resumed", &(losses, params), &(tail, want.1));
+}
+
+#[test]
+fn a_rank_that_cannot_read_its_data_fails_the_whole_job_before_the_first_step() {
+    let out = common::temp_dir("mpirun-broken");
+    let started = Instant::now();
+    let done = launch(2, 1, 6, false, &out, Some(1))
+        .wait_with_output()
+        .unwrap();
+    let took = started.elapsed();
+    let log =
+        String::from_utf8_lossy(&done.stderr).into_owned() + &String::from_utf8_lossy(&done.stdout);
+    assert!(!done.status.success(), "the job ended well: {log}");
+    assert!(
+        took < Duration::from_secs(30),
+        "the job took {took:?} to end"
+    );
+    assert!(
+        log.contains("no-such-corpus"),
+        "the message names no file: {log}"
+    );
+    assert!(log.contains("rank 1"), "the message names no rank: {log}");
+    assert!(!out.join("run/checkpoint").exists(), "a step ran");
 }
