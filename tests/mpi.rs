@@ -16,31 +16,12 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use burn::prelude::*;
-use pretext::Pretrainer;
-use pretext::blocks::TransformerEncoder;
-use pretext::objectives::{Mlm, MlmTask};
 use pretext::train::mpi::Mpi;
 use pretext::train::{TrainConfig, Trainer, launched_ranks};
 
 /// What the launched ranks run: `shards steps resume out broken`, in this variable (`broken`:
 /// the rank that cannot read its corpus, or `none`).
 const RUN: &str = "PRETEXT_MPI_RUN";
-
-fn model(device: &Device) -> Pretrainer<TransformerEncoder, Mlm> {
-    let (tokenizer, _, _) = common::real_text();
-    let config = common::tiny_encoder(&tokenizer).with_dropout(0.1);
-    common::seeded(device, || {
-        common::with_mlm(config.init(device).unwrap(), device)
-    })
-}
-
-fn tasks() -> (MlmTask, MlmTask) {
-    let (tokenizer, train_docs, valid_docs) = common::real_text();
-    (
-        common::mlm_task(&tokenizer, &train_docs, 48),
-        common::mlm_task(&tokenizer, &valid_docs, 48),
-    )
-}
 
 fn settings(shards: usize, steps: usize) -> TrainConfig {
     common::quick_config(steps)
@@ -55,16 +36,13 @@ type Outcome = (Vec<f64>, Vec<f32>);
 /// One process with `shards` shards, in `out` (resuming from its checkpoint with `resume`).
 fn one_process(shards: usize, steps: usize, out: &Path, resume: bool) -> Outcome {
     let device = Device::flex().autodiff();
-    let (train, valid) = tasks();
-    let report = Trainer::new(model(&device), &settings(shards, steps))
+    let (model, train, valid) = common::tiny_mlm_with_dropout(&device);
+    let report = Trainer::new(model, &settings(shards, steps))
         .output(out)
         .resume(resume)
         .fit(&train, &valid)
         .unwrap();
-    (
-        common::train_losses(&report.history),
-        common::parameters(&report.model),
-    )
+    common::outcome(&report)
 }
 
 /// A rank of the run `RUN` names; does nothing unless `mpirun` launched it.
@@ -93,18 +71,14 @@ fn rank_of_an_mpirun_launch() {
             .expect("this rank's corpus");
     }
     let device = Device::flex().autodiff();
-    let (train, valid) = tasks();
-    let report = Trainer::new(model(&device), &settings(shards, steps))
+    let (model, train, valid) = common::tiny_mlm_with_dropout(&device);
+    let report = Trainer::new(model, &settings(shards, steps))
         .output(out.join("run"))
         .resume(resume == "resume")
         .ranks(mpi.ranks())
         .fit(&train, &valid)
         .unwrap();
-    let outcome = (
-        common::train_losses(&report.history),
-        common::parameters(&report.model),
-    );
-    let text = serde_json::to_string(&outcome).unwrap();
+    let text = serde_json::to_string(&common::outcome(&report)).unwrap();
     std::fs::write(out.join(format!("rank-{rank}.json")), text).unwrap();
     mpi.finish();
 }

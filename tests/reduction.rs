@@ -181,14 +181,8 @@ fn a_steps_gradient_does_not_depend_on_how_its_batch_is_split() {
 
 #[test]
 fn tiny_mlm_with_dropout_trains_the_same_on_any_number_of_shards() {
-    let (tokenizer, train_docs, valid_docs) = common::real_text();
     let device = Device::flex().autodiff();
-    let train_task = common::mlm_task(&tokenizer, &train_docs, 48);
-    let valid_task = common::mlm_task(&tokenizer, &valid_docs, 48);
-    let config = common::tiny_encoder(&tokenizer).with_dropout(0.1);
-    let model = common::seeded(&device, || {
-        common::with_mlm(config.init(&device).unwrap(), &device)
-    });
+    let (model, train_task, valid_task) = common::tiny_mlm_with_dropout(&device);
     let losses = |shards: usize| {
         let config = common::quick_config(20).with_shards(shards);
         let report = Trainer::new(model.clone(), &config)
@@ -213,14 +207,8 @@ fn tiny_mlm_with_dropout_trains_the_same_on_any_number_of_shards() {
 
 #[test]
 fn ranks_train_the_model_one_process_with_as_many_shards_trains() {
-    let (tokenizer, train_docs, valid_docs) = common::real_text();
     let device = Device::flex().autodiff();
-    let train_task = common::mlm_task(&tokenizer, &train_docs, 48);
-    let valid_task = common::mlm_task(&tokenizer, &valid_docs, 48);
-    let config = common::tiny_encoder(&tokenizer).with_dropout(0.1);
-    let model = common::seeded(&device, || {
-        common::with_mlm(config.init(&device).unwrap(), &device)
-    });
+    let (model, train_task, valid_task) = common::tiny_mlm_with_dropout(&device);
     let settings = |shards: usize| {
         common::quick_config(6)
             .with_shards(shards)
@@ -234,10 +222,7 @@ fn ranks_train_the_model_one_process_with_as_many_shards_trains() {
             .resume(resume)
             .fit(&train_task, &valid_task)
             .unwrap();
-        (
-            common::train_losses(&report.history),
-            common::parameters(&report.model),
-        )
+        common::outcome(&report)
     };
     let on_ranks = |ranks: usize, config: &TrainConfig, dir: &std::path::Path, resume: bool| {
         std::thread::scope(|scope| {
@@ -254,10 +239,7 @@ fn ranks_train_the_model_one_process_with_as_many_shards_trains() {
                             .ranks(ranks)
                             .fit(train, valid)
                             .unwrap();
-                        (
-                            common::train_losses(&report.history),
-                            common::parameters(&report.model),
-                        )
+                        common::outcome(&report)
                     })
                 })
                 .collect();

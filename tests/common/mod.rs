@@ -222,3 +222,28 @@ pub fn relative_diff(a: &[f32], b: &[f32]) -> f64 {
         .fold(0.0f32, |m, (x, y)| m.max((x - y).abs()));
     f64::from(diff / scale)
 }
+
+/// The tiny encoder with an MLM head and dropout 0.1, seeded, and its MLM tasks (sequences of
+/// 48 tokens) on the few real documents of [`real_text`]: `(model, train, valid)`.
+pub fn tiny_mlm_with_dropout(
+    device: &Device,
+) -> (Pretrainer<TransformerEncoder, Mlm>, MlmTask, MlmTask) {
+    let (tokenizer, train_docs, valid_docs) = real_text();
+    let config = tiny_encoder(&tokenizer).with_dropout(0.1);
+    let model = seeded(device, || with_mlm(config.init(device).unwrap(), device));
+    (
+        model,
+        mlm_task(&tokenizer, &train_docs, 48),
+        mlm_task(&tokenizer, &valid_docs, 48),
+    )
+}
+
+/// A run's train losses and final parameters: what two ways of training one model must agree
+/// on.
+pub fn outcome<M, O>(report: &pretext::train::TrainReport<M, O>) -> (Vec<f64>, Vec<f32>)
+where
+    M: burn::module::Module + burn::module::ModuleDisplay,
+    O: burn::module::Module + burn::module::ModuleDisplay,
+{
+    (train_losses(&report.history), parameters(&report.model))
+}
