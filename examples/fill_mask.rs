@@ -6,6 +6,7 @@
 //! cargo run --release --example fill_mask -- --model runs/modernbert-mini "The [MASK] sat on the mat."
 //! cargo run --release --example fill_mask -- --model models/bert-dir --top-k 10 "Paris is the [MASK] of France."
 //! cargo run --release --example fill_mask -- --model runs/modernbert-mini --json "A [MASK] and a [MASK]."
+//! cargo run --release --example fill_mask -- --model runs/modernbert-mini --int8 "The [MASK] sat on the mat."
 //! ```
 //!
 //! `--model` is a pretext run whose objective has an MLM head (`modernbert`, `crammed`, `mlm`,
@@ -31,6 +32,9 @@ struct Args {
     /// Print JSON, one line per text.
     #[arg(long)]
     json: bool,
+    /// Quantize the model's weights to int8 first.
+    #[arg(long)]
+    int8: bool,
     /// Texts holding the tokenizer's mask token ([MASK], or <mask> for RoBERTa).
     #[arg(required = true)]
     texts: Vec<String>,
@@ -41,7 +45,10 @@ fn main() -> std::process::ExitCode {
 }
 
 fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
-    let model = MaskedLm::load(&args.model, &Device::flex())?;
+    let mut model = MaskedLm::load(&args.model, &Device::flex())?;
+    if args.int8 {
+        model = model.int8();
+    }
     for text in &args.texts {
         let masks = model.fill(text, args.top_k)?;
         if args.json {

@@ -6,6 +6,7 @@
 //! cargo run --release --example generate -- --model runs/clm-mini --prompts prompts.txt \
 //!     --max-new-tokens 32 --temperature 0.8 --top-p 0.9 --seed 3 --json
 //! cargo run --release --example generate -- --model models/gpt2-dir --greedy --prompt "Hello"
+//! cargo run --release --example generate -- --model runs/clm-mini --int8 --prompt "the jury said"
 //! ```
 //!
 //! `--model` is a pretext `clm`, `sft`, `dpo` or PPO run, or a Hugging Face GPT-2 directory. `--prompts FILE` reads
@@ -29,7 +30,7 @@ use std::time::Instant;
 
 use burn::prelude::*;
 use clap::Parser;
-use pretext::generate::SamplingConfig;
+use pretext::generate::{CausalLm, SamplingConfig};
 
 /// Continue prompts with a causal LM.
 #[derive(Parser, Debug)]
@@ -67,6 +68,9 @@ struct Args {
     /// Print JSON, one line per prompt.
     #[arg(long)]
     json: bool,
+    /// Quantize the model's weights to int8 first.
+    #[arg(long)]
+    int8: bool,
     /// Score the model instead: answer the prompts of this instruction file (JSON lines, as
     /// SFT reads them) and print each task's exact-match accuracy.
     #[arg(long, conflicts_with_all = ["prompt", "prompts"])]
@@ -103,7 +107,7 @@ fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
         return Err("--batch-size must be at least 1".into());
     }
     let sampling = sampling(&args)?;
-    let model = pretext::align::load_policy(&args.model, &Device::flex())?;
+    let model = policy(&args)?;
     let started = Instant::now();
     let mut tokens = 0;
     for batch in prompts.chunks(args.batch_size) {
@@ -154,7 +158,7 @@ fn eval(args: &Args, file: &std::path::Path) -> Result<(), Box<dyn std::error::E
         return Err(format!("{} has no {} pairs", file.display(), args.split).into());
     }
     let sampling = sampling(args)?;
-    let model = pretext::align::load_policy(&args.model, &Device::flex())?;
+    let model = policy(args)?;
     let started = Instant::now();
     let mut shown = std::collections::HashMap::<String, usize>::new();
     let scores = model.exact_match(pairs, &sampling, args.batch_size, |pair, answer, right| {
@@ -199,4 +203,10 @@ fn eval(args: &Args, file: &std::path::Path) -> Result<(), Box<dyn std::error::E
         started.elapsed().as_secs_f64()
     );
     Ok(())
+}
+
+/// The model `--model` names, in int8 with `--int8`.
+fn policy(args: &Args) -> Result<CausalLm, Box<dyn std::error::Error>> {
+    let model = pretext::align::load_policy(&args.model, &Device::flex())?;
+    Ok(if args.int8 { model.int8() } else { model })
 }

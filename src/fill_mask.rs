@@ -102,6 +102,16 @@ impl MaskedLm {
         })
     }
 
+    /// The model with its weights' matrices in int8 ([`crate::quantize::int8`]): about a
+    /// quarter of the memory, the same speed on the CPU, predictions close to the float ones.
+    pub fn int8(self) -> Self {
+        Self {
+            encoder: crate::quantize::int8(self.encoder),
+            mlm: crate::quantize::int8(self.mlm),
+            ..self
+        }
+    }
+
     /// The `top_k` most likely tokens at each mask token of `text`, in the order the masks
     /// come, each list most likely first.
     pub fn fill(&self, text: &str, top_k: usize) -> Result<Vec<Vec<Prediction>>> {

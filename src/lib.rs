@@ -9,8 +9,9 @@
 //! [`objectives`] (heads and losses behind one [`Objective`] trait), [`Pretrainer`] (a backbone
 //! paired with an objective), [`train`] (one loop for every objective) and [`recipe`] (a whole
 //! run as one serialisable value, and the registry of named objectives). [`hf`] loads Hugging
-//! Face checkpoints and exports them back; [`fill_mask`] asks a masked LM for its guesses, and
-//! [`generate`] samples from a causal one.
+//! Face checkpoints and exports them back; [`fill_mask`] asks a masked LM for its guesses,
+//! [`generate`] samples from a causal one, and [`quantize`] stores a trained model's weights in
+//! int8 for inference.
 //!
 //! Attention masks follow burn's convention, `true` = blocked, and only travel as
 //! [`blocks::AttentionMask`]. Targets use one ignore value, [`noise::IGNORE_INDEX`].
@@ -56,6 +57,7 @@ pub mod noise;
 pub mod objectives;
 pub mod preset;
 pub mod pretrainer;
+pub mod quantize;
 pub mod recipe;
 pub mod tokenize;
 pub mod train;

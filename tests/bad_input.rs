@@ -610,3 +610,19 @@ fn a_corrupt_starting_checkpoint_is_refused_before_any_text_is_read() {
     assert!(matches!(err, Error::Checkpoint { .. }), "{err}");
     std::fs::remove_dir_all(dir).unwrap();
 }
+
+#[test]
+fn a_quantized_model_given_to_training() {
+    let (tokenizer, train_docs, valid_docs) = common::real_text();
+    let device = Device::flex().autodiff();
+    let model = pretext::quantize::int8(common::tiny_mlm(&tokenizer, &device));
+    let task = common::mlm_task(&tokenizer, &train_docs, 48);
+    let valid = common::mlm_task(&tokenizer, &valid_docs, 48);
+    let err = Trainer::new(model, &common::quick_config(2))
+        .fit(&task, &valid)
+        .unwrap_err();
+    assert!(
+        matches!(&err, Error::InvalidConfig(m) if m.contains("quantized (int8)")),
+        "{err}"
+    );
+}

@@ -80,6 +80,17 @@ pub struct Completion {
 }
 
 impl CausalLm {
+    /// The model with its weights' matrices in int8 ([`crate::quantize::int8`]): about a
+    /// quarter of the memory, the same speed on the CPU, log-probabilities close to the float
+    /// ones.
+    pub fn int8(self) -> Self {
+        Self {
+            encoder: crate::quantize::int8(self.encoder),
+            head: crate::quantize::int8(self.head),
+            ..self
+        }
+    }
+
     /// Loads `dir` onto `device`: a pretext run whose objective is `clm` or `sft` (from its
     /// checkpoint), or a Hugging Face GPT-2, Llama or Qwen2 directory.
     pub fn load(dir: &Path, device: &Device) -> Result<Self> {

@@ -146,6 +146,7 @@ impl<M: Module + ModuleDisplay, O: Objective<M>> Trainer<M, O> {
         let ranks = ranks.as_ref();
         let devices = devices.unwrap_or_else(|| model.devices().into_iter().take(1).collect());
         check(&config, &devices, ranks.size(), train, valid)?;
+        crate::quantize::check_not_quantized(&model)?;
         ranks::check_same_settings(ranks, &format!("{config:?}"))?;
         let per_step = config.batch_size * config.grad_accumulation;
         let examples = train.num_examples();
