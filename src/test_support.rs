@@ -101,3 +101,22 @@ pub fn scaled<M: burn::module::Module>(module: M, factor: f64) -> M {
     }
     module.map(&mut Scale(factor))
 }
+
+/// `work` on each of `size` [local ranks](crate::train::LocalRank), each on its own thread;
+/// the results in rank order (a rank's panic is raised again here).
+pub fn on_local_ranks<R: Send>(
+    size: usize,
+    work: impl Fn(&crate::train::LocalRank) -> R + Sync,
+) -> Vec<R> {
+    let work = &work;
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = crate::train::LocalRank::all(size)
+            .into_iter()
+            .map(|rank| scope.spawn(move || work(&rank)))
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().unwrap_or_else(|e| std::panic::resume_unwind(e)))
+            .collect()
+    })
+}

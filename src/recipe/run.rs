@@ -157,6 +157,11 @@ fn start_weights(
     Ok(backbone)
 }
 
+/// Whether a run of `recipe` with `options` shows progress: the recipe's setting, on rank 0.
+fn shows_progress(recipe: &Recipe, options: &RunOptions) -> bool {
+    recipe.train.progress && options.ranks.rank() == 0
+}
+
 /// A recipe's run in progress: what an objective's [`run`](super::ObjectiveSettings::run)
 /// builds its model and tasks from.
 pub struct Run<'a> {
@@ -214,7 +219,7 @@ impl<'a> Run<'a> {
             start_weights(recipe, recipe.encoder.init(device)?, device, false)?;
         }
         let started = Instant::now();
-        let progress = recipe.train.progress && options.ranks.rank() == 0;
+        let progress = shows_progress(recipe, options);
         let reads_corpus = recipe.objective.settings().data_file().is_none();
         let (train_docs, valid_docs) = if reads_corpus {
             recipe.data.documents(tokenizer, progress)?
@@ -247,7 +252,7 @@ impl<'a> Run<'a> {
 
     /// Whether the run shows progress: the recipe's setting, on rank 0.
     pub fn progress(&self) -> bool {
-        self.recipe.train.progress && self.options.ranks.rank() == 0
+        shows_progress(self.recipe, self.options)
     }
 
     /// The main device, where the model lives.

@@ -221,24 +221,11 @@ impl Collective for LocalRank {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    /// Runs `work` on each of `size` local ranks, on its own thread; results in rank order.
-    fn on_ranks<R: Send>(size: usize, work: impl Fn(LocalRank) -> R + Sync) -> Vec<R> {
-        std::thread::scope(|scope| {
-            let handles: Vec<_> = LocalRank::all(size)
-                .into_iter()
-                .map(|rank| scope.spawn(|| work(rank)))
-                .collect();
-            handles
-                .into_iter()
-                .map(|h| h.join().unwrap_or_else(|e| std::panic::resume_unwind(e)))
-                .collect()
-        })
-    }
+    use crate::test_support::on_local_ranks;
 
     #[test]
     fn sums_and_gathers_agree_on_every_rank_round_after_round() {
-        let results = on_ranks(3, |rank| {
+        let results = on_local_ranks(3, |rank| {
             let r = rank.rank();
             let mut out = Vec::new();
             for round in 0..50u32 {

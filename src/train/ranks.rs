@@ -63,11 +63,13 @@ pub(crate) fn gather_metrics(ranks: &dyn Collective, local: Vec<MetricValue>) ->
     if ranks.size() == 1 {
         return local;
     }
-    let code = |reduce: Reduce| match reduce {
-        Reduce::Mean => 0.0,
-        Reduce::ExpMean => 1.0,
-        Reduce::Sum => 2.0,
-        Reduce::Last => 3.0,
+    // A reduction travels as its index in this one table.
+    const REDUCES: [Reduce; 4] = [Reduce::Mean, Reduce::ExpMean, Reduce::Sum, Reduce::Last];
+    let code = |reduce| {
+        REDUCES
+            .iter()
+            .position(|&r| r == reduce)
+            .expect("every reduction") as f64
     };
     let mine = encode(
         local
@@ -82,7 +84,7 @@ pub(crate) fn gather_metrics(ranks: &dyn Collective, local: Vec<MetricValue>) ->
             name,
             sum: v[0],
             count: v[1],
-            reduce: [Reduce::Mean, Reduce::ExpMean, Reduce::Sum, Reduce::Last][v[2] as usize],
+            reduce: REDUCES[v[2] as usize],
         })
         .collect()
 }
@@ -90,12 +92,16 @@ pub(crate) fn gather_metrics(ranks: &dyn Collective, local: Vec<MetricValue>) ->
 /// Fails unless every rank was started with rank 0's `settings` (the run's configuration, as
 /// text).
 pub(crate) fn check_same_settings(ranks: &dyn Collective, settings: &str) -> Result<()> {
-    let all = ranks.gather(settings.as_bytes());
+    agree(ranks, settings.as_bytes(), || {
+        "it was started with other training settings".into()
+    })
+}
+
+/// Fails, naming the first rank whose `mine` differs from rank 0's and saying `how`.
+fn agree(ranks: &dyn Collective, mine: &[u8], how: impl FnOnce() -> String) -> Result<()> {
+    let all = ranks.gather(mine);
     match all.iter().position(|theirs| theirs != &all[0]) {
-        Some(rank) => Err(Error::RanksDisagree {
-            rank,
-            what: "it was started with other training settings".into(),
-        }),
+        Some(rank) => Err(Error::RanksDisagree { rank, what: how() }),
         None => Ok(()),
     }
 }
@@ -113,17 +119,12 @@ pub(crate) fn check_replicas<M: Module>(
     let mut sums = Checksum([0.0; 2]);
     model.visit(&mut sums);
     let mine: Vec<u8> = sums.0.iter().flat_map(|v| v.to_le_bytes()).collect();
-    let all = ranks.gather(&mine);
-    match all.iter().position(|theirs| theirs != &all[0]) {
-        Some(rank) => Err(Error::RanksDisagree {
-            rank,
-            what: format!(
-                "its parameters differ after step {step} (the ranks' builds or backends differ, \
-                 or a checkpoint they resumed from does)"
-            ),
-        }),
-        None => Ok(()),
-    }
+    agree(ranks, &mine, || {
+        format!(
+            "its parameters differ after step {step} (the ranks' builds or backends differ, \
+             or a checkpoint they resumed from does)"
+        )
+    })
 }
 
 /// Sum and sum of squares of every float parameter, in f64.
@@ -176,22 +177,12 @@ fn decode(bytes: &[u8]) -> Vec<(String, Vec<f64>)> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::train::collective::{LocalRank, Solo};
-
-    fn on_ranks<R: Send>(size: usize, work: impl Fn(&dyn Collective) -> R + Sync) -> Vec<R> {
-        let work = &work;
-        std::thread::scope(|scope| {
-            let handles: Vec<_> = LocalRank::all(size)
-                .into_iter()
-                .map(|rank| scope.spawn(move || work(&rank)))
-                .collect();
-            handles.into_iter().map(|h| h.join().unwrap()).collect()
-        })
-    }
+    use crate::test_support::on_local_ranks;
+    use crate::train::collective::Solo;
 
     #[test]
     fn totals_add_units_that_only_some_ranks_have() {
-        let totals = on_ranks(3, |ranks| {
+        let totals = on_local_ranks(3, |ranks| {
             let local = match ranks.rank() {
                 0 => Weights::of("targets", 5.0),
                 1 => Weights::of("targets", 2.0).and("sequences", 4.0),
@@ -206,7 +197,7 @@ mod tests {
 
     #[test]
     fn metrics_come_back_from_every_rank_in_rank_order_and_exactly() {
-        let gathered = on_ranks(2, |ranks| {
+        let gathered = on_local_ranks(2, |ranks| {
             let r = ranks.rank() as f64;
             let local = vec![MetricValue {
                 name: format!("acc{r}"),
@@ -242,7 +233,7 @@ mod tests {
         drifted.bias = drifted
             .bias
             .map(|b| b.map(|t| t.mul_scalar(1.0 + 1e-6).add_scalar(1e-6)));
-        let results = on_ranks(2, |ranks| {
+        let results = on_local_ranks(2, |ranks| {
             let replica = if ranks.rank() == 1 { &drifted } else { &model };
             check_replicas(ranks, replica, 40)
         });
@@ -252,13 +243,13 @@ mod tests {
             };
             assert!(what.contains("after step 40"), "{what}");
         }
-        let same = on_ranks(2, |ranks| check_replicas(ranks, &model, 40));
+        let same = on_local_ranks(2, |ranks| check_replicas(ranks, &model, 40));
         assert!(same.iter().all(Result::is_ok));
     }
 
     #[test]
     fn a_rank_with_other_settings_is_named() {
-        let results = on_ranks(3, |ranks| {
+        let results = on_local_ranks(3, |ranks| {
             let settings = if ranks.rank() == 2 { "b" } else { "a" };
             check_same_settings(ranks, settings)
         });

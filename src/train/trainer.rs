@@ -191,6 +191,9 @@ impl<M: Module + ModuleDisplay, O: Objective<M>> Trainer<M, O> {
                 metrics: ranks::gather_metrics(ranks, metrics.collect()),
             };
             spine.end_step(&model, done, lr, |model, step, lr| {
+                // Every rank comes here at every validation: the replicas are compared, and
+                // rank 0 validates.
+                ranks::check_replicas(ranks, model, step)?;
                 if ranks.rank() != 0 {
                     return Ok(None);
                 }
@@ -204,10 +207,6 @@ impl<M: Module + ModuleDisplay, O: Objective<M>> Trainer<M, O> {
                 }
                 Ok(Some(record))
             })?;
-            let step = spine.state().step;
-            if step.is_multiple_of(config.valid_every) || step == config.steps {
-                ranks::check_replicas(ranks, &model, step)?;
-            }
         }
         let (history, state) = spine.finish();
         Ok(TrainReport {
