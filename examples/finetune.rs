@@ -47,9 +47,9 @@ use pretext::finetune::{
 use pretext::hf::{ClassifierHead, exportable_pooler};
 use pretext::objectives::{Objective, SequenceClassifierConfig, TokenClassifierConfig};
 use pretext::pretrainer::check_compatible;
-use pretext::recipe::RunDir;
+use pretext::recipe::TrainedEncoder;
 use pretext::train::TrainConfig;
-use pretext::train::checkpoint::{load_weights, save_weights};
+use pretext::train::checkpoint::save_weights;
 use pretext::{Preset, Pretrainer, Tokenizer};
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -222,24 +222,14 @@ fn own_files(args: &Args) -> Option<LabelledFiles> {
 /// the preset's shape.
 fn encoder(args: &Args, device: &Device) -> Result<Encoder, Box<dyn std::error::Error>> {
     let (tokenizer, config, backbone) = match &args.checkpoint {
-        Some(dir) if pretext::hf::is_model_dir(dir) => {
-            let tokenizer = Tokenizer::from_model_dir(dir)?;
-            let config = pretext::hf::HfConfig::read(dir)?.encoder(dir)?;
-            let (backbone, report) = pretext::hf::load_encoder_from(dir, device)?;
-            eprintln!("{}: {report}", dir.display());
-            (tokenizer, config, backbone)
-        }
-        Some(dir) if FineTuned::is_saved(dir) => {
-            let tuned = FineTuned::load(dir, device)?;
-            (tuned.tokenizer, tuned.card.encoder, tuned.encoder)
+        Some(dir) if pretext::hf::is_model_dir(dir) || !FineTuned::is_saved(dir) => {
+            let trained = TrainedEncoder::read(dir, Some(0.1), device)?;
+            eprintln!("{}", trained.report);
+            (trained.tokenizer, trained.config, trained.encoder)
         }
         Some(dir) => {
-            let run = RunDir::open(dir)?;
-            // The run's tokenizer (T5's has its sentinels, whose rows the encoder keeps).
-            let tokenizer = run.tokenizer()?;
-            let config = run.recipe.encoder.clone().with_dropout(0.1);
-            let backbone = load_weights(&run.encoder_file(), config.init(device)?)?;
-            (tokenizer, config, backbone)
+            let tuned = FineTuned::load(dir, device)?;
+            (tuned.tokenizer, tuned.card.encoder, tuned.encoder)
         }
         None => {
             let tokenizer = Tokenizer::bundled()?;

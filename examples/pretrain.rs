@@ -11,6 +11,7 @@
 //! cargo run --release --example pretrain -- --objective electra --set objective.settings.electra.temperature=2
 //! cargo run --release --example pretrain -- --objectives examples/ernie2.json  # multi-task
 //! cargo run --release --example pretrain -- --init-from models/minilm --objective electra  # a BERT
+//! cargo run --release --example pretrain -- --objective distill --teacher models/minilm  # a student
 //! cargo run --release --example pretrain -- --preset tiny --export-hf runs/mlm-tiny-hf  # out to HF
 //! cargo run --release --example pretrain -- --out runs/clm --resume   # continue a stopped run
 //! ```
@@ -99,6 +100,11 @@ struct Args {
     /// Continue pretraining a Hugging Face BERT directory: its shape, weights and tokenizer.
     #[arg(long, conflicts_with = "tokenizer")]
     init_from: Option<PathBuf>,
+    /// The teacher `distill` learns from (a pretext run or a Hugging Face encoder directory):
+    /// the student takes its shape and tokenizer with half its layers, started from every
+    /// other one.
+    #[arg(long, conflicts_with_all = ["tokenizer", "init_from"])]
+    teacher: Option<PathBuf>,
     /// What MLM masking selects: token, word, ngram (ALBERT's) or span (SpanBERT's).
     #[arg(long)]
     mask_unit: Option<MaskUnit>,
@@ -200,10 +206,13 @@ fn recipe(args: &Args) -> Result<Recipe> {
     if let Some(dir) = &args.init_from {
         recipe = recipe.init_from(dir)?;
     }
+    if let Some(dir) = &args.teacher {
+        recipe = recipe.with_teacher(dir)?;
+    }
     // A prepared dataset keeps its tokenizer: a run over it reads text the same way unless a
-    // tokenizer is named (or comes with the recipe file or the starting model).
-    let kept = match (&args.config, &args.init_from, &args.data) {
-        (None, None, Some(data)) => tokenizer_of(data),
+    // tokenizer is named (or comes with the recipe file, the starting model or the teacher).
+    let kept = match (&args.config, &args.init_from, &args.teacher, &args.data) {
+        (None, None, None, Some(data)) => tokenizer_of(data),
         _ => None,
     };
     if let Some(file) = args.tokenizer.clone().or(kept) {

@@ -49,10 +49,15 @@ fn every_recipe_replays_from_its_config_json() {
         .collect();
     let ernie = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/ernie2.json");
     recipes.push(recipe_of(read_tasks(&ernie).unwrap(), Preset::Tiny).unwrap());
-    assert_eq!(recipes.len(), 20);
+    assert_eq!(recipes.len(), 21);
     for (k, recipe) in recipes.into_iter().enumerate() {
         let name = recipe.objective.name();
         let first = dir.join(format!("{k}-{name}"));
+        // The student learns from the first run, mlm's.
+        let recipe = match name {
+            "distill" => recipe.with_teacher(dir.join("0-mlm")).unwrap(),
+            _ => recipe,
+        };
         let recipe = short(recipe, &corpus);
         recipe
             .run(&RunOptions::new(&first, device.clone()))
@@ -198,6 +203,58 @@ fn parts_that_disagree_are_refused_before_any_text_is_read() {
         .run(&RunOptions::new(dir.join("run"), Device::flex().autodiff()))
         .unwrap_err();
     assert!(matches!(err, Error::EmptyCorpus(_)), "{err}");
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[test]
+fn distill_takes_half_its_teachers_layers_and_refuses_a_teacher_it_cannot_read() {
+    let dir = common::temp_dir("recipes-distill");
+    let corpus = common::small_corpus(&dir);
+    let device = Device::flex().autodiff();
+    let teacher = dir.join("teacher");
+    let mut mlm = short(Recipe::named("mlm", Preset::Tiny).unwrap(), &corpus);
+    mlm.encoder.num_layers = 4;
+    mlm.run(&RunOptions::new(&teacher, device.clone())).unwrap();
+    let recipe = Recipe::named("distill", Preset::Tiny).unwrap();
+    let student = recipe.clone().with_teacher(&teacher).unwrap();
+    assert_eq!(student.encoder.num_layers, 2);
+    let pretext::recipe::ObjectiveRecipe::Distill(settings) = &student.objective else {
+        unreachable!()
+    };
+    assert_eq!(settings.student_layers, Some(vec![0, 3]));
+    let out = dir.join("student");
+    let report = short(student.clone(), &corpus)
+        .run(&RunOptions::new(&out, device.clone()))
+        .unwrap();
+    let last = &report.history.last().unwrap().metrics;
+    for name in ["at_kl", "vr_kl", "hidden_cos"] {
+        assert!(last.contains_key(name), "{name} missing from {last:?}");
+    }
+    // Without a teacher, with a teacher for another objective, or with a tokenizer other than
+    // the teacher's: typed errors naming the problem, before any text is read.
+    let no_teacher = short(recipe, &corpus).run(&RunOptions::new(dir.join("none"), device.clone()));
+    let Err(Error::Recipe { field, .. }) = no_teacher else {
+        panic!("{no_teacher:?}")
+    };
+    assert_eq!(field, "objective.settings.teacher");
+    let mlm = Recipe::named("mlm", Preset::Tiny)
+        .unwrap()
+        .with_teacher(&teacher);
+    assert!(
+        matches!(mlm, Err(Error::Recipe { ref field, .. }) if field == "objective"),
+        "{mlm:?}"
+    );
+    let bert = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/hf/classify-bert");
+    let other = TokenizerSource {
+        file: Some(pretext::tokenize::model_dir_file(&bert)),
+        sentinels: 0,
+    };
+    let mismatched = short(student.with_tokenizer(other).unwrap(), &corpus)
+        .run(&RunOptions::new(dir.join("mismatched"), device));
+    assert!(
+        matches!(mismatched, Err(Error::TokenizerMismatch { .. })),
+        "{mismatched:?}"
+    );
     std::fs::remove_dir_all(dir).unwrap();
 }
 

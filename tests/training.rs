@@ -17,10 +17,10 @@ use pretext::objectives::PairTaskConfig;
 use pretext::objectives::spanbert::SpanBertSettings;
 use pretext::objectives::unilm::UnilmSettings;
 use pretext::objectives::{
-    BartTask, ClmConfig, ClmTask, ElectraConfig, ElectraTask, MassTask, Mix, Mlm, MlmConfig,
-    Objective, PairHeadConfig, PermutationTask, PermutedLmConfig, SboHeadConfig, SentencePairTask,
-    Seq2Seq, Seq2SeqConfig, SpanBertConfig, SpanBertTask, SpanCorruption, T5Task, UnilmConfig,
-    UnilmShares, UnilmTask,
+    BartTask, ClmConfig, ClmTask, DistillConfig, ElectraConfig, ElectraTask, MassTask, Mix, Mlm,
+    MlmConfig, Objective, PairHeadConfig, PermutationTask, PermutedLmConfig, SboHeadConfig,
+    SentencePairTask, Seq2Seq, Seq2SeqConfig, SpanBertConfig, SpanBertTask, SpanCorruption, T5Task,
+    Teacher, UnilmConfig, UnilmShares, UnilmTask,
 };
 use pretext::train::{Split, TrainReport, Trainer};
 use pretext::util::rng::example_rng;
@@ -452,6 +452,34 @@ fn electra_trains_generator_and_discriminator_on_real_text() {
         m["disc_loss"]
     );
     assert!(m["disc_auc"] > 0.55, "{m:?}");
+}
+
+#[test]
+fn distillation_teaches_a_fresh_student_its_teachers_relations_and_states_on_real_text() {
+    let tokenizer = Tokenizer::bundled().unwrap();
+    let device = model_device();
+    // The teacher: the tiny encoder after 60 steps of MLM, so its attention has learned
+    // something of the text; the student: a fresh one of the same shape.
+    let (taught, _) = train_mlm(common::tiny_encoder(&tokenizer));
+    let teacher = Teacher::new(taught.model.backbone, &device);
+    let model = common::seeded(&device, || {
+        let student = common::tiny_encoder(&tokenizer).init(&device).unwrap();
+        let config = DistillConfig::new().with_mlm_weight(1.0);
+        let distill = config.init(&student, teacher, &device).unwrap();
+        Pretrainer::new(student, distill)
+    });
+    let report = train_on(model, 60, |tokenizer, docs| {
+        common::mlm_task(tokenizer, docs, 64)
+    });
+    let (head, tail) = head_and_tail(&report.history);
+    assert!(
+        tail < 0.9 * head,
+        "distillation loss did not fall: {head} -> {tail}"
+    );
+    for name in ["at_kl", "vr_kl", "hidden_cos"] {
+        let (head, tail) = metric_head_and_tail(&report.history, name, 5);
+        assert!(tail < 0.8 * head, "{name} {head} -> {tail}");
+    }
 }
 
 /// Trains the tiny encoder with permuted LM on the task `make_task` builds; checks on the way

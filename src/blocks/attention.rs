@@ -236,22 +236,8 @@ impl MultiHeadAttention {
         positions: &Positions,
     ) -> Tensor<3> {
         let [batch, q_len, _] = queries.dims();
-        let k_len = kv.len();
-        let positions = positions.for_layer(self.local);
-        let q = self.heads(linear_3d(&self.query, queries), self.num_heads);
-        let q = positions.rotate(normed(&self.query_norm, q));
-        let keys = self.for_queries(kv.keys.clone());
-        let mut scores = q.mul_scalar(self.scale).matmul(keys.swap_dims(2, 3));
-        if let Some(bias) = positions.bias() {
-            let dtype = scores.dtype();
-            scores = scores + bias.clone().cast(dtype);
-        }
-        let shape = [batch, self.num_heads, q_len, k_len];
-        let window = positions.window().map(|w| w.clone().expand(shape));
-        let blocked = match (mask.map(|m| m.blocked(shape)), window) {
-            (Some(mask), Some(window)) => Some(mask.bool_or(window)),
-            (mask, window) => mask.or(window),
-        };
+        let scores = self.scores(queries, kv, positions);
+        let blocked = self.blocked(scores.dims(), mask, positions);
         let weights = match blocked {
             Some(blocked) => {
                 // A finite fill keeps a fully blocked row finite through softmax; such rows
@@ -274,6 +260,78 @@ impl MultiHeadAttention {
             .reshape([batch, q_len, self.num_heads * self.head_size]);
         linear_3d(&self.output, context)
     }
+
+    /// The scaled query·key scores `[batch, heads, q, k]` of `queries` over `kv`, with the
+    /// positions' bias where they have one.
+    fn scores(&self, queries: Tensor<3>, kv: &KeysValues, positions: &Positions) -> Tensor<4> {
+        let positions = positions.for_layer(self.local);
+        let q = self.heads(linear_3d(&self.query, queries), self.num_heads);
+        let q = positions.rotate(normed(&self.query_norm, q));
+        let keys = self.for_queries(kv.keys.clone());
+        let scores = q.mul_scalar(self.scale).matmul(keys.swap_dims(2, 3));
+        match positions.bias() {
+            Some(bias) => {
+                let dtype = scores.dtype();
+                scores + bias.clone().cast(dtype)
+            }
+            None => scores,
+        }
+    }
+
+    /// Where scores of `shape` are blocked: by `mask`, by the layer's window, or by both.
+    fn blocked(
+        &self,
+        shape: [usize; 4],
+        mask: Option<&AttentionMask>,
+        positions: &Positions,
+    ) -> Option<Tensor<4, Bool>> {
+        let window = (positions.for_layer(self.local).window()).map(|w| w.clone().expand(shape));
+        match (mask.map(|m| m.blocked(shape)), window) {
+            (Some(mask), Some(window)) => Some(mask.bool_or(window)),
+            (mask, window) => mask.or(window),
+        }
+    }
+
+    /// The self-attention relations of `x` `[batch, len, hidden]` under `mask`: what MiniLM
+    /// distils from a teacher's last layer.
+    pub fn relations(
+        &self,
+        x: Tensor<3>,
+        mask: Option<&AttentionMask>,
+        positions: &Positions,
+    ) -> Relations {
+        let kv = self.keys_values(x.clone(), positions);
+        let values = self.for_queries(kv.values.clone());
+        let scores = self.scores(x, &kv, positions);
+        let shape = scores.dims();
+        let blocked = self.blocked(shape, mask, positions);
+        let value_scores = values
+            .clone()
+            .matmul(values.swap_dims(2, 3))
+            .div_scalar((self.head_size as f64).sqrt());
+        let log_softmax = |scores: Tensor<4>| {
+            let scores = match &blocked {
+                Some(blocked) => scores.mask_fill(blocked.clone(), -1.0e9),
+                None => scores,
+            };
+            burn::tensor::activation::log_softmax(scores, 3)
+        };
+        Relations {
+            attention: log_softmax(scores),
+            values: log_softmax(value_scores),
+        }
+    }
+}
+
+/// One attention layer's relations between positions, each `[batch, heads, query, key]` as
+/// log-probabilities over the keys (blocked keys near −10⁹): the attention distributions
+/// `softmax(q·kᵀ/√d)` and the value relations `softmax(v·vᵀ/√d)` (MiniLM, Wang et al. 2020).
+#[derive(Debug, Clone)]
+pub struct Relations {
+    /// Log attention weights.
+    pub attention: Tensor<4>,
+    /// Log value relations.
+    pub values: Tensor<4>,
 }
 
 /// `x` normalised by `norm` over its last dimension, or as it is without one.

@@ -8,7 +8,7 @@
 use burn::nn::Linear;
 use burn::prelude::*;
 
-use super::attention::MultiHeadAttention;
+use super::attention::{MultiHeadAttention, Relations};
 use super::block::BlockConfig;
 use super::dropout::Dropout;
 use super::embedding::{Embeddings, EmbeddingsConfig};
@@ -133,6 +133,21 @@ impl EncoderLayer {
         self.sublayers(x, |h| {
             self.attention.forward_cached(h, cache, mask, positions)
         })
+    }
+
+    /// The relations of this layer's self-attention over `x` `[batch, len, hidden]` (its
+    /// input, normalised first where the layer norms before attending).
+    pub fn relations(
+        &self,
+        x: Tensor<3>,
+        mask: Option<&AttentionMask>,
+        positions: &Positions,
+    ) -> Relations {
+        let x = match (&self.attention_norm, self.norm_first) {
+            (Some(norm), true) => norm.forward(x),
+            _ => x,
+        };
+        self.attention.relations(x, mask, positions)
     }
 
     /// The attention sub-layer with `attend` as its attention, then the feed-forward one.
@@ -457,6 +472,51 @@ impl TransformerEncoder {
         })
     }
 
+    /// Hidden states `[batch, len, hidden]` of `ids` with `segments` under `mask`, as
+    /// [`EncoderBackbone::encode`] gives them, and the [`Relations`] of the last layer's
+    /// self-attention: what MiniLM distils.
+    pub fn encode_with_relations(
+        &self,
+        ids: Tensor<2, Int>,
+        segments: Option<Tensor<2, Int>>,
+        mask: Option<&AttentionMask>,
+    ) -> (Tensor<3>, Relations) {
+        let [batch, len] = ids.dims();
+        let at = default_positions(batch, len, &ids.device());
+        let x = self.embeddings.forward(ids, segments);
+        let positions = self.positions(&at, &at);
+        let last = self.depth - 1;
+        let mut relations = None;
+        let hidden = self.stack_with(x, |depth, layer, x| {
+            if depth == last {
+                relations = Some(layer.relations(x.clone(), mask, &positions));
+            }
+            layer.forward(x, mask, &positions)
+        });
+        let relations = relations.expect("a validated stack has at least one layer");
+        (hidden, relations)
+    }
+
+    /// This encoder with only its layers at `depths` (in that order), every other part kept:
+    /// a student initialised from a teacher's layers, as DistilBERT takes every other one.
+    pub fn keeping_layers(self, depths: &[usize]) -> Result<Self> {
+        let shared = self.layers.len() != self.depth;
+        let out_of_range = depths.iter().find(|&&d| d >= self.depth);
+        if shared || depths.is_empty() || out_of_range.is_some() {
+            return Err(Error::InvalidConfig(format!(
+                "cannot keep layers {depths:?} of {} {}layers",
+                self.depth,
+                if shared { "shared " } else { "" }
+            )));
+        }
+        let layers: Vec<EncoderLayer> = depths.iter().map(|&d| self.layers[d].clone()).collect();
+        Ok(Self {
+            depth: layers.len(),
+            layers,
+            ..self
+        })
+    }
+
     /// What every layer reads of the positions of rows at `queries` attending to keys at
     /// `keys`.
     fn positions(&self, queries: &Tensor<2, Int>, keys: &Tensor<2, Int>) -> Positions {
@@ -596,6 +656,71 @@ mod tests {
     use super::*;
     use crate::blocks::PositionEncoding;
     use crate::test_support::max_abs_diff;
+
+    /// A seeded two-layer pre-norm rotary encoder (sharp attention) and ids of two rows, the
+    /// second padded (id 0) after three tokens, with their padding mask.
+    fn two_layers_and_padded_ids(
+        device: &Device,
+    ) -> (TransformerEncoder, Tensor<2, Int>, AttentionMask) {
+        let block = BlockConfig::new(2, 32)
+            .with_norm_first(true)
+            .with_positions(PositionEncoding::Rotary { theta: 10_000.0 });
+        let encoder = crate::util::random::init_seeded(device, 5, || {
+            TransformerEncoderConfig::new(40, 16, 2, block)
+                .with_dropout(0.0)
+                .init(device)
+                .unwrap()
+        });
+        let encoder = crate::test_support::scaled(encoder, 20.0);
+        let ids = Tensor::<2, Int>::from_data([[2, 5, 9, 11, 3], [2, 7, 3, 0, 0]], device);
+        let padding = ids.clone().equal_elem(0);
+        (encoder, ids, AttentionMask::padding(padding))
+    }
+
+    #[test]
+    fn relations_are_distributions_over_the_real_keys_beside_the_encoders_own_states() {
+        let _draws = crate::util::random::hold();
+        let device = Device::flex();
+        let (encoder, ids, mask) = two_layers_and_padded_ids(&device);
+        let (hidden, relations) = encoder.encode_with_relations(ids.clone(), None, Some(&mask));
+        let plain = encoder.encode(ids, None, Some(&mask));
+        assert!(max_abs_diff(hidden, plain) < 1e-6);
+        for (name, log_probs) in [
+            ("attention", relations.attention),
+            ("values", relations.values),
+        ] {
+            assert_eq!(log_probs.dims(), [2, 2, 5, 5], "{name}");
+            let probs = log_probs.exp();
+            let sums = probs.clone().sum_dim(3);
+            assert!(
+                max_abs_diff(sums.clone(), sums.ones_like()) < 1e-5,
+                "{name}"
+            );
+            // Row 1's padded keys (positions 3 and 4) get nothing, from every query.
+            let padded = probs.clone().slice([1..2, 0..2, 0..5, 3..5]);
+            assert!(padded.max().into_scalar::<f32>() < 1e-12, "{name}");
+            // And the distributions are not uniform: there is something to distil.
+            let spread = probs.max().into_scalar::<f32>();
+            assert!(spread > 0.4, "{name}: largest weight {spread}");
+        }
+    }
+
+    #[test]
+    fn keeping_every_layer_in_order_changes_nothing_and_fewer_do() {
+        let _draws = crate::util::random::hold();
+        let device = Device::flex();
+        let (encoder, ids, mask) = two_layers_and_padded_ids(&device);
+        let base = encoder.encode(ids.clone(), None, Some(&mask));
+        let all = encoder.clone().keeping_layers(&[0, 1]).unwrap();
+        assert!(max_abs_diff(base.clone(), all.encode(ids.clone(), None, Some(&mask))) < 1e-6);
+        let last = encoder.clone().keeping_layers(&[1]).unwrap();
+        assert_eq!(last.num_layers(), 1);
+        assert!(max_abs_diff(base, last.encode(ids, None, Some(&mask))) > 1e-2);
+        for wrong in [&[][..], &[2][..]] {
+            let err = encoder.clone().keeping_layers(wrong).unwrap_err();
+            assert!(matches!(err, Error::InvalidConfig(_)), "{err}");
+        }
+    }
 
     #[test]
     fn parameter_count_matches_the_arithmetic() {

@@ -17,7 +17,7 @@ pub mod positions;
 pub mod relative_bias;
 pub mod two_stream;
 
-pub use attention::{MultiHeadAttention, MultiHeadAttentionConfig};
+pub use attention::{MultiHeadAttention, MultiHeadAttentionConfig, Relations};
 pub use block::BlockConfig;
 pub use decoder::{DecoderLayer, TransformerDecoder};
 pub use dropout::{Dropout, seed_dropout, with_dropout_rows};

@@ -18,7 +18,7 @@ pub use permutation::{PermutationBatch, PermutationExample};
 pub use segments::{Segments, body_len, pack_segments};
 pub use seq2seq::{Seq2SeqBatch, Seq2SeqExample};
 pub use token_source::{TokenSource, TokenTaskOf};
-pub use weights::{SEQUENCES, TARGETS, Weights};
+pub use weights::{REAL_TOKENS, SEQUENCES, TARGETS, Weights};
 
 use burn::prelude::Device;
 
@@ -70,9 +70,11 @@ impl Batch for TokenBatch {
         self.num_tokens
     }
 
-    /// Its tokens with a target, its sequences, and each named target's values.
+    /// Its tokens with a target, its real tokens, its sequences, and each named target's
+    /// values.
     fn weights(&self) -> Weights {
         let mut weights = Weights::of(TARGETS, self.num_targets as f64)
+            .and(REAL_TOKENS, self.num_tokens as f64)
             .and(SEQUENCES, self.input_ids.dims()[0] as f64);
         for (name, targets) in &self.named {
             weights = weights.and(name, targets.count as f64);

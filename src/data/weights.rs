@@ -4,6 +4,9 @@
 
 /// The unit of per-token losses: the tokens that carry a target.
 pub const TARGETS: &str = "targets";
+/// The unit of losses over every real (non-padding) token: ELECTRA's discriminator, MiniLM's
+/// relations.
+pub const REAL_TOKENS: &str = "real_tokens";
 /// The unit of per-sequence losses: the sequences (examples) of a batch.
 pub const SEQUENCES: &str = "sequences";
 

@@ -22,7 +22,9 @@ use rand::RngExt;
 use super::detection::{
     DetectionHead, DetectionHeadConfig, binary_cross_entropy, detection_metrics,
 };
-use super::{Loss, Objective, ObjectiveOutput, TARGETS, Weights, masked_cross_entropy};
+use super::{
+    Loss, Objective, ObjectiveOutput, REAL_TOKENS, TARGETS, Weights, masked_cross_entropy,
+};
 use crate::blocks::{
     AttentionMask, BlockConfig, EncoderBackbone, EncoderLayer, LmHead, LmHeadConfig, RelativeBias,
     TransformerEncoderConfig, default_positions, linear_3d, normal_linear,
@@ -34,9 +36,6 @@ use crate::noise::MlmMasking;
 use crate::objectives::MlmTask;
 use crate::tokenize::Tokenizer;
 use crate::util::rng::ExampleRng;
-
-/// The unit of the discriminator's loss: every real (non-padding) token.
-pub const REAL_TOKENS: &str = "real_tokens";
 
 /// Configuration of [`Electra`].
 #[derive(Config, Debug)]
@@ -335,9 +334,7 @@ impl Batch for ElectraBatch {
 
     /// The generator's masked tokens, and the real tokens the discriminator reads.
     fn weights(&self) -> Weights {
-        self.tokens
-            .weights()
-            .and(REAL_TOKENS, self.tokens.num_tokens as f64)
+        self.tokens.weights()
     }
 }
 

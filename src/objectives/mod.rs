@@ -16,6 +16,7 @@ pub mod bart;
 pub mod classifier;
 pub mod clm;
 pub mod detection;
+pub mod distill;
 pub mod dpo;
 pub mod electra;
 pub mod loss;
@@ -33,13 +34,14 @@ pub mod spanbert;
 pub mod t5;
 pub mod unilm;
 
-pub use crate::data::{SEQUENCES, TARGETS, Weights};
+pub use crate::data::{REAL_TOKENS, SEQUENCES, TARGETS, Weights};
 pub use bart::BartTask;
 pub use classifier::{
     SequenceClassifier, SequenceClassifierConfig, TokenClassifier, TokenClassifierConfig,
 };
 pub use clm::{Clm, ClmConfig, ClmTask};
 pub use detection::{DetectionHead, DetectionHeadConfig};
+pub use distill::{Distill, DistillConfig, DistillSettings, Teacher};
 pub use electra::{Electra, ElectraBatch, ElectraConfig, ElectraTask};
 pub use loss::{Predictions, masked_cross_entropy};
 pub use mass::MassTask;

@@ -29,7 +29,7 @@ pub mod sources;
 pub use multitask::TaskSpec;
 pub use registry::{Entry, OBJECTIVES, ObjectiveRecipe, ObjectiveSettings, TokenTaskSettings};
 pub use run::{HasEncoder, Run, RunOptions, RunReport, Sample};
-pub use run_dir::{RunDir, read_checkpoint};
+pub use run_dir::{RunDir, TrainedEncoder, read_checkpoint};
 pub use sources::{DataSource, TokenizerSource};
 
 use std::path::{Path, PathBuf};
@@ -152,6 +152,34 @@ impl Recipe {
     pub fn with_tokenizer(mut self, tokenizer: TokenizerSource) -> Result<Self> {
         self.encoder.vocab_size = tokenizer.load()?.vocab_size();
         self.tokenizer = tokenizer;
+        Ok(self)
+    }
+
+    /// This `distill` recipe learning from the teacher in `dir` (a pretext run or a Hugging
+    /// Face encoder directory): the student takes the teacher's shape and tokenizer with half
+    /// its layers, started from every other one of the teacher's, the first and the last kept
+    /// (DistilBERT's rule: layers 0, 2 and 5 of 6).
+    pub fn with_teacher(mut self, dir: impl Into<PathBuf>) -> Result<Self> {
+        let dir = dir.into();
+        let ObjectiveRecipe::Distill(settings) = &mut self.objective else {
+            return Err(Error::Recipe {
+                field: "objective".into(),
+                reason: format!(
+                    "a teacher is for `distill`, not `{}`",
+                    self.objective.name()
+                ),
+            });
+        };
+        let (tokenizer, teacher) = TrainedEncoder::shape(&dir)?;
+        let layers =
+            registry::every_other_layer(teacher.num_layers, (teacher.num_layers / 2).max(1));
+        self.encoder = TransformerEncoderConfig {
+            num_layers: layers.len(),
+            ..teacher
+        };
+        self.tokenizer = tokenizer;
+        settings.teacher = Some(dir);
+        settings.student_layers = Some(layers);
         Ok(self)
     }
 
@@ -627,9 +655,13 @@ mod tests {
         for entry in registry::OBJECTIVES {
             let recipe = Recipe::named(entry.name, Preset::Tiny).unwrap();
             assert_eq!(recipe.objective.name(), entry.name);
-            recipe
-                .check()
-                .unwrap_or_else(|e| panic!("{}: {e}", entry.name));
+            match (entry.name, recipe.check()) {
+                // A teacher is the one setting no default can give.
+                ("distill", Err(Error::Recipe { field, .. })) => {
+                    assert_eq!(field, "objective.settings.teacher")
+                }
+                (name, checked) => checked.unwrap_or_else(|e| panic!("{name}: {e}")),
+            }
             let again = Recipe::parse(&recipe.to_json()).unwrap();
             assert_eq!(again.to_value(), recipe.to_value(), "{}", entry.name);
         }

@@ -28,6 +28,7 @@ use crate::noise::t5::{num_noise_spans, span_corruption_lengths};
 use crate::noise::{MaskUnit, MlmMasking, PermutationMasking};
 use crate::objectives::bart::{BartSettings, BartTask};
 use crate::objectives::clm::{ClmSettings, ClmTask};
+use crate::objectives::distill::{DistillConfig, DistillSettings, Teacher};
 use crate::objectives::dpo::DpoSettings;
 use crate::objectives::electra::{ElectraConfig, ElectraSettings, ElectraTask};
 use crate::objectives::mass::{MassSettings, MassTask};
@@ -227,6 +228,8 @@ registry! {
         "MASS: an encoder-decoder predicts the masked half of a segment";
     T5(T5Settings) "t5" t5:
         "T5: an encoder-decoder predicts the spans its input hides behind sentinels";
+    Distill(DistillSettings) "distill" distill:
+        "distillation from a teacher (--teacher): MiniLM's relations + hidden cosine (+ MLM)";
     Electra(ElectraSettings) "electra" electra:
         "ELECTRA: a small generator fills masked tokens, the encoder finds the replaced ones";
     Xlnet(PermutedSettings) "xlnet" xlnet:
@@ -708,6 +711,108 @@ impl ObjectiveSettings for T5Settings {
     }
 }
 
+// ---- distill
+
+/// `distill`: MiniLM's last-layer relations and DistilBERT's hidden cosine, each of weight 1,
+/// without the student's MLM, over segments masked as BERT masks them, at 1e-4 (batches of 16
+/// are small for DistilBERT's 5e-4, which left a student started from the teacher's layers
+/// worse at `genre`); the teacher and the student's shape come with [`Recipe::with_teacher`].
+fn distill(preset: Preset) -> Result<Recipe> {
+    let settings = DistillSettings {
+        teacher: None,
+        student_layers: None,
+        masking: MlmMasking::default(),
+        losses: DistillConfig::new(),
+    };
+    let mut recipe = Recipe::new(ObjectiveRecipe::Distill(settings), preset)?;
+    recipe.train.learning_rate = 1e-4;
+    Ok(recipe)
+}
+
+/// `n` of `depth` layers spread evenly, the first and the last kept (ties to the lower):
+/// DistilBERT's `[0, 2, 4, 7, 9, 11]` of 12, and `[0, 2, 5]` of 6.
+pub fn every_other_layer(depth: usize, n: usize) -> Vec<usize> {
+    if n <= 1 || depth <= 1 {
+        return vec![depth.saturating_sub(1); n.min(1)];
+    }
+    let (span, steps) = (depth - 1, n - 1);
+    (0..n)
+        .map(|i| (2 * i * span + steps - 1) / (2 * steps))
+        .collect()
+}
+
+impl DistillSettings {
+    /// The teacher's directory, or an error saying how to give one.
+    fn teacher_dir(&self) -> Result<&Path> {
+        self.teacher.as_deref().ok_or_else(|| Error::Recipe {
+            field: "objective.settings.teacher".into(),
+            reason: "distillation needs a teacher: pretrain --teacher DIR (a pretext run or a \
+                     Hugging Face encoder directory)"
+                .into(),
+        })
+    }
+}
+
+impl ObjectiveSettings for DistillSettings {
+    fn check(&self, recipe: &Recipe, tokenizer: &Tokenizer) -> Result<()> {
+        in_setting(self.masking.validate(), "masking")?;
+        in_setting(self.losses.validate(), "losses")?;
+        let dir = self.teacher_dir()?;
+        let (teacher_tokenizer, teacher) = super::TrainedEncoder::shape(dir)?;
+        if let Some(detail) = teacher_tokenizer.load()?.difference(tokenizer) {
+            return Err(Error::TokenizerMismatch {
+                what: format!("student's and teacher's ({})", dir.display()),
+                detail,
+            });
+        }
+        if let Some(layers) = &self.student_layers {
+            let depth = teacher.num_layers;
+            let fits = layers.len() == recipe.encoder.num_layers
+                && layers.iter().all(|&l| l < depth)
+                && json_without_depth(&teacher) == json_without_depth(&recipe.encoder);
+            if !fits {
+                return Err(Error::Recipe {
+                    field: "objective.settings.student_layers".into(),
+                    reason: format!(
+                        "a student started from the teacher's layers {layers:?} must have the \
+                         teacher's shape with one layer for each, of the teacher's {depth} \
+                         (Recipe::with_teacher sets both)"
+                    ),
+                });
+            }
+        }
+        Ok(())
+    }
+
+    fn run(&self, run: &Run) -> Result<RunReport> {
+        let dir = self.teacher_dir()?;
+        let teacher = super::TrainedEncoder::read(dir, None, run.device())?;
+        if run.progress() {
+            eprintln!("teacher {}", teacher.report);
+        }
+        let backbone = match &self.student_layers {
+            Some(layers) => run.encoder_like(teacher.encoder.clone().keeping_layers(layers)?)?,
+            None => run.encoder()?,
+        };
+        let teacher = Teacher::new(teacher.encoder, run.device());
+        let head = self.losses.init(&backbone, teacher, run.device())?;
+        run.train(backbone, head, |docs| {
+            MlmTask::new(docs, run.tokenizer, self.masking, run.seq_len())
+        })
+    }
+}
+
+/// An encoder's shape as JSON without its depth and dropout: what a student started from a
+/// teacher's layers shares with it.
+fn json_without_depth(config: &crate::blocks::TransformerEncoderConfig) -> serde_json::Value {
+    let config = config.clone().with_dropout(0.0);
+    let mut value = serde_json::to_value(config).unwrap_or_default();
+    if let Some(fields) = value.as_object_mut() {
+        fields.remove("num_layers");
+    }
+    value
+}
+
 // ---- electra, xlnet, mpnet, spanbert, unilm: encoders with heads of their own
 
 /// `electra`: ELECTRA's masking (15 %, 85 % of it `[MASK]`, no random tokens), a generator a
@@ -854,5 +959,19 @@ impl ObjectiveSettings for UnilmSettings {
         run.train(backbone, head, |docs| {
             UnilmTask::new(docs, run.tokenizer, self, run.seq_len())
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::every_other_layer;
+
+    #[test]
+    fn every_other_layer_is_distilberts_rule() {
+        assert_eq!(every_other_layer(12, 6), [0, 2, 4, 7, 9, 11]);
+        assert_eq!(every_other_layer(6, 3), [0, 2, 5]);
+        assert_eq!(every_other_layer(4, 2), [0, 3]);
+        assert_eq!(every_other_layer(5, 5), [0, 1, 2, 3, 4]);
+        assert_eq!(every_other_layer(6, 1), [5]);
     }
 }

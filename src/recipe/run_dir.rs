@@ -9,8 +9,10 @@
 use std::path::{Path, PathBuf};
 
 use burn::module::Module;
+use burn::prelude::Device;
 
-use super::Recipe;
+use super::{Recipe, TokenizerSource};
+use crate::blocks::{TransformerEncoder, TransformerEncoderConfig};
 
 use crate::error::{Error, Result};
 use crate::tokenize::Tokenizer;
@@ -20,6 +22,66 @@ use crate::train::checkpoint::{CHECKPOINT_DIR, MODEL_FILE, load_state, load_weig
 pub const CONFIG_FILE: &str = "config.json";
 /// The trained encoder alone, which fine-tuning loads.
 pub const ENCODER_FILE: &str = "encoder.bpk";
+
+/// A trained encoder read from a directory, with its shape and the tokenizer it reads.
+#[derive(Debug)]
+pub struct TrainedEncoder {
+    /// The tokenizer its token ids come from.
+    pub tokenizer: Tokenizer,
+    /// Its shape.
+    pub config: TransformerEncoderConfig,
+    /// The encoder, its weights loaded.
+    pub encoder: TransformerEncoder,
+    /// What was loaded, in words.
+    pub report: String,
+}
+
+impl TrainedEncoder {
+    /// The encoder in `dir`, a Hugging Face model directory (a BERT, RoBERTa, ALBERT, GPT-2,
+    /// ModernBERT, Llama or ELECTRA discriminator) or a pretext run (its `encoder.bpk`, with
+    /// `dropout` where given, else the run's own), on `device`: what fine-tuning starts from
+    /// and distillation learns from.
+    pub fn read(dir: &Path, dropout: Option<f64>, device: &Device) -> Result<Self> {
+        let (tokenizer, config) = Self::shape(dir)?;
+        let tokenizer = tokenizer.load()?;
+        if crate::hf::is_model_dir(dir) {
+            let (encoder, report) = crate::hf::load_encoder_from(dir, device)?;
+            let report = format!("{}: {report}", dir.display());
+            return Ok(Self {
+                tokenizer,
+                config,
+                encoder,
+                report,
+            });
+        }
+        let config = match dropout {
+            Some(dropout) => config.with_dropout(dropout),
+            None => config,
+        };
+        let path = dir.join(ENCODER_FILE);
+        Ok(Self {
+            tokenizer,
+            encoder: load_weights(&path, config.init(device)?)?,
+            config,
+            report: format!("{}: the encoder loaded", path.display()),
+        })
+    }
+
+    /// Where the tokenizer of the encoder in `dir` (as [`read`](Self::read) takes it) comes
+    /// from, and the encoder's shape, read without its weights.
+    pub fn shape(dir: &Path) -> Result<(TokenizerSource, TransformerEncoderConfig)> {
+        if crate::hf::is_model_dir(dir) {
+            let tokenizer = TokenizerSource {
+                file: Some(crate::tokenize::model_dir_file(dir)),
+                sentinels: 0,
+            };
+            return Ok((tokenizer, crate::hf::HfConfig::read(dir)?.encoder(dir)?));
+        }
+        // The run's tokenizer (T5's has its sentinels, whose rows the encoder keeps).
+        let recipe = RunDir::open(dir)?.recipe;
+        Ok((recipe.tokenizer, recipe.encoder))
+    }
+}
 
 /// A pretext run directory and the recipe it was trained with.
 #[derive(Debug, Clone)]

@@ -1,0 +1,369 @@
+//! Knowledge distillation from a frozen teacher encoder into a student backbone, over the
+//! masked segments MLM reads (both models see the same masked input, as DistilBERT's do):
+//!
+//! - **relations** (MiniLM, Wang et al. 2020): the KL divergence from the teacher's last-layer
+//!   attention distributions to the student's (`L_AT`), and the same for the value relations
+//!   `softmax(v·vᵀ/√d)` (`L_VR`), each averaged over heads and summed over real query tokens;
+//!   it needs equal head counts, and nothing else of the widths or depths;
+//! - **hidden** (DistilBERT's `L_cos`): `1 − cos` between the last hidden states, per real
+//!   token, through a learned projection when the widths differ (TinyBERT's `W_h`);
+//! - **mlm**: the student's own masked-token loss, by weight (none by default).
+//!
+//! The teacher runs on its own (non-autodiff) device, without dropout and without gradients,
+//! and is not part of the trained module's record: checkpoints hold the student alone.
+
+use burn::module::Param;
+use burn::nn::Linear;
+use burn::prelude::*;
+
+use super::{EncoderHead, Loss, Metric, Mlm, MlmConfig, Objective, ObjectiveOutput, REAL_TOKENS};
+use crate::blocks::{
+    AttentionMask, EncoderBackbone, Relations, TransformerEncoder, linear_3d, normal_linear,
+};
+use crate::data::TokenBatch;
+use crate::error::{Error, Result, check_weight};
+use crate::noise::MlmMasking;
+
+/// The weights of [`Distill`]'s losses.
+#[derive(Config, Debug)]
+pub struct DistillConfig {
+    /// Weight of the attention-distribution KL (MiniLM's `L_AT`). Default 1.
+    #[config(default = 1.0)]
+    pub attention_weight: f64,
+    /// Weight of the value-relation KL (MiniLM's `L_VR`). Default 1.
+    #[config(default = 1.0)]
+    pub value_weight: f64,
+    /// Weight of the last hidden states' cosine loss (DistilBERT's `L_cos`). Default 1.
+    #[config(default = 1.0)]
+    pub hidden_weight: f64,
+    /// Weight of the student's own MLM loss; 0 leaves the student without an LM head.
+    /// Default 0: the teacher's signal alone, as MiniLM distils.
+    #[config(default = 0.0)]
+    pub mlm_weight: f64,
+}
+
+/// The frozen teacher and the device it runs on.
+#[derive(Debug, Clone)]
+pub struct Teacher {
+    encoder: TransformerEncoder,
+    device: Device,
+}
+
+impl Teacher {
+    /// `encoder` as a teacher: moved to the non-autodiff side of `device`, dropout off, its
+    /// parameters its own (a student started from its layers holds copies, not them).
+    pub fn new(encoder: TransformerEncoder, device: &Device) -> Self {
+        struct Own(Device);
+        impl burn::module::ModuleMapper for Own {
+            fn map_float<const D: usize>(&mut self, param: Param<Tensor<D>>) -> Param<Tensor<D>> {
+                let copy = param.val().to_device(&self.0).detach();
+                Param::from_tensor(copy).set_require_grad(false)
+            }
+        }
+        let device = device.clone().inner();
+        let encoder = encoder.without_dropout().map(&mut Own(device.clone()));
+        Self { encoder, device }
+    }
+
+    /// The teacher's encoder.
+    pub fn encoder(&self) -> &TransformerEncoder {
+        &self.encoder
+    }
+
+    /// The teacher's last hidden states and last-layer relations for `batch`, on `device`
+    /// (the student's), carrying no gradient.
+    fn read(&self, batch: &TokenBatch, device: &Device) -> (Tensor<3>, Relations) {
+        let here = |t: Tensor<2, Int>| t.to_device(&self.device);
+        let mask = AttentionMask::padding(batch.padding.clone().to_device(&self.device));
+        let (hidden, relations) = self.encoder.encode_with_relations(
+            here(batch.input_ids.clone()),
+            Some(here(batch.segment_ids.clone())),
+            Some(&mask),
+        );
+        let there = |t: Tensor<4>| t.to_device(device);
+        let relations = Relations {
+            attention: there(relations.attention),
+            values: there(relations.values),
+        };
+        (hidden.to_device(device), relations)
+    }
+}
+
+/// Distillation from a [`Teacher`] into the backbone it is handed.
+#[derive(Module, Debug)]
+pub struct Distill {
+    /// The student's MLM head, where its loss has a weight.
+    mlm: Option<Mlm>,
+    /// The student's hidden states to the teacher's width, where they differ.
+    projection: Option<Linear>,
+    #[module(skip)]
+    teacher: Teacher,
+    #[module(skip)]
+    weights: [f64; 4],
+}
+
+impl DistillConfig {
+    /// Checks that every weight is finite and non-negative, and that one is positive.
+    pub fn validate(&self) -> Result<()> {
+        let weights = self.weights();
+        let names = [
+            "attention_weight",
+            "value_weight",
+            "hidden_weight",
+            "mlm_weight",
+        ];
+        for (name, weight) in names.iter().zip(weights) {
+            check_weight(name, weight)?;
+        }
+        if weights.iter().all(|&w| w == 0.0) {
+            return Err(Error::InvalidConfig(
+                "distillation needs at least one loss with a positive weight".into(),
+            ));
+        }
+        Ok(())
+    }
+
+    fn weights(&self) -> [f64; 4] {
+        [
+            self.attention_weight,
+            self.value_weight,
+            self.hidden_weight,
+            self.mlm_weight,
+        ]
+    }
+
+    /// The objective distilling `teacher` into `student`: an MLM head if it has a weight, a
+    /// projection to the teacher's width if the widths differ. The two must share a
+    /// vocabulary, and, for the relations, a head count.
+    pub fn init(
+        &self,
+        student: &TransformerEncoder,
+        teacher: Teacher,
+        device: &Device,
+    ) -> Result<Distill> {
+        self.validate()?;
+        let (s, t) = (student, teacher.encoder());
+        if s.vocab_size() != t.vocab_size() {
+            return Err(Error::TokenizerMismatch {
+                what: "student's and teacher's".into(),
+                detail: format!(
+                    "the student reads {} token ids and the teacher {}",
+                    s.vocab_size(),
+                    t.vocab_size()
+                ),
+            });
+        }
+        let heads = |e: &TransformerEncoder| e.block().map(|b| b.num_heads);
+        let relations = self.attention_weight > 0.0 || self.value_weight > 0.0;
+        if relations && heads(s) != heads(t) {
+            return Err(Error::InvalidConfig(format!(
+                "MiniLM's relation losses compare heads one to one: the student has {:?} heads \
+                 and the teacher {:?} (give the student the teacher's head count, or set \
+                 attention_weight and value_weight to 0)",
+                heads(s),
+                heads(t)
+            )));
+        }
+        let (ws, wt) = (s.hidden_size(), t.hidden_size());
+        let projection =
+            (self.hidden_weight > 0.0 && ws != wt).then(|| normal_linear(ws, wt, 0.02, device));
+        let mlm = (self.mlm_weight > 0.0).then(|| MlmConfig::new().init(student, device));
+        Ok(Distill {
+            mlm,
+            projection,
+            teacher,
+            weights: self.weights(),
+        })
+    }
+}
+
+/// `Σ_k p_T · (log p_T − log p_S)` per query row, averaged over heads: `[batch, len]`.
+fn relation_kl(teacher: Tensor<4>, student: Tensor<4>) -> Tensor<2> {
+    let [batch, heads, len, _] = teacher.dims();
+    let kl = teacher.clone().exp() * (teacher - student);
+    kl.sum_dim(3)
+        .sum_dim(1)
+        .div_scalar(heads as f64)
+        .reshape([batch, len])
+}
+
+/// `1 − cos(a, b)` per position of `[batch, len, width]` states: `[batch, len]`.
+fn cosine_loss(a: Tensor<3>, b: Tensor<3>) -> Tensor<2> {
+    let [batch, len, _] = a.dims();
+    let norm = |t: &Tensor<3>| t.clone().powf_scalar(2.0).sum_dim(2).sqrt().clamp_min(1e-8);
+    let cos = (a.clone() * b.clone()).sum_dim(2) / (norm(&a) * norm(&b));
+    cos.reshape([batch, len]).neg().add_scalar(1.0)
+}
+
+impl Objective<TransformerEncoder> for Distill {
+    type Batch = TokenBatch;
+
+    fn forward(&self, backbone: &TransformerEncoder, batch: TokenBatch) -> ObjectiveOutput {
+        let [attention_w, value_w, hidden_w, mlm_w] = self.weights;
+        let device = batch.input_ids.device();
+        let mask = AttentionMask::padding(batch.padding.clone());
+        let segments = Some(batch.segment_ids.clone());
+        let (hidden, student) =
+            backbone.encode_with_relations(batch.input_ids.clone(), segments, Some(&mask));
+        let (teacher_hidden, teacher) = self.teacher.read(&batch, &device);
+        let real = batch.padding.clone().bool_not().float();
+        let count = real.clone().sum();
+        let mut terms = Vec::new();
+        let mut metrics = Vec::new();
+        // Each loss with a weight, summed over real tokens; one without is not computed (the
+        // relations of models with different head counts could not be).
+        let mut add = |name: &str, weight: f64, per_token: &dyn Fn() -> Tensor<2>| {
+            if weight > 0.0 {
+                let sum = (per_token() * real.clone()).sum();
+                metrics.push(Metric::mean(name, sum.clone().detach(), count.clone()));
+                terms.push(Loss::over(REAL_TOKENS, sum).scaled(weight));
+            }
+        };
+        add("at_kl", attention_w, &|| {
+            relation_kl(teacher.attention.clone(), student.attention.clone())
+        });
+        add("vr_kl", value_w, &|| {
+            relation_kl(teacher.values.clone(), student.values.clone())
+        });
+        add("hidden_cos", hidden_w, &|| {
+            let projected = match &self.projection {
+                Some(projection) => linear_3d(projection, hidden.clone()),
+                None => hidden.clone(),
+            };
+            cosine_loss(projected, teacher_hidden.clone())
+        });
+        if let Some(mlm) = &self.mlm {
+            let out = mlm.score(backbone, hidden, &batch);
+            metrics.extend(out.metrics);
+            terms.push(out.loss.scaled(mlm_w));
+        }
+        let loss = (terms.into_iter().reduce(Loss::plus))
+            .expect("a validated config has a loss with a positive weight");
+        ObjectiveOutput { loss, metrics }
+    }
+}
+
+/// The settings of `distill`.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DistillSettings {
+    /// The teacher: a pretext run or a Hugging Face encoder directory.
+    pub teacher: Option<std::path::PathBuf>,
+    /// The teacher's layers the student starts from, one per student layer (DistilBERT takes
+    /// every other one); none for a fresh student.
+    pub student_layers: Option<Vec<usize>>,
+    /// What is masked and how (for the student's MLM loss; both models read the masked text).
+    pub masking: MlmMasking,
+    /// The losses' weights.
+    pub losses: DistillConfig,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::blocks::{BlockConfig, TransformerEncoderConfig};
+    use crate::test_support::{pair_batch, scaled};
+
+    /// A seeded sharp-attention encoder of `layers` layers, `heads` heads and width `width`
+    /// over the test vocabulary.
+    fn encoder(layers: usize, heads: usize, width: usize, seed: u64) -> TransformerEncoder {
+        let device = Device::flex();
+        let encoder = crate::util::random::init_seeded(&device, seed, || {
+            TransformerEncoderConfig::new(40, width, layers, BlockConfig::new(heads, 32))
+                .with_dropout(0.0)
+                .init(&device)
+                .unwrap()
+        });
+        scaled(encoder, 10.0)
+    }
+
+    /// The value of each of `output`'s metrics.
+    fn values(output: &ObjectiveOutput) -> std::collections::BTreeMap<String, f32> {
+        (output.metrics.iter())
+            .map(|m| {
+                let value =
+                    m.sum.clone().into_scalar::<f32>() / m.count.clone().into_scalar::<f32>();
+                (m.name.clone(), value)
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_student_equal_to_its_teacher_has_nothing_to_learn_and_a_shallower_one_has() {
+        let _draws = crate::util::random::hold();
+        let device = Device::flex();
+        let teacher = encoder(2, 2, 16, 7);
+        let distill = |student: &TransformerEncoder| {
+            let config = DistillConfig::new();
+            let objective = config.init(student, Teacher::new(teacher.clone(), &device), &device);
+            let output = objective.unwrap().forward(student, pair_batch(&device, 0));
+            values(&output)
+        };
+        let same = distill(&teacher);
+        for name in ["at_kl", "vr_kl", "hidden_cos"] {
+            assert!(same[name].abs() < 1e-5, "{name}: {same:?}");
+        }
+        let shallower = distill(&teacher.clone().keeping_layers(&[1]).unwrap());
+        for name in ["at_kl", "vr_kl", "hidden_cos"] {
+            assert!(shallower[name] > 1e-3, "{name}: {shallower:?}");
+        }
+    }
+
+    #[test]
+    fn a_narrower_student_is_compared_through_a_projection_and_learns_by_mlm_too() {
+        let _draws = crate::util::random::hold();
+        let device = Device::flex();
+        let teacher = Teacher::new(encoder(2, 2, 16, 7), &device);
+        let student = encoder(1, 2, 8, 8);
+        let config = DistillConfig::new().with_mlm_weight(1.0);
+        let objective = config.init(&student, teacher, &device).unwrap();
+        assert!(objective.projection.is_some() && objective.mlm.is_some());
+        let output = objective.forward(&student, pair_batch(&device, 0));
+        let metrics = values(&output);
+        for name in ["at_kl", "vr_kl", "hidden_cos", "mlm_acc"] {
+            assert!(metrics[name].is_finite(), "{name}: {metrics:?}");
+        }
+        // Four terms: the three over real tokens and MLM's over its targets.
+        let batch = pair_batch(&device, 0);
+        let loss = output.loss.normalized(&crate::data::Batch::weights(&batch));
+        assert!(loss.into_scalar::<f32>().is_finite());
+    }
+
+    #[test]
+    fn relations_need_equal_head_counts_and_every_loss_a_shared_vocabulary() {
+        let _draws = crate::util::random::hold();
+        let device = Device::flex();
+        let teacher = || Teacher::new(encoder(1, 2, 16, 7), &device);
+        let four_heads = encoder(1, 4, 16, 8);
+        let err = DistillConfig::new()
+            .init(&four_heads, teacher(), &device)
+            .unwrap_err();
+        assert!(err.to_string().contains("heads"), "{err}");
+        // Without the relations, other head counts are fine.
+        let hidden_only = DistillConfig::new()
+            .with_attention_weight(0.0)
+            .with_value_weight(0.0);
+        assert!(hidden_only.init(&four_heads, teacher(), &device).is_ok());
+        let other_vocab = crate::util::random::init_seeded(&device, 9, || {
+            TransformerEncoderConfig::new(50, 16, 1, BlockConfig::new(2, 32))
+                .init(&device)
+                .unwrap()
+        });
+        let err = DistillConfig::new()
+            .init(&other_vocab, teacher(), &device)
+            .unwrap_err();
+        assert!(matches!(err, Error::TokenizerMismatch { .. }), "{err}");
+        let nothing = DistillConfig::new()
+            .with_attention_weight(0.0)
+            .with_value_weight(0.0)
+            .with_hidden_weight(0.0)
+            .with_mlm_weight(0.0);
+        assert!(nothing.validate().is_err());
+        assert!(
+            DistillConfig::new()
+                .with_hidden_weight(-1.0)
+                .validate()
+                .is_err()
+        );
+    }
+}
