@@ -9,11 +9,14 @@
 //!
 //! `cargo bench --bench distill`
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use burn::prelude::*;
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use pretext::blocks::{AttentionMask, BlockConfig, EncoderBackbone, TransformerEncoderConfig};
+
+#[path = "support/calls.rs"]
+mod calls;
 
 const PASSAGES: usize = 16;
 const TOKENS: usize = 128;
@@ -43,22 +46,16 @@ fn inference(c: &mut Criterion) {
         let mut calls = Vec::new();
         group.bench_function(name, |b| {
             b.iter_custom(|iters| {
-                let start = Instant::now();
-                for _ in 0..iters {
-                    let one = Instant::now();
+                calls::timed(iters, &mut calls, || {
                     let hidden = encoder.encode(ids.clone(), None, Some(&mask));
                     // Read the result back, so the pass is timed whole.
                     let _ = hidden.sum().into_scalar::<f32>();
-                    calls.push(one.elapsed().as_secs_f64());
-                }
-                start.elapsed()
+                })
             })
         });
-        if calls.is_empty() {
+        let Some(median) = calls::median(calls) else {
             continue; // filtered out
-        }
-        calls.sort_by(f64::total_cmp);
-        let median = calls[calls.len() / 2];
+        };
         eprintln!(
             "{name}: median {:.1} ms a pass, {:.2} ms a passage",
             1e3 * median,

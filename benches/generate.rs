@@ -11,13 +11,16 @@
 //!
 //! `cargo bench --bench generate`
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use burn::prelude::*;
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use pretext::generate::{CausalLm, SamplingConfig};
 use pretext::objectives::ClmConfig;
 use pretext::{Preset, Tokenizer};
+
+#[path = "support/calls.rs"]
+mod calls;
 
 const PROMPTS: usize = 16;
 const NEW_TOKENS: usize = 64;
@@ -82,24 +85,18 @@ fn generation(c: &mut Criterion) {
         let mut calls = Vec::new();
         group.bench_function(id, |b| {
             b.iter_custom(|iters| {
-                let start = Instant::now();
-                for _ in 0..iters {
-                    let one = Instant::now();
+                calls::timed(iters, &mut calls, || {
                     let out = model.generate(&prompts, &sampling).unwrap();
-                    calls.push(one.elapsed().as_secs_f64());
                     assert!(out.ids.iter().all(|row| row.len() == NEW_TOKENS));
-                }
-                start.elapsed()
+                })
             })
         });
-        if calls.is_empty() {
+        let count = calls.len();
+        let Some(median) = calls::median(calls) else {
             continue; // filtered out
-        }
-        calls.sort_by(f64::total_cmp);
-        let median = calls[calls.len() / 2];
+        };
         eprintln!(
-            "{id}: median {median:.3} s per call over {} calls, {:.0} new tokens/s",
-            calls.len(),
+            "{id}: median {median:.3} s per call over {count} calls, {:.0} new tokens/s",
             (PROMPTS * NEW_TOKENS) as f64 / median
         );
         medians.push(median);
@@ -108,21 +105,10 @@ fn generation(c: &mut Criterion) {
         eprintln!(
             "the cache is {:.1}x faster at {NEW_TOKENS} new tokens for {PROMPTS} prompts ({})",
             recomputed / cached,
-            cpu_model()
+            pretext::device::host_cpu()
         );
     }
     group.finish();
-}
-
-/// The CPU's model name, where `/proc/cpuinfo` tells it.
-fn cpu_model() -> String {
-    std::fs::read_to_string("/proc/cpuinfo")
-        .ok()
-        .and_then(|info| {
-            let line = info.lines().find(|l| l.starts_with("model name"))?;
-            Some(line.split(':').nth(1)?.trim().to_string())
-        })
-        .unwrap_or_else(|| "unknown CPU".into())
 }
 
 criterion_group!(benches, generation);

@@ -660,7 +660,9 @@ mod tests {
                 ("distill", Err(Error::Recipe { field, .. })) => {
                     assert_eq!(field, "objective.settings.teacher")
                 }
-                (name, checked) => checked.unwrap_or_else(|e| panic!("{name}: {e}")),
+                (name, checked) => {
+                    checked.unwrap_or_else(|e| panic!("{name}: {e}"));
+                }
             }
             let again = Recipe::parse(&recipe.to_json()).unwrap();
             assert_eq!(again.to_value(), recipe.to_value(), "{}", entry.name);
