@@ -9,6 +9,7 @@ pub mod encoder;
 pub mod encoder_decoder;
 pub mod feed_forward;
 pub mod kv_cache;
+pub mod layer;
 pub mod lm_head;
 pub mod mask;
 pub mod norm;
