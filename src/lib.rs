@@ -53,6 +53,7 @@ pub mod finetune;
 pub mod generate;
 pub mod hf;
 pub mod kernels;
+pub mod lora;
 pub mod noise;
 pub mod objectives;
 pub mod preset;

@@ -34,6 +34,7 @@ mod keys;
 mod llama;
 mod loader;
 mod modernbert;
+mod peft;
 mod t5;
 
 pub use bart::{bart_misfit, load_bart};
@@ -50,6 +51,7 @@ pub use gpt2::{HfGpt2, gpt2_misfit, load_gpt2};
 pub use llama::{HfLlama, llama_misfit, load_llama};
 pub use loader::LoadReport;
 pub use modernbert::{HfModernBert, load_modernbert, modernbert_misfit};
+pub use peft::{ADAPTER_CONFIG, ADAPTER_WEIGHTS, export_peft, load_peft};
 pub use t5::{load_t5, t5_misfit};
 
 /// An encoder-decoder checkpoint (BART, T5) in pretext's modules.
