@@ -15,6 +15,8 @@
 //! cargo run --release --example finetune -- --checkpoint runs/modernbert-mini --train ner.conll
 //! # the tuned model in int8 as well: its test accuracy, file size and speed against f32
 //! cargo run --release --example finetune -- --checkpoint runs/modernbert-mini --int8
+//! # low-rank adapters on query and value: the base frozen, the adapters and the head trained
+//! cargo run --release --example finetune -- --checkpoint models/all-MiniLM-L6-v2 --lora
 //! ```
 //!
 //! With `--train`, the classes are the training file's labels (sorted), a validation file is
@@ -30,6 +32,12 @@
 //! also quantized ([`pretext::quantize::int8`]), saved as `OUT/int8.bpk` and scored on the test
 //! split, each model twice (int8, f32, f32, int8): a `{"split":"test_int8",…}` line gives its scores, the
 //! size of its weights against f32's and its time per example against f32's.
+//!
+//! With `--lora` the encoder is frozen and low-rank adapters on `--lora-targets` train beside
+//! the head ([`pretext::lora`]). The adapters are written as a `peft` adapter directory,
+//! `OUT/adapter` (for a BERT-shaped encoder, which `peft` loads onto the encoder exported as
+//! `BertModel`), and folded into the encoder the run saves; the merged model's logits are held
+//! against the adapted one's on the first test batch.
 
 use std::path::PathBuf;
 use std::time::Instant;
@@ -42,9 +50,11 @@ use pretext::data::{TokenBatch, TokenExample};
 use pretext::dataset::labelled_files::{Columns, LabelledFiles, LabelledKind};
 use pretext::finetune::{
     ClassificationTask, Classifier, ClassifierCard, FineTuned, HeadConfig, LabelledData,
-    LabelledText, Scores, TaggedSentence, TaggingTask, evaluate, fine_tune, genre, pos, spam,
+    LabelledText, Scores, TaggedSentence, TaggingTask, evaluate, fine_tune, genre, logits, pos,
+    spam,
 };
-use pretext::hf::{ClassifierHead, exportable_pooler};
+use pretext::hf::{ClassifierHead, export_peft, exportable_pooler};
+use pretext::lora::{LoraConfig, merged, trainable};
 use pretext::objectives::{Objective, SequenceClassifierConfig, TokenClassifierConfig};
 use pretext::pretrainer::check_compatible;
 use pretext::recipe::TrainedEncoder;
@@ -156,6 +166,32 @@ struct Args {
     /// accuracy, weights file size and time per example.
     #[arg(long)]
     int8: bool,
+    /// Train low-rank adapters (LoRA) on the frozen encoder, and the head, instead of the whole
+    /// model.
+    #[arg(long)]
+    lora: bool,
+    /// Rank of each adapter (--lora).
+    #[arg(long, default_value_t = 8)]
+    lora_rank: usize,
+    /// Adapter scale numerator: an adapter adds (alpha / rank) · a · b (--lora).
+    #[arg(long, default_value_t = 16.0)]
+    lora_alpha: f64,
+    /// Modules that get adapters, by name or dotted path suffix (--lora): query, key, value,
+    /// attention.output, ffn.up, ffn.down.
+    #[arg(long, value_delimiter = ',', default_value = "query,value")]
+    lora_targets: Vec<String>,
+}
+
+impl Args {
+    /// The LoRA settings, with --lora.
+    fn lora(&self) -> Option<LoraConfig> {
+        self.lora.then(|| {
+            LoraConfig::new()
+                .with_rank(self.lora_rank)
+                .with_alpha(self.lora_alpha)
+                .with_targets(self.lora_targets.clone())
+        })
+    }
 }
 
 /// `n` items spread evenly over `items`.
@@ -325,6 +361,12 @@ fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
         labels: labels.to_vec(),
         seq_len: args.seq_len,
     };
+    let job = Job {
+        name: &name,
+        out: &out,
+        config: &config,
+        pad: tokenizer.special().pad,
+    };
     let (scores, train_examples) = match data {
         Data::Texts(data) => {
             let classes = data.labels.len();
@@ -337,7 +379,7 @@ fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
                 .with_dropout(args.dropout)
                 .with_pooler_activation(exportable_pooler(&config));
             let head = head_config.init(&backbone, &device)?;
-            let (scores, model) = run_task(&args, &name, &out, backbone, head, &tasks, &device)?;
+            let (scores, model) = run_task(&args, &job, backbone, head, &tasks, &device)?;
             let card = card(HeadConfig::Sequence(head_config), &data.labels);
             save(
                 card,
@@ -359,7 +401,7 @@ fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
             let head_config =
                 TokenClassifierConfig::new(classes, name.clone()).with_dropout(args.dropout);
             let head = head_config.init(&backbone, &device)?;
-            let (scores, model) = run_task(&args, &name, &out, backbone, head, &tasks, &device)?;
+            let (scores, model) = run_task(&args, &job, backbone, head, &tasks, &device)?;
             let card = card(HeadConfig::Token(head_config), &data.labels);
             save(card, model.backbone, ClassifierHead::Token(model.objective))?;
             (scores, tasks[0].num_examples())
@@ -389,12 +431,21 @@ fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     Ok(())
 }
 
-/// Trains `head` on `backbone` over `tasks` (train, validation, test) of the task `name` into
-/// `out` and scores it on the test task; returns the scores and the trained model.
+/// What a fine-tuning run is: its task's name, its directory, and the encoder's shape and
+/// padding id (for the adapters' export).
+struct Job<'a> {
+    name: &'a str,
+    out: &'a std::path::Path,
+    config: &'a TransformerEncoderConfig,
+    pad: u32,
+}
+
+/// Trains `head` on `backbone` (with --lora, on adapters of the frozen backbone) over `tasks`
+/// (train, validation, test) of `job` and scores it on the test task; returns the scores and
+/// the trained model, its adapters merged.
 fn run_task<H, T>(
     args: &Args,
-    name: &str,
-    out: &std::path::Path,
+    job: &Job<'_>,
     backbone: TransformerEncoder,
     head: H,
     [train_task, valid_task, test_task]: &[T; 3],
@@ -406,11 +457,32 @@ where
     T: Task<Example = TokenExample, Batch = TokenBatch>,
 {
     eprintln!(
-        "{name}: {} train / {} validation / {} test examples",
+        "{}: {} train / {} validation / {} test examples",
+        job.name,
         train_task.num_examples(),
         valid_task.num_examples(),
         test_task.num_examples()
     );
+    let backbone = match args.lora() {
+        Some(lora) => {
+            let backbone = lora.adapt(backbone)?;
+            let (adapters, all) = trainable(&backbone);
+            let head_params = Module::num_params(&head);
+            let share = (adapters + head_params) as f64 / (all + head_params) as f64;
+            eprintln!(
+                "LoRA rank {} (alpha {}) on {}: {} of {} parameters train ({:.2} %): the \
+                 adapters' {adapters} and the head's {head_params}",
+                lora.rank,
+                lora.alpha,
+                lora.targets.join(", "),
+                adapters + head_params,
+                all + head_params,
+                100.0 * share
+            );
+            backbone
+        }
+        None => backbone,
+    };
     let config = TrainConfig::new(args.steps, args.batch_size)
         .with_learning_rate(args.lr)
         .with_seed(args.seed)
@@ -423,14 +495,48 @@ where
         head,
         [train_task, valid_task, test_task],
         &config,
-        Some(out),
+        Some(job.out),
         device,
     )?;
-    let model = report.model.valid();
+    let mut model = report.model.valid();
+    let inner = device.clone().inner();
+    if let Some(lora) = args.lora() {
+        model = merge_adapters(model, &lora, job, test_task, &inner)?;
+    }
     if args.int8 {
-        against_int8(&model, test_task, out, &device.clone().inner())?;
+        against_int8(&model, test_task, job.out, &inner)?;
     }
     Ok((scores, model))
+}
+
+/// Writes the adapters of `model` as a `peft` directory, `OUT/adapter` (where its encoder's
+/// family allows), and returns the model with them folded into its weights, after holding
+/// the merged model's logits against the adapted one's on the first test batch.
+fn merge_adapters<H, T>(
+    model: Pretrainer<TransformerEncoder, H>,
+    lora: &LoraConfig,
+    job: &Job<'_>,
+    test: &T,
+    device: &Device,
+) -> Result<Pretrainer<TransformerEncoder, H>, Box<dyn std::error::Error>>
+where
+    H: Classifier + Module,
+    T: Task<Example = TokenExample, Batch = TokenBatch>,
+{
+    let dir = job.out.join("adapter");
+    match export_peft(job.config, &model.backbone, lora, job.pad, &dir, true) {
+        Ok(()) => eprintln!("adapters written to {} (peft)", dir.display()),
+        Err(e) => eprintln!("the adapters are not written as a peft directory: {e}"),
+    }
+    let adapted = logits(&model.backbone, &model.objective, test, 16, device)?;
+    let backbone = merged(model.backbone);
+    let folded = logits(&backbone, &model.objective, test, 16, device)?;
+    let diff = (adapted - folded).abs().max().into_scalar::<f32>();
+    eprintln!("merged into the encoder: logits differ from the adapted model's by {diff:.2e}");
+    Ok(Pretrainer {
+        backbone,
+        objective: model.objective,
+    })
 }
 
 /// Quantizes `model` to int8, saves it as `OUT/int8.bpk`, scores both on `test` (each twice;

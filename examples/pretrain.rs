@@ -13,6 +13,7 @@
 //! cargo run --release --example pretrain -- --init-from models/minilm --objective electra  # a BERT
 //! cargo run --release --example pretrain -- --objective distill --teacher models/minilm  # a student
 //! cargo run --release --example pretrain -- --preset tiny --export-hf runs/mlm-tiny-hf  # out to HF
+//! cargo run --release --example pretrain -- --objective sft --init-from runs/clm --lora  # adapters
 //! cargo run --release --example pretrain -- --out runs/clm --resume   # continue a stopped run
 //! ```
 //!
@@ -30,6 +31,7 @@ use clap::Parser;
 use pretext::Preset;
 use pretext::dataset::prepared::tokenizer_of;
 use pretext::device::{DeviceKind, FloatType};
+use pretext::lora::LoraConfig;
 use pretext::noise::MaskUnit;
 use pretext::noise::bart::BartNoise;
 use pretext::recipe::multitask::{read_tasks, recipe_of};
@@ -105,6 +107,12 @@ struct Args {
     /// other one.
     #[arg(long, conflicts_with_all = ["tokenizer", "init_from"])]
     teacher: Option<PathBuf>,
+    /// Train low-rank adapters (LoRA: rank 8, alpha 16, on attention's query and value) on the
+    /// frozen backbone, beside the objective's head, instead of every weight (`--set
+    /// lora.rank=4`, `--set 'lora.targets=["query","value","ffn.up"]'` change them). The run
+    /// saves the adapters (adapters.bpk) and the encoder with them merged (encoder.bpk).
+    #[arg(long)]
+    lora: bool,
     /// What MLM masking selects: token, word, ngram (ALBERT's) or span (SpanBERT's).
     #[arg(long)]
     mask_unit: Option<MaskUnit>,
@@ -244,6 +252,9 @@ fn recipe(args: &Args) -> Result<Recipe> {
     recipe.train.learning_rate = args.lr.unwrap_or(recipe.train.learning_rate);
     recipe.train.seed = args.seed.unwrap_or(recipe.train.seed);
     recipe.float = args.float.unwrap_or(recipe.float);
+    if args.lora {
+        recipe.lora = Some(LoraConfig::new());
+    }
     // An objective with a data file of its own (sft, reward, dpo) reads --data as that file;
     // every other objective as its corpus.
     if let Some(data) = &args.data {

@@ -22,8 +22,11 @@
 //! # Ok::<(), pretext::Error>(())
 //! ```
 
+use std::path::Path;
+
 use burn::module::{Lora, Module, ModuleVisitor, Param, ParamGroup, ParamId};
 use burn::prelude::*;
+use burn::store::{BurnpackStore, ModuleSnapshot};
 
 use crate::error::{Error, Result};
 
@@ -312,6 +315,57 @@ fn factor_of(path: &[String]) -> Option<(String, Factor)> {
     Some((weight.join("."), factor))
 }
 
+/// A path filter that keeps adapter factors only (`<weight path>.lora.a` / `.b`).
+const FACTORS: &str = r"\.lora\.[ab]$";
+
+/// Writes the adapters of `model` alone (its factors, by path) to `path` as a burnpack
+/// file, atomically: what a run keeps besides the merged weights, a few per cent of them.
+pub fn save_adapters<M: Module>(model: &M, path: &Path) -> Result<()> {
+    let tmp = path.with_extension("tmp.bpk");
+    let failed = |e: &dyn std::fmt::Display| Error::Checkpoint {
+        path: path.to_path_buf(),
+        reason: e.to_string(),
+    };
+    let mut store = BurnpackStore::from_file(&tmp)
+        .with_regex(FACTORS)
+        .overwrite(true);
+    model.save_into(&mut store).map_err(|e| failed(&e))?;
+    crate::util::atomic_file::commit(&tmp, path)
+}
+
+/// `model`, adapted with the settings the file's adapters were trained with, with the
+/// adapters [`save_adapters`] wrote to `path`. Fails when the file lacks one of the model's
+/// adapters or holds one the model does not have.
+pub fn load_adapters<M: Module>(mut model: M, path: &Path) -> Result<M> {
+    let failed = |reason: String| Error::Checkpoint {
+        path: path.to_path_buf(),
+        reason,
+    };
+    if !path.is_file() {
+        return Err(failed("missing".into()));
+    }
+    // The base's weights are missing from the file by design: only the factors must match.
+    let mut store = BurnpackStore::from_file(path)
+        .with_regex(FACTORS)
+        .allow_partial(true);
+    let result = model
+        .load_from(&mut store)
+        .map_err(|e| failed(e.to_string()))?;
+    let is_factor = |p: &str| p.ends_with(".lora.a") || p.ends_with(".lora.b");
+    let missing: Vec<&str> = (result.missing.iter())
+        .map(|(p, _)| p.as_str())
+        .filter(|p| is_factor(p))
+        .collect();
+    if !(missing.is_empty() && result.unused.is_empty() && result.errors.is_empty()) {
+        return Err(failed(format!(
+            "its adapters are not the model's (missing: {missing:?}; not in the model: {:?}; \
+             {:?})",
+            result.unused, result.errors
+        )));
+    }
+    Ok(model)
+}
+
 /// `model` with its adapters folded into its weights (`W + (alpha / rank) · a · b`), in
 /// inference mode: the adapted model's function as plain dense weights.
 pub fn merged<M: Module>(model: M) -> M {
@@ -420,5 +474,51 @@ mod tests {
         assert!(adapters(&merged).is_empty());
         let merged_out = merged.forward(StackInput::new(ids));
         assert!(crate::test_support::max_abs_diff(adapted_out, merged_out) < 1e-5);
+    }
+
+    #[test]
+    fn saved_adapters_read_back_into_a_model_adapted_alike_and_no_other() {
+        let device = Device::flex();
+        let config = LoraConfig::new().with_rank(2);
+        let adapted = config.adapt(tiny(&device)).unwrap();
+        let given: Vec<Adapter> = adapters(&adapted)
+            .into_iter()
+            .map(|adapter| Adapter {
+                b: adapter
+                    .b
+                    .random_like(burn::tensor::Distribution::Normal(0.0, 0.05)),
+                ..adapter
+            })
+            .collect();
+        let trained = with_adapters(adapted, &given).unwrap();
+        let dir = std::env::temp_dir().join(format!("pretext-lora-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("adapters.bpk");
+        save_adapters(&trained, &path).unwrap();
+        let whole = dir.join("whole.bpk");
+        crate::train::checkpoint::save_weights(&trained, &whole).unwrap();
+        let size = |p: &Path| std::fs::metadata(p).unwrap().len();
+        assert!(
+            size(&path) * 10 < size(&whole),
+            "{} of {}",
+            size(&path),
+            size(&whole)
+        );
+        // Another draw of `a`, then the file's factors: the trained model's function.
+        let fresh = config.adapt(tiny(&device)).unwrap();
+        let read = load_adapters(fresh, &path).unwrap();
+        let ids = Tensor::<2, Int>::from_data([[2i64, 10, 20, 30, 3]], &device);
+        let (a, b) = (
+            trained.forward(StackInput::new(ids.clone())),
+            read.forward(StackInput::new(ids)),
+        );
+        assert_eq!(a.into_data(), b.into_data());
+        let other = LoraConfig::new()
+            .with_rank(2)
+            .with_targets(vec!["key".into()]);
+        let err = load_adapters(other.adapt(tiny(&device)).unwrap(), &path).unwrap_err();
+        assert!(matches!(err, Error::Checkpoint { .. }), "{err}");
+        assert!(load_adapters(tiny(&device), &dir.join("none.bpk")).is_err());
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

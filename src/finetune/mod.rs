@@ -6,7 +6,8 @@
 //!
 //! - [`ClassificationTask`]: labelled texts as `[CLS] text [SEP]` batches.
 //! - [`fine_tune`]: trains a head and its backbone, then scores the test split;
-//!   [`evaluate`]: accuracy and macro-F1 over a whole split.
+//!   [`evaluate`]: accuracy and macro-F1 over a whole split; [`logits`]: the head's logits
+//!   for a task's first examples.
 //! - [`TaggingTask`]: tagged sentences for a [`TokenClassifier`], each word's class on its
 //!   first token.
 //! - [`FineTuned`]: a tuned encoder and head with their labels and tokenizer, saved in the
@@ -163,9 +164,17 @@ pub fn scores(actual: &[u32], predicted: &[u32], num_classes: usize) -> Scores {
 pub trait Classifier {
     /// Number of classes.
     fn num_classes(&self) -> usize;
-    /// The true and the predicted classes `([n], [n])` of what the head scores in `batch`
-    /// (its sequences, or its labelled tokens), from the backbone's states `hidden`.
-    fn predict(&self, hidden: Tensor<3>, batch: &TokenBatch) -> (Tensor<1, Int>, Tensor<1, Int>);
+    /// The logits `[n, classes]` of what the head scores in `batch` (its sequences, or its
+    /// labelled tokens), from the backbone's states `hidden`.
+    fn logits(&self, hidden: Tensor<3>, batch: &TokenBatch) -> Tensor<2>;
+    /// The true classes `[n]` of what the head scores in `batch`.
+    fn actual(&self, batch: &TokenBatch) -> Tensor<1, Int>;
+    /// The true and the predicted classes `([n], [n])` of what the head scores in `batch`.
+    fn predict(&self, hidden: Tensor<3>, batch: &TokenBatch) -> (Tensor<1, Int>, Tensor<1, Int>) {
+        let actual = self.actual(batch);
+        let n = actual.dims()[0];
+        (actual, self.logits(hidden, batch).argmax(1).reshape([n]))
+    }
 }
 
 impl Classifier for SequenceClassifier {
@@ -173,16 +182,18 @@ impl Classifier for SequenceClassifier {
         SequenceClassifier::num_classes(self)
     }
 
+    fn logits(&self, hidden: Tensor<3>, _batch: &TokenBatch) -> Tensor<2> {
+        SequenceClassifier::logits(self, hidden)
+    }
+
     /// # Panics
     ///
     /// If `batch` carries no sequence labels.
-    fn predict(&self, hidden: Tensor<3>, batch: &TokenBatch) -> (Tensor<1, Int>, Tensor<1, Int>) {
-        let actual = batch
+    fn actual(&self, batch: &TokenBatch) -> Tensor<1, Int> {
+        batch
             .labels
             .clone()
-            .expect("a sequence task's batches carry labels");
-        let n = actual.dims()[0];
-        (actual, self.logits(hidden).argmax(1).reshape([n]))
+            .expect("a sequence task's batches carry labels")
     }
 }
 
@@ -191,10 +202,12 @@ impl Classifier for TokenClassifier {
         TokenClassifier::num_classes(self)
     }
 
-    fn predict(&self, hidden: Tensor<3>, batch: &TokenBatch) -> (Tensor<1, Int>, Tensor<1, Int>) {
-        let n = batch.target_ids.dims()[0];
-        let logits = self.logits_at(hidden, batch.target_positions.clone());
-        (batch.target_ids.clone(), logits.argmax(1).reshape([n]))
+    fn logits(&self, hidden: Tensor<3>, batch: &TokenBatch) -> Tensor<2> {
+        self.logits_at(hidden, batch.target_positions.clone())
+    }
+
+    fn actual(&self, batch: &TokenBatch) -> Tensor<1, Int> {
+        batch.target_ids.clone()
     }
 }
 
@@ -227,6 +240,30 @@ where
         predicted.extend(ints(p));
     }
     Ok(scores(&actual, &predicted, head.num_classes()))
+}
+
+/// `head`'s logits on `backbone` for the first `n` examples of `task` (fewer if it has
+/// fewer), on `device`: what two forms of one model (adapted and merged, say) are held
+/// against each other on.
+pub fn logits<M, H, T>(
+    backbone: &M,
+    head: &H,
+    task: &T,
+    n: usize,
+    device: &Device,
+) -> Result<Tensor<2>>
+where
+    M: EncoderBackbone,
+    H: Classifier,
+    T: Task<Example = TokenExample, Batch = TokenBatch>,
+{
+    let mut rng = crate::util::rng::example_rng(0, 0, 0);
+    let examples = (0..n.min(task.num_examples()))
+        .map(|i| task.example(i, &mut rng))
+        .collect::<Result<Vec<_>>>()?;
+    let batch = task.collate(&examples, device)?;
+    let hidden = crate::objectives::encode_bidirectional(backbone, &batch);
+    Ok(head.logits(hidden, &batch))
 }
 
 /// Fine-tunes `head` on `backbone`: trains both over `train` with `config` (validating on

@@ -57,8 +57,8 @@ fn tuned_causal(
         untied_head(recipe),
         device,
     ));
-    let trained =
-        super::read_checkpoint(run_dir, crate::pretrainer::Pretrainer::new(encoder, head))?;
+    let template = crate::pretrainer::Pretrainer::new(encoder, head);
+    let trained = super::read_trained(run_dir, recipe, template)?;
     Ok((trained.backbone, trained.objective.clm().clone()))
 }
 

@@ -29,7 +29,7 @@ pub mod sources;
 pub use multitask::TaskSpec;
 pub use registry::{Entry, OBJECTIVES, ObjectiveRecipe, ObjectiveSettings, TokenTaskSettings};
 pub use run::{HasEncoder, Run, RunOptions, RunReport, Sample};
-pub use run_dir::{RunDir, TrainedEncoder, read_checkpoint};
+pub use run_dir::{RunDir, TrainedEncoder, read_checkpoint, read_trained};
 pub use sources::{DataSource, TokenizerSource};
 
 use std::path::{Path, PathBuf};
@@ -42,6 +42,7 @@ use crate::util::json;
 use crate::blocks::{TransformerEncoder, TransformerEncoderConfig};
 use crate::device::FloatType;
 use crate::error::{Error, Result};
+use crate::lora::LoraConfig;
 use crate::objectives::multitask::TaskHead;
 use crate::preset::Preset;
 use crate::pretrainer::Pretrainer;
@@ -72,6 +73,12 @@ pub struct Recipe {
     /// `None` for random weights. [`Recipe::init_from`] sets it with the encoder's shape and
     /// the tokenizer to match.
     pub init: Option<PathBuf>,
+    /// Low-rank adapters: the backbone frozen and adapters on these modules trained with the
+    /// objective's head (LoRA, for SFT, DPO or any objective). The run saves the adapters
+    /// (`adapters.bpk`) and the encoder with them merged (`encoder.bpk`). `None` (the default)
+    /// trains every weight.
+    #[serde(default)]
+    pub lora: Option<LoraConfig>,
 }
 
 /// The encoder fields that moved into `encoder.block` (the layers' shape), with their names
@@ -139,6 +146,7 @@ impl Recipe {
                 .with_valid_batches(16)
                 .with_shards(cores),
             init: None,
+            lora: None,
         })
     }
 
@@ -399,6 +407,9 @@ impl Recipe {
             });
         }
         self.train.validate().map_err(|e| e.in_field("train"))?;
+        if let Some(lora) = &self.lora {
+            lora.validate().map_err(|e| e.in_field("lora"))?;
+        }
         if let Some(dir) = &self.data.dir
             && !dir.exists()
         {
@@ -500,7 +511,7 @@ impl Recipe {
             })?;
         let encoder = self.encoder.init(device)?;
         let head = settings.head(&encoder, device)?;
-        let trained = read_checkpoint(run_dir, Pretrainer::new(encoder, head))?;
+        let trained = read_trained(run_dir, self, Pretrainer::new(encoder, head))?;
         Ok((trained.backbone, trained.objective))
     }
 

@@ -857,7 +857,7 @@ impl ObjectiveSettings for ElectraSettings {
         let encoder = config.init(&device)?;
         let electra = self.electra.init(&encoder, &device)?;
         let template = crate::pretrainer::Pretrainer::new(encoder, electra);
-        let trained = super::read_checkpoint(run_dir, template)?;
+        let trained = super::read_trained(run_dir, recipe, template)?;
         let model = crate::hf::Exportable::Electra {
             config,
             encoder: &trained.backbone,

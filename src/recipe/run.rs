@@ -349,6 +349,10 @@ impl<'a> Run<'a> {
         O: Objective<M, Batch = T::Batch>,
         T: Task,
     {
+        let backbone = match &self.recipe.lora {
+            Some(lora) => lora.adapt(backbone).map_err(|e| e.in_field("lora"))?,
+            None => backbone,
+        };
         let model = Pretrainer::new(backbone, head);
         // burn draws a parameter's initial values when it is first read: read them all now,
         // in the module's order (the order a forked replica reads them), and only then let
@@ -377,7 +381,15 @@ impl<'a> Run<'a> {
             )?;
         let path = out.join(super::run_dir::ENCODER_FILE);
         if self.options.ranks.rank() == 0 {
-            save_weights(report.model.backbone.encoder(), &path)?;
+            match &self.recipe.lora {
+                Some(_) => {
+                    let adapters = out.join(super::run_dir::ADAPTERS_FILE);
+                    crate::lora::save_adapters(&report.model.backbone, &adapters)?;
+                    let merged = crate::lora::merged(report.model.backbone.clone());
+                    save_weights(merged.encoder(), &path)?;
+                }
+                None => save_weights(report.model.backbone.encoder(), &path)?,
+            }
         }
         if progress {
             eprintln!("encoder saved to {}", path.display());

@@ -1,6 +1,7 @@
 //! A run directory, the one place that knows its layout: `config.json` (the run's whole
 //! recipe), `metrics.jsonl`, `checkpoint/` (swapped in whole, see
-//! [`crate::train::checkpoint`]) and `encoder.bpk` (the encoder fine-tuning loads).
+//! [`crate::train::checkpoint`]), `encoder.bpk` (the encoder fine-tuning loads) and, for a
+//! LoRA run, `adapters.bpk` (the adapters alone).
 //!
 //! Starting or resuming a run writes its recipe here atomically, after checking that a resume
 //! trains the same model; everything that reads a run back — fill-mask, generation,
@@ -8,13 +9,14 @@
 
 use std::path::{Path, PathBuf};
 
-use burn::module::Module;
+use burn::module::{Module, ModuleDisplay};
 use burn::prelude::Device;
 
 use super::{Recipe, TokenizerSource};
 use crate::blocks::{TransformerEncoder, TransformerEncoderConfig};
 
 use crate::error::{Error, Result};
+use crate::pretrainer::Pretrainer;
 use crate::tokenize::Tokenizer;
 use crate::train::checkpoint::{CHECKPOINT_DIR, MODEL_FILE, load_state, load_weights, locate};
 
@@ -22,6 +24,9 @@ use crate::train::checkpoint::{CHECKPOINT_DIR, MODEL_FILE, load_state, load_weig
 pub const CONFIG_FILE: &str = "config.json";
 /// The trained encoder alone, which fine-tuning loads.
 pub const ENCODER_FILE: &str = "encoder.bpk";
+/// A LoRA run's adapters alone ([`crate::lora::save_adapters`]); its encoder file holds them
+/// merged.
+pub const ADAPTERS_FILE: &str = "adapters.bpk";
 
 /// A trained encoder read from a directory, with its shape and the tokenizer it reads.
 #[derive(Debug)]
@@ -140,6 +145,28 @@ impl RunDir {
     pub fn checkpoint<M: Module>(&self, template: M) -> Result<M> {
         read_checkpoint(&self.path, template)
     }
+}
+
+/// The model a run of `recipe` left in `dir`, read into `template` (of the run's shape) as
+/// [`read_checkpoint`] reads it; a LoRA run's backbone adapted as it trained, then read, then
+/// its adapters merged into its weights.
+pub fn read_trained<B: Module + ModuleDisplay, H: Module + ModuleDisplay>(
+    dir: &Path,
+    recipe: &Recipe,
+    template: Pretrainer<B, H>,
+) -> Result<Pretrainer<B, H>> {
+    let Some(lora) = &recipe.lora else {
+        return read_checkpoint(dir, template);
+    };
+    let adapted = Pretrainer {
+        backbone: lora.adapt(template.backbone)?,
+        objective: template.objective,
+    };
+    let trained = read_checkpoint(dir, adapted)?;
+    Ok(Pretrainer {
+        backbone: crate::lora::merged(trained.backbone),
+        objective: trained.objective,
+    })
 }
 
 /// The model the checkpoint of the run in `dir` (a recipe's run or a loop's, as PPO's) holds,
