@@ -461,10 +461,12 @@ fn distillation_teaches_a_fresh_student_its_teachers_relations_and_states_on_rea
     // The teacher: the tiny encoder after 60 steps of MLM, so its attention has learned
     // something of the text; the student: a fresh one of the same shape.
     let (taught, _) = train_mlm(common::tiny_encoder(&tokenizer));
-    let teacher = Teacher::new(taught.model.backbone, &device);
+    let teacher = Teacher::new(taught.model.backbone, &device).with_mlm(taught.model.objective);
     let model = common::seeded(&device, || {
         let student = common::tiny_encoder(&tokenizer).init(&device).unwrap();
-        let config = DistillConfig::new().with_mlm_weight(1.0);
+        let config = DistillConfig::new()
+            .with_mlm_weight(1.0)
+            .with_soft_weight(1.0);
         let distill = config.init(&student, teacher, &device).unwrap();
         Pretrainer::new(student, distill)
     });
@@ -476,7 +478,7 @@ fn distillation_teaches_a_fresh_student_its_teachers_relations_and_states_on_rea
         tail < 0.9 * head,
         "distillation loss did not fall: {head} -> {tail}"
     );
-    for name in ["at_kl", "vr_kl", "hidden_cos"] {
+    for name in ["at_kl", "vr_kl", "hidden_cos", "soft_kl"] {
         let (head, tail) = metric_head_and_tail(&report.history, name, 5);
         assert!(tail < 0.8 * head, "{name} {head} -> {tail}");
     }

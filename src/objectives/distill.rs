@@ -7,6 +7,9 @@
 //!   it needs equal head counts, and nothing else of the widths or depths;
 //! - **hidden** (DistilBERT's `L_cos`): `1 − cos` between the last hidden states, per real
 //!   token, through a learned projection when the widths differ (TinyBERT's `W_h`);
+//! - **soft targets** (DistilBERT's `L_ce`): the KL divergence from the teacher's MLM
+//!   distribution at each masked token to the student's, both at a temperature `T`, times
+//!   `T²`; it needs a teacher with an MLM head, whose weights the student's head starts from;
 //! - **mlm**: the student's own masked-token loss, by weight (none by default).
 //!
 //! The teacher runs on its own (non-autodiff) device, without dropout and without gradients,
@@ -16,13 +19,15 @@ use burn::module::Param;
 use burn::nn::Linear;
 use burn::prelude::*;
 
-use super::{EncoderHead, Loss, Metric, Mlm, MlmConfig, Objective, ObjectiveOutput, REAL_TOKENS};
+use super::{
+    EncoderHead, Loss, Metric, Mlm, MlmConfig, Objective, ObjectiveOutput, REAL_TOKENS, TARGETS,
+};
 use crate::blocks::{
     AttentionMask, EncoderBackbone, Relations, TransformerEncoder, linear_3d, normal_linear,
 };
 use crate::data::TokenBatch;
 use crate::error::{Error, Result, check_weight};
-use crate::noise::MlmMasking;
+use crate::noise::{IGNORE_INDEX, MlmMasking};
 
 /// The weights of [`Distill`]'s losses.
 #[derive(Config, Debug)]
@@ -36,33 +41,54 @@ pub struct DistillConfig {
     /// Weight of the last hidden states' cosine loss (DistilBERT's `L_cos`). Default 1.
     #[config(default = 1.0)]
     pub hidden_weight: f64,
-    /// Weight of the student's own MLM loss; 0 leaves the student without an LM head.
-    /// Default 0: the teacher's signal alone, as MiniLM distils.
+    /// Weight of the student's own MLM loss. Default 0: the teacher's signal alone, as
+    /// MiniLM distils.
     #[config(default = 0.0)]
     pub mlm_weight: f64,
+    /// Weight of the soft-target KL at the masked tokens (DistilBERT's `L_ce`, 5 there beside
+    /// MLM's 2 and the cosine's 1); it needs a teacher with an MLM head. Default 0.
+    #[config(default = 0.0)]
+    pub soft_weight: f64,
+    /// Temperature of the soft targets (DistilBERT: 2). Default 2.
+    #[config(default = 2.0)]
+    pub temperature: f64,
 }
 
-/// The frozen teacher and the device it runs on.
+/// The frozen teacher, its MLM head if it has one, and the device it runs on.
 #[derive(Debug, Clone)]
 pub struct Teacher {
     encoder: TransformerEncoder,
+    mlm: Option<Mlm>,
     device: Device,
+}
+
+/// Copies a module's parameters onto a device as parameters of their own, frozen.
+struct Own(Device);
+
+impl burn::module::ModuleMapper for Own {
+    fn map_float<const D: usize>(&mut self, param: Param<Tensor<D>>) -> Param<Tensor<D>> {
+        let copy = param.val().to_device(&self.0).detach();
+        Param::from_tensor(copy).set_require_grad(false)
+    }
 }
 
 impl Teacher {
     /// `encoder` as a teacher: moved to the non-autodiff side of `device`, dropout off, its
     /// parameters its own (a student started from its layers holds copies, not them).
     pub fn new(encoder: TransformerEncoder, device: &Device) -> Self {
-        struct Own(Device);
-        impl burn::module::ModuleMapper for Own {
-            fn map_float<const D: usize>(&mut self, param: Param<Tensor<D>>) -> Param<Tensor<D>> {
-                let copy = param.val().to_device(&self.0).detach();
-                Param::from_tensor(copy).set_require_grad(false)
-            }
-        }
         let device = device.clone().inner();
         let encoder = encoder.without_dropout().map(&mut Own(device.clone()));
-        Self { encoder, device }
+        Self {
+            encoder,
+            mlm: None,
+            device,
+        }
+    }
+
+    /// This teacher with its MLM head, for soft targets.
+    pub fn with_mlm(mut self, mlm: Mlm) -> Self {
+        self.mlm = Some(mlm.map(&mut Own(self.device.clone())));
+        self
     }
 
     /// The teacher's encoder.
@@ -70,9 +96,10 @@ impl Teacher {
         &self.encoder
     }
 
-    /// The teacher's last hidden states and last-layer relations for `batch`, on `device`
-    /// (the student's), carrying no gradient.
-    fn read(&self, batch: &TokenBatch, device: &Device) -> (Tensor<3>, Relations) {
+    /// The teacher's last hidden states, last-layer relations and (with `logits`, from its
+    /// MLM head) logits at the batch's targets, on `device` (the student's), carrying no
+    /// gradient.
+    fn read(&self, batch: &TokenBatch, device: &Device, logits: bool) -> TeacherOutput {
         let here = |t: Tensor<2, Int>| t.to_device(&self.device);
         let mask = AttentionMask::padding(batch.padding.clone().to_device(&self.device));
         let (hidden, relations) = self.encoder.encode_with_relations(
@@ -80,13 +107,30 @@ impl Teacher {
             Some(here(batch.segment_ids.clone())),
             Some(&mask),
         );
+        let logits = (self.mlm.as_ref()).filter(|_| logits).map(|mlm| {
+            let at = batch.target_positions.clone().to_device(&self.device);
+            let embedding = self.encoder.token_embedding();
+            mlm.head()
+                .forward_at(hidden.clone(), at, embedding)
+                .to_device(device)
+        });
         let there = |t: Tensor<4>| t.to_device(device);
-        let relations = Relations {
-            attention: there(relations.attention),
-            values: there(relations.values),
-        };
-        (hidden.to_device(device), relations)
+        TeacherOutput {
+            hidden: hidden.to_device(device),
+            relations: Relations {
+                attention: there(relations.attention),
+                values: there(relations.values),
+            },
+            logits,
+        }
     }
+}
+
+/// What the teacher computes for a batch.
+struct TeacherOutput {
+    hidden: Tensor<3>,
+    relations: Relations,
+    logits: Option<Tensor<2>>,
 }
 
 /// Distillation from a [`Teacher`] into the backbone it is handed.
@@ -99,7 +143,9 @@ pub struct Distill {
     #[module(skip)]
     teacher: Teacher,
     #[module(skip)]
-    weights: [f64; 4],
+    weights: [f64; 5],
+    #[module(skip)]
+    temperature: f64,
 }
 
 impl DistillConfig {
@@ -111,9 +157,16 @@ impl DistillConfig {
             "value_weight",
             "hidden_weight",
             "mlm_weight",
+            "soft_weight",
         ];
         for (name, weight) in names.iter().zip(weights) {
             check_weight(name, weight)?;
+        }
+        if !(self.temperature.is_finite() && self.temperature > 0.0) {
+            return Err(Error::InvalidConfig(format!(
+                "temperature {} must be a positive number",
+                self.temperature
+            )));
         }
         if weights.iter().all(|&w| w == 0.0) {
             return Err(Error::InvalidConfig(
@@ -123,18 +176,20 @@ impl DistillConfig {
         Ok(())
     }
 
-    fn weights(&self) -> [f64; 4] {
+    fn weights(&self) -> [f64; 5] {
         [
             self.attention_weight,
             self.value_weight,
             self.hidden_weight,
             self.mlm_weight,
+            self.soft_weight,
         ]
     }
 
-    /// The objective distilling `teacher` into `student`: an MLM head if it has a weight, a
-    /// projection to the teacher's width if the widths differ. The two must share a
-    /// vocabulary, and, for the relations, a head count.
+    /// The objective distilling `teacher` into `student`: an MLM head if MLM or the soft
+    /// targets have a weight (the teacher's head copied where it has one of the student's
+    /// width), a projection to the teacher's width if the widths differ. The two must share
+    /// a vocabulary; the relations need a head count, the soft targets a teacher's MLM head.
     pub fn init(
         &self,
         student: &TransformerEncoder,
@@ -167,12 +222,26 @@ impl DistillConfig {
         let (ws, wt) = (s.hidden_size(), t.hidden_size());
         let projection =
             (self.hidden_weight > 0.0 && ws != wt).then(|| normal_linear(ws, wt, 0.02, device));
-        let mlm = (self.mlm_weight > 0.0).then(|| MlmConfig::new().init(student, device));
+        if self.soft_weight > 0.0 && teacher.mlm.is_none() {
+            return Err(Error::InvalidConfig(
+                "the soft targets need a teacher with an MLM head (a pretext MLM run, a \
+                 Hugging Face …ForMaskedLM); this one has none: set soft_weight to 0"
+                    .into(),
+            ));
+        }
+        let mlm = (self.mlm_weight > 0.0 || self.soft_weight > 0.0).then(|| {
+            let head = MlmConfig::new().init(student, device);
+            match &teacher.mlm {
+                Some(theirs) if ws == wt => head.load_record(theirs.clone().into_record()),
+                _ => head,
+            }
+        });
         Ok(Distill {
             mlm,
             projection,
             teacher,
             weights: self.weights(),
+            temperature: self.temperature,
         })
     }
 }
@@ -187,6 +256,19 @@ fn relation_kl(teacher: Tensor<4>, student: Tensor<4>) -> Tensor<2> {
         .reshape([batch, len])
 }
 
+/// `T² · Σ_v p_T · (log p_T − log p_S)` per row of `[n, vocab]` logits, both softened by the
+/// temperature `T`: `[n]`.
+fn soft_target_kl(teacher: Tensor<2>, student: Tensor<2>, temperature: f64) -> Tensor<1> {
+    let n = teacher.dims()[0];
+    let log_softmax =
+        |t: Tensor<2>| burn::tensor::activation::log_softmax(t.div_scalar(temperature), 1);
+    let (t, s) = (log_softmax(teacher), log_softmax(student));
+    let kl = t.clone().exp() * (t - s);
+    kl.sum_dim(1)
+        .reshape([n])
+        .mul_scalar(temperature * temperature)
+}
+
 /// `1 − cos(a, b)` per position of `[batch, len, width]` states: `[batch, len]`.
 fn cosine_loss(a: Tensor<3>, b: Tensor<3>) -> Tensor<2> {
     let [batch, len, _] = a.dims();
@@ -199,13 +281,17 @@ impl Objective<TransformerEncoder> for Distill {
     type Batch = TokenBatch;
 
     fn forward(&self, backbone: &TransformerEncoder, batch: TokenBatch) -> ObjectiveOutput {
-        let [attention_w, value_w, hidden_w, mlm_w] = self.weights;
+        let [attention_w, value_w, hidden_w, mlm_w, soft_w] = self.weights;
         let device = batch.input_ids.device();
         let mask = AttentionMask::padding(batch.padding.clone());
         let segments = Some(batch.segment_ids.clone());
         let (hidden, student) =
             backbone.encode_with_relations(batch.input_ids.clone(), segments, Some(&mask));
-        let (teacher_hidden, teacher) = self.teacher.read(&batch, &device);
+        let TeacherOutput {
+            hidden: teacher_hidden,
+            relations: teacher,
+            logits: teacher_logits,
+        } = self.teacher.read(&batch, &device, soft_w > 0.0);
         let real = batch.padding.clone().bool_not().float();
         let count = real.clone().sum();
         let mut terms = Vec::new();
@@ -232,7 +318,22 @@ impl Objective<TransformerEncoder> for Distill {
             };
             cosine_loss(projected, teacher_hidden.clone())
         });
-        if let Some(mlm) = &self.mlm {
+        if let (Some(mlm), Some(theirs)) = (&self.mlm, teacher_logits) {
+            // Summed over the masked tokens, as MLM's loss.
+            let at = batch.target_positions.clone();
+            let ours = mlm
+                .head()
+                .forward_at(hidden.clone(), at, backbone.token_embedding());
+            let targets = batch
+                .target_ids
+                .clone()
+                .not_equal_elem(IGNORE_INDEX)
+                .float();
+            let sum = (soft_target_kl(theirs, ours, self.temperature) * targets.clone()).sum();
+            metrics.push(Metric::mean("soft_kl", sum.clone().detach(), targets.sum()));
+            terms.push(Loss::over(TARGETS, sum).scaled(soft_w));
+        }
+        if let Some(mlm) = self.mlm.as_ref().filter(|_| mlm_w > 0.0) {
             let out = mlm.score(backbone, hidden, &batch);
             metrics.extend(out.metrics);
             terms.push(out.loss.scaled(mlm_w));
@@ -293,20 +394,78 @@ mod tests {
         let _draws = crate::util::random::hold();
         let device = Device::flex();
         let teacher = encoder(2, 2, 16, 7);
+        let head = crate::util::random::init_seeded(&device, 9, || {
+            MlmConfig::new().init(&teacher, &device)
+        });
         let distill = |student: &TransformerEncoder| {
-            let config = DistillConfig::new();
-            let objective = config.init(student, Teacher::new(teacher.clone(), &device), &device);
+            let config = DistillConfig::new().with_soft_weight(1.0);
+            let teacher = Teacher::new(teacher.clone(), &device).with_mlm(head.clone());
+            let objective = config.init(student, teacher, &device);
             let output = objective.unwrap().forward(student, pair_batch(&device, 0));
             values(&output)
         };
         let same = distill(&teacher);
-        for name in ["at_kl", "vr_kl", "hidden_cos"] {
+        for name in ["at_kl", "vr_kl", "hidden_cos", "soft_kl"] {
             assert!(same[name].abs() < 1e-5, "{name}: {same:?}");
         }
         let shallower = distill(&teacher.clone().keeping_layers(&[1]).unwrap());
-        for name in ["at_kl", "vr_kl", "hidden_cos"] {
+        for name in ["at_kl", "vr_kl", "hidden_cos", "soft_kl"] {
             assert!(shallower[name] > 1e-3, "{name}: {shallower:?}");
         }
+    }
+
+    #[test]
+    fn soft_targets_are_the_tempered_kl_times_t_squared() {
+        let device = Device::flex();
+        let teacher = [[2.0f32, 0.0, -1.0], [0.5, 0.5, 3.0]];
+        let student = [[0.0f32, 1.0, 0.0], [1.0, -2.0, 0.5]];
+        let tensor = |rows: [[f32; 3]; 2]| Tensor::<2>::from_data(rows, &device);
+        let got: Vec<f32> = soft_target_kl(tensor(teacher), tensor(student), 2.0)
+            .into_data()
+            .try_to_vec()
+            .unwrap();
+        for (row, got) in got.iter().enumerate() {
+            let softmax = |logits: [f32; 3]| {
+                let e: Vec<f64> = logits.iter().map(|&l| (l as f64 / 2.0).exp()).collect();
+                let z: f64 = e.iter().sum();
+                e.into_iter().map(|e| e / z).collect::<Vec<_>>()
+            };
+            let (p, q) = (softmax(teacher[row]), softmax(student[row]));
+            let kl: f64 = p.iter().zip(&q).map(|(p, q)| p * (p / q).ln()).sum();
+            assert!(
+                (*got as f64 - 4.0 * kl).abs() < 1e-5,
+                "row {row}: {got} against {}",
+                4.0 * kl
+            );
+        }
+    }
+
+    #[test]
+    fn soft_targets_need_a_teacher_with_an_mlm_head_and_a_positive_temperature() {
+        let device = Device::flex();
+        let teacher = Teacher::new(encoder(1, 2, 16, 7), &device);
+        let student = encoder(1, 2, 16, 8);
+        let soft = DistillConfig::new().with_soft_weight(1.0);
+        let err = soft.init(&student, teacher.clone(), &device).unwrap_err();
+        assert!(err.to_string().contains("MLM head"), "{err}");
+        let cold = DistillConfig::new().with_temperature(0.0);
+        assert!(matches!(cold.validate(), Err(Error::InvalidConfig(_))));
+        // With a head, the student's starts as the teacher's.
+        let head = MlmConfig::new().init(teacher.encoder(), &device);
+        let objective = soft
+            .init(&student, teacher.with_mlm(head.clone()), &device)
+            .unwrap();
+        let theirs = head.head().forward_at(
+            Tensor::ones([1, 2, 16], &device),
+            Tensor::from_data([1i64], &device),
+            Tensor::ones([40, 16], &device),
+        );
+        let ours = objective.mlm.unwrap().head().forward_at(
+            Tensor::ones([1, 2, 16], &device),
+            Tensor::from_data([1i64], &device),
+            Tensor::ones([40, 16], &device),
+        );
+        assert_eq!(theirs.into_data(), ours.into_data());
     }
 
     #[test]

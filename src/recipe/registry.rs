@@ -794,12 +794,41 @@ impl ObjectiveSettings for DistillSettings {
             Some(layers) => run.encoder_like(teacher.encoder.clone().keeping_layers(layers)?)?,
             None => run.encoder()?,
         };
-        let teacher = Teacher::new(teacher.encoder, run.device());
+        let mut teacher = Teacher::new(teacher.encoder, run.device());
+        if self.losses.soft_weight > 0.0 {
+            teacher = teacher.with_mlm(teacher_mlm(dir, run.device())?);
+        }
         let head = self.losses.init(&backbone, teacher, run.device())?;
         run.train(backbone, head, |docs| {
             MlmTask::new(docs, run.tokenizer, self.masking, run.seq_len())
         })
     }
+}
+
+/// The MLM head of the teacher in `dir`: a pretext run's (of an objective with one), or a
+/// Hugging Face BERT-shaped `…ForMaskedLM`'s; an error for a teacher without one.
+fn teacher_mlm(dir: &Path, device: &Device) -> Result<crate::objectives::Mlm> {
+    let none = |what: &str| {
+        Error::InvalidConfig(format!(
+            "the soft targets need the teacher's MLM head, and {} has none ({what}): set \
+             objective.settings.losses.soft_weight to 0",
+            dir.display()
+        ))
+    };
+    if crate::hf::is_model_dir(dir) {
+        let bert = crate::hf::load_bert(dir, device)?;
+        return match bert.report.loaded.iter().any(|part| part == "MLM head") {
+            true => Ok(bert.mlm),
+            false => Err(none("its file holds no MLM head")),
+        };
+    }
+    let recipe = super::RunDir::open(dir)?.recipe;
+    let (_, head) = recipe
+        .load_trained(dir, device)
+        .map_err(|_| none("its objective has no MLM head"))?;
+    head.mlm()
+        .cloned()
+        .ok_or_else(|| none("its objective has no MLM head"))
 }
 
 /// An encoder's shape as JSON without its depth and dropout: what a student started from a
