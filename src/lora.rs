@@ -385,6 +385,17 @@ mod tests {
         crate::util::random::init_seeded(device, 7, || shape().init(device).unwrap())
     }
 
+    /// The adapters of `model` with every `b` given values, as training would give them.
+    fn trained_factors<M: Module>(model: &M) -> Vec<Adapter> {
+        let values = burn::tensor::Distribution::Normal(0.0, 0.05);
+        (adapters(model).into_iter())
+            .map(|adapter| Adapter {
+                b: adapter.b.random_like(values),
+                ..adapter
+            })
+            .collect()
+    }
+
     #[test]
     fn targets_adapt_their_weights_only_and_freeze_the_rest() {
         let device = Device::flex().autodiff();
@@ -452,16 +463,7 @@ mod tests {
             .with_targets(vec!["query".into(), "value".into(), "ffn.up".into()])
             .adapt(tiny(&device))
             .unwrap();
-        // Give every `b` values, as training would.
-        let given: Vec<Adapter> = adapters(&adapted)
-            .into_iter()
-            .map(|adapter| Adapter {
-                b: adapter
-                    .b
-                    .random_like(burn::tensor::Distribution::Normal(0.0, 0.05)),
-                ..adapter
-            })
-            .collect();
+        let given = trained_factors(&adapted);
         let ids = Tensor::<2, Int>::from_data([[2i64, 10, 20, 30, 40, 3]], &device);
         let base = tiny(&device).forward(StackInput::new(ids.clone()));
         let trained = with_adapters(adapted, &given).unwrap();
@@ -481,15 +483,7 @@ mod tests {
         let device = Device::flex();
         let config = LoraConfig::new().with_rank(2);
         let adapted = config.adapt(tiny(&device)).unwrap();
-        let given: Vec<Adapter> = adapters(&adapted)
-            .into_iter()
-            .map(|adapter| Adapter {
-                b: adapter
-                    .b
-                    .random_like(burn::tensor::Distribution::Normal(0.0, 0.05)),
-                ..adapter
-            })
-            .collect();
+        let given = trained_factors(&adapted);
         let trained = with_adapters(adapted, &given).unwrap();
         let dir = std::env::temp_dir().join(format!("pretext-lora-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();

@@ -112,6 +112,9 @@ fn a_peft_adapter_matches_peft_merges_the_same_and_exports_back_unchanged() {
     }
 }
 
+/// A change to an adapter's settings, and a word the error it causes must name.
+type Edit = (fn(&mut Value), &'static str);
+
 #[test]
 fn adapters_peft_computes_otherwise_or_pretext_cannot_name_are_refused() {
     let device = Device::flex();
@@ -129,7 +132,7 @@ fn adapters_peft_computes_otherwise_or_pretext_cannot_name_are_refused() {
         std::fs::write(dir.join(ADAPTER_CONFIG), settings.to_string()).unwrap();
         dir
     };
-    let edits: [(fn(&mut Value), &str); 3] = [
+    let edits: [Edit; 3] = [
         (|s| s["use_dora"] = true.into(), "use_dora"),
         (|s| s["peft_type"] = "IA3".into(), "IA3"),
         (|s| s["r"] = 8.into(), "rank 8"),

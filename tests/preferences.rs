@@ -150,15 +150,7 @@ fn dpo_starts_at_ln_2_and_learns_the_preferences() {
     let clm = common::clm_run(&dir);
     // Every weight, and low-rank adapters on the layers' linear maps alone (whose policy is
     // its reference at the start too: the adapters start at zero).
-    let targets = [
-        "query",
-        "key",
-        "value",
-        "attention.output",
-        "ffn.up",
-        "ffn.down",
-    ];
-    let lora = pretext::lora::LoraConfig::new().with_targets(targets.map(String::from).to_vec());
+    let lora = common::lora_on_every_linear_map();
     // Accuracies over 64 validation pairs: the full runs' over PRETEXT_TEST_SEED 0-3 all
     // passed 0.6; the adapters' ranged over 0.59-0.72, so their bar is chance.
     let runs = [

@@ -42,6 +42,19 @@ fn sft(init: &Path, steps: usize) -> Recipe {
     recipe
 }
 
+/// The train losses of `recipe` run into `dir` paused after 12 steps, then resumed to its end.
+fn paused_and_resumed(recipe: &Recipe, dir: &Path) -> Vec<f64> {
+    let device = Device::flex().autodiff();
+    let mut paused = recipe.clone();
+    paused.train.pause_after = Some(12);
+    paused.run(&RunOptions::new(dir, device.clone())).unwrap();
+    assert_eq!(train_losses(dir).len(), 12);
+    let mut options = RunOptions::new(dir, device);
+    options.resume = true;
+    recipe.run(&options).unwrap();
+    train_losses(dir)
+}
+
 #[test]
 fn sft_from_a_causal_run_learns_resumes_exactly_and_generates() {
     let dir = common::temp_dir("sft");
@@ -65,17 +78,10 @@ fn sft_from_a_causal_run_learns_resumes_exactly_and_generates() {
     }
 
     // Paused after 12 steps, then resumed: the same losses.
-    let mut paused = recipe.clone();
-    paused.train.pause_after = Some(12);
-    let resumed = dir.join("sft-resumed");
-    paused
-        .run(&RunOptions::new(&resumed, device.clone()))
-        .unwrap();
-    assert_eq!(train_losses(&resumed).len(), 12);
-    let mut options = RunOptions::new(&resumed, device.clone());
-    options.resume = true;
-    recipe.run(&options).unwrap();
-    assert_eq!(train_losses(&resumed), losses);
+    assert_eq!(
+        paused_and_resumed(&recipe, &dir.join("sft-resumed")),
+        losses
+    );
 
     // The run reads back as a causal LM and answers.
     let model = CausalLm::load(&straight, &Device::flex()).unwrap();
@@ -220,15 +226,7 @@ fn sft_with_lora_learns_resumes_exactly_and_changes_only_the_adapted_weights() {
     let mut recipe = sft(&clm, 24);
     // Every linear map of the layers: the tied LM head and the embeddings stay frozen, so the
     // adapters are all that learns.
-    let targets = [
-        "query",
-        "key",
-        "value",
-        "attention.output",
-        "ffn.up",
-        "ffn.down",
-    ];
-    let lora = pretext::lora::LoraConfig::new().with_targets(targets.map(String::from).to_vec());
+    let lora = common::lora_on_every_linear_map();
     recipe.lora = Some(lora);
     recipe.train.learning_rate = 1e-2;
     let straight = dir.join("sft-lora");
@@ -261,16 +259,10 @@ fn sft_with_lora_learns_resumes_exactly_and_changes_only_the_adapted_weights() {
     assert!(size("adapters.bpk") * 10 < size("encoder.bpk"));
 
     // Paused after 12 steps, then resumed: the same losses.
-    let mut paused = recipe.clone();
-    paused.train.pause_after = Some(12);
-    let resumed = dir.join("sft-lora-resumed");
-    paused
-        .run(&RunOptions::new(&resumed, device.clone()))
-        .unwrap();
-    let mut options = RunOptions::new(&resumed, device);
-    options.resume = true;
-    recipe.run(&options).unwrap();
-    assert_eq!(train_losses(&resumed), losses);
+    assert_eq!(
+        paused_and_resumed(&recipe, &dir.join("sft-lora-resumed")),
+        losses
+    );
 
     // Read back (its checkpoint adapted, then merged), it generates.
     let model = CausalLm::load(&straight, &Device::flex()).unwrap();

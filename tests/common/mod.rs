@@ -247,3 +247,18 @@ where
 {
     (train_losses(&report.history), parameters(&report.model))
 }
+
+/// Low-rank adapters on every linear map of the layers (attention's four, the feed-forward's
+/// two): with the embeddings and a tied LM head frozen, all that a LoRA run of a causal model
+/// trains.
+pub fn lora_on_every_linear_map() -> pretext::lora::LoraConfig {
+    let targets = [
+        "query",
+        "key",
+        "value",
+        "attention.output",
+        "ffn.up",
+        "ffn.down",
+    ];
+    pretext::lora::LoraConfig::new().with_targets(targets.map(String::from).to_vec())
+}
