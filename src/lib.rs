@@ -10,8 +10,8 @@
 //! paired with an objective), [`train`] (one loop for every objective) and [`recipe`] (a whole
 //! run as one serialisable value, and the registry of named objectives). [`hf`] loads Hugging
 //! Face checkpoints and exports them back; [`fill_mask`] asks a masked LM for its guesses,
-//! [`generate`] samples from a causal one, and [`quantize`] stores a trained model's weights in
-//! int8 for inference.
+//! [`generate`] samples from a causal one, [`quantize`] stores a trained model's weights in
+//! int8 for inference, and [`lora`] trains low-rank adapters on a frozen backbone.
 //!
 //! Attention masks follow burn's convention, `true` = blocked, and only travel as
 //! [`blocks::AttentionMask`]. Targets use one ignore value, [`noise::IGNORE_INDEX`].

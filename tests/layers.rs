@@ -16,6 +16,7 @@ const LAYERS: &[&[&str]] = &[
     &["data"],
     &["kernels"],
     &["blocks"],
+    &["lora", "quantize"],
     &["preset", "objectives"],
     &["pretrainer"],
     &["train"],
