@@ -340,12 +340,11 @@ impl Recipe {
             field: "config.json".into(),
             reason: format!("the run being resumed has an unreadable recipe: {e}"),
         })?;
-        // Read back as a recipe, so that fields added since it was written take their
-        // defaults, the values that run trained with.
-        if upgrade(&mut saved) {
-            if let Ok(recipe) = serde_json::from_value::<Recipe>(saved.clone()) {
-                saved = recipe.to_value();
-            }
+        // Read back as a recipe, so that fields added since it was written (a block's, `lora`)
+        // take their defaults, the values that run trained with.
+        upgrade(&mut saved);
+        if let Ok(recipe) = serde_json::from_value::<Recipe>(saved.clone()) {
+            saved = recipe.to_value();
         }
         let now = serde_json::to_value(self).expect("a recipe serializes");
         match crate::train::resume_difference(&saved, &now, "train") {
@@ -660,6 +659,27 @@ fn read_text(path: &Path) -> Result<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_recipe_written_before_lora_reads_and_resumes_as_one_without() {
+        let recipe = Recipe::named("mlm", Preset::Tiny).unwrap();
+        let mut value = recipe.to_value();
+        value.as_object_mut().unwrap().remove("lora");
+        let text = value.to_string();
+        let read = Recipe::parse_at(&text, Path::new("config.json")).unwrap();
+        assert!(read.lora.is_none());
+        recipe.check_resumes(&text).unwrap();
+        let mut adapted = recipe.clone();
+        adapted.lora = Some(LoraConfig::new());
+        let refused = adapted.check_resumes(&text).unwrap_err();
+        assert!(
+            matches!(&refused, Error::Recipe { field, .. } if field.starts_with("lora")),
+            "{refused}"
+        );
+        let mut bad = adapted;
+        bad.lora = Some(LoraConfig::new().with_rank(0));
+        assert!(matches!(bad.check(), Err(Error::Recipe { field, .. }) if field == "lora"));
+    }
 
     #[test]
     fn every_named_recipe_round_trips_through_json_and_passes_its_checks() {
