@@ -135,9 +135,10 @@ struct Args {
     /// Examples per batch.
     #[arg(long, default_value_t = 16)]
     batch_size: usize,
-    /// Peak learning rate (warmup over 10 %, then linear decay).
-    #[arg(long, default_value_t = 1e-4)]
-    lr: f64,
+    /// Peak learning rate (warmup over 10 %, then linear decay). Default 1e-4, and 5e-4 with
+    /// --lora (the frozen encoder's adapters and a fresh head learn slowly at 1e-4).
+    #[arg(long)]
+    lr: Option<f64>,
     /// Tokens per example, [CLS] and [SEP] included.
     #[arg(long, default_value_t = 128)]
     seq_len: usize,
@@ -470,7 +471,7 @@ where
             let head_params = Module::num_params(&head);
             let share = (adapters + head_params) as f64 / (all + head_params) as f64;
             eprintln!(
-                "LoRA rank {} (alpha {}) on {}: {} of {} parameters train ({:.2} %): the \
+                "LoRA rank {} (alpha {}) on {}: {} of {} parameters train ({:.3} %): the \
                  adapters' {adapters} and the head's {head_params}",
                 lora.rank,
                 lora.alpha,
@@ -484,7 +485,7 @@ where
         None => backbone,
     };
     let config = TrainConfig::new(args.steps, args.batch_size)
-        .with_learning_rate(args.lr)
+        .with_learning_rate(args.lr.unwrap_or(if args.lora { 5e-4 } else { 1e-4 }))
         .with_seed(args.seed)
         .with_valid_every(args.valid_every)
         .with_valid_batches(valid_task.num_examples().div_ceil(args.batch_size))
