@@ -195,8 +195,10 @@ pub fn adapters<M: Module>(model: &M) -> Vec<Adapter> {
             let Some((weight, factor)) = factor_of(&self.stack) else {
                 return;
             };
+            // A factor is a matrix: the reshape only names its rank.
             let value = param.val();
-            let value = Tensor::<2>::from_data(value.to_data(), &value.device());
+            let [rows, columns] = [value.dims()[0], value.dims()[D - 1]];
+            let value = value.reshape([rows, columns]);
             match factor {
                 Factor::A => self.found.push(Adapter {
                     weight,
@@ -260,9 +262,12 @@ pub fn with_adapters<M: Module>(model: M, adapters: &[Adapter]) -> Result<M> {
                 ));
                 return param;
             }
-            let data = given.to_data();
+            let given = given.clone();
             param.map(|tensor| {
-                let value = Tensor::<D>::from_data(data, &tensor.device());
+                let value = given
+                    .reshape(tensor.shape())
+                    .to_device(&tensor.device())
+                    .detach();
                 match tensor.is_require_grad() {
                     true => value.require_grad(),
                     false => value,

@@ -11,6 +11,7 @@
 use std::path::Path;
 
 use burn::prelude::*;
+use burn::store::{ModuleStore, SafetensorsStore, bridge};
 use serde_json::{Value, json};
 
 use super::bert::{LAYER, exported_family};
@@ -160,34 +161,31 @@ pub fn load_peft(
     };
     let (rank, alpha) = (number("r")? as usize, number("lora_alpha")?);
 
-    let bytes = std::fs::read(dir.join(ADAPTER_WEIGHTS))
-        .map_err(|e| model_error(dir, &format!("{ADAPTER_WEIGHTS}: {e}")))?;
-    let file = safetensors::SafeTensors::deserialize(&bytes)
-        .map_err(|e| model_error(dir, &format!("{ADAPTER_WEIGHTS}: {e}")))?;
+    // Read as the model loader reads weights: through burn's store, any float type cast to
+    // f32.
+    let path = dir.join(ADAPTER_WEIGHTS);
+    let unreadable =
+        |e: &dyn std::fmt::Display| model_error(dir, &format!("{ADAPTER_WEIGHTS}: {e}"));
+    let tensors = SafetensorsStore::from_file(&path)
+        .get_all_tensors()
+        .map_err(|e| unreadable(&e))?
+        .clone();
     let device = encoder_device(&encoder);
     let factor = |key: &str| -> Result<Tensor<2>> {
-        let view = file
-            .tensor(key)
-            .map_err(|e| model_error(dir, &format!("{ADAPTER_WEIGHTS}: {key}: {e}")))?;
-        let values: Vec<f32> = match view.dtype() {
-            safetensors::Dtype::F32 => view
-                .data()
-                .chunks_exact(4)
-                .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
-                .collect(),
-            other => {
-                let reason = format!("{ADAPTER_WEIGHTS}: {key} is {other:?}, not F32");
-                return Err(model_error(dir, &reason));
-            }
-        };
-        let shape: [usize; 2] = view
-            .shape()
-            .try_into()
-            .map_err(|_| model_error(dir, &format!("{ADAPTER_WEIGHTS}: {key} is not a matrix")))?;
+        let tensor = tensors
+            .get(key)
+            .cloned()
+            .ok_or_else(|| unreadable(&format!("no {key}")))?;
+        let data = bridge::into_data(tensor)
+            .map_err(|e| unreadable(&e))?
+            .convert::<f32>();
+        if data.shape().len() != 2 {
+            return Err(unreadable(&format!("{key} is not a matrix")));
+        }
         // The file's factors are torch's, transposed from burn's.
-        Ok(Tensor::<2>::from_data(TensorData::new(values, shape), &device).transpose())
+        Ok(Tensor::<2>::from_data(data, &device).transpose())
     };
-    let mut names: Vec<&str> = file.names();
+    let mut names: Vec<&str> = tensors.keys().map(String::as_str).collect();
     names.sort();
     let mut found = Vec::new();
     let mut targets = Vec::new();
