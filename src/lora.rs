@@ -68,6 +68,9 @@ impl LoraConfig {
     /// module of `model` with a weight matrix (the error lists the modules there are).
     pub fn adapt<M: Module>(&self, model: M) -> Result<M> {
         self.validate()?;
+        // burn draws the adapters' `a` factors now, from the shared stream: hold it (a seeded
+        // caller's guard already does).
+        let _draws = crate::util::random::hold();
         let weights = weight_matrices(&model);
         let mut ids = Vec::new();
         for target in &self.targets {

@@ -163,12 +163,13 @@ impl Embeddings {
         self.input
             .segments
             .as_ref()
-            .map_or(0, |t| t.weight.dims()[0])
+            .map_or(0, |t| t.weight.lazy_shape().dims::<2>()[0])
     }
 
     /// Vocabulary size.
     pub fn vocab_size(&self) -> usize {
-        self.tokens.weight.shape().dims::<2>()[0]
+        // `lazy_shape`: sizes read without drawing a lazy table's values.
+        self.tokens.weight.lazy_shape().dims::<2>()[0]
     }
 }
 

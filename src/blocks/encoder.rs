@@ -99,6 +99,9 @@ pub trait EncoderBackbone {
     ) -> Tensor<3>;
     /// The token embedding table `[vocab, embedding]`, shared with a tied LM head.
     fn token_embedding(&self) -> Tensor<2>;
+    /// Width of the token embedding table: what a head sized for it needs, read without
+    /// drawing a lazy table's values (the stream another thread may hold).
+    fn embedding_size(&self) -> usize;
     /// Width of the hidden states.
     fn hidden_size(&self) -> usize;
     /// Segment ids the embeddings know (0 for none).
@@ -507,6 +510,10 @@ impl EncoderBackbone for TransformerEncoder {
 
     fn token_embedding(&self) -> Tensor<2> {
         self.embeddings.tokens.weight.val()
+    }
+
+    fn embedding_size(&self) -> usize {
+        self.embeddings.tokens.weight.lazy_shape().dims::<2>()[1]
     }
 
     fn hidden_size(&self) -> usize {

@@ -124,6 +124,10 @@ impl EncoderBackbone for EncoderDecoder {
         self.encoder.token_embedding()
     }
 
+    fn embedding_size(&self) -> usize {
+        self.encoder.embedding_size()
+    }
+
     fn hidden_size(&self) -> usize {
         self.encoder.hidden_size()
     }

@@ -71,7 +71,7 @@ pub struct LmHead {
 impl LmHeadConfig {
     /// The head that fits `backbone`: its width, its token table's width and its vocabulary.
     pub fn for_backbone<M: EncoderBackbone>(backbone: &M) -> Self {
-        let embedding = backbone.token_embedding().dims()[1];
+        let embedding = backbone.embedding_size();
         Self::new(backbone.hidden_size(), embedding, backbone.vocab_size())
     }
 
@@ -90,10 +90,15 @@ impl LmHeadConfig {
             bias: self
                 .bias
                 .then(|| Param::from_tensor(Tensor::zeros([self.vocab_size], device))),
+            // Lazy, as burn's own modules are: drawn when first read (or never, when a loader
+            // overwrites it), not now, from under whoever holds the stream.
             output: (!self.tied).then(|| {
                 let shape = [self.vocab_size, self.embedding_size];
-                let normal = burn::tensor::Distribution::Normal(0.0, 0.02);
-                Param::from_tensor(Tensor::random(shape, normal, device))
+                let normal = burn::nn::Initializer::Normal {
+                    mean: 0.0,
+                    std: 0.02,
+                };
+                normal.init(shape, device)
             }),
             scale: self.scale,
         }

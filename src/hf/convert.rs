@@ -133,7 +133,11 @@ impl Weights {
     /// `module`'s tensors renamed by `table` (pretext path regex → HF name); a tensor no
     /// pattern names must sit under one of `omitted` (parts the class does not hold).
     pub(super) fn of<M: Module>(module: &M, table: KeyTable, omitted: &[&str]) -> Result<Self> {
-        let collected = module.collect(None, Some(Box::new(BurnToPyTorchAdapter)), true);
+        // Collecting reads every value: a lazy parameter's are drawn, holding the stream.
+        let collected = {
+            let _draws = crate::util::random::hold();
+            module.collect(None, Some(Box::new(BurnToPyTorchAdapter)), true)
+        };
         let remapper = KeyRemapper::from_patterns(table).expect("export tables are valid regexes");
         let regexes = remapper.to_regex_pairs();
         let (kept, left): (Vec<PackTensor>, Vec<PackTensor>) = collected

@@ -96,7 +96,7 @@ impl SequenceClassifier {
 
     /// Number of classes.
     pub fn num_classes(&self) -> usize {
-        self.classifier.weight.dims()[1]
+        self.classifier.weight.lazy_shape().dims::<2>()[1]
     }
 
     /// The pooler's non-linearity.
@@ -185,7 +185,7 @@ impl TokenClassifier {
 
     /// Number of classes.
     pub fn num_classes(&self) -> usize {
-        self.classifier.weight.dims()[1]
+        self.classifier.weight.lazy_shape().dims::<2>()[1]
     }
 }
 

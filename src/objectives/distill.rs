@@ -76,6 +76,8 @@ impl Teacher {
     /// `encoder` as a teacher: moved to the non-autodiff side of `device`, dropout off, its
     /// parameters its own (a student started from its layers holds copies, not them).
     pub fn new(encoder: TransformerEncoder, device: &Device) -> Self {
+        // Copying reads every value: a lazy parameter's are drawn, holding the stream.
+        let _draws = crate::util::random::hold();
         let device = device.clone().inner();
         let encoder = encoder.without_dropout().map(&mut Own(device.clone()));
         Self {
@@ -87,6 +89,7 @@ impl Teacher {
 
     /// This teacher with its MLM head, for soft targets.
     pub fn with_mlm(mut self, mlm: Mlm) -> Self {
+        let _draws = crate::util::random::hold();
         self.mlm = Some(mlm.map(&mut Own(self.device.clone())));
         self
     }

@@ -141,7 +141,7 @@ impl ElectraConfig {
         self.validate()?;
         let shape = self.generator_encoder(backbone);
         shape.validate()?;
-        let embedding = backbone.token_embedding().dims()[1];
+        let embedding = backbone.embedding_size();
         let width = shape.hidden_size;
         let hidden = backbone.hidden_size();
         Ok(Electra {

@@ -68,7 +68,7 @@ impl SboHeadConfig {
     pub fn init<M: EncoderBackbone>(&self, backbone: &M, device: &Device) -> Result<SboHead> {
         self.validate()?;
         let hidden = backbone.hidden_size();
-        let embedding = backbone.token_embedding().dims()[1];
+        let embedding = backbone.embedding_size();
         let norm = |width| LayerNorm::layer_norm(width, self.layer_norm_eps, device);
         Ok(SboHead {
             offsets: EmbeddingConfig::new(self.max_targets, self.offset_size)

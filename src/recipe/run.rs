@@ -212,8 +212,9 @@ impl<'a> Run<'a> {
             super::RunDir::create(&options.out, recipe, options.resume)?;
         }
         // A starting checkpoint that cannot be read fails now, not after the text is read. Its
-        // draws (a template's first parameter) come while the stream is held and before it is
-        // seeded, so the run's own draws are those of a run without this check.
+        // draws (the fresh parts of a Hugging Face model a directory lacks) come while the
+        // stream is held and before it is seeded, so the run's own draws are those of a run
+        // without this check.
         if recipe.init.is_some() {
             let _held = crate::util::random::hold();
             start_weights(recipe, recipe.encoder.init(device)?, device, false)?;

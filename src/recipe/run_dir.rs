@@ -158,6 +158,9 @@ pub fn read_trained<B: Module + ModuleDisplay, H: Module + ModuleDisplay>(
     let Some(lora) = &recipe.lora else {
         return read_checkpoint(dir, template);
     };
+    // Adapting reads the template's weights and draws its adapters, all overwritten by the
+    // checkpoint: drawn holding the stream, not from under a seeded run on another thread.
+    let _draws = crate::util::random::hold();
     let adapted = Pretrainer {
         backbone: lora.adapt(template.backbone)?,
         objective: template.objective,

@@ -178,7 +178,8 @@ fn shapes<M: Module>(module: &M) -> Vec<Vec<usize>> {
     struct Shapes(Vec<Vec<usize>>);
     impl ModuleVisitor for Shapes {
         fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
-            self.0.push(param.shape().dims::<D>().to_vec());
+            // `lazy_shape`: a lazy parameter's shape without drawing its values.
+            self.0.push(param.lazy_shape().dims::<D>().to_vec());
         }
     }
     let mut visitor = Shapes(Vec::new());
@@ -191,7 +192,16 @@ struct FloatType(Option<DType>);
 
 impl ModuleVisitor for FloatType {
     fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
-        self.0.get_or_insert_with(|| param.val().dtype());
+        self.0.get_or_insert_with(|| {
+            if param.is_initialized() {
+                param.val().dtype()
+            } else {
+                // A lazy parameter will be drawn in the device's float type. Reading its value
+                // would draw it from the shared random stream, unheld, taking draws from under a
+                // seeded run on another thread.
+                Tensor::<1>::empty([0], &param.lazy_device()).dtype()
+            }
+        });
     }
 }
 
