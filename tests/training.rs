@@ -466,7 +466,9 @@ fn distillation_teaches_a_fresh_student_its_teachers_relations_and_states_on_rea
         let student = common::tiny_encoder(&tokenizer).init(&device).unwrap();
         let config = DistillConfig::new()
             .with_mlm_weight(1.0)
-            .with_soft_weight(1.0);
+            .with_soft_weight(1.0)
+            .with_layer_hidden_weight(1.0)
+            .with_layer_attention_weight(1.0);
         let distill = config.init(&student, teacher, &device).unwrap();
         Pretrainer::new(student, distill)
     });
@@ -478,7 +480,14 @@ fn distillation_teaches_a_fresh_student_its_teachers_relations_and_states_on_rea
         tail < 0.9 * head,
         "distillation loss did not fall: {head} -> {tail}"
     );
-    for name in ["at_kl", "vr_kl", "hidden_cos", "soft_kl"] {
+    for name in [
+        "at_kl",
+        "vr_kl",
+        "hidden_cos",
+        "soft_kl",
+        "layer_mse",
+        "score_mse",
+    ] {
         let (head, tail) = metric_head_and_tail(&report.history, name, 5);
         assert!(tail < 0.8 * head, "{name} {head} -> {tail}");
     }

@@ -7,6 +7,7 @@
 
 use burn::nn::Linear;
 use burn::prelude::*;
+use burn::tensor::activation::log_softmax;
 
 use super::dropout::Dropout;
 use super::kv_cache::KeysValues;
@@ -235,22 +236,51 @@ impl MultiHeadAttention {
         mask: Option<&AttentionMask>,
         positions: &Positions,
     ) -> Tensor<3> {
+        self.attend_reading(queries, kv, mask, positions, false).0
+    }
+
+    /// [`attend`](Self::attend), and with `read` the [`Relations`] of the same pass.
+    fn attend_reading(
+        &self,
+        queries: Tensor<3>,
+        kv: &KeysValues,
+        mask: Option<&AttentionMask>,
+        positions: &Positions,
+        read: bool,
+    ) -> (Tensor<3>, Option<Relations>) {
         let [batch, q_len, _] = queries.dims();
         let scores = self.scores(queries, kv, positions);
         let blocked = self.blocked(scores.dims(), mask, positions);
-        let weights = match blocked {
-            Some(blocked) => {
-                // A finite fill keeps a fully blocked row finite through softmax; such rows
-                // (possible only with arbitrary masks) are then zeroed instead of left as a
-                // uniform mix.
-                let weights = softmax(scores.mask_fill(blocked.clone(), -1.0e9));
-                if mask.is_some_and(AttentionMask::may_block_whole_rows) {
-                    weights.mask_fill(blocked, 0.0)
-                } else {
-                    weights
-                }
+        // A finite fill keeps a fully blocked row finite through softmax; such rows (possible
+        // only with arbitrary masks) are then zeroed instead of left as a uniform mix.
+        let filled = |t: Tensor<4>| match &blocked {
+            Some(blocked) => t.mask_fill(blocked.clone(), -1.0e9),
+            None => t,
+        };
+        let relations = read.then(|| {
+            let values = self.for_queries(kv.values.clone());
+            let value_scores = values
+                .clone()
+                .matmul(values.swap_dims(2, 3))
+                .div_scalar((self.head_size as f64).sqrt());
+            Relations {
+                attention: log_softmax(filled(scores.clone()), 3),
+                values: log_softmax(filled(value_scores), 3),
+                scores: match &blocked {
+                    Some(blocked) => scores.clone().mask_fill(blocked.clone(), 0.0),
+                    None => scores.clone(),
+                },
             }
-            None => softmax(scores),
+        });
+        let weights = match &relations {
+            Some(relations) => relations.attention.clone().exp(),
+            None => softmax(filled(scores)),
+        };
+        let weights = match blocked {
+            Some(blocked) if mask.is_some_and(AttentionMask::may_block_whole_rows) => {
+                weights.mask_fill(blocked, 0.0)
+            }
+            _ => weights,
         };
         let context = self
             .dropout
@@ -258,7 +288,7 @@ impl MultiHeadAttention {
             .matmul(self.for_queries(kv.values.clone()))
             .swap_dims(1, 2)
             .reshape([batch, q_len, self.num_heads * self.head_size]);
-        linear_3d(&self.output, context)
+        (linear_3d(&self.output, context), relations)
     }
 
     /// The scaled query·key scores `[batch, heads, q, k]` of `queries` over `kv`, with the
@@ -292,46 +322,34 @@ impl MultiHeadAttention {
         }
     }
 
-    /// The self-attention relations of `x` `[batch, len, hidden]` under `mask`: what MiniLM
-    /// distils from a teacher's last layer.
-    pub fn relations(
+    /// Self-attention of `x` `[batch, len, hidden]` under `mask`, as [`forward`](Self::forward)
+    /// gives it, and the [`Relations`] read from the same pass: what distillation reads of a
+    /// teacher's layer and a student's.
+    pub fn forward_with_relations(
         &self,
         x: Tensor<3>,
         mask: Option<&AttentionMask>,
         positions: &Positions,
-    ) -> Relations {
+    ) -> (Tensor<3>, Relations) {
         let kv = self.keys_values(x.clone(), positions);
-        let values = self.for_queries(kv.values.clone());
-        let scores = self.scores(x, &kv, positions);
-        let shape = scores.dims();
-        let blocked = self.blocked(shape, mask, positions);
-        let value_scores = values
-            .clone()
-            .matmul(values.swap_dims(2, 3))
-            .div_scalar((self.head_size as f64).sqrt());
-        let log_softmax = |scores: Tensor<4>| {
-            let scores = match &blocked {
-                Some(blocked) => scores.mask_fill(blocked.clone(), -1.0e9),
-                None => scores,
-            };
-            burn::tensor::activation::log_softmax(scores, 3)
-        };
-        Relations {
-            attention: log_softmax(scores),
-            values: log_softmax(value_scores),
-        }
+        let (out, relations) = self.attend_reading(x, &kv, mask, positions, true);
+        (out, relations.expect("read"))
     }
 }
 
-/// One attention layer's relations between positions, each `[batch, heads, query, key]` as
-/// log-probabilities over the keys (blocked keys near −10⁹): the attention distributions
-/// `softmax(q·kᵀ/√d)` and the value relations `softmax(v·vᵀ/√d)` (MiniLM, Wang et al. 2020).
+/// One attention layer's relations between positions, each `[batch, heads, query, key]`: the
+/// attention distributions `softmax(q·kᵀ/√d)` and the value relations `softmax(v·vᵀ/√d)` as
+/// log-probabilities over the keys (blocked keys near −10⁹), what MiniLM (Wang et al. 2020)
+/// distils, and the scores before the softmax, what TinyBERT (Jiao et al. 2020) distils.
 #[derive(Debug, Clone)]
 pub struct Relations {
     /// Log attention weights.
     pub attention: Tensor<4>,
     /// Log value relations.
     pub values: Tensor<4>,
+    /// The attention scores before the softmax (scaled, with the positions' bias), blocked
+    /// keys 0 as TinyBERT zeroes them.
+    pub scores: Tensor<4>,
 }
 
 /// `x` normalised by `norm` over its last dimension, or as it is without one.

@@ -83,19 +83,21 @@ impl EncoderLayer {
         })
     }
 
-    /// The relations of this layer's self-attention over `x` `[batch, len, hidden]` (its
-    /// input, normalised first where the layer norms before attending).
-    pub fn relations(
+    /// Applies the layer as [`forward`](Self::forward) does, and returns the [`Relations`] of
+    /// its self-attention in the same pass.
+    pub fn forward_with_relations(
         &self,
         x: Tensor<3>,
         mask: Option<&AttentionMask>,
         positions: &Positions,
-    ) -> Relations {
-        let x = match (&self.attention_norm, self.norm_first) {
-            (Some(norm), true) => norm.forward(x),
-            _ => x,
-        };
-        self.attention.relations(x, mask, positions)
+    ) -> (Tensor<3>, Relations) {
+        let mut relations = None;
+        let out = self.sublayers(x, |h| {
+            let (out, read) = self.attention.forward_with_relations(h, mask, positions);
+            relations = Some(read);
+            out
+        });
+        (out, relations.expect("the attention sub-layer runs"))
     }
 
     /// The attention sub-layer with `attend` as its attention, then the feed-forward one.

@@ -24,8 +24,8 @@ pub use decoder::{DecoderLayer, TransformerDecoder};
 pub use dropout::{Dropout, seed_dropout, with_dropout_rows};
 pub use embedding::{Embeddings, EmbeddingsConfig, InputEncoding};
 pub use encoder::{
-    EncoderBackbone, EncoderLayer, StackInput, TransformerEncoder, TransformerEncoderConfig,
-    default_positions,
+    EncoderBackbone, EncoderLayer, LayerStates, StackInput, TransformerEncoder,
+    TransformerEncoderConfig, default_positions,
 };
 pub use encoder_decoder::{EncoderDecoder, EncoderDecoderConfig, Seq2SeqBackbone};
 pub use feed_forward::{Activation, FeedForward, FeedForwardConfig};

@@ -6,7 +6,13 @@
 //!   `softmax(v·vᵀ/√d)` (`L_VR`), each averaged over heads and summed over real query tokens;
 //!   it needs equal head counts, and nothing else of the widths or depths;
 //! - **hidden** (DistilBERT's `L_cos`): `1 − cos` between the last hidden states, per real
-//!   token, through a learned projection when the widths differ (TinyBERT's `W_h`);
+//!   token, through a learned projection when the widths differ (TinyBERT's `W_h`), or their
+//!   mean squared difference;
+//! - **layers** (TinyBERT, Jiao et al. 2020): with `k` teacher layers to each student layer,
+//!   the mean squared difference between the student's states (embeddings and every layer's
+//!   output) through `W_h` and the teacher's at `k` times the depth (`L_embd + L_hidn`), and
+//!   between the attention scores before the softmax of student layer `m` and teacher layer
+//!   `m·k + k − 1`, blocked keys 0, averaged over heads (`L_attn`); summed over the layers;
 //! - **soft targets** (DistilBERT's `L_ce`): the KL divergence from the teacher's MLM
 //!   distribution at each masked token to the student's, both at a temperature `T`, times
 //!   `T²`; it needs a teacher with an MLM head, whose weights the student's head starts from;
@@ -23,7 +29,8 @@ use super::{
     EncoderHead, Loss, Metric, Mlm, MlmConfig, Objective, ObjectiveOutput, REAL_TOKENS, TARGETS,
 };
 use crate::blocks::{
-    AttentionMask, EncoderBackbone, Relations, TransformerEncoder, linear_3d, normal_linear,
+    AttentionMask, EncoderBackbone, LayerStates, Relations, TransformerEncoder, linear_3d,
+    normal_linear,
 };
 use crate::data::TokenBatch;
 use crate::error::{Error, Result, check_weight};
@@ -38,9 +45,19 @@ pub struct DistillConfig {
     /// Weight of the value-relation KL (MiniLM's `L_VR`). Default 1.
     #[config(default = 1.0)]
     pub value_weight: f64,
-    /// Weight of the last hidden states' cosine loss (DistilBERT's `L_cos`). Default 1.
+    /// Weight of the last hidden states' loss (DistilBERT's `L_cos`). Default 1.
     #[config(default = 1.0)]
     pub hidden_weight: f64,
+    /// How the last hidden states are compared: `1 − cos` (DistilBERT) or the mean squared
+    /// difference. Default cosine.
+    #[config(default = "HiddenLoss::Cosine")]
+    pub hidden_loss: HiddenLoss,
+    /// Weight of TinyBERT's layer-by-layer state loss (`L_embd + L_hidn`). Default 0.
+    #[config(default = 0.0)]
+    pub layer_hidden_weight: f64,
+    /// Weight of TinyBERT's layer-by-layer attention-score loss (`L_attn`). Default 0.
+    #[config(default = 0.0)]
+    pub layer_attention_weight: f64,
     /// Weight of the student's own MLM loss. Default 0: the teacher's signal alone, as
     /// MiniLM distils.
     #[config(default = 0.0)]
@@ -52,6 +69,16 @@ pub struct DistillConfig {
     /// Temperature of the soft targets (DistilBERT: 2). Default 2.
     #[config(default = 2.0)]
     pub temperature: f64,
+}
+
+/// How [`Distill`] compares the last hidden states.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum HiddenLoss {
+    /// `1 − cos` per token (DistilBERT's `L_cos`).
+    Cosine,
+    /// The squared difference averaged over the width, per token (TinyBERT's MSE).
+    Mse,
 }
 
 /// The frozen teacher, its MLM head if it has one, and the device it runs on.
@@ -99,41 +126,79 @@ impl Teacher {
         &self.encoder
     }
 
-    /// The teacher's last hidden states, last-layer relations and (with `logits`, from its
-    /// MLM head) logits at the batch's targets, on `device` (the student's), carrying no
-    /// gradient.
-    fn read(&self, batch: &TokenBatch, device: &Device, logits: bool) -> TeacherOutput {
+    /// The teacher's states with the relations of its layers at `relations_at`, and (with
+    /// `logits`, from its MLM head) its logits at the batch's targets, on `device` (the
+    /// student's), carrying no gradient.
+    fn read(
+        &self,
+        batch: &TokenBatch,
+        device: &Device,
+        relations_at: &[usize],
+        logits: bool,
+    ) -> (LayerStates, Option<Tensor<2>>) {
         let here = |t: Tensor<2, Int>| t.to_device(&self.device);
         let mask = AttentionMask::padding(batch.padding.clone().to_device(&self.device));
-        let (hidden, relations) = self.encoder.encode_with_relations(
+        let read = self.encoder.encode_layers(
             here(batch.input_ids.clone()),
             Some(here(batch.segment_ids.clone())),
             Some(&mask),
+            relations_at,
         );
         let logits = (self.mlm.as_ref()).filter(|_| logits).map(|mlm| {
             let at = batch.target_positions.clone().to_device(&self.device);
             let embedding = self.encoder.token_embedding();
             mlm.head()
-                .forward_at(hidden.clone(), at, embedding)
+                .forward_at(read.hidden.clone(), at, embedding)
                 .to_device(device)
         });
         let there = |t: Tensor<4>| t.to_device(device);
-        TeacherOutput {
-            hidden: hidden.to_device(device),
-            relations: Relations {
-                attention: there(relations.attention),
-                values: there(relations.values),
-            },
-            logits,
-        }
+        let read = LayerStates {
+            hidden: read.hidden.to_device(device),
+            states: read
+                .states
+                .into_iter()
+                .map(|t| t.to_device(device))
+                .collect(),
+            relations: (read.relations.into_iter())
+                .map(|r| {
+                    r.map(|r| Relations {
+                        attention: there(r.attention),
+                        values: there(r.values),
+                        scores: there(r.scores),
+                    })
+                })
+                .collect(),
+        };
+        (read, logits)
     }
 }
 
-/// What the teacher computes for a batch.
-struct TeacherOutput {
-    hidden: Tensor<3>,
-    relations: Relations,
-    logits: Option<Tensor<2>>,
+/// Which teacher layer each student layer is held against (TinyBERT's mapping, with `k`
+/// teacher layers to a student layer).
+#[derive(Debug, Clone)]
+struct LayerMap {
+    /// Per student state (the embeddings, then each layer's output): the teacher's, `m·k`.
+    states: Vec<usize>,
+    /// Per student layer: the teacher layer whose attention scores it learns, `m·k + k − 1`.
+    attention: Vec<usize>,
+}
+
+impl LayerMap {
+    /// The map from `student` layers to `teacher` layers, whose count must be a multiple.
+    fn new(student: usize, teacher: usize) -> Result<Self> {
+        if student == 0 || teacher % student != 0 {
+            return Err(Error::InvalidConfig(format!(
+                "TinyBERT's layer losses map each student layer to a block of teacher layers: \
+                 the teacher's {teacher} layers must be a multiple of the student's {student} \
+                 (or set layer_hidden_weight and layer_attention_weight to 0)"
+            )));
+        }
+        let k = teacher / student;
+        Ok(Self {
+            states: (0..=student).map(|m| m * k).collect(),
+            attention: (0..student).map(|m| m * k + k - 1).collect(),
+        })
+    }
 }
 
 /// Distillation from a [`Teacher`] into the backbone it is handed.
@@ -141,14 +206,20 @@ struct TeacherOutput {
 pub struct Distill {
     /// The student's MLM head, where its loss has a weight.
     mlm: Option<Mlm>,
-    /// The student's hidden states to the teacher's width, where they differ.
+    /// The student's hidden states to the teacher's width, where they differ (TinyBERT's
+    /// `W_h`, one for every layer).
     projection: Option<Linear>,
     #[module(skip)]
     teacher: Teacher,
     #[module(skip)]
-    weights: [f64; 5],
+    weights: [f64; 7],
+    #[module(skip)]
+    hidden_loss: HiddenLoss,
     #[module(skip)]
     temperature: f64,
+    /// The layer map, where a layer loss has a weight.
+    #[module(skip)]
+    layers: Option<LayerMap>,
 }
 
 impl DistillConfig {
@@ -161,6 +232,8 @@ impl DistillConfig {
             "hidden_weight",
             "mlm_weight",
             "soft_weight",
+            "layer_hidden_weight",
+            "layer_attention_weight",
         ];
         for (name, weight) in names.iter().zip(weights) {
             check_weight(name, weight)?;
@@ -179,20 +252,24 @@ impl DistillConfig {
         Ok(())
     }
 
-    fn weights(&self) -> [f64; 5] {
+    fn weights(&self) -> [f64; 7] {
         [
             self.attention_weight,
             self.value_weight,
             self.hidden_weight,
             self.mlm_weight,
             self.soft_weight,
+            self.layer_hidden_weight,
+            self.layer_attention_weight,
         ]
     }
 
     /// The objective distilling `teacher` into `student`: an MLM head if MLM or the soft
     /// targets have a weight (the teacher's head copied where it has one of the student's
     /// width), a projection to the teacher's width if the widths differ. The two must share
-    /// a vocabulary; the relations need a head count, the soft targets a teacher's MLM head.
+    /// a vocabulary; the relations and the attention scores need a head count, the soft
+    /// targets a teacher's MLM head, the layer losses a teacher whose depth is a multiple of
+    /// the student's.
     pub fn init(
         &self,
         student: &TransformerEncoder,
@@ -213,18 +290,24 @@ impl DistillConfig {
         }
         let heads = |e: &TransformerEncoder| e.block().map(|b| b.num_heads);
         let relations = self.attention_weight > 0.0 || self.value_weight > 0.0;
-        if relations && heads(s) != heads(t) {
+        if (relations || self.layer_attention_weight > 0.0) && heads(s) != heads(t) {
             return Err(Error::InvalidConfig(format!(
-                "MiniLM's relation losses compare heads one to one: the student has {:?} heads \
-                 and the teacher {:?} (give the student the teacher's head count, or set \
-                 attention_weight and value_weight to 0)",
+                "MiniLM's relation losses and TinyBERT's attention loss compare heads one to \
+                 one: the student has {:?} heads and the teacher {:?} (give the student the \
+                 teacher's head count, or set attention_weight, value_weight and \
+                 layer_attention_weight to 0)",
                 heads(s),
                 heads(t)
             )));
         }
+        let layered = self.layer_hidden_weight > 0.0 || self.layer_attention_weight > 0.0;
+        let layers = match layered {
+            true => Some(LayerMap::new(s.num_layers(), t.num_layers())?),
+            false => None,
+        };
         let (ws, wt) = (s.hidden_size(), t.hidden_size());
-        let projection =
-            (self.hidden_weight > 0.0 && ws != wt).then(|| normal_linear(ws, wt, 0.02, device));
+        let states = self.hidden_weight > 0.0 || self.layer_hidden_weight > 0.0;
+        let projection = (states && ws != wt).then(|| normal_linear(ws, wt, 0.02, device));
         if self.soft_weight > 0.0 && teacher.mlm.is_none() {
             return Err(Error::InvalidConfig(
                 "the soft targets need a teacher with an MLM head (a pretext MLM run, a \
@@ -244,7 +327,9 @@ impl DistillConfig {
             projection,
             teacher,
             weights: self.weights(),
+            hidden_loss: self.hidden_loss,
             temperature: self.temperature,
+            layers,
         })
     }
 }
@@ -280,21 +365,51 @@ fn cosine_loss(a: Tensor<3>, b: Tensor<3>) -> Tensor<2> {
     cos.reshape([batch, len]).neg().add_scalar(1.0)
 }
 
+/// The squared difference of `[batch, len, width]` states averaged over the width:
+/// `[batch, len]`.
+fn squared_error(a: Tensor<3>, b: Tensor<3>) -> Tensor<2> {
+    let [batch, len, _] = a.dims();
+    (a - b).powf_scalar(2.0).mean_dim(2).reshape([batch, len])
+}
+
+/// The squared difference of `[batch, heads, query, key]` attention scores per query,
+/// averaged over the heads and the row's `keys` real keys (`[batch]`): `[batch, len]`.
+fn score_error(student: Tensor<4>, teacher: Tensor<4>, keys: Tensor<1>) -> Tensor<2> {
+    let [batch, heads, len, _] = student.dims();
+    let sum = (student - teacher).powf_scalar(2.0).sum_dim(3).sum_dim(1);
+    sum.reshape([batch, len]) / keys.mul_scalar(heads as f64).reshape([batch, 1])
+}
+
 impl Objective<TransformerEncoder> for Distill {
     type Batch = TokenBatch;
 
     fn forward(&self, backbone: &TransformerEncoder, batch: TokenBatch) -> ObjectiveOutput {
-        let [attention_w, value_w, hidden_w, mlm_w, soft_w] = self.weights;
+        let [
+            attention_w,
+            value_w,
+            hidden_w,
+            mlm_w,
+            soft_w,
+            layer_hidden_w,
+            layer_attention_w,
+        ] = self.weights;
         let device = batch.input_ids.device();
         let mask = AttentionMask::padding(batch.padding.clone());
         let segments = Some(batch.segment_ids.clone());
-        let (hidden, student) =
-            backbone.encode_with_relations(batch.input_ids.clone(), segments, Some(&mask));
-        let TeacherOutput {
-            hidden: teacher_hidden,
-            relations: teacher,
-            logits: teacher_logits,
-        } = self.teacher.read(&batch, &device, soft_w > 0.0);
+        // The layers whose relations each side reads: the last for MiniLM's losses, the
+        // mapped ones for TinyBERT's attention scores.
+        let last = backbone.num_layers() - 1;
+        let teacher_last = self.teacher.encoder.num_layers() - 1;
+        let minilm = attention_w > 0.0 || value_w > 0.0;
+        let scored = self.layers.as_ref().filter(|_| layer_attention_w > 0.0);
+        let mut ours: Vec<usize> = minilm.then_some(last).into_iter().collect();
+        let mut theirs: Vec<usize> = minilm.then_some(teacher_last).into_iter().collect();
+        if let Some(map) = scored {
+            ours.extend(0..backbone.num_layers());
+            theirs.extend(&map.attention);
+        }
+        let student = backbone.encode_layers(batch.input_ids.clone(), segments, Some(&mask), &ours);
+        let (teacher, teacher_logits) = self.teacher.read(&batch, &device, &theirs, soft_w > 0.0);
         let real = batch.padding.clone().bool_not().float();
         let count = real.clone().sum();
         let mut terms = Vec::new();
@@ -308,19 +423,55 @@ impl Objective<TransformerEncoder> for Distill {
                 terms.push(Loss::over(REAL_TOKENS, sum).scaled(weight));
             }
         };
+        let relations = |read: &LayerStates, depth: usize| {
+            read.relations[depth]
+                .clone()
+                .expect("read where a loss needs it")
+        };
         add("at_kl", attention_w, &|| {
-            relation_kl(teacher.attention.clone(), student.attention.clone())
+            let (t, s) = (relations(&teacher, teacher_last), relations(&student, last));
+            relation_kl(t.attention, s.attention)
         });
         add("vr_kl", value_w, &|| {
-            relation_kl(teacher.values.clone(), student.values.clone())
+            let (t, s) = (relations(&teacher, teacher_last), relations(&student, last));
+            relation_kl(t.values, s.values)
         });
-        add("hidden_cos", hidden_w, &|| {
-            let projected = match &self.projection {
-                Some(projection) => linear_3d(projection, hidden.clone()),
-                None => hidden.clone(),
-            };
-            cosine_loss(projected, teacher_hidden.clone())
+        let projected = |states: Tensor<3>| match &self.projection {
+            Some(projection) => linear_3d(projection, states),
+            None => states,
+        };
+        let name = match self.hidden_loss {
+            HiddenLoss::Cosine => "hidden_cos",
+            HiddenLoss::Mse => "hidden_mse",
+        };
+        add(name, hidden_w, &|| {
+            let (ours, theirs) = (projected(student.hidden.clone()), teacher.hidden.clone());
+            match self.hidden_loss {
+                HiddenLoss::Cosine => cosine_loss(ours, theirs),
+                HiddenLoss::Mse => squared_error(ours, theirs),
+            }
         });
+        if let Some(map) = &self.layers {
+            add("layer_mse", layer_hidden_w, &|| {
+                (student.states.iter().zip(&map.states))
+                    .map(|(ours, &at)| {
+                        squared_error(projected(ours.clone()), teacher.states[at].clone())
+                    })
+                    .reduce(|a, b| a + b)
+                    .expect("a student has states")
+            });
+            add("score_mse", layer_attention_w, &|| {
+                let keys = real.clone().sum_dim(1).reshape([real.dims()[0]]);
+                (map.attention.iter().enumerate())
+                    .map(|(depth, &at)| {
+                        let (t, s) = (relations(&teacher, at), relations(&student, depth));
+                        score_error(s.scores, t.scores, keys.clone())
+                    })
+                    .reduce(|a, b| a + b)
+                    .expect("a student has layers")
+            });
+        }
+        let hidden = student.hidden;
         if let (Some(mlm), Some(theirs)) = (&self.mlm, teacher_logits) {
             // Summed over the masked tokens, as MLM's loss.
             let at = batch.target_positions.clone();
@@ -400,21 +551,89 @@ mod tests {
         let head = crate::util::random::init_seeded(&device, 9, || {
             MlmConfig::new().init(&teacher, &device)
         });
-        let distill = |student: &TransformerEncoder| {
-            let config = DistillConfig::new().with_soft_weight(1.0);
+        let distill = |student: &TransformerEncoder, hidden_loss| {
+            let config = DistillConfig::new()
+                .with_soft_weight(1.0)
+                .with_hidden_loss(hidden_loss)
+                .with_layer_hidden_weight(1.0)
+                .with_layer_attention_weight(1.0);
             let teacher = Teacher::new(teacher.clone(), &device).with_mlm(head.clone());
             let objective = config.init(student, teacher, &device);
             let output = objective.unwrap().forward(student, pair_batch(&device, 0));
             values(&output)
         };
-        let same = distill(&teacher);
-        for name in ["at_kl", "vr_kl", "hidden_cos", "soft_kl"] {
-            assert!(same[name].abs() < 1e-5, "{name}: {same:?}");
+        let shallower = teacher.clone().keeping_layers(&[1]).unwrap();
+        for (hidden_loss, hidden) in [
+            (HiddenLoss::Cosine, "hidden_cos"),
+            (HiddenLoss::Mse, "hidden_mse"),
+        ] {
+            let names = [
+                "at_kl",
+                "vr_kl",
+                hidden,
+                "soft_kl",
+                "layer_mse",
+                "score_mse",
+            ];
+            let same = distill(&teacher, hidden_loss);
+            assert_eq!(same.len(), names.len(), "{same:?}");
+            for name in names {
+                assert!(same[name].abs() < 1e-5, "{name}: {same:?}");
+            }
+            let shallower = distill(&shallower, hidden_loss);
+            for name in names {
+                assert!(shallower[name] > 1e-3, "{name}: {shallower:?}");
+            }
         }
-        let shallower = distill(&teacher.clone().keeping_layers(&[1]).unwrap());
-        for name in ["at_kl", "vr_kl", "hidden_cos", "soft_kl"] {
-            assert!(shallower[name] > 1e-3, "{name}: {shallower:?}");
+    }
+
+    #[test]
+    fn tinybert_maps_each_student_layer_to_the_last_of_its_block_of_teacher_layers() {
+        let map = LayerMap::new(3, 6).unwrap();
+        assert_eq!(map.states, [0, 2, 4, 6]);
+        assert_eq!(map.attention, [1, 3, 5]);
+        let map = LayerMap::new(2, 2).unwrap();
+        assert_eq!((map.states, map.attention), (vec![0, 1, 2], vec![0, 1]));
+        for (student, teacher) in [(4, 6), (0, 6)] {
+            let err = LayerMap::new(student, teacher).unwrap_err();
+            assert!(
+                matches!(&err, Error::InvalidConfig(m) if m.contains("multiple")),
+                "{err}"
+            );
         }
+        // Through the objective: a 2-layer student of a 3-layer teacher has no map, and
+        // without the layer losses needs none.
+        let device = Device::flex();
+        let teacher = Teacher::new(encoder(3, 2, 16, 7), &device);
+        let student = encoder(2, 2, 16, 8);
+        let layered = DistillConfig::new().with_layer_hidden_weight(1.0);
+        assert!(layered.init(&student, teacher.clone(), &device).is_err());
+        assert!(
+            DistillConfig::new()
+                .init(&student, teacher, &device)
+                .is_ok()
+        );
+    }
+
+    #[test]
+    fn score_error_averages_squares_over_heads_and_real_keys() {
+        let device = Device::flex();
+        // One row of two heads, two queries, three keys of which two are real.
+        let student = Tensor::<4>::from_data(
+            [[
+                [[1.0f32, 2.0, 0.0], [0.0, 0.0, 0.0]],
+                [[3.0, 0.0, 0.0], [1.0, 1.0, 0.0]],
+            ]],
+            &device,
+        );
+        let teacher = student.zeros_like();
+        let keys = Tensor::<1>::from_data([2.0f32], &device);
+        let got: Vec<f32> = score_error(student, teacher, keys)
+            .into_data()
+            .try_to_vec()
+            .unwrap();
+        // Query 0: (1 + 4 + 9) / (2 heads · 2 keys); query 1: (1 + 1) / 4.
+        assert_eq!(got, [3.5, 0.5]);
     }
 
     #[test]
