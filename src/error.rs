@@ -212,6 +212,14 @@ pub enum Error {
         /// What is wrong.
         reason: String,
     },
+    /// An image file is not what it should be: another format, type, shape or length.
+    #[error("image file {path}: {reason}")]
+    Image {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        reason: String,
+    },
     /// A JSON file (config, state) could not be parsed or written.
     #[error("{path}: {message}")]
     Json {

@@ -358,6 +358,15 @@ impl TransformerEncoder {
         })
     }
 
+    /// Hidden states `[batch, len, hidden]` of vectors `x` `[batch, len, embedding]` that are
+    /// embedded already (a Vision Transformer's patches): the stack alone, at positions
+    /// `0..len`, under `mask`.
+    pub fn encode_embedded(&self, x: Tensor<3>, mask: Option<&AttentionMask>) -> Tensor<3> {
+        let [batch, len, _] = x.dims();
+        let at = default_positions(batch, len, &x.device());
+        self.stack(x, len, mask, &at)
+    }
+
     /// One pass over `ids` with `segments` under `mask`, as [`EncoderBackbone::encode`] makes
     /// it, with what distillation reads of its layers: every layer's input and the last
     /// layer's output, and the [`Relations`] of the layers at `relations_at`.

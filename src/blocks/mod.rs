@@ -17,6 +17,7 @@ pub mod pooler;
 pub mod positions;
 pub mod relative_bias;
 pub mod two_stream;
+pub mod vision;
 
 pub use attention::{MultiHeadAttention, MultiHeadAttentionConfig, Relations};
 pub use block::BlockConfig;
@@ -37,6 +38,7 @@ pub use pooler::{Pooler, PoolerActivation, PoolerConfig};
 pub use positions::{PositionEncoding, Positions};
 pub use relative_bias::RelativeBias;
 pub use two_stream::{StreamInput, TwoStreamBackbone};
+pub use vision::{VisionTransformer, VisionTransformerConfig, patchify, sincos_2d, unpatchify};
 
 use burn::nn::{Initializer, Linear, LinearConfig};
 use burn::prelude::{Device, Tensor};

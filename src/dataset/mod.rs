@@ -2,10 +2,12 @@
 //! memory or memory-mapped from disk, [`Documents`] over them with their cached indexes,
 //! prepared datasets (tokenized once, resumably, then mapped by every run), the bundled
 //! corpus's split, and the data files of fine-tuning and alignment (labelled texts and tagged
-//! sentences of one's own, instruction pairs, preference rankings).
+//! sentences of one's own, instruction pairs, preference rankings); and grayscale images with
+//! their labels (Fashion-MNIST).
 
 pub mod bundled;
 pub mod documents;
+pub mod images;
 pub(crate) mod index;
 pub mod instructions;
 pub mod labelled;
@@ -18,6 +20,7 @@ pub mod store;
 pub mod tokenized;
 
 pub use documents::Documents;
+pub use images::Images;
 pub use prepared::{Manifest, Prepared};
 pub use sources::{Format, Position, Reader, Skipped, Source, list_sources};
 pub use store::TokenStore;

@@ -11,7 +11,9 @@
 //! - [`mass`]: MASS's one-span masking and the decoder's shifted inputs.
 //! - [`t5`]: T5's span corruption with sentinels, and its length arithmetic.
 //! - [`permutation`]: factorization orders for permuted LM (XLNet, MPNet).
+//! - [`augment`]: views of an image (crops, flips, jitter, noise) and its quarter turns.
 
+pub mod augment;
 pub mod bart;
 pub mod mass;
 pub mod mlm;
