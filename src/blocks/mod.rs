@@ -38,7 +38,9 @@ pub use pooler::{Pooler, PoolerActivation, PoolerConfig};
 pub use positions::{PositionEncoding, Positions};
 pub use relative_bias::RelativeBias;
 pub use two_stream::{StreamInput, TwoStreamBackbone};
-pub use vision::{VisionTransformer, VisionTransformerConfig, patchify, sincos_2d, unpatchify};
+pub use vision::{
+    VisionTransformer, VisionTransformerConfig, patch_stack, patchify, sincos_2d, unpatchify,
+};
 
 use burn::nn::{Initializer, Linear, LinearConfig};
 use burn::prelude::{Device, Tensor};

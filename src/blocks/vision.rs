@@ -81,19 +81,11 @@ impl VisionTransformerConfig {
         self.stack().validate()
     }
 
-    /// The stack's shape: pre-norm layers with their final norm, no positions of its own
-    /// (the patches bring theirs), no segments, and a token table of one row.
+    /// The stack's shape (see [`patch_stack`]).
     fn stack(&self) -> TransformerEncoderConfig {
-        let block = self
-            .block
-            .clone()
-            .with_norm_first(true)
-            .with_positions(PositionEncoding::None);
-        TransformerEncoderConfig::new(1, self.hidden_size, self.num_layers, block)
-            .with_max_positions(self.grid() * self.grid() + 1)
-            .with_num_segments(0)
+        let tokens = self.grid() * self.grid() + 1;
+        patch_stack(self.hidden_size, self.num_layers, &self.block, tokens)
             .with_dropout(self.dropout)
-            .with_embedding_norm(false)
     }
 
     /// Builds the model.
@@ -201,6 +193,27 @@ impl VisionTransformer {
     }
 }
 
+/// The shape of a stack over embedded patches (a ViT's encoder, MAE's decoder): `layers`
+/// pre-norm layers of `block` at `width` with their final norm, no positions of its own (the
+/// patches bring theirs), no segments, room for `tokens` vectors, and a token table of one row
+/// that is never read.
+pub fn patch_stack(
+    width: usize,
+    layers: usize,
+    block: &BlockConfig,
+    tokens: usize,
+) -> TransformerEncoderConfig {
+    let block = block
+        .clone()
+        .with_norm_first(true)
+        .with_positions(PositionEncoding::None);
+    TransformerEncoderConfig::new(1, width, layers, block)
+        .with_max_positions(tokens)
+        .with_num_segments(0)
+        .with_dropout(0.0)
+        .with_embedding_norm(false)
+}
+
 /// `images` `[batch, channels, side, side]` as patches `[batch, (side/p)², p²·channels]`:
 /// patches row by row, pixels row by row within one, channels last (MAE's `patchify`).
 pub fn patchify(images: Tensor<4>, p: usize) -> Tensor<3> {
@@ -267,7 +280,7 @@ mod tests {
             .clone()
             .slice([0..1, 0..1, 0..8])
             .into_data()
-            .to_vec()
+            .try_to_vec()
             .unwrap();
         // The top-left patch: pixels (0,0) (0,1) (1,0) (1,1), each channel 0 then 1.
         assert_eq!(first, [0.0, 16.0, 1.0, 17.0, 4.0, 20.0, 5.0, 21.0]);
@@ -276,7 +289,7 @@ mod tests {
             .clone()
             .slice([0..1, 1..2, 0..2])
             .into_data()
-            .to_vec()
+            .try_to_vec()
             .unwrap();
         assert_eq!(second, [2.0, 18.0]);
         assert!(max_abs_diff(unpatchify(patches, 2, 2), images) == 0.0);
@@ -323,7 +336,7 @@ mod tests {
         );
         let again = model.forward(changed);
         let diff = (again - hidden).abs().sum_dim(2).reshape([2, 5]);
-        let rows: Vec<f32> = diff.into_data().to_vec().unwrap();
+        let rows: Vec<f32> = diff.into_data().try_to_vec().unwrap();
         assert!(rows[..5].iter().all(|&d| d == 0.0), "{rows:?}");
         assert!(rows[5..].iter().all(|&d| d > 1e-4), "{rows:?}");
         assert_eq!(model.features(images.clone(), false).dims(), [2, 16]);

@@ -1,9 +1,11 @@
 //! From documents to batches: the [`Task`] trait (how example `index` is made and how
 //! examples become a batch), segments of documents, samplers over them (NSP and SOP sentence
-//! pairs), the examples and batches of every objective, and the loss units a batch counts.
-//! The documents themselves come from [`crate::dataset`].
+//! pairs), the examples and batches of every objective, and the loss units a batch counts;
+//! and seeded views of images. The documents and images themselves come from
+//! [`crate::dataset`].
 
 pub mod batch;
+pub mod images;
 pub mod pairs;
 pub mod permutation;
 pub mod segments;
