@@ -105,7 +105,12 @@ fn rotation_prediction_learns_which_way_up_clothes_are() {
         Pretrainer::new(vit, head)
     });
     let (train, test) = views(Augmentation::none());
-    let (head, tail) = fit(model, 150, RotationTask::new(train), RotationTask::new(test));
+    let (head, tail) = fit(
+        model,
+        150,
+        RotationTask::new(train),
+        RotationTask::new(test),
+    );
     eprintln!("rotation loss {head:.3} -> {tail:.3}");
     assert!(
         tail < ROTATION_FALL * head,
