@@ -62,7 +62,7 @@ impl VisionTransformerConfig {
 
     /// Checks that the patches tile the image and that the width suits the positions.
     pub fn validate(&self) -> Result<()> {
-        if self.patch_size == 0 || self.image_size % self.patch_size != 0 {
+        if self.patch_size == 0 || !self.image_size.is_multiple_of(self.patch_size) {
             return Err(Error::InvalidConfig(format!(
                 "patch size {} does not divide the image side {}",
                 self.patch_size, self.image_size
@@ -71,7 +71,7 @@ impl VisionTransformerConfig {
         if self.channels == 0 {
             return Err(Error::InvalidConfig("an image needs a channel".into()));
         }
-        if self.hidden_size % 4 != 0 {
+        if !self.hidden_size.is_multiple_of(4) {
             return Err(Error::InvalidConfig(format!(
                 "hidden size {} is not a multiple of 4: the 2-D positions give each axis half \
                  the width, in sine-cosine pairs",

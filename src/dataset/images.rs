@@ -54,7 +54,7 @@ impl Images {
         labels: Option<Vec<u8>>,
     ) -> Result<Self> {
         let size = height * width;
-        if size == 0 || pixels.len() % size != 0 {
+        if size == 0 || !pixels.len().is_multiple_of(size) {
             return Err(Error::InvalidConfig(format!(
                 "{} bytes are not whole images of {height} × {width}",
                 pixels.len()

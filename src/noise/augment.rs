@@ -1,7 +1,7 @@
-//! Image augmentations: pure, seeded functions from a grayscale image (rows first, values 0 to
-//! 1) to another of the same size, as torchvision's transforms make SimCLR's and MAE's views:
-//! a random resized crop, a horizontal flip, brightness and contrast jitter, Gaussian noise,
-//! and the exact quarter turns rotation prediction asks about.
+//! Image augmentations: pure, seeded functions from a grayscale image (rows first, values 0
+//! to 1) to another of the same size, as torchvision's transforms make SimCLR's and MAE's
+//! views (a random resized crop, a horizontal flip, brightness and contrast jitter, Gaussian
+//! noise), and the exact quarter turns rotation prediction asks about.
 
 use rand::RngExt;
 use serde::{Deserialize, Serialize};

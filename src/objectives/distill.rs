@@ -186,7 +186,7 @@ struct LayerMap {
 impl LayerMap {
     /// The map from `student` layers to `teacher` layers, whose count must be a multiple.
     fn new(student: usize, teacher: usize) -> Result<Self> {
-        if student == 0 || teacher % student != 0 {
+        if student == 0 || !teacher.is_multiple_of(student) {
             return Err(Error::InvalidConfig(format!(
                 "TinyBERT's layer losses map each student layer to a block of teacher layers: \
                  the teacher's {teacher} layers must be a multiple of the student's {student} \

@@ -96,7 +96,7 @@ impl MaeConfig {
                 self.mask_ratio
             )));
         }
-        if self.decoder_width % 4 != 0 || self.decoder_width == 0 {
+        if self.decoder_width == 0 || !self.decoder_width.is_multiple_of(4) {
             return Err(Error::InvalidConfig(format!(
                 "decoder width {} must be a positive multiple of 4 (2-D positions)",
                 self.decoder_width
