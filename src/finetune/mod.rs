@@ -12,6 +12,7 @@
 //!   first token.
 //! - [`FineTuned`]: a tuned encoder and head with their labels and tokenizer, saved in the
 //!   run's directory and read back to export or tune further.
+//! - [`knn`]: the k-nearest-neighbour probe of a frozen encoder's vectors.
 //! - [`genre`]: the bundled Brown-corpus genre task and the documents it holds out of
 //!   pretraining; [`spam`]: the bundled SpamAssassin e-mails, spam or ham; [`pos`]: Brown
 //!   sentences tagged with universal parts of speech.
@@ -19,6 +20,7 @@
 //! A pretrained backbone is read with [`load_weights`](crate::train::checkpoint::load_weights).
 
 pub mod genre;
+pub mod knn;
 pub mod pos;
 mod saved;
 pub mod spam;
