@@ -173,8 +173,6 @@ pub struct MaeBatch {
     pub restore: Tensor<2, Int>,
     /// 1 at hidden patches, 0 at visible ones `[batch, patches]`.
     pub hidden: Tensor<2>,
-    /// Patches per image, hidden per image.
-    shape: (usize, usize),
 }
 
 impl MaeTask {
@@ -235,19 +233,19 @@ impl Task for MaeTask {
             keep: int(visible, keep),
             restore: int(restore, l),
             hidden: Tensor::from_data(TensorData::new(hidden, [n, l]), device),
-            shape: (l, l - keep),
         })
     }
 }
 
 impl Batch for MaeBatch {
     fn num_tokens(&self) -> usize {
-        self.images.dims()[0] * self.shape.0
+        let [n, patches] = self.restore.dims();
+        n * patches
     }
 
     fn weights(&self) -> Weights {
-        let hidden = self.images.dims()[0] * self.shape.1;
-        Weights::of(MASKED_PATCHES, hidden as f64)
+        let ([n, patches], keep) = (self.restore.dims(), self.keep.dims()[1]);
+        Weights::of(MASKED_PATCHES, (n * (patches - keep)) as f64)
     }
 }
 
