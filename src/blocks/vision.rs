@@ -135,9 +135,30 @@ impl VisionTransformer {
     /// The patches of `images` `[batch, channels, side, side]` mapped to the model's width
     /// with their positions added: `[batch, patches, width]`, row by row of patches.
     pub fn embed_patches(&self, images: Tensor<4>) -> Tensor<3> {
-        let patches = patchify(images, self.patch_size);
-        let device = patches.device();
-        let x = linear_3d(&self.patches, patches);
+        let x = linear_3d(&self.patches, patchify(images, self.patch_size));
+        self.position(x)
+    }
+
+    /// [`embed_patches`](Self::embed_patches) with the patches where `replaced` `[batch,
+    /// patches]` is 1 mapped to `vector` `[width]` instead (BEiT's and SimMIM's `[MASK]`
+    /// embedding), their positions added as any patch's.
+    pub fn embed_patches_replacing(
+        &self,
+        images: Tensor<4>,
+        replaced: Tensor<2>,
+        vector: Tensor<1>,
+    ) -> Tensor<3> {
+        let x = linear_3d(&self.patches, patchify(images, self.patch_size));
+        let [batch, n, width] = x.dims();
+        let replaced = replaced.reshape([batch, n, 1]);
+        let kept = replaced.ones_like() - replaced.clone();
+        let vector = vector.reshape([1, 1, width]);
+        self.position(x * kept + replaced * vector)
+    }
+
+    /// `x` `[batch, patches, width]` with the fixed positions added.
+    fn position(&self, x: Tensor<3>) -> Tensor<3> {
+        let device = x.device();
         let grid = self.image_size / self.patch_size;
         let width = self.hidden_size();
         let table = Tensor::<1>::from_floats(sincos_2d(grid, width).as_slice(), &device);

@@ -1,11 +1,13 @@
 //! Images as a task's examples: each a view of one image drawn by an [`Augmentation`] from the
 //! example's own random stream (so a resumed run sees the same views), normalised by the data
-//! set's mean and standard deviation, and batched as `[batch, channels, side, side]` tensors.
+//! set's mean and standard deviation, and batched as `[batch, channels, side, side]` tensors;
+//! labelled views batched with their classes for a classifier ([`ClassifyImages`]).
 
 use std::sync::Arc;
 
 use burn::prelude::*;
 
+use super::{Batch, TARGETS, Task, Weights};
 use crate::dataset::Images;
 use crate::error::{Error, Result};
 use crate::noise::augment::Augmentation;
@@ -64,6 +66,24 @@ impl ImageViews {
         })
     }
 
+    /// The same images unaugmented: what evaluation reads.
+    pub fn plain(&self) -> Self {
+        Self {
+            augmentation: Augmentation::none(),
+            ..self.clone()
+        }
+    }
+
+    /// A black pixel (the background of Fashion-MNIST) in the views' normalised scale.
+    pub fn background(&self) -> f32 {
+        -self.mean / self.std
+    }
+
+    /// The images viewed.
+    pub fn images(&self) -> &Images {
+        &self.images
+    }
+
     /// Number of images.
     pub fn len(&self) -> usize {
         self.images.len()
@@ -102,6 +122,84 @@ impl ImageViews {
             .collect();
         let data = TensorData::new(pixels, [examples.len(), 1, side, side]);
         Ok(Tensor::from_data(data, device))
+    }
+}
+
+/// Images `[n, 1, side, side]` and a class for each `[n]`: what an image classifier reads
+/// (its classes the data set's, or a pretext task's own, such as a quarter turn).
+#[derive(Debug, Clone)]
+pub struct LabelledImageBatch {
+    /// The views.
+    pub images: Tensor<4>,
+    /// The class of each.
+    pub labels: Tensor<1, Int>,
+}
+
+impl LabelledImageBatch {
+    /// `examples` batched on `device` by `views`, each with its label (an unlabelled view is
+    /// an error).
+    pub fn stack(views: &ImageViews, examples: &[&ImageExample], device: &Device) -> Result<Self> {
+        let labels = examples
+            .iter()
+            .map(|e| e.label.map(|l| l as i64))
+            .collect::<Option<Vec<_>>>()
+            .ok_or_else(|| Error::InvalidConfig("a classifier's images need labels".into()))?;
+        let n = labels.len();
+        Ok(Self {
+            images: views.stack(examples, device)?,
+            labels: Tensor::from_data(TensorData::new(labels, [n]), device),
+        })
+    }
+}
+
+impl Batch for LabelledImageBatch {
+    fn num_tokens(&self) -> usize {
+        self.labels.dims()[0]
+    }
+
+    fn weights(&self) -> Weights {
+        Weights::of(TARGETS, self.labels.dims()[0] as f64)
+    }
+}
+
+/// Labelled images as a classifier's examples: a view of each, its class the target.
+#[derive(Debug, Clone)]
+pub struct ClassifyImages {
+    views: ImageViews,
+}
+
+impl ClassifyImages {
+    /// The task over `views`, whose images must all have labels.
+    pub fn new(views: ImageViews) -> Result<Self> {
+        if views.images.label(0).is_none() {
+            return Err(Error::InvalidConfig(
+                "images to classify need labels".into(),
+            ));
+        }
+        Ok(Self { views })
+    }
+
+    /// The views it draws.
+    pub fn views(&self) -> &ImageViews {
+        &self.views
+    }
+}
+
+impl Task for ClassifyImages {
+    type Example = ImageExample;
+    type Batch = LabelledImageBatch;
+
+    fn num_examples(&self) -> usize {
+        self.views.len()
+    }
+
+    fn example(&self, index: usize, rng: &mut ExampleRng) -> Result<ImageExample> {
+        Ok(self.views.view(index, rng))
+    }
+
+    fn collate(&self, examples: &[ImageExample], device: &Device) -> Result<LabelledImageBatch> {
+        let examples: Vec<&ImageExample> = examples.iter().collect();
+        LabelledImageBatch::stack(&self.views, &examples, device)
     }
 }
 

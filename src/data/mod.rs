@@ -1,7 +1,7 @@
 //! From documents to batches: the [`Task`] trait (how example `index` is made and how
 //! examples become a batch), segments of documents, samplers over them (NSP and SOP sentence
 //! pairs), the examples and batches of every objective, and the loss units a batch counts;
-//! and seeded views of images. The documents and images themselves come from
+//! and seeded views of images and the codebook of their patches. The documents and images themselves come from
 //! [`crate::dataset`].
 
 pub mod batch;

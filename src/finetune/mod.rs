@@ -12,7 +12,10 @@
 //!   first token.
 //! - [`FineTuned`]: a tuned encoder and head with their labels and tokenizer, saved in the
 //!   run's directory and read back to export or tune further.
-//! - [`knn`]: the k-nearest-neighbour probe of a frozen encoder's vectors.
+//! - [`knn`]: the k-nearest-neighbour probe of a frozen encoder's vectors; [`probe`]: the
+//!   linear probe (logistic regression on them).
+//! - [`images`]: a Vision Transformer's vectors of images, and its fine-tuning with an
+//!   [`ImageClassifier`](crate::objectives::ImageClassifier), scored by accuracy.
 //! - [`genre`]: the bundled Brown-corpus genre task and the documents it holds out of
 //!   pretraining; [`spam`]: the bundled SpamAssassin e-mails, spam or ham; [`pos`]: Brown
 //!   sentences tagged with universal parts of speech.
@@ -20,8 +23,10 @@
 //! A pretrained backbone is read with [`load_weights`](crate::train::checkpoint::load_weights).
 
 pub mod genre;
+pub mod images;
 pub mod knn;
 pub mod pos;
+pub mod probe;
 mod saved;
 pub mod spam;
 mod tagging;

@@ -6,6 +6,9 @@
 //!   with the downstream task's classes on a pretrained backbone.
 //! - [`TokenClassifier`]: dropout and a linear layer on the state of every labelled token
 //!   (the batch's targets), as BERT's tagging heads.
+//! - [`ImageClassifier`]: a linear layer on a Vision Transformer's vector of each image (its
+//!   `[CLS]` state or the mean of its patches'), for fine-tuning on classes and for pretext
+//!   tasks that are classifications (rotation prediction).
 
 use burn::nn::Linear;
 use burn::prelude::*;
@@ -14,10 +17,12 @@ use super::{
     EncoderHead, Objective, ObjectiveOutput, SEQUENCES, TARGETS, forward_encoder_head,
     masked_cross_entropy,
 };
+use crate::blocks::VisionTransformer;
 use crate::blocks::{
     Dropout, EncoderBackbone, Pooler, PoolerActivation, PoolerConfig, normal_linear, states_at,
 };
 use crate::data::TokenBatch;
+use crate::data::images::LabelledImageBatch;
 use crate::error::Result;
 
 /// Configuration of a [`SequenceClassifier`].
@@ -203,6 +208,55 @@ impl<M: EncoderBackbone> EncoderHead<M> for TokenClassifier {
         let logits = self.logits_at(hidden, batch.target_positions.clone());
         named_output(
             masked_cross_entropy(logits, batch.target_ids.clone()),
+            TARGETS,
+            &self.name,
+        )
+    }
+}
+
+/// A linear layer from a Vision Transformer's vector of an image to its classes.
+#[derive(Module, Debug)]
+pub struct ImageClassifier {
+    classifier: Linear,
+    #[module(skip)]
+    mean_pool: bool,
+    #[module(skip)]
+    name: String,
+}
+
+impl ImageClassifier {
+    /// A fresh head over `vit`'s `[CLS]` state, or (`mean_pool`) the mean of its patches'
+    /// states (MAE fine-tunes so), into `num_classes` classes; its metrics are named
+    /// `{name}_acc` and `{name}_loss`.
+    pub fn new(
+        vit: &VisionTransformer,
+        num_classes: usize,
+        mean_pool: bool,
+        name: &str,
+        device: &Device,
+    ) -> Result<Self> {
+        check_head(num_classes, 0.0)?;
+        Ok(Self {
+            classifier: normal_linear(vit.hidden_size(), num_classes, 0.02, device),
+            mean_pool,
+            name: name.to_string(),
+        })
+    }
+
+    /// Logits `[batch, classes]` of `images` `[batch, channels, side, side]`.
+    pub fn logits(&self, vit: &VisionTransformer, images: Tensor<4>) -> Tensor<2> {
+        self.classifier
+            .forward(vit.features(images, self.mean_pool))
+    }
+}
+
+impl Objective<VisionTransformer> for ImageClassifier {
+    type Batch = LabelledImageBatch;
+
+    fn forward(&self, vit: &VisionTransformer, batch: LabelledImageBatch) -> ObjectiveOutput {
+        let logits = self.logits(vit, batch.images);
+        named_output(
+            masked_cross_entropy(logits, batch.labels),
             TARGETS,
             &self.name,
         )

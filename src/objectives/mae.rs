@@ -41,7 +41,8 @@ use burn::prelude::*;
 
 use super::{Loss, Metric, Objective, ObjectiveOutput, Weights};
 use crate::blocks::{
-    BlockConfig, TransformerEncoder, VisionTransformer, linear_3d, patch_stack, patchify, sincos_2d,
+    BlockConfig, TransformerEncoder, VisionTransformer, linear_3d, patch_stack, patchify,
+    sincos_2d, unpatchify,
 };
 use crate::data::images::{ImageExample, ImageViews};
 use crate::data::{Batch, Task};
@@ -278,6 +279,33 @@ impl Mae {
         linear_3d(&self.pred, decoded.slice([0..n, 1..1 + l, 0..dd]))
     }
 
+    /// What MAE's figures show of `batch`, each `[batch, channels, side, side]` in the views'
+    /// own pixel scale: the views with their hidden patches set to `blank`, and the decoder's
+    /// reconstruction with the visible patches pasted in. A model trained on normalised
+    /// patches predicts shapes, not levels: its patches are put back at each true patch's
+    /// mean and deviation, as MAE's demo does.
+    pub fn pictures(
+        &self,
+        vit: &VisionTransformer,
+        batch: &MaeBatch,
+        blank: f32,
+    ) -> [Tensor<4>; 2] {
+        let (p, channels) = (vit.patch_size(), batch.images.dims()[1]);
+        let target = patchify(batch.images.clone(), p);
+        let mut predicted = self.reconstruct(vit, batch);
+        if self.norm_pix_loss {
+            let mean = target.clone().mean_dim(2);
+            let std = target.clone().var(2).add_scalar(1e-6).sqrt();
+            predicted = predicted * std + mean;
+        }
+        let [n, l] = batch.restore.dims();
+        let hidden = batch.hidden.clone().reshape([n, l, 1]);
+        let shown = target * (hidden.ones_like() - hidden.clone());
+        let masked = shown.clone() + hidden.clone() * blank;
+        let rebuilt = shown + predicted * hidden;
+        [masked, rebuilt].map(|patches| unpatchify(patches, p, channels))
+    }
+
     /// What each patch of `images` is scored against `[batch, patches, pixels]`: its pixels,
     /// normalised per patch with `norm_pix_loss` (unbiased variance, ε 10⁻⁶, as MAE).
     pub fn targets(&self, images: Tensor<4>, patch_size: usize) -> Tensor<3> {
@@ -458,6 +486,30 @@ mod tests {
             .max()
             .into_scalar::<f32>();
         assert!(mean < 1e-4 && var < 1e-3, "{mean} {var}");
+    }
+
+    #[test]
+    fn pictures_keep_the_visible_patches_and_blank_or_fill_the_hidden_ones() {
+        let device = Device::flex();
+        let (vit, mae) = model(&device);
+        let batch = batch(&task(&MaeConfig::new()), &device);
+        let [masked, rebuilt] = mae.pictures(&vit, &batch, -5.0);
+        let input = patchify(batch.images.clone(), 7);
+        let hidden = batch.hidden.clone().reshape([3, 16, 1]).expand([3, 16, 49]);
+        let visible = hidden.ones_like() - hidden.clone();
+        let [masked, rebuilt] = [masked, rebuilt].map(|p| patchify(p, 7));
+        let gap = |a: Tensor<3>, b: Tensor<3>| a.sub(b).abs().max().into_scalar::<f32>();
+        assert!(
+            gap(
+                masked.clone() * visible.clone(),
+                input.clone() * visible.clone()
+            ) < 1e-6
+        );
+        assert!(gap(rebuilt.clone() * visible.clone(), input.clone() * visible) < 1e-6);
+        assert!(gap(masked * hidden.clone(), hidden.clone() * -5.0) < 1e-6);
+        // The hidden patches are the decoder's guesses, not the input or the blank.
+        assert!(gap(rebuilt.clone() * hidden.clone(), input * hidden.clone()) > 1e-2);
+        assert!(gap(rebuilt * hidden.clone(), hidden * -5.0) > 1e-2);
     }
 
     #[test]

@@ -40,7 +40,8 @@ pub mod unilm;
 pub use crate::data::{REAL_TOKENS, SEQUENCES, TARGETS, Weights};
 pub use bart::BartTask;
 pub use classifier::{
-    SequenceClassifier, SequenceClassifierConfig, TokenClassifier, TokenClassifierConfig,
+    ImageClassifier, SequenceClassifier, SequenceClassifierConfig, TokenClassifier,
+    TokenClassifierConfig,
 };
 pub use clm::{Clm, ClmConfig, ClmTask};
 pub use detection::{DetectionHead, DetectionHeadConfig};
@@ -55,7 +56,7 @@ pub use multitask::{MultiTask, MultiTaskData, TaskDraw, TaskHead};
 pub use plm::{PermutationTask, PermutedLm, PermutedLmConfig};
 pub use reduction::{Loss, LossTerm};
 pub use reward::{RewardBatch, RewardHead, RewardHeadConfig, RewardTask};
-pub use rotation::{Rotation, RotationBatch, RotationTask};
+pub use rotation::{RotationTask, rotation_head};
 pub use sentence_pair::{PairHead, PairHeadConfig, PairTaskConfig, SentencePairTask};
 pub use seq2seq::{Seq2Seq, Seq2SeqConfig};
 pub use sft::{Sft, SftBatch, SftExample, SftTask};

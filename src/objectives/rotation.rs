@@ -3,13 +3,12 @@
 //! interpolation), and a linear head on the encoder's vector says which turn it sees. Clothes
 //! have an upright, so the task is learnable; a bag or a sandal may look alike turned.
 
-use burn::nn::Linear;
 use burn::prelude::*;
 
-use super::{Objective, ObjectiveOutput, TARGETS, Weights, masked_cross_entropy};
-use crate::blocks::{VisionTransformer, normal_linear};
-use crate::data::images::{ImageExample, ImageViews};
-use crate::data::{Batch, Task};
+use super::ImageClassifier;
+use crate::blocks::VisionTransformer;
+use crate::data::Task;
+use crate::data::images::{ImageExample, ImageViews, LabelledImageBatch};
 use crate::error::Result;
 use crate::noise::augment::rotate_quarters;
 use crate::util::rng::ExampleRng;
@@ -17,19 +16,10 @@ use crate::util::rng::ExampleRng;
 /// The four quarter turns a head tells apart.
 const TURNS: usize = 4;
 
-/// The head: the encoder's `[CLS]` vector to four turns.
-#[derive(Module, Debug)]
-pub struct Rotation {
-    classifier: Linear,
-}
-
-impl Rotation {
-    /// A fresh head for `vit`.
-    pub fn new(vit: &VisionTransformer, device: &Device) -> Self {
-        Self {
-            classifier: normal_linear(vit.hidden_size(), TURNS, 0.02, device),
-        }
-    }
+/// RotNet's head: a fresh linear layer from `vit`'s `[CLS]` vector to the four turns, its
+/// metrics `rotation_acc` and `rotation_loss`.
+pub fn rotation_head(vit: &VisionTransformer, device: &Device) -> Result<ImageClassifier> {
+    ImageClassifier::new(vit, TURNS, false, "rotation", device)
 }
 
 /// RotNet's examples: a view of an image in all four turns.
@@ -41,17 +31,8 @@ pub struct RotationTask {
 /// One view in its four turns, 0 to 3 quarters anticlockwise.
 #[derive(Debug, Clone)]
 pub struct RotationExample {
-    /// The turned views, by number of quarter turns.
+    /// The turned views, by number of quarter turns, each labelled by its turn.
     pub turns: Vec<ImageExample>,
-}
-
-/// Views `[4N, 1, side, side]` and the turn of each `[4N]`.
-#[derive(Debug, Clone)]
-pub struct RotationBatch {
-    /// The turned views.
-    pub images: Tensor<4>,
-    /// How many quarter turns each shows.
-    pub turns: Tensor<1, Int>,
 }
 
 impl RotationTask {
@@ -63,7 +44,7 @@ impl RotationTask {
 
 impl Task for RotationTask {
     type Example = RotationExample;
-    type Batch = RotationBatch;
+    type Batch = LabelledImageBatch;
 
     fn num_examples(&self) -> usize {
         self.views.len()
@@ -81,40 +62,10 @@ impl Task for RotationTask {
         Ok(RotationExample { turns })
     }
 
-    fn collate(&self, examples: &[RotationExample], device: &Device) -> Result<RotationBatch> {
+    /// Views `[4N, 1, side, side]` labelled by their turns.
+    fn collate(&self, examples: &[RotationExample], device: &Device) -> Result<LabelledImageBatch> {
         let views: Vec<&ImageExample> = examples.iter().flat_map(|e| &e.turns).collect();
-        let turns: Vec<i64> = views.iter().map(|v| v.label.unwrap_or(0) as i64).collect();
-        let n = turns.len();
-        Ok(RotationBatch {
-            images: self.views.stack(&views, device)?,
-            turns: Tensor::from_data(TensorData::new(turns, [n]), device),
-        })
-    }
-}
-
-impl Batch for RotationBatch {
-    fn num_tokens(&self) -> usize {
-        self.turns.dims()[0]
-    }
-
-    fn weights(&self) -> Weights {
-        Weights::of(TARGETS, self.turns.dims()[0] as f64)
-    }
-}
-
-impl Objective<VisionTransformer> for Rotation {
-    type Batch = RotationBatch;
-
-    fn forward(&self, vit: &VisionTransformer, batch: RotationBatch) -> ObjectiveOutput {
-        let logits = self.classifier.forward(vit.features(batch.images, false));
-        let predictions = masked_cross_entropy(logits, batch.turns);
-        ObjectiveOutput {
-            loss: predictions.loss(TARGETS),
-            metrics: vec![
-                predictions.mean_loss("rotation_loss"),
-                predictions.accuracy("rotation_acc"),
-            ],
-        }
+        LabelledImageBatch::stack(&self.views, &views, device)
     }
 }
 
@@ -142,7 +93,7 @@ mod tests {
             .unwrap();
         assert_eq!(batch.images.dims(), [8, 1, 28, 28]);
         let turns: Vec<i64> = batch
-            .turns
+            .labels
             .into_data()
             .convert::<i64>()
             .try_to_vec()
