@@ -7,6 +7,7 @@
 pub mod batch;
 pub mod images;
 pub mod pairs;
+pub mod patch_codes;
 pub mod permutation;
 pub mod segments;
 pub mod seq2seq;

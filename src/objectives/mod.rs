@@ -13,6 +13,7 @@
 //! `sop`) are also [`EncoderHead`]s, which is what lets a [`Mix`] of them share that pass.
 
 pub mod bart;
+pub mod beit;
 pub mod classifier;
 pub mod clm;
 pub mod detection;
@@ -39,6 +40,7 @@ pub mod unilm;
 
 pub use crate::data::{REAL_TOKENS, SEQUENCES, TARGETS, Weights};
 pub use bart::BartTask;
+pub use beit::{Beit, BeitBatch, BeitConfig, BeitTask};
 pub use classifier::{
     ImageClassifier, SequenceClassifier, SequenceClassifierConfig, TokenClassifier,
     TokenClassifierConfig,
