@@ -14,6 +14,7 @@
 //! cargo run --release --example pretrain -- --objective distill --teacher models/minilm  # a student
 //! cargo run --release --example pretrain -- --preset tiny --export-hf runs/mlm-tiny-hf  # out to HF
 //! cargo run --release --example pretrain -- --objective sft --init-from runs/clm --lora  # adapters
+//! cargo run --release --example pretrain -- --objective mae --data ~/.cache/pretext/data/fashion-mnist
 //! cargo run --release --example pretrain -- --out runs/clm --resume   # continue a stopped run
 //! ```
 //!
@@ -92,7 +93,8 @@ struct Args {
     shards: Option<usize>,
     /// The text: a file or a folder (one document per .txt file; .jsonl lines with a `text`
     /// field), or a dataset `prepare` wrote (default: the bundled corpus); for sft, reward and
-    /// dpo, their JSON-lines file of pairs.
+    /// dpo, their JSON-lines file of pairs; for mae, simclr, beit and rotation, Fashion-MNIST's
+    /// directory (default: the bundled subset).
     #[arg(long)]
     data: Option<PathBuf>,
     /// A tokenizer.json (default: the one a prepared --data dataset keeps, else the bundled
@@ -256,11 +258,15 @@ fn recipe(args: &Args) -> Result<Recipe> {
         recipe.lora = Some(LoraConfig::new());
     }
     // An objective with a data file of its own (sft, reward, dpo) reads --data as that file;
-    // every other objective as its corpus.
+    // an image objective (mae, simclr, beit, rotation) as Fashion-MNIST's directory; every
+    // other objective as its corpus.
     if let Some(data) = &args.data {
-        match recipe.objective.settings().data_file() {
-            Some(_) => recipe.set("objective.settings.data", data.to_string_lossy().into())?,
-            None => recipe.data.dir = Some(data.clone()),
+        let settings = recipe.objective.settings();
+        let path = data.to_string_lossy().into();
+        match (settings.data_file(), settings.reads_corpus()) {
+            (Some(_), _) => recipe.set("objective.settings.data", path)?,
+            (None, false) => recipe.set("objective.settings.images.dir", path)?,
+            (None, true) => recipe.data.dir = Some(data.clone()),
         }
     }
     let settings = [
@@ -343,8 +349,14 @@ fn run(args: Args, ranks: Arc<dyn Collective>) -> Result<()> {
         return Ok(());
     }
     if let Some(summary) = report.summary() {
-        let ln_vocab = (recipe.encoder.vocab_size as f64).ln();
-        eprintln!("{summary} (ln vocab = {ln_vocab:.3})");
+        // Beside a token loss, what guessing uniformly would score.
+        match recipe.objective.settings().reads_corpus() {
+            true => {
+                let ln_vocab = (recipe.encoder.vocab_size as f64).ln();
+                eprintln!("{summary} (ln vocab = {ln_vocab:.3})")
+            }
+            false => eprintln!("{summary}"),
+        }
     }
     for sample in &report.samples {
         eprintln!("\n{sample}");

@@ -205,12 +205,7 @@ fn main() -> Result<()> {
                 _ => train.subset(&train.balanced(per_class.min(min_class(&train)), seed)?),
             };
             let n = subset.len();
-            let views = ImageViews::new(
-                Arc::new(subset),
-                finetune_augmentation(),
-                FASHION_MNIST_MEAN,
-                FASHION_MNIST_STD,
-            )?;
+            let views = views(&subset, finetune_augmentation())?;
             let batch = 64;
             let steps = (finetune_epochs(percent) * n).div_ceil(batch);
             let config = TrainConfig::new(steps, batch)
@@ -286,15 +281,19 @@ fn min_class(images: &Images) -> usize {
         .unwrap_or(0)
 }
 
-/// Unaugmented, normalised views of `images`.
-fn plain(images: &Images) -> ImageViews {
+/// Views of `images` by `augmentation`, normalised by Fashion-MNIST's statistics.
+fn views(images: &Images, augmentation: Augmentation) -> pretext::Result<ImageViews> {
     ImageViews::new(
         Arc::new(images.clone()),
-        Augmentation::none(),
+        augmentation,
         FASHION_MNIST_MEAN,
         FASHION_MNIST_STD,
     )
-    .expect("Fashion-MNIST's views")
+}
+
+/// Unaugmented views of `images`.
+fn plain(images: &Images) -> ImageViews {
+    views(images, Augmentation::none()).expect("Fashion-MNIST's views")
 }
 
 /// Fine-tuning's views: a light crop (60 % of the area at least) and a flip.
@@ -326,14 +325,6 @@ fn pretrain(
         eprintln!("{} read (delete it to pretrain again)", path.display());
         return Ok(load_weights(&path, fresh()?)?);
     }
-    let views = |images: &Images, augmentation: Augmentation| {
-        ImageViews::new(
-            Arc::new(images.clone()),
-            augmentation,
-            FASHION_MNIST_MEAN,
-            FASHION_MNIST_STD,
-        )
-    };
     // Rotation's batches hold four turns of each image: a quarter as many images a step.
     let batch = match args.objective {
         Pretext::Rotation => (args.batch_size / 4).max(1),
@@ -351,97 +342,56 @@ fn pretrain(
         .with_checkpoint_every(steps.div_ceil(5))
         .with_seed(args.seed);
     let run = out.join("pretrain");
+    let pretraining = Pretraining {
+        vit: vit_config,
+        seed: args.seed,
+        config: &config,
+        run: &run,
+        device,
+        splits: [train, held_out],
+    };
     let started = Instant::now();
     let vit = match args.objective {
         Pretext::Scratch => fresh()?,
         Pretext::Mae => {
             let mae = MaeConfig::new();
-            let (vit, head) = seeded(device, args.seed, || {
-                let vit = vit_config.init(device)?;
-                let head = mae.init(&vit, device)?;
-                Ok((vit, head))
-            })?;
-            let patches = vit.num_patches();
-            let task = |images| MaeTask::new(views(images, Augmentation::mae())?, patches, &mae);
-            let (train_task, valid_task) = (task(train)?, task(held_out)?);
-            let report = Trainer::new(Pretrainer::new(vit, head), &config)
-                .device(device)
-                .output(&run)
-                .fit(&train_task, &valid_task)?;
-            let model = report.model.valid();
-            let pictures = MaeTask::new(plain(test), patches, &mae)?;
+            let patches = vit_config.grid() * vit_config.grid();
+            let task =
+                |images: &Images| MaeTask::new(views(images, Augmentation::mae())?, patches, &mae);
+            let model = pretraining.fit(|vit| mae.init(vit, device), task)?;
+            let shown = model.valid();
             png::write_reconstructions(
-                &model.backbone,
-                &model.objective,
-                &pictures,
+                &shown.backbone,
+                &shown.objective,
+                &MaeTask::new(plain(test), patches, &mae)?,
                 &out.join("reconstructions.png"),
             )?;
-            report.model.backbone
+            model.backbone
         }
         Pretext::Simclr => {
             let simclr = SimclrConfig::new();
-            let (vit, head) = seeded(device, args.seed, || {
-                let vit = vit_config.init(device)?;
-                let head = simclr.init(&vit, device)?;
-                Ok((vit, head))
-            })?;
-            let task = |images| {
-                Ok::<_, pretext::Error>(SimclrTask::new(views(images, Augmentation::simclr())?))
-            };
-            fit(
-                vit,
-                head,
-                &config,
-                &run,
-                device,
-                task(train)?,
-                task(held_out)?,
-            )?
+            let task =
+                |images: &Images| Ok(SimclrTask::new(views(images, Augmentation::simclr())?));
+            pretraining
+                .fit(|vit| simclr.init(vit, device), task)?
+                .backbone
         }
         Pretext::Beit => {
-            let codebook = PatchCodebook::fit(
-                &views(train, Augmentation::none())?,
-                &CodebookFit::new(256, args.patch),
-            )?;
-            let codebook = Arc::new(codebook);
+            let coding = CodebookFit::new(256, args.patch);
+            let codebook = Arc::new(PatchCodebook::fit(&plain(train), &coding)?);
             let beit = BeitConfig::new();
-            let (vit, head) = seeded(device, args.seed, || {
-                let vit = vit_config.init(device)?;
-                let head = beit.init(&vit, codebook.len(), device)?;
-                Ok((vit, head))
-            })?;
-            let task = |images| {
+            let task = |images: &Images| {
                 let views = views(images, Augmentation::mae())?;
                 BeitTask::new(views, Arc::clone(&codebook), &beit)
             };
-            fit(
-                vit,
-                head,
-                &config,
-                &run,
-                device,
-                task(train)?,
-                task(held_out)?,
-            )?
+            let head = |vit: &VisionTransformer| beit.init(vit, codebook.len(), device);
+            pretraining.fit(head, task)?.backbone
         }
         Pretext::Rotation => {
-            let (vit, head) = seeded(device, args.seed, || {
-                let vit = vit_config.init(device)?;
-                let head = rotation_head(&vit, device)?;
-                Ok((vit, head))
-            })?;
-            let task = |images| {
-                Ok::<_, pretext::Error>(RotationTask::new(views(images, Augmentation::mae())?))
-            };
-            fit(
-                vit,
-                head,
-                &config,
-                &run,
-                device,
-                task(train)?,
-                task(held_out)?,
-            )?
+            let task = |images: &Images| Ok(RotationTask::new(views(images, Augmentation::mae())?));
+            pretraining
+                .fit(|vit| rotation_head(vit, device), task)?
+                .backbone
         }
     };
     let seconds = started.elapsed().as_secs_f64();
@@ -475,23 +425,39 @@ fn seeded<M: burn::module::Module>(
     }
 }
 
-/// Pretrains `head` on `vit` over `train`, validating on `valid`, logging into `run`.
-fn fit<O, T>(
-    vit: VisionTransformer,
-    head: O,
-    config: &TrainConfig,
-    run: &Path,
-    device: &Device,
-    train: T,
-    valid: T,
-) -> Result<VisionTransformer>
-where
-    O: Objective<VisionTransformer, Batch = T::Batch>,
-    T: pretext::data::Task,
-{
-    let report = Trainer::new(Pretrainer::new(vit, head), config)
-        .device(device)
-        .output(run)
-        .fit(&train, &valid)?;
-    Ok(report.model.backbone)
+/// What every objective's pretraining shares: the ViT's shape and seed, the schedule, the
+/// run directory, the device and the training and validation images.
+struct Pretraining<'a> {
+    vit: &'a VisionTransformerConfig,
+    seed: u64,
+    config: &'a TrainConfig,
+    run: &'a Path,
+    device: &'a Device,
+    splits: [&'a Images; 2],
+}
+
+impl Pretraining<'_> {
+    /// Pretrains a fresh ViT with the head `head` makes for it, on the task `task` makes of
+    /// each split; the trained ViT and head.
+    fn fit<H, T>(
+        &self,
+        head: impl FnOnce(&VisionTransformer) -> pretext::Result<H>,
+        task: impl Fn(&Images) -> pretext::Result<T>,
+    ) -> Result<Pretrainer<VisionTransformer, H>>
+    where
+        H: Objective<VisionTransformer, Batch = T::Batch>,
+        T: pretext::data::Task,
+    {
+        let model = seeded(self.device, self.seed, || {
+            let vit = self.vit.init(self.device)?;
+            let head = head(&vit)?;
+            Ok(Pretrainer::new(vit, head))
+        })?;
+        let [train, valid] = self.splits.map(task);
+        let report = Trainer::new(model, self.config)
+            .device(self.device)
+            .output(self.run)
+            .fit(&train?, &valid?)?;
+        Ok(report.model)
+    }
 }

@@ -278,6 +278,18 @@ pub(crate) fn check_rate(name: &'static str, value: f64) -> Result<()> {
     }
 }
 
+/// Checks that the share `value` lies strictly between 0 and 1 (a mask ratio that hides
+/// something and leaves something to see), naming it in the error.
+pub(crate) fn check_open_share(name: &str, value: f64) -> Result<()> {
+    if value > 0.0 && value < 1.0 {
+        Ok(())
+    } else {
+        Err(Error::InvalidConfig(format!(
+            "{name} {value} must lie strictly between 0 and 1"
+        )))
+    }
+}
+
 /// Checks that `value` is finite and above 0, naming it in the error.
 pub(crate) fn check_positive(name: &str, value: f64) -> Result<()> {
     if value > 0.0 && value.is_finite() {

@@ -49,7 +49,7 @@ fn every_recipe_replays_from_its_config_json() {
         .collect();
     let ernie = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/ernie2.json");
     recipes.push(recipe_of(read_tasks(&ernie).unwrap(), Preset::Tiny).unwrap());
-    assert_eq!(recipes.len(), 21);
+    assert_eq!(recipes.len(), 25);
     for (k, recipe) in recipes.into_iter().enumerate() {
         let name = recipe.objective.name();
         let first = dir.join(format!("{k}-{name}"));

@@ -127,6 +127,11 @@ impl VisionTransformer {
         self.encoder.hidden_size()
     }
 
+    /// The stack of encoder layers (and its final norm) the patches run through.
+    pub fn stack(&self) -> &TransformerEncoder {
+        &self.encoder
+    }
+
     /// Side of a patch.
     pub fn patch_size(&self) -> usize {
         self.patch_size

@@ -51,7 +51,7 @@ use crate::blocks::{LmHead, LmHeadConfig, VisionTransformer};
 use crate::data::images::{ImageExample, ImageViews};
 use crate::data::patch_codes::PatchCodebook;
 use crate::data::{Batch, Task};
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::util::rng::{ExampleRng, choose};
 
 /// BEiT-lite's settings.
@@ -74,13 +74,7 @@ pub struct Beit {
 impl BeitConfig {
     /// Checks the mask ratio.
     pub fn validate(&self) -> Result<()> {
-        if !(self.mask_ratio > 0.0 && self.mask_ratio < 1.0) {
-            return Err(Error::InvalidConfig(format!(
-                "mask_ratio {} must lie strictly between 0 and 1",
-                self.mask_ratio
-            )));
-        }
-        Ok(())
+        crate::error::check_open_share("mask_ratio", self.mask_ratio)
     }
 
     /// Patches hidden of `patches` (at least one).

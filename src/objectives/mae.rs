@@ -91,12 +91,7 @@ pub struct Mae {
 impl MaeConfig {
     /// Checks the mask ratio and the decoder's shape.
     pub fn validate(&self) -> Result<()> {
-        if !(self.mask_ratio > 0.0 && self.mask_ratio < 1.0) {
-            return Err(Error::InvalidConfig(format!(
-                "mask ratio {} must lie strictly between 0 and 1 (MAE hides 0.75)",
-                self.mask_ratio
-            )));
-        }
+        crate::error::check_open_share("mask_ratio", self.mask_ratio)?;
         if self.decoder_width == 0 || !self.decoder_width.is_multiple_of(4) {
             return Err(Error::InvalidConfig(format!(
                 "decoder width {} must be a positive multiple of 4 (2-D positions)",
@@ -519,7 +514,7 @@ mod tests {
                 .with_mask_ratio(ratio)
                 .validate()
                 .unwrap_err();
-            assert!(err.to_string().contains("mask ratio"), "{err}");
+            assert!(err.to_string().contains("mask_ratio"), "{err}");
         }
         // Of 16 patches, 0.97 leaves none visible.
         let err = MaeConfig::new()

@@ -20,6 +20,7 @@
 //! ```
 
 pub mod causal;
+pub mod images;
 pub mod multitask;
 pub mod registry;
 pub mod run;

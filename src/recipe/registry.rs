@@ -15,6 +15,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use super::causal;
+use super::images::{self, BeitSettings, MaeSettings, RotationSettings, SimclrSettings};
 use super::multitask::{self, MultiTaskSettings};
 use super::{Recipe, Run, RunReport, TokenizerSource};
 use crate::blocks::{
@@ -68,6 +69,12 @@ pub trait ObjectiveSettings {
             true => 0,
             false => 2,
         }
+    }
+
+    /// Whether a run reads the recipe's text (`data`). Default: unless it has a data file of
+    /// its own; the image objectives read images instead.
+    fn reads_corpus(&self) -> bool {
+        self.data_file().is_none()
     }
 
     /// Whether its backbone is an encoder-decoder (which no BERT checkpoint can start).
@@ -248,6 +255,14 @@ registry! {
         "reward model: a scalar head at the last token, pairwise loss on preference pairs";
     Dpo(DpoSettings) "dpo" causal::dpo:
         "DPO (or IPO) of a causal LM on preference pairs against its frozen start";
+    Mae(MaeSettings) "mae" images::mae:
+        "MAE (images): 75 % of a ViT's patches hidden, a light decoder rebuilds their pixels";
+    Simclr(SimclrSettings) "simclr" images::simclr:
+        "SimCLR (images): two augmented views of each image find each other (NT-Xent)";
+    Beit(BeitSettings) "beit" images::beit:
+        "BEiT-lite (images): 40 % of the patches hidden, their k-means patch codes predicted";
+    Rotation(RotationSettings) "rotation" images::rotation:
+        "RotNet (images): which of four quarter turns each image shows";
 }
 
 impl ObjectiveRecipe {

@@ -11,7 +11,7 @@ use burn::module::ModuleDisplay;
 use burn::prelude::*;
 
 use super::Recipe;
-use crate::blocks::{EncoderDecoder, EncoderDecoderConfig, TransformerEncoder};
+use crate::blocks::{EncoderDecoder, EncoderDecoderConfig, TransformerEncoder, VisionTransformer};
 use crate::data::{Seq2SeqBatch, Seq2SeqExample, Task};
 use crate::dataset::Documents;
 use crate::device::on_host;
@@ -112,9 +112,26 @@ impl<M: Module, O: Module> From<TrainReport<M, O>> for RunReport {
 }
 
 /// A backbone whose encoder is what fine-tuning takes.
-pub trait HasEncoder {
+pub trait HasEncoder: Module {
     /// The encoder.
     fn encoder(&self) -> &TransformerEncoder;
+
+    /// Writes what fine-tuning loads to `path` (`encoder.bpk`). Default: the encoder.
+    fn save_encoder(&self, path: &std::path::Path) -> Result<()> {
+        save_weights(self.encoder(), path)
+    }
+}
+
+/// A ViT's encoder is its stack of layers; fine-tuning loads it whole (patch map and `[CLS]`
+/// with the layers).
+impl HasEncoder for VisionTransformer {
+    fn encoder(&self) -> &TransformerEncoder {
+        self.stack()
+    }
+
+    fn save_encoder(&self, path: &std::path::Path) -> Result<()> {
+        save_weights(self, path)
+    }
 }
 
 impl HasEncoder for TransformerEncoder {
@@ -221,7 +238,7 @@ impl<'a> Run<'a> {
         }
         let started = Instant::now();
         let progress = shows_progress(recipe, options);
-        let reads_corpus = recipe.objective.settings().data_file().is_none();
+        let reads_corpus = recipe.objective.settings().reads_corpus();
         let (train_docs, valid_docs) = if reads_corpus {
             recipe.data.documents(tokenizer, progress)?
         } else {
@@ -387,9 +404,9 @@ impl<'a> Run<'a> {
                     let adapters = out.join(super::run_dir::ADAPTERS_FILE);
                     crate::lora::save_adapters(&report.model.backbone, &adapters)?;
                     let merged = crate::lora::merged(report.model.backbone.clone());
-                    save_weights(merged.encoder(), &path)?;
+                    merged.save_encoder(&path)?;
                 }
-                None => save_weights(report.model.backbone.encoder(), &path)?,
+                None => report.model.backbone.save_encoder(&path)?,
             }
         }
         if progress {
