@@ -19,7 +19,10 @@ use pretext::objectives::{
     SimclrTask, rotation_head,
 };
 use pretext::pretrainer::Pretrainer;
+use pretext::recipe::images::read_vit;
+use pretext::recipe::{Recipe, RunOptions};
 use pretext::train::Trainer;
+use pretext::{Error, Preset};
 
 /// Views of the bundled training and test images, augmented as MAE's.
 fn views(augmentation: Augmentation) -> (ImageViews, ImageViews) {
@@ -215,3 +218,43 @@ fn frozen_vectors_of_a_random_vit_are_probed_and_their_neighbours_vote() {
 /// least: kNN 0.595 to 0.615, probe 0.535 to 0.645 over PRETEXT_TEST_SEED 0 to 5 (AMD EPYC,
 /// 2026-12-07). Labels out of step with the vectors would leave them near chance (0.1).
 const RANDOM_FEATURES: f64 = 0.4;
+
+#[test]
+fn a_recipe_run_saves_the_whole_vit_and_read_vit_gives_it_back() {
+    let dir = common::temp_dir("images-read-vit");
+    let mut recipe = Recipe::named("rotation", Preset::Tiny).unwrap();
+    recipe.train.steps = 3;
+    recipe.train.batch_size = 8;
+    recipe.train.progress = false;
+    let device = Device::flex();
+    recipe
+        .run(&RunOptions::new(&dir, device.clone().autodiff()))
+        .unwrap();
+    let (_, test) = views(Augmentation::none());
+    let vectors = |vit: &VisionTransformer| image_features(vit, &test, false, &device).unwrap();
+    let read = vectors(&read_vit(&dir, &device).unwrap());
+    assert_eq!(read.dims(), [200, 64]);
+    // What was trained: the run's starting ViT (the recipe's seed draws it first) differs.
+    let fresh = pretext::util::random::init_seeded(&device, recipe.train.seed, || {
+        let config = VisionTransformerConfig::new(64, 2, BlockConfig::new(2, 256));
+        config.init(&device).unwrap()
+    });
+    let gap = (read.clone() - vectors(&fresh))
+        .abs()
+        .max()
+        .into_scalar::<f32>();
+    assert!(gap > 1e-3, "{gap}");
+    let again = vectors(&read_vit(&dir, &device).unwrap());
+    assert_eq!(read.into_data(), again.into_data());
+    // A text run holds no ViT.
+    let text = common::temp_dir("images-read-vit-text");
+    let mut mlm = Recipe::named("mlm", Preset::Tiny).unwrap();
+    mlm.train.steps = 1;
+    mlm.train.progress = false;
+    mlm.run(&RunOptions::new(&text, device.clone().autodiff()))
+        .unwrap();
+    assert!(matches!(
+        read_vit(&text, &device),
+        Err(Error::Recipe { .. })
+    ));
+}
