@@ -158,7 +158,10 @@ fn main() -> Result<()> {
     results["objective"] = json!(name);
     results["cpu"] = json!(pretext::device::host_cpu());
     results["vit"] = json!({"width": args.width, "layers": args.layers, "heads": args.heads, "patch": args.patch});
-    results["full_data"] = json!(full);
+    results["data"] = json!(match full {
+        true => "Fashion-MNIST",
+        false => "the bundled subset",
+    });
 
     let vit = pretrain(
         &args,
@@ -256,10 +259,11 @@ fn read_data(args: &Args) -> Result<(Images, Images, Images, bool)> {
             .is_file()
             .then_some(cache)
     });
-    let ((train, test), full) = match &dir {
-        Some(dir) => (fashion_mnist(dir)?, true),
-        None => (bundled_fashion_mnist()?, false),
+    let (train, test) = match &dir {
+        Some(dir) => fashion_mnist(dir)?,
+        None => bundled_fashion_mnist()?,
     };
+    let full = train.len() == 60_000;
     // The last images hold out (the files' order is already mixed), at most a tenth.
     let held = HELD_OUT.min(train.len() / 10);
     let cut = train.len() - held;
