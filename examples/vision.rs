@@ -45,6 +45,7 @@ use pretext::objectives::{
     SimclrConfig, SimclrTask, rotation_head,
 };
 use pretext::pretrainer::Pretrainer;
+use pretext::recipe::images::image_training;
 use pretext::train::checkpoint::{load_weights, save_weights};
 use pretext::train::{TrainConfig, Trainer};
 use serde_json::{Value, json};
@@ -264,16 +265,9 @@ fn read_data(args: &Args) -> Result<(Images, Images, Images, bool)> {
         None => bundled_fashion_mnist()?,
     };
     let full = train.len() == 60_000;
-    // The last images hold out (the files' order is already mixed), at most a tenth.
-    let held = HELD_OUT.min(train.len() / 10);
-    let cut = train.len() - held;
-    let all: Vec<usize> = (0..train.len()).collect();
-    Ok((
-        train.subset(&all[..cut]),
-        test,
-        train.subset(&all[cut..]),
-        full,
-    ))
+    // The recipes' rule: the last images, at most a tenth.
+    let (train, held_out) = train.hold_out(HELD_OUT);
+    Ok((train, test, held_out, full))
 }
 
 /// The fewest images any class has.
@@ -335,13 +329,10 @@ fn pretrain(
         _ => args.batch_size,
     };
     let steps = (args.epochs * train.len()).div_ceil(batch);
-    let config = TrainConfig::new(steps, batch)
+    // The image recipes' optimisation (`pretrain --objective mae`), one shard.
+    let config = image_training(steps, batch)
         .with_learning_rate(args.learning_rate)
-        .with_warmup_fraction(0.05)
-        .with_weight_decay(0.05)
-        .with_adam_beta2(Some(0.95))
         .with_valid_every(steps.div_ceil(10))
-        .with_valid_batches(8)
         .with_log_every(steps.div_ceil(50).max(1))
         .with_checkpoint_every(steps.div_ceil(5))
         .with_seed(args.seed);
@@ -381,7 +372,11 @@ fn pretrain(
                 .backbone
         }
         Pretext::Beit => {
-            let coding = CodebookFit::new(256, args.patch);
+            // Seeded by the pretraining's seed, as the `beit` recipe's.
+            let coding = CodebookFit {
+                seed: args.seed,
+                ..CodebookFit::new(256, args.patch)
+            };
             let codebook = Arc::new(PatchCodebook::fit(&plain(train), &coding)?);
             let beit = BeitConfig::new();
             let task = |images: &Images| {

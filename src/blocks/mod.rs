@@ -55,6 +55,18 @@ pub fn linear_3d(linear: &Linear, x: Tensor<3>) -> Tensor<3> {
     y.reshape([batch, len, d_out])
 }
 
+/// Every row of `x` `[n, d]` scaled to unit length (a zero row stays zero): what cosine
+/// similarities are dot products of (SimCLR's projections, kNN's vectors).
+pub fn unit_rows(x: Tensor<2>) -> Tensor<2> {
+    let norm = x
+        .clone()
+        .powf_scalar(2.0)
+        .sum_dim(1)
+        .sqrt()
+        .clamp_min(1e-12);
+    x / norm
+}
+
 /// A `d_in → d_out` linear map with weights from `Normal(0, std)`, as BERT initialises every
 /// dense layer (burn's default is Kaiming-uniform).
 pub fn normal_linear(d_in: usize, d_out: usize, std: f64, device: &Device) -> Linear {

@@ -5,7 +5,9 @@
 
 use burn::prelude::*;
 
+use crate::blocks::unit_rows;
 use crate::error::{Error, Result};
+use crate::util::{floats, ints};
 
 /// Test rows compared with the whole training set at once: bounds the similarity matrix.
 const CHUNK: usize = 256;
@@ -21,55 +23,23 @@ pub fn knn_accuracy(
     k: usize,
     temperature: f64,
 ) -> Result<f64> {
-    let [n, _] = train.dims();
-    let [m, _] = test.dims();
-    if n != train_labels.len() || m != test_labels.len() || m == 0 {
-        return Err(Error::InvalidConfig(format!(
-            "kNN needs a label per vector and some test vectors: {n} training vectors with {} \
-             labels, {m} test vectors with {}",
-            train_labels.len(),
-            test_labels.len()
-        )));
-    }
+    let classes = super::classes_of("kNN", &train, train_labels, &test, test_labels)?;
+    let ([n, _], [m, d]) = (train.dims(), test.dims());
     if k == 0 || k > n || !(temperature.is_finite() && temperature > 0.0) {
         return Err(Error::InvalidConfig(format!(
             "kNN needs 1 ≤ k ≤ {n} and a positive temperature, not k = {k}, T = {temperature}"
         )));
     }
-    let classes = train_labels
-        .iter()
-        .chain(test_labels)
-        .max()
-        .map_or(0, |&c| c + 1);
-    let unit = |x: Tensor<2>| {
-        let norm = x
-            .clone()
-            .powf_scalar(2.0)
-            .sum_dim(1)
-            .sqrt()
-            .clamp_min(1e-12);
-        x / norm
-    };
-    let (train, test) = (unit(train), unit(test));
+    let (train, test) = (unit_rows(train), unit_rows(test));
     let mut right = 0usize;
     for start in (0..m).step_by(CHUNK) {
         let end = (start + CHUNK).min(m);
-        let d = test.dims()[1];
         let sims = test
             .clone()
             .slice([start..end, 0..d])
             .matmul(train.clone().transpose());
         let (values, indices) = sims.topk_with_indices(k, 1);
-        let values: Vec<f32> = values
-            .into_data()
-            .convert::<f32>()
-            .try_to_vec()
-            .map_err(data)?;
-        let indices: Vec<i64> = indices
-            .into_data()
-            .convert::<i64>()
-            .try_to_vec()
-            .map_err(data)?;
+        let (values, indices) = (floats(values), ints(indices));
         for (row, label) in test_labels[start..end].iter().enumerate() {
             let mut votes = vec![0f64; classes];
             for j in 0..k {
@@ -81,10 +51,6 @@ pub fn knn_accuracy(
         }
     }
     Ok(right as f64 / m as f64)
-}
-
-fn data(e: burn::tensor::DataError) -> Error {
-    Error::InvalidConfig(format!("kNN read back its similarities: {e:?}"))
 }
 
 #[cfg(test)]
@@ -124,11 +90,7 @@ mod tests {
                 .collect();
             Tensor::<1>::from_floats(pixels.as_slice(), &device).reshape([images.len(), 784])
         };
-        let labels = |images: &crate::dataset::Images| -> Vec<usize> {
-            (0..images.len())
-                .map(|i| images.label(i).unwrap())
-                .collect()
-        };
+        let labels = |images: &crate::dataset::Images| images.labels().unwrap();
         let (x, y, tx, ty) = (
             vectors(&train),
             labels(&train),

@@ -273,6 +273,32 @@ where
     Ok(head.logits(hidden, &batch))
 }
 
+/// Checks that the `train` `[n, d]` and `test` `[m, d]` vectors a probe (`what`, in the error)
+/// scores have a label each and that neither side is empty; returns the number of classes
+/// (one more than the largest label).
+fn classes_of(
+    what: &str,
+    train: &Tensor<2>,
+    train_labels: &[usize],
+    test: &Tensor<2>,
+    test_labels: &[usize],
+) -> Result<usize> {
+    let ([n, _], [m, _]) = (train.dims(), test.dims());
+    if n != train_labels.len() || m != test_labels.len() || n == 0 || m == 0 {
+        return Err(Error::InvalidConfig(format!(
+            "{what} needs a label per vector and vectors on both sides: {n} training vectors \
+             with {} labels, {m} test vectors with {}",
+            train_labels.len(),
+            test_labels.len()
+        )));
+    }
+    Ok(train_labels
+        .iter()
+        .chain(test_labels)
+        .max()
+        .map_or(0, |&c| c + 1))
+}
+
 /// Fine-tunes `head` on `backbone`: trains both over `train` with `config` (validating on
 /// `valid`, logging into `dir` when given), then scores the result on `test`. Returns the
 /// training report and the test scores.

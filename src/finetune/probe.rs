@@ -6,7 +6,7 @@
 
 use burn::prelude::*;
 
-use crate::error::{Error, Result};
+use crate::error::Result;
 
 /// How the probe is fitted.
 #[derive(Config, Debug)]
@@ -31,21 +31,8 @@ pub fn linear_probe(
     test_labels: &[usize],
     config: &ProbeConfig,
 ) -> Result<f64> {
-    let [n, d] = train.dims();
-    let [m, _] = test.dims();
-    if n != train_labels.len() || m != test_labels.len() || n == 0 || m == 0 {
-        return Err(Error::InvalidConfig(format!(
-            "a probe needs a label per vector and vectors on both sides: {n} training vectors \
-             with {} labels, {m} test vectors with {}",
-            train_labels.len(),
-            test_labels.len()
-        )));
-    }
-    let classes = train_labels
-        .iter()
-        .chain(test_labels)
-        .max()
-        .map_or(0, |&c| c + 1);
+    let classes = super::classes_of("a probe", &train, train_labels, &test, test_labels)?;
+    let ([n, d], [m, _]) = (train.dims(), test.dims());
     let device = train.device();
     let mean = train.clone().mean_dim(0);
     let std = (train.clone() - mean.clone())

@@ -289,8 +289,7 @@ impl Mae {
         let target = patchify(batch.images.clone(), p);
         let mut predicted = self.reconstruct(vit, batch);
         if self.norm_pix_loss {
-            let mean = target.clone().mean_dim(2);
-            let std = target.clone().var(2).add_scalar(1e-6).sqrt();
+            let (mean, std) = patch_statistics(&target);
             predicted = predicted * std + mean;
         }
         let [n, l] = batch.restore.dims();
@@ -308,10 +307,17 @@ impl Mae {
         if !self.norm_pix_loss {
             return target;
         }
-        let mean = target.clone().mean_dim(2);
-        let var = target.clone().var(2);
-        (target - mean) / var.add_scalar(1e-6).sqrt()
+        let (mean, std) = patch_statistics(&target);
+        (target - mean) / std
     }
+}
+
+/// Each patch's mean and deviation `[batch, patches, 1]` as `norm_pix_loss` takes them
+/// (unbiased variance, ε 10⁻⁶, as MAE).
+fn patch_statistics(patches: &Tensor<3>) -> (Tensor<3>, Tensor<3>) {
+    let mean = patches.clone().mean_dim(2);
+    let std = patches.clone().var(2).add_scalar(1e-6).sqrt();
+    (mean, std)
 }
 
 /// `vit`'s states `[batch, 1 + keep, width]` of `[CLS]` and the visible patches of `batch`:

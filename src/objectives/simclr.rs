@@ -8,7 +8,7 @@ use burn::nn::{Linear, Relu};
 use burn::prelude::*;
 
 use super::{Loss, Metric, Objective, ObjectiveOutput, Weights};
-use crate::blocks::{VisionTransformer, normal_linear};
+use crate::blocks::{VisionTransformer, normal_linear, unit_rows};
 use crate::data::images::{ImageExample, ImageViews};
 use crate::data::{Batch, Task};
 use crate::error::{Error, Result};
@@ -85,13 +85,7 @@ pub fn nt_xent(z: Tensor<2>, temperature: f64) -> (Tensor<1>, Tensor<1>) {
     let [rows, _] = z.dims();
     let n = rows / 2;
     let device = z.device();
-    let norm = z
-        .clone()
-        .powf_scalar(2.0)
-        .sum_dim(1)
-        .sqrt()
-        .clamp_min(1e-12);
-    let z = z / norm;
+    let z = unit_rows(z);
     let logits = z.clone().matmul(z.transpose()).div_scalar(temperature);
     // A view is never its own candidate (SimCLR subtracts 10⁹ on the diagonal).
     let own = Tensor::<2>::eye(rows, &device).bool();

@@ -76,10 +76,7 @@ impl ImageSettings {
             Some(dir) => fashion_mnist(dir)?,
             None => bundled_fashion_mnist()?,
         };
-        let held = self.held_out.min(train.len() / 10).max(1);
-        let all: Vec<usize> = (0..train.len()).collect();
-        let cut = train.len() - held;
-        Ok((train.subset(&all[..cut]), train.subset(&all[cut..])))
+        Ok(train.hold_out(self.held_out))
     }
 
     /// Views of `images` with these settings' augmentation.
@@ -167,15 +164,19 @@ fn image_recipe(objective: ObjectiveRecipe, preset: Preset) -> Result<Recipe> {
         max_positions: recipe.seq_len,
         ..stack
     };
-    let steps = recipe.train.steps;
-    recipe.train = TrainConfig::new(steps, 256)
+    recipe.train = image_training(recipe.train.steps, 256).with_shards(recipe.train.shards);
+    Ok(recipe)
+}
+
+/// How the image objectives pretrain, `steps` steps of `batch` images: AdamW at 10⁻³ (β2 0.95,
+/// weight decay 0.05), 5 % of the steps warming up, validating on 8 batches.
+pub fn image_training(steps: usize, batch: usize) -> TrainConfig {
+    TrainConfig::new(steps, batch)
         .with_learning_rate(1e-3)
         .with_warmup_fraction(0.05)
         .with_weight_decay(0.05)
         .with_adam_beta2(Some(0.95))
         .with_valid_batches(8)
-        .with_shards(recipe.train.shards);
-    Ok(recipe)
 }
 
 /// `mae`: 75 % of the patches hidden, a decoder of one layer 64 wide, per-patch normalised
@@ -222,10 +223,12 @@ pub fn rotation(preset: Preset) -> Result<Recipe> {
 }
 
 /// Trains a fresh ViT of `run`'s recipe with the head `head` makes for it on the task `task`
-/// makes of each split of `images`, and saves the ViT.
+/// makes of each of `splits` (the training and validation images `images` read), and saves
+/// the ViT.
 fn run_images<H, T>(
     run: &Run,
     images: &ImageSettings,
+    splits: (Images, Images),
     head: impl FnOnce(&VisionTransformer) -> Result<H>,
     task: impl Fn(ImageViews) -> Result<T>,
 ) -> Result<RunReport>
@@ -235,9 +238,8 @@ where
 {
     let vit = images.vit(&run.recipe.encoder).init(run.device())?;
     let head = head(&vit)?;
-    let (train, valid) = images.read()?;
-    let train = task(images.views(train)?)?;
-    let valid = task(images.views(valid)?)?;
+    let train = task(images.views(splits.0)?)?;
+    let valid = task(images.views(splits.1)?)?;
     Ok(run.fit_tasks(vit, head, train, valid)?.into())
 }
 
@@ -294,7 +296,7 @@ impl ImageObjective for MaeSettings {
         let patches = self.images.vit(&run.recipe.encoder).grid().pow(2);
         let head = |vit: &VisionTransformer| self.mae.init(vit, run.device());
         let task = |views| MaeTask::new(views, patches, &self.mae);
-        run_images(run, &self.images, head, task)
+        run_images(run, &self.images, self.images.read()?, head, task)
     }
 }
 
@@ -309,7 +311,8 @@ impl ImageObjective for SimclrSettings {
 
     fn train(&self, run: &Run) -> Result<RunReport> {
         let head = |vit: &VisionTransformer| self.simclr.init(vit, run.device());
-        run_images(run, &self.images, head, |views| Ok(SimclrTask::new(views)))
+        let task = |views| Ok(SimclrTask::new(views));
+        run_images(run, &self.images, self.images.read()?, head, task)
     }
 }
 
@@ -331,8 +334,8 @@ impl ImageObjective for BeitSettings {
 
     /// Fits the codebook on the training images (seeded by the recipe's seed) first.
     fn train(&self, run: &Run) -> Result<RunReport> {
-        let (train, _) = self.images.read()?;
-        let plain = self.images.views(train)?.plain();
+        let splits = self.images.read()?;
+        let plain = self.images.views(splits.0.clone())?.plain();
         let fit = CodebookFit {
             seed: run.recipe.train.seed,
             ..CodebookFit::new(self.codes, self.images.patch_size)
@@ -340,7 +343,7 @@ impl ImageObjective for BeitSettings {
         let codebook = Arc::new(PatchCodebook::fit(&plain, &fit)?);
         let head = |vit: &VisionTransformer| self.beit.init(vit, codebook.len(), run.device());
         let task = |views| BeitTask::new(views, Arc::clone(&codebook), &self.beit);
-        run_images(run, &self.images, head, task)
+        run_images(run, &self.images, splits, head, task)
     }
 }
 
@@ -355,9 +358,8 @@ impl ImageObjective for RotationSettings {
 
     fn train(&self, run: &Run) -> Result<RunReport> {
         let head = |vit: &VisionTransformer| rotation_head(vit, run.device());
-        run_images(run, &self.images, head, |views| {
-            Ok(RotationTask::new(views))
-        })
+        let task = |views| Ok(RotationTask::new(views));
+        run_images(run, &self.images, self.images.read()?, head, task)
     }
 }
 

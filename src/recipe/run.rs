@@ -112,7 +112,7 @@ impl<M: Module, O: Module> From<TrainReport<M, O>> for RunReport {
 }
 
 /// A backbone whose encoder is what fine-tuning takes.
-pub trait HasEncoder: Module {
+pub trait HasEncoder {
     /// The encoder.
     fn encoder(&self) -> &TransformerEncoder;
 
