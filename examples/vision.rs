@@ -32,10 +32,7 @@ use pretext::blocks::{BlockConfig, VisionTransformer, VisionTransformerConfig};
 use pretext::data::images::{ClassifyImages, ImageViews};
 use pretext::data::patch_codes::{CodebookFit, PatchCodebook};
 use pretext::dataset::Images;
-use pretext::dataset::images::{
-    FASHION_MNIST_MEAN, FASHION_MNIST_STD, bundled_fashion_mnist, fashion_mnist,
-    fashion_mnist_cache,
-};
+use pretext::dataset::images::{bundled_fashion_mnist, fashion_mnist, fashion_mnist_cache};
 use pretext::finetune::images::{fine_tune_images, image_features};
 use pretext::finetune::knn::knn_accuracy;
 use pretext::finetune::probe::{ProbeConfig, linear_probe};
@@ -281,12 +278,7 @@ fn min_class(images: &Images) -> usize {
 
 /// Views of `images` by `augmentation`, normalised by Fashion-MNIST's statistics.
 fn views(images: &Images, augmentation: Augmentation) -> pretext::Result<ImageViews> {
-    ImageViews::new(
-        Arc::new(images.clone()),
-        augmentation,
-        FASHION_MNIST_MEAN,
-        FASHION_MNIST_STD,
-    )
+    ImageViews::fashion_mnist(images.clone(), augmentation)
 }
 
 /// Unaugmented views of `images`.
@@ -453,7 +445,16 @@ impl Pretraining<'_> {
             Ok(Pretrainer::new(vit, head))
         })?;
         let [train, valid] = self.splits.map(task);
-        let report = Trainer::new(model, self.config)
+        // One shard per core, as `pretrain` runs, unless the objective's examples meet in
+        // its loss (SimCLR's negatives).
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let shards = if model.objective.couples_batch() {
+            1
+        } else {
+            cores
+        };
+        let config = self.config.clone().with_shards(shards);
+        let report = Trainer::new(model, &config)
             .device(self.device)
             .output(self.run)
             .fit(&train?, &valid?)?;

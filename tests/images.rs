@@ -9,7 +9,7 @@ use burn::prelude::*;
 use pretext::blocks::{BlockConfig, VisionTransformer, VisionTransformerConfig};
 use pretext::data::images::{ClassifyImages, ImageViews};
 use pretext::data::patch_codes::{CodebookFit, PatchCodebook};
-use pretext::dataset::images::{FASHION_MNIST_MEAN, FASHION_MNIST_STD, bundled_fashion_mnist};
+use pretext::dataset::images::bundled_fashion_mnist;
 use pretext::finetune::images::{fine_tune_images, image_features};
 use pretext::finetune::knn::knn_accuracy;
 use pretext::finetune::probe::{ProbeConfig, linear_probe};
@@ -27,10 +27,7 @@ use pretext::{Error, Preset};
 /// Views of the bundled training and test images, augmented as MAE's.
 fn views(augmentation: Augmentation) -> (ImageViews, ImageViews) {
     let (train, test) = bundled_fashion_mnist().unwrap();
-    let make = |images| {
-        let (mean, std) = (FASHION_MNIST_MEAN, FASHION_MNIST_STD);
-        ImageViews::new(Arc::new(images), augmentation.clone(), mean, std).unwrap()
-    };
+    let make = |images| ImageViews::fashion_mnist(images, augmentation.clone()).unwrap();
     (make(train), make(test))
 }
 
@@ -96,6 +93,29 @@ fn simclr_learns_to_pair_views_of_one_image() {
         tail < head - SIMCLR_FALL,
         "the loss did not fall: {head} -> {tail}"
     );
+}
+
+#[test]
+fn simclr_refuses_a_batch_cut_into_shards_or_micro_batches() {
+    let device = Device::flex().autodiff();
+    let vit = tiny_vit(&device);
+    let simclr = SimclrConfig::new().init(&vit, &device).unwrap();
+    let model = Pretrainer::new(vit, simclr);
+    let (train, test) = views(Augmentation::simclr());
+    let (train, test) = (SimclrTask::new(train), SimclrTask::new(test));
+    for (shards, accumulation) in [(2, 1), (1, 2)] {
+        let mut schedule = common::quick_config(2);
+        schedule.batch_size = 8;
+        schedule.shards = shards;
+        schedule.grad_accumulation = accumulation;
+        let refused = Trainer::new(model.clone(), &schedule)
+            .device(&device)
+            .fit(&train, &test);
+        match refused {
+            Err(Error::InvalidConfig(why)) => assert!(why.contains("in-batch negatives"), "{why}"),
+            other => panic!("a cut batch was accepted: {:?}", other.map(|_| ())),
+        }
+    }
 }
 
 /// How far SimCLR's loss falls in 150 steps, at least (from about ln 31 = 3.43, chance among

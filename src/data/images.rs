@@ -9,6 +9,7 @@ use burn::prelude::*;
 
 use super::{Batch, TARGETS, Task, Weights};
 use crate::dataset::Images;
+use crate::dataset::images::{FASHION_MNIST_MEAN, FASHION_MNIST_STD};
 use crate::error::{Error, Result};
 use crate::noise::augment::Augmentation;
 use crate::util::rng::ExampleRng;
@@ -64,6 +65,20 @@ impl ImageViews {
             mean,
             std,
         })
+    }
+
+    /// Views of Fashion-MNIST `images` by `augmentation`, normalised by its training set's
+    /// pixel mean and standard deviation.
+    pub fn fashion_mnist(
+        images: impl Into<Arc<Images>>,
+        augmentation: Augmentation,
+    ) -> Result<Self> {
+        Self::new(
+            images.into(),
+            augmentation,
+            FASHION_MNIST_MEAN,
+            FASHION_MNIST_STD,
+        )
     }
 
     /// The same images unaugmented: what evaluation reads.
@@ -211,13 +226,7 @@ mod tests {
 
     fn views(augmentation: Augmentation) -> ImageViews {
         let (train, _) = bundled_fashion_mnist().unwrap();
-        ImageViews::new(
-            Arc::new(train),
-            augmentation,
-            FASHION_MNIST_MEAN,
-            FASHION_MNIST_STD,
-        )
-        .unwrap()
+        ImageViews::fashion_mnist(train, augmentation).unwrap()
     }
 
     #[test]

@@ -203,14 +203,12 @@ fn seed_centres(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::dataset::images::{FASHION_MNIST_MEAN, FASHION_MNIST_STD, bundled_fashion_mnist};
+    use crate::dataset::images::bundled_fashion_mnist;
     use crate::noise::augment::Augmentation;
-    use std::sync::Arc;
 
     fn views() -> ImageViews {
         let (train, _) = bundled_fashion_mnist().unwrap();
-        let (mean, std) = (FASHION_MNIST_MEAN, FASHION_MNIST_STD);
-        ImageViews::new(Arc::new(train), Augmentation::none(), mean, std).unwrap()
+        ImageViews::fashion_mnist(train, Augmentation::none()).unwrap()
     }
 
     fn small_fit() -> CodebookFit {

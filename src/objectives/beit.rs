@@ -19,7 +19,7 @@
 //!
 //! let device = Device::flex();
 //! let (train, _) = bundled_fashion_mnist().unwrap();
-//! let views = ImageViews::new(Arc::new(train), Augmentation::mae(), 0.286, 0.353).unwrap();
+//! let views = ImageViews::fashion_mnist(train, Augmentation::mae()).unwrap();
 //! let fit = CodebookFit { samples: 2000, iterations: 4, ..CodebookFit::new(32, 7) };
 //! let codebook = Arc::new(PatchCodebook::fit(&views, &fit).unwrap());
 //! let vit = VisionTransformerConfig::new(16, 1, BlockConfig::new(2, 32))
@@ -247,7 +247,7 @@ mod tests {
 
     fn task(mask_ratio: f64) -> BeitTask {
         let (train, _) = bundled_fashion_mnist().unwrap();
-        let views = ImageViews::new(Arc::new(train), Augmentation::none(), 0.286, 0.353).unwrap();
+        let views = ImageViews::fashion_mnist(train, Augmentation::none()).unwrap();
         let fit = CodebookFit {
             samples: 2000,
             iterations: 4,

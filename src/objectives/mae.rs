@@ -5,11 +5,10 @@
 //! (`norm_pix_loss`), as `facebookresearch/mae` computes it.
 //!
 //! ```
-//! use std::sync::Arc;
 //! use burn::prelude::*;
 //! use pretext::blocks::{BlockConfig, VisionTransformerConfig};
 //! use pretext::data::images::ImageViews;
-//! use pretext::dataset::images::{bundled_fashion_mnist, FASHION_MNIST_MEAN, FASHION_MNIST_STD};
+//! use pretext::dataset::images::bundled_fashion_mnist;
 //! use pretext::noise::augment::Augmentation;
 //! use pretext::objectives::{MaeConfig, MaeTask};
 //! use pretext::train::{TrainConfig, Trainer};
@@ -21,10 +20,7 @@
 //! let config = MaeConfig::new().with_decoder_width(32).with_decoder_heads(2);
 //! let mae = config.init(&vit, &device)?;
 //! let (train, test) = bundled_fashion_mnist()?;
-//! let views = |images| {
-//!     let (mean, std) = (FASHION_MNIST_MEAN, FASHION_MNIST_STD);
-//!     ImageViews::new(Arc::new(images), Augmentation::mae(), mean, std)
-//! };
+//! let views = |images| ImageViews::fashion_mnist(images, Augmentation::mae());
 //! let train = MaeTask::new(views(train)?, vit.num_patches(), &config)?;
 //! let test = MaeTask::new(views(test)?, vit.num_patches(), &config)?;
 //! let schedule = TrainConfig::new(2, 8).with_progress(false);
@@ -355,7 +351,7 @@ impl Objective<VisionTransformer> for Mae {
 mod tests {
     use super::*;
     use crate::blocks::{VisionTransformerConfig, unpatchify};
-    use crate::dataset::images::{FASHION_MNIST_MEAN, FASHION_MNIST_STD, bundled_fashion_mnist};
+    use crate::dataset::images::bundled_fashion_mnist;
     use crate::noise::augment::Augmentation;
     use crate::test_support::max_abs_diff;
     use crate::util::rng::example_rng;
@@ -375,13 +371,7 @@ mod tests {
 
     fn task(config: &MaeConfig) -> MaeTask {
         let (train, _) = bundled_fashion_mnist().unwrap();
-        let views = ImageViews::new(
-            std::sync::Arc::new(train),
-            Augmentation::mae(),
-            FASHION_MNIST_MEAN,
-            FASHION_MNIST_STD,
-        )
-        .unwrap();
+        let views = ImageViews::fashion_mnist(train, Augmentation::mae()).unwrap();
         MaeTask::new(views, 16, config).unwrap()
     }
 

@@ -161,6 +161,14 @@ pub trait Objective<M>: Module + ModuleDisplay {
 
     /// Runs `backbone` and the heads on `batch` and scores the result.
     fn forward(&self, backbone: &M, batch: Self::Batch) -> ObjectiveOutput;
+
+    /// Whether an example's loss depends on the other examples of its batch, as with
+    /// SimCLR's in-batch negatives. Cutting such a batch into shards, micro-batches, devices
+    /// or ranks would change the loss, not only the speed, so the trainer refuses to.
+    /// Default false.
+    fn couples_batch(&self) -> bool {
+        false
+    }
 }
 
 /// A head over one bidirectional encoder pass: given the hidden states of a [`TokenBatch`],

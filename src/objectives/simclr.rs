@@ -190,6 +190,11 @@ impl Objective<VisionTransformer> for Simclr {
             loss: Loss::over(VIEWS, sum),
         }
     }
+
+    /// Every view's negatives are the batch's other views.
+    fn couples_batch(&self) -> bool {
+        true
+    }
 }
 
 #[cfg(test)]

@@ -18,9 +18,7 @@ use crate::data::Task;
 use crate::data::images::ImageViews;
 use crate::data::patch_codes::{CodebookFit, PatchCodebook};
 use crate::dataset::Images;
-use crate::dataset::images::{
-    FASHION_MNIST_MEAN, FASHION_MNIST_STD, bundled_fashion_mnist, fashion_mnist,
-};
+use crate::dataset::images::{bundled_fashion_mnist, fashion_mnist};
 use crate::error::{Error, Result, in_setting};
 use crate::noise::augment::Augmentation;
 use crate::objectives::{
@@ -81,8 +79,7 @@ impl ImageSettings {
 
     /// Views of `images` with these settings' augmentation.
     pub fn views(&self, images: Images) -> Result<ImageViews> {
-        let (mean, std) = (FASHION_MNIST_MEAN, FASHION_MNIST_STD);
-        ImageViews::new(Arc::new(images), self.augmentation.clone(), mean, std)
+        ImageViews::fashion_mnist(images, self.augmentation.clone())
     }
 
     /// Checks the directory, the augmentation and the ViT the recipe's encoder makes.
@@ -198,7 +195,10 @@ pub fn simclr(preset: Preset) -> Result<Recipe> {
         images,
         simclr: SimclrConfig::new(),
     };
-    image_recipe(ObjectiveRecipe::Simclr(settings), preset)
+    let mut recipe = image_recipe(ObjectiveRecipe::Simclr(settings), preset)?;
+    // In-batch negatives: the batch's views must meet in one shard.
+    recipe.train.shards = 1;
+    Ok(recipe)
 }
 
 /// `beit`: 40 % of the patches hidden, 256 codes; MAE's views.

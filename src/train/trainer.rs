@@ -146,6 +146,9 @@ impl<M: Module + ModuleDisplay, O: Objective<M>> Trainer<M, O> {
         let ranks = ranks.as_ref();
         let devices = devices.unwrap_or_else(|| model.devices().into_iter().take(1).collect());
         check(&config, &devices, ranks.size(), train, valid)?;
+        if model.objective.couples_batch() {
+            check_whole_batches(&config, devices.len(), ranks.size())?;
+        }
         crate::quantize::check_not_quantized(&model)?;
         ranks::check_same_settings(ranks, &format!("{config:?}"))?;
         let per_step = config.batch_size * config.grad_accumulation;
@@ -261,6 +264,24 @@ fn check<T: Task>(
         )));
     }
     Ok(())
+}
+
+/// Checks that nothing cuts a step's batch, for an objective that scores each example against
+/// the others of its batch.
+fn check_whole_batches(config: &TrainConfig, devices: usize, ranks: usize) -> Result<()> {
+    let cuts = [
+        ("shards", config.shards.min(config.batch_size)),
+        ("grad_accumulation", config.grad_accumulation),
+        ("devices", devices),
+        ("ranks", ranks),
+    ];
+    match cuts.into_iter().find(|&(_, n)| n > 1) {
+        Some((name, n)) => Err(Error::InvalidConfig(format!(
+            "the objective scores each example against the others of its batch (in-batch \
+             negatives), so a step's batch must stay whole: {name} is {n}, and must be 1"
+        ))),
+        None => Ok(()),
+    }
 }
 
 /// The loss of a step's whole batch and its gradient.

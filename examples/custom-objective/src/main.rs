@@ -181,6 +181,12 @@ impl<M: EncoderBackbone> Objective<M> for SimCse {
             metrics,
         }
     }
+
+    /// Every sentence's negatives are the batch's other sentences: the trainer keeps the
+    /// batch whole.
+    fn couples_batch(&self) -> bool {
+        true
+    }
 }
 
 // ---- Training with pretext's loop, then fine-tuning the encoder. ----
