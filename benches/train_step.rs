@@ -17,11 +17,14 @@
 //!   source's and the decoder's together.
 //! - `xlnet_*`: the MLM encoder run as two streams (XLNet's query stream for a sixth of the
 //!   tokens, in spans), the tied head on the query stream; tokens counted as for MLM.
+//! - `mae_*`: MAE's step at the `vision` example's shape, counted in images: a ViT 128 wide
+//!   with 4 layers of 4 heads on 256 Fashion-MNIST pictures of 49 patches, 12 of them
+//!   visible, and MAE's decoder, 64 wide, one layer (`scripts/torch_mae.py` is PyTorch's).
 //!
 //! Each step in two variants: the whole batch on the calling thread (burn's kernels spread
 //! over the cores as they can), and the batch in one shard per core ([`Shards`]), as
-//! `pretrain` runs on a CPU. Criterion's rate is tokens/s; after each variant a line gives
-//! its median step, tokens/s, achieved GFLOP/s (the matmul FLOPs of the step, counted from
+//! `pretrain` runs on a CPU. Criterion's rate is tokens/s (images/s for MAE); after each
+//! variant a line gives its median step, that rate, achieved GFLOP/s (the matmul FLOPs of the step, counted from
 //! the shapes, over the median time) and the process's peak resident memory so far (run one
 //! objective alone, e.g. with the filter `mlm`, to read its peak).
 //!
@@ -35,20 +38,26 @@ use burn::prelude::*;
 use burn::tensor::{Distribution, FloatDType};
 use criterion::measurement::WallTime;
 use criterion::{Bencher, BenchmarkGroup, Criterion, Throughput, criterion_group, criterion_main};
+use pretext::blocks::VisionTransformerConfig;
 use pretext::blocks::{Activation, BlockConfig, EncoderDecoderConfig, NormKind, PositionEncoding};
+use pretext::data::images::ImageViews;
 use pretext::data::{Batch, Task};
 use pretext::dataset::Documents;
+use pretext::dataset::images::bundled_fashion_mnist;
+use pretext::noise::augment::Augmentation;
 use pretext::noise::bart::BartNoise;
 use pretext::noise::{MlmMasking, PermutationMasking};
 use pretext::objectives::{
-    BartTask, ElectraConfig, ElectraTask, MlmConfig, MlmTask, Objective, PermutationTask,
-    PermutedLmConfig, Seq2SeqConfig, Weights,
+    BartTask, ElectraConfig, ElectraTask, MaeConfig, MaeTask, MlmConfig, MlmTask, Objective,
+    PermutationTask, PermutedLmConfig, Seq2SeqConfig, Weights,
 };
 use pretext::train::{Part, Shards};
 use pretext::util::rng::example_rng;
 use pretext::{Preset, Pretrainer, Tokenizer};
 
 const BATCH: usize = 16;
+/// Images in MAE's step (the `vision` example's batch).
+const IMAGE_BATCH: usize = 256;
 const SEQ_LEN: usize = 128;
 
 /// Forward FLOPs of the matmuls of one Transformer layer of width `h` and feed-forward `ffn`
@@ -77,20 +86,29 @@ fn real_documents(tokenizer: &Tokenizer) -> Documents {
 
 /// The first `BATCH` examples of `task` that `full` accepts.
 fn examples<T: Task>(task: &T, full: impl Fn(&T::Example) -> bool) -> Vec<T::Example> {
+    first_examples(task, BATCH, full)
+}
+
+/// The first `count` examples of `task` that `full` accepts.
+fn first_examples<T: Task>(
+    task: &T,
+    count: usize,
+    full: impl Fn(&T::Example) -> bool,
+) -> Vec<T::Example> {
     (0..task.num_examples())
         .map(|i| task.example(i, &mut example_rng(0, 0, i as u64)).unwrap())
         .filter(|e| full(e))
-        .take(BATCH)
+        .take(count)
         .collect()
 }
 
-/// Benchmarks a training step of `model` on `examples`, unsharded and in one shard per core.
+/// Benchmarks a training step of `model` on `examples`, unsharded and in one shard per core,
+/// its rate counted in the batch's tokens, or in `examples` where `unit` is "images".
 fn bench_steps<M, O, T>(
     group: &mut BenchmarkGroup<'_, WallTime>,
     name: &str,
     mut model: Pretrainer<M, O>,
-    task: &T,
-    examples: &[T::Example],
+    (task, examples, unit): (&T, &[T::Example], &str),
     flops: f64,
     device: &Device,
 ) where
@@ -100,12 +118,15 @@ fn bench_steps<M, O, T>(
     T::Example: Clone,
 {
     let mut optim = pretext::train::adamw(0.01, None);
-    let tokens = task.collate(examples, device).unwrap().num_tokens();
-    group.throughput(Throughput::Elements(tokens as u64));
+    let count = match unit {
+        "tokens" => task.collate(examples, device).unwrap().num_tokens(),
+        _ => examples.len(),
+    };
+    group.throughput(Throughput::Elements(count as u64));
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     for n in [1, cores] {
         let shards = Shards::new(n).unwrap();
-        let size = BATCH.div_ceil(n);
+        let size = examples.len().div_ceil(n);
         let parts: Vec<_> = examples
             .chunks(size)
             .enumerate()
@@ -118,7 +139,7 @@ fn bench_steps<M, O, T>(
         for part in &parts {
             totals.add(&part.batch.weights());
         }
-        let id = format!("{name}_tokens_{n}_shards");
+        let id = format!("{name}_{unit}_{n}_shards");
         let mut steps = Vec::new();
         group.bench_function(&id, |b| {
             timed(b, &mut steps, || {
@@ -129,7 +150,7 @@ fn bench_steps<M, O, T>(
                 model = optim.step(1e-4, model.clone(), grads.grads());
             })
         });
-        report(&id, &mut steps, tokens, flops);
+        report(&id, &mut steps, (count, unit), flops);
     }
 }
 
@@ -146,9 +167,10 @@ fn timed(bencher: &mut Bencher<'_, WallTime>, steps: &mut Vec<f64>, mut step: im
     })
 }
 
-/// Prints the median step of `steps` (the second half, past warm-up) as s/step, tokens/s
-/// (unless `tokens` is 0) and achieved GFLOP/s, with the process's peak resident memory so far.
-fn report(id: &str, steps: &mut Vec<f64>, tokens: usize, flops: f64) {
+/// Prints the median step of `steps` (the second half, past warm-up) as s/step, `count`
+/// `unit`s per second (unless `count` is 0) and achieved GFLOP/s, with the process's peak
+/// resident memory so far.
+fn report(id: &str, steps: &mut Vec<f64>, (count, unit): (usize, &str), flops: f64) {
     if steps.is_empty() {
         return; // filtered out
     }
@@ -159,9 +181,9 @@ fn report(id: &str, steps: &mut Vec<f64>, tokens: usize, flops: f64) {
         "{id}: median {median:.3} s/step over {} steps,{} {:.1} GFLOP/s achieved \
          ({:.1} GFLOP/step); peak resident memory so far {}",
         measured.len(),
-        match tokens {
+        match count {
             0 => String::new(),
-            n => format!(" {:.0} tokens/s,", n as f64 / median),
+            n => format!(" {:.0} {unit}/s,", n as f64 / median),
         },
         flops / median / 1e9,
         flops / 1e9,
@@ -203,7 +225,7 @@ fn matmul_ceiling(group: &mut BenchmarkGroup<'_, WallTime>) {
                 std::hint::black_box(a.clone().matmul(b.clone()).into_data());
             })
         });
-        report(&id, &mut steps, 0, flops);
+        report(&id, &mut steps, (0, ""), flops);
     }
 }
 
@@ -247,8 +269,7 @@ fn train_steps(c: &mut Criterion) {
         &mut group,
         "mlm_reference",
         mlm,
-        &task,
-        &batch,
+        (&task, &batch, "tokens"),
         flops,
         &device,
     );
@@ -284,8 +305,7 @@ fn train_steps(c: &mut Criterion) {
         &mut group,
         "mlm_modern",
         model,
-        &task,
-        &batch,
+        (&task, &batch, "tokens"),
         modern_flops,
         &device,
     );
@@ -318,8 +338,7 @@ fn train_steps(c: &mut Criterion) {
         &mut group,
         "electra_reference",
         electra,
-        &task,
-        &batch,
+        (&task, &batch, "tokens"),
         flops,
         &device,
     );
@@ -343,8 +362,7 @@ fn train_steps(c: &mut Criterion) {
         &mut group,
         "xlnet_reference",
         xlnet,
-        &task,
-        &batch,
+        (&task, &batch, "tokens"),
         flops,
         &device,
     );
@@ -380,12 +398,54 @@ fn train_steps(c: &mut Criterion) {
         &mut group,
         "bart_reference",
         bart,
-        &task,
-        &batch,
+        (&task, &batch, "tokens"),
         flops,
         &device,
     );
+    mae_step(&mut group);
     group.finish();
+}
+
+/// MAE's step at the `vision` example's shape (see the header).
+fn mae_step(group: &mut BenchmarkGroup<'_, WallTime>) {
+    let device = Device::flex().autodiff();
+    let (width, layers) = (128, 4);
+    let vit_config = VisionTransformerConfig::new(width, layers, BlockConfig::new(4, 4 * width));
+    let config = MaeConfig::new();
+    device.seed(0);
+    let vit = vit_config.init(&device).unwrap();
+    let head = config.init(&vit, &device).unwrap();
+    let (patches, pixels) = (vit.num_patches(), vit.patch_values());
+    let mae = Pretrainer::new(vit, head);
+    let (train, _) = bundled_fashion_mnist().unwrap();
+    let views = ImageViews::fashion_mnist(train, Augmentation::mae()).unwrap();
+    let task = MaeTask::new(views, patches, &config).unwrap();
+    let batch = first_examples(&task, IMAGE_BATCH, |_| true);
+    // The encoder on the visible patches and `[CLS]`; the decoder on every patch and `[CLS]`,
+    // its input and output maps; the patch map on the visible patches.
+    let n = IMAGE_BATCH as f64;
+    let (seen, all) = (
+        (config.visible(patches).unwrap() + 1) as f64,
+        (patches + 1) as f64,
+    );
+    let (h, d, p) = (width as f64, config.decoder_width as f64, pixels as f64);
+    let forward = layers as f64 * layer_flops(n * seen, seen, h, 4.0 * h)
+        + config.decoder_layers as f64 * layer_flops(n * all, all, d, 4.0 * d)
+        + 2.0 * n * (seen * h * d + all * d * p + (seen - 1.0) * p * h);
+    let flops = 3.0 * forward;
+    eprintln!(
+        "MAE step: {} parameters, {IMAGE_BATCH} images, {:.1} GFLOP per step",
+        mae.num_params(),
+        flops / 1e9
+    );
+    bench_steps(
+        group,
+        "mae_vision",
+        mae,
+        (&task, &batch, "images"),
+        flops,
+        &device,
+    );
 }
 
 criterion_group!(benches, train_steps);

@@ -1,23 +1,35 @@
 #!/usr/bin/env bash
-# pretext's MLM reference step against PyTorch eager on this host, measured in one run.
+# A pretext training step against PyTorch eager on this host, measured in one run.
 #
-# Alternates, ROUNDS times, the criterion bench `mlm_reference_tokens_2_shards` (pretext,
-# release, one shard per core) and `scripts/torch_baseline.py` (HF BertForMaskedLM, the same
-# shapes, torch on the same number of threads), so that both see the same machine, drift
-# included. Prints each round's tokens/s and their ratio, the median ratio, and the host CPU.
+# STEP is `mlm` (default) or `mae`:
+# - mlm: the criterion bench `mlm_reference_tokens_2_shards` (one shard per core) against
+#   `scripts/torch_baseline.py` (HF BertForMaskedLM at the same shapes), in tokens/s;
+# - mae: the bench `mae_vision_images_N_shards` (one shard per core, as the `vision` example
+#   trains) against `scripts/torch_mae.py` (the same ViT and decoder), in images/s.
 #
-#     PYTHON=/path/to/venv/bin/python bash scripts/torch_ratio.sh [ROUNDS]
+# Alternates the two ROUNDS times, torch on as many threads as there are cores, so that both
+# see the same machine, drift included. Prints each round's rates and their ratio, the
+# median ratio, and the host CPU.
 #
-# PYTHON must have torch and transformers (a throwaway venv: `pip install torch transformers`;
-# they are not dependencies of the crate). ROUNDS defaults to 5.
+#     PYTHON=/path/to/venv/bin/python bash scripts/torch_ratio.sh [ROUNDS] [STEP]
+#
+# PYTHON must have torch, and transformers for mlm (a throwaway venv: `pip install torch
+# transformers`; they are not dependencies of the crate). ROUNDS defaults to 5.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 rounds="${1:-5}"
+step="${2:-mlm}"
 python="${PYTHON:-python3}"
 cores="$(nproc)"
-"$python" -c "import torch, transformers" 2>/dev/null || {
-  echo "error: $python cannot import torch and transformers (set PYTHON to a venv that has them)" >&2
+case "$step" in
+  mlm) id=mlm_reference_tokens_2_shards unit=tokens script=scripts/torch_baseline.py
+    modules="torch, transformers" ;;
+  mae) id="mae_vision_images_${cores}_shards" unit=images script=scripts/torch_mae.py modules=torch ;;
+  *) echo "error: STEP is mlm or mae, not $step" >&2; exit 2 ;;
+esac
+"$python" -c "import $modules" 2>/dev/null || {
+  echo "error: $python cannot import $modules (set PYTHON to a venv that has them)" >&2
   exit 2
 }
 
@@ -32,17 +44,17 @@ echo "torch: $("$python" -c 'import torch; print(torch.__version__, torch.backen
 
 ratios=()
 for round in $(seq 1 "$rounds"); do
-  ours="$("$bench" --bench mlm_reference_tokens_2_shards 2>&1 |
-    sed -n 's/^mlm_reference_tokens_2_shards: median .* \([0-9]*\) tokens\/s.*/\1/p')"
-  theirs="$("$python" scripts/torch_baseline.py --threads "$cores" --steps 20 |
-    sed -n 's/.* \([0-9]*\) tokens\/s .*/\1/p')"
+  ours="$("$bench" --bench "$id" 2>&1 |
+    sed -n "s/^$id: median .* \([0-9]*\) $unit\/s.*/\1/p")"
+  theirs="$("$python" "$script" --threads "$cores" --steps 20 |
+    sed -n "s/.* \([0-9]*\) $unit\/s .*/\1/p")"
   if [ -z "$ours" ] || [ -z "$theirs" ]; then
     echo "error: round $round gave no figure (pretext: '$ours', PyTorch: '$theirs')" >&2
     exit 1
   fi
   ratio="$(awk -v a="$ours" -v b="$theirs" 'BEGIN { printf "%.2f", a / b }')"
   ratios+=("$ratio")
-  echo "round $round: pretext $ours tokens/s, PyTorch $theirs tokens/s, ratio $ratio"
+  echo "round $round: pretext $ours $unit/s, PyTorch $theirs $unit/s, ratio $ratio"
 done
 median="$(printf '%s\n' "${ratios[@]}" | sort -n | awk '{ r[NR] = $1 } END { print (NR % 2) ? r[(NR + 1) / 2] : (r[NR / 2] + r[NR / 2 + 1]) / 2 }')"
 echo "median ratio pretext / PyTorch: $median over $rounds rounds (${cpu:-unknown CPU}, $cores cores)"
