@@ -7,10 +7,8 @@ AdamW, MLM 15 %), on this machine's threads. Prints the median step time and tok
 Needs torch and transformers (not a dependency of the crate; install them in a throwaway venv).
 """
 import argparse
-import statistics
-import time
-
 import torch
+from torch_steps import time_steps
 from transformers import BertConfig, BertForMaskedLM
 
 p = argparse.ArgumentParser()
@@ -33,16 +31,5 @@ labels[masked] = ids[masked]
 inputs = ids.clone()
 inputs[masked] = 4  # [MASK]
 
-times = []
-for step in range(args.warmup + args.steps):
-    start = time.perf_counter()
-    loss = model(input_ids=inputs, labels=labels).loss
-    loss.backward()
-    optim.step()
-    optim.zero_grad(set_to_none=True)
-    if step >= args.warmup:
-        times.append(time.perf_counter() - start)
-median = statistics.median(times)
-print(f"torch {torch.__version__}, {args.threads} threads, {torch.backends.cpu.get_cpu_capability()}: "
-      f"median step {median * 1000:.0f} ms, {batch * seq / median:.0f} tokens/s "
-      f"(min {batch * seq / max(times):.0f}, max {batch * seq / min(times):.0f})")
+time_steps(lambda: model(input_ids=inputs, labels=labels).loss, optim, args.warmup, args.steps,
+           batch * seq, "tokens", args.threads)

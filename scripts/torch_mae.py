@@ -11,10 +11,8 @@ Needs torch only (not a dependency of the crate; install it in a throwaway venv)
 are random: a step's cost does not depend on them.
 """
 import argparse
-import statistics
-import time
-
 import torch
+from torch_steps import time_steps
 from torch import nn
 
 p = argparse.ArgumentParser()
@@ -82,16 +80,4 @@ model = Mae().train()
 optim = torch.optim.AdamW(model.parameters(), lr=1e-4, weight_decay=0.05)
 images = torch.randn(args.batch, 1, SIDE, SIDE)
 
-times = []
-for step in range(args.warmup + args.steps):
-    start = time.perf_counter()
-    loss = model(images)
-    loss.backward()
-    optim.step()
-    optim.zero_grad(set_to_none=True)
-    if step >= args.warmup:
-        times.append(time.perf_counter() - start)
-median = statistics.median(times)
-print(f"torch {torch.__version__}, {args.threads} threads, {torch.backends.cpu.get_cpu_capability()}: "
-      f"median step {median * 1000:.0f} ms, {args.batch / median:.0f} images/s "
-      f"(min {args.batch / max(times):.0f}, max {args.batch / min(times):.0f})")
+time_steps(lambda: model(images), optim, args.warmup, args.steps, args.batch, "images", args.threads)
