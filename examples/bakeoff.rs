@@ -481,10 +481,7 @@ fn run_images(args: Args) -> Result<()> {
         ]
         .map(String::from)
         .to_vec();
-        run_once(&vision, &dir, "results.json", arguments, false)?;
-        let path = dir.join("results.json");
-        let results: Value = serde_json::from_str(&std::fs::read_to_string(&path)?)
-            .map_err(|e| format!("{}: {e}", path.display()))?;
+        let results = run_vision(&vision, &dir, arguments, &labels, seeds)?;
         let seconds = results["pretrain"]["seconds"].as_f64().unwrap_or(0.0);
         let pretrained = match source {
             "scratch" => None,
@@ -531,6 +528,53 @@ fn run_images(args: Args) -> Result<()> {
         out.display()
     );
     Ok(())
+}
+
+/// Runs the `vision` example into `dir` with `arguments` unless its `results.json` already
+/// holds a fine-tuned score for every label share and seed asked for; its results. A run that
+/// got as far as its pretrained ViT (`vit.bpk`) goes on in place, the example computing only
+/// the scores it lacks; any other starts over. Output goes to `dir/log.txt`.
+fn run_vision(
+    vision: &Path,
+    dir: &Path,
+    arguments: Vec<String>,
+    labels: &[usize],
+    seeds: u64,
+) -> Result<Value> {
+    let path = dir.join("results.json");
+    let read =
+        || -> Option<Value> { serde_json::from_str(&std::fs::read_to_string(&path).ok()?).ok() };
+    let complete = |results: &Value| {
+        labels.iter().all(|l| {
+            (1..=seeds).all(|s| results["finetune"][l.to_string()][s.to_string()].is_number())
+        })
+    };
+    if let Some(results) = read().filter(complete) {
+        return Ok(results);
+    }
+    if dir.exists() && !dir.join("vit.bpk").is_file() {
+        std::fs::remove_dir_all(dir)?;
+    }
+    std::fs::create_dir_all(dir)?;
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(dir.join("log.txt"))?;
+    let status = std::process::Command::new(vision)
+        .args(arguments)
+        .stdout(log.try_clone()?)
+        .stderr(log)
+        .status()?;
+    let log = dir.join("log.txt");
+    match read().filter(complete) {
+        Some(results) if status.success() => Ok(results),
+        _ => Err(format!(
+            "the vision run in {} failed ({status}); see {}",
+            dir.display(),
+            log.display()
+        )
+        .into()),
+    }
 }
 
 /// A vision run's fine-tuned test accuracies with `percent` % of the labels, by seed.

@@ -18,7 +18,8 @@
 //!
 //! It writes into `OUT` (default `runs/vision-OBJECTIVE`): `pretrain/` (the pretraining's
 //! `metrics.jsonl` and checkpoints), `vit.bpk` (the pretrained ViT, reused when the example is
-//! run again), `results.json` (every score, merged over runs) and, for MAE,
+//! run again), `results.json` (every score, merged over runs: run again with more label shares
+//! or seeds, it computes only the scores it lacks) and, for MAE,
 //! `reconstructions.png`: test images, what the encoder saw of them, and the decoder's
 //! reconstruction, a row each.
 
@@ -180,6 +181,9 @@ fn main() -> Result<()> {
     let (train_labels, test_labels) = (labels(&train)?, labels(&test)?);
     let started = Instant::now();
     for (pool, mean) in [("cls", false), ("mean", true)] {
+        if results["knn"][pool].is_number() && results["probe"][pool].is_number() {
+            continue; // scored by an earlier run of the same ViT
+        }
         let vectors = |images: &Images| image_features(&frozen, &plain(images), mean, &inner);
         let (a, b) = (vectors(&train)?, vectors(&test)?);
         let knn = knn_accuracy(a.clone(), &train_labels, b.clone(), &test_labels, 20, 0.07)?;
@@ -200,6 +204,14 @@ fn main() -> Result<()> {
     let test_views = plain(&test);
     for &percent in &args.labels {
         for &seed in &args.seeds {
+            let key = [format!("{percent}"), format!("{seed}")];
+            if let Some(accuracy) = results["finetune"][&key[0]][&key[1]].as_f64() {
+                eprintln!(
+                    "{percent:>3} % labels, seed {seed}: test accuracy {:.2} % (an earlier run's)",
+                    100.0 * accuracy
+                );
+                continue;
+            }
             let per_class = (train.len() / 10 * percent / 100).max(1);
             let subset = match percent {
                 100 => train.clone(),
@@ -239,7 +251,7 @@ fn main() -> Result<()> {
                 100.0 * accuracy,
                 started.elapsed().as_secs_f64()
             );
-            results["finetune"][format!("{percent}")][format!("{seed}")] = json!(accuracy);
+            results["finetune"][&key[0]][&key[1]] = json!(accuracy);
             std::fs::write(&results_path, serde_json::to_string_pretty(&results)?)?;
         }
     }
@@ -393,6 +405,10 @@ fn pretrain(
         );
         results["pretrain"] = json!({"steps": steps, "batch": batch, "epochs": args.epochs,
             "seconds": seconds, "images_per_s": images_per_s, "learning_rate": args.learning_rate});
+    }
+    // A new ViT: the scores of an earlier one no longer hold.
+    for scores in ["knn", "probe", "finetune"] {
+        results[scores] = Value::Null;
     }
     save_weights(&vit, &path)?;
     Ok(vit)
